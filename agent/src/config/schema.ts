@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { NAME_PATTERN, NAME_RULE } from '../../../format/layout';
+
+/**
+ * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
+ * it). It holds no secret: passwords and the signing key are named by parameter or file, and read
+ * at run time.
+ */
+
+const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+/** Where a secret lives. Never the secret itself. */
+export const secretRefSchema = z.union([
+  z.object({ parameter: z.string().min(1).describe('SSM SecureString parameter name') }).strict(),
+  z.object({ file: z.string().min(1).describe('local file readable only by root (0600)') }).strict(),
+]);
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+/** Where public keys live: inline armored text is fine since public keys are not secrets. */
+export const publicKeysRefSchema = z.union([
+  z.object({ parameter: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ armored: z.string().min(1) }).strict(),
+]);
+export type PublicKeysRef = z.infer<typeof publicKeysRefSchema>;
+
+const runAs = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]*$/, 'must be a local user name')
+  .optional()
+  .describe('run the dump tool as this local user (peer authentication); the agent must run as root');
+
+const databases = z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]);
+
+const postgresSource = z
+  .object({
+    name,
+    type: z.literal('postgres'),
+    databases: databases.default('all'),
+    /** Cluster-wide roles and tablespaces (pg_dumpall --globals-only); default on when databases is "all". */
+    globals: z.boolean().optional(),
+    host: z.string().optional().describe('host name, IP or socket directory; omit for the default socket'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    user: z.string().optional(),
+    password: secretRefSchema.optional(),
+    runAs,
+    excludeTables: z.array(z.string()).default([]),
+    /** Databases never dumped when databases is "all". */
+    excludeDatabases: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const mysqlSource = z
+  .object({
+    name,
+    type: z.literal('mysql'),
+    databases: databases.default('all'),
+    host: z.string().optional(),
+    port: z.number().int().min(1).max(65535).default(3306),
+    socket: z.string().optional(),
+    user: z.string().optional(),
+    password: secretRefSchema.optional(),
+    runAs,
+    excludeDatabases: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const filesSource = z
+  .object({
+    name,
+    type: z.literal('files'),
+    paths: z.array(z.string().regex(/^\//, 'must be an absolute path')).min(1),
+    excludes: z.array(z.string()).default([]),
+    runAs,
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [postgresSource, mysqlSource, filesSource]);
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type PostgresSourceConfig = z.infer<typeof postgresSource>;
+export type MysqlSourceConfig = z.infer<typeof mysqlSource>;
+export type FilesSourceConfig = z.infer<typeof filesSource>;
+
+const weekdays = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
+
+export const calendarSchema = z
+  .object({
+    /** IANA time zone the calendar day is taken in (a 01:00 run in Europe/Paris is still "that" day). */
+    timeZone: z.string().default('UTC'),
+    yearly: z.object({ month: z.number().int().min(1).max(12), day: z.number().int().min(1).max(31) }).strict().nullable().default({ month: 1, day: 1 }),
+    monthly: z.object({ day: z.number().int().min(1).max(28) }).strict().nullable().default({ day: 1 }),
+    weekly: z.object({ weekday: z.enum(weekdays) }).strict().nullable().default({ weekday: 'sunday' }),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: value.timeZone });
+    } catch {
+      ctx.addIssue({ code: 'custom', path: ['timeZone'], message: `"${value.timeZone}" is not an IANA time zone (e.g. "UTC", "Europe/Paris")` });
+    }
+  });
+export type CalendarConfig = z.infer<typeof calendarSchema>;
+
+export const agentConfigSchema = z
+  .object({
+    group: name,
+    /** Defaults to the first label of the OS host name. */
+    host: name.optional(),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    region: z.string().default('us-east-1'),
+    /** For S3-compatible or local endpoints (tests, moto). Path-style addressing is used with it. */
+    endpoint: z.url().optional(),
+    /** Prefix of the group's SSM parameters. */
+    parameterPrefix: z.string().default('/coldseal'),
+    recipients: publicKeysRefSchema,
+    signingKey: secretRefSchema,
+    /** SNS topic for failure alerts; omit to alert only through the exit status and logs. */
+    alertTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN').optional(),
+    compression: z
+      .object({
+        /** auto: zstd when the zstd binary is on PATH, else gzip (Node's zlib). */
+        algorithm: z.enum(['auto', 'zstd', 'gzip']).default('auto'),
+        level: z.number().int().min(1).max(19).optional(),
+        /** zstd worker threads; 0 = one per core. */
+        threads: z.number().int().min(0).max(64).default(0),
+      })
+      .strict()
+      .default({ algorithm: 'auto', threads: 0 }),
+    upload: z
+      .object({
+        /** Fixed part size; default: chosen from the database size so the largest dump fits 10,000 parts. */
+        partSizeMiB: z.number().int().min(5).max(5120).optional(),
+        /** Parts in flight at once; memory is about partSize × (queueSize + 1). */
+        queueSize: z.number().int().min(1).max(16).default(2),
+        storageClass: z.enum(['STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING']).default('STANDARD'),
+        /** KMS key for SSE-KMS; omit for the bucket's default encryption. */
+        kmsKeyId: z.string().optional(),
+      })
+      .strict()
+      .default({ queueSize: 2, storageClass: 'STANDARD' }),
+    calendar: calendarSchema.default({ timeZone: 'UTC', yearly: { month: 1, day: 1 }, monthly: { day: 1 }, weekly: { weekday: 'sunday' } }),
+    sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    const seen = new Set<string>();
+    value.sources.forEach((source, index) => {
+      if (seen.has(source.name)) ctx.addIssue({ code: 'custom', path: ['sources', index, 'name'], message: `source name "${source.name}" is used twice` });
+      seen.add(source.name);
+    });
+  });
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+export const WEEKDAYS = weekdays;

@@ -1,0 +1,146 @@
+/**
+ * The S3 key layout shared by the agent, the Lambdas and the stack's lifecycle rules.
+ *
+ * backups/<tier>/<group>/<host>/<source>/<stamp>.<artifact>.<ext>.pgp   ciphertext
+ * backups/<tier>/<group>/<host>/<source>/<stamp>.manifest.json          signed manifest (commit point)
+ * drills/<group>/<host>/<stamp>.drill.json                              signed drill receipt
+ * reports/<YYYY-MM-DD>/verification.{json,html}                         verifier output
+ *
+ * The tier is the first path segment so that a lifecycle rule (and an Object Lock default) can
+ * target a tier by prefix alone.
+ */
+
+export const TIERS = ['daily', 'weekly', 'monthly', 'yearly'] as const;
+export type Tier = (typeof TIERS)[number];
+
+export const BACKUPS_PREFIX = 'backups/';
+export const DRILLS_PREFIX = 'drills/';
+export const REPORTS_PREFIX = 'reports/';
+
+/** Group, host and source names become key segments: keep them to a set that needs no escaping. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+export const NAME_RULE = '1-63 characters: letters, digits, "-" and "_", starting with a letter or digit';
+
+const STAMP_PATTERN = /^\d{8}T\d{6}Z$/;
+
+export interface SourceLocation {
+  readonly tier: Tier;
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+}
+
+export function isTier(value: string): value is Tier {
+  return (TIERS as readonly string[]).includes(value);
+}
+
+export function assertName(kind: string, value: string): void {
+  if (!NAME_PATTERN.test(value)) {
+    throw new Error(`${kind} "${value}" is not a valid name: use ${NAME_RULE}`);
+  }
+}
+
+/** A host name as the OS reports it may hold dots (FQDN); keep the first label, which is what people say. */
+export function hostNameFrom(osHostname: string): string {
+  const label = osHostname.split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-').replace(/^[-_]+/, '');
+  return (label || 'host').slice(0, 63);
+}
+
+/** UTC, second precision, sortable as text: 20261122T005849Z. */
+export function stampOf(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function dateOfStamp(stamp: string): Date {
+  if (!STAMP_PATTERN.test(stamp)) throw new Error(`"${stamp}" is not a backup stamp (expected YYYYMMDDTHHMMSSZ)`);
+  const iso = `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`;
+  return new Date(iso);
+}
+
+export function sourcePrefix(loc: SourceLocation): string {
+  for (const [kind, value] of [['group', loc.group], ['host', loc.host], ['source', loc.source]] as const) {
+    assertName(kind, value);
+  }
+  return `${BACKUPS_PREFIX}${loc.tier}/${loc.group}/${loc.host}/${loc.source}/`;
+}
+
+/** Prefix a host group may write under, for any tier: used by IAM (one statement per tier). */
+export function groupPrefix(tier: Tier, group: string): string {
+  return `${BACKUPS_PREFIX}${tier}/${group}/`;
+}
+
+export function tierPrefix(tier: Tier): string {
+  return `${BACKUPS_PREFIX}${tier}/`;
+}
+
+export function manifestKey(loc: SourceLocation, stamp: string): string {
+  return `${sourcePrefix(loc)}${stamp}.manifest.json`;
+}
+
+/**
+ * Artifact names are database names, which may hold any character; they are percent-encoded, and
+ * dots too, so that the key splits unambiguously on ".".
+ */
+export function encodeArtifactName(name: string): string {
+  return encodeURIComponent(name).replace(/\./g, '%2E').replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+export function decodeArtifactName(encoded: string): string {
+  return decodeURIComponent(encoded);
+}
+
+export function artifactKey(loc: SourceLocation, stamp: string, artifactName: string, extension: string): string {
+  if (!/^[a-z0-9]+(\.[a-z0-9]+)*$/.test(extension)) throw new Error(`bad artifact extension "${extension}"`);
+  return `${sourcePrefix(loc)}${stamp}.${encodeArtifactName(artifactName)}.${extension}.pgp`;
+}
+
+export function drillReceiptKey(group: string, host: string, stamp: string): string {
+  assertName('group', group);
+  assertName('host', host);
+  return `${DRILLS_PREFIX}${group}/${host}/${stamp}.drill.json`;
+}
+
+export function reportKeys(date: Date): { json: string; html: string } {
+  const day = date.toISOString().slice(0, 10);
+  return { json: `${REPORTS_PREFIX}${day}/verification.json`, html: `${REPORTS_PREFIX}${day}/verification.html` };
+}
+
+export type ParsedKey =
+  | ({ kind: 'manifest'; stamp: string } & SourceLocation)
+  | ({ kind: 'artifact'; stamp: string; artifact: string; extension: string } & SourceLocation)
+  | { kind: 'drill-receipt'; group: string; host: string; stamp: string };
+
+/** Reads a key back into its parts; null for anything that is not ours (so listings can skip it). */
+export function parseKey(key: string): ParsedKey | null {
+  const parts = key.split('/');
+  if (parts[0] === 'backups' && parts.length === 6) {
+    const [, tier, group, host, source, file] = parts;
+    if (!isTier(tier) || ![group, host, source].every((n) => NAME_PATTERN.test(n))) return null;
+    const segments = file.split('.');
+    const stamp = segments[0];
+    if (!STAMP_PATTERN.test(stamp)) return null;
+    if (segments.length === 3 && segments[1] === 'manifest' && segments[2] === 'json') {
+      return { kind: 'manifest', tier, group, host, source, stamp };
+    }
+    if (segments.length >= 4 && segments[segments.length - 1] === 'pgp') {
+      return {
+        kind: 'artifact',
+        tier,
+        group,
+        host,
+        source,
+        stamp,
+        artifact: decodeArtifactName(segments[1]),
+        extension: segments.slice(2, -1).join('.'),
+      };
+    }
+    return null;
+  }
+  if (parts[0] === 'drills' && parts.length === 4) {
+    const [, group, host, file] = parts;
+    const match = /^(\d{8}T\d{6}Z)\.drill\.json$/.exec(file);
+    if (!match || !NAME_PATTERN.test(group) || !NAME_PATTERN.test(host)) return null;
+    return { kind: 'drill-receipt', group, host, stamp: match[1] };
+  }
+  return null;
+}

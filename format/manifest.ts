@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { NAME_PATTERN, TIERS } from './layout';
+
+/**
+ * The manifest: what one run of one source produced. It is written last, after every artifact is
+ * complete in S3, so its presence is the commit point. It carries the ciphertext digests, so the
+ * verifier proves integrity and origin (via the signature) without a decryption key.
+ */
+export const MANIFEST_FORMAT_VERSION = 1;
+
+const name = z.string().regex(NAME_PATTERN);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const fingerprint = z.string().regex(/^[0-9a-f]{40}$|^[0-9a-f]{64}$/);
+const isoTime = z.iso.datetime();
+const bytes = z.number().int().nonnegative();
+
+export const ENGINES = ['postgres', 'mysql', 'files'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+/** Per-table facts taken at dump time, so a test restore can prove it brought back what was dumped. */
+export const tableInventorySchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  rows: z.number().int().nonnegative(),
+});
+
+export const inventorySchema = z.object({
+  /** How the counts relate to the dump: "snapshot" = same MVCC snapshot as the dump (exact). */
+  consistency: z.enum(['snapshot', 'approximate']),
+  tables: z.array(tableInventorySchema),
+  /** SHA-256 over a canonical listing of schemas, tables, columns and types. */
+  schemaFingerprint: sha256Hex,
+});
+export type Inventory = z.infer<typeof inventorySchema>;
+
+export const completionSchema = z.object({
+  /**
+   * exit-status: the tool's exit status is the only completion signal (pg_dump custom format);
+   * marker: the tool writes a trailer we saw (mysqldump "-- Dump completed", pg_dumpall);
+   * archive-end: the archive's end-of-archive record was written (tar).
+   */
+  method: z.enum(['exit-status', 'marker', 'archive-end']),
+  detail: z.string(),
+});
+
+export const artifactSchema = z.object({
+  /** Database name, "globals" for cluster-wide objects, or the source name for a files source. */
+  name: z.string().min(1),
+  kind: z.enum(['database', 'globals', 'directory']),
+  key: z.string().min(1),
+  /** Format of the plaintext before compression: pg_dump custom, SQL text, or tar. */
+  contentFormat: z.enum(['pg-custom', 'sql', 'tar']),
+  tool: z.object({ name: z.string(), version: z.string(), args: z.array(z.string()) }),
+  exitCode: z.number().int(),
+  warnings: z.array(z.string()).default([]),
+  completion: completionSchema,
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  /** Null when the plaintext never passed through the agent and the compressor did not report it. */
+  uncompressedBytes: bytes.nullable(),
+  compressedBytes: bytes,
+  ciphertextBytes: bytes,
+  ciphertextSha256: sha256Hex,
+  /** SHA-256 of each upload part (fixed partSize, last part shorter): lets a verifier check ranges in parallel. */
+  parts: z.object({ size: z.number().int().positive(), sha256: z.array(sha256Hex) }),
+  inventory: inventorySchema.optional(),
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const manifestSchema = z.object({
+  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  group: name,
+  host: name,
+  source: name,
+  tier: z.enum(TIERS),
+  stamp: z.string().regex(/^\d{8}T\d{6}Z$/),
+  engine: z.object({ kind: z.enum(ENGINES), version: z.string().nullable() }),
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  compression: z.object({
+    algorithm: z.enum(['zstd', 'gzip', 'none']),
+    level: z.number().int(),
+    /** "zstd-cli 1.5.4", "node-zlib" … so a restore knows which tool to reach for. */
+    implementation: z.string(),
+  }),
+  encryption: z.object({
+    standard: z.literal('openpgp'),
+    /** SEIPDv1 (AES-256 + MDC) so GnuPG 2.2 can decrypt without coldseal. */
+    packet: z.literal('seipd-v1'),
+    cipher: z.literal('aes256'),
+    recipientFingerprints: z.array(fingerprint).min(1),
+    /** Key ids as they appear in the PKESK packets (encryption subkeys), to check a message's addressees. */
+    recipientKeyIds: z.array(z.string().regex(/^[0-9a-f]{16}$/)).min(1),
+  }),
+  signingKeyFingerprint: fingerprint,
+  artifacts: z.array(artifactSchema).min(1),
+  agent: z.object({ version: z.string(), node: z.string() }),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestInput = z.input<typeof manifestSchema>;
+
+/** A drill receipt: the result of restoring the latest backup of each source into scratch. */
+export const drillReceiptSchema = z.object({
+  formatVersion: z.literal(1),
+  group: name,
+  host: name,
+  stamp: z.string().regex(/^\d{8}T\d{6}Z$/),
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  ok: z.boolean(),
+  results: z.array(
+    z.object({
+      manifestKey: z.string(),
+      source: name,
+      artifact: z.string(),
+      ok: z.boolean(),
+      durationMs: z.number().nonnegative(),
+      checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+    }),
+  ),
+  signingKeyFingerprint: fingerprint,
+  agent: z.object({ version: z.string(), node: z.string() }),
+});
+export type DrillReceipt = z.infer<typeof drillReceiptSchema>;

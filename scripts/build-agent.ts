@@ -1,0 +1,36 @@
+import { build } from 'esbuild';
+import { join } from 'node:path';
+
+/**
+ * Bundles the agent into one file that runs with `node coldseal-agent.js` on a host with Node ≥ 18
+ * and nothing installed from npm. The stack ships this file as an S3 asset.
+ */
+export const AGENT_BUNDLE_DIR = join(__dirname, '..', 'dist', 'agent');
+export const AGENT_BUNDLE = join(AGENT_BUNDLE_DIR, 'coldseal-agent.js');
+
+export async function buildAgent(): Promise<string> {
+  await build({
+    entryPoints: [join(__dirname, '..', 'agent', 'src', 'cli.ts')],
+    outfile: AGENT_BUNDLE,
+    bundle: true,
+    platform: 'node',
+    target: 'node18',
+    format: 'cjs',
+    minify: false,
+    sourcemap: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    banner: { js: '#!/usr/bin/env node' },
+  });
+  return AGENT_BUNDLE;
+}
+
+if (require.main === module) {
+  buildAgent().then(
+    (path) => console.log(path),
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
