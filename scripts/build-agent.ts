@@ -1,4 +1,4 @@
-import { build } from 'esbuild';
+import { build, buildSync, type BuildOptions } from 'esbuild';
 import { join } from 'node:path';
 
 /**
@@ -8,8 +8,8 @@ import { join } from 'node:path';
 export const AGENT_BUNDLE_DIR = join(__dirname, '..', 'dist', 'agent');
 export const AGENT_BUNDLE = join(AGENT_BUNDLE_DIR, 'coldseal-agent.js');
 
-export async function buildAgent(): Promise<string> {
-  await build({
+function options(): BuildOptions {
+  return {
     entryPoints: [join(__dirname, '..', 'agent', 'src', 'cli.ts')],
     outfile: AGENT_BUNDLE,
     bundle: true,
@@ -21,7 +21,17 @@ export async function buildAgent(): Promise<string> {
     legalComments: 'none',
     logLevel: 'warning',
     banner: { js: '#!/usr/bin/env node' },
-  });
+  };
+}
+
+export async function buildAgent(): Promise<string> {
+  await build(options());
+  return AGENT_BUNDLE;
+}
+
+/** For the CDK app, whose synth is synchronous. */
+export function buildAgentSync(): string {
+  buildSync(options());
   return AGENT_BUNDLE;
 }
 

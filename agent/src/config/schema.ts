@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE } from '../../../format/layout';
+import { NAME_PATTERN, NAME_RULE, TIERS } from '../../../format/layout';
 
 /**
  * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
@@ -138,6 +138,13 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ queueSize: 2, storageClass: 'STANDARD' }),
+    /**
+     * Object Lock retention the agent sets on each object it writes, per tier. The stack fills it
+     * from its retention settings; omit a tier to rely on the bucket's default (if any).
+     */
+    objectLock: z
+      .partialRecord(z.enum(TIERS), z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).strict())
+      .default({}),
     calendar: calendarSchema.default({ timeZone: 'UTC', yearly: { month: 1, day: 1 }, monthly: { day: 1 }, weekly: { weekday: 'sunday' } }),
     sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
   })
