@@ -61,6 +61,10 @@ export class DigestStream extends Transform {
     return this.result;
   }
 
+  get bytesSoFar(): number {
+    return this.total;
+  }
+
   get digest(): CiphertextDigest {
     if (!this.result) throw new Error('digest read before the stream ended');
     return this.result;

@@ -30,6 +30,12 @@ const runAs = z
   .optional()
   .describe('run the dump tool as this local user (peer authentication); the agent must run as root');
 
+const binDir = z
+  .string()
+  .regex(/^\//, 'must be an absolute path')
+  .optional()
+  .describe('directory of the client tools to use (e.g. /usr/lib/postgresql/16/bin): the dump tool must be at least as new as the server');
+
 const databases = z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]);
 
 const postgresSource = z
@@ -44,6 +50,7 @@ const postgresSource = z
     user: z.string().optional(),
     password: secretRefSchema.optional(),
     runAs,
+    binDir,
     excludeTables: z.array(z.string()).default([]),
     /** Databases never dumped when databases is "all". */
     excludeDatabases: z.array(z.string()).default([]),
@@ -61,6 +68,7 @@ const mysqlSource = z
     user: z.string().optional(),
     password: secretRefSchema.optional(),
     runAs,
+    binDir,
     excludeDatabases: z.array(z.string()).default([]),
   })
   .strict();

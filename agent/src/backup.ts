@@ -1,0 +1,297 @@
+import { hostname } from 'node:os';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PublishCommand } from '@aws-sdk/client-sns';
+import {
+  artifactKey,
+  hostNameFrom,
+  manifestKey,
+  stampOf,
+  type SourceLocation,
+  type Tier,
+} from '../../format/layout';
+import { MANIFEST_FORMAT_VERSION, type Artifact, type Manifest } from '../../format/manifest';
+import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
+import { signManifest } from '../../format/signed-document';
+import type { AgentClients } from './aws';
+import type { AgentConfig, SourceConfig } from './config/schema';
+import { ColdsealError, describeError, EXIT, type ExitCode } from './errors';
+import { formatBytes, type Log } from './log';
+import { chooseCompression, type CompressionChoice } from './pipeline/compression';
+import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
+import { resolvePublicKeys, resolveSecret } from './secrets';
+import { prepareFiles } from './sources/files';
+import { prepareMysql } from './sources/mysql';
+import { preparePostgres } from './sources/postgres';
+import { recordableArgs, type DumpStep, type PreparedSource } from './sources/source';
+import { tierFor } from './tier';
+import { AGENT_VERSION } from './version';
+
+export interface BackupOptions {
+  readonly config: AgentConfig;
+  readonly clients: AgentClients;
+  readonly log: Log;
+  /** Force a tier instead of the calendar's choice. */
+  readonly tier?: Tier;
+  /** Only these sources (names); default all. */
+  readonly sources?: readonly string[];
+  readonly now?: () => Date;
+}
+
+export interface SourceResult {
+  readonly source: string;
+  readonly ok: boolean;
+  readonly manifestKey?: string;
+  readonly artifacts?: readonly Artifact[];
+  readonly error?: string;
+  readonly exitCode: ExitCode;
+}
+
+export interface BackupResult {
+  readonly tier: Tier;
+  readonly host: string;
+  readonly results: readonly SourceResult[];
+  readonly exitCode: ExitCode;
+}
+
+interface Keys {
+  readonly recipients: readonly PublicKey[];
+  readonly recipientFingerprints: string[];
+  readonly recipientKeyIds: string[];
+  readonly signingKey: PrivateKey;
+}
+
+const MIB = 1024 * 1024;
+/** Parts of this size or more; larger when the size hint says the dump could need more than ~9,000. */
+const DEFAULT_PART_SIZE = 16 * MIB;
+
+export function partSizeFor(step: DumpStep, configuredMiB: number | undefined): number {
+  if (configuredMiB) return configuredMiB * MIB;
+  if (!step.estimatedBytes) return DEFAULT_PART_SIZE;
+  // SQL text (hex blobs) can be twice the on-disk size before compression; leave 10% of the parts spare.
+  const needed = Math.ceil((step.estimatedBytes * 2) / 9000 / MIB) * MIB;
+  return Math.min(Math.max(DEFAULT_PART_SIZE, needed), 5120 * MIB);
+}
+
+async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Keys> {
+  try {
+    const recipients = await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients');
+    const signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);
+    return {
+      recipients,
+      recipientFingerprints: recipients.map(fingerprintOf),
+      recipientKeyIds: await encryptionKeyIds(recipients),
+      signingKey,
+    };
+  } catch (error) {
+    if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, error.message, 'Generate keys with coldseal keys generate; recipients take public keys only');
+    throw error;
+  }
+}
+
+function prepareSource(source: SourceConfig, password: string | undefined): Promise<PreparedSource> {
+  switch (source.type) {
+    case 'postgres':
+      return preparePostgres(source, password);
+    case 'mysql':
+      return prepareMysql(source, password);
+    case 'files':
+      return prepareFiles(source);
+  }
+}
+
+function objectTags(loc: SourceLocation): string {
+  return new URLSearchParams({ 'coldseal:group': loc.group, 'coldseal:host': loc.host, 'coldseal:source': loc.source, 'coldseal:tier': loc.tier }).toString();
+}
+
+function lockParams(config: AgentConfig, tier: Tier, now: Date) {
+  const lock = config.objectLock[tier];
+  if (!lock) return {};
+  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000) };
+}
+
+export async function runBackup(options: BackupOptions): Promise<BackupResult> {
+  const { config, clients, log } = options;
+  const now = options.now ?? (() => new Date());
+  const host = config.host ?? hostNameFrom(hostname());
+  const tier = options.tier ?? tierFor(now(), config.calendar);
+
+  const selected = options.sources?.length ? options.sources : config.sources.map((s) => s.name);
+  const unknown = selected.filter((name) => !config.sources.some((s) => s.name === name));
+  if (unknown.length) {
+    throw new ColdsealError(EXIT.USAGE, `unknown source ${unknown.map((u) => `"${u}"`).join(', ')}`, `Configured sources: ${config.sources.map((s) => s.name).join(', ')}`);
+  }
+  const compression = chooseCompression(config.compression);
+  const keys = await loadKeys(config, clients);
+  log.info('backup starting', { group: config.group, host, tier, sources: selected, compression: compression.implementation, recipients: keys.recipientFingerprints });
+
+  const results: SourceResult[] = [];
+  for (const source of config.sources.filter((s) => selected.includes(s.name))) {
+    try {
+      const manifest = await backUpSource({ source, config, clients, log, keys, compression, loc: { tier, group: config.group, host, source: source.name }, now });
+      const total = manifest.artifacts.reduce((sum, a) => sum + a.ciphertextBytes, 0);
+      const key = manifestKey({ tier, group: config.group, host, source: source.name }, manifest.stamp);
+      log.info('source backed up', { source: source.name, manifest: `s3://${config.bucket}/${key}`, artifacts: manifest.artifacts.length, ciphertextBytes: total, size: formatBytes(total) });
+      results.push({ source: source.name, ok: true, manifestKey: key, artifacts: manifest.artifacts, exitCode: EXIT.OK });
+    } catch (error) {
+      const code = error instanceof ColdsealError ? error.exitCode : EXIT.FAILURE;
+      const message = describeError(error);
+      log.error(`source ${source.name} failed: ${message}`, { source: source.name, exitCode: code });
+      results.push({ source: source.name, ok: false, error: message, exitCode: code });
+    }
+  }
+
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) await sendFailureAlert({ config, clients, log, host, tier, failed, at: now() });
+  const exitCode: ExitCode = failed.length === 0 ? EXIT.OK : failed.length === results.length ? (new Set(failed.map((f) => f.exitCode)).size === 1 ? failed[0].exitCode : EXIT.FAILURE) : EXIT.PARTIAL;
+  return { tier, host, results, exitCode };
+}
+
+async function backUpSource(args: {
+  source: SourceConfig;
+  config: AgentConfig;
+  clients: AgentClients;
+  log: Log;
+  keys: Keys;
+  compression: CompressionChoice;
+  loc: SourceLocation;
+  now: () => Date;
+}): Promise<Manifest> {
+  const { source, config, clients, log, keys, compression, loc } = args;
+  const startedAt = args.now();
+  const stamp = stampOf(startedAt);
+  const password = 'password' in source && source.password ? await resolveSecret(clients.ssm, source.password, `source ${source.name} password`) : undefined;
+  const prepared = await prepareSource(source, password);
+  if (prepared.steps.length === 0) {
+    await prepared.cleanup();
+    throw new ColdsealError(EXIT.SOURCE, `source ${source.name} has nothing to back up (no database matched)`, 'Check databases and excludeDatabases in the source');
+  }
+
+  // Every artifact's upload waits at its very end for this: all of the source, or nothing.
+  let commit!: () => void;
+  let cancel!: (error: Error) => void;
+  const committed = new Promise<void>((resolve, reject) => {
+    commit = resolve;
+    cancel = reject;
+  });
+  committed.catch(() => undefined);
+
+  const running: { step: DumpStep; key: string; artifact: RunningArtifact }[] = [];
+  try {
+    for (const step of prepared.steps) {
+      const key = artifactKey(loc, stamp, step.name, `${step.extension}.${compression.extension}`);
+      log.info('dumping', { source: source.name, artifact: step.name, tool: step.tool.name, key });
+      const artifact = startArtifact({
+        step,
+        label: `${source.name}/${step.name}`,
+        compression,
+        recipients: keys.recipients,
+        commit: committed,
+        log,
+        target: {
+          s3: clients.s3,
+          bucket: config.bucket,
+          key,
+          partSize: partSizeFor(step, config.upload.partSizeMiB),
+          queueSize: config.upload.queueSize,
+          objectParams: {
+            ContentType: 'application/pgp-encrypted',
+            StorageClass: config.upload.storageClass,
+            Tagging: objectTags(loc),
+            ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+            ...lockParams(config, loc.tier, args.now()),
+          },
+        },
+      });
+      running.push({ step, key, artifact });
+      // Whichever settles first: the dump checked out, or the upload failed before the dump's end.
+      await Promise.race([artifact.dumped, artifact.stored]);
+    }
+    commit();
+    const stored: ArtifactResult[] = [];
+    for (const r of running) stored.push(await r.artifact.stored);
+
+    const manifest: Manifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      group: loc.group,
+      host: loc.host,
+      source: loc.source,
+      tier: loc.tier,
+      stamp,
+      engine: prepared.engine,
+      startedAt: startedAt.toISOString(),
+      finishedAt: args.now().toISOString(),
+      compression: { algorithm: compression.algorithm, level: compression.level, implementation: compression.implementation },
+      encryption: { standard: 'openpgp', packet: 'seipd-v1', cipher: 'aes256', recipientFingerprints: keys.recipientFingerprints, recipientKeyIds: keys.recipientKeyIds },
+      signingKeyFingerprint: fingerprintOf(keys.signingKey),
+      artifacts: running.map((r, i) => toArtifact(r.step, r.key, stored[i])),
+      agent: { version: AGENT_VERSION, node: process.version },
+    };
+    const body = await signManifest(manifest, keys.signingKey);
+    try {
+      await clients.s3.send(
+        new PutObjectCommand({
+          Bucket: config.bucket,
+          Key: manifestKey(loc, stamp),
+          Body: body,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+          Tagging: objectTags(loc),
+          ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+          ...lockParams(config, loc.tier, args.now()),
+        }),
+      );
+    } catch (error) {
+      throw new ColdsealError(EXIT.STORAGE, `writing the manifest s3://${config.bucket}/${manifestKey(loc, stamp)} failed: ${(error as Error).message}`, 'The dumps were uploaded but are not committed; run the backup again', { cause: error });
+    }
+    return manifest;
+  } catch (error) {
+    cancel(error instanceof Error ? error : new Error(String(error)));
+    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays.
+    await Promise.allSettled(running.map((r) => r.artifact.stored));
+    throw error;
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+function toArtifact(step: DumpStep, key: string, result: ArtifactResult): Artifact {
+  return {
+    name: step.name,
+    kind: step.kind,
+    key,
+    contentFormat: step.contentFormat,
+    tool: { name: step.tool.name, version: step.tool.version, args: recordableArgs(step.args) },
+    exitCode: result.exitCode,
+    warnings: result.warnings,
+    completion: { method: step.completion.method, detail: result.completionDetail },
+    startedAt: result.startedAt.toISOString(),
+    finishedAt: result.finishedAt.toISOString(),
+    uncompressedBytes: result.uncompressedBytes,
+    compressedBytes: result.compressedBytes,
+    ciphertextBytes: result.digest.bytes,
+    ciphertextSha256: result.digest.sha256,
+    parts: { size: result.digest.partSize, sha256: result.digest.partSha256 },
+  };
+}
+
+async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClients; log: Log; host: string; tier: Tier; failed: SourceResult[]; at: Date }): Promise<void> {
+  const { config, clients, log, host, tier, failed, at } = args;
+  if (!config.alertTopicArn) return;
+  const names = failed.map((f) => f.source).join(', ');
+  const subject = `coldseal FAILED: ${config.group}/${host} ${names}`.slice(0, 99);
+  const lines = [
+    `Backup FAILED on host ${host} (group ${config.group}, tier ${tier}) at ${at.toISOString()}.`,
+    '',
+    ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
+    'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
+    'What to do: fix the cause above, then run the backup again, e.g.',
+    `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,
+    'or on the host: node coldseal-agent.js backup --config-parameter <group config parameter> --source <name>',
+  ];
+  try {
+    await clients.sns.send(new PublishCommand({ TopicArn: config.alertTopicArn, Subject: subject, Message: lines.join('\n') }));
+  } catch (error) {
+    // The exit status and the SSM command-failure rule still report the failure.
+    log.error(`could not publish the failure alert to ${config.alertTopicArn}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,42 @@
+import { Command, CommanderError } from 'commander';
+import { defineBackupCommand } from './commands/backup';
+import { defineKeysCommand } from './commands/keys';
+import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
+import { createLog, type Log } from './log';
+import { AGENT_VERSION } from './version';
+
+/** The bin: parses, dispatches, and maps every outcome to an exit code. No logic lives here. */
+const program = new Command('coldseal')
+  .description('coldseal agent: encrypted, signed, verified database and file backups to S3')
+  .version(AGENT_VERSION)
+  .option('--json', 'log JSON lines even on a terminal (the default when stdout is not a TTY, e.g. under SSM)')
+  .option('--verbose', 'also log debug lines')
+  .showHelpAfterError()
+  .exitOverride()
+  .addHelpText('after', `\nExit codes:\n${EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padStart(2)}  ${text}`).join('\n')}\n`);
+
+let log: Log | undefined;
+const getLog = (): Log => (log ??= createLog({ json: program.opts().json ? true : undefined, verbose: Boolean(program.opts().verbose) }));
+
+async function run(action: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await action();
+  } catch (error) {
+    getLog().endProgress();
+    getLog().error(describeError(error), { exitCode: exitCodeOf(error) });
+    if (exitCodeOf(error) === EXIT.FAILURE && error instanceof Error && error.stack) getLog().debug(error.stack);
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+defineBackupCommand(program, run, getLog);
+defineKeysCommand(program, run);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    return;
+  }
+  console.error(describeError(error));
+  process.exitCode = exitCodeOf(error);
+});

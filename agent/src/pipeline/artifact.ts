@@ -1,0 +1,264 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough, pipeline } from 'node:stream';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { DigestStream, type CiphertextDigest } from '../../../format/digest';
+import type { PublicKey } from '../../../format/pgp';
+import { ColdsealError, EXIT } from '../errors';
+import type { Log } from '../log';
+import type { DumpStep } from '../sources/source';
+import { startCompressor, type CompressionChoice } from './compression';
+import { encryptStream } from './encrypt';
+import { ByteCounter, EndGate, Rechunker, TailWatcher } from './streams';
+
+/**
+ * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no
+ * temporary file. The upload completes only after the dump tool and the compressor have exited
+ * cleanly, the completion check has passed, and `commit` has resolved (all artifacts of the source
+ * are good). Anything else aborts the multipart upload, so no truncated object is ever left.
+ */
+export interface ArtifactTarget {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly key: string;
+  readonly partSize: number;
+  readonly queueSize: number;
+  /** Headers for the object: SSE, storage class, tags, Object Lock. */
+  readonly objectParams: Omit<PutObjectCommandInput, 'Bucket' | 'Key' | 'Body'>;
+}
+
+export interface DumpOutcome {
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+  readonly exitCode: number;
+  readonly warnings: string[];
+  readonly uncompressedBytes: number | null;
+  readonly compressedBytes: number;
+  readonly completionDetail: string;
+}
+
+export interface ArtifactResult extends DumpOutcome {
+  readonly digest: CiphertextDigest;
+}
+
+export interface RunningArtifact {
+  /** Settles when the dump's bytes have all been read and checked (before the upload completes). */
+  readonly dumped: Promise<DumpOutcome>;
+  /** Settles when the object exists in S3 (or the upload was aborted). */
+  readonly stored: Promise<ArtifactResult>;
+}
+
+interface ProcessEnd {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly spawnError?: Error;
+}
+
+function waitForExit(child: ChildProcess): Promise<ProcessEnd> {
+  return new Promise((resolve) => {
+    let spawnError: Error | undefined;
+    child.once('error', (error) => {
+      spawnError = error;
+      if (child.exitCode === null && child.pid === undefined) resolve({ code: null, signal: null, spawnError });
+    });
+    child.once('close', (code, signal) => resolve({ code, signal, spawnError }));
+  });
+}
+
+function terminate(child: ChildProcess | undefined): void {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }, 5000).unref();
+}
+
+export function startArtifact(options: {
+  step: DumpStep;
+  label: string;
+  compression: CompressionChoice;
+  recipients: readonly PublicKey[];
+  target: ArtifactTarget;
+  commit: Promise<void>;
+  log: Log;
+}): RunningArtifact {
+  const { step, compression, target, log } = options;
+  const startedAt = new Date();
+  const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip';
+
+  const dump = spawn(step.command, [...step.args], { env: { ...process.env, ...step.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let dumpStderr = '';
+  dump.stderr!.on('data', (d: Buffer) => {
+    dumpStderr = (dumpStderr + d.toString()).slice(-8192);
+  });
+  const dumpEnd = waitForExit(dump);
+
+  const watcher = needsPlaintextInNode ? new TailWatcher() : undefined;
+  const compressor = startCompressor(compression, needsPlaintextInNode ? undefined : dump.stdout!);
+  const compressorEnd = compressor.child ? waitForExit(compressor.child) : Promise.resolve<ProcessEnd>({ code: 0, signal: null });
+  const compressedCounter = new ByteCounter();
+  const rechunker = new Rechunker();
+  const digest = new DigestStream(target.partSize);
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+
+  let failure: ColdsealError | undefined;
+  const fail = (error: ColdsealError) => {
+    failure ??= error;
+    terminate(dump);
+    terminate(compressor.child);
+  };
+
+  const plaintextDone = new Promise<void>((resolve) => {
+    if (!watcher) return resolve();
+    pipeline(dump.stdout!, watcher, compressor.input!, (error) => {
+      // A write error here is a consequence (the compressor died); the exit statuses say why.
+      if (error && !failure) log.debug('plaintext stream ended with an error', { artifact: step.name, error: error.message });
+      resolve();
+    });
+  });
+
+  let resolveDumped!: (outcome: DumpOutcome) => void;
+  let rejectDumped!: (error: Error) => void;
+  const dumped = new Promise<DumpOutcome>((resolve, reject) => {
+    resolveDumped = resolve;
+    rejectDumped = reject;
+  });
+  dumped.catch(() => undefined);
+
+  /** Runs at the very end of the ciphertext: decides whether this artifact may complete. */
+  const judge = async (): Promise<void> => {
+    const [dumpExit, compressorExit] = await Promise.all([dumpEnd, compressorEnd, plaintextDone]);
+    const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes());
+    if (outcome instanceof ColdsealError) throw outcome;
+    const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
+    resolveDumped(result);
+    await options.commit;
+  };
+  const gate = new EndGate(judge);
+
+  const upload = new Upload({
+    client: target.s3,
+    params: { ...target.objectParams, Bucket: target.bucket, Key: target.key, Body: body, IfNoneMatch: '*' },
+    partSize: target.partSize,
+    queueSize: target.queueSize,
+    leavePartsOnError: false,
+  });
+
+  const progressTimer = setInterval(() => {
+    log.progress({ label: options.label, bytes: digest.bytesSoFar, elapsedSeconds: (Date.now() - startedAt.getTime()) / 1000, detail: watcher ? `${(watcher.bytes / 1048576).toFixed(0)} MiB dumped` : undefined });
+  }, 1000);
+  progressTimer.unref();
+
+  const stored = (async (): Promise<ArtifactResult> => {
+    const encrypted = await encryptStream(compressor.output.pipe(compressedCounter).pipe(rechunker), options.recipients);
+    const streamed = new Promise<void>((resolve, reject) => {
+      pipeline(encrypted, digest, gate, body, (error) => (error ? reject(error) : resolve()));
+    });
+    // The upload's failure must stop the stream (nobody would read it) and vice versa.
+    const uploaded = upload.done();
+    const results = await Promise.allSettled([streamed, uploaded]);
+    const streamError = results[0].status === 'rejected' ? (results[0].reason as Error) : undefined;
+    const uploadError = results[1].status === 'rejected' ? (results[1].reason as Error) : undefined;
+    if (streamError || uploadError) throw streamError ?? uploadError;
+    const outcome = await dumped;
+    return { ...outcome, digest: digest.finish() };
+  })();
+
+  // Wire failures across: a failed upload destroys the body, which fails the stream, which kills the dump.
+  const storedSettled = stored.catch(async (error: Error) => {
+    if (!failure) {
+      if (error instanceof ColdsealError) fail(error);
+      else fail(classifyUploadError(error, target));
+    }
+    body.destroy();
+    compressor.output.destroy();
+    await upload.abort().catch(() => undefined);
+    await abortLeftoverUploads(target).catch(() => undefined);
+    rejectDumped(failure!);
+    throw failure!;
+  });
+  storedSettled.catch(() => undefined).finally(() => {
+    clearInterval(progressTimer);
+    log.endProgress();
+  });
+
+  return { dumped, stored: storedSettled };
+}
+
+function checkOutcome(
+  step: DumpStep,
+  dumpExit: ProcessEnd,
+  dumpStderr: string,
+  compressorExit: ProcessEnd,
+  compressorStderr: string,
+  watcher: TailWatcher | undefined,
+  reportedUncompressed: number | undefined,
+): Omit<DumpOutcome, 'startedAt' | 'finishedAt' | 'compressedBytes'> | ColdsealError {
+  const tool = step.tool.name;
+  if (dumpExit.spawnError) {
+    const missing = (dumpExit.spawnError as NodeJS.ErrnoException).code === 'ENOENT';
+    return new ColdsealError(EXIT.SOURCE, `${tool} could not be started: ${dumpExit.spawnError.message}`, missing ? 'Install the client tools on the host, or set the source\'s binDir' : undefined);
+  }
+  if (dumpExit.signal) {
+    return new ColdsealError(EXIT.SOURCE, `${tool} was killed by ${dumpExit.signal} before it finished ${step.name}`, dumpExit.signal === 'SIGKILL' ? 'Check the host for the out-of-memory killer (dmesg) or an operator kill, then run the backup again' : 'Run the backup again');
+  }
+  const warnings: string[] = [];
+  if (dumpExit.code !== 0) {
+    const tolerated = step.tolerableExitCodes?.get(dumpExit.code ?? -1);
+    if (!tolerated) {
+      const known = step.diagnose?.(dumpStderr);
+      if (known) return new ColdsealError(EXIT.SOURCE, `${tool} failed for ${step.name}: ${known.message}`, known.hint);
+      const detail = dumpStderr.trim().split('\n').slice(-3).join(' / ').slice(0, 500);
+      return new ColdsealError(EXIT.SOURCE, `${tool} exited with status ${dumpExit.code} for ${step.name}${detail ? `: ${detail}` : ''}`, 'Read the tool\'s message above; run the same dump by hand to reproduce');
+    }
+    warnings.push(tolerated);
+  }
+  if (compressorExit.spawnError || compressorExit.signal || compressorExit.code !== 0) {
+    return new ColdsealError(EXIT.FAILURE, `the compressor failed (${compressorExit.signal ?? compressorExit.code ?? compressorExit.spawnError?.message}): ${compressorStderr.trim().split('\n').slice(-2).join(' / ')}`, 'Check free memory and the zstd installation');
+  }
+  const uncompressed = watcher ? watcher.bytes : reportedUncompressed;
+  if (uncompressed === 0) {
+    return new ColdsealError(EXIT.SOURCE, `${tool} produced no data for ${step.name} (0 bytes) although it reported success`, 'A dump cannot be empty: check the tool, its permissions and the source definition');
+  }
+  let completionDetail: string;
+  switch (step.completion.method) {
+    case 'marker': {
+      const tail = watcher?.tailText() ?? '';
+      if (!tail.includes(step.completion.marker)) {
+        return new ColdsealError(EXIT.SOURCE, `${tool} output for ${step.name} ends without its completion line "${step.completion.marker}": the dump is truncated`, 'Check the tool\'s messages; the database may have dropped the connection');
+      }
+      completionDetail = `trailer "${step.completion.marker}" present`;
+      break;
+    }
+    case 'archive-end':
+      completionDetail = `${tool} exited with status ${dumpExit.code} after writing the end-of-archive record`;
+      break;
+    default:
+      completionDetail = `${tool} exited with status 0`;
+  }
+  return { exitCode: dumpExit.code ?? 0, warnings, uncompressedBytes: uncompressed ?? null, completionDetail };
+}
+
+function classifyUploadError(error: Error, target: ArtifactTarget): ColdsealError {
+  const name = (error as { name?: string }).name ?? '';
+  if (/Exceeded 10000 parts/.test(error.message)) {
+    return new ColdsealError(EXIT.STORAGE, `the dump is larger than 10,000 parts of ${target.partSize / 1048576} MiB`, 'Set upload.partSizeMiB larger (an S3 object holds at most 10,000 parts)');
+  }
+  if (name === 'PreconditionFailed' || /PreconditionFailed|At least one of the pre-conditions/.test(error.message)) {
+    return new ColdsealError(EXIT.STORAGE, `s3://${target.bucket}/${target.key} already exists; backups are never overwritten`, 'Another run wrote the same stamp: wait a second and run again');
+  }
+  if (name === 'AccessDenied' || /Access Denied/i.test(error.message)) {
+    return new ColdsealError(EXIT.STORAGE, `S3 refused the upload to s3://${target.bucket}/${target.key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role');
+  }
+  return new ColdsealError(EXIT.STORAGE, `upload to s3://${target.bucket}/${target.key} failed: ${error.message}`, 'Check network access to S3 and the bucket name/region; the incomplete upload was aborted', { cause: error });
+}
+
+/** lib-storage aborts what it created; this also catches an upload whose creation answer was lost. */
+async function abortLeftoverUploads(target: ArtifactTarget): Promise<void> {
+  const listed = await target.s3.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.key }));
+  for (const upload of listed.Uploads ?? []) {
+    if (upload.Key === target.key && upload.UploadId) {
+      await target.s3.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: target.key, UploadId: upload.UploadId }));
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import type { PostgresSourceConfig } from '../config/schema';
+import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
+
+/**
+ * PostgreSQL: one pg_dump custom-format archive per database (so a single table can be restored
+ * with pg_restore), plus the cluster's roles and tablespaces from pg_dumpall --globals-only when
+ * all databases are dumped. pg_dump's own compression is off: the pipeline compresses faster.
+ * The password reaches the tools through PGPASSWORD in their environment, never argv.
+ */
+export function diagnosePostgres(stderr: string): { message: string; hint: string } | undefined {
+  if (/password authentication failed|no password supplied|fe_sendauth/i.test(stderr)) {
+    return { message: `authentication failed (${firstMeaningful(stderr)})`, hint: "Check the source's user and password parameter, or use runAs with peer authentication" };
+  }
+  if (/could not connect|connection to server .* failed|Connection refused|could not translate host name|timeout expired/i.test(stderr)) {
+    return { message: `the database server is unreachable (${firstMeaningful(stderr)})`, hint: "Check that PostgreSQL is running and that the source's host and port are right" };
+  }
+  if (/database ".*" does not exist/i.test(stderr)) {
+    return { message: firstMeaningful(stderr), hint: "Fix the source's databases list, or use \"all\"" };
+  }
+  if (/server version mismatch|aborting because of server version mismatch/i.test(stderr)) {
+    return { message: firstMeaningful(stderr), hint: "Install a pg_dump at least as new as the server, and point the source's binDir at it" };
+  }
+  return undefined;
+}
+
+function firstMeaningful(stderr: string): string {
+  return (stderr.split('\n').map((l) => l.replace(/^(pg_dump|pg_dumpall|psql): (error: )?/, '').trim()).find(Boolean) ?? '').slice(0, 300);
+}
+
+export async function preparePostgres(source: PostgresSourceConfig, password: string | undefined): Promise<PreparedSource> {
+  const bin = (tool: string) => (source.binDir ? join(source.binDir, tool) : tool);
+  const env: Record<string, string> = { PGPORT: String(source.port), PGCONNECT_TIMEOUT: '15', PGAPPNAME: 'coldseal' };
+  if (source.host) env.PGHOST = source.host;
+  if (source.user) env.PGUSER = source.user;
+  if (password !== undefined) env.PGPASSWORD = password;
+
+  const psql = (sql: string, what: string) => {
+    const { command, args } = asUser(source.runAs, bin('psql'), ['-X', '-w', '-At', '-d', 'postgres', '-c', sql]);
+    return runCapture(command, args, env, `source ${source.name}: ${what}`, diagnosePostgres);
+  };
+
+  const serverVersion = (await psql('show server_version', 'reading the server version')).trim();
+  let databases: string[];
+  if (source.databases === 'all') {
+    const listed = await psql('select datname from pg_database where datallowconn and not datistemplate order by datname', 'listing databases');
+    databases = listed.split('\n').filter(Boolean).filter((d) => !source.excludeDatabases.includes(d));
+  } else {
+    databases = source.databases;
+  }
+  const sizes = new Map(
+    (await psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes'))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [name, size] = line.split('|');
+        return [name, Number(size)] as const;
+      }),
+  );
+  const withGlobals = source.globals ?? source.databases === 'all';
+  const pgDumpVersion = toolVersion(await runCapture(bin('pg_dump'), ['--version'], {}, `source ${source.name}: pg_dump --version`));
+
+  const steps: DumpStep[] = [];
+  if (withGlobals) {
+    const args = ['--globals-only', '--no-password'];
+    const run = asUser(source.runAs, bin('pg_dumpall'), args);
+    steps.push({
+      name: 'globals',
+      kind: 'globals',
+      contentFormat: 'sql',
+      extension: 'sql',
+      command: run.command,
+      args: run.args,
+      env,
+      tool: { name: 'pg_dumpall', version: toolVersion(await runCapture(bin('pg_dumpall'), ['--version'], {}, `source ${source.name}: pg_dumpall --version`)) },
+      completion: { method: 'marker', marker: '-- PostgreSQL database cluster dump complete' },
+      diagnose: diagnosePostgres,
+    });
+  }
+  for (const database of databases) {
+    // The database goes in PGDATABASE: as --dbname, a name holding "=" would be read as a connection string.
+    const args = ['--format=custom', '--compress=0', '--no-password', ...source.excludeTables.map((t) => `--exclude-table=${t}`)];
+    const run = asUser(source.runAs, bin('pg_dump'), args);
+    steps.push({
+      name: database,
+      kind: 'database',
+      contentFormat: 'pg-custom',
+      extension: 'pgdump',
+      command: run.command,
+      args: run.args,
+      env: { ...env, PGDATABASE: database },
+      estimatedBytes: sizes.get(database),
+      tool: { name: 'pg_dump', version: pgDumpVersion },
+      // The custom format has no trailer; pg_dump exits 0 only after writing the whole archive.
+      completion: { method: 'exit-status' },
+      diagnose: diagnosePostgres,
+    });
+  }
+  return { engine: { kind: 'postgres', version: serverVersion }, steps, cleanup: async () => {} };
+}

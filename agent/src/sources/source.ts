@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import type { Engine } from '../../../format/manifest';
+import { ColdsealError, EXIT } from '../errors';
+
+/**
+ * What a source engine hands the pipeline: one dump step per artifact (database, globals,
+ * directory tree), each a command with its environment. Secrets travel only in `env` or in 0600
+ * files that `cleanup` removes; `args` are safe to record in the manifest and logs.
+ */
+export type CompletionCheck =
+  | { readonly method: 'exit-status' }
+  /** The tool writes this trailer near the end of its output; its absence means a truncated dump. */
+  | { readonly method: 'marker'; readonly marker: string }
+  | { readonly method: 'archive-end' };
+
+export interface DumpStep {
+  readonly name: string;
+  readonly kind: 'database' | 'globals' | 'directory';
+  readonly contentFormat: 'pg-custom' | 'sql' | 'tar';
+  /** Extension of the plaintext; the compressor's is appended (e.g. "pgdump" → "pgdump.zst"). */
+  readonly extension: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly tool: { readonly name: string; readonly version: string };
+  readonly completion: CompletionCheck;
+  /** Size hint (the database's on-disk size) so the upload's part size fits the dump in 10,000 parts. */
+  readonly estimatedBytes?: number;
+  /** Non-zero exit codes that still mean a complete dump, with the warning to record (GNU tar's 1). */
+  readonly tolerableExitCodes?: ReadonlyMap<number, string>;
+  /** What to tell the user when this step fails, by recognizable stderr text. */
+  readonly diagnose?: (stderr: string) => { message: string; hint: string } | undefined;
+}
+
+export interface PreparedSource {
+  readonly engine: { readonly kind: Engine; readonly version: string | null };
+  readonly steps: readonly DumpStep[];
+  /** Removes temporary credential files. Always called, success or not. */
+  cleanup(): Promise<void>;
+}
+
+/** Runs a dump tool as another local user (peer authentication) without a shell. */
+export function asUser(runAs: string | undefined, command: string, args: readonly string[]): { command: string; args: string[] } {
+  return runAs ? { command: 'runuser', args: ['-u', runAs, '--', command, ...args] } : { command, args: [...args] };
+}
+
+/** Runs a short query-like command and returns stdout; failures become a SOURCE error with a hint. */
+export function runCapture(
+  command: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  what: string,
+  diagnose?: DumpStep['diagnose'],
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, [...args], { env: { ...process.env, ...env }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (!error) return resolve(stdout);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        return reject(new ColdsealError(EXIT.SOURCE, `${what}: ${command} is not installed or not on PATH`, 'Install the client tools of this database engine on the host (or set binDir in the source)'));
+      }
+      const known = diagnose?.(stderr);
+      if (known) return reject(new ColdsealError(EXIT.SOURCE, `${what}: ${known.message}`, known.hint));
+      reject(new ColdsealError(EXIT.SOURCE, `${what}: ${firstLines(stderr) || error.message}`));
+    });
+  });
+}
+
+export function firstLines(text: string, lines = 2): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, lines)
+    .join(' / ');
+}
+
+export function toolVersion(output: string): string {
+  return output.trim().split('\n')[0];
+}
+
+/** Temporary option-file paths change every run and say nothing useful; keep recorded args stable. */
+export function recordableArgs(args: readonly string[]): string[] {
+  return args.map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<0600 option file>' : a));
+}
