@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../agent/src/config/schema';
+import { TIERS, assertName } from '../../format/layout';
+import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
+import { agentScriptLines, documentParameters } from './agent-script';
+import { armoredPublicKeyProblem, type RetentionSettings } from './rules';
+
+export interface AgentGroup {
+  /** Group name: the hosts' tag value and a segment of every key it writes. */
+  readonly name: string;
+  /** What the group's hosts back up (the agent's source schema). */
+  readonly sources: readonly unknown[];
+  /** IANA time zone of the group's calendar (which day is a Sunday, a 1st of the month). */
+  readonly timeZone: string;
+  /** Armored signing PUBLIC key(s) of the group; several during a rotation. */
+  readonly signingPublicKeys: string;
+}
+
+export interface AgentDeliveryProps {
+  readonly groups: readonly AgentGroup[];
+  /** Armored public keys every dump is encrypted to. */
+  readonly recipients: string;
+  readonly bucketName: string;
+  readonly kmsKeyArn: string;
+  readonly alertTopicArn: string;
+  /** Object Lock each tier's objects get. */
+  readonly retention: RetentionSettings;
+  /**
+   * Which day each tier takes (the time zone is each group's).
+   * @default the agent's: 1 January yearly, the 1st monthly, Sunday weekly
+   */
+  readonly calendar?: Omit<Partial<CalendarConfig>, 'timeZone'>;
+  /** @default '/coldseal' */
+  readonly parameterPrefix?: string;
+  /**
+   * The agent bundle (one JavaScript file).
+   * @default - built now with esbuild (scripts/build-agent.ts)
+   */
+  readonly agentBundle?: string;
+  /**
+   * Default time a run may take before SSM stops it.
+   * @default Duration.hours(4)
+   */
+  readonly executionTimeout?: Duration;
+}
+
+/**
+ * Gets the agent onto hosts and tells it what to do: the bundle as an S3 asset, the SSM Command
+ * document that fetches, checks and runs it, and each group's configuration and public keys as
+ * SSM parameters.
+ */
+export class AgentDelivery extends Construct {
+  readonly asset: s3assets.Asset;
+  readonly document: ssm.CfnDocument;
+  /** SHA-256 of the bundle the document runs. */
+  readonly agentSha256: string;
+  readonly parameterPrefix: string;
+  /** The per-group parameters the stack writes (the signing private key is the user's, never here). */
+  readonly groupParameters: ReadonlyMap<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>;
+
+  constructor(scope: Construct, id: string, props: AgentDeliveryProps) {
+    super(scope, id);
+    if (props.groups.length === 0) throw new Error('AgentDelivery props.groups: at least one group is needed');
+    const recipientsProblem = armoredPublicKeyProblem(props.recipients);
+    if (recipientsProblem) throw new Error(`AgentDelivery props.recipients ${recipientsProblem}`);
+    const prefix = normalizePrefix(props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX);
+    this.parameterPrefix = prefix;
+    const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    if (executionTimeout < 60 || executionTimeout > 172800) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
+
+    const bundle = props.agentBundle ?? buildBundle();
+    if (!existsSync(bundle)) throw new Error(`AgentDelivery props.agentBundle: ${bundle} does not exist`);
+    this.agentSha256 = createHash('sha256').update(readFileSync(bundle)).digest('hex');
+    this.asset = new s3assets.Asset(this, 'Bundle', { path: bundle });
+
+    const region = Stack.of(this).region;
+    this.document = new ssm.CfnDocument(this, 'RunAgent', {
+      documentType: 'Command',
+      documentFormat: 'JSON',
+      updateMethod: 'NewVersion',
+      content: {
+        schemaVersion: '2.2',
+        description: 'coldseal: fetch the coldseal agent (checked by SHA-256), check Node.js, and run a backup (or a restore drill) for a host group.',
+        parameters: documentParameters(executionTimeout),
+        mainSteps: [
+          {
+            action: 'aws:runShellScript',
+            name: 'runColdsealAgent',
+            precondition: { StringEquals: ['platformType', 'Linux'] },
+            inputs: {
+              timeoutSeconds: '{{ executionTimeout }}',
+              runCommand: agentScriptLines({ agentUrl: this.asset.s3ObjectUrl, agentSha256: this.agentSha256, region, parameterPrefix: prefix }),
+            },
+          },
+        ],
+      },
+    });
+
+    const parameters = new Map<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>();
+    for (const [index, group] of props.groups.entries()) {
+      try {
+        assertName('group', group.name);
+      } catch (error) {
+        throw new Error(`AgentDelivery props.groups[${index}].name: ${(error as Error).message}`);
+      }
+      if (parameters.has(group.name)) throw new Error(`AgentDelivery props.groups[${index}].name: "${group.name}" is used twice`);
+      const signingProblem = armoredPublicKeyProblem(group.signingPublicKeys);
+      if (signingProblem) throw new Error(`AgentDelivery props.groups[${index}].signingPublicKeys ${signingProblem}`);
+      const names = groupParameters(group.name, prefix);
+      const config = groupConfig(group, names, { ...props, parameterPrefix: prefix, region });
+      checkConfig(config, `AgentDelivery props.groups[${index}] (group "${group.name}")`);
+      const scope = new Construct(this, `Group-${group.name}`);
+      parameters.set(group.name, {
+        names,
+        config: stringParameter(scope, 'Config', names.config, Stack.of(this).toJsonString(config), `coldseal agent configuration of group ${group.name}`),
+        recipients: stringParameter(scope, 'Recipients', names.recipients, props.recipients, 'coldseal: armored public keys every dump is encrypted to'),
+        signingPublicKeys: stringParameter(scope, 'SigningPublicKeys', names.signingPublicKeys, group.signingPublicKeys, `coldseal: armored signing public keys of group ${group.name}`),
+      });
+    }
+    this.groupParameters = parameters;
+  }
+}
+
+function buildBundle(): string {
+  // Loaded here so that a caller who passes agentBundle does not need esbuild.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { buildAgentSync } = require('../../scripts/build-agent') as typeof import('../../scripts/build-agent');
+  return buildAgentSync();
+}
+
+/** Standard parameters hold 4 KB; a long key list or many sources needs the advanced tier. */
+function stringParameter(scope: Construct, id: string, name: string, value: string, description: string): ssm.StringParameter {
+  const size = Token.isUnresolved(value) ? value.length + 512 : Buffer.byteLength(value);
+  if (size > 8192) throw new Error(`SSM parameter ${name} would hold ${size} bytes, over the 8 KB limit of a parameter`);
+  return new ssm.StringParameter(scope, id, {
+    parameterName: name,
+    stringValue: value,
+    description,
+    tier: size > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+  });
+}
+
+/** Exactly what the agent reads (agentConfigSchema), built from the stack's resources. */
+export function groupConfig(
+  group: AgentGroup,
+  names: GroupParameters,
+  props: Pick<AgentDeliveryProps, 'bucketName' | 'kmsKeyArn' | 'alertTopicArn' | 'retention' | 'calendar'> & { parameterPrefix: string; region: string },
+): AgentConfigInput {
+  return {
+    group: group.name,
+    bucket: props.bucketName,
+    region: props.region,
+    parameterPrefix: props.parameterPrefix,
+    recipients: { parameter: names.recipients },
+    signingKey: { parameter: names.signingKey },
+    alertTopicArn: props.alertTopicArn,
+    upload: { kmsKeyId: props.kmsKeyArn },
+    objectLock: Object.fromEntries(TIERS.map((tier) => [tier, { mode: props.retention[tier].lock.mode, days: props.retention[tier].lock.days }])),
+    calendar: { ...(props.calendar ?? {}), timeZone: group.timeZone },
+    sources: group.sources as SourceConfig[],
+  };
+}
+
+/**
+ * Validates with the agent's own schema. Values only known at deploy time (bucket name, ARNs) are
+ * replaced by well-formed examples first: the schema checks their shape, CloudFormation fills them.
+ */
+function checkConfig(config: AgentConfigInput, what: string): void {
+  const concrete = JSON.parse(
+    JSON.stringify(config, (_key, value: unknown) => {
+      if (typeof value !== 'string' || !Token.isUnresolved(value)) return value;
+      return value === config.bucket ? 'coldseal-example-bucket' : value === config.alertTopicArn ? 'arn:aws:sns:us-east-1:123456789012:example' : value === config.region ? 'us-east-1' : 'arn:aws:kms:us-east-1:123456789012:key/example';
+    }),
+  ) as unknown;
+  const parsed = agentConfigSchema.safeParse(concrete);
+  if (!parsed.success) {
+    throw new Error(`${what}: the agent configuration would be invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+}

@@ -1,0 +1,131 @@
+import { EXIT } from '../../agent/src/errors';
+import { groupParameters, DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
+import { NAME_PATTERN } from '../../format/layout';
+
+/**
+ * The shell script the SSM document runs on a host (aws:runShellScript, /bin/sh). It is built
+ * here, as plain text, so that a test can run exactly this script outside SSM.
+ *
+ * `{{ name }}` are SSM document parameters; SSM substitutes them as text before the script runs,
+ * so each one is constrained by an allowedPattern (see documentParameters) and quoted once here.
+ */
+export interface AgentScriptOptions {
+  /** s3://bucket/key of the agent bundle. */
+  readonly agentUrl: string;
+  /** SHA-256 (hex) of the bundle: a host runs only the exact file the stack shipped. */
+  readonly agentSha256: string;
+  /** Region the agent talks to (SSM does not set AWS_REGION for commands). */
+  readonly region: string;
+  /** @default DEFAULT_PARAMETER_PREFIX */
+  readonly parameterPrefix?: string;
+}
+
+export const MINIMUM_NODE_MAJOR = 18;
+
+const GROUP_PLACEHOLDER = 'GROUPNAMEPLACEHOLDER';
+
+/** The group's config parameter name with the group left as a shell variable, derived from format/parameters. */
+function configParameterTemplate(prefix: string, variable: string): string {
+  return groupParameters(GROUP_PLACEHOLDER, prefix).config.split(GROUP_PLACEHOLDER).join(variable);
+}
+
+/** Document parameters: `{{ … }}` placeholders, each limited so substitution cannot inject shell. */
+export function documentParameters(defaultExecutionTimeoutSeconds: number): Record<string, Record<string, unknown>> {
+  return {
+    group: {
+      type: 'String',
+      description: 'Host group to back up: its configuration is read from SSM Parameter Store.',
+      allowedPattern: NAME_PATTERN.source,
+    },
+    action: {
+      type: 'String',
+      description: 'backup (the default) or drill (restore the latest backups into scratch and sign a receipt).',
+      default: 'backup',
+      allowedValues: ['backup', 'drill'],
+    },
+    tier: {
+      type: 'String',
+      description: 'auto (the calendar chooses: yearly, monthly, weekly or daily) or a tier to force.',
+      default: 'auto',
+      allowedValues: ['auto', 'daily', 'weekly', 'monthly', 'yearly'],
+    },
+    sources: {
+      type: 'String',
+      description: 'all, or a comma-separated list of source names from the group configuration.',
+      default: 'all',
+      allowedPattern: '^(all|[A-Za-z0-9][A-Za-z0-9_-]{0,62}(,[A-Za-z0-9][A-Za-z0-9_-]{0,62})*)$',
+    },
+    executionTimeout: {
+      type: 'String',
+      description: 'Seconds the run may take before SSM stops it.',
+      default: String(defaultExecutionTimeoutSeconds),
+      allowedPattern: '^[1-9][0-9]{1,5}$',
+    },
+  };
+}
+
+const SHA_CHECK = `node -e 'try{const h=require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex");process.exit(h===process.argv[2]?0:1)}catch(e){process.exit(1)}'`;
+
+/** The script, one line per runCommand entry. */
+export function agentScriptLines(options: AgentScriptOptions): string[] {
+  if (!/^s3:\/\/[^/\s']+\/[^\s']+$/.test(options.agentUrl) && !options.agentUrl.includes('${Token')) {
+    throw new Error(`agentUrl "${options.agentUrl}" is not an s3:// URL`);
+  }
+  if (!/^[0-9a-f]{64}$/.test(options.agentSha256)) throw new Error(`agentSha256 "${options.agentSha256}" is not a SHA-256 hex digest`);
+  const prefix = options.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
+  const agentFile = `coldseal-agent-${options.agentSha256.slice(0, 16)}.js`;
+  return [
+    'set -eu',
+    'umask 077',
+    "GROUP='{{ group }}'",
+    "ACTION='{{ action }}'",
+    "TIER='{{ tier }}'",
+    "SOURCES='{{ sources }}'",
+    'if ! command -v node >/dev/null 2>&1; then',
+    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required on this host and there is no 'node' on PATH. Install it (Amazon Linux: dnf install -y nodejs; Debian/Ubuntu: apt-get install -y nodejs) and run again." >&2`,
+    `  exit ${EXIT.CONFIG}`,
+    'fi',
+    `if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= ${MINIMUM_NODE_MAJOR} ? 0 : 1)'; then`,
+    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required; this host has $(node --version). Upgrade Node.js and run again." >&2`,
+    `  exit ${EXIT.CONFIG}`,
+    'fi',
+    `export AWS_REGION='${options.region}' AWS_DEFAULT_REGION='${options.region}'`,
+    // COLDSEAL_HOME is not set under SSM; it lets a test run this script without writing /var/lib.
+    'AGENT_DIR="${COLDSEAL_HOME:-/var/lib/coldseal}/agent"',
+    `AGENT="$AGENT_DIR/${agentFile}"`,
+    'mkdir -p "$AGENT_DIR"',
+    `if ! ${SHA_CHECK} "$AGENT" '${options.agentSha256}'; then`,
+    '  if ! command -v aws >/dev/null 2>&1; then',
+    `    echo "coldseal: the AWS CLI is needed to fetch the agent from ${options.agentUrl} and there is no 'aws' on PATH. Install it and run again." >&2`,
+    `    exit ${EXIT.CONFIG}`,
+    '  fi',
+    '  DOWNLOAD="$AGENT.$$.download"',
+    `  if ! aws s3 cp --only-show-errors '${options.agentUrl}' "$DOWNLOAD"; then`,
+    '    rm -f "$DOWNLOAD"',
+    `    echo "coldseal: could not download the agent from ${options.agentUrl}: is the coldseal instance policy attached to this host's role?" >&2`,
+    `    exit ${EXIT.STORAGE}`,
+    '  fi',
+    `  if ! ${SHA_CHECK} "$DOWNLOAD" '${options.agentSha256}'; then`,
+    '    rm -f "$DOWNLOAD"',
+    `    echo "coldseal: the agent downloaded from ${options.agentUrl} does not have the SHA-256 this document expects; refusing to run it." >&2`,
+    `    exit ${EXIT.INTEGRITY}`,
+    '  fi',
+    '  mv -f "$DOWNLOAD" "$AGENT"',
+    'fi',
+    `set -- "$ACTION" --config-parameter "${configParameterTemplate(prefix, '$GROUP')}"`,
+    'if [ "$ACTION" = backup ] && [ "$TIER" != auto ]; then set -- "$@" --tier "$TIER"; fi',
+    'if [ "$ACTION" = backup ] && [ "$SOURCES" != all ]; then set -- "$@" --source "$SOURCES"; fi',
+    'exec node "$AGENT" "$@"',
+  ];
+}
+
+/**
+ * What SSM does to the script before running it: every `{{ name }}` (spaces optional) replaced by
+ * the parameter's value, defaults filled in. For tests and for people who read the document.
+ */
+export function substituteParameters(text: string, values: Readonly<Record<string, string>>): string {
+  return text.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, (_match, key: string) => {
+    if (!(key in values)) throw new Error(`no value for document parameter "${key}"`);
+    return values[key];
+  });
+}

@@ -1,0 +1,62 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+export interface AlertsProps {
+  /**
+   * Addresses that receive alerts. Each must confirm the subscription from the email AWS sends.
+   * @default - none: subscribe later (email, chat, paging) to the topic
+   */
+  readonly emails?: readonly string[];
+  /**
+   * @default RemovalPolicy.RETAIN for the topic's key
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** The one SNS topic every coldseal alert goes to, encrypted and SSL-only. */
+export class Alerts extends Construct {
+  readonly topic: sns.Topic;
+  /** The topic's key; services that publish to the topic (alarms, rules) need to use it. */
+  readonly key: kms.Key;
+
+  constructor(scope: Construct, id: string, props: AlertsProps = {}) {
+    super(scope, id);
+    for (const [index, email] of (props.emails ?? []).entries()) {
+      if (!EMAIL.test(email)) throw new Error(`Alerts props.emails[${index}]: "${email}" is not an email address`);
+    }
+    this.key = new kms.Key(this, 'Key', {
+      description: 'coldseal: encrypts the alert topic',
+      enableKeyRotation: true,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    // CloudWatch alarms and EventBridge rules publish as services; an encrypted topic needs them
+    // to be allowed to use its key, or their messages are dropped silently.
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+      this.key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: `AllowPublishFrom${service.split('.')[0]}`,
+          principals: [new iam.ServicePrincipal(service)],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: ['*'],
+        }),
+      );
+    }
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'coldseal alerts',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    for (const email of props.emails ?? []) this.topic.addSubscription(new subscriptions.EmailSubscription(email));
+  }
+
+  /** Lets a principal publish alerts (and encrypt them with the topic's key). */
+  grantPublish(grantee: iam.IGrantable): void {
+    this.topic.grantPublish(grantee);
+  }
+}

@@ -1,0 +1,249 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import type { CalendarConfig } from '../../agent/src/config/schema';
+import type { Tier } from '../../format/layout';
+import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
+import { AgentDelivery } from './agent-delivery';
+import { Alerts } from './alerts';
+import { DrillAccess, HostAccess } from './host-access';
+import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
+import { BackupSchedules } from './schedules';
+import { DataVault } from './vault';
+
+export interface BackupGroupSettings {
+  /** Group name: hosts carry it as the value of the host tag. */
+  readonly name: string;
+  /** What the group's hosts back up (the agent's source schema: postgres, mysql, files). */
+  readonly sources: readonly unknown[];
+  /** EventBridge Scheduler cron, e.g. "cron(30 1 * * ? *)". */
+  readonly schedule: string;
+  /**
+   * Time zone of the schedule and of the group's calendar.
+   * @default ColdsealProps.timeZone
+   */
+  readonly timeZone?: string;
+  /** Armored signing PUBLIC key(s) of the group (coldseal keys generate). Never the private half. */
+  readonly signingPublicKeys: string;
+}
+
+export interface DrillSettings {
+  /** Group whose latest backups are restored. */
+  readonly group: string;
+  /** EventBridge Scheduler cron. */
+  readonly schedule: string;
+  /** @default ColdsealProps.timeZone */
+  readonly timeZone?: string;
+  /**
+   * Tag key that marks the drill host; its value is the group.
+   * @default 'coldseal-drill'
+   */
+  readonly hostTagKey?: string;
+}
+
+export interface ColdsealProps {
+  readonly groups: readonly BackupGroupSettings[];
+  /** Armored public key(s) every dump is encrypted to. Never a private key. */
+  readonly recipients: string;
+  /**
+   * Tag key whose value names a host's group.
+   * @default 'coldseal-group'
+   */
+  readonly hostTagKey?: string;
+  /**
+   * Default time zone of schedules and calendars.
+   * @default 'UTC'
+   */
+  readonly timeZone?: string;
+  /**
+   * Which day is promoted to which tier.
+   * @default 1 January yearly, the 1st monthly, Sunday weekly
+   */
+  readonly calendar?: Omit<Partial<CalendarConfig>, 'timeZone'>;
+  /**
+   * Expiry, archive transitions and Object Lock per tier; tiers left out keep the default.
+   * @default DEFAULT_RETENTION (daily 35 d; weekly 90 d; monthly Glacier at 30 d, 400 d; yearly Deep Archive, 7 y)
+   */
+  readonly retention?: Partial<Record<Tier, TierRetention>>;
+  /**
+   * Recovery point objective: a source whose newest backup is older is late (the monitor's concern).
+   * @default 26 hours (a daily run plus slack)
+   */
+  readonly rpoHours?: number;
+  /**
+   * Email addresses subscribed to alerts.
+   * @default - none
+   */
+  readonly alertEmails?: readonly string[];
+  /**
+   * A restore drill on a designated host.
+   * @default - no drill schedule
+   */
+  readonly drill?: DrillSettings;
+  /** @default '/coldseal' */
+  readonly parameterPrefix?: string;
+  /**
+   * The agent bundle file.
+   * @default - built with esbuild at synth
+   */
+  readonly agentBundle?: string;
+  /**
+   * What happens to the data bucket, the log bucket, the keys and the command logs when the stack is deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Time a backup may take before SSM stops it.
+   * @default Duration.hours(4)
+   */
+  readonly executionTimeout?: Duration;
+  /**
+   * Hosts of a group backed up at once.
+   * @default '10'
+   */
+  readonly maxConcurrency?: string;
+  /**
+   * @default '100%' - every host is attempted; each failure alerts on its own
+   */
+  readonly maxErrors?: string;
+  /**
+   * Retention of the command output log group.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly commandLogRetention?: logs.RetentionDays;
+}
+
+/** What a later construct (verifier, monitor, dashboards) needs to know about one group. */
+export interface GroupHandle {
+  readonly name: string;
+  readonly parameters: GroupParameters;
+  readonly sourceNames: readonly string[];
+  readonly timeZone: string;
+  /** Managed policy to attach to the group's hosts' roles. */
+  readonly instancePolicy: iam.ManagedPolicy;
+}
+
+/**
+ * The whole of coldseal as one construct: the data vault, the alert topic, the agent's delivery,
+ * the hosts' access, and the schedules. Add it to any CDK app; the verifier and monitor attach
+ * to what it exposes (bucket, keys, topic, document, groups).
+ */
+export class Coldseal extends Construct {
+  readonly vault: DataVault;
+  readonly alerts: Alerts;
+  readonly delivery: AgentDelivery;
+  readonly schedules: BackupSchedules;
+  readonly hostAccess: ReadonlyMap<string, HostAccess>;
+  readonly drillAccess?: DrillAccess;
+  readonly groups: readonly GroupHandle[];
+  readonly retention: RetentionSettings;
+  readonly rpo: Duration;
+  readonly hostTagKey: string;
+  readonly parameterPrefix: string;
+  readonly drill?: Required<DrillSettings>;
+
+  constructor(scope: Construct, id: string, props: ColdsealProps) {
+    super(scope, id);
+    if (props.groups.length === 0) throw new Error('Coldseal props.groups: at least one group is needed');
+    const timeZone = props.timeZone ?? 'UTC';
+    const zoneProblem = timeZoneProblem(timeZone);
+    if (zoneProblem) throw new Error(`Coldseal props.timeZone: ${zoneProblem}`);
+    const rpoHours = props.rpoHours ?? 26;
+    if (!(rpoHours > 0)) throw new Error(`Coldseal props.rpoHours must be positive, got ${rpoHours}`);
+    if (props.drill && !props.groups.some((g) => g.name === props.drill?.group)) {
+      throw new Error(`Coldseal props.drill.group: "${props.drill.group}" is not one of props.groups`);
+    }
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    this.retention = { ...DEFAULT_RETENTION, ...(props.retention ?? {}) };
+    this.rpo = Duration.hours(rpoHours);
+    this.hostTagKey = props.hostTagKey ?? 'coldseal-group';
+    this.parameterPrefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
+    this.drill = props.drill
+      ? { group: props.drill.group, schedule: props.drill.schedule, timeZone: props.drill.timeZone ?? timeZone, hostTagKey: props.drill.hostTagKey ?? 'coldseal-drill' }
+      : undefined;
+    if (this.drill && this.drill.hostTagKey === this.hostTagKey) {
+      throw new Error('Coldseal props.drill.hostTagKey must differ from props.hostTagKey: the drill host is picked by its own tag');
+    }
+
+    this.vault = new DataVault(this, 'Vault', { retention: this.retention, removalPolicy });
+    this.alerts = new Alerts(this, 'Alerts', { emails: props.alertEmails, removalPolicy });
+    const groups = props.groups.map((g) => ({ ...g, timeZone: g.timeZone ?? timeZone }));
+    this.delivery = new AgentDelivery(this, 'Agent', {
+      groups,
+      recipients: props.recipients,
+      bucketName: this.vault.bucket.bucketName,
+      kmsKeyArn: this.vault.key.keyArn,
+      alertTopicArn: this.alerts.topic.topicArn,
+      retention: this.retention,
+      calendar: props.calendar,
+      parameterPrefix: this.parameterPrefix,
+      agentBundle: props.agentBundle,
+      executionTimeout: props.executionTimeout,
+    });
+    this.schedules = new BackupSchedules(this, 'Schedules', {
+      document: this.delivery.document,
+      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone })),
+      hostTagKey: this.hostTagKey,
+      drill: this.drill ? { group: this.drill.group, cron: this.drill.schedule, timeZone: this.drill.timeZone, hostTagKey: this.drill.hostTagKey } : undefined,
+      maxConcurrency: props.maxConcurrency,
+      maxErrors: props.maxErrors,
+      executionTimeout: props.executionTimeout,
+      logRetention: props.commandLogRetention,
+      removalPolicy,
+    });
+
+    const access = new Map<string, HostAccess>();
+    const handles: GroupHandle[] = [];
+    for (const group of groups) {
+      const parameters = this.delivery.groupParameters.get(group.name)!;
+      const hostAccess = new HostAccess(this, `Hosts-${group.name}`, {
+        group: group.name,
+        parameters: parameters.names,
+        bucket: this.vault.bucket,
+        key: this.vault.key,
+        topic: this.alerts.topic,
+        topicKey: this.alerts.key,
+        agentBundle: this.delivery.asset,
+        commandLogGroup: this.schedules.logGroup,
+      });
+      access.set(group.name, hostAccess);
+      handles.push({
+        name: group.name,
+        parameters: parameters.names,
+        sourceNames: group.sources.map((s) => String((s as { name?: unknown }).name)),
+        timeZone: group.timeZone,
+        instancePolicy: hostAccess.policy,
+      });
+    }
+    this.hostAccess = access;
+    this.groups = handles;
+    if (this.drill) {
+      this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
+    }
+  }
+
+  get bucket(): s3.Bucket {
+    return this.vault.bucket;
+  }
+
+  get dataKey(): kms.Key {
+    return this.vault.key;
+  }
+
+  get alertTopic(): sns.Topic {
+    return this.alerts.topic;
+  }
+
+  get document(): ssm.CfnDocument {
+    return this.delivery.document;
+  }
+
+  get commandLogGroup(): logs.LogGroup {
+    return this.schedules.logGroup;
+  }
+}

@@ -1,0 +1,169 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { NAME_PATTERN, NAME_RULE } from '../../format/layout';
+import { normalizePrefix } from '../../format/parameters';
+import { readPublicKeys } from '../../format/pgp';
+import { calendarSchema, sourceSchema } from '../../agent/src/config/schema';
+import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
+import type { ColdsealProps } from './coldseal';
+
+/**
+ * The `coldseal` context of cdk.json, checked before anything is built: every problem names the
+ * field it is in, so `cdk synth` tells the user what to fix rather than failing deep in a construct.
+ */
+
+export const CONTEXT_KEY = 'coldseal';
+
+export class ColdsealConfigError extends Error {
+  override readonly name = 'ColdsealConfigError';
+}
+
+const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+const cron = z.string().superRefine((value, ctx) => {
+  const problem = cronProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const timeZone = z.string().superRefine((value, ctx) => {
+  const problem = timeZoneProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** A key is given as a path to an armored file (relative to the app's directory) or as the armored text. */
+const keySources = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+const tierRetention = z
+  .object({
+    expireAfterDays: z.number().int().min(1),
+    lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).strict(),
+    transitions: z
+      .array(z.object({ storageClass: z.enum(['GLACIER', 'DEEP_ARCHIVE']), afterDays: z.number().int().min(0) }).strict())
+      .optional(),
+  })
+  .strict();
+
+const group = z
+  .object({
+    schedule: cron,
+    timeZone: timeZone.optional(),
+    signingPublicKeys: keySources,
+    sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
+  })
+  .strict();
+
+export const contextSchema = z
+  .object({
+    groups: z.record(name, group).refine((groups) => Object.keys(groups).length > 0, 'at least one group is needed'),
+    hostTagKey: z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key').optional(),
+    timeZone: timeZone.optional(),
+    /** Which day is promoted to which tier; the time zone is each group's schedule's. */
+    calendar: z
+      .record(z.string(), z.unknown())
+      .superRefine((value, ctx) => {
+        if ('timeZone' in value) {
+          ctx.addIssue({ code: 'custom', path: ['timeZone'], message: 'set the time zone with coldseal.timeZone (or a group\'s timeZone): the calendar follows the schedule' });
+          return;
+        }
+        const parsed = calendarSchema.safeParse(value);
+        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      })
+      .optional(),
+    retention: z.record(z.string(), tierRetention).optional(),
+    rpoHours: z.number().positive().max(24 * 366).optional(),
+    alertEmails: z.array(z.email('must be an email address')).optional(),
+    recipients: keySources,
+    drill: z
+      .object({
+        group: name,
+        schedule: cron,
+        timeZone: timeZone.optional(),
+        hostTagKey: z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key').optional(),
+      })
+      .strict()
+      .optional(),
+    parameterPrefix: z.string().optional(),
+  })
+  .strict();
+
+export type ColdsealContext = z.input<typeof contextSchema>;
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return [CONTEXT_KEY, ...path.map(String)].join('.');
+}
+
+function fail(problems: string[]): never {
+  throw new ColdsealConfigError(`invalid "${CONTEXT_KEY}" context in cdk.json:\n  - ${problems.join('\n  - ')}`);
+}
+
+function readKeyText(entry: string, baseDir: string, field: string): string {
+  if (entry.includes('-----BEGIN ')) return entry;
+  const path = isAbsolute(entry) ? entry : resolve(baseDir, entry);
+  if (!existsSync(path)) throw new ColdsealConfigError(`${field}: "${entry}" is neither armored key text nor a readable file (looked at ${path})`);
+  return readFileSync(path, 'utf8');
+}
+
+async function loadKeys(entries: readonly string[], baseDir: string, field: string): Promise<string> {
+  const armored: string[] = [];
+  for (const [index, entry] of entries.entries()) {
+    const what = `${field}[${index}]`;
+    const text = readKeyText(entry, baseDir, what);
+    try {
+      await readPublicKeys(text, what);
+    } catch (error) {
+      throw new ColdsealConfigError(`${(error as Error).message}`);
+    }
+    armored.push(text.trim());
+  }
+  return `${armored.join('\n')}\n`;
+}
+
+/**
+ * Turns the raw context into the Coldseal construct's props, reading and checking every key.
+ * @param baseDir where relative key paths are resolved (the directory of cdk.json)
+ */
+export async function resolveContext(raw: unknown, baseDir: string): Promise<ColdsealProps> {
+  if (raw === undefined || raw === null) fail([`"${CONTEXT_KEY}" is missing: add it to the "context" of cdk.json (see README, "Deploying to AWS")`]);
+  const parsed = contextSchema.safeParse(raw);
+  if (!parsed.success) fail(parsed.error.issues.map((issue) => `${fieldPath(issue.path)}: ${issue.message}`));
+  const context = parsed.data;
+
+  const retention: Record<string, TierRetention> = { ...DEFAULT_RETENTION, ...(context.retention ?? {}) };
+  const problems = retentionProblems(retention).map((p) => `${fieldPath(['retention', ...p.path])}: ${p.message}`);
+  if (context.parameterPrefix !== undefined) {
+    try {
+      normalizePrefix(context.parameterPrefix);
+    } catch (error) {
+      problems.push(`${fieldPath(['parameterPrefix'])}: ${(error as Error).message}`);
+    }
+  }
+  if (context.drill && !(context.drill.group in context.groups)) {
+    problems.push(`${fieldPath(['drill', 'group'])}: "${context.drill.group}" is not one of the groups (${Object.keys(context.groups).join(', ')})`);
+  }
+  if (problems.length > 0) fail(problems);
+
+  const recipients = await loadKeys(context.recipients, baseDir, fieldPath(['recipients']));
+  const groups = [];
+  for (const [groupName, value] of Object.entries(context.groups)) {
+    groups.push({
+      name: groupName,
+      schedule: value.schedule,
+      timeZone: value.timeZone,
+      sources: value.sources,
+      signingPublicKeys: await loadKeys(value.signingPublicKeys, baseDir, fieldPath(['groups', groupName, 'signingPublicKeys'])),
+    });
+  }
+  return {
+    groups,
+    recipients,
+    hostTagKey: context.hostTagKey,
+    timeZone: context.timeZone,
+    calendar: context.calendar as ColdsealProps['calendar'],
+    retention: retention as RetentionSettings,
+    rpoHours: context.rpoHours,
+    alertEmails: context.alertEmails,
+    drill: context.drill,
+    parameterPrefix: context.parameterPrefix,
+  };
+}

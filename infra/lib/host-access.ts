@@ -1,0 +1,220 @@
+import { ArnFormat, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { DRILLS_PREFIX, TIERS, assertName, groupPrefix } from '../../format/layout';
+import type { GroupParameters } from '../../format/parameters';
+
+export interface HostAccessProps {
+  /** The group whose hosts get this access. */
+  readonly group: string;
+  /** The group's SSM parameter names (the signing key's SecureString among them). */
+  readonly parameters: GroupParameters;
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+  readonly topic: sns.ITopic;
+  /** Key the alert topic is encrypted with. */
+  readonly topicKey?: kms.IKey;
+  /** The agent bundle hosts download. */
+  readonly agentBundle: s3assets.Asset;
+  /** Where SSM Run Command writes the commands' output (hosts write it). */
+  readonly commandLogGroup: logs.ILogGroup;
+  /**
+   * Also create a role and instance profile for new EC2 hosts of this group (with SSM's core
+   * managed policy), besides the managed policy that existing roles attach.
+   * @default true
+   */
+  readonly createInstanceProfile?: boolean;
+}
+
+/**
+ * What a host of one group may do: write new backups under its group's prefix (conditional
+ * writes only: no overwrite), never delete, never read; read its group's parameters; use the data
+ * key only through S3; publish alerts; fetch the agent; write its command output.
+ */
+export class HostAccess extends Construct {
+  /** Attach this to the hosts' existing roles. */
+  readonly policy: iam.ManagedPolicy;
+  /** A ready role for new EC2 hosts (this policy + AmazonSSMManagedInstanceCore). */
+  readonly role?: iam.Role;
+  readonly instanceProfile?: iam.InstanceProfile;
+
+  constructor(scope: Construct, id: string, props: HostAccessProps) {
+    super(scope, id);
+    try {
+      assertName('group', props.group);
+    } catch (error) {
+      throw new Error(`HostAccess props.group: ${(error as Error).message}`);
+    }
+    const stack = Stack.of(this);
+    const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
+    const parameterArns = Object.values(props.parameters).map((name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') }));
+
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      description: `coldseal hosts of group ${props.group}: write new backups, read the group's parameters, publish alerts`,
+      statements: [
+        // Whole-object writes (PutObject, CompleteMultipartUpload) must carry If-None-Match, so an
+        // existing key is never replaced; the multipart steps that cannot carry it are let through.
+        new iam.PolicyStatement({
+          sid: 'WriteNewBackupsOnly',
+          actions: ['s3:PutObject'],
+          resources: groupObjects,
+          conditions: { Null: { 's3:if-none-match': 'false' } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'MultipartUploadSteps',
+          actions: ['s3:PutObject'],
+          resources: groupObjects,
+          conditions: { Bool: { 's3:ObjectCreationOperation': 'false' } },
+        }),
+        // Retention can only be lengthened without s3:BypassGovernanceRetention, which is not granted.
+        new iam.PolicyStatement({
+          sid: 'BackupObjectSettings',
+          actions: ['s3:PutObjectRetention', 's3:PutObjectTagging', 's3:AbortMultipartUpload'],
+          resources: groupObjects,
+        }),
+        new iam.PolicyStatement({
+          sid: 'DataKeyThroughS3',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [props.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+        }),
+        // The signing key is a SecureString under the AWS managed aws/ssm key, whose key policy
+        // already lets account principals decrypt through SSM: no KMS grant is needed for it.
+        new iam.PolicyStatement({
+          sid: 'ReadGroupParameters',
+          actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+          resources: parameterArns,
+        }),
+        new iam.PolicyStatement({
+          sid: 'PublishAlerts',
+          actions: ['sns:Publish'],
+          resources: [props.topic.topicArn],
+        }),
+        ...(props.topicKey
+          ? [
+              new iam.PolicyStatement({
+                sid: 'AlertKeyThroughSns',
+                actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+                resources: [props.topicKey.keyArn],
+                conditions: { StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` } },
+              }),
+            ]
+          : []),
+        new iam.PolicyStatement({
+          sid: 'FetchAgent',
+          actions: ['s3:GetObject'],
+          resources: [props.agentBundle.bucket.arnForObjects(props.agentBundle.s3ObjectKey)],
+        }),
+        new iam.PolicyStatement({
+          sid: 'WriteCommandOutput',
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+          resources: [props.commandLogGroup.logGroupArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'FindCommandLogGroup',
+          actions: ['logs:DescribeLogGroups'],
+          resources: [stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+        }),
+      ],
+    });
+    acknowledgeWildcards(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
+    Validations.of(this.policy).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]',
+      reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
+    });
+    Validations.of(this.policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(props.commandLogGroup.node.defaultChild as CfnElement)}.Arn>]`,
+      reason: 'A log group ARN ends in ":*" to cover its streams: SSM names one stream per command, so the streams cannot be listed in advance.',
+    });
+
+    if (props.createInstanceProfile ?? true) {
+      this.role = new iam.Role(this, 'Role', {
+        description: `coldseal hosts of group ${props.group} (EC2): SSM managed instance + coldseal backups`,
+        assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+        managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'), this.policy],
+      });
+      Validations.of(this.role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+        reason: 'AmazonSSMManagedInstanceCore is the policy AWS maintains for the SSM agent to register and receive Run Command; coldseal needs exactly that and should follow its changes.',
+      });
+      this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
+    }
+  }
+}
+
+export interface DrillAccessProps {
+  /** Group whose backups the drill host restores. */
+  readonly group: string;
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+}
+
+/**
+ * The extra access of the drill host: read its group's backups (every tier) and write signed
+ * receipts under drills/<group>/. Attach it next to the group's HostAccess policy.
+ */
+export class DrillAccess extends Construct {
+  readonly policy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: DrillAccessProps) {
+    super(scope, id);
+    try {
+      assertName('group', props.group);
+    } catch (error) {
+      throw new Error(`DrillAccess props.group: ${(error as Error).message}`);
+    }
+    const stack = Stack.of(this);
+    const receipts = props.bucket.arnForObjects(`${DRILLS_PREFIX}${props.group}/*`);
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      description: `coldseal restore-drill host of group ${props.group}: read the group's backups, write drill receipts`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ReadGroupBackups',
+          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectTagging'],
+          resources: TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)),
+        }),
+        new iam.PolicyStatement({
+          sid: 'ListGroupBackups',
+          actions: ['s3:ListBucket'],
+          resources: [props.bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`) } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'WriteNewReceiptsOnly',
+          actions: ['s3:PutObject'],
+          resources: [receipts],
+          conditions: { Null: { 's3:if-none-match': 'false' } },
+        }),
+        new iam.PolicyStatement({ sid: 'ReceiptSettings', actions: ['s3:PutObjectRetention', 's3:PutObjectTagging'], resources: [receipts] }),
+        new iam.PolicyStatement({
+          sid: 'DataKeyThroughS3',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [props.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    acknowledgeWildcards(this.policy, props.bucket, [...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`), `${DRILLS_PREFIX}${props.group}/*`]);
+  }
+}
+
+/** How cdk-nag renders an object ARN of this bucket in a finding id. */
+function bucketObjects(bucket: s3.IBucket, pattern: string): string {
+  const cfn = bucket.node.defaultChild as CfnElement | undefined;
+  if (!cfn) throw new Error('the bucket must be defined in this app (its logical id names the cdk-nag finding)');
+  return `Resource::<${Stack.of(bucket).getLogicalId(cfn)}.Arn>/${pattern}`;
+}
+
+function acknowledgeWildcards(policy: iam.ManagedPolicy, bucket: s3.IBucket, patterns: string[]): void {
+  for (const pattern of patterns) {
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[${bucketObjects(bucket, pattern)}]`,
+      reason: `Objects under ${pattern}: backup keys carry a host, source and time stamp known only at run time, so the group's prefix is the narrowest boundary.`,
+    });
+  }
+}

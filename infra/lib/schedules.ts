@@ -1,0 +1,166 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { assertName } from '../../format/layout';
+import { cronProblem, timeZoneProblem } from './rules';
+
+export interface ScheduledRun {
+  /** Group to run for; also the tag value that selects its hosts. */
+  readonly group: string;
+  /** EventBridge Scheduler cron expression, e.g. "cron(30 1 * * ? *)". */
+  readonly cron: string;
+  /** IANA time zone the cron is read in. */
+  readonly timeZone: string;
+}
+
+export interface BackupSchedulesProps {
+  /** The SSM Command document that runs the agent. */
+  readonly document: ssm.CfnDocument;
+  /** One backup schedule per group. */
+  readonly backups: readonly ScheduledRun[];
+  /** Tag key whose value is the group name on each host. */
+  readonly hostTagKey: string;
+  /**
+   * The restore drill's schedule and the tag key that marks the drill host (value: the group).
+   * @default - no drill schedule
+   */
+  readonly drill?: ScheduledRun & { readonly hostTagKey: string };
+  /**
+   * Hosts of a group that run at once (a number or a percentage).
+   * @default '10'
+   */
+  readonly maxConcurrency?: string;
+  /**
+   * Failed hosts after which SSM stops sending the command to more hosts. Each failure alerts.
+   * @default '100%' - one broken host must not stop the others' backups
+   */
+  readonly maxErrors?: string;
+  /**
+   * Time a run may take before SSM stops it.
+   * @default Duration.hours(4)
+   */
+  readonly executionTimeout?: Duration;
+  /**
+   * Time SSM waits for an offline host to pick up the command.
+   * @default Duration.hours(1)
+   */
+  readonly deliveryTimeout?: Duration;
+  /**
+   * How long command output stays in CloudWatch Logs.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** SendCommand through the Scheduler's universal target: no Lambda in between. */
+export const SEND_COMMAND_TARGET = 'arn:aws:scheduler:::aws-sdk:ssm:sendCommand';
+
+/**
+ * EventBridge Scheduler schedules that send the agent's SSM document to each group's hosts (by
+ * tag), and the log group the commands' output goes to.
+ */
+export class BackupSchedules extends Construct {
+  readonly logGroup: logs.LogGroup;
+  readonly role: iam.Role;
+  readonly schedules: ReadonlyMap<string, scheduler.CfnSchedule>;
+  readonly drillSchedule?: scheduler.CfnSchedule;
+
+  constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
+    super(scope, id);
+    const check = (run: ScheduledRun, where: string): void => {
+      try {
+        assertName('group', run.group);
+      } catch (error) {
+        throw new Error(`BackupSchedules props.${where}.group: ${(error as Error).message}`);
+      }
+      const cron = cronProblem(run.cron);
+      if (cron) throw new Error(`BackupSchedules props.${where}.cron: ${cron}`);
+      const zone = timeZoneProblem(run.timeZone);
+      if (zone) throw new Error(`BackupSchedules props.${where}.timeZone: ${zone}`);
+    };
+    props.backups.forEach((run, index) => check(run, `backups[${index}]`));
+    if (props.drill) check(props.drill, 'drill');
+    const seen = new Set<string>();
+    for (const run of props.backups) {
+      if (seen.has(run.group)) throw new Error(`BackupSchedules props.backups: group "${run.group}" has two schedules`);
+      seen.add(run.group);
+    }
+    const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    const deliveryTimeout = (props.deliveryTimeout ?? Duration.hours(1)).toSeconds();
+    if (deliveryTimeout < 30 || deliveryTimeout > 2592000) throw new Error(`BackupSchedules props.deliveryTimeout must be 30 s to 30 days, got ${deliveryTimeout} s`);
+
+    this.logGroup = new logs.LogGroup(this, 'CommandOutput', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
+    const stack = Stack.of(this);
+    this.role = new iam.Role(this, 'Role', {
+      description: 'coldseal: lets EventBridge Scheduler send the agent document to tagged hosts',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': stack.account } } }),
+    });
+    const documentArn = stack.formatArn({ service: 'ssm', resource: 'document', resourceName: props.document.ref });
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'SendTheAgentDocument', actions: ['ssm:SendCommand'], resources: [documentArn] }));
+    // Instance ids are not known in advance; the tag condition is what limits the targets.
+    const tagConditions: Record<string, string[]> = { [`ssm:resourceTag/${props.hostTagKey}`]: [...seen] };
+    if (props.drill) tagConditions[`ssm:resourceTag/${props.drill.hostTagKey}`] = [props.drill.group];
+    const instanceArns = [
+      stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' }),
+      stack.formatArn({ service: 'ssm', resource: 'managed-instance', resourceName: '*' }),
+    ];
+    for (const [key, values] of Object.entries(tagConditions)) {
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ['ssm:SendCommand'],
+          resources: instanceArns,
+          conditions: { StringEquals: { [key]: values } },
+        }),
+      );
+    }
+    const policy = this.role.node.findChild('DefaultPolicy');
+    for (const arn of ['Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*', 'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:managed-instance/*']) {
+      Validations.of(policy).acknowledge({
+        id: `AwsSolutions-IAM5[${arn}]`,
+        reason: 'Hosts are chosen by tag at run time, so instance ids cannot be listed; the ssm:resourceTag condition on the statement limits SendCommand to hosts tagged for coldseal.',
+      });
+    }
+
+    const schedule = (id: string, run: ScheduledRun, tagKey: string, action: 'backup' | 'drill', description: string): scheduler.CfnSchedule =>
+      new scheduler.CfnSchedule(this, id, {
+        description,
+        scheduleExpression: run.cron,
+        scheduleExpressionTimezone: run.timeZone,
+        flexibleTimeWindow: { mode: 'OFF' },
+        state: 'ENABLED',
+        target: {
+          arn: SEND_COMMAND_TARGET,
+          roleArn: this.role.roleArn,
+          retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+          input: stack.toJsonString({
+            DocumentName: props.document.ref,
+            Comment: `coldseal scheduled ${action}: ${run.group}`,
+            Targets: [{ Key: `tag:${tagKey}`, Values: [run.group] }],
+            Parameters: { group: [run.group], action: [action], executionTimeout: [String(executionTimeout)] },
+            MaxConcurrency: props.maxConcurrency ?? '10',
+            MaxErrors: props.maxErrors ?? '100%',
+            TimeoutSeconds: deliveryTimeout,
+            CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: this.logGroup.logGroupName },
+          }),
+        },
+      });
+
+    const schedules = new Map<string, scheduler.CfnSchedule>();
+    for (const run of props.backups) {
+      schedules.set(run.group, schedule(`Backup-${run.group}`, run, props.hostTagKey, 'backup', `coldseal: back up group ${run.group}`));
+    }
+    this.schedules = schedules;
+    if (props.drill) {
+      this.drillSchedule = schedule('Drill', props.drill, props.drill.hostTagKey, 'drill', `coldseal: restore drill of group ${props.drill.group}`);
+    }
+  }
+}

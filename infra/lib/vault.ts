@@ -1,0 +1,163 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, tierPrefix } from '../../format/layout';
+import { retentionProblems, type RetentionSettings } from './rules';
+
+const ACCESS_LOG_PREFIX = 'data-bucket/';
+
+export interface DataVaultProps {
+  /** Lifecycle and Object Lock per tier (see rules.ts for what is refused). */
+  readonly retention: RetentionSettings;
+  /**
+   * What happens to the buckets and key when the stack is deleted.
+   * @default RemovalPolicy.RETAIN - backups outlive the stack that made them
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Days the verifier's reports and the drill receipts are kept.
+   * @default 400
+   */
+  readonly reportsExpireAfterDays?: number;
+  /**
+   * Days the S3 server access logs are kept.
+   * @default 365
+   */
+  readonly accessLogsExpireAfterDays?: number;
+}
+
+/**
+ * The data bucket and everything that protects it: its KMS key, its access-log bucket, Object
+ * Lock, TLS-only and encryption-enforcing policy, and one lifecycle rule per tier prefix.
+ */
+export class DataVault extends Construct {
+  /** Encrypts every backup (SSE-KMS); hosts may use it only through S3. */
+  readonly key: kms.Key;
+  readonly bucket: s3.Bucket;
+  /** Receives the data bucket's server access logs. */
+  readonly logBucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: DataVaultProps) {
+    super(scope, id);
+    const problems = retentionProblems(props.retention);
+    if (problems.length > 0) {
+      throw new Error(`DataVault props.retention: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
+    }
+    for (const tier of TIERS) {
+      if (!props.retention[tier]) throw new Error(`DataVault props.retention.${tier} is missing: every tier needs a retention`);
+    }
+    const reportsDays = props.reportsExpireAfterDays ?? 400;
+    const logDays = props.accessLogsExpireAfterDays ?? 365;
+    if (!Number.isInteger(reportsDays) || reportsDays < 1) throw new Error(`DataVault props.reportsExpireAfterDays must be a whole number ≥ 1, got ${reportsDays}`);
+    if (!Number.isInteger(logDays) || logDays < 1) throw new Error(`DataVault props.accessLogsExpireAfterDays must be a whole number ≥ 1, got ${logDays}`);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    this.key = new kms.Key(this, 'Key', {
+      description: 'coldseal: encrypts the backups in the data bucket',
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+
+    // S3 server access logs can only be delivered to a bucket encrypted with SSE-S3.
+    this.logBucket = new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      removalPolicy,
+      lifecycleRules: [
+        {
+          id: 'expire-access-logs',
+          expiration: Duration.days(logDays),
+          noncurrentVersionExpiration: Duration.days(1),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+    });
+    Validations.of(this.logBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access-log bucket of the data bucket; logging its own accesses would log into itself or need a third bucket with the same question.',
+    });
+
+    const tierRules: s3.LifecycleRule[] = TIERS.map((tier) => {
+      const retention = props.retention[tier];
+      return {
+        id: `tier-${tier}`,
+        prefix: tierPrefix(tier),
+        expiration: Duration.days(retention.expireAfterDays),
+        transitions: (retention.transitions ?? []).map((t) => ({
+          storageClass: t.storageClass === 'GLACIER' ? s3.StorageClass.GLACIER : s3.StorageClass.DEEP_ARCHIVE,
+          transitionAfter: Duration.days(t.afterDays),
+        })),
+        // Expiry on a versioned bucket only hides the object behind a delete marker; this removes
+        // the hidden version once Object Lock lets it go.
+        noncurrentVersionExpiration: Duration.days(1),
+      };
+    });
+
+    this.bucket = new s3.Bucket(this, 'Data', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.key,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      // No bucket-wide default retention: each tier has its own, set by the agent per object.
+      objectLockEnabled: true,
+      // Manifests are a few KB; this keeps them in STANDARD, readable at once, when their tier moves to Glacier.
+      transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
+      removalPolicy,
+      lifecycleRules: [
+        ...tierRules,
+        { id: 'drill-receipts', prefix: DRILLS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
+        { id: 'reports', prefix: REPORTS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
+        { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(1), expiredObjectDeleteMarker: true },
+      ],
+    });
+
+    // Wired by hand, not with serverAccessLogsBucket: without an app-level feature flag that
+    // falls back to ACLs, and this construct must be secure in whatever app it is added to.
+    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = {
+      destinationBucketName: this.logBucket.bucketName,
+      logFilePrefix: ACCESS_LOG_PREFIX,
+    };
+    this.logBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'S3ServerAccessLogs',
+        principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [this.logBucket.arnForObjects(`${ACCESS_LOG_PREFIX}*`)],
+        conditions: {
+          ArnLike: { 'aws:SourceArn': this.bucket.bucketArn },
+          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+        },
+      }),
+    );
+
+    // S3 encrypts everything by default; these refuse a writer that asks for anything but this key.
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyOtherEncryption',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyOtherKmsKey',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.key.keyArn } },
+      }),
+    );
+  }
+}
