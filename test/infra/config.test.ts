@@ -1,0 +1,166 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { App, Stack } from 'aws-cdk-lib';
+import { generateKeyPair } from '../../format/pgp';
+import { Coldseal, type ColdsealProps } from '../../infra/lib/coldseal';
+import { ColdsealConfigError, resolveContext } from '../../infra/lib/config';
+import { cronProblem, retentionProblems, timeZoneProblem, DEFAULT_RETENTION } from '../../infra/lib/rules';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, ROOT, sampleContext, standInBundle } from './fixtures';
+
+async function rejection(mutate: (context: Record<string, any>) => void | Promise<void>): Promise<string> {
+  const context = sampleContext() as Record<string, any>;
+  await mutate(context);
+  try {
+    await resolveContext(context, ROOT);
+  } catch (error) {
+    assert.ok(error instanceof ColdsealConfigError, `expected a ColdsealConfigError, got ${String(error)}`);
+    return error.message;
+  }
+  assert.fail('the context was accepted');
+}
+
+describe('coldseal context validation (what cdk synth reports)', () => {
+  test('the sample context in cdk.json resolves, with keys read from the example files', async () => {
+    const props = await resolveContext(sampleContext(), ROOT);
+    assert.equal(props.groups.length, 1);
+    assert.equal(props.groups[0].name, 'db');
+    assert.match(props.recipients, /BEGIN PGP PUBLIC KEY BLOCK/);
+    assert.match(props.groups[0].signingPublicKeys, /BEGIN PGP PUBLIC KEY BLOCK/);
+    assert.equal(props.retention?.yearly?.lock.mode, 'COMPLIANCE');
+  });
+
+  test('a missing context says where to put it', async () => {
+    await assert.rejects(resolveContext(undefined, ROOT), /"coldseal" is missing: add it to the "context" of cdk\.json/);
+  });
+
+  test('an unknown tier is refused, naming it', async () => {
+    const message = await rejection((c) => {
+      c.retention.hourly = { expireAfterDays: 2, lock: { mode: 'GOVERNANCE', days: 1 } };
+    });
+    assert.match(message, /coldseal\.retention\.hourly: unknown tier "hourly"/);
+  });
+
+  test('an expiry under the storage class minimum duration is refused', async () => {
+    const message = await rejection((c) => {
+      c.retention.monthly = { expireAfterDays: 100, lock: { mode: 'GOVERNANCE', days: 60 }, transitions: [{ storageClass: 'GLACIER', afterDays: 30 }] };
+    });
+    assert.match(message, /coldseal\.retention\.monthly\.expireAfterDays: monthly backups would stay 70 days in GLACIER, under its minimum storage duration of 90 days/);
+  });
+
+  test('Deep Archive needs 180 days, also between two transitions', async () => {
+    const message = await rejection((c) => {
+      c.retention.yearly = {
+        expireAfterDays: 200,
+        lock: { mode: 'COMPLIANCE', days: 100 },
+        transitions: [
+          { storageClass: 'GLACIER', afterDays: 0 },
+          { storageClass: 'DEEP_ARCHIVE', afterDays: 90 },
+        ],
+      };
+    });
+    assert.match(message, /coldseal\.retention\.yearly\.expireAfterDays: yearly backups would stay 110 days in DEEP_ARCHIVE/);
+  });
+
+  test('an expiry shorter than the lock is refused', async () => {
+    const message = await rejection((c) => {
+      c.retention.daily = { expireAfterDays: 35, lock: { mode: 'GOVERNANCE', days: 40 } };
+    });
+    assert.match(message, /coldseal\.retention\.daily\.lock\.days: daily backups would be locked for 40 days but expire after 35/);
+  });
+
+  test('a bad cron is refused, naming the group', async () => {
+    const message = await rejection((c) => {
+      c.groups.db.schedule = '30 1 * * *';
+    });
+    assert.match(message, /coldseal\.groups\.db\.schedule: "30 1 \* \* \*" is not an EventBridge Scheduler cron expression/);
+    const both = await rejection((c) => {
+      c.groups.db.schedule = 'cron(30 1 * * MON *)';
+    });
+    assert.match(both, /coldseal\.groups\.db\.schedule: .*exactly one of day-of-month and day-of-week must be "\?"/);
+    const hours = await rejection((c) => {
+      c.drill.schedule = 'cron(0 25 ? * SAT *)';
+    });
+    assert.match(hours, /coldseal\.drill\.schedule: .*"25" is not a valid hours field/);
+  });
+
+  test('a bad time zone is refused, at the top level and per group', async () => {
+    assert.match(await rejection((c) => void (c.timeZone = 'Mars/Olympus_Mons')), /coldseal\.timeZone: "Mars\/Olympus_Mons" is not an IANA time zone/);
+    assert.match(await rejection((c) => void (c.groups.db.timeZone = 'CEST+2')), /coldseal\.groups\.db\.timeZone: "CEST\+2" is not an IANA time zone/);
+  });
+
+  test('a bad email is refused', async () => {
+    const message = await rejection((c) => {
+      c.alertEmails = ['ops@example.com', 'not-an-email'];
+    });
+    assert.match(message, /coldseal\.alertEmails\.1: must be an email address/);
+  });
+
+  test('a recipient that is not a public key is refused', async () => {
+    const missing = await rejection((c) => void (c.recipients = ['keys/nowhere.asc']));
+    assert.match(missing, /coldseal\.recipients\[0\]: "keys\/nowhere\.asc" is neither armored key text nor a readable file/);
+    const garbage = await rejection((c) => {
+      c.recipients = ['-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n'];
+    });
+    assert.match(garbage, /coldseal\.recipients\[0\] is not an armored OpenPGP public key/);
+  });
+
+  test('a private key given as recipient or as signing key is refused', async () => {
+    const pair = await generateKeyPair({ name: 'oops' });
+    const asRecipient = await rejection((c) => void (c.recipients = [EXAMPLE_RECIPIENT, pair.privateKey]));
+    assert.match(asRecipient, /coldseal\.recipients\[1\] holds a PRIVATE key/);
+    const asSigning = await rejection((c) => void (c.groups.db.signingPublicKeys = pair.privateKey));
+    assert.match(asSigning, /coldseal\.groups\.db\.signingPublicKeys\[0\] holds a PRIVATE key/);
+  });
+
+  test('bad sources, groups, drill and unknown fields are refused by name', async () => {
+    assert.match(await rejection((c) => void (c.groups.db.sources = [{ name: 'pg', type: 'oracle' }])), /coldseal\.groups\.db\.sources\.0\.type/);
+    assert.match(await rejection((c) => void (c.groups['bad name'] = c.groups.db)), /coldseal\.groups\.bad name/);
+    assert.match(await rejection((c) => void (c.drill.group = 'nope')), /coldseal\.drill\.group: "nope" is not one of the groups \(db\)/);
+    assert.match(await rejection((c) => void (c.retentionDays = 3)), /coldseal: Unrecognized key: "retentionDays"/);
+    assert.match(await rejection((c) => void (c.calendar = { monthly: { day: 31 } })), /coldseal\.calendar\.monthly\.day/);
+  });
+});
+
+describe('rules', () => {
+  test('cron expressions', () => {
+    assert.equal(cronProblem('cron(30 1 * * ? *)'), null);
+    assert.equal(cronProblem('cron(0 6 ? * SAT *)'), null);
+    assert.equal(cronProblem('cron(0/15 8-18 ? * MON-FRI *)'), null);
+    assert.equal(cronProblem('cron(0 0 1 * ? *)'), null);
+    assert.match(cronProblem('rate(1 day)') ?? '', /not an EventBridge Scheduler cron/);
+    assert.match(cronProblem('cron(0 0 * * ?)') ?? '', /has 5 fields/);
+    assert.match(cronProblem('cron(61 0 * * ? *)') ?? '', /"61" is not a valid minutes field/);
+  });
+
+  test('time zones', () => {
+    assert.equal(timeZoneProblem('Europe/Paris'), null);
+    assert.equal(timeZoneProblem('UTC'), null);
+    assert.ok(timeZoneProblem('Europe/Pariss'));
+  });
+
+  test('the default retention is buildable', () => {
+    assert.deepEqual(retentionProblems(DEFAULT_RETENTION), []);
+  });
+});
+
+describe('construct props are checked in the constructor, naming the prop', () => {
+  const base = (): ColdsealProps => ({
+    groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] }],
+    recipients: EXAMPLE_RECIPIENT,
+    agentBundle: standInBundle(),
+  });
+  const build = (props: ColdsealProps) => new Coldseal(new Stack(new App(), 'S'), 'C', props);
+
+  test('a valid set of props builds', () => {
+    assert.ok(build(base()).bucket);
+  });
+  test('bad props throw', () => {
+    assert.throws(() => build({ ...base(), timeZone: 'Nowhere/Land' }), /Coldseal props\.timeZone: "Nowhere\/Land" is not an IANA time zone/);
+    assert.throws(() => build({ ...base(), retention: { daily: { expireAfterDays: 10, lock: { mode: 'GOVERNANCE', days: 20 } } } }), /DataVault props\.retention: daily\.lock\.days/);
+    assert.throws(() => build({ ...base(), recipients: EXAMPLE_RECIPIENT.replace(/PUBLIC/g, 'PRIVATE') }), /AgentDelivery props\.recipients holds a PRIVATE key/);
+    assert.throws(() => build({ ...base(), alertEmails: ['x'] }), /Alerts props\.emails\[0\]: "x" is not an email address/);
+    assert.throws(() => build({ ...base(), drill: { group: 'other', schedule: 'cron(0 6 ? * SAT *)' } }), /Coldseal props\.drill\.group/);
+    assert.throws(() => build({ ...base(), groups: [{ ...base().groups[0], schedule: 'daily' }] }), /BackupSchedules props\.backups\[0\]\.cron/);
+    assert.throws(() => build({ ...base(), groups: [{ ...base().groups[0], sources: [{ name: 'pg', type: 'postgres', port: 0 }] }] }), /AgentDelivery props\.groups\[0\] \(group "db"\): the agent configuration would be invalid: sources\.0\.port/);
+  });
+});

@@ -1,0 +1,33 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Shared inputs of the infra tests: a context like cdk.json's, with two groups. */
+export const ROOT = join(__dirname, '..', '..');
+export const EXAMPLE_RECIPIENT = readFileSync(join(ROOT, 'infra', 'example-keys', 'escrow.pub.asc'), 'utf8');
+export const EXAMPLE_SIGNING = readFileSync(join(ROOT, 'infra', 'example-keys', 'db-signing.pub.asc'), 'utf8');
+
+export function sampleContext(): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context.coldseal)) as Record<string, unknown>;
+}
+
+/** Two groups, so that one group's access can be checked against the other's prefix. */
+export function twoGroupContext(): Record<string, unknown> {
+  const context = sampleContext();
+  const groups = context.groups as Record<string, unknown>;
+  groups.web = {
+    schedule: 'cron(0 3 ? * MON-FRI *)',
+    timeZone: 'America/New_York',
+    signingPublicKeys: EXAMPLE_SIGNING,
+    sources: [{ name: 'www', type: 'files', paths: ['/var/www'] }],
+  };
+  return context;
+}
+
+/** Template tests do not run the agent: a small stand-in keeps them from racing the real build. */
+export function standInBundle(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'coldseal-infra-'));
+  const file = join(dir, 'coldseal-agent.js');
+  writeFileSync(file, '#!/usr/bin/env node\nconsole.error("stand-in bundle for template tests");\nprocess.exit(1);\n');
+  return file;
+}
