@@ -35,7 +35,7 @@ async function main(): Promise<number> {
       const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
         cwd: root,
         stdio: 'inherit',
-        env: { ...process.env, COLDSEAL_TEST_MOTO_ENDPOINT: moto.endpoint, CDK_DISABLE_VERSION_CHECK: '1', AWS_EC2_METADATA_DISABLED: 'true' },
+        env: { ...process.env, COLDSEAL_TEST_MOTO_ENDPOINT: moto.endpoint, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', CDK_DISABLE_VERSION_CHECK: '1', AWS_EC2_METADATA_DISABLED: 'true' },
       });
       child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
     });

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { generateKeyPair, type GeneratedKey } from '../../format/pgp';
+import type { AgentConfigInput } from '../../agent/src/config/schema';
+import { newMotoAccount, uniqueName, type MotoAccount } from './aws';
+
+/**
+ * A sandbox for running the real agent: an isolated moto account with a bucket, freshly generated
+ * keys on disk, and helpers to write a configuration, run the CLI as a child process (as SSM would)
+ * and look at what ended up in S3.
+ */
+export interface AgentSandbox {
+  readonly account: MotoAccount;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly dir: string;
+  readonly recipient: GeneratedKey & { publicFile: string; privateFile: string };
+  readonly signing: GeneratedKey & { publicFile: string; privateFile: string };
+  /** A complete configuration for this sandbox; override any part. */
+  config(overrides: Partial<AgentConfigInput> & Pick<AgentConfigInput, 'sources'>): AgentConfigInput;
+  writeConfig(config: AgentConfigInput): string;
+  runCli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  listKeys(prefix?: string): Promise<string[]>;
+  getObject(key: string): Promise<Buffer>;
+  openMultipartUploads(): Promise<string[]>;
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const ROOT = join(__dirname, '..', '..');
+
+export async function createAgentSandbox(options: { objectLock?: boolean } = {}): Promise<AgentSandbox> {
+  const account = await newMotoAccount();
+  const s3 = new S3Client(account.clientConfig);
+  const bucket = uniqueName('coldseal-test');
+  await s3.send(new CreateBucketCommand({ Bucket: bucket, ...(options.objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
+  const dir = mkdtempSync(join(tmpdir(), 'coldseal-test-'));
+  const keyFiles = (name: string, key: GeneratedKey) => {
+    const privateFile = join(dir, `${name}.key.asc`);
+    const publicFile = join(dir, `${name}.pub.asc`);
+    writeFileSync(privateFile, key.privateKey, { mode: 0o600 });
+    writeFileSync(publicFile, key.publicKey);
+    return { ...key, privateFile, publicFile };
+  };
+  const recipient = keyFiles('recipient', await generateKeyPair({ name: 'test recipient' }));
+  const signing = keyFiles('signing', await generateKeyPair({ name: 'test signing' }));
+
+  const sandbox: AgentSandbox = {
+    account,
+    s3,
+    bucket,
+    dir,
+    recipient,
+    signing,
+    config: (overrides) => ({
+      group: 'testgroup',
+      host: 'testhost',
+      bucket,
+      region: account.clientConfig.region,
+      endpoint: account.clientConfig.endpoint,
+      recipients: { file: recipient.publicFile },
+      signingKey: { file: signing.privateFile },
+      ...overrides,
+    }),
+    writeConfig(config) {
+      const path = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(path, JSON.stringify(config, null, 2));
+      return path;
+    },
+    runCli: (args, env = {}) =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts'), ...args], {
+          cwd: ROOT,
+          env: { ...process.env, ...account.env, NODE_NO_WARNINGS: '1', ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      }),
+    async listKeys(prefix = '') {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+        keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+        token = page.NextContinuationToken;
+      } while (token);
+      return keys.sort();
+    },
+    async getObject(key) {
+      const result = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(await result.Body!.transformToByteArray());
+    },
+    async openMultipartUploads() {
+      const result = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      return (result.Uploads ?? []).map((u) => u.Key!);
+    },
+  };
+  return sandbox;
+}
