@@ -1,0 +1,73 @@
+/**
+ * A finding is one problem, said so that a person can act on it: what, where, since when, what to
+ * do. Its id is stable across runs (check + subject), which is what alert de-duplication keys on.
+ */
+
+export const CHECKS = {
+  'manifest-signature': 'Manifest signature',
+  'manifest-invalid': 'Manifest unreadable or off-schema',
+  'manifest-location': 'Manifest stored under another source',
+  'ciphertext-missing': 'Ciphertext missing',
+  'ciphertext-size': 'Ciphertext size',
+  'ciphertext-sha256': 'Ciphertext SHA-256',
+  'not-openpgp': 'Not an OpenPGP message',
+  recipients: 'Recipients',
+  'dump-exit-status': 'Dump exit status',
+  'completion-marker': 'Completion marker',
+  'object-lock': 'Object Lock retention',
+  'not-read-verified': 'Archived, never read-verified',
+  'verification-pending': 'Not yet hashed',
+  rpo: 'Backup older than RPO',
+  'never-backed-up': 'Never backed up',
+  'empty-dump': 'Empty dump',
+  'size-drop': 'Sudden size drop',
+  'retention-count': 'Copies per tier',
+  orphan: 'Orphan ciphertext',
+  'drill-failed': 'Restore drill failed',
+  'drill-stale': 'No recent restore drill',
+  'drill-invalid': 'Drill receipt signature',
+  'command-failed': 'Backup command failed',
+  'instance-not-reporting': 'Instance stopped reporting to SSM',
+} as const;
+
+export type Check = keyof typeof CHECKS;
+export type Severity = 'fail' | 'warn';
+
+export interface Finding {
+  readonly id: string;
+  readonly check: Check;
+  readonly severity: Severity;
+  readonly group?: string;
+  readonly host?: string;
+  readonly source?: string;
+  readonly tier?: string;
+  /** The S3 key (or other resource) the finding is about. */
+  readonly where: string;
+  /** One line: what is wrong. */
+  readonly summary: string;
+  /** Since when the problem exists (ISO time), as far as the evidence tells. */
+  readonly since: string;
+  /** What to do about it. */
+  readonly action: string;
+  readonly detail?: string;
+}
+
+export type Status = 'OK' | 'WARN' | 'FAIL';
+
+export function statusOf(findings: readonly Pick<Finding, 'severity'>[]): Status {
+  if (findings.some((f) => f.severity === 'fail')) return 'FAIL';
+  return findings.length > 0 ? 'WARN' : 'OK';
+}
+
+export function subjectOf(f: Pick<Finding, 'group' | 'host' | 'source'>): string {
+  return [f.group, f.host, f.source].filter(Boolean).join('/');
+}
+
+export function makeFinding(input: Omit<Finding, 'id'> & { subject: string }): Finding {
+  const { subject, ...rest } = input;
+  return { id: `${input.check}:${subject}`, ...rest };
+}
+
+export function sortFindings(findings: readonly Finding[]): Finding[] {
+  return [...findings].sort((a, b) => (a.severity === b.severity ? a.id.localeCompare(b.id) : a.severity === 'fail' ? -1 : 1));
+}

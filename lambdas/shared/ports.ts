@@ -1,0 +1,115 @@
+/**
+ * The narrow interfaces the cores depend on. Production adapters (aws.ts) implement them with the
+ * SDK; tests use the same adapters against moto, and small fakes where moto cannot answer
+ * (Object Lock reads, SSM command status, managed-instance inventory).
+ */
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** The subset of Powertools Logger the cores use (Logger satisfies it structurally). */
+export interface Log {
+  debug(message: string, ...extra: Record<string, unknown>[]): void;
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+  warn(message: string, ...extra: Record<string, unknown>[]): void;
+  error(message: string, ...extra: Record<string, unknown>[]): void;
+}
+
+export interface ListedObject {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified: Date;
+  readonly storageClass: string;
+}
+
+export interface ObjectHead {
+  readonly size: number;
+  readonly etag: string;
+  readonly versionId: string | undefined;
+  readonly storageClass: string;
+  readonly lastModified: Date;
+  /** Object Lock mode and date: what keeps the object against deletion. */
+  readonly lockMode: string | undefined;
+  readonly lockUntil: Date | undefined;
+  /** Set while a Glacier restore is in progress or its temporary copy exists. */
+  readonly restore: string | undefined;
+}
+
+export interface BucketStore {
+  list(prefix: string): Promise<ListedObject[]>;
+  head(key: string): Promise<ObjectHead | null>;
+  getText(key: string): Promise<string | null>;
+  /** Bytes [start, end) as a stream of chunks; end undefined = to the end of the object. */
+  getRange(key: string, start: number, end?: number): Promise<AsyncIterable<Uint8Array>>;
+  /** onlyIfAbsent: conditional create (If-None-Match: *); returns false when the key already exists. */
+  put(key: string, body: string | Uint8Array, contentType: string, options?: { onlyIfAbsent?: boolean }): Promise<boolean>;
+  delete(key: string): Promise<void>;
+}
+
+export interface Notifier {
+  publish(subject: string, message: string, attributes: Record<string, string>): Promise<void>;
+}
+
+export interface ParameterStore {
+  /** null when the parameter does not exist. */
+  get(name: string): Promise<string | null>;
+}
+
+export interface ManagedInstance {
+  readonly instanceId: string;
+  readonly computerName: string;
+  /** Online | ConnectionLost | Inactive (SSM's PingStatus). */
+  readonly pingStatus: string;
+  readonly lastPingAt: Date | undefined;
+  readonly group: string | undefined;
+}
+
+export interface InstanceDirectory {
+  /** Managed instances that carry tagKey = group. */
+  listGroup(tagKey: string, group: string): Promise<ManagedInstance[]>;
+  /** The instance, with its group if it carries tagKey with one of these groups as value. */
+  describe(instanceId: string, tagKey: string, groups: readonly string[]): Promise<ManagedInstance | null>;
+}
+
+export interface CommandInvocation {
+  readonly status: string;
+  readonly statusDetails: string;
+  readonly responseCode: number | undefined;
+  readonly standardError: string;
+  readonly standardOutput: string;
+  readonly executionStartedAt: Date | undefined;
+  readonly executionEndedAt: Date | undefined;
+}
+
+export interface CommandHistory {
+  invocation(commandId: string, instanceId: string): Promise<CommandInvocation | null>;
+  /** The command's parameters as sent (tier, arguments…), null when SSM no longer has it. */
+  parameters(commandId: string): Promise<Record<string, string[]> | null>;
+}
+
+export interface SourceMetrics {
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+  readonly ageHours: number | undefined;
+  readonly sizeBytes: number | undefined;
+  readonly durationSeconds: number | undefined;
+  /** 0 OK, 1 WARN, 2 FAIL, per the latest verification report; undefined when not verified yet. */
+  readonly verificationStatus: number | undefined;
+}
+
+export interface GroupMetrics {
+  readonly group: string;
+  readonly maxAgeHours: number;
+  readonly sourcesOverRpo: number;
+  readonly failedVerifications: number;
+}
+
+export interface MetricsSink {
+  source(values: SourceMetrics): void;
+  group(values: GroupMetrics): void;
+  heartbeat(): void;
+}

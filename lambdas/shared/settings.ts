@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { NAME_PATTERN, NAME_RULE, TIERS } from '../../format/layout';
+import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../format/parameters';
+
+/**
+ * The Lambdas' settings, read from environment variables that the stack fills. Validated once at
+ * cold start: a typo in the stack fails the first invocation loudly instead of checking nothing.
+ */
+
+const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+export const groupSettingsSchema = z
+  .object({
+    name,
+    /** Newest backup of every expected source must be younger than this. */
+    rpoHours: z.number().positive().default(26),
+    /** Source names every host of the group backs up (the group's agent config). */
+    sources: z.array(name).min(1),
+    /** Hosts expected even without an SSM tag (on-prem hosts, or pinned names). */
+    hosts: z.array(name).default([]),
+    /** Retention per tier in days, as the bucket's lifecycle applies it; a tier left out is not counted. */
+    retentionDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).default({}),
+    /** Restore drills: the newest receipt must be younger than this; null when the group runs no drills. */
+    drillMaxAgeDays: z.number().positive().nullable().default(null),
+  })
+  .strict();
+export type GroupSettings = z.infer<typeof groupSettingsSchema>;
+
+const positiveNumber = (fallback: number) => z.coerce.number().positive().default(fallback);
+
+export const settingsSchema = z
+  .object({
+    COLDSEAL_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    COLDSEAL_TOPIC_ARN: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN'),
+    COLDSEAL_PARAMETER_PREFIX: z.string().default(DEFAULT_PARAMETER_PREFIX).transform((p, ctx) => {
+      try {
+        return normalizePrefix(p);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+    /** JSON array of group settings. */
+    COLDSEAL_GROUPS: z.string().transform((text, ctx) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `is not JSON (${(error as Error).message})` });
+        return z.NEVER;
+      }
+      const parsed = z.array(groupSettingsSchema).min(1).safeParse(value);
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+        return z.NEVER;
+      }
+      const names = parsed.data.map((g) => g.name);
+      const dup = names.find((n, i) => names.indexOf(n) !== i);
+      if (dup) {
+        ctx.addIssue({ code: 'custom', message: `group "${dup}" is listed twice` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+    /** The SSM document that runs the agent: its failures are what the monitor alerts on. */
+    COLDSEAL_DOCUMENT_NAME: z.string().min(1).default('coldseal-backup'),
+    /** Tag whose value is the host group, on EC2 instances and hybrid managed nodes. */
+    COLDSEAL_TAG_KEY: z.string().min(1).default('coldseal:group'),
+    /** An open problem is announced again after this long (at most daily by default). */
+    COLDSEAL_REPEAT_HOURS: positiveNumber(24),
+    /** Ciphertext without a manifest is an orphan once it is older than this (a running upload is younger). */
+    COLDSEAL_ORPHAN_MINUTES: positiveNumber(60),
+    /** A size below (1 - ratio) × the recent median is a sudden drop. */
+    COLDSEAL_SIZE_DROP_RATIO: z.coerce.number().gt(0).lt(1).default(0.5),
+    /** Read-verified objects are hashed again after this many days (bit rot, replaced versions). */
+    COLDSEAL_REVERIFY_DAYS: positiveNumber(30),
+    /** A managed instance whose last SSM ping is older than this has stopped reporting. */
+    COLDSEAL_PING_STALE_MINUTES: positiveNumber(60),
+    /** Leave this much of the invocation's time for writing the report and alerts. */
+    COLDSEAL_TIME_MARGIN_SECONDS: positiveNumber(90),
+    /** Optional cap on bytes hashed per invocation (on top of the time limit). */
+    COLDSEAL_HASH_BUDGET_MB: z.coerce.number().positive().optional(),
+    /** Send the daily report even when everything is OK (its absence is then itself a signal). */
+    COLDSEAL_REPORT_WHEN_OK: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
+  })
+  .loose();
+
+export type RawSettings = z.infer<typeof settingsSchema>;
+
+export interface Settings {
+  readonly bucket: string;
+  readonly topicArn: string;
+  readonly parameterPrefix: string;
+  readonly groups: readonly GroupSettings[];
+  readonly documentName: string;
+  readonly tagKey: string;
+  readonly repeatHours: number;
+  readonly orphanMinutes: number;
+  readonly sizeDropRatio: number;
+  readonly reverifyDays: number;
+  readonly pingStaleMinutes: number;
+  readonly timeMarginSeconds: number;
+  readonly hashBudgetBytes: number | undefined;
+  readonly reportWhenOk: boolean;
+}
+
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+}
+
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new SettingsError(`coldseal Lambda settings are invalid (check the stack's environment variables):\n${z.prettifyError(parsed.error)}`);
+  }
+  const s = parsed.data;
+  return {
+    bucket: s.COLDSEAL_BUCKET,
+    topicArn: s.COLDSEAL_TOPIC_ARN,
+    parameterPrefix: s.COLDSEAL_PARAMETER_PREFIX,
+    groups: s.COLDSEAL_GROUPS,
+    documentName: s.COLDSEAL_DOCUMENT_NAME,
+    tagKey: s.COLDSEAL_TAG_KEY,
+    repeatHours: s.COLDSEAL_REPEAT_HOURS,
+    orphanMinutes: s.COLDSEAL_ORPHAN_MINUTES,
+    sizeDropRatio: s.COLDSEAL_SIZE_DROP_RATIO,
+    reverifyDays: s.COLDSEAL_REVERIFY_DAYS,
+    pingStaleMinutes: s.COLDSEAL_PING_STALE_MINUTES,
+    timeMarginSeconds: s.COLDSEAL_TIME_MARGIN_SECONDS,
+    hashBudgetBytes: s.COLDSEAL_HASH_BUDGET_MB === undefined ? undefined : Math.floor(s.COLDSEAL_HASH_BUDGET_MB * 1024 * 1024),
+    reportWhenOk: s.COLDSEAL_REPORT_WHEN_OK,
+  };
+}
+
+/** What the stack writes: the inverse of loadSettings, so the two can never disagree on names. */
+export function settingsEnvironment(input: {
+  bucket: string;
+  topicArn: string;
+  parameterPrefix?: string;
+  groups: readonly z.input<typeof groupSettingsSchema>[];
+  documentName?: string;
+  tagKey?: string;
+  extra?: Partial<Record<keyof RawSettings, string>>;
+}): Record<string, string> {
+  const env: Record<string, string> = {
+    COLDSEAL_BUCKET: input.bucket,
+    COLDSEAL_TOPIC_ARN: input.topicArn,
+    COLDSEAL_PARAMETER_PREFIX: input.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX,
+    COLDSEAL_GROUPS: JSON.stringify(input.groups),
+  };
+  if (input.documentName) env.COLDSEAL_DOCUMENT_NAME = input.documentName;
+  if (input.tagKey) env.COLDSEAL_TAG_KEY = input.tagKey;
+  for (const [k, v] of Object.entries(input.extra ?? {})) if (v !== undefined) env[k] = v;
+  return env;
+}

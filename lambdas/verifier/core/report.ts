@@ -1,0 +1,200 @@
+import { z } from 'zod';
+import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findings';
+import { formatBytes, type HistoryEntry } from './fleet';
+import type { DrillSummary } from './drills';
+
+/**
+ * The daily report. The JSON is for machines: its schema is versioned and only grows. The HTML is
+ * for people: one self-contained file (no scripts, no external assets) that opens from S3 or email.
+ */
+export const REPORT_SCHEMA = 'coldseal-verification-report/1';
+
+const findingSchema = z.object({
+  id: z.string(),
+  check: z.string(),
+  severity: z.enum(['fail', 'warn']),
+  group: z.string().optional(),
+  host: z.string().optional(),
+  source: z.string().optional(),
+  tier: z.string().optional(),
+  where: z.string(),
+  summary: z.string(),
+  since: z.string(),
+  action: z.string(),
+  detail: z.string().optional(),
+  /** When this finding was first reported, from the alert state. */
+  firstSeenAt: z.string().optional(),
+  new: z.boolean(),
+});
+
+const historyPoint = z.object({ stamp: z.string(), tier: z.string(), bytes: z.number(), ciphertextBytes: z.number(), durationSeconds: z.number() });
+
+export const reportSchema = z.object({
+  schema: z.literal(REPORT_SCHEMA),
+  generatedAt: z.string(),
+  bucket: z.string(),
+  status: z.enum(['OK', 'WARN', 'FAIL']),
+  counts: z.object({ fail: z.number(), warn: z.number(), new: z.number(), resolved: z.number(), backups: z.number(), sources: z.number() }),
+  findings: z.array(findingSchema),
+  resolved: z.array(z.object({ id: z.string(), summary: z.string(), firstSeenAt: z.string() })),
+  sources: z.array(
+    z.object({
+      group: z.string(),
+      host: z.string(),
+      source: z.string(),
+      status: z.enum(['OK', 'WARN', 'FAIL']),
+      newest: z.object({ stamp: z.string(), finishedAt: z.string(), ageHours: z.number(), bytes: z.number(), durationSeconds: z.number() }).nullable(),
+      copies: z.record(z.string(), z.number()),
+      history: z.array(historyPoint),
+    }),
+  ),
+  drills: z.array(z.object({ group: z.string(), host: z.string(), stamp: z.string(), ok: z.boolean(), ageDays: z.number() })),
+  verification: z.object({ hashedBytes: z.number(), hashedObjects: z.number(), pendingObjects: z.number(), verifiedArtifacts: z.number(), archivedArtifacts: z.number(), seconds: z.number() }),
+});
+export type Report = z.infer<typeof reportSchema>;
+
+export interface SourceRow {
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+  readonly history: readonly HistoryEntry[];
+}
+
+export function buildReport(input: {
+  now: Date;
+  bucket: string;
+  findings: readonly Finding[];
+  newIds: ReadonlySet<string>;
+  firstSeen: ReadonlyMap<string, string>;
+  resolved: readonly { id: string; summary: string; firstSeenAt: string }[];
+  sources: readonly SourceRow[];
+  drills: readonly DrillSummary[];
+  backups: number;
+  verification: Report['verification'];
+}): Report {
+  const { now } = input;
+  const sources = input.sources.map((row) => {
+    const mine = input.findings.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source);
+    const newest = row.history[row.history.length - 1];
+    const copies: Record<string, number> = {};
+    for (const e of row.history) copies[e.tier] = (copies[e.tier] ?? 0) + 1;
+    return {
+      group: row.group,
+      host: row.host,
+      source: row.source,
+      status: statusOf(mine),
+      newest: newest
+        ? { stamp: newest.stamp, finishedAt: newest.finishedAt, ageHours: Math.round(((now.getTime() - Date.parse(newest.finishedAt)) / 3_600_000) * 10) / 10, bytes: newest.bytes, durationSeconds: newest.durationSeconds }
+        : null,
+      copies,
+      history: row.history.slice(-30).map((e) => ({ stamp: e.stamp, tier: e.tier, bytes: e.bytes, ciphertextBytes: e.ciphertextBytes, durationSeconds: e.durationSeconds })),
+    };
+  });
+  const findings = input.findings.map((f) => ({ ...f, new: input.newIds.has(f.id), firstSeenAt: input.firstSeen.get(f.id) }));
+  return reportSchema.parse({
+    schema: REPORT_SCHEMA,
+    generatedAt: now.toISOString(),
+    bucket: input.bucket,
+    status: statusOf(input.findings),
+    counts: {
+      fail: input.findings.filter((f) => f.severity === 'fail').length,
+      warn: input.findings.filter((f) => f.severity === 'warn').length,
+      new: findings.filter((f) => f.new).length,
+      resolved: input.resolved.length,
+      backups: input.backups,
+      sources: sources.length,
+    },
+    findings,
+    resolved: input.resolved,
+    sources,
+    drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10 })),
+    verification: input.verification,
+  });
+}
+
+const COLORS: Record<Status, { bg: string; fg: string }> = {
+  OK: { bg: '#e6f4ea', fg: '#137333' },
+  WARN: { bg: '#fef7e0', fg: '#8a5a00' },
+  FAIL: { bg: '#fce8e6', fg: '#a50e0e' },
+};
+
+function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Size (bars) and duration (line) of the last backups, as inline SVG: no script, no external asset. */
+export function historyChart(history: Report['sources'][number]['history'], width = 360, height = 90): string {
+  if (history.length === 0) return '<svg class="chart" width="360" height="90" role="img" aria-label="no backups yet"><text x="8" y="48" fill="#666">no backups yet</text></svg>';
+  const pad = 4;
+  const maxBytes = Math.max(1, ...history.map((h) => h.bytes));
+  const maxDur = Math.max(1, ...history.map((h) => h.durationSeconds));
+  const slot = (width - 2 * pad) / history.length;
+  const bar = Math.max(1, slot * 0.7);
+  const plotH = height - 2 * pad - 12;
+  const bars = history
+    .map((h, i) => {
+      const bh = Math.max(1, (h.bytes / maxBytes) * plotH);
+      return `<rect x="${(pad + i * slot).toFixed(1)}" y="${(pad + plotH - bh).toFixed(1)}" width="${bar.toFixed(1)}" height="${bh.toFixed(1)}" fill="#8ab4f8"><title>${esc(h.stamp)}: ${esc(formatBytes(h.bytes))}, ${h.durationSeconds.toFixed(0)} s</title></rect>`;
+    })
+    .join('');
+  const points = history.map((h, i) => `${(pad + i * slot + bar / 2).toFixed(1)},${(pad + plotH - (h.durationSeconds / maxDur) * plotH).toFixed(1)}`).join(' ');
+  const legend = `<text x="${pad}" y="${height - 2}" font-size="10" fill="#555">bars: size (max ${esc(formatBytes(maxBytes))}) - line: duration (max ${maxDur.toFixed(0)} s) - last ${history.length}</text>`;
+  return `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="size and duration of the last ${history.length} backups">${bars}<polyline points="${points}" fill="none" stroke="#d93025" stroke-width="1.5"/>${legend}</svg>`;
+}
+
+function badge(status: Status): string {
+  const c = COLORS[status];
+  return `<span class="badge" style="background:${c.bg};color:${c.fg}">${status}</span>`;
+}
+
+export function renderHtml(report: Report): string {
+  const findingRows = (list: Report['findings']) =>
+    list
+      .map((f) => `<tr class="${f.severity}"><td>${badge(f.severity === 'fail' ? 'FAIL' : 'WARN')}${f.new ? ' <b>new</b>' : ''}</td><td>${esc(CHECKS[f.check as keyof typeof CHECKS] ?? f.check)}</td><td>${esc(f.summary)}${f.detail ? `<pre>${esc(f.detail)}</pre>` : ''}<div class="where">${esc(f.where)}</div></td><td>${esc(f.since)}</td><td>${esc(f.action)}</td></tr>`)
+      .join('');
+  const groups = [...new Set(report.sources.map((s) => s.group))];
+  const sections = groups
+    .map((group) => {
+      const rows = report.sources.filter((s) => s.group === group);
+      return `<h2>Group ${esc(group)}</h2>${rows
+        .map((s) => {
+          const mine = report.findings.filter((f) => f.group === s.group && f.host === s.host && f.source === s.source);
+          const c = COLORS[s.status];
+          const newest = s.newest ? `${esc(s.newest.stamp)} (${s.newest.ageHours} h ago), ${esc(formatBytes(s.newest.bytes))}, ${s.newest.durationSeconds.toFixed(0)} s` : 'none';
+          const copies = Object.entries(s.copies).map(([t, n]) => `${esc(t)} ${n}`).join(', ') || 'none';
+          return `<section class="source" style="border-left:6px solid ${c.fg}"><table><caption>${badge(s.status)} ${esc(s.host)} / ${esc(s.source)}</caption><tr><th>newest</th><td>${newest}</td></tr><tr><th>copies</th><td>${copies}</td></tr><tr><th>findings</th><td>${mine.length ? mine.map((f) => esc(f.summary)).join('<br>') : 'none'}</td></tr></table>${historyChart(s.history)}</section>`;
+        })
+        .join('')}`;
+    })
+    .join('');
+  const drills = report.drills.length
+    ? `<table class="list"><tr><th>group</th><th>host</th><th>drill</th><th>result</th><th>age</th></tr>${report.drills.map((d) => `<tr><td>${esc(d.group)}</td><td>${esc(d.host)}</td><td>${esc(d.stamp)}</td><td>${badge(d.ok ? 'OK' : 'FAIL')}</td><td>${d.ageDays} days</td></tr>`).join('')}</table>`
+    : '<p>No restore drill receipts.</p>';
+  const v = report.verification;
+  const c = COLORS[report.status];
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>coldseal verification ${esc(report.generatedAt.slice(0, 10))}: ${report.status}</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#202124;max-width:1200px}
+h1{margin:0 0 4px}.sub{color:#5f6368;margin-bottom:16px}
+.banner{padding:12px 16px;border-radius:6px;font-weight:600;background:${c.bg};color:${c.fg};margin-bottom:16px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:700}
+table.list{border-collapse:collapse;width:100%;margin-bottom:16px}table.list td,table.list th{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}
+tr.fail td:first-child{border-left:4px solid ${COLORS.FAIL.fg}}tr.warn td:first-child{border-left:4px solid ${COLORS.WARN.fg}}
+pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}
+.source{display:flex;gap:16px;align-items:center;padding:8px 12px;margin:8px 0;background:#fafafa;border-radius:4px;flex-wrap:wrap}
+.source table{min-width:420px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
+</style></head><body>
+<h1>coldseal verification report</h1>
+<div class="sub">${esc(report.generatedAt)} - bucket ${esc(report.bucket)} - ${report.counts.backups} backups of ${report.counts.sources} sources</div>
+<div class="banner">${report.status}: ${report.counts.fail} failing, ${report.counts.warn} warning (${report.counts.new} new, ${report.counts.resolved} resolved)</div>
+<h2>Findings</h2>
+${report.findings.length ? `<table class="list"><tr><th>status</th><th>check</th><th>what / where</th><th>since</th><th>what to do</th></tr>${findingRows(report.findings)}</table>` : '<p>None: every check passed.</p>'}
+${report.resolved.length ? `<h2>Resolved since the last run</h2><ul>${report.resolved.map((r) => `<li>${esc(r.summary)} (open since ${esc(r.firstSeenAt)})</li>`).join('')}</ul>` : ''}
+${sections}
+<h2>Restore drills</h2>${drills}
+<h2>Verification</h2><p>Hashed ${esc(formatBytes(v.hashedBytes))} in ${v.hashedObjects} objects in ${v.seconds.toFixed(1)} s; ${v.verifiedArtifacts} artifacts proven by a full read, ${v.archivedArtifacts} archived (checked from metadata), ${v.pendingObjects} waiting for the next run.</p>
+</body></html>
+`;
+}

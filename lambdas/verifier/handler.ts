@@ -1,0 +1,80 @@
+import type { Context } from 'aws-lambda';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmParameterStore, type ClientOptions } from '../shared/aws';
+import { systemClock, type BucketStore, type Clock, type Notifier, type ParameterStore } from '../shared/ports';
+import { METRIC, powertools } from '../shared/runtime';
+import { loadSettings, type Settings } from '../shared/settings';
+import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, type VerifierDeps } from './core/verifier';
+
+/**
+ * The verifier Lambda. Two triggers: S3 "Object Created" events (via EventBridge) for each new
+ * manifest, verified at once; and a daily schedule that sweeps the bucket and writes the report.
+ */
+const { logger, metrics } = powertools('coldseal-verifier');
+
+export type VerifierEvent =
+  | { 'detail-type': 'Object Created'; source: 'aws.s3'; detail: { bucket: { name: string }; object: { key: string } } }
+  | { action: 'sweep' }
+  | { action: 'verify'; key: string }
+  | { 'detail-type': 'Scheduled Event'; source: string };
+
+export interface VerifierOverrides {
+  env?: Record<string, string | undefined>;
+  /** SDK client config (endpoint, credentials…) for every client. */
+  clientConfig?: ClientOptions;
+  clock?: Clock;
+  store?: BucketStore;
+  notifier?: Notifier;
+  params?: ParameterStore;
+}
+
+export function createVerifierHandler(overrides: VerifierOverrides = {}) {
+  let deps: Omit<VerifierDeps, 'remainingMs'> | undefined;
+  let settings: Settings | undefined;
+  const setup = () => {
+    if (!deps) {
+      settings = loadSettings(overrides.env ?? process.env);
+      const config = overrides.clientConfig ?? {};
+      deps = {
+        settings,
+        store: overrides.store ?? new S3BucketStore(new S3Client(s3Config(config)), settings.bucket),
+        notifier: overrides.notifier ?? new SnsNotifier(new SNSClient(plainConfig(config)), settings.topicArn),
+        params: overrides.params ?? new SsmParameterStore(new SSMClient(plainConfig(config))),
+        clock: overrides.clock ?? systemClock,
+        log: logger,
+      };
+    }
+    return deps;
+  };
+  return async (event: VerifierEvent, context?: Context): Promise<SweepResult | ManifestResult | undefined> => {
+    if (context) logger.addContext(context);
+    const base = setup();
+    const margin = base.settings.timeMarginSeconds * 1000;
+    const remainingMs = context ? () => context.getRemainingTimeInMillis() - margin : () => Number.POSITIVE_INFINITY;
+    const d: VerifierDeps = { ...base, remainingMs };
+    try {
+      if ('detail-type' in event && event['detail-type'] === 'Object Created') {
+        if (event.detail.bucket.name !== base.settings.bucket) {
+          logger.warn('event for another bucket ignored', { bucket: event.detail.bucket.name });
+          return undefined;
+        }
+        // EventBridge delivers S3 keys URL-encoded only in S3 notifications, not here; keys are plain.
+        const result = await verifyNewManifest(d, event.detail.object.key);
+        metrics.addMetric(METRIC.findings, MetricUnit.Count, result?.findings.length ?? 0);
+        return result;
+      }
+      if ('action' in event && event.action === 'verify') return await verifyNewManifest(d, event.key);
+      const result = await runSweep(d);
+      metrics.addMetric(METRIC.findings, MetricUnit.Count, result.findings.length);
+      metrics.addMetric(METRIC.hashedBytes, MetricUnit.Bytes, result.report.verification.hashedBytes);
+      return result;
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+export const handler = createVerifierHandler();
