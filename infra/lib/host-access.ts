@@ -127,10 +127,6 @@ export class HostAccess extends Construct {
       id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]',
       reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
     });
-    Validations.of(this.policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(props.commandLogGroup.node.defaultChild as CfnElement)}.Arn>]`,
-      reason: 'A log group ARN ends in ":*" to cover its streams: SSM names one stream per command, so the streams cannot be listed in advance.',
-    });
 
     if (props.createInstanceProfile ?? true) {
       this.role = new iam.Role(this, 'Role', {
@@ -214,7 +210,7 @@ function acknowledgeWildcards(policy: iam.ManagedPolicy, bucket: s3.IBucket, pat
   for (const pattern of patterns) {
     Validations.of(policy).acknowledge({
       id: `AwsSolutions-IAM5[${bucketObjects(bucket, pattern)}]`,
-      reason: `Objects under ${pattern}: backup keys carry a host, source and time stamp known only at run time, so the group's prefix is the narrowest boundary.`,
+      reason: `Objects under ${pattern}: their keys carry a host name and a time stamp (and a source) known only at run time, so the group's own prefix is the narrowest boundary.`,
     });
   }
 }

@@ -1,0 +1,379 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Validations, type App } from 'aws-cdk-lib';
+import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { agentConfigSchema } from '../../agent/src/config/schema';
+import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
+import { groupParameters } from '../../format/parameters';
+import { buildApp } from '../../infra/lib/app';
+import { resolveContext } from '../../infra/lib/config';
+import { SEND_COMMAND_TARGET } from '../../infra/lib/schedules';
+import type { RetentionSettings } from '../../infra/lib/rules';
+import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { allows, bucketNameOf, render, resourcesOfType, type Statement, type Template } from './template-tools';
+
+/**
+ * One synthesis (two groups, drill, cdk-nag on, CloudFormation validation off for speed; the gate
+ * test runs it) shared by every assertion in this file.
+ */
+let template: Template;
+let assertions: CdkTemplate;
+let retention: RetentionSettings;
+let assemblyDir: string;
+let app: App;
+let dataBucket: string;
+let dataKey: string;
+let logBucket: string;
+
+before(async () => {
+  const context = twoGroupContext();
+  retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
+  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  app = built.app;
+  const stack = built.stack;
+  const assembly = app.synth();
+  assemblyDir = assembly.directory;
+  template = assembly.getStackByName(stack.stackName).template as Template;
+  assertions = CdkTemplate.fromJSON(template);
+  dataBucket = resourcesOfType(template, 'AWS::S3::Bucket').find(([, r]) => r.Properties.ObjectLockEnabled)![0];
+  logBucket = resourcesOfType(template, 'AWS::S3::Bucket').find(([id]) => id !== dataBucket)![0];
+  dataKey = template.Resources[dataBucket].Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.KMSMasterKeyID['Fn::GetAtt'][0];
+});
+
+describe('cdk-nag', () => {
+  test('AwsSolutions finds nothing left unacknowledged', () => {
+    // Synth throws on an unacknowledged error; warnings would be in the report.
+    const report = JSON.parse(readFileSync(join(assemblyDir, 'validation-report.json'), 'utf8')) as { pluginReports: { violations?: unknown[] }[] };
+    assert.deepEqual(report.pluginReports.flatMap((r) => r.violations ?? []), []);
+  });
+
+  test('every acknowledgement says why in words', () => {
+    const acknowledged = new Map<string, string>();
+    for (const construct of app.node.findAll()) {
+      for (const entry of construct.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)) {
+        for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) acknowledged.set(`${construct.node.path} ${id}`, reason);
+      }
+    }
+    assert.ok(acknowledged.size >= 5);
+    for (const [id, reason] of acknowledged) {
+      assert.match(id, /AwsSolutions-(IAM4|IAM5|S1)/);
+      assert.ok(reason.split(/\s+/).length >= 12, `${id}: "${reason}" is not a reason`);
+    }
+  });
+
+  test('the checks do run: an unprotected bucket added to the stack fails synth', async () => {
+    const built = await buildApp({ context: twoGroupContext(), baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+    new s3.Bucket(built.stack, 'Careless');
+    let message = '';
+    assert.throws(() => {
+      try {
+        built.app.synth();
+      } catch (error) {
+        message = (error as Error).message;
+        throw error;
+      }
+    }, /Validation failed/);
+    const reportFile = /found in: (\S+validation-report\.json)/.exec(message)?.[1];
+    assert.ok(reportFile, message);
+    const report = readFileSync(reportFile, 'utf8');
+    assert.match(report, /AwsSolutions-S1/);
+    assert.match(report, /Careless/);
+  });
+});
+
+describe('data vault', () => {
+  test('the data bucket is versioned, Object Lock enabled, SSE-KMS with the stack key, private, logged, retained', () => {
+    assertions.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        ObjectLockEnabled: true,
+        VersioningConfiguration: { Status: 'Enabled' },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [
+            { BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [dataKey, 'Arn'] } } },
+          ],
+        },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+        LoggingConfiguration: { DestinationBucketName: { Ref: logBucket }, LogFilePrefix: 'data-bucket/' },
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      }),
+    });
+    // No bucket-wide default retention: the agent sets each tier's own.
+    assert.equal(template.Resources[dataBucket].Properties.ObjectLockConfiguration, undefined);
+    assert.equal(template.Resources[logBucket].DeletionPolicy, 'Retain');
+  });
+
+  test('the key rotates and is retained', () => {
+    assertions.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Retain', Properties: Match.objectLike({ EnableKeyRotation: true }) });
+    assert.equal(template.Resources[dataKey].Properties.EnableKeyRotation, true);
+  });
+
+  test('one lifecycle rule per tier prefix, matching the configured retention', () => {
+    const rules = template.Resources[dataBucket].Properties.LifecycleConfiguration.Rules as any[];
+    for (const tier of TIERS) {
+      const rule = rules.find((r) => r.Prefix === tierPrefix(tier));
+      assert.ok(rule, `no rule for ${tier}`);
+      assert.equal(rule.Status, 'Enabled');
+      assert.equal(rule.ExpirationInDays, retention[tier].expireAfterDays);
+      assert.deepEqual(rule.NoncurrentVersionExpiration, { NoncurrentDays: 1 });
+      assert.deepEqual(
+        rule.Transitions ?? [],
+        (retention[tier].transitions ?? []).map((t) => ({ StorageClass: t.storageClass, TransitionInDays: t.afterDays })),
+      );
+    }
+    const monthly = rules.find((r) => r.Prefix === 'backups/monthly/');
+    assert.deepEqual(monthly.Transitions, [{ StorageClass: 'GLACIER', TransitionInDays: 30 }]);
+    assert.equal(monthly.ExpirationInDays, 400);
+    assert.deepEqual(rules.find((r) => r.Prefix === 'backups/yearly/').Transitions, [{ StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 1 }]);
+    const cleanup = rules.find((r) => r.Id === 'cleanup');
+    assert.deepEqual(cleanup.AbortIncompleteMultipartUpload, { DaysAfterInitiation: 1 });
+    assert.equal(cleanup.ExpiredObjectDeleteMarker, true);
+    assert.equal(cleanup.Prefix, undefined, 'cleanup covers the whole bucket');
+    assert.ok(rules.some((r) => r.Prefix === DRILLS_PREFIX && r.ExpirationInDays === 400));
+    assert.ok(rules.some((r) => r.Prefix === REPORTS_PREFIX && r.ExpirationInDays === 400));
+    assert.equal(template.Resources[dataBucket].Properties.LifecycleConfiguration.TransitionDefaultMinimumObjectSize, 'all_storage_classes_128K');
+  });
+
+  test('the bucket policy denies non-TLS requests and writes with another encryption or key', () => {
+    const [, policy] = resourcesOfType(template, 'AWS::S3::BucketPolicy').find(([, r]) => r.Properties.Bucket.Ref === dataBucket)!;
+    const statements = render(template, policy.Properties.PolicyDocument.Statement) as Statement[];
+    const objectArn = `arn:aws:s3:::${bucketNameOf(dataBucket)}/backups/daily/db/h/pg/x`;
+    const tls = statements.find((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false');
+    assert.ok(tls, 'no TLS-only statement');
+    assert.equal(tls.Action, 's3:*');
+    assert.deepEqual(new Set(tls.Resource), new Set([`arn:aws:s3:::${bucketNameOf(dataBucket)}`, `arn:aws:s3:::${bucketNameOf(dataBucket)}/*`]));
+    const sse = statements.find((s) => s.Sid === 'DenyOtherEncryption')!;
+    assert.equal(sse.Effect, 'Deny');
+    assert.deepEqual(sse.Condition, { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } });
+    assert.ok([sse.Resource].flat().some((r) => objectArn.startsWith(r.replace('*', ''))));
+    const key = statements.find((s) => s.Sid === 'DenyOtherKmsKey')!;
+    assert.deepEqual(key.Condition, { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': `arn:aws:kms:us-east-1:123456789012:key/${dataKey}` } });
+  });
+
+  test('the access-log bucket takes logs from the data bucket only, by bucket policy (no ACLs)', () => {
+    const [, policy] = resourcesOfType(template, 'AWS::S3::BucketPolicy').find(([, r]) => r.Properties.Bucket.Ref === logBucket)!;
+    const statements = render(template, policy.Properties.PolicyDocument.Statement) as any[];
+    const logging = statements.find((s) => s.Principal?.Service === 'logging.s3.amazonaws.com');
+    assert.deepEqual(logging.Condition.ArnLike, { 'aws:SourceArn': `arn:aws:s3:::${bucketNameOf(dataBucket)}` });
+    assert.equal(template.Resources[logBucket].Properties.AccessControl, undefined);
+    assert.equal(template.Resources[logBucket].Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm, 'AES256');
+  });
+});
+
+describe('alerts', () => {
+  test('the topic is KMS-encrypted with a rotating key, SSL-only, with the configured email subscription', () => {
+    const [topicId, topic] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
+    const keyId = topic.Properties.KmsMasterKeyId['Fn::GetAtt'][0];
+    assert.equal(template.Resources[keyId].Properties.EnableKeyRotation, true);
+    assert.notEqual(keyId, dataKey);
+    assertions.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
+    const [, policy] = resourcesOfType(template, 'AWS::SNS::TopicPolicy')[0];
+    const statements = policy.Properties.PolicyDocument.Statement as any[];
+    assert.ok(statements.some((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false'));
+  });
+});
+
+describe('agent delivery', () => {
+  test('the SSM document is a schema 2.2 Command document with the run parameters and defaults for a scheduled run', () => {
+    const [, doc] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+    assert.equal(doc.Properties.DocumentType, 'Command');
+    assert.equal(doc.Properties.DocumentFormat, 'JSON');
+    const content = doc.Properties.Content;
+    assert.equal(content.schemaVersion, '2.2');
+    assert.deepEqual(Object.keys(content.parameters).sort(), ['action', 'executionTimeout', 'group', 'sources', 'tier']);
+    assert.equal(content.parameters.tier.default, 'auto');
+    assert.equal(content.parameters.sources.default, 'all');
+    assert.equal(content.parameters.action.default, 'backup');
+    assert.equal(content.parameters.group.default, undefined, 'a run must name its group');
+    const step = content.mainSteps[0];
+    assert.equal(step.action, 'aws:runShellScript');
+    assert.equal(step.inputs.timeoutSeconds, '{{ executionTimeout }}');
+    const script = (render(template, step.inputs.runCommand) as string[]).join('\n');
+    assert.match(script, /command -v node/);
+    assert.match(script, /Node\.js 18 or later is required/);
+    assert.match(script, /aws s3 cp --only-show-errors 's3:\/\/cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js'/);
+    assert.match(script, /--config-parameter "\/coldseal\/groups\/\$GROUP\/config"/);
+    assert.match(script, /exec node "\$AGENT" "\$@"/);
+  });
+
+  test('each group gets its configuration (valid for the agent), recipients and signing public keys, and nothing else', () => {
+    const params = resourcesOfType(template, 'AWS::SSM::Parameter').map(([, r]) => r.Properties);
+    for (const group of ['db', 'web']) {
+      const names = groupParameters(group);
+      const config = params.find((p) => p.Name === names.config);
+      assert.equal(config.Type, 'String');
+      const parsed = agentConfigSchema.parse(JSON.parse(render(template, config.Value)));
+      assert.equal(parsed.group, group);
+      assert.equal(parsed.bucket, bucketNameOf(dataBucket));
+      assert.equal(parsed.upload.kmsKeyId, `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`);
+      assert.deepEqual(parsed.recipients, { parameter: names.recipients });
+      assert.deepEqual(parsed.signingKey, { parameter: names.signingKey });
+      assert.match(parsed.alertTopicArn ?? '', /^arn:aws:sns:/);
+      for (const tier of TIERS) assert.deepEqual(parsed.objectLock[tier], { mode: retention[tier].lock.mode, days: retention[tier].lock.days });
+      assert.equal(parsed.calendar.timeZone, group === 'db' ? 'Europe/Paris' : 'America/New_York');
+      assert.match(params.find((p) => p.Name === names.recipients).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+      assert.match(params.find((p) => p.Name === names.signingPublicKeys).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+      assert.equal(params.find((p) => p.Name === names.signingKey), undefined, 'the signing private key is the user\'s to publish, never the stack\'s');
+    }
+    assert.equal(params.length, 6);
+  });
+
+  test('no private key material anywhere in the template or the assembly', () => {
+    const text = JSON.stringify(template);
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    assert.doesNotMatch(text, /SecureString/);
+    for (const file of readdirSync(assemblyDir)) {
+      const path = join(assemblyDir, file);
+      if (file.endsWith('.json')) assert.doesNotMatch(readFileSync(path, 'utf8'), /BEGIN PGP PRIVATE KEY/, file);
+    }
+  });
+});
+
+describe('schedules', () => {
+  test('one schedule per group: cron in its time zone, SSM SendCommand of the document to hosts by tag', () => {
+    const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+    const [logGroupId] = resourcesOfType(template, 'AWS::Logs::LogGroup')[0];
+    const schedules = resourcesOfType(template, 'AWS::Scheduler::Schedule').map(([, r]) => r.Properties);
+    const expected = { db: ['cron(30 1 * * ? *)', 'Europe/Paris'], web: ['cron(0 3 ? * MON-FRI *)', 'America/New_York'] };
+    for (const [group, [cron, zone]] of Object.entries(expected)) {
+      const schedule = schedules.find((s) => s.Description === `coldseal: back up group ${group}`);
+      assert.equal(schedule.ScheduleExpression, cron);
+      assert.equal(schedule.ScheduleExpressionTimezone, zone);
+      assert.equal(schedule.State, 'ENABLED');
+      assert.equal(schedule.Target.Arn, SEND_COMMAND_TARGET);
+      const input = JSON.parse(render(template, schedule.Target.Input));
+      assert.equal(input.DocumentName, docId);
+      assert.deepEqual(input.Targets, [{ Key: 'tag:coldseal-group', Values: [group] }]);
+      assert.deepEqual(input.Parameters, { group: [group], action: ['backup'], executionTimeout: ['14400'] });
+      assert.equal(input.MaxConcurrency, '10');
+      assert.equal(input.MaxErrors, '100%');
+      assert.equal(input.TimeoutSeconds, 3600);
+      assert.deepEqual(input.CloudWatchOutputConfig, { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: logGroupId });
+    }
+    const drill = schedules.find((s) => s.Description === 'coldseal: restore drill of group db');
+    assert.equal(drill.ScheduleExpression, 'cron(0 6 ? * SAT *)');
+    const drillInput = JSON.parse(render(template, drill.Target.Input));
+    assert.deepEqual(drillInput.Targets, [{ Key: 'tag:coldseal-drill', Values: ['db'] }]);
+    assert.deepEqual(drillInput.Parameters.action, ['drill']);
+    assertions.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+  });
+
+  test('the scheduler role can send only this document, only to hosts tagged for coldseal', () => {
+    const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+    const [, policy] = resourcesOfType(template, 'AWS::IAM::Policy').find(([id]) => id.includes('Schedules'))!;
+    const statements = render(template, policy.Properties.PolicyDocument.Statement) as Statement[];
+    const doc = `arn:aws:ssm:us-east-1:123456789012:document/${docId}`;
+    const instance = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0';
+    assert.ok(allows(statements, 'ssm:SendCommand', doc));
+    assert.ok(!allows(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1::document/AWS-RunShellScript'));
+    assert.ok(allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' }));
+    assert.ok(allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' }));
+    assert.ok(!allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' }));
+    assert.ok(!allows(statements, 'ssm:SendCommand', instance, {}));
+    const [, role] = resourcesOfType(template, 'AWS::IAM::Role').find(([id]) => id.includes('Schedules'))!;
+    assert.equal(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service, 'scheduler.amazonaws.com');
+  });
+});
+
+describe('instance policy', () => {
+  let db: Statement[];
+  const bucketObject = (key: string) => `arn:aws:s3:::${bucketNameOf(dataBucket)}/${key}`;
+  const created = { 's3:if-none-match': '*', 's3:ObjectCreationOperation': true };
+
+  before(() => {
+    const policies = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
+    const [, dbPolicy] = policies.find(([, r]) => /group db:/.test(r.Properties.Description))!;
+    db = render(template, dbPolicy.Properties.PolicyDocument.Statement) as Statement[];
+  });
+
+  test('writes new objects under its own group prefix, in every tier', () => {
+    for (const tier of TIERS) {
+      const key = `${groupPrefix(tier, 'db')}host1/pg/20261122T010000Z.manifest.json`;
+      assert.ok(allows(db, 's3:PutObject', bucketObject(key), created), tier);
+      // multipart steps carry no If-None-Match: CreateMultipartUpload and UploadPart
+      assert.ok(allows(db, 's3:PutObject', bucketObject(key), { 's3:ObjectCreationOperation': false }), tier);
+      assert.ok(allows(db, 's3:AbortMultipartUpload', bucketObject(key)));
+      assert.ok(allows(db, 's3:PutObjectRetention', bucketObject(key)));
+    }
+  });
+
+  test('cannot overwrite: a whole-object write without If-None-Match is not allowed', () => {
+    const key = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/20261122T010000Z.manifest.json`);
+    assert.ok(!allows(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }));
+  });
+
+  test('cannot delete, read, or write anything of another group or outside backups/', () => {
+    const own = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/x.pgp`);
+    const other = bucketObject(`${groupPrefix('daily', 'web')}host2/www/x.pgp`);
+    for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutObjectLegalHold', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy']) {
+      assert.ok(!allows(db, action, own), action);
+    }
+    for (const action of ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:PutObjectRetention']) {
+      assert.ok(!allows(db, action, other, created), `${action} on another group`);
+    }
+    assert.ok(!allows(db, 's3:GetObject', own), 'hosts do not read backups back');
+    assert.ok(!allows(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`));
+    assert.ok(!allows(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created));
+    assert.ok(!allows(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created));
+    const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
+    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
+    const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject'));
+    assert.equal(reads.length, 1);
+    assert.match([reads[0].Resource].flat()[0], /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/, 'the only read is the agent bundle');
+  });
+
+  test('uses the data key only through S3, reads only its group parameters, publishes to the topic', () => {
+    const keyArn = `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`;
+    assert.ok(allows(db, 'kms:GenerateDataKey', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
+    assert.ok(allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
+    assert.ok(!allows(db, 'kms:Decrypt', keyArn, {}), 'direct use of the key');
+    assert.ok(!allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }));
+    const parameterArn = (name: string) => `arn:aws:ssm:us-east-1:123456789012:parameter${name}`;
+    for (const name of Object.values(groupParameters('db'))) assert.ok(allows(db, 'ssm:GetParameter', parameterArn(name)), name);
+    for (const name of Object.values(groupParameters('web'))) assert.ok(!allows(db, 'ssm:GetParameter', parameterArn(name)), name);
+    assert.ok(!allows(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)));
+    const [topicId] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
+    assert.ok(allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`));
+    const wildcards = db.flatMap((s) => [s.Resource].flat()).filter((r) => r === '*');
+    assert.deepEqual(wildcards, []);
+  });
+
+  test('an instance profile role with SSM core and the group policy is offered for new hosts', () => {
+    const roles = resourcesOfType(template, 'AWS::IAM::Role').filter(([id]) => id.includes('Hosts'));
+    assert.equal(roles.length, 2);
+    const [roleId, role] = roles.find(([id]) => id.includes('Hostsdb'))!;
+    assert.equal(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service, 'ec2.amazonaws.com');
+    const managed = render(template, role.Properties.ManagedPolicyArns) as string[];
+    assert.ok(managed.includes('arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore'));
+    assertions.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: roleId }] });
+  });
+
+  test('the drill host reads its group backups and writes receipts under drills/<group>/ only', () => {
+    const [, drill] = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /restore-drill/.test(r.Properties.Description))!;
+    const statements = render(template, drill.Properties.PolicyDocument.Statement) as Statement[];
+    assert.ok(allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`)));
+    assert.ok(!allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`)));
+    assert.ok(allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created));
+    assert.ok(!allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created));
+    assert.ok(!allows(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)));
+    assert.ok(allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }));
+    assert.ok(!allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }));
+  });
+});
+
+describe('outputs', () => {
+  test('bucket, topic, document, instance policies and a ready send-command line', () => {
+    const outputs = template.Outputs ?? {};
+    const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+    assert.deepEqual(outputs.DataBucketName.Value, { Ref: dataBucket });
+    assert.ok(outputs.AlertTopicArn);
+    assert.deepEqual(outputs.AgentDocumentName.Value, { Ref: docId });
+    assert.ok(outputs.InstancePolicyArnDb && outputs.InstancePolicyArnWeb);
+    const command = render(template, outputs.BackupCommandDb.Value) as string;
+    assert.match(command, new RegExp(`^aws ssm send-command --region us-east-1 --document-name ${docId} --targets Key=tag:coldseal-group,Values=db --parameters group=db `));
+    assert.match(command, /--cloud-watch-output-config CloudWatchOutputEnabled=true,CloudWatchLogGroupName=/);
+  });
+});
