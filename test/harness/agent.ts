@@ -32,6 +32,21 @@ export interface CliResult {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
+  /** The log as a person reads it: each JSON line's message, one per line. */
+  readonly log: string;
+}
+
+function readableLog(stderr: string): string {
+  return stderr
+    .split('\n')
+    .map((line) => {
+      try {
+        return (JSON.parse(line) as { message?: string }).message ?? line;
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
 }
 
 const ROOT = join(__dirname, '..', '..');
@@ -85,7 +100,7 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
+        child.on('close', (code) => resolve({ code, stdout, stderr, log: readableLog(stderr) }));
       }),
     async listKeys(prefix = '') {
       const keys: string[] = [];

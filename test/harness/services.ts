@@ -33,7 +33,7 @@ export async function ensureDatabases(): Promise<void> {
       const version = execFileSync('ls', ['/etc/postgresql']).toString().trim().split('\n')[0];
       execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], { stdio: 'inherit' });
     } catch (error) {
-      throw new Error(`PostgreSQL is not answering on 127.0.0.1:5432 and could not be started: ${(error as Error).message}`);
+      throw new Error(`PostgreSQL is not answering on 127.0.0.1:5432 and could not be started: ${(error as Error).message}`, { cause: error });
     }
     if (!(await waitFor(postgresUp, 30))) throw new Error('PostgreSQL did not come up on 127.0.0.1:5432 within 30 s');
   }
@@ -42,7 +42,7 @@ export async function ensureDatabases(): Promise<void> {
     try {
       execFileSync('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd'], { stdio: 'inherit' });
     } catch (error) {
-      throw new Error(`MariaDB is not answering on 127.0.0.1:3306 and could not be started: ${(error as Error).message}`);
+      throw new Error(`MariaDB is not answering on 127.0.0.1:3306 and could not be started: ${(error as Error).message}`, { cause: error });
     }
     if (!(await waitFor(mariadbUp, 60))) throw new Error('MariaDB did not come up on 127.0.0.1:3306 within 60 s');
   }

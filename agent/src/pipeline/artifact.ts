@@ -128,7 +128,7 @@ export function startArtifact(options: {
   /** Runs at the very end of the ciphertext: decides whether this artifact may complete. */
   const judge = async (): Promise<void> => {
     const [dumpExit, compressorExit] = await Promise.all([dumpEnd, compressorEnd, plaintextDone]);
-    const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes());
+    const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
     if (outcome instanceof ColdsealError) throw outcome;
     const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
     resolveDumped(result);
@@ -185,6 +185,8 @@ export function startArtifact(options: {
   return { dumped, stored: storedSettled };
 }
 
+const EMPTY_ZSTD_FRAME_MAX = 13;
+
 function checkOutcome(
   step: DumpStep,
   dumpExit: ProcessEnd,
@@ -193,6 +195,7 @@ function checkOutcome(
   compressorStderr: string,
   watcher: TailWatcher | undefined,
   reportedUncompressed: number | undefined,
+  compressedBytes: number,
 ): Omit<DumpOutcome, 'startedAt' | 'finishedAt' | 'compressedBytes'> | ColdsealError {
   const tool = step.tool.name;
   if (dumpExit.spawnError) {
@@ -217,7 +220,8 @@ function checkOutcome(
     return new ColdsealError(EXIT.FAILURE, `the compressor failed (${compressorExit.signal ?? compressorExit.code ?? compressorExit.spawnError?.message}): ${compressorStderr.trim().split('\n').slice(-2).join(' / ')}`, 'Check free memory and the zstd installation');
   }
   const uncompressed = watcher ? watcher.bytes : reportedUncompressed;
-  if (uncompressed === 0) {
+  // Should a zstd release word its report differently, an empty frame (≤ 13 bytes) still gives an empty dump away.
+  if (uncompressed === 0 || (uncompressed === undefined && compressedBytes <= EMPTY_ZSTD_FRAME_MAX)) {
     return new ColdsealError(EXIT.SOURCE, `${tool} produced no data for ${step.name} (0 bytes) although it reported success`, 'A dump cannot be empty: check the tool, its permissions and the source definition');
   }
   let completionDetail: string;

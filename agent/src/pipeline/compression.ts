@@ -72,8 +72,8 @@ export function startCompressor(choice: CompressionChoice, directInput?: Readabl
     input: directInput ? undefined : child.stdin!,
     child,
     uncompressedBytes: () => {
-      // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)".
-      const match = /\((\d+) B => (\d+) B/.exec(stderr);
+      // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)" (numbers space-padded).
+      const match = /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderr);
       return match ? Number(match[1]) : undefined;
     },
     stderrTail: () => stderr,

@@ -9,14 +9,13 @@ import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } f
  * The password reaches the tools through PGPASSWORD in their environment, never argv.
  */
 export function diagnosePostgres(stderr: string): { message: string; hint: string } | undefined {
+  const missing = /database "(.*)" does not exist/.exec(stderr);
+  if (missing) return { message: `database "${missing[1]}" does not exist`, hint: "Fix the source's databases list, or use \"all\"" };
   if (/password authentication failed|no password supplied|fe_sendauth/i.test(stderr)) {
     return { message: `authentication failed (${firstMeaningful(stderr)})`, hint: "Check the source's user and password parameter, or use runAs with peer authentication" };
   }
   if (/could not connect|connection to server .* failed|Connection refused|could not translate host name|timeout expired/i.test(stderr)) {
     return { message: `the database server is unreachable (${firstMeaningful(stderr)})`, hint: "Check that PostgreSQL is running and that the source's host and port are right" };
-  }
-  if (/database ".*" does not exist/i.test(stderr)) {
-    return { message: firstMeaningful(stderr), hint: "Fix the source's databases list, or use \"all\"" };
   }
   if (/server version mismatch|aborting because of server version mismatch/i.test(stderr)) {
     return { message: firstMeaningful(stderr), hint: "Install a pg_dump at least as new as the server, and point the source's binDir at it" };

@@ -1,0 +1,208 @@
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DRILLS_PREFIX, parseKey, TIERS, type Tier } from '../../format/layout';
+import { drillReceiptSchema, type DrillReceipt } from '../../format/manifest';
+import { ColdsealError, EXIT } from './errors';
+
+/**
+ * What is in the bucket, read from the key layout alone (one LIST, paginated), grouped into
+ * backups: one entry per (tier, group, host, source, stamp). A backup is complete only when its
+ * manifest exists (the manifest is the commit point); artifacts without one are shown as
+ * incomplete and never chosen as "latest".
+ */
+export interface CatalogObject {
+  readonly key: string;
+  readonly size: number;
+  readonly storageClass: string;
+  readonly lastModified?: Date;
+}
+
+export interface CatalogArtifact extends CatalogObject {
+  readonly artifact: string;
+  readonly extension: string;
+}
+
+export interface BackupEntry {
+  readonly tier: Tier;
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+  readonly stamp: string;
+  readonly manifest?: CatalogObject;
+  readonly artifacts: CatalogArtifact[];
+}
+
+export interface CatalogFilter {
+  readonly group?: string;
+  readonly host?: string;
+  readonly source?: string;
+  readonly tier?: Tier;
+  /** Stamps at or after / at or before these times. */
+  readonly since?: Date;
+  readonly until?: Date;
+}
+
+export const ARCHIVED_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+export function isComplete(entry: BackupEntry): boolean {
+  return entry.manifest !== undefined;
+}
+
+/** Every key under a prefix, page by page (ListObjectsV2 returns at most 1,000 per call). */
+export async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<CatalogObject[]> {
+  const objects: CatalogObject[] = [];
+  let token: string | undefined;
+  do {
+    let page;
+    try {
+      page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    } catch (error) {
+      throw storageError(error, `listing s3://${bucket}/${prefix}`);
+    }
+    for (const o of page.Contents ?? []) {
+      if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0, storageClass: o.StorageClass ?? 'STANDARD', lastModified: o.LastModified });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return objects;
+}
+
+export function storageError(error: unknown, what: string): ColdsealError {
+  const name = (error as { name?: string }).name ?? '';
+  if (name === 'NoSuchBucket') return new ColdsealError(EXIT.STORAGE, `${what}: the bucket does not exist`, 'Check the bucket name and region in the configuration');
+  if (name === 'AccessDenied' || /Access Denied/i.test((error as Error).message)) {
+    return new ColdsealError(EXIT.STORAGE, `${what}: access denied`, 'Use credentials allowed to read this group\'s backups (the operator or restore role)');
+  }
+  return new ColdsealError(EXIT.STORAGE, `${what} failed: ${(error as Error).message}`, 'Check network access to S3 and your credentials', { cause: error });
+}
+
+/** The narrowest prefixes that cover the filter (a group's prefixes are per tier: the tier is the first segment). */
+function prefixesFor(filter: CatalogFilter): string[] {
+  const tiers = filter.tier ? [filter.tier] : [...TIERS];
+  return tiers.map((tier) => {
+    let prefix = `backups/${tier}/`;
+    if (filter.group) {
+      prefix += `${filter.group}/`;
+      if (filter.host) {
+        prefix += `${filter.host}/`;
+        if (filter.source) prefix += `${filter.source}/`;
+      }
+    }
+    return prefix;
+  });
+}
+
+export function groupEntries(objects: readonly CatalogObject[], filter: CatalogFilter = {}): BackupEntry[] {
+  const entries = new Map<string, BackupEntry & { artifacts: CatalogArtifact[]; manifest?: CatalogObject }>();
+  for (const object of objects) {
+    const parsed = parseKey(object.key);
+    if (!parsed || parsed.kind === 'drill-receipt') continue;
+    if (filter.group && parsed.group !== filter.group) continue;
+    if (filter.host && parsed.host !== filter.host) continue;
+    if (filter.source && parsed.source !== filter.source) continue;
+    if (filter.tier && parsed.tier !== filter.tier) continue;
+    const id = `${parsed.tier}/${parsed.group}/${parsed.host}/${parsed.source}/${parsed.stamp}`;
+    let entry = entries.get(id);
+    if (!entry) {
+      entry = { tier: parsed.tier, group: parsed.group, host: parsed.host, source: parsed.source, stamp: parsed.stamp, artifacts: [] };
+      entries.set(id, entry);
+    }
+    if (parsed.kind === 'manifest') entry.manifest = object;
+    else entry.artifacts.push({ ...object, artifact: parsed.artifact, extension: parsed.extension });
+  }
+  const since = filter.since ? stampAt(filter.since) : undefined;
+  const until = filter.until ? stampAt(filter.until) : undefined;
+  return [...entries.values()]
+    .filter((e) => (!since || e.stamp >= since) && (!until || e.stamp <= until))
+    .sort((a, b) => a.group.localeCompare(b.group) || a.host.localeCompare(b.host) || a.source.localeCompare(b.source) || a.stamp.localeCompare(b.stamp) || a.tier.localeCompare(b.tier));
+}
+
+function stampAt(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+export async function listBackups(s3: S3Client, bucket: string, filter: CatalogFilter = {}): Promise<BackupEntry[]> {
+  const objects: CatalogObject[] = [];
+  for (const prefix of prefixesFor(filter)) objects.push(...(await listAll(s3, bucket, prefix)));
+  return groupEntries(objects, filter);
+}
+
+/**
+ * The latest complete backup of one source. Stamps are compared only within one (group, host,
+ * source): a source name used on two hosts is two histories, and asking for "latest" without the
+ * host is refused rather than answered with whichever host backed up last.
+ */
+export function latestOf(entries: readonly BackupEntry[], where: { group: string; host?: string; source: string }): BackupEntry {
+  const candidates = entries.filter((e) => isComplete(e) && e.group === where.group && e.source === where.source && (!where.host || e.host === where.host));
+  const hosts = [...new Set(candidates.map((e) => e.host))].sort();
+  if (hosts.length > 1) {
+    throw new ColdsealError(EXIT.USAGE, `source "${where.source}" of group ${where.group} is backed up by several hosts (${hosts.join(', ')})`, 'Say which one with --host');
+  }
+  const latest = candidates.reduce<BackupEntry | undefined>((best, e) => (!best || e.stamp > best.stamp ? e : best), undefined);
+  if (!latest) {
+    const incomplete = entries.filter((e) => !isComplete(e) && e.group === where.group && e.source === where.source && (!where.host || e.host === where.host)).length;
+    throw new ColdsealError(
+      EXIT.NOT_FOUND,
+      `no complete backup of source "${where.source}"${where.host ? ` on host ${where.host}` : ''} in group ${where.group}${incomplete ? ` (${incomplete} incomplete, without a manifest)` : ''}`,
+      'List what exists with: coldseal list',
+    );
+  }
+  return latest;
+}
+
+export type RestoreState = { state: 'none' } | { state: 'ongoing' } | { state: 'restored'; expiry?: Date };
+
+/** Parses the x-amz-restore header: ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT". */
+export function parseRestoreHeader(header: string | undefined): RestoreState {
+  if (!header) return { state: 'none' };
+  if (/ongoing-request="true"/.test(header)) return { state: 'ongoing' };
+  const expiry = /expiry-date="([^"]+)"/.exec(header)?.[1];
+  return { state: 'restored', expiry: expiry ? new Date(expiry) : undefined };
+}
+
+export async function headRestoreState(s3: S3Client, bucket: string, key: string): Promise<{ storageClass: string; restore: RestoreState; size: number }> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { storageClass: head.StorageClass ?? 'STANDARD', restore: parseRestoreHeader(head.Restore), size: head.ContentLength ?? 0 };
+  } catch (error) {
+    throw storageError(error, `reading s3://${bucket}/${key}`);
+  }
+}
+
+/** Reads a drill receipt without checking its signature (display only). */
+function peekDrillReceipt(text: string): DrillReceipt {
+  const envelope = JSON.parse(text) as { kind?: string; payload?: string };
+  if (envelope.kind !== 'drill-receipt' || typeof envelope.payload !== 'string') throw new Error('not a drill receipt');
+  return drillReceiptSchema.parse(JSON.parse(envelope.payload));
+}
+
+export interface DrillState {
+  readonly ok: boolean;
+  readonly at: string;
+  readonly drillHost: string;
+}
+
+/**
+ * Drill results by manifest key, from the group's drill receipts (the newest `limit` of them).
+ * Read without checking signatures: this is for display; `coldseal verify` is the trust decision.
+ */
+export async function drillStates(s3: S3Client, bucket: string, group: string, limit = 60): Promise<Map<string, DrillState>> {
+  const receipts = (await listAll(s3, bucket, `${DRILLS_PREFIX}${group}/`))
+    .map((o) => ({ o, parsed: parseKey(o.key) }))
+    .filter((x) => x.parsed?.kind === 'drill-receipt')
+    .sort((a, b) => (b.parsed as { stamp: string }).stamp.localeCompare((a.parsed as { stamp: string }).stamp))
+    .slice(0, limit);
+  const states = new Map<string, DrillState>();
+  for (const { o } of receipts) {
+    try {
+      const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.key }));
+      const receipt = peekDrillReceipt(await body.Body!.transformToString());
+      for (const result of receipt.results) {
+        // Newest receipt first: keep the first state seen for each backup.
+        if (!states.has(result.manifestKey)) states.set(result.manifestKey, { ok: result.ok, at: receipt.finishedAt, drillHost: receipt.host });
+      }
+    } catch {
+      // An unreadable receipt says nothing about backups; verify reports it.
+    }
+  }
+  return states;
+}

@@ -1,0 +1,255 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { join } from 'node:path';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../harness/databases';
+import mysql from 'mysql2/promise';
+
+/**
+ * Every way a backup can fail ends the same way: a non-zero exit code, a one-line error that says
+ * what to do, an alert, no manifest, no object, and no multipart upload left open.
+ */
+let sandbox: AgentSandbox;
+let sqs: SQSClient;
+let queueUrl: string;
+let topicArn: string;
+const pgDb = uniqueDbName('cs_fault');
+const myDb = uniqueDbName('cs_fault_my');
+const myUser = `cs_${Math.random().toString(36).slice(2, 8)}`;
+
+before(async () => {
+  sandbox = await createAgentSandbox();
+  const sns = new SNSClient(sandbox.account.clientConfig);
+  sqs = new SQSClient(sandbox.account.clientConfig);
+  topicArn = (await sns.send(new CreateTopicCommand({ Name: 'alerts' }))).TopicArn!;
+  queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'alerts-inbox' }))).QueueUrl!;
+  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'false' } }));
+  await createPgFixture(pgDb, 2000);
+  const conn = await mysql.createConnection({ ...MYSQL });
+  await conn.query(`create database \`${myDb}\``);
+  await conn.query(`create table \`${myDb}\`.t (id int primary key)`);
+  await conn.query(`create user '${myUser}'@'%' identified by 'right-Pa55 word'`);
+  await conn.query(`grant all on \`${myDb}\`.* to '${myUser}'@'%'`);
+  await conn.end();
+});
+
+after(async () => {
+  await dropPgDatabase(pgDb);
+  await dropMysqlDatabase(myDb);
+  const conn = await mysql.createConnection({ ...MYSQL });
+  await conn.query(`drop user if exists '${myUser}'@'%'`);
+  await conn.end();
+});
+
+async function receiveAlerts(): Promise<{ subject: string; message: string }[]> {
+  const received: { subject: string; message: string }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const batch = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    for (const m of batch.Messages ?? []) {
+      const body = JSON.parse(m.Body!) as { Subject: string; Message: string };
+      received.push({ subject: body.Subject, message: body.Message });
+    }
+    if (received.length) break;
+  }
+  return received;
+}
+
+/** A directory of PostgreSQL client tools whose pg_dump misbehaves as `script` says. */
+function fakePgBin(name: string, script: string): string {
+  const dir = join(sandbox.dir, `bin-${name}`);
+  mkdirSync(dir);
+  for (const tool of ['psql', 'pg_dumpall']) symlinkSync(`/usr/bin/${tool}`, join(dir, tool));
+  writeFileSync(join(dir, 'pg_dump'), `#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\n${script}\n`);
+  chmodSync(join(dir, 'pg_dump'), 0o755);
+  return dir;
+}
+
+async function assertNothingLeft(source: string): Promise<void> {
+  assert.deepEqual(await sandbox.listKeys(`backups/daily/testgroup/testhost/${source}/`), [], 'no object at all under the source prefix');
+  assert.deepEqual((await sandbox.openMultipartUploads()).filter((k) => k.includes(`/${source}/`)), [], 'no multipart upload left open');
+}
+
+function pgSource(name: string, extra: Record<string, unknown> = {}) {
+  return { name, type: 'postgres' as const, databases: [pgDb], host: PG.host, port: PG.port, user: PG.user, ...extra };
+}
+
+async function backup(sources: unknown[], extra: Record<string, unknown> = {}, args: string[] = []) {
+  const config = sandbox.config({ sources: sources as never, alertTopicArn: topicArn, upload: { partSizeMiB: 5 }, ...extra });
+  return sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily', ...args]);
+}
+
+describe('a failed backup leaves nothing and always alerts', () => {
+  test('dump killed halfway (after two upload parts): exit 4, upload aborted, alert names the source', async () => {
+    const bin = fakePgBin('killed', 'head -c 12000000 /dev/urandom\nkill -KILL $$');
+    const result = await backup([pgSource('killed', { binDir: bin })]);
+    assert.equal(result.code, 4, result.stderr);
+    assert.match(result.log, /pg_dump was killed by SIGKILL before it finished/);
+    assert.match(result.log, /out-of-memory killer/);
+    await assertNothingLeft('killed');
+    const alerts = await receiveAlerts();
+    assert.equal(alerts.length, 1);
+    assert.equal(alerts[0].subject, 'coldseal FAILED: testgroup/testhost killed');
+    assert.match(alerts[0].message, /Backup FAILED on host testhost \(group testgroup, tier daily\)/);
+    assert.match(alerts[0].message, /Source killed \(exit 4\):\n {2}pg_dump was killed by SIGKILL/);
+    assert.match(alerts[0].message, /no manifest was written and incomplete uploads were aborted/);
+  });
+
+  test('dump exits non-zero after writing data: exit 4 with the tool status, nothing left', async () => {
+    const bin = fakePgBin('status', 'head -c 100000 /dev/urandom\necho "pg_dump: error: query failed: server closed the connection unexpectedly" >&2\nexit 1');
+    const result = await backup([pgSource('status', { binDir: bin })]);
+    assert.equal(result.code, 4);
+    assert.match(result.log, /pg_dump exited with status 1 for .*server closed the connection unexpectedly/);
+    await assertNothingLeft('status');
+    assert.equal((await receiveAlerts()).length, 1);
+  });
+
+  test('dump reports success but writes nothing: refused as empty', async () => {
+    const bin = fakePgBin('empty', 'exit 0');
+    const result = await backup([pgSource('empty', { binDir: bin })]);
+    assert.equal(result.code, 4);
+    assert.match(result.log, /pg_dump produced no data for .* \(0 bytes\) although it reported success/);
+    await assertNothingLeft('empty');
+    assert.equal((await receiveAlerts()).length, 1);
+  });
+
+  test('SQL dump without its completion trailer is refused as truncated', async () => {
+    const dir = join(sandbox.dir, 'bin-mysql-truncated');
+    mkdirSync(dir);
+    symlinkSync('/usr/bin/mysql', join(dir, 'mysql'));
+    writeFileSync(join(dir, 'mysqldump'), `#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/mysqldump --version; fi\n/usr/bin/mysqldump "$@" | head -n 20\n`);
+    chmodSync(join(dir, 'mysqldump'), 0o755);
+    const result = await backup([{ name: 'trunc', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, binDir: dir }]);
+    assert.equal(result.code, 4, result.stderr);
+    assert.match(result.log, /ends without its completion line "-- Dump completed": the dump is truncated/);
+    await assertNothingLeft('trunc');
+    assert.equal((await receiveAlerts()).length, 1);
+  });
+
+  test('database unreachable: exit 4 with what to check', async () => {
+    const result = await backup([pgSource('down', { port: 1 })]);
+    assert.equal(result.code, 4);
+    assert.match(result.log, /source down: reading the server version: the database server is unreachable/);
+    assert.match(result.log, /Check that PostgreSQL is running and that the source's host and port are right/);
+    await assertNothingLeft('down');
+    assert.equal((await receiveAlerts()).length, 1);
+  });
+
+  test('wrong password from SSM SecureString: authentication failure, and the password appears nowhere', async () => {
+    const ssm = new SSMClient(sandbox.account.clientConfig);
+    await ssm.send(new PutParameterCommand({ Name: '/test/mysql/wrong', Type: 'SecureString', Value: 'wrong-Pa55 word' }));
+    await ssm.send(new PutParameterCommand({ Name: '/test/mysql/right', Type: 'SecureString', Value: 'right-Pa55 word' }));
+    const source = (password: string) => ({ name: 'secured', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: myUser, password: { parameter: password } });
+    const wrong = await backup([source('/test/mysql/wrong')]);
+    assert.equal(wrong.code, 4);
+    assert.match(wrong.log, /authentication failed \(.*Access denied for user/);
+    assert.match(wrong.log, /Check the source's user and password parameter/);
+    assert.doesNotMatch(wrong.stderr + wrong.stdout, /wrong-Pa55/);
+    await assertNothingLeft('secured');
+    const alerts = await receiveAlerts();
+    assert.equal(alerts.length, 1);
+    assert.doesNotMatch(alerts[0].message, /Pa55/);
+
+    const right = await backup([source('/test/mysql/right')]);
+    assert.equal(right.code, 0, right.stderr);
+    const keys = await sandbox.listKeys('backups/daily/testgroup/testhost/secured/');
+    assert.equal(keys.length, 2);
+    const manifest = (await sandbox.getObject(keys.find((k) => k.endsWith('.manifest.json'))!)).toString();
+    assert.doesNotMatch(manifest + right.stderr + right.stdout, /Pa55/);
+    assert.match(manifest, /--defaults-extra-file=<0600 option file>/);
+  });
+
+  test('one bad database in a source: the good one is not committed either', async () => {
+    const result = await backup([{ ...pgSource('mixed'), databases: [pgDb, 'no_such_database_here'] }]);
+    assert.equal(result.code, 4);
+    assert.match(result.log, /database "no_such_database_here" does not exist/);
+    await assertNothingLeft('mixed');
+    assert.equal((await receiveAlerts()).length, 1);
+  });
+
+  test('S3 fails mid-upload (connection dropped on part 2): exit 5, multipart upload aborted', async () => {
+    const proxy = await startBreakingProxy(new URL(sandbox.account.clientConfig.endpoint));
+    try {
+      const bin = fakePgBin('s3fail', 'head -c 12000000 /dev/urandom');
+      const result = await backup([pgSource('s3fail', { binDir: bin })], { endpoint: proxy.url });
+      assert.equal(result.code, 5, result.stderr);
+      assert.match(result.log, /upload to s3:\/\/.*s3fail.* failed/);
+      assert.match(result.log, /the incomplete upload was aborted/);
+      assert.ok(proxy.brokenRequests() > 0, 'the proxy dropped part uploads');
+      await assertNothingLeft('s3fail');
+      assert.equal((await receiveAlerts()).length, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('unknown source: usage error listing the configured ones, nothing attempted', async () => {
+    const result = await backup([pgSource('real')], {}, ['--source', 'nope']);
+    assert.equal(result.code, 2);
+    assert.match(result.log, /unknown source "nope". Configured sources: real/);
+  });
+
+  test('malformed configuration: exit 3 naming the file and the field', async () => {
+    const badJson = join(sandbox.dir, 'bad.json');
+    writeFileSync(badJson, '{"group": "x",}');
+    const r1 = await sandbox.runCli(['backup', '--config', badJson]);
+    assert.equal(r1.code, 3);
+    assert.match(r1.log, /configuration file .*bad\.json is not valid JSON/);
+
+    const badField = sandbox.writeConfig({ ...sandbox.config({ sources: [{ name: 'x', type: 'oracle' } as never] }) });
+    const r2 = await sandbox.runCli(['backup', '--config', badField]);
+    assert.equal(r2.code, 3);
+    assert.match(r2.log, /sources\[0\]\.type/);
+
+    const badName = sandbox.writeConfig(sandbox.config({ group: 'no spaces allowed', sources: [pgSource('x')] }));
+    const r3 = await sandbox.runCli(['backup', '--config', badName]);
+    assert.equal(r3.code, 3);
+    assert.match(r3.log, /group: must be 1-63 characters/);
+
+    const r4 = await sandbox.runCli(['backup', '--config', join(sandbox.dir, 'missing.json')]);
+    assert.equal(r4.code, 3);
+    assert.match(r4.log, /cannot read configuration file .*missing\.json: ENOENT/);
+  });
+
+  test('a private key given as recipient is refused before anything runs', async () => {
+    const config = sandbox.config({ sources: [pgSource('keys')], recipients: { file: sandbox.recipient.privateFile } });
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+    assert.equal(result.code, 7);
+    assert.match(result.log, /recipients holds a PRIVATE key; give only the public half/);
+    await assertNothingLeft('keys');
+  });
+});
+
+/**
+ * An HTTP proxy in front of moto that drops the connection of every upload of part 2 or later,
+ * as a flaky network would; everything else (create, abort, list) passes through.
+ */
+async function startBreakingProxy(target: URL): Promise<{ url: string; brokenRequests(): number; close(): Promise<void> }> {
+  let broken = 0;
+  const server: Server = createServer((req, res) => {
+    const partNumber = Number(new URL(req.url!, 'http://x').searchParams.get('partNumber') ?? 0);
+    if (req.method === 'PUT' && partNumber >= 2) {
+      broken++;
+      req.socket.destroy();
+      return;
+    }
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode!, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    brokenRequests: () => broken,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
