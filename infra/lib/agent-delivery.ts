@@ -106,7 +106,7 @@ export class AgentDelivery extends Construct {
       try {
         assertName('group', group.name);
       } catch (error) {
-        throw new Error(`AgentDelivery props.groups[${index}].name: ${(error as Error).message}`);
+        throw new Error(`AgentDelivery props.groups[${index}].name: ${(error as Error).message}`, { cause: error });
       }
       if (parameters.has(group.name)) throw new Error(`AgentDelivery props.groups[${index}].name: "${group.name}" is used twice`);
       const signingProblem = armoredPublicKeyProblem(group.signingPublicKeys);

@@ -94,7 +94,7 @@ function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 function fail(problems: string[]): never {
-  throw new ColdsealConfigError(`invalid "${CONTEXT_KEY}" context in cdk.json:\n  - ${problems.join('\n  - ')}`);
+  throw new ColdsealConfigError(`invalid "${CONTEXT_KEY}" context (cdk.json, or -c):\n  - ${problems.join('\n  - ')}`);
 }
 
 function readKeyText(entry: string, baseDir: string, field: string): string {
@@ -112,7 +112,7 @@ async function loadKeys(entries: readonly string[], baseDir: string, field: stri
     try {
       await readPublicKeys(text, what);
     } catch (error) {
-      throw new ColdsealConfigError(`${(error as Error).message}`);
+      throw new ColdsealConfigError(`${(error as Error).message}`, { cause: error });
     }
     armored.push(text.trim());
   }

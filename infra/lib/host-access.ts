@@ -48,7 +48,7 @@ export class HostAccess extends Construct {
     try {
       assertName('group', props.group);
     } catch (error) {
-      throw new Error(`HostAccess props.group: ${(error as Error).message}`);
+      throw new Error(`HostAccess props.group: ${(error as Error).message}`, { cause: error });
     }
     const stack = Stack.of(this);
     const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
@@ -162,7 +162,7 @@ export class DrillAccess extends Construct {
     try {
       assertName('group', props.group);
     } catch (error) {
-      throw new Error(`DrillAccess props.group: ${(error as Error).message}`);
+      throw new Error(`DrillAccess props.group: ${(error as Error).message}`, { cause: error });
     }
     const stack = Stack.of(this);
     const receipts = props.bucket.arnForObjects(`${DRILLS_PREFIX}${props.group}/*`);

@@ -76,7 +76,7 @@ export class BackupSchedules extends Construct {
       try {
         assertName('group', run.group);
       } catch (error) {
-        throw new Error(`BackupSchedules props.${where}.group: ${(error as Error).message}`);
+        throw new Error(`BackupSchedules props.${where}.group: ${(error as Error).message}`, { cause: error });
       }
       const cron = cronProblem(run.cron);
       if (cron) throw new Error(`BackupSchedules props.${where}.cron: ${cron}`);

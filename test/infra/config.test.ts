@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates and contexts are untyped JSON */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { App, Stack } from 'aws-cdk-lib';

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates and contexts are untyped JSON */
 /**
  * Small helpers to read a synthesized template the way CloudFormation would resolve it, with
  * stand-in values for what only a deployment knows, and to evaluate IAM statements against a
