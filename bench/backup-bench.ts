@@ -1,0 +1,187 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { generateKeyPair } from '../format/pgp';
+import { buildAgent } from '../scripts/build-agent';
+import { freePort, startMoto } from '../test/harness/services';
+
+/**
+ * npm run bench [-- --size-gb 1 --rounds 2 --no-moto]
+ *
+ * Side by side, interleaved round by round so drift hits every contender alike, on the same
+ * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
+ * to moto_server) and the shell pipelines people run today. For each: MB/s of dump bytes (the size
+ * of `pg_dump -Fc -Z0`), wall and CPU seconds (the whole process tree, from GNU time), and the peak
+ * RSS of the largest process of the tree (for the agent, Node itself).
+ */
+interface Args {
+  sizeGb: number;
+  rounds: number;
+  moto: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { sizeGb: 1, rounds: 2, moto: true };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--size-gb') args.sizeGb = Number(argv[++i]);
+    else if (argv[i] === '--rounds') args.rounds = Number(argv[++i]);
+    else if (argv[i] === '--no-moto') args.moto = false;
+    else throw new Error(`unknown argument ${argv[i]} (use --size-gb N, --rounds N, --no-moto)`);
+  }
+  if (!(args.sizeGb > 0) || !(args.rounds >= 1)) throw new Error('--size-gb and --rounds must be positive');
+  return args;
+}
+
+const psql = (db: string, sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', db, '-Atqc', sql]).toString().trim();
+
+/** A database whose plain custom-format dump is about `gb` GB: mixed text, numbers, JSON, some repetition. */
+function ensureDatabase(gb: number): string {
+  const name = `coldseal_bench_${String(gb).replace('.', '_')}gb`;
+  const exists = psql('postgres', `select 1 from pg_database where datname = '${name}'`) === '1';
+  if (exists && psql(name, `select count(*) from pg_tables where tablename = 'ready'`) === '1') return name;
+  if (exists) psql('postgres', `drop database "${name}"`);
+  console.log(`creating ${name} (about ${gb} GB of dump; once, then reused)…`);
+  psql('postgres', `create database "${name}"`);
+  const rows = Math.round(gb * 5_600_000);
+  psql(
+    name,
+    `create table events as
+       select g as id, now() - (g || ' seconds')::interval as at, (g % 1000) as account,
+              md5(g::text) || ' ' || md5((g * 7)::text) as token,
+              'user ' || (g % 5000) || ' did action ' || (g % 37) || ' on item ' || (g % 100000) as message,
+              jsonb_build_object('n', g, 'ok', g % 3 = 0, 'tag', 't' || (g % 50)) as doc
+       from generate_series(1, ${rows}) g;
+     create table ready ();`,
+  );
+  return name;
+}
+
+interface Measurement {
+  name: string;
+  round: number;
+  wallSeconds: number;
+  cpuSeconds: number;
+  peakRssMb: number;
+  outputBytes?: number;
+}
+
+function timed(name: string, round: number, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measurement> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', command, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => {
+      const wall = Number(process.hrtime.bigint() - started) / 1e9;
+      const match = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
+      if (code !== 0 || !match) return reject(new Error(`${name} failed (exit ${code}): ${stderr.slice(-2000)}`));
+      resolve({ name, round, wallSeconds: wall, cpuSeconds: Number(match[2]) + Number(match[3]), peakRssMb: Number(match[4]) / 1024 });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  for (const tool of ['pg_dump', 'gzip', 'zstd', 'gpg', '/usr/bin/time']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`${tool} is needed for the benchmark (apt install ${tool === '/usr/bin/time' ? 'time' : tool})`);
+    }
+  }
+  const database = ensureDatabase(args.sizeGb);
+  const work = mkdtempSync(join(tmpdir(), 'coldseal-bench-'));
+  const gpgHome = join(work, 'gnupg');
+  mkdirSync(gpgHome, { mode: 0o700 });
+  const recipient = await generateKeyPair({ name: 'bench recipient' });
+  const signing = await generateKeyPair({ name: 'bench signing' });
+  writeFileSync(join(work, 'recipient.pub.asc'), recipient.publicKey);
+  writeFileSync(join(work, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });
+  execFileSync('gpg', ['--homedir', gpgHome, '--batch', '--quiet', '--import', join(work, 'recipient.pub.asc')]);
+
+  console.log('measuring the plain dump size…');
+  const dumpBytes = Number(execFileSync('sh', ['-c', `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database} | wc -c`]).toString().trim());
+  console.log(`plain dump: ${(dumpBytes / 1e9).toFixed(2)} GB`);
+
+  const bundle = await buildAgent();
+  const sinkPort = await freePort();
+  const sink = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 's3-sink.ts'), String(sinkPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await new Promise((r) => setTimeout(r, 1500));
+  const moto = args.moto ? await startMoto() : undefined;
+  const creds = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  if (moto) {
+    await new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } }).send(new CreateBucketCommand({ Bucket: 'bench' }));
+  }
+  const agentConfig = (endpoint: string) => {
+    const path = join(work, `config-${endpoint.replace(/\W/g, '')}.json`);
+    writeFileSync(
+      path,
+      JSON.stringify({
+        group: 'bench',
+        host: 'bench',
+        bucket: 'bench',
+        endpoint,
+        recipients: { file: join(work, 'recipient.pub.asc') },
+        signingKey: { file: join(work, 'signing.key.asc') },
+        sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres' }],
+      }),
+    );
+    return path;
+  };
+  const gpg = `gpg --homedir ${gpgHome} --batch --quiet --trust-model always --compress-algo none -r ${recipient.fingerprint} --encrypt`;
+  const pgDump = `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database}`;
+  const contenders: { name: string; run: (round: number) => Promise<Measurement> }[] = [
+    { name: 'shell: pg_dump | gzip -6 | gpg', run: (r) => timed('shell: pg_dump | gzip -6 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | gzip -6 | ${gpg} > /dev/null`]) },
+    { name: 'shell: pg_dump | zstd -3 -T0 | gpg', run: (r) => timed('shell: pg_dump | zstd -3 -T0 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} > /dev/null`]) },
+    { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`), '--tier', 'daily'], { ...process.env, ...creds }) },
+  ];
+  if (moto) contenders.push({ name: 'agent → moto', run: (r) => timed('agent → moto', r, process.execPath, [bundle, 'backup', '--config', agentConfig(moto.endpoint), '--tier', 'daily'], { ...process.env, ...creds }) });
+
+  const results: Measurement[] = [];
+  try {
+    for (let round = 1; round <= args.rounds; round++) {
+      for (const contender of round % 2 ? contenders : [...contenders].reverse()) {
+        const m = await contender.run(round);
+        results.push(m);
+        console.log(`round ${round}  ${m.name.padEnd(36)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
+      }
+    }
+  } finally {
+    sink.kill();
+    await moto?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  const summary = contenders.map((c) => {
+    const runs = results.filter((r) => r.name === c.name);
+    const best = Math.min(...runs.map((r) => r.wallSeconds));
+    const median = runs.map((r) => r.wallSeconds).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
+    return {
+      name: c.name,
+      bestMBps: dumpBytes / 1e6 / best,
+      medianMBps: dumpBytes / 1e6 / median,
+      cpuSeconds: Math.min(...runs.map((r) => r.cpuSeconds)),
+      peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
+    };
+  });
+  const best = (name: string) => summary.find((s) => s.name === name)!.medianMBps;
+  const agent = best('agent → S3 sink');
+  console.log(`\nplain dump ${(dumpBytes / 1e9).toFixed(2)} GB, ${args.rounds} rounds, medians:`);
+  for (const s of summary) {
+    console.log(`  ${s.name.padEnd(36)} ${s.medianMBps.toFixed(0).padStart(5)} MB/s (best ${s.bestMBps.toFixed(0)})  cpu ${s.cpuSeconds.toFixed(1)} s  peak RSS ${s.peakRssMb.toFixed(0)} MB`);
+  }
+  console.log(`  agent / best shell pipeline (zstd):  ${(agent / best('shell: pg_dump | zstd -3 -T0 | gpg')).toFixed(2)}×`);
+  console.log(`  agent / classic pipeline (gzip):     ${(agent / best('shell: pg_dump | gzip -6 | gpg')).toFixed(2)}×`);
+  const out = join(__dirname, '..', '.bench');
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `backup-${args.sizeGb}gb-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
+  writeFileSync(file, JSON.stringify({ database, dumpBytes, rounds: args.rounds, results, summary }, null, 2));
+  console.log(`\nraw figures: ${file}`);
+}
+
+main().catch((error) => {
+  console.error((error as Error).message);
+  process.exit(1);
+});
