@@ -20,7 +20,9 @@ function options(): BuildOptions {
     sourcemap: false,
     legalComments: 'none',
     logLevel: 'warning',
-    banner: { js: '#!/usr/bin/env node' },
+    // openpgp's ESM build calls createRequire(import.meta.url), which is empty in a CJS bundle.
+    define: { 'import.meta.url': '__coldsealImportMetaUrl' },
+    banner: { js: '#!/usr/bin/env node\nconst __coldsealImportMetaUrl = require("url").pathToFileURL(__filename).href;' },
   };
 }
 
