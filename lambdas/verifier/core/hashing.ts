@@ -44,6 +44,11 @@ export class Budget {
     private readonly remainingMs: () => number,
   ) {}
 
+  /** Bytes still allowed by the byte cap (Infinity without one). */
+  get bytesLeft(): number {
+    return Math.max(0, this.remainingBytes);
+  }
+
   get exhausted(): boolean {
     return this.remainingBytes <= 0 || this.remainingMs() <= 0;
   }
@@ -80,7 +85,10 @@ export async function readVerify(options: {
   const digest = new DigestStream(partSize);
   let read = 0;
   let stoppedEarly = false;
-  const body = await store.getRange(artifact.key, start);
+  // A byte cap ends the read on a part boundary (at least one part, so every run makes progress).
+  const capParts = Number.isFinite(budget.bytesLeft) ? Math.max(1, Math.floor(budget.bytesLeft / partSize)) : Number.POSITIVE_INFINITY;
+  const end = start + capParts * partSize < artifact.ciphertextBytes ? start + capParts * partSize : undefined;
+  const body = await store.getRange(artifact.key, start, end);
   try {
     for await (const chunk of body) {
       digest.update(chunk);
@@ -94,6 +102,7 @@ export async function readVerify(options: {
   } finally {
     if (stoppedEarly) (body as { destroy?: () => void }).destroy?.();
   }
+  if (end !== undefined && !stoppedEarly) stoppedEarly = true;
   const result = digest.finish();
   const fullPartsRead = stoppedEarly ? Math.floor(read / partSize) : result.partSha256.length;
   const base = { key: artifact.key, etag: options.etag, versionId: options.versionId, bytes: artifact.ciphertextBytes, partSize, partsTotal, firstReadAt: resume?.firstReadAt ?? now.toISOString() };
