@@ -9,7 +9,7 @@ import {
   type SourceLocation,
   type Tier,
 } from '../../format/layout';
-import { MANIFEST_FORMAT_VERSION, type Artifact, type Manifest } from '../../format/manifest';
+import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
@@ -22,7 +22,7 @@ import { resolvePublicKeys, resolveSecret } from './secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
 import { preparePostgres } from './sources/postgres';
-import { recordableArgs, type DumpStep, type PreparedSource } from './sources/source';
+import { recordableArgs, type DumpStep, type InventorySession, type PreparedSource } from './sources/source';
 import { tierFor } from './tier';
 import { AGENT_VERSION } from './version';
 
@@ -175,10 +175,12 @@ async function backUpSource(args: {
   });
   committed.catch(() => undefined);
 
-  const running: { step: DumpStep; key: string; artifact: RunningArtifact }[] = [];
+  const running: { step: DumpStep; key: string; artifact: RunningArtifact; inventory?: InventorySession }[] = [];
   try {
-    for (const step of prepared.steps) {
-      const key = artifactKey(loc, stamp, step.name, `${step.extension}.${compression.extension}`);
+    for (const planned of prepared.steps) {
+      const key = artifactKey(loc, stamp, planned.name, `${planned.extension}.${compression.extension}`);
+      const inventory = await openInventory(planned, source.name, log);
+      const step = inventory?.args.length ? { ...planned, args: [...planned.args, ...inventory.args] } : planned;
       log.info('dumping', { source: source.name, artifact: step.name, tool: step.tool.name, key });
       const artifact = startArtifact({
         step,
@@ -202,13 +204,27 @@ async function backUpSource(args: {
           },
         },
       });
-      running.push({ step, key, artifact });
-      // Whichever settles first: the dump checked out, or the upload failed before the dump's end.
-      await Promise.race([artifact.dumped, artifact.stored]);
+      running.push({ step, key, artifact, inventory });
+      try {
+        // Whichever settles first: the dump checked out, or the upload failed before the dump's end.
+        await Promise.race([artifact.dumped, artifact.stored]);
+      } finally {
+        // The dump tool has exited: the snapshot it imported may be released.
+        await inventory?.close();
+      }
     }
     commit();
     const stored: ArtifactResult[] = [];
     for (const r of running) stored.push(await r.artifact.stored);
+    const inventories: (Inventory | undefined)[] = [];
+    for (const r of running) {
+      inventories.push(
+        await r.inventory?.inventory.catch((error: Error) => {
+          log.warn(`no inventory for ${source.name}/${r.step.name}: ${error.message}`, { source: source.name, artifact: r.step.name });
+          return undefined;
+        }),
+      );
+    }
 
     const manifest: Manifest = {
       formatVersion: MANIFEST_FORMAT_VERSION,
@@ -223,7 +239,7 @@ async function backUpSource(args: {
       compression: { algorithm: compression.algorithm, level: compression.level, implementation: compression.implementation },
       encryption: { standard: 'openpgp', packet: 'seipd-v1', cipher: 'aes256', recipientFingerprints: keys.recipientFingerprints, recipientKeyIds: keys.recipientKeyIds },
       signingKeyFingerprint: fingerprintOf(keys.signingKey),
-      artifacts: running.map((r, i) => toArtifact(r.step, r.key, stored[i])),
+      artifacts: running.map((r, i) => toArtifact(r.step, r.key, stored[i], inventories[i])),
       agent: { version: AGENT_VERSION, node: process.version },
     };
     const body = await signManifest(manifest, keys.signingKey);
@@ -250,11 +266,23 @@ async function backUpSource(args: {
     await Promise.allSettled(running.map((r) => r.artifact.stored));
     throw error;
   } finally {
+    await Promise.allSettled(running.map((r) => r.inventory?.close()));
     await prepared.cleanup();
   }
 }
 
-function toArtifact(step: DumpStep, key: string, result: ArtifactResult): Artifact {
+/** Starts a step's inventory (row counts, schema fingerprint); a failure costs the inventory, never the backup. */
+async function openInventory(step: DumpStep, source: string, log: Log): Promise<InventorySession | undefined> {
+  if (!step.inventory) return undefined;
+  try {
+    return await step.inventory();
+  } catch (error) {
+    log.warn(`no inventory for ${source}/${step.name}: ${(error as Error).message}`, { source, artifact: step.name });
+    return undefined;
+  }
+}
+
+function toArtifact(step: DumpStep, key: string, result: ArtifactResult, inventory: Inventory | undefined): Artifact {
   return {
     name: step.name,
     kind: step.kind,
@@ -271,6 +299,7 @@ function toArtifact(step: DumpStep, key: string, result: ArtifactResult): Artifa
     ciphertextBytes: result.digest.bytes,
     ciphertextSha256: result.digest.sha256,
     parts: { size: result.digest.partSize, sha256: result.digest.partSha256 },
+    ...(inventory ? { inventory } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { MysqlSourceConfig } from '../config/schema';
+import { mysqlInventory } from '../inventory/mysql';
 import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
@@ -81,6 +82,12 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
         completion: { method: 'marker', marker: '-- Dump completed' },
         estimatedBytes: sizes.get(database),
         diagnose: diagnoseMysql,
+        // Counted in a consistent snapshot of its own just before mysqldump takes its own: approximate.
+        inventory: async () => {
+          const inventory = mysqlInventory({ args: [defaults], runAs: source.runAs, binDir: source.binDir }, database, 'approximate');
+          await inventory;
+          return { args: [], inventory, close: async () => {} };
+        },
       } satisfies DumpStep;
     });
     return { engine: { kind: 'mysql', version: serverVersion }, steps, cleanup };

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { PostgresSourceConfig } from '../config/schema';
+import { openPgSnapshotInventory } from '../inventory/postgres';
 import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
@@ -93,6 +94,11 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       // The custom format has no trailer; pg_dump exits 0 only after writing the whole archive.
       completion: { method: 'exit-status' },
       diagnose: diagnosePostgres,
+      // Row counts and schema fingerprint from the very snapshot pg_dump dumps (--snapshot).
+      inventory: async () => {
+        const session = await openPgSnapshotInventory({ env: { ...env, PGDATABASE: database }, runAs: source.runAs, binDir: source.binDir }, source.excludeTables);
+        return { args: [`--snapshot=${session.snapshot}`], inventory: session.inventory, close: session.close };
+      },
     });
   }
   return { engine: { kind: 'postgres', version: serverVersion }, steps, cleanup: async () => {} };

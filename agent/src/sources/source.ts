@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import type { Engine } from '../../../format/manifest';
+import type { Engine, Inventory } from '../../../format/manifest';
 import { ColdsealError, EXIT } from '../errors';
 
 /**
@@ -30,6 +30,18 @@ export interface DumpStep {
   readonly tolerableExitCodes?: ReadonlyMap<number, string>;
   /** What to tell the user when this step fails, by recognizable stderr text. */
   readonly diagnose?: (stderr: string) => { message: string; hint: string } | undefined;
+  /**
+   * Takes per-table row counts and a schema fingerprint for the manifest. Called just before the
+   * dump tool starts; its `args` are appended to the tool's (pg_dump --snapshot=…), and `close` is
+   * called once the tool has exited. A failure here is a warning: the dump goes on without inventory.
+   */
+  readonly inventory?: () => Promise<InventorySession>;
+}
+
+export interface InventorySession {
+  readonly args: readonly string[];
+  readonly inventory: Promise<Inventory>;
+  close(): Promise<void>;
 }
 
 export interface PreparedSource {
@@ -81,5 +93,6 @@ export function toolVersion(output: string): string {
 
 /** Temporary option-file paths change every run and say nothing useful; keep recorded args stable. */
 export function recordableArgs(args: readonly string[]): string[] {
-  return args.map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<0600 option file>' : a));
+  // --snapshot=<id> names a transaction that no longer exists; inventory.consistency records that it was used.
+  return args.filter((a) => !a.startsWith('--snapshot=')).map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<0600 option file>' : a));
 }
