@@ -124,12 +124,18 @@ function plural(n: number, word: string): string {
 export function findingBlock(tag: string, f: Finding): string[] {
   const where = [subjectOf(f) || undefined, f.tier].filter(Boolean).join(', ');
   const lines = [`${tag} ${f.severity.toUpperCase()} ${CHECKS[f.check]}${where ? ` - ${where}` : ''}`, `  ${f.summary}`, `  where: ${f.where}`, `  since: ${f.since}`];
-  if (f.detail) lines.push(...f.detail.split('\n').slice(0, 12).map((l) => `  | ${l}`));
+  if (f.detail) {
+    // The end of an error output is where the cause is: when cutting, keep the first line and the tail.
+    const detail = f.detail.split('\n');
+    const shown = detail.length > MAX_DETAIL_LINES ? [detail[0], '...', ...detail.slice(-(MAX_DETAIL_LINES - 2))] : detail;
+    lines.push(...shown.map((l) => `  | ${l}`));
+  }
   lines.push(`  do:    ${f.action}`);
   return lines;
 }
 
 const MAX_LISTED = 8;
+const MAX_DETAIL_LINES = 18;
 
 export interface AlertMessage {
   readonly subject: string;

@@ -1,0 +1,81 @@
+import { hostNameFrom } from '../../../format';
+import { makeFinding, type Finding } from '../../shared/findings';
+import type { CommandHistory, CommandInvocation, InstanceDirectory, Log } from '../../shared/ports';
+import type { Settings } from '../../shared/settings';
+
+/** The detail of EventBridge's "EC2 Command Invocation Status-change Notification". */
+export interface CommandStatusDetail {
+  readonly 'command-id': string;
+  readonly 'document-name': string;
+  readonly 'instance-id': string;
+  readonly 'requested-date-time': string;
+  readonly status: string;
+}
+
+export const FAILED_STATUSES = ['Failed', 'TimedOut', 'Cancelled'] as const;
+
+const TAIL_LINES = 15;
+const TAIL_CHARS = 1500;
+
+export function tail(text: string): string {
+  const lines = text.replace(/\s+$/, '').split('\n');
+  const kept = lines.slice(-TAIL_LINES).join('\n');
+  return kept.length > TAIL_CHARS ? `...${kept.slice(-TAIL_CHARS)}` : kept;
+}
+
+/**
+ * The tier is chosen on the host (the calendar), so it is read from what the command said: a
+ * "tier" parameter, a --tier argument, or the agent's JSON log lines.
+ */
+export function tierOf(parameters: Record<string, string[]> | null, invocation: CommandInvocation | null): string | undefined {
+  const direct = parameters?.tier?.[0] ?? parameters?.Tier?.[0];
+  if (direct) return direct;
+  const text = [...Object.values(parameters ?? {}).flat(), invocation?.standardOutput ?? '', invocation?.standardError ?? ''].join('\n');
+  return /--tier[= ](daily|weekly|monthly|yearly)\b/.exec(text)?.[1] ?? /"tier"\s*:\s*"(daily|weekly|monthly|yearly)"/.exec(text)?.[1];
+}
+
+function advice(status: string, commandId: string, instanceId: string, host: string, group: string): string {
+  const fetch = `Full output: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`;
+  const rerun = `When fixed, run coldseal trigger --group ${group} --host ${host}; the monitor reports the backup as late until one succeeds.`;
+  if (status === 'TimedOut') return `The run exceeded the document's execution timeout or the instance did not pick it up in time: check the dump's size and duration trend, the network path to S3, and that the instance was running. ${fetch}. ${rerun}`;
+  if (status === 'Cancelled') return `Someone or something (maintenance window, instance stop, a newer command) cancelled the run: check CloudTrail for CancelCommand and the instance's state. ${rerun}`;
+  return `Read the error output above (exit codes are listed by coldseal --help). ${fetch}. ${rerun}`;
+}
+
+export async function commandFailureFinding(
+  deps: { instances: InstanceDirectory; commands: CommandHistory; settings: Settings; log: Log },
+  detail: CommandStatusDetail,
+): Promise<Finding | undefined> {
+  const { settings, log } = deps;
+  if (detail['document-name'] !== settings.documentName || !(FAILED_STATUSES as readonly string[]).includes(detail.status)) {
+    log.debug('command status event ignored', { document: detail['document-name'], status: detail.status });
+    return undefined;
+  }
+  const instanceId = detail['instance-id'];
+  const commandId = detail['command-id'];
+  const instance = await deps.instances.describe(instanceId, settings.tagKey, settings.groups.map((g) => g.name));
+  const host = instance ? hostNameFrom(instance.computerName) : instanceId;
+  const group = instance?.group ?? '(untagged)';
+  const invocation = await deps.commands.invocation(commandId, instanceId);
+  const parameters = await deps.commands.parameters(commandId).catch((error: Error) => {
+    log.warn('command parameters unavailable', { commandId, error: error.message });
+    return null;
+  });
+  const tier = tierOf(parameters, invocation);
+  const code = invocation?.responseCode;
+  const errorTail = tail(invocation?.standardError || invocation?.standardOutput || '');
+  const since = invocation?.executionEndedAt?.toISOString() ?? invocation?.executionStartedAt?.toISOString() ?? detail['requested-date-time'];
+  return makeFinding({
+    group: instance?.group,
+    host,
+    tier,
+    where: `SSM command ${commandId} on ${instanceId}${instance ? ` (${instance.computerName})` : ''}, document ${detail['document-name']}`,
+    subject: `${group}/${host}`,
+    check: 'command-failed',
+    severity: 'fail',
+    since,
+    summary: `backup command ${detail.status} on ${host} (group ${group}, tier ${tier ?? 'not known'})${code !== undefined && code >= 0 ? `, exit code ${code}` : ''}${invocation?.statusDetails && invocation.statusDetails !== detail.status ? ` [${invocation.statusDetails}]` : ''}`,
+    detail: errorTail ? `last lines of the command's error output:\n${errorTail}` : 'the command left no error output',
+    action: advice(detail.status, commandId, instanceId, host, group),
+  });
+}

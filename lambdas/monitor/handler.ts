@@ -1,0 +1,72 @@
+import type { Context } from 'aws-lambda';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmCommandHistory, SsmInstanceDirectory, type ClientOptions } from '../shared/aws';
+import { systemClock, type BucketStore, type Clock, type CommandHistory, type InstanceDirectory, type MetricsSink, type Notifier } from '../shared/ports';
+import { PowertoolsMetricsSink, powertools } from '../shared/runtime';
+import { loadSettings } from '../shared/settings';
+import type { CommandStatusDetail } from './core/command-failure';
+import { handleCommandStatus, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
+
+/**
+ * The monitor Lambda. Two triggers: SSM command status-change events for the backup document
+ * (alert within minutes), and a schedule every few hours (freshness, SSM reachability, metrics,
+ * heartbeat).
+ */
+const { logger, metrics } = powertools('coldseal-monitor');
+
+export const COMMAND_STATUS_DETAIL_TYPE = 'EC2 Command Invocation Status-change Notification';
+
+export type MonitorEvent =
+  | { source: 'aws.ssm'; 'detail-type': typeof COMMAND_STATUS_DETAIL_TYPE; detail: CommandStatusDetail }
+  | { action: 'check' }
+  | { 'detail-type': 'Scheduled Event'; source: string };
+
+export interface MonitorOverrides {
+  env?: Record<string, string | undefined>;
+  clientConfig?: ClientOptions;
+  clock?: Clock;
+  store?: BucketStore;
+  notifier?: Notifier;
+  instances?: InstanceDirectory;
+  commands?: CommandHistory;
+  metrics?: MetricsSink;
+}
+
+export function createMonitorHandler(overrides: MonitorOverrides = {}) {
+  let deps: MonitorDeps | undefined;
+  const setup = (): MonitorDeps => {
+    if (!deps) {
+      const settings = loadSettings(overrides.env ?? process.env);
+      const config = overrides.clientConfig ?? {};
+      const ssm = new SSMClient(plainConfig(config));
+      deps = {
+        settings,
+        store: overrides.store ?? new S3BucketStore(new S3Client(s3Config(config)), settings.bucket),
+        notifier: overrides.notifier ?? new SnsNotifier(new SNSClient(plainConfig(config)), settings.topicArn),
+        instances: overrides.instances ?? new SsmInstanceDirectory(ssm),
+        commands: overrides.commands ?? new SsmCommandHistory(ssm),
+        metrics: overrides.metrics ?? new PowertoolsMetricsSink(metrics),
+        clock: overrides.clock ?? systemClock,
+        log: logger,
+      };
+    }
+    return deps;
+  };
+  return async (event: MonitorEvent, context?: Context): Promise<MonitorResult | undefined> => {
+    if (context) logger.addContext(context);
+    const d = setup();
+    if ('detail-type' in event && event['detail-type'] === COMMAND_STATUS_DETAIL_TYPE) {
+      logger.appendKeys({ commandId: event.detail['command-id'], instanceId: event.detail['instance-id'] });
+      try {
+        return await handleCommandStatus(d, event.detail);
+      } finally {
+        logger.removeKeys(['commandId', 'instanceId']);
+      }
+    }
+    return runMonitor(d);
+  };
+}
+
+export const handler = createMonitorHandler();
