@@ -166,7 +166,7 @@ test('freshness alerts are de-duplicated across runs: new once, repeated after a
 function commandEvent(commandId: string, instanceId: string, status: string, document = 'coldseal-backup') {
   return {
     source: 'aws.ssm' as const,
-    'detail-type': COMMAND_STATUS_DETAIL_TYPE,
+    'detail-type': COMMAND_STATUS_DETAIL_TYPE as typeof COMMAND_STATUS_DETAIL_TYPE,
     detail: { 'command-id': commandId, 'document-name': document, 'instance-id': instanceId, 'requested-date-time': '2026-11-22T02:00:00.000Z', status },
   };
 }
