@@ -61,6 +61,16 @@ export class DigestStream extends Transform {
     return this.result;
   }
 
+  /** SHA-256 of part `partNumber` (1-based) once all its bytes have passed; undefined before. */
+  partHash(partNumber: number): string | undefined {
+    return this.parts[partNumber - 1] ?? (this.result && partNumber === this.result.partSha256.length ? this.result.partSha256[partNumber - 1] : undefined);
+  }
+
+  /** The whole stream's SHA-256 when it ended within one part (a single PutObject), else undefined. */
+  completedSingleHash(): string | undefined {
+    return this.result && this.result.partSha256.length === 1 ? this.result.sha256 : undefined;
+  }
+
   get bytesSoFar(): number {
     return this.total;
   }

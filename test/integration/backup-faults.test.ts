@@ -1,12 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { startS3Proxy } from '../harness/s3-proxy';
 import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../harness/databases';
 import mysql from 'mysql2/promise';
 
@@ -173,14 +173,15 @@ describe('a failed backup leaves nothing and always alerts', () => {
   });
 
   test('S3 fails mid-upload (connection dropped on part 2): exit 5, multipart upload aborted', async () => {
-    const proxy = await startBreakingProxy(new URL(sandbox.account.clientConfig.endpoint));
+    // Drop every upload of part 2 or later; create, abort and list pass through.
+    const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint, { drop: (method, query) => method === 'PUT' && Number(query.get('partNumber') ?? 0) >= 2 });
     try {
       const bin = fakePgBin('s3fail', 'head -c 12000000 /dev/urandom');
       const result = await backup([pgSource('s3fail', { binDir: bin })], { endpoint: proxy.url });
       assert.equal(result.code, 5, result.stderr);
       assert.match(result.log, /upload to s3:\/\/.*s3fail.* failed/);
       assert.match(result.log, /the incomplete upload was aborted/);
-      assert.ok(proxy.brokenRequests() > 0, 'the proxy dropped part uploads');
+      assert.ok(proxy.dropped() > 0, 'the proxy dropped part uploads');
       await assertNothingLeft('s3fail');
       assert.equal((await receiveAlerts()).length, 1);
     } finally {
@@ -224,32 +225,3 @@ describe('a failed backup leaves nothing and always alerts', () => {
     await assertNothingLeft('keys');
   });
 });
-
-/**
- * An HTTP proxy in front of moto that drops the connection of every upload of part 2 or later,
- * as a flaky network would; everything else (create, abort, list) passes through.
- */
-async function startBreakingProxy(target: URL): Promise<{ url: string; brokenRequests(): number; close(): Promise<void> }> {
-  let broken = 0;
-  const server: Server = createServer((req, res) => {
-    const partNumber = Number(new URL(req.url!, 'http://x').searchParams.get('partNumber') ?? 0);
-    if (req.method === 'PUT' && partNumber >= 2) {
-      broken++;
-      req.socket.destroy();
-      return;
-    }
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode!, up.headers);
-      up.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    brokenRequests: () => broken,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}

@@ -9,6 +9,7 @@ import type { Log } from '../log';
 import type { DumpStep } from '../sources/source';
 import { startCompressor, type CompressionChoice } from './compression';
 import { encryptStream } from './encrypt';
+import { usePrecomputedPayloadHashes } from './payload-hash';
 import { ByteCounter, EndGate, Rechunker, TailWatcher } from './streams';
 
 /**
@@ -136,6 +137,7 @@ export function startArtifact(options: {
   };
   const gate = new EndGate(judge);
 
+  const forgetPayloadHashes = usePrecomputedPayloadHashes(target.s3, target.key, digest);
   const upload = new Upload({
     client: target.s3,
     params: { ...target.objectParams, Bucket: target.bucket, Key: target.key, Body: body, IfNoneMatch: '*' },
@@ -178,6 +180,7 @@ export function startArtifact(options: {
     throw failure!;
   });
   storedSettled.catch(() => undefined).finally(() => {
+    forgetPayloadHashes();
     clearInterval(progressTimer);
     log.endProgress();
   });

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { CreateBucketCommand, S3Client, UploadPartCommand, CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { join } from 'node:path';
+import { DigestStream, openManifest, readPublicKeys } from '../../format';
+import { usePrecomputedPayloadHashes } from '../../agent/src/pipeline/payload-hash';
+import { createAgentSandbox } from '../harness/agent';
+import { uniqueName } from '../harness/aws';
+import { startS3Proxy } from '../harness/s3-proxy';
+
+/**
+ * What the agent sends to S3, seen on the wire: every part carries the SHA-256 of its own bytes as
+ * the SigV4 payload hash (so S3 rejects a part damaged in transit), taken from the same one-pass
+ * digest that the signed manifest records; writes are conditional; objects are tagged.
+ */
+test('each uploaded part is signed with its own SHA-256, which is also the manifest part digest', async () => {
+  const sandbox = await createAgentSandbox();
+  const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint);
+  try {
+    // A pg_dump that emits 13 MB of incompressible bytes: three parts of 5 MiB after encryption.
+    const bin = join(sandbox.dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['psql', 'pg_dumpall']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+    writeFileSync(join(bin, 'pg_dump'), '#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\nhead -c 13000000 /dev/urandom\n');
+    chmodSync(join(bin, 'pg_dump'), 0o755);
+    const config = sandbox.config({
+      endpoint: proxy.url,
+      upload: { partSizeMiB: 5 },
+      sources: [{ name: 'wire', type: 'postgres', databases: ['postgres'], host: '127.0.0.1', user: 'postgres', binDir: bin }],
+    });
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+    assert.equal(result.code, 0, result.log);
+
+    const parts = proxy.seen.filter((r) => r.method === 'PUT' && r.query.has('partNumber'));
+    assert.equal(parts.length, 3, '13 MB of incompressible data in 5 MiB parts');
+    for (const part of parts) assert.equal(part.headers['x-amz-content-sha256'], part.bodySha256, `part ${part.query.get('partNumber')}`);
+
+    const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/wire/')).find((k) => k.endsWith('.manifest.json'))!;
+    const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
+    const byNumber = [...parts].sort((a, b) => Number(a.query.get('partNumber')) - Number(b.query.get('partNumber')));
+    assert.deepEqual(document.artifacts[0].parts.sha256, byNumber.map((p) => p.bodySha256));
+
+    const create = proxy.seen.find((r) => r.method === 'POST' && r.query.has('uploads'))!;
+    assert.equal(create.headers['x-amz-tagging'], 'coldseal%3Agroup=testgroup&coldseal%3Ahost=testhost&coldseal%3Asource=wire&coldseal%3Atier=daily');
+    const complete = proxy.seen.find((r) => r.method === 'POST' && r.query.has('uploadId'))!;
+    assert.equal(complete.headers['if-none-match'], '*', 'the multipart upload completes only if the key is new');
+    const manifestPut = proxy.seen.find((r) => r.method === 'PUT' && !r.query.has('partNumber'))!;
+    assert.equal(manifestPut.headers['if-none-match'], '*', 'the manifest is written only if the key is new');
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('the signer takes the digest stream part hash instead of hashing the payload again', async () => {
+  const sandbox = await createAgentSandbox();
+  const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint);
+  try {
+    const s3 = new S3Client({ ...sandbox.account.clientConfig, endpoint: proxy.url, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const bucket = uniqueName('payload');
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'k' }));
+    // A digest whose part 1 hash is deliberately not the body's: only a signer that uses it sends it.
+    const marker = 'f'.repeat(64);
+    const fake = Object.assign(new DigestStream(5), { partHash: (n: number) => (n === 1 ? marker : undefined) });
+    const forget = usePrecomputedPayloadHashes(s3, 'k', fake);
+    await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'k', UploadId, PartNumber: 1, Body: Buffer.from('hello') })).catch(() => undefined);
+    forget();
+    await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'k', UploadId, PartNumber: 2, Body: Buffer.from('hello') }));
+    const sent = proxy.seen.filter((r) => r.query.has('partNumber')).map((r) => r.headers['x-amz-content-sha256']);
+    assert.deepEqual(sent, [marker, proxy.seen.filter((r) => r.query.has('partNumber'))[1].bodySha256]);
+  } finally {
+    await proxy.close();
+  }
+});
