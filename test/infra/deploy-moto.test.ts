@@ -1,0 +1,331 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DefaultStackSynthesizer } from 'aws-cdk-lib';
+import { CloudFormationClient, CreateStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand, type Stack as CfnStack } from '@aws-sdk/client-cloudformation';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  PutObjectLockConfigurationCommand,
+  S3Client,
+  type LifecycleRule,
+} from '@aws-sdk/client-s3';
+import { GetDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { agentConfigSchema } from '../../agent/src/config/schema';
+import { parseKey, type Tier } from '../../format/layout';
+import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
+import { groupParameters } from '../../format/parameters';
+import { buildApp } from '../../infra/lib/app';
+import { substituteParameters } from '../../infra/lib/agent-script';
+import { buildAgentSync } from '../../scripts/build-agent';
+import { motoEndpoint, newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
+import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../harness/databases';
+import { decompress, gpgDecrypt } from '../harness/gpg';
+import { ROOT, sampleContext } from './fixtures';
+
+/**
+ * The synthesized template deployed into moto_server's CloudFormation, then the SSM document's
+ * own script (taken from the deployed document, parameters substituted as SSM does) run on this
+ * machine with sh: it fetches the agent bundle from the deployed asset, and the agent backs up
+ * the local PostgreSQL into the deployed bucket using the deployed parameters.
+ *
+ * moto's CloudFormation does not create every resource type nor apply every bucket property; what
+ * it skips is listed (and asserted, so a change in moto is noticed) and the bucket settings the
+ * backup depends on are applied from the template through the S3 API, as CloudFormation would.
+ */
+const GROUP = 'db';
+const SOURCE = 'pg';
+/** What moto 5.2's CloudFormation does not implement (it logs a warning and skips them). */
+const MOTO_SKIPS = ['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy', 'AWS::SNS::Subscription', 'AWS::Scheduler::Schedule'];
+
+let account: MotoAccount;
+let s3: S3Client;
+let ssm: SSMClient;
+let dir: string;
+let database: string;
+let template: any;
+let stack: CfnStack;
+let physical: Map<string, string>;
+let bucket: string;
+let recipientKeyFile: string;
+let signingPublicKey: string;
+
+function run(command: string, args: string[], env: Record<string, string>, cwd = dir): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The environment of a host under SSM, pointed at moto: credentials, and the endpoint override the AWS CLI and SDK read. */
+function hostEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    ...account.env,
+    AWS_ENDPOINT_URL: motoEndpoint(),
+    COLDSEAL_HOME: join(dir, 'coldseal-home'),
+    ...extra,
+  };
+}
+
+before(async () => {
+  account = await newMotoAccount();
+  s3 = new S3Client(account.clientConfig);
+  ssm = new SSMClient(account.clientConfig);
+  dir = mkdtempSync(join(tmpdir(), 'coldseal-deploy-'));
+
+  // The real agent, copied away from dist/ so a concurrent build elsewhere cannot change it under us.
+  const bundle = join(dir, 'coldseal-agent.js');
+  copyFileSync(buildAgentSync(), bundle);
+
+  // Fresh keys, as `coldseal keys generate` would make them: public halves go into the context.
+  const recipient = await generateKeyPair({ name: 'deploy test recipient' });
+  const signing = await generateKeyPair({ name: 'deploy test signing' });
+  recipientKeyFile = join(dir, 'recipient.key.asc');
+  writeFileSync(recipientKeyFile, recipient.privateKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });
+  signingPublicKey = signing.publicKey;
+
+  database = uniqueDbName('coldseal_deploy');
+  await createPgFixture(database, 2_000);
+
+  const context = sampleContext() as any;
+  context.recipients = recipient.publicKey;
+  context.groups = {
+    [GROUP]: {
+      schedule: 'cron(30 1 * * ? *)',
+      signingPublicKeys: signing.publicKey,
+      sources: [{ name: SOURCE, type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [database] }],
+    },
+  };
+  const { app, stack: cdkStack } = await buildApp({
+    context,
+    baseDir: ROOT,
+    agentBundle: bundle,
+    stackName: uniqueName('ColdsealDeploy'),
+    appProps: { builtinCloudFormationValidation: false },
+    // What `cdk bootstrap` makes, minus the bootstrap version check (moto has no such parameter).
+    synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
+  });
+  const assembly = app.synth();
+  const artifact = assembly.getStackByName(cdkStack.stackName);
+  template = artifact.template;
+
+  // Publish the file assets where the template expects them, as `cdk deploy` does.
+  const assets = JSON.parse(readFileSync(join(assembly.directory, `${cdkStack.artifactId}.assets.json`), 'utf8'));
+  const fill = (s: string) => s.replace('${AWS::AccountId}', account.accountId).replace('${AWS::Region}', account.clientConfig.region);
+  for (const file of Object.values(assets.files) as any[]) {
+    for (const destination of Object.values(file.destinations) as any[]) {
+      const assetBucket = fill(destination.bucketName);
+      await s3.send(new CreateBucketCommand({ Bucket: assetBucket })).catch((error: Error) => {
+        if (!/BucketAlready/.test(error.name)) throw error;
+      });
+      await s3.send(new PutObjectCommand({ Bucket: assetBucket, Key: fill(destination.objectKey), Body: readFileSync(join(assembly.directory, file.source.path)) }));
+    }
+  }
+
+  // CloudFormation in moto answers on a "localhost" endpoint only.
+  const cfn = new CloudFormationClient({ ...account.clientConfig, endpoint: motoEndpoint().replace('127.0.0.1', 'localhost') });
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: cdkStack.stackName,
+      TemplateBody: JSON.stringify(template),
+      Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'],
+    }),
+  );
+  for (let i = 0; ; i++) {
+    stack = (await cfn.send(new DescribeStacksCommand({ StackName: cdkStack.stackName }))).Stacks![0];
+    if (!stack.StackStatus!.endsWith('_IN_PROGRESS')) break;
+    if (i > 120) throw new Error(`stack still ${stack.StackStatus} after 60 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(stack.StackStatus, 'CREATE_COMPLETE', stack.StackStatusReason);
+  const resources = (await cfn.send(new DescribeStackResourcesCommand({ StackName: cdkStack.stackName }))).StackResources ?? [];
+  physical = new Map(resources.map((r) => [r.LogicalResourceId!, r.PhysicalResourceId!]));
+  bucket = stack.Outputs!.find((o) => o.OutputKey === 'DataBucketName')!.OutputValue!;
+  await completeBucketSettings();
+
+  // The user's step after deploying: the signing private key into its SecureString, with the CLI.
+  const publish = await run(process.execPath, [bundle, 'keys', 'publish', '--group', GROUP, '--signing-key', join(dir, 'signing.key.asc')], hostEnv());
+  assert.equal(publish.code, 0, publish.stderr);
+});
+
+after(async () => {
+  if (database) await dropPgDatabase(database);
+});
+
+function logicalIdOfType(type: string, predicate: (r: any) => boolean = () => true): string {
+  const found = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Type === type && predicate(r));
+  assert.ok(found, `no ${type} in the template`);
+  return found[0];
+}
+
+/**
+ * The data bucket properties moto's CloudFormation ignores (it applies only encryption and tags),
+ * applied from the template. Not the bucket policy: moto evaluates bucket policies without the
+ * request's condition values, so every conditional Deny (TLS-only, encryption) would match every
+ * request; the template tests check the policy instead.
+ */
+async function completeBucketSettings(): Promise<void> {
+  const id = logicalIdOfType('AWS::S3::Bucket', (r) => r.Properties.ObjectLockEnabled === true);
+  const properties = template.Resources[id].Properties;
+  assert.equal(physical.get(id), bucket);
+  await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: properties.VersioningConfiguration.Status } }));
+  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
+  const rules: LifecycleRule[] = properties.LifecycleConfiguration.Rules.map((rule: any) => ({
+    ID: rule.Id,
+    Status: rule.Status,
+    Filter: { Prefix: rule.Prefix ?? '' },
+    ...(rule.ExpirationInDays ? { Expiration: { Days: rule.ExpirationInDays } } : {}),
+    ...(rule.ExpiredObjectDeleteMarker ? { Expiration: { ExpiredObjectDeleteMarker: true } } : {}),
+    ...(rule.Transitions ? { Transitions: rule.Transitions.map((t: any) => ({ Days: t.TransitionInDays, StorageClass: t.StorageClass })) } : {}),
+    ...(rule.NoncurrentVersionExpiration ? { NoncurrentVersionExpiration: { NoncurrentDays: rule.NoncurrentVersionExpiration.NoncurrentDays } } : {}),
+    ...(rule.AbortIncompleteMultipartUpload ? { AbortIncompleteMultipartUpload: rule.AbortIncompleteMultipartUpload } : {}),
+  }));
+  await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: rules } }));
+}
+
+
+async function documentScript(values: Record<string, string>): Promise<string> {
+  const name = stack.Outputs!.find((o) => o.OutputKey === 'AgentDocumentName')!.OutputValue!;
+  const document = await ssm.send(new GetDocumentCommand({ Name: name }));
+  assert.equal(document.DocumentFormat, 'JSON');
+  assert.equal(document.DocumentType, 'Command');
+  // AWS returns the content as JSON text; moto's CloudFormation keeps the template's object and returns it as is.
+  const raw = document.Content as unknown;
+  const content = typeof raw === 'string' ? JSON.parse(raw) : (raw as any);
+  assert.equal(content.schemaVersion, '2.2');
+  const defaults = Object.fromEntries(Object.entries(content.parameters as Record<string, { default?: string }>).filter(([, p]) => p.default !== undefined).map(([k, p]) => [k, p.default!]));
+  for (const [key, value] of Object.entries(values)) {
+    const spec = content.parameters[key];
+    if (spec.allowedPattern) assert.match(value, new RegExp(spec.allowedPattern), `${key} as SSM would check it`);
+    if (spec.allowedValues) assert.ok(spec.allowedValues.includes(value), `${key} as SSM would check it`);
+  }
+  return substituteParameters((content.mainSteps[0].inputs.runCommand as string[]).join('\n'), { ...defaults, ...values });
+}
+
+async function runDocument(values: Record<string, string>, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const script = join(dir, `run-${Math.random().toString(36).slice(2)}.sh`);
+  writeFileSync(script, await documentScript(values));
+  // aws:runShellScript runs the commands with /bin/sh.
+  return run('/bin/sh', [script], hostEnv(env));
+}
+
+async function listBackups(prefix = 'backups/'): Promise<string[]> {
+  const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (page.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+describe('deployed into moto', () => {
+  test('moto created the stack resources it supports; what it skipped is exactly the known list', () => {
+    const types = new Set(Object.values(template.Resources as Record<string, any>).map((r) => r.Type as string));
+    const created = new Set(Object.entries(template.Resources as Record<string, any>).filter(([id]) => physical.has(id)).map(([, r]) => r.Type as string));
+    const skipped = [...types].filter((t) => !created.has(t) && t !== 'AWS::CDK::Metadata').sort();
+    assert.deepEqual(skipped, [...MOTO_SKIPS].sort());
+    for (const t of ['AWS::S3::Bucket', 'AWS::KMS::Key', 'AWS::SSM::Document', 'AWS::SSM::Parameter', 'AWS::SNS::Topic', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::Logs::LogGroup']) {
+      assert.ok(created.has(t), `${t} deployed`);
+    }
+    for (const key of ['DataBucketName', 'AlertTopicArn', 'AgentDocumentName', 'InstancePolicyArnDb', 'BackupCommandDb']) {
+      assert.ok(stack.Outputs!.some((o) => o.OutputKey === key && o.OutputValue), key);
+    }
+    assert.match(stack.Outputs!.find((o) => o.OutputKey === 'BackupCommandDb')!.OutputValue!, /^aws ssm send-command --region us-east-1 --document-name \S+ --targets Key=tag:coldseal-group,Values=db --parameters group=db /);
+  });
+
+  test('the deployed group configuration is what the agent accepts, pointing at the deployed bucket, key and topic', async () => {
+    const names = groupParameters(GROUP);
+    const value = (await ssm.send(new GetParameterCommand({ Name: names.config }))).Parameter!.Value!;
+    const config = agentConfigSchema.parse(JSON.parse(value));
+    assert.equal(config.bucket, bucket);
+    assert.equal(config.alertTopicArn, stack.Outputs!.find((o) => o.OutputKey === 'AlertTopicArn')!.OutputValue);
+    const keyId = physical.get(logicalIdOfType('AWS::KMS::Key', (r) => /backups/.test(r.Properties.Description)))!;
+    assert.equal(config.upload.kmsKeyId, `arn:aws:kms:us-east-1:${account.accountId}:key/${keyId}`);
+    const recipients = (await ssm.send(new GetParameterCommand({ Name: names.recipients }))).Parameter!.Value!;
+    assert.equal((await readPublicKeys(recipients, 'recipients')).length, 1);
+    assert.equal((await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!.trim(), signingPublicKey.trim());
+  });
+
+  test("the document's script, run here with the deployed parameters, backs up the local PostgreSQL into the deployed bucket", async () => {
+    const result = await runDocument({ group: GROUP });
+    assert.equal(result.code, 0, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
+    const keys = await listBackups();
+    const manifests = keys.map(parseKey).filter((k) => k?.kind === 'manifest');
+    assert.equal(manifests.length, 1, keys.join('\n'));
+    const manifestLoc = manifests[0]!;
+    assert.equal(manifestLoc.kind === 'manifest' && manifestLoc.group, GROUP);
+    assert.equal(manifestLoc.kind === 'manifest' && manifestLoc.source, SOURCE);
+
+    const manifestKey = keys.find((k) => parseKey(k)?.kind === 'manifest')!;
+    const manifestText = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }))).Body!.transformToString();
+    const { document: manifest } = await openManifest(manifestText, await readPublicKeys(signingPublicKey, 'signing key'));
+    assert.equal(manifest.group, GROUP);
+    const artifact = manifest.artifacts.find((a) => a.name === database);
+    assert.ok(artifact, `no artifact for ${database}`);
+
+    // The dump is really there: ciphertext decrypts with the recipient's private key to a pg_dump archive.
+    const ciphertext = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key }))).Body!.transformToByteArray());
+    const plain = decompress(gpgDecrypt(ciphertext, recipientKeyFile), manifest.compression.algorithm);
+    assert.equal(plain.subarray(0, 5).toString('latin1'), 'PGDMP');
+
+    // Written the way the stack configured it: its KMS key, the tier's Object Lock.
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: artifact.key }));
+    assert.equal(head.ServerSideEncryption, 'aws:kms');
+    const config = agentConfigSchema.parse(JSON.parse((await ssm.send(new GetParameterCommand({ Name: groupParameters(GROUP).config }))).Parameter!.Value!));
+    assert.match(head.SSEKMSKeyId ?? '', new RegExp(config.upload.kmsKeyId!.split('/').pop()!));
+    // (HeadObject, not GetObjectRetention, whose moto response the SDK cannot parse.)
+    const lock = config.objectLock[manifest.tier as Tier]!;
+    assert.equal(head.ObjectLockMode, lock.mode);
+    const days = (head.ObjectLockRetainUntilDate!.getTime() - Date.now()) / 86_400_000;
+    assert.ok(days > lock.days - 1 && days <= lock.days + 1, `retained ${days} days, expected ${lock.days}`);
+  });
+
+  test('document parameters reach the agent: a forced tier and a source list, with the cached agent', async () => {
+    const agentDir = join(dir, 'coldseal-home', 'agent');
+    const cached = readdirSync(agentDir).filter((f) => f.endsWith('.js'));
+    assert.equal(cached.length, 1);
+    const before = statSync(join(agentDir, cached[0])).mtimeMs;
+    const result = await runDocument({ group: GROUP, tier: 'monthly', sources: SOURCE });
+    assert.equal(result.code, 0, `exit ${result.code}\n${result.stderr}`);
+    assert.equal(statSync(join(agentDir, cached[0])).mtimeMs, before, 'the checked agent is reused, not fetched again');
+    assert.deepEqual(readdirSync(agentDir), cached, 'no partial download left behind');
+    const monthly = (await listBackups('backups/monthly/')).filter((k) => parseKey(k)?.kind === 'manifest');
+    assert.equal(monthly.length, 1);
+  });
+
+  test('a host without Node 18 gets a clear error, not a stack trace', async () => {
+    const bin = join(dir, 'old-node-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'node'), '#!/bin/sh\nif [ "$1" = "--version" ]; then echo v16.20.2; exit 0; fi\nexit 1\n');
+    chmodSync(join(bin, 'node'), 0o755);
+    const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}` });
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /Node\.js 18 or later is required; this host has v16\.20\.2/);
+  });
+
+  test('a tampered agent in the asset bucket is refused by its SHA-256', async () => {
+    const script = await documentScript({ group: GROUP });
+    const url = /aws s3 cp --only-show-errors 's3:\/\/([^/]+)\/([^']+)'/.exec(script)!;
+    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: url[1], Key: url[2] }))).Body!.transformToByteArray());
+    await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: 'console.log("not the agent")' }));
+    try {
+      const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 'fresh-home') });
+      assert.equal(result.code, 6);
+      assert.match(result.stderr, /does not have the SHA-256 this document expects; refusing to run it/);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: original }));
+    }
+  });
+});
