@@ -208,13 +208,16 @@ export async function putBackup(world: World, spec: BackupSpec): Promise<StoredB
 }
 
 /** A healthy fleet: every expected host has `days` daily backups, the newest an hour old. */
-export async function healthyFleet(world: World, options: { hosts?: string[]; days?: number; drill?: boolean } = {}): Promise<Map<string, StoredBackup[]>> {
+export async function healthyFleet(
+  world: World,
+  options: { hosts?: string[]; days?: number; drill?: boolean; sizeOf?: (daysAgo: number, host: string) => number; durationOf?: (daysAgo: number, host: string) => number } = {},
+): Promise<Map<string, StoredBackup[]>> {
   const byHost = new Map<string, StoredBackup[]>();
   const now = world.clock.ms;
   for (const host of options.hosts ?? ['web-1', 'web-2']) {
     const list: StoredBackup[] = [];
     for (let k = (options.days ?? 6) - 1; k >= 0; k--) {
-      list.push(await putBackup(world, { host, finishedAt: new Date(now - HOUR - k * DAY), payloadBytes: 20_000 + k * 100, durationSeconds: 100 + k }));
+      list.push(await putBackup(world, { host, finishedAt: new Date(now - HOUR - k * DAY), payloadBytes: options.sizeOf?.(k, host) ?? 20_000 + k * 100, durationSeconds: options.durationOf?.(k, host) ?? 100 + k }));
     }
     byHost.set(host, list);
   }

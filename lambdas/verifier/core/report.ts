@@ -184,7 +184,7 @@ table.list{border-collapse:collapse;width:100%;margin-bottom:16px}table.list td,
 tr.fail td:first-child{border-left:4px solid ${COLORS.FAIL.fg}}tr.warn td:first-child{border-left:4px solid ${COLORS.WARN.fg}}
 pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}
 .source{display:flex;gap:16px;align-items:center;padding:8px 12px;margin:8px 0;background:#fafafa;border-radius:4px;flex-wrap:wrap}
-.source table{min-width:420px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
+.source table{width:620px;table-layout:fixed}.source th{width:90px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
 </style></head><body>
 <h1>coldseal verification report</h1>
 <div class="sub">${esc(report.generatedAt)} - bucket ${esc(report.bucket)} - ${report.counts.backups} backups of ${report.counts.sources} sources</div>

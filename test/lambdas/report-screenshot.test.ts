@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createVerifierHandler } from '../../lambdas/verifier/handler';
+import type { SweepResult } from '../../lambdas/verifier/core/verifier';
+import { HOUR, healthyFleet, newWorld, putBackup, putDrill } from './fixtures';
+
+/**
+ * The HTML report as people see it: rendered by a real headless Chromium (Debian's package), from
+ * the file the verifier wrote to S3. COLDSEAL_UPDATE_SCREENSHOT=1 also refreshes docs/report.png.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+
+test('the HTML report renders in headless Chromium: status banner, finding rows, one chart per source', async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
+  const world = await newWorld({
+    groups: [
+      { name: 'web', rpoHours: 26, sources: ['pg'], hosts: ['web-1', 'web-2'], retentionDays: { daily: 35 }, drillMaxAgeDays: 8 },
+    ],
+  });
+  // A month of history with a weekly rhythm, then a sudden drop on web-2 and a failed drill.
+  const wave = [0, 3, 5, 6, 5, 3, 0];
+  await healthyFleet(world, {
+    days: 30,
+    drill: false,
+    sizeOf: (k, host) => (host === 'web-1' ? 24_000 : 16_000) + wave[k % 7] * 900 + (30 - k) * 60,
+    durationOf: (k) => 80 + wave[(k + 2) % 7] * 9,
+  });
+  await putBackup(world, { host: 'web-2', finishedAt: new Date(world.clock.ms - 10 * 60_000), payloadBytes: 1_800, durationSeconds: 30 });
+  await putDrill(world, { host: 'web-1', finishedAt: new Date(world.clock.ms - 3 * HOUR), ok: false });
+  const result = (await createVerifierHandler({ env: world.env, clientConfig: world.account.clientConfig, clock: world.clock })({ action: 'sweep' })) as SweepResult;
+  assert.deepEqual(result.findings.map((f) => f.check).sort(), ['drill-failed', 'size-drop']);
+  const html = await (await world.s3.send(new GetObjectCommand({ Bucket: world.bucket, Key: result.reportKeys.html }))).Body!.transformToString();
+
+  const dir = mkdtempSync(join(tmpdir(), 'coldseal-report-'));
+  const file = join(dir, 'verification.html');
+  writeFileSync(file, html);
+  // A new, empty profile directory for each run (playwright passes it as --user-data-dir).
+  const browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1240, height: 900 },
+  });
+  try {
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`file://${file}`);
+    assert.match(await page.title(), /^coldseal verification \d{4}-\d\d-\d\d: FAIL$/);
+    assert.equal(await page.locator('.banner').innerText(), 'FAIL: 1 failing, 1 warning (2 new, 0 resolved)');
+    assert.equal(await page.locator('.banner').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(252, 232, 230)');
+    assert.equal(await page.locator('table.list tr.fail').count(), 1);
+    assert.equal(await page.locator('table.list tr.warn').count(), 1);
+    const charts = page.locator('svg.chart');
+    assert.equal(await charts.count(), 2);
+    for (const box of [await charts.nth(0).boundingBox(), await charts.nth(1).boundingBox()]) {
+      assert.ok(box && box.width >= 300 && box.height >= 80, `chart is laid out: ${JSON.stringify(box)}`);
+    }
+    assert.equal(await charts.nth(0).locator('rect').count(), 30);
+    assert.deepEqual(requests, [`file://${file}`], 'self-contained: no request besides the page itself');
+    const png = join(dir, 'report.png');
+    await page.screenshot({ path: png, fullPage: true });
+    assert.ok(statSync(png).size > 20_000, 'the screenshot has content');
+    if (process.env.COLDSEAL_UPDATE_SCREENSHOT === '1') copyFileSync(png, join(__dirname, '..', '..', 'docs', 'report.png'));
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
