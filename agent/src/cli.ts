@@ -1,5 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { defineBackupCommand } from './commands/backup';
+import { defineDrillCommand } from './commands/drill';
+import { defineListCommand } from './commands/list';
+import { defineRestoreCommand } from './commands/restore';
+import { defineStatusCommand } from './commands/status';
+import { defineVerifyCommand } from './commands/verify';
 import { defineKeysCommand } from './commands/keys';
 import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
@@ -31,6 +36,11 @@ async function run(action: () => Promise<number>): Promise<void> {
 
 defineBackupCommand(program, run, getLog);
 defineKeysCommand(program, run);
+defineListCommand(program, run);
+defineStatusCommand(program, run);
+defineRestoreCommand(program, run, getLog);
+defineVerifyCommand(program, run, getLog);
+defineDrillCommand(program, run, getLog);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

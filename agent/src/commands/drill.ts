@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { ColdsealError, EXIT } from '../errors';
+import type { Log } from '../log';
+import { runDrill, type DrillOutcome } from '../restore/drill';
+import { scratchServers } from '../restore/scratch';
+import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
+import { loadAgentConfig, type ConfigOrigin } from './common';
+import { collect, configuredRecipientKeyIds, wantsJson, withConfigOptions } from './restore-common';
+
+export interface DrillCommandOptions extends ConfigOrigin {
+  readonly key?: string;
+  readonly passphraseFile?: string;
+  readonly signingPublicKey?: string;
+  readonly host?: string[];
+  readonly source?: string[];
+  readonly scratchPostgres?: string;
+  readonly scratchMysql?: string;
+}
+
+export async function runDrillCommand(options: DrillCommandOptions, log: Log): Promise<DrillOutcome> {
+  if (!options.key) throw new ColdsealError(EXIT.USAGE, 'a drill decrypts: it needs the recipient private key', 'Add --key FILE (a key file readable only by the agent on the drill host)');
+  const { config, clients } = await loadAgentConfig(options);
+  const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
+  const key = await loadPrivateKey(options.key, options.passphraseFile);
+  const scratch = await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql });
+  try {
+    return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source });
+  } finally {
+    await scratch.cleanup();
+  }
+}
+
+export function defineDrillCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
+  withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3'))
+    .option('--key <file>', 'recipient private key (or - for stdin)')
+    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
+    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
+    .option('--host <names>', 'only backups of these hosts (comma-separated or repeated)', collect)
+    .option('--source <names>', 'only these sources (comma-separated or repeated)', collect)
+    .option('--scratch-postgres <url>', 'PostgreSQL server for scratch restores (default: the first postgres source\'s)')
+    .option('--scratch-mysql <url>', 'MySQL/MariaDB server for scratch restores (default: the first mysql source\'s)')
+    .option('--json', 'print the receipt as JSON')
+    .action((options: DrillCommandOptions, command: Command) =>
+      run(async () => {
+        const { receipt, receiptKey } = await runDrillCommand(options, log());
+        if (wantsJson(command)) console.log(JSON.stringify({ receiptKey, receipt }, null, 2));
+        else {
+          for (const r of receipt.results) {
+            console.log(`${r.ok ? 'ok    ' : 'FAILED'}  ${r.source}/${r.artifact}  ${(r.durationMs / 1000).toFixed(1)} s  ${r.manifestKey}`);
+            for (const c of r.checks.filter((c) => !c.ok)) console.log(`        ${c.name}: ${c.detail}`);
+          }
+          console.log(`receipt: ${receiptKey}`);
+        }
+        return receipt.ok ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+}

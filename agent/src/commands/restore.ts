@@ -1,0 +1,131 @@
+import type { Command } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { EXIT, ColdsealError } from '../errors';
+import { formatBytes, type Log } from '../log';
+import { RETRIEVAL_TIERS, type ArchiveClient, type RetrievalTier } from '../restore/archive';
+import { runRestore, type RestoreResult, type RestoreTarget } from '../restore/restore';
+import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
+import { parseMysqlUrl, parsePostgresUrl } from '../restore/targets';
+import { loadAgentConfig, type ConfigOrigin } from './common';
+import { collect, rerunCommand, terminalConfirm, withConfigOptions } from './restore-common';
+
+export interface RestoreCommandOptions extends ConfigOrigin {
+  readonly source?: string;
+  readonly host?: string;
+  readonly group?: string;
+  readonly at: string;
+  readonly artifact?: string;
+  readonly key?: string;
+  readonly passphraseFile?: string;
+  readonly signingPublicKey?: string;
+  readonly target?: string;
+  readonly directory?: string;
+  readonly output?: string;
+  readonly list?: boolean;
+  readonly table?: string[];
+  readonly schema?: string[];
+  /** false with --no-owner */
+  readonly owner?: boolean;
+  readonly yes?: boolean;
+  readonly safetyDir?: string;
+  readonly retrievalTier?: string;
+  readonly retrievalDays: string;
+  readonly wait?: boolean;
+  readonly waitTimeout: string;
+  readonly pollInterval: string;
+}
+
+export function validateRestoreOptions(options: RestoreCommandOptions): { target: RestoreTarget; tier?: RetrievalTier; days: number; waitTimeoutMs: number; pollIntervalMs: number } {
+  const targets = [options.target, options.directory, options.output, options.list ? 'list' : undefined].filter((t) => t !== undefined);
+  if (targets.length !== 1) throw new ColdsealError(EXIT.USAGE, targets.length ? 'give only one of --target, --directory, --output and --list' : 'where to? no target given', 'Use --target postgres://…/db or mysql://…/db, --directory DIR (files), --output FILE (the decrypted dump), or --list');
+  if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
+  let target: RestoreTarget;
+  if (options.target) {
+    if (/^postgres(ql)?:/.test(options.target)) target = { kind: 'postgres', target: parsePostgresUrl(options.target), tables: options.table, schemas: options.schema, noOwner: options.owner === false };
+    else if (/^(mysql|mariadb):/.test(options.target)) target = { kind: 'mysql', target: parseMysqlUrl(options.target) };
+    else throw new ColdsealError(EXIT.USAGE, `--target "${options.target.replace(/\/\/[^@/]*@/, '//…@')}" is not a postgres:// or mysql:// URL`, 'For files use --directory DIR');
+  } else if (options.directory) target = { kind: 'directory', path: options.directory };
+  else if (options.output) target = { kind: 'file', path: options.output };
+  else target = { kind: 'list' };
+  if ((options.table?.length || options.schema?.length) && target.kind !== 'postgres') throw new ColdsealError(EXIT.USAGE, '--table and --schema select part of a PostgreSQL restore', 'Use them with --target postgres://…');
+  if (options.retrievalTier !== undefined && !RETRIEVAL_TIERS.includes(options.retrievalTier as RetrievalTier)) {
+    throw new ColdsealError(EXIT.USAGE, `--retrieval-tier "${options.retrievalTier}" is not a retrieval tier`, `Use one of: ${RETRIEVAL_TIERS.join(', ')}`);
+  }
+  const number = (value: string, flag: string, min: number) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new ColdsealError(EXIT.USAGE, `${flag} "${value}" must be a number ≥ ${min}`);
+    return n;
+  };
+  return {
+    target,
+    tier: options.retrievalTier as RetrievalTier | undefined,
+    days: number(options.retrievalDays, '--retrieval-days', 1),
+    waitTimeoutMs: number(options.waitTimeout, '--wait-timeout', 0) * 60_000,
+    pollIntervalMs: number(options.pollInterval, '--poll-interval', 1) * 1000,
+  };
+}
+
+export async function runRestoreCommand(options: RestoreCommandOptions, log: Log, deps: { archiveClient?: ArchiveClient; confirm?: (q: string) => Promise<boolean> } = {}): Promise<RestoreResult> {
+  const valid = validateRestoreOptions(options);
+  const { config, clients } = await loadAgentConfig(options);
+  const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
+  const key = await loadPrivateKey(options.key!, options.passphraseFile);
+  return runRestore({
+    clients,
+    bucket: config.bucket,
+    log,
+    selector: { group: options.group ?? config.group, host: options.host, source: options.source, at: options.at },
+    artifact: options.artifact,
+    key,
+    trusted,
+    target: valid.target,
+    yes: Boolean(options.yes),
+    confirm: deps.confirm ?? terminalConfirm(),
+    safetyDir: options.safetyDir ?? join(homedir(), '.coldseal', 'safety-dumps'),
+    archive: { tier: valid.tier, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
+    archiveClient: deps.archiveClient,
+  });
+}
+
+export function defineRestoreCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
+  withConfigOptions(
+    program
+      .command('restore')
+      .description('verify a backup (signature, SHA-256, recipients, OpenPGP integrity) and only then restore it into a database, a directory or a file'),
+  )
+    .option('--source <name>', 'the source to restore')
+    .option('--host <name>', 'the host that backed it up (needed when several hosts have the source)')
+    .option('--group <name>', 'host group (default: the configuration\'s)')
+    .option('--at <when>', 'latest, a stamp (20261122T005849Z), a time (the last backup at or before it) or an S3 key', 'latest')
+    .option('--artifact <name>', 'which database of the backup (when it holds several)')
+    .option('--key <file>', 'recipient private key file, or - for stdin (passphrase: COLDSEAL_KEY_PASSPHRASE or --passphrase-file)')
+    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
+    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group (default: the group\'s SSM parameter, or the configured signing key)')
+    .option('--target <url>', 'postgres://user@host:port/db or mysql://user@host:port/db (no password: use PGPASSWORD/~/.pgpass or MYSQL_PWD/~/.my.cnf)')
+    .option('--directory <dir>', 'restore a files backup into this directory')
+    .option('--output <file>', 'write the decrypted, decompressed dump to this file instead')
+    .option('--list', 'show what a PostgreSQL dump holds (pg_restore --list)')
+    .option('--table <name>', 'PostgreSQL: only this table ([schema.]table; repeatable)', collect)
+    .option('--schema <name>', 'PostgreSQL: only this schema (repeatable)', collect)
+    .option('--no-owner', 'PostgreSQL: do not restore ownership and grants (roles may not exist here)')
+    .option('--yes', 'do not ask before replacing an existing target (the safety dump is still taken)')
+    .option('--safety-dir <dir>', 'where safety dumps of an existing target go (default ~/.coldseal/safety-dumps)')
+    .option('--retrieval-tier <tier>', `archived backups: start a retrieval with this tier (${RETRIEVAL_TIERS.join(', ')})`)
+    .option('--retrieval-days <days>', 'days the retrieved copy stays readable', '3')
+    .option('--wait', 'wait for the retrieval of an archived backup, polling')
+    .option('--wait-timeout <minutes>', 'give up waiting after this long (the retrieval goes on)', '720')
+    .option('--poll-interval <seconds>', 'seconds between retrieval status checks', '60')
+    .action((options: RestoreCommandOptions) => run(() => printRestore(options, log())));
+}
+
+async function printRestore(options: RestoreCommandOptions, log: Log): Promise<number> {
+  const result = await runRestoreCommand(options, log);
+  if (result.listing !== undefined) {
+    process.stdout.write(result.listing);
+    return EXIT.OK;
+  }
+  if (result.safetyDump) console.log(`safety dump of the previous content: ${result.safetyDump}`);
+  console.log(`restored ${result.manifest.host}/${result.manifest.source}/${result.artifact.name} from backup ${result.manifest.stamp} (${result.manifest.tier}) into ${result.destination}: ${formatBytes(result.plaintextBytes)}, every check passed`);
+  return EXIT.OK;
+}

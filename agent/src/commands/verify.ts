@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import { manifestKey } from '../../../format/layout';
+import { isComplete, listBackups } from '../catalog';
+import { ColdsealError, EXIT } from '../errors';
+import type { Log } from '../log';
+import { scratchServers } from '../restore/scratch';
+import { loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
+import { verifyBackup, type BackupVerification } from '../restore/verify';
+import { loadAgentConfig, type ConfigOrigin } from './common';
+import { configuredRecipientKeyIds, wantsJson, withConfigOptions } from './restore-common';
+
+export interface VerifyCommandOptions extends ConfigOrigin {
+  readonly source?: string;
+  readonly host?: string;
+  readonly group?: string;
+  readonly at?: string;
+  readonly all?: boolean;
+  readonly deep?: boolean;
+  readonly key?: string;
+  readonly passphraseFile?: string;
+  readonly signingPublicKey?: string;
+  readonly scratchPostgres?: string;
+  readonly scratchMysql?: string;
+}
+
+export function validateVerifyOptions(options: VerifyCommandOptions): void {
+  if (options.all && options.at) throw new ColdsealError(EXIT.USAGE, '--all and --at exclude each other', 'Use --all for every backup of the source, --at for one');
+  if (options.deep && !options.key) throw new ColdsealError(EXIT.USAGE, '--deep decrypts and test-restores: it needs the recipient private key', 'Add --key FILE');
+  if (!options.deep && options.key) throw new ColdsealError(EXIT.USAGE, '--key is only used with --deep', 'Add --deep, or drop --key');
+  if (!options.source && !(options.at ?? '').includes('/')) throw new ColdsealError(EXIT.USAGE, 'which backups? --source is required unless --at names a key', 'Add --source NAME');
+}
+
+export async function runVerifyCommand(options: VerifyCommandOptions, log: Log): Promise<BackupVerification[]> {
+  validateVerifyOptions(options);
+  const { config, clients } = await loadAgentConfig(options);
+  const group = options.group ?? config.group;
+  const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
+  const key = options.deep ? await loadPrivateKey(options.key!, options.passphraseFile) : undefined;
+  let keys: string[];
+  if (options.all) {
+    const entries = (await listBackups(clients.s3, config.bucket, { group, host: options.host, source: options.source })).filter(isComplete);
+    const hosts = new Set(entries.map((e) => e.host));
+    if (hosts.size > 1) throw new ColdsealError(EXIT.USAGE, `source "${options.source}" is backed up by several hosts (${[...hosts].join(', ')})`, 'Say which one with --host');
+    if (entries.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of source "${options.source}" in group ${group}`, 'List what exists with: coldseal list');
+    keys = entries.map((e) => manifestKey(e, e.stamp));
+  } else {
+    keys = [(await resolveManifestKey(clients.s3, config.bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' })).key];
+  }
+  const expectedRecipientKeyIds = await configuredRecipientKeyIds(config, clients);
+  const scratch = key ? await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql }) : undefined;
+  try {
+    const results: BackupVerification[] = [];
+    for (const k of keys) results.push(await verifyBackup(k, { clients, bucket: config.bucket, log, trusted, expectedRecipientKeyIds, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
+    return results;
+  } finally {
+    await scratch?.cleanup();
+  }
+}
+
+export function formatVerifications(results: readonly BackupVerification[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    lines.push(`${r.ok ? 'OK    ' : 'FAILED'}  ${r.manifestKey}`);
+    for (const c of r.checks) lines.push(`  ${c.ok ? (c.skipped ? 'skip' : 'ok  ') : 'FAIL'}  ${c.name}: ${c.detail}`);
+    for (const a of r.artifacts) {
+      lines.push(`  ${a.artifact}:`);
+      for (const c of a.checks) lines.push(`    ${c.ok ? (c.skipped ? 'skip' : 'ok  ') : 'FAIL'}  ${c.name}: ${c.detail}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function defineVerifyCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
+  withConfigOptions(program.command('verify').description('check backups from this machine: signature, completion, recipients and checksum; --deep also test-restores into a scratch database'))
+    .option('--source <name>', 'the source whose backups to check')
+    .option('--host <name>', 'the host that backed it up')
+    .option('--group <name>', 'host group (default: the configuration\'s)')
+    .option('--at <when>', 'one backup: latest (default), a stamp, a time or an S3 key')
+    .option('--all', 'every backup of the source')
+    .option('--deep', 'decrypt and test-restore into a scratch database (created and dropped), comparing row counts and schema with the manifest')
+    .option('--key <file>', 'recipient private key for --deep (or - for stdin)')
+    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
+    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
+    .option('--scratch-postgres <url>', 'PostgreSQL server for scratch restores (default: the first postgres source\'s)')
+    .option('--scratch-mysql <url>', 'MySQL/MariaDB server for scratch restores (default: the first mysql source\'s)')
+    .option('--json', 'print JSON for scripts')
+    .action((options: VerifyCommandOptions, command: Command) =>
+      run(async () => {
+        const results = await runVerifyCommand(options, log());
+        console.log(wantsJson(command) ? JSON.stringify(results, null, 2) : formatVerifications(results));
+        return results.every((r) => r.ok) ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+}

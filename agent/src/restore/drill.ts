@@ -1,0 +1,125 @@
+import { hostname } from 'node:os';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { drillReceiptKey, hostNameFrom, manifestKey, stampOf } from '../../../format/layout';
+import type { DrillReceipt } from '../../../format/manifest';
+import { fingerprintOf, KeyError, readPrivateKey, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import { signDrillReceipt } from '../../../format/signed-document';
+import type { AgentClients } from '../aws';
+import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog';
+import type { AgentConfig } from '../config/schema';
+import { ColdsealError, EXIT } from '../errors';
+import type { Log } from '../log';
+import { resolveSecret } from '../secrets';
+import { AGENT_VERSION } from '../version';
+import { verifyBackup, type Check, type ScratchServers } from './verify';
+
+/**
+ * `coldseal drill`: on the designated drill host, restore the latest backup of every (host, source)
+ * of the group into scratch, check it as `verify --deep` does, and write a signed receipt to
+ * drills/<group>/<drill host>/<stamp>.drill.json, which the verifier's report includes.
+ */
+export interface DrillOptions {
+  readonly config: AgentConfig;
+  readonly clients: AgentClients;
+  readonly log: Log;
+  readonly key: PrivateKey;
+  readonly trusted: readonly PublicKey[];
+  readonly scratch: ScratchServers;
+  readonly expectedRecipientKeyIds?: readonly string[];
+  /** Only backups of these hosts / sources (default: all of the group). */
+  readonly hosts?: readonly string[];
+  readonly sources?: readonly string[];
+  readonly now?: () => Date;
+}
+
+export interface DrillOutcome {
+  readonly receipt: DrillReceipt;
+  readonly receiptKey: string;
+}
+
+export function latestPerSource(entries: readonly BackupEntry[]): BackupEntry[] {
+  const latest = new Map<string, BackupEntry>();
+  for (const entry of entries.filter(isComplete)) {
+    const id = `${entry.group}/${entry.host}/${entry.source}`;
+    const best = latest.get(id);
+    if (!best || entry.stamp > best.stamp) latest.set(id, entry);
+  }
+  return [...latest.values()].sort((a, b) => a.host.localeCompare(b.host) || a.source.localeCompare(b.source));
+}
+
+function detailOf(check: Check): string {
+  return check.skipped ? `skipped: ${check.detail}` : check.detail;
+}
+
+export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
+  const { config, clients, log } = options;
+  const now = options.now ?? (() => new Date());
+  const startedAt = now();
+  const drillHost = config.host ?? hostNameFrom(hostname());
+  let signingKey: PrivateKey;
+  try {
+    signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);
+  } catch (error) {
+    if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, error.message, 'The drill signs its receipt with the group signing key named in the configuration');
+    throw error;
+  }
+
+  const entries = latestPerSource(await listBackups(clients.s3, config.bucket, { group: config.group })).filter(
+    (e) => (!options.hosts?.length || options.hosts.includes(e.host)) && (!options.sources?.length || options.sources.includes(e.source)),
+  );
+  if (entries.length === 0) {
+    throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of group ${config.group}${options.hosts?.length ? ` on ${options.hosts.join(', ')}` : ''}${options.sources?.length ? ` for ${options.sources.join(', ')}` : ''} to drill`, 'Run a backup first (coldseal backup), or check --host/--source');
+  }
+
+  const results: DrillReceipt['results'] = [];
+  for (const entry of entries) {
+    const key = manifestKey(entry, entry.stamp);
+    log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
+    const started = Date.now();
+    const verification = await verifyBackup(key, { clients, bucket: config.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
+    const backupChecks = verification.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }));
+    if (verification.artifacts.length === 0) {
+      results.push({ manifestKey: key, source: entry.source, artifact: '(manifest)', ok: false, durationMs: Date.now() - started, checks: backupChecks });
+    }
+    for (const artifact of verification.artifacts) {
+      results.push({
+        manifestKey: key,
+        source: entry.source,
+        artifact: artifact.artifact,
+        ok: artifact.ok && verification.checks.every((c) => c.ok),
+        durationMs: artifact.durationMs,
+        checks: [...backupChecks, ...artifact.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }))],
+      });
+    }
+  }
+
+  const receipt: DrillReceipt = {
+    formatVersion: 1,
+    group: config.group,
+    host: drillHost,
+    stamp: stampOf(startedAt),
+    startedAt: startedAt.toISOString(),
+    finishedAt: now().toISOString(),
+    ok: results.every((r) => r.ok),
+    results,
+    signingKeyFingerprint: fingerprintOf(signingKey),
+    agent: { version: AGENT_VERSION, node: process.version },
+  };
+  const receiptKey = drillReceiptKey(config.group, drillHost, receipt.stamp);
+  const body = await signDrillReceipt(receipt, signingKey);
+  try {
+    await clients.s3.send(
+      new PutObjectCommand({
+        Bucket: config.bucket,
+        Key: receiptKey,
+        Body: body,
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+        ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+      }),
+    );
+  } catch (error) {
+    throw storageError(error, `writing the drill receipt s3://${config.bucket}/${receiptKey}`);
+  }
+  return { receipt, receiptKey };
+}

@@ -1,0 +1,307 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline, Transform, Writable } from 'node:stream';
+import { stampOf } from '../../../format/layout';
+import type { Artifact, Manifest } from '../../../format/manifest';
+import type { PrivateKey, PublicKey } from '../../../format/pgp';
+import type { AgentClients } from '../aws';
+import { ColdsealError, EXIT } from '../errors';
+import { formatBytes, type Log } from '../log';
+import { TailWatcher } from '../pipeline/streams';
+import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
+import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
+import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
+import {
+  MysqlDatabaseRenamer,
+  mysqlDatabaseExists,
+  mysqlRestoreSink,
+  mysqlSafetyDump,
+  pgCreateDatabase,
+  pgDatabaseExists,
+  pgListSink,
+  pgRestoreSink,
+  pgSafetyDump,
+  psqlScriptSink,
+  tarExtractSink,
+  type MysqlTarget,
+  type PgTarget,
+  type Sink,
+} from './targets';
+
+/**
+ * `coldseal restore`, as a function.
+ *
+ * Design: two passes over the object. Pass 1 streams it through SHA-256, OpenPGP (with its MDC)
+ * and the decompressor and throws the plaintext away; only when the size, the checksum against
+ * the signed manifest, the addressees, the MDC and the decompressor all check out does pass 2
+ * stream the very same object version (GetObject with IfMatch on pass 1's ETag, and VersionId)
+ * into the target. The checksum of a stream is only known at its end, so a single pass would
+ * either buffer or spill the dump (memory or a plaintext temp file: both ruled out), or write
+ * unverified bytes into a scratch database to swap in later, which works for neither MySQL
+ * (no atomic database rename), nor a partial --table restore into an existing database, nor files.
+ * The price is reading and decrypting twice; what it buys is that no byte of a dump that fails
+ * any check ever reaches a database, and memory stays flat.
+ */
+export type RestoreTarget =
+  | { kind: 'postgres'; target: PgTarget; tables?: readonly string[]; schemas?: readonly string[]; noOwner?: boolean }
+  | { kind: 'mysql'; target: MysqlTarget }
+  | { kind: 'directory'; path: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'list' };
+
+export interface RestoreRequest {
+  readonly clients: AgentClients;
+  readonly bucket: string;
+  readonly log: Log;
+  readonly selector: BackupSelector;
+  readonly artifact?: string;
+  readonly key: PrivateKey;
+  readonly trusted: readonly PublicKey[];
+  readonly target: RestoreTarget;
+  /** Skip the question (never the safety dump). */
+  readonly yes: boolean;
+  /** Asks the user; resolves true to go on. Without a terminal the command layer refuses instead. */
+  readonly confirm: (question: string) => Promise<boolean>;
+  readonly safetyDir: string;
+  readonly archive: ArchivePolicy;
+  readonly archiveClient?: ArchiveClient;
+}
+
+export interface RestoreResult {
+  readonly manifestKey: string;
+  readonly manifest: Manifest;
+  readonly artifact: Artifact;
+  readonly destination: string;
+  readonly safetyDump?: string;
+  readonly listing?: string;
+  readonly plaintextBytes: number;
+}
+
+export async function runRestore(request: RestoreRequest): Promise<RestoreResult> {
+  const { clients, bucket, log, target } = request;
+  const { key: manifestKey } = await resolveManifestKey(clients.s3, bucket, request.selector);
+  const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
+  log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
+  const artifact = chooseArtifact(manifest, request.artifact, target);
+  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), [artifact.key], request.archive, log);
+
+  // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
+  const plan = await planTarget(request, manifest, artifact);
+
+  // Pass 1: prove the object before anything is written anywhere.
+  const checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
+  log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
+
+  let safetyDump: string | undefined;
+  if (plan.safety) {
+    safetyDump = await plan.safety();
+    log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
+  }
+  await plan.prepare?.();
+
+  // Pass 2: the same object version, into the target.
+  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked.pin, onProgress: progress(log, `restoring ${artifact.name}`) });
+  try {
+    await streamInto(opened, plan.sink(), plan.transform?.());
+  } finally {
+    log.endProgress();
+  }
+  await plan.finish?.();
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked.plaintextBytes };
+}
+
+function chooseArtifact(manifest: Manifest, name: string | undefined, target: RestoreTarget): Artifact {
+  const engine = manifest.engine.kind;
+  const mismatch = (want: string) =>
+    new ColdsealError(EXIT.USAGE, `this is a ${engine} backup (source ${manifest.source}); it cannot be restored into ${want}`, engine === 'files' ? 'Restore it with --directory DIR or --output FILE' : `Restore it with --target ${engine === 'postgres' ? 'postgres' : 'mysql'}://… or --output FILE`);
+  switch (target.kind) {
+    case 'postgres':
+      if (engine !== 'postgres') throw mismatch('PostgreSQL');
+      return pickArtifact(manifest, name, (a) => a.kind === 'database');
+    case 'mysql':
+      if (engine !== 'mysql') throw mismatch('MySQL/MariaDB');
+      return pickArtifact(manifest, name);
+    case 'directory':
+      if (engine !== 'files') throw mismatch('a directory');
+      return pickArtifact(manifest, name);
+    case 'list': {
+      const artifact = pickArtifact(manifest, name, (a) => a.contentFormat === 'pg-custom');
+      if (artifact.contentFormat !== 'pg-custom') throw new ColdsealError(EXIT.USAGE, `--list reads pg_dump custom archives; ${artifact.name} is ${artifact.contentFormat}`, 'Use --output FILE to look at it');
+      return artifact;
+    }
+    case 'file':
+      return pickArtifact(manifest, name);
+  }
+}
+
+interface Plan {
+  readonly destination: string;
+  readonly safety?: () => Promise<string>;
+  readonly prepare?: () => Promise<void>;
+  readonly sink: () => Sink;
+  readonly transform?: () => Transform;
+  readonly finish?: () => Promise<void>;
+  readonly listing?: () => string;
+}
+
+async function confirmReplace(request: RestoreRequest, what: string): Promise<void> {
+  if (request.yes) return;
+  const ok = await request.confirm(`${what} Continue? [y/N] `);
+  if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
+}
+
+async function safetyFile(dir: string, name: string, extension: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return join(resolve(dir), `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stampOf(new Date())}.${extension}`);
+}
+
+async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact): Promise<Plan> {
+  const target = request.target;
+  switch (target.kind) {
+    case 'postgres': {
+      const database = target.target.database ?? artifact.name;
+      const conn = target.target.conn;
+      const exists = await pgDatabaseExists(conn, database);
+      const destination = `PostgreSQL database "${database}"`;
+      if (artifact.kind === 'globals') {
+        await confirmReplace(request, `This runs the cluster-wide roles and tablespaces of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}".`);
+        return { destination, sink: () => psqlScriptSink(conn, database) };
+      }
+      const partial = Boolean(target.tables?.length || target.schemas?.length);
+      if (exists) {
+        await confirmReplace(request, `${destination} exists: ${partial ? 'the selected tables/schemas in it' : 'its objects'} will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
+      }
+      return {
+        destination,
+        safety: exists ? async () => {
+          const file = await safetyFile(request.safetyDir, database, 'pgdump');
+          await pgSafetyDump(conn, database, file);
+          return file;
+        } : undefined,
+        prepare: exists ? undefined : () => pgCreateDatabase(conn, database),
+        sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
+      };
+    }
+    case 'mysql': {
+      const database = target.target.database ?? artifact.name;
+      const conn = target.target.conn;
+      const exists = await mysqlDatabaseExists(conn, database);
+      const destination = `MySQL database "${database}"`;
+      if (exists) await confirmReplace(request, `${destination} exists: it will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
+      return {
+        destination,
+        safety: exists ? async () => {
+          const file = await safetyFile(request.safetyDir, database, 'sql');
+          await mysqlSafetyDump(conn, database, file);
+          return file;
+        } : undefined,
+        sink: () => mysqlRestoreSink(conn, database),
+        transform: () => new MysqlDatabaseRenamer(artifact.name, database),
+      };
+    }
+    case 'directory': {
+      const path = resolve(target.path);
+      let entries: string[] | undefined;
+      try {
+        entries = await readdir(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ColdsealError(EXIT.USAGE, `cannot use ${path} as the target directory: ${(error as NodeJS.ErrnoException).code}`);
+      }
+      if (entries?.length) await confirmReplace(request, `Directory ${path} is not empty (${entries.length} entries): files from the backup will overwrite files of the same name in it.`);
+      return { destination: `directory ${path}`, prepare: () => mkdir(path, { recursive: true }).then(() => undefined), sink: () => tarExtractSink(path) };
+    }
+    case 'file': {
+      const path = resolve(target.path);
+      const exists = await stat(path).then(() => true, () => false);
+      if (exists) await confirmReplace(request, `File ${path} exists and will be replaced.`);
+      const partial = `${path}.coldseal-partial`;
+      return {
+        destination: `file ${path}`,
+        prepare: () => mkdir(dirname(path), { recursive: true }).then(() => undefined),
+        sink: () => fileSink(partial),
+        finish: () => rename(partial, path),
+      };
+    }
+    case 'list': {
+      let sink: ReturnType<typeof pgListSink> | undefined;
+      return {
+        destination: 'the table of contents',
+        sink: () => (sink = pgListSink()),
+        listing: () => sink?.stdout() ?? '',
+      };
+    }
+  }
+}
+
+function fileSink(path: string): Sink {
+  const out = createWriteStream(path, { flags: 'w', mode: 0o600 });
+  const done = new Promise<void>((resolvePromise, reject) => {
+    out.once('finish', () => resolvePromise());
+    out.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `writing ${path} failed: ${error.message}`)));
+  });
+  done.catch(() => rm(path, { force: true }));
+  return { input: out, done, kill: () => out.destroy(new Error('stopped')) };
+}
+
+/** Throttled progress lines for the ciphertext read. */
+export function progress(log: Log, label: string): (bytes: number) => void {
+  const start = Date.now();
+  let last = 0;
+  return (bytes) => {
+    const now = Date.now();
+    if (now - last < 500) return;
+    last = now;
+    log.progress({ label, bytes, elapsedSeconds: (now - start) / 1000 });
+  };
+}
+
+/**
+ * Streams verified plaintext into a sink, wiring failures both ways. The first failure wins the
+ * report: an integrity failure kills the sink; a sink failure stops the read.
+ */
+export async function streamInto(opened: OpenedPlaintext, sink: Sink, transform?: Transform): Promise<void> {
+  let first: unknown;
+  if (transform) pipeline(opened.plaintext, transform, sink.input, () => undefined);
+  else pipeline(opened.plaintext, sink.input, () => undefined);
+  const read = opened.finished.catch((error: unknown) => {
+    first ??= error;
+    sink.kill();
+    throw error;
+  });
+  const written = sink.done.catch((error: unknown) => {
+    first ??= error;
+    opened.abort();
+    throw error;
+  });
+  const results = await Promise.allSettled([read, written]);
+  if (results.some((r) => r.status === 'rejected')) throw first;
+}
+
+export interface VerifyPassResult {
+  readonly pin: ObjectPin;
+  readonly plaintextBytes: number;
+  readonly marker?: string;
+}
+
+/** Pass 1: read, hash, decrypt and decompress; keep nothing but the verdict (and the version read). */
+export async function verifyPass(args: { clients: AgentClients; bucket: string; log: Log; manifest: Manifest; artifact: Artifact; key: PrivateKey; label: string }): Promise<VerifyPassResult> {
+  const opened = await openPlaintext({ s3: args.clients.s3, bucket: args.bucket, manifest: args.manifest, artifact: args.artifact, key: args.key, onProgress: progress(args.log, args.label) });
+  const tail = new TailWatcher();
+  const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  let pin: ObjectPin;
+  try {
+    const done = new Promise<void>((resolvePromise) => discard.once('finish', () => resolvePromise()));
+    tail.pipe(discard);
+    await streamInto(opened, { input: tail, done, kill: () => tail.destroy() });
+    pin = await opened.finished;
+  } finally {
+    args.log.endProgress();
+  }
+  const marker = /trailer "(.*)" present/.exec(args.artifact.completion.detail)?.[1];
+  if (marker && !tail.tailText().includes(marker)) {
+    throw new ColdsealError(EXIT.INTEGRITY, `completion check failed: the decrypted ${args.artifact.name} does not end with "${marker}" although the manifest says it did: the dump is truncated`, 'Restore an older backup');
+  }
+  args.log.debug(`verified ${formatBytes(tail.bytes)} of plaintext`);
+  return { pin, plaintextBytes: tail.bytes, marker };
+}

@@ -1,0 +1,288 @@
+import { spawn } from 'node:child_process';
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import { ColdsealError, EXIT } from '../errors';
+import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
+import { pgCommand, type PgConnection } from '../inventory/postgres';
+
+/**
+ * Where plaintext goes: pg_restore, mysql, tar, or a file. Each sink is a child process with its
+ * stdin open for the plaintext; `done` settles when it has exited (rejecting with its message).
+ */
+export interface Sink {
+  readonly input: Writable;
+  readonly done: Promise<void>;
+  kill(): void;
+}
+
+export interface ToolRun {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Spawns a tool that reads stdin; `what` names it in errors. Stdout is kept (for --list) when asked. */
+export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boolean; earlyExitOk?: boolean } = {}): Sink & { stdout(): string } {
+  const child = spawn(run.command, [...run.args], { env: { ...process.env, ...run.env }, stdio: ['pipe', options.keepStdout ? 'pipe' : 'ignore', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16384)));
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdin!.on('error', () => undefined);
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (${error.message})`, (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Install ${run.command} (the database client tools) on this machine` : undefined)));
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve();
+      const lines = stderr.trim().split('\n').filter((l) => !/^\s*$/.test(l));
+      const firstError = lines.find((l) => /error|ERROR|fatal|FATAL|Cannot|cannot/.test(l)) ?? lines[0] ?? '';
+      reject(new ColdsealError(EXIT.FAILURE, `${what} failed (${signal ?? `status ${code}`}): ${firstError.trim().slice(0, 600)}`, 'Read the message above; the target may be partly written'));
+    });
+  });
+  done.catch(() => undefined);
+  return { input: child.stdin!, done, kill: () => child.kill('SIGKILL'), stdout: () => stdout };
+}
+
+/** Runs a tool to completion (no stdin payload) and returns stdout. */
+export async function runTool(run: ToolRun, what: string, input = ''): Promise<string> {
+  const sink = toolSink(run, what, { keepStdout: true });
+  sink.input.end(input);
+  await sink.done;
+  return sink.stdout();
+}
+
+// --- connection targets from URLs -------------------------------------------------------------
+
+function rejectPassword(url: URL, envName: string, fileHint: string): void {
+  if (url.password) {
+    throw new ColdsealError(
+      EXIT.USAGE,
+      `the target URL holds a password: anything on the command line is visible to every user (ps, /proc) and lands in shell history`,
+      `Remove it from the URL and give it by ${envName} in the environment or in ${fileHint}`,
+    );
+  }
+}
+
+export interface PgTarget {
+  readonly conn: PgConnection;
+  readonly database?: string;
+}
+
+export function parsePostgresUrl(text: string): PgTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ColdsealError(EXIT.USAGE, `"${text}" is not a URL`, 'Use postgres://user@host:5432/database');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ColdsealError(EXIT.USAGE, `"${url.protocol}" is not a PostgreSQL URL`, 'Use postgres://user@host:5432/database');
+  rejectPassword(url, 'PGPASSWORD', '~/.pgpass');
+  const env: Record<string, string> = {};
+  if (url.hostname) env.PGHOST = decodeURIComponent(url.hostname);
+  if (url.port) env.PGPORT = url.port;
+  if (url.username) env.PGUSER = decodeURIComponent(url.username);
+  for (const [name, value] of url.searchParams) {
+    const known: Record<string, string> = { host: 'PGHOST', port: 'PGPORT', user: 'PGUSER', sslmode: 'PGSSLMODE', sslrootcert: 'PGSSLROOTCERT', sslcert: 'PGSSLCERT', sslkey: 'PGSSLKEY', passfile: 'PGPASSFILE' };
+    if (name === 'password') rejectPassword(new URL('x://u:p@h'), 'PGPASSWORD', '~/.pgpass');
+    if (!known[name]) throw new ColdsealError(EXIT.USAGE, `URL parameter "${name}" is not supported`, `Supported: ${Object.keys(known).join(', ')}`);
+    env[known[name]] = value;
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
+  return { conn: { env }, database };
+}
+
+export interface MysqlTarget {
+  readonly conn: MysqlConnection;
+  readonly database?: string;
+}
+
+export function parseMysqlUrl(text: string): MysqlTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ColdsealError(EXIT.USAGE, `"${text}" is not a URL`, 'Use mysql://user@host:3306/database');
+  }
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') throw new ColdsealError(EXIT.USAGE, `"${url.protocol}" is not a MySQL URL`, 'Use mysql://user@host:3306/database');
+  rejectPassword(url, 'MYSQL_PWD', 'an option file (~/.my.cnf, [client] password=…)');
+  const args: string[] = [];
+  if (url.hostname) args.push(`--host=${decodeURIComponent(url.hostname)}`);
+  if (url.port) args.push(`--port=${url.port}`);
+  if (url.username) args.push(`--user=${decodeURIComponent(url.username)}`);
+  for (const [name, value] of url.searchParams) {
+    if (name === 'socket') args.push(`--socket=${value}`);
+    else throw new ColdsealError(EXIT.USAGE, `URL parameter "${name}" is not supported`, 'Supported: socket');
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
+  return { conn: { args }, database };
+}
+
+// --- PostgreSQL -------------------------------------------------------------------------------
+
+export function pgIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function pgLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** libpq connection string naming only the database (the rest comes from the environment). */
+function pgDbname(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export function psqlRun(conn: PgConnection, database: string): ToolRun {
+  const run = pgCommand(conn, 'psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgDbname(database)]);
+  return { ...run, env: conn.env };
+}
+
+export async function pgDatabaseExists(conn: PgConnection, database: string): Promise<boolean> {
+  const out = await runTool(psqlRun(conn, 'postgres'), 'checking the target database', `select 1 from pg_database where datname = ${pgLiteral(database)};`);
+  return out.trim() === '1';
+}
+
+export async function pgCreateDatabase(conn: PgConnection, database: string): Promise<void> {
+  await runTool(psqlRun(conn, 'postgres'), `creating database ${database}`, `create database ${pgIdent(database)};`);
+}
+
+export async function pgDropDatabase(conn: PgConnection, database: string): Promise<void> {
+  await runTool(psqlRun(conn, 'postgres'), `dropping database ${database}`, `drop database if exists ${pgIdent(database)} with (force);`);
+}
+
+export async function pgSafetyDump(conn: PgConnection, database: string, file: string): Promise<void> {
+  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password', `--file=${file}`]);
+  await runTool({ ...run, env: { ...conn.env, PGDATABASE: database } }, `safety dump of ${database}`);
+}
+
+export interface PgRestoreOptions {
+  /** Drop the objects before recreating them (restore into an existing database). */
+  readonly clean: boolean;
+  readonly schemas?: readonly string[];
+  /** "table" or "schema.table" */
+  readonly tables?: readonly string[];
+  /** Skip ownership and grants (roles of the original cluster may not exist here). */
+  readonly noOwner?: boolean;
+}
+
+/** pg_restore's -t takes a bare name and -n narrows it: "schema.table" pairs must share one schema. */
+export function pgSelectionArgs(tables: readonly string[] = [], schemas: readonly string[] = []): string[] {
+  const args: string[] = [];
+  const tableSchemas = new Set<string>();
+  for (const table of tables) {
+    const dot = table.indexOf('.');
+    if (dot > 0) {
+      tableSchemas.add(table.slice(0, dot));
+      args.push(`--table=${table.slice(dot + 1)}`);
+    } else args.push(`--table=${table}`);
+  }
+  if (tableSchemas.size > 1) {
+    throw new ColdsealError(EXIT.USAGE, `--table names tables of several schemas (${[...tableSchemas].join(', ')})`, 'pg_restore selects tables by name within the --schema given: restore one schema\'s tables at a time');
+  }
+  for (const schema of new Set([...schemas, ...tableSchemas])) args.push(`--schema=${schema}`);
+  return args;
+}
+
+export function pgRestoreSink(conn: PgConnection, database: string, options: PgRestoreOptions): Sink {
+  const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${pgDbname(database)}`];
+  if (options.clean) args.push('--clean', '--if-exists');
+  if (options.noOwner) args.push('--no-owner', '--no-privileges');
+  args.push(...pgSelectionArgs(options.tables, options.schemas));
+  const run = pgCommand(conn, 'pg_restore', args);
+  return toolSink({ ...run, env: conn.env }, `pg_restore into ${database}`);
+}
+
+/** Runs SQL text (pg_dumpall globals) through psql, stopping at the first error. */
+export function psqlScriptSink(conn: PgConnection, database: string): Sink {
+  return toolSink(psqlRun(conn, database), `psql into ${database}`);
+}
+
+export function pgListSink(): Sink & { stdout(): string } {
+  return toolSink({ command: 'pg_restore', args: ['--list'] }, 'pg_restore --list', { keepStdout: true });
+}
+
+// --- MySQL / MariaDB ---------------------------------------------------------------------------
+
+export async function mysqlDatabaseExists(conn: MysqlConnection, database: string): Promise<boolean> {
+  const out = await runMysql(conn, `select schema_name from information_schema.schemata where schema_name = ${sqlString(database)};`, 'checking the target database').catch((error: Error) => {
+    throw new ColdsealError(EXIT.FAILURE, error.message, 'Check the target URL, and that the password is in MYSQL_PWD or an option file');
+  });
+  return out.length > 0;
+}
+
+export async function mysqlDropDatabase(conn: MysqlConnection, database: string): Promise<void> {
+  await runMysql(conn, `drop database if exists ${sqlIdent(database)};`, `dropping database ${database}`);
+}
+
+export async function mysqlSafetyDump(conn: MysqlConnection, database: string, file: string): Promise<void> {
+  const run = mysqlCommand(conn, 'mysqldump', ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', `--result-file=${file}`, '--databases', database]);
+  await runTool(run, `safety dump of ${database}`);
+}
+
+export function mysqlRestoreSink(conn: MysqlConnection, database: string): Sink {
+  // The dump names its database (DROP/CREATE DATABASE, USE) and the renamer points those at the target.
+  const run = mysqlCommand(conn, 'mysql', ['--default-character-set=utf8mb4', '--binary-mode']);
+  return toolSink(run, `mysql into ${database}`);
+}
+
+/**
+ * Rewrites the statements by which a mysqldump --databases file names its database (DROP/CREATE/
+ * ALTER DATABASE, USE), so it restores under another name. Every other line passes through as
+ * it comes: only lines that start like one of those are held (they are short), so memory stays
+ * bounded even for a blob row of hundreds of MB.
+ */
+export class MysqlDatabaseRenamer extends Transform {
+  private head: Buffer = Buffer.alloc(0);
+  private passing = false;
+  private readonly from: string;
+  private readonly to: string;
+  constructor(original: string, target: string) {
+    super();
+    this.from = sqlIdent(original);
+    this.to = sqlIdent(target);
+  }
+
+  private static readonly DECIDE = 96;
+  private static readonly CANDIDATE = /^(\/\*!\d+\s+)?(DROP|CREATE|ALTER)\s+DATABASE\b|^USE\s/;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(10, pos);
+      const end = nl < 0 ? chunk.length : nl + 1;
+      if (this.passing) {
+        this.push(chunk.subarray(pos, end));
+        if (nl >= 0) this.passing = false;
+        pos = end;
+        continue;
+      }
+      this.head = this.head.length ? Buffer.concat([this.head, chunk.subarray(pos, end)]) : chunk.subarray(pos, end);
+      pos = end;
+      if (nl >= 0) {
+        this.push(this.rewrite(this.head));
+        this.head = Buffer.alloc(0);
+      } else if (this.head.length >= MysqlDatabaseRenamer.DECIDE && (!MysqlDatabaseRenamer.CANDIDATE.test(this.head.toString('latin1')) || this.head.length > 65536)) {
+        this.push(this.head);
+        this.head = Buffer.alloc(0);
+        this.passing = true;
+      }
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.head.length) this.push(this.rewrite(this.head));
+    callback();
+  }
+
+  private rewrite(line: Buffer): Buffer {
+    const text = line.toString('utf8');
+    if (!MysqlDatabaseRenamer.CANDIDATE.test(text)) return line;
+    return Buffer.from(text.split(this.from).join(this.to), 'utf8');
+  }
+}
+
+// --- files -------------------------------------------------------------------------------------
+
+export function tarExtractSink(directory: string): Sink {
+  const args = ['--extract', '--file=-', `--directory=${directory}`, '--preserve-permissions', '--numeric-owner'];
+  return toolSink({ command: 'tar', args }, `tar into ${directory}`);
+}

@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DigestStream } from '../../../format/digest';
+import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
+import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import type { AgentClients } from '../aws';
+import { ARCHIVED_CLASSES } from '../catalog';
+import { ColdsealError, describeError } from '../errors';
+import { compareInventories } from '../inventory/fingerprint';
+import { mysqlInventory, type MysqlConnection } from '../inventory/mysql';
+import { pgInventoryNow, type PgConnection } from '../inventory/postgres';
+import type { Log } from '../log';
+import { TailWatcher } from '../pipeline/streams';
+import { openPlaintext, sameKeyIds } from './plaintext';
+import { progress, streamInto } from './restore';
+import { loadVerifiedManifest } from './select';
+import { MysqlDatabaseRenamer, mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
+
+/**
+ * `coldseal verify` and the checks of `coldseal drill`. Without a key: the manifest's signature
+ * and location, completion, each ciphertext's presence and size, its addressees (from the PKESK
+ * packets at its head) against the manifest and the configured recipients, and its SHA-256 (whole
+ * and per part) by reading it. With a key (--deep): decrypt and test-restore into a scratch
+ * database created for the purpose and dropped after, and compare per-table row counts and the
+ * schema fingerprint with what the manifest recorded at backup time. The scratch copy is ours and
+ * thrown away, so deep verification is one pass: the checksum verdict comes at its end.
+ */
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  /** Not run (archived object, nothing to compare): neither proof nor failure. */
+  readonly skipped?: boolean;
+}
+
+export interface ArtifactVerification {
+  readonly artifact: string;
+  readonly key: string;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly checks: Check[];
+}
+
+export interface BackupVerification {
+  readonly manifestKey: string;
+  readonly group?: string;
+  readonly host?: string;
+  readonly source?: string;
+  readonly stamp?: string;
+  readonly ok: boolean;
+  readonly checks: Check[];
+  readonly artifacts: ArtifactVerification[];
+}
+
+export interface ScratchServers {
+  readonly postgres?: PgConnection;
+  readonly mysql?: MysqlConnection;
+}
+
+export interface VerifyOptions {
+  readonly clients: AgentClients;
+  readonly bucket: string;
+  readonly log: Log;
+  readonly trusted: readonly PublicKey[];
+  /** Key ids the configuration says every backup must be addressed to (when known here). */
+  readonly expectedRecipientKeyIds?: readonly string[];
+  readonly deep?: { readonly key: PrivateKey; readonly scratch: ScratchServers };
+}
+
+const pass = (name: string, detail: string): Check => ({ name, ok: true, detail });
+const fail = (name: string, detail: string): Check => ({ name, ok: false, detail });
+const skip = (name: string, detail: string): Check => ({ name, ok: true, skipped: true, detail });
+
+export async function verifyBackup(manifestKey: string, options: VerifyOptions): Promise<BackupVerification> {
+  const { clients, bucket } = options;
+  let manifest: Manifest;
+  try {
+    const loaded = await loadVerifiedManifest(clients.s3, bucket, manifestKey, options.trusted);
+    manifest = loaded.manifest;
+  } catch (error) {
+    return { manifestKey, ok: false, checks: [fail('signature', describeError(error))], artifacts: [] };
+  }
+  const checks: Check[] = [pass('signature', `signed by ${manifest.signingKeyFingerprint}, location matches`)];
+  const expected = options.expectedRecipientKeyIds;
+  if (expected) {
+    checks.push(
+      sameKeyIds(expected, manifest.encryption.recipientKeyIds)
+        ? pass('recipients', `addressed to the configured recipients (${expected.join(', ')})`)
+        : fail('recipients', `addressed to ${manifest.encryption.recipientKeyIds.join(', ')} but the configured recipients are ${expected.join(', ')}`),
+    );
+  }
+  const artifacts: ArtifactVerification[] = [];
+  for (const artifact of manifest.artifacts) {
+    const started = Date.now();
+    const artifactChecks = await verifyArtifact(manifest, artifact, options);
+    artifacts.push({ artifact: artifact.name, key: artifact.key, ok: artifactChecks.every((c) => c.ok), durationMs: Date.now() - started, checks: artifactChecks });
+  }
+  return {
+    manifestKey,
+    group: manifest.group,
+    host: manifest.host,
+    source: manifest.source,
+    stamp: manifest.stamp,
+    ok: checks.every((c) => c.ok) && artifacts.every((a) => a.ok),
+    checks,
+    artifacts,
+  };
+}
+
+async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: VerifyOptions): Promise<Check[]> {
+  const { clients, bucket } = options;
+  const where = `s3://${bucket}/${artifact.key}`;
+  const checks: Check[] = [];
+  const tolerated = artifact.exitCode === 0 || artifact.warnings.length > 0;
+  checks.push(tolerated ? pass('completion', `${artifact.completion.detail}${artifact.warnings.length ? ` (warnings: ${artifact.warnings.join('; ')})` : ''}`) : fail('completion', `${artifact.tool.name} exited with status ${artifact.exitCode}`));
+
+  let head;
+  try {
+    head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: artifact.key }));
+  } catch (error) {
+    const name = (error as { name?: string }).name;
+    checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${where} is missing` : `cannot read ${where}: ${(error as Error).message}`));
+    return checks;
+  }
+  if (head.ContentLength !== artifact.ciphertextBytes) {
+    checks.push(fail('object', `${where} is ${head.ContentLength} bytes, the manifest says ${artifact.ciphertextBytes}`));
+    return checks;
+  }
+  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded`));
+  const archived = ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '');
+  if (archived) {
+    checks.push(skip('checksum', `archived in ${head.StorageClass}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
+    return checks;
+  }
+
+  // Addressees from the PKESK packets at the head of the message.
+  try {
+    const range = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, Range: 'bytes=0-4095' }));
+    const ids = await messageRecipientKeyIds(await range.Body!.transformToByteArray());
+    checks.push(sameKeyIds(ids, manifest.encryption.recipientKeyIds) ? pass('message-recipients', `message addressed to ${ids.join(', ')}, as the manifest says`) : fail('message-recipients', `message addressed to ${ids.join(', ')}, the manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`));
+  } catch (error) {
+    checks.push(fail('message-recipients', `${where} does not start like an OpenPGP message to public keys: ${(error as Error).message}`));
+  }
+
+  if (options.deep) {
+    checks.push(...(await deepCheck(manifest, artifact, options)));
+  } else {
+    checks.push(await checksumCheck(clients.s3, bucket, artifact, options.log));
+  }
+  return checks;
+}
+
+/** Reads the object and compares its SHA-256 and each part's with the manifest. */
+async function checksumCheck(s3: S3Client, bucket: string, artifact: Artifact, log: Log): Promise<Check> {
+  const digest = new DigestStream(artifact.parts.size);
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key }));
+    const onProgress = progress(log, `checksum ${artifact.name}`);
+    for await (const chunk of object.Body as AsyncIterable<Buffer>) {
+      digest.update(chunk);
+      onProgress(digest.bytesSoFar);
+    }
+  } catch (error) {
+    return fail('checksum', `reading s3://${bucket}/${artifact.key} failed: ${(error as Error).message}`);
+  } finally {
+    log.endProgress();
+  }
+  const d = digest.finish();
+  if (d.bytes !== artifact.ciphertextBytes) return fail('checksum', `read ${d.bytes} bytes, the manifest says ${artifact.ciphertextBytes}`);
+  if (d.sha256 !== artifact.ciphertextSha256) return fail('checksum', `SHA-256 is ${d.sha256}, the manifest says ${artifact.ciphertextSha256}`);
+  const badParts = d.partSha256.map((h, i) => (h === artifact.parts.sha256[i] ? -1 : i + 1)).filter((i) => i > 0);
+  if (badParts.length || d.partSha256.length !== artifact.parts.sha256.length) return fail('checksum', `part checksums differ (parts ${badParts.join(', ') || 'count'})`);
+  return pass('checksum', `SHA-256 ${d.sha256.slice(0, 16)}… and ${d.partSha256.length} part checksum(s) match`);
+}
+
+function scratchName(): string {
+  return `coldseal_scratch_${randomBytes(5).toString('hex')}`;
+}
+
+async function deepCheck(manifest: Manifest, artifact: Artifact, options: VerifyOptions): Promise<Check[]> {
+  const { clients, bucket, log } = options;
+  const deep = options.deep!;
+  const checks: Check[] = [];
+  let sink: Sink;
+  let after: () => Promise<Check[]>;
+  let cleanup: () => Promise<void> = async () => {};
+  let transform;
+  let tail: TailWatcher | undefined;
+  const engine = manifest.engine.kind;
+
+  if (artifact.contentFormat === 'pg-custom') {
+    const conn = deep.scratch.postgres;
+    if (!conn) return [fail('restore', 'no scratch PostgreSQL server to test-restore into: configure a postgres source on this host or pass --scratch-postgres URL')];
+    const database = scratchName();
+    await pgCreateDatabase(conn, database);
+    cleanup = () => pgDropDatabase(conn, database);
+    sink = pgRestoreSink(conn, database, { clean: false, noOwner: true });
+    after = async () => compareWith(artifact.inventory, await pgInventoryNow({ ...conn, env: { ...conn.env, PGDATABASE: database } }));
+  } else if (artifact.contentFormat === 'sql' && engine === 'mysql') {
+    const conn = deep.scratch.mysql;
+    if (!conn) return [fail('restore', 'no scratch MySQL/MariaDB server to test-restore into: configure a mysql source on this host or pass --scratch-mysql URL')];
+    const database = scratchName();
+    cleanup = () => mysqlDropDatabase(conn, database);
+    sink = mysqlRestoreSink(conn, database);
+    transform = new MysqlDatabaseRenamer(artifact.name, database);
+    after = async () => compareWith(artifact.inventory, await mysqlInventory(conn, database, 'snapshot'));
+  } else if (artifact.contentFormat === 'tar') {
+    const dir = await mkdtemp(join(tmpdir(), 'coldseal-verify-'));
+    cleanup = () => rm(dir, { recursive: true, force: true });
+    sink = tarExtractSink(dir);
+    after = async () => [pass('files', `${await countEntries(dir)} files and directories extracted`)];
+  } else {
+    // SQL text we do not run into a server (pg_dumpall globals): decrypt, decompress, check its trailer.
+    tail = new TailWatcher();
+    const discard = new Writable({ write: (_c, _e, cb) => cb() });
+    tail.pipe(discard);
+    sink = { input: tail, done: new Promise((resolve) => discard.once('finish', () => resolve())), kill: () => tail?.destroy() };
+    const marker = /trailer "(.*)" present/.exec(artifact.completion.detail)?.[1];
+    after = async () => (marker ? [tail!.tailText().includes(marker) ? pass('trailer', `ends with "${marker}"`) : fail('trailer', `does not end with "${marker}": truncated`)] : []);
+  }
+
+  try {
+    const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`) });
+    try {
+      await streamInto(opened, sink, transform);
+    } finally {
+      log.endProgress();
+    }
+    checks.push(pass('checksum', `SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}… matches`));
+    checks.push(pass('decrypt', 'decrypted (OpenPGP integrity code ok) and decompressed'));
+    checks.push(pass('restore', tail ? 'read to the end' : `restored into a scratch ${artifact.contentFormat === 'tar' ? 'directory' : 'database'}`));
+    checks.push(...(await after()));
+  } catch (error) {
+    const message = describeError(error);
+    const name = error instanceof ColdsealError && /^(\w+) check failed/.test(error.message) ? /^(\w+) check failed/.exec(error.message)![1] : 'restore';
+    checks.push(fail(name === 'decryption' || name === 'decompression' || name === 'format' ? 'decrypt' : name, message));
+  } finally {
+    await cleanup().catch((error: Error) => log.warn(`could not remove the scratch copy: ${error.message}`));
+  }
+  return checks;
+}
+
+function compareWith(recorded: Inventory | undefined, restored: Inventory): Check[] {
+  if (!recorded) return [skip('row-counts', 'the manifest has no inventory (backed up by an agent that did not record one)')];
+  const comparison = compareInventories(recorded, restored);
+  return [
+    { name: 'row-counts', ...comparison.rowCounts },
+    { name: 'schema', ...comparison.schema },
+  ];
+}
+
+async function countEntries(dir: string): Promise<number> {
+  let count = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    count++;
+    if (entry.isDirectory()) count += await countEntries(join(dir, entry.name));
+  }
+  return count;
+}
