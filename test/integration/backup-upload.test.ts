@@ -34,7 +34,10 @@ test('each uploaded part is signed with its own SHA-256, which is also the manif
 
     const parts = proxy.seen.filter((r) => r.method === 'PUT' && r.query.has('partNumber'));
     assert.equal(parts.length, 3, '13 MB of incompressible data in 5 MiB parts');
-    for (const part of parts) assert.equal(part.headers['x-amz-content-sha256'], part.bodySha256, `part ${part.query.get('partNumber')}`);
+    for (const part of parts) {
+      assert.equal(part.headers['x-amz-content-sha256'], part.bodySha256, `part ${part.query.get('partNumber')} payload hash`);
+      assert.equal(part.headers['x-amz-checksum-sha256'], Buffer.from(part.bodySha256, 'hex').toString('base64'), `part ${part.query.get('partNumber')} checksum`);
+    }
 
     const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/wire/')).find((k) => k.endsWith('.manifest.json'))!;
     const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
@@ -42,6 +45,7 @@ test('each uploaded part is signed with its own SHA-256, which is also the manif
     assert.deepEqual(document.artifacts[0].parts.sha256, byNumber.map((p) => p.bodySha256));
 
     const create = proxy.seen.find((r) => r.method === 'POST' && r.query.has('uploads'))!;
+    assert.equal(create.headers['x-amz-checksum-algorithm'], 'SHA256');
     assert.equal(create.headers['x-amz-tagging'], 'coldseal%3Agroup=testgroup&coldseal%3Ahost=testhost&coldseal%3Asource=wire&coldseal%3Atier=daily');
     const complete = proxy.seen.find((r) => r.method === 'POST' && r.query.has('uploadId'))!;
     assert.equal(complete.headers['if-none-match'], '*', 'the multipart upload completes only if the key is new');
@@ -69,6 +73,35 @@ test('the signer takes the digest stream part hash instead of hashing the payloa
     await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'k', UploadId, PartNumber: 2, Body: Buffer.from('hello') }));
     const sent = proxy.seen.filter((r) => r.query.has('partNumber')).map((r) => r.headers['x-amz-content-sha256']);
     assert.deepEqual(sent, [marker, proxy.seen.filter((r) => r.query.has('partNumber'))[1].bodySha256]);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('Object Lock retention per tier and SSE-KMS are set on every object, artifacts and manifest', async () => {
+  const sandbox = await createAgentSandbox({ objectLock: true });
+  const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint);
+  try {
+    const config = sandbox.config({
+      endpoint: proxy.url,
+      objectLock: { weekly: { mode: 'COMPLIANCE', days: 90 }, daily: { mode: 'GOVERNANCE', days: 35 } },
+      upload: { kmsKeyId: 'arn:aws:kms:us-east-1:111122223333:key/test-key' },
+      sources: [{ name: 'locked', type: 'files', paths: [sandbox.dir] }],
+    });
+    const before = Date.now();
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
+    assert.equal(result.code, 0, result.log);
+    const writes = proxy.seen.filter((r) => (r.method === 'PUT' && !r.query.has('partNumber')) || (r.method === 'POST' && r.query.has('uploads')));
+    assert.equal(writes.length, 2, 'the artifact (one small PUT) and the manifest');
+    for (const write of writes) {
+      assert.equal(write.headers['x-amz-object-lock-mode'], 'COMPLIANCE');
+      const until = Date.parse(String(write.headers['x-amz-object-lock-retain-until-date']));
+      assert.ok(Math.abs(until - (before + 90 * 86_400_000)) < 120_000, `retain until ${write.headers['x-amz-object-lock-retain-until-date']}`);
+      assert.equal(write.headers['x-amz-server-side-encryption'], 'aws:kms');
+      assert.equal(write.headers['x-amz-server-side-encryption-aws-kms-key-id'], 'arn:aws:kms:us-east-1:111122223333:key/test-key');
+      assert.ok(write.headers['x-amz-checksum-sha256'] || write.headers['x-amz-checksum-crc32'], 'S3 requires a checksum with Object Lock');
+    }
+    assert.equal((await sandbox.listKeys('backups/weekly/')).length, 2);
   } finally {
     await proxy.close();
   }

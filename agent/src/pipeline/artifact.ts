@@ -140,7 +140,7 @@ export function startArtifact(options: {
   const forgetPayloadHashes = usePrecomputedPayloadHashes(target.s3, target.key, digest);
   const upload = new Upload({
     client: target.s3,
-    params: { ...target.objectParams, Bucket: target.bucket, Key: target.key, Body: body, IfNoneMatch: '*' },
+    params: { ...target.objectParams, Bucket: target.bucket, Key: target.key, Body: body, IfNoneMatch: '*', ChecksumAlgorithm: 'SHA256' },
     partSize: target.partSize,
     queueSize: target.queueSize,
     leavePartsOnError: false,
