@@ -36,7 +36,8 @@ export class Alerts extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     // CloudWatch alarms and EventBridge rules publish as services; an encrypted topic needs them
-    // to be allowed to use its key, or their messages are dropped silently.
+    // to be allowed to use its key, or their messages are dropped silently. ("*" in a key policy
+    // is this key itself.)
     for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
       this.key.addToResourcePolicy(
         new iam.PolicyStatement({

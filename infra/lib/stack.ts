@@ -14,6 +14,12 @@ export class ColdsealStack extends Stack {
     super(scope, id, props);
     this.coldseal = new Coldseal(this, 'Coldseal', props.coldseal);
     const c = this.coldseal;
+    const ids = new Map<string, string>();
+    for (const group of c.groups) {
+      const other = ids.get(outputId(group.name));
+      if (other) throw new Error(`ColdsealStack props.coldseal.groups: "${other}" and "${group.name}" would share output names; rename one`);
+      ids.set(outputId(group.name), group.name);
+    }
 
     new CfnOutput(this, 'DataBucketName', { value: c.bucket.bucketName, description: 'Bucket holding the backups' });
     new CfnOutput(this, 'AlertTopicArn', { value: c.alertTopic.topicArn, description: 'SNS topic every alert goes to' });

@@ -19,7 +19,7 @@ import {
   S3Client,
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
-import { GetDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetDocumentCommand, GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { agentConfigSchema } from '../../agent/src/config/schema';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
@@ -256,6 +256,11 @@ describe('deployed into moto', () => {
     const recipients = (await ssm.send(new GetParameterCommand({ Name: names.recipients }))).Parameter!.Value!;
     assert.equal((await readPublicKeys(recipients, 'recipients')).length, 1);
     assert.equal((await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!.trim(), signingPublicKey.trim());
+    // Nothing the stack wrote holds a private key; the one SecureString is the key `keys publish` stored.
+    const all = (await ssm.send(new GetParametersByPathCommand({ Path: '/coldseal', Recursive: true, WithDecryption: false }))).Parameters ?? [];
+    assert.deepEqual(all.map((p) => p.Name).sort(), Object.values(names).sort());
+    for (const parameter of all.filter((p) => p.Type === 'String')) assert.doesNotMatch(parameter.Value ?? '', /PRIVATE KEY/, parameter.Name);
+    assert.deepEqual(all.filter((p) => p.Type === 'SecureString').map((p) => p.Name), [names.signingKey]);
   });
 
   test("the document's script, run here with the deployed parameters, backs up the local PostgreSQL into the deployed bucket", async () => {

@@ -1,0 +1,137 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Alerts } from '../../infra/lib/alerts';
+import { BackupSchedules } from '../../infra/lib/schedules';
+import { DataVault } from '../../infra/lib/vault';
+import { Coldseal } from '../../infra/lib/coldseal';
+import { ColdsealStack } from '../../infra/lib/stack';
+import type { RetentionSettings } from '../../infra/lib/rules';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInBundle } from './fixtures';
+
+/** Each construct on its own, with props other than the defaults: what it builds follows its props. */
+const stack = () => new Stack(new App({ builtinCloudFormationValidation: false }), 'S');
+
+describe('DataVault', () => {
+  test('lifecycle rules follow a custom retention; the removal policy can be overridden', () => {
+    const retention: RetentionSettings = {
+      daily: { expireAfterDays: 8, lock: { mode: 'GOVERNANCE', days: 7 } },
+      weekly: { expireAfterDays: 60, lock: { mode: 'GOVERNANCE', days: 30 } },
+      monthly: { expireAfterDays: 800, lock: { mode: 'COMPLIANCE', days: 365 }, transitions: [{ storageClass: 'GLACIER', afterDays: 10 }, { storageClass: 'DEEP_ARCHIVE', afterDays: 100 }] },
+      yearly: { expireAfterDays: 3650, lock: { mode: 'COMPLIANCE', days: 3650 }, transitions: [{ storageClass: 'DEEP_ARCHIVE', afterDays: 0 }] },
+    };
+    const s = stack();
+    new DataVault(s, 'V', { retention, removalPolicy: RemovalPolicy.DESTROY, reportsExpireAfterDays: 30 });
+    const template = Template.fromStack(s);
+    const bucket = Object.values(template.findResources('AWS::S3::Bucket', { Properties: { ObjectLockEnabled: true } }))[0] as any;
+    assert.equal(bucket.DeletionPolicy, 'Delete');
+    const rules = bucket.Properties.LifecycleConfiguration.Rules as any[];
+    assert.deepEqual(
+      rules.find((r) => r.Prefix === 'backups/monthly/'),
+      {
+        Id: 'tier-monthly',
+        Prefix: 'backups/monthly/',
+        Status: 'Enabled',
+        ExpirationInDays: 800,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+        Transitions: [
+          { StorageClass: 'GLACIER', TransitionInDays: 10 },
+          { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 100 },
+        ],
+      },
+    );
+    assert.equal(rules.find((r) => r.Prefix === 'backups/daily/').ExpirationInDays, 8);
+    assert.equal(rules.find((r) => r.Prefix === 'reports/').ExpirationInDays, 30);
+  });
+
+  test('a Glacier stay under 90 days is refused in the constructor', () => {
+    const retention = {
+      daily: { expireAfterDays: 35, lock: { mode: 'GOVERNANCE', days: 30 } },
+      weekly: { expireAfterDays: 90, lock: { mode: 'GOVERNANCE', days: 84 } },
+      monthly: { expireAfterDays: 100, lock: { mode: 'GOVERNANCE', days: 30 }, transitions: [{ storageClass: 'GLACIER', afterDays: 30 }] },
+      yearly: { expireAfterDays: 400, lock: { mode: 'GOVERNANCE', days: 365 } },
+    } as const satisfies RetentionSettings;
+    assert.throws(() => new DataVault(stack(), 'V', { retention }), /DataVault props\.retention: monthly\.expireAfterDays: monthly backups would stay 70 days in GLACIER/);
+  });
+});
+
+describe('Alerts', () => {
+  test('without emails: an encrypted topic and no subscription', () => {
+    const s = stack();
+    new Alerts(s, 'A');
+    const template = Template.fromStack(s);
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] })]) },
+    });
+  });
+});
+
+describe('BackupSchedules', () => {
+  test('concurrency, error threshold, timeouts and log retention follow the props', () => {
+    const s = stack();
+    const document = new ssm.CfnDocument(s, 'D', { documentType: 'Command', content: { schemaVersion: '2.2', mainSteps: [] } });
+    new BackupSchedules(s, 'B', {
+      document,
+      backups: [{ group: 'db', cron: 'cron(0 2 * * ? *)', timeZone: 'Asia/Tokyo' }],
+      hostTagKey: 'backup-group',
+      maxConcurrency: '25%',
+      maxErrors: '1',
+      executionTimeout: Duration.hours(1),
+      deliveryTimeout: Duration.minutes(10),
+      logRetention: logs.RetentionDays.ONE_YEAR,
+    });
+    const template = Template.fromStack(s);
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+    const schedule = Object.values(template.findResources('AWS::Scheduler::Schedule'))[0] as any;
+    assert.equal(schedule.Properties.ScheduleExpressionTimezone, 'Asia/Tokyo');
+    const input = JSON.parse((schedule.Properties.Target.Input['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'X')).join(''));
+    assert.equal(input.MaxConcurrency, '25%');
+    assert.equal(input.MaxErrors, '1');
+    assert.equal(input.TimeoutSeconds, 600);
+    assert.deepEqual(input.Parameters.executionTimeout, ['3600']);
+    assert.deepEqual(input.Targets, [{ Key: 'tag:backup-group', Values: ['db'] }]);
+    assert.throws(
+      () => new BackupSchedules(stack(), 'B', { document, backups: [{ group: 'db', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC' }], hostTagKey: 'k', deliveryTimeout: Duration.seconds(5) }),
+      /BackupSchedules props\.deliveryTimeout must be 30 s to 30 days/,
+    );
+  });
+});
+
+describe('Coldseal in a user app', () => {
+  test('secure defaults: retained vault, governance locks, no drill, an instance profile per group', () => {
+    const s = stack();
+    const coldseal = new Coldseal(s, 'Backups', {
+      groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] }],
+      recipients: EXAMPLE_RECIPIENT,
+      agentBundle: standInBundle(),
+    });
+    assert.equal(coldseal.retention.daily.lock.mode, 'GOVERNANCE');
+    assert.equal(coldseal.rpo.toHours(), 26);
+    assert.equal(coldseal.drillAccess, undefined);
+    assert.equal(coldseal.groups[0].parameters.config, '/coldseal/groups/db/config');
+    const template = Template.fromStack(s);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.resourceCountIs('AWS::IAM::InstanceProfile', 1);
+    for (const bucket of Object.values(template.findResources('AWS::S3::Bucket')) as any[]) assert.equal(bucket.DeletionPolicy, 'Retain');
+  });
+
+  test('group names that would share output ids are refused', () => {
+    assert.throws(
+      () =>
+        new ColdsealStack(new App(), 'S', {
+          coldseal: {
+            groups: ['a-b', 'a_b'].map((name) => ({ name, schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] })),
+            recipients: EXAMPLE_RECIPIENT,
+            agentBundle: standInBundle(),
+          },
+        }),
+      /"a-b" and "a_b" would share output names/,
+    );
+  });
+});
