@@ -26,6 +26,12 @@ export interface DataVaultProps {
    * @default 365
    */
   readonly accessLogsExpireAfterDays?: number;
+  /**
+   * Send the bucket's object events to EventBridge (the verifier reacts to new manifests). Set as
+   * the bucket's own property, without the custom resource CDK would otherwise add.
+   * @default true
+   */
+  readonly eventBridgeNotifications?: boolean;
 }
 
 /**
@@ -118,6 +124,10 @@ export class DataVault extends Construct {
         { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(1), expiredObjectDeleteMarker: true },
       ],
     });
+
+    if (props.eventBridgeNotifications ?? true) {
+      (this.bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
+    }
 
     // Wired by hand, not with serverAccessLogsBucket: without an app-level feature flag that
     // falls back to ACLs, and this construct must be secure in whatever app it is added to.

@@ -100,6 +100,7 @@ describe('data vault', () => {
         PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
         LoggingConfiguration: { DestinationBucketName: { Ref: logBucket }, LogFilePrefix: 'data-bucket/' },
         OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } },
       }),
     });
     // No bucket-wide default retention: the agent sets each tier's own.
@@ -362,6 +363,13 @@ describe('instance policy', () => {
     assert.ok(!allows(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)));
     assert.ok(allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }));
     assert.ok(!allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }));
+  });
+});
+
+describe('shape', () => {
+  test('no custom resources or Lambda functions: everything is native CloudFormation', () => {
+    const types = Object.values(template.Resources).map((r) => r.Type);
+    assert.deepEqual(types.filter((t) => t.startsWith('Custom::') || t === 'AWS::Lambda::Function' || t === 'AWS::CloudFormation::CustomResource'), []);
   });
 });
 
