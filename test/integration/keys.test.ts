@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { openManifest, readPrivateKey, readPublicKeys } from '../../format';
+import { groupParameters } from '../../format/parameters';
+import { createAgentSandbox } from '../harness/agent';
+
+test('keys generate writes usable pairs, private files 0600, and never overwrites silently', async () => {
+  const sandbox = await createAgentSandbox();
+  const out = join(sandbox.dir, 'keys');
+  const first = await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod']);
+  assert.equal(first.code, 0, first.log);
+  assert.match(first.stdout, /PRIVATE {2}.*recipient\.key\.asc {2}[0-9a-f]{40}/);
+  assert.match(first.stdout, /Move recipient\.key\.asc off this machine/);
+  for (const file of ['recipient.key.asc', 'prod-signing.key.asc']) assert.equal(statSync(join(out, file)).mode & 0o777, 0o600, file);
+  const recipient = await readPublicKeys(readFileSync(join(out, 'recipient.pub.asc'), 'utf8'), 'recipient');
+  const recipientPrivate = await readPrivateKey(readFileSync(join(out, 'recipient.key.asc'), 'utf8'), 'recipient');
+  assert.equal(recipient[0].getFingerprint(), recipientPrivate.getFingerprint());
+  assert.doesNotMatch(readFileSync(join(out, 'recipient.pub.asc'), 'utf8'), /PRIVATE/);
+
+  const again = await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod']);
+  assert.equal(again.code, 11);
+  assert.match(again.log, /recipient\.key\.asc already exists; a key is never overwritten silently/);
+  // The refused run left the first key intact.
+  assert.equal((await readPrivateKey(readFileSync(join(out, 'recipient.key.asc'), 'utf8'), 'recipient')).getFingerprint(), recipientPrivate.getFingerprint());
+
+  const noGroup = await sandbox.runCli(['keys', 'generate', '--out', join(sandbox.dir, 'k2')]);
+  assert.equal(noGroup.code, 2);
+  assert.match(noGroup.log, /a signing key belongs to a host group: --group is required/);
+});
+
+test('a passphrase-protected recipient key needs its passphrase', async () => {
+  const sandbox = await createAgentSandbox();
+  const out = join(sandbox.dir, 'keys');
+  const passFile = join(sandbox.dir, 'pass');
+  writeFileSync(passFile, 'correct horse\n', { mode: 0o600 });
+  const result = await sandbox.runCli(['keys', 'generate', '--out', out, '--only', 'recipient', '--passphrase-file', passFile]);
+  assert.equal(result.code, 0, result.log);
+  const armored = readFileSync(join(out, 'recipient.key.asc'), 'utf8');
+  await assert.rejects(readPrivateKey(armored, 'recipient'), /protected by a passphrase/);
+  await assert.rejects(readPrivateKey(armored, 'recipient', 'wrong'), /the passphrase does not unlock this key/);
+  assert.ok((await readPrivateKey(armored, 'recipient', 'correct horse')).isDecrypted());
+});
+
+test('keys publish stores the signing key as a SecureString that a backup then signs with', async () => {
+  const sandbox = await createAgentSandbox();
+  const out = join(sandbox.dir, 'keys');
+  assert.equal((await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod', '--only', 'signing'])).code, 0);
+  const env = { AWS_ENDPOINT_URL: sandbox.account.clientConfig.endpoint };
+  const published = await sandbox.runCli(['keys', 'publish', '--group', 'prod', '--signing-key', join(out, 'prod-signing.key.asc'), '--with-public'], env);
+  assert.equal(published.code, 0, published.log);
+  const names = groupParameters('prod');
+  assert.match(published.stdout, new RegExp(`stored in ${names.signingKey} \\(SecureString\\)`));
+  const ssm = new SSMClient(sandbox.account.clientConfig);
+  const stored = await ssm.send(new GetParameterCommand({ Name: names.signingKey }));
+  assert.equal(stored.Parameter?.Type, 'SecureString');
+  const publicHalf = (await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!;
+  assert.doesNotMatch(publicHalf, /PRIVATE/);
+
+  const twice = await sandbox.runCli(['keys', 'publish', '--group', 'prod', '--signing-key', join(out, 'prod-signing.key.asc')], env);
+  assert.equal(twice.code, 11);
+  assert.match(twice.log, /already holds a signing key. Pass --overwrite to rotate it/);
+
+  const notAKey = await sandbox.runCli(['keys', 'publish', '--group', 'prod', '--signing-key', join(out, 'prod-signing.pub.asc')], env);
+  assert.equal(notAKey.code, 7);
+
+  const config = sandbox.config({ group: 'prod', signingKey: { parameter: names.signingKey }, sources: [{ name: 'etc', type: 'files', paths: [out] }] });
+  const backup = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+  assert.equal(backup.code, 0, backup.log);
+  const manifestKey = (await sandbox.listKeys('backups/daily/prod/')).find((k) => k.endsWith('.manifest.json'))!;
+  const opened = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(publicHalf, 'signing'));
+  const signingPublic = await readPublicKeys(readFileSync(join(out, 'prod-signing.pub.asc'), 'utf8'), 'signing');
+  assert.equal(opened.signerFingerprint, signingPublic[0].getFingerprint());
+});
