@@ -310,6 +310,34 @@ describe('deployed into moto', () => {
     assert.equal(monthly.length, 1);
   });
 
+  test('the output send-command line and each schedule input are valid SendCommand requests for the AWS CLI', async () => {
+    const documentName = stack.Outputs!.find((o) => o.OutputKey === 'AgentDocumentName')!.OutputValue!;
+    const line = stack.Outputs!.find((o) => o.OutputKey === 'BackupCommandDb')!.OutputValue!;
+    const manual = await run('/bin/sh', ['-c', `${line} --output json`], hostEnv());
+    assert.equal(manual.code, 0, manual.stderr);
+    const sent = JSON.parse(manual.stdout).Command;
+    assert.equal(sent.DocumentName, documentName);
+    assert.deepEqual(sent.Parameters, { group: ['db'] });
+    assert.deepEqual(sent.Targets, [{ Key: 'tag:coldseal-group', Values: ['db'] }]);
+
+    // The Scheduler's universal target sends the Input as the SendCommand request: the CLI checks
+    // it against the API model (an unknown or misspelled field is refused).
+    const resolveRefs = (value: any): string =>
+      typeof value === 'string' ? value : 'Ref' in value ? physical.get(value.Ref)! : (value['Fn::Join'][1] as unknown[]).map(resolveRefs).join(value['Fn::Join'][0]);
+    const schedules = Object.values(template.Resources as Record<string, any>).filter((r) => r.Type === 'AWS::Scheduler::Schedule');
+    assert.equal(schedules.length, 2);
+    for (const schedule of schedules) {
+      const input = resolveRefs(schedule.Properties.Target.Input);
+      const file = join(dir, `schedule-${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(file, input);
+      const result = await run('aws', ['ssm', 'send-command', '--cli-input-json', `file://${file}`, '--output', 'json'], hostEnv());
+      assert.equal(result.code, 0, result.stderr);
+      const command = JSON.parse(result.stdout).Command;
+      assert.equal(command.DocumentName, documentName);
+      assert.deepEqual(command.Parameters.group, ['db']);
+    }
+  });
+
   test('a host without Node 18 gets a clear error, not a stack trace', async () => {
     const bin = join(dir, 'old-node-bin');
     mkdirSync(bin, { recursive: true });
