@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { pipeline, Transform, Writable } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { stampOf } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
@@ -18,7 +18,9 @@ import {
   mysqlRestoreSink,
   mysqlSafetyDump,
   pgCreateDatabase,
+  pgCreateSchemas,
   pgDatabaseExists,
+  pgSelectedSchemas,
   pgListSink,
   pgRestoreSink,
   pgSafetyDump,
@@ -179,7 +181,12 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
           await pgSafetyDump(conn, database, file);
           return file;
         } : undefined,
-        prepare: exists ? undefined : () => pgCreateDatabase(conn, database),
+        prepare: async () => {
+          if (!exists) await pgCreateDatabase(conn, database);
+          // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
+          const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
+          if (schemas.length) await pgCreateSchemas(conn, database, schemas);
+        },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
     }
@@ -257,23 +264,32 @@ export function progress(log: Log, label: string): (bytes: number) => void {
 }
 
 /**
- * Streams verified plaintext into a sink, wiring failures both ways. The first failure wins the
- * report: an integrity failure kills the sink; a sink failure stops the read.
+ * Streams plaintext into a sink, wiring failures both ways. The first failure wins the report: an
+ * integrity failure kills the sink; a sink failure stops the read. A sink that is done before the
+ * end (pg_restore --list reads only the table of contents; tar stops at its end-of-archive record)
+ * is a success, and the rest of the object is still read, hashed and decrypted to the end: every
+ * pass proves the whole object.
  */
 export async function streamInto(opened: OpenedPlaintext, sink: Sink, transform?: Transform): Promise<void> {
   let first: unknown;
-  if (transform) pipeline(opened.plaintext, transform, sink.input, () => undefined);
-  else pipeline(opened.plaintext, sink.input, () => undefined);
+  const head = transform ? opened.plaintext.pipe(transform) : opened.plaintext;
+  head.pipe(sink.input);
   const read = opened.finished.catch((error: unknown) => {
     first ??= error;
     sink.kill();
     throw error;
   });
-  const written = sink.done.catch((error: unknown) => {
-    first ??= error;
-    opened.abort();
-    throw error;
-  });
+  const written = sink.done.then(
+    () => {
+      head.unpipe(sink.input);
+      head.resume();
+    },
+    (error: unknown) => {
+      first ??= error;
+      opened.abort();
+      throw error;
+    },
+  );
   const results = await Promise.allSettled([read, written]);
   if (results.some((r) => r.status === 'rejected')) throw first;
 }

@@ -181,6 +181,14 @@ export function pgSelectionArgs(tables: readonly string[] = [], schemas: readonl
   return args;
 }
 
+export function pgSelectedSchemas(tables: readonly string[] = [], schemas: readonly string[] = []): string[] {
+  return [...new Set([...schemas, ...tables.filter((t) => t.indexOf('.') > 0).map((t) => t.slice(0, t.indexOf('.')))])];
+}
+
+export async function pgCreateSchemas(conn: PgConnection, database: string, schemas: readonly string[]): Promise<void> {
+  await runTool(psqlRun(conn, database), `creating schemas in ${database}`, schemas.map((s) => `create schema if not exists ${pgIdent(s)};`).join('\n'));
+}
+
 export function pgRestoreSink(conn: PgConnection, database: string, options: PgRestoreOptions): Sink {
   const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${pgDbname(database)}`];
   if (options.clean) args.push('--clean', '--if-exists');
