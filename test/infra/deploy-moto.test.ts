@@ -346,6 +346,11 @@ describe('deployed into moto', () => {
     const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}` });
     assert.equal(result.code, 3);
     assert.match(result.stderr, /Node\.js 18 or later is required; this host has v16\.20\.2/);
+    const empty = join(dir, 'empty-bin');
+    mkdirSync(empty, { recursive: true });
+    const none = await runDocument({ group: GROUP }, { PATH: empty });
+    assert.equal(none.code, 3);
+    assert.match(none.stderr, /Node\.js 18 or later is required on this host and there is no 'node' on PATH/);
   });
 
   test('a tampered agent in the asset bucket is refused by its SHA-256', async () => {
