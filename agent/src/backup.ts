@@ -23,6 +23,7 @@ import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
 import { preparePostgres } from './sources/postgres';
 import { recordableArgs, type DumpStep, type InventorySession, type PreparedSource } from './sources/source';
+import { interruptedBy } from './interrupt';
 import { tierFor } from './tier';
 import { AGENT_VERSION } from './version';
 
@@ -126,6 +127,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
 
   const results: SourceResult[] = [];
   for (const source of config.sources.filter((s) => selected.includes(s.name))) {
+    const signal = interruptedBy();
+    if (signal) {
+      results.push({ source: source.name, ok: false, error: `not started: the backup was interrupted by ${signal}`, exitCode: EXIT.INTERRUPTED });
+      continue;
+    }
     try {
       const manifest = await backUpSource({ source, config, clients, log, keys, compression, loc: { tier, group: config.group, host, source: source.name }, now });
       const total = manifest.artifacts.reduce((sum, a) => sum + a.ciphertextBytes, 0);
@@ -142,7 +148,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
 
   const failed = results.filter((r) => !r.ok);
   if (failed.length) await sendFailureAlert({ config, clients, log, host, tier, failed, at: now() });
-  const exitCode: ExitCode = failed.length === 0 ? EXIT.OK : failed.length === results.length ? (new Set(failed.map((f) => f.exitCode)).size === 1 ? failed[0].exitCode : EXIT.FAILURE) : EXIT.PARTIAL;
+  const exitCode: ExitCode = interruptedBy() ? EXIT.INTERRUPTED : failed.length === 0 ? EXIT.OK : failed.length === results.length ? (new Set(failed.map((f) => f.exitCode)).size === 1 ? failed[0].exitCode : EXIT.FAILURE) : EXIT.PARTIAL;
   return { tier, host, results, exitCode };
 }
 

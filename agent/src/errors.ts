@@ -15,6 +15,7 @@ export const EXIT = {
   ARCHIVED: 9,
   PARTIAL: 10,
   REFUSED: 11,
+  INTERRUPTED: 12,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -31,6 +32,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[ExitCode, string]> = [
   [EXIT.ARCHIVED, 'the backup is archived (Glacier): a restore from archive was started or is pending'],
   [EXIT.PARTIAL, 'some sources succeeded and others failed (see the log)'],
   [EXIT.REFUSED, 'refused to act: the target exists and was not confirmed'],
+  [EXIT.INTERRUPTED, 'interrupted by SIGTERM or SIGINT (e.g. an SSM timeout): nothing was committed'],
 ];
 
 /**

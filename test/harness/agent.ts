@@ -22,7 +22,7 @@ export interface AgentSandbox {
   /** A complete configuration for this sandbox; override any part. */
   config(overrides: Partial<AgentConfigInput> & Pick<AgentConfigInput, 'sources'>): AgentConfigInput;
   writeConfig(config: AgentConfigInput): string;
-  runCli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  runCli(args: string[], env?: Record<string, string>, signal?: { name: NodeJS.Signals; afterMs: number }): Promise<CliResult>;
   listKeys(prefix?: string): Promise<string[]>;
   getObject(key: string): Promise<Buffer>;
   openMultipartUploads(): Promise<string[]>;
@@ -89,7 +89,7 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
       writeFileSync(path, JSON.stringify(config, null, 2));
       return path;
     },
-    runCli: (args, env = {}) =>
+    runCli: (args, env = {}, signal) =>
       new Promise((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts'), ...args], {
           cwd: ROOT,
@@ -100,6 +100,7 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        if (signal) setTimeout(() => child.kill(signal.name), signal.afterMs);
         child.on('close', (code) => resolve({ code, stdout, stderr, log: readableLog(stderr) }));
       }),
     async listKeys(prefix = '') {

@@ -189,6 +189,19 @@ describe('a failed backup leaves nothing and always alerts', () => {
     }
   });
 
+  test('SIGTERM mid-dump (an SSM timeout): uploads aborted, exit 12, alert says interrupted', async () => {
+    const bin = fakePgBin('interrupted', 'head -c 12000000 /dev/urandom\nexec sleep 60');
+    const started = Date.now();
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource('interrupted', { binDir: bin })], alertTopicArn: topicArn, upload: { partSizeMiB: 5 } })), '--tier', 'daily'], {}, { name: 'SIGTERM', afterMs: 2500 });
+    assert.equal(result.code, 12, result.log);
+    assert.ok(Date.now() - started < 20_000, 'stopped promptly, not after the dump tool finished');
+    assert.match(result.log, /backup interrupted by SIGTERM while dumping/);
+    await assertNothingLeft('interrupted');
+    const alerts = await receiveAlerts();
+    assert.equal(alerts.length, 1);
+    assert.match(alerts[0].message, /Source interrupted \(exit 12\):\n {2}backup interrupted by SIGTERM/);
+  });
+
   test('unknown source: usage error listing the configured ones, nothing attempted', async () => {
     const result = await backup([pgSource('real')], {}, ['--source', 'nope']);
     assert.equal(result.code, 2);

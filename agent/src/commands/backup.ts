@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
 import { runBackup, type BackupResult } from '../backup';
 import { ColdsealError, EXIT } from '../errors';
+import { installSignalHandlers } from '../interrupt';
 import type { Log } from '../log';
 import { loadAgentConfig, type ConfigOrigin } from './common';
 
@@ -21,6 +22,7 @@ export function validateBackupOptions(options: BackupCommandOptions): { tier?: T
 export async function runBackupCommand(options: BackupCommandOptions, log: Log): Promise<BackupResult> {
   const { tier, sources } = validateBackupOptions(options);
   const { config, clients } = await loadAgentConfig(options);
+  installSignalHandlers();
   const result = await runBackup({ config, clients, log, tier, sources });
   for (const r of result.results) {
     if (r.ok) console.log(`ok      ${r.source}  s3://${config.bucket}/${r.manifestKey}`);

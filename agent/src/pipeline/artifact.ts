@@ -8,6 +8,7 @@ import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import type { DumpStep } from '../sources/source';
 import { startCompressor, type CompressionChoice } from './compression';
+import { onInterrupt } from '../interrupt';
 import { encryptStream } from './encrypt';
 import { usePrecomputedPayloadHashes } from './payload-hash';
 import { ByteCounter, EndGate, Rechunker, TailWatcher } from './streams';
@@ -108,6 +109,9 @@ export function startArtifact(options: {
     terminate(dump);
     terminate(compressor.child);
   };
+  const stopListening = onInterrupt((signal) =>
+    fail(new ColdsealError(EXIT.INTERRUPTED, `backup interrupted by ${signal} while dumping ${step.name}`, 'Nothing of this run was committed; if an SSM timeout sent it, raise the document\'s executionTimeout')),
+  );
 
   const plaintextDone = new Promise<void>((resolve) => {
     if (!watcher) return resolve();
@@ -129,6 +133,7 @@ export function startArtifact(options: {
   /** Runs at the very end of the ciphertext: decides whether this artifact may complete. */
   const judge = async (): Promise<void> => {
     const [dumpExit, compressorExit] = await Promise.all([dumpEnd, compressorEnd, plaintextDone]);
+    if (failure) throw failure;
     const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
     if (outcome instanceof ColdsealError) throw outcome;
     const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
@@ -181,6 +186,7 @@ export function startArtifact(options: {
   });
   storedSettled.catch(() => undefined).finally(() => {
     forgetPayloadHashes();
+    stopListening();
     clearInterval(progressTimer);
     log.endProgress();
   });
