@@ -4,9 +4,9 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmCommandHistory, SsmInstanceDirectory, type ClientOptions } from '../shared/aws';
 import { systemClock, type BucketStore, type Clock, type CommandHistory, type InstanceDirectory, type MetricsSink, type Notifier } from '../shared/ports';
-import { PowertoolsMetricsSink, powertools } from '../shared/runtime';
+import { PowertoolsMetricsSink, powertools, SERVICE } from '../shared/runtime';
 import { loadSettings } from '../shared/settings';
-import type { CommandStatusDetail } from './core/command-failure';
+import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from './core/command-failure';
 import { handleCommandStatus, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
 
 /**
@@ -14,9 +14,9 @@ import { handleCommandStatus, runMonitor, type MonitorDeps, type MonitorResult }
  * (alert within minutes), and a schedule every few hours (freshness, SSM reachability, metrics,
  * heartbeat).
  */
-const { logger, metrics } = powertools('coldseal-monitor');
+const { logger, metrics } = powertools(SERVICE.monitor);
 
-export const COMMAND_STATUS_DETAIL_TYPE = 'EC2 Command Invocation Status-change Notification';
+export const COMMAND_STATUS_DETAIL_TYPE = COMMAND_STATUS_DETAIL_TYPE_NAME;
 
 export type MonitorEvent =
   | { source: 'aws.ssm'; 'detail-type': typeof COMMAND_STATUS_DETAIL_TYPE; detail: CommandStatusDetail }

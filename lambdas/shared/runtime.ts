@@ -1,22 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names';
 import type { GroupMetrics, MetricsSink, SourceMetrics } from './ports';
 
-/** CloudWatch namespace and metric names: the stack's alarms and dashboard import these. */
-export const METRICS_NAMESPACE = 'Coldseal';
-export const METRIC = {
-  backupAgeHours: 'BackupAgeHours',
-  backupSizeBytes: 'BackupSizeBytes',
-  backupDurationSeconds: 'BackupDurationSeconds',
-  verificationStatus: 'VerificationStatus',
-  groupMaxBackupAgeHours: 'GroupMaxBackupAgeHours',
-  groupSourcesOverRpo: 'GroupSourcesOverRpo',
-  groupFailedVerifications: 'GroupFailedVerifications',
-  heartbeat: 'MonitorHeartbeat',
-  findings: 'Findings',
-  hashedBytes: 'HashedBytes',
-} as const;
-export const DIMENSION = { group: 'Group', host: 'Host', source: 'Source', service: 'service' } as const;
+export { METRICS_NAMESPACE, METRIC, DIMENSION, SERVICE } from './metric-names';
 
 export function powertools(serviceName: string): { logger: Logger; metrics: Metrics } {
   return {

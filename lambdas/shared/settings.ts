@@ -65,7 +65,7 @@ export const settingsSchema = z
     /** The SSM document that runs the agent: its failures are what the monitor alerts on. */
     COLDSEAL_DOCUMENT_NAME: z.string().min(1).default('coldseal-backup'),
     /** Tag whose value is the host group, on EC2 instances and hybrid managed nodes. */
-    COLDSEAL_TAG_KEY: z.string().min(1).default('coldseal:group'),
+    COLDSEAL_TAG_KEY: z.string().min(1).default('coldseal-group'),
     /** An open problem is announced again after this long (at most daily by default). */
     COLDSEAL_REPEAT_HOURS: positiveNumber(24),
     /** Ciphertext without a manifest is an orphan once it is older than this (a running upload is younger). */

@@ -5,7 +5,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmParameterStore, type ClientOptions } from '../shared/aws';
 import { systemClock, type BucketStore, type Clock, type Notifier, type ParameterStore } from '../shared/ports';
-import { METRIC, powertools } from '../shared/runtime';
+import { METRIC, powertools, SERVICE } from '../shared/runtime';
 import { loadSettings, type Settings } from '../shared/settings';
 import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, type VerifierDeps } from './core/verifier';
 
@@ -13,7 +13,7 @@ import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, typ
  * The verifier Lambda. Two triggers: S3 "Object Created" events (via EventBridge) for each new
  * manifest, verified at once; and a daily schedule that sweeps the bucket and writes the report.
  */
-const { logger, metrics } = powertools('coldseal-verifier');
+const { logger, metrics } = powertools(SERVICE.verifier);
 
 export type VerifierEvent =
   | { 'detail-type': 'Object Created'; source: 'aws.s3'; detail: { bucket: { name: string }; object: { key: string } } }

@@ -116,7 +116,7 @@ test('a tagged instance that never produced a backup, and one that stopped repor
   assert.equal(sent.length, 1);
   assert.deepEqual(sent[0].attributes, { kind: 'alert', status: 'FAIL' });
   assert.equal(sent[0].subject, 'coldseal FAIL: 2 new (monitor) - Never backed up on web/web-3/pg');
-  assert.ok(sent[0].message.includes('NEW FAIL Never backed up - web/web-3/pg\n  instance i-0abc3 carries the tag of group web but has never produced a backup of pg\n  where: instance i-0abc3 (web-3.ec2.internal), tag coldseal:group=web\n'));
+  assert.ok(sent[0].message.includes('NEW FAIL Never backed up - web/web-3/pg\n  instance i-0abc3 carries the tag of group web but has never produced a backup of pg\n  where: instance i-0abc3 (web-3.ec2.internal), tag coldseal-group=web\n'));
   assert.ok(sent[0].message.includes(`NEW WARN Instance stopped reporting to SSM - web/web-2\n  instance ${lost.instanceId} has not reported to SSM since ${lost.lastPingAt!.toISOString()} (ping status ConnectionLost): scheduled backups cannot reach it\n`));
   assert.match(sent[0].message, /do: {4}Check that the schedule targets this instance/);
 });

@@ -13,6 +13,7 @@ export interface CommandStatusDetail {
 }
 
 export const FAILED_STATUSES = ['Failed', 'TimedOut', 'Cancelled'] as const;
+export const COMMAND_STATUS_DETAIL_TYPE_NAME = 'EC2 Command Invocation Status-change Notification';
 
 const TAIL_LINES = 15;
 const TAIL_CHARS = 1500;

@@ -1,0 +1,106 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../lambdas/shared/metric-names';
+
+export interface ColdsealAlarmsProps {
+  readonly topic: sns.ITopic;
+  readonly verifierFunction: lambda.IFunction;
+  readonly monitorFunction: lambda.IFunction;
+  /** The monitor's schedule interval: one heartbeat per interval is expected. */
+  readonly monitorInterval: Duration;
+  readonly groups: readonly { name: string; rpoHours?: number }[];
+}
+
+export function monitorMetric(name: string, group: string | undefined, period: Duration, statistic: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: name,
+    dimensionsMap: group ? { [DIMENSION.service]: SERVICE.monitor, [DIMENSION.group]: group } : { [DIMENSION.service]: SERVICE.monitor },
+    period,
+    statistic,
+  });
+}
+
+/**
+ * Alarms that go to the alert topic, on both transitions (ALARM and back to OK): either Lambda
+ * failing, the monitor going silent (missing heartbeats count as breaching: silence is the
+ * failure this alarm exists for), and per group the monitor's freshness and verification metrics.
+ */
+export class ColdsealAlarms extends Construct {
+  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly heartbeat: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: ColdsealAlarmsProps) {
+    super(scope, id);
+    const period = Duration.minutes(Math.max(5, Math.ceil(props.monitorInterval.toMinutes() / 5) * 5));
+    const add = (alarm: cloudwatch.Alarm) => {
+      alarm.addAlarmAction(new actions.SnsAction(props.topic));
+      alarm.addOkAction(new actions.SnsAction(props.topic));
+      this.alarms.push(alarm);
+      return alarm;
+    };
+    for (const [name, fn] of [['Verifier', props.verifierFunction], ['Monitor', props.monitorFunction]] as const) {
+      add(
+        new cloudwatch.Alarm(this, `${name}Errors`, {
+          alarmDescription: `coldseal ${name.toLowerCase()} Lambda failed. What: an invocation threw (see its log group). Do: read the error in CloudWatch Logs Insights for the function; until fixed, ${name === 'Verifier' ? 'backups are not being verified' : 'failed backups and late sources may go unreported'}.`,
+          metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    // Two empty periods in a row (each as long as the schedule interval) before alarming, so a
+    // run that lands late in one period and early in the next is not a false alarm.
+    this.heartbeat = add(
+      new cloudwatch.Alarm(this, 'MonitorHeartbeat', {
+        alarmDescription: `coldseal monitor went silent: no heartbeat for two ${props.monitorInterval.toHumanString()} periods. Do: check the monitor's schedule rule is enabled and its log group for errors; while silent, nothing checks backup freshness.`,
+        metric: monitorMetric(METRIC.heartbeat, undefined, period, 'Sum'),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+    );
+    for (const group of props.groups) {
+      const rpo = group.rpoHours ?? 26;
+      add(
+        new cloudwatch.Alarm(this, `Late-${group.name}`, {
+          alarmDescription: `coldseal group ${group.name}: at least one expected source has no backup younger than the RPO (${rpo} h), or none at all. Do: read the monitor's alert or the daily report for which host and source, then check its SSM Run Command history.`,
+          metric: monitorMetric(METRIC.groupSourcesOverRpo, group.name, period, 'Maximum'),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          // The heartbeat alarm speaks for silence; this one only for what the monitor measured.
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+      add(
+        new cloudwatch.Alarm(this, `Age-${group.name}`, {
+          alarmDescription: `coldseal group ${group.name}: the oldest newest-backup is over the RPO of ${rpo} h. Do: see the dashboard's age graph for which source, then its host's SSM Run Command history.`,
+          metric: monitorMetric(METRIC.groupMaxBackupAgeHours, group.name, period, 'Maximum'),
+          threshold: rpo,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+      add(
+        new cloudwatch.Alarm(this, `Verification-${group.name}`, {
+          alarmDescription: `coldseal group ${group.name}: the latest verification report has failing sources (tampering, damage, wrong recipients, failed dumps). Do: open reports/<date>/verification.html in the data bucket and follow each finding's advice.`,
+          metric: monitorMetric(METRIC.groupFailedVerifications, group.name, period, 'Maximum'),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../lambdas/shared/metric-names';
+import type { ColdsealAlarms } from './alarms';
+
+export interface ColdsealDashboardProps {
+  readonly groups: readonly { name: string; rpoHours?: number }[];
+  /** @default 'coldseal' */
+  readonly dashboardName?: string;
+  /** Shown as alarm status widgets at the top. */
+  readonly alarms?: ColdsealAlarms;
+}
+
+/** One line per (host, source) of a group, found by SEARCH: hosts come and go without a redeploy. */
+export function perSourceSearch(metricName: string, group: string, statistic: string, period: Duration): string {
+  const dims = `{${METRICS_NAMESPACE},${DIMENSION.group},${DIMENSION.host},${DIMENSION.source},${DIMENSION.service}}`;
+  return `SEARCH('${dims} MetricName="${metricName}" ${DIMENSION.group}="${group}" ${DIMENSION.service}="${SERVICE.monitor}"', '${statistic}', ${period.toSeconds()})`;
+}
+
+/** Size and age per source over time, per group, with the RPO as a line; alarm states on top. */
+export class ColdsealDashboard extends Construct {
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: ColdsealDashboardProps) {
+    super(scope, id);
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: props.dashboardName ?? 'coldseal',
+      defaultInterval: Duration.days(14),
+    });
+    if (props.alarms) {
+      this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'coldseal alarms', alarms: props.alarms.alarms, width: 24, height: 3 }));
+    }
+    const period = Duration.hours(1);
+    for (const group of props.groups) {
+      const search = (metric: string, label: string, statistic = 'Maximum') =>
+        new cloudwatch.MathExpression({ expression: perSourceSearch(metric, group.name, statistic, period), label, period });
+      this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: `${group.name}: backup age per source (hours)`,
+          left: [search(METRIC.backupAgeHours, 'age')],
+          leftAnnotations: [{ value: group.rpoHours ?? 26, label: 'RPO', color: '#d62728' }],
+          leftYAxis: { min: 0, showUnits: false },
+          width: 12,
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${group.name}: backup size per source (bytes, compressed)`,
+          left: [search(METRIC.backupSizeBytes, 'size')],
+          leftYAxis: { min: 0 },
+          width: 12,
+        }),
+      );
+      this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({ title: `${group.name}: backup duration per source (seconds)`, left: [search(METRIC.backupDurationSeconds, 'duration')], leftYAxis: { min: 0 }, width: 12 }),
+        new cloudwatch.GraphWidget({
+          title: `${group.name}: verification status per source (0 OK, 1 WARN, 2 FAIL)`,
+          left: [search(METRIC.verificationStatus, 'status')],
+          leftYAxis: { min: 0, max: 2 },
+          width: 12,
+        }),
+      );
+    }
+  }
+}

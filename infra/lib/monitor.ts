@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { BACKUPS_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
+import { SERVICE } from '../../lambdas/shared/metric-names';
+import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../lambdas/monitor/core/command-failure';
+import { acknowledgeObjectPrefixes, acknowledgeOnPolicy, BundledFunction, functionEnvironment, grantKey, grantList, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './verifier-function';
+
+export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
+  /** The SSM document that runs the agent: its failed runs alert. */
+  readonly documentName: string;
+  /**
+   * How often freshness is checked and metrics are emitted. The heartbeat alarm expects a run in
+   * every such period.
+   * @default Duration.hours(4)
+   */
+  readonly interval?: Duration;
+  /** @default Duration.minutes(2) */
+  readonly timeout?: Duration;
+}
+
+export const CHECK_INPUT = { action: 'check' } as const;
+
+/**
+ * The monitor Lambda: alerts within minutes when a run of the backup document fails, times out or
+ * is cancelled, and every few hours checks that every expected source is fresh and every tagged
+ * instance still reports to SSM, emitting the metrics the alarms and the dashboard use.
+ */
+export class ColdsealMonitor extends Construct {
+  readonly function: BundledFunction;
+  readonly commandRule: events.Rule;
+  readonly scheduleRule: events.Rule;
+  readonly interval: Duration;
+
+  constructor(scope: Construct, id: string, props: ColdsealMonitorProps) {
+    super(scope, id);
+    if (props.groups.length === 0) throw new Error('ColdsealMonitor props.groups: at least one group is needed');
+    this.interval = props.interval ?? Duration.hours(4);
+    if (this.interval.toMinutes() < 15 || this.interval.toHours({ integral: false }) > 12) {
+      throw new Error(`ColdsealMonitor props.interval must be between 15 minutes and 12 hours, got ${this.interval.toHumanString()}`);
+    }
+    this.function = new BundledFunction(this, 'Monitor', {
+      entry: join(LAMBDAS_DIR, 'monitor', 'handler.ts'),
+      description: 'alerts on failed backup commands; checks freshness and SSM reachability; emits metrics',
+      environment: functionEnvironment(props, SERVICE.monitor),
+      timeout: props.timeout ?? Duration.minutes(2),
+      memorySize: 512,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    const role = this.function.role;
+    grantList(role, props.bucket, [BACKUPS_PREFIX, ALERT_STATE_PREFIX]);
+    grantRead(role, props.bucket, [BACKUPS_PREFIX, REPORTS_PREFIX, ALERT_STATE_PREFIX]);
+    grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
+    grantKey(role, props.dataKey, true);
+    grantPublish(role, props.topic, props.topicKey);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        // None of these supports resource-level permissions: they are read-only listings.
+        actions: ['ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommands'],
+        resources: ['*'],
+      }),
+    );
+
+    this.commandRule = new events.Rule(this, 'CommandFailed', {
+      description: 'coldseal: a backup command failed, timed out or was cancelled',
+      eventPattern: {
+        source: ['aws.ssm'],
+        detailType: [COMMAND_STATUS_DETAIL_TYPE_NAME],
+        detail: { 'document-name': [props.documentName], status: [...FAILED_STATUSES] },
+      },
+      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(1) })],
+    });
+    this.scheduleRule = new events.Rule(this, 'Check', {
+      description: 'coldseal: freshness, SSM reachability, metrics, heartbeat',
+      schedule: events.Schedule.rate(this.interval),
+      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(CHECK_INPUT), retryAttempts: 2 })],
+    });
+
+    acknowledgeObjectPrefixes(
+      role,
+      props.bucket,
+      [BACKUPS_PREFIX, REPORTS_PREFIX, ALERT_STATE_PREFIX],
+      'Objects by prefix: the monitor reads manifests under backups/ and the reports, and manages its alert state under state/alerts/ only.',
+    );
+    acknowledgeOnPolicy(role, 'AwsSolutions-IAM5[Resource::*]', 'ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and ssm:ListCommands do not support resource-level permissions; all three only read.');
+  }
+}

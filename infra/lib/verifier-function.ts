@@ -1,0 +1,190 @@
+import { join } from 'node:path';
+import { Duration, RemovalPolicy, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { DIMENSION, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+import { settingsEnvironment, type GroupSettings } from '../../lambdas/shared/settings';
+
+/**
+ * What the verifier and the monitor share: a bundled Node.js function with its own log group and
+ * a role that starts empty (no AWS managed policy), plus helpers that grant exactly one prefix or
+ * parameter at a time. Used by verifier.ts and monitor.ts.
+ */
+
+export const LAMBDAS_DIR = join(__dirname, '..', '..', 'lambdas');
+
+/** What the Lambdas need to know about one group (the stack fills it from its own group settings). */
+export type LambdaGroup = Pick<GroupSettings, 'name' | 'sources'> & Partial<Omit<GroupSettings, 'name' | 'sources'>>;
+
+export interface ColdsealLambdaCommonProps {
+  /** The data bucket (backups/, drills/, reports/, state/). */
+  readonly bucket: s3.IBucket;
+  /** The bucket's KMS key. */
+  readonly dataKey: kms.IKey;
+  /** Where alerts go. */
+  readonly topic: sns.ITopic;
+  /**
+   * The topic's KMS key, when the topic is encrypted: publishing needs it.
+   * @default - the topic is not encrypted with a customer managed key
+   */
+  readonly topicKey?: kms.IKey;
+  /** @default '/coldseal' */
+  readonly parameterPrefix?: string;
+  readonly groups: readonly LambdaGroup[];
+  /**
+   * Tag whose value names a host's group.
+   * @default 'coldseal-group'
+   */
+  readonly hostTagKey?: string;
+  /**
+   * The SSM document that runs the agent.
+   * @default 'coldseal-backup'
+   */
+  readonly documentName?: string;
+  /**
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default RemovalPolicy.RETAIN (the log group) */
+  readonly removalPolicy?: RemovalPolicy;
+  /** Extra settings (COLDSEAL_* variables, see lambdas/shared/settings.ts). */
+  readonly extraSettings?: Record<string, string>;
+}
+
+export function functionEnvironment(props: ColdsealLambdaCommonProps, serviceName: string): Record<string, string> {
+  return {
+    ...settingsEnvironment({
+      bucket: props.bucket.bucketName,
+      topicArn: props.topic.topicArn,
+      parameterPrefix: props.parameterPrefix,
+      groups: props.groups.map((g) => ({ ...g })),
+      documentName: props.documentName,
+      tagKey: props.hostTagKey ?? 'coldseal-group',
+    }),
+    ...(props.extraSettings ?? {}),
+    POWERTOOLS_SERVICE_NAME: serviceName,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+  };
+}
+
+export interface BundledFunctionProps {
+  readonly entry: string;
+  readonly description: string;
+  readonly environment: Record<string, string>;
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly logRetention?: logs.RetentionDays;
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** A Lambda bundled locally by esbuild (never Docker), with its log group and an empty role. */
+export class BundledFunction extends Construct {
+  readonly fn: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: BundledFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `coldseal: ${props.description}`,
+    });
+    // Only its own log group: no AWSLambdaBasicExecutionRole (which allows every log group).
+    this.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [this.logGroup.logGroupArn] }),
+    );
+    this.fn = new nodejs.NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: 'handler',
+      description: `coldseal: ${props.description}`,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      environment: props.environment,
+      // A failed asynchronous invocation is retried once; the next scheduled run covers the rest.
+      retryAttempts: 1,
+      depsLockFilePath: join(__dirname, '..', '..', 'package-lock.json'),
+      bundling: {
+        forceDockerBundling: false,
+        format: nodejs.OutputFormat.CJS,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // The SDK is bundled too: the versions tested here are the versions that run.
+        externalModules: [],
+        logLevel: nodejs.LogLevel.WARNING,
+      },
+    });
+    this.fn.addEnvironment('NODE_OPTIONS', '--enable-source-maps');
+    // lambda.Function always DependsOn its role as well as the role's policy; the role half is
+    // redundant with the GetAtt, which cfn-lint reports (W3005). The policy half is the one needed.
+    (this.fn.node.defaultChild as lambda.CfnFunction).addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
+  }
+}
+
+/** Grants of one bucket prefix or parameter at a time: each statement says what it is for. */
+export function grantRead(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[]): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
+}
+
+export function grantList(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[]): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } } }),
+  );
+}
+
+export function grantWrite(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[], withDelete: boolean): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: withDelete ? ['s3:PutObject', 's3:DeleteObject'] : ['s3:PutObject'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
+}
+
+export function grantKey(role: iam.IRole, key: kms.IKey, write: boolean): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: write ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'], resources: [key.keyArn] }));
+}
+
+export function grantPublish(role: iam.IRole, topic: sns.ITopic, topicKey: kms.IKey | undefined): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
+  if (topicKey) role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt', 'kms:GenerateDataKey'], resources: [topicKey.keyArn] }));
+}
+
+export function parameterArn(scope: Construct, name: string): string {
+  const stack = Stack.of(scope);
+  return stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') });
+}
+
+/** For dashboards and alarms: the metric dimensions a Powertools-emitted metric carries. */
+export function metricDimensions(service: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { [DIMENSION.service]: service, ...extra };
+}
+
+/**
+ * cdk-nag 3 acknowledgements for the object-prefix wildcards of a role's policy: one per prefix,
+ * with the finding id cdk-nag renders (the bucket's logical id), so nothing else is silenced.
+ */
+export function acknowledgeObjectPrefixes(role: iam.Role, bucket: s3.IBucket, prefixes: readonly string[], reason: string): void {
+  const cfn = bucket.node.defaultChild as CfnElement | undefined;
+  if (!cfn) throw new Error('the bucket must be defined in this app (its logical id names the cdk-nag finding)');
+  const policy = role.node.findChild('DefaultPolicy');
+  for (const prefix of prefixes) {
+    Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::<${Stack.of(bucket).getLogicalId(cfn)}.Arn>/${prefix}*]`, reason });
+  }
+}
+
+export function acknowledgeOnPolicy(role: iam.Role, id: string, reason: string): void {
+  Validations.of(role.node.findChild('DefaultPolicy')).acknowledge({ id, reason });
+}

@@ -1,0 +1,124 @@
+import { join } from 'node:path';
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../format/parameters';
+import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
+import { SERVICE } from '../../lambdas/shared/metric-names';
+import { VERIFIED_PREFIX } from '../../lambdas/verifier/core/hashing';
+import {
+  BundledFunction,
+  functionEnvironment,
+  grantKey,
+  grantList,
+  grantPublish,
+  grantRead,
+  grantWrite,
+  acknowledgeObjectPrefixes,
+  LAMBDAS_DIR,
+  parameterArn,
+  type ColdsealLambdaCommonProps,
+} from './verifier-function';
+import * as iam from 'aws-cdk-lib/aws-iam';
+
+export interface ColdsealVerifierProps extends ColdsealLambdaCommonProps {
+  /**
+   * When the daily sweep runs and writes the report (EventBridge schedule, UTC).
+   * @default 06:00 UTC every day
+   */
+  readonly schedule?: events.Schedule;
+  /**
+   * Memory; hashing is CPU-bound and Lambda gives one full vCPU at 1,769 MB.
+   * @default 1769
+   */
+  readonly memorySize?: number;
+  /**
+   * @default Duration.minutes(15), the Lambda maximum: the sweep hashes until 90 s before it
+   */
+  readonly timeout?: Duration;
+  /**
+   * Set EventBridge notifications on the bucket (needed for "Object Created" events). Only
+   * possible for a bucket defined in the same stack; turn off if the bucket already has them.
+   * @default true
+   */
+  readonly enableBucketEvents?: boolean;
+}
+
+export const SWEEP_INPUT = { action: 'sweep' } as const;
+export const MANIFEST_KEY_PATTERN = `${BACKUPS_PREFIX}*.manifest.json`;
+
+/**
+ * The verifier Lambda: every new manifest is verified at once (S3 "Object Created" via
+ * EventBridge), and a daily sweep checks everything and writes the report. It reads backups and
+ * public keys only; it writes reports/ and its own state/ and nothing else.
+ */
+export class ColdsealVerifier extends Construct {
+  readonly function: BundledFunction;
+  readonly manifestRule: events.Rule;
+  readonly sweepRule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: ColdsealVerifierProps) {
+    super(scope, id);
+    if (props.groups.length === 0) throw new Error('ColdsealVerifier props.groups: at least one group is needed');
+    this.function = new BundledFunction(this, 'Verifier', {
+      entry: join(LAMBDAS_DIR, 'verifier', 'handler.ts'),
+      description: 'verifies backups (signature, size, SHA-256, recipients, freshness) and writes the daily report',
+      environment: functionEnvironment(props, SERVICE.verifier),
+      timeout: props.timeout ?? Duration.minutes(15),
+      memorySize: props.memorySize ?? 1769,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    const role = this.function.role;
+    grantList(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
+    grantRead(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
+    grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);
+    grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
+    grantKey(role, props.dataKey, true);
+    grantPublish(role, props.topic, props.topicKey);
+    const prefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ssm:GetParameter'],
+        // Public halves only: never the group's signing-key SecureString.
+        resources: props.groups.flatMap((g) => {
+          const names = groupParameters(g.name, prefix);
+          return [parameterArn(this, names.signingPublicKeys), parameterArn(this, names.recipients)];
+        }),
+      }),
+    );
+
+    if (props.enableBucketEvents ?? true) {
+      const cfnBucket = props.bucket.node.defaultChild;
+      if (!(cfnBucket instanceof s3.CfnBucket)) {
+        throw new Error('ColdsealVerifier: the bucket is not defined in this app; enable its EventBridge notifications yourself and set enableBucketEvents: false');
+      }
+      // A property override, not bucket.enableEventBridgeNotification(), which adds a custom-resource Lambda.
+      cfnBucket.addPropertyOverride('NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled', true);
+    }
+    this.manifestRule = new events.Rule(this, 'ManifestCreated', {
+      description: 'coldseal: verify each new backup manifest at once',
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: { bucket: { name: [props.bucket.bucketName] }, object: { key: events.Match.wildcard(MANIFEST_KEY_PATTERN) } },
+      },
+      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(2) })],
+    });
+    this.sweepRule = new events.Rule(this, 'DailySweep', {
+      description: 'coldseal: daily verification sweep and report',
+      schedule: props.schedule ?? events.Schedule.cron({ minute: '0', hour: '6' }),
+      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(SWEEP_INPUT), retryAttempts: 2 })],
+    });
+
+    acknowledgeObjectPrefixes(
+      role,
+      props.bucket,
+      [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/', REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX],
+      'Objects by prefix: the verifier reads every backup, drill receipt and its own state (keys carry host, source and time stamp known only at run time), and writes only reports/ and state/.',
+    );
+  }
+}
