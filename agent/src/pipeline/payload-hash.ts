@@ -28,7 +28,7 @@ export function usePrecomputedPayloadHashes(s3: S3Client, key: string, digest: D
       (next, context) => async (args) => {
         const input = args.input as { Key?: string; PartNumber?: number; ChecksumAlgorithm?: string; ChecksumSHA256?: string };
         const stream = input.Key ? map.get(input.Key) : undefined;
-        const hash = stream && hashFor(stream, context.commandName, input.PartNumber);
+        const hash = stream && hashFor(stream, String(context.commandName), input.PartNumber);
         // Unknown (should not happen): the SDK computes what it needs itself, as it normally would.
         if (hash) {
           input.ChecksumAlgorithm = 'SHA256';
@@ -42,7 +42,7 @@ export function usePrecomputedPayloadHashes(s3: S3Client, key: string, digest: D
       (next, context) => async (args) => {
         const input = args.input as { Key?: string; PartNumber?: number };
         const stream = input.Key ? map.get(input.Key) : undefined;
-        const hash = stream && hashFor(stream, context.commandName, input.PartNumber);
+        const hash = stream && hashFor(stream, String(context.commandName), input.PartNumber);
         const request = args.request as { headers?: Record<string, string> };
         if (hash && request.headers) request.headers['x-amz-content-sha256'] = hash;
         return next(args);
