@@ -24,6 +24,12 @@ let log: Log | undefined;
 const getLog = (): Log => (log ??= createLog({ json: program.opts().json ? true : undefined, verbose: Boolean(program.opts().verbose) }));
 
 async function run(action: () => Promise<number>): Promise<void> {
+  // A command whose work stalls with nothing left to wait on would otherwise end with status 0.
+  const unfinished = () => {
+    getLog().error('the command stopped before it finished (a bug: please report it with the log)', { exitCode: EXIT.FAILURE });
+    process.exitCode = EXIT.FAILURE;
+  };
+  process.once('beforeExit', unfinished);
   try {
     process.exitCode = await action();
   } catch (error) {
@@ -31,6 +37,8 @@ async function run(action: () => Promise<number>): Promise<void> {
     getLog().error(describeError(error), { exitCode: exitCodeOf(error) });
     if (exitCodeOf(error) === EXIT.FAILURE && error instanceof Error && error.stack) getLog().debug(error.stack);
     process.exitCode = exitCodeOf(error);
+  } finally {
+    process.removeListener('beforeExit', unfinished);
   }
 }
 

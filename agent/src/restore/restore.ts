@@ -303,13 +303,10 @@ export interface VerifyPassResult {
 /** Pass 1: read, hash, decrypt and decompress; keep nothing but the verdict (and the version read). */
 export async function verifyPass(args: { clients: AgentClients; bucket: string; log: Log; manifest: Manifest; artifact: Artifact; key: PrivateKey; label: string }): Promise<VerifyPassResult> {
   const opened = await openPlaintext({ s3: args.clients.s3, bucket: args.bucket, manifest: args.manifest, artifact: args.artifact, key: args.key, onProgress: progress(args.log, args.label) });
-  const tail = new TailWatcher();
-  const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  const { sink, tail } = discardSink();
   let pin: ObjectPin;
   try {
-    const done = new Promise<void>((resolvePromise) => discard.once('finish', () => resolvePromise()));
-    tail.pipe(discard);
-    await streamInto(opened, { input: tail, done, kill: () => tail.destroy() });
+    await streamInto(opened, sink);
     pin = await opened.finished;
   } finally {
     args.log.endProgress();
@@ -320,4 +317,28 @@ export async function verifyPass(args: { clients: AgentClients; bucket: string; 
   }
   args.log.debug(`verified ${formatBytes(tail.bytes)} of plaintext`);
   return { pin, plaintextBytes: tail.bytes, marker };
+}
+
+/** A sink that keeps only the last few KiB (for a trailer check); killing it settles it. */
+export function discardSink(): { sink: Sink; tail: TailWatcher } {
+  const tail = new TailWatcher();
+  const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  tail.pipe(discard);
+  let killed!: (error: Error) => void;
+  const done = new Promise<void>((resolvePromise, reject) => {
+    discard.once('finish', () => resolvePromise());
+    killed = reject;
+  });
+  done.catch(() => undefined);
+  return {
+    tail,
+    sink: {
+      input: tail,
+      done,
+      kill: () => {
+        tail.destroy();
+        killed(new ColdsealError(EXIT.FAILURE, 'stopped'));
+      },
+    },
+  };
 }

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DigestStream } from '../../../format/digest';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
@@ -16,7 +15,7 @@ import { pgInventoryNow, type PgConnection } from '../inventory/postgres';
 import type { Log } from '../log';
 import { TailWatcher } from '../pipeline/streams';
 import { openPlaintext, sameKeyIds } from './plaintext';
-import { progress, streamInto } from './restore';
+import { discardSink, progress, streamInto } from './restore';
 import { loadVerifiedManifest } from './select';
 import { MysqlDatabaseRenamer, mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
 
@@ -215,10 +214,7 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     after = async () => [pass('files', `${await countEntries(dir)} files and directories extracted`)];
   } else {
     // SQL text we do not run into a server (pg_dumpall globals): decrypt, decompress, check its trailer.
-    tail = new TailWatcher();
-    const discard = new Writable({ write: (_c, _e, cb) => cb() });
-    tail.pipe(discard);
-    sink = { input: tail, done: new Promise((resolve) => discard.once('finish', () => resolve())), kill: () => tail?.destroy() };
+    ({ sink, tail } = discardSink());
     const marker = /trailer "(.*)" present/.exec(artifact.completion.detail)?.[1];
     after = async () => (marker ? [tail!.tailText().includes(marker) ? pass('trailer', `ends with "${marker}"`) : fail('trailer', `does not end with "${marker}": truncated`)] : []);
   }
