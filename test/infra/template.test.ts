@@ -367,9 +367,9 @@ describe('instance policy', () => {
 });
 
 describe('shape', () => {
-  test('no custom resources or Lambda functions: everything is native CloudFormation', () => {
+  test('no custom resources: everything is native CloudFormation', () => {
     const types = Object.values(template.Resources).map((r) => r.Type);
-    assert.deepEqual(types.filter((t) => t.startsWith('Custom::') || t === 'AWS::Lambda::Function' || t === 'AWS::CloudFormation::CustomResource'), []);
+    assert.deepEqual(types.filter((t) => t.startsWith('Custom::') || t === 'AWS::CloudFormation::CustomResource'), []);
   });
 });
 
