@@ -51,7 +51,7 @@ export const settingsSchema = z
       }
       const parsed = z.array(groupSettingsSchema).min(1).safeParse(value);
       if (!parsed.success) {
-        ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+        for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: `${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${issue.message}` });
         return z.NEVER;
       }
       const names = parsed.data.map((g) => g.name);
@@ -114,7 +114,8 @@ export class SettingsError extends Error {
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
   const parsed = settingsSchema.safeParse(env);
   if (!parsed.success) {
-    throw new SettingsError(`coldseal Lambda settings are invalid (check the stack's environment variables):\n${z.prettifyError(parsed.error)}`);
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}${issue.message.startsWith('[') || issue.message.startsWith('.') ? '' : ': '}${issue.message}`);
+    throw new SettingsError(`coldseal Lambda settings are invalid (check the stack's environment variables):\n${lines.join('\n')}`);
   }
   const s = parsed.data;
   return {

@@ -61,7 +61,7 @@ export function createVerifierHandler(overrides: VerifierOverrides = {}) {
           logger.warn('event for another bucket ignored', { bucket: event.detail.bucket.name });
           return undefined;
         }
-        // EventBridge delivers S3 keys URL-encoded only in S3 notifications, not here; keys are plain.
+        // Manifest keys hold only characters that need no URL-encoding (format/layout.ts), so the key is used as delivered.
         const result = await verifyNewManifest(d, event.detail.object.key);
         metrics.addMetric(METRIC.findings, MetricUnit.Count, result?.findings.length ?? 0);
         return result;
