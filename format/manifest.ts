@@ -88,6 +88,8 @@ export const manifestSchema = z.object({
     /** SEIPDv1 (AES-256 + MDC) so GnuPG 2.2 can decrypt without coldseal. */
     packet: z.literal('seipd-v1'),
     cipher: z.literal('aes256'),
+    /** "gpg 2.2.40" or "openpgp.js 6.3.2": same packets either way; recorded for the curious. */
+    implementation: z.string().optional(),
     recipientFingerprints: z.array(fingerprint).min(1),
     /** Key ids as they appear in the PKESK packets (encryption subkeys), to check a message's addressees. */
     recipientKeyIds: z.array(z.string().regex(/^[0-9a-f]{16}$/)).min(1),

@@ -18,6 +18,7 @@ import { ColdsealError, describeError, EXIT, type ExitCode } from './errors';
 import { formatBytes, type Log } from './log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
+import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
 import { resolvePublicKeys, resolveSecret } from './secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
@@ -123,7 +124,28 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   }
   const compression = chooseCompression(config.compression);
   const keys = await loadKeys(config, clients);
-  log.info('backup starting', { group: config.group, host, tier, sources: selected, compression: compression.implementation, recipients: keys.recipientFingerprints });
+  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  try {
+    return await backUpSources({ config, clients, log, host, tier, selected, compression, keys, encryptor, now });
+  } finally {
+    encryptor.close();
+  }
+}
+
+async function backUpSources(args: {
+  config: AgentConfig;
+  clients: AgentClients;
+  log: Log;
+  host: string;
+  tier: Tier;
+  selected: readonly string[];
+  compression: CompressionChoice;
+  keys: Keys;
+  encryptor: Encryptor;
+  now: () => Date;
+}): Promise<BackupResult> {
+  const { config, clients, log, host, tier, selected, compression, keys, encryptor, now } = args;
+  log.info('backup starting', { group: config.group, host, tier, sources: selected, compression: compression.implementation, encryption: encryptor.implementation, recipients: keys.recipientFingerprints });
 
   const results: SourceResult[] = [];
   for (const source of config.sources.filter((s) => selected.includes(s.name))) {
@@ -133,7 +155,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       continue;
     }
     try {
-      const manifest = await backUpSource({ source, config, clients, log, keys, compression, loc: { tier, group: config.group, host, source: source.name }, now });
+      const manifest = await backUpSource({ source, config, clients, log, keys, compression, encryptor, loc: { tier, group: config.group, host, source: source.name }, now });
       const total = manifest.artifacts.reduce((sum, a) => sum + a.ciphertextBytes, 0);
       const key = manifestKey({ tier, group: config.group, host, source: source.name }, manifest.stamp);
       log.info('source backed up', { source: source.name, manifest: `s3://${config.bucket}/${key}`, artifacts: manifest.artifacts.length, ciphertextBytes: total, size: formatBytes(total) });
@@ -159,10 +181,11 @@ async function backUpSource(args: {
   log: Log;
   keys: Keys;
   compression: CompressionChoice;
+  encryptor: Encryptor;
   loc: SourceLocation;
   now: () => Date;
 }): Promise<Manifest> {
-  const { source, config, clients, log, keys, compression, loc } = args;
+  const { source, config, clients, log, keys, compression, encryptor, loc } = args;
   const startedAt = args.now();
   const stamp = stampOf(startedAt);
   const password = 'password' in source && source.password ? await resolveSecret(clients.ssm, source.password, `source ${source.name} password`) : undefined;
@@ -192,7 +215,7 @@ async function backUpSource(args: {
         step,
         label: `${source.name}/${step.name}`,
         compression,
-        recipients: keys.recipients,
+        encryptor,
         commit: committed,
         log,
         target: {
@@ -243,7 +266,7 @@ async function backUpSource(args: {
       startedAt: startedAt.toISOString(),
       finishedAt: args.now().toISOString(),
       compression: { algorithm: compression.algorithm, level: compression.level, implementation: compression.implementation },
-      encryption: { standard: 'openpgp', packet: 'seipd-v1', cipher: 'aes256', recipientFingerprints: keys.recipientFingerprints, recipientKeyIds: keys.recipientKeyIds },
+      encryption: { standard: 'openpgp', packet: 'seipd-v1', cipher: 'aes256', implementation: encryptor.implementation, recipientFingerprints: keys.recipientFingerprints, recipientKeyIds: keys.recipientKeyIds },
       signingKeyFingerprint: fingerprintOf(keys.signingKey),
       artifacts: running.map((r, i) => toArtifact(r.step, r.key, stored[i], inventories[i])),
       agent: { version: AGENT_VERSION, node: process.version },

@@ -105,6 +105,7 @@ describe('backup round trips', () => {
     assert.match(manifest.engine.version ?? '', /^\d+\.\d+/);
     assert.deepEqual(manifest.artifacts.map((a) => a.name), ['globals', pgDb, pgDb2]);
     assert.equal(manifest.compression.algorithm, 'zstd');
+    assert.match(manifest.encryption.implementation ?? '', /^gpg 2\./);
     const main = manifest.artifacts[1];
     assert.ok(main.parts.sha256.length >= 1);
     assert.equal(main.exitCode, 0);
@@ -126,12 +127,14 @@ describe('backup round trips', () => {
   });
 
   test('MariaDB: blobs, 4-byte unicode, triggers and routines come back equal', async () => {
-    const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user }] });
+    // Encrypted in process by openpgp.js (hosts without gpg); PostgreSQL above went through the gpg binary.
+    const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user }], encryption: { implementation: 'openpgp.js' } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
     assert.equal(result.code, 0, result.stderr);
     const [key] = (await sandbox.listKeys('backups/weekly/testgroup/testhost/maria/')).filter((k) => k.endsWith('.manifest.json'));
     const manifest = await openSignedManifest(key);
     assert.equal(manifest.artifacts[0].completion.method, 'marker');
+    assert.match(manifest.encryption.implementation ?? '', /^openpgp\.js 6\./);
     const sql = (await fetchAndCheck(manifest, myDb)).toString('utf8');
     assert.match(sql, /-- Dump completed/);
     // Restore under another name: the dump names its database, so point it elsewhere.

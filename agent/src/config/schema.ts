@@ -134,6 +134,13 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ algorithm: 'auto', threads: 0 }),
+    encryption: z
+      .object({
+        /** auto: the gpg binary when the host has it (faster on small hosts), else openpgp.js in process. */
+        implementation: z.enum(['auto', 'gpg', 'openpgp.js']).default('auto'),
+      })
+      .strict()
+      .default({ implementation: 'auto' }),
     upload: z
       .object({
         /** Fixed part size; default: chosen from the database size so the largest dump fits 10,000 parts. */

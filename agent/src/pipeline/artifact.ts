@@ -3,15 +3,14 @@ import { PassThrough, pipeline } from 'node:stream';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { DigestStream, type CiphertextDigest } from '../../../format/digest';
-import type { PublicKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import type { DumpStep } from '../sources/source';
 import { startCompressor, type CompressionChoice } from './compression';
 import { onInterrupt } from '../interrupt';
-import { encryptStream } from './encrypt';
+import { startEncryption, type Encryptor, type RunningEncryption } from './encrypt';
 import { usePrecomputedPayloadHashes } from './payload-hash';
-import { ByteCounter, EndGate, Rechunker, TailWatcher } from './streams';
+import { ByteCounter, EndGate, TailWatcher } from './streams';
 
 /**
  * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no
@@ -79,7 +78,7 @@ export function startArtifact(options: {
   step: DumpStep;
   label: string;
   compression: CompressionChoice;
-  recipients: readonly PublicKey[];
+  encryptor: Encryptor;
   target: ArtifactTarget;
   commit: Promise<void>;
   log: Log;
@@ -99,7 +98,9 @@ export function startArtifact(options: {
   const compressor = startCompressor(compression, needsPlaintextInNode ? undefined : dump.stdout!);
   const compressorEnd = compressor.child ? waitForExit(compressor.child) : Promise.resolve<ProcessEnd>({ code: 0, signal: null });
   const compressedCounter = new ByteCounter();
-  const rechunker = new Rechunker();
+  let encryption: RunningEncryption | undefined;
+  const encryptionStarted = startEncryption(options.encryptor, compressor.output.pipe(compressedCounter)).then((running) => (encryption = running));
+  encryptionStarted.catch(() => undefined);
   const digest = new DigestStream(target.partSize);
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
 
@@ -108,6 +109,7 @@ export function startArtifact(options: {
     failure ??= error;
     terminate(dump);
     terminate(compressor.child);
+    terminate(encryption?.child);
   };
   const stopListening = onInterrupt((signal) =>
     fail(new ColdsealError(EXIT.INTERRUPTED, `backup interrupted by ${signal} while dumping ${step.name}`, 'Nothing of this run was committed; if an SSM timeout sent it, raise the document\'s executionTimeout')),
@@ -132,8 +134,13 @@ export function startArtifact(options: {
 
   /** Runs at the very end of the ciphertext: decides whether this artifact may complete. */
   const judge = async (): Promise<void> => {
-    const [dumpExit, compressorExit] = await Promise.all([dumpEnd, compressorEnd, plaintextDone]);
+    const running = await encryptionStarted;
+    const encryptorEnd = running.child ? waitForExit(running.child) : Promise.resolve<ProcessEnd>({ code: 0, signal: null });
+    const [dumpExit, compressorExit, encryptorExit] = await Promise.all([dumpEnd, compressorEnd, encryptorEnd, plaintextDone, running.inputDone]);
     if (failure) throw failure;
+    if (encryptorExit.spawnError || encryptorExit.signal || encryptorExit.code !== 0) {
+      throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${step.name} (${encryptorExit.signal ?? encryptorExit.code ?? encryptorExit.spawnError?.message}): ${running.stderrTail().trim().split('\n').slice(-2).join(' / ')}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
+    }
     const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
     if (outcome instanceof ColdsealError) throw outcome;
     const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
@@ -157,7 +164,7 @@ export function startArtifact(options: {
   progressTimer.unref();
 
   const stored = (async (): Promise<ArtifactResult> => {
-    const encrypted = await encryptStream(compressor.output.pipe(compressedCounter).pipe(rechunker), options.recipients);
+    const { output: encrypted } = await encryptionStarted;
     const streamed = new Promise<void>((resolve, reject) => {
       pipeline(encrypted, digest, gate, body, (error) => (error ? reject(error) : resolve()));
     });
@@ -259,6 +266,9 @@ function classifyUploadError(error: Error, target: ArtifactTarget): ColdsealErro
   }
   if (name === 'PreconditionFailed' || /PreconditionFailed|At least one of the pre-conditions/.test(error.message)) {
     return new ColdsealError(EXIT.STORAGE, `s3://${target.bucket}/${target.key} already exists; backups are never overwritten`, 'Another run wrote the same stamp: wait a second and run again');
+  }
+  if (name === 'CredentialsProviderError') {
+    return new ColdsealError(EXIT.STORAGE, `no AWS credentials for the upload to s3://${target.bucket}/${target.key}`, 'On EC2 attach an instance profile with the coldseal instance policy; elsewhere set AWS_PROFILE or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY environment');
   }
   if (name === 'AccessDenied' || /Access Denied/i.test(error.message)) {
     return new ColdsealError(EXIT.STORAGE, `S3 refused the upload to s3://${target.bucket}/${target.key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role');

@@ -1,14 +1,115 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
-import type { Readable } from 'node:stream';
-import { PGP_CONFIG, type PublicKey } from '../../../format/pgp';
-import { nodeToWeb, webToNode } from './streams';
+import { fingerprintOf, PGP_CONFIG, type PublicKey } from '../../../format/pgp';
+import { ColdsealError, EXIT } from '../errors';
+import { nodeToWeb, Rechunker, webToNode } from './streams';
 
 /**
- * Streams plaintext into one OpenPGP message addressed to every recipient (SEIPDv1, AES-256,
- * binary, no OpenPGP compression: see PGP_CONFIG). Memory stays at a few chunks whatever the size.
+ * OpenPGP encryption to every recipient, SEIPDv1 (AES-256 + MDC), no OpenPGP compression: packets
+ * GnuPG 2.2 decrypts. Two engines make the same packets:
+ * - the host's gpg binary when it has one, in a child process fed straight from the compressor's
+ *   stdout: on a 2-core host, moving encryption (and its buffer churn) out of Node is what lets the
+ *   agent keep pace with a shell pipeline;
+ * - openpgp.js in process otherwise, so a host needs nothing but Node.
+ * gpg works on a throwaway keyring holding only the recipients' public keys.
  */
-export async function encryptStream(plain: Readable, recipients: readonly PublicKey[]): Promise<Readable> {
-  const message = await openpgp.createMessage({ binary: nodeToWeb(plain), format: 'binary' });
-  const encrypted = await openpgp.encrypt({ message, encryptionKeys: [...recipients], format: 'binary', config: PGP_CONFIG });
-  return webToNode(encrypted as unknown as ReadableStream<Uint8Array>);
+export type EncryptionPreference = 'auto' | 'gpg' | 'openpgp.js';
+
+export type Encryptor =
+  | { readonly kind: 'openpgp.js'; readonly implementation: string; readonly recipients: readonly PublicKey[]; close(): void }
+  | { readonly kind: 'gpg'; readonly implementation: string; readonly homedir: string; readonly fingerprints: readonly string[]; close(): void };
+
+function gpgVersion(): string | undefined {
+  try {
+    const match = /gpg \(GnuPG\) (\d+\.\d+\.\d+)/.exec(execFileSync('gpg', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+    return match?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A recipient key that advertises AEAD (features 0x02) or SEIPDv2 (0x08) would make GnuPG ≥ 2.3
+ * write AEAD packets that GnuPG 2.2 cannot read; for such keys only openpgp.js is used, which
+ * writes SEIPDv1 whatever the key says.
+ */
+async function advertisesAead(key: PublicKey): Promise<boolean> {
+  const user = await key.getPrimaryUser().catch(() => undefined);
+  const features = user?.selfCertification.features?.[0] ?? 0;
+  return (features & 0x0a) !== 0;
+}
+
+export async function prepareEncryptor(preference: EncryptionPreference, recipients: readonly PublicKey[]): Promise<Encryptor> {
+  const openpgpJs: Encryptor = { kind: 'openpgp.js', implementation: `openpgp.js ${openpgp.config.versionString.replace(/^OpenPGP\.js v?/, '')}`, recipients, close() {} };
+  if (preference === 'openpgp.js') return openpgpJs;
+  const version = gpgVersion();
+  const aead = (await Promise.all(recipients.map(advertisesAead))).some(Boolean);
+  if (!version || aead) {
+    if (preference === 'gpg') {
+      throw new ColdsealError(
+        EXIT.CONFIG,
+        version ? 'encryption.implementation is "gpg" but a recipient key advertises AEAD, which GnuPG ≥ 2.3 would use and GnuPG 2.2 cannot read' : 'encryption.implementation is "gpg" but the gpg binary is not on PATH',
+        'Set encryption.implementation to "auto" (openpgp.js is used then)',
+      );
+    }
+    return openpgpJs;
+  }
+  const homedir = mkdtempSync(join(tmpdir(), 'coldseal-gpg-'));
+  const close = () => {
+    try {
+      execFileSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { stdio: 'ignore' });
+    } catch {
+      // No agent was started, or gpgconf is missing: nothing to stop.
+    }
+    rmSync(homedir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('gpg', ['--homedir', homedir, '--batch', '--quiet', '--import'], (error, _stdout, stderr) =>
+        error ? reject(new ColdsealError(EXIT.KEYS, `gpg could not import the recipient public keys: ${stderr.trim().split('\n')[0]}`, 'Check the recipients, or set encryption.implementation to "openpgp.js"')) : resolve(),
+      );
+      child.stdin!.end(recipients.map((k) => k.armor()).join('\n'));
+    });
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { kind: 'gpg', implementation: `gpg ${version}`, homedir, fingerprints: recipients.map(fingerprintOf), close };
+}
+
+export interface RunningEncryption {
+  /** Ciphertext. */
+  readonly output: Readable;
+  /** The gpg child, whose exit status is part of the artifact's outcome. */
+  readonly child?: ChildProcess;
+  /** Settles when all compressed bytes were handed to gpg (or it stopped taking them). */
+  readonly inputDone: Promise<void>;
+  stderrTail(): string;
+}
+
+/** Encrypts `source` (compressed bytes, counted by the caller on their way through Node). */
+export async function startEncryption(encryptor: Encryptor, source: Readable): Promise<RunningEncryption> {
+  if (encryptor.kind === 'openpgp.js') {
+    // openpgp.js pays a fixed cost per chunk: feed it ~1 MiB chunks, not the 64 KiB a pipe delivers.
+    const message = await openpgp.createMessage({ binary: nodeToWeb(source.pipe(new Rechunker())), format: 'binary' });
+    const encrypted = await openpgp.encrypt({ message, encryptionKeys: [...encryptor.recipients], format: 'binary', config: PGP_CONFIG });
+    return { output: webToNode(encrypted as unknown as ReadableStream<Uint8Array>), inputDone: Promise.resolve(), stderrTail: () => '' };
+  }
+  const args = [
+    ...['--homedir', encryptor.homedir, '--batch', '--no-tty', '--quiet', '--trust-model', 'always', '--no-auto-key-locate'],
+    ...['--compress-algo', 'none', '--cipher-algo', 'AES256', '--encrypt', '--output', '-'],
+    ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
+  ];
+  const child = spawn('gpg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4096);
+  });
+  // A broken pipe here means gpg died: its exit status says why, so the error itself is not news.
+  const inputDone = new Promise<void>((resolve) => pipeline(source, child.stdin!, () => resolve()));
+  return { output: child.stdout!, child, inputDone, stderrTail: () => stderr };
 }
