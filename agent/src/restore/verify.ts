@@ -8,7 +8,7 @@ import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
 import { ARCHIVED_CLASSES } from '../catalog';
-import { ColdsealError, describeError } from '../errors';
+import { ColdsealError, describeError, EXIT } from '../errors';
 import { compareInventories } from '../inventory/fingerprint';
 import { mysqlInventory, type MysqlConnection } from '../inventory/mysql';
 import { pgInventoryNow, type PgConnection } from '../inventory/postgres';
@@ -232,8 +232,13 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     checks.push(...(await after()));
   } catch (error) {
     const message = describeError(error);
-    const name = error instanceof ColdsealError && /^(\w+) check failed/.test(error.message) ? /^(\w+) check failed/.exec(error.message)![1] : 'restore';
-    checks.push(fail(name === 'decryption' || name === 'decompression' || name === 'format' ? 'decrypt' : name, message));
+    const failedCheck = error instanceof ColdsealError && error.exitCode === EXIT.INTEGRITY ? /^(\w+) check failed/.exec(error.message)?.[1] : undefined;
+    if (failedCheck) checks.push(fail(failedCheck === 'decryption' || failedCheck === 'decompression' || failedCheck === 'format' ? 'decrypt' : failedCheck, message));
+    else {
+      checks.push(fail('restore', message));
+      // The restore stopped before the end of the object: was the object damaged, or the restore at fault?
+      checks.push(await checksumCheck(clients.s3, bucket, artifact, log));
+    }
   } finally {
     await cleanup().catch((error: Error) => log.warn(`could not remove the scratch copy: ${error.message}`));
   }
