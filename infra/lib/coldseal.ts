@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -10,11 +10,18 @@ import type { CalendarConfig } from '../../agent/src/config/schema';
 import type { Tier } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
 import { AgentDelivery } from './agent-delivery';
+import { ColdsealAlarms } from './alarms';
 import { Alerts } from './alerts';
+import { ColdsealDashboard } from './dashboard';
 import { DrillAccess, HostAccess } from './host-access';
 import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
+import { ColdsealMonitor } from './monitor';
 import { BackupSchedules } from './schedules';
+import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
+
+/** Drills run weekly at most; a newest receipt older than this is a finding. */
+const DRILL_MAX_AGE_DAYS = 8;
 
 export interface BackupGroupSettings {
   /** Group name: hosts carry it as the value of the host tag. */
@@ -146,6 +153,10 @@ export class Coldseal extends Construct {
   readonly hostTagKey: string;
   readonly parameterPrefix: string;
   readonly drill?: Required<DrillSettings>;
+  readonly verifier: ColdsealVerifier;
+  readonly monitor: ColdsealMonitor;
+  readonly alarms: ColdsealAlarms;
+  readonly dashboard: ColdsealDashboard;
 
   constructor(scope: Construct, id: string, props: ColdsealProps) {
     super(scope, id);
@@ -225,6 +236,32 @@ export class Coldseal extends Construct {
     if (this.drill) {
       this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
     }
+
+    // Verification and monitoring: what the Lambdas expect of each group.
+    const lambdaGroups = handles.map((g) => ({
+      name: g.name,
+      sources: [...g.sourceNames],
+      rpoHours,
+      retentionDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.expireAfterDays])),
+      drillMaxAgeDays: this.drill?.group === g.name ? DRILL_MAX_AGE_DAYS : null,
+    }));
+    const lambdaProps = {
+      bucket: this.vault.bucket,
+      dataKey: this.vault.key,
+      topic: this.alerts.topic,
+      topicKey: this.alerts.key,
+      parameterPrefix: this.parameterPrefix,
+      groups: lambdaGroups,
+      hostTagKey: this.hostTagKey,
+      documentName: this.delivery.document.ref,
+      removalPolicy,
+      // The vault turns on the bucket's EventBridge notifications itself.
+      enableBucketEvents: false,
+    };
+    this.verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
+    this.monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
+    this.alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: this.verifier.function.fn, monitorFunction: this.monitor.function.fn, monitorInterval: this.monitor.interval, groups: lambdaGroups });
+    this.dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms: this.alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
   }
 
   get bucket(): s3.Bucket {
