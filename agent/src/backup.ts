@@ -63,8 +63,8 @@ interface Keys {
 }
 
 const MIB = 1024 * 1024;
-/** Parts of this size or more; larger when the size hint says the dump could need more than ~9,000. */
-const DEFAULT_PART_SIZE = 16 * MIB;
+/** Parts of this size or more (memory is about 4 parts), larger when the size hint says the dump could need more than ~9,000. */
+const DEFAULT_PART_SIZE = 8 * MIB;
 
 export function partSizeFor(step: DumpStep, configuredMiB: number | undefined): number {
   if (configuredMiB) return configuredMiB * MIB;

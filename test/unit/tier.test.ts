@@ -36,8 +36,8 @@ test('a bad time zone is refused naming the field', () => {
 test('part size grows with the database so the dump fits in 10,000 parts', () => {
   const step = (estimatedBytes?: number) => ({ estimatedBytes }) as Parameters<typeof partSizeFor>[0];
   const MiB = 1024 * 1024;
-  assert.equal(partSizeFor(step(undefined), undefined), 16 * MiB);
-  assert.equal(partSizeFor(step(1e9), undefined), 16 * MiB);
+  assert.equal(partSizeFor(step(undefined), undefined), 8 * MiB);
+  assert.equal(partSizeFor(step(1e9), undefined), 8 * MiB);
   const fiveTb = partSizeFor(step(5e12), undefined);
   assert.ok((5e12 * 2) / fiveTb < 10_000, `${fiveTb} fits 10 TB of SQL text in 10,000 parts`);
   assert.equal(partSizeFor(step(5e12), 64), 64 * MiB);
