@@ -85,7 +85,7 @@ describe('verify and drill', () => {
       for (const name of ['checksum', 'decrypt', 'restore']) assert.ok(checks[name]?.ok, `${source} ${name}: ${JSON.stringify(checks)}`);
       if (source === 'docs') assert.match(checks.files.detail, /^3 files and directories extracted$/);
       else {
-        assert.match(checks['row-counts'].detail, source === 'pg' ? /^5 tables, 8503 rows, all as recorded$/ : /^4 tables, 6300 rows, all as recorded$/);
+        assert.match(checks['row-counts'].detail, source === 'pg' ? /^5 tables, 8503 rows, all as recorded$/ : /^4 tables, 5300 rows, all as recorded$/);
         assert.match(checks.schema.detail, /schema fingerprint [0-9a-f]{16}… matches/);
       }
     }
