@@ -5,6 +5,7 @@
  * backups/<tier>/<group>/<host>/<source>/<stamp>.manifest.json          signed manifest (commit point)
  * drills/<group>/<host>/<stamp>.drill.json                              signed drill receipt
  * reports/<YYYY-MM-DD>/verification.{json,html}                         verifier output
+ * state/alerts/…, state/verified/…                                       the Lambdas' working state
  *
  * The tier is the first path segment so that a lifecycle rule (and an Object Lock default) can
  * target a tier by prefix alone.
@@ -16,6 +17,8 @@ export type Tier = (typeof TIERS)[number];
 export const BACKUPS_PREFIX = 'backups/';
 export const DRILLS_PREFIX = 'drills/';
 export const REPORTS_PREFIX = 'reports/';
+/** The Lambdas' working state (alert de-duplication, read-verification progress): overwritten often. */
+export const STATE_PREFIX = 'state/';
 
 /** Group, host and source names become key segments: keep them to a set that needs no escaping. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;

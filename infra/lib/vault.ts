@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, tierPrefix } from '../../format/layout';
+import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix } from '../../format/layout';
 import { retentionProblems, type RetentionSettings } from './rules';
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
@@ -121,6 +121,9 @@ export class DataVault extends Construct {
         ...tierRules,
         { id: 'drill-receipts', prefix: DRILLS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
         { id: 'reports', prefix: REPORTS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
+        // The Lambdas rewrite their state objects on every run; on a versioned bucket each rewrite
+        // would keep the old version forever without this.
+        { id: 'lambda-state', prefix: STATE_PREFIX, noncurrentVersionExpiration: Duration.days(1) },
         { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(1), expiredObjectDeleteMarker: true },
       ],
     });

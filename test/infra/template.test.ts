@@ -7,7 +7,7 @@ import { Validations, type App } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../agent/src/config/schema';
-import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
+import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
@@ -136,6 +136,9 @@ describe('data vault', () => {
     assert.equal(cleanup.Prefix, undefined, 'cleanup covers the whole bucket');
     assert.ok(rules.some((r) => r.Prefix === DRILLS_PREFIX && r.ExpirationInDays === 400));
     assert.ok(rules.some((r) => r.Prefix === REPORTS_PREFIX && r.ExpirationInDays === 400));
+    const state = rules.find((r) => r.Prefix === STATE_PREFIX);
+    assert.deepEqual(state.NoncurrentVersionExpiration, { NoncurrentDays: 1 }, 'old versions of the Lambdas state do not pile up');
+    assert.equal(state.ExpirationInDays, undefined, 'current state is never expired');
     assert.equal(template.Resources[dataBucket].Properties.LifecycleConfiguration.TransitionDefaultMinimumObjectSize, 'all_storage_classes_128K');
   });
 

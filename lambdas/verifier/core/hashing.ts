@@ -1,4 +1,4 @@
-import { DigestStream, type Artifact } from '../../../format';
+import { DigestStream, STATE_PREFIX, type Artifact } from '../../../format';
 import type { BucketStore } from '../../shared/ports';
 
 /**
@@ -10,7 +10,7 @@ import type { BucketStore } from '../../shared/ports';
  * GET. Matching every signed part hash and the signed size proves the same bytes as the whole
  * hash, so an object of any size is verified across as many invocations as it takes.
  */
-export const VERIFIED_PREFIX = 'state/verified/';
+export const VERIFIED_PREFIX = `${STATE_PREFIX}verified/`;
 
 export interface VerificationRecord {
   readonly key: string;
