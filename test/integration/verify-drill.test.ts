@@ -83,7 +83,7 @@ describe('verify and drill', () => {
       assert.ok(verification.ok);
       const checks = Object.fromEntries(verification.artifacts[0].checks.map((c) => [c.name, c]));
       for (const name of ['checksum', 'decrypt', 'restore']) assert.ok(checks[name]?.ok, `${source} ${name}: ${JSON.stringify(checks)}`);
-      if (source === 'docs') assert.match(checks.files.detail, /^3 files and directories extracted$/);
+      if (source === 'docs') assert.match(checks.files.detail, /^2 files and 2 directories extracted$/);
       else {
         assert.match(checks['row-counts'].detail, source === 'pg' ? /^5 tables, 8503 rows, all as recorded$/ : /^4 tables, 5300 rows, all as recorded$/);
         assert.match(checks.schema.detail, /schema fingerprint [0-9a-f]{16}… matches/);

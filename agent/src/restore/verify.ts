@@ -211,7 +211,10 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     const dir = await mkdtemp(join(tmpdir(), 'coldseal-verify-'));
     cleanup = () => rm(dir, { recursive: true, force: true });
     sink = tarExtractSink(dir);
-    after = async () => [pass('files', `${await countEntries(dir)} files and directories extracted`)];
+    after = async () => {
+      const counted = await countEntries(dir);
+      return [pass('files', `${counted.files} files and ${counted.directories} directories extracted`)];
+    };
   } else {
     // SQL text we do not run into a server (pg_dumpall globals): decrypt, decompress, check its trailer.
     ({ sink, tail } = discardSink());
@@ -254,11 +257,12 @@ function compareWith(recorded: Inventory | undefined, restored: Inventory): Chec
   ];
 }
 
-async function countEntries(dir: string): Promise<number> {
-  let count = 0;
+async function countEntries(dir: string, counted = { files: 0, directories: 0 }): Promise<{ files: number; directories: number }> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
-    count++;
-    if (entry.isDirectory()) count += await countEntries(join(dir, entry.name));
+    if (entry.isDirectory()) {
+      counted.directories++;
+      await countEntries(join(dir, entry.name), counted);
+    } else counted.files++;
   }
-  return count;
+  return counted;
 }
