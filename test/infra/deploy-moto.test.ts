@@ -1,33 +1,18 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DefaultStackSynthesizer } from 'aws-cdk-lib';
-import { CloudFormationClient, CreateStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand, type Stack as CfnStack } from '@aws-sdk/client-cloudformation';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutBucketLifecycleConfigurationCommand,
-  PutBucketVersioningCommand,
-  PutObjectCommand,
-  PutObjectLockConfigurationCommand,
-  S3Client,
-  type LifecycleRule,
-} from '@aws-sdk/client-s3';
-import { GetDocumentCommand, GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { agentConfigSchema } from '../../agent/src/config/schema';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
 import { groupParameters } from '../../format/parameters';
-import { buildApp } from '../../infra/lib/app';
-import { substituteParameters } from '../../infra/lib/agent-script';
 import { buildAgentSync } from '../../scripts/build-agent';
-import { motoEndpoint, newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
+import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
+import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
 import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../harness/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { ROOT, sampleContext } from './fixtures';
@@ -40,50 +25,27 @@ import { ROOT, sampleContext } from './fixtures';
  *
  * moto's CloudFormation does not create every resource type nor apply every bucket property; what
  * it skips is listed (and asserted, so a change in moto is noticed) and the bucket settings the
- * backup depends on are applied from the template through the S3 API, as CloudFormation would.
+ * backup depends on are applied from the template through the S3 API, as CloudFormation would
+ * (e2e/moto-stack.ts).
  */
 const GROUP = 'db';
 const SOURCE = 'pg';
-/**
- * Types in the stack that moto 5.2's CloudFormation does not implement (it logs a warning and
- * skips them). A skipped type not listed here fails the test, naming it.
- */
-const MOTO_GAPS = ['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy', 'AWS::SNS::Subscription', 'AWS::Scheduler::Schedule', 'AWS::CloudWatch::Alarm', 'AWS::Lambda::EventInvokeConfig'];
 
 let account: MotoAccount;
 let s3: S3Client;
 let ssm: SSMClient;
 let dir: string;
 let database: string;
+let deployed: DeployedStack;
 let template: any;
-let stack: CfnStack;
-let physical: Map<string, string>;
+let physical: ReadonlyMap<string, string>;
 let bucket: string;
 let recipientKeyFile: string;
-let pruned: Map<string, string>;
 let signingPublicKey: string;
+let document: CommandDocument;
 
-function run(command: string, args: string[], env: Record<string, string>, cwd = dir): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** The environment of a host under SSM, pointed at moto: credentials, and the endpoint override the AWS CLI and SDK read. */
-function hostEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    ...account.env,
-    AWS_ENDPOINT_URL: motoEndpoint(),
-    COLDSEAL_HOME: join(dir, 'coldseal-home'),
-    ...extra,
-  };
+function run(command: string, args: string[], env: Record<string, string>) {
+  return runProcess(command, args, { env, cwd: dir });
 }
 
 before(async () => {
@@ -116,163 +78,21 @@ before(async () => {
       sources: [{ name: SOURCE, type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [database] }],
     },
   };
-  const { app, stack: cdkStack } = await buildApp({
-    context,
-    baseDir: ROOT,
-    agentBundle: bundle,
-    stackName: uniqueName('ColdsealDeploy'),
-    appProps: { builtinCloudFormationValidation: false },
-    // What `cdk bootstrap` makes, minus the bootstrap version check (moto has no such parameter).
-    synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
-  });
-  const assembly = app.synth();
-  const artifact = assembly.getStackByName(cdkStack.stackName);
-  template = artifact.template;
-
-  // Publish the file assets where the template expects them, as `cdk deploy` does.
-  const assets = JSON.parse(readFileSync(join(assembly.directory, `${cdkStack.artifactId}.assets.json`), 'utf8'));
-  const fill = (s: string) => s.replace('${AWS::AccountId}', account.accountId).replace('${AWS::Region}', account.clientConfig.region);
-  for (const file of Object.values(assets.files) as any[]) {
-    for (const destination of Object.values(file.destinations) as any[]) {
-      const assetBucket = fill(destination.bucketName);
-      await s3.send(new CreateBucketCommand({ Bucket: assetBucket })).catch((error: Error) => {
-        if (!/BucketAlready/.test(error.name)) throw error;
-      });
-      await s3.send(new PutObjectCommand({ Bucket: assetBucket, Key: fill(destination.objectKey), Body: assetBody(join(assembly.directory, file.source.path), file.source.packaging) }));
-    }
-  }
-
-  // CloudFormation in moto answers on a "localhost" endpoint only.
-  const cfn = new CloudFormationClient({ ...account.clientConfig, endpoint: motoEndpoint().replace('127.0.0.1', 'localhost') });
-  const deployable = pruneForMoto(template);
-  pruned = deployable.pruned;
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: cdkStack.stackName,
-      TemplateBody: JSON.stringify(deployable.template),
-      Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'],
-    }),
-  );
-  for (let i = 0; ; i++) {
-    stack = (await cfn.send(new DescribeStacksCommand({ StackName: cdkStack.stackName }))).Stacks![0];
-    if (!stack.StackStatus!.endsWith('_IN_PROGRESS')) break;
-    if (i > 120) throw new Error(`stack still ${stack.StackStatus} after 60 s`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  assert.equal(stack.StackStatus, 'CREATE_COMPLETE', stack.StackStatusReason);
-  const resources = (await cfn.send(new DescribeStackResourcesCommand({ StackName: cdkStack.stackName }))).StackResources ?? [];
-  physical = new Map(resources.map((r) => [r.LogicalResourceId!, r.PhysicalResourceId!]));
-  bucket = stack.Outputs!.find((o) => o.OutputKey === 'DataBucketName')!.OutputValue!;
-  await completeBucketSettings();
+  deployed = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: bundle, stackName: uniqueName('ColdsealDeploy') });
+  ({ template, physical, bucket } = deployed);
+  document = await readCommandDocument(ssm, deployed.output('AgentDocumentName'));
 
   // The user's step after deploying: the signing private key into its SecureString, with the CLI.
-  const publish = await run(process.execPath, [bundle, 'keys', 'publish', '--group', GROUP, '--signing-key', join(dir, 'signing.key.asc')], hostEnv());
+  const publish = await run(process.execPath, [bundle, 'keys', 'publish', '--group', GROUP, '--signing-key', join(dir, 'signing.key.asc')], hostEnv(account, dir));
   assert.equal(publish.code, 0, publish.stderr);
 });
-
-/**
- * moto skips a resource type it does not implement, but refuses a template in which anything
- * references one (Fn::GetAtt of an alarm, say). Those resources are taken out, with whatever
- * refers to them, and listed: the template tests check them instead.
- */
-function pruneForMoto(original: any): { template: any; pruned: Map<string, string> } {
-  const copy = JSON.parse(JSON.stringify(original));
-  const pruned = new Map<string, string>();
-  for (const [id, r] of Object.entries(copy.Resources as Record<string, any>)) if (MOTO_GAPS.includes(r.Type)) pruned.set(id, r.Type);
-  const refersToPruned = (value: unknown): boolean => {
-    if (Array.isArray(value)) return value.some(refersToPruned);
-    if (typeof value === 'string') return [...value.matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)].some((m) => pruned.has(m[1]));
-    if (value && typeof value === 'object') {
-      const obj = value as Record<string, any>;
-      if (typeof obj.Ref === 'string' && pruned.has(obj.Ref)) return true;
-      if (Array.isArray(obj['Fn::GetAtt']) && pruned.has(obj['Fn::GetAtt'][0])) return true;
-      return Object.values(obj).some(refersToPruned);
-    }
-    return false;
-  };
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const [id, r] of Object.entries(copy.Resources as Record<string, any>)) {
-      if (pruned.has(id)) continue;
-      const dependsOn = [r.DependsOn ?? []].flat() as string[];
-      if (refersToPruned(r.Properties) || dependsOn.some((d) => pruned.has(d))) {
-        pruned.set(id, r.Type);
-        changed = true;
-      }
-    }
-  }
-  for (const id of pruned.keys()) delete copy.Resources[id];
-  for (const [key, output] of Object.entries(copy.Outputs ?? {})) if (refersToPruned(output)) delete copy.Outputs[key];
-  return { template: copy, pruned };
-}
-
-/** A file asset as `cdk deploy` uploads it: the file itself, or a directory zipped (Lambda code). */
-function assetBody(path: string, packaging: string | undefined): Buffer {
-  if (packaging !== 'zip') return readFileSync(path);
-  const zip = join(dir, `asset-${Math.random().toString(36).slice(2)}.zip`);
-  execFileSync('zip', ['-q', '-r', zip, '.'], { cwd: path });
-  return readFileSync(zip);
-}
 
 after(async () => {
   if (database) await dropPgDatabase(database);
 });
 
-function logicalIdOfType(type: string, predicate: (r: any) => boolean = () => true): string {
-  const found = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Type === type && predicate(r));
-  assert.ok(found, `no ${type} in the template`);
-  return found[0];
-}
-
-/**
- * The data bucket properties moto's CloudFormation ignores (it applies only encryption and tags),
- * applied from the template. Not the bucket policy: moto evaluates bucket policies without the
- * request's condition values, so every conditional Deny (TLS-only, encryption) would match every
- * request; the template tests check the policy instead.
- */
-async function completeBucketSettings(): Promise<void> {
-  const id = logicalIdOfType('AWS::S3::Bucket', (r) => r.Properties.ObjectLockEnabled === true);
-  const properties = template.Resources[id].Properties;
-  assert.equal(physical.get(id), bucket);
-  await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: properties.VersioningConfiguration.Status } }));
-  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
-  const rules: LifecycleRule[] = properties.LifecycleConfiguration.Rules.map((rule: any) => ({
-    ID: rule.Id,
-    Status: rule.Status,
-    Filter: { Prefix: rule.Prefix ?? '' },
-    ...(rule.ExpirationInDays ? { Expiration: { Days: rule.ExpirationInDays } } : {}),
-    ...(rule.ExpiredObjectDeleteMarker ? { Expiration: { ExpiredObjectDeleteMarker: true } } : {}),
-    ...(rule.Transitions ? { Transitions: rule.Transitions.map((t: any) => ({ Days: t.TransitionInDays, StorageClass: t.StorageClass })) } : {}),
-    ...(rule.NoncurrentVersionExpiration ? { NoncurrentVersionExpiration: { NoncurrentDays: rule.NoncurrentVersionExpiration.NoncurrentDays } } : {}),
-    ...(rule.AbortIncompleteMultipartUpload ? { AbortIncompleteMultipartUpload: rule.AbortIncompleteMultipartUpload } : {}),
-  }));
-  await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: rules } }));
-}
-
-
-async function documentScript(values: Record<string, string>): Promise<string> {
-  const name = stack.Outputs!.find((o) => o.OutputKey === 'AgentDocumentName')!.OutputValue!;
-  const document = await ssm.send(new GetDocumentCommand({ Name: name }));
-  assert.equal(document.DocumentFormat, 'JSON');
-  assert.equal(document.DocumentType, 'Command');
-  // AWS returns the content as JSON text; moto's CloudFormation keeps the template's object and returns it as is.
-  const raw = document.Content as unknown;
-  const content = typeof raw === 'string' ? JSON.parse(raw) : (raw as any);
-  assert.equal(content.schemaVersion, '2.2');
-  const defaults = Object.fromEntries(Object.entries(content.parameters as Record<string, { default?: string }>).filter(([, p]) => p.default !== undefined).map(([k, p]) => [k, p.default!]));
-  for (const [key, value] of Object.entries(values)) {
-    const spec = content.parameters[key];
-    if (spec.allowedPattern) assert.match(value, new RegExp(spec.allowedPattern), `${key} as SSM would check it`);
-    if (spec.allowedValues) assert.ok(spec.allowedValues.includes(value), `${key} as SSM would check it`);
-  }
-  return substituteParameters((content.mainSteps[0].inputs.runCommand as string[]).join('\n'), { ...defaults, ...values });
-}
-
-async function runDocument(values: Record<string, string>, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = join(dir, `run-${Math.random().toString(36).slice(2)}.sh`);
-  writeFileSync(script, await documentScript(values));
-  // aws:runShellScript runs the commands with /bin/sh.
-  return run('/bin/sh', [script], hostEnv(env));
+async function runDocument(values: Record<string, string>, env: Record<string, string> = {}) {
+  return runDocumentIn(account, document, values, dir, env);
 }
 
 async function listBackups(prefix = 'backups/'): Promise<string[]> {
@@ -282,6 +102,7 @@ async function listBackups(prefix = 'backups/'): Promise<string[]> {
 
 describe('deployed into moto', () => {
   test('moto created the stack resources it supports; what it skipped or could not take is a known moto gap', () => {
+    const { stack, pruned } = deployed;
     const types = new Set(Object.values(template.Resources as Record<string, any>).map((r) => r.Type as string));
     const created = new Set(Object.entries(template.Resources as Record<string, any>).filter(([id]) => physical.has(id)).map(([, r]) => r.Type as string));
     const skipped = [...types].filter((t) => !created.has(t) && t !== 'AWS::CDK::Metadata').sort();
@@ -293,6 +114,7 @@ describe('deployed into moto', () => {
     for (const t of ['AWS::S3::Bucket', 'AWS::KMS::Key', 'AWS::SSM::Document', 'AWS::SSM::Parameter', 'AWS::SNS::Topic', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::Logs::LogGroup']) {
       assert.ok(created.has(t), `${t} deployed`);
     }
+    assert.equal(document.schemaVersion, '2.2');
     for (const key of ['DataBucketName', 'AlertTopicArn', 'AgentDocumentName', 'InstancePolicyArnDb', 'BackupCommandDb']) {
       assert.ok(stack.Outputs!.some((o) => o.OutputKey === key && o.OutputValue), key);
     }
@@ -304,8 +126,8 @@ describe('deployed into moto', () => {
     const value = (await ssm.send(new GetParameterCommand({ Name: names.config }))).Parameter!.Value!;
     const config = agentConfigSchema.parse(JSON.parse(value));
     assert.equal(config.bucket, bucket);
-    assert.equal(config.alertTopicArn, stack.Outputs!.find((o) => o.OutputKey === 'AlertTopicArn')!.OutputValue);
-    const keyId = physical.get(logicalIdOfType('AWS::KMS::Key', (r) => /backups/.test(r.Properties.Description)))!;
+    assert.equal(config.alertTopicArn, deployed.output('AlertTopicArn'));
+    const keyId = physical.get(logicalIdOfType(template, 'AWS::KMS::Key', (r) => /backups/.test(r.Properties.Description)))!;
     assert.equal(config.upload.kmsKeyId, `arn:aws:kms:us-east-1:${account.accountId}:key/${keyId}`);
     const recipients = (await ssm.send(new GetParameterCommand({ Name: names.recipients }))).Parameter!.Value!;
     assert.equal((await readPublicKeys(recipients, 'recipients')).length, 1);
@@ -365,9 +187,9 @@ describe('deployed into moto', () => {
   });
 
   test('the output send-command line and each schedule input are valid SendCommand requests for the AWS CLI', async () => {
-    const documentName = stack.Outputs!.find((o) => o.OutputKey === 'AgentDocumentName')!.OutputValue!;
-    const line = stack.Outputs!.find((o) => o.OutputKey === 'BackupCommandDb')!.OutputValue!;
-    const manual = await run('/bin/sh', ['-c', `${line} --output json`], hostEnv());
+    const documentName = deployed.output('AgentDocumentName');
+    const line = deployed.output('BackupCommandDb');
+    const manual = await run('/bin/sh', ['-c', `${line} --output json`], hostEnv(account, dir));
     assert.equal(manual.code, 0, manual.stderr);
     const sent = JSON.parse(manual.stdout).Command;
     assert.equal(sent.DocumentName, documentName);
@@ -384,7 +206,7 @@ describe('deployed into moto', () => {
       const input = resolveRefs(schedule.Properties.Target.Input);
       const file = join(dir, `schedule-${Math.random().toString(36).slice(2)}.json`);
       writeFileSync(file, input);
-      const result = await run('aws', ['ssm', 'send-command', '--cli-input-json', `file://${file}`, '--output', 'json'], hostEnv());
+      const result = await run('aws', ['ssm', 'send-command', '--cli-input-json', `file://${file}`, '--output', 'json'], hostEnv(account, dir));
       assert.equal(result.code, 0, result.stderr);
       const command = JSON.parse(result.stdout).Command;
       assert.equal(command.DocumentName, documentName);
@@ -408,7 +230,7 @@ describe('deployed into moto', () => {
   });
 
   test('a tampered agent in the asset bucket is refused by its SHA-256', async () => {
-    const script = await documentScript({ group: GROUP });
+    const script = documentScript(document, { group: GROUP });
     const url = /aws s3 cp --only-show-errors 's3:\/\/([^/]+)\/([^']+)'/.exec(script)!;
     const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: url[1], Key: url[2] }))).Body!.transformToByteArray());
     await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: 'console.log("not the agent")' }));
