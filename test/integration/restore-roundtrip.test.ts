@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { encryptKey } from 'openpgp';
 import { openManifest, readPrivateKey, readPublicKeys, type Manifest } from '../../format';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -217,7 +218,7 @@ describe('restore round trips', () => {
     assert.match(list.stdout, /BLOB/);
   });
 
-  test('--output writes the decrypted dump; a URL with a password is refused before anything runs', async () => {
+  test('--output writes the decrypted dump; a protected key takes its passphrase from a file or the environment; a URL with a password is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coldseal-out-'));
     outDirs.push(dir);
     const file = join(dir, 'dump.pgdump');
@@ -227,6 +228,21 @@ describe('restore round trips', () => {
     assert.equal(statSync(file).size, artifact.uncompressedBytes);
     assert.equal(readFileSync(file).subarray(0, 5).toString(), 'PGDMP');
     assert.ok(!existsSync(`${file}.coldseal-partial`));
+
+    // A passphrase-protected copy of the recipient key: the passphrase comes from a file or the environment, never argv.
+    const protectedKey = await encryptKey({ privateKey: await readPrivateKey(sandbox.recipient.privateKey, 'recipient'), passphrase: 'correct horse' });
+    const keyFile = join(dir, 'protected.key.asc');
+    writeFileSync(keyFile, protectedKey.armor(), { mode: 0o600 });
+    writeFileSync(join(dir, 'pass'), 'correct horse\n', { mode: 0o600 });
+    const base = ['restore', '--config', configFile, '--source', 'pg', '--key', keyFile];
+    const noPass = await sandbox.runCli([...base, '--output', join(dir, 'nopass.pgdump')]);
+    assert.equal(noPass.code, EXIT.KEYS);
+    assert.match(noPass.stderr, /protected by a passphrase; give it \(COLDSEAL_KEY_PASSPHRASE or --passphrase-file\)/);
+    const byFile = await sandbox.runCli([...base, '--passphrase-file', join(dir, 'pass'), '--output', join(dir, 'byfile.pgdump')]);
+    assert.equal(byFile.code, 0, byFile.stderr);
+    const byEnv = await sandbox.runCli([...base, '--output', join(dir, 'byenv.pgdump')], { COLDSEAL_KEY_PASSPHRASE: 'correct horse' });
+    assert.equal(byEnv.code, 0, byEnv.stderr);
+    assert.deepEqual(readFileSync(join(dir, 'byenv.pgdump')), readFileSync(file));
 
     const leaked = await restore(['--source', 'pg', '--target', `postgres://postgres:hunter2@127.0.0.1:5432/${uniqueDbName('never')}`]);
     assert.equal(leaked.code, EXIT.USAGE);
