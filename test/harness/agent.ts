@@ -22,7 +22,8 @@ export interface AgentSandbox {
   /** A complete configuration for this sandbox; override any part. */
   config(overrides: Partial<AgentConfigInput> & Pick<AgentConfigInput, 'sources'>): AgentConfigInput;
   writeConfig(config: AgentConfigInput): string;
-  runCli(args: string[], env?: Record<string, string>, signal?: { name: NodeJS.Signals; afterMs: number }): Promise<CliResult>;
+  /** Runs the CLI; with `signal`, sends it once `when()` turns true (polled), as an operator or SSM would. */
+  runCli(args: string[], env?: Record<string, string>, signal?: { name: NodeJS.Signals; when: () => Promise<boolean> }): Promise<CliResult>;
   listKeys(prefix?: string): Promise<string[]>;
   getObject(key: string): Promise<Buffer>;
   openMultipartUploads(): Promise<string[]>;
@@ -100,7 +101,13 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        if (signal) setTimeout(() => child.kill(signal.name), signal.afterMs);
+        if (signal) {
+          const poll = async () => {
+            while (child.exitCode === null && !(await signal.when())) await new Promise((r) => setTimeout(r, 100));
+            child.kill(signal.name);
+          };
+          void poll();
+        }
         child.on('close', (code) => resolve({ code, stdout, stderr, log: readableLog(stderr) }));
       }),
     async listKeys(prefix = '') {

@@ -190,9 +190,13 @@ describe('a failed backup leaves nothing and always alerts', () => {
   });
 
   test('SIGTERM mid-dump (an SSM timeout): uploads aborted, exit 12, alert says interrupted', async () => {
-    const bin = fakePgBin('interrupted', 'head -c 12000000 /dev/urandom\nexec sleep 60');
+    const bin = fakePgBin('interrupted', 'head -c 30000000 /dev/urandom\nexec sleep 60');
     const started = Date.now();
-    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource('interrupted', { binDir: bin })], alertTopicArn: topicArn, upload: { partSizeMiB: 5 } })), '--tier', 'daily'], {}, { name: 'SIGTERM', afterMs: 2500 });
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource('interrupted', { binDir: bin })], alertTopicArn: topicArn, upload: { partSizeMiB: 5 } })), '--tier', 'daily'], {}, {
+      name: 'SIGTERM',
+      // Once the upload is under way: the signal then lands mid-dump, not during start-up.
+      when: async () => (await sandbox.openMultipartUploads()).some((k) => k.includes('/interrupted/')),
+    });
     assert.equal(result.code, 12, result.log);
     assert.ok(Date.now() - started < 20_000, 'stopped promptly, not after the dump tool finished');
     assert.match(result.log, /backup interrupted by SIGTERM while dumping/);

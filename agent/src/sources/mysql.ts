@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { MysqlSourceConfig } from '../config/schema';
 import { mysqlInventory } from '../inventory/mysql';
-import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
+import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
  * MySQL/MariaDB: one mysqldump per database, consistent without locking InnoDB tables
@@ -58,15 +58,7 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
     } else {
       databases = source.databases;
     }
-    const sizes = new Map(
-      (await mysql('select table_schema, sum(data_length + index_length) from information_schema.tables group by table_schema', 'reading database sizes'))
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => {
-          const [name, size] = line.split('\t');
-          return [name, Number(size)] as const;
-        }),
-    );
+    const sizes = parseSizes(await mysql('select table_schema, sum(data_length + index_length) from information_schema.tables group by table_schema', 'reading database sizes'), '\t');
     const dumpVersion = toolVersion(await runCapture(bin('mysqldump'), ['--version'], {}, `source ${source.name}: mysqldump --version`));
     const steps: DumpStep[] = databases.map((database) => {
       const run = asUser(source.runAs, bin('mysqldump'), [defaults, ...DUMP_ARGS, database]);

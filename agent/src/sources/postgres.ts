@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { PostgresSourceConfig } from '../config/schema';
 import { openPgSnapshotInventory } from '../inventory/postgres';
-import { asUser, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
+import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
  * PostgreSQL: one pg_dump custom-format archive per database (so a single table can be restored
@@ -48,15 +48,7 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
   } else {
     databases = source.databases;
   }
-  const sizes = new Map(
-    (await psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes'))
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const [name, size] = line.split('|');
-        return [name, Number(size)] as const;
-      }),
-  );
+  const sizes = parseSizes(await psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes'), '|');
   const withGlobals = source.globals ?? source.databases === 'all';
   const pgDumpVersion = toolVersion(await runCapture(bin('pg_dump'), ['--version'], {}, `source ${source.name}: pg_dump --version`));
 

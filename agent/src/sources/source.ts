@@ -96,3 +96,16 @@ export function recordableArgs(args: readonly string[]): string[] {
   // --snapshot=<id> names a transaction that no longer exists; inventory.consistency records that it was used.
   return args.filter((a) => !a.startsWith('--snapshot=')).map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<0600 option file>' : a));
 }
+
+/** "name<sep>bytes" lines, as psql -At or mysql --batch print them, into a size hint per database. */
+export function parseSizes(output: string, separator: string): Map<string, number> {
+  return new Map(
+    output
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [name, size] = line.split(separator);
+        return [name, Number(size)] as const;
+      }),
+  );
+}
