@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
@@ -17,11 +18,31 @@ export interface DrillCommandOptions extends ConfigOrigin {
   readonly scratchMysql?: string;
 }
 
+/**
+ * Where a scheduled drill (SSM runs `drill --config-parameter …`, nothing more) finds its key: the
+ * drill host keeps a recipient private key locally, 0600, never in AWS. A dedicated drill recipient
+ * (one more public key in the group's recipients) keeps the escrow key offline.
+ */
+export const DEFAULT_DRILL_KEY = '/etc/coldseal/drill.key.asc';
+
+async function drillKeyPath(option: string | undefined): Promise<string> {
+  if (option) return option;
+  const path = process.env.COLDSEAL_DRILL_KEY || DEFAULT_DRILL_KEY;
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode;
+  } catch {
+    throw new ColdsealError(EXIT.KEYS, `a drill decrypts, and there is no recipient private key at ${path}`, `Put the drill recipient's private key there (chmod 600), or give --key FILE or COLDSEAL_DRILL_KEY`);
+  }
+  if (mode & 0o077) throw new ColdsealError(EXIT.KEYS, `the drill key ${path} is readable by other users (mode ${(mode & 0o777).toString(8)})`, `Run: chmod 600 ${path}`);
+  return path;
+}
+
 export async function runDrillCommand(options: DrillCommandOptions, log: Log): Promise<DrillOutcome> {
-  if (!options.key) throw new ColdsealError(EXIT.USAGE, 'a drill decrypts: it needs the recipient private key', 'Add --key FILE (a key file readable only by the agent on the drill host)');
+  const keyPath = await drillKeyPath(options.key);
   const { config, clients } = await loadAgentConfig(options);
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
-  const key = await loadPrivateKey(options.key, options.passphraseFile);
+  const key = await loadPrivateKey(keyPath, options.passphraseFile);
   const scratch = await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql });
   try {
     return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source });
@@ -32,7 +53,7 @@ export async function runDrillCommand(options: DrillCommandOptions, log: Log): P
 
 export function defineDrillCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
   withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3'))
-    .option('--key <file>', 'recipient private key (or - for stdin)')
+    .option('--key <file>', `recipient private key (or - for stdin); default: COLDSEAL_DRILL_KEY or ${DEFAULT_DRILL_KEY}`)
     .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
     .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
     .option('--host <names>', 'only backups of these hosts (comma-separated or repeated)', collect)
