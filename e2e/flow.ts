@@ -1,0 +1,390 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates and event payloads are untyped JSON */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { agentConfigSchema, type AgentConfig } from '../agent/src/config/schema';
+import { generateKeyPair, type GeneratedKey } from '../format/pgp';
+import { groupParameters } from '../format/parameters';
+import { parseKey } from '../format/layout';
+import { SERVICE } from '../lambdas/shared/metric-names';
+import type { MonitorEvent } from '../lambdas/monitor/handler';
+import type { MonitorResult } from '../lambdas/monitor/core/monitor';
+import type { VerifierEvent } from '../lambdas/verifier/handler';
+import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
+import { hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack, type MotoTarget, type ProcessResult } from './moto-stack';
+
+/**
+ * The whole system on one machine, step by step, against a stack deployed into moto
+ * (e2e/moto-stack.ts): what a scheduled run, the Lambdas' triggers and an operator do, each
+ * reading its configuration from what the stack deployed. Shared by `npm run demo` and
+ * test/e2e; the callers decide what to print or assert.
+ */
+
+/** Throwaway keys, as `coldseal keys generate` writes them (private files 0600). */
+export interface KeyFiles {
+  readonly recipient: GeneratedKey & { readonly privateFile: string };
+  readonly signing: GeneratedKey & { readonly privateFile: string };
+}
+
+export async function generateKeyFiles(dir: string, group: string): Promise<KeyFiles> {
+  mkdirSync(dir, { recursive: true });
+  const recipient = await generateKeyPair({ name: 'coldseal recipient (throwaway)' });
+  const signing = await generateKeyPair({ name: `coldseal ${group} signing (throwaway)` });
+  const write = (name: string, text: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, text, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return file;
+  };
+  write('recipient.pub.asc', recipient.publicKey);
+  write(`${group}-signing.pub.asc`, signing.publicKey);
+  return {
+    recipient: { ...recipient, privateFile: write('recipient.key.asc', recipient.privateKey) },
+    signing: { ...signing, privateFile: write(`${group}-signing.key.asc`, signing.privateKey) },
+  };
+}
+
+/** A Lambda function as moto keeps it after the deploy: its name, environment and limits. */
+export interface DeployedFunction {
+  readonly name: string;
+  readonly arn: string;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly timeoutSeconds: number;
+  readonly memoryMB: number;
+}
+
+/** An EventBridge rule that targets one of the functions, as deployed. */
+export interface DeployedRule {
+  readonly name: string;
+  readonly eventPattern?: string;
+  readonly scheduleExpression?: string;
+  /** The constant input the rule sends (scheduled rules), parsed. */
+  readonly input?: unknown;
+  readonly targetArn: string;
+}
+
+/** A scheduled run of the SSM document: the document parameters the schedule sends. */
+export interface ScheduledRun {
+  readonly logicalId: string;
+  readonly schedule: string;
+  readonly timeZone?: string;
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+export interface Alert {
+  readonly subject: string;
+  readonly message: string;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** The deployed system, read back from moto: nothing here is taken from the context the stack was built from. */
+export class Deployment {
+  readonly s3: S3Client;
+  readonly ssm: SSMClient;
+  private readonly sqs: SQSClient;
+  private readonly events: EventBridgeClient;
+  private queueUrl?: string;
+
+  private constructor(
+    readonly target: MotoTarget,
+    readonly stack: DeployedStack,
+    readonly document: CommandDocument,
+    readonly verifier: DeployedFunction,
+    readonly monitor: DeployedFunction,
+    readonly rules: readonly DeployedRule[],
+    readonly scheduledRuns: readonly ScheduledRun[],
+    /** Where host-side state (the fetched agent) and scripts go, as on a host. */
+    readonly home: string,
+  ) {
+    const { forcePathStyle: _f, ...plain } = target.clientConfig;
+    this.s3 = new S3Client(target.clientConfig);
+    this.ssm = new SSMClient(plain);
+    this.sqs = new SQSClient(plain);
+    this.events = new EventBridgeClient(plain);
+  }
+
+  static async read(target: MotoTarget, stack: DeployedStack, home: string): Promise<Deployment> {
+    const { forcePathStyle: _f, ...plain } = target.clientConfig;
+    const ssm = new SSMClient(plain);
+    const lambda = new LambdaClient(plain);
+    const events = new EventBridgeClient(plain);
+    mkdirSync(home, { recursive: true });
+
+    const functions: DeployedFunction[] = [];
+    for (const [id, r] of Object.entries(stack.template.Resources as Record<string, any>)) {
+      if (r.Type !== 'AWS::Lambda::Function' || !stack.physical.has(id)) continue;
+      const c = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: stack.physical.get(id)! }));
+      functions.push({ name: c.FunctionName!, arn: c.FunctionArn!, environment: c.Environment?.Variables ?? {}, timeoutSeconds: c.Timeout ?? 3, memoryMB: c.MemorySize ?? 128 });
+    }
+    const byService = (service: string): DeployedFunction => {
+      const found = functions.filter((f) => f.environment.POWERTOOLS_SERVICE_NAME === service);
+      if (found.length !== 1) throw new Error(`expected one deployed function with POWERTOOLS_SERVICE_NAME=${service}, found ${found.length} (${functions.map((f) => f.name).join(', ')})`);
+      return found[0];
+    };
+
+    const rules: DeployedRule[] = [];
+    for (const [id, r] of Object.entries(stack.template.Resources as Record<string, any>)) {
+      if (r.Type !== 'AWS::Events::Rule' || !stack.physical.has(id)) continue;
+      const name = stack.physical.get(id)!.split('|').pop()!.split('/').pop()!;
+      const rule = await events.send(new DescribeRuleCommand({ Name: name }));
+      for (const t of (await events.send(new ListTargetsByRuleCommand({ Rule: name }))).Targets ?? []) {
+        rules.push({ name, eventPattern: rule.EventPattern, scheduleExpression: rule.ScheduleExpression, input: t.Input === undefined ? undefined : JSON.parse(t.Input), targetArn: t.Arn! });
+      }
+    }
+
+    // moto does not deploy EventBridge Scheduler schedules: their input is read from the template,
+    // with references resolved to what moto created.
+    const resolve = (value: any): string =>
+      typeof value === 'string' ? value : 'Ref' in value ? stack.physical.get(value.Ref)! : (value['Fn::Join'][1] as unknown[]).map(resolve).join(value['Fn::Join'][0]);
+    const scheduledRuns: ScheduledRun[] = Object.entries(stack.template.Resources as Record<string, any>)
+      .filter(([, r]) => r.Type === 'AWS::Scheduler::Schedule')
+      .map(([logicalId, r]) => {
+        const input = JSON.parse(resolve(r.Properties.Target.Input)) as { Parameters?: Record<string, string[]> };
+        return {
+          logicalId,
+          schedule: r.Properties.ScheduleExpression,
+          timeZone: r.Properties.ScheduleExpressionTimezone,
+          parameters: Object.fromEntries(Object.entries(input.Parameters ?? {}).map(([k, v]) => [k, v[0]])),
+        };
+      });
+
+    const document = await readCommandDocument(ssm, stack.output('AgentDocumentName'));
+    return new Deployment(target, stack, document, byService(SERVICE.verifier), byService(SERVICE.monitor), rules, scheduledRuns, home);
+  }
+
+  get bucket(): string {
+    return this.stack.bucket;
+  }
+
+  get topicArn(): string {
+    return this.stack.output('AlertTopicArn');
+  }
+
+  /** The agent configuration the stack wrote for a group, as the agent reads it. */
+  async groupConfig(group: string): Promise<{ parameter: string; config: AgentConfig }> {
+    const parameter = groupParameters(group, this.verifierSettingsPrefix()).config;
+    const value = (await this.ssm.send(new GetParameterCommand({ Name: parameter }))).Parameter!.Value!;
+    return { parameter, config: agentConfigSchema.parse(JSON.parse(value)) };
+  }
+
+  private verifierSettingsPrefix(): string {
+    return this.verifier.environment.COLDSEAL_PARAMETER_PREFIX;
+  }
+
+  /** The environment of a host (or an operator's shell) in this account. */
+  hostEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return hostEnv(this.target, this.home, extra);
+  }
+
+  /** The operator's step after deploying: the group's signing private key into its SecureString. */
+  async publishSigningKey(agentBundle: string, group: string, signingKeyFile: string): Promise<ProcessResult> {
+    return runProcess(process.execPath, [agentBundle, 'keys', 'publish', '--group', group, '--signing-key', signingKeyFile], { env: this.hostEnv(), cwd: this.home });
+  }
+
+  /** The scheduled backup run of a group: the document's script with the parameters its schedule sends. */
+  scheduledRun(group: string, action: 'backup' | 'drill' = 'backup'): ScheduledRun {
+    const run = this.scheduledRuns.find((r) => r.parameters.group === group && (r.parameters.action ?? 'backup') === action);
+    if (!run) throw new Error(`the stack has no ${action} schedule for group ${group} (schedules: ${this.scheduledRuns.map((r) => JSON.stringify(r.parameters)).join(', ')})`);
+    return run;
+  }
+
+  /** Runs the document's script on this machine as SSM Run Command would on a host of the group. */
+  async runScheduled(group: string, action: 'backup' | 'drill' = 'backup', env: Record<string, string> = {}): Promise<ProcessResult> {
+    return runDocument(this.target, this.document, this.scheduledRun(group, action).parameters, this.home, env);
+  }
+
+  async listKeys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  }
+
+  /** Manifest keys of a group's backups, oldest first. */
+  async manifests(group: string, source?: string): Promise<string[]> {
+    return (await this.listKeys('backups/')).filter((k) => {
+      const loc = parseKey(k);
+      return loc?.kind === 'manifest' && loc.group === group && (source === undefined || loc.source === source);
+    }).sort((a, b) => stampIn(a).localeCompare(stampIn(b)));
+  }
+
+  async getText(key: string): Promise<string> {
+    return (await (await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))).Body!.transformToString('utf8'));
+  }
+
+  /**
+   * The event the deployed "manifest created" rule delivers for a new manifest. moto's S3 emits no
+   * EventBridge events and moto cannot deliver to a Lambda target (it fails the whole PutEvents),
+   * so the S3-shaped event is put on a bus of its own, where a probe rule with the deployed rule's
+   * own pattern (read back from moto) forwards what matches to an SQS queue: moto's EventBridge
+   * decides whether the rule fires, and what arrives is what the function is invoked with.
+   */
+  async manifestCreatedEvent(key: string): Promise<VerifierEvent> {
+    const probe = await this.eventProbe();
+    await this.events.send(
+      new PutEventsCommand({
+        Entries: [{ EventBusName: probe.bus, Source: 'aws.s3', DetailType: 'Object Created', Resources: [`arn:aws:s3:::${this.bucket}`], Detail: JSON.stringify({ version: '0', bucket: { name: this.bucket }, object: { key, size: 0 }, reason: 'PutObject' }) }],
+      }),
+    );
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const r = await this.sqs.send(new ReceiveMessageCommand({ QueueUrl: probe.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: attempt }));
+      const message = r.Messages?.[0];
+      if (!message) continue;
+      await this.sqs.send(new DeleteMessageCommand({ QueueUrl: probe.queueUrl, ReceiptHandle: message.ReceiptHandle! }));
+      return JSON.parse(message.Body!) as VerifierEvent;
+    }
+    throw new Error(`the deployed rule ${probe.rule.name} (${probe.rule.eventPattern}) does not match the S3 "Object Created" event for ${key}: the verifier would never see this manifest`);
+  }
+
+  private probe?: { rule: DeployedRule; queueUrl: string; bus: string };
+  private async eventProbe(): Promise<{ rule: DeployedRule; queueUrl: string; bus: string }> {
+    if (this.probe) return this.probe;
+    const rule = this.ruleFor(this.verifier, (r) => r.eventPattern !== undefined);
+    const name = `coldseal-e2e-probe-${Math.random().toString(36).slice(2, 10)}`;
+    const queueUrl = (await this.sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
+    const queueArn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    await this.events.send(new CreateEventBusCommand({ Name: name }));
+    await this.events.send(new PutRuleCommand({ Name: name, EventBusName: name, EventPattern: rule.eventPattern }));
+    await this.events.send(new PutTargetsCommand({ Rule: name, EventBusName: name, Targets: [{ Id: 'probe', Arn: queueArn }] }));
+    this.probe = { rule, queueUrl, bus: name };
+    return this.probe;
+  }
+
+  /** The constant input a deployed scheduled rule sends to a function. */
+  scheduledInput<E>(fn: DeployedFunction): E {
+    return this.ruleFor(fn, (r) => r.scheduleExpression !== undefined && r.input !== undefined).input as E;
+  }
+
+  private ruleFor(fn: DeployedFunction, predicate: (r: DeployedRule) => boolean): DeployedRule {
+    const found = this.rules.filter((r) => r.targetArn === fn.arn && predicate(r));
+    if (found.length !== 1) throw new Error(`expected one such deployed rule targeting ${fn.name}, found ${found.length}`);
+    return found[0];
+  }
+
+  /** Where the functions' stdout goes instead of this process's stdout (see invoke). */
+  lambdaOutput?: (line: string) => void;
+
+  async invokeVerifier(event: VerifierEvent): Promise<SweepResult | ManifestResult | undefined> {
+    return this.invoke(this.verifier, async () => (await import('../lambdas/verifier/handler.js')).createVerifierHandler(), event);
+  }
+
+  async invokeMonitor(event: MonitorEvent): Promise<MonitorResult | undefined> {
+    return this.invoke(this.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler(), event);
+  }
+
+  /**
+   * A cold start of the function in this process: its deployed environment plus what the Lambda
+   * runtime would provide (credentials, region; here also the moto endpoint, which the SDK reads
+   * from AWS_ENDPOINT_URL), for the duration of the call. The handler builds its own clients
+   * from that, as it does on AWS. Its stdout (Powertools log lines and EMF metrics, what
+   * CloudWatch Logs would hold) goes to lambdaOutput when set; never under the test runner,
+   * whose own protocol runs over this process's stdout.
+   */
+  private async invoke<E, R>(fn: DeployedFunction, create: () => Promise<(event: E, context?: Context) => Promise<R>>, event: E): Promise<R> {
+    const runtimeEnv: Record<string, string> = {
+      ...fn.environment,
+      ...this.target.env,
+      AWS_ENDPOINT_URL: this.target.clientConfig.endpoint,
+      AWS_LAMBDA_FUNCTION_NAME: fn.name,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMB),
+    };
+    const saved = new Map(Object.keys(runtimeEnv).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, runtimeEnv);
+    const write = process.stdout.write;
+    const sink = this.lambdaOutput;
+    if (sink) {
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        for (const line of String(chunk).split('\n').filter(Boolean)) sink(line);
+        (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
+        return true;
+      }) as typeof process.stdout.write;
+    }
+    try {
+      const handler = await create();
+      return await handler(event, lambdaContext(fn));
+    } finally {
+      process.stdout.write = write;
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+
+  /** An SQS queue subscribed to the deployed alert topic: what an email subscriber would receive. */
+  async subscribeToAlerts(): Promise<void> {
+    const { forcePathStyle: _f, ...plain } = this.target.clientConfig;
+    this.queueUrl = (await this.sqs.send(new CreateQueueCommand({ QueueName: `coldseal-alerts-inbox-${Math.random().toString(36).slice(2, 10)}` }))).QueueUrl!;
+    const queueArn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    await new SNSClient(plain).send(new SubscribeCommand({ TopicArn: this.topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+  }
+
+  /** Every alert published since the last call. */
+  async receiveAlerts(): Promise<Alert[]> {
+    if (!this.queueUrl) throw new Error('subscribeToAlerts() first: alerts are read from an SQS subscription of the topic');
+    const out: Alert[] = [];
+    for (;;) {
+      const r = await this.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+      if (!r.Messages?.length) return out;
+      for (const m of r.Messages) {
+        const body = JSON.parse(m.Body!) as { Subject: string; Message: string; MessageAttributes?: Record<string, { Value: string }> };
+        out.push({ subject: body.Subject, message: body.Message, attributes: Object.fromEntries(Object.entries(body.MessageAttributes ?? {}).map(([k, v]) => [k, v.Value])) });
+        await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
+      }
+    }
+  }
+
+  /**
+   * `coldseal restore` as an operator runs it: the group's deployed configuration parameter, the
+   * recipient private key from a file, the target on argv (never a password).
+   */
+  async restore(agentBundle: string, group: string, args: string[], env: Record<string, string> = {}): Promise<ProcessResult> {
+    const { parameter } = await this.groupConfig(group);
+    return runProcess(process.execPath, [agentBundle, 'restore', '--config-parameter', parameter, ...args], { env: this.hostEnv(env), cwd: this.home });
+  }
+
+  /**
+   * Breaks a backup on purpose: a byte of the ciphertext flipped and written back. The bucket is
+   * versioned and locked, so this adds a new current version (what a compromised or careless
+   * writer with the bucket owner's rights could do); the locked original stays as an older version.
+   */
+  async corrupt(ciphertextKey: string): Promise<void> {
+    const original = Buffer.from(await (await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: ciphertextKey }))).Body!.transformToByteArray());
+    const broken = Buffer.from(original);
+    broken[Math.floor(broken.length / 2)] ^= 0xff;
+    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: ciphertextKey, Body: broken, ChecksumAlgorithm: 'CRC32' }));
+  }
+}
+
+function stampIn(key: string): string {
+  return key.split('/').pop()!;
+}
+
+function lambdaContext(fn: DeployedFunction): Context {
+  const deadline = Date.now() + fn.timeoutSeconds * 1000;
+  const id = `e2e-${Math.random().toString(36).slice(2)}`;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: fn.name,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: fn.arn,
+    memoryLimitInMB: String(fn.memoryMB),
+    awsRequestId: id,
+    logGroupName: `/aws/lambda/${fn.name}`,
+    logStreamName: id,
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
