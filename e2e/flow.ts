@@ -286,9 +286,9 @@ export class Deployment {
    * A cold start of the function in this process: its deployed environment plus what the Lambda
    * runtime would provide (credentials, region; here also the moto endpoint, which the SDK reads
    * from AWS_ENDPOINT_URL), for the duration of the call. The handler builds its own clients
-   * from that, as it does on AWS. Its stdout (Powertools log lines and EMF metrics, what
-   * CloudWatch Logs would hold) goes to lambdaOutput when set; never under the test runner,
-   * whose own protocol runs over this process's stdout.
+   * from that, as it does on AWS. Its output (Powertools log lines and EMF metrics, what
+   * CloudWatch Logs would hold) goes to lambdaOutput when set; never set it under the test
+   * runner, whose own protocol runs over this process's stdout.
    */
   private async invoke<E, R>(fn: DeployedFunction, create: () => Promise<(event: E, context?: Context) => Promise<R>>, event: E): Promise<R> {
     const runtimeEnv: Record<string, string> = {
@@ -300,20 +300,23 @@ export class Deployment {
     };
     const saved = new Map(Object.keys(runtimeEnv).map((k) => [k, process.env[k]]));
     Object.assign(process.env, runtimeEnv);
-    const write = process.stdout.write;
+    const streams = [process.stdout, process.stderr] as const;
+    const writes = streams.map((stream) => stream.write);
     const sink = this.lambdaOutput;
     if (sink) {
-      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-        for (const line of String(chunk).split('\n').filter(Boolean)) sink(line);
-        (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
-        return true;
-      }) as typeof process.stdout.write;
+      for (const stream of streams) {
+        stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+          for (const line of String(chunk).split('\n').filter(Boolean)) sink(line);
+          (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
+          return true;
+        }) as typeof stream.write;
+      }
     }
     try {
       const handler = await create();
       return await handler(event, lambdaContext(fn));
     } finally {
-      process.stdout.write = write;
+      streams.forEach((stream, i) => (stream.write = writes[i]));
       for (const [k, v] of saved) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
