@@ -17,6 +17,9 @@ import {
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { buildApp } from '../infra/lib/app';
 import { substituteParameters } from '../infra/lib/agent-script';
+import type { MotoTarget } from './moto-target';
+
+export { defaultMotoTarget, motoTarget, type MotoTarget } from './moto-target';
 
 /**
  * The synthesized stack deployed into moto_server, the way `cdk deploy` would deploy it into an
@@ -26,38 +29,6 @@ import { substituteParameters } from '../infra/lib/agent-script';
  * Used by the infra deploy test, the end-to-end test and `npm run demo`: one implementation of
  * "what moto can and cannot deploy".
  */
-
-/** What the code needs to act in one moto account (test/harness/aws.ts MotoAccount is one). */
-export interface MotoTarget {
-  readonly accountId: string;
-  readonly clientConfig: {
-    endpoint: string;
-    region: string;
-    forcePathStyle: true;
-    credentials: { accessKeyId: string; secretAccessKey: string };
-  };
-  /** Credentials and region for a child process (the agent, the AWS CLI). */
-  readonly env: Record<string, string>;
-}
-
-/** moto's default account: any access key it did not issue itself acts in it. */
-export const MOTO_DEFAULT_ACCOUNT = '123456789012';
-
-/** A target for a moto_server with no accounts set up (the demo's own server). */
-export function defaultMotoTarget(endpoint: string, region = 'us-east-1'): MotoTarget {
-  const credentials = { accessKeyId: 'coldseal-demo', secretAccessKey: 'coldseal-demo' };
-  return {
-    accountId: MOTO_DEFAULT_ACCOUNT,
-    clientConfig: { endpoint, region, forcePathStyle: true, credentials },
-    env: {
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_REGION: region,
-      AWS_DEFAULT_REGION: region,
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
-  };
-}
 
 /**
  * Types in the stack that moto 5.2's CloudFormation does not implement (it logs a warning and

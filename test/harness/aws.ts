@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CreateAccessKeyCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { motoTarget, type MotoTarget } from '../../e2e/moto-target';
 
 /**
  * Test isolation inside the one moto_server of a run: each test file works in an account of its
@@ -14,18 +15,9 @@ export function motoEndpoint(): string {
   return endpoint;
 }
 
-export interface MotoAccount {
-  readonly accountId: string;
+/** A moto account: what the code under test is handed (e2e/moto-target.ts MotoTarget), and its keys. */
+export interface MotoAccount extends MotoTarget {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
-  /** Client config for any SDK v3 client: endpoint, region, path-style, this account's keys. */
-  readonly clientConfig: {
-    endpoint: string;
-    region: string;
-    forcePathStyle: true;
-    credentials: { accessKeyId: string; secretAccessKey: string };
-  };
-  /** Environment for a child process (the agent CLI) to act in this account. */
-  readonly env: Record<string, string>;
 }
 
 export async function newMotoAccount(): Promise<MotoAccount> {
@@ -43,18 +35,7 @@ export async function newMotoAccount(): Promise<MotoAccount> {
   await iam.send(new CreateUserCommand({ UserName: userName }));
   const key = await iam.send(new CreateAccessKeyCommand({ UserName: userName }));
   const credentials = { accessKeyId: key.AccessKey!.AccessKeyId!, secretAccessKey: key.AccessKey!.SecretAccessKey! };
-  return {
-    accountId,
-    credentials,
-    clientConfig: { endpoint, region: REGION, forcePathStyle: true, credentials },
-    env: {
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_REGION: REGION,
-      AWS_DEFAULT_REGION: REGION,
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
-  };
+  return { ...motoTarget(endpoint, accountId, credentials, REGION), credentials };
 }
 
 export function uniqueName(prefix: string): string {
