@@ -2,7 +2,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
-import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutEventsCommand, PutRuleCommand, PutTargetsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
@@ -13,8 +13,10 @@ import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';
 import { SERVICE } from '../lambdas/shared/metric-names';
+import type { InstanceDirectory, ManagedInstance } from '../lambdas/shared/ports';
 import type { MonitorEvent } from '../lambdas/monitor/handler';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
+import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../lambdas/monitor/core/command-failure';
 import type { VerifierEvent } from '../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import { hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack, type MotoTarget, type ProcessResult } from './moto-stack';
@@ -222,42 +224,59 @@ export class Deployment {
     return (await (await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))).Body!.transformToString('utf8'));
   }
 
+  /** The event the deployed "manifest created" rule delivers to the verifier for a new manifest (see deliver). */
+  async manifestCreatedEvent(key: string): Promise<VerifierEvent> {
+    const detail = { version: '0', bucket: { name: this.bucket }, object: { key, size: 0 }, reason: 'PutObject' };
+    return this.deliver<VerifierEvent>(this.verifier, { Source: 'aws.s3', DetailType: 'Object Created', Resources: [`arn:aws:s3:::${this.bucket}`], Detail: JSON.stringify(detail) }, `the S3 "Object Created" event for ${key}`);
+  }
+
+  /** The event the deployed "command failed" rule delivers to the monitor when a run of the document ends so (see deliver). */
+  async commandStatusEvent(detail: CommandStatusDetail): Promise<MonitorEvent> {
+    return this.deliver<MonitorEvent>(this.monitor, { Source: 'aws.ssm', DetailType: COMMAND_STATUS_DETAIL_TYPE_NAME, Detail: JSON.stringify(detail) }, `a ${detail.status} run of ${detail['document-name']}`);
+  }
+
   /**
-   * The event the deployed "manifest created" rule delivers for a new manifest. moto's S3 emits no
-   * EventBridge events and moto cannot deliver to a Lambda target (it fails the whole PutEvents),
-   * so the S3-shaped event is put on a bus of its own, where a probe rule with the deployed rule's
-   * own pattern (read back from moto) forwards what matches to an SQS queue: moto's EventBridge
+   * The event a deployed rule would deliver to a function. moto's S3 and SSM emit no EventBridge
+   * events and moto cannot deliver to a Lambda target (it fails the whole PutEvents), so the
+   * AWS-shaped event is put on a bus of its own, where a probe rule with the deployed rule's own
+   * pattern (read back from moto) forwards what matches to an SQS queue: moto's EventBridge
    * decides whether the rule fires, and what arrives is what the function is invoked with.
    */
-  async manifestCreatedEvent(key: string): Promise<VerifierEvent> {
-    const probe = await this.eventProbe();
-    await this.events.send(
-      new PutEventsCommand({
-        Entries: [{ EventBusName: probe.bus, Source: 'aws.s3', DetailType: 'Object Created', Resources: [`arn:aws:s3:::${this.bucket}`], Detail: JSON.stringify({ version: '0', bucket: { name: this.bucket }, object: { key, size: 0 }, reason: 'PutObject' }) }],
-      }),
-    );
+  private async deliver<E>(fn: DeployedFunction, entry: Omit<PutEventsRequestEntry, 'EventBusName'>, what: string): Promise<E> {
+    const probe = await this.eventProbe(fn);
+    await this.events.send(new PutEventsCommand({ Entries: [{ ...entry, EventBusName: probe.bus }] }));
     for (let attempt = 0; attempt < 2; attempt++) {
       const r = await this.sqs.send(new ReceiveMessageCommand({ QueueUrl: probe.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: attempt }));
       const message = r.Messages?.[0];
       if (!message) continue;
       await this.sqs.send(new DeleteMessageCommand({ QueueUrl: probe.queueUrl, ReceiptHandle: message.ReceiptHandle! }));
-      return JSON.parse(message.Body!) as VerifierEvent;
+      return JSON.parse(message.Body!) as E;
     }
-    throw new Error(`the deployed rule ${probe.rule.name} (${probe.rule.eventPattern}) does not match the S3 "Object Created" event for ${key}: the verifier would never see this manifest`);
+    throw new Error(`the deployed rule ${probe.rule.name} (${probe.rule.eventPattern}) does not match ${what}: ${fn.name} would never see it`);
   }
 
-  private probe?: { rule: DeployedRule; queueUrl: string; bus: string };
-  private async eventProbe(): Promise<{ rule: DeployedRule; queueUrl: string; bus: string }> {
-    if (this.probe) return this.probe;
-    const rule = this.ruleFor(this.verifier, (r) => r.eventPattern !== undefined);
+  private readonly probes = new Map<string, { rule: DeployedRule; queueUrl: string; bus: string }>();
+  private async eventProbe(fn: DeployedFunction): Promise<{ rule: DeployedRule; queueUrl: string; bus: string }> {
+    const known = this.probes.get(fn.arn);
+    if (known) return known;
+    const rule = this.ruleFor(fn, (r) => r.eventPattern !== undefined);
     const name = `coldseal-e2e-probe-${Math.random().toString(36).slice(2, 10)}`;
     const queueUrl = (await this.sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
     const queueArn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
     await this.events.send(new CreateEventBusCommand({ Name: name }));
     await this.events.send(new PutRuleCommand({ Name: name, EventBusName: name, EventPattern: rule.eventPattern }));
     await this.events.send(new PutTargetsCommand({ Rule: name, EventBusName: name, Targets: [{ Id: 'probe', Arn: queueArn }] }));
-    this.probe = { rule, queueUrl, bus: name };
-    return this.probe;
+    const probe = { rule, queueUrl, bus: name };
+    this.probes.set(fn.arn, probe);
+    return probe;
+  }
+
+  /** `aws ssm send-command` exactly as the stack's BackupCommand<Group> output says (moto records it; it runs nothing). */
+  async sendBackupCommand(group: string): Promise<string> {
+    const line = this.stack.output(`BackupCommand${group.charAt(0).toUpperCase()}${group.slice(1)}`);
+    const sent = await runProcess('/bin/sh', ['-c', `${line} --output json`], { env: this.hostEnv(), cwd: this.home });
+    if (sent.code !== 0) throw new Error(`the BackupCommand output for ${group} failed (exit ${sent.code}): ${sent.stderr}`);
+    return (JSON.parse(sent.stdout) as { Command: { CommandId: string } }).Command.CommandId;
   }
 
   /** The constant input a deployed scheduled rule sends to a function. */
@@ -278,8 +297,13 @@ export class Deployment {
     return this.invoke(this.verifier, async () => (await import('../lambdas/verifier/handler.js')).createVerifierHandler(), event);
   }
 
-  async invokeMonitor(event: MonitorEvent): Promise<MonitorResult | undefined> {
-    return this.invoke(this.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler(), event);
+  /**
+   * @param instances stands in for SSM's managed-instance inventory, which moto lacks (moto 5.2
+   *   answers DescribeInstanceInformation with a tag filter with HTTP 500); everything else the
+   *   monitor reads is moto.
+   */
+  async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory): Promise<MonitorResult | undefined> {
+    return this.invoke(this.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances }), event);
   }
 
   /**
@@ -366,6 +390,20 @@ export class Deployment {
     const broken = Buffer.from(original);
     broken[Math.floor(broken.length / 2)] ^= 0xff;
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: ciphertextKey, Body: broken, ChecksumAlgorithm: 'CRC32' }));
+  }
+}
+
+/** Managed instances as SSM would list them: the hosts this machine plays, with their group tag. */
+export class HostInventory implements InstanceDirectory {
+  constructor(private readonly instances: readonly ManagedInstance[]) {}
+
+  async listGroup(_tagKey: string, group: string): Promise<ManagedInstance[]> {
+    return this.instances.filter((i) => i.group === group);
+  }
+
+  async describe(instanceId: string, _tagKey: string, groups: readonly string[]): Promise<ManagedInstance | null> {
+    const found = this.instances.find((i) => i.instanceId === instanceId);
+    return found ? { ...found, group: found.group && groups.includes(found.group) ? found.group : undefined } : null;
   }
 }
 

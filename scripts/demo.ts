@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { openManifest, readPublicKeys } from '../format';
@@ -7,7 +8,7 @@ import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verif
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
 import { deployToMoto, defaultMotoTarget, runProcess } from '../e2e/moto-stack';
-import { Deployment, generateKeyFiles, type Alert } from '../e2e/flow';
+import { Deployment, generateKeyFiles, HostInventory, type Alert } from '../e2e/flow';
 import { buildAgentSync } from './build-agent';
 import { startMoto, type MotoServer } from '../test/harness/services';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, PG } from '../test/harness/databases';
@@ -169,10 +170,17 @@ async function main(): Promise<number> {
     say(`report: s3://${stack.bucket}/${sweep.reportKeys.json}\n        s3://${stack.bucket}/${sweep.reportKeys.html}`);
     say(`copies to open: ${relative(ROOT, join(reportDir, 'verification.html'))} (and .json)`);
 
-    step(8, 'The monitor, on its schedule (freshness, metrics, heartbeat)');
-    const monitor = (await deployment.invokeMonitor(deployment.scheduledInput(deployment.monitor))) as MonitorResult;
-    say(monitor.findings.length ? monitor.findings.map(findingLine).join('\n') : 'every expected source is fresh');
-    say(`its metrics and log lines (CloudWatch Logs on AWS): ${relative(ROOT, logFile)}`);
+    step(8, 'The monitor, on its schedule (freshness, metrics, heartbeat), then on a failed run');
+    // moto has no managed-instance inventory: this machine plays the group's one tagged host.
+    const inventory = new HostInventory([{ instanceId: 'i-0demo0demo0demo00', computerName: hostname(), pingStatus: 'Online', lastPingAt: new Date(), group: GROUP }]);
+    const monitor = (await deployment.invokeMonitor(deployment.scheduledInput(deployment.monitor), inventory)) as MonitorResult;
+    say(monitor.findings.length ? monitor.findings.map(findingLine).join('\n') : `the tagged host ${hostname()} is online and its source is fresh`);
+    const commandId = await deployment.sendBackupCommand(GROUP);
+    say(`sent the BackupCommand output's aws ssm send-command (command ${commandId}); say it failed on the host:`);
+    const failedRun = await deployment.commandStatusEvent({ 'command-id': commandId, 'document-name': deployment.stack.output('AgentDocumentName'), 'instance-id': 'i-0demo0demo0demo00', 'requested-date-time': new Date().toISOString(), status: 'Failed' });
+    const failure = (await deployment.invokeMonitor(failedRun, inventory)) as MonitorResult;
+    say(failure.findings.map(findingLine).join('\n'));
+    say(`the functions' metrics and log lines (CloudWatch Logs on AWS): ${relative(ROOT, logFile)}`);
 
     step(9, 'Alerts sent so far (read from the SQS subscription of the topic)');
     say(alertLines(await deployment.receiveAlerts()));

@@ -3,9 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { openManifest, readPublicKeys, type Manifest } from '../../format';
+import { hostNameFrom, openManifest, readPublicKeys, type Manifest } from '../../format';
 import { EXIT } from '../../agent/src/errors';
 import { loadSettings } from '../../lambdas/shared/settings';
 import { reportSchema } from '../../lambdas/verifier/core/report';
@@ -13,7 +13,7 @@ import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/ve
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto, runProcess } from '../../e2e/moto-stack';
-import { Deployment, generateKeyFiles, type Alert, type KeyFiles } from '../../e2e/flow';
+import { Deployment, generateKeyFiles, HostInventory, type Alert, type KeyFiles } from '../../e2e/flow';
 import { newMotoAccount, uniqueName } from '../harness/aws';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../harness/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
@@ -38,6 +38,9 @@ const mySource = uniqueDbName('cs_e2e_my');
 const pgScratch: string[] = [];
 const myScratch: string[] = [];
 let filesRoot: string;
+/** This machine as the group's one tagged, online instance (moto has no managed-instance inventory). */
+const INSTANCE_ID = 'i-0e2e0e2e0e2e0e2e0';
+const inventory = () => new HostInventory([{ instanceId: INSTANCE_ID, computerName: hostname(), pingStatus: 'Online', lastPingAt: new Date(), group: PG_GROUP }]);
 
 async function openAt(key: string, group: string): Promise<Manifest> {
   return (await openManifest(await deployment.getText(key), await readPublicKeys(keys[group].signing.publicKey, 'signing key'))).document;
@@ -172,10 +175,27 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.match(alerts[0].subject, /^coldseal report \d{4}-\d\d-\d\d: OK/);
   });
 
-  test('the monitor, on its schedule, finds every source fresh and sends nothing', async () => {
-    const result = await deployment.invokeMonitor(deployment.scheduledInput(deployment.monitor));
+  test("the monitor, on its schedule, finds the group's tagged host online and its source fresh, and sends nothing", async () => {
+    const result = await deployment.invokeMonitor(deployment.scheduledInput(deployment.monitor), inventory());
     assert.deepEqual((result as MonitorResult).findings.map((f) => f.summary), []);
     assert.deepEqual(await deployment.receiveAlerts(), []);
+  });
+
+  test("a failed run of the deployed document (the BackupCommand output, sent to SSM) reaches the monitor through the deployed rule and alerts", async () => {
+    const commandId = await deployment.sendBackupCommand(PG_GROUP);
+    const event = await deployment.commandStatusEvent({
+      'command-id': commandId,
+      'document-name': deployment.stack.output('AgentDocumentName'),
+      'instance-id': INSTANCE_ID,
+      'requested-date-time': new Date().toISOString(),
+      status: 'Failed',
+    });
+    const result = (await deployment.invokeMonitor(event, inventory())) as MonitorResult;
+    assert.deepEqual(result.findings.map((f) => `${f.check} ${f.group}/${f.host}`), [`command-failed ${PG_GROUP}/${hostNameFrom(hostname())}`]);
+    const alerts = await deployment.receiveAlerts();
+    assert.equal(alerts.length, 1, alertSummary(alerts));
+    assert.match(alerts[0].subject, /FAIL/);
+    assert.match(alerts[0].message, new RegExp(commandId));
   });
 
   test('`coldseal restore` into a scratch database gives back the source, table by table', async () => {
