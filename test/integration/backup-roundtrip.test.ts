@@ -107,6 +107,8 @@ describe('backup round trips', () => {
     assert.equal(manifest.compression.algorithm, 'zstd');
     assert.match(manifest.encryption.implementation ?? '', /^gpg 2\./);
     const main = manifest.artifacts[1];
+    assert.equal(main.inventory?.consistency, 'snapshot', 'row counts taken in the snapshot pg_dump dumped');
+    assert.deepEqual(main.inventory?.tables.find((t) => t.schema === 'public' && t.name === 'bulk'), { schema: 'public', name: 'bulk', rows: 30_000 });
     assert.ok(main.parts.sha256.length >= 1);
     assert.equal(main.exitCode, 0);
     assert.deepEqual(main.tool.args, ['--format=custom', '--compress=0', '--no-password']);
@@ -128,13 +130,14 @@ describe('backup round trips', () => {
 
   test('MariaDB: blobs, 4-byte unicode, triggers and routines come back equal', async () => {
     // Encrypted in process by openpgp.js (hosts without gpg); PostgreSQL above went through the gpg binary.
-    const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user }], encryption: { implementation: 'openpgp.js' } });
+    const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, inventory: false }], encryption: { implementation: 'openpgp.js' } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
     assert.equal(result.code, 0, result.stderr);
     const [key] = (await sandbox.listKeys('backups/weekly/testgroup/testhost/maria/')).filter((k) => k.endsWith('.manifest.json'));
     const manifest = await openSignedManifest(key);
     assert.equal(manifest.artifacts[0].completion.method, 'marker');
     assert.match(manifest.encryption.implementation ?? '', /^openpgp\.js 6\./);
+    assert.equal(manifest.artifacts[0].inventory, undefined, 'inventory: false skips the row counts');
     const sql = (await fetchAndCheck(manifest, myDb)).toString('utf8');
     assert.match(sql, /-- Dump completed/);
     // Restore under another name: the dump names its database, so point it elsewhere.

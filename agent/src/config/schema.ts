@@ -36,6 +36,11 @@ const binDir = z
   .optional()
   .describe('directory of the client tools to use (e.g. /usr/lib/postgresql/16/bin): the dump tool must be at least as new as the server');
 
+const inventory = z
+  .boolean()
+  .default(true)
+  .describe('count the rows of every table at backup time (for verify --deep and drills); costs one full scan of each table');
+
 const databases = z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]);
 
 const postgresSource = z
@@ -51,6 +56,7 @@ const postgresSource = z
     password: secretRefSchema.optional(),
     runAs,
     binDir,
+    inventory,
     excludeTables: z.array(z.string()).default([]),
     /** Databases never dumped when databases is "all". */
     excludeDatabases: z.array(z.string()).default([]),
@@ -69,6 +75,7 @@ const mysqlSource = z
     password: secretRefSchema.optional(),
     runAs,
     binDir,
+    inventory,
     excludeDatabases: z.array(z.string()).default([]),
   })
   .strict();

@@ -75,11 +75,13 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
         estimatedBytes: sizes.get(database),
         diagnose: diagnoseMysql,
         // Counted in a consistent snapshot of its own just before mysqldump takes its own: approximate.
-        inventory: async () => {
-          const inventory = mysqlInventory({ args: [defaults], runAs: source.runAs, binDir: source.binDir }, database, 'approximate');
-          await inventory;
-          return { args: [], inventory, close: async () => {} };
-        },
+        inventory: source.inventory
+          ? async () => {
+              const inventory = mysqlInventory({ args: [defaults], runAs: source.runAs, binDir: source.binDir }, database, 'approximate');
+              await inventory;
+              return { args: [], inventory, close: async () => {} };
+            }
+          : undefined,
       } satisfies DumpStep;
     });
     return { engine: { kind: 'mysql', version: serverVersion }, steps, cleanup };

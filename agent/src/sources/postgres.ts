@@ -87,10 +87,12 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       completion: { method: 'exit-status' },
       diagnose: diagnosePostgres,
       // Row counts and schema fingerprint from the very snapshot pg_dump dumps (--snapshot).
-      inventory: async () => {
-        const session = await openPgSnapshotInventory({ env: { ...env, PGDATABASE: database }, runAs: source.runAs, binDir: source.binDir }, source.excludeTables);
-        return { args: [`--snapshot=${session.snapshot}`], inventory: session.inventory, close: session.close };
-      },
+      inventory: source.inventory
+        ? async () => {
+            const session = await openPgSnapshotInventory({ env: { ...env, PGDATABASE: database }, runAs: source.runAs, binDir: source.binDir }, source.excludeTables);
+            return { args: [`--snapshot=${session.snapshot}`], inventory: session.inventory, close: session.close };
+          }
+        : undefined,
     });
   }
   return { engine: { kind: 'postgres', version: serverVersion }, steps, cleanup: async () => {} };
