@@ -7,7 +7,7 @@ import { openManifest, readPublicKeys } from '../format';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
-import { deployToMoto, defaultMotoTarget, runProcess } from '../e2e/moto-stack';
+import { deployToMoto, defaultMotoTarget } from '../e2e/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory, type Alert } from '../e2e/flow';
 import { buildAgentSync } from './build-agent';
 import { startMoto, type MotoServer } from '../test/harness/services';
@@ -152,11 +152,11 @@ async function main(): Promise<number> {
     const checked = (await deployment.invokeVerifier(await deployment.manifestCreatedEvent(manifestKey))) as ManifestResult;
     say(checked.findings.length ? checked.findings.map(findingLine).join('\n') : 'signature, size, SHA-256, recipients, Object Lock: every check passed');
 
-    step(6, 'A restore drill on the drill host (coldseal drill: restores into scratch, signs a receipt)');
-    const { parameter } = await deployment.groupConfig(GROUP);
-    const drill = await runProcess(process.execPath, [bundle, 'drill', '--config-parameter', parameter, '--key', keys.recipient.privateFile], { env: deployment.hostEnv(), cwd: deployment.home });
+    step(6, "The drill schedule's run: restores the latest backup into scratch, checks it, signs a receipt");
+    // COLDSEAL_DRILL_KEY stands in for the drill host's /etc/coldseal/drill.key.asc.
+    const drill = await deployment.runScheduled(GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys.recipient.privateFile });
     appendFileSync(hostLog, `# drill, exit ${drill.code}\n${drill.stderr}${drill.stdout}\n`);
-    say(drill.code === 0 ? drill.stdout.trim() : `the drill failed (exit ${drill.code}); see ${relative(ROOT, hostLog)}`);
+    say(drill.code === 0 ? drill.stdout.trim() || `receipt: ${(await deployment.listKeys(`drills/${GROUP}/`)).join(', ')}` : `the drill failed (exit ${drill.code}): ${lastError(drill.stderr)}`);
 
     step(7, "The verifier's daily sweep and report");
     const sweep = (await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier))) as SweepResult;

@@ -12,7 +12,7 @@ import { reportSchema } from '../../lambdas/verifier/core/report';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto, runProcess } from '../../e2e/moto-stack';
+import { deployToMoto } from '../../e2e/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory, type Alert, type KeyFiles } from '../../e2e/flow';
 import { newMotoAccount, uniqueName } from '../harness/aws';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../harness/databases';
@@ -154,10 +154,10 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.deepEqual(await deployment.receiveAlerts(), []);
   });
 
-  test('a restore drill (`coldseal drill` with the recipient key, as on the drill host) writes a signed receipt', async () => {
-    const { parameter } = await deployment.groupConfig(PG_GROUP);
-    const drill = await runProcess(process.execPath, [bundle, 'drill', '--config-parameter', parameter, '--key', keys[PG_GROUP].recipient.privateFile], { env: deployment.hostEnv(), cwd: deployment.home });
-    assert.equal(drill.code, 0, drill.stderr);
+  test("the drill schedule's run of the document restores the latest backup into scratch and writes a signed receipt", async () => {
+    // COLDSEAL_DRILL_KEY stands in for the drill host's /etc/coldseal/drill.key.asc, as COLDSEAL_HOME does for /var/lib/coldseal.
+    const drill = await deployment.runScheduled(PG_GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys[PG_GROUP].recipient.privateFile });
+    assert.equal(drill.code, 0, `exit ${drill.code}\n${drill.stderr}`);
     assert.equal((await deployment.listKeys(`drills/${PG_GROUP}/`)).length, 1);
   });
 
