@@ -1,4 +1,5 @@
-import { assertName } from './layout';
+import { z } from 'zod';
+import { assertName, NAME_PATTERN, NAME_RULE } from './layout';
 
 /**
  * SSM Parameter Store names, shared by the stack (which writes the public ones), the agent (which
@@ -33,3 +34,36 @@ export function normalizePrefix(prefix: string): string {
   if (!/^\/[A-Za-z0-9_.\-/]*$/.test(prefix)) throw new Error(`parameter prefix "${prefix}" must start with "/" and hold only letters, digits, "_", ".", "-" and "/"`);
   return prefix.replace(/\/+$/, '');
 }
+
+/**
+ * String: what the deployed stack is, for `coldseal trigger` on an operator's laptop (the SSM
+ * document's generated name, the tag keys that pick the hosts, the groups), so that nobody
+ * copies names out of stack outputs by hand. Written by the stack, read by the CLI.
+ */
+export function deploymentParameter(prefix = DEFAULT_PARAMETER_PREFIX): string {
+  return `${normalizePrefix(prefix)}/deployment`;
+}
+
+const tagKey = z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key');
+const groupName = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+export const deploymentInfoSchema = z.object({
+  formatVersion: z.literal(1),
+  /** The SSM Command document that runs the agent. */
+  documentName: z.string().min(1),
+  region: z.string().min(1),
+  /** Tag key whose value is a host's group. */
+  hostTagKey: tagKey,
+  /** The restore drill: its group and the tag key (value: the group) that marks the drill host. */
+  drill: z.object({ group: groupName, hostTagKey: tagKey }).optional(),
+  groups: z.array(groupName).min(1),
+  /** CloudWatch log group the scheduled runs send their output to; a run by hand does the same. */
+  commandLogGroup: z.string().min(1).optional(),
+  /** The document's default run time limit, in seconds. */
+  executionTimeoutSeconds: z.number().int().positive(),
+  /** As the schedules send them, so that a run by hand spreads and tolerates failures the same way. */
+  maxConcurrency: z.string().min(1),
+  maxErrors: z.string().min(1),
+});
+
+export type DeploymentInfo = z.infer<typeof deploymentInfoSchema>;

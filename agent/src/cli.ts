@@ -6,6 +6,7 @@ import { defineRestoreCommand } from './commands/restore';
 import { defineStatusCommand } from './commands/status';
 import { defineVerifyCommand } from './commands/verify';
 import { defineKeysCommand } from './commands/keys';
+import { defineTriggerCommand } from './commands/trigger';
 import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
 import { AGENT_VERSION } from './version';
@@ -49,6 +50,7 @@ defineStatusCommand(program, run);
 defineRestoreCommand(program, run, getLog);
 defineVerifyCommand(program, run, getLog);
 defineDrillCommand(program, run, getLog);
+defineTriggerCommand(program, run, getLog);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

@@ -60,6 +60,8 @@ export class AgentDelivery extends Construct {
   /** SHA-256 of the bundle the document runs. */
   readonly agentSha256: string;
   readonly parameterPrefix: string;
+  /** The document's default run time limit (its executionTimeout parameter's default). */
+  readonly executionTimeoutSeconds: number;
   /** The per-group parameters the stack writes (the signing private key is the user's, never here). */
   readonly groupParameters: ReadonlyMap<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>;
 
@@ -72,6 +74,7 @@ export class AgentDelivery extends Construct {
     this.parameterPrefix = prefix;
     const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
     if (executionTimeout < 60 || executionTimeout > 172800) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
+    this.executionTimeoutSeconds = executionTimeout;
 
     const bundle = props.agentBundle ?? buildBundle();
     if (!existsSync(bundle)) throw new Error(`AgentDelivery props.agentBundle: ${bundle} does not exist`);

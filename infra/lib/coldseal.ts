@@ -13,6 +13,7 @@ import { AgentDelivery } from './agent-delivery';
 import { ColdsealAlarms } from './alarms';
 import { Alerts } from './alerts';
 import { ColdsealDashboard } from './dashboard';
+import { DeploymentInfoParameter } from './deployment-info';
 import { DrillAccess, HostAccess } from './host-access';
 import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import { ColdsealMonitor } from './monitor';
@@ -145,6 +146,7 @@ export class Coldseal extends Construct {
   readonly alerts: Alerts;
   readonly delivery: AgentDelivery;
   readonly schedules: BackupSchedules;
+  readonly deploymentInfo: DeploymentInfoParameter;
   readonly hostAccess: ReadonlyMap<string, HostAccess>;
   readonly drillAccess?: DrillAccess;
   readonly groups: readonly GroupHandle[];
@@ -206,6 +208,19 @@ export class Coldseal extends Construct {
       executionTimeout: props.executionTimeout,
       logRetention: props.commandLogRetention,
       removalPolicy,
+    });
+    this.deploymentInfo = new DeploymentInfoParameter(this, 'Deployment', {
+      parameterPrefix: this.parameterPrefix,
+      info: {
+        documentName: this.delivery.document.ref,
+        hostTagKey: this.hostTagKey,
+        ...(this.drill ? { drill: { group: this.drill.group, hostTagKey: this.drill.hostTagKey } } : {}),
+        groups: groups.map((g) => g.name),
+        commandLogGroup: this.schedules.logGroup.logGroupName,
+        executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
+        maxConcurrency: this.schedules.maxConcurrency,
+        maxErrors: this.schedules.maxErrors,
+      },
     });
 
     const access = new Map<string, HostAccess>();

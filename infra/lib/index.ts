@@ -8,3 +8,4 @@ export * from './host-access';
 export * from './schedules';
 export * from './rules';
 export * from './config';
+export * from './deployment-info';

@@ -69,6 +69,9 @@ export class BackupSchedules extends Construct {
   readonly role: iam.Role;
   readonly schedules: ReadonlyMap<string, scheduler.CfnSchedule>;
   readonly drillSchedule?: scheduler.CfnSchedule;
+  /** How each run spreads over a group's hosts (SendCommand MaxConcurrency, MaxErrors); a run by hand does the same. */
+  readonly maxConcurrency: string;
+  readonly maxErrors: string;
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
@@ -91,6 +94,8 @@ export class BackupSchedules extends Construct {
       seen.add(run.group);
     }
     const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    this.maxConcurrency = props.maxConcurrency ?? '10';
+    this.maxErrors = props.maxErrors ?? '100%';
     const deliveryTimeout = (props.deliveryTimeout ?? Duration.hours(1)).toSeconds();
     if (deliveryTimeout < 30 || deliveryTimeout > 2592000) throw new Error(`BackupSchedules props.deliveryTimeout must be 30 s to 30 days, got ${deliveryTimeout} s`);
 
@@ -146,8 +151,8 @@ export class BackupSchedules extends Construct {
             Comment: `coldseal scheduled ${action}: ${run.group}`,
             Targets: [{ Key: `tag:${tagKey}`, Values: [run.group] }],
             Parameters: { group: [run.group], action: [action], executionTimeout: [String(executionTimeout)] },
-            MaxConcurrency: props.maxConcurrency ?? '10',
-            MaxErrors: props.maxErrors ?? '100%',
+            MaxConcurrency: this.maxConcurrency,
+            MaxErrors: this.maxErrors,
             TimeoutSeconds: deliveryTimeout,
             CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: this.logGroup.logGroupName },
           }),

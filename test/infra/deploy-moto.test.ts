@@ -5,11 +5,11 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { agentConfigSchema } from '../../agent/src/config/schema';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
-import { groupParameters } from '../../format/parameters';
+import { deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
@@ -134,7 +134,7 @@ describe('deployed into moto', () => {
     assert.equal((await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!.trim(), signingPublicKey.trim());
     // Nothing the stack wrote holds a private key; the one SecureString is the key `keys publish` stored.
     const all = (await ssm.send(new GetParametersByPathCommand({ Path: '/coldseal', Recursive: true, WithDecryption: false }))).Parameters ?? [];
-    assert.deepEqual(all.map((p) => p.Name).sort(), Object.values(names).sort());
+    assert.deepEqual(all.map((p) => p.Name).sort(), [...Object.values(names), deploymentParameter()].sort());
     for (const parameter of all.filter((p) => p.Type === 'String')) assert.doesNotMatch(parameter.Value ?? '', /PRIVATE KEY/, parameter.Name);
     assert.deepEqual(all.filter((p) => p.Type === 'SecureString').map((p) => p.Name), [names.signingKey]);
   });
@@ -212,6 +212,19 @@ describe('deployed into moto', () => {
       assert.equal(command.DocumentName, documentName);
       assert.deepEqual(command.Parameters.group, ['db']);
     }
+  });
+
+  test('coldseal trigger finds the deployed document and tag through the deployed deployment parameter', async () => {
+    // The operator's CLI, with nothing but credentials and region: everything else comes from the stack.
+    const args = ['--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts'), '--json', 'trigger', '--group', GROUP, '--source', SOURCE];
+    const result = await runProcess(process.execPath, args, { env: { ...hostEnv(account, dir), NODE_NO_WARNINGS: '1' }, cwd: ROOT });
+    assert.equal(result.code, 0, result.stderr);
+    const { commandId } = JSON.parse(result.stdout) as { commandId: string };
+    const sent = (await ssm.send(new ListCommandsCommand({ CommandId: commandId }))).Commands![0];
+    assert.equal(sent.DocumentName, deployed.output('AgentDocumentName'));
+    assert.deepEqual(sent.Targets, [{ Key: 'tag:coldseal-group', Values: [GROUP] }]);
+    assert.deepEqual(sent.Parameters, { group: [GROUP], action: ['backup'], tier: ['auto'], sources: [SOURCE], executionTimeout: ['14400'] });
+    assert.ok(result.stderr.includes(`output: CloudWatch log group ${deployed.output('CommandLogGroupName')}`), result.stderr);
   });
 
   test('a host without Node 18 gets a clear error, not a stack trace', async () => {

@@ -8,7 +8,7 @@ import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../agent/src/config/schema';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
-import { groupParameters } from '../../format/parameters';
+import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import { SEND_COMMAND_TARGET } from '../../infra/lib/schedules';
@@ -223,7 +223,7 @@ describe('agent delivery', () => {
       assert.match(params.find((p) => p.Name === names.signingPublicKeys).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
       assert.equal(params.find((p) => p.Name === names.signingKey), undefined, 'the signing private key is the user\'s to publish, never the stack\'s');
     }
-    assert.equal(params.length, 6);
+    assert.equal(params.filter((p) => p.Name !== deploymentParameter()).length, 6);
   });
 
   test('no private key material anywhere in the template or the assembly', () => {
@@ -233,6 +233,37 @@ describe('agent delivery', () => {
     for (const file of readdirSync(assemblyDir)) {
       const path = join(assemblyDir, file);
       if (file.endsWith('.json')) assert.doesNotMatch(readFileSync(path, 'utf8'), /BEGIN PGP PRIVATE KEY/, file);
+    }
+  });
+});
+
+describe('deployment information', () => {
+  test('one String parameter tells coldseal trigger the document (by Ref), tag keys, groups and log group', () => {
+    const [, parameter] = resourcesOfType(template, 'AWS::SSM::Parameter').find(([, r]) => r.Properties.Name === deploymentParameter())!;
+    assert.equal(parameter.Properties.Type, 'String');
+    const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+    const [logGroupId] = resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => id.includes('CommandOutput'))!;
+    // The document's name is generated at deploy time: the value must refer to it, not copy it.
+    assert.ok(JSON.stringify(parameter.Properties.Value).includes(JSON.stringify({ Ref: docId })));
+    const info = deploymentInfoSchema.parse(JSON.parse(render(template, parameter.Properties.Value)));
+    assert.deepEqual(info, {
+      formatVersion: 1,
+      documentName: docId,
+      region: 'us-east-1',
+      hostTagKey: 'coldseal-group',
+      drill: { group: 'db', hostTagKey: 'coldseal-drill' },
+      groups: ['db', 'web'],
+      commandLogGroup: logGroupId,
+      executionTimeoutSeconds: 4 * 3600,
+      maxConcurrency: '10',
+      maxErrors: '100%',
+    });
+    // Each schedule sends the same spread and failure tolerance a run by hand will use.
+    for (const [, schedule] of resourcesOfType(template, 'AWS::Scheduler::Schedule')) {
+      const input = JSON.parse(render(template, schedule.Properties.Target.Input));
+      assert.equal(input.MaxConcurrency, info.maxConcurrency);
+      assert.equal(input.MaxErrors, info.maxErrors);
+      assert.equal(input.DocumentName, info.documentName);
     }
   });
 });

@@ -195,6 +195,8 @@ test('a non-zero dump exit status and a missing Object Lock retention are findin
   await putBackup(world, { host: 'web-1', finishedAt: new Date(world.clock.ms - 5 * 60_000), exitCode: 1 });
   const failed = await sweep(world);
   await expectOneNewFinding(world, failed, 'dump-exit-status', 'Dump exit status - web/web-1/pg, daily', /^pg_dump exited with status 1 for artifact "app"$/);
+  // The action names the group too: coldseal trigger needs it when a deployment has several.
+  assert.match(failed.findings[0].action, /then run coldseal trigger --group web --host web-1\.$/);
 
   const world2 = await newWorld({ account, groups: [{ name: 'web', sources: ['pg'], hosts: ['web-1'], retentionDays: { daily: 35 } }] });
   await healthyFleet(world2, { hosts: ['web-1'], drill: false });

@@ -104,10 +104,10 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
     const aAt = { ...at, where: aWhere };
     const label = `artifact "${artifact.name}"`;
     if (artifact.exitCode !== 0) {
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'dump-exit-status', severity: 'fail', since: manifest.finishedAt, summary: `${artifact.tool.name} exited with status ${artifact.exitCode} for ${label}`, detail: artifact.warnings.join('\n') || undefined, action: `Treat this dump as incomplete. Look at the agent's output for ${manifest.stamp} on ${loc.host} (SSM Run Command history) and fix the cause; then run coldseal trigger --host ${loc.host}.` }));
+      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'dump-exit-status', severity: 'fail', since: manifest.finishedAt, summary: `${artifact.tool.name} exited with status ${artifact.exitCode} for ${label}`, detail: artifact.warnings.join('\n') || undefined, action: `Treat this dump as incomplete. Look at the agent's output for ${manifest.stamp} on ${loc.host} (SSM Run Command history) and fix the cause; then run coldseal trigger --group ${loc.group} --host ${loc.host}.` }));
     }
     if (artifact.completion.method !== 'exit-status' && artifact.completion.detail.trim() === '') {
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'completion-marker', severity: 'fail', since: manifest.finishedAt, summary: `${label} has no ${artifact.completion.method} completion marker: the dump may be cut short`, action: `Do not rely on this dump. Check disk space and the dump tool's output on ${loc.host}; then run coldseal trigger --host ${loc.host}.` }));
+      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'completion-marker', severity: 'fail', since: manifest.finishedAt, summary: `${label} has no ${artifact.completion.method} completion marker: the dump may be cut short`, action: `Do not rely on this dump. Check disk space and the dump tool's output on ${loc.host}; then run coldseal trigger --group ${loc.group} --host ${loc.host}.` }));
     }
     if (!artifact.key.startsWith(prefix) || !artifact.key.slice(prefix.length).startsWith(`${backup.stamp}.`)) {
       findings.push(makeFinding({ ...aAt, subject: listedManifest.key, check: 'manifest-location', severity: 'fail', since, summary: `manifest names ${artifact.key}, outside its own source and stamp`, action: `${DO_NOT_RESTORE} Find who wrote this manifest.` }));
@@ -159,7 +159,7 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
     }
     if (messageIds && !sameSet(messageIds, expectedIds)) {
       const whose = options.newest ? `the recipients configured in ${ctx.keys.recipientsParameter}` : 'the recipients its signed manifest lists';
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'recipients', severity: 'fail', since: manifest.finishedAt, summary: `${label} is encrypted to key ids ${messageIds.join(', ')}, not to ${whose} (${expectedIds.join(', ')})`, action: `The escrow key may not be able to decrypt this dump. Check the recipients in the agent config of group ${loc.group} (and ${ctx.keys.recipientsParameter}); then run coldseal trigger --host ${loc.host} for a correctly addressed backup.` }));
+      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'recipients', severity: 'fail', since: manifest.finishedAt, summary: `${label} is encrypted to key ids ${messageIds.join(', ')}, not to ${whose} (${expectedIds.join(', ')})`, action: `The escrow key may not be able to decrypt this dump. Check the recipients in the agent config of group ${loc.group} (and ${ctx.keys.recipientsParameter}); then run coldseal trigger --group ${loc.group} --host ${loc.host} for a correctly addressed backup.` }));
     }
 
     const reverifyDue = sameObject && record.complete && record.ok === true && ctx.now.getTime() - Date.parse(record.verifiedAt ?? record.firstReadAt) > ctx.reverifyDays * 86_400_000;
