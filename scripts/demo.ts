@@ -226,7 +226,7 @@ ${bold('On a real AWS account instead')} (README: "Deploying to AWS"):
    npx cdk bootstrap && npx cdk deploy
    npm run coldseal -- keys publish --group db --signing-key keys/db-signing.key.asc
    tag each host coldseal-group=db, attach the InstancePolicyArnDb output to its role,
-   and run the BackupCommandDb output once to try it.`);
+   and run npm run coldseal -- trigger --group db --wait once to try it.`);
   }
 }
 
