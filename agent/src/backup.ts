@@ -207,6 +207,10 @@ async function backUpSource(args: {
   const running: { step: DumpStep; key: string; artifact: RunningArtifact; inventory?: InventorySession }[] = [];
   try {
     for (const planned of prepared.steps) {
+      if (planned.stillExists && !(await planned.stillExists())) {
+        log.warn(`database ${planned.name} of source ${source.name} was dropped after the databases were listed; skipped`, { source: source.name, artifact: planned.name });
+        continue;
+      }
       const key = artifactKey(loc, stamp, planned.name, `${planned.extension}.${compression.extension}`);
       const inventory = await openInventory(planned, source.name, log);
       const step = inventory?.args.length ? { ...planned, args: [...planned.args, ...inventory.args] } : planned;
@@ -241,6 +245,9 @@ async function backUpSource(args: {
         // The dump tool has exited: the snapshot it imported may be released.
         await inventory?.close();
       }
+    }
+    if (running.length === 0) {
+      throw new ColdsealError(EXIT.SOURCE, `every database of source ${source.name} was dropped while the backup ran; nothing to back up`, 'Check what drops databases during the backup window');
     }
     commit();
     const stored: ArtifactResult[] = [];

@@ -1,5 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
@@ -35,4 +37,26 @@ test('all databases of a cluster, minus the excluded, plus globals; odd names su
   assert.match(sql, /CREATE ROLE app_owner;/);
   assert.match(sql, /PostgreSQL database cluster dump complete/);
   assert.doesNotMatch(result.stderr + result.stdout, /not-in-any-log/);
+});
+
+test('a database dropped after the listing is skipped with a warning, not a failed backup', async () => {
+  cluster.psql('postgres', 'create database zz_temp');
+  // A pg_dump that, while dumping "inventory", has someone drop zz_temp, whose turn comes later.
+  const bin = join(sandbox.dir, 'bin-dropper');
+  mkdirSync(bin);
+  for (const tool of ['psql', 'pg_dumpall']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+  writeFileSync(
+    join(bin, 'pg_dump'),
+    '#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\nif [ "$PGDATABASE" = inventory ]; then psql -X -d postgres -Atqc "drop database zz_temp" >&2; fi\nexec /usr/bin/pg_dump "$@"\n',
+  );
+  chmodSync(join(bin, 'pg_dump'), 0o755);
+  const config = sandbox.config({
+    sources: [{ name: 'shrinking', type: 'postgres', databases: 'all', host: cluster.socketDir, port: cluster.port, user: 'postgres', binDir: bin, excludeDatabases: ['scratch'] }],
+  });
+  const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+  assert.equal(result.code, 0, result.log);
+  assert.match(result.log, /database zz_temp of source shrinking was dropped after the databases were listed; skipped/);
+  const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/shrinking/')).find((k) => k.endsWith('.manifest.json'))!;
+  const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
+  assert.deepEqual(document.artifacts.map((a) => a.name), ['globals', 'Sales.DB', 'inventory', 'postgres']);
 });

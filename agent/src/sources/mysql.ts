@@ -73,6 +73,10 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
         tool: { name: 'mysqldump', version: dumpVersion },
         completion: { method: 'marker', marker: '-- Dump completed' },
         estimatedBytes: sizes.get(database),
+        stillExists:
+          source.databases === 'all'
+            ? async () => (await mysql(`select count(*) from information_schema.schemata where schema_name = '${database.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`, `checking that database ${database} still exists`)).trim() === '1'
+            : undefined,
         diagnose: diagnoseMysql,
         // Counted in a consistent snapshot of its own just before mysqldump takes its own: approximate.
         inventory: source.inventory

@@ -82,6 +82,10 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       args: run.args,
       env: { ...env, PGDATABASE: database },
       estimatedBytes: sizes.get(database),
+      stillExists:
+        source.databases === 'all'
+          ? async () => (await psql(`select count(*) from pg_database where datname = '${database.replace(/'/g, "''")}'`, `checking that database ${database} still exists`)).trim() === '1'
+          : undefined,
       tool: { name: 'pg_dump', version: pgDumpVersion },
       // The custom format has no trailer; pg_dump exits 0 only after writing the whole archive.
       completion: { method: 'exit-status' },

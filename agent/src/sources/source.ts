@@ -24,6 +24,12 @@ export interface DumpStep {
   readonly env: Readonly<Record<string, string>>;
   readonly tool: { readonly name: string; readonly version: string };
   readonly completion: CompletionCheck;
+  /**
+   * For databases found by listing ("all"): whether it still exists when its turn comes. One dropped
+   * during a long backup (a scratch database, say) is skipped with a warning instead of failing
+   * every other database of the source.
+   */
+  readonly stillExists?: () => Promise<boolean>;
   /** Size hint (the database's on-disk size) so the upload's part size fits the dump in 10,000 parts. */
   readonly estimatedBytes?: number;
   /** Non-zero exit codes that still mean a complete dump, with the warning to record (GNU tar's 1). */
