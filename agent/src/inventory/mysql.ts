@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Inventory } from '../../../format/manifest';
+import { keepTail, lastLines } from '../process-output';
 import { asUser } from '../sources/source';
 import { fingerprintLines } from './fingerprint';
 
@@ -35,14 +36,13 @@ export function runMysql(conn: MysqlConnection, sql: string, what: string): Prom
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
-    let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
+    const stderr = keepTail(child.stderr, 4096);
     child.stdin.on('error', () => undefined);
     child.once('error', (error) => reject(new Error(`${what}: ${error.message}`)));
     child.once('close', (code) => {
       if (code === 0) resolve(stdout.split('\n').filter((l) => l.length > 0));
-      else reject(new Error(`${what}: ${stderr.trim().split('\n').slice(-2).join(' / ') || `mysql exited with status ${code}`}`));
+      else reject(new Error(`${what}: ${lastLines(stderr(), 2) || `mysql exited with status ${code}`}`));
     });
     child.stdin.end(sql);
   });

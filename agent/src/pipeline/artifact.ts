@@ -8,6 +8,7 @@ import type { Log } from '../log';
 import type { DumpStep } from '../sources/source';
 import { startCompressor, type CompressionChoice } from './compression';
 import { onInterrupt } from '../interrupt';
+import { keepTail, lastLines } from '../process-output';
 import { startEncryption, type Encryptor, type RunningEncryption } from './encrypt';
 import { usePrecomputedPayloadHashes } from './payload-hash';
 import { ByteCounter, EndGate, TailWatcher } from './streams';
@@ -88,10 +89,7 @@ export function startArtifact(options: {
   const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip';
 
   const dump = spawn(step.command, [...step.args], { env: { ...process.env, ...step.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let dumpStderr = '';
-  dump.stderr!.on('data', (d: Buffer) => {
-    dumpStderr = (dumpStderr + d.toString()).slice(-8192);
-  });
+  const dumpStderr = keepTail(dump.stderr!, 8192);
   const dumpEnd = waitForExit(dump);
 
   const watcher = needsPlaintextInNode ? new TailWatcher() : undefined;
@@ -139,9 +137,9 @@ export function startArtifact(options: {
     const [dumpExit, compressorExit, encryptorExit] = await Promise.all([dumpEnd, compressorEnd, encryptorEnd, plaintextDone, running.inputDone]);
     if (failure) throw failure;
     if (encryptorExit.spawnError || encryptorExit.signal || encryptorExit.code !== 0) {
-      throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${step.name} (${encryptorExit.signal ?? encryptorExit.code ?? encryptorExit.spawnError?.message}): ${running.stderrTail().trim().split('\n').slice(-2).join(' / ')}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
+      throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${step.name} (${encryptorExit.signal ?? encryptorExit.code ?? encryptorExit.spawnError?.message}): ${lastLines(running.stderrTail(), 2)}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
     }
-    const outcome = checkOutcome(step, dumpExit, dumpStderr, compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
+    const outcome = checkOutcome(step, dumpExit, dumpStderr(), compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
     if (outcome instanceof ColdsealError) throw outcome;
     const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
     resolveDumped(result);
@@ -227,13 +225,13 @@ function checkOutcome(
     if (!tolerated) {
       const known = step.diagnose?.(dumpStderr);
       if (known) return new ColdsealError(EXIT.SOURCE, `${tool} failed for ${step.name}: ${known.message}`, known.hint);
-      const detail = dumpStderr.trim().split('\n').slice(-3).join(' / ').slice(0, 500);
+      const detail = lastLines(dumpStderr, 3).slice(0, 500);
       return new ColdsealError(EXIT.SOURCE, `${tool} exited with status ${dumpExit.code} for ${step.name}${detail ? `: ${detail}` : ''}`, 'Read the tool\'s message above; run the same dump by hand to reproduce');
     }
     warnings.push(tolerated);
   }
   if (compressorExit.spawnError || compressorExit.signal || compressorExit.code !== 0) {
-    return new ColdsealError(EXIT.FAILURE, `the compressor failed (${compressorExit.signal ?? compressorExit.code ?? compressorExit.spawnError?.message}): ${compressorStderr.trim().split('\n').slice(-2).join(' / ')}`, 'Check free memory and the zstd installation');
+    return new ColdsealError(EXIT.FAILURE, `the compressor failed (${compressorExit.signal ?? compressorExit.code ?? compressorExit.spawnError?.message}): ${lastLines(compressorStderr, 2)}`, 'Check free memory and the zstd installation');
   }
   const uncompressed = watcher ? watcher.bytes : reportedUncompressed;
   // Should a zstd release word its report differently, an empty frame (≤ 13 bytes) still gives an empty dump away.

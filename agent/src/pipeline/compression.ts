@@ -3,6 +3,7 @@ import { createGzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentConfig } from '../config/schema';
 import { ColdsealError, EXIT } from '../errors';
+import { keepTail } from '../process-output';
 
 /**
  * Compression runs in a zstd child when the host has the binary (multi-threaded, 3–4× gzip's speed
@@ -63,19 +64,16 @@ export function startCompressor(choice: CompressionChoice, directInput?: Readabl
   // The child holds its own copy of the pipe; closing ours means that if zstd dies the dump tool
   // gets SIGPIPE instead of blocking forever, and the dump's 'close' event can fire.
   directInput?.destroy();
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4096);
-  });
+  const stderrTail = keepTail(child.stderr!, 4096);
   return {
     output: child.stdout!,
     input: directInput ? undefined : child.stdin!,
     child,
     uncompressedBytes: () => {
       // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)" (numbers space-padded).
-      const match = /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderr);
+      const match = /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderrTail());
       return match ? Number(match[1]) : undefined;
     },
-    stderrTail: () => stderr,
+    stderrTail,
   };
 }

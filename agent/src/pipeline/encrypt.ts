@@ -6,6 +6,7 @@ import { pipeline, type Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { fingerprintOf, PGP_CONFIG, type PublicKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
+import { keepTail } from '../process-output';
 import { nodeToWeb, Rechunker, webToNode } from './streams';
 
 /**
@@ -105,11 +106,8 @@ export async function startEncryption(encryptor: Encryptor, source: Readable): P
     ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
   ];
   const child = spawn('gpg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4096);
-  });
+  const stderrTail = keepTail(child.stderr!, 4096);
   // A broken pipe here means gpg died: its exit status says why, so the error itself is not news.
   const inputDone = new Promise<void>((resolve) => pipeline(source, child.stdin!, () => resolve()));
-  return { output: child.stdout!, child, inputDone, stderrTail: () => stderr };
+  return { output: child.stdout!, child, inputDone, stderrTail };
 }

@@ -8,6 +8,7 @@ import type { Artifact, Manifest } from '../../../format/manifest';
 import { fingerprintOf, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
 import { webToNode } from '../pipeline/streams';
+import { keepTail, lastLines } from '../process-output';
 
 /**
  * The backup pipeline in reverse, as one stream: S3 GetObject → SHA-256 (against the signed
@@ -179,13 +180,12 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   let kill = () => {};
   if (algorithm === 'zstd') {
     const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2048)));
+    const stderr = keepTail(child.stderr, 2048);
     child.stdin.on('error', () => undefined);
     upstream = new Promise((resolve) => pipeline(decryptedNode, child.stdin, (error) => resolve(error ?? null)));
     decompressed = new Promise((resolve) => {
       child.once('error', (error) => resolve(`zstd could not be started (${error.message}): install zstd`));
-      child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`));
+      child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 1)}`));
     });
     plaintext = child.stdout;
     kill = () => child.kill('SIGKILL');

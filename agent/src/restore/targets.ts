@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
+import { keepTail } from '../process-output';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
 import { pgCommand, type PgConnection } from '../inventory/postgres';
 
@@ -23,16 +24,15 @@ export interface ToolRun {
 /** Spawns a tool that reads stdin; `what` names it in errors. Stdout is kept (for --list) when asked. */
 export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boolean; earlyExitOk?: boolean } = {}): Sink & { stdout(): string } {
   const child = spawn(run.command, [...run.args], { env: { ...process.env, ...run.env }, stdio: ['pipe', options.keepStdout ? 'pipe' : 'ignore', 'pipe'] });
-  let stderr = '';
   let stdout = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16384)));
+  const stderr = keepTail(child.stderr!, 16384);
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stdin!.on('error', () => undefined);
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (${error.message})`, (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Install ${run.command} (the database client tools) on this machine` : undefined)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
-      const lines = stderr.trim().split('\n').filter((l) => !/^\s*$/.test(l));
+      const lines = stderr().trim().split('\n').filter((l) => !/^\s*$/.test(l));
       const firstError = lines.find((l) => /error|ERROR|fatal|FATAL|Cannot|cannot/.test(l)) ?? lines[0] ?? '';
       reject(new ColdsealError(EXIT.FAILURE, `${what} failed (${signal ?? `status ${code}`}): ${firstError.trim().slice(0, 600)}`, 'Read the message above; the target may be partly written'));
     });
