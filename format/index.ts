@@ -4,3 +4,4 @@ export * from './pgp';
 export * from './signed-document';
 export * from './digest';
 export * from './parameters';
+export * from './ranges';
