@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ensureDatabases, startMoto } from './harness/services';
+import { describeMissing, missingPrerequisites } from '../scripts/prerequisites';
 
 /**
  * The one test command: starts the services, runs every *.test.ts under test/ with node's test
@@ -25,6 +26,12 @@ async function main(): Promise<number> {
     .sort();
   if (files.length === 0) {
     console.error(`no test file matches ${filters.join(' ')}`);
+    return 1;
+  }
+  const missing = missingPrerequisites();
+  if (missing.length > 0) {
+    for (const line of describeMissing(missing)) console.error(`[harness] ${line}`);
+    console.error('[harness] run `npm run setup` to install what can be installed, then npm test again');
     return 1;
   }
   await ensureDatabases();

@@ -16,7 +16,7 @@ import { HOUR, healthyFleet, newWorld, putBackup, putDrill } from './fixtures';
 const CHROMIUM = '/usr/bin/chromium';
 
 test('the HTML report renders in headless Chromium: status banner, finding rows, one chart per source', async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: npm run setup installs it (apt-get install -y chromium)`);
   const world = await newWorld({
     groups: [
       { name: 'web', rpoHours: 26, sources: ['pg'], hosts: ['web-1', 'web-2'], retentionDays: { daily: 35 }, drillMaxAgeDays: 8 },
