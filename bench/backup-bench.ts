@@ -6,9 +6,11 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { generateKeyPair } from '../format/pgp';
 import { buildAgent } from '../scripts/build-agent';
 import { freePort, startMoto } from '../test/harness/services';
+import { ensureDatabase, timed, type Measurement } from './common';
+import { restoreBench } from './restore-bench';
 
 /**
- * npm run bench [-- --size-gb 1 --rounds 2 --no-moto]
+ * npm run bench [-- --size-gb 1 --rounds 2 --no-moto]   (restore: npm run bench -- --restore, see restore-bench.ts)
  *
  * Side by side, interleaved round by round so drift hits every contender alike, on the same
  * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
@@ -34,55 +36,12 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-const psql = (db: string, sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', db, '-Atqc', sql]).toString().trim();
-
-/** A database whose plain custom-format dump is about `gb` GB: mixed text, numbers, JSON, some repetition. */
-function ensureDatabase(gb: number): string {
-  const name = `coldseal_bench_${String(gb).replace('.', '_')}gb`;
-  const exists = psql('postgres', `select 1 from pg_database where datname = '${name}'`) === '1';
-  if (exists && psql(name, `select count(*) from pg_tables where tablename = 'ready'`) === '1') return name;
-  if (exists) psql('postgres', `drop database "${name}"`);
-  console.log(`creating ${name} (about ${gb} GB of dump; once, then reused)…`);
-  psql('postgres', `create database "${name}"`);
-  const rows = Math.round(gb * 5_600_000);
-  psql(
-    name,
-    `create table events as
-       select g as id, now() - (g || ' seconds')::interval as at, (g % 1000) as account,
-              md5(g::text) || ' ' || md5((g * 7)::text) as token,
-              'user ' || (g % 5000) || ' did action ' || (g % 37) || ' on item ' || (g % 100000) as message,
-              jsonb_build_object('n', g, 'ok', g % 3 = 0, 'tag', 't' || (g % 50)) as doc
-       from generate_series(1, ${rows}) g;
-     create table ready ();`,
-  );
-  return name;
-}
-
-interface Measurement {
-  name: string;
-  round: number;
-  wallSeconds: number;
-  cpuSeconds: number;
-  peakRssMb: number;
-  outputBytes?: number;
-}
-
-function timed(name: string, round: number, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', command, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => {
-      const wall = Number(process.hrtime.bigint() - started) / 1e9;
-      const match = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
-      if (code !== 0 || !match) return reject(new Error(`${name} failed (exit ${code}): ${stderr.slice(-2000)}`));
-      resolve({ name, round, wallSeconds: wall, cpuSeconds: Number(match[2]) + Number(match[3]), peakRssMb: Number(match[4]) / 1024 });
-    });
-  });
-}
-
 async function main(): Promise<void> {
+  if (process.argv.includes('--restore')) {
+    // npm run bench -- --restore [...]: the restore side (bench/restore-bench.ts).
+    await restoreBench(process.argv.slice(2).filter((a) => a !== '--restore'));
+    return;
+  }
   const args = parseArgs(process.argv.slice(2));
   for (const tool of ['pg_dump', 'gzip', 'zstd', 'gpg', '/usr/bin/time']) {
     try {

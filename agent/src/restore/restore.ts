@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Transform, Writable } from 'node:stream';
+import { type Readable, Transform, Writable } from 'node:stream';
 import { stampOf } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
@@ -10,6 +10,7 @@ import { ColdsealError, EXIT } from '../errors';
 import { formatBytes, type Log } from '../log';
 import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
+import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
 import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
 import {
@@ -17,9 +18,9 @@ import {
   mysqlDatabaseExists,
   mysqlRestoreSink,
   mysqlSafetyDump,
-  pgCreateDatabase,
   pgCreateSchemas,
   pgDatabaseExists,
+  pgDropDatabase,
   pgSelectedSchemas,
   pgListSink,
   pgRestoreSink,
@@ -34,16 +35,15 @@ import {
 /**
  * `coldseal restore`, as a function.
  *
- * Design: two passes over the object. Pass 1 streams it through SHA-256, OpenPGP (with its MDC)
- * and the decompressor and throws the plaintext away; only when the size, the checksum against
- * the signed manifest, the addressees, the MDC and the decompressor all check out does pass 2
- * stream the very same object version (GetObject with IfMatch on pass 1's ETag, and VersionId)
- * into the target. The checksum of a stream is only known at its end, so a single pass would
- * either buffer or spill the dump (memory or a plaintext temp file: both ruled out), or write
- * unverified bytes into a scratch database to swap in later, which works for neither MySQL
- * (no atomic database rename), nor a partial --table restore into an existing database, nor files.
- * The price is reading and decrypting twice; what it buys is that no byte of a dump that fails
- * any check ever reaches a database, and memory stays flat.
+ * One pass where the target can be left as it was on failure: the PartReader checks every part of
+ * the object against the signed manifest before its bytes reach decryption, so a changed byte
+ * never reaches the target; the checks that only a whole read can make (whole SHA-256, OpenPGP
+ * MDC, decompressor, completion trailer) settle at the end, and a failure then undoes the restore:
+ * - a new PostgreSQL database is dropped;
+ * - an existing PostgreSQL database is protected by pg_restore's single transaction (rolled back);
+ * - a file (--output) is written beside its name and renamed into place only after every check.
+ * MySQL/MariaDB, directories and pg_dumpall globals (SQL run outside any single transaction) are
+ * still proved by a first pass, and pass 2 reads the very same object version (pinned ETag).
  */
 export type RestoreTarget =
   | { kind: 'postgres'; target: PgTarget; tables?: readonly string[]; schemas?: readonly string[]; noOwner?: boolean }
@@ -91,26 +91,63 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
   const plan = await planTarget(request, manifest, artifact);
 
-  // Pass 1: prove the object before anything is written anywhere.
-  const checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
-  log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
+  let checked: VerifyPassResult | undefined;
+  if (!plan.onePass) {
+    // Pass 1: prove the object before anything is written anywhere.
+    checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
+    log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
+  }
 
+  // Opening reads and checks the first part (size, addressees) before the target is touched.
+  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked?.pin, onProgress: progress(log, `${plan.onePass ? 'restoring' : 'restoring (pass 2)'} ${artifact.name}`) });
+  log.debug(`decrypting with ${opened.decryptedBy}`);
   let safetyDump: string | undefined;
-  if (plan.safety) {
-    safetyDump = await plan.safety();
-    log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
-  }
-  await plan.prepare?.();
-
-  // Pass 2: the same object version, into the target.
-  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked.pin, onProgress: progress(log, `restoring ${artifact.name}`) });
   try {
-    await streamInto(opened, plan.sink(), plan.transform?.());
-  } finally {
-    log.endProgress();
+    if (plan.safety) {
+      safetyDump = await plan.safety();
+      log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
+    }
+    await plan.prepare?.();
+  } catch (error) {
+    opened.abort();
+    throw error;
   }
-  await plan.finish?.();
-  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked.plaintextBytes };
+
+  const tail = new TailWatcher();
+  const marker = trailerOf(artifact);
+  try {
+    let plaintext = opened.plaintext;
+    if (plan.fromHead) {
+      try {
+        plaintext = await plan.fromHead(plaintext);
+      } catch (error) {
+        // A damaged stream makes the head unreadable too: report the root cause when there is one.
+        const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+        opened.abort();
+        throw root ?? error;
+      }
+    }
+    try {
+      await streamInto({ ...opened, plaintext }, plan.sink(), [tail, ...(plan.transform ? [plan.transform()] : [])]);
+    } finally {
+      log.endProgress();
+    }
+    if (marker && !tail.tailText().includes(marker)) throw truncated(artifact, marker);
+    await plan.finish?.();
+  } catch (error) {
+    await plan.undo?.().catch((undoError: Error) => log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`));
+    throw error;
+  }
+  if (plan.onePass) log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}`, { plaintextBytes: tail.bytes });
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: tail.bytes };
+}
+
+function trailerOf(artifact: Artifact): string | undefined {
+  return /trailer "(.*)" present/.exec(artifact.completion.detail)?.[1];
+}
+
+function truncated(artifact: Artifact, marker: string): ColdsealError {
+  return new ColdsealError(EXIT.INTEGRITY, `completion check failed: the decrypted ${artifact.name} does not end with "${marker}" although the manifest says it did: the dump is truncated`, 'Restore an older backup');
 }
 
 function chooseArtifact(manifest: Manifest, name: string | undefined, target: RestoreTarget): Artifact {
@@ -139,6 +176,12 @@ function chooseArtifact(manifest: Manifest, name: string | undefined, target: Re
 
 interface Plan {
   readonly destination: string;
+  /** Whether a failure found at the end can still be undone (else pass 1 proves the object first). */
+  readonly onePass?: boolean;
+  /** Runs once the plaintext's head is available (before the sink starts); returns the plaintext, whole. */
+  readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
+  /** Undoes a failed restore (drops a database created for it, removes a partial file). */
+  readonly undo?: () => Promise<void>;
   readonly safety?: () => Promise<string>;
   readonly prepare?: () => Promise<void>;
   readonly sink: () => Sink;
@@ -168,6 +211,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const destination = `PostgreSQL database "${database}"`;
       if (artifact.kind === 'globals') {
         await confirmReplace(request, `This runs the cluster-wide roles and tablespaces of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}".`);
+        // Plain SQL outside a transaction: proved by a first pass.
         return { destination, sink: () => psqlScriptSink(conn, database) };
       }
       const partial = Boolean(target.tables?.length || target.schemas?.length);
@@ -176,16 +220,26 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       }
       return {
         destination,
+        onePass: true,
+        // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
+        undo: exists ? undefined : () => pgDropDatabase(conn, database),
         safety: exists ? async () => {
           const file = await safetyFile(request.safetyDir, database, 'pgdump');
           await pgSafetyDump(conn, database, file);
           return file;
         } : undefined,
-        prepare: async () => {
-          if (!exists) await pgCreateDatabase(conn, database);
+        // A new database is created as the archive describes it (read from the stream's head).
+        fromHead: async (plaintext) => {
+          let whole = plaintext;
+          if (!exists) {
+            const head = await readArchiveHead(conn, plaintext, database);
+            await pgCreateDatabaseAs(conn, database, head.databaseSql, target.noOwner ?? false);
+            whole = head.plaintext;
+          }
           // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
           const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
           if (schemas.length) await pgCreateSchemas(conn, database, schemas);
+          return whole;
         },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
@@ -225,6 +279,8 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const partial = `${path}.coldseal-partial`;
       return {
         destination: `file ${path}`,
+        onePass: true,
+        undo: () => rm(partial, { force: true }),
         prepare: () => mkdir(dirname(path), { recursive: true }).then(() => undefined),
         sink: () => fileSink(partial),
         finish: () => rename(partial, path),
@@ -234,6 +290,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       let sink: ReturnType<typeof pgListSink> | undefined;
       return {
         destination: 'the table of contents',
+        onePass: true,
         sink: () => (sink = pgListSink()),
         listing: () => sink?.stdout() ?? '',
       };
@@ -270,9 +327,9 @@ export function progress(log: Log, label: string): (bytes: number) => void {
  * is a success, and the rest of the object is still read, hashed and decrypted to the end: every
  * pass proves the whole object.
  */
-export async function streamInto(opened: OpenedPlaintext, sink: Sink, transform?: Transform): Promise<void> {
+export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms: readonly Transform[] = []): Promise<void> {
   let first: unknown;
-  const head = transform ? opened.plaintext.pipe(transform) : opened.plaintext;
+  const head = transforms.reduce<Readable>((from, to) => from.pipe(to), opened.plaintext);
   head.pipe(sink.input);
   const read = opened.finished.catch((error: unknown) => {
     first ??= error;
@@ -311,10 +368,8 @@ export async function verifyPass(args: { clients: AgentClients; bucket: string; 
   } finally {
     args.log.endProgress();
   }
-  const marker = /trailer "(.*)" present/.exec(args.artifact.completion.detail)?.[1];
-  if (marker && !tail.tailText().includes(marker)) {
-    throw new ColdsealError(EXIT.INTEGRITY, `completion check failed: the decrypted ${args.artifact.name} does not end with "${marker}" although the manifest says it did: the dump is truncated`, 'Restore an older backup');
-  }
+  const marker = trailerOf(args.artifact);
+  if (marker && !tail.tailText().includes(marker)) throw truncated(args.artifact, marker);
   args.log.debug(`verified ${formatBytes(tail.bytes)} of plaintext`);
   return { pin, plaintextBytes: tail.bytes, marker };
 }

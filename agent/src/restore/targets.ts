@@ -42,7 +42,7 @@ export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boo
 }
 
 /** Runs a tool to completion (no stdin payload) and returns stdout. */
-export async function runTool(run: ToolRun, what: string, input = ''): Promise<string> {
+export async function runTool(run: ToolRun, what: string, input: string | Buffer = ''): Promise<string> {
   const sink = toolSink(run, what, { keepStdout: true });
   sink.input.end(input);
   await sink.done;
