@@ -10,6 +10,7 @@ import {
   type Tier,
 } from '../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
+import { recipientProblems } from '../../format/key-roles';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
@@ -67,6 +68,10 @@ async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Key
   try {
     const recipients = await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients');
     const signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);
+    const problems = recipientProblems(recipients, [{ owner: `group ${config.group} (the signing key this host signs with)`, keys: [signingKey] }]);
+    if (problems.length > 0) {
+      throw new ColdsealError(EXIT.KEYS, `recipients: ${problems.join('; ')}`, 'Nothing was dumped. Fix the recipients of this group (the stack\'s coldseal.recipients, or the agent configuration\'s recipients)');
+    }
     return {
       recipients,
       recipientFingerprints: recipients.map(fingerprintOf),
