@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
+import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes, type Log } from '../log';
@@ -87,7 +88,8 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
   log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
   const artifact = chooseArtifact(manifest, request.artifact, target);
-  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), [artifact.key], request.archive, log);
+  // Every segment of the artifact must be readable (a retrieval per archived object).
+  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
 
   // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
   const plan = await planTarget(request, manifest, artifact);
