@@ -10,6 +10,7 @@ import {
   type Tier,
 } from '../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
+import { recipientProblems } from '../../format/key-roles';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
@@ -19,6 +20,7 @@ import { formatBytes, type Log } from './log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
 import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
+import { planUpload } from './pipeline/size-plan';
 import { resolvePublicKeys, resolveSecret } from './secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
@@ -62,22 +64,14 @@ interface Keys {
   readonly signingKey: PrivateKey;
 }
 
-const MIB = 1024 * 1024;
-/** Parts of this size or more (memory is about 4 parts), larger when the size hint says the dump could need more than ~9,000. */
-const DEFAULT_PART_SIZE = 8 * MIB;
-
-export function partSizeFor(step: DumpStep, configuredMiB: number | undefined): number {
-  if (configuredMiB) return configuredMiB * MIB;
-  if (!step.estimatedBytes) return DEFAULT_PART_SIZE;
-  // SQL text (hex blobs) can be twice the on-disk size before compression; leave 10% of the parts spare.
-  const needed = Math.ceil((step.estimatedBytes * 2) / 9000 / MIB) * MIB;
-  return Math.min(Math.max(DEFAULT_PART_SIZE, needed), 5120 * MIB);
-}
-
 async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Keys> {
   try {
     const recipients = await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients');
     const signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);
+    const problems = recipientProblems(recipients, [{ owner: `group ${config.group} (the signing key this host signs with)`, keys: [signingKey] }]);
+    if (problems.length > 0) {
+      throw new ColdsealError(EXIT.KEYS, `recipients: ${problems.join('; ')}`, 'Nothing was dumped. Fix the recipients of this group (the stack\'s coldseal.recipients, or the agent configuration\'s recipients)');
+    }
     return {
       recipients,
       recipientFingerprints: recipients.map(fingerprintOf),
@@ -226,8 +220,7 @@ async function backUpSource(args: {
           s3: clients.s3,
           bucket: config.bucket,
           key,
-          partSize: partSizeFor(step, config.upload.partSizeMiB),
-          queueSize: config.upload.queueSize,
+          plan: planUpload({ estimatedBytes: step.estimatedBytes, partSizeMiB: config.upload.partSizeMiB, queueSize: config.upload.queueSize, segmentParts: config.upload.segmentParts }),
           objectParams: {
             ContentType: 'application/pgp-encrypted',
             StorageClass: config.upload.storageClass,
@@ -335,6 +328,7 @@ function toArtifact(step: DumpStep, key: string, result: ArtifactResult, invento
     ciphertextBytes: result.digest.bytes,
     ciphertextSha256: result.digest.sha256,
     parts: { size: result.digest.partSize, sha256: result.digest.partSha256 },
+    segments: result.segments,
     ...(inventory ? { inventory } : {}),
   };
 }

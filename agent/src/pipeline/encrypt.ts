@@ -118,8 +118,11 @@ export interface RunningEncryption {
   stderrTail(): string;
 }
 
-/** Encrypts `source` (compressed bytes, counted by the caller on their way through Node). */
-export async function startEncryption(encryptor: Encryptor, source: Readable): Promise<RunningEncryption> {
+/**
+ * Encrypts `source` (compressed bytes). With `direct`, `source` is a child's stdout (zstd) that gpg
+ * takes as its own stdin, so the bytes never pass through Node; openpgp.js always reads in Node.
+ */
+export async function startEncryption(encryptor: Encryptor, source: Readable, options: { direct?: boolean } = {}): Promise<RunningEncryption> {
   if (encryptor.kind === 'openpgp.js') {
     // openpgp.js pays a fixed cost per chunk: feed it ~1 MiB chunks, not the 64 KiB a pipe delivers.
     const message = await openpgp.createMessage({ binary: nodeToWeb(source.pipe(new Rechunker())), format: 'binary' });
@@ -131,8 +134,14 @@ export async function startEncryption(encryptor: Encryptor, source: Readable): P
     ...['--compress-algo', 'none', '--cipher-algo', 'AES256', '--encrypt', '--output', '-'],
     ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
   ];
-  const child = spawn('gpg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const direct = options.direct === true;
+  const child = spawn('gpg', args, { stdio: [direct ? source : 'pipe', 'pipe', 'pipe'] });
   const stderrTail = keepTail(child.stderr!, 4096);
+  if (direct) {
+    // gpg holds its own copy of the pipe; closing ours lets zstd see EPIPE (not block) should gpg die.
+    source.destroy();
+    return { output: child.stdout!, child, inputDone: Promise.resolve(), stderrTail };
+  }
   // A broken pipe here means gpg died: its exit status says why, so the error itself is not news.
   const inputDone = new Promise<void>((resolve) => pipeline(source, child.stdin!, () => resolve()));
   return { output: child.stdout!, child, inputDone, stderrTail };

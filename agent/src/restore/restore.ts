@@ -1,30 +1,31 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
-import { stampOf } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
+import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes, type Log } from '../log';
 import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
 import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
+import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
 import {
   MysqlDatabaseRenamer,
   mysqlDatabaseExists,
   mysqlRestoreSink,
-  mysqlSafetyDump,
+  mysqlSafetyDumpRun,
   pgCreateSchemas,
   pgDatabaseExists,
   pgDropDatabase,
   pgSelectedSchemas,
   pgListSink,
   pgRestoreSink,
-  pgSafetyDump,
+  pgSafetyDumpRun,
   psqlScriptSink,
   tarExtractSink,
   type MysqlTarget,
@@ -65,7 +66,8 @@ export interface RestoreRequest {
   readonly yes: boolean;
   /** Asks the user; resolves true to go on. Without a terminal the command layer refuses instead. */
   readonly confirm: (question: string) => Promise<boolean>;
-  readonly safetyDir: string;
+  /** Where safety dumps go and whom they are encrypted to. */
+  readonly safety: SafetyDumpPolicy;
   readonly archive: ArchivePolicy;
   readonly archiveClient?: ArchiveClient;
 }
@@ -75,7 +77,7 @@ export interface RestoreResult {
   readonly manifest: Manifest;
   readonly artifact: Artifact;
   readonly destination: string;
-  readonly safetyDump?: string;
+  readonly safetyDump?: SafetyDump;
   readonly listing?: string;
   readonly plaintextBytes: number;
 }
@@ -86,10 +88,13 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
   log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
   const artifact = chooseArtifact(manifest, request.artifact, target);
-  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), [artifact.key], request.archive, log);
+  // Every segment of the artifact must be readable (a retrieval per archived object).
+  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
 
   // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
   const plan = await planTarget(request, manifest, artifact);
+  // A safety dump that cannot be written is known now, not after the long verification pass.
+  if (plan.safety) await prepareSafetyDir(request.safety.dir);
 
   let checked: VerifyPassResult | undefined;
   if (!plan.onePass) {
@@ -101,11 +106,11 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   // Opening reads and checks the first part (size, addressees) before the target is touched.
   const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked?.pin, onProgress: progress(log, `${plan.onePass ? 'restoring' : 'restoring (pass 2)'} ${artifact.name}`) });
   log.debug(`decrypting with ${opened.decryptedBy}`);
-  let safetyDump: string | undefined;
+  let safetyDump: SafetyDump | undefined;
   try {
     if (plan.safety) {
       safetyDump = await plan.safety();
-      log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
+      log.info(`safety dump of the current ${plan.destination} written to ${safetyDump.path} (${formatBytes(safetyDump.bytes)}, ${safetyDump.encrypted ? 'encrypted to the recipients' : 'PLAINTEXT'}, mode 0600; coldseal never deletes it)`, { safetyDump: safetyDump.path, bytes: safetyDump.bytes, encrypted: safetyDump.encrypted });
     }
     await plan.prepare?.();
   } catch (error) {
@@ -182,7 +187,7 @@ interface Plan {
   readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
   /** Undoes a failed restore (drops a database created for it, removes a partial file). */
   readonly undo?: () => Promise<void>;
-  readonly safety?: () => Promise<string>;
+  readonly safety?: () => Promise<SafetyDump>;
   readonly prepare?: () => Promise<void>;
   readonly sink: () => Sink;
   readonly transform?: () => Transform;
@@ -194,11 +199,6 @@ async function confirmReplace(request: RestoreRequest, what: string): Promise<vo
   if (request.yes) return;
   const ok = await request.confirm(`${what} Continue? [y/N] `);
   if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
-}
-
-async function safetyFile(dir: string, name: string, extension: string): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return join(resolve(dir), `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stampOf(new Date())}.${extension}`);
 }
 
 async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact): Promise<Plan> {
@@ -223,11 +223,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
         onePass: true,
         // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
         undo: exists ? undefined : () => pgDropDatabase(conn, database),
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'pgdump');
-          await pgSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
+        safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
         // A new database is created as the archive describes it (read from the stream's head).
         fromHead: async (plaintext) => {
           let whole = plaintext;
@@ -252,11 +248,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       if (exists) await confirmReplace(request, `${destination} exists: it will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
       return {
         destination,
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'sql');
-          await mysqlSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
+        safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
         sink: () => mysqlRestoreSink(conn, database),
         transform: () => new MysqlDatabaseRenamer(artifact.name, database),
       };

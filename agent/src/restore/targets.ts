@@ -4,6 +4,7 @@ import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
 import { pgCommand, type PgConnection } from '../inventory/postgres';
+import { mysqldumpArgs } from '../sources/mysql';
 
 /**
  * Where plaintext goes: pg_restore, mysql, tar, or a file. Each sink is a child process with its
@@ -148,9 +149,10 @@ export async function pgDropDatabase(conn: PgConnection, database: string): Prom
   await runTool(psqlRun(conn, 'postgres'), `dropping database ${database}`, `drop database if exists ${pgIdent(database)} with (force);`);
 }
 
-export async function pgSafetyDump(conn: PgConnection, database: string, file: string): Promise<void> {
-  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password', `--file=${file}`]);
-  await runTool({ ...run, env: { ...conn.env, PGDATABASE: database } }, `safety dump of ${database}`);
+/** pg_dump of the current database to stdout (the safety dump's writer makes the file). */
+export function pgSafetyDumpRun(conn: PgConnection, database: string): ToolRun {
+  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password']);
+  return { ...run, env: { ...conn.env, PGDATABASE: database } };
 }
 
 export interface PgRestoreOptions {
@@ -220,9 +222,9 @@ export async function mysqlDropDatabase(conn: MysqlConnection, database: string)
   await runMysql(conn, `drop database if exists ${sqlIdent(database)};`, `dropping database ${database}`);
 }
 
-export async function mysqlSafetyDump(conn: MysqlConnection, database: string, file: string): Promise<void> {
-  const run = mysqlCommand(conn, 'mysqldump', ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', `--result-file=${file}`, '--databases', database]);
-  await runTool(run, `safety dump of ${database}`);
+/** mysqldump of the current database to stdout (the safety dump's writer makes the file). */
+export function mysqlSafetyDumpRun(conn: MysqlConnection, database: string): ToolRun {
+  return mysqlCommand(conn, 'mysqldump', mysqldumpArgs([], database));
 }
 
 export function mysqlRestoreSink(conn: MysqlConnection, database: string): Sink {

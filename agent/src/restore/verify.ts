@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PartReader, PartReadError } from '../../../format/part-reader';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
+import { segmentKey } from '../../../format/layout';
+import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
@@ -118,22 +120,44 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: V
   const tolerated = artifact.exitCode === 0 || artifact.warnings.length > 0;
   checks.push(tolerated ? pass('completion', `${artifact.completion.detail}${artifact.warnings.length ? ` (warnings: ${artifact.warnings.join('; ')})` : ''}`) : fail('completion', `${artifact.tool.name} exited with status ${artifact.exitCode}`));
 
-  let head;
+  let objects: ArtifactObject[];
   try {
-    head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: artifact.key }));
+    objects = artifactObjects(artifact);
   } catch (error) {
-    const name = (error as { name?: string }).name;
-    checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${where} is missing` : `cannot read ${where}: ${(error as Error).message}`));
+    checks.push(fail('object', (error as Error).message));
     return checks;
   }
-  if (head.ContentLength !== artifact.ciphertextBytes) {
-    checks.push(fail('object', `${where} is ${head.ContentLength} bytes, the manifest says ${artifact.ciphertextBytes}`));
+  // Every object (each segment of a segmented artifact) present at its recorded size; none extra.
+  const archivedIn: string[] = [];
+  for (const object of objects) {
+    const oWhere = `s3://${bucket}/${object.key}`;
+    let head;
+    try {
+      head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: object.key }));
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${oWhere} is missing` : `cannot read ${oWhere}: ${(error as Error).message}`));
+      return checks;
+    }
+    if (head.ContentLength !== object.bytes) {
+      checks.push(fail('object', `${oWhere} is ${head.ContentLength} bytes, the manifest says ${object.bytes}`));
+      return checks;
+    }
+    if (ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '')) archivedIn.push(head.StorageClass!);
+  }
+  // A HEAD, not a LIST: readers may lack s3:ListBucket, and then a missing key answers 403, not 404.
+  const extra = segmentKey(artifact.key, objects.length + 1);
+  const beyond = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: extra })).then(
+    () => true,
+    () => false,
+  );
+  if (beyond) {
+    checks.push(fail('object', `s3://${bucket}/${extra} exists, but the signed manifest lists ${objects.length} segment(s)`));
     return checks;
   }
-  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded`));
-  const archived = ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '');
-  if (archived) {
-    checks.push(skip('checksum', `archived in ${head.StorageClass}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
+  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded${objects.length > 1 ? ` (${objects.length} segments)` : ''}`));
+  if (archivedIn.length) {
+    checks.push(skip('checksum', `archived in ${archivedIn[0]}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
     return checks;
   }
 
