@@ -119,7 +119,8 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   }
 
   const tail = new TailWatcher();
-  const marker = trailerOf(artifact);
+  // A first pass has checked the trailer already; one pass checks it here, before the file is renamed.
+  const marker = plan.onePass ? trailerOf(artifact) : undefined;
   try {
     let plaintext = opened.plaintext;
     if (plan.fromHead) {
@@ -144,7 +145,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     throw error;
   }
   if (plan.onePass) log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}`, { plaintextBytes: tail.bytes });
-  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: tail.bytes };
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked?.plaintextBytes ?? tail.bytes };
 }
 
 function trailerOf(artifact: Artifact): string | undefined {
