@@ -1,8 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Transform, Writable } from 'node:stream';
-import { stampOf } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
 import { artifactObjects } from '../../../format/ranges';
@@ -11,20 +10,21 @@ import { ColdsealError, EXIT } from '../errors';
 import { formatBytes, type Log } from '../log';
 import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
+import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
 import {
   MysqlDatabaseRenamer,
   mysqlDatabaseExists,
   mysqlRestoreSink,
-  mysqlSafetyDump,
+  mysqlSafetyDumpRun,
   pgCreateDatabase,
   pgCreateSchemas,
   pgDatabaseExists,
   pgSelectedSchemas,
   pgListSink,
   pgRestoreSink,
-  pgSafetyDump,
+  pgSafetyDumpRun,
   psqlScriptSink,
   tarExtractSink,
   type MysqlTarget,
@@ -66,7 +66,8 @@ export interface RestoreRequest {
   readonly yes: boolean;
   /** Asks the user; resolves true to go on. Without a terminal the command layer refuses instead. */
   readonly confirm: (question: string) => Promise<boolean>;
-  readonly safetyDir: string;
+  /** Where safety dumps go and whom they are encrypted to. */
+  readonly safety: SafetyDumpPolicy;
   readonly archive: ArchivePolicy;
   readonly archiveClient?: ArchiveClient;
 }
@@ -76,7 +77,7 @@ export interface RestoreResult {
   readonly manifest: Manifest;
   readonly artifact: Artifact;
   readonly destination: string;
-  readonly safetyDump?: string;
+  readonly safetyDump?: SafetyDump;
   readonly listing?: string;
   readonly plaintextBytes: number;
 }
@@ -92,15 +93,17 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
 
   // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
   const plan = await planTarget(request, manifest, artifact);
+  // A safety dump that cannot be written is known now, not after the long verification pass.
+  if (plan.safety) await prepareSafetyDir(request.safety.dir);
 
   // Pass 1: prove the object before anything is written anywhere.
   const checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
   log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
 
-  let safetyDump: string | undefined;
+  let safetyDump: SafetyDump | undefined;
   if (plan.safety) {
     safetyDump = await plan.safety();
-    log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
+    log.info(`safety dump of the current ${plan.destination} written to ${safetyDump.path} (${formatBytes(safetyDump.bytes)}, ${safetyDump.encrypted ? 'encrypted to the recipients' : 'PLAINTEXT'}, mode 0600; coldseal never deletes it)`, { safetyDump: safetyDump.path, bytes: safetyDump.bytes, encrypted: safetyDump.encrypted });
   }
   await plan.prepare?.();
 
@@ -141,7 +144,7 @@ function chooseArtifact(manifest: Manifest, name: string | undefined, target: Re
 
 interface Plan {
   readonly destination: string;
-  readonly safety?: () => Promise<string>;
+  readonly safety?: () => Promise<SafetyDump>;
   readonly prepare?: () => Promise<void>;
   readonly sink: () => Sink;
   readonly transform?: () => Transform;
@@ -153,11 +156,6 @@ async function confirmReplace(request: RestoreRequest, what: string): Promise<vo
   if (request.yes) return;
   const ok = await request.confirm(`${what} Continue? [y/N] `);
   if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
-}
-
-async function safetyFile(dir: string, name: string, extension: string): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return join(resolve(dir), `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stampOf(new Date())}.${extension}`);
 }
 
 async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact): Promise<Plan> {
@@ -178,11 +176,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       }
       return {
         destination,
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'pgdump');
-          await pgSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
+        safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
         prepare: async () => {
           if (!exists) await pgCreateDatabase(conn, database);
           // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
@@ -200,11 +194,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       if (exists) await confirmReplace(request, `${destination} exists: it will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
       return {
         destination,
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'sql');
-          await mysqlSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
+        safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
         sink: () => mysqlRestoreSink(conn, database),
         transform: () => new MysqlDatabaseRenamer(artifact.name, database),
       };
