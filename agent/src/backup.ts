@@ -11,11 +11,12 @@ import {
 } from '../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
 import { recipientProblems } from '../../format/key-roles';
+import { UploadsLeftOpenError } from './pipeline/abort-upload';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
 import type { AgentConfig, SourceConfig } from './config/schema';
-import { ColdsealError, describeError, EXIT, type ExitCode } from './errors';
+import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from './errors';
 import { formatBytes, type Log } from './log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
@@ -48,6 +49,8 @@ export interface SourceResult {
   readonly artifacts?: readonly Artifact[];
   readonly error?: string;
   readonly exitCode: ExitCode;
+  /** Multipart uploads of this source S3 may still hold because their abort failed too. */
+  readonly uploadsLeftOpen?: number;
 }
 
 export interface BackupResult {
@@ -117,8 +120,17 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     throw new ColdsealError(EXIT.USAGE, `unknown source ${unknown.map((u) => `"${u}"`).join(', ')}`, `Configured sources: ${config.sources.map((s) => s.name).join(', ')}`);
   }
   const compression = chooseCompression(config.compression);
-  const keys = await loadKeys(config, clients);
-  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  let keys: Keys;
+  let encryptor: Encryptor;
+  try {
+    keys = await loadKeys(config, clients);
+    encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  } catch (error) {
+    // Nothing was dumped, yet every selected source missed its backup: that is alerted like any failure.
+    const failed = selected.map((source) => ({ source, ok: false, error: describeError(error), exitCode: exitCodeOf(error) }));
+    await sendFailureAlert({ config, clients, log, host, tier, failed, at: now() });
+    throw error;
+  }
   try {
     return await backUpSources({ config, clients, log, host, tier, selected, compression, keys, encryptor, now });
   } finally {
@@ -158,7 +170,7 @@ async function backUpSources(args: {
       const code = error instanceof ColdsealError ? error.exitCode : EXIT.FAILURE;
       const message = describeError(error);
       log.error(`source ${source.name} failed: ${message}`, { source: source.name, exitCode: code });
-      results.push({ source: source.name, ok: false, error: message, exitCode: code });
+      results.push({ source: source.name, ok: false, error: message, exitCode: code, uploadsLeftOpen: error instanceof UploadsLeftOpenError ? error.outcome.notAborted.length : 0 });
     }
   }
 
@@ -291,8 +303,14 @@ async function backUpSource(args: {
     return manifest;
   } catch (error) {
     cancel(error instanceof Error ? error : new Error(String(error)));
-    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays.
-    await Promise.allSettled(running.map((r) => r.artifact.stored));
+    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays,
+    // or the report says which upload S3 still holds (the abort failed too).
+    const settled = await Promise.allSettled(running.map((r) => r.artifact.stored));
+    if (error instanceof UploadsLeftOpenError) throw error;
+    const left = settled.flatMap((s) => (s.status === 'rejected' && s.reason instanceof UploadsLeftOpenError ? [s.reason] : []));
+    if (left.length > 0 && error instanceof ColdsealError) {
+      throw new UploadsLeftOpenError(error, { aborted: [], notAborted: left.flatMap((l) => l.outcome.notAborted) });
+    }
     throw error;
   } finally {
     await Promise.allSettled(running.map((r) => r.inventory?.close()));
@@ -342,7 +360,9 @@ async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClien
     `Backup FAILED on host ${host} (group ${config.group}, tier ${tier}) at ${at.toISOString()}.`,
     '',
     ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
-    'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
+    failed.some((f) => f.uploadsLeftOpen)
+      ? "Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them within a day."
+      : 'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
     'What to do: fix the cause above, then run the backup again, e.g.',
     `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,
     'or on the host: node coldseal-agent.js backup --config-parameter <group config parameter> --source <name>',

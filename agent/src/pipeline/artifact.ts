@@ -1,3 +1,4 @@
+import { withAbortOutcome } from './abort-upload';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pipeline } from 'node:stream';
 import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
@@ -182,9 +183,10 @@ export function startArtifact(options: {
     }
     compressor.output.destroy();
     writer.destroy();
-    await writer.abort();
-    rejectDumped(failure!);
-    throw failure!;
+    // The message says what became of the incomplete upload: aborted, or left to the lifecycle rule.
+    failure = await withAbortOutcome(failure!, () => writer.abort());
+    rejectDumped(failure);
+    throw failure;
   });
   storedSettled.catch(() => undefined).finally(() => {
     stopListening();
@@ -264,5 +266,5 @@ function classifyUploadError(error: Error, target: ArtifactTarget): ColdsealErro
   if (name === 'AccessDenied' || /Access Denied/i.test(error.message)) {
     return new ColdsealError(EXIT.STORAGE, `S3 refused the upload to s3://${target.bucket}/${target.key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role');
   }
-  return new ColdsealError(EXIT.STORAGE, `upload to s3://${target.bucket}/${target.key} failed: ${error.message}`, 'Check network access to S3 and the bucket name/region; the incomplete upload was aborted', { cause: error });
+  return new ColdsealError(EXIT.STORAGE, `upload to s3://${target.bucket}/${target.key} failed: ${error.message}`, 'Check network access to S3 and the bucket name/region', { cause: error });
 }

@@ -1,10 +1,9 @@
+import { abortIncompleteUploads, type AbortOutcome, type OpenUpload } from './abort-upload';
 import { createHash, type Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  ListMultipartUploadsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type CompletedPart,
@@ -97,7 +96,7 @@ export class MultipartWriter extends Writable {
   private waiter: (() => void) | undefined;
   private failure: Error | undefined;
   private result: MultipartResult | undefined;
-  private aborting: Promise<void> | undefined;
+  private aborting: Promise<AbortOutcome> | undefined;
 
   constructor(private readonly options: MultipartOptions) {
     super({ highWaterMark: 256 * 1024 });
@@ -305,23 +304,17 @@ export class MultipartWriter extends Writable {
   /**
    * Aborts every upload this writer opened, and any upload left under its keys whose creation
    * answer was lost. Completed segments (a failure while completing) cannot be removed by a host
-   * that may not delete; they stay as orphans that the verifier reports.
+   * that may not delete; they stay as orphans that the verifier reports. The outcome says which
+   * uploads S3 still lists (the abort failed too, e.g. during an outage).
    */
-  abort(): Promise<void> {
+  abort(): Promise<AbortOutcome> {
     this.aborting ??= (async () => {
       this.fail(new Error('upload aborted'));
       await Promise.allSettled([...this.inFlight]);
       const { s3, bucket } = this.options.target;
-      for (const segment of this.segments) {
-        const uploadId = await segment.upload?.catch(() => undefined);
-        if (uploadId) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: segment.key, UploadId: uploadId })).catch(() => undefined);
-        const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: segment.key })).catch(() => undefined);
-        for (const upload of listed?.Uploads ?? []) {
-          if (upload.Key === segment.key && upload.UploadId) {
-            await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: segment.key, UploadId: upload.UploadId })).catch(() => undefined);
-          }
-        }
-      }
+      const uploads: OpenUpload[] = [];
+      for (const segment of this.segments) uploads.push({ key: segment.key, uploadId: await segment.upload?.catch(() => undefined) });
+      return abortIncompleteUploads(s3, bucket, uploads);
     })();
     return this.aborting;
   }
