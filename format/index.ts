@@ -7,3 +7,4 @@ export * from './parameters';
 export * from './ranges';
 export * from './part-reader';
 export * from './key-roles';
+export * from './node-support';
