@@ -5,3 +5,4 @@ export * from './signed-document';
 export * from './digest';
 export * from './parameters';
 export * from './ranges';
+export * from './replica';
