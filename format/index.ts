@@ -6,3 +6,4 @@ export * from './digest';
 export * from './parameters';
 export * from './ranges';
 export * from './replica';
+export * from './part-reader';

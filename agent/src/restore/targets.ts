@@ -4,6 +4,7 @@ import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
 import { pgCommand, type PgConnection } from '../inventory/postgres';
+import { mysqldumpArgs } from '../sources/mysql';
 
 /**
  * Where plaintext goes: pg_restore, mysql, tar, or a file. Each sink is a child process with its
@@ -221,7 +222,7 @@ export async function mysqlDropDatabase(conn: MysqlConnection, database: string)
 }
 
 export async function mysqlSafetyDump(conn: MysqlConnection, database: string, file: string): Promise<void> {
-  const run = mysqlCommand(conn, 'mysqldump', ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', `--result-file=${file}`, '--databases', database]);
+  const run = mysqlCommand(conn, 'mysqldump', mysqldumpArgs([`--result-file=${file}`], database));
   await runTool(run, `safety dump of ${database}`);
 }
 

@@ -14,7 +14,16 @@ import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type Prepar
  * user can read, removed when the source is done; argv carries only its path.
  */
 const SYSTEM_DATABASES = new Set(['information_schema', 'performance_schema', 'sys', 'mysql']);
-const DUMP_ARGS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', '--databases'];
+const MYSQLDUMP_ARGS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', '--databases'];
+
+/**
+ * mysqldump's arguments for one database. The name comes after "--" (end of options): with
+ * databases "all" the names come from SHOW DATABASES, so any user who can create a database would
+ * otherwise choose an option, e.g. a database named "--result-file=/etc/x" truncating that file.
+ */
+export function mysqldumpArgs(options: readonly string[], database: string): string[] {
+  return [...options, ...MYSQLDUMP_ARGS, '--', database];
+}
 
 export function diagnoseMysql(stderr: string): { message: string; hint: string } | undefined {
   const line = (stderr.split('\n').map((l) => l.replace(/^(mysqldump|mariadb-dump|mysql|mariadb): /, '').trim()).find(Boolean) ?? '').slice(0, 300);
@@ -61,7 +70,7 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
     const sizes = parseSizes(await mysql('select table_schema, sum(data_length + index_length) from information_schema.tables group by table_schema', 'reading database sizes'), '\t');
     const dumpVersion = toolVersion(await runCapture(bin('mysqldump'), ['--version'], {}, `source ${source.name}: mysqldump --version`));
     const steps: DumpStep[] = databases.map((database) => {
-      const run = asUser(source.runAs, bin('mysqldump'), [defaults, ...DUMP_ARGS, database]);
+      const run = asUser(source.runAs, bin('mysqldump'), mysqldumpArgs([defaults], database));
       return {
         name: database,
         kind: 'database',

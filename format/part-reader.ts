@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import type { Artifact } from './manifest';
+import { ciphertextParts, type CiphertextPart } from './ranges';
+
+/**
+ * The one way every reader (restore, verify, drill, the verifier Lambda) reads an artifact's
+ * ciphertext: ranged GETs of its parts, several in flight at once (a single GET stream to S3 is
+ * far slower than the network; the AWS CLI fetches in parallel ranges too), handed on strictly in
+ * order, each part's SHA-256 checked against the signed manifest BEFORE any of its bytes are
+ * handed on. So a changed byte is refused before it can reach decryption or a target, and memory
+ * is bounded by the window (parts in flight × part size), whatever the object's size.
+ *
+ * Every object is pinned to the version the first read of it saw (IfMatch on its ETag, and its
+ * VersionId when the bucket is versioned): an object replaced while it is being read fails loudly
+ * instead of splicing two versions together.
+ *
+ * Transport-neutral: the caller supplies `fetch` (the agent's S3 client, the Lambda's store).
+ */
+
+/** The version of an object a read is tied to. */
+export interface ObjectPin {
+  readonly etag?: string;
+  readonly versionId?: string;
+}
+
+export interface RangeRequest {
+  readonly key: string;
+  /** First byte, inclusive. */
+  readonly start: number;
+  /** Last byte, inclusive (HTTP Range semantics). */
+  readonly end: number;
+  /** Read exactly this version; a fetcher must fail with PartReadError 'changed' when it is gone. */
+  readonly pin?: ObjectPin;
+  readonly signal: AbortSignal;
+}
+
+export interface RangeResponse {
+  readonly body: AsyncIterable<Uint8Array>;
+  readonly etag?: string;
+  readonly versionId?: string;
+  /** The whole object's size (from Content-Range), when the transport reports it. */
+  readonly objectSize?: number;
+}
+
+/** Fetches one byte range. Throw PartReadError for answers that retrying cannot change. */
+export type RangeFetcher = (request: RangeRequest) => Promise<RangeResponse>;
+
+export type PartReadFailure =
+  /** The object is not there although the signed manifest lists it. */
+  | 'missing'
+  /** The object is in an archive class without a restored copy. */
+  | 'archived'
+  /** The object was replaced or deleted while it was being read (its pinned version is gone). */
+  | 'changed'
+  /** The object's size differs from what the manifest's parts add up to. */
+  | 'size'
+  /** A part's bytes do not match the SHA-256 the signed manifest lists for it. */
+  | 'part-checksum'
+  /** The whole ciphertext's SHA-256 differs from the signed manifest's. */
+  | 'checksum'
+  /** Reading failed after every retry (network, throttling, server errors). */
+  | 'storage';
+
+/** Integrity failures: the bytes are not the ones that were backed up. */
+export const INTEGRITY_FAILURES: ReadonlySet<PartReadFailure> = new Set(['missing', 'changed', 'size', 'part-checksum', 'checksum']);
+
+export class PartReadError extends Error {
+  constructor(
+    readonly failure: PartReadFailure,
+    message: string,
+    readonly part?: CiphertextPart,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'PartReadError';
+  }
+}
+
+/** One part, its bytes checked against the signed manifest. */
+export interface VerifiedPart {
+  readonly part: CiphertextPart;
+  /** The part's bytes, in order (as received; not concatenated, to spare a copy). */
+  readonly chunks: readonly Uint8Array[];
+}
+
+export interface PartReaderOptions {
+  readonly artifact: Artifact;
+  readonly fetch: RangeFetcher;
+  /** Parts in flight at once. @default 4 (fewer when parts are large: see maxBufferedBytes) */
+  readonly window?: number;
+  /** Upper bound on bytes held by the window. @default 64 MiB (at least one part) */
+  readonly maxBufferedBytes?: number;
+  /** 0-based index of the first part to read (a resumed read); the whole-object SHA-256 is only checked from 0. @default 0 */
+  readonly fromPart?: number;
+  /** Stop after this many parts (a budgeted read). @default all */
+  readonly maxParts?: number;
+  /** Versions already established (by an earlier pass or invocation), per object key. */
+  readonly pins?: ReadonlyMap<string, ObjectPin>;
+  /** Attempts per part for errors that are not PartReadErrors. @default 4 */
+  readonly attempts?: number;
+  /** Delay before retry n (1-based), in ms. @default 200 × 2^(n-1) */
+  readonly backoffMs?: (retry: number) => number;
+  /** Aborts the whole read (in-flight requests are aborted too). */
+  readonly signal?: AbortSignal;
+  /** Called with ciphertext bytes handed on so far. */
+  readonly onProgress?: (bytes: number) => void;
+}
+
+const MIB = 1024 * 1024;
+
+function where(part: CiphertextPart): string {
+  return `part ${part.index} (bytes ${part.offset}-${part.offset + part.length - 1} of ${part.key})`;
+}
+
+/** What the manifest says each object's size is: the end of its last part. */
+function objectSizes(parts: readonly CiphertextPart[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const p of parts) sizes.set(p.key, Math.max(sizes.get(p.key) ?? 0, p.offset + p.length));
+  return sizes;
+}
+
+/**
+ * Reads an artifact's ciphertext part by part. The part list is checked against the manifest's
+ * stated size before the first request (ciphertextParts throws). After the last part of a read
+ * that started at part 0 and covered every part, the whole ciphertext's SHA-256 is compared with
+ * the manifest too. Breaking out of the loop aborts the requests still in flight.
+ */
+export class PartReader {
+  readonly parts: readonly CiphertextPart[];
+  readonly window: number;
+  private readonly pins = new Map<string, ObjectPin>();
+  /** Objects whose first request is on its way: the others wait for its headers to learn the pin. */
+  private readonly pinning = new Map<string, Promise<void>>();
+  private readonly sizes: Map<string, number>;
+  private readonly selected: readonly CiphertextPart[];
+  private bytes = 0;
+
+  constructor(private readonly options: PartReaderOptions) {
+    const all = ciphertextParts(options.artifact);
+    this.parts = all;
+    this.sizes = objectSizes(all);
+    const from = options.fromPart ?? 0;
+    this.selected = all.slice(from, options.maxParts === undefined ? undefined : from + options.maxParts);
+    const partSize = options.artifact.parts.size;
+    const byBytes = Math.max(1, Math.floor((options.maxBufferedBytes ?? 64 * MIB) / partSize));
+    this.window = Math.max(1, Math.min(options.window ?? 4, byBytes));
+    for (const [key, pin] of options.pins ?? []) this.pins.set(key, pin);
+  }
+
+  /** The version read of each object (filled as objects are first read). */
+  get objectPins(): ReadonlyMap<string, ObjectPin> {
+    return this.pins;
+  }
+
+  /** Ciphertext bytes handed on so far. */
+  get bytesRead(): number {
+    return this.bytes;
+  }
+
+  /** Whether this read covers the whole ciphertext (so its SHA-256 is checked at the end). */
+  get whole(): boolean {
+    return this.selected.length === this.parts.length;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<VerifiedPart> {
+    const controller = new AbortController();
+    const outer = this.options.signal;
+    const onOuterAbort = () => controller.abort(outer?.reason);
+    outer?.addEventListener('abort', onOuterAbort, { once: true });
+    const whole = this.whole ? createHash('sha256') : undefined;
+    const inFlight: Promise<VerifiedPart>[] = [];
+    let next = 0;
+    const launch = () => {
+      while (inFlight.length < this.window && next < this.selected.length) {
+        const promise = this.readPart(this.selected[next++], controller.signal);
+        // Rejections are handled when the promise's turn comes; don't let an early one go unhandled.
+        promise.catch(() => undefined);
+        inFlight.push(promise);
+      }
+    };
+    try {
+      launch();
+      while (inFlight.length) {
+        const verified = await inFlight.shift()!;
+        launch();
+        for (const chunk of verified.chunks) whole?.update(chunk);
+        this.bytes += verified.part.length;
+        this.options.onProgress?.(this.bytes);
+        yield verified;
+      }
+      if (whole) {
+        const sha256 = whole.digest('hex');
+        const { artifact } = this.options;
+        if (sha256 !== artifact.ciphertextSha256) {
+          throw new PartReadError('checksum', `the SHA-256 of the ciphertext of "${artifact.name}" is ${sha256}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`);
+        }
+      }
+    } finally {
+      outer?.removeEventListener('abort', onOuterAbort);
+      controller.abort(new Error('part reader stopped'));
+    }
+  }
+
+  private async readPart(part: CiphertextPart, signal: AbortSignal): Promise<VerifiedPart> {
+    const attempts = this.options.attempts ?? 4;
+    const backoff = this.options.backoffMs ?? ((n: number) => 200 * 2 ** (n - 1));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readPartOnce(part, signal);
+      } catch (error) {
+        if (error instanceof PartReadError || signal.aborted) throw error;
+        if (attempt >= attempts) {
+          throw new PartReadError('storage', `reading ${where(part)} failed ${attempts} times: ${(error as Error).message}`, part, { cause: error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
+        if (signal.aborted) throw error;
+      }
+    }
+  }
+
+  private async readPartOnce(part: CiphertextPart, signal: AbortSignal): Promise<VerifiedPart> {
+    if (part.length === 0) {
+      // An empty ciphertext: S3 refuses a range on an empty object, and no byte is needed anyway.
+      if (createHash('sha256').digest('hex') !== part.sha256) throw new PartReadError('part-checksum', `${part.key} is empty, but the signed manifest lists a part hash of non-empty bytes`, part);
+      return { part, chunks: [] };
+    }
+    while (!this.pins.has(part.key) && this.pinning.has(part.key)) await this.pinning.get(part.key);
+    const pin = this.pins.get(part.key);
+    let pinned: (() => void) | undefined;
+    if (!pin) this.pinning.set(part.key, new Promise<void>((resolve) => (pinned = resolve)));
+    let response: RangeResponse;
+    try {
+      response = await this.options.fetch({ key: part.key, start: part.offset, end: part.offset + part.length - 1, pin, signal });
+      if (!pin) this.pins.set(part.key, { etag: response.etag, versionId: response.versionId });
+    } finally {
+      if (pinned) {
+        this.pinning.delete(part.key);
+        pinned();
+      }
+    }
+    if (pin?.etag && response.etag && pin.etag !== response.etag) {
+      throw new PartReadError('changed', `${part.key} changed while it was being read (ETag ${response.etag}, first read ${pin.etag})`, part);
+    }
+    const expectedSize = this.sizes.get(part.key)!;
+    if (response.objectSize !== undefined && response.objectSize !== expectedSize) {
+      throw new PartReadError('size', `${part.key} is ${response.objectSize} bytes but the signed manifest's parts add up to ${expectedSize}: the object is ${response.objectSize < expectedSize ? 'truncated' : 'not the one that was backed up'}`, part);
+    }
+    const hash = createHash('sha256');
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    for await (const chunk of response.body) {
+      received += chunk.length;
+      if (received > part.length) break;
+      hash.update(chunk);
+      chunks.push(chunk);
+    }
+    if (received !== part.length) {
+      // A short body is a broken connection (retryable); a long one is the object's fault.
+      if (received > part.length) throw new PartReadError('size', `${where(part)}: the server sent more than ${part.length} bytes`, part);
+      throw new Error(`${where(part)}: the body ended after ${received} of ${part.length} bytes`);
+    }
+    const sha256 = hash.digest('hex');
+    if (sha256 !== part.sha256) {
+      throw new PartReadError('part-checksum', `${where(part)} has SHA-256 ${sha256}, the signed manifest says ${part.sha256}: the ciphertext was altered or damaged`, part);
+    }
+    return { part, chunks };
+  }
+}

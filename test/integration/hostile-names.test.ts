@@ -1,0 +1,83 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, mysqlContentFingerprint, PG, pgContentFingerprint } from '../harness/databases';
+
+/**
+ * Database names are data, not options. With databases "all" the names come from SHOW DATABASES,
+ * so any MySQL user who can create a database chooses them: one named "--result-file=FILE" must be
+ * backed up and restored like any other, and FILE must stay untouched (by the backup's mysqldump
+ * and by the restore's safety dump). PostgreSQL gets the same treatment with "--file=FILE".
+ */
+let sandbox: AgentSandbox;
+let victims: string;
+let myVictim: string;
+let pgVictim: string;
+let myHostile: string;
+let pgHostile: string;
+let configFile: string;
+let safetyDir: string;
+const VICTIM_CONTENT = 'precious content\n';
+
+before(async () => {
+  sandbox = await createAgentSandbox();
+  victims = mkdtempSync(join(tmpdir(), 'cs-hostile-'));
+  safetyDir = mkdtempSync(join(tmpdir(), 'cs-hostile-safety-'));
+  myVictim = join(victims, 'my');
+  pgVictim = join(victims, 'pg');
+  for (const file of [myVictim, pgVictim]) writeFileSync(file, VICTIM_CONTENT);
+  myHostile = `--result-file=${myVictim}`;
+  pgHostile = `--file=${pgVictim}`;
+  assert.ok(myHostile.length <= 64, 'a MariaDB database name has at most 64 characters');
+  // Every database already on the shared server is excluded, so that other test files' databases
+  // (created and dropped as they run) do not make this run fail; the names still come from SHOW DATABASES.
+  const conn = await mysql.createConnection({ ...MYSQL });
+  const [rows] = await conn.query<mysql.RowDataPacket[]>('show databases');
+  await conn.end();
+  const existing = rows.map((r) => String(Object.values(r)[0]));
+  await Promise.all([createMysqlFixture(myHostile, 200), createPgFixture(pgHostile, 200)]);
+  configFile = sandbox.writeConfig(
+    sandbox.config({
+      sources: [
+        { name: 'maria', type: 'mysql', databases: 'all', excludeDatabases: existing, host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
+        { name: 'pg', type: 'postgres', databases: [pgHostile], host: PG.host, port: PG.port, user: PG.user },
+      ],
+    }),
+  );
+});
+
+after(async () => {
+  await Promise.all([dropMysqlDatabase(myHostile), dropPgDatabase(pgHostile)]);
+  rmSync(victims, { recursive: true, force: true });
+  rmSync(safetyDir, { recursive: true, force: true });
+});
+
+describe('hostile database names', () => {
+  test('a MariaDB database named "--result-file=FILE" (found by databases "all") is backed up, FILE untouched', async () => {
+    const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
+    assert.equal(result.code, 0, result.log);
+    assert.equal(readFileSync(myVictim, 'utf8'), VICTIM_CONTENT, 'mysqldump must not read the name as --result-file');
+    assert.equal(readFileSync(pgVictim, 'utf8'), VICTIM_CONTENT, 'pg_dump must not read the name as --file');
+    const keys = await sandbox.listKeys('backups/daily/testgroup/testhost/');
+    assert.ok(keys.some((k) => k.includes(encodeURIComponent(myHostile).replace(/\./g, '%2E'))), `an artifact for ${myHostile} in ${keys.join(', ')}`);
+    assert.ok(keys.some((k) => k.includes(encodeURIComponent(pgHostile).replace(/\./g, '%2E'))), `an artifact for ${pgHostile} in ${keys.join(', ')}`);
+  });
+
+  test('restoring over them takes safety dumps and restores the content, FILE still untouched', async () => {
+    const [myBefore, pgBefore] = await Promise.all([mysqlContentFingerprint(myHostile), pgContentFingerprint(pgHostile)]);
+    const restore = (args: string[]) => sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args]);
+    const my = await restore(['--source', 'maria', `--artifact=${myHostile}`, '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${encodeURIComponent(myHostile)}`]);
+    assert.equal(my.code, 0, my.log);
+    const pg = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${encodeURIComponent(pgHostile)}`]);
+    assert.equal(pg.code, 0, pg.log);
+    assert.equal(readFileSync(myVictim, 'utf8'), VICTIM_CONTENT, 'the safety dump\'s mysqldump must not read the name as --result-file');
+    assert.equal(readFileSync(pgVictim, 'utf8'), VICTIM_CONTENT);
+    assert.equal(readdirSync(safetyDir).length, 2, `one safety dump per restore: ${readdirSync(safetyDir).join(', ')}`);
+    assert.deepEqual(await mysqlContentFingerprint(myHostile), myBefore);
+    assert.deepEqual(await pgContentFingerprint(pgHostile), pgBefore);
+  });
+});

@@ -1,0 +1,223 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { PartReader, PartReadError, type RangeFetcher, type RangeRequest, type VerifiedPart } from '../../format/part-reader';
+import type { Artifact } from '../../format/manifest';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function artifactOf(bytes: Buffer, partSize: number, key = 'backups/daily/g/h/s/20261122T010203Z.db.pgdump.zst.pgp'): Artifact {
+  const hashes: string[] = [];
+  for (let o = 0; o < Math.max(1, bytes.length); o += partSize) hashes.push(sha(bytes.subarray(o, o + partSize)));
+  return { name: 'db', key, ciphertextBytes: bytes.length, ciphertextSha256: sha(bytes), parts: { size: partSize, sha256: hashes } } as unknown as Artifact;
+}
+
+/** An in-memory bucket object that answers ranged GETs like S3 does (ETag, IfMatch, Content-Range), with latency. */
+class FakeObject {
+  inFlight = 0;
+  maxInFlight = 0;
+  requests: RangeRequest[] = [];
+  aborted = 0;
+  etag = '"v1"';
+  failures = new Map<number, number>();
+  constructor(
+    public bytes: Buffer,
+    private readonly latencyMs = 5,
+  ) {}
+
+  fetch: RangeFetcher = async (request) => {
+    this.requests.push(request);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, this.latencyMs));
+      if (request.signal.aborted) {
+        this.aborted++;
+        throw new Error('aborted');
+      }
+      const left = this.failures.get(request.start) ?? 0;
+      if (left > 0) {
+        this.failures.set(request.start, left - 1);
+        throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      }
+      if (request.pin?.etag && request.pin.etag !== this.etag) throw new PartReadError('changed', `precondition failed for ${request.key}`);
+      const slice = this.bytes.subarray(request.start, request.end + 1);
+      const etag = this.etag;
+      const body = (async function* () {
+        // Several chunks per part, like a socket delivers them.
+        for (let o = 0; o < slice.length; o += 1000) yield slice.subarray(o, o + 1000);
+      })();
+      return { body, etag, versionId: undefined, objectSize: this.bytes.length };
+    } finally {
+      this.inFlight--;
+    }
+  };
+}
+
+async function collect(reader: PartReader, each?: (p: VerifiedPart) => void): Promise<Buffer> {
+  const out: Uint8Array[] = [];
+  for await (const p of reader) {
+    each?.(p);
+    out.push(...p.chunks);
+  }
+  return Buffer.concat(out);
+}
+
+describe('PartReader', () => {
+  test('reads every part in order, several at once but never more than the window', async () => {
+    const bytes = randomBytes(10 * 4096 + 123);
+    const object = new FakeObject(bytes);
+    const reader = new PartReader({ artifact: artifactOf(bytes, 4096), fetch: object.fetch, window: 3 });
+    const seen: number[] = [];
+    const read = await collect(reader, (p) => seen.push(p.part.index));
+    assert.ok(read.equals(bytes));
+    assert.deepEqual(seen, Array.from({ length: 11 }, (_, i) => i + 1));
+    assert.equal(object.maxInFlight, 3, 'parts are fetched in parallel, up to the window');
+    assert.equal(reader.bytesRead, bytes.length);
+    assert.equal(reader.objectPins.get(artifactOf(bytes, 4096).key)?.etag, '"v1"');
+  });
+
+  test('the window shrinks so that buffered parts stay under maxBufferedBytes', async () => {
+    const bytes = randomBytes(8 * 4096);
+    const object = new FakeObject(bytes);
+    const reader = new PartReader({ artifact: artifactOf(bytes, 4096), fetch: object.fetch, window: 4, maxBufferedBytes: 2 * 4096 });
+    assert.equal(reader.window, 2);
+    assert.ok((await collect(reader)).equals(bytes));
+    assert.ok(object.maxInFlight <= 2);
+    assert.equal(new PartReader({ artifact: artifactOf(bytes, 4096), fetch: object.fetch, maxBufferedBytes: 1 }).window, 1, 'at least one part');
+  });
+
+  test('a flipped byte in part k of n is refused before any byte of part k is handed on', async () => {
+    const bytes = randomBytes(6 * 4096);
+    const artifact = artifactOf(bytes, 4096);
+    const tampered = Buffer.from(bytes);
+    tampered[3 * 4096 + 17] ^= 0x01; // part 4
+    const handed: number[] = [];
+    await assert.rejects(
+      collect(new PartReader({ artifact, fetch: new FakeObject(tampered).fetch }), (p) => handed.push(p.part.index)),
+      (error: PartReadError) => {
+        assert.equal(error.failure, 'part-checksum');
+        assert.equal(error.part?.index, 4);
+        assert.match(error.message, /part 4 \(bytes 12288-16383/);
+        return true;
+      },
+    );
+    assert.deepEqual(handed, [1, 2, 3]);
+  });
+
+  test('an object replaced during the read fails loudly (pinned ETag), and so does one answered without honouring the pin', async () => {
+    const bytes = randomBytes(6 * 4096);
+    const artifact = artifactOf(bytes, 4096);
+    const object = new FakeObject(bytes);
+    let count = 0;
+    await assert.rejects(
+      collect(new PartReader({ artifact, fetch: object.fetch, window: 2 }), () => {
+        if (++count === 2) object.etag = '"v2"';
+      }),
+      (error: PartReadError) => error.failure === 'changed',
+    );
+    assert.ok(object.requests.slice(1).every((r) => r.pin?.etag === '"v1"'), 'every request after the first is pinned to the first version');
+
+    const careless = new FakeObject(bytes);
+    const fetch: RangeFetcher = async (request) => {
+      const response = await careless.fetch({ ...request, pin: undefined });
+      return { ...response, etag: request.start >= 2 * 4096 ? '"other"' : response.etag };
+    };
+    await assert.rejects(collect(new PartReader({ artifact, fetch, window: 1 })), (error: PartReadError) => error.failure === 'changed' && /changed while it was being read/.test(error.message));
+  });
+
+  test('a given pin is used from the first request on', async () => {
+    const bytes = randomBytes(3 * 4096);
+    const object = new FakeObject(bytes);
+    const artifact = artifactOf(bytes, 4096);
+    await assert.rejects(collect(new PartReader({ artifact, fetch: object.fetch, pins: new Map([[artifact.key, { etag: '"v0"' }]]) })), (error: PartReadError) => error.failure === 'changed');
+    assert.equal(object.requests[0].pin?.etag, '"v0"');
+  });
+
+  test('transient errors are retried; a part that keeps failing is a storage error naming it', async () => {
+    const bytes = randomBytes(4 * 4096);
+    const artifact = artifactOf(bytes, 4096);
+    const flaky = new FakeObject(bytes);
+    flaky.failures.set(4096, 2);
+    assert.ok((await collect(new PartReader({ artifact, fetch: flaky.fetch, backoffMs: () => 1 }))).equals(bytes));
+    assert.equal(flaky.requests.filter((r) => r.start === 4096).length, 3);
+
+    const broken = new FakeObject(bytes);
+    broken.failures.set(2 * 4096, 99);
+    await assert.rejects(collect(new PartReader({ artifact, fetch: broken.fetch, attempts: 3, backoffMs: () => 1 })), (error: PartReadError) => {
+      assert.equal(error.failure, 'storage');
+      assert.equal(error.part?.index, 3);
+      assert.match(error.message, /failed 3 times: socket hang up/);
+      return true;
+    });
+  });
+
+  test('a body that ends early is retried, not handed on', async () => {
+    const bytes = randomBytes(2 * 4096);
+    const object = new FakeObject(bytes);
+    let cut = true;
+    const fetch: RangeFetcher = async (request) => {
+      const response = await object.fetch(request);
+      if (request.start === 0 && cut) {
+        cut = false;
+        const body = (async function* () {
+          for await (const c of response.body) {
+            yield c;
+            return;
+          }
+        })();
+        return { ...response, body };
+      }
+      return response;
+    };
+    assert.ok((await collect(new PartReader({ artifact: artifactOf(bytes, 4096), fetch, backoffMs: () => 1 }))).equals(bytes));
+  });
+
+  test('a part list that cannot describe the stated size is refused before anything is read', () => {
+    const bytes = randomBytes(3 * 4096);
+    const artifact = artifactOf(bytes, 4096);
+    const object = new FakeObject(bytes);
+    const short = { ...artifact, parts: { ...artifact.parts, sha256: artifact.parts.sha256.slice(0, 2) } } as Artifact;
+    assert.throws(() => new PartReader({ artifact: short, fetch: object.fetch }), /lists 2 part checksums, but 12288 bytes in parts of 4096 need 3/);
+    assert.equal(object.requests.length, 0);
+  });
+
+  test('an object of another size than the parts add up to is refused', async () => {
+    const bytes = randomBytes(3 * 4096);
+    const longer = Buffer.concat([bytes, Buffer.from('appended')]);
+    await assert.rejects(collect(new PartReader({ artifact: artifactOf(bytes, 4096), fetch: new FakeObject(longer).fetch })), (error: PartReadError) => error.failure === 'size' && /12296 bytes but the signed manifest's parts add up to 12288/.test(error.message));
+  });
+
+  test('the whole SHA-256 is checked at the end of a whole read', async () => {
+    const bytes = randomBytes(2 * 4096);
+    const artifact = { ...artifactOf(bytes, 4096), ciphertextSha256: '0'.repeat(64) } as Artifact;
+    let parts = 0;
+    await assert.rejects(collect(new PartReader({ artifact, fetch: new FakeObject(bytes).fetch }), () => parts++), (error: PartReadError) => error.failure === 'checksum');
+    assert.equal(parts, 2);
+    // A partial (resumed or budgeted) read checks parts only.
+    const reader = new PartReader({ artifact, fetch: new FakeObject(bytes).fetch, fromPart: 1 });
+    assert.equal(reader.whole, false);
+    assert.ok((await collect(reader)).equals(bytes.subarray(4096)));
+    assert.ok((await collect(new PartReader({ artifact, fetch: new FakeObject(bytes).fetch, maxParts: 1 }))).equals(bytes.subarray(0, 4096)));
+  });
+
+  test('stopping early aborts the requests in flight', async () => {
+    const bytes = randomBytes(20 * 4096);
+    const object = new FakeObject(bytes, 20);
+    for await (const p of new PartReader({ artifact: artifactOf(bytes, 4096), fetch: object.fetch, window: 4 })) {
+      if (p.part.index === 2) break;
+    }
+    assert.ok(object.requests.length <= 6, `at most the window ahead was requested (${object.requests.length})`);
+    assert.ok(object.requests.slice(2).every((r) => r.signal.aborted));
+  });
+
+  test('an empty ciphertext is one empty part', async () => {
+    const bytes = Buffer.alloc(0);
+    const object = new FakeObject(bytes);
+    // S3 refuses a range on an empty object; readers never ask for one because no byte is needed.
+    const artifact = artifactOf(bytes, 4096);
+    assert.equal(artifact.parts.sha256.length, 1);
+    const reader = new PartReader({ artifact, fetch: object.fetch });
+    assert.equal((await collect(reader)).length, 0);
+  });
+});
