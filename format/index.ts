@@ -7,3 +7,5 @@ export * from './parameters';
 export * from './ranges';
 export * from './replica';
 export * from './part-reader';
+export * from './key-roles';
+export * from './node-support';
