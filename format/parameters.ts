@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { assertName, NAME_PATTERN, NAME_RULE } from './layout';
+import { replicaLocationSchema } from './replica';
 
 /**
  * SSM Parameter Store names, shared by the stack (which writes the public ones), the agent (which
@@ -64,6 +65,8 @@ export const deploymentInfoSchema = z.object({
   /** As the schedules send them, so that a run by hand spreads and tolerates failures the same way. */
   maxConcurrency: z.string().min(1),
   maxErrors: z.string().min(1),
+  /** The offsite replica vault, when there is one: `coldseal … --replica` reads from it. */
+  replica: replicaLocationSchema.optional(),
 });
 
 export type DeploymentInfo = z.infer<typeof deploymentInfoSchema>;

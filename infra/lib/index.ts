@@ -9,3 +9,7 @@ export * from './schedules';
 export * from './rules';
 export * from './config';
 export * from './deployment-info';
+export * from './replica-settings';
+export * from './replica-vault';
+export * from './replica-stack';
+export * from './replication';

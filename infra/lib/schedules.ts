@@ -6,6 +6,7 @@ import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { assertName } from '../../format/layout';
 import { cronProblem, timeZoneProblem } from './rules';
+import { nagEnv } from './verifier-function';
 
 export interface ScheduledRun {
   /** Group to run for; also the tag value that selects its hosts. */
@@ -128,7 +129,8 @@ export class BackupSchedules extends Construct {
       );
     }
     const policy = this.role.node.findChild('DefaultPolicy');
-    for (const arn of ['Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*', 'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:managed-instance/*']) {
+    const { region, account } = nagEnv(this);
+    for (const arn of [`Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, `Resource::arn:<AWS::Partition>:ssm:${region}:${account}:managed-instance/*`]) {
       Validations.of(policy).acknowledge({
         id: `AwsSolutions-IAM5[${arn}]`,
         reason: 'Hosts are chosen by tag at run time, so instance ids cannot be listed; the ssm:resourceTag condition on the statement limits SendCommand to hosts tagged for coldseal.',

@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactObjects, openManifest, readPublicKeys, segmentKey, type Artifact, type Manifest } from '../../format';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { EXIT } from '../../agent/src/errors';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../harness/databases';
 
@@ -20,6 +22,7 @@ const restored: string[] = [];
 let manifest: Manifest;
 let manifestKey: string;
 let artifact: Artifact;
+let configFile: string;
 
 before(async () => {
   sandbox = await createAgentSandbox();
@@ -31,7 +34,8 @@ before(async () => {
     sources: [{ name: 'seg', type: 'postgres', databases: [db], host: PG.host, port: PG.port, user: PG.user }],
     upload: { partSizeMiB: 5, segmentParts: 2 },
   });
-  const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+  configFile = sandbox.writeConfig(config);
+  const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
   assert.equal(result.code, 0, result.log);
   manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/seg/')).find((k) => k.endsWith('.manifest.json'))!;
   manifest = (await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'))).document;
@@ -92,5 +96,31 @@ describe('segmented backups', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(db));
+  });
+
+  test('coldseal restore reads across the segments and brings the database back equal', async () => {
+    const target = uniqueDbName('cs_segc');
+    restored.push(target);
+    const result = await sandbox.runCli(['restore', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--key', sandbox.recipient.privateFile, '--safety-dir', join(sandbox.dir, 'safety'), '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${target}`, '--yes']);
+    assert.equal(result.code, 0, result.log);
+    assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(db));
+  });
+
+  test('verify, verify --deep and the drill pass on the segmented backup', async () => {
+    const plain = await sandbox.runCli(['verify', '--config', configFile, '--source', 'seg', '--host', 'testhost']);
+    assert.equal(plain.code, 0, `${plain.stdout}\n${plain.log}`);
+    assert.match(plain.stdout, /\(\d+ segments\)/);
+    const deep = await sandbox.runCli(['verify', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--deep', '--key', sandbox.recipient.privateFile]);
+    assert.equal(deep.code, 0, `${deep.stdout}\n${deep.log}`);
+    const drill = await sandbox.runCli(['drill', '--config', configFile, '--key', sandbox.recipient.privateFile, '--host', 'testhost', '--json']);
+    assert.equal(drill.code, 0, `${drill.stdout}\n${drill.log}`);
+  });
+
+  test('a segment more than the signed manifest lists fails verify', async () => {
+    const extra = segmentKey(artifact.key, artifact.segments!.length + 1);
+    await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: extra, Body: 'appended' }));
+    const result = await sandbox.runCli(['verify', '--config', configFile, '--source', 'seg', '--host', 'testhost']);
+    assert.equal(result.code, EXIT.INTEGRITY, `${result.stdout}\n${result.log}`);
+    assert.ok(result.stdout.includes(`s3://${sandbox.bucket}/${extra} exists, but the signed manifest lists ${artifact.segments!.length} segment(s)`), result.stdout);
   });
 });
