@@ -18,6 +18,7 @@ import { DrillAccess, HostAccess } from './host-access';
 import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import { ColdsealMonitor } from './monitor';
 import { BackupSchedules } from './schedules';
+import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
 
@@ -148,6 +149,8 @@ export class Coldseal extends Construct {
   readonly schedules: BackupSchedules;
   readonly deploymentInfo: DeploymentInfoParameter;
   readonly hostAccess: ReadonlyMap<string, HostAccess>;
+  /** Per group: the KMS key of its signing-key SecureString (coldseal keys publish uses it). */
+  readonly signingKeys: ReadonlyMap<string, GroupSigningKey>;
   readonly drillAccess?: DrillAccess;
   readonly groups: readonly GroupHandle[];
   readonly retention: RetentionSettings;
@@ -209,6 +212,7 @@ export class Coldseal extends Construct {
       logRetention: props.commandLogRetention,
       removalPolicy,
     });
+    this.signingKeys = new Map(groups.map((g) => [g.name, new GroupSigningKey(this, `SigningKey-${g.name}`, { group: g.name, removalPolicy })]));
     this.deploymentInfo = new DeploymentInfoParameter(this, 'Deployment', {
       parameterPrefix: this.parameterPrefix,
       info: {
@@ -220,6 +224,7 @@ export class Coldseal extends Construct {
         executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
         maxConcurrency: this.schedules.maxConcurrency,
         maxErrors: this.schedules.maxErrors,
+        signingKeys: Object.fromEntries([...this.signingKeys].map(([name, k]) => [name, k.key.keyArn])),
       },
     });
 
@@ -230,8 +235,10 @@ export class Coldseal extends Construct {
       const hostAccess = new HostAccess(this, `Hosts-${group.name}`, {
         group: group.name,
         parameters: parameters.names,
+        signingKey: this.signingKeys.get(group.name)!.key,
         bucket: this.vault.bucket,
         key: this.vault.key,
+        objectLock: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock])) as Record<Tier, TierRetention['lock']>,
         topic: this.alerts.topic,
         topicKey: this.alerts.key,
         agentBundle: this.delivery.asset,

@@ -9,3 +9,4 @@ export * from './schedules';
 export * from './rules';
 export * from './config';
 export * from './deployment-info';
+export * from './signing-key';
