@@ -6,85 +6,49 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { generateKeyPair } from '../format/pgp';
 import { buildAgent } from '../scripts/build-agent';
 import { freePort, startMoto } from '../test/harness/services';
+import { ensureDatabase, timed, type Measurement } from './common';
+import { restoreBench } from './restore-bench';
 
 /**
- * npm run bench [-- --size-gb 1 --rounds 2 --no-moto]
+ * npm run bench [-- --size-gb 1 --rounds 2 --no-moto --segments]   (restore: npm run bench -- --restore, see restore-bench.ts)
  *
  * Side by side, interleaved round by round so drift hits every contender alike, on the same
  * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
  * to moto_server) and the shell pipelines people run today. For each: MB/s of dump bytes (the size
  * of `pg_dump -Fc -Z0`), wall and CPU seconds (the whole process tree, from GNU time), and the peak
- * RSS of the largest process of the tree (for the agent, Node itself).
+ * RSS of the largest process of the tree (for the agent, Node itself). Besides the pipelines that
+ * write to /dev/null, the complete shell pipeline a user would write (with a checksum and the
+ * upload, `aws s3 cp -` to the same sink) is a second yardstick. --segments adds the agent with
+ * forced segments (5 MiB parts, 4 a segment), to show memory stays flat when a dump is split.
  */
 interface Args {
   sizeGb: number;
   rounds: number;
   moto: boolean;
+  segments: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizeGb: 1, rounds: 2, moto: true };
+  const args: Args = { sizeGb: 1, rounds: 2, moto: true, segments: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--size-gb') args.sizeGb = Number(argv[++i]);
     else if (argv[i] === '--rounds') args.rounds = Number(argv[++i]);
     else if (argv[i] === '--no-moto') args.moto = false;
-    else throw new Error(`unknown argument ${argv[i]} (use --size-gb N, --rounds N, --no-moto)`);
+    else if (argv[i] === '--segments') args.segments = true;
+    else throw new Error(`unknown argument ${argv[i]} (use --size-gb N, --rounds N, --no-moto, --segments)`);
   }
   if (!(args.sizeGb > 0) || !(args.rounds >= 1)) throw new Error('--size-gb and --rounds must be positive');
   return args;
 }
 
-const psql = (db: string, sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', db, '-Atqc', sql]).toString().trim();
-
-/** A database whose plain custom-format dump is about `gb` GB: mixed text, numbers, JSON, some repetition. */
-function ensureDatabase(gb: number): string {
-  const name = `coldseal_bench_${String(gb).replace('.', '_')}gb`;
-  const exists = psql('postgres', `select 1 from pg_database where datname = '${name}'`) === '1';
-  if (exists && psql(name, `select count(*) from pg_tables where tablename = 'ready'`) === '1') return name;
-  if (exists) psql('postgres', `drop database "${name}"`);
-  console.log(`creating ${name} (about ${gb} GB of dump; once, then reused)…`);
-  psql('postgres', `create database "${name}"`);
-  const rows = Math.round(gb * 5_600_000);
-  psql(
-    name,
-    `create table events as
-       select g as id, now() - (g || ' seconds')::interval as at, (g % 1000) as account,
-              md5(g::text) || ' ' || md5((g * 7)::text) as token,
-              'user ' || (g % 5000) || ' did action ' || (g % 37) || ' on item ' || (g % 100000) as message,
-              jsonb_build_object('n', g, 'ok', g % 3 = 0, 'tag', 't' || (g % 50)) as doc
-       from generate_series(1, ${rows}) g;
-     create table ready ();`,
-  );
-  return name;
-}
-
-interface Measurement {
-  name: string;
-  round: number;
-  wallSeconds: number;
-  cpuSeconds: number;
-  peakRssMb: number;
-  outputBytes?: number;
-}
-
-function timed(name: string, round: number, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', command, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => {
-      const wall = Number(process.hrtime.bigint() - started) / 1e9;
-      const match = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
-      if (code !== 0 || !match) return reject(new Error(`${name} failed (exit ${code}): ${stderr.slice(-2000)}`));
-      resolve({ name, round, wallSeconds: wall, cpuSeconds: Number(match[2]) + Number(match[3]), peakRssMb: Number(match[4]) / 1024 });
-    });
-  });
-}
-
 async function main(): Promise<void> {
+  if (process.argv.includes('--restore')) {
+    // npm run bench -- --restore [...]: the restore side (bench/restore-bench.ts).
+    await restoreBench(process.argv.slice(2).filter((a) => a !== '--restore'));
+    return;
+  }
   const args = parseArgs(process.argv.slice(2));
-  for (const tool of ['pg_dump', 'gzip', 'zstd', 'gpg', '/usr/bin/time']) {
+  for (const tool of ['pg_dump', 'gzip', 'zstd', 'gpg', 'aws', 'sha256sum', '/usr/bin/time']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
@@ -114,8 +78,8 @@ async function main(): Promise<void> {
   if (moto) {
     await new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } }).send(new CreateBucketCommand({ Bucket: 'bench' }));
   }
-  const agentConfig = (endpoint: string, inventory = true) => {
-    const path = join(work, `config-${endpoint.replace(/\W/g, '')}-${inventory}.json`);
+  const agentConfig = (endpoint: string, inventory = true, segmented = false) => {
+    const path = join(work, `config-${endpoint.replace(/\W/g, '')}-${inventory}-${segmented}.json`);
     writeFileSync(
       path,
       JSON.stringify({
@@ -126,6 +90,7 @@ async function main(): Promise<void> {
         recipients: { file: join(work, 'recipient.pub.asc') },
         signingKey: { file: join(work, 'signing.key.asc') },
         sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres', inventory }],
+        ...(segmented ? { upload: { partSizeMiB: 5, segmentParts: 4 } } : {}),
       }),
     );
     return path;
@@ -135,10 +100,19 @@ async function main(): Promise<void> {
   const contenders: { name: string; run: (round: number) => Promise<Measurement> }[] = [
     { name: 'shell: pg_dump | gzip -6 | gpg', run: (r) => timed('shell: pg_dump | gzip -6 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | gzip -6 | ${gpg} > /dev/null`]) },
     { name: 'shell: pg_dump | zstd -3 -T0 | gpg', run: (r) => timed('shell: pg_dump | zstd -3 -T0 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} > /dev/null`]) },
+    // What a careful user writes by hand: the same, plus a checksum and the upload (the AWS CLI, to the same sink).
+    {
+      name: 'shell: … | gpg | tee >(sha256sum) | aws s3 cp -',
+      run: (r) =>
+        timed('shell: … | gpg | tee >(sha256sum) | aws s3 cp -', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} | tee >(sha256sum > /dev/null) | aws --endpoint-url http://127.0.0.1:${sinkPort} s3 cp - s3://bench/shell-${r}.pgp`], { ...process.env, ...creds }),
+    },
     { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`), '--tier', 'daily'], { ...process.env, ...creds }) },
     // The default counts every table's rows in pg_dump's snapshot (for drills): a full scan the shell pipelines don't do.
     { name: 'agent → S3 sink, no inventory', run: (r) => timed('agent → S3 sink, no inventory', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, false), '--tier', 'daily'], { ...process.env, ...creds }) },
   ];
+  if (args.segments) {
+    contenders.push({ name: 'agent → S3 sink, segments (5 MiB × 4)', run: (r) => timed('agent → S3 sink, segments (5 MiB × 4)', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, true, true), '--tier', 'daily'], { ...process.env, ...creds }) });
+  }
   if (moto) contenders.push({ name: 'agent → moto', run: (r) => timed('agent → moto', r, process.execPath, [bundle, 'backup', '--config', agentConfig(moto.endpoint), '--tier', 'daily'], { ...process.env, ...creds }) });
 
   const results: Measurement[] = [];
@@ -147,7 +121,7 @@ async function main(): Promise<void> {
       for (const contender of round % 2 ? contenders : [...contenders].reverse()) {
         const m = await contender.run(round);
         results.push(m);
-        console.log(`round ${round}  ${m.name.padEnd(36)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
+        console.log(`round ${round}  ${m.name.padEnd(48)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
       }
     }
   } finally {
@@ -172,10 +146,11 @@ async function main(): Promise<void> {
   const agent = best('agent → S3 sink');
   console.log(`\nplain dump ${(dumpBytes / 1e9).toFixed(2)} GB, ${args.rounds} rounds, medians:`);
   for (const s of summary) {
-    console.log(`  ${s.name.padEnd(36)} ${s.medianMBps.toFixed(0).padStart(5)} MB/s (best ${s.bestMBps.toFixed(0)})  cpu ${s.cpuSeconds.toFixed(1)} s  peak RSS ${s.peakRssMb.toFixed(0)} MB`);
+    console.log(`  ${s.name.padEnd(48)} ${s.medianMBps.toFixed(0).padStart(5)} MB/s (best ${s.bestMBps.toFixed(0)})  cpu ${s.cpuSeconds.toFixed(1)} s  peak RSS ${s.peakRssMb.toFixed(0)} MB`);
   }
   console.log(`  agent / best shell pipeline (zstd):  ${(agent / best('shell: pg_dump | zstd -3 -T0 | gpg')).toFixed(2)}×`);
   console.log(`  agent / classic pipeline (gzip):     ${(agent / best('shell: pg_dump | gzip -6 | gpg')).toFixed(2)}×`);
+  console.log(`  agent / complete shell with upload:  ${(agent / best('shell: … | gpg | tee >(sha256sum) | aws s3 cp -')).toFixed(2)}×`);
   console.log(`  agent without inventory / best shell: ${(best('agent → S3 sink, no inventory') / best('shell: pg_dump | zstd -3 -T0 | gpg')).toFixed(2)}×`);
   const out = join(__dirname, '..', '.bench');
   mkdirSync(out, { recursive: true });

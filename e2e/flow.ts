@@ -37,7 +37,7 @@ export interface KeyFiles {
 export async function generateKeyFiles(dir: string, group: string): Promise<KeyFiles> {
   mkdirSync(dir, { recursive: true });
   const recipient = await generateKeyPair({ name: 'coldseal recipient (throwaway)' });
-  const signing = await generateKeyPair({ name: `coldseal ${group} signing (throwaway)` });
+  const signing = await generateKeyPair({ name: `coldseal ${group} signing (throwaway)` }, undefined, { signOnly: true });
   const write = (name: string, text: string) => {
     const file = join(dir, name);
     writeFileSync(file, text, { mode: 0o600 });

@@ -66,6 +66,11 @@ export class DigestStream extends Transform {
     return this.parts[partNumber - 1] ?? (this.result && partNumber === this.result.partSha256.length ? this.result.partSha256[partNumber - 1] : undefined);
   }
 
+  /** SHA-256 of every byte so far (the hash state is copied, the running hash goes on): the first segment's hash at its end. */
+  sha256SoFar(): string {
+    return this.result ? this.result.sha256 : this.whole.copy().digest('hex');
+  }
+
   /** The whole stream's SHA-256 when it ended within one part (a single PutObject), else undefined. */
   completedSingleHash(): string | undefined {
     return this.result && this.result.partSha256.length === 1 ? this.result.sha256 : undefined;

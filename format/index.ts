@@ -6,3 +6,5 @@ export * from './digest';
 export * from './parameters';
 export * from './ranges';
 export * from './part-reader';
+export * from './key-roles';
+export * from './node-support';

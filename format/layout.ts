@@ -97,6 +97,19 @@ export function artifactKey(loc: SourceLocation, stamp: string, artifactName: st
   return `${sourcePrefix(loc)}${stamp}.${encodeArtifactName(artifactName)}.${extension}.pgp`;
 }
 
+/**
+ * The key of segment `n` (1-based) of an artifact: the first segment is the artifact's own key, so
+ * an unsegmented artifact looks as it always did; the next ones are <…>.<ext>.seg00002.pgp.
+ */
+export function segmentKey(artifactKeyValue: string, n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 99_999) throw new Error(`segment number ${n} is outside 1–99999`);
+  if (n === 1) return artifactKeyValue;
+  if (!artifactKeyValue.endsWith('.pgp')) throw new Error(`"${artifactKeyValue}" is not an artifact key`);
+  return `${artifactKeyValue.slice(0, -'.pgp'.length)}.seg${String(n).padStart(5, '0')}.pgp`;
+}
+
+const SEGMENT_PATTERN = /^seg(\d{5})$/;
+
 export function drillReceiptKey(group: string, host: string, stamp: string): string {
   assertName('group', group);
   assertName('host', host);
@@ -110,7 +123,7 @@ export function reportKeys(date: Date): { json: string; html: string } {
 
 export type ParsedKey =
   | ({ kind: 'manifest'; stamp: string } & SourceLocation)
-  | ({ kind: 'artifact'; stamp: string; artifact: string; extension: string } & SourceLocation)
+  | ({ kind: 'artifact'; stamp: string; artifact: string; extension: string; /** 1-based; 1 for the artifact's own key. */ segment: number } & SourceLocation)
   | { kind: 'drill-receipt'; group: string; host: string; stamp: string };
 
 /** Reads a key back into its parts; null for anything that is not ours (so listings can skip it). */
@@ -126,6 +139,8 @@ export function parseKey(key: string): ParsedKey | null {
       return { kind: 'manifest', tier, group, host, source, stamp };
     }
     if (segments.length >= 4 && segments[segments.length - 1] === 'pgp') {
+      const segment = SEGMENT_PATTERN.exec(segments[segments.length - 2]);
+      if (segment && (segments.length < 5 || Number(segment[1]) < 2)) return null;
       return {
         kind: 'artifact',
         tier,
@@ -134,7 +149,8 @@ export function parseKey(key: string): ParsedKey | null {
         source,
         stamp,
         artifact: decodeArtifactName(segments[1]),
-        extension: segments.slice(2, -1).join('.'),
+        extension: segments.slice(2, segment ? -2 : -1).join('.'),
+        segment: segment ? Number(segment[1]) : 1,
       };
     }
     return null;

@@ -6,7 +6,8 @@ import { NAME_PATTERN, TIERS } from './layout';
  * complete in S3, so its presence is the commit point. It carries the ciphertext digests, so the
  * verifier proves integrity and origin (via the signature) without a decryption key.
  */
-export const MANIFEST_FORMAT_VERSION = 1;
+/** Written by this agent; version 1 (one object per artifact, no segment list) is still read. */
+export const MANIFEST_FORMAT_VERSION = 2;
 
 const name = z.string().regex(NAME_PATTERN);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -43,6 +44,21 @@ export const completionSchema = z.object({
   detail: z.string(),
 });
 
+/**
+ * One object of a segmented artifact. A dump longer than one multipart upload can hold (10,000
+ * parts, 5 TiB) continues in the next segment; the segments' concatenation, in order, is the
+ * OpenPGP message. Every segment but the last is full: parts × parts.size bytes.
+ */
+export const segmentSchema = z.object({
+  key: z.string().min(1),
+  bytes,
+  /** SHA-256 of this segment's bytes, so `sha256sum` of a downloaded segment can be checked alone. */
+  sha256: sha256Hex,
+  /** How many of the artifact's parts (in order, from `parts.sha256`) this segment holds. */
+  parts: z.number().int().positive(),
+});
+export type Segment = z.infer<typeof segmentSchema>;
+
 export const artifactSchema = z.object({
   /** Database name, "globals" for cluster-wide objects, or the source name for a files source. */
   name: z.string().min(1),
@@ -63,12 +79,14 @@ export const artifactSchema = z.object({
   ciphertextSha256: sha256Hex,
   /** SHA-256 of each upload part (fixed partSize, last part shorter): lets a verifier check ranges in parallel. */
   parts: z.object({ size: z.number().int().positive(), sha256: z.array(sha256Hex) }),
+  /** Format version 2: the objects holding the ciphertext, in order (the first is `key`). Absent in version 1: one object at `key`. */
+  segments: z.array(segmentSchema).min(1).optional(),
   inventory: inventorySchema.optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
 export const manifestSchema = z.object({
-  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  formatVersion: z.union([z.literal(1), z.literal(MANIFEST_FORMAT_VERSION)]),
   group: name,
   host: name,
   source: name,
@@ -97,6 +115,15 @@ export const manifestSchema = z.object({
   signingKeyFingerprint: fingerprint,
   artifacts: z.array(artifactSchema).min(1),
   agent: z.object({ version: z.string(), node: z.string() }),
+}).superRefine((manifest, context) => {
+  manifest.artifacts.forEach((artifact, i) => {
+    if (manifest.formatVersion === 1 && artifact.segments) {
+      context.addIssue({ code: 'custom', path: ['artifacts', i, 'segments'], message: 'format version 1 has no segments' });
+    }
+    if (artifact.segments && artifact.segments[0].key !== artifact.key) {
+      context.addIssue({ code: 'custom', path: ['artifacts', i, 'segments', 0, 'key'], message: 'the first segment is the artifact\'s key' });
+    }
+  });
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;

@@ -65,14 +65,18 @@ export type PartReadFailure =
 export const INTEGRITY_FAILURES: ReadonlySet<PartReadFailure> = new Set(['missing', 'changed', 'size', 'part-checksum', 'checksum']);
 
 export class PartReadError extends Error {
+  /** The SHA-256 actually read, for 'part-checksum' and 'checksum'. */
+  readonly actual?: string;
+
   constructor(
     readonly failure: PartReadFailure,
     message: string,
     readonly part?: CiphertextPart,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; actual?: string },
   ) {
     super(message, options);
     this.name = 'PartReadError';
+    this.actual = options?.actual;
   }
 }
 
@@ -192,7 +196,7 @@ export class PartReader {
         const sha256 = whole.digest('hex');
         const { artifact } = this.options;
         if (sha256 !== artifact.ciphertextSha256) {
-          throw new PartReadError('checksum', `the SHA-256 of the ciphertext of "${artifact.name}" is ${sha256}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`);
+          throw new PartReadError('checksum', `the SHA-256 of the ciphertext of "${artifact.name}" is ${sha256}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`, undefined, { actual: sha256 });
         }
       }
     } finally {
@@ -238,12 +242,19 @@ export class PartReader {
         pinned();
       }
     }
-    if (pin?.etag && response.etag && pin.etag !== response.etag) {
-      throw new PartReadError('changed', `${part.key} changed while it was being read (ETag ${response.etag}, first read ${pin.etag})`, part);
-    }
     const expectedSize = this.sizes.get(part.key)!;
-    if (response.objectSize !== undefined && response.objectSize !== expectedSize) {
-      throw new PartReadError('size', `${part.key} is ${response.objectSize} bytes but the signed manifest's parts add up to ${expectedSize}: the object is ${response.objectSize < expectedSize ? 'truncated' : 'not the one that was backed up'}`, part);
+    let refusal: PartReadError | undefined;
+    if (pin?.etag && response.etag && pin.etag !== response.etag) {
+      refusal = new PartReadError('changed', `${part.key} changed while it was being read (ETag ${response.etag}, first read ${pin.etag})`, part);
+    } else if (response.objectSize !== undefined && response.objectSize !== expectedSize) {
+      refusal = new PartReadError('size', `${part.key} is ${response.objectSize} bytes but the signed manifest says ${expectedSize}: the object is ${response.objectSize < expectedSize ? 'truncated' : 'not the one that was backed up'}`, part);
+    }
+    if (refusal) {
+      // An unread body would error later (connection reset) with nobody listening.
+      const body = response.body as { destroy?: () => void; on?: (event: string, listener: () => void) => void };
+      body.on?.('error', () => undefined);
+      body.destroy?.();
+      throw refusal;
     }
     const hash = createHash('sha256');
     const chunks: Uint8Array[] = [];
@@ -261,7 +272,7 @@ export class PartReader {
     }
     const sha256 = hash.digest('hex');
     if (sha256 !== part.sha256) {
-      throw new PartReadError('part-checksum', `${where(part)} has SHA-256 ${sha256}, the signed manifest says ${part.sha256}: the ciphertext was altered or damaged`, part);
+      throw new PartReadError('part-checksum', `${where(part)} has SHA-256 ${sha256}, the signed manifest says ${part.sha256}: the ciphertext was altered or damaged`, part, { actual: sha256 });
     }
     return { part, chunks };
   }

@@ -31,9 +31,12 @@ export async function readPublicKeys(armored: string, what: string): Promise<ope
   if (/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(armored)) {
     throw new KeyError(`${what} holds a PRIVATE key; give only the public half (gpg --export --armor, or the .pub.asc file coldseal keys generate wrote)`);
   }
-  let keys: openpgp.Key[];
+  // openpgp.readKeys reads only the first armor block: files and parameters often hold several
+  // blocks one after the other (an escrow key and a team key), and each must count.
+  const blocks = armored.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [armored];
+  const keys: openpgp.Key[] = [];
   try {
-    keys = await openpgp.readKeys({ armoredKeys: armored });
+    for (const block of blocks) keys.push(...(await openpgp.readKeys({ armoredKeys: block })));
   } catch (error) {
     throw new KeyError(`${what} is not an armored OpenPGP public key (${(error as Error).message})`);
   }
@@ -79,18 +82,59 @@ export interface GeneratedKey {
   readonly fingerprint: string;
 }
 
-/** v4 ed25519 primary + cv25519 encryption subkey: what GnuPG 2.2 and openpgp.js both accept. */
-export async function generateKeyPair(userId: { name: string; email?: string }, passphrase?: string): Promise<GeneratedKey> {
-  const { privateKey, publicKey } = await openpgp.generateKey({
+export interface KeyPairOptions {
+  /**
+   * A signing key (a host group's): the ed25519 primary only, no encryption subkey, so that nothing
+   * can ever be encrypted to it: its private half lives in AWS (SSM), unlike a recipient's.
+   * @default false (a recipient pair: ed25519 primary + cv25519 encryption subkey)
+   */
+  readonly signOnly?: boolean;
+}
+
+/**
+ * Digests GnuPG 2.2 knows. openpgp.js writes SHA3-512/SHA3-256 into every key's preferences, and
+ * gpg 2.2 then warns on import ("preferences for unavailable algorithms"): the documented gpg-only
+ * restore must run without warnings, so the self-certification is re-issued with these.
+ */
+const GPG22_HASH_PREFERENCES = [openpgp.enums.hash.sha512, openpgp.enums.hash.sha256, openpgp.enums.hash.sha384, openpgp.enums.hash.sha224];
+
+async function withGpg22Preferences(key: openpgp.PrivateKey): Promise<void> {
+  for (const user of key.users) {
+    if (!user.userID) continue;
+    user.selfCertifications = await Promise.all(
+      user.selfCertifications.map(async (old) => {
+        const signature = new openpgp.SignaturePacket();
+        for (const field of ['signatureType', 'publicKeyAlgorithm', 'hashAlgorithm', 'keyFlags', 'preferredSymmetricAlgorithms', 'preferredCompressionAlgorithms', 'features', 'isPrimaryUserID', 'keyExpirationTime', 'keyNeverExpires'] as const) {
+          (signature as unknown as Record<string, unknown>)[field] = old[field];
+        }
+        signature.preferredHashAlgorithms = GPG22_HASH_PREFERENCES;
+        // SignaturePacket.sign takes the signed data as an object (declared as bytes in openpgp's types).
+        const sign = signature.sign.bind(signature) as unknown as (key: openpgp.SecretKeyPacket, data: object, date: Date, detached: boolean, config: openpgp.Config) => Promise<void>;
+        await sign(key.keyPacket as openpgp.SecretKeyPacket, { userID: user.userID, key: key.keyPacket }, old.created ?? new Date(), false, { ...openpgp.config, ...PGP_CONFIG });
+        return signature;
+      }),
+    );
+  }
+}
+
+/**
+ * v4 ed25519 primary (+ cv25519 encryption subkey unless sign-only): what GnuPG 2.2 and openpgp.js
+ * both accept, with preferences GnuPG 2.2 knows.
+ */
+export async function generateKeyPair(userId: { name: string; email?: string }, passphrase?: string, options: KeyPairOptions = {}): Promise<GeneratedKey> {
+  const generated = await openpgp.generateKey({
     type: 'ecc',
     curve: 'ed25519Legacy',
     userIDs: [userId],
-    passphrase,
-    format: 'armored',
+    ...(options.signOnly ? { subkeys: [] } : {}),
+    format: 'object',
     config: PGP_CONFIG,
   });
-  const key = await openpgp.readKey({ armoredKey: publicKey });
-  return { privateKey, publicKey, fingerprint: fingerprintOf(key) };
+  let key = generated.privateKey;
+  await withGpg22Preferences(key);
+  const publicKey = key.toPublic().armor();
+  if (passphrase !== undefined) key = await openpgp.encryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
+  return { privateKey: key.armor(), publicKey, fingerprint: fingerprintOf(key) };
 }
 
 /** Detached, armored signature over exact bytes (binary mode, so `gpg --verify sig file` works). */

@@ -22,20 +22,69 @@ export interface CiphertextPart {
   readonly sha256: string;
 }
 
+/** One S3 object holding (part of) an artifact's ciphertext: the artifact itself, or one of its segments. */
+export interface ArtifactObject {
+  readonly key: string;
+  /** 1-based position among the artifact's objects. */
+  readonly segment: number;
+  readonly bytes: number;
+  /** SHA-256 of the object's bytes (the whole ciphertext's for an unsegmented artifact). */
+  readonly sha256: string;
+  /** 0-based index of the object's first part within the artifact's part list. */
+  readonly firstPart: number;
+  readonly parts: number;
+  /** Byte offset of the object within the whole ciphertext. */
+  readonly ciphertextOffset: number;
+}
+
 /**
- * The parts of an artifact in ciphertext order. Throws when the manifest's part list cannot
- * describe its stated ciphertext size (too few or too many parts for the size), so a reader
- * refuses such a manifest before reading a byte.
+ * The objects of an artifact in order: its segments (manifest format 2), or the one object at its
+ * key (format 1). Throws when the segment list cannot describe the artifact's stated size and
+ * part list (a segment other than the last that is not full, counts or sizes that don't add up).
+ */
+export function artifactObjects(artifact: Artifact): ArtifactObject[] {
+  const { size, sha256 } = artifact.parts;
+  const total = artifact.ciphertextBytes;
+  const segments = artifact.segments ?? [{ key: artifact.key, bytes: total, sha256: artifact.ciphertextSha256, parts: sha256.length }];
+  const objects: ArtifactObject[] = [];
+  let firstPart = 0;
+  let offset = 0;
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1;
+    const needed = Math.max(1, Math.ceil(segment.bytes / size));
+    if (segment.parts !== needed || (!last && segment.bytes !== segment.parts * size)) {
+      throw new Error(`artifact "${artifact.name}": segment ${i + 1} (${segment.key}) lists ${segment.parts} parts for ${segment.bytes} bytes in parts of ${size}${last ? '' : ', and every segment but the last must be full'}`);
+    }
+    objects.push({ key: segment.key, segment: i + 1, bytes: segment.bytes, sha256: segment.sha256, firstPart, parts: segment.parts, ciphertextOffset: offset });
+    firstPart += segment.parts;
+    offset += segment.bytes;
+  });
+  if (offset !== total) throw new Error(`artifact "${artifact.name}": its segments hold ${offset} bytes, the manifest states ${total}`);
+  if (artifact.segments && firstPart !== sha256.length) {
+    throw new Error(`artifact "${artifact.name}": its segments hold ${firstPart} parts, the manifest lists ${sha256.length} part checksums`);
+  }
+  return objects;
+}
+
+/**
+ * The parts of an artifact in ciphertext order, across its segments. Throws when the manifest's
+ * part list cannot describe its stated ciphertext size (too few or too many parts for the size,
+ * segments that don't add up), so a reader refuses such a manifest before reading a byte.
  */
 export function ciphertextParts(artifact: Artifact): CiphertextPart[] {
   const { size, sha256 } = artifact.parts;
   const total = artifact.ciphertextBytes;
-  const expectedCount = Math.max(1, Math.ceil(total / size));
-  if (sha256.length !== expectedCount) {
-    throw new Error(`artifact "${artifact.name}": the manifest lists ${sha256.length} part checksums, but ${total} bytes in parts of ${size} need ${expectedCount}`);
+  if (!artifact.segments) {
+    const expectedCount = Math.max(1, Math.ceil(total / size));
+    if (sha256.length !== expectedCount) {
+      throw new Error(`artifact "${artifact.name}": the manifest lists ${sha256.length} part checksums, but ${total} bytes in parts of ${size} need ${expectedCount}`);
+    }
   }
-  return sha256.map((hash, i) => {
-    const offset = i * size;
-    return { key: artifact.key, index: i + 1, offset, length: Math.min(size, total - offset), ciphertextOffset: offset, sha256: hash };
-  });
+  return artifactObjects(artifact).flatMap((object) =>
+    Array.from({ length: object.parts }, (_, j) => {
+      const offset = j * size;
+      const index = object.firstPart + j;
+      return { key: object.key, index: index + 1, offset, length: Math.min(size, object.bytes - offset), ciphertextOffset: object.ciphertextOffset + offset, sha256: sha256[index] };
+    }),
+  );
 }

@@ -10,15 +10,18 @@ import {
   type Tier,
 } from '../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
+import { recipientProblems } from '../../format/key-roles';
+import { UploadsLeftOpenError } from './pipeline/abort-upload';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
 import type { AgentConfig, SourceConfig } from './config/schema';
-import { ColdsealError, describeError, EXIT, type ExitCode } from './errors';
+import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from './errors';
 import { formatBytes, type Log } from './log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
 import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
+import { planUpload } from './pipeline/size-plan';
 import { resolvePublicKeys, resolveSecret } from './secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
@@ -46,6 +49,8 @@ export interface SourceResult {
   readonly artifacts?: readonly Artifact[];
   readonly error?: string;
   readonly exitCode: ExitCode;
+  /** Multipart uploads of this source S3 may still hold because their abort failed too. */
+  readonly uploadsLeftOpen?: number;
 }
 
 export interface BackupResult {
@@ -62,22 +67,14 @@ interface Keys {
   readonly signingKey: PrivateKey;
 }
 
-const MIB = 1024 * 1024;
-/** Parts of this size or more (memory is about 4 parts), larger when the size hint says the dump could need more than ~9,000. */
-const DEFAULT_PART_SIZE = 8 * MIB;
-
-export function partSizeFor(step: DumpStep, configuredMiB: number | undefined): number {
-  if (configuredMiB) return configuredMiB * MIB;
-  if (!step.estimatedBytes) return DEFAULT_PART_SIZE;
-  // SQL text (hex blobs) can be twice the on-disk size before compression; leave 10% of the parts spare.
-  const needed = Math.ceil((step.estimatedBytes * 2) / 9000 / MIB) * MIB;
-  return Math.min(Math.max(DEFAULT_PART_SIZE, needed), 5120 * MIB);
-}
-
 async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Keys> {
   try {
     const recipients = await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients');
     const signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);
+    const problems = recipientProblems(recipients, [{ owner: `group ${config.group} (the signing key this host signs with)`, keys: [signingKey] }]);
+    if (problems.length > 0) {
+      throw new ColdsealError(EXIT.KEYS, `recipients: ${problems.join('; ')}`, 'Nothing was dumped. Fix the recipients of this group (the stack\'s coldseal.recipients, or the agent configuration\'s recipients)');
+    }
     return {
       recipients,
       recipientFingerprints: recipients.map(fingerprintOf),
@@ -123,8 +120,17 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     throw new ColdsealError(EXIT.USAGE, `unknown source ${unknown.map((u) => `"${u}"`).join(', ')}`, `Configured sources: ${config.sources.map((s) => s.name).join(', ')}`);
   }
   const compression = chooseCompression(config.compression);
-  const keys = await loadKeys(config, clients);
-  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  let keys: Keys;
+  let encryptor: Encryptor;
+  try {
+    keys = await loadKeys(config, clients);
+    encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  } catch (error) {
+    // Nothing was dumped, yet every selected source missed its backup: that is alerted like any failure.
+    const failed = selected.map((source) => ({ source, ok: false, error: describeError(error), exitCode: exitCodeOf(error) }));
+    await sendFailureAlert({ config, clients, log, host, tier, failed, at: now() });
+    throw error;
+  }
   try {
     return await backUpSources({ config, clients, log, host, tier, selected, compression, keys, encryptor, now });
   } finally {
@@ -164,7 +170,7 @@ async function backUpSources(args: {
       const code = error instanceof ColdsealError ? error.exitCode : EXIT.FAILURE;
       const message = describeError(error);
       log.error(`source ${source.name} failed: ${message}`, { source: source.name, exitCode: code });
-      results.push({ source: source.name, ok: false, error: message, exitCode: code });
+      results.push({ source: source.name, ok: false, error: message, exitCode: code, uploadsLeftOpen: error instanceof UploadsLeftOpenError ? error.outcome.notAborted.length : 0 });
     }
   }
 
@@ -226,8 +232,7 @@ async function backUpSource(args: {
           s3: clients.s3,
           bucket: config.bucket,
           key,
-          partSize: partSizeFor(step, config.upload.partSizeMiB),
-          queueSize: config.upload.queueSize,
+          plan: planUpload({ estimatedBytes: step.estimatedBytes, partSizeMiB: config.upload.partSizeMiB, queueSize: config.upload.queueSize, segmentParts: config.upload.segmentParts }),
           objectParams: {
             ContentType: 'application/pgp-encrypted',
             StorageClass: config.upload.storageClass,
@@ -298,8 +303,14 @@ async function backUpSource(args: {
     return manifest;
   } catch (error) {
     cancel(error instanceof Error ? error : new Error(String(error)));
-    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays.
-    await Promise.allSettled(running.map((r) => r.artifact.stored));
+    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays,
+    // or the report says which upload S3 still holds (the abort failed too).
+    const settled = await Promise.allSettled(running.map((r) => r.artifact.stored));
+    if (error instanceof UploadsLeftOpenError) throw error;
+    const left = settled.flatMap((s) => (s.status === 'rejected' && s.reason instanceof UploadsLeftOpenError ? [s.reason] : []));
+    if (left.length > 0 && error instanceof ColdsealError) {
+      throw new UploadsLeftOpenError(error, { aborted: [], notAborted: left.flatMap((l) => l.outcome.notAborted) });
+    }
     throw error;
   } finally {
     await Promise.allSettled(running.map((r) => r.inventory?.close()));
@@ -335,6 +346,7 @@ function toArtifact(step: DumpStep, key: string, result: ArtifactResult, invento
     ciphertextBytes: result.digest.bytes,
     ciphertextSha256: result.digest.sha256,
     parts: { size: result.digest.partSize, sha256: result.digest.partSha256 },
+    segments: result.segments,
     ...(inventory ? { inventory } : {}),
   };
 }
@@ -348,7 +360,9 @@ async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClien
     `Backup FAILED on host ${host} (group ${config.group}, tier ${tier}) at ${at.toISOString()}.`,
     '',
     ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
-    'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
+    failed.some((f) => f.uploadsLeftOpen)
+      ? "Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them within a day."
+      : 'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
     'What to do: fix the cause above, then run the backup again, e.g.',
     `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,
     'or on the host: node coldseal-agent.js backup --config-parameter <group config parameter> --source <name>',

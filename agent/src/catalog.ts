@@ -16,9 +16,12 @@ export interface CatalogObject {
   readonly lastModified?: Date;
 }
 
+/** One artifact as listed: its first object's key and class, and `size` summed over its segments. */
 export interface CatalogArtifact extends CatalogObject {
   readonly artifact: string;
   readonly extension: string;
+  /** Every object of the artifact in segment order (one unless the dump was segmented). */
+  readonly objects: CatalogObject[];
 }
 
 export interface BackupEntry {
@@ -107,13 +110,32 @@ export function groupEntries(objects: readonly CatalogObject[], filter: CatalogF
       entries.set(id, entry);
     }
     if (parsed.kind === 'manifest') entry.manifest = object;
-    else entry.artifacts.push({ ...object, artifact: parsed.artifact, extension: parsed.extension });
+    else addSegment(entry.artifacts, object, parsed.artifact, parsed.extension, parsed.segment);
   }
   const since = filter.since ? stampAt(filter.since) : undefined;
   const until = filter.until ? stampAt(filter.until) : undefined;
   return [...entries.values()]
     .filter((e) => (!since || e.stamp >= since) && (!until || e.stamp <= until))
     .sort((a, b) => a.group.localeCompare(b.group) || a.host.localeCompare(b.host) || a.source.localeCompare(b.source) || a.stamp.localeCompare(b.stamp) || a.tier.localeCompare(b.tier));
+}
+
+/** Folds segment objects into their artifact (the LIST gives them in key order, not necessarily segment 1 first). */
+function addSegment(artifacts: CatalogArtifact[], object: CatalogObject, artifact: string, extension: string, segment: number): void {
+  const i = artifacts.findIndex((a) => a.artifact === artifact && a.extension === extension);
+  const bySegment = new Map<CatalogObject, number>();
+  const existing = i >= 0 ? artifacts[i] : undefined;
+  const objects = [...(existing?.objects ?? []), object];
+  for (const o of objects) bySegment.set(o, o === object ? segment : segmentOf(o.key));
+  objects.sort((a, b) => bySegment.get(a)! - bySegment.get(b)!);
+  const first = objects[0];
+  const folded: CatalogArtifact = { ...first, artifact, extension, objects, size: objects.reduce((sum, o) => sum + o.size, 0) };
+  if (existing) artifacts[i] = folded;
+  else artifacts.push(folded);
+}
+
+function segmentOf(key: string): number {
+  const parsed = parseKey(key);
+  return parsed?.kind === 'artifact' ? parsed.segment : 1;
 }
 
 function stampAt(date: Date): string {
@@ -243,7 +265,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T
  * restored copy exists), a few at a time; everything else comes from the LIST alone.
  */
 export async function describeBackups(s3: S3Client, bucket: string, entries: readonly BackupEntry[], drills: ReadonlyMap<string, DrillState> = new Map()): Promise<BackupRow[]> {
-  const archived = entries.flatMap((e) => e.artifacts.filter((a) => ARCHIVED_CLASSES.has(a.storageClass)).map((a) => a.key));
+  const archived = entries.flatMap((e) => e.artifacts.flatMap((a) => a.objects.filter((o) => ARCHIVED_CLASSES.has(o.storageClass)).map((o) => o.key)));
   const states = new Map<string, RestoreState>();
   await mapLimit(archived, 8, async (key) => {
     try {
@@ -254,7 +276,9 @@ export async function describeBackups(s3: S3Client, bucket: string, entries: rea
   });
   return entries.map((e) => {
     const artifacts = e.artifacts.map((a) => {
-      const state = states.get(a.key);
+      // A segmented artifact is as readable as its least readable segment.
+      const segmentStates = a.objects.map((o) => states.get(o.key));
+      const state = segmentStates.find((x) => x?.state !== 'restored') ?? segmentStates[0];
       return {
         name: a.artifact,
         key: a.key,

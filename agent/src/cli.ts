@@ -9,6 +9,7 @@ import { defineKeysCommand } from './commands/keys';
 import { defineTriggerCommand } from './commands/trigger';
 import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
+import { nodeVersionNotice } from './node-notice';
 import { AGENT_VERSION } from './version';
 
 /** The bin: parses, dispatches, and maps every outcome to an exit code. No logic lives here. */
@@ -31,6 +32,8 @@ async function run(action: () => Promise<number>): Promise<void> {
     process.exitCode = EXIT.FAILURE;
   };
   process.once('beforeExit', unfinished);
+  const notice = nodeVersionNotice();
+  if (notice) getLog().warn(notice);
   try {
     process.exitCode = await action();
   } catch (error) {

@@ -3,7 +3,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { NAME_PATTERN, NAME_RULE } from '../../format/layout';
 import { normalizePrefix } from '../../format/parameters';
-import { readPublicKeys } from '../../format/pgp';
+import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
+import { readPublicKeys, type PublicKey } from '../../format/pgp';
 import { calendarSchema, sourceSchema } from '../../agent/src/config/schema';
 import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import type { ColdsealProps } from './coldseal';
@@ -104,19 +105,21 @@ function readKeyText(entry: string, baseDir: string, field: string): string {
   return readFileSync(path, 'utf8');
 }
 
-async function loadKeys(entries: readonly string[], baseDir: string, field: string): Promise<string> {
+async function loadKeys(entries: readonly string[], baseDir: string, field: string): Promise<{ armored: string; keys: PublicKey[] }> {
   const armored: string[] = [];
+  const keys: PublicKey[] = [];
   for (const [index, entry] of entries.entries()) {
     const what = `${field}[${index}]`;
     const text = readKeyText(entry, baseDir, what);
     try {
-      await readPublicKeys(text, what);
+      // Every key of the entry: a file may hold several armored keys.
+      keys.push(...(await readPublicKeys(text, what)));
     } catch (error) {
       throw new ColdsealConfigError(`${(error as Error).message}`, { cause: error });
     }
     armored.push(text.trim());
   }
-  return `${armored.join('\n')}\n`;
+  return { armored: `${armored.join('\n')}\n`, keys };
 }
 
 /**
@@ -145,18 +148,26 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Col
 
   const recipients = await loadKeys(context.recipients, baseDir, fieldPath(['recipients']));
   const groups = [];
+  const signing: SigningKeysOf[] = [];
   for (const [groupName, value] of Object.entries(context.groups)) {
+    const field = fieldPath(['groups', groupName, 'signingPublicKeys']);
+    const keys = await loadKeys(value.signingPublicKeys, baseDir, field);
+    signing.push({ owner: `group ${groupName} (${field})`, keys: keys.keys });
     groups.push({
       name: groupName,
       schedule: value.schedule,
       timeZone: value.timeZone,
       sources: value.sources,
-      signingPublicKeys: await loadKeys(value.signingPublicKeys, baseDir, fieldPath(['groups', groupName, 'signingPublicKeys'])),
+      signingPublicKeys: keys.armored,
     });
   }
+  // A signing key's private half is in SSM, and nobody holds the example key's: backups encrypted
+  // to either would be readable from AWS, or by nobody, while every private-key-free check passes.
+  const keyProblems = recipientProblems(recipients.keys, signing);
+  if (keyProblems.length > 0) fail(keyProblems.map((p) => `${fieldPath(['recipients'])}: ${p}`));
   return {
     groups,
-    recipients,
+    recipients: recipients.armored,
     hostTagKey: context.hostTagKey,
     timeZone: context.timeZone,
     calendar: context.calendar as ColdsealProps['calendar'],

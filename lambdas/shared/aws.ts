@@ -11,6 +11,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandsCommand, SSMClient, type InstanceInformation } from '@aws-sdk/client-ssm';
+import type { RangeRequest, RangeResponse } from '../../format/part-reader';
+import { s3PartFetcher } from '../../format/s3-part-fetcher';
 import type { BucketStore, CommandHistory, InstanceDirectory, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
 
 /** SDK adapters for the narrow interfaces. No logic beyond mapping "not found" to null. */
@@ -76,6 +78,10 @@ export class S3BucketStore implements BucketStore {
       if (isNotFound(error)) return null;
       throw error;
     }
+  }
+
+  fetchRange(request: RangeRequest): Promise<RangeResponse> {
+    return s3PartFetcher(this.client, this.bucket)(request);
   }
 
   async getRange(key: string, start: number, end?: number): Promise<AsyncIterable<Uint8Array>> {

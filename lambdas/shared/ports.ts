@@ -1,3 +1,5 @@
+import type { RangeRequest, RangeResponse } from '../../format/part-reader';
+
 /**
  * The narrow interfaces the cores depend on. Production adapters (aws.ts) implement them with the
  * SDK; tests use the same adapters against moto, and small fakes where moto cannot answer
@@ -42,6 +44,8 @@ export interface BucketStore {
   list(prefix: string): Promise<ListedObject[]>;
   head(key: string): Promise<ObjectHead | null>;
   getText(key: string): Promise<string | null>;
+  /** One ranged read for a PartReader (format/part-reader.ts): pinned, with the object's size. */
+  fetchRange(request: RangeRequest): Promise<RangeResponse>;
   /** Bytes [start, end) as a stream of chunks; end undefined = to the end of the object. */
   getRange(key: string, start: number, end?: number): Promise<AsyncIterable<Uint8Array>>;
   /** onlyIfAbsent: conditional create (If-None-Match: *); returns false when the key already exists. */

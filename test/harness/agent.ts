@@ -66,7 +66,7 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
     return { ...key, privateFile, publicFile };
   };
   const recipient = keyFiles('recipient', await generateKeyPair({ name: 'test recipient' }));
-  const signing = keyFiles('signing', await generateKeyPair({ name: 'test signing' }));
+  const signing = keyFiles('signing', await generateKeyPair({ name: 'test signing' }, undefined, { signOnly: true }));
 
   const sandbox: AgentSandbox = {
     account,

@@ -6,7 +6,9 @@ import { generateKeyPair } from '../../format/pgp';
 import { Coldseal, type ColdsealProps } from '../../infra/lib/coldseal';
 import { ColdsealConfigError, resolveContext } from '../../infra/lib/config';
 import { cronProblem, retentionProblems, timeZoneProblem, DEFAULT_RETENTION } from '../../infra/lib/rules';
-import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, ROOT, sampleContext, standInBundle } from './fixtures';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE } from './fixtures';
 
 async function rejection(mutate: (context: Record<string, any>) => void | Promise<void>): Promise<string> {
   const context = sampleContext() as Record<string, any>;
@@ -21,7 +23,7 @@ async function rejection(mutate: (context: Record<string, any>) => void | Promis
 }
 
 describe('coldseal context validation (what cdk synth reports)', () => {
-  test('the sample context in cdk.json resolves, with keys read from the example files', async () => {
+  test('the sample context in cdk.json resolves (with the tests\' own recipient), with keys read from files', async () => {
     const props = await resolveContext(sampleContext(), ROOT);
     assert.equal(props.groups.length, 1);
     assert.equal(props.groups[0].name, 'db');
@@ -111,6 +113,27 @@ describe('coldseal context validation (what cdk synth reports)', () => {
     assert.match(asRecipient, /coldseal\.recipients\[1\] holds a PRIVATE key/);
     const asSigning = await rejection((c) => void (c.groups.db.signingPublicKeys = pair.privateKey));
     assert.match(asSigning, /coldseal\.groups\.db\.signingPublicKeys\[0\] holds a PRIVATE key/);
+  });
+
+  test('the committed example recipient key is refused, naming the field and the command that makes real keys', async () => {
+    const message = await rejection((c) => void (c.recipients = ['infra/example-keys/escrow.pub.asc']));
+    assert.match(message, /coldseal\.recipients: key 691eff5cdcd8a515c5a1491bc2d6cbcb1b3d60f8 is the example key committed in infra\/example-keys\/escrow\.pub\.asc/);
+    assert.match(message, /coldseal keys generate --out DIR --group GROUP/);
+    // Also when it hides behind a real key in the same entry (every key of a file is read, not only the first).
+    const second = await rejection((c) => void (c.recipients = [`${readFileSync(join(ROOT, TEST_RECIPIENT_FILE), 'utf8')}\n${EXAMPLE_RECIPIENT}`]));
+    assert.match(second, /is the example key committed/);
+  });
+
+  test('a signing key of any group given as recipient is refused at synth', async () => {
+    const signing = await generateKeyPair({ name: 'web signing' }, undefined, { signOnly: true });
+    const message = await rejection((c) => {
+      c.groups.web = { schedule: 'cron(0 3 * * ? *)', signingPublicKeys: signing.publicKey, sources: [{ name: 'www', type: 'files', paths: ['/var/www'] }] };
+      c.recipients = [TEST_RECIPIENT_FILE, signing.publicKey];
+    });
+    assert.match(message, new RegExp(`coldseal\\.recipients: key ${signing.fingerprint} is the signing key of group web \\(coldseal\\.groups\\.web\\.signingPublicKeys\\)`));
+    assert.match(message, /its private half is stored in AWS/);
+    const db = await rejection((c) => void (c.recipients = [EXAMPLE_SIGNING]));
+    assert.match(db, /is the signing key of group db/);
   });
 
   test('bad sources, groups, drill and unknown fields are refused by name', async () => {

@@ -60,7 +60,7 @@ before(async () => {
 
   // Fresh keys, as `coldseal keys generate` would make them: public halves go into the context.
   const recipient = await generateKeyPair({ name: 'deploy test recipient' });
-  const signing = await generateKeyPair({ name: 'deploy test signing' });
+  const signing = await generateKeyPair({ name: 'deploy test signing' }, undefined, { signOnly: true });
   recipientKeyFile = join(dir, 'recipient.key.asc');
   writeFileSync(recipientKeyFile, recipient.privateKey, { mode: 0o600 });
   writeFileSync(join(dir, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });

@@ -7,8 +7,17 @@ export const ROOT = join(__dirname, '..', '..');
 export const EXAMPLE_RECIPIENT = readFileSync(join(ROOT, 'infra', 'example-keys', 'escrow.pub.asc'), 'utf8');
 export const EXAMPLE_SIGNING = readFileSync(join(ROOT, 'infra', 'example-keys', 'db-signing.pub.asc'), 'utf8');
 
+/**
+ * A recipient public key of the tests' own (its private half was thrown away): synth refuses the
+ * committed example key, so the sample context gets this one instead.
+ */
+export const TEST_RECIPIENT_FILE = 'test/infra/keys/recipient.pub.asc';
+
+/** cdk.json's context with the tests' own recipient key in place of the example one (which synth refuses). */
 export function sampleContext(): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context.coldseal)) as Record<string, unknown>;
+  const context = JSON.parse(JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context.coldseal)) as Record<string, unknown>;
+  context.recipients = [TEST_RECIPIENT_FILE];
+  return context;
 }
 
 /** Two groups, so that one group's access can be checked against the other's prefix. */

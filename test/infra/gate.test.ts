@@ -4,10 +4,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './fixtures';
+import { ROOT, sampleContext } from './fixtures';
 
 /**
- * The gate: what a user runs. `npx cdk synth` with the cdk.json app and its sample context, offline,
+ * The gate: what a user runs. `npx cdk synth` with the cdk.json app and its sample context (with a
+ * recipient key of the tests' own: the committed example key is refused), offline,
  * with aws-cdk-lib's CloudFormation validation on and cdk-nag; then cfn-lint on the template.
  */
 function cdk(args: string[]): { code: number | null; out: string } {
@@ -22,7 +23,8 @@ function cdk(args: string[]): { code: number | null; out: string } {
 
 test('npx cdk synth works offline, passes cdk-nag and CloudFormation validation, and the template passes cfn-lint', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'coldseal-synth-'));
-  const synth = cdk(['synth', '--quiet', '--output', outdir]);
+  // cdk.json's context with a recipient of the tests' own: synth refuses the committed example key.
+  const synth = cdk(['synth', '--quiet', '--output', outdir, '--context', `coldseal=${JSON.stringify(sampleContext())}`]);
   assert.equal(synth.code, 0, synth.out);
   assert.doesNotMatch(synth.out, /AwsSolutions-|Validation failed|\[Warning\]/, synth.out);
   const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: unknown[] };
@@ -46,5 +48,13 @@ test('a bad context fails cdk synth with messages that name the fields', () => {
   assert.notEqual(synth.code, 0);
   assert.match(synth.out, /coldseal\.groups\.db\.schedule: "cron\(1 2 3\)" has 3 fields/);
   assert.match(synth.out, /coldseal\.timeZone: "Bad\/Zone" is not an IANA time zone/);
+  assert.doesNotMatch(synth.out, /^\s+at /m, 'a configuration error is reported without a stack trace');
+});
+
+test('cdk.json as committed (the example recipient key) fails cdk synth, naming the field and the command that makes real keys', () => {
+  const synth = cdk(['synth', '--quiet', '--output', mkdtempSync(join(tmpdir(), 'coldseal-synth-'))]);
+  assert.notEqual(synth.code, 0);
+  assert.match(synth.out, /coldseal\.recipients: key [0-9a-f]{40} is the example key committed in infra\/example-keys\/escrow\.pub\.asc/);
+  assert.match(synth.out, /coldseal keys generate --out DIR --group GROUP/);
   assert.doesNotMatch(synth.out, /^\s+at /m, 'a configuration error is reported without a stack trace');
 });

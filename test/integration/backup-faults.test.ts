@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
@@ -54,6 +54,9 @@ async function receiveAlerts(): Promise<{ subject: string; message: string }[]> 
     for (const m of batch.Messages ?? []) {
       const body = JSON.parse(m.Body!) as { Subject: string; Message: string };
       received.push({ subject: body.Subject, message: body.Message });
+      // Taken off the queue: a message left there comes back after the visibility timeout (30 s) and
+      // would be counted again by a later test.
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }));
     }
     if (received.length) break;
   }

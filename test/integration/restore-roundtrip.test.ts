@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { encryptKey } from 'openpgp';
+import { decrypt, encryptKey, readMessage } from 'openpgp';
 import { openManifest, readPrivateKey, readPublicKeys, type Manifest } from '../../format';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -88,6 +88,12 @@ function restore(args: string[], env: Record<string, string> = {}) {
   return sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, ...args], env);
 }
 
+/** Safety dumps are encrypted to the recipients by default: the key that restores backups reads them. */
+async function decryptSafetyDump(path: string): Promise<Buffer> {
+  const { data } = await decrypt({ message: await readMessage({ binaryMessage: readFileSync(path) }), decryptionKeys: await readPrivateKey(sandbox.recipient.privateKey, 'recipient'), format: 'binary' });
+  return Buffer.from(data);
+}
+
 function listing(root: string, dir = root): string[] {
   return readdirSync(dir)
     .sort()
@@ -123,7 +129,7 @@ describe('restore round trips', () => {
     const result = await restore(['--source', 'pg', '--target', pgUrl(target)]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`restored testhost/pg/${pgDb} from backup \\d{8}T\\d{6}Z \\(daily\\) into PostgreSQL database "${target}"`));
-    assert.match(result.stderr, /checks passed: size, SHA-256/);
+    assert.match(result.stderr, /checks passed: every part's SHA-256, the whole SHA-256/);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(pgDb));
     const [seq] = await pgQuery<{ v: string }>(target, `select last_value::text v from public.invoice_seq`);
     assert.equal(seq.v, '4242');
@@ -139,7 +145,8 @@ describe('restore round trips', () => {
     assert.equal(result.code, 0, result.stderr);
     const safety = /safety dump of the previous content: (.+)/.exec(result.stdout)?.[1];
     assert.ok(safety && existsSync(safety), `safety dump path printed and present: ${result.stdout}`);
-    assert.equal(readFileSync(safety).subarray(0, 5).toString(), 'PGDMP');
+    // Encrypted to the recipients by default: the key that restores backups reads it.
+    assert.equal((await decryptSafetyDump(safety)).subarray(0, 5).toString(), 'PGDMP');
     assert.ok(statSync(safety).size > 1000);
     const original = await pgContentFingerprint(pgDb);
     const restored = await pgContentFingerprint(target);
@@ -187,7 +194,7 @@ describe('restore round trips', () => {
         questions.push(question);
         return answer;
       },
-      safetyDir: join(safetyDir, 'asked'),
+      safety: { dir: join(safetyDir, 'asked') },
       archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 1000, rerun: 'coldseal restore …' },
     });
     await assert.rejects(runRestore(request(false)), (error: unknown) => error instanceof ColdsealError && error.exitCode === EXIT.REFUSED && /not confirmed/.test(error.message));
@@ -198,7 +205,8 @@ describe('restore round trips', () => {
 
     const result = await runRestore(request(true));
     assert.equal(questions.length, 2);
-    assert.ok(result.safetyDump && existsSync(result.safetyDump));
+    assert.ok(result.safetyDump && existsSync(result.safetyDump.path));
+    assert.equal(result.safetyDump.encrypted, false, 'no recipients given to runRestore: plaintext');
     assert.equal((await pgContentFingerprint(target))['public.bulk'], (await pgContentFingerprint(pgDb))['public.bulk']);
   });
 
@@ -262,7 +270,7 @@ describe('restore round trips', () => {
     assert.equal(again.code, 0, again.stderr);
     const safety = /safety dump of the previous content: (.+)/.exec(again.stdout)?.[1];
     assert.ok(safety && existsSync(safety));
-    assert.match(readFileSync(safety, 'utf8'), /-- Dump completed/);
+    assert.match((await decryptSafetyDump(safety)).toString('utf8'), /-- Dump completed/);
     assert.deepEqual(await mysqlContentFingerprint(target), original);
     // The original database was never touched by the renamed restore.
     assert.deepEqual(await mysqlContentFingerprint(myDb), original);

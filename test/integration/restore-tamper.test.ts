@@ -74,7 +74,7 @@ describe('tampered and damaged backups are refused before any byte reaches the d
       await put(artifact.key, data);
       const result = await restore(host);
       assert.equal(result.code, EXIT.INTEGRITY, result.stderr);
-      assert.match(result.stderr, /checksum check failed: SHA-256 of s3:\/\/\S+ is [0-9a-f]{64}, the signed manifest says [0-9a-f]{64}: the ciphertext was altered or damaged/);
+      assert.match(result.stderr, /checksum check failed: SHA-256 of part \d+ of \d+ \(bytes \d+-\d+\) of s3:\/\/\S+ is [0-9a-f]{64}, the signed manifest says [0-9a-f]{64}: the ciphertext was altered or damaged/);
       await assertTargetUntouched();
     });
   }

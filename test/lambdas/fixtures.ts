@@ -71,7 +71,7 @@ export interface World {
 let cachedKeys: Promise<GroupKeysFixture> | undefined;
 export async function groupKeys(): Promise<GroupKeysFixture> {
   cachedKeys ??= (async () => {
-    const signing = await generateKeyPair({ name: 'coldseal group web signing' });
+    const signing = await generateKeyPair({ name: 'coldseal group web signing' }, undefined, { signOnly: true });
     const recipient = await generateKeyPair({ name: 'coldseal escrow' });
     return { signing, signingKey: await readPrivateKey(signing.privateKey, 'test signing key'), recipient };
   })();

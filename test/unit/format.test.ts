@@ -31,7 +31,7 @@ describe('key layout', () => {
     assert.deepEqual(dateOfStamp(stamp), new Date('2026-11-22T01:02:03Z'));
     const key = artifactKey(loc, stamp, 'my.db/ä b', 'pgdump.zst');
     assert.equal(key, 'backups/daily/prod/db-1/main/20261122T010203Z.my%2Edb%2F%C3%A4%20b.pgdump.zst.pgp');
-    assert.deepEqual(parseKey(key), { kind: 'artifact', ...loc, stamp, artifact: 'my.db/ä b', extension: 'pgdump.zst' });
+    assert.deepEqual(parseKey(key), { kind: 'artifact', ...loc, stamp, artifact: 'my.db/ä b', extension: 'pgdump.zst', segment: 1 });
     assert.deepEqual(parseKey(manifestKey(loc, stamp)), { kind: 'manifest', ...loc, stamp });
     assert.deepEqual(parseKey(drillReceiptKey('prod', 'drill-1', stamp)), { kind: 'drill-receipt', group: 'prod', host: 'drill-1', stamp });
   });

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calendarSchema } from '../../agent/src/config/schema';
 import { tierFor } from '../../agent/src/tier';
-import { partSizeFor } from '../../agent/src/backup';
 
 const utc = calendarSchema.parse({});
 
@@ -31,14 +30,4 @@ test('a bad time zone is refused naming the field', () => {
   assert.equal(result.success, false);
   assert.deepEqual(result.error!.issues[0].path, ['timeZone']);
   assert.match(result.error!.issues[0].message, /"Mars\/Olympus" is not an IANA time zone/);
-});
-
-test('part size grows with the database so the dump fits in 10,000 parts', () => {
-  const step = (estimatedBytes?: number) => ({ estimatedBytes }) as Parameters<typeof partSizeFor>[0];
-  const MiB = 1024 * 1024;
-  assert.equal(partSizeFor(step(undefined), undefined), 8 * MiB);
-  assert.equal(partSizeFor(step(1e9), undefined), 8 * MiB);
-  const fiveTb = partSizeFor(step(5e12), undefined);
-  assert.ok((5e12 * 2) / fiveTb < 10_000, `${fiveTb} fits 10 TB of SQL text in 10,000 parts`);
-  assert.equal(partSizeFor(step(5e12), 64), 64 * MiB);
 });

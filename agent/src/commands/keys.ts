@@ -1,15 +1,17 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import { assertName } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, deploymentInfoSchema, deploymentParameter, groupParameters } from '../../../format/parameters';
-import { generateKeyPair, KeyError, readPrivateKey } from '../../../format/pgp';
+import { generateKeyPair, KeyError, readPrivateKey, type GeneratedKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
+import { checkKeyFilesFree, writeKeyFiles } from '../keys/key-files';
+import { configuredRecipients, refuseUnpublishable } from '../keys/publish-checks';
 
 /**
  * Keys: the recipient pair (its private half is the only way to read a backup: keep it offline,
- * out of AWS) and one signing pair per host group (private half in SSM SecureString, read by the
+ * out of AWS) and one sign-only signing pair per host group (private half in SSM SecureString, read by the
  * agent at run time; public half given to the stack, which hands it to the verifier).
  */
 export interface GenerateOptions {
@@ -24,17 +26,6 @@ export interface GeneratedFiles {
   readonly files: { path: string; fingerprint: string; secret: boolean }[];
 }
 
-async function writeNew(path: string, content: string, mode: number, force: boolean | undefined): Promise<void> {
-  try {
-    await writeFile(path, content, { mode, flag: force ? 'w' : 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new ColdsealError(EXIT.REFUSED, `${path} already exists; a key is never overwritten silently`, 'Choose another --out directory, or pass --force if you really mean to replace it');
-    }
-    throw error;
-  }
-}
-
 export async function runKeysGenerate(options: GenerateOptions): Promise<GeneratedFiles> {
   if (options.only !== undefined && options.only !== 'recipient' && options.only !== 'signing') {
     throw new ColdsealError(EXIT.USAGE, `--only "${options.only}" is not a key kind`, 'Use recipient or signing');
@@ -47,20 +38,21 @@ export async function runKeysGenerate(options: GenerateOptions): Promise<Generat
   }
   const passphrase = options.passphraseFile ? (await readFile(options.passphraseFile, 'utf8')).replace(/\r?\n$/, '') : undefined;
   await mkdir(options.out, { recursive: true, mode: 0o700 });
+  const recipientBase = join(options.out, 'recipient');
+  const signingBase = join(options.out, `${options.group}-signing`);
+  const bases = [...(wantRecipient ? [recipientBase] : []), ...(wantSigning ? [signingBase] : [])];
+  // Every file of every pair is checked before any key is made: a refusal leaves no half pair.
+  await checkKeyFilesFree(bases.flatMap((b) => [`${b}.key.asc`, `${b}.pub.asc`]), options.force);
   const files: GeneratedFiles['files'] = [];
-  if (wantRecipient) {
-    const pair = await generateKeyPair({ name: 'coldseal recipient' }, passphrase);
-    await writeNew(join(options.out, 'recipient.key.asc'), pair.privateKey, 0o600, options.force);
-    await writeNew(join(options.out, 'recipient.pub.asc'), pair.publicKey, 0o644, options.force);
-    files.push({ path: join(options.out, 'recipient.key.asc'), fingerprint: pair.fingerprint, secret: true }, { path: join(options.out, 'recipient.pub.asc'), fingerprint: pair.fingerprint, secret: false });
-  }
+  const write = async (base: string, pair: GeneratedKey) => {
+    await writeKeyFiles([{ path: `${base}.key.asc`, content: pair.privateKey, mode: 0o600 }, { path: `${base}.pub.asc`, content: pair.publicKey, mode: 0o644 }], options.force);
+    files.push({ path: `${base}.key.asc`, fingerprint: pair.fingerprint, secret: true }, { path: `${base}.pub.asc`, fingerprint: pair.fingerprint, secret: false });
+  };
+  if (wantRecipient) await write(recipientBase, await generateKeyPair({ name: 'coldseal recipient' }, passphrase));
   if (wantSigning) {
     // The agent must sign unattended: the signing key carries no passphrase; SSM SecureString (KMS) protects it.
-    const pair = await generateKeyPair({ name: `coldseal signing ${options.group}` });
-    const base = join(options.out, `${options.group}-signing`);
-    await writeNew(`${base}.key.asc`, pair.privateKey, 0o600, options.force);
-    await writeNew(`${base}.pub.asc`, pair.publicKey, 0o644, options.force);
-    files.push({ path: `${base}.key.asc`, fingerprint: pair.fingerprint, secret: true }, { path: `${base}.pub.asc`, fingerprint: pair.fingerprint, secret: false });
+    // Sign-only: nothing can be encrypted to a key whose private half is in AWS.
+    await write(signingBase, await generateKeyPair({ name: `coldseal signing ${options.group}` }, undefined, { signOnly: true }));
   }
   return { files };
 }
@@ -86,6 +78,7 @@ export async function runKeysPublish(options: PublishOptions, ssm = new SSMClien
   }
   const prefix = options.prefix ?? DEFAULT_PARAMETER_PREFIX;
   const names = groupParameters(options.group, prefix);
+  refuseUnpublishable(key, options.signingKey, await configuredRecipients(ssm, names.recipients), names.recipients);
   const kmsKeyId = options.kmsKeyId ?? (await deployedSigningKey(ssm, options.group, prefix));
   try {
     await ssm.send(
@@ -151,7 +144,7 @@ export function defineKeysCommand(program: Command, run: (action: () => Promise<
     .option('--group <name>', 'host group the signing key belongs to')
     .option('--only <kind>', 'only one pair: recipient or signing')
     .option('--passphrase-file <file>', 'protect the recipient private key with the passphrase in this file')
-    .option('--force', 'overwrite existing key files')
+    .option('--force', 'replace existing key files (atomically, written 0600 then renamed: a symlink is replaced, never followed)')
     .action((options: GenerateOptions) =>
       run(async () => {
         const result = await runKeysGenerate(options);

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { KeyError, readPublicKeys } from '../../../format/pgp';
 import { EXIT, ColdsealError } from '../errors';
+import { resolvePublicKeys } from '../secrets';
 import { formatBytes, type Log } from '../log';
 import { RETRIEVAL_TIERS, type ArchiveClient, type RetrievalTier } from '../restore/archive';
 import { runRestore, type RestoreResult, type RestoreTarget } from '../restore/restore';
@@ -29,6 +31,8 @@ export interface RestoreCommandOptions extends ConfigOrigin {
   readonly owner?: boolean;
   readonly yes?: boolean;
   readonly safetyDir?: string;
+  /** false with --no-encrypt-safety-dump */
+  readonly encryptSafetyDump?: boolean;
   readonly retrievalTier?: string;
   readonly retrievalDays: string;
   readonly wait?: boolean;
@@ -82,7 +86,14 @@ export async function runRestoreCommand(options: RestoreCommandOptions, log: Log
     target: valid.target,
     yes: Boolean(options.yes),
     confirm: deps.confirm ?? terminalConfirm(),
-    safetyDir: options.safetyDir ?? join(homedir(), '.coldseal', 'safety-dumps'),
+    safety: {
+      dir: options.safetyDir ?? join(homedir(), '.coldseal', 'safety-dumps'),
+      // The recipients that backups are encrypted to: the key that restores them decrypts the safety dump too.
+      recipients: options.encryptSafetyDump === false ? undefined : await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients').catch((error: unknown) => {
+        if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, `the safety dump would be encrypted to the recipients, but ${error.message}`, 'Fix the recipients, or pass --no-encrypt-safety-dump to keep it in plaintext');
+        throw error;
+      }),
+    },
     archive: { tier: valid.tier, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
     archiveClient: deps.archiveClient,
   });
@@ -110,7 +121,8 @@ export function defineRestoreCommand(program: Command, run: (action: () => Promi
     .option('--schema <name>', 'PostgreSQL: only this schema (repeatable)', collect)
     .option('--no-owner', 'PostgreSQL: do not restore ownership and grants (roles may not exist here)')
     .option('--yes', 'do not ask before replacing an existing target (the safety dump is still taken)')
-    .option('--safety-dir <dir>', 'where safety dumps of an existing target go (default ~/.coldseal/safety-dumps)')
+    .option('--safety-dir <dir>', 'where safety dumps of an existing target go, 0600 files in a 0700 directory, never deleted by coldseal (default ~/.coldseal/safety-dumps)')
+    .option('--no-encrypt-safety-dump', 'keep the safety dump in plaintext (default: encrypted to the recipients, like the backups)')
     .option('--retrieval-tier <tier>', `archived backups: start a retrieval with this tier (${RETRIEVAL_TIERS.join(', ')})`)
     .option('--retrieval-days <days>', 'days the retrieved copy stays readable', '3')
     .option('--wait', 'wait for the retrieval of an archived backup, polling')
@@ -125,7 +137,11 @@ async function printRestore(options: RestoreCommandOptions, log: Log): Promise<n
     process.stdout.write(result.listing);
     return EXIT.OK;
   }
-  if (result.safetyDump) console.log(`safety dump of the previous content: ${result.safetyDump}`);
+  if (result.safetyDump) {
+    const dump = result.safetyDump;
+    console.log(`safety dump of the previous content: ${dump.path}`);
+    console.log(`  ${formatBytes(dump.bytes)}, mode 0600, ${dump.encrypted ? `encrypted to the recipients (read it with: gpg --decrypt ${dump.path} > ${dump.path.replace(/\.pgp$/, '')})` : 'PLAINTEXT'}; coldseal never deletes it: remove it once you no longer need it`);
+  }
   console.log(`restored ${result.manifest.host}/${result.manifest.source}/${result.artifact.name} from backup ${result.manifest.stamp} (${result.manifest.tier}) into ${result.destination}: ${formatBytes(result.plaintextBytes)}, every check passed`);
   return EXIT.OK;
 }

@@ -150,10 +150,12 @@ export const agentConfigSchema = z
       .default({ implementation: 'auto' }),
     upload: z
       .object({
-        /** Fixed part size; default: chosen from the database size so the largest dump fits 10,000 parts. */
+        /** Fixed part size; default: 8 MiB, larger for a large database (part buffers stay under 128 MiB in all). */
         partSizeMiB: z.number().int().min(5).max(5120).optional(),
-        /** Parts in flight at once; memory is about partSize × (queueSize + 1). */
+        /** Parts in flight at once; the writer holds queueSize + 1 part buffers. */
         queueSize: z.number().int().min(1).max(16).default(2),
+        /** Parts per segment object: default (and at most) S3's 10,000; fewer only to see segments on small dumps. */
+        segmentParts: z.number().int().min(1).max(10_000).optional(),
         storageClass: z.enum(['STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING']).default('STANDARD'),
         /** KMS key for SSE-KMS; omit for the bucket's default encryption. */
         kmsKeyId: z.string().optional(),

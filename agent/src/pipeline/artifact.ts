@@ -1,8 +1,9 @@
+import { withAbortOutcome } from './abort-upload';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { PassThrough, pipeline } from 'node:stream';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { DigestStream, type CiphertextDigest } from '../../../format/digest';
+import { pipeline } from 'node:stream';
+import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import type { CiphertextDigest } from '../../../format/digest';
+import type { Segment } from '../../../format/manifest';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import type { DumpStep } from '../sources/source';
@@ -10,8 +11,9 @@ import { startCompressor, type CompressionChoice } from './compression';
 import { onInterrupt } from '../interrupt';
 import { keepTail, lastLines } from '../process-output';
 import { startEncryption, type Encryptor, type RunningEncryption } from './encrypt';
-import { usePrecomputedPayloadHashes } from './payload-hash';
-import { ByteCounter, EndGate, TailWatcher } from './streams';
+import { MultipartWriter } from './multipart';
+import type { SizePlan } from './size-plan';
+import { ByteCounter, TailWatcher } from './streams';
 
 /**
  * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no
@@ -23,8 +25,8 @@ export interface ArtifactTarget {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly key: string;
-  readonly partSize: number;
-  readonly queueSize: number;
+  /** Part size, parts per segment, buffers. */
+  readonly plan: SizePlan;
   /** Headers for the object: SSE, storage class, tags, Object Lock. */
   readonly objectParams: Omit<PutObjectCommandInput, 'Bucket' | 'Key' | 'Body'>;
 }
@@ -41,6 +43,8 @@ export interface DumpOutcome {
 
 export interface ArtifactResult extends DumpOutcome {
   readonly digest: CiphertextDigest;
+  /** The objects holding the ciphertext, in order (one unless the dump outgrew one upload). */
+  readonly segments: Segment[];
 }
 
 export interface RunningArtifact {
@@ -95,12 +99,20 @@ export function startArtifact(options: {
   const watcher = needsPlaintextInNode ? new TailWatcher() : undefined;
   const compressor = startCompressor(compression, needsPlaintextInNode ? undefined : dump.stdout!);
   const compressorEnd = compressor.child ? waitForExit(compressor.child) : Promise.resolve<ProcessEnd>({ code: 0, signal: null });
-  const compressedCounter = new ByteCounter();
+  // zstd's stdout goes straight into gpg's stdin: compressed bytes need not pass through Node either
+  // (zstd reports their count); openpgp.js (or gzip in zlib) takes them through Node, counted on the way.
+  const direct = compressor.child !== undefined && options.encryptor.kind === 'gpg';
+  const compressedCounter = direct ? undefined : new ByteCounter();
   let encryption: RunningEncryption | undefined;
-  const encryptionStarted = startEncryption(options.encryptor, compressor.output.pipe(compressedCounter)).then((running) => (encryption = running));
+  // The exit is watched from the spawn on: gpg may be gone before its stdout's end reaches the gate.
+  let encryptorEnd: Promise<ProcessEnd> = Promise.resolve({ code: 0, signal: null });
+  const encryptionStarted = startEncryption(options.encryptor, direct ? compressor.output : compressor.output.pipe(compressedCounter!), { direct }).then((running) => {
+    encryption = running;
+    if (running.child) encryptorEnd = waitForExit(running.child);
+    return running;
+  });
   encryptionStarted.catch(() => undefined);
-  const digest = new DigestStream(target.partSize);
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const compressedBytes = () => compressedCounter?.bytes ?? compressor.compressedBytes();
 
   let failure: ColdsealError | undefined;
   const fail = (error: ColdsealError) => {
@@ -133,64 +145,50 @@ export function startArtifact(options: {
   /** Runs at the very end of the ciphertext: decides whether this artifact may complete. */
   const judge = async (): Promise<void> => {
     const running = await encryptionStarted;
-    const encryptorEnd = running.child ? waitForExit(running.child) : Promise.resolve<ProcessEnd>({ code: 0, signal: null });
     const [dumpExit, compressorExit, encryptorExit] = await Promise.all([dumpEnd, compressorEnd, encryptorEnd, plaintextDone, running.inputDone]);
     if (failure) throw failure;
     if (encryptorExit.spawnError || encryptorExit.signal || encryptorExit.code !== 0) {
       throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${step.name} (${encryptorExit.signal ?? encryptorExit.code ?? encryptorExit.spawnError?.message}): ${lastLines(running.stderrTail(), 2)}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
     }
-    const outcome = checkOutcome(step, dumpExit, dumpStderr(), compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressedCounter.bytes);
+    const compressed = compressedBytes();
+    if (compressed === undefined) {
+      throw new ColdsealError(EXIT.FAILURE, `zstd did not report how many bytes it wrote for ${step.name}: ${lastLines(compressor.stderrTail(), 2)}`, 'Check the zstd installation (zstd -vv prints a summary line), or set compression.algorithm to "gzip"');
+    }
+    const outcome = checkOutcome(step, dumpExit, dumpStderr(), compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressed);
     if (outcome instanceof ColdsealError) throw outcome;
-    const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressedCounter.bytes };
+    const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressed };
     resolveDumped(result);
     await options.commit;
   };
-  const gate = new EndGate(judge);
-
-  const forgetPayloadHashes = usePrecomputedPayloadHashes(target.s3, target.key, digest);
-  const upload = new Upload({
-    client: target.s3,
-    params: { ...target.objectParams, Bucket: target.bucket, Key: target.key, Body: body, IfNoneMatch: '*', ChecksumAlgorithm: 'SHA256' },
-    partSize: target.partSize,
-    queueSize: target.queueSize,
-    leavePartsOnError: false,
-  });
+  const writer = new MultipartWriter({ target, plan: target.plan, beforeComplete: judge });
 
   const progressTimer = setInterval(() => {
-    log.progress({ label: options.label, bytes: digest.bytesSoFar, elapsedSeconds: (Date.now() - startedAt.getTime()) / 1000, detail: watcher ? `${(watcher.bytes / 1048576).toFixed(0)} MiB dumped` : undefined });
+    log.progress({ label: options.label, bytes: writer.bytes, elapsedSeconds: (Date.now() - startedAt.getTime()) / 1000, detail: watcher ? `${(watcher.bytes / 1048576).toFixed(0)} MiB dumped` : undefined });
   }, 1000);
   progressTimer.unref();
 
   const stored = (async (): Promise<ArtifactResult> => {
     const { output: encrypted } = await encryptionStarted;
-    const streamed = new Promise<void>((resolve, reject) => {
-      pipeline(encrypted, digest, gate, body, (error) => (error ? reject(error) : resolve()));
-    });
-    // The upload's failure must stop the stream (nobody would read it) and vice versa.
-    const uploaded = upload.done();
-    const results = await Promise.allSettled([streamed, uploaded]);
-    const streamError = results[0].status === 'rejected' ? (results[0].reason as Error) : undefined;
-    const uploadError = results[1].status === 'rejected' ? (results[1].reason as Error) : undefined;
-    if (streamError || uploadError) throw streamError ?? uploadError;
+    // The writer completes the objects only after the gate (judge) has passed; any error on either
+    // side stops the other: a failed part fails the stream (which kills the dump), a failed dump fails the writer.
+    await new Promise<void>((resolve, reject) => pipeline(encrypted, writer, (error) => (error ? reject(error) : resolve())));
     const outcome = await dumped;
-    return { ...outcome, digest: digest.finish() };
+    return { ...outcome, ...writer.outcome };
   })();
 
-  // Wire failures across: a failed upload destroys the body, which fails the stream, which kills the dump.
   const storedSettled = stored.catch(async (error: Error) => {
     if (!failure) {
       if (error instanceof ColdsealError) fail(error);
       else fail(classifyUploadError(error, target));
     }
-    body.destroy();
     compressor.output.destroy();
-    await upload.abort().catch(() => undefined);
-    await abortLeftoverUploads(target).catch(() => undefined);
-    rejectDumped(failure!);
-    throw failure!;
+    writer.destroy();
+    // The message says what became of the incomplete upload: aborted, or left to the lifecycle rule.
+    failure = await withAbortOutcome(failure!, () => writer.abort());
+    rejectDumped(failure);
+    throw failure;
   });
   storedSettled.catch(() => undefined).finally(() => {
-    forgetPayloadHashes();
     stopListening();
     clearInterval(progressTimer);
     log.endProgress();
@@ -259,9 +257,6 @@ function checkOutcome(
 
 function classifyUploadError(error: Error, target: ArtifactTarget): ColdsealError {
   const name = (error as { name?: string }).name ?? '';
-  if (/Exceeded 10000 parts/.test(error.message)) {
-    return new ColdsealError(EXIT.STORAGE, `the dump is larger than 10,000 parts of ${target.partSize / 1048576} MiB`, 'Set upload.partSizeMiB larger (an S3 object holds at most 10,000 parts)');
-  }
   if (name === 'PreconditionFailed' || /PreconditionFailed|At least one of the pre-conditions/.test(error.message)) {
     return new ColdsealError(EXIT.STORAGE, `s3://${target.bucket}/${target.key} already exists; backups are never overwritten`, 'Another run wrote the same stamp: wait a second and run again');
   }
@@ -271,15 +266,5 @@ function classifyUploadError(error: Error, target: ArtifactTarget): ColdsealErro
   if (name === 'AccessDenied' || /Access Denied/i.test(error.message)) {
     return new ColdsealError(EXIT.STORAGE, `S3 refused the upload to s3://${target.bucket}/${target.key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role');
   }
-  return new ColdsealError(EXIT.STORAGE, `upload to s3://${target.bucket}/${target.key} failed: ${error.message}`, 'Check network access to S3 and the bucket name/region; the incomplete upload was aborted', { cause: error });
-}
-
-/** lib-storage aborts what it created; this also catches an upload whose creation answer was lost. */
-async function abortLeftoverUploads(target: ArtifactTarget): Promise<void> {
-  const listed = await target.s3.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.key }));
-  for (const upload of listed.Uploads ?? []) {
-    if (upload.Key === target.key && upload.UploadId) {
-      await target.s3.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: target.key, UploadId: upload.UploadId }));
-    }
-  }
+  return new ColdsealError(EXIT.STORAGE, `upload to s3://${target.bucket}/${target.key} failed: ${error.message}`, 'Check network access to S3 and the bucket name/region', { cause: error });
 }

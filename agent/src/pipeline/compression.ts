@@ -45,6 +45,8 @@ export interface RunningCompressor {
   readonly child?: ChildProcess;
   /** Uncompressed bytes as the compressor reports them (zstd -vv), once it has exited. */
   uncompressedBytes(): number | undefined;
+  /** Compressed bytes as the compressor reports them (zstd -vv), once it has exited. */
+  compressedBytes(): number | undefined;
   stderrTail(): string;
 }
 
@@ -56,7 +58,7 @@ export function startCompressor(choice: CompressionChoice, directInput?: Readabl
   if (choice.algorithm === 'gzip') {
     const gzip = createGzip({ level: choice.level, chunkSize: 256 * 1024 });
     if (directInput) directInput.pipe(gzip);
-    return { output: gzip, input: directInput ? undefined : gzip, uncompressedBytes: () => gzip.bytesWritten, stderrTail: () => '' };
+    return { output: gzip, input: directInput ? undefined : gzip, uncompressedBytes: () => gzip.bytesWritten, compressedBytes: () => undefined, stderrTail: () => '' };
   }
   const child = spawn('zstd', [`-${choice.level}`, `-T${choice.threads}`, '-vv', '--no-progress', '-c', '-'], {
     stdio: [directInput ?? 'pipe', 'pipe', 'pipe'],
@@ -65,14 +67,19 @@ export function startCompressor(choice: CompressionChoice, directInput?: Readabl
   // gets SIGPIPE instead of blocking forever, and the dump's 'close' event can fire.
   directInput?.destroy();
   const stderrTail = keepTail(child.stderr!, 4096);
+  // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)" (numbers space-padded).
+  const report = () => /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderrTail());
   return {
     output: child.stdout!,
     input: directInput ? undefined : child.stdin!,
     child,
     uncompressedBytes: () => {
-      // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)" (numbers space-padded).
-      const match = /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderrTail());
+      const match = report();
       return match ? Number(match[1]) : undefined;
+    },
+    compressedBytes: () => {
+      const match = report();
+      return match ? Number(match[2]) : undefined;
     },
     stderrTail,
   };

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
@@ -24,13 +24,58 @@ export type Encryptor =
   | { readonly kind: 'openpgp.js'; readonly implementation: string; readonly recipients: readonly PublicKey[]; close(): void }
   | { readonly kind: 'gpg'; readonly implementation: string; readonly homedir: string; readonly fingerprints: readonly string[]; close(): void };
 
-function gpgVersion(): string | undefined {
-  try {
-    const match = /gpg \(GnuPG\) (\d+\.\d+\.\d+)/.exec(execFileSync('gpg', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
-    return match?.[1];
-  } catch {
-    return undefined;
+let gpgVersionFound: string | null | undefined;
+
+/** The host's GnuPG version, or undefined without a gpg binary (looked up once). */
+export function gpgVersion(): string | undefined {
+  if (gpgVersionFound === undefined) {
+    try {
+      const match = /gpg \(GnuPG\) (\d+\.\d+\.\d+)/.exec(execFileSync('gpg', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+      gpgVersionFound = match?.[1] ?? null;
+    } catch {
+      gpgVersionFound = null;
+    }
   }
+  return gpgVersionFound ?? undefined;
+}
+
+export interface GpgHome {
+  readonly homedir: string;
+  /** Stops the home's gpg-agent and removes the directory (idempotent). */
+  close(): void;
+}
+
+/**
+ * A throwaway GnuPG home holding only the given keys (armored), so gpg never sees the user's own
+ * keyring or trust settings. A private key goes to memory-backed /dev/shm where there is one, and
+ * the home is removed as soon as the caller is done.
+ */
+export async function openGpgHome(armoredKeys: string, what: string): Promise<GpgHome> {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const homedir = mkdtempSync(join(base, 'coldseal-gpg-'));
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      execFileSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { stdio: 'ignore' });
+    } catch {
+      // No agent was started, or gpgconf is missing: nothing to stop.
+    }
+    rmSync(homedir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('gpg', ['--homedir', homedir, '--batch', '--quiet', '--import'], (error, _stdout, stderr) =>
+        error ? reject(new ColdsealError(EXIT.KEYS, `gpg could not import ${what}: ${stderr.trim().split('\n')[0]}`, 'Check the key, or set the implementation to "openpgp.js"')) : resolve(),
+      );
+      child.stdin!.end(armoredKeys);
+    });
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { homedir, close };
 }
 
 /**
@@ -59,26 +104,7 @@ export async function prepareEncryptor(preference: EncryptionPreference, recipie
     }
     return openpgpJs;
   }
-  const homedir = mkdtempSync(join(tmpdir(), 'coldseal-gpg-'));
-  const close = () => {
-    try {
-      execFileSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { stdio: 'ignore' });
-    } catch {
-      // No agent was started, or gpgconf is missing: nothing to stop.
-    }
-    rmSync(homedir, { recursive: true, force: true });
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile('gpg', ['--homedir', homedir, '--batch', '--quiet', '--import'], (error, _stdout, stderr) =>
-        error ? reject(new ColdsealError(EXIT.KEYS, `gpg could not import the recipient public keys: ${stderr.trim().split('\n')[0]}`, 'Check the recipients, or set encryption.implementation to "openpgp.js"')) : resolve(),
-      );
-      child.stdin!.end(recipients.map((k) => k.armor()).join('\n'));
-    });
-  } catch (error) {
-    close();
-    throw error;
-  }
+  const { homedir, close } = await openGpgHome(recipients.map((k) => k.armor()).join('\n'), 'the recipient public keys');
   return { kind: 'gpg', implementation: `gpg ${version}`, homedir, fingerprints: recipients.map(fingerprintOf), close };
 }
 
@@ -92,8 +118,11 @@ export interface RunningEncryption {
   stderrTail(): string;
 }
 
-/** Encrypts `source` (compressed bytes, counted by the caller on their way through Node). */
-export async function startEncryption(encryptor: Encryptor, source: Readable): Promise<RunningEncryption> {
+/**
+ * Encrypts `source` (compressed bytes). With `direct`, `source` is a child's stdout (zstd) that gpg
+ * takes as its own stdin, so the bytes never pass through Node; openpgp.js always reads in Node.
+ */
+export async function startEncryption(encryptor: Encryptor, source: Readable, options: { direct?: boolean } = {}): Promise<RunningEncryption> {
   if (encryptor.kind === 'openpgp.js') {
     // openpgp.js pays a fixed cost per chunk: feed it ~1 MiB chunks, not the 64 KiB a pipe delivers.
     const message = await openpgp.createMessage({ binary: nodeToWeb(source.pipe(new Rechunker())), format: 'binary' });
@@ -105,8 +134,14 @@ export async function startEncryption(encryptor: Encryptor, source: Readable): P
     ...['--compress-algo', 'none', '--cipher-algo', 'AES256', '--encrypt', '--output', '-'],
     ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
   ];
-  const child = spawn('gpg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const direct = options.direct === true;
+  const child = spawn('gpg', args, { stdio: [direct ? source : 'pipe', 'pipe', 'pipe'] });
   const stderrTail = keepTail(child.stderr!, 4096);
+  if (direct) {
+    // gpg holds its own copy of the pipe; closing ours lets zstd see EPIPE (not block) should gpg die.
+    source.destroy();
+    return { output: child.stdout!, child, inputDone: Promise.resolve(), stderrTail };
+  }
   // A broken pipe here means gpg died: its exit status says why, so the error itself is not news.
   const inputDone = new Promise<void>((resolve) => pipeline(source, child.stdin!, () => resolve()));
   return { output: child.stdout!, child, inputDone, stderrTail };

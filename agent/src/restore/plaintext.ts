@@ -1,51 +1,57 @@
-import { spawn } from 'node:child_process';
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as openpgp from 'openpgp';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DigestStream } from '../../../format/digest';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Artifact, Manifest } from '../../../format/manifest';
-import { fingerprintOf, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
+import { PartReader, PartReadError, type ObjectPin, type VerifiedPart } from '../../../format/part-reader';
+import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
+import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { ColdsealError, EXIT } from '../errors';
-import { webToNode } from '../pipeline/streams';
+import { gpgVersion, openGpgHome } from '../pipeline/encrypt';
+import { Rechunker, webToNode, nodeToWeb } from '../pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
+export type { ObjectPin } from '../../../format/part-reader';
+
 /**
- * The backup pipeline in reverse, as one stream: S3 GetObject → SHA-256 (against the signed
- * manifest) → OpenPGP decryption → decompression → plaintext. Memory stays at a few MiB whatever
- * the size: openpgp.js is told to stream before the MDC is checked (allowUnauthenticatedStream),
- * which is safe here because nothing is trusted until `finished` resolves, and a restore only
- * feeds a database in a second pass over the exact object version a first pass proved good.
+ * The backup pipeline in reverse, as one stream, in one pass: parallel ranged GETs (PartReader)
+ * → each part's SHA-256 checked against the signed manifest BEFORE its bytes go on → OpenPGP
+ * decryption (the host's gpg when it has one, as backup does; openpgp.js otherwise) →
+ * decompression (zstd as a child process) → plaintext. A changed byte is refused before any byte
+ * of its part reaches decryption, let alone a target; the whole SHA-256, the OpenPGP integrity
+ * code (MDC), the decompressor's own checks and (for the caller) the completion trailer are still
+ * checked at the end, and `finished` reports the first that failed. Memory: the reader's window
+ * (parts in flight × part size) plus a constant.
  */
+export type DecryptionPreference = 'auto' | 'gpg' | 'openpgp.js';
+
 export interface PlaintextOptions {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly manifest: Manifest;
   readonly artifact: Artifact;
   readonly key: PrivateKey;
-  /** Read exactly this object version (the one a first pass checked). */
+  /** Read exactly this object version. */
   readonly pin?: ObjectPin;
   readonly onProgress?: (ciphertextBytes: number) => void;
-}
-
-export interface ObjectPin {
-  readonly etag?: string;
-  readonly versionId?: string;
+  /** @default 'auto' (gpg when on PATH, else openpgp.js); COLDSEAL_DECRYPT overrides 'auto'. */
+  readonly decryption?: DecryptionPreference;
 }
 
 export interface OpenedPlaintext {
   readonly plaintext: Readable;
   /**
-   * Resolves once the whole ciphertext was read and matched the manifest's size and SHA-256, the
-   * OpenPGP integrity check (MDC) passed and the decompressor finished cleanly. Rejects with a
-   * ColdsealError naming the first check that failed.
+   * Resolves once every part matched the manifest, the whole ciphertext matched its size and
+   * SHA-256, the OpenPGP integrity check (MDC) passed and the decompressor finished cleanly.
+   * Rejects with a ColdsealError naming the first check that failed.
    */
   readonly finished: Promise<ObjectPin & { ciphertextBytes: number }>;
-  /** Stops reading (a consumer failed): kills the decompressor and closes the S3 stream. */
+  /** Which engine decrypts ("gpg 2.2.40" or "openpgp.js 6.x"). */
+  readonly decryptedBy: string;
+  /** Stops reading (a consumer failed): kills the children and aborts the reads. */
   abort(): void;
 }
-
-const CHUNK = 1024 * 1024;
 
 function integrity(check: string, message: string, hint = 'Do not use this backup: restore an older one (coldseal list), and find out how the object changed (S3 access logs, versions)'): ColdsealError {
   return new ColdsealError(EXIT.INTEGRITY, `${check} check failed: ${message}`, hint);
@@ -55,134 +61,168 @@ export function sameKeyIds(a: readonly string[], b: readonly string[]): boolean 
   return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 }
 
+/** The PartReader's failures, as the agent reports them (check name, exit code, what to do). */
+export function partReadFailure(error: unknown, bucket: string, artifact: Artifact): ColdsealError {
+  if (error instanceof ColdsealError) return error;
+  if (!(error instanceof PartReadError)) return new ColdsealError(EXIT.STORAGE, `reading s3://${bucket}/${artifact.key} failed: ${(error as Error).message}`, 'Check the network and run again');
+  const where = `s3://${bucket}/${artifact.key}`;
+  const part = error.part;
+  const total = artifact.parts.sha256.length;
+  switch (error.failure) {
+    case 'missing':
+      return integrity('presence', error.message);
+    case 'archived':
+      return new ColdsealError(EXIT.ARCHIVED, error.message, 'Run coldseal restore with --retrieval-tier to bring it back first');
+    case 'changed':
+      return integrity('object version', error.message);
+    case 'size':
+      return integrity('size', error.message);
+    case 'part-checksum':
+      return integrity('checksum', `SHA-256 of part ${part!.index} of ${total} (bytes ${part!.offset}-${part!.offset + part!.length - 1}) of ${where} is ${error.actual}, the signed manifest says ${part!.sha256}: the ciphertext was altered or damaged`);
+    case 'checksum':
+      return integrity('checksum', `SHA-256 of ${where} is ${error.actual}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`);
+    case 'storage':
+      return new ColdsealError(EXIT.STORAGE, error.message, 'Check network access and your permissions on the bucket, then run again');
+  }
+}
+
+function chooseDecryption(preference: DecryptionPreference | undefined): 'gpg' | 'openpgp.js' {
+  const wanted = preference ?? ((process.env.COLDSEAL_DECRYPT as DecryptionPreference | undefined) || 'auto');
+  if (wanted === 'openpgp.js') return 'openpgp.js';
+  if (gpgVersion()) return 'gpg';
+  if (wanted === 'gpg') throw new ColdsealError(EXIT.CONFIG, 'decryption with gpg was asked for but the gpg binary is not on PATH', 'Install gnupg, or leave the choice to coldseal (openpgp.js is used without gpg)');
+  return 'openpgp.js';
+}
+
+interface Decryption {
+  readonly output: Readable;
+  readonly by: string;
+  /** Resolves null on success, else the reason decryption failed. */
+  readonly done: Promise<string | null>;
+  kill(): void;
+}
+
+async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
+  // A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits.
+  const home = await openGpgHome(key.armor(), 'the recipient private key');
+  const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stderr = keepTail(child.stderr!, 4096);
+  child.stdin!.on('error', () => undefined);
+  pipeline(ciphertext, child.stdin!, () => undefined);
+  const done = new Promise<string | null>((resolve) => {
+    child.once('error', (error) => resolve(`gpg could not be started: ${error.message}`));
+    child.once('close', (code, signal) => {
+      home.close();
+      resolve(code === 0 ? null : `gpg --decrypt failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`);
+    });
+  });
+  return { output: child.stdout!, by: `gpg ${gpgVersion()}`, done, kill: () => child.kill('SIGKILL') };
+}
+
+async function decryptWithOpenpgp(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
+  // openpgp.js pays a fixed cost per chunk: ~1 MiB chunks. It is told to stream before the MDC is
+  // checked (allowUnauthenticatedStream): every part was checked against the signed manifest
+  // before it got here, and the MDC verdict still comes at the end.
+  const chunked = new Rechunker();
+  // pipeline, not pipe: a failed read must end openpgp.js's input too, or it would wait forever.
+  pipeline(ciphertext, chunked, () => undefined);
+  const message = await openpgp.readMessage({ binaryMessage: nodeToWeb(chunked) });
+  const result = await openpgp.decrypt({ message, decryptionKeys: key, format: 'binary', config: { ...PGP_CONFIG, allowUnauthenticatedStream: true } });
+  const output = webToNode(result.data as unknown as ReadableStream<Uint8Array>);
+  const done = new Promise<string | null>((resolve) => {
+    output.once('end', () => resolve(null));
+    output.once('error', (error) => resolve(/Modification detected|MDC/i.test(error.message) ? 'MDC' : error.message));
+    output.once('close', () => resolve(output.readableEnded ? null : 'stopped'));
+  });
+  return { output, by: `openpgp.js ${openpgp.config.versionString.replace(/^OpenPGP\.js v?/, '')}`, done, kill: () => output.destroy() };
+}
+
 export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPlaintext> {
   const { s3, bucket, manifest, artifact, key } = options;
   const where = `s3://${bucket}/${artifact.key}`;
-  let object;
+  let reader: PartReader;
   try {
-    object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, ...(options.pin?.versionId ? { VersionId: options.pin.versionId } : {}), ...(options.pin?.etag ? { IfMatch: options.pin.etag } : {}) }));
+    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), pins: options.pin ? new Map([[artifact.key, options.pin]]) : undefined, onProgress: options.onProgress });
   } catch (error) {
-    const name = (error as { name?: string }).name ?? '';
-    if (name === 'NoSuchKey' || name === 'NotFound') throw integrity('presence', `${where} is missing although the signed manifest lists it`);
-    if (name === 'InvalidObjectState') throw new ColdsealError(EXIT.ARCHIVED, `${where} is archived and has no restored copy`, 'Run coldseal restore with --retrieval-tier to bring it back first');
-    if (name === 'PreconditionFailed') throw integrity('object version', `${where} changed between the verification pass and the restore pass`);
-    throw new ColdsealError(EXIT.STORAGE, `reading ${where} failed: ${(error as Error).message}`, 'Check network access and your permissions on the bucket', { cause: error });
+    throw integrity('parts', (error as Error).message, 'The signed manifest is inconsistent: restore an older backup');
   }
-  const body = object.Body as Readable;
-  if (object.ContentLength !== undefined && object.ContentLength !== artifact.ciphertextBytes) {
-    body.destroy();
-    throw integrity('size', `${where} is ${object.ContentLength} bytes but the signed manifest says ${artifact.ciphertextBytes}: the object is ${object.ContentLength < artifact.ciphertextBytes ? 'truncated' : 'not the one that was backed up'}`);
-  }
-  const pin: ObjectPin = { etag: object.ETag, versionId: object.VersionId };
+  const parts = reader[Symbol.asyncIterator]();
+  const fail = (error: unknown) => partReadFailure(error, bucket, artifact);
 
-  // --- ciphertext: read in order, hashed, re-chunked to ~1 MiB for openpgp.js ------------------
-  const digest = new DigestStream(artifact.parts.size);
-  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let reading: Promise<IteratorResult<Buffer>> = Promise.resolve({ done: false, value: Buffer.alloc(0) });
-  let ended = false;
-  // Reads are serialized: openpgp's pulls and a drain after a downstream failure share one iterator.
-  const next = (): Promise<IteratorResult<Buffer>> => (reading = reading.then(() => (ended ? { done: true, value: undefined } : iterator.next())));
-  let resolveVerdict!: (error: ColdsealError | null) => void;
-  const verdict = new Promise<ColdsealError | null>((resolve) => (resolveVerdict = resolve));
-  const readChunk = async (): Promise<Buffer | null> => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    while (size < CHUNK) {
-      let step: IteratorResult<Buffer>;
-      try {
-        step = await next();
-      } catch (error) {
-        const failure = new ColdsealError(EXIT.STORAGE, `reading ${where} broke off after ${digest.bytesSoFar} bytes: ${(error as Error).message}`, 'Check the network and run again');
-        resolveVerdict(failure);
-        throw failure;
-      }
-      if (step.done) {
-        if (!ended) {
-          ended = true;
-          const d = digest.finish();
-          if (d.bytes !== artifact.ciphertextBytes) resolveVerdict(integrity('checksum', `${where} gave ${d.bytes} bytes, the signed manifest says ${artifact.ciphertextBytes}: truncated`));
-          else if (d.sha256 !== artifact.ciphertextSha256) resolveVerdict(integrity('checksum', `SHA-256 of ${where} is ${d.sha256}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`));
-          else resolveVerdict(null);
-        }
-        break;
-      }
-      digest.update(step.value);
-      options.onProgress?.(digest.bytesSoFar);
-      parts.push(step.value);
-      size += step.value.length;
-    }
-    return size ? (parts.length === 1 ? parts[0] : Buffer.concat(parts, size)) : null;
-  };
-  let aborted = false;
-  const drain = async (): Promise<void> => {
-    try {
-      while (!ended && !aborted) if ((await readChunk()) === null) break;
-    } catch {
-      // the verdict already says why
-    }
-  };
-  const ciphertext = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const chunk = await readChunk();
-          if (chunk) return controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          const failure = await verdict;
-          if (failure) controller.error(failure);
-          else controller.close();
-        } catch (error) {
-          controller.error(error);
-        }
-      },
-    },
-    { highWaterMark: 0 },
-  );
-
-  // --- OpenPGP: addressees first (cheap, from the PKESK packets), then decryption ---------------
-  let message: openpgp.Message<ReadableStream<Uint8Array>>;
+  // The first part (checked) holds the PKESK packets: addressees are known before decryption starts.
+  let first: IteratorResult<VerifiedPart>;
   try {
-    message = await openpgp.readMessage({ binaryMessage: ciphertext });
+    first = await parts.next();
   } catch (error) {
-    body.destroy();
+    throw fail(error);
+  }
+  const head = first.done ? new Uint8Array() : Buffer.concat(first.value.chunks.slice(0, 64));
+  let addressees: string[];
+  try {
+    addressees = await messageRecipientKeyIds(head);
+  } catch (error) {
+    await parts.return(undefined);
     throw integrity('format', `${where} is not an OpenPGP message (${(error as Error).message})`);
   }
-  const addressees = message.getEncryptionKeyIDs().map((id) => id.toHex().toLowerCase());
   if (!sameKeyIds(addressees, manifest.encryption.recipientKeyIds)) {
-    body.destroy();
+    await parts.return(undefined);
     throw integrity('recipients', `${where} is encrypted to key ids ${addressees.join(', ') || '(none)'} but the signed manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`);
   }
   const ours = key.getKeyIDs().map((id) => id.toHex().toLowerCase());
   if (!addressees.some((id) => ours.includes(id))) {
-    body.destroy();
+    await parts.return(undefined);
     throw new ColdsealError(
       EXIT.KEYS,
       `the private key ${fingerprintOf(key)} cannot decrypt this backup: it is encrypted to key ids ${addressees.join(', ')} (recipient fingerprints ${manifest.encryption.recipientFingerprints.join(', ')})`,
       'Give the recipient private key this backup was encrypted to (--key FILE)',
     );
   }
-  let decrypted: ReadableStream<Uint8Array>;
+
+  // --- ciphertext: verified parts, in order ---------------------------------------------------
+  let readFailure: ColdsealError | null = null;
+  let aborted = false;
+  const ciphertext = Readable.from(
+    (async function* () {
+      try {
+        if (!first.done) yield* first.value.chunks;
+        for (let step = await parts.next(); !step.done; step = await parts.next()) yield* step.value.chunks;
+      } catch (error) {
+        readFailure = fail(error);
+        throw readFailure;
+      } finally {
+        await parts.return(undefined);
+      }
+    })(),
+    { objectMode: false, highWaterMark: 1024 * 1024 },
+  );
+  const read = new Promise<ColdsealError | null>((resolve) => {
+    ciphertext.once('end', () => resolve(null));
+    ciphertext.once('error', () => resolve(readFailure ?? (aborted ? new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`) : fail(new Error('the read stopped')))));
+    ciphertext.once('close', () => resolve(ciphertext.readableEnded ? null : readFailure ?? new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`)));
+  });
+
+  // --- decryption -----------------------------------------------------------------------------
+  let decryption: Decryption;
   try {
-    const result = await openpgp.decrypt({ message, decryptionKeys: key, format: 'binary', config: { ...PGP_CONFIG, allowUnauthenticatedStream: true } });
-    decrypted = result.data as unknown as ReadableStream<Uint8Array>;
+    decryption = chooseDecryption(options.decryption) === 'gpg' ? await decryptWithGpg(ciphertext, key) : await decryptWithOpenpgp(ciphertext, key);
   } catch (error) {
-    body.destroy();
-    const failure = await Promise.race([verdict, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
+    ciphertext.destroy();
+    const failure = await Promise.race([read, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
     if (failure) throw failure;
+    if (error instanceof ColdsealError) throw error;
     throw new ColdsealError(EXIT.KEYS, `decrypting ${where} failed: ${(error as Error).message}`, 'Check that the key is the recipient key of this backup and not damaged');
   }
 
-  // --- decompression ------------------------------------------------------------------------------
-  const decryptedNode = webToNode(decrypted);
+  // --- decompression --------------------------------------------------------------------------
   const algorithm = manifest.compression.algorithm;
   let plaintext: Readable;
   let decompressed: Promise<string | null>;
-  let upstream: Promise<Error | null>;
   let kill = () => {};
   if (algorithm === 'zstd') {
     const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const stderr = keepTail(child.stderr, 2048);
     child.stdin.on('error', () => undefined);
-    upstream = new Promise((resolve) => pipeline(decryptedNode, child.stdin, (error) => resolve(error ?? null)));
+    pipeline(decryption.output, child.stdin, () => undefined);
     decompressed = new Promise((resolve) => {
       child.once('error', (error) => resolve(`zstd could not be started (${error.message}): install zstd`));
       child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 1)}`));
@@ -191,47 +231,37 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     kill = () => child.kill('SIGKILL');
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
-    let decompressError: string | null = null;
-    upstream = new Promise((resolve) =>
-      pipeline(decryptedNode, out, (error) => {
-        if (error && (error as NodeJS.ErrnoException).code?.startsWith('Z_')) decompressError = `gunzip failed: ${error.message}`;
-        resolve(error && !decompressError ? error : null);
-      }),
+    decompressed = new Promise((resolve) =>
+      pipeline(decryption.output, out, (error) => resolve(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_') ? `gunzip failed: ${error.message}` : null)),
     );
-    decompressed = upstream.then(() => decompressError);
     plaintext = out;
     kill = () => out.destroy();
   }
 
   const finished = (async () => {
-    const [upstreamError, decompressError] = await Promise.all([upstream, decompressed]);
-    if (upstreamError || decompressError) {
-      if (aborted) throw new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`);
-      // The checksum is the root cause when it fails: read the rest of the object to know.
-      await drain();
-      const failure = await verdict;
-      if (failure) throw failure;
-      if (upstreamError instanceof ColdsealError) throw upstreamError;
-      if (upstreamError) {
-        if (/Modification detected|MDC/i.test(upstreamError.message)) throw integrity('decryption', `the OpenPGP integrity code (MDC) of ${where} does not match: the message was altered`);
-        throw integrity('decryption', `decrypting ${where} failed: ${upstreamError.message}`);
-      }
-      throw integrity('decompression', `${decompressError} while decompressing ${where}: the dump inside is damaged`);
+    const [readError, decryptError, decompressError] = await Promise.all([read, decryption.done, decompressed]);
+    // The bytes are the root cause when they are wrong; then decryption; then decompression.
+    if (readError) throw readError;
+    if (aborted) throw new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`);
+    if (decryptError) {
+      if (decryptError === 'MDC' || /manipulated|MDC|Modification detected/i.test(decryptError)) throw integrity('decryption', `the OpenPGP integrity code (MDC) of ${where} does not match: the message was altered`);
+      throw integrity('decryption', `decrypting ${where} failed: ${decryptError}`);
     }
-    const failure = await verdict;
-    if (failure) throw failure;
-    return { ...pin, ciphertextBytes: digest.bytesSoFar };
+    if (decompressError) throw integrity('decompression', `${decompressError} while decompressing ${where}: the dump inside is damaged`);
+    const pin = reader.objectPins.get(artifact.key) ?? {};
+    return { ...pin, ciphertextBytes: reader.bytesRead };
   })();
   finished.catch(() => undefined);
 
   return {
     plaintext,
     finished,
+    decryptedBy: decryption.by,
     abort: () => {
       aborted = true;
       kill();
-      decryptedNode.destroy();
-      body.destroy();
+      decryption.kill();
+      ciphertext.destroy();
     },
   };
 }

@@ -1,29 +1,31 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { Transform, Writable } from 'node:stream';
-import { stampOf } from '../../../format/layout';
+import { dirname, resolve } from 'node:path';
+import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
+import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes, type Log } from '../log';
 import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
+import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
+import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
 import {
   MysqlDatabaseRenamer,
   mysqlDatabaseExists,
   mysqlRestoreSink,
-  mysqlSafetyDump,
-  pgCreateDatabase,
+  mysqlSafetyDumpRun,
   pgCreateSchemas,
   pgDatabaseExists,
+  pgDropDatabase,
   pgSelectedSchemas,
   pgListSink,
   pgRestoreSink,
-  pgSafetyDump,
+  pgSafetyDumpRun,
   psqlScriptSink,
   tarExtractSink,
   type MysqlTarget,
@@ -34,16 +36,15 @@ import {
 /**
  * `coldseal restore`, as a function.
  *
- * Design: two passes over the object. Pass 1 streams it through SHA-256, OpenPGP (with its MDC)
- * and the decompressor and throws the plaintext away; only when the size, the checksum against
- * the signed manifest, the addressees, the MDC and the decompressor all check out does pass 2
- * stream the very same object version (GetObject with IfMatch on pass 1's ETag, and VersionId)
- * into the target. The checksum of a stream is only known at its end, so a single pass would
- * either buffer or spill the dump (memory or a plaintext temp file: both ruled out), or write
- * unverified bytes into a scratch database to swap in later, which works for neither MySQL
- * (no atomic database rename), nor a partial --table restore into an existing database, nor files.
- * The price is reading and decrypting twice; what it buys is that no byte of a dump that fails
- * any check ever reaches a database, and memory stays flat.
+ * One pass where the target can be left as it was on failure: the PartReader checks every part of
+ * the object against the signed manifest before its bytes reach decryption, so a changed byte
+ * never reaches the target; the checks that only a whole read can make (whole SHA-256, OpenPGP
+ * MDC, decompressor, completion trailer) settle at the end, and a failure then undoes the restore:
+ * - a new PostgreSQL database is dropped;
+ * - an existing PostgreSQL database is protected by pg_restore's single transaction (rolled back);
+ * - a file (--output) is written beside its name and renamed into place only after every check.
+ * MySQL/MariaDB, directories and pg_dumpall globals (SQL run outside any single transaction) are
+ * still proved by a first pass, and pass 2 reads the very same object version (pinned ETag).
  */
 export type RestoreTarget =
   | { kind: 'postgres'; target: PgTarget; tables?: readonly string[]; schemas?: readonly string[]; noOwner?: boolean }
@@ -65,7 +66,8 @@ export interface RestoreRequest {
   readonly yes: boolean;
   /** Asks the user; resolves true to go on. Without a terminal the command layer refuses instead. */
   readonly confirm: (question: string) => Promise<boolean>;
-  readonly safetyDir: string;
+  /** Where safety dumps go and whom they are encrypted to. */
+  readonly safety: SafetyDumpPolicy;
   readonly archive: ArchivePolicy;
   readonly archiveClient?: ArchiveClient;
 }
@@ -75,7 +77,7 @@ export interface RestoreResult {
   readonly manifest: Manifest;
   readonly artifact: Artifact;
   readonly destination: string;
-  readonly safetyDump?: string;
+  readonly safetyDump?: SafetyDump;
   readonly listing?: string;
   readonly plaintextBytes: number;
 }
@@ -86,31 +88,72 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
   log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
   const artifact = chooseArtifact(manifest, request.artifact, target);
-  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), [artifact.key], request.archive, log);
+  // Every segment of the artifact must be readable (a retrieval per archived object).
+  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
 
   // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
   const plan = await planTarget(request, manifest, artifact);
+  // A safety dump that cannot be written is known now, not after the long verification pass.
+  if (plan.safety) await prepareSafetyDir(request.safety.dir);
 
-  // Pass 1: prove the object before anything is written anywhere.
-  const checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
-  log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
-
-  let safetyDump: string | undefined;
-  if (plan.safety) {
-    safetyDump = await plan.safety();
-    log.info(`safety dump of the current ${plan.destination} written to ${safetyDump}`);
+  let checked: VerifyPassResult | undefined;
+  if (!plan.onePass) {
+    // Pass 1: prove the object before anything is written anywhere.
+    checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
+    log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
   }
-  await plan.prepare?.();
 
-  // Pass 2: the same object version, into the target.
-  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked.pin, onProgress: progress(log, `restoring ${artifact.name}`) });
+  // Opening reads and checks the first part (size, addressees) before the target is touched.
+  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked?.pin, onProgress: progress(log, `${plan.onePass ? 'restoring' : 'restoring (pass 2)'} ${artifact.name}`) });
+  log.debug(`decrypting with ${opened.decryptedBy}`);
+  let safetyDump: SafetyDump | undefined;
   try {
-    await streamInto(opened, plan.sink(), plan.transform?.());
-  } finally {
-    log.endProgress();
+    if (plan.safety) {
+      safetyDump = await plan.safety();
+      log.info(`safety dump of the current ${plan.destination} written to ${safetyDump.path} (${formatBytes(safetyDump.bytes)}, ${safetyDump.encrypted ? 'encrypted to the recipients' : 'PLAINTEXT'}, mode 0600; coldseal never deletes it)`, { safetyDump: safetyDump.path, bytes: safetyDump.bytes, encrypted: safetyDump.encrypted });
+    }
+    await plan.prepare?.();
+  } catch (error) {
+    opened.abort();
+    throw error;
   }
-  await plan.finish?.();
-  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked.plaintextBytes };
+
+  const tail = new TailWatcher();
+  // A first pass has checked the trailer already; one pass checks it here, before the file is renamed.
+  const marker = plan.onePass ? trailerOf(artifact) : undefined;
+  try {
+    let plaintext = opened.plaintext;
+    if (plan.fromHead) {
+      try {
+        plaintext = await plan.fromHead(plaintext);
+      } catch (error) {
+        // A damaged stream makes the head unreadable too: report the root cause when there is one.
+        const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+        opened.abort();
+        throw root ?? error;
+      }
+    }
+    try {
+      await streamInto({ ...opened, plaintext }, plan.sink(), [tail, ...(plan.transform ? [plan.transform()] : [])]);
+    } finally {
+      log.endProgress();
+    }
+    if (marker && !tail.tailText().includes(marker)) throw truncated(artifact, marker);
+    await plan.finish?.();
+  } catch (error) {
+    await plan.undo?.().catch((undoError: Error) => log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`));
+    throw error;
+  }
+  if (plan.onePass) log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}`, { plaintextBytes: tail.bytes });
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked?.plaintextBytes ?? tail.bytes };
+}
+
+function trailerOf(artifact: Artifact): string | undefined {
+  return /trailer "(.*)" present/.exec(artifact.completion.detail)?.[1];
+}
+
+function truncated(artifact: Artifact, marker: string): ColdsealError {
+  return new ColdsealError(EXIT.INTEGRITY, `completion check failed: the decrypted ${artifact.name} does not end with "${marker}" although the manifest says it did: the dump is truncated`, 'Restore an older backup');
 }
 
 function chooseArtifact(manifest: Manifest, name: string | undefined, target: RestoreTarget): Artifact {
@@ -139,7 +182,13 @@ function chooseArtifact(manifest: Manifest, name: string | undefined, target: Re
 
 interface Plan {
   readonly destination: string;
-  readonly safety?: () => Promise<string>;
+  /** Whether a failure found at the end can still be undone (else pass 1 proves the object first). */
+  readonly onePass?: boolean;
+  /** Runs once the plaintext's head is available (before the sink starts); returns the plaintext, whole. */
+  readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
+  /** Undoes a failed restore (drops a database created for it, removes a partial file). */
+  readonly undo?: () => Promise<void>;
+  readonly safety?: () => Promise<SafetyDump>;
   readonly prepare?: () => Promise<void>;
   readonly sink: () => Sink;
   readonly transform?: () => Transform;
@@ -153,11 +202,6 @@ async function confirmReplace(request: RestoreRequest, what: string): Promise<vo
   if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
 }
 
-async function safetyFile(dir: string, name: string, extension: string): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return join(resolve(dir), `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stampOf(new Date())}.${extension}`);
-}
-
 async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact): Promise<Plan> {
   const target = request.target;
   switch (target.kind) {
@@ -168,6 +212,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const destination = `PostgreSQL database "${database}"`;
       if (artifact.kind === 'globals') {
         await confirmReplace(request, `This runs the cluster-wide roles and tablespaces of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}".`);
+        // Plain SQL outside a transaction: proved by a first pass.
         return { destination, sink: () => psqlScriptSink(conn, database) };
       }
       const partial = Boolean(target.tables?.length || target.schemas?.length);
@@ -176,16 +221,22 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       }
       return {
         destination,
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'pgdump');
-          await pgSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
-        prepare: async () => {
-          if (!exists) await pgCreateDatabase(conn, database);
+        onePass: true,
+        // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
+        undo: exists ? undefined : () => pgDropDatabase(conn, database),
+        safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
+        // A new database is created as the archive describes it (read from the stream's head).
+        fromHead: async (plaintext) => {
+          let whole = plaintext;
+          if (!exists) {
+            const head = await readArchiveHead(conn, plaintext, database);
+            await pgCreateDatabaseAs(conn, database, head.databaseSql, target.noOwner ?? false);
+            whole = head.plaintext;
+          }
           // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
           const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
           if (schemas.length) await pgCreateSchemas(conn, database, schemas);
+          return whole;
         },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
@@ -198,11 +249,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       if (exists) await confirmReplace(request, `${destination} exists: it will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
       return {
         destination,
-        safety: exists ? async () => {
-          const file = await safetyFile(request.safetyDir, database, 'sql');
-          await mysqlSafetyDump(conn, database, file);
-          return file;
-        } : undefined,
+        safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
         sink: () => mysqlRestoreSink(conn, database),
         transform: () => new MysqlDatabaseRenamer(artifact.name, database),
       };
@@ -225,6 +272,8 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const partial = `${path}.coldseal-partial`;
       return {
         destination: `file ${path}`,
+        onePass: true,
+        undo: () => rm(partial, { force: true }),
         prepare: () => mkdir(dirname(path), { recursive: true }).then(() => undefined),
         sink: () => fileSink(partial),
         finish: () => rename(partial, path),
@@ -234,6 +283,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       let sink: ReturnType<typeof pgListSink> | undefined;
       return {
         destination: 'the table of contents',
+        onePass: true,
         sink: () => (sink = pgListSink()),
         listing: () => sink?.stdout() ?? '',
       };
@@ -270,9 +320,9 @@ export function progress(log: Log, label: string): (bytes: number) => void {
  * is a success, and the rest of the object is still read, hashed and decrypted to the end: every
  * pass proves the whole object.
  */
-export async function streamInto(opened: OpenedPlaintext, sink: Sink, transform?: Transform): Promise<void> {
+export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms: readonly Transform[] = []): Promise<void> {
   let first: unknown;
-  const head = transform ? opened.plaintext.pipe(transform) : opened.plaintext;
+  const head = transforms.reduce<Readable>((from, to) => from.pipe(to), opened.plaintext);
   head.pipe(sink.input);
   const read = opened.finished.catch((error: unknown) => {
     first ??= error;
@@ -311,10 +361,8 @@ export async function verifyPass(args: { clients: AgentClients; bucket: string; 
   } finally {
     args.log.endProgress();
   }
-  const marker = /trailer "(.*)" present/.exec(args.artifact.completion.detail)?.[1];
-  if (marker && !tail.tailText().includes(marker)) {
-    throw new ColdsealError(EXIT.INTEGRITY, `completion check failed: the decrypted ${args.artifact.name} does not end with "${marker}" although the manifest says it did: the dump is truncated`, 'Restore an older backup');
-  }
+  const marker = trailerOf(args.artifact);
+  if (marker && !tail.tailText().includes(marker)) throw truncated(args.artifact, marker);
   args.log.debug(`verified ${formatBytes(tail.bytes)} of plaintext`);
   return { pin, plaintextBytes: tail.bytes, marker };
 }

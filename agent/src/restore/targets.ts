@@ -43,7 +43,7 @@ export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boo
 }
 
 /** Runs a tool to completion (no stdin payload) and returns stdout. */
-export async function runTool(run: ToolRun, what: string, input = ''): Promise<string> {
+export async function runTool(run: ToolRun, what: string, input: string | Buffer = ''): Promise<string> {
   const sink = toolSink(run, what, { keepStdout: true });
   sink.input.end(input);
   await sink.done;
@@ -149,9 +149,10 @@ export async function pgDropDatabase(conn: PgConnection, database: string): Prom
   await runTool(psqlRun(conn, 'postgres'), `dropping database ${database}`, `drop database if exists ${pgIdent(database)} with (force);`);
 }
 
-export async function pgSafetyDump(conn: PgConnection, database: string, file: string): Promise<void> {
-  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password', `--file=${file}`]);
-  await runTool({ ...run, env: { ...conn.env, PGDATABASE: database } }, `safety dump of ${database}`);
+/** pg_dump of the current database to stdout (the safety dump's writer makes the file). */
+export function pgSafetyDumpRun(conn: PgConnection, database: string): ToolRun {
+  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password']);
+  return { ...run, env: { ...conn.env, PGDATABASE: database } };
 }
 
 export interface PgRestoreOptions {
@@ -221,9 +222,9 @@ export async function mysqlDropDatabase(conn: MysqlConnection, database: string)
   await runMysql(conn, `drop database if exists ${sqlIdent(database)};`, `dropping database ${database}`);
 }
 
-export async function mysqlSafetyDump(conn: MysqlConnection, database: string, file: string): Promise<void> {
-  const run = mysqlCommand(conn, 'mysqldump', mysqldumpArgs([`--result-file=${file}`], database));
-  await runTool(run, `safety dump of ${database}`);
+/** mysqldump of the current database to stdout (the safety dump's writer makes the file). */
+export function mysqlSafetyDumpRun(conn: MysqlConnection, database: string): ToolRun {
+  return mysqlCommand(conn, 'mysqldump', mysqldumpArgs([], database));
 }
 
 export function mysqlRestoreSink(conn: MysqlConnection, database: string): Sink {

@@ -3,7 +3,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DigestStream } from '../../../format/digest';
+import { PartReader, PartReadError } from '../../../format/part-reader';
+import { s3PartFetcher } from '../../../format/s3-part-fetcher';
+import { segmentKey } from '../../../format/layout';
+import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
@@ -117,22 +120,44 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: V
   const tolerated = artifact.exitCode === 0 || artifact.warnings.length > 0;
   checks.push(tolerated ? pass('completion', `${artifact.completion.detail}${artifact.warnings.length ? ` (warnings: ${artifact.warnings.join('; ')})` : ''}`) : fail('completion', `${artifact.tool.name} exited with status ${artifact.exitCode}`));
 
-  let head;
+  let objects: ArtifactObject[];
   try {
-    head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: artifact.key }));
+    objects = artifactObjects(artifact);
   } catch (error) {
-    const name = (error as { name?: string }).name;
-    checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${where} is missing` : `cannot read ${where}: ${(error as Error).message}`));
+    checks.push(fail('object', (error as Error).message));
     return checks;
   }
-  if (head.ContentLength !== artifact.ciphertextBytes) {
-    checks.push(fail('object', `${where} is ${head.ContentLength} bytes, the manifest says ${artifact.ciphertextBytes}`));
+  // Every object (each segment of a segmented artifact) present at its recorded size; none extra.
+  const archivedIn: string[] = [];
+  for (const object of objects) {
+    const oWhere = `s3://${bucket}/${object.key}`;
+    let head;
+    try {
+      head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: object.key }));
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${oWhere} is missing` : `cannot read ${oWhere}: ${(error as Error).message}`));
+      return checks;
+    }
+    if (head.ContentLength !== object.bytes) {
+      checks.push(fail('object', `${oWhere} is ${head.ContentLength} bytes, the manifest says ${object.bytes}`));
+      return checks;
+    }
+    if (ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '')) archivedIn.push(head.StorageClass!);
+  }
+  // A HEAD, not a LIST: readers may lack s3:ListBucket, and then a missing key answers 403, not 404.
+  const extra = segmentKey(artifact.key, objects.length + 1);
+  const beyond = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: extra })).then(
+    () => true,
+    () => false,
+  );
+  if (beyond) {
+    checks.push(fail('object', `s3://${bucket}/${extra} exists, but the signed manifest lists ${objects.length} segment(s)`));
     return checks;
   }
-  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded`));
-  const archived = ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '');
-  if (archived) {
-    checks.push(skip('checksum', `archived in ${head.StorageClass}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
+  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded${objects.length > 1 ? ` (${objects.length} segments)` : ''}`));
+  if (archivedIn.length) {
+    checks.push(skip('checksum', `archived in ${archivedIn[0]}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
     return checks;
   }
 
@@ -153,27 +178,24 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: V
   return checks;
 }
 
-/** Reads the object and compares its SHA-256 and each part's with the manifest. */
+/** Reads the object through the PartReader: each part's SHA-256, the size and the whole SHA-256 against the manifest. */
 async function checksumCheck(s3: S3Client, bucket: string, artifact: Artifact, log: Log): Promise<Check> {
-  const digest = new DigestStream(artifact.parts.size);
+  let reader: PartReader;
   try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key }));
-    const onProgress = progress(log, `checksum ${artifact.name}`);
-    for await (const chunk of object.Body as AsyncIterable<Buffer>) {
-      digest.update(chunk);
-      onProgress(digest.bytesSoFar);
-    }
+    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), onProgress: progress(log, `checksum ${artifact.name}`) });
   } catch (error) {
+    return fail('checksum', (error as Error).message);
+  }
+  try {
+    for await (const part of reader) void part;
+    return pass('checksum', `SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}… and ${reader.parts.length} part checksum(s) match`);
+  } catch (error) {
+    if (error instanceof PartReadError && error.failure === 'part-checksum') return fail('checksum', `SHA-256 is ${error.actual}, the manifest says ${error.part!.sha256} (part ${error.part!.index} of ${reader.parts.length})`);
+    if (error instanceof PartReadError && error.failure === 'checksum') return fail('checksum', `SHA-256 is ${error.actual}, the manifest says ${artifact.ciphertextSha256}`);
     return fail('checksum', `reading s3://${bucket}/${artifact.key} failed: ${(error as Error).message}`);
   } finally {
     log.endProgress();
   }
-  const d = digest.finish();
-  if (d.bytes !== artifact.ciphertextBytes) return fail('checksum', `read ${d.bytes} bytes, the manifest says ${artifact.ciphertextBytes}`);
-  if (d.sha256 !== artifact.ciphertextSha256) return fail('checksum', `SHA-256 is ${d.sha256}, the manifest says ${artifact.ciphertextSha256}`);
-  const badParts = d.partSha256.map((h, i) => (h === artifact.parts.sha256[i] ? -1 : i + 1)).filter((i) => i > 0);
-  if (badParts.length || d.partSha256.length !== artifact.parts.sha256.length) return fail('checksum', `part checksums differ (parts ${badParts.join(', ') || 'count'})`);
-  return pass('checksum', `SHA-256 ${d.sha256.slice(0, 16)}… and ${d.partSha256.length} part checksum(s) match`);
 }
 
 function scratchName(): string {
@@ -223,9 +245,17 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
   }
 
   try {
-    const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`) });
+    let opened;
     try {
-      await streamInto(opened, sink, transform);
+      opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`) });
+    } catch (error) {
+      // Refused at its first part: the sink never gets a byte, so stop it.
+      sink.kill();
+      await sink.done.catch(() => undefined);
+      throw error;
+    }
+    try {
+      await streamInto(opened, sink, transform ? [transform] : []);
     } finally {
       log.endProgress();
     }

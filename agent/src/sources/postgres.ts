@@ -12,6 +12,9 @@ import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type Prepar
 export function diagnosePostgres(stderr: string): { message: string; hint: string } | undefined {
   const missing = /database "(.*)" does not exist/.exec(stderr);
   if (missing) return { message: `database "${missing[1]}" does not exist`, hint: "Fix the source's databases list, or use \"all\"" };
+  // Before the "unreachable" patterns: libpq reports a refused login as "connection to server … failed: FATAL: role … does not exist".
+  const role = /role "(.*)" does not exist/.exec(stderr);
+  if (role) return { message: `the server has no role "${role[1]}"`, hint: "Fix the source's user (or runAs), or create the role on the server" };
   if (/password authentication failed|no password supplied|fe_sendauth/i.test(stderr)) {
     return { message: `authentication failed (${firstMeaningful(stderr)})`, hint: "Check the source's user and password parameter, or use runAs with peer authentication" };
   }

@@ -1,4 +1,4 @@
-import { messageRecipientKeyIds, openManifest, SignedDocumentError, sourcePrefix, type Artifact, type Manifest } from '../../../format';
+import { artifactObjects, messageRecipientKeyIds, openManifest, parseKey, SignedDocumentError, sourcePrefix, type Artifact, type ArtifactObject, type Manifest } from '../../../format';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore, ListedObject, ObjectHead } from '../../shared/ports';
 import type { GroupKeys } from './keys';
@@ -113,22 +113,54 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
       findings.push(makeFinding({ ...aAt, subject: listedManifest.key, check: 'manifest-location', severity: 'fail', since, summary: `manifest names ${artifact.key}, outside its own source and stamp`, action: `${DO_NOT_RESTORE} Find who wrote this manifest.` }));
       continue;
     }
-    const listed: ListedObject | undefined = backup.artifacts.find((o) => o.key === artifact.key);
-    const head = listed ? await ctx.store.head(artifact.key) : null;
-    if (!listed || !head) {
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'ciphertext-missing', severity: 'fail', since: manifest.finishedAt, summary: `${label} (${artifact.ciphertextBytes} bytes) named by the manifest is not in the bucket`, action: `${DO_NOT_RESTORE} Check the bucket's versions of this key (deleted? lifecycle?) and S3 access logs.` }));
+    let objects: ArtifactObject[];
+    try {
+      objects = artifactObjects(artifact);
+    } catch (error) {
+      findings.push(makeFinding({ ...aAt, subject: listedManifest.key, check: 'manifest-invalid', severity: 'fail', since, summary: `${label}: the manifest's segments do not describe its ciphertext`, detail: (error as Error).message, action: `${DO_NOT_RESTORE} Find who wrote this manifest.` }));
       continue;
     }
-    if (head.size !== artifact.ciphertextBytes) {
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'ciphertext-size', severity: 'fail', since: head.lastModified.toISOString(), summary: `${label} is ${head.size} bytes, the signed manifest says ${artifact.ciphertextBytes} (${head.size < artifact.ciphertextBytes ? 'truncated' : 'grown'})`, action: `${DO_NOT_RESTORE} Look for an older version of the object and for who wrote it.` }));
-      continue;
-    }
+    // Each segment (one object for an unsegmented artifact) must be there, at its size, locked.
+    const segmented = objects.length > 1;
+    const heads: ObjectHead[] = [];
+    let objectsOk = true;
     const retention = ctx.retentionDays[loc.tier];
-    const ageDays = (ctx.now.getTime() - head.lastModified.getTime()) / 86_400_000;
-    const lockValid = head.lockMode !== undefined && head.lockUntil !== undefined && head.lockUntil.getTime() > ctx.now.getTime();
-    if (!lockValid && (retention === undefined || ageDays < retention)) {
-      findings.push(makeFinding({ ...aAt, subject: artifact.key, check: 'object-lock', severity: 'fail', since: head.lastModified.toISOString(), summary: head.lockMode ? `${label} Object Lock retention ended ${head.lockUntil?.toISOString()}, before the tier's retention` : `${label} has no Object Lock retention: it can be deleted or overwritten`, action: `Check the bucket's default retention and the agent's objectLock setting for tier ${loc.tier}; set retention on this object (put-object-retention).` }));
+    for (const object of objects) {
+      const oLabel = segmented ? `${label} segment ${object.segment} of ${objects.length}` : label;
+      const oAt = { ...at, where: s3(ctx.bucket, object.key) };
+      const listed: ListedObject | undefined = backup.artifacts.find((o) => o.key === object.key);
+      const oHead = listed ? await ctx.store.head(object.key) : null;
+      if (!listed || !oHead) {
+        findings.push(makeFinding({ ...oAt, subject: object.key, check: 'ciphertext-missing', severity: 'fail', since: manifest.finishedAt, summary: `${oLabel} (${object.bytes} bytes) named by the manifest is not in the bucket`, action: `${DO_NOT_RESTORE} Check the bucket's versions of this key (deleted? lifecycle?) and S3 access logs.` }));
+        objectsOk = false;
+        continue;
+      }
+      if (oHead.size !== object.bytes) {
+        findings.push(makeFinding({ ...oAt, subject: object.key, check: 'ciphertext-size', severity: 'fail', since: oHead.lastModified.toISOString(), summary: `${oLabel} is ${oHead.size} bytes, the signed manifest says ${object.bytes} (${oHead.size < object.bytes ? 'truncated' : 'grown'})`, action: `${DO_NOT_RESTORE} Look for an older version of the object and for who wrote it.` }));
+        objectsOk = false;
+        continue;
+      }
+      const ageDays = (ctx.now.getTime() - oHead.lastModified.getTime()) / 86_400_000;
+      const lockValid = oHead.lockMode !== undefined && oHead.lockUntil !== undefined && oHead.lockUntil.getTime() > ctx.now.getTime();
+      if (!lockValid && (retention === undefined || ageDays < retention)) {
+        findings.push(makeFinding({ ...oAt, subject: object.key, check: 'object-lock', severity: 'fail', since: oHead.lastModified.toISOString(), summary: oHead.lockMode ? `${oLabel} Object Lock retention ended ${oHead.lockUntil?.toISOString()}, before the tier's retention` : `${oLabel} has no Object Lock retention: it can be deleted or overwritten`, action: `Check the bucket's default retention and the agent's objectLock setting for tier ${loc.tier}; set retention on this object (put-object-retention).` }));
+      }
+      heads.push(oHead);
     }
+    // A segment beyond the signed list: the ciphertext is not what was backed up.
+    const own = parseKey(artifact.key);
+    for (const extra of backup.artifacts) {
+      const parsed = parseKey(extra.key);
+      if (!own || own.kind !== 'artifact' || parsed?.kind !== 'artifact' || objects.some((o) => o.key === extra.key)) continue;
+      if (parsed.artifact !== own.artifact || parsed.extension !== own.extension) continue;
+      findings.push(makeFinding({ ...at, where: s3(ctx.bucket, extra.key), subject: extra.key, check: 'ciphertext-size', severity: 'fail', since: extra.lastModified.toISOString(), summary: `${label} has a segment ${parsed.segment} (${extra.size} bytes) that its signed manifest does not list (it lists ${objects.length})`, action: `${DO_NOT_RESTORE} Find who wrote this object (S3 server access logs / CloudTrail data events).` }));
+      objectsOk = false;
+    }
+    if (!objectsOk) continue;
+    // The first segment's head stands for the artifact (its ETag keys the read record), except that
+    // one archived segment without a restored copy makes the whole artifact unreadable until restored.
+    const unread = heads.find((h) => ARCHIVED_CLASSES.has(h.storageClass) && !(h.restore ?? '').includes('ongoing-request="false"'));
+    const head: ObjectHead = unread ? { ...heads[0], storageClass: unread.storageClass, restore: unread.restore } : heads[0];
 
     const record = ctx.records.get(artifact.key);
     const sameObject = record !== undefined && record.etag === head.etag;

@@ -147,7 +147,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   const referenced = new Set<string>();
   for (const c of checked) {
     if (!c.backup.manifest) continue;
-    const named = c.manifest ? c.manifest.artifacts.map((a) => a.key) : c.backup.artifacts.map((a) => a.key);
+    const named = c.manifest ? c.manifest.artifacts.flatMap((a) => a.segments?.map((s) => s.key) ?? [a.key]) : c.backup.artifacts.map((a) => a.key);
     named.forEach((k) => referenced.add(k));
   }
   findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referenced));

@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { generateKeyPair } from '../format/pgp';
+import { buildAgent } from '../scripts/build-agent';
+import { startMoto } from '../test/harness/services';
+import { ensureDatabase, psql, timed, type Measurement } from './common';
+
+/**
+ * npm run bench -- --restore [--size-gb 1 --rounds 2]
+ *
+ * The same backup object in moto_server (made once by the agent), restored side by side and
+ * interleaved round by round: `coldseal restore --output` against `aws s3 cp - | gpg -d | zstd -d
+ * > file`, and a restore into a new PostgreSQL database against the same shell pipeline into
+ * `pg_restore -d`. MB/s of plain dump bytes, wall and CPU seconds of the whole process tree, peak
+ * RSS of its largest process (for the agent, Node). Raw figures go to .bench/ like the backup bench.
+ */
+export async function restoreBench(argv: string[]): Promise<void> {
+  let sizeGb = 1;
+  let rounds = 2;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--size-gb') sizeGb = Number(argv[++i]);
+    else if (argv[i] === '--rounds') rounds = Number(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]} (use --restore --size-gb N --rounds N)`);
+  }
+  if (!(sizeGb > 0) || !(rounds >= 1)) throw new Error('--size-gb and --rounds must be positive');
+  for (const tool of ['pg_dump', 'pg_restore', 'zstd', 'gpg', 'aws', '/usr/bin/time']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`${tool} is needed for the restore benchmark`);
+    }
+  }
+  const database = ensureDatabase(sizeGb);
+  const work = mkdtempSync(join(tmpdir(), 'coldseal-rbench-'));
+  const gpgHome = join(work, 'gnupg');
+  mkdirSync(gpgHome, { mode: 0o700 });
+  const recipient = await generateKeyPair({ name: 'bench recipient' });
+  const signing = await generateKeyPair({ name: 'bench signing' });
+  writeFileSync(join(work, 'recipient.pub.asc'), recipient.publicKey);
+  writeFileSync(join(work, 'recipient.key.asc'), recipient.privateKey, { mode: 0o600 });
+  writeFileSync(join(work, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });
+  writeFileSync(join(work, 'signing.pub.asc'), signing.publicKey);
+  execFileSync('gpg', ['--homedir', gpgHome, '--batch', '--quiet', '--import', join(work, 'recipient.key.asc')]);
+
+  const bundle = await buildAgent();
+  const moto = await startMoto();
+  const creds = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const env = { ...process.env, ...creds };
+  const s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+  const out = join(work, 'out');
+  mkdirSync(out);
+  const results: Measurement[] = [];
+  const targets: string[] = [];
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    const config = join(work, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        group: 'bench',
+        host: 'bench',
+        bucket: 'bench',
+        endpoint: moto.endpoint,
+        recipients: { file: join(work, 'recipient.pub.asc') },
+        signingKey: { file: join(work, 'signing.key.asc') },
+        sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres', inventory: false }],
+      }),
+    );
+    console.log('backing up the bench database once…');
+    execFileSync(process.execPath, [bundle, 'backup', '--config', config, '--tier', 'daily'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'backups/' }));
+    const object = listed.Contents!.find((o) => o.Key!.endsWith('.pgp'))!;
+    const dumpBytes = Number(execFileSync('sh', ['-c', `aws --endpoint-url ${moto.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q | wc -c`], { env }).toString().trim());
+    console.log(`object ${(object.Size! / 1e6).toFixed(0)} MB, plain dump ${(dumpBytes / 1e9).toFixed(2)} GB`);
+
+    const shellRead = `aws --endpoint-url ${moto.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q`;
+    const agent = (args: string[]) => [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', join(work, 'recipient.key.asc'), '--yes', ...args];
+    const newDb = (round: number, who: string) => {
+      const name = `coldseal_rbench_${who}_${round}`;
+      psql('postgres', `drop database if exists ${name}`);
+      targets.push(name);
+      return name;
+    };
+    const contenders: { name: string; run: (round: number) => Promise<Measurement>; group: string }[] = [
+      { group: 'output', name: 'shell: aws s3 cp | gpg -d | zstd -d > file', run: (r) => timed('shell: aws s3 cp | gpg -d | zstd -d > file', r, 'bash', ['-o', 'pipefail', '-c', `${shellRead} > ${join(out, 'shell.pgdump')}`], env) },
+      { group: 'output', name: 'coldseal restore --output', run: (r) => timed('coldseal restore --output', r, process.execPath, agent(['--output', join(out, 'agent.pgdump')]), env) },
+      {
+        group: 'database',
+        name: 'shell: … | pg_restore -d new',
+        run: (r) => {
+          const db = newDb(r, 'shell');
+          return timed('shell: … | pg_restore -d new', r, 'bash', ['-o', 'pipefail', '-c', `createdb -h 127.0.0.1 -U postgres ${db} && ${shellRead} | pg_restore -h 127.0.0.1 -U postgres --exit-on-error --single-transaction -d ${db}`], env);
+        },
+      },
+      { group: 'database', name: 'coldseal restore --target new', run: (r) => timed('coldseal restore --target new', r, process.execPath, agent(['--target', `postgres://postgres@127.0.0.1:5432/${newDb(r, 'agent')}`]), env) },
+    ];
+    for (let round = 1; round <= rounds; round++) {
+      for (const contender of round % 2 ? contenders : [...contenders].reverse()) {
+        const m = await contender.run(round);
+        results.push(m);
+        rmSync(join(out, 'shell.pgdump'), { force: true });
+        rmSync(join(out, 'agent.pgdump'), { force: true });
+        console.log(`round ${round}  ${m.name.padEnd(44)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
+      }
+      for (const t of targets.splice(0)) psql('postgres', `drop database if exists ${t}`);
+    }
+    const median = (name: string) => {
+      const walls = results.filter((r) => r.name === name).map((r) => r.wallSeconds).sort((a, b) => a - b);
+      return walls[Math.floor((walls.length - 1) / 2)];
+    };
+    console.log(`\nplain dump ${(dumpBytes / 1e9).toFixed(2)} GB, ${rounds} rounds, medians:`);
+    for (const c of contenders) {
+      const runs = results.filter((r) => r.name === c.name);
+      console.log(`  ${c.name.padEnd(44)} ${(dumpBytes / 1e6 / median(c.name)).toFixed(0).padStart(5)} MB/s  cpu ${Math.min(...runs.map((r) => r.cpuSeconds)).toFixed(1)} s  peak RSS ${Math.max(...runs.map((r) => r.peakRssMb)).toFixed(0)} MB`);
+    }
+    console.log(`  restore --output / shell:        ${(median(contenders[0].name) / median(contenders[1].name)).toFixed(2)}×`);
+    console.log(`  restore into new db / shell:     ${(median(contenders[2].name) / median(contenders[3].name)).toFixed(2)}×`);
+    const dir = join(__dirname, '..', '.bench');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `restore-${sizeGb}gb-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
+    writeFileSync(file, JSON.stringify({ database, dumpBytes, objectBytes: object.Size, rounds, results }, null, 2));
+    console.log(`\nraw figures: ${file}`);
+  } finally {
+    for (const t of targets) psql('postgres', `drop database if exists ${t}`);
+    await moto.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,109 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { createAlertInbox, type AlertInbox } from '../harness/alerts';
+import { createPgFixture, dropPgDatabase, PG, uniqueDbName } from '../harness/databases';
+import { startS3Proxy } from '../harness/s3-proxy';
+
+/**
+ * Messages that tell the truth and exit codes that name the cause: an abort that failed is not
+ * reported as done, a missing role is not "unreachable", and a key problem alerts like any failure.
+ */
+let sandbox: AgentSandbox;
+let inbox: AlertInbox;
+const pgDb = uniqueDbName('cs_refuse');
+
+before(async () => {
+  sandbox = await createAgentSandbox();
+  inbox = await createAlertInbox(sandbox.account);
+  await createPgFixture(pgDb, 200);
+});
+
+after(async () => {
+  await dropPgDatabase(pgDb);
+});
+
+function pgSource(name: string, extra: Record<string, unknown> = {}) {
+  return { name, type: 'postgres' as const, databases: [pgDb], host: PG.host, port: PG.port, user: PG.user, ...extra };
+}
+
+async function backup(sources: unknown[], extra: Record<string, unknown> = {}) {
+  const config = sandbox.config({ sources: sources as never, alertTopicArn: inbox.topicArn, upload: { partSizeMiB: 5 }, ...extra });
+  return sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
+}
+
+describe('messages that tell the truth', () => {
+  test('S3 outage that also refuses the abort: the log and the alert say "could not abort; S3\'s lifecycle rule removes it within a day", and the upload is indeed still listed', async () => {
+    const bin = join(sandbox.dir, 'bin-outage');
+    mkdirSync(bin);
+    for (const tool of ['psql', 'pg_dumpall']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+    writeFileSync(join(bin, 'pg_dump'), '#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\nhead -c 12000000 /dev/urandom\n');
+    chmodSync(join(bin, 'pg_dump'), 0o755);
+    // Parts from the second on, and every abort (DELETE …?uploadId=), are dropped as an outage would.
+    const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint, {
+      drop: (method, query) => (method === 'PUT' && Number(query.get('partNumber') ?? 0) >= 2) || (method === 'DELETE' && query.has('uploadId')),
+    });
+    try {
+      const result = await backup([pgSource('outage', { binDir: bin })], { endpoint: proxy.url });
+      assert.equal(result.code, 5, result.log);
+      assert.match(result.log, /upload to s3:\/\/.*outage.* failed/);
+      assert.match(result.log, /could not abort the incomplete upload of backups\/daily\/testgroup\/testhost\/outage\/.*; S3's lifecycle rule removes it within a day/);
+      assert.doesNotMatch(result.log, /the incomplete upload was aborted/);
+      const open = (await sandbox.openMultipartUploads()).filter((k) => k.includes('/outage/'));
+      assert.equal(open.length, 1, 'what the message says is what S3 shows');
+      const [alert] = await inbox.receive();
+      assert.ok(alert, 'an alert was sent');
+      assert.match(alert.message, /could not abort the incomplete upload/);
+      assert.match(alert.message, /Some incomplete uploads could not be aborted \(see above\): S3's lifecycle rule removes them within a day/);
+      assert.doesNotMatch(alert.message, /incomplete uploads were aborted/);
+    } finally {
+      await proxy.close();
+      // moto applies no lifecycle rule: the test removes what the "outage" left.
+      const listed = await sandbox.s3.send(new ListMultipartUploadsCommand({ Bucket: sandbox.bucket }));
+      for (const u of listed.Uploads ?? []) await sandbox.s3.send(new AbortMultipartUploadCommand({ Bucket: sandbox.bucket, Key: u.Key!, UploadId: u.UploadId! }));
+    }
+  });
+
+  test('an abort that works is still reported as done', async () => {
+    const proxy = await startS3Proxy(sandbox.account.clientConfig.endpoint, { drop: (method, query) => method === 'PUT' && Number(query.get('partNumber') ?? 0) >= 2 });
+    try {
+      const bin = join(sandbox.dir, 'bin-flaky');
+      mkdirSync(bin);
+      for (const tool of ['psql', 'pg_dumpall']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+      writeFileSync(join(bin, 'pg_dump'), '#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\nhead -c 12000000 /dev/urandom\n');
+      chmodSync(join(bin, 'pg_dump'), 0o755);
+      const result = await backup([pgSource('flaky', { binDir: bin })], { endpoint: proxy.url });
+      assert.equal(result.code, 5, result.log);
+      assert.match(result.log, /; the incomplete upload was aborted/);
+      assert.deepEqual((await sandbox.openMultipartUploads()).filter((k) => k.includes('/flaky/')), []);
+      const [alert] = await inbox.receive();
+      assert.match(alert.message, /no manifest was written and incomplete uploads were aborted/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('user errors get their own exit code and message', () => {
+  test('a PostgreSQL role that does not exist: exit 4, "no role", not "unreachable"', async () => {
+    const result = await backup([pgSource('norole', { user: 'cs_no_such_role' })]);
+    assert.equal(result.code, 4, result.log);
+    assert.match(result.log, /the server has no role "cs_no_such_role"/);
+    assert.doesNotMatch(result.log, /unreachable/);
+    assert.equal((await inbox.receive()).length, 1);
+  });
+
+  test('a bad recipient key: exit 7 and an alert (nothing was dumped, yet the backup was missed)', async () => {
+    const bad = join(sandbox.dir, 'bad-recipient.asc');
+    writeFileSync(bad, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n');
+    const result = await backup([pgSource('badkey')], { recipients: { file: bad } });
+    assert.equal(result.code, 7, result.log);
+    const alerts = await inbox.receive();
+    assert.equal(alerts.length, 1);
+    assert.match(alerts[0].message, /Source badkey \(exit 7\):/);
+    assert.match(alerts[0].message, /recipients is not an armored OpenPGP public key/);
+  });
+});

@@ -1,0 +1,93 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decrypt, readMessage } from 'openpgp';
+import { readPrivateKey } from '../../format';
+import { EXIT } from '../../agent/src/errors';
+import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, pgContentFingerprint, uniqueDbName } from '../harness/databases';
+
+/**
+ * Safety dumps (the copy of what a restore replaces) are not the weakest copy of the data: 0600
+ * files in a 0700 directory whatever the umask, encrypted to the recipients by default, their path
+ * and size printed; a --safety-dir that is a file is a usage error, not a bug.
+ */
+let sandbox: AgentSandbox;
+let configFile: string;
+let work: string;
+const pgDb = uniqueDbName('cs_safe_pg');
+const myDb = uniqueDbName('cs_safe_my');
+let umask: number;
+
+before(async () => {
+  // The widest umask: files the agent leaves to it would come out 0666.
+  umask = process.umask(0);
+  sandbox = await createAgentSandbox();
+  work = mkdtempSync(join(tmpdir(), 'cs-safety-'));
+  await Promise.all([createPgFixture(pgDb, 200), createMysqlFixture(myDb, 200)]);
+  configFile = sandbox.writeConfig(
+    sandbox.config({
+      sources: [
+        { name: 'pg', type: 'postgres', databases: [pgDb], host: PG.host, port: PG.port, user: PG.user },
+        { name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
+      ],
+    }),
+  );
+  const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
+  assert.equal(backup.code, 0, backup.log);
+});
+
+after(async () => {
+  process.umask(umask);
+  await Promise.all([dropPgDatabase(pgDb), dropMysqlDatabase(myDb)]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+function restore(args: string[]) {
+  return sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--yes', ...args]);
+}
+
+describe('safety dumps', () => {
+  test('PostgreSQL: encrypted to the recipients by default, 0600 in a directory tightened to 0700, path and size printed', async () => {
+    const dir = join(work, 'pg');
+    mkdirSync(dir);
+    chmodSync(dir, 0o755);
+    const result = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${pgDb}`, '--safety-dir', dir]);
+    assert.equal(result.code, 0, result.log);
+    const path = /safety dump of the previous content: (.+)/.exec(result.stdout)?.[1];
+    assert.ok(path, result.stdout);
+    assert.match(path, /\.pgdump\.pgp$/);
+    assert.match(result.stdout, /\d+(\.\d+)? [KMG]?i?B, mode 0600, encrypted to the recipients \(read it with: gpg --decrypt .+\.pgdump\.pgp > .+\.pgdump\)/);
+    assert.match(result.stdout, /coldseal never deletes it/);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    const bytes = readFileSync(path);
+    assert.notEqual(bytes.subarray(0, 5).toString(), 'PGDMP', 'not plaintext');
+    const { data } = await decrypt({ message: await readMessage({ binaryMessage: bytes }), decryptionKeys: await readPrivateKey(sandbox.recipient.privateKey, 'recipient'), format: 'binary' });
+    assert.equal(Buffer.from(data).subarray(0, 5).toString(), 'PGDMP');
+  });
+
+  test('MySQL with --no-encrypt-safety-dump: plaintext, still 0600 in a new 0700 directory', async () => {
+    const dir = join(work, 'new', 'my');
+    const result = await restore(['--source', 'maria', '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${myDb}`, '--safety-dir', dir, '--no-encrypt-safety-dump']);
+    assert.equal(result.code, 0, result.log);
+    const [file] = readdirSync(dir);
+    assert.match(file, /\.sql$/);
+    assert.match(result.stdout, /mode 0600, PLAINTEXT/);
+    assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.match(readFileSync(join(dir, file), 'utf8'), new RegExp(`CREATE DATABASE .*\`${myDb}\``));
+  });
+
+  test('a --safety-dir that is a file: exit 2 (usage), naming it, and the target untouched', async () => {
+    const file = join(work, 'not-a-dir');
+    writeFileSync(file, 'x');
+    const before = await pgContentFingerprint(pgDb);
+    const result = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${pgDb}`, '--safety-dir', join(file, 'sub')]);
+    assert.equal(result.code, EXIT.USAGE, result.log);
+    assert.match(result.log, /--safety-dir .*not-a-dir\/sub is not a directory/);
+    assert.deepEqual(await pgContentFingerprint(pgDb), before);
+  });
+});
