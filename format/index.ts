@@ -5,6 +5,7 @@ export * from './signed-document';
 export * from './digest';
 export * from './parameters';
 export * from './ranges';
+export * from './replica';
 export * from './part-reader';
 export * from './key-roles';
 export * from './node-support';

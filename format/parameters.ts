@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { assertName, NAME_PATTERN, NAME_RULE } from './layout';
+import { replicaLocationSchema } from './replica';
 
 /**
  * SSM Parameter Store names, shared by the stack (which writes the public ones), the agent (which
@@ -74,6 +75,8 @@ export const deploymentInfoSchema = z.object({
   maxErrors: z.string().min(1),
   /** Per group: the KMS key its signing-key SecureString must be encrypted with (only its hosts may decrypt). */
   signingKeys: z.record(groupName, z.string().min(1)).optional(),
+  /** The offsite replica vault, when there is one: `coldseal … --replica` reads from it. */
+  replica: replicaLocationSchema.optional(),
 });
 
 export type DeploymentInfo = z.infer<typeof deploymentInfoSchema>;

@@ -1,6 +1,10 @@
-import { App, Validations, type AppProps, type IReusableStackSynthesizer } from 'aws-cdk-lib';
+import { App, Aws, Validations, type AppProps, type IReusableStackSynthesizer } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONTEXT_KEY, resolveContext } from './config';
+import { deploymentNameOf } from '../../format/replica';
+import { ColdsealConfigError, CONTEXT_KEY, resolveContext } from './config';
+import { ColdsealReplicaStack } from './replica-stack';
+import { replicaProblems } from './replica-settings';
+import { DEFAULT_RETENTION } from './rules';
 import { ColdsealStack } from './stack';
 
 export interface BuildAppOptions {
@@ -16,17 +20,53 @@ export interface BuildAppOptions {
   readonly agentBundle?: string;
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
   readonly nag?: boolean;
+  /**
+   * Account and region of the primary stack. Only used with a replica (which needs the primary's
+   * region); without one the stack stays environment-agnostic.
+   * @default - CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION, which the cdk CLI sets from the credentials
+   */
+  readonly env?: { readonly account?: string; readonly region?: string };
 }
 
 /** The default app: one ColdsealStack from the `coldseal` context, checked by cdk-nag. */
-export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: App; stack: ColdsealStack }> {
+export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: App; stack: ColdsealStack; replicaStack?: ColdsealReplicaStack }> {
   const app = new App({ ...options.appProps, defaultStackSynthesizer: options.synthesizer ?? options.appProps?.defaultStackSynthesizer });
   const raw = options.context !== undefined ? options.context : app.node.tryGetContext(CONTEXT_KEY);
   const props = await resolveContext(typeof raw === 'string' ? JSON.parse(raw) : raw, options.baseDir ?? process.cwd());
-  const stack = new ColdsealStack(app, options.stackName ?? 'Coldseal', {
+  const stackName = options.stackName ?? 'Coldseal';
+  let replicaStack: ColdsealReplicaStack | undefined;
+  let env: { account?: string; region?: string } | undefined;
+  if (props.replica) {
+    const replica = props.replica;
+    env = options.env ?? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
+    if (!env.region) {
+      throw new ColdsealConfigError(`${CONTEXT_KEY}.replica: the primary's region is not known, so the replica's cannot be placed: run cdk with a region (AWS_REGION or a profile that has one)`);
+    }
+    if (replica.account && !env.account) {
+      throw new ColdsealConfigError(`${CONTEXT_KEY}.replica.account: the primary's account is not known, and the replica's policies must name it: run cdk with the primary account's credentials`);
+    }
+    const retention = props.retention ?? DEFAULT_RETENTION;
+    const problems = replicaProblems(replica, retention as typeof DEFAULT_RETENTION, env);
+    if (problems.length > 0) throw new ColdsealConfigError(problems.map((p) => `${CONTEXT_KEY}.replica.${p.path.join('.')}: ${p.message}`).join('\n'));
+    replicaStack = new ColdsealReplicaStack(app, `${stackName}Replica`, {
+      description: 'coldseal: the offsite replica of the backups (another region, maybe another account)',
+      env: { account: replica.account ?? env.account, region: replica.region },
+      replica: {
+        name: deploymentNameOf(stackName),
+        primaryAccount: env.account ?? Aws.ACCOUNT_ID,
+        primaryRegion: env.region,
+        retention: retention as typeof DEFAULT_RETENTION,
+        archiveAfterDays: replica.archiveAfterDays,
+      },
+    });
+  }
+  const stack = new ColdsealStack(app, stackName, {
     description: 'coldseal: encrypted, signed, verified backups to S3 and Glacier',
+    ...(env ? { env } : {}),
     coldseal: { ...props, agentBundle: options.agentBundle },
   });
+  // The replica must exist before the primary's replication rule points at it.
+  if (replicaStack) stack.addStackDependency(replicaStack);
   if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { app, stack };
+  return { app, stack, ...(replicaStack ? { replicaStack } : {}) };
 }

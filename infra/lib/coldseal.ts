@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import type { CalendarConfig } from '../../agent/src/config/schema';
 import type { Tier } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
+import { deploymentNameOf } from '../../format/replica';
 import { AgentDelivery } from './agent-delivery';
 import { ColdsealAlarms } from './alarms';
 import { Alerts } from './alerts';
@@ -17,10 +18,13 @@ import { DeploymentInfoParameter } from './deployment-info';
 import { DrillAccess, HostAccess } from './host-access';
 import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import { ColdsealMonitor } from './monitor';
+import { DEFAULT_MAX_PENDING_HOURS, replicaProblems, type ReplicaSettings } from './replica-settings';
+import { VaultReplication } from './replication';
 import { BackupSchedules } from './schedules';
 import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 
 /** Drills run weekly at most; a newest receipt older than this is a finding. */
 const DRILL_MAX_AGE_DAYS = 8;
@@ -97,6 +101,18 @@ export interface ColdsealProps {
   /** @default '/coldseal' */
   readonly parameterPrefix?: string;
   /**
+   * An offsite replica vault in another region (optionally another account), filled by S3
+   * replication; deploy ColdsealReplicaStack there first (buildApp adds it). The stack needs an
+   * explicit region (env.region) then.
+   * @default - no replica
+   */
+  readonly replica?: ReplicaSettings;
+  /**
+   * Names the replica bucket, its key alias and the replication role (format/replica.ts).
+   * @default - derived from the stack name
+   */
+  readonly deploymentName?: string;
+  /**
    * The agent bundle file.
    * @default - built with esbuild at synth
    */
@@ -162,6 +178,8 @@ export class Coldseal extends Construct {
   readonly monitor: ColdsealMonitor;
   readonly alarms: ColdsealAlarms;
   readonly dashboard: ColdsealDashboard;
+  /** Replication into the offsite replica vault, when props.replica is set. */
+  readonly replication?: VaultReplication;
 
   constructor(scope: Construct, id: string, props: ColdsealProps) {
     super(scope, id);
@@ -186,8 +204,25 @@ export class Coldseal extends Construct {
       throw new Error('Coldseal props.drill.hostTagKey must differ from props.hostTagKey: the drill host is picked by its own tag');
     }
 
+    if (props.replica) {
+      const stack = Stack.of(this);
+      const problems = replicaProblems(props.replica, this.retention, { account: stack.account, region: stack.region });
+      if (problems.length > 0) throw new Error(`Coldseal props.replica: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
+    }
+
     this.vault = new DataVault(this, 'Vault', { retention: this.retention, removalPolicy });
     this.alerts = new Alerts(this, 'Alerts', { emails: props.alertEmails, removalPolicy });
+    if (props.replica) {
+      this.replication = new VaultReplication(this, 'Replication', {
+        bucket: this.vault.bucket,
+        key: this.vault.key,
+        name: props.deploymentName ?? deploymentNameOf(Stack.of(this).stackName),
+        region: props.replica.region,
+        account: props.replica.account,
+        replicationTimeControl: props.replica.replicationTimeControl,
+        eventsKey: this.alerts.key,
+      });
+    }
     const groups = props.groups.map((g) => ({ ...g, timeZone: g.timeZone ?? timeZone }));
     this.delivery = new AgentDelivery(this, 'Agent', {
       groups,
@@ -225,6 +260,7 @@ export class Coldseal extends Construct {
         maxConcurrency: this.schedules.maxConcurrency,
         maxErrors: this.schedules.maxErrors,
         signingKeys: Object.fromEntries([...this.signingKeys].map(([name, k]) => [name, k.key.keyArn])),
+        ...(this.replication ? { replica: this.replication.location } : {}),
       },
     });
 
@@ -279,9 +315,12 @@ export class Coldseal extends Construct {
       removalPolicy,
       // The vault turns on the bucket's EventBridge notifications itself.
       enableBucketEvents: false,
+      extraSettings: props.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(props.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : undefined,
     };
     this.verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
     this.monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
+    // S3 sends replication failures as event notifications (not to EventBridge): through this topic.
+    this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(this.monitor.function.fn));
     this.alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: this.verifier.function.fn, monitorFunction: this.monitor.function.fn, monitorInterval: this.monitor.interval, groups: lambdaGroups });
     this.dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms: this.alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
   }

@@ -8,6 +8,7 @@ import { readPublicKeys, type PublicKey } from '../../format/pgp';
 import { calendarSchema, sourceSchema } from '../../agent/src/config/schema';
 import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import type { ColdsealProps } from './coldseal';
+import { replicaProblems } from './replica-settings';
 
 /**
  * The `coldseal` context of cdk.json, checked before anything is built: every problem names the
@@ -85,6 +86,17 @@ export const contextSchema = z
       .strict()
       .optional(),
     parameterPrefix: z.string().optional(),
+    /** The offsite replica vault: another region, optionally another account. */
+    replica: z
+      .object({
+        region: z.string(),
+        account: z.string().optional(),
+        archiveAfterDays: z.record(z.string(), z.number()).optional(),
+        replicationTimeControl: z.boolean().optional(),
+        maxPendingHours: z.number().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -144,6 +156,9 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Col
   if (context.drill && !(context.drill.group in context.groups)) {
     problems.push(`${fieldPath(['drill', 'group'])}: "${context.drill.group}" is not one of the groups (${Object.keys(context.groups).join(', ')})`);
   }
+  if (context.replica) {
+    for (const p of replicaProblems(context.replica, retention as RetentionSettings)) problems.push(`${fieldPath(['replica', ...p.path])}: ${p.message}`);
+  }
   if (problems.length > 0) fail(problems);
 
   const recipients = await loadKeys(context.recipients, baseDir, fieldPath(['recipients']));
@@ -176,5 +191,6 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Col
     alertEmails: context.alertEmails,
     drill: context.drill,
     parameterPrefix: context.parameterPrefix,
+    replica: context.replica as ColdsealProps['replica'],
   };
 }

@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { DRILLS_PREFIX, TIERS, assertName, groupPrefix, type Tier } from '../../format/layout';
 import type { LockMode } from './rules';
 import type { GroupParameters } from '../../format/parameters';
+import { nagEnv } from './verifier-function';
 
 export interface HostAccessProps {
   /** The group whose hosts get this access. */
@@ -161,7 +162,7 @@ export class HostAccess extends Construct {
     });
     acknowledgeWildcards(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
     Validations.of(this.policy).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]',
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${nagEnv(this).region}:${nagEnv(this).account}:log-group:*]`,
       reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
     });
 

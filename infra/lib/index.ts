@@ -10,3 +10,7 @@ export * from './rules';
 export * from './config';
 export * from './deployment-info';
 export * from './signing-key';
+export * from './replica-settings';
+export * from './replica-vault';
+export * from './replica-stack';
+export * from './replication';

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { assertName } from '../../format/layout';
 import { AGENT_DOCUMENT_VERSION } from '../../format/parameters';
 import { cronProblem, timeZoneProblem } from './rules';
+import { nagEnv } from './verifier-function';
 
 export interface ScheduledRun {
   /** Group to run for; also the tag value that selects its hosts. */
@@ -141,7 +142,8 @@ export class BackupSchedules extends Construct {
       );
     }
     const policy = this.role.node.findChild('DefaultPolicy');
-    for (const arn of ['Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*', 'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:managed-instance/*']) {
+    const { region, account } = nagEnv(this);
+    for (const arn of [`Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, `Resource::arn:<AWS::Partition>:ssm:${region}:${account}:managed-instance/*`]) {
       Validations.of(policy).acknowledge({
         id: `AwsSolutions-IAM5[${arn}]`,
         reason: 'Hosts are chosen by tag at run time, so instance ids cannot be listed; the ssm:resourceTag condition on the statement limits SendCommand to hosts tagged for coldseal.',

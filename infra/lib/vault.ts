@@ -66,43 +66,9 @@ export class DataVault extends Construct {
       removalPolicy,
     });
 
-    // S3 server access logs can only be delivered to a bucket encrypted with SSE-S3.
-    this.logBucket = new s3.Bucket(this, 'AccessLogs', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      versioned: true,
-      removalPolicy,
-      lifecycleRules: [
-        {
-          id: 'expire-access-logs',
-          expiration: Duration.days(logDays),
-          noncurrentVersionExpiration: Duration.days(1),
-          abortIncompleteMultipartUploadAfter: Duration.days(1),
-        },
-      ],
-    });
-    Validations.of(this.logBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This is the access-log bucket of the data bucket; logging its own accesses would log into itself or need a third bucket with the same question.',
-    });
+    this.logBucket = accessLogBucket(this, 'AccessLogs', logDays, removalPolicy);
 
-    const tierRules: s3.LifecycleRule[] = TIERS.map((tier) => {
-      const retention = props.retention[tier];
-      return {
-        id: `tier-${tier}`,
-        prefix: tierPrefix(tier),
-        expiration: Duration.days(retention.expireAfterDays),
-        transitions: (retention.transitions ?? []).map((t) => ({
-          storageClass: t.storageClass === 'GLACIER' ? s3.StorageClass.GLACIER : s3.StorageClass.DEEP_ARCHIVE,
-          transitionAfter: Duration.days(t.afterDays),
-        })),
-        // Expiry on a versioned bucket only hides the object behind a delete marker; this removes
-        // the hidden version once Object Lock lets it go.
-        noncurrentVersionExpiration: Duration.days(1),
-      };
-    });
+    const tierRules = tierLifecycleRules(props.retention);
 
     this.bucket = new s3.Bucket(this, 'Data', {
       encryption: s3.BucketEncryption.KMS,
@@ -132,24 +98,7 @@ export class DataVault extends Construct {
       (this.bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
     }
 
-    // Wired by hand, not with serverAccessLogsBucket: without an app-level feature flag that
-    // falls back to ACLs, and this construct must be secure in whatever app it is added to.
-    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = {
-      destinationBucketName: this.logBucket.bucketName,
-      logFilePrefix: ACCESS_LOG_PREFIX,
-    };
-    this.logBucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'S3ServerAccessLogs',
-        principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
-        actions: ['s3:PutObject'],
-        resources: [this.logBucket.arnForObjects(`${ACCESS_LOG_PREFIX}*`)],
-        conditions: {
-          ArnLike: { 'aws:SourceArn': this.bucket.bucketArn },
-          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
-        },
-      }),
-    );
+    logInto(this.bucket, this.logBucket, ACCESS_LOG_PREFIX);
 
     // The bucket's default encryption applies this key to every write that names none, so these
     // refuse only a writer that names another encryption or key. A Deny must not use
@@ -184,4 +133,68 @@ export class DataVault extends Construct {
       }),
     );
   }
+}
+
+/** One lifecycle rule per tier prefix: expiry and archive transitions (shared with the replica vault). */
+export function tierLifecycleRules(retention: RetentionSettings): s3.LifecycleRule[] {
+  return TIERS.map((tier) => {
+    const r = retention[tier];
+    return {
+      id: `tier-${tier}`,
+      prefix: tierPrefix(tier),
+      expiration: Duration.days(r.expireAfterDays),
+      transitions: (r.transitions ?? []).map((t) => ({
+        storageClass: t.storageClass === 'GLACIER' ? s3.StorageClass.GLACIER : s3.StorageClass.DEEP_ARCHIVE,
+        transitionAfter: Duration.days(t.afterDays),
+      })),
+      // Expiry on a versioned bucket only hides the object behind a delete marker; this removes
+      // the hidden version once Object Lock lets it go.
+      noncurrentVersionExpiration: Duration.days(1),
+    };
+  });
+}
+
+/** A bucket for S3 server access logs (shared with the replica vault). */
+export function accessLogBucket(scope: Construct, id: string, expireAfterDays: number, removalPolicy: RemovalPolicy): s3.Bucket {
+  // S3 server access logs can only be delivered to a bucket encrypted with SSE-S3.
+  const logBucket = new s3.Bucket(scope, id, {
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    versioned: true,
+    removalPolicy,
+    lifecycleRules: [
+      {
+        id: 'expire-access-logs',
+        expiration: Duration.days(expireAfterDays),
+        noncurrentVersionExpiration: Duration.days(1),
+        abortIncompleteMultipartUploadAfter: Duration.days(1),
+      },
+    ],
+  });
+  Validations.of(logBucket).acknowledge({
+    id: 'AwsSolutions-S1',
+    reason: 'This is the access-log bucket of the data bucket; logging its own accesses would log into itself or need a third bucket with the same question.',
+  });
+  return logBucket;
+}
+
+/** Sends a bucket's server access logs to logBucket under prefix. */
+export function logInto(bucket: s3.Bucket, logBucket: s3.Bucket, prefix: string): void {
+  // Wired by hand, not with serverAccessLogsBucket: without an app-level feature flag that
+  // falls back to ACLs, and this construct must be secure in whatever app it is added to.
+  (bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = { destinationBucketName: logBucket.bucketName, logFilePrefix: prefix };
+  logBucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'S3ServerAccessLogs',
+      principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
+      actions: ['s3:PutObject'],
+      resources: [logBucket.arnForObjects(`${prefix}*`)],
+      conditions: {
+        ArnLike: { 'aws:SourceArn': bucket.bucketArn },
+        StringEquals: { 'aws:SourceAccount': Stack.of(bucket).account },
+      },
+    }),
+  );
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token, Validations, type CfnElement } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -197,6 +197,12 @@ export function acknowledgeObjectPrefixes(role: iam.Role, bucket: s3.IBucket, pr
   for (const prefix of prefixes) {
     Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::<${Stack.of(bucket).getLogicalId(cfn)}.Arn>/${prefix}*]`, reason });
   }
+}
+
+/** Region and account as cdk-nag writes them in a finding's id: the pseudo parameter, or the stack's explicit env. */
+export function nagEnv(scope: Construct): { region: string; account: string } {
+  const stack = Stack.of(scope);
+  return { region: Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region, account: Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account };
 }
 
 export function acknowledgeOnPolicy(role: iam.Role, id: string, reason: string): void {
