@@ -9,6 +9,14 @@ import { replicaLocationSchema } from './replica';
  */
 export const DEFAULT_PARAMETER_PREFIX = '/coldseal';
 
+/**
+ * The document version every SendCommand names (schedules, coldseal trigger, the stack's command
+ * line). The stack updates its document with a new version, and SSM runs the default version when
+ * none is named, which stays the first one: without this, a redeploy would never reach the hosts.
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html#systemsmanager-SendCommand-request-DocumentVersion
+ */
+export const AGENT_DOCUMENT_VERSION = '$LATEST';
+
 export interface GroupParameters {
   /** String: the group's agent configuration (JSON, no secrets). */
   readonly config: string;
@@ -65,6 +73,8 @@ export const deploymentInfoSchema = z.object({
   /** As the schedules send them, so that a run by hand spreads and tolerates failures the same way. */
   maxConcurrency: z.string().min(1),
   maxErrors: z.string().min(1),
+  /** Per group: the KMS key its signing-key SecureString must be encrypted with (only its hosts may decrypt). */
+  signingKeys: z.record(groupName, z.string().min(1)).optional(),
   /** The offsite replica vault, when there is one: `coldseal … --replica` reads from it. */
   replica: replicaLocationSchema.optional(),
 });

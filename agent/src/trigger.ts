@@ -8,7 +8,7 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { hostNameFrom, NAME_PATTERN, type Tier } from '../../format/layout';
-import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../format/parameters';
+import { AGENT_DOCUMENT_VERSION, deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from './errors';
 
 /**
@@ -210,6 +210,7 @@ export async function planTrigger(ssm: TriggerSsm, deployment: DeploymentInfo, o
   const what = `${action} ${group}${host ? ` on ${hostNameFrom(host.computerName || host.instanceId)}` : ''}`;
   const request: SendCommandCommandInput = {
     DocumentName: deployment.documentName,
+    DocumentVersion: AGENT_DOCUMENT_VERSION,
     ...target,
     Parameters: {
       group: [group],

@@ -59,7 +59,8 @@ export function documentParameters(defaultExecutionTimeoutSeconds: number): Reco
       type: 'String',
       description: 'Seconds the run may take before SSM stops it.',
       default: String(defaultExecutionTimeoutSeconds),
-      allowedPattern: '^[1-9][0-9]{1,5}$',
+      // 10 to 172800 (aws:runShellScript's limit), so a run by hand cannot ask for more.
+      allowedPattern: '^([1-9][0-9]{1,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
     },
   };
 }

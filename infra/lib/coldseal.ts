@@ -21,6 +21,7 @@ import { ColdsealMonitor } from './monitor';
 import { DEFAULT_MAX_PENDING_HOURS, replicaProblems, type ReplicaSettings } from './replica-settings';
 import { VaultReplication } from './replication';
 import { BackupSchedules } from './schedules';
+import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -164,6 +165,8 @@ export class Coldseal extends Construct {
   readonly schedules: BackupSchedules;
   readonly deploymentInfo: DeploymentInfoParameter;
   readonly hostAccess: ReadonlyMap<string, HostAccess>;
+  /** Per group: the KMS key of its signing-key SecureString (coldseal keys publish uses it). */
+  readonly signingKeys: ReadonlyMap<string, GroupSigningKey>;
   readonly drillAccess?: DrillAccess;
   readonly groups: readonly GroupHandle[];
   readonly retention: RetentionSettings;
@@ -244,6 +247,7 @@ export class Coldseal extends Construct {
       logRetention: props.commandLogRetention,
       removalPolicy,
     });
+    this.signingKeys = new Map(groups.map((g) => [g.name, new GroupSigningKey(this, `SigningKey-${g.name}`, { group: g.name, removalPolicy })]));
     this.deploymentInfo = new DeploymentInfoParameter(this, 'Deployment', {
       parameterPrefix: this.parameterPrefix,
       info: {
@@ -255,6 +259,7 @@ export class Coldseal extends Construct {
         executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
         maxConcurrency: this.schedules.maxConcurrency,
         maxErrors: this.schedules.maxErrors,
+        signingKeys: Object.fromEntries([...this.signingKeys].map(([name, k]) => [name, k.key.keyArn])),
         ...(this.replication ? { replica: this.replication.location } : {}),
       },
     });
@@ -266,8 +271,10 @@ export class Coldseal extends Construct {
       const hostAccess = new HostAccess(this, `Hosts-${group.name}`, {
         group: group.name,
         parameters: parameters.names,
+        signingKey: this.signingKeys.get(group.name)!.key,
         bucket: this.vault.bucket,
         key: this.vault.key,
+        objectLock: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock])) as Record<Tier, TierRetention['lock']>,
         topic: this.alerts.topic,
         topicKey: this.alerts.key,
         agentBundle: this.delivery.asset,

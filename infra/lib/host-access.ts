@@ -6,7 +6,8 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, TIERS, assertName, groupPrefix } from '../../format/layout';
+import { DRILLS_PREFIX, TIERS, assertName, groupPrefix, type Tier } from '../../format/layout';
+import type { LockMode } from './rules';
 import type { GroupParameters } from '../../format/parameters';
 import { nagEnv } from './verifier-function';
 
@@ -15,8 +16,12 @@ export interface HostAccessProps {
   readonly group: string;
   /** The group's SSM parameter names (the signing key's SecureString among them). */
   readonly parameters: GroupParameters;
+  /** The key of the group's signing-key SecureString (see GroupSigningKey): only this group's hosts may decrypt with it. */
+  readonly signingKey: kms.IKey;
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
+  /** The Object Lock the agent sets on each tier's objects: a host may set exactly that mode, for at most that long. */
+  readonly objectLock: Readonly<Record<Tier, { readonly mode: LockMode; readonly days: number }>>;
   readonly topic: sns.ITopic;
   /** Key the alert topic is encrypted with. */
   readonly topicKey?: kms.IKey;
@@ -72,11 +77,36 @@ export class HostAccess extends Construct {
           resources: groupObjects,
           conditions: { Bool: { 's3:ObjectCreationOperation': 'false' } },
         }),
-        // Retention can only be lengthened without s3:BypassGovernanceRetention, which is not granted.
         new iam.PolicyStatement({
           sid: 'BackupObjectSettings',
-          actions: ['s3:PutObjectRetention', 's3:PutObjectTagging', 's3:AbortMultipartUpload'],
+          actions: ['s3:PutObjectTagging', 's3:AbortMultipartUpload'],
           resources: groupObjects,
+        }),
+        // A write that carries x-amz-object-lock-* headers (the agent's PutObject and
+        // CreateMultipartUpload) needs s3:PutObjectRetention too
+        // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-permissions).
+        // Per tier: only that tier's mode, at most its days (+1 for the host's clock and S3's
+        // rounding), so a host can neither switch GOVERNANCE to COMPLIANCE nor lock for years.
+        // Shortening needs s3:BypassGovernanceRetention, which is not granted.
+        ...TIERS.map(
+          (tier) =>
+            new iam.PolicyStatement({
+              sid: `LockAs${tier[0].toUpperCase()}${tier.slice(1)}Tier`,
+              actions: ['s3:PutObjectRetention'],
+              resources: [props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)],
+              conditions: {
+                StringEquals: { 's3:object-lock-mode': props.objectLock[tier].mode },
+                NumericLessThanEquals: { 's3:object-lock-remaining-retention-days': String(props.objectLock[tier].days + 1) },
+              },
+            }),
+        ),
+        // The agent's cleanup after a failed upload finds its own leftover upload by listing. This
+        // action has no s3:prefix condition key, so it is the bucket; it lists key names only.
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+        new iam.PolicyStatement({
+          sid: 'FindOwnLeftoverUploads',
+          actions: ['s3:ListBucketMultipartUploads'],
+          resources: [props.bucket.bucketArn],
         }),
         new iam.PolicyStatement({
           sid: 'DataKeyThroughS3',
@@ -84,12 +114,19 @@ export class HostAccess extends Construct {
           resources: [props.key.keyArn],
           conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
         }),
-        // The signing key is a SecureString under the AWS managed aws/ssm key, whose key policy
-        // already lets account principals decrypt through SSM: no KMS grant is needed for it.
         new iam.PolicyStatement({
           sid: 'ReadGroupParameters',
           actions: ['ssm:GetParameter', 'ssm:GetParameters'],
           resources: parameterArns,
+        }),
+        // The signing-key SecureString is encrypted with the group's own key, which nothing else
+        // grants: this is what keeps another group's host out, since AmazonSSMManagedInstanceCore
+        // lets every host call ssm:GetParameter on every parameter.
+        new iam.PolicyStatement({
+          sid: 'SigningKeyThroughSsm',
+          actions: ['kms:Decrypt'],
+          resources: [props.signingKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
         }),
         new iam.PolicyStatement({
           sid: 'PublishAlerts',
@@ -187,7 +224,6 @@ export class DrillAccess extends Construct {
           resources: [receipts],
           conditions: { Null: { 's3:if-none-match': 'false' } },
         }),
-        new iam.PolicyStatement({ sid: 'ReceiptSettings', actions: ['s3:PutObjectRetention', 's3:PutObjectTagging'], resources: [receipts] }),
         new iam.PolicyStatement({
           sid: 'DataKeyThroughS3',
           actions: ['kms:Decrypt', 'kms:GenerateDataKey'],

@@ -9,6 +9,7 @@ export * from './schedules';
 export * from './rules';
 export * from './config';
 export * from './deployment-info';
+export * from './signing-key';
 export * from './replica-settings';
 export * from './replica-vault';
 export * from './replica-stack';

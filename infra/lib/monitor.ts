@@ -1,14 +1,15 @@
 import { join } from 'node:path';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack, type CfnElement } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { BACKUPS_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { REPORTS_PREFIX } from '../../format/layout';
 import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
 import { SERVICE } from '../../lambdas/shared/metric-names';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../lambdas/monitor/core/command-failure';
-import { acknowledgeObjectPrefixes, acknowledgeOnPolicy, BundledFunction, functionEnvironment, grantKey, grantList, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './verifier-function';
+import { MANIFEST_KEY_PATTERN } from './verifier';
+import { acknowledgeObjectPrefixes, acknowledgeOnPolicy, BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './verifier-function';
 
 export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
   /** The SSM document that runs the agent: its failed runs alert. */
@@ -53,8 +54,10 @@ export class ColdsealMonitor extends Construct {
       removalPolicy: props.removalPolicy,
     });
     const role = this.function.role;
-    grantList(role, props.bucket, [BACKUPS_PREFIX, ALERT_STATE_PREFIX]);
-    grantRead(role, props.bucket, [BACKUPS_PREFIX, REPORTS_PREFIX, ALERT_STATE_PREFIX]);
+    grantListBucket(role, props.bucket);
+    // Manifests only (small, signed, in STANDARD): never the ciphertext of a backup.
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [props.bucket.arnForObjects(MANIFEST_KEY_PATTERN)] }));
+    grantRead(role, props.bucket, [REPORTS_PREFIX, ALERT_STATE_PREFIX]);
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
     grantKey(role, props.dataKey, true);
     grantPublish(role, props.topic, props.topicKey);
@@ -84,8 +87,13 @@ export class ColdsealMonitor extends Construct {
     acknowledgeObjectPrefixes(
       role,
       props.bucket,
-      [BACKUPS_PREFIX, REPORTS_PREFIX, ALERT_STATE_PREFIX],
-      'Objects by prefix: the monitor reads manifests under backups/ and the reports, and manages its alert state under state/alerts/ only.',
+      [REPORTS_PREFIX, ALERT_STATE_PREFIX],
+      'Objects by prefix: the monitor reads the reports (keys carry the date) and manages its alert state under state/alerts/ only.',
+    );
+    acknowledgeOnPolicy(
+      role,
+      `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(props.bucket.node.defaultChild as CfnElement)}.Arn>/${MANIFEST_KEY_PATTERN}]`,
+      'Manifests only, never ciphertext: their keys carry group, host, source and a time stamp known only at run time.',
     );
     acknowledgeOnPolicy(role, 'AwsSolutions-IAM5[Resource::*]', 'ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and ssm:ListCommands do not support resource-level permissions; all three only read.');
   }

@@ -5,6 +5,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { assertName } from '../../format/layout';
+import { AGENT_DOCUMENT_VERSION } from '../../format/parameters';
 import { cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './verifier-function';
 
@@ -58,8 +59,17 @@ export interface BackupSchedulesProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
-/** SendCommand through the Scheduler's universal target: no Lambda in between. */
-export const SEND_COMMAND_TARGET = 'arn:aws:scheduler:::aws-sdk:ssm:sendCommand';
+/**
+ * SendCommand through the Scheduler's universal target: no Lambda in between. The partition is the
+ * stack's (aws-cn, aws-us-gov have their own).
+ * https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html
+ */
+export function sendCommandTarget(scope: Construct): string {
+  return `arn:${Stack.of(scope).partition}:scheduler:::aws-sdk:ssm:sendCommand`;
+}
+
+/** The aws:runShellScript step's timeoutSeconds limit. https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript */
+export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
 
 /**
  * EventBridge Scheduler schedules that send the agent's SSM document to each group's hosts (by
@@ -95,6 +105,9 @@ export class BackupSchedules extends Construct {
       seen.add(run.group);
     }
     const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    if (executionTimeout < 60 || executionTimeout > MAX_EXECUTION_TIMEOUT_SECONDS) {
+      throw new Error(`BackupSchedules props.executionTimeout must be between 1 minute and 48 hours (${MAX_EXECUTION_TIMEOUT_SECONDS} s), got ${executionTimeout} s`);
+    }
     this.maxConcurrency = props.maxConcurrency ?? '10';
     this.maxErrors = props.maxErrors ?? '100%';
     const deliveryTimeout = (props.deliveryTimeout ?? Duration.hours(1)).toSeconds();
@@ -145,11 +158,12 @@ export class BackupSchedules extends Construct {
         flexibleTimeWindow: { mode: 'OFF' },
         state: 'ENABLED',
         target: {
-          arn: SEND_COMMAND_TARGET,
+          arn: sendCommandTarget(this),
           roleArn: this.role.roleArn,
           retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
           input: stack.toJsonString({
             DocumentName: props.document.ref,
+            DocumentVersion: AGENT_DOCUMENT_VERSION,
             Comment: `coldseal scheduled ${action}: ${run.group}`,
             Targets: [{ Key: `tag:${tagKey}`, Values: [run.group] }],
             Parameters: { group: [run.group], action: [action], executionTimeout: [String(executionTimeout)] },

@@ -1,5 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { AGENT_DOCUMENT_VERSION } from '../../format/parameters';
 import { Coldseal, type ColdsealProps } from './coldseal';
 
 export interface ColdsealStackProps extends StackProps {
@@ -41,6 +42,7 @@ export class ColdsealStack extends Stack {
           'aws ssm send-command',
           `--region ${this.region}`,
           `--document-name ${c.document.ref}`,
+          `--document-version '${AGENT_DOCUMENT_VERSION}'`,
           `--targets Key=tag:${c.hostTagKey},Values=${group.name}`,
           `--parameters group=${group.name}`,
           `--cloud-watch-output-config CloudWatchOutputEnabled=true,CloudWatchLogGroupName=${c.commandLogGroup.logGroupName}`,

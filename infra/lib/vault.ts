@@ -100,7 +100,12 @@ export class DataVault extends Construct {
 
     logInto(this.bucket, this.logBucket, ACCESS_LOG_PREFIX);
 
-    // S3 encrypts everything by default; these refuse a writer that asks for anything but this key.
+    // The bucket's default encryption applies this key to every write that names none, so these
+    // refuse only a writer that names another encryption or key. A Deny must not use
+    // ...IfExists here: with a Deny, a negated IfExists operator is true when the key is absent,
+    // and UploadPart, CompleteMultipartUpload and the Lambdas' plain PutObject carry no encryption
+    // header (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists).
+    // So each Deny fires only when the header is present (Null false) and different.
     this.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'DenyOtherEncryption',
@@ -108,7 +113,10 @@ export class DataVault extends Construct {
         principals: [new iam.AnyPrincipal()],
         actions: ['s3:PutObject'],
         resources: [this.bucket.arnForObjects('*')],
-        conditions: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
+        conditions: {
+          Null: { 's3:x-amz-server-side-encryption': 'false' },
+          StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+        },
       }),
     );
     this.bucket.addToResourcePolicy(
@@ -118,7 +126,10 @@ export class DataVault extends Construct {
         principals: [new iam.AnyPrincipal()],
         actions: ['s3:PutObject'],
         resources: [this.bucket.arnForObjects('*')],
-        conditions: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.key.keyArn } },
+        conditions: {
+          Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
+          StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.key.keyArn },
+        },
       }),
     );
   }

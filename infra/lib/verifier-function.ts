@@ -143,10 +143,24 @@ export function grantRead(role: iam.IRole, bucket: s3.IBucket, prefixes: readonl
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
 }
 
-export function grantList(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[]): void {
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } } }),
-  );
+/**
+ * Listing without a prefix condition: S3 answers a GET of a missing key with 404 only to a caller
+ * allowed s3:ListBucket on the bucket, else 403, and a ListBucket limited by s3:prefix does not
+ * count for a GetObject (which has no prefix). The Lambdas read keys that may not exist yet (today's
+ * report, de-dup state), so they need the plain permission; it reveals key names only.
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax ("Permissions")
+ */
+export function grantListBucket(role: iam.IRole, bucket: s3.IBucket): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+}
+
+/**
+ * HeadObject and GetObject return the x-amz-object-lock-* headers only to a caller that also has
+ * s3:GetObjectRetention; without it a locked object looks unlocked.
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html (x-amz-object-lock-mode)
+ */
+export function grantReadRetention(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[]): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObjectRetention'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
 }
 
 export function grantWrite(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[], withDelete: boolean): void {

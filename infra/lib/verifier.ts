@@ -13,9 +13,10 @@ import {
   BundledFunction,
   functionEnvironment,
   grantKey,
-  grantList,
+  grantListBucket,
   grantPublish,
   grantRead,
+  grantReadRetention,
   grantWrite,
   acknowledgeObjectPrefixes,
   LAMBDAS_DIR,
@@ -73,8 +74,9 @@ export class ColdsealVerifier extends Construct {
       removalPolicy: props.removalPolicy,
     });
     const role = this.function.role;
-    grantList(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
+    grantListBucket(role, props.bucket);
     grantRead(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
+    grantReadRetention(role, props.bucket, [BACKUPS_PREFIX]);
     grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
     grantKey(role, props.dataKey, true);

@@ -118,7 +118,7 @@ describe('deployed into moto', () => {
     for (const key of ['DataBucketName', 'AlertTopicArn', 'AgentDocumentName', 'InstancePolicyArnDb', 'BackupCommandDb']) {
       assert.ok(stack.Outputs!.some((o) => o.OutputKey === key && o.OutputValue), key);
     }
-    assert.match(stack.Outputs!.find((o) => o.OutputKey === 'BackupCommandDb')!.OutputValue!, /^aws ssm send-command --region us-east-1 --document-name \S+ --targets Key=tag:coldseal-group,Values=db --parameters group=db /);
+    assert.match(stack.Outputs!.find((o) => o.OutputKey === 'BackupCommandDb')!.OutputValue!, /^aws ssm send-command --region us-east-1 --document-name \S+ --document-version '\$LATEST' --targets Key=tag:coldseal-group,Values=db --parameters group=db /);
   });
 
   test('the deployed group configuration is what the agent accepts, pointing at the deployed bucket, key and topic', async () => {

@@ -147,7 +147,9 @@ describe('least-privilege roles', () => {
   test('the verifier reads backups, drills and public keys only, writes reports/ and state/ only', () => {
     const statements = statementsOf('VerifierRoleDefaultPolicy');
     const actions = statements.flatMap((s) => [s.Action].flat());
-    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
+    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:GetObjectRetention', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
+    const retention = statements.find((s) => [s.Action].flat().includes('s3:GetObjectRetention'));
+    assert.match(objectArn(retention), /backups\/\*/, 'reads Object Lock headers of backups (HeadObject hides them otherwise)');
     const put = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
     assert.ok(put.every((s) => /\/(reports|state\/verified|state\/alerts)\/\*/.test(objectArn(s))), objectArn(put));
     assert.ok(!put.some((s) => /backups/.test(objectArn(s))), 'never writes backups');
@@ -165,8 +167,11 @@ describe('least-privilege roles', () => {
     assert.ok(!actions.some((a) => a.includes('*')));
   });
 
-  test('the monitor reads backups and reports, manages state/alerts/, and reads SSM command and instance status', () => {
+  test('the monitor reads manifests (never ciphertext) and reports, manages state/alerts/, and reads SSM command and instance status', () => {
     const statements = statementsOf('MonitorRoleDefaultPolicy');
+    const reads = statements.filter((s) => [s.Action].flat().includes('s3:GetObject')).map(objectArn).join(' ');
+    assert.match(reads, /backups\/\*\.manifest\.json/);
+    assert.doesNotMatch(reads, /backups\/\*"/, 'not every object under backups/');
     const star = statements.filter((s) => s.Resource === '*');
     assert.deepEqual(star.map((s) => s.Action), [['ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommands']]);
     const put = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));

@@ -2,8 +2,9 @@
 /**
  * Small helpers to read a synthesized template the way CloudFormation would resolve it, with
  * stand-in values for what only a deployment knows, and to evaluate IAM statements against a
- * request (Allow/Deny by action, resource pattern and the condition operators the stack uses).
+ * request with @cloud-copilot/iam-simulate.
  */
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 export type Template = { Resources: Record<string, { Type: string; Properties?: any; DeletionPolicy?: string }>; Outputs?: Record<string, any> };
 
 export const FAKE = { partition: 'aws', region: 'us-east-1', account: '123456789012' };
@@ -36,6 +37,9 @@ export function render(template: Template, value: unknown): any {
       if (type === 'AWS::S3::Bucket') return `arn:aws:s3:::${bucketNameOf(id)}`;
       if (type === 'AWS::KMS::Key') return `arn:aws:kms:${FAKE.region}:${FAKE.account}:key/${id}`;
       if (type === 'AWS::Logs::LogGroup') return `arn:aws:logs:${FAKE.region}:${FAKE.account}:log-group:${id}:*`;
+      if (type === 'AWS::Lambda::Function') return `arn:aws:lambda:${FAKE.region}:${FAKE.account}:function:${id}`;
+      if (type === 'AWS::IAM::Role') return `arn:aws:iam::${FAKE.account}:role/${id}`;
+      if (type === 'AWS::Events::Rule') return `arn:aws:events:${FAKE.region}:${FAKE.account}:rule/${id}`;
       return `arn:aws:${type}:${id}`;
     }
     if ('Fn::Join' in obj) {
@@ -62,47 +66,27 @@ export interface Statement {
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
-function asList<T>(value: T | T[] | undefined): T[] {
-  return value === undefined ? [] : Array.isArray(value) ? value : [value];
-}
-
-function wildcard(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(value);
-}
-
 export type RequestContext = Record<string, string | boolean | undefined>;
 
-function conditionHolds(condition: Statement['Condition'], context: RequestContext): boolean {
-  for (const [operator, entries] of Object.entries(condition ?? {})) {
-    for (const [key, expected] of Object.entries(entries)) {
-      const actual = context[key];
-      const values = asList(expected);
-      switch (operator) {
-        case 'Null':
-          if ((actual === undefined) !== (values[0] === 'true')) return false;
-          break;
-        case 'Bool':
-          if (actual === undefined || String(actual) !== values[0]) return false;
-          break;
-        case 'StringEquals':
-          if (actual === undefined || !values.includes(String(actual))) return false;
-          break;
-        case 'StringLike':
-          if (actual === undefined || !values.some((v) => wildcard(v, String(actual)))) return false;
-          break;
-        default:
-          throw new Error(`condition operator ${operator} is not modelled by this test helper`);
-      }
-    }
-  }
-  return true;
+/**
+ * Identity-policy evaluation by a real IAM engine (@cloud-copilot/iam-simulate): allowed when some
+ * Allow matches and no Deny does, with every condition operator as AWS evaluates it.
+ */
+export async function allows(statements: Statement[], action: string, resource: string, context: RequestContext = {}): Promise<boolean> {
+  const contextVariables = Object.fromEntries(Object.entries(context).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+  const result = await runSimulation(
+    {
+      request: { principal: `arn:aws:iam::${FAKE.account}:role/test`, action, resource: { resource, accountId: FAKE.account }, contextVariables },
+      identityPolicies: [{ name: 'policy', policy: { Version: '2012-10-17', Statement: statements } }],
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+    },
+    {},
+  );
+  if (result.resultType === 'error') throw new Error(`iam-simulate refused ${action} on ${resource}: ${JSON.stringify(result.errors)}`);
+  return result.overallResult === 'Allowed';
 }
 
-/** Identity-policy evaluation: allowed when some Allow matches and no Deny does. */
-export function allows(statements: Statement[], action: string, resource: string, context: RequestContext = {}): boolean {
-  const matches = (s: Statement) =>
-    asList(s.Action).some((a) => wildcard(a, action)) && asList(s.Resource).some((r) => wildcard(r, resource)) && conditionHolds(s.Condition, context);
-  if (statements.some((s) => s.Effect === 'Deny' && matches(s))) return false;
-  return statements.some((s) => s.Effect === 'Allow' && matches(s));
+export async function denies(statements: Statement[], action: string, resource: string, context: RequestContext = {}): Promise<boolean> {
+  return !(await allows(statements, action, resource, context));
 }

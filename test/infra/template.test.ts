@@ -11,10 +11,9 @@ import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPr
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
-import { SEND_COMMAND_TARGET } from '../../infra/lib/schedules';
 import type { RetentionSettings } from '../../infra/lib/rules';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
-import { allows, bucketNameOf, render, resourcesOfType, type Statement, type Template } from './template-tools';
+import { allows, bucketNameOf, denies, render, resourcesOfType, type Statement, type Template } from './template-tools';
 
 /**
  * One synthesis (two groups, drill, cdk-nag on, CloudFormation validation off for speed; the gate
@@ -152,10 +151,14 @@ describe('data vault', () => {
     assert.deepEqual(new Set(tls.Resource), new Set([`arn:aws:s3:::${bucketNameOf(dataBucket)}`, `arn:aws:s3:::${bucketNameOf(dataBucket)}/*`]));
     const sse = statements.find((s) => s.Sid === 'DenyOtherEncryption')!;
     assert.equal(sse.Effect, 'Deny');
-    assert.deepEqual(sse.Condition, { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } });
+    // Fires only when the header is there and wrong: IfExists in a Deny would refuse UploadPart (permissions.test.ts proves it).
+    assert.deepEqual(sse.Condition, { Null: { 's3:x-amz-server-side-encryption': 'false' }, StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' } });
     assert.ok([sse.Resource].flat().some((r) => objectArn.startsWith(r.replace('*', ''))));
     const key = statements.find((s) => s.Sid === 'DenyOtherKmsKey')!;
-    assert.deepEqual(key.Condition, { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': `arn:aws:kms:us-east-1:123456789012:key/${dataKey}` } });
+    assert.deepEqual(key.Condition, {
+      Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
+      StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': `arn:aws:kms:us-east-1:123456789012:key/${dataKey}` },
+    });
   });
 
   test('the access-log bucket takes logs from the data bucket only, by bucket policy (no ACLs)', () => {
@@ -257,6 +260,10 @@ describe('deployment information', () => {
       executionTimeoutSeconds: 4 * 3600,
       maxConcurrency: '10',
       maxErrors: '100%',
+      signingKeys: {
+        db: 'arn:aws:kms:us-east-1:123456789012:key/ColdsealSigningKeydbKey163BFC37',
+        web: 'arn:aws:kms:us-east-1:123456789012:key/ColdsealSigningKeywebKey370C746F',
+      },
     });
     // Each schedule sends the same spread and failure tolerance a run by hand will use.
     for (const [, schedule] of resourcesOfType(template, 'AWS::Scheduler::Schedule')) {
@@ -279,9 +286,11 @@ describe('schedules', () => {
       assert.equal(schedule.ScheduleExpression, cron);
       assert.equal(schedule.ScheduleExpressionTimezone, zone);
       assert.equal(schedule.State, 'ENABLED');
-      assert.equal(schedule.Target.Arn, SEND_COMMAND_TARGET);
+      assert.equal(render(template, schedule.Target.Arn), 'arn:aws:scheduler:::aws-sdk:ssm:sendCommand');
+      assert.match(JSON.stringify(schedule.Target.Arn), /AWS::Partition/, 'the partition is the stack\'s, not always "aws"');
       const input = JSON.parse(render(template, schedule.Target.Input));
       assert.equal(input.DocumentName, docId);
+      assert.equal(input.DocumentVersion, '$LATEST', 'a redeploy adds a document version that is not the default');
       assert.deepEqual(input.Targets, [{ Key: 'tag:coldseal-group', Values: [group] }]);
       assert.deepEqual(input.Parameters, { group: [group], action: ['backup'], executionTimeout: ['14400'] });
       assert.equal(input.MaxConcurrency, '10');
@@ -297,18 +306,18 @@ describe('schedules', () => {
     assertions.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
   });
 
-  test('the scheduler role can send only this document, only to hosts tagged for coldseal', () => {
+  test('the scheduler role can send only this document, only to hosts tagged for coldseal', async () => {
     const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
     const [, policy] = resourcesOfType(template, 'AWS::IAM::Policy').find(([id]) => id.includes('Schedules'))!;
     const statements = render(template, policy.Properties.PolicyDocument.Statement) as Statement[];
     const doc = `arn:aws:ssm:us-east-1:123456789012:document/${docId}`;
     const instance = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0';
-    assert.ok(allows(statements, 'ssm:SendCommand', doc));
-    assert.ok(!allows(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1::document/AWS-RunShellScript'));
-    assert.ok(allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' }));
-    assert.ok(allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' }));
-    assert.ok(!allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' }));
-    assert.ok(!allows(statements, 'ssm:SendCommand', instance, {}));
+    assert.ok(await allows(statements, 'ssm:SendCommand', doc));
+    assert.ok(await denies(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1:123456789012:document/SomeOtherDocument'));
+    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' }));
+    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' }));
+    assert.ok(await denies(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' }));
+    assert.ok(await denies(statements, 'ssm:SendCommand', instance, {}));
     const [, role] = resourcesOfType(template, 'AWS::IAM::Role').find(([id]) => id.includes('Schedules'))!;
     assert.equal(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service, 'scheduler.amazonaws.com');
   });
@@ -325,54 +334,61 @@ describe('instance policy', () => {
     db = render(template, dbPolicy.Properties.PolicyDocument.Statement) as Statement[];
   });
 
-  test('writes new objects under its own group prefix, in every tier', () => {
+  test('writes new objects under its own group prefix, in every tier', async () => {
     for (const tier of TIERS) {
       const key = `${groupPrefix(tier, 'db')}host1/pg/20261122T010000Z.manifest.json`;
-      assert.ok(allows(db, 's3:PutObject', bucketObject(key), created), tier);
+      assert.ok(await allows(db, 's3:PutObject', bucketObject(key), created), tier);
       // multipart steps carry no If-None-Match: CreateMultipartUpload and UploadPart
-      assert.ok(allows(db, 's3:PutObject', bucketObject(key), { 's3:ObjectCreationOperation': false }), tier);
-      assert.ok(allows(db, 's3:AbortMultipartUpload', bucketObject(key)));
-      assert.ok(allows(db, 's3:PutObjectRetention', bucketObject(key)));
+      assert.ok(await allows(db, 's3:PutObject', bucketObject(key), { 's3:ObjectCreationOperation': false }), tier);
+      assert.ok(await allows(db, 's3:AbortMultipartUpload', bucketObject(key)));
+      const lock = retention[tier].lock;
+      const asConfigured = { 's3:object-lock-mode': lock.mode, 's3:object-lock-remaining-retention-days': String(lock.days) };
+      assert.ok(await allows(db, 's3:PutObjectRetention', bucketObject(key), asConfigured), tier);
+      assert.ok(await denies(db, 's3:PutObjectRetention', bucketObject(key), { ...asConfigured, 's3:object-lock-remaining-retention-days': String(lock.days + 400) }), `${tier}: a longer lock`);
+      assert.ok(await denies(db, 's3:PutObjectRetention', bucketObject(key), { ...asConfigured, 's3:object-lock-mode': lock.mode === 'GOVERNANCE' ? 'COMPLIANCE' : 'GOVERNANCE' }), `${tier}: another mode`);
     }
   });
 
-  test('cannot overwrite: a whole-object write without If-None-Match is not allowed', () => {
+  test('cannot overwrite: a whole-object write without If-None-Match is not allowed', async () => {
     const key = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/20261122T010000Z.manifest.json`);
-    assert.ok(!allows(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }));
+    assert.ok(await denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }));
   });
 
-  test('cannot delete, read, or write anything of another group or outside backups/', () => {
+  test('cannot delete, read, or write anything of another group or outside backups/', async () => {
     const own = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/x.pgp`);
     const other = bucketObject(`${groupPrefix('daily', 'web')}host2/www/x.pgp`);
-    for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutObjectLegalHold', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy']) {
-      assert.ok(!allows(db, action, own), action);
+    for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutObjectLegalHold']) {
+      assert.ok(await denies(db, action, own), action);
+    }
+    for (const action of ['s3:PutLifecycleConfiguration', 's3:PutBucketPolicy', 's3:PutBucketObjectLockConfiguration']) {
+      assert.ok(await denies(db, action, `arn:aws:s3:::${bucketNameOf(dataBucket)}`), action);
     }
     for (const action of ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:PutObjectRetention']) {
-      assert.ok(!allows(db, action, other, created), `${action} on another group`);
+      assert.ok(await denies(db, action, other, created), `${action} on another group`);
     }
-    assert.ok(!allows(db, 's3:GetObject', own), 'hosts do not read backups back');
-    assert.ok(!allows(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`));
-    assert.ok(!allows(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created));
-    assert.ok(!allows(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created));
+    assert.ok(await denies(db, 's3:GetObject', own), 'hosts do not read backups back');
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`));
+    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created));
+    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created));
     const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
-    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
+    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
     const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject'));
     assert.equal(reads.length, 1);
     assert.match([reads[0].Resource].flat()[0], /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/, 'the only read is the agent bundle');
   });
 
-  test('uses the data key only through S3, reads only its group parameters, publishes to the topic', () => {
+  test('uses the data key only through S3, reads only its group parameters, publishes to the topic', async () => {
     const keyArn = `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`;
-    assert.ok(allows(db, 'kms:GenerateDataKey', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
-    assert.ok(allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
-    assert.ok(!allows(db, 'kms:Decrypt', keyArn, {}), 'direct use of the key');
-    assert.ok(!allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }));
+    assert.ok(await allows(db, 'kms:GenerateDataKey', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
+    assert.ok(await allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
+    assert.ok(await denies(db, 'kms:Decrypt', keyArn, {}), 'direct use of the key');
+    assert.ok(await denies(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }));
     const parameterArn = (name: string) => `arn:aws:ssm:us-east-1:123456789012:parameter${name}`;
-    for (const name of Object.values(groupParameters('db'))) assert.ok(allows(db, 'ssm:GetParameter', parameterArn(name)), name);
-    for (const name of Object.values(groupParameters('web'))) assert.ok(!allows(db, 'ssm:GetParameter', parameterArn(name)), name);
-    assert.ok(!allows(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)));
+    for (const name of Object.values(groupParameters('db'))) assert.ok(await allows(db, 'ssm:GetParameter', parameterArn(name)), name);
+    for (const name of Object.values(groupParameters('web'))) assert.ok(await denies(db, 'ssm:GetParameter', parameterArn(name)), name);
+    assert.ok(await denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)));
     const [topicId] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
-    assert.ok(allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`));
+    assert.ok(await allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`));
     const wildcards = db.flatMap((s) => [s.Resource].flat()).filter((r) => r === '*');
     assert.deepEqual(wildcards, []);
   });
@@ -387,16 +403,16 @@ describe('instance policy', () => {
     assertions.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: roleId }] });
   });
 
-  test('the drill host reads its group backups and writes receipts under drills/<group>/ only', () => {
+  test('the drill host reads its group backups and writes receipts under drills/<group>/ only', async () => {
     const [, drill] = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /restore-drill/.test(r.Properties.Description))!;
     const statements = render(template, drill.Properties.PolicyDocument.Statement) as Statement[];
-    assert.ok(allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`)));
-    assert.ok(!allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`)));
-    assert.ok(allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created));
-    assert.ok(!allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created));
-    assert.ok(!allows(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)));
-    assert.ok(allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }));
-    assert.ok(!allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }));
+    assert.ok(await allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`)));
+    assert.ok(await denies(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`)));
+    assert.ok(await allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created));
+    assert.ok(await denies(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created));
+    assert.ok(await denies(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)));
+    assert.ok(await allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }));
+    assert.ok(await denies(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }));
   });
 });
 
@@ -416,7 +432,7 @@ describe('outputs', () => {
     assert.deepEqual(outputs.AgentDocumentName.Value, { Ref: docId });
     assert.ok(outputs.InstancePolicyArnDb && outputs.InstancePolicyArnWeb);
     const command = render(template, outputs.BackupCommandDb.Value) as string;
-    assert.match(command, new RegExp(`^aws ssm send-command --region us-east-1 --document-name ${docId} --targets Key=tag:coldseal-group,Values=db --parameters group=db `));
+    assert.match(command, new RegExp(`^aws ssm send-command --region us-east-1 --document-name ${docId} --document-version '\\$LATEST' --targets Key=tag:coldseal-group,Values=db --parameters group=db `));
     assert.match(command, /--cloud-watch-output-config CloudWatchOutputEnabled=true,CloudWatchLogGroupName=/);
   });
 });

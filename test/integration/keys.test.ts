@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DescribeParametersCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { openManifest, readPrivateKey, readPublicKeys } from '../../format';
-import { groupParameters } from '../../format/parameters';
+import { deploymentParameter, groupParameters } from '../../format/parameters';
 import { createAgentSandbox } from '../harness/agent';
 
 test('keys generate writes usable pairs, private files 0600, and never overwrites silently', async () => {
@@ -49,13 +49,24 @@ test('keys publish stores the signing key as a SecureString that a backup then s
   const out = join(sandbox.dir, 'keys');
   assert.equal((await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod', '--only', 'signing'])).code, 0);
   const env = { AWS_ENDPOINT_URL: sandbox.account.clientConfig.endpoint };
+  const names = groupParameters('prod');
+  const ssm = new SSMClient(sandbox.account.clientConfig);
+  // No stack deployed and no --kms-key-id: aws/ssm would let every host read it, so it is refused.
+  const noKey = await sandbox.runCli(['keys', 'publish', '--group', 'prod', '--signing-key', join(out, 'prod-signing.key.asc')], env);
+  assert.equal(noKey.code, 3, noKey.log);
+  assert.match(noKey.log, /no KMS key for the signing key of group prod: \/coldseal\/deployment does not exist/);
+  assert.match(noKey.log, /aws\/ssm is refused/);
+  assert.equal((await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [names.signingKey] }] }))).Parameters?.length, 0, 'nothing was written');
+  // With the deployed stack's record of the group's key, publish uses it without being told.
+  const groupKey = `arn:aws:kms:us-east-1:${sandbox.account.accountId}:key/0a1b2c3d-prod-signing`;
+  await ssm.send(new PutParameterCommand({ Name: deploymentParameter(), Type: 'String', Value: JSON.stringify({ formatVersion: 1, documentName: 'd', region: 'us-east-1', hostTagKey: 'coldseal-group', groups: ['prod'], executionTimeoutSeconds: 3600, maxConcurrency: '10', maxErrors: '100%', signingKeys: { prod: groupKey } }) }));
   const published = await sandbox.runCli(['keys', 'publish', '--group', 'prod', '--signing-key', join(out, 'prod-signing.key.asc'), '--with-public'], env);
   assert.equal(published.code, 0, published.log);
-  const names = groupParameters('prod');
   assert.match(published.stdout, new RegExp(`stored in ${names.signingKey} \\(SecureString\\)`));
-  const ssm = new SSMClient(sandbox.account.clientConfig);
   const stored = await ssm.send(new GetParameterCommand({ Name: names.signingKey }));
   assert.equal(stored.Parameter?.Type, 'SecureString');
+  const described = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [names.signingKey] }] }));
+  assert.equal(described.Parameters?.[0]?.KeyId, groupKey, 'encrypted with the group key, not aws/ssm');
   const publicHalf = (await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!;
   assert.doesNotMatch(publicHalf, /PRIVATE/);
 

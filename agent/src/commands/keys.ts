@@ -1,9 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import { assertName } from '../../../format/layout';
-import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../../format/parameters';
+import { DEFAULT_PARAMETER_PREFIX, deploymentInfoSchema, deploymentParameter, groupParameters } from '../../../format/parameters';
 import { generateKeyPair, KeyError, readPrivateKey, type GeneratedKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
 import { checkKeyFilesFree, writeKeyFiles } from '../keys/key-files';
@@ -76,8 +76,10 @@ export async function runKeysPublish(options: PublishOptions, ssm = new SSMClien
     if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, error.message, 'Give the .key.asc file that coldseal keys generate wrote for this group');
     throw new ColdsealError(EXIT.KEYS, `cannot read ${options.signingKey}: ${(error as Error).message}`);
   }
-  const names = groupParameters(options.group, options.prefix ?? DEFAULT_PARAMETER_PREFIX);
+  const prefix = options.prefix ?? DEFAULT_PARAMETER_PREFIX;
+  const names = groupParameters(options.group, prefix);
   refuseUnpublishable(key, options.signingKey, await configuredRecipients(ssm, names.recipients), names.recipients);
+  const kmsKeyId = options.kmsKeyId ?? (await deployedSigningKey(ssm, options.group, prefix));
   try {
     await ssm.send(
       new PutParameterCommand({
@@ -86,7 +88,7 @@ export async function runKeysPublish(options: PublishOptions, ssm = new SSMClien
         Value: key.armor(),
         Overwrite: Boolean(options.overwrite),
         Description: `coldseal signing key of group ${options.group} (fingerprint ${key.getFingerprint()})`,
-        ...(options.kmsKeyId ? { KeyId: options.kmsKeyId } : {}),
+        KeyId: kmsKeyId,
       }),
     );
     if (options.withPublic) {
@@ -99,6 +101,38 @@ export async function runKeysPublish(options: PublishOptions, ssm = new SSMClien
     throw new ColdsealError(EXIT.STORAGE, `cannot write ${names.signingKey}: ${(error as Error).message}`, 'Check your AWS credentials and region');
   }
   return { secureParameter: names.signingKey, publicParameter: options.withPublic ? names.signingPublicKeys : undefined, fingerprint: key.getFingerprint() };
+}
+
+/**
+ * The group's signing-key KMS key, as the deployed stack recorded it. Never aws/ssm: every host
+ * of every group may decrypt with that one (AmazonSSMManagedInstanceCore allows GetParameter on
+ * every parameter), so a signing key under it is every group's signing key.
+ */
+async function deployedSigningKey(ssm: SSMClient, group: string, prefix: string): Promise<string> {
+  const name = deploymentParameter(prefix);
+  const refuse = (why: string) =>
+    new ColdsealError(
+      EXIT.CONFIG,
+      `no KMS key for the signing key of group ${group}: ${why}`,
+      `Deploy the stack first (it makes one key per group and records it in ${name}), or pass --kms-key-id with a key only this group's hosts may decrypt with; aws/ssm is refused because every host can decrypt with it`,
+    );
+  let text: string | undefined;
+  try {
+    text = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'ParameterNotFound') throw refuse(`${name} does not exist`);
+    throw new ColdsealError(EXIT.STORAGE, `cannot read ${name}: ${(error as Error).message}`, 'Check your AWS credentials and region');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text ?? '');
+  } catch {
+    throw refuse(`${name} is not the deployment information the stack writes`);
+  }
+  const parsed = deploymentInfoSchema.safeParse(raw);
+  const key = parsed.success ? parsed.data.signingKeys?.[group] : undefined;
+  if (!key) throw refuse(`${name} names none for it`);
+  return key;
 }
 
 export function defineKeysCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
@@ -128,7 +162,7 @@ export function defineKeysCommand(program: Command, run: (action: () => Promise<
     .requiredOption('--signing-key <file>', 'the group signing private key (.key.asc)')
     .option('--prefix <prefix>', 'parameter prefix', DEFAULT_PARAMETER_PREFIX)
     .option('--region <region>', 'AWS region (default: AWS_REGION)')
-    .option('--kms-key-id <id>', 'KMS key for the SecureString (default: aws/ssm)')
+    .option('--kms-key-id <id>', "KMS key for the SecureString (default: the group's key from the deployed stack; aws/ssm is refused)")
     .option('--with-public', 'also write the public half to the String parameter (only without the stack, which owns it)')
     .option('--overwrite', 'replace an existing signing key (rotation)')
     .action((options: PublishOptions) =>

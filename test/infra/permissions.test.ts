@@ -1,0 +1,304 @@
+/**
+ * The permission proof: every call the system makes is allowed, every hostile call is denied, by a
+ * real IAM engine (@cloud-copilot/iam-simulate) over the synthesized template's identity,
+ * bucket, topic, Lambda and KMS key policies. The calls here are the ones the code sends (SDK
+ * operation, key layout, headers), one per kind; the end-to-end test records the real ones and
+ * runs them through the same model (test/e2e/system.test.ts).
+ */
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, groupPrefix, reportKeys } from '../../format/layout';
+import { groupParameters } from '../../format/parameters';
+import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
+import { VERIFIED_PREFIX } from '../../lambdas/verifier/core/hashing';
+import { buildApp } from '../../infra/lib/app';
+import { resolveContext } from '../../infra/lib/config';
+import type { RetentionSettings } from '../../infra/lib/rules';
+import type { AwsCall } from './aws-calls';
+import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { AWS_SSM_KEY, describeCall, PermissionModel, unknownActionsAndKeys } from './permissions';
+import { FAKE, render, resourcesOfType, type Template } from './template-tools';
+
+let model: PermissionModel;
+let retention: RetentionSettings;
+let template: Template;
+
+before(async () => {
+  const context = twoGroupContext();
+  retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
+  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
+  model = new PermissionModel(template);
+});
+
+const parameterArn = (name: string) => `arn:aws:ssm:${FAKE.region}:${FAKE.account}:parameter${name}`;
+const until = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
+
+/** The requests of one scheduled backup of group db on host h1 (agent/src/backup.ts, pipeline/artifact.ts), in every tier. */
+function hostBackupCalls(group = 'db', principal = `host:${group}`): AwsCall[] {
+  const calls: AwsCall[] = [];
+  const sse = { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': model.dataKeyArn };
+  for (const tier of TIERS) {
+    const lock = retention[tier].lock;
+    const lockHeaders = { 'x-amz-object-lock-mode': lock.mode, 'x-amz-object-lock-retain-until-date': until(lock.days) };
+    const tagging = { 'x-amz-tagging': `coldseal%3Agroup=${group}` };
+    const base = `${groupPrefix(tier, group)}h1/pg/20261122T010000Z`;
+    const data = `${base}.app.sql.zst.pgp`;
+    calls.push(
+      { principal, operation: 'CreateMultipartUpload', bucket: model.dataBucket, key: data, headers: { ...sse, ...lockHeaders, ...tagging } },
+      { principal, operation: 'UploadPart', bucket: model.dataBucket, key: data },
+      { principal, operation: 'CompleteMultipartUpload', bucket: model.dataBucket, key: data, headers: { 'if-none-match': '*' } },
+      { principal, operation: 'PutObject', bucket: model.dataBucket, key: `${base}.small.sql.zst.pgp`, headers: { ...sse, ...lockHeaders, ...tagging, 'if-none-match': '*' } },
+      { principal, operation: 'ListMultipartUploads', bucket: model.dataBucket, query: { prefix: data } },
+      { principal, operation: 'AbortMultipartUpload', bucket: model.dataBucket, key: data },
+      { principal, operation: 'PutObject', bucket: model.dataBucket, key: `${base}.manifest.json`, headers: { ...sse, ...lockHeaders, ...tagging, 'if-none-match': '*' } },
+    );
+  }
+  const names = groupParameters(group);
+  calls.push(
+    { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.config) },
+    { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.recipients) },
+    { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.signingKey), parameterKeyArn: signingKeyOf(group) },
+    { principal, operation: 'sns:Publish', resource: model.topicArn },
+  );
+  return calls;
+}
+
+/** The key that encrypts a group's signing-key SecureString (coldseal keys publish uses it). */
+function signingKeyOf(group: string): string {
+  return model.signingKeyArn(group);
+}
+
+function drillCalls(): AwsCall[] {
+  const principal = 'drill';
+  const manifest = `${groupPrefix('daily', 'db')}h1/pg/20261122T010000Z.manifest.json`;
+  return [
+    { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: `${groupPrefix('daily', 'db')}` } },
+    { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest },
+    { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=0-8388607' } },
+    {
+      principal,
+      operation: 'PutObject',
+      bucket: model.dataBucket,
+      key: `${DRILLS_PREFIX}db/h1/20261122T060000Z.drill.json`,
+      headers: { 'if-none-match': '*', 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': model.dataKeyArn },
+    },
+  ];
+}
+
+/** lambdas/verifier: the sweep, one backup's checks, the report, its state and alert state. */
+function verifierCalls(): AwsCall[] {
+  const principal = 'verifier';
+  const b = model.dataBucket;
+  const artifact = `${groupPrefix('monthly', 'web')}h2/www/20261101T030000Z.www.tar.zst.pgp`;
+  const report = reportKeys(new Date('2026-11-22T06:00:00Z'));
+  return [
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'backups/' } },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: DRILLS_PREFIX } },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: VERIFIED_PREFIX } },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: ALERT_STATE_PREFIX } },
+    { principal, operation: 'GetObject', bucket: b, key: artifact.replace('.www.tar.zst.pgp', '.manifest.json') },
+    { principal, operation: 'HeadObject', bucket: b, key: artifact, readsLock: true },
+    { principal, operation: 'GetObject', bucket: b, key: artifact, headers: { range: 'bytes=0-1048575' } },
+    { principal, operation: 'GetObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json`, mayBeMissing: true },
+    { principal, operation: 'PutObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json` },
+    { principal, operation: 'GetObject', bucket: b, key: `${DRILLS_PREFIX}db/h1/20261122T060000Z.drill.json` },
+    { principal, operation: 'PutObject', bucket: b, key: report.json },
+    { principal, operation: 'PutObject', bucket: b, key: report.html },
+    { principal, operation: 'GetObject', bucket: b, key: `${ALERT_STATE_PREFIX}x.json`, mayBeMissing: true },
+    { principal, operation: 'PutObject', bucket: b, key: `${ALERT_STATE_PREFIX}x.json`, headers: { 'if-none-match': '*' } },
+    { principal, operation: 'PutObject', bucket: b, key: `${ALERT_STATE_PREFIX}x.json` },
+    { principal, operation: 'DeleteObject', bucket: b, key: `${ALERT_STATE_PREFIX}x.json` },
+    { principal, operation: 'ssm:GetParameter', resource: parameterArn(groupParameters('web').signingPublicKeys) },
+    { principal, operation: 'ssm:GetParameter', resource: parameterArn(groupParameters('web').recipients) },
+    { principal, operation: 'sns:Publish', resource: model.topicArn },
+  ];
+}
+
+/** lambdas/monitor: today's report (absent before the sweep), newest manifests, alert state, SSM. */
+function monitorCalls(): AwsCall[] {
+  const principal = 'monitor';
+  const b = model.dataBucket;
+  return [
+    { principal, operation: 'GetObject', bucket: b, key: reportKeys(new Date()).json, mayBeMissing: true },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'backups/' } },
+    { principal, operation: 'GetObject', bucket: b, key: `${groupPrefix('daily', 'db')}h1/pg/20261122T010000Z.manifest.json` },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: ALERT_STATE_PREFIX } },
+    { principal, operation: 'GetObject', bucket: b, key: `${ALERT_STATE_PREFIX}y.json`, mayBeMissing: true },
+    { principal, operation: 'PutObject', bucket: b, key: `${ALERT_STATE_PREFIX}y.json`, headers: { 'if-none-match': '*' } },
+    { principal, operation: 'DeleteObject', bucket: b, key: `${ALERT_STATE_PREFIX}y.json` },
+    { principal, operation: 'ssm:DescribeInstanceInformation', resource: '*' },
+    { principal, operation: 'ssm:GetCommandInvocation', resource: '*' },
+    { principal, operation: 'ssm:ListCommands', resource: '*' },
+    { principal, operation: 'sns:Publish', resource: model.topicArn },
+  ];
+}
+
+function documentArn(): string {
+  const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
+  return `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/${docId}`;
+}
+
+/** Services acting on the stack's behalf. */
+function serviceCalls(): AwsCall[] {
+  const instance = `arn:aws:ec2:${FAKE.region}:${FAKE.account}:instance/i-0123456789abcdef0`;
+  const alarm = `arn:aws:cloudwatch:${FAKE.region}:${FAKE.account}:alarm:coldseal-monitor-silent`;
+  const calls: AwsCall[] = [
+    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: documentArn() },
+    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-group': 'db' } },
+    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-drill': 'db' } },
+    { principal: 'cloudwatch.amazonaws.com', operation: 'sns:Publish', resource: model.topicArn, context: { 'aws:SourceAccount': FAKE.account, 'aws:SourceArn': alarm } },
+  ];
+  for (const [, permission] of resourcesOfType(template, 'AWS::Lambda::Permission')) {
+    calls.push({
+      principal: permission.Properties.Principal,
+      operation: 'lambda:Invoke',
+      resource: render(template, permission.Properties.FunctionName),
+      context: permission.Properties.SourceArn ? { 'aws:SourceArn': render(template, permission.Properties.SourceArn), 'aws:SourceAccount': FAKE.account } : {},
+    });
+  }
+  const [logBucketId] = resourcesOfType(template, 'AWS::S3::Bucket').find(([, r]) => !r.Properties?.ObjectLockEnabled)!;
+  calls.push({
+    principal: 'logging.s3.amazonaws.com',
+    operation: 'PutObject',
+    bucket: logBucketId.toLowerCase(),
+    key: 'data-bucket/2026-11-22-06-00-00-ABCDEF',
+    context: { 'aws:SourceArn': `arn:aws:s3:::${model.dataBucket}`, 'aws:SourceAccount': FAKE.account },
+  });
+  // SSM Run Command's output, written by the SSM agent with the host's role.
+  const [logGroupId] = resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => id.includes('CommandOutput'))!;
+  for (const operation of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
+    calls.push({ principal: 'host:db', operation, resource: `arn:aws:logs:${FAKE.region}:${FAKE.account}:log-group:${logGroupId}:log-stream:cmd/i-0123/aws-runShellScript/stdout` });
+  }
+  return calls;
+}
+
+/** The first denied call per entry, named; empty when everything is allowed. */
+async function denied(calls: AwsCall[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const call of calls) {
+    const decision = await model.decide(call);
+    if (!decision.allowed) out.push(describeCall(call, decision));
+  }
+  return out;
+}
+
+async function allowedOnes(calls: AwsCall[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const call of calls) if ((await model.decide(call)).allowed) out.push(describeCall(call));
+  return out;
+}
+
+describe('every call the system makes is allowed', () => {
+  test('hosts: a multipart and a single-part backup with SSE-KMS, Object Lock and tags, cleanup, parameters, alerts (both groups)', async () => {
+    assert.deepEqual(await denied([...hostBackupCalls('db'), ...hostBackupCalls('web')]), []);
+  });
+  test('the drill host: list, read its group, write its receipt', async () => {
+    assert.deepEqual(await denied(drillCalls()), []);
+  });
+  test('the verifier: lists, HEAD with the lock headers shown, ranged reads, absent state answers 404, report, alert state, public keys', async () => {
+    assert.deepEqual(await denied(verifierCalls()), []);
+  });
+  test('the monitor: an absent report answers 404, manifests, alert state, SSM listings, alerts', async () => {
+    assert.deepEqual(await denied(monitorCalls()), []);
+  });
+  test('services: Scheduler sends the document to tagged hosts, CloudWatch alarms publish, EventBridge invokes the Lambdas, S3 logs, Run Command output', async () => {
+    assert.deepEqual(await denied(serviceCalls()), []);
+  });
+});
+
+describe('every hostile call is denied', () => {
+  const b = () => model.dataBucket;
+  const own = () => `${groupPrefix('daily', 'db')}h1/pg/20261122T010000Z.app.sql.zst.pgp`;
+  const other = () => `${groupPrefix('daily', 'web')}h2/www/20261122T030000Z.www.tar.zst.pgp`;
+
+  test('a host deletes, overwrites, reads, re-locks or unlocks its own or another group backups', async () => {
+    const lock = retention.daily.lock;
+    const calls: AwsCall[] = [];
+    for (const principal of ['host:db', 'drill']) {
+      calls.push(
+        { principal, operation: 'DeleteObject', bucket: b(), key: own() },
+        { principal, operation: 'DeleteObject', bucket: b(), key: other() },
+        { principal, operation: 'PutObject', bucket: b(), key: own(), headers: { 'x-amz-server-side-encryption': 'aws:kms' } },
+        { principal, operation: 'CompleteMultipartUpload', bucket: b(), key: own() },
+        { principal, operation: 'PutObject', bucket: b(), key: other(), headers: { 'if-none-match': '*' } },
+        { principal, operation: 'GetObject', bucket: b(), key: other() },
+        { principal, operation: 'PutObjectRetention', bucket: b(), key: own(), headers: { 'x-amz-object-lock-mode': lock.mode === 'GOVERNANCE' ? 'COMPLIANCE' : 'GOVERNANCE', 'x-amz-object-lock-retain-until-date': until(lock.days) } },
+        { principal, operation: 'PutObjectRetention', bucket: b(), key: own(), headers: { 'x-amz-object-lock-mode': lock.mode, 'x-amz-object-lock-retain-until-date': until(lock.days + 3650) } },
+        { principal, operation: 'PutObjectRetention', bucket: b(), key: other(), headers: { 'x-amz-object-lock-mode': lock.mode, 'x-amz-object-lock-retain-until-date': until(lock.days) } },
+        { principal, operation: 'PutObjectLegalHold', bucket: b(), key: own() },
+        { principal, operation: 'PutObject', bucket: b(), key: `${REPORTS_PREFIX}2026-11-22/verification.json`, headers: { 'if-none-match': '*' } },
+      );
+    }
+    calls.push({ principal: 'host:db', operation: 'GetObject', bucket: b(), key: own() });
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test("a host reads another group's signing key: SSM hands out the parameter (AmazonSSMManagedInstanceCore), KMS refuses the group key", async () => {
+    const read = (principal: string, group: string, parameterKeyArn: string): AwsCall => ({
+      principal,
+      operation: 'ssm:GetParameter',
+      resource: parameterArn(groupParameters(group).signingKey),
+      parameterKeyArn,
+    });
+    assert.deepEqual(await allowedOnes([read('host:web', 'db', signingKeyOf('db')), read('host:db', 'web', signingKeyOf('web')), read('verifier', 'db', signingKeyOf('db')), read('monitor', 'web', signingKeyOf('web'))]), []);
+    // The reason for the group key: under aws/ssm, as before, the same read is allowed.
+    assert.equal((await model.decide(read('host:web', 'db', AWS_SSM_KEY))).allowed, true);
+  });
+
+  test('a lock with another encryption or key is refused by the bucket, for every principal', async () => {
+    const calls: AwsCall[] = ['host:db', 'verifier'].flatMap((principal): AwsCall[] => [
+      { principal, operation: 'PutObject', bucket: b(), key: principal === 'verifier' ? `${REPORTS_PREFIX}x.json` : `${groupPrefix('daily', 'db')}h1/pg/x.manifest.json`, headers: { 'if-none-match': '*', 'x-amz-server-side-encryption': 'AES256' } },
+      { principal, operation: 'CreateMultipartUpload', bucket: b(), key: principal === 'verifier' ? `${REPORTS_PREFIX}x.json` : `${groupPrefix('daily', 'db')}h1/pg/x.pgp`, headers: { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': `arn:aws:kms:${FAKE.region}:${FAKE.account}:key/another` } },
+    ]);
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test('the verifier and the monitor cannot write, delete or re-lock under backups/; the monitor reads no ciphertext', async () => {
+    const calls: AwsCall[] = ['verifier', 'monitor'].flatMap((principal): AwsCall[] => [
+      { principal, operation: 'PutObject', bucket: b(), key: own(), headers: { 'if-none-match': '*' } },
+      { principal, operation: 'DeleteObject', bucket: b(), key: own() },
+      { principal, operation: 'PutObjectRetention', bucket: b(), key: own(), headers: { 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-object-lock-retain-until-date': until(1) } },
+      { principal, operation: 'ssm:GetParameter', resource: parameterArn(groupParameters('db').signingKey) },
+    ]);
+    calls.push({ principal: 'monitor', operation: 'GetObject', bucket: b(), key: own() });
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test('nobody is served without TLS', async () => {
+    const calls: AwsCall[] = [
+      ...hostBackupCalls('db').filter((c) => c.bucket).slice(0, 4),
+      ...verifierCalls().filter((c) => c.bucket).slice(0, 6),
+      { principal: 'cloudwatch.amazonaws.com', operation: 'sns:Publish', resource: model.topicArn, context: { 'aws:SourceAccount': FAKE.account } },
+      { principal: 'host:db', operation: 'sns:Publish', resource: model.topicArn },
+    ].map((c) => ({ ...c, insecure: true }));
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test('other sources cannot use the services: another account alarm, a SendCommand to untagged or other-tagged hosts, another document', async () => {
+    const instance = `arn:aws:ec2:${FAKE.region}:${FAKE.account}:instance/i-0123456789abcdef0`;
+    const calls: AwsCall[] = [
+      { principal: 'cloudwatch.amazonaws.com', operation: 'sns:Publish', resource: model.topicArn, context: { 'aws:SourceAccount': '210987654321', 'aws:SourceArn': `arn:aws:cloudwatch:${FAKE.region}:210987654321:alarm:x` } },
+      { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-group': 'other' } },
+      { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance },
+      { principal: 'scheduler', operation: 'ssm:SendCommand', resource: `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/SomeOtherDocument` },
+    ];
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+});
+
+describe('the template itself', () => {
+  test('every action exists and every condition key is one AWS evaluates for its action (iam-data)', async () => {
+    assert.deepEqual(await unknownActionsAndKeys(model), []);
+  });
+
+  test('the check does run: a misspelt condition key and a made-up action are named', async () => {
+    const broken = JSON.parse(JSON.stringify(template)) as Template;
+    const [, policy] = resourcesOfType(broken, 'AWS::IAM::ManagedPolicy').find(([, r]) => /group db:/.test(r.Properties.Description))!;
+    policy.Properties.PolicyDocument.Statement.push(
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: '*', Condition: { Null: { 's3:if-none-matches': 'false' } } },
+      { Effect: 'Allow', Action: 's3:PutObjects', Resource: '*' },
+    );
+    assert.deepEqual(await unknownActionsAndKeys(new PermissionModel(broken)), ['s3:PutObject: condition key s3:if-none-matches is not one AWS evaluates for it', 's3:PutObjects is not an IAM action']);
+  });
+});
