@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
@@ -105,5 +106,42 @@ describe('user errors get their own exit code and message', () => {
     assert.equal(alerts.length, 1);
     assert.match(alerts[0].message, /Source badkey \(exit 7\):/);
     assert.match(alerts[0].message, /recipients is not an armored OpenPGP public key/);
+  });
+});
+
+describe('sizes and places the system cannot handle are named, not reported as a bug', () => {
+  test('a files source with more paths than fit on a command line: backed up (names go to tar on stdin), exit 0', async () => {
+    // 3,000 files whose paths are ~1,000 bytes: 3 MB of arguments, past Linux's 2 MiB limit on argv (spawn E2BIG).
+    const deep = join(sandbox.dir, 'many', 'a'.repeat(250), 'b'.repeat(250), 'c'.repeat(250));
+    mkdirSync(deep, { recursive: true });
+    const paths: string[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const path = join(deep, `${'f'.repeat(200)}-${String(i).padStart(5, '0')}`);
+      writeFileSync(path, `file ${i}`);
+      paths.push(path);
+    }
+    // A path that begins with "-" once tar has made it relative must still be a name, not an option.
+    mkdirSync(join(sandbox.dir, 'many', '-dash'));
+    writeFileSync(join(sandbox.dir, 'many', '-dash', 'f'), 'dash');
+    const result = await backup([{ name: 'many', type: 'files', paths: [...paths, join(sandbox.dir, 'many', '-dash')] }]);
+    assert.equal(result.code, 0, result.log);
+    const tarFile = join(sandbox.dir, 'many.tar');
+    const config = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'many', type: 'files', paths: ['/tmp'] }] }));
+    const restored = await sandbox.runCli(['restore', '--config', config, '--source', 'many', '--key', sandbox.recipient.privateFile, '--output', tarFile]);
+    assert.equal(restored.code, 0, restored.log);
+    const names = execFileSync('tar', ['-tf', tarFile], { maxBuffer: 64 * 1024 * 1024 }).toString().split('\n').filter(Boolean);
+    assert.equal(names.filter((n) => n.includes('f'.repeat(200))).length, 3_000);
+    assert.ok(names.some((n) => n.endsWith('-dash/f')), 'the directory named "-dash" is in the archive');
+    const tooMany = await backup([{ name: 'toomany', type: 'files', paths: paths.slice(0, 3), excludes: paths.map((p) => `${p}-excluded`) }]);
+    assert.equal(tooMany.code, 3, tooMany.log);
+    assert.match(tooMany.log, /toomany.*too long for a command line/);
+    assert.match(tooMany.log, /fewer/);
+  });
+
+  test('a path under /proc, /sys or /dev (tar can block forever reading them): exit 3 naming the path, before any dump', async () => {
+    const result = await backup([{ name: 'procs', type: 'files', paths: ['/etc/hostname', '/proc/kmsg'] }]);
+    assert.equal(result.code, 3, result.log);
+    assert.match(result.log, /\/proc\/kmsg/);
+    assert.match(result.log, /virtual file system/);
   });
 });

@@ -80,11 +80,23 @@ const mysqlSource = z
   })
   .strict();
 
+/** Kernel pseudo-files: reading some never ends (/proc/kmsg, /dev/zero) and none are data worth restoring. */
+const VIRTUAL_FILE_SYSTEM = /^\/+(?:proc|sys|dev)(?:\/|$)/;
+
 const filesSource = z
   .object({
     name,
     type: z.literal('files'),
-    paths: z.array(z.string().regex(/^\//, 'must be an absolute path')).min(1),
+    paths: z
+      .array(
+        z
+          .string()
+          .regex(/^\//, 'must be an absolute path')
+          .refine((path) => !VIRTUAL_FILE_SYSTEM.test(path), {
+            error: (issue) => `${String(issue.input)} is on a virtual file system (/proc, /sys, /dev): tar can block forever reading it (/proc/kmsg) or archive gigabytes that are not files; list the real directories to back up`,
+          }),
+      )
+      .min(1),
     excludes: z.array(z.string()).default([]),
     runAs,
   })

@@ -79,6 +79,33 @@ function terminate(child: ChildProcess | undefined): void {
   }, 5000).unref();
 }
 
+/**
+ * Starts the dump tool. Node throws (instead of emitting "error") when the kernel refuses the
+ * command line as too long (E2BIG: Linux allows 128 KiB per argument and about 2 MiB in all),
+ * which would otherwise surface as exit 1, "a bug"; it is the configuration that asks too much.
+ */
+function spawnDumpTool(step: DumpStep, label: string): ChildProcess {
+  let child: ChildProcess;
+  try {
+    child = spawn(step.command, [...step.args], { env: { ...process.env, ...step.env }, stdio: [step.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'E2BIG') throw error;
+    const bytes = step.args.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
+    throw new ColdsealError(
+      EXIT.CONFIG,
+      `source ${label}: the ${step.tool.name} command is too long for a command line (${step.args.length} arguments, ${bytes} bytes; the system allows about 2 MiB, 128 KiB for one argument)`,
+      'Use fewer or shorter excludes (a pattern instead of a list), or split the source into several sources',
+      { cause: error },
+    );
+  }
+  if (step.stdin !== undefined) {
+    // The tool may exit before reading everything (a missing path, a kill): its exit says why, not EPIPE.
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(step.stdin);
+  }
+  return child;
+}
+
 export function startArtifact(options: {
   step: DumpStep;
   label: string;
@@ -92,7 +119,7 @@ export function startArtifact(options: {
   const startedAt = new Date();
   const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip';
 
-  const dump = spawn(step.command, [...step.args], { env: { ...process.env, ...step.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const dump = spawnDumpTool(step, options.label);
   const dumpStderr = keepTail(dump.stderr!, 8192);
   const dumpEnd = waitForExit(dump);
 

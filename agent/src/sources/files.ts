@@ -16,9 +16,13 @@ export async function prepareFiles(source: FilesSourceConfig): Promise<PreparedS
     '--sparse',
     '--warning=no-file-ignored',
     ...source.excludes.map((e) => `--exclude=${e}`),
-    '--',
-    ...source.paths.map((p) => p.replace(/^\/+/, '') || '.'),
+    // Names come on stdin, NUL-separated and verbatim: any number of them (no E2BIG), and one that
+    // begins with "-" is a name, never an option. Excludes must come before --files-from to apply.
+    '--null',
+    '--verbatim-files-from',
+    '--files-from=-',
   ];
+  const names = source.paths.map((p) => p.replace(/^\/+/, '') || '.');
   const run = asUser(source.runAs, 'tar', args);
   return {
     engine: { kind: 'files', version: null },
@@ -31,6 +35,7 @@ export async function prepareFiles(source: FilesSourceConfig): Promise<PreparedS
         command: run.command,
         args: run.args,
         env: {},
+        stdin: names.map((n) => `${n}\0`).join(''),
         tool: { name: 'tar', version: tarVersion },
         completion: { method: 'archive-end' },
         // GNU tar exits 1 when a file changed while it was read: the archive is complete, that file may be inconsistent.

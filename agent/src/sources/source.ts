@@ -22,6 +22,8 @@ export interface DumpStep {
   readonly command: string;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** Written to the tool's stdin (names too many for a command line: tar's --files-from=-). Not secret: it may be logged. */
+  readonly stdin?: string;
   readonly tool: { readonly name: string; readonly version: string };
   readonly completion: CompletionCheck;
   /**
