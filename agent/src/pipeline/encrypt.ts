@@ -41,6 +41,8 @@ export function gpgVersion(): string | undefined {
 
 export interface GpgHome {
   readonly homedir: string;
+  /** Options every gpg call on this home needs (`--no-autostart` for a home of public keys only). */
+  readonly gpgArgs: readonly string[];
   /** Stops the home's gpg-agent and removes the directory (idempotent). */
   close(): void;
 }
@@ -50,23 +52,28 @@ export interface GpgHome {
  * keyring or trust settings. A private key goes to memory-backed /dev/shm where there is one, and
  * the home is removed as soon as the caller is done.
  */
-export async function openGpgHome(armoredKeys: string, what: string): Promise<GpgHome> {
+export async function openGpgHome(armoredKeys: string, what: string, options: { readonly privateKeys: boolean }): Promise<GpgHome> {
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const homedir = mkdtempSync(join(base, 'coldseal-gpg-'));
+  // Public keys need no gpg-agent (only secret keys live in it): not starting one, and not having
+  // to stop it, takes about a third of a second off every backup.
+  const gpgArgs = options.privateKeys ? [] : ['--no-autostart'];
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
-    try {
-      execFileSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { stdio: 'ignore' });
-    } catch {
-      // No agent was started, or gpgconf is missing: nothing to stop.
+    if (options.privateKeys) {
+      try {
+        execFileSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { stdio: 'ignore' });
+      } catch {
+        // No agent was started, or gpgconf is missing: nothing to stop.
+      }
     }
     rmSync(homedir, { recursive: true, force: true });
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      const child = execFile('gpg', ['--homedir', homedir, '--batch', '--quiet', '--import'], (error, _stdout, stderr) =>
+      const child = execFile('gpg', ['--homedir', homedir, ...gpgArgs, '--batch', '--quiet', '--import'], (error, _stdout, stderr) =>
         error ? reject(new ColdsealError(EXIT.KEYS, `gpg could not import ${what}: ${stderr.trim().split('\n')[0]}`, 'Check the key, or set the implementation to "openpgp.js"')) : resolve(),
       );
       child.stdin!.end(armoredKeys);
@@ -75,7 +82,7 @@ export async function openGpgHome(armoredKeys: string, what: string): Promise<Gp
     close();
     throw error;
   }
-  return { homedir, close };
+  return { homedir, gpgArgs, close };
 }
 
 /**
@@ -104,7 +111,7 @@ export async function prepareEncryptor(preference: EncryptionPreference, recipie
     }
     return openpgpJs;
   }
-  const { homedir, close } = await openGpgHome(recipients.map((k) => k.armor()).join('\n'), 'the recipient public keys');
+  const { homedir, close } = await openGpgHome(recipients.map((k) => k.armor()).join('\n'), 'the recipient public keys', { privateKeys: false });
   return { kind: 'gpg', implementation: `gpg ${version}`, homedir, fingerprints: recipients.map(fingerprintOf), close };
 }
 
@@ -130,7 +137,7 @@ export async function startEncryption(encryptor: Encryptor, source: Readable, op
     return { output: webToNode(encrypted as unknown as ReadableStream<Uint8Array>), inputDone: Promise.resolve(), stderrTail: () => '' };
   }
   const args = [
-    ...['--homedir', encryptor.homedir, '--batch', '--no-tty', '--quiet', '--trust-model', 'always', '--no-auto-key-locate'],
+    ...['--homedir', encryptor.homedir, '--no-autostart', '--batch', '--no-tty', '--quiet', '--trust-model', 'always', '--no-auto-key-locate'],
     ...['--compress-algo', 'none', '--cipher-algo', 'AES256', '--encrypt', '--output', '-'],
     ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
   ];

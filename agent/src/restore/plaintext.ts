@@ -104,7 +104,7 @@ interface Decryption {
 
 async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
   // A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits.
-  const home = await openGpgHome(key.armor(), 'the recipient private key');
+  const home = await openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
   const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr = keepTail(child.stderr!, 4096);
   child.stdin!.on('error', () => undefined);

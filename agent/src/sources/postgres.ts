@@ -43,17 +43,20 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
     return runCapture(command, args, env, `source ${source.name}: ${what}`, diagnosePostgres);
   };
 
-  const serverVersion = (await psql('show server_version', 'reading the server version')).trim();
-  let databases: string[];
-  if (source.databases === 'all') {
-    const listed = await psql('select datname from pg_database where datallowconn and not datistemplate order by datname', 'listing databases');
-    databases = listed.split('\n').filter(Boolean).filter((d) => !source.excludeDatabases.includes(d));
-  } else {
-    databases = source.databases;
-  }
-  const sizes = parseSizes(await psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes'), '|');
   const withGlobals = source.globals ?? source.databases === 'all';
-  const pgDumpVersion = toolVersion(await runCapture(bin('pg_dump'), ['--version'], {}, `source ${source.name}: pg_dump --version`));
+  // Independent look-ups, started at once: each is a process start before the first dump byte.
+  // They are awaited in order, so an unreachable server is reported by the first.
+  const versionQuery = psql('show server_version', 'reading the server version');
+  const listQuery = source.databases === 'all' ? psql('select datname from pg_database where datallowconn and not datistemplate order by datname', 'listing databases') : undefined;
+  const sizeQuery = psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes');
+  const pgDumpVersionRun = runCapture(bin('pg_dump'), ['--version'], {}, `source ${source.name}: pg_dump --version`);
+  const pgDumpallVersionRun = withGlobals ? runCapture(bin('pg_dumpall'), ['--version'], {}, `source ${source.name}: pg_dumpall --version`) : undefined;
+  for (const later of [listQuery, sizeQuery, pgDumpVersionRun, pgDumpallVersionRun]) later?.catch(() => undefined);
+
+  const serverVersion = (await versionQuery).trim();
+  const databases = source.databases === 'all' ? (await listQuery!).split('\n').filter(Boolean).filter((d) => !source.excludeDatabases.includes(d)) : source.databases;
+  const sizes = parseSizes(await sizeQuery, '|');
+  const pgDumpVersion = toolVersion(await pgDumpVersionRun);
 
   const steps: DumpStep[] = [];
   if (withGlobals) {
@@ -67,7 +70,7 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       command: run.command,
       args: run.args,
       env,
-      tool: { name: 'pg_dumpall', version: toolVersion(await runCapture(bin('pg_dumpall'), ['--version'], {}, `source ${source.name}: pg_dumpall --version`)) },
+      tool: { name: 'pg_dumpall', version: toolVersion(await pgDumpallVersionRun!) },
       completion: { method: 'marker', marker: '-- PostgreSQL database cluster dump complete' },
       diagnose: diagnosePostgres,
     });
