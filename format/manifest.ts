@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { replicaLocationSchema } from './replica';
 import { NAME_PATTERN, TIERS } from './layout';
 
 /**
@@ -149,5 +150,7 @@ export const drillReceiptSchema = z.object({
   ),
   signingKeyFingerprint: fingerprint,
   agent: z.object({ version: z.string(), node: z.string() }),
+  /** Set when the drill read the backups from the offsite replica (`drill --replica`), not the data bucket. */
+  readFrom: replicaLocationSchema.optional(),
 });
 export type DrillReceipt = z.infer<typeof drillReceiptSchema>;

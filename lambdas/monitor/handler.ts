@@ -7,12 +7,13 @@ import { systemClock, type BucketStore, type Clock, type CommandHistory, type In
 import { PowertoolsMetricsSink, powertools, SERVICE } from '../shared/runtime';
 import { loadSettings } from '../shared/settings';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from './core/command-failure';
-import { handleCommandStatus, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
+import { handleCommandStatus, handleReplicationEvents, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
+import { isSnsEvent, type SnsLambdaEvent } from './core/replication-failure';
 
 /**
- * The monitor Lambda. Two triggers: SSM command status-change events for the backup document
- * (alert within minutes), and a schedule every few hours (freshness, SSM reachability, metrics,
- * heartbeat).
+ * The monitor Lambda. Three triggers: SSM command status-change events for the backup document
+ * (alert within minutes), S3 replication-failure events through the replication topic (SNS), and
+ * a schedule every few hours (freshness, SSM reachability, metrics, heartbeat).
  */
 const { logger, metrics } = powertools(SERVICE.monitor);
 
@@ -20,6 +21,7 @@ export const COMMAND_STATUS_DETAIL_TYPE = COMMAND_STATUS_DETAIL_TYPE_NAME;
 
 export type MonitorEvent =
   | { source: 'aws.ssm'; 'detail-type': typeof COMMAND_STATUS_DETAIL_TYPE; detail: CommandStatusDetail }
+  | SnsLambdaEvent
   | { action: 'check' }
   | { 'detail-type': 'Scheduled Event'; source: string };
 
@@ -65,6 +67,8 @@ export function createMonitorHandler(overrides: MonitorOverrides = {}) {
         logger.removeKeys(['commandId', 'instanceId']);
       }
     }
+    // SNS delivers only the replication topic's messages to this function: never a freshness run.
+    if (isSnsEvent(event)) return handleReplicationEvents(d, event);
     return runMonitor(d);
   };
 }

@@ -63,6 +63,7 @@ export class S3BucketStore implements BucketStore {
         lockMode: h.ObjectLockMode,
         lockUntil: h.ObjectLockRetainUntilDate,
         restore: h.Restore,
+        replicationStatus: h.ReplicationStatus,
       };
     } catch (error) {
       if (isNotFound(error)) return null;

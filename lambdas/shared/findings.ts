@@ -27,6 +27,9 @@ export const CHECKS = {
   'drill-stale': 'No recent restore drill',
   'drill-invalid': 'Drill receipt signature',
   'command-failed': 'Backup command failed',
+  'replica-missing': 'Replica missing',
+  'replica-pending': 'Replica pending',
+  'replication-failed': 'Replication failed',
   'instance-not-reporting': 'Instance stopped reporting to SSM',
 } as const;
 

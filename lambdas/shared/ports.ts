@@ -38,6 +38,11 @@ export interface ObjectHead {
   readonly lockUntil: Date | undefined;
   /** Set while a Glacier restore is in progress or its temporary copy exists. */
   readonly restore: string | undefined;
+  /**
+   * x-amz-replication-status (PENDING | COMPLETED | FAILED | REPLICA), absent when no replication
+   * rule applies to the object (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-status.html).
+   */
+  readonly replicationStatus: string | undefined;
 }
 
 export interface BucketStore {

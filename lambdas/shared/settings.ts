@@ -80,6 +80,12 @@ export const settingsSchema = z
     COLDSEAL_TIME_MARGIN_SECONDS: positiveNumber(90),
     /** Optional cap on bytes hashed per invocation (on top of the time limit). */
     COLDSEAL_HASH_BUDGET_MB: z.coerce.number().positive().optional(),
+    /**
+     * Set by the stack when the deployment has an offsite replica: the verifier then reads each
+     * backup object's replication status, and a replication still pending after this many hours
+     * is reported replica-missing (FAIL) instead of replica-pending (WARN).
+     */
+    COLDSEAL_REPLICA_MAX_PENDING_HOURS: z.coerce.number().positive().optional(),
     /** Send the daily report even when everything is OK (its absence is then itself a signal). */
     COLDSEAL_REPORT_WHEN_OK: z
       .enum(['true', 'false'])
@@ -105,6 +111,8 @@ export interface Settings {
   readonly timeMarginSeconds: number;
   readonly hashBudgetBytes: number | undefined;
   readonly reportWhenOk: boolean;
+  /** Present when a replica is expected: hours a replication may stay pending before it is a FAIL. */
+  readonly replicaMaxPendingHours: number | undefined;
 }
 
 export class SettingsError extends Error {
@@ -133,6 +141,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     timeMarginSeconds: s.COLDSEAL_TIME_MARGIN_SECONDS,
     hashBudgetBytes: s.COLDSEAL_HASH_BUDGET_MB === undefined ? undefined : Math.floor(s.COLDSEAL_HASH_BUDGET_MB * 1024 * 1024),
     reportWhenOk: s.COLDSEAL_REPORT_WHEN_OK,
+    replicaMaxPendingHours: s.COLDSEAL_REPLICA_MAX_PENDING_HOURS,
   };
 }
 

@@ -5,10 +5,12 @@ import type { Log } from '../log';
 import { runDrill, type DrillOutcome } from '../restore/drill';
 import { scratchServers } from '../restore/scratch';
 import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
+import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
-import { collect, configuredRecipientKeyIds, wantsJson, withConfigOptions } from './restore-common';
+import { collect, configuredRecipientKeyIds, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
 
-export interface DrillCommandOptions extends ConfigOrigin {
+export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions {
+  readonly receiptFile?: string;
   readonly key?: string;
   readonly passphraseFile?: string;
   readonly signingPublicKey?: string;
@@ -39,20 +41,22 @@ async function drillKeyPath(option: string | undefined): Promise<string> {
 }
 
 export async function runDrillCommand(options: DrillCommandOptions, log: Log): Promise<DrillOutcome> {
+  validateReplicaOptions(options);
   const keyPath = await drillKeyPath(options.key);
   const { config, clients } = await loadAgentConfig(options);
+  const read = await readLocation(options, config, clients);
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
   const key = await loadPrivateKey(keyPath, options.passphraseFile);
   const scratch = await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql });
   try {
-    return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source });
+    return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source, read, receiptFile: options.receiptFile });
   } finally {
     await scratch.cleanup();
   }
 }
 
 export function defineDrillCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3'))
+  withReplicaOptions(withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3')))
     .option('--key <file>', `recipient private key (or - for stdin); default: COLDSEAL_DRILL_KEY or ${DEFAULT_DRILL_KEY}`)
     .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
     .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
@@ -60,6 +64,7 @@ export function defineDrillCommand(program: Command, run: (action: () => Promise
     .option('--source <names>', 'only these sources (comma-separated or repeated)', collect)
     .option('--scratch-postgres <url>', 'PostgreSQL server for scratch restores (default: the first postgres source\'s)')
     .option('--scratch-mysql <url>', 'MySQL/MariaDB server for scratch restores (default: the first mysql source\'s)')
+    .option('--receipt-file <file>', 'write the signed receipt to this new local file instead of drills/ in the data bucket (with --replica when the data bucket is gone)')
     .option('--json', 'print the receipt as JSON')
     .action((options: DrillCommandOptions, command: Command) =>
       run(async () => {

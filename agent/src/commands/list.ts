@@ -3,10 +3,11 @@ import { isTier, TIERS, type Tier } from '../../../format/layout';
 import { describeBackups, drillStates, listBackups, type BackupRow } from '../catalog';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes } from '../log';
+import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
-import { parseTime, wantsJson, withConfigOptions } from './restore-common';
+import { parseTime, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
 
-export interface ListCommandOptions extends ConfigOrigin {
+export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions {
   readonly group?: string;
   readonly host?: string;
   readonly source?: string;
@@ -17,6 +18,7 @@ export interface ListCommandOptions extends ConfigOrigin {
 }
 
 export function validateListOptions(options: ListCommandOptions): { tier?: Tier; since?: Date; until?: Date } {
+  validateReplicaOptions(options);
   if (options.tier !== undefined && !isTier(options.tier)) throw new ColdsealError(EXIT.USAGE, `--tier "${options.tier}" is not a tier`, `Use one of: ${TIERS.join(', ')}`);
   return { tier: options.tier as Tier | undefined, since: parseTime(options.since, '--since'), until: parseTime(options.until, '--until') };
 }
@@ -24,10 +26,11 @@ export function validateListOptions(options: ListCommandOptions): { tier?: Tier;
 export async function runList(options: ListCommandOptions): Promise<BackupRow[]> {
   const { tier, since, until } = validateListOptions(options);
   const { config, clients } = await loadAgentConfig(options);
+  const { s3, bucket } = await readLocation(options, config, clients);
   const group = options.group ?? config.group;
-  const entries = await listBackups(clients.s3, config.bucket, { group, host: options.host, source: options.source, tier, since, until });
-  const drills = await drillStates(clients.s3, config.bucket, group).catch(() => new Map());
-  const rows = await describeBackups(clients.s3, config.bucket, entries, drills);
+  const entries = await listBackups(s3, bucket, { group, host: options.host, source: options.source, tier, since, until });
+  const drills = await drillStates(s3, bucket, group).catch(() => new Map());
+  const rows = await describeBackups(s3, bucket, entries, drills);
   return options.incomplete ? rows.filter((r) => !r.complete) : rows;
 }
 
@@ -50,11 +53,11 @@ export function formatRows(rows: readonly BackupRow[]): string {
 }
 
 export function defineListCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
-  withConfigOptions(
+  withReplicaOptions(withConfigOptions(
     program
       .command('list')
       .description('list backups (by group, host, source, tier, time) with size, storage class and verification state'),
-  )
+  ))
     .option('--group <name>', 'host group (default: the configuration\'s)')
     .option('--host <name>', 'only this host')
     .option('--source <name>', 'only this source')

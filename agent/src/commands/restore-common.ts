@@ -70,3 +70,14 @@ export function withConfigOptions(command: Command): Command {
   for (const [flags, description] of CONFIG_OPTIONS) command.option(flags, description);
   return command;
 }
+
+export const REPLICA_OPTIONS: [string, string][] = [
+  ['--replica', 'read from the offsite replica vault instead of the data bucket (no call to the data bucket): its location from the deployment parameter, or from the two options below'],
+  ['--replica-bucket <bucket>', 'with --replica: the replica bucket (stack output RestoreFromReplica); with --replica-region, no SSM call is made to find it'],
+  ['--replica-region <region>', 'with --replica: the replica bucket\'s region'],
+];
+
+export function withReplicaOptions(command: Command): Command {
+  for (const [flags, description] of REPLICA_OPTIONS) command.option(flags, description);
+  return command;
+}

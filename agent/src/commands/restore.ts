@@ -9,10 +9,11 @@ import { RETRIEVAL_TIERS, type ArchiveClient, type RetrievalTier } from '../rest
 import { runRestore, type RestoreResult, type RestoreTarget } from '../restore/restore';
 import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { parseMysqlUrl, parsePostgresUrl } from '../restore/targets';
+import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
-import { collect, rerunCommand, terminalConfirm, withConfigOptions } from './restore-common';
+import { collect, rerunCommand, terminalConfirm, withConfigOptions, withReplicaOptions } from './restore-common';
 
-export interface RestoreCommandOptions extends ConfigOrigin {
+export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions {
   readonly source?: string;
   readonly host?: string;
   readonly group?: string;
@@ -41,6 +42,7 @@ export interface RestoreCommandOptions extends ConfigOrigin {
 }
 
 export function validateRestoreOptions(options: RestoreCommandOptions): { target: RestoreTarget; tier?: RetrievalTier; days: number; waitTimeoutMs: number; pollIntervalMs: number } {
+  validateReplicaOptions(options);
   const targets = [options.target, options.directory, options.output, options.list ? 'list' : undefined].filter((t) => t !== undefined);
   if (targets.length !== 1) throw new ColdsealError(EXIT.USAGE, targets.length ? 'give only one of --target, --directory, --output and --list' : 'where to? no target given', 'Use --target postgres://…/db or mysql://…/db, --directory DIR (files), --output FILE (the decrypted dump), or --list');
   if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
@@ -72,12 +74,15 @@ export function validateRestoreOptions(options: RestoreCommandOptions): { target
 
 export async function runRestoreCommand(options: RestoreCommandOptions, log: Log, deps: { archiveClient?: ArchiveClient; confirm?: (q: string) => Promise<boolean> } = {}): Promise<RestoreResult> {
   const valid = validateRestoreOptions(options);
-  const { config, clients } = await loadAgentConfig(options);
+  const { config, clients: configured } = await loadAgentConfig(options);
+  const location = await readLocation(options, config, configured);
+  const clients = readClients(configured, location);
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
   const key = await loadPrivateKey(options.key!, options.passphraseFile);
+  if (location.replica) log.info(`reading from the offsite replica s3://${location.bucket} (${location.replica.region})`, { replica: location.replica });
   return runRestore({
     clients,
-    bucket: config.bucket,
+    bucket: location.bucket,
     log,
     selector: { group: options.group ?? config.group, host: options.host, source: options.source, at: options.at },
     artifact: options.artifact,
@@ -100,11 +105,11 @@ export async function runRestoreCommand(options: RestoreCommandOptions, log: Log
 }
 
 export function defineRestoreCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withConfigOptions(
+  withReplicaOptions(withConfigOptions(
     program
       .command('restore')
       .description('verify a backup (signature, SHA-256, recipients, OpenPGP integrity) and only then restore it into a database, a directory or a file'),
-  )
+  ))
     .option('--source <name>', 'the source to restore')
     .option('--host <name>', 'the host that backed it up (needed when several hosts have the source)')
     .option('--group <name>', 'host group (default: the configuration\'s)')

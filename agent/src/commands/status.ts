@@ -2,20 +2,23 @@ import type { Command } from 'commander';
 import { describeBackups, drillStates, listBackups, summarize, type SourceStatus } from '../catalog';
 import { EXIT } from '../errors';
 import { formatBytes } from '../log';
+import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
-import { wantsJson, withConfigOptions } from './restore-common';
+import { wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
 
-export interface StatusCommandOptions extends ConfigOrigin {
+export interface StatusCommandOptions extends ConfigOrigin, ReplicaOptions {
   readonly group?: string;
   readonly host?: string;
 }
 
 export async function runStatus(options: StatusCommandOptions, now = new Date()): Promise<SourceStatus[]> {
+  validateReplicaOptions(options);
   const { config, clients } = await loadAgentConfig(options);
+  const { s3, bucket } = await readLocation(options, config, clients);
   const group = options.group ?? config.group;
-  const entries = await listBackups(clients.s3, config.bucket, { group, host: options.host });
-  const drills = await drillStates(clients.s3, config.bucket, group).catch(() => new Map());
-  return summarize(await describeBackups(clients.s3, config.bucket, entries, drills), now);
+  const entries = await listBackups(s3, bucket, { group, host: options.host });
+  const drills = await drillStates(s3, bucket, group).catch(() => new Map());
+  return summarize(await describeBackups(s3, bucket, entries, drills), now);
 }
 
 export function formatStatus(statuses: readonly SourceStatus[]): string {
@@ -38,7 +41,7 @@ export function formatStatus(statuses: readonly SourceStatus[]): string {
 }
 
 export function defineStatusCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
-  withConfigOptions(program.command('status').description('latest backup, age, size and verification of every source of the group'))
+  withReplicaOptions(withConfigOptions(program.command('status').description('latest backup, age, size and verification of every source of the group')))
     .option('--group <name>', 'host group (default: the configuration\'s)')
     .option('--host <name>', 'only this host')
     .option('--json', 'print JSON for scripts')

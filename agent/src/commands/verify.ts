@@ -6,10 +6,11 @@ import type { Log } from '../log';
 import { scratchServers } from '../restore/scratch';
 import { loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
 import { verifyBackup, type BackupVerification } from '../restore/verify';
+import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
-import { configuredRecipientKeyIds, wantsJson, withConfigOptions } from './restore-common';
+import { configuredRecipientKeyIds, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
 
-export interface VerifyCommandOptions extends ConfigOrigin {
+export interface VerifyCommandOptions extends ConfigOrigin, ReplicaOptions {
   readonly source?: string;
   readonly host?: string;
   readonly group?: string;
@@ -24,6 +25,7 @@ export interface VerifyCommandOptions extends ConfigOrigin {
 }
 
 export function validateVerifyOptions(options: VerifyCommandOptions): void {
+  validateReplicaOptions(options);
   if (options.all && options.at) throw new ColdsealError(EXIT.USAGE, '--all and --at exclude each other', 'Use --all for every backup of the source, --at for one');
   if (options.deep && !options.key) throw new ColdsealError(EXIT.USAGE, '--deep decrypts and test-restores: it needs the recipient private key', 'Add --key FILE');
   if (!options.deep && options.key) throw new ColdsealError(EXIT.USAGE, '--key is only used with --deep', 'Add --deep, or drop --key');
@@ -32,25 +34,28 @@ export function validateVerifyOptions(options: VerifyCommandOptions): void {
 
 export async function runVerifyCommand(options: VerifyCommandOptions, log: Log): Promise<BackupVerification[]> {
   validateVerifyOptions(options);
-  const { config, clients } = await loadAgentConfig(options);
+  const { config, clients: configured } = await loadAgentConfig(options);
+  const location = await readLocation(options, config, configured);
+  const clients = readClients(configured, location);
+  const bucket = location.bucket;
   const group = options.group ?? config.group;
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
   const key = options.deep ? await loadPrivateKey(options.key!, options.passphraseFile) : undefined;
   let keys: string[];
   if (options.all) {
-    const entries = (await listBackups(clients.s3, config.bucket, { group, host: options.host, source: options.source })).filter(isComplete);
+    const entries = (await listBackups(clients.s3, bucket, { group, host: options.host, source: options.source })).filter(isComplete);
     const hosts = new Set(entries.map((e) => e.host));
     if (hosts.size > 1) throw new ColdsealError(EXIT.USAGE, `source "${options.source}" is backed up by several hosts (${[...hosts].join(', ')})`, 'Say which one with --host');
     if (entries.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of source "${options.source}" in group ${group}`, 'List what exists with: coldseal list');
     keys = entries.map((e) => manifestKey(e, e.stamp));
   } else {
-    keys = [(await resolveManifestKey(clients.s3, config.bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' })).key];
+    keys = [(await resolveManifestKey(clients.s3, bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' })).key];
   }
   const expectedRecipientKeyIds = await configuredRecipientKeyIds(config, clients);
   const scratch = key ? await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql }) : undefined;
   try {
     const results: BackupVerification[] = [];
-    for (const k of keys) results.push(await verifyBackup(k, { clients, bucket: config.bucket, log, trusted, expectedRecipientKeyIds, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
+    for (const k of keys) results.push(await verifyBackup(k, { clients, bucket, log, trusted, expectedRecipientKeyIds, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
     return results;
   } finally {
     await scratch?.cleanup();
@@ -71,7 +76,7 @@ export function formatVerifications(results: readonly BackupVerification[]): str
 }
 
 export function defineVerifyCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withConfigOptions(program.command('verify').description('check backups from this machine: signature, completion, recipients and checksum; --deep also test-restores into a scratch database'))
+  withReplicaOptions(withConfigOptions(program.command('verify').description('check backups from this machine: signature, completion, recipients and checksum; --deep also test-restores into a scratch database')))
     .option('--source <name>', 'the source whose backups to check')
     .option('--host <name>', 'the host that backed it up')
     .option('--group <name>', 'host group (default: the configuration\'s)')

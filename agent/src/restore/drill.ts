@@ -1,4 +1,6 @@
+import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { drillReceiptKey, hostNameFrom, manifestKey, stampOf } from '../../../format/layout';
 import type { DrillReceipt } from '../../../format/manifest';
@@ -9,6 +11,7 @@ import { isComplete, listBackups, storageError, type BackupEntry } from '../cata
 import type { AgentConfig } from '../config/schema';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
+import { readClients, type ReadLocation } from '../replica';
 import { resolveSecret } from '../secrets';
 import { AGENT_VERSION } from '../version';
 import { verifyBackup, type Check, type ScratchServers } from './verify';
@@ -30,10 +33,15 @@ export interface DrillOptions {
   readonly hosts?: readonly string[];
   readonly sources?: readonly string[];
   readonly now?: () => Date;
+  /** Where the backups are read from (default: the configured data bucket); the replica with drill --replica. */
+  readonly read?: ReadLocation;
+  /** Write the signed receipt to this local file instead of drills/ in the data bucket. */
+  readonly receiptFile?: string;
 }
 
 export interface DrillOutcome {
   readonly receipt: DrillReceipt;
+  /** s3://bucket/key of the receipt, or the local file it was written to. */
   readonly receiptKey: string;
 }
 
@@ -64,7 +72,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     throw error;
   }
 
-  const entries = latestPerSource(await listBackups(clients.s3, config.bucket, { group: config.group })).filter(
+  const read = options.read ?? { bucket: config.bucket, s3: clients.s3 };
+  const readFrom = readClients(clients, read);
+  const entries = latestPerSource(await listBackups(read.s3, read.bucket, { group: config.group })).filter(
     (e) => (!options.hosts?.length || options.hosts.includes(e.host)) && (!options.sources?.length || options.sources.includes(e.source)),
   );
   if (entries.length === 0) {
@@ -76,7 +86,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     const key = manifestKey(entry, entry.stamp);
     log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
     const started = Date.now();
-    const verification = await verifyBackup(key, { clients, bucket: config.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
+    const verification = await verifyBackup(key, { clients: readFrom, bucket: read.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
     const backupChecks = verification.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }));
     if (verification.artifacts.length === 0) {
       results.push({ manifestKey: key, source: entry.source, artifact: '(manifest)', ok: false, durationMs: Date.now() - started, checks: backupChecks });
@@ -104,9 +114,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     results,
     signingKeyFingerprint: fingerprintOf(signingKey),
     agent: { version: AGENT_VERSION, node: process.version },
+    ...(read.replica ? { readFrom: read.replica } : {}),
   };
   const receiptKey = drillReceiptKey(config.group, drillHost, receipt.stamp);
   const body = await signDrillReceipt(receipt, signingKey);
+  if (options.receiptFile) {
+    await writeReceiptFile(options.receiptFile, body);
+    return { receipt, receiptKey: options.receiptFile };
+  }
+  // The replica is written only by replication: the receipt goes to the data bucket (drills/ is
+  // replicated, so it reaches the replica too), where the verifier's report reads it.
   try {
     await clients.s3.send(
       new PutObjectCommand({
@@ -119,7 +136,20 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
       }),
     );
   } catch (error) {
-    throw storageError(error, `writing the drill receipt s3://${config.bucket}/${receiptKey}`);
+    const failure = storageError(error, `writing the drill receipt s3://${config.bucket}/${receiptKey}`);
+    if (!read.replica) throw failure;
+    // A drill from the replica is the one run while the primary may be gone: keep its proof.
+    const kept = resolve(`${config.group}-${drillHost}-${receipt.stamp}.drill.json`);
+    await writeReceiptFile(kept, body);
+    throw new ColdsealError(failure.exitCode, `the drill from the replica ran (${receipt.ok ? 'every check passed' : 'some checks FAILED'}), but ${failure.message}; the signed receipt is kept in ${kept}`, `When the data bucket is reachable again: aws s3 cp ${kept} s3://${config.bucket}/${receiptKey}`, { cause: error });
   }
   return { receipt, receiptKey };
+}
+
+async function writeReceiptFile(path: string, body: string): Promise<void> {
+  try {
+    await writeFile(path, body, { flag: 'wx', mode: 0o644 });
+  } catch (error) {
+    throw new ColdsealError(EXIT.CONFIG, `cannot write the drill receipt to ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'Give a path that does not exist yet, in a writable directory');
+  }
 }

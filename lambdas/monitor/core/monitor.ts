@@ -6,6 +6,7 @@ import type { Settings } from '../../shared/settings';
 import { sourceFindings, type HistoryEntry } from '../../verifier/core/fleet';
 import { reportSchema, type Report } from '../../verifier/core/report';
 import { commandFailureFinding, type CommandStatusDetail } from './command-failure';
+import { eventKey, isReplicationFailure, replicationFailureFinding, s3Records, type SnsLambdaEvent } from './replication-failure';
 
 export interface MonitorDeps {
   readonly store: BucketStore;
@@ -38,6 +39,38 @@ export async function handleCommandStatus(deps: MonitorDeps, detail: CommandStat
     deps.log.info('command failure already alerted for this host within the repeat window', { id: finding.id });
   }
   return { findings: [finding], plan, published };
+}
+
+/**
+ * S3 replication events, through the replication topic: a failed copy to the offsite replica
+ * alerts like a failed backup command, once per backup. Missed-threshold events (RTC) are only
+ * logged: a late copy is still a copy, and the verifier reports one that stays pending.
+ */
+export async function handleReplicationEvents(deps: MonitorDeps, event: SnsLambdaEvent): Promise<MonitorResult | undefined> {
+  const { settings, log } = deps;
+  const findings: Finding[] = [];
+  for (const record of s3Records(event)) {
+    if (record.s3.bucket.name !== settings.bucket) {
+      log.warn('replication event for another bucket ignored', { bucket: record.s3.bucket.name, key: record.s3.object.key });
+      continue;
+    }
+    if (!isReplicationFailure(record)) {
+      log.info('replication event (not a failure)', { eventName: record.eventName, key: eventKey(record.s3.object.key) });
+      continue;
+    }
+    findings.push(replicationFailureFinding(record, deps.clock.now()));
+  }
+  if (findings.length === 0) return undefined;
+  const plan = await reconcileAlerts({ store: deps.store, clock: deps.clock, log, findings, repeatHours: settings.repeatHours });
+  let published: MonitorResult['published'];
+  if (plan.opened.length) {
+    const message = alertMessage({ origin: 'S3 replication', plan: { ...plan, reminded: [] }, footer: ['The daily verification report checks every backup\'s replication status and closes this alert once the backup is replicated.'] });
+    await publishAlert(deps.notifier, message, 'alert');
+    published = message;
+  } else {
+    log.info('replication failure already alerted for this backup', { ids: findings.map((f) => f.id) });
+  }
+  return { findings, plan, published };
 }
 
 const MONITOR_CHECKS: ReadonlySet<Check> = new Set(['rpo', 'never-backed-up', 'instance-not-reporting', 'command-failed']);

@@ -2,6 +2,7 @@ import { artifactObjects, messageRecipientKeyIds, openManifest, parseKey, Signed
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore, ListedObject, ObjectHead } from '../../shared/ports';
 import type { GroupKeys } from './keys';
+import { replicaCheck, type ReplicaObject, type ReplicaState } from './replica';
 import type { ListedBackup } from './inventory';
 import type { VerificationRecord } from './hashing';
 
@@ -35,6 +36,8 @@ export interface CheckedBackup {
   /** Artifacts whose content is proven by a complete, matching read (now or earlier). */
   readonly verifiedArtifacts: number;
   readonly archivedArtifacts: number;
+  /** Whether the backup is in the offsite replica; undefined when no replica is expected or the backup is not trusted. */
+  readonly replica: ReplicaState | undefined;
 }
 
 export interface BackupCheckContext {
@@ -45,6 +48,8 @@ export interface BackupCheckContext {
   readonly now: Date;
   readonly reverifyDays: number;
   readonly retentionDays: Partial<Record<string, number>>;
+  /** Set when the deployment has an offsite replica: each object's replication status is checked. */
+  readonly replica?: { readonly maxPendingHours: number };
 }
 
 const s3 = (bucket: string, key: string) => `s3://${bucket}/${key}`;
@@ -63,7 +68,8 @@ export function manifestFinishedAt(backup: ListedBackup, manifest: Manifest | un
 export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup, options: { newest: boolean }): Promise<CheckedBackup> {
   const findings: Finding[] = [];
   const jobs: HashJob[] = [];
-  const result = (manifest: Manifest | undefined, verified = 0, archived = 0): CheckedBackup => ({ backup, manifest, findings, jobs, verifiedArtifacts: verified, archivedArtifacts: archived });
+  let replica: ReplicaState | undefined;
+  const result = (manifest: Manifest | undefined, verified = 0, archived = 0): CheckedBackup => ({ backup, manifest, findings, jobs, verifiedArtifacts: verified, archivedArtifacts: archived, replica });
   const listedManifest = backup.manifest;
   if (!listedManifest) return result(undefined);
   const loc = backup.location;
@@ -99,6 +105,7 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
   let verified = 0;
   let archived = 0;
   const prefix = sourcePrefix(loc);
+  const replicaObjects: ReplicaObject[] = [];
   for (const artifact of manifest.artifacts) {
     const aWhere = s3(ctx.bucket, artifact.key);
     const aAt = { ...at, where: aWhere };
@@ -135,6 +142,7 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
         objectsOk = false;
         continue;
       }
+      replicaObjects.push({ key: object.key, status: oHead.replicationStatus, lastModified: oHead.lastModified });
       if (oHead.size !== object.bytes) {
         findings.push(makeFinding({ ...oAt, subject: object.key, check: 'ciphertext-size', severity: 'fail', since: oHead.lastModified.toISOString(), summary: `${oLabel} is ${oHead.size} bytes, the signed manifest says ${object.bytes} (${oHead.size < object.bytes ? 'truncated' : 'grown'})`, action: `${DO_NOT_RESTORE} Look for an older version of the object and for who wrote it.` }));
         objectsOk = false;
@@ -200,6 +208,14 @@ export async function checkBackup(ctx: BackupCheckContext, backup: ListedBackup,
       continue;
     }
     jobs.push({ backup, manifest, artifact, head, previous: sameObject ? record : undefined, firstRead: !sameObject || !record.complete });
+  }
+  if (ctx.replica) {
+    // The manifest is what a restore from the replica starts from: it must be there too.
+    const manifestHead = await ctx.store.head(listedManifest.key);
+    if (manifestHead) replicaObjects.unshift({ key: listedManifest.key, status: manifestHead.replicationStatus, lastModified: manifestHead.lastModified });
+    const checked = replicaCheck({ at: { group: loc.group, host: loc.host, source: loc.source, tier: loc.tier }, manifestKey: listedManifest.key, bucket: ctx.bucket, objects: replicaObjects, now: ctx.now, maxPendingHours: ctx.replica.maxPendingHours });
+    replica = checked.state;
+    if (checked.finding) findings.push(checked.finding);
   }
   return result(manifest, verified, archived);
 }

@@ -46,6 +46,8 @@ export const reportSchema = z.object({
       newest: z.object({ stamp: z.string(), finishedAt: z.string(), ageHours: z.number(), bytes: z.number(), durationSeconds: z.number() }).nullable(),
       copies: z.record(z.string(), z.number()),
       history: z.array(historyPoint),
+      /** Backups by offsite replica state; null when the deployment has no replica (optional: added in the same schema version). */
+      replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number() }).nullable().optional(),
     }),
   ),
   drills: z.array(z.object({ group: z.string(), host: z.string(), stamp: z.string(), ok: z.boolean(), ageDays: z.number() })),
@@ -53,11 +55,19 @@ export const reportSchema = z.object({
 });
 export type Report = z.infer<typeof reportSchema>;
 
+export interface ReplicaCounts {
+  replicated: number;
+  pending: number;
+  missing: number;
+}
+
 export interface SourceRow {
   readonly group: string;
   readonly host: string;
   readonly source: string;
   readonly history: readonly HistoryEntry[];
+  /** null (or absent): no replica expected. */
+  readonly replica?: ReplicaCounts | null;
 }
 
 export function buildReport(input: {
@@ -88,6 +98,7 @@ export function buildReport(input: {
         : null,
       copies,
       history: row.history.slice(-30).map((e) => ({ stamp: e.stamp, tier: e.tier, bytes: e.bytes, ciphertextBytes: e.ciphertextBytes, durationSeconds: e.durationSeconds })),
+      replica: row.replica ?? null,
     };
   });
   const findings = input.findings.map((f) => ({ ...f, new: input.newIds.has(f.id), firstSeenAt: input.firstSeen.get(f.id) }));
@@ -142,6 +153,13 @@ export function historyChart(history: Report['sources'][number]['history'], widt
   return `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="size and duration of the last ${history.length} backups">${bars}<polyline points="${points}" fill="none" stroke="#d93025" stroke-width="1.5"/>${legend}</svg>`;
 }
 
+/** "12 of 12 replicated", or what is not: the offsite copy at a glance. */
+export function replicaText(r: ReplicaCounts): string {
+  const total = r.replicated + r.pending + r.missing;
+  const rest = [r.pending ? `${r.pending} pending` : '', r.missing ? `${r.missing} MISSING` : ''].filter(Boolean).join(', ');
+  return `${r.replicated} of ${total} replicated${rest ? `, ${rest}` : ''}`;
+}
+
 function badge(status: Status): string {
   const c = COLORS[status];
   return `<span class="badge" style="background:${c.bg};color:${c.fg}">${status}</span>`;
@@ -162,7 +180,8 @@ export function renderHtml(report: Report): string {
           const c = COLORS[s.status];
           const newest = s.newest ? `${esc(s.newest.stamp)} (${s.newest.ageHours} h ago), ${esc(formatBytes(s.newest.bytes))}, ${s.newest.durationSeconds.toFixed(0)} s` : 'none';
           const copies = Object.entries(s.copies).map(([t, n]) => `${esc(t)} ${n}`).join(', ') || 'none';
-          return `<section class="source" style="border-left:6px solid ${c.fg}"><table><caption>${badge(s.status)} ${esc(s.host)} / ${esc(s.source)}</caption><tr><th>newest</th><td>${newest}</td></tr><tr><th>copies</th><td>${copies}</td></tr><tr><th>findings</th><td>${mine.length ? mine.map((f) => esc(f.summary)).join('<br>') : 'none'}</td></tr></table>${historyChart(s.history)}</section>`;
+          const replica = s.replica ? `<tr><th>replica</th><td>${replicaText(s.replica)}</td></tr>` : '';
+          return `<section class="source" style="border-left:6px solid ${c.fg}"><table><caption>${badge(s.status)} ${esc(s.host)} / ${esc(s.source)}</caption><tr><th>newest</th><td>${newest}</td></tr><tr><th>copies</th><td>${copies}</td></tr>${replica}<tr><th>findings</th><td>${mine.length ? mine.map((f) => esc(f.summary)).join('<br>') : 'none'}</td></tr></table>${historyChart(s.history)}</section>`;
         })
         .join('')}`;
     })

@@ -10,7 +10,8 @@ import { formatBytes, historyEntry, orphanFindings, retentionFindings, sourceFin
 import { Budget, readVerify, VERIFIED_PREFIX, verificationRecordKey, type VerificationRecord } from './hashing';
 import { buildInventory, sourceId, type ListedBackup } from './inventory';
 import { loadGroupKeys, type GroupKeys } from './keys';
-import { buildReport, renderHtml, type Report } from './report';
+import type { ReplicaState } from './replica';
+import { buildReport, renderHtml, type ReplicaCounts, type Report } from './report';
 
 export interface VerifierDeps {
   readonly store: BucketStore;
@@ -28,11 +29,15 @@ const SOURCE_CHECKS: ReadonlySet<Check> = new Set(['rpo', 'never-backed-up', 'em
 const VERIFIER_CHECKS: ReadonlySet<Check> = new Set<Check>([
   'manifest-signature', 'manifest-invalid', 'manifest-location', 'ciphertext-missing', 'ciphertext-size', 'ciphertext-sha256', 'not-openpgp',
   'recipients', 'dump-exit-status', 'completion-marker', 'object-lock', 'not-read-verified', 'verification-pending', 'retention-count',
-  'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', ...SOURCE_CHECKS,
+  'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS,
 ]);
 /** A first read that has not happened a day after the backup is worth a warning. */
 const PENDING_GRACE_MS = 24 * 3_600_000;
 const IO_CONCURRENCY = 8;
+
+function replicaContext(settings: Settings): { maxPendingHours: number } | undefined {
+  return settings.replicaMaxPendingHours === undefined ? undefined : { maxPendingHours: settings.replicaMaxPendingHours };
+}
 
 function budgetFor(deps: VerifierDeps): Budget {
   return new Budget(deps.settings.hashBudgetBytes ?? Number.POSITIVE_INFINITY, deps.remainingMs);
@@ -137,7 +142,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   for (const b of backups) if (b.manifest) newestManifest.set(sourceId(b.location), b.stamp);
   const checked: CheckedBackup[] = await mapLimit(backups, IO_CONCURRENCY, (b) => {
     const group = groups.get(b.location.group)!;
-    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
+    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
   });
   for (const c of checked) findings.push(...c.findings);
   const hashing = await runHashJobs(deps, checked.flatMap((c) => c.jobs), budget, now);
@@ -152,13 +157,33 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   }
   findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referenced));
 
+  // The report's replica column, and which monitor "replication failed" alerts this sweep settles:
+  // those of backups now fully replicated, or no longer in the bucket (expired).
+  const replicaBySource = new Map<string, ReplicaCounts>();
+  const replicaByManifest = new Map<string, ReplicaState | undefined>();
+  for (const c of checked) {
+    if (!c.backup.manifest) continue;
+    replicaByManifest.set(c.backup.manifest.key, c.replica);
+    if (!c.replica) continue;
+    const id = sourceId(c.backup.location);
+    const counts = replicaBySource.get(id) ?? { replicated: 0, pending: 0, missing: 0 };
+    counts[c.replica]++;
+    replicaBySource.set(id, counts);
+  }
+  const replicationSettled = (f: Finding): boolean => {
+    if (f.check !== 'replication-failed' || !settings.replicaMaxPendingHours) return false;
+    const key = f.id.slice(f.id.indexOf(':') + 1);
+    if (!key.startsWith(BACKUPS_PREFIX)) return false;
+    return !replicaByManifest.has(key) ? !backupObjects.some((o) => o.key === key) : replicaByManifest.get(key) === 'replicated';
+  };
+
   const histories = new Map<string, HistoryEntry[]>();
   for (const c of checked) {
     if (!c.manifest) continue;
     const id = sourceId(c.backup.location);
     histories.set(id, [...(histories.get(id) ?? []), historyEntry(c.backup, c.manifest)]);
   }
-  const rows: { group: string; host: string; source: string; history: HistoryEntry[] }[] = [];
+  const rows: { group: string; host: string; source: string; history: HistoryEntry[]; replica: ReplicaCounts | null }[] = [];
   const drills: DrillSummary[] = [];
   const evaluated = new Set<string>();
   for (const group of settings.groups) {
@@ -169,7 +194,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
       const [host, source] = pair.split('/');
       const history = (histories.get(`${group.name}/${pair}`) ?? []).sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
       evaluated.add(`${group.name}/${pair}`);
-      rows.push({ group: group.name, host, source, history });
+      rows.push({ group: group.name, host, source, history, replica: settings.replicaMaxPendingHours === undefined ? null : (replicaBySource.get(`${group.name}/${pair}`) ?? { replicated: 0, pending: 0, missing: 0 }) });
       if (keysByGroup.get(group.name)!.problem) continue;
       const input = { group, host, source, history, now, bucket: settings.bucket };
       findings.push(...sourceFindings({ ...input, sizeDropRatio: settings.sizeDropRatio, expected: expected.has(pair) || history.length > 0 || seen.has(pair) }));
@@ -187,7 +212,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     log,
     findings: sorted,
     repeatHours: settings.repeatHours,
-    covers: (f) => VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || evaluated.has(`${f.group}/${f.host}/${f.source}`)),
+    covers: (f) => replicationSettled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || evaluated.has(`${f.group}/${f.host}/${f.source}`))),
   });
   const firstSeen = new Map<string, string>();
   for (const r of [...plan.reminded.map((x) => x.record), ...plan.quiet.map((x) => x.record)]) firstSeen.set(r.id, r.firstSeenAt);
@@ -283,7 +308,7 @@ export async function verifyNewManifest(deps: VerifierDeps, key: string): Promis
   }
   let manifest: Manifest | undefined;
   if (!keys.problem) {
-    const checked = await checkBackup({ store, bucket: settings.bucket, keys, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays }, backup, { newest: newestStamp === backup.stamp });
+    const checked = await checkBackup({ store, bucket: settings.bucket, keys, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, replica: replicaContext(settings) }, backup, { newest: newestStamp === backup.stamp });
     manifest = checked.manifest;
     findings.push(...checked.findings);
     findings.push(...(await runHashJobs(deps, checked.jobs, budgetFor(deps), now)).findings);
