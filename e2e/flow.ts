@@ -7,7 +7,7 @@ import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-l
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { agentConfigSchema, type AgentConfig } from '../agent/src/config/schema';
 import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
@@ -77,6 +77,27 @@ export interface ScheduledRun {
   readonly schedule: string;
   readonly timeZone?: string;
   readonly parameters: Readonly<Record<string, string>>;
+  /** The whole SendCommand request the schedule's target sends, references resolved. */
+  readonly request: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Who acts in each step, as on AWS each has a role of its own: the hosts of a group, the drill
+ * host, the two functions, EventBridge Scheduler, and an operator at a laptop. The default gives
+ * everybody the deployment's own target; test/e2e gives each its own access key so that a
+ * recording proxy can tell them apart.
+ */
+export interface Actors {
+  host(group: string): MotoTarget;
+  readonly drill: MotoTarget;
+  readonly verifier: MotoTarget;
+  readonly monitor: MotoTarget;
+  readonly scheduler: MotoTarget;
+  readonly operator: MotoTarget;
+}
+
+export function sameActor(target: MotoTarget): Actors {
+  return { host: () => target, drill: target, verifier: target, monitor: target, scheduler: target, operator: target };
 }
 
 export interface Alert {
@@ -103,6 +124,7 @@ export class Deployment {
     readonly scheduledRuns: readonly ScheduledRun[],
     /** Where host-side state (the fetched agent) and scripts go, as on a host. */
     readonly home: string,
+    readonly actors: Actors,
   ) {
     const { forcePathStyle: _f, ...plain } = target.clientConfig;
     this.s3 = new S3Client(target.clientConfig);
@@ -111,7 +133,8 @@ export class Deployment {
     this.events = new EventBridgeClient(plain);
   }
 
-  static async read(target: MotoTarget, stack: DeployedStack, home: string): Promise<Deployment> {
+  /** @param target the deployment's own access (reading it back, alerts inbox, setup); actors: who acts in each step. */
+  static async read(target: MotoTarget, stack: DeployedStack, home: string, actors: Actors = sameActor(target)): Promise<Deployment> {
     const { forcePathStyle: _f, ...plain } = target.clientConfig;
     const ssm = new SSMClient(plain);
     const lambda = new LambdaClient(plain);
@@ -153,11 +176,12 @@ export class Deployment {
           schedule: r.Properties.ScheduleExpression,
           timeZone: r.Properties.ScheduleExpressionTimezone,
           parameters: Object.fromEntries(Object.entries(input.Parameters ?? {}).map(([k, v]) => [k, v[0]])),
+          request: input,
         };
       });
 
     const document = await readCommandDocument(ssm, stack.output('AgentDocumentName'));
-    return new Deployment(target, stack, document, byService(SERVICE.verifier), byService(SERVICE.monitor), rules, scheduledRuns, home);
+    return new Deployment(target, stack, document, byService(SERVICE.verifier), byService(SERVICE.monitor), rules, scheduledRuns, home, actors);
   }
 
   get bucket(): string {
@@ -179,9 +203,9 @@ export class Deployment {
     return this.verifier.environment.COLDSEAL_PARAMETER_PREFIX;
   }
 
-  /** The environment of a host (or an operator's shell) in this account. */
-  hostEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return hostEnv(this.target, this.home, extra);
+  /** The environment of a host (or an operator's shell) in this account, acting as `actor`. */
+  hostEnv(extra: Record<string, string> = {}, actor: MotoTarget = this.actors.operator): Record<string, string> {
+    return hostEnv(actor, this.home, extra);
   }
 
   /** The operator's step after deploying: the group's signing private key into its SecureString. */
@@ -198,7 +222,19 @@ export class Deployment {
 
   /** Runs the document's script on this machine as SSM Run Command would on a host of the group. */
   async runScheduled(group: string, action: 'backup' | 'drill' = 'backup', env: Record<string, string> = {}): Promise<ProcessResult> {
-    return runDocument(this.target, this.document, this.scheduledRun(group, action).parameters, this.home, env);
+    const actor = action === 'drill' ? this.actors.drill : this.actors.host(group);
+    return runDocument(actor, this.document, this.scheduledRun(group, action).parameters, this.home, env);
+  }
+
+  /**
+   * What the schedule itself does at its time: EventBridge Scheduler, with the schedule's role,
+   * sends its target's input as the SendCommand request (moto deploys no schedules, so nothing
+   * else would). moto records the command and runs nothing; runScheduled plays the host's part.
+   */
+  async sendScheduled(group: string, action: 'backup' | 'drill' = 'backup'): Promise<string> {
+    const { forcePathStyle: _f, ...plain } = this.actors.scheduler.clientConfig;
+    const sent = await new SSMClient(plain).send(new SendCommandCommand(this.scheduledRun(group, action).request as unknown as SendCommandCommandInput));
+    return sent.Command!.CommandId!;
   }
 
   async listKeys(prefix: string): Promise<string[]> {
@@ -294,7 +330,7 @@ export class Deployment {
   lambdaOutput?: (line: string) => void;
 
   async invokeVerifier(event: VerifierEvent): Promise<SweepResult | ManifestResult | undefined> {
-    return this.invoke(this.verifier, async () => (await import('../lambdas/verifier/handler.js')).createVerifierHandler(), event);
+    return this.invoke(this.verifier, this.actors.verifier, async () => (await import('../lambdas/verifier/handler.js')).createVerifierHandler(), event);
   }
 
   /**
@@ -303,7 +339,7 @@ export class Deployment {
    *   monitor reads is moto.
    */
   async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory): Promise<MonitorResult | undefined> {
-    return this.invoke(this.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances }), event);
+    return this.invoke(this.monitor, this.actors.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances }), event);
   }
 
   /**
@@ -314,11 +350,11 @@ export class Deployment {
    * CloudWatch Logs would hold) goes to lambdaOutput when set; never set it under the test
    * runner, whose own protocol runs over this process's stdout.
    */
-  private async invoke<E, R>(fn: DeployedFunction, create: () => Promise<(event: E, context?: Context) => Promise<R>>, event: E): Promise<R> {
+  private async invoke<E, R>(fn: DeployedFunction, role: MotoTarget, create: () => Promise<(event: E, context?: Context) => Promise<R>>, event: E): Promise<R> {
     const runtimeEnv: Record<string, string> = {
       ...fn.environment,
-      ...this.target.env,
-      AWS_ENDPOINT_URL: this.target.clientConfig.endpoint,
+      ...role.env,
+      AWS_ENDPOINT_URL: role.clientConfig.endpoint,
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMB),
     };

@@ -163,6 +163,15 @@ export function grantReadRetention(role: iam.IRole, bucket: s3.IBucket, prefixes
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObjectRetention'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
 }
 
+/**
+ * A read pinned to the version a manifest recorded (format/s3-part-fetcher.ts sends VersionId, so
+ * a replaced object fails loudly) is authorized as s3:GetObjectVersion, not s3:GetObject.
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html ("Permissions": versionId)
+ */
+export function grantReadVersions(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[]): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObjectVersion'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
+}
+
 export function grantWrite(role: iam.IRole, bucket: s3.IBucket, prefixes: readonly string[], withDelete: boolean): void {
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: withDelete ? ['s3:PutObject', 's3:DeleteObject'] : ['s3:PutObject'], resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }));
 }

@@ -17,6 +17,7 @@ import {
   grantPublish,
   grantRead,
   grantReadRetention,
+  grantReadVersions,
   grantWrite,
   acknowledgeObjectPrefixes,
   LAMBDAS_DIR,
@@ -77,6 +78,7 @@ export class ColdsealVerifier extends Construct {
     grantListBucket(role, props.bucket);
     grantRead(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
     grantReadRetention(role, props.bucket, [BACKUPS_PREFIX]);
+    grantReadVersions(role, props.bucket, [BACKUPS_PREFIX]);
     grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
     grantKey(role, props.dataKey, true);

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the context and reports are JSON */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -13,8 +13,14 @@ import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/ve
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto } from '../../e2e/moto-stack';
-import { Deployment, generateKeyFiles, HostInventory, type Alert, type KeyFiles } from '../../e2e/flow';
-import { newMotoAccount, uniqueName } from '../harness/aws';
+import { Deployment, generateKeyFiles, HostInventory, type Actors, type Alert, type KeyFiles } from '../../e2e/flow';
+import { motoEndpoint, newMotoAccount, newMotoActor, uniqueName, type MotoAccount } from '../harness/aws';
+import { startRecorder, type Recorder } from '../harness/aws-recorder';
+import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
+import { PutObjectRetentionCommand, type ObjectLockRetentionMode } from '@aws-sdk/client-s3';
+import { describeCall, PermissionModel, type Decision } from '../infra/permissions';
+import { HARNESS, needsNoPermission, OPERATOR, OPERATOR_POLICY, translate, type RecordedCall, type Translation } from '../infra/recorded-calls';
+import { FAKE, type Template } from '../infra/template-tools';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../harness/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
 
@@ -30,6 +36,9 @@ const PG_GROUP = 'db';
 const APP_GROUP = 'app';
 
 let deployment: Deployment;
+let recorder: Recorder;
+/** Access key id → the principal that would send the request on AWS (see test/infra/recorded-calls.ts). */
+const principals = new Map<string, string>();
 let bundle: string;
 let dir: string;
 let keys: Record<string, KeyFiles>;
@@ -69,6 +78,23 @@ function tree(root: string): Record<string, string> {
   return out;
 }
 
+/**
+ * moto 5.2 drops the Object Lock headers of CreateMultipartUpload (its CompleteMultipartUpload
+ * takes the lock from the Complete request, which carries none, or from the bucket's default),
+ * where S3 gives the completed object the retention the upload was created with
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html). The harness
+ * applies exactly what each host's request asked for, so the verifier sees what S3 would keep.
+ */
+async function applyRequestedMultipartLocks(): Promise<void> {
+  for (const r of recorder.requests) {
+    const lock = r.headers['x-amz-object-lock-mode'];
+    if (r.service !== 's3' || r.method !== 'POST' || !Object.hasOwn(r.query, 'uploads') || !lock || !principals.get(r.accessKeyId ?? '')?.startsWith('host:')) continue;
+    const key = decodeURIComponent(r.path.split('/').slice(2).join('/'));
+    const until = new Date(r.headers['x-amz-object-lock-retain-until-date']);
+    await deployment.s3.send(new PutObjectRetentionCommand({ Bucket: deployment.bucket, Key: key, Retention: { Mode: lock as ObjectLockRetentionMode, RetainUntilDate: until } }));
+  }
+}
+
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'coldseal-e2e-'));
   // The real agent, copied away from dist/ so a concurrent build elsewhere cannot change it under us.
@@ -81,6 +107,8 @@ before(async () => {
   writeFileSync(join(filesRoot, 'uploads', 'année 2026', 'reçu ✓.txt'), 'paid 😀\n');
   writeFileSync(join(filesRoot, 'settings.conf'), 'secret=1\n', { mode: 0o600 });
   writeFileSync(join(filesRoot, 'cache.tmp'), 'excluded\n');
+  // Incompressible and over one 8 MiB part: this source's backup is a multipart upload.
+  writeFileSync(join(filesRoot, 'uploads', 'scan.bin'), randomBytes(12 << 20));
   symlinkSync('uploads/année 2026', join(filesRoot, 'current'));
   await Promise.all([createPgFixture(pgSource, 3_000), createMysqlFixture(mySource, 2_000)]);
 
@@ -104,8 +132,26 @@ before(async () => {
   };
   keys[APP_GROUP] = { ...keys[APP_GROUP], recipient: keys[PG_GROUP].recipient };
   const account = await newMotoAccount();
+  // Setup goes straight to moto (CloudFormation answers only on "localhost"); from here on every
+  // actor, the test itself included, talks to moto through the recorder with a key of its own.
   const stack = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: bundle, stackName: uniqueName('ColdsealE2e') });
-  deployment = await Deployment.read(account, stack, join(dir, 'host'));
+  recorder = await startRecorder(motoEndpoint());
+  const actor = async (principal: string): Promise<MotoAccount> => {
+    const target = await newMotoActor(account, principal, recorder.url);
+    principals.set(target.credentials.accessKeyId, principal);
+    return target;
+  };
+  const harness = await actor(HARNESS);
+  const hosts: Record<string, MotoAccount> = { [PG_GROUP]: await actor(`host:${PG_GROUP}`), [APP_GROUP]: await actor(`host:${APP_GROUP}`) };
+  const actors: Actors = {
+    host: (group) => hosts[group],
+    drill: await actor('drill'),
+    verifier: await actor('verifier'),
+    monitor: await actor('monitor'),
+    scheduler: await actor('scheduler'),
+    operator: await actor('operator'),
+  };
+  deployment = await Deployment.read(harness, stack, join(dir, 'host'), actors);
   for (const group of [PG_GROUP, APP_GROUP]) {
     const published = await deployment.publishSigningKey(bundle, group, keys[group].signing.privateFile);
     assert.equal(published.code, 0, published.stderr);
@@ -114,6 +160,7 @@ before(async () => {
 });
 
 after(async () => {
+  await recorder?.close();
   await Promise.all([dropPgDatabase(pgSource), ...pgScratch.map(dropPgDatabase), dropMysqlDatabase(mySource), ...myScratch.map(dropMysqlDatabase)]);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -137,7 +184,8 @@ describe('deployed configuration', () => {
 describe('PostgreSQL group: scheduled backup, verification, report, monitor, restore', () => {
   let manifestKey: string;
 
-  test("the schedule's run of the document backs the database up into the deployed bucket", async () => {
+  test("the schedule's SendCommand, then its run of the document, backs the database up into the deployed bucket", async () => {
+    assert.match(await deployment.sendScheduled(PG_GROUP), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const run = await deployment.runScheduled(PG_GROUP);
     assert.equal(run.code, 0, `exit ${run.code}\n${run.stderr}`);
     const manifests = await deployment.manifests(PG_GROUP);
@@ -156,6 +204,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
 
   test("the drill schedule's run of the document restores the latest backup into scratch and writes a signed receipt", async () => {
     // COLDSEAL_DRILL_KEY stands in for the drill host's /etc/coldseal/drill.key.asc, as COLDSEAL_HOME does for /var/lib/coldseal.
+    assert.match(await deployment.sendScheduled(PG_GROUP, 'drill'), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const drill = await deployment.runScheduled(PG_GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys[PG_GROUP].recipient.privateFile });
     assert.equal(drill.code, 0, `exit ${drill.code}\n${drill.stderr}`);
     assert.equal((await deployment.listKeys(`drills/${PG_GROUP}/`)).length, 1);
@@ -211,6 +260,7 @@ describe('MariaDB and files group', () => {
   test('one scheduled run backs up both sources; each manifest verifies clean', async () => {
     const run = await deployment.runScheduled(APP_GROUP);
     assert.equal(run.code, 0, `exit ${run.code}\n${run.stderr}`);
+    await applyRequestedMultipartLocks();
     const manifests = await deployment.manifests(APP_GROUP);
     assert.deepEqual(manifests.map((k) => k.split('/')[4]).sort(), ['shop', 'site']);
     for (const key of manifests) {
@@ -270,5 +320,124 @@ describe('a corrupted backup', () => {
     const refused = await deployment.restore(bundle, PG_GROUP, ['--source', 'pg', '--key', keys[PG_GROUP].recipient.privateFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
     assert.equal(refused.code, EXIT.INTEGRITY, refused.stderr);
     assert.match(refused.stderr, /SHA-256|checksum/i);
+  });
+});
+
+/**
+ * moto evaluates no policy, so every request above was answered whatever the stack's policies
+ * say. Here each one the system sent (recorded by the proxy, signed with its actor's own key) is
+ * asked of a real IAM engine over the template this run deployed: the actor's identity policy,
+ * the bucket, topic and KMS key policies (test/infra/permissions.ts, aws-calls.ts). A call that
+ * would be refused on AWS fails the test by name.
+ */
+describe('every AWS call recorded during the run is allowed on AWS', () => {
+  let template: Template;
+  let translation: Translation;
+  const decisions: { call: RecordedCall; decision: Decision }[] = [];
+
+  const modelOf = (t: Template): PermissionModel => {
+    const model = new PermissionModel(t);
+    model.identities.set(OPERATOR, { arn: `arn:aws:iam::${FAKE.account}:user/operator`, policies: [OPERATOR_POLICY] });
+    return model;
+  };
+  const deniedIn = async (model: PermissionModel, calls: readonly RecordedCall[]) => {
+    const out: string[] = [];
+    for (const call of calls) {
+      const decision = await model.decide(call);
+      if (!decision.allowed) out.push(`${describeCall(call, decision)}\n    sent as ${call.wire}`);
+    }
+    return out;
+  };
+
+  before(async () => {
+    template = deployment.stack.template as Template;
+    const secureStringKeys = new Map<string, string>();
+    let token: string | undefined;
+    do {
+      const page = await deployment.ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Type', Values: ['SecureString'] }], NextToken: token }));
+      for (const p of page.Parameters ?? []) secureStringKeys.set(p.Name!, p.KeyId!);
+      token = page.NextToken;
+    } while (token);
+    translation = translate(recorder.requests, principals, { template, physical: deployment.stack.physical, accountId: deployment.target.accountId, secureStringKeys });
+    const model = modelOf(template);
+    for (const call of translation.calls) if (!needsNoPermission(call)) decisions.push({ call, decision: await model.decide(call) });
+  });
+
+  test('every recorded request is placed: signed by a known actor, its operation in the table', () => {
+    assert.deepEqual(translation.problems, []);
+    assert.ok(translation.harnessRequests > 0, 'the harness key signed requests of its own, and they were left out');
+  });
+
+  test('each call of the hosts, the drill host, the verifier, the monitor, the scheduler and the operator is allowed', () => {
+    const denied = decisions.filter((d) => !d.decision.allowed).map((d) => `${describeCall(d.call, d.decision)}\n    sent as ${d.call.wire}`);
+    assert.deepEqual(denied, [], `${denied.length} of ${decisions.length} recorded calls would be refused on AWS`);
+  });
+
+  test('the recording covers every principal and the calls that matter', () => {
+    const seen = new Set(decisions.map(({ call }) => `${call.principal} ${call.operation}${call.key?.startsWith('reports/') ? ' reports/' : ''}${call.readsLock ? ' +lock' : ''}${call.mayBeMissing ? ' 404' : ''}${call.parameterKeyArn ? ' +kms' : ''}`));
+    const expected = [
+      'host:db PutObject',
+      'host:db ssm:GetParameter +kms',
+      'host:app CreateMultipartUpload',
+      'host:app UploadPart',
+      'host:app CompleteMultipartUpload',
+      'host:app ssm:GetParameter +kms',
+      'drill GetObject',
+      'drill PutObject',
+      'verifier ListObjectsV2',
+      'verifier HeadObject +lock',
+      'verifier GetObject 404',
+      'verifier PutObject reports/',
+      'verifier ssm:GetParameter',
+      'verifier sns:Publish',
+      'monitor ListObjectsV2',
+      'monitor sns:Publish',
+      'scheduler ssm:SendCommand',
+      'operator ssm:PutParameter +kms',
+      'operator GetObject',
+      'operator ssm:SendCommand',
+    ];
+    assert.deepEqual(expected.filter((e) => !seen.has(e)), [], `recorded: ${[...seen].sort().join(', ')}`);
+  });
+
+  test('the proof catches what c87bf67 fixed: the old encryption Deny refuses the recorded multipart steps, a verifier without s3:GetObjectRetention its HEADs, prefix-only ListBucket its 404s', async () => {
+    const calls = decisions.map((d) => d.call);
+    const bucketDenyIfExists = JSON.parse(JSON.stringify(template)) as Template;
+    for (const [, r] of Object.entries(bucketDenyIfExists.Resources)) {
+      if (r.Type !== 'AWS::S3::BucketPolicy') continue;
+      for (const st of r.Properties.PolicyDocument.Statement as any[]) {
+        // As before c87bf67: a negated ...IfExists in a Deny is true when the header is absent.
+        if (st.Sid === 'DenyOtherEncryption') st.Condition = { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } };
+        if (st.Sid === 'DenyOtherKmsKey') st.Condition = { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': st.Condition.StringNotEquals['s3:x-amz-server-side-encryption-aws-kms-key-id'] } };
+      }
+    }
+    const uploads = calls.filter((c) => c.operation === 'UploadPart' || c.operation === 'CompleteMultipartUpload');
+    assert.ok(uploads.length >= 3, `recorded multipart steps: ${uploads.length}`);
+    assert.deepEqual(
+      (await deniedIn(modelOf(bucketDenyIfExists), uploads)).length,
+      uploads.length,
+      'every recorded UploadPart and CompleteMultipartUpload is refused under the old Deny',
+    );
+
+    const withoutRetention = modelOf(template);
+    const verifier = withoutRetention.identities.get('verifier')!;
+    for (const policy of verifier.policies) {
+      policy.Statement = policy.Statement.map((st: any) => ({ ...st, Action: [st.Action].flat().filter((a: string) => a !== 's3:GetObjectRetention') })).filter((st: any) => st.Action.length > 0);
+    }
+    const lockReads = calls.filter((c) => c.readsLock);
+    assert.ok(lockReads.length > 0, 'the verifier HEADed locked objects');
+    const refused = await deniedIn(withoutRetention, lockReads);
+    assert.equal(refused.length, lockReads.length, refused.join('\n'));
+    assert.match(refused[0], /s3:GetObjectRetention .* ImplicitlyDenied/);
+
+    const prefixOnlyList = modelOf(template);
+    for (const policy of prefixOnlyList.identities.get('verifier')!.policies) {
+      for (const st of policy.Statement as any[]) {
+        if ([st.Action].flat().includes('s3:ListBucket')) st.Condition = { StringLike: { 's3:prefix': ['backups/*', 'drills/*', 'state/*'] } };
+      }
+    }
+    const missing = calls.filter((c) => c.principal === 'verifier' && c.mayBeMissing);
+    assert.ok(missing.length > 0, 'the verifier read keys that were not there');
+    assert.equal((await deniedIn(prefixOnlyList, missing)).length, missing.length, 'each 404 the verifier relied on would be a 403');
   });
 });

@@ -20,10 +20,9 @@ export interface MotoAccount extends MotoTarget {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
 }
 
-export async function newMotoAccount(): Promise<MotoAccount> {
-  const endpoint = motoEndpoint();
-  const accountId = String(100000000000 + (randomBytes(5).readUIntBE(0, 5) % 899999999999));
-  const iam = new IAMClient({ endpoint, region: REGION, credentials: { accessKeyId: 'bootstrap', secretAccessKey: 'bootstrap' } });
+/** An IAM client acting in that account of the moto_server (moto's account header, no signature checks). */
+function iamIn(accountId: string): IAMClient {
+  const iam = new IAMClient({ endpoint: motoEndpoint(), region: REGION, credentials: { accessKeyId: 'bootstrap', secretAccessKey: 'bootstrap' } });
   iam.middlewareStack.add(
     (next) => (args) => {
       (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = accountId;
@@ -31,11 +30,29 @@ export async function newMotoAccount(): Promise<MotoAccount> {
     },
     { step: 'build', name: 'motoAccount' },
   );
-  const userName = `coldseal-test-${randomBytes(4).toString('hex')}`;
+  return iam;
+}
+
+async function newAccessKey(accountId: string, userName: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const iam = iamIn(accountId);
   await iam.send(new CreateUserCommand({ UserName: userName }));
   const key = await iam.send(new CreateAccessKeyCommand({ UserName: userName }));
-  const credentials = { accessKeyId: key.AccessKey!.AccessKeyId!, secretAccessKey: key.AccessKey!.SecretAccessKey! };
-  return { ...motoTarget(endpoint, accountId, credentials, REGION), credentials };
+  return { accessKeyId: key.AccessKey!.AccessKeyId!, secretAccessKey: key.AccessKey!.SecretAccessKey! };
+}
+
+export async function newMotoAccount(): Promise<MotoAccount> {
+  const accountId = String(100000000000 + (randomBytes(5).readUIntBE(0, 5) % 899999999999));
+  const credentials = await newAccessKey(accountId, `coldseal-test-${randomBytes(4).toString('hex')}`);
+  return { ...motoTarget(motoEndpoint(), accountId, credentials, REGION), credentials };
+}
+
+/**
+ * Another access key in the same account, reaching moto through `endpoint` (a recording proxy):
+ * requests signed with it act on the same resources and are told apart by their key alone.
+ */
+export async function newMotoActor(account: MotoAccount, name: string, endpoint: string): Promise<MotoAccount> {
+  const credentials = await newAccessKey(account.accountId, `coldseal-${name.replace(/[^A-Za-z0-9+=,.@_-]/g, '-')}-${randomBytes(4).toString('hex')}`);
+  return { ...motoTarget(endpoint, account.accountId, credentials, REGION), credentials };
 }
 
 export function uniqueName(prefix: string): string {

@@ -69,6 +69,13 @@ export const SNS_KMS_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'] as const;
 export const SECURE_STRING_READ_ACTION = 'kms:Decrypt';
 
 /**
+ * PutParameter of a standard-tier SecureString: SSM encrypts the value with the parameter's key as
+ * the caller (kms:Encrypt, same ViaService and encryption context).
+ * https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html (standard parameters)
+ */
+export const SECURE_STRING_WRITE_ACTION = 'kms:Encrypt';
+
+/**
  * The key policy of the AWS managed key aws/ssm (AWS writes it; it cannot be changed): every
  * principal of the account may use it through SSM. That is why it cannot separate groups.
  * https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html (aws/ssm key policy)

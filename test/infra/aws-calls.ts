@@ -11,6 +11,7 @@ import {
   S3_KMS_READ_ACTIONS,
   S3_KMS_WRITE_ACTIONS,
   SECURE_STRING_READ_ACTION,
+  SECURE_STRING_WRITE_ACTION,
   SNS_KMS_ACTIONS,
   TAGGING_HEADER_NEEDS_PUT_TAGGING,
 } from './aws-behaviour';
@@ -34,7 +35,7 @@ export interface AwsCall {
   readonly mayBeMissing?: boolean;
   /** The caller reads the object's Object Lock headers from the answer. */
   readonly readsLock?: boolean;
-  /** GetParameter WithDecryption of a SecureString: the key it is encrypted with. */
+  /** GetParameter WithDecryption of a SecureString, or PutParameter of one: the key it is encrypted with. */
   readonly parameterKeyArn?: string;
   /** Sent over plain HTTP (only hostile calls are). */
   readonly insecure?: boolean;
@@ -108,7 +109,10 @@ export function questionsFor(call: AwsCall, env: CallEnvironment, now = new Date
   const questions: Question[] = [];
   const kmsVia = (service: string) => ({ 'kms:ViaService': `${service}.${env.region}.amazonaws.com`, 'kms:CallerAccount': env.account });
   if (call.bucket !== undefined) {
-    const entry = S3_ACTIONS[call.operation];
+    // A read of a given version is authorized as s3:GetObjectVersion instead.
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html ("Permissions": versionId)
+    const versioned = call.query?.versionId !== undefined && (call.operation === 'GetObject' || call.operation === 'HeadObject');
+    const entry = versioned ? { ...S3_ACTIONS[call.operation], action: 's3:GetObjectVersion' } : S3_ACTIONS[call.operation];
     if (!entry) throw new Error(`aws-calls: no IAM action known for S3 ${call.operation}; add it to S3_ACTIONS`);
     const headers = call.headers ?? {};
     const bucketArn = `arn:aws:s3:::${call.bucket}`;
@@ -162,11 +166,12 @@ export function questionsFor(call: AwsCall, env: CallEnvironment, now = new Date
   if (!call.resource) throw new Error(`aws-calls: ${call.operation} needs a resource`);
   questions.push({ action, resource: call.resource, context: { ...base }, because: `${call.operation} is authorized as ${action}` });
   if (call.parameterKeyArn) {
+    const writes = action === 'ssm:PutParameter';
     questions.push({
-      action: SECURE_STRING_READ_ACTION,
+      action: writes ? SECURE_STRING_WRITE_ACTION : SECURE_STRING_READ_ACTION,
       resource: call.parameterKeyArn,
       context: { ...base, ...kmsVia('ssm'), 'kms:EncryptionContext:PARAMETER_ARN': call.resource },
-      because: 'SSM decrypts a SecureString with its key as the caller',
+      because: writes ? 'SSM encrypts a SecureString with its key as the caller' : 'SSM decrypts a SecureString with its key as the caller',
     });
   }
   if (action === 'sns:Publish') {

@@ -147,9 +147,11 @@ describe('least-privilege roles', () => {
   test('the verifier reads backups, drills and public keys only, writes reports/ and state/ only', () => {
     const statements = statementsOf('VerifierRoleDefaultPolicy');
     const actions = statements.flatMap((s) => [s.Action].flat());
-    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:GetObjectRetention', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
+    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:GetObjectRetention', 's3:GetObjectVersion', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
     const retention = statements.find((s) => [s.Action].flat().includes('s3:GetObjectRetention'));
     assert.match(objectArn(retention), /backups\/\*/, 'reads Object Lock headers of backups (HeadObject hides them otherwise)');
+    const versions = statements.filter((s) => [s.Action].flat().includes('s3:GetObjectVersion')).map(objectArn);
+    assert.deepEqual(versions.map((arn) => /\/backups\/\*"/.test(arn) && !/drills|reports|state/.test(arn)), [true], `version-pinned reads of backups only: ${versions.join(' ')}`);
     const put = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
     assert.ok(put.every((s) => /\/(reports|state\/verified|state\/alerts)\/\*/.test(objectArn(s))), objectArn(put));
     assert.ok(!put.some((s) => /backups/.test(objectArn(s))), 'never writes backups');

@@ -1,9 +1,11 @@
 /**
  * The permission proof: every call the system makes is allowed, every hostile call is denied, by a
  * real IAM engine (@cloud-copilot/iam-simulate) over the synthesized template's identity,
- * bucket, topic, Lambda and KMS key policies. The calls here are the ones the code sends (SDK
- * operation, key layout, headers), one per kind; the end-to-end test records the real ones and
- * runs them through the same model (test/e2e/system.test.ts).
+ * bucket, topic, Lambda and KMS key policies. The calls here are written from the code (SDK
+ * operation, key layout, headers), one per kind, including ones the end-to-end run cannot make
+ * (every tier, Glacier, CloudWatch alarms, S3 logging); the end-to-end test records the requests
+ * its actors really send and runs them through the same model (test/e2e/system.test.ts, with
+ * test/harness/aws-recorder.ts and recorded-calls.ts).
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,6 +102,8 @@ function verifierCalls(): AwsCall[] {
     { principal, operation: 'GetObject', bucket: b, key: artifact.replace('.www.tar.zst.pgp', '.manifest.json') },
     { principal, operation: 'HeadObject', bucket: b, key: artifact, readsLock: true },
     { principal, operation: 'GetObject', bucket: b, key: artifact, headers: { range: 'bytes=0-1048575' } },
+    // Pinned to the manifest's version (format/s3-part-fetcher.ts).
+    { principal, operation: 'GetObject', bucket: b, key: artifact, headers: { range: 'bytes=0-1048575' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
     { principal, operation: 'GetObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json`, mayBeMissing: true },
     { principal, operation: 'PutObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json` },
     { principal, operation: 'GetObject', bucket: b, key: `${DRILLS_PREFIX}db/h1/20261122T060000Z.drill.json` },
