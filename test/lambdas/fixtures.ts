@@ -225,7 +225,7 @@ export async function healthyFleet(
   return byHost;
 }
 
-export async function putDrill(world: World, spec: { host: string; finishedAt: Date; ok: boolean; signingKey?: PrivateKey }): Promise<string> {
+export async function putDrill(world: World, spec: { host: string; finishedAt: Date; ok: boolean; signingKey?: PrivateKey; readFrom?: DrillReceipt['readFrom'] }): Promise<string> {
   const stamp = stampOf(spec.finishedAt);
   const signingKey = spec.signingKey ?? world.keys.signingKey;
   const receipt: DrillReceipt = {
@@ -251,6 +251,7 @@ export async function putDrill(world: World, spec: { host: string; finishedAt: D
     ],
     signingKeyFingerprint: fingerprintOf(signingKey),
     agent: { version: '0.1.0', node: process.version },
+    ...(spec.readFrom ? { readFrom: spec.readFrom } : {}),
   };
   const key = drillReceiptKey('web', spec.host, stamp);
   await putObject(world, key, await signDrillReceipt(receipt, signingKey), { lock: false });

@@ -191,6 +191,20 @@ test('a failed restore drill is a finding with the failed checks', async () => {
   assert.deepEqual(result.report.drills.map((d) => [d.host, d.ok]), [['web-2', false]]);
 });
 
+test('a drill that read the offsite replica says so in the report (JSON and HTML)', async () => {
+  const world = await newWorld({ account });
+  await healthyFleet(world, { drill: false });
+  await putDrill(world, { host: 'web-1', finishedAt: new Date(world.clock.ms - HOUR), ok: true, readFrom: { bucket: 'coldseal-replica-222233334444-eu-west-3', region: 'eu-west-3' } });
+  const result = await sweep(world);
+  assert.deepEqual(result.report.drills.map((d) => [d.host, d.ok, d.readFrom]), [['web-1', true, 's3://coldseal-replica-222233334444-eu-west-3 (eu-west-3)']]);
+  const html = await readText(world, result.reportKeys.html);
+  assert.match(html, /<td>offsite replica s3:\/\/coldseal-replica-222233334444-eu-west-3 \(eu-west-3\)<\/td>/);
+  await putDrill(world, { host: 'web-2', finishedAt: new Date(world.clock.ms - 1000), ok: true });
+  const next = await sweep(world);
+  assert.deepEqual(next.report.drills.map((d) => [d.host, d.readFrom]), [['web-2', undefined]]);
+  assert.match(await readText(world, next.reportKeys.html), /<td>data bucket<\/td>/);
+});
+
 test('a non-zero dump exit status and a missing Object Lock retention are findings', async () => {
   const world = await newWorld({ account, groups: [{ name: 'web', sources: ['pg'], hosts: ['web-1'], retentionDays: { daily: 35 } }] });
   await healthyFleet(world, { hosts: ['web-1'], drill: false });

@@ -50,7 +50,17 @@ export const reportSchema = z.object({
       replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number() }).nullable().optional(),
     }),
   ),
-  drills: z.array(z.object({ group: z.string(), host: z.string(), stamp: z.string(), ok: z.boolean(), ageDays: z.number() })),
+  drills: z.array(
+    z.object({
+      group: z.string(),
+      host: z.string(),
+      stamp: z.string(),
+      ok: z.boolean(),
+      ageDays: z.number(),
+      /** Where the drill read the backup: the offsite replica (`s3://bucket (region)`), or absent for the data bucket (optional: added in the same schema version). */
+      readFrom: z.string().optional(),
+    }),
+  ),
   verification: z.object({ hashedBytes: z.number(), hashedObjects: z.number(), pendingObjects: z.number(), verifiedArtifacts: z.number(), archivedArtifacts: z.number(), seconds: z.number() }),
 });
 export type Report = z.infer<typeof reportSchema>;
@@ -118,7 +128,7 @@ export function buildReport(input: {
     findings,
     resolved: input.resolved,
     sources,
-    drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10 })),
+    drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10, ...(d.readFrom ? { readFrom: d.readFrom } : {}) })),
     verification: input.verification,
   });
 }
@@ -187,7 +197,7 @@ export function renderHtml(report: Report): string {
     })
     .join('');
   const drills = report.drills.length
-    ? `<table class="list"><tr><th>group</th><th>host</th><th>drill</th><th>result</th><th>age</th></tr>${report.drills.map((d) => `<tr><td>${esc(d.group)}</td><td>${esc(d.host)}</td><td>${esc(d.stamp)}</td><td>${badge(d.ok ? 'OK' : 'FAIL')}</td><td>${d.ageDays} days</td></tr>`).join('')}</table>`
+    ? `<table class="list"><tr><th>group</th><th>host</th><th>drill</th><th>read from</th><th>result</th><th>age</th></tr>${report.drills.map((d) => `<tr><td>${esc(d.group)}</td><td>${esc(d.host)}</td><td>${esc(d.stamp)}</td><td>${d.readFrom ? `offsite replica ${esc(d.readFrom)}` : 'data bucket'}</td><td>${badge(d.ok ? 'OK' : 'FAIL')}</td><td>${d.ageDays} days</td></tr>`).join('')}</table>`
     : '<p>No restore drill receipts.</p>';
   const v = report.verification;
   const c = COLORS[report.status];
