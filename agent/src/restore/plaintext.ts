@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { PassThrough, pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as openpgp from 'openpgp';
@@ -37,6 +38,13 @@ export interface PlaintextOptions {
   readonly onProgress?: (ciphertextBytes: number) => void;
   /** @default 'auto' (gpg when on PATH, else openpgp.js); COLDSEAL_DECRYPT overrides 'auto'. */
   readonly decryption?: DecryptionPreference;
+  /**
+   * Write the plaintext to this file descriptor instead of handing it to Node: gpg's stdout goes
+   * straight into zstd's stdin and zstd writes the file itself, so no decrypted byte is copied
+   * through Node (that hop cost ~2 CPU-s per 0.3 GB, half the speed of the shell pipeline).
+   * `plaintext` is then an empty stream; the caller closes the descriptor after `finished`.
+   */
+  readonly plaintextFd?: number;
 }
 
 export interface OpenedPlaintext {
@@ -96,6 +104,8 @@ function chooseDecryption(preference: DecryptionPreference | undefined): 'gpg' |
 
 interface Decryption {
   readonly output: Readable;
+  /** The output is a child's pipe that another child can be given as its stdin. */
+  readonly direct?: boolean;
   readonly by: string;
   /** Resolves null on success, else the reason decryption failed. */
   readonly done: Promise<string | null>;
@@ -105,18 +115,24 @@ interface Decryption {
 async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
   // A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits.
   const home = await openGpgHome(key.armor(), 'the recipient private key');
-  const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The verdict is read from gpg's status lines (fd 3) as well as its exit status: DECRYPTION_OKAY
+  // is only printed once the integrity code matched, so a gpg that exits 0 without it is refused.
+  const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--status-fd', '3', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
   const stderr = keepTail(child.stderr!, 4096);
+  const status = keepTail(child.stdio[3] as Readable, 8192);
   child.stdin!.on('error', () => undefined);
   pipeline(ciphertext, child.stdin!, () => undefined);
   const done = new Promise<string | null>((resolve) => {
     child.once('error', (error) => resolve(`gpg could not be started: ${error.message}`));
     child.once('close', (code, signal) => {
       home.close();
-      resolve(code === 0 ? null : `gpg --decrypt failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`);
+      if (code !== 0) return resolve(`gpg --decrypt failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`);
+      const lines = status();
+      if (!/^\[GNUPG:\] DECRYPTION_OKAY\b/m.test(lines) || /^\[GNUPG:\] DECRYPTION_INFO 0 \d+(?: 0)?$/m.test(lines)) return resolve('MDC');
+      resolve(null);
     });
   });
-  return { output: child.stdout!, by: `gpg ${gpgVersion()}`, done, kill: () => child.kill('SIGKILL') };
+  return { output: child.stdout!, direct: true, by: `gpg ${gpgVersion()}`, done, kill: () => child.kill('SIGKILL') };
 }
 
 async function decryptWithOpenpgp(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
@@ -215,26 +231,41 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
 
   // --- decompression --------------------------------------------------------------------------
   const algorithm = manifest.compression.algorithm;
+  const fd = options.plaintextFd;
   let plaintext: Readable;
   let decompressed: Promise<string | null>;
   let kill = () => {};
   if (algorithm === 'zstd') {
-    const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const stderr = keepTail(child.stderr, 2048);
-    child.stdin.on('error', () => undefined);
-    pipeline(decryption.output, child.stdin, () => undefined);
+    // With a descriptor, zstd reads gpg's stdout and writes the file: the plaintext stays out of Node.
+    const direct = fd !== undefined && decryption.direct;
+    const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: [direct ? decryption.output : 'pipe', fd ?? 'pipe', 'pipe'] });
+    const stderr = keepTail(child.stderr!, 2048);
+    if (direct) {
+      // zstd holds its own copy of the pipe; ours closed, gpg gets EPIPE (not a hang) should zstd die.
+      decryption.output.destroy();
+    } else {
+      child.stdin!.on('error', () => undefined);
+      pipeline(decryption.output, child.stdin!, () => undefined);
+    }
     decompressed = new Promise((resolve) => {
       child.once('error', (error) => resolve(`zstd could not be started (${error.message}): install zstd`));
       child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 1)}`));
     });
-    plaintext = child.stdout;
+    plaintext = child.stdout ?? Readable.from([]);
     kill = () => child.kill('SIGKILL');
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
-    decompressed = new Promise((resolve) =>
-      pipeline(decryption.output, out, (error) => resolve(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_') ? `gunzip failed: ${error.message}` : null)),
-    );
-    plaintext = out;
+    const isZlib = (error: Error | null | undefined) => Boolean(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_'));
+    if (fd === undefined) {
+      decompressed = new Promise((resolve) => pipeline(decryption.output, out, (error) => resolve(isZlib(error) ? `gunzip failed: ${error!.message}` : null)));
+      plaintext = out;
+    } else {
+      const file = createWriteStream('', { fd, autoClose: false });
+      decompressed = new Promise((resolve) =>
+        pipeline(decryption.output, out, file, (error) => resolve(!error ? null : isZlib(error) ? `gunzip failed: ${error.message}` : `writing the plaintext failed: ${error.message}`)),
+      );
+      plaintext = Readable.from([]);
+    }
     kill = () => out.destroy();
   }
 
@@ -247,6 +278,8 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
       if (decryptError === 'MDC' || /manipulated|MDC|Modification detected/i.test(decryptError)) throw integrity('decryption', `the OpenPGP integrity code (MDC) of ${where} does not match: the message was altered`);
       throw integrity('decryption', `decrypting ${where} failed: ${decryptError}`);
     }
+    // A full disk is not a damaged backup.
+    if (decompressError && fd !== undefined && /writing the plaintext|write error|No space/i.test(decompressError)) throw new ColdsealError(EXIT.FAILURE, `${decompressError} (restoring ${where})`, 'Free space where the file goes, or give another --output');
     if (decompressError) throw integrity('decompression', `${decompressError} while decompressing ${where}: the dump inside is damaged`);
     const pin = reader.objectPins.get(artifact.key) ?? {};
     return { ...pin, ciphertextBytes: reader.bytesRead };

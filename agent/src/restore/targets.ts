@@ -127,7 +127,7 @@ function pgLiteral(value: string): string {
 }
 
 /** libpq connection string naming only the database (the rest comes from the environment). */
-function pgDbname(database: string): string {
+export function pgDbname(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
@@ -198,11 +198,6 @@ export function pgRestoreSink(conn: PgConnection, database: string, options: PgR
   args.push(...pgSelectionArgs(options.tables, options.schemas));
   const run = pgCommand(conn, 'pg_restore', args);
   return toolSink({ ...run, env: conn.env }, `pg_restore into ${database}`);
-}
-
-/** Runs SQL text (pg_dumpall globals) through psql, stopping at the first error. */
-export function psqlScriptSink(conn: PgConnection, database: string): Sink {
-  return toolSink(psqlRun(conn, database), `psql into ${database}`);
 }
 
 export function pgListSink(): Sink & { stdout(): string } {
