@@ -155,6 +155,8 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
       }
       try {
         await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
+        // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
+        if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
       } finally {
         log.endProgress();
       }
