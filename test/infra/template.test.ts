@@ -13,6 +13,7 @@ import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { PermissionModel } from './permissions';
 import { allows, bucketNameOf, denies, render, resourcesOfType, type Statement, type Template } from './template-tools';
 
 /**
@@ -224,7 +225,7 @@ describe('agent delivery', () => {
       assert.equal(parsed.calendar.timeZone, group === 'db' ? 'Europe/Paris' : 'America/New_York');
       assert.match(params.find((p) => p.Name === names.recipients).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
       assert.match(params.find((p) => p.Name === names.signingPublicKeys).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
-      assert.equal(params.find((p) => p.Name === names.signingKey), undefined, 'the signing private key is the user\'s to publish, never the stack\'s');
+      assert.equal(params.find((p) => p.Name === names.signingKey), undefined, "the signing private key is the user's to publish, never the stack's");
     }
     assert.equal(params.filter((p) => p.Name !== deploymentParameter()).length, 6);
   });
@@ -312,12 +313,12 @@ describe('schedules', () => {
     const statements = render(template, policy.Properties.PolicyDocument.Statement) as Statement[];
     const doc = `arn:aws:ssm:us-east-1:123456789012:document/${docId}`;
     const instance = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0';
-    assert.ok(await allows(statements, 'ssm:SendCommand', doc));
-    assert.ok(await denies(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1:123456789012:document/SomeOtherDocument'));
-    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' }));
-    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' }));
-    assert.ok(await denies(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' }));
-    assert.ok(await denies(statements, 'ssm:SendCommand', instance, {}));
+    assert.ok(await allows(statements, 'ssm:SendCommand', doc), "allows(statements, 'ssm:SendCommand', doc)");
+    assert.ok(await denies(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1:123456789012:document/SomeOtherDocument'), "denies(statements, 'ssm:SendCommand', 'arn:aws:ssm:us-east-1:123456789012:document/SomeOtherDocument')");
+    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' }), "allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'db' })");
+    assert.ok(await allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' }), "allows(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-drill': 'db' })");
+    assert.ok(await denies(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' }), "denies(statements, 'ssm:SendCommand', instance, { 'ssm:resourceTag/coldseal-group': 'other' })");
+    assert.ok(await denies(statements, 'ssm:SendCommand', instance, {}), "denies(statements, 'ssm:SendCommand', instance, {})");
     const [, role] = resourcesOfType(template, 'AWS::IAM::Role').find(([id]) => id.includes('Schedules'))!;
     assert.equal(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service, 'scheduler.amazonaws.com');
   });
@@ -340,7 +341,7 @@ describe('instance policy', () => {
       assert.ok(await allows(db, 's3:PutObject', bucketObject(key), created), tier);
       // multipart steps carry no If-None-Match: CreateMultipartUpload and UploadPart
       assert.ok(await allows(db, 's3:PutObject', bucketObject(key), { 's3:ObjectCreationOperation': false }), tier);
-      assert.ok(await allows(db, 's3:AbortMultipartUpload', bucketObject(key)));
+      assert.ok(await allows(db, 's3:AbortMultipartUpload', bucketObject(key)), "allows(db, 's3:AbortMultipartUpload', bucketObject(key))");
       const lock = retention[tier].lock;
       const asConfigured = { 's3:object-lock-mode': lock.mode, 's3:object-lock-remaining-retention-days': String(lock.days) };
       assert.ok(await allows(db, 's3:PutObjectRetention', bucketObject(key), asConfigured), tier);
@@ -351,7 +352,7 @@ describe('instance policy', () => {
 
   test('cannot overwrite: a whole-object write without If-None-Match is not allowed', async () => {
     const key = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/20261122T010000Z.manifest.json`);
-    assert.ok(await denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }));
+    assert.ok(await denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }), "denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true })");
   });
 
   test('cannot delete, read, or write anything of another group or outside backups/', async () => {
@@ -367,9 +368,9 @@ describe('instance policy', () => {
       assert.ok(await denies(db, action, other, created), `${action} on another group`);
     }
     assert.ok(await denies(db, 's3:GetObject', own), 'hosts do not read backups back');
-    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`));
-    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created));
-    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created));
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`), "denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`)");
+    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created), "denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created)");
+    assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created), "denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created)");
     const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
     assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
     const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject'));
@@ -378,17 +379,21 @@ describe('instance policy', () => {
   });
 
   test('uses the data key only through S3, reads only its group parameters, publishes to the topic', async () => {
+    // KMS needs the key policy as well as the identity policy, so these go through the full model.
+    // https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html
+    const model = new PermissionModel(template);
     const keyArn = `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`;
-    assert.ok(await allows(db, 'kms:GenerateDataKey', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
-    assert.ok(await allows(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }));
-    assert.ok(await denies(db, 'kms:Decrypt', keyArn, {}), 'direct use of the key');
-    assert.ok(await denies(db, 'kms:Decrypt', keyArn, { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }));
+    const kms = (action: string, context: Record<string, string>) => model.ask('host:db', { action, resource: keyArn, context, because: 'template test' });
+    assert.equal(await kms('kms:GenerateDataKey', { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }), 'Allowed', 'GenerateDataKey through S3');
+    assert.equal(await kms('kms:Decrypt', { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }), 'Allowed', 'Decrypt through S3');
+    assert.notEqual(await kms('kms:Decrypt', {}), 'Allowed', 'direct use of the key');
+    assert.notEqual(await kms('kms:Decrypt', { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }), 'Allowed', 'the data key through SSM');
     const parameterArn = (name: string) => `arn:aws:ssm:us-east-1:123456789012:parameter${name}`;
     for (const name of Object.values(groupParameters('db'))) assert.ok(await allows(db, 'ssm:GetParameter', parameterArn(name)), name);
     for (const name of Object.values(groupParameters('web'))) assert.ok(await denies(db, 'ssm:GetParameter', parameterArn(name)), name);
-    assert.ok(await denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)));
+    assert.ok(await denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)), "denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey))");
     const [topicId] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
-    assert.ok(await allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`));
+    assert.ok(await allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`), "allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`)");
     const wildcards = db.flatMap((s) => [s.Resource].flat()).filter((r) => r === '*');
     assert.deepEqual(wildcards, []);
   });
@@ -406,13 +411,13 @@ describe('instance policy', () => {
   test('the drill host reads its group backups and writes receipts under drills/<group>/ only', async () => {
     const [, drill] = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /restore-drill/.test(r.Properties.Description))!;
     const statements = render(template, drill.Properties.PolicyDocument.Statement) as Statement[];
-    assert.ok(await allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`)));
-    assert.ok(await denies(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`)));
-    assert.ok(await allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created));
-    assert.ok(await denies(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created));
-    assert.ok(await denies(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)));
-    assert.ok(await allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }));
-    assert.ok(await denies(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }));
+    assert.ok(await allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`)), "allows(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'db')}h/pg/x.pgp`))");
+    assert.ok(await denies(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`)), "denies(statements, 's3:GetObject', bucketObject(`${groupPrefix('weekly', 'web')}h/www/x.pgp`))");
+    assert.ok(await allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created), "allows(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/h/20261122T010000Z.drill.json`), created)");
+    assert.ok(await denies(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created), "denies(statements, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}web/h/20261122T010000Z.drill.json`), created)");
+    assert.ok(await denies(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`)), "denies(statements, 's3:DeleteObject', bucketObject(`${DRILLS_PREFIX}db/h/x`))");
+    assert.ok(await allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' }), "allows(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/db/h/' })");
+    assert.ok(await denies(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' }), "denies(statements, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/daily/web/' })");
   });
 });
 
