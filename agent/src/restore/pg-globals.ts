@@ -35,7 +35,7 @@ export async function pgApplyGlobals(conn: PgConnection, database: string, file:
   const tablespaces = [...script.matchAll(/^CREATE TABLESPACE ("(?:[^"]|"")+"|\S+)/gm)].map((m) => roleName(m[1]));
   if (tablespaces.length) {
     throw new ColdsealError(
-      EXIT.REFUSED,
+      EXIT.USAGE,
       `the globals create tablespaces (${tablespaces.join(', ')}), which PostgreSQL cannot do inside a transaction, so they cannot be applied all-or-nothing`,
       'Nothing was changed. Restore them with --output FILE, create the tablespace directories and run the file with psql',
     );
