@@ -236,8 +236,9 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   let decompressed: Promise<string | null>;
   let kill = () => {};
   if (algorithm === 'zstd') {
-    // With a descriptor, zstd reads gpg's stdout and writes the file: the plaintext stays out of Node.
-    const direct = fd !== undefined && decryption.direct;
+    // zstd reads gpg's stdout itself (and, given a descriptor, writes the file): the decrypted
+    // stream is not copied through Node. Backpressure still holds: zstd's stdout is read by the sink.
+    const direct = decryption.direct === true;
     const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: [direct ? decryption.output : 'pipe', fd ?? 'pipe', 'pipe'] });
     const stderr = keepTail(child.stderr!, 2048);
     if (direct) {
