@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { PassThrough, pipeline, Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -45,6 +45,14 @@ export interface PlaintextOptions {
    * `plaintext` is then an empty stream; the caller closes the descriptor after `finished`.
    */
   readonly plaintextFd?: number;
+  /**
+   * Called once the first part is checked, before decryption starts: a child's stdin returned here gets
+   * zstd's output directly (the sink is only created now, after the caller's own preparations,
+   * so no plaintext can reach it earlier). Undefined keeps the plaintext in `plaintext`.
+   */
+  readonly plaintextTo?: () => Promise<Writable | undefined>;
+  /** Read only the first parts (enough for an archive's head); the read then ends early, by design. */
+  readonly maxParts?: number;
 }
 
 export interface OpenedPlaintext {
@@ -54,7 +62,7 @@ export interface OpenedPlaintext {
    * SHA-256, the OpenPGP integrity check (MDC) passed and the decompressor finished cleanly.
    * Rejects with a ColdsealError naming the first check that failed.
    */
-  readonly finished: Promise<ObjectPin & { ciphertextBytes: number }>;
+  readonly finished: Promise<ObjectPin & { ciphertextBytes: number; plaintextBytes?: number }>;
   /** Which engine decrypts ("gpg 2.2.40" or "openpgp.js 6.x"). */
   readonly decryptedBy: string;
   /** Stops reading (a consumer failed): kills the children and aborts the reads. */
@@ -158,7 +166,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   const where = `s3://${bucket}/${artifact.key}`;
   let reader: PartReader;
   try {
-    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), pins: options.pin ? new Map([[artifact.key, options.pin]]) : undefined, onProgress: options.onProgress });
+    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), pins: options.pin ? new Map([[artifact.key, options.pin]]) : undefined, onProgress: options.onProgress, maxParts: options.maxParts });
   } catch (error) {
     throw integrity('parts', (error as Error).message, 'The signed manifest is inconsistent: restore an older backup');
   }
@@ -217,6 +225,17 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     ciphertext.once('close', () => resolve(ciphertext.readableEnded ? null : readFailure ?? new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`)));
   });
 
+  // --- where the plaintext goes -----------------------------------------------------------------
+  // Asked before gpg starts: a child's stdout starts being read into Node as soon as it exists, so
+  // gpg, zstd and the sink are wired together in one go, with no byte taken out of the pipe between.
+  let to: Writable | undefined;
+  try {
+    to = await options.plaintextTo?.();
+  } catch (error) {
+    ciphertext.destroy();
+    throw error;
+  }
+
   // --- decryption -----------------------------------------------------------------------------
   let decryption: Decryption;
   try {
@@ -232,6 +251,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   // --- decompression --------------------------------------------------------------------------
   const algorithm = manifest.compression.algorithm;
   const fd = options.plaintextFd;
+  let reportedBytes: () => number | undefined = () => undefined;
   let plaintext: Readable;
   let decompressed: Promise<string | null>;
   let kill = () => {};
@@ -239,8 +259,15 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     // zstd reads gpg's stdout itself (and, given a descriptor, writes the file): the decrypted
     // stream is not copied through Node. Backpressure still holds: zstd's stdout is read by the sink.
     const direct = decryption.direct === true;
-    const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: [direct ? decryption.output : 'pipe', fd ?? 'pipe', 'pipe'] });
+    const child = spawn('zstd', ['-d', '-c', '-v', '--no-progress'], { stdio: [direct ? decryption.output : 'pipe', fd ?? to ?? 'pipe', 'pipe'] });
+    // The sink's process holds its own copy of the pipe now.
+    to?.destroy();
     const stderr = keepTail(child.stderr!, 2048);
+    // -v ends with "/*stdin*\ : 1641092 bytes": the plaintext size, counted where Node cannot see it.
+    reportedBytes = () => {
+      const match = /: (\d+) bytes\s*$/.exec(stderr());
+      return match ? Number(match[1]) : undefined;
+    };
     if (direct) {
       // zstd holds its own copy of the pipe; ours closed, gpg gets EPIPE (not a hang) should zstd die.
       decryption.output.destroy();
@@ -257,7 +284,10 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
     const isZlib = (error: Error | null | undefined) => Boolean(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_'));
-    if (fd === undefined) {
+    if (to) {
+      decompressed = new Promise((resolve) => pipeline(decryption.output, out, to, (error) => resolve(isZlib(error) ? `gunzip failed: ${error!.message}` : null)));
+      plaintext = Readable.from([]);
+    } else if (fd === undefined) {
       decompressed = new Promise((resolve) => pipeline(decryption.output, out, (error) => resolve(isZlib(error) ? `gunzip failed: ${error!.message}` : null)));
       plaintext = out;
     } else {
@@ -283,7 +313,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     if (decompressError && fd !== undefined && /writing the plaintext|write error|No space/i.test(decompressError)) throw new ColdsealError(EXIT.FAILURE, `${decompressError} (restoring ${where})`, 'Free space where the file goes, or give another --output');
     if (decompressError) throw integrity('decompression', `${decompressError} while decompressing ${where}: the dump inside is damaged`);
     const pin = reader.objectPins.get(artifact.key) ?? {};
-    return { ...pin, ciphertextBytes: reader.bytesRead };
+    return { ...pin, ciphertextBytes: reader.bytesRead, plaintextBytes: reportedBytes() };
   })();
   finished.catch(() => undefined);
 
@@ -293,6 +323,8 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     decryptedBy: decryption.by,
     abort: () => {
       aborted = true;
+      // A paused stdout that nobody reads would never see zstd's end, and zstd's 'close' never come.
+      plaintext.destroy();
       kill();
       decryption.kill();
       ciphertext.destroy();

@@ -3,6 +3,7 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { dirname, resolve } from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
+import type { PgConnection } from '../inventory/postgres';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
 import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
@@ -102,33 +103,58 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
 
   // A file is written by the last child itself (the plaintext never passes through Node).
   const file = plan.file ? await plan.file.open() : undefined;
-  let opened: OpenedPlaintext;
-  try {
-    // Opening reads and checks the first part (size, addressees) before the target is touched.
-    opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, plaintextFd: file?.fd, onProgress: progress(log, `restoring ${artifact.name}`) });
-  } catch (error) {
-    await file?.close().catch(() => undefined);
-    await plan.undo?.().catch(() => undefined);
-    throw error;
-  }
-  log.debug(`decrypting with ${opened.decryptedBy}`);
   let safetyDump: SafetyDump | undefined;
-  try {
+  // The safety dump first, then the target is prepared: only after the first part was checked.
+  const prepareTarget = async () => {
     if (plan.safety) {
       safetyDump = await plan.safety();
       log.info(`safety dump of the current ${plan.destination} written to ${safetyDump.path} (${formatBytes(safetyDump.bytes)}, ${safetyDump.encrypted ? 'encrypted to the recipients' : 'PLAINTEXT'}, mode 0600; coldseal never deletes it)`, { safetyDump: safetyDump.path, bytes: safetyDump.bytes, encrypted: safetyDump.encrypted });
     }
     await plan.prepare?.();
+  };
+  const marker = trailerOf(artifact);
+  // A sink that reads to the end gets zstd's output straight (created once the target is prepared).
+  const direct = plan.direct === true && !marker && !plan.transform && !plan.fromHead;
+  let directSink: Sink | undefined;
+  let opened: OpenedPlaintext;
+  try {
+    // Opening reads and checks the first part (size, addressees) before the target is touched.
+    opened = await openPlaintext({
+      s3: clients.s3,
+      bucket,
+      manifest,
+      artifact,
+      key: request.key,
+      plaintextFd: file?.fd,
+      plaintextTo: direct
+        ? async () => {
+            await prepareTarget();
+            directSink = plan.sink();
+            return directSink.input;
+          }
+        : undefined,
+      onProgress: progress(log, `restoring ${artifact.name}`),
+    });
   } catch (error) {
-    opened.abort();
-    await opened.finished.catch(() => undefined);
+    directSink?.kill();
     await file?.close().catch(() => undefined);
     await plan.undo?.().catch(() => undefined);
     throw error;
   }
+  log.debug(`decrypting with ${opened.decryptedBy}`);
+  if (!direct) {
+    try {
+      await prepareTarget();
+    } catch (error) {
+      opened.abort();
+      await opened.finished.catch(() => undefined);
+      await file?.close().catch(() => undefined);
+      await plan.undo?.().catch(() => undefined);
+      throw error;
+    }
+  }
 
-  const marker = trailerOf(artifact);
-  let plaintextBytes: number;
+  let plaintextBytes: number | undefined;
   try {
     let tail: { text: string; bytes: number };
     if (file) {
@@ -140,6 +166,13 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
         log.endProgress();
         await file.close().catch(() => undefined);
       }
+    } else if (directSink) {
+      try {
+        await settle(opened, directSink);
+      } finally {
+        log.endProgress();
+      }
+      tail = { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
     } else {
       const watcher = new TailWatcher();
       let plaintext = opened.plaintext;
@@ -163,17 +196,18 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
       tail = { text: watcher.tailText(), bytes: watcher.bytes };
     }
     if (marker && !tail.text.includes(marker)) throw truncated(artifact, marker);
-    if (artifact.uncompressedBytes !== null && tail.bytes !== artifact.uncompressedBytes) {
+    // NaN: the count was not reported (gzip into a sink): the decompressor's own checks stand.
+    if (artifact.uncompressedBytes !== null && !Number.isNaN(tail.bytes) && tail.bytes !== artifact.uncompressedBytes) {
       throw new ColdsealError(EXIT.INTEGRITY, `size check failed: the decrypted ${artifact.name} is ${tail.bytes} bytes but the signed manifest says ${artifact.uncompressedBytes}`, 'Do not use this backup: restore an older one');
     }
-    plaintextBytes = tail.bytes;
+    plaintextBytes = Number.isNaN(tail.bytes) ? undefined : tail.bytes;
     log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}, size`, { plaintextBytes });
     await plan.finish?.();
   } catch (error) {
     await plan.undo?.().catch((undoError: Error) => log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`));
     throw error;
   }
-  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes };
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: plaintextBytes ?? artifact.uncompressedBytes ?? 0 };
 }
 
 /** Reads the last `bytes` bytes of a file (the trailer of a file a child wrote). */
@@ -226,6 +260,8 @@ interface Plan {
   readonly prepare?: () => Promise<void>;
   /** Where the plaintext goes (unless `file`). */
   readonly sink: () => Sink;
+  /** The sink reads zstd's output itself (it reads to the end of its input; no transform, no trailer). */
+  readonly direct?: boolean;
   readonly transform?: () => Transform;
   /** The plaintext goes to this file, written by the decompressor itself. */
   readonly file?: { open: () => Promise<FileHandle> };
@@ -263,24 +299,30 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       if (exists) {
         await confirmReplace(request, `${destination} exists: ${partial ? 'the selected tables/schemas in it' : 'its objects'} will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
       }
+      // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
+      const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
+      // A new database is created as the archive describes it, read from the archive's head.
+      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database);
+      const create = async (sql: readonly string[] | undefined) => {
+        if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
+        if (schemas.length) await pgCreateSchemas(conn, database, schemas);
+      };
       return {
         destination,
         // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
         undo: exists ? undefined : () => pgDropDatabase(conn, database),
         safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
-        // A new database is created as the archive describes it (read from the stream's head).
-        fromHead: async (plaintext) => {
-          let whole = plaintext;
-          if (!exists) {
-            const head = await readArchiveHead(conn, plaintext, database);
-            await pgCreateDatabaseAs(conn, database, head.databaseSql, target.noOwner ?? false);
-            whole = head.plaintext;
-          }
-          // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
-          const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
-          if (schemas.length) await pgCreateSchemas(conn, database, schemas);
-          return whole;
-        },
+        direct: exists || databaseSql !== undefined,
+        prepare: exists || databaseSql !== undefined ? () => create(databaseSql) : undefined,
+        // Without the head read ahead, from the stream itself (its bytes then pass through Node).
+        fromHead:
+          exists || databaseSql !== undefined
+            ? undefined
+            : async (plaintext) => {
+                const head = await readArchiveHead(conn, plaintext, database);
+                await create(head.databaseSql);
+                return head.plaintext;
+              },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
     }
@@ -320,6 +362,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
         prepare: async () => {
           staged = await StagedDirectory.create(path, entries !== undefined);
         },
+        direct: true,
         sink: () => tarExtractSink(staged!.incoming),
         finish: () => staged!.commit(),
         undo: async () => staged?.discard(),
@@ -351,6 +394,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       let sink: ReturnType<typeof pgListSink> | undefined;
       return {
         destination: 'the table of contents',
+        direct: true,
         sink: () => (sink = pgListSink()),
         listing: () => sink?.stdout() ?? '',
       };
@@ -388,21 +432,29 @@ export function progress(log: Log, label: string): (bytes: number) => void {
  * pass proves the whole object.
  */
 export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms: readonly Transform[] = []): Promise<void> {
-  let first: unknown;
   const head = transforms.reduce<Readable>((from, to) => from.pipe(to), opened.plaintext);
   head.pipe(sink.input);
+  await settle(opened, sink, () => {
+    head.unpipe(sink.input);
+    head.resume();
+  });
+}
+
+/** Waits for the read and the sink, wiring failures both ways (the first failure is reported). */
+async function settle(opened: OpenedPlaintext, sink: Sink, onSinkDone?: () => void): Promise<void> {
+  let first: unknown;
   const read = opened.finished.catch((error: unknown) => {
     first ??= error;
     sink.kill();
     throw error;
   });
   const written = sink.done.then(
-    () => {
-      head.unpipe(sink.input);
-      head.resume();
-    },
-    (error: unknown) => {
-      first ??= error;
+    () => onSinkDone?.(),
+    async (error: unknown) => {
+      // A sink fed directly by zstd sees a damaged read as its input ending: the read's verdict,
+      // which follows at once, is the root cause.
+      const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      first ??= root instanceof ColdsealError && root.exitCode === EXIT.INTEGRITY ? root : error;
       opened.abort();
       throw error;
     },
@@ -410,6 +462,30 @@ export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms
   const results = await Promise.allSettled([read, written]);
   if (results.some((r) => r.status === 'rejected')) throw first;
 }
+
+/**
+ * The database-level statements of a new database's archive, from a read of its first parts only
+ * (checked like any read): the real pass can then go from zstd straight into pg_restore. Undefined
+ * when the head does not tell (a table of contents longer than those parts, or damage: the real
+ * pass reads the head from its own stream and reports what is wrong).
+ */
+async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string): Promise<readonly string[] | undefined> {
+  let opened: OpenedPlaintext | undefined;
+  try {
+    opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS });
+    const head = await readArchiveHead(conn, opened.plaintext, database);
+    head.plaintext.destroy();
+    return head.databaseSql;
+  } catch {
+    return undefined;
+  } finally {
+    opened?.abort();
+    await opened?.finished.catch(() => undefined);
+  }
+}
+
+/** Parts read ahead for a table of contents: at least 16 MiB of ciphertext. */
+const HEAD_PARTS = 2;
 
 /** A sink that keeps only the last few KiB (for a trailer check); killing it settles it. */
 export function discardSink(): { sink: Sink; tail: TailWatcher } {
