@@ -279,8 +279,15 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
       child.once('error', (error) => resolve(`zstd could not be started (${error.message}): install zstd`));
       child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 1)}`));
     });
-    plaintext = child.stdout ?? Readable.from([]);
-    kill = () => child.kill('SIGKILL');
+    // Node resumes (and so discards) a child's unread stdout once the child exits: a small dump
+    // that zstd finished while the safety dump was being taken would reach the sink empty. Piped
+    // on at once, it waits in the PassThrough instead (bounded: a pipe's worth at most).
+    const out = child.stdout;
+    plaintext = out ? out.pipe(new PassThrough()) : Readable.from([]);
+    kill = () => {
+      child.kill('SIGKILL');
+      out?.destroy();
+    };
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
     const isZlib = (error: Error | null | undefined) => Boolean(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_'));
@@ -324,8 +331,8 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     abort: () => {
       aborted = true;
       // A paused stdout that nobody reads would never see zstd's end, and zstd's 'close' never come.
-      plaintext.destroy();
       kill();
+      plaintext.destroy();
       decryption.kill();
       ciphertext.destroy();
     },
