@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -177,6 +177,8 @@ describe('staged restores: the target changes only after every check', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(listing(join(dir, filesRoot)), listing(filesRoot));
     assert.deepEqual(readdirSync(parent), ['restored']);
+    // Not the staging area's 0700: what mkdir would have made.
+    assert.equal(statSync(dir).mode & 0o777, 0o777 & ~process.umask());
   });
 
   test('files into an existing directory: same paths replaced, other files left alone', async () => {

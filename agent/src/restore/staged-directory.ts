@@ -50,6 +50,8 @@ export class StagedDirectory {
   /** Moves the checked tree into place; on a failure everything moved so far goes back. */
   async commit(): Promise<void> {
     if (!this.existed) {
+      // The staging area is 0700 while it fills; the new directory gets the mode mkdir would give it.
+      await chmod(this.incoming, 0o777 & ~process.umask());
       await rename(this.incoming, this.destination).catch((error: NodeJS.ErrnoException) => {
         throw new ColdsealError(EXIT.FAILURE, `moving the restored files into ${this.destination} failed (${error.code ?? error.message})`, 'Nothing was changed; check the permissions of its parent directory');
       });
