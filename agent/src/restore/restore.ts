@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
+import type { PgConnection } from '../inventory/postgres';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
 import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
@@ -12,10 +13,14 @@ import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
 import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
 import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
-import { openPlaintext, type ObjectPin, type OpenedPlaintext } from './plaintext';
+import { openPlaintext, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
+import { mysqlFreshName, mysqlReplaceWithStaging } from './mysql-staging';
+import { pgApplyGlobals, stageGlobals } from './pg-globals';
+import { StagedDirectory } from './staged-directory';
 import {
   MysqlDatabaseRenamer,
+  mysqlDropDatabase,
   mysqlDatabaseExists,
   mysqlRestoreSink,
   mysqlSafetyDumpRun,
@@ -26,7 +31,6 @@ import {
   pgListSink,
   pgRestoreSink,
   pgSafetyDumpRun,
-  psqlScriptSink,
   tarExtractSink,
   type MysqlTarget,
   type PgTarget,
@@ -36,15 +40,16 @@ import {
 /**
  * `coldseal restore`, as a function.
  *
- * One pass where the target can be left as it was on failure: the PartReader checks every part of
- * the object against the signed manifest before its bytes reach decryption, so a changed byte
- * never reaches the target; the checks that only a whole read can make (whole SHA-256, OpenPGP
- * MDC, decompressor, completion trailer) settle at the end, and a failure then undoes the restore:
+ * One pass: the PartReader checks every part of the object against the signed manifest before its
+ * bytes reach decryption, so a changed byte never reaches the target; the checks that only a whole
+ * read can make (whole SHA-256, OpenPGP MDC, decompressor, completion trailer, size) settle at the
+ * end, and only then does the restore take effect; a failure undoes it:
  * - a new PostgreSQL database is dropped;
  * - an existing PostgreSQL database is protected by pg_restore's single transaction (rolled back);
- * - a file (--output) is written beside its name and renamed into place only after every check.
- * MySQL/MariaDB, directories and pg_dumpall globals (SQL run outside any single transaction) are
- * still proved by a first pass, and pass 2 reads the very same object version (pinned ETag).
+ * - MySQL/MariaDB goes into a staging database that replaces the target after the checks
+ *   (mysql-staging.ts), files into a staging directory moved in after them (staged-directory.ts),
+ *   pg_dumpall globals into a 0600 file applied in one transaction after them (pg-globals.ts);
+ * - a file (--output) is written beside its name by zstd itself and renamed after the checks.
  */
 export type RestoreTarget =
   | { kind: 'postgres'; target: PgTarget; tables?: readonly string[]; schemas?: readonly string[]; noOwner?: boolean }
@@ -83,69 +88,134 @@ export interface RestoreResult {
 }
 
 export async function runRestore(request: RestoreRequest): Promise<RestoreResult> {
-  const { clients, bucket, log, target } = request;
+  const { clients, bucket, log } = request;
   const { key: manifestKey } = await resolveManifestKey(clients.s3, bucket, request.selector);
   const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
   log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
-  const artifact = chooseArtifact(manifest, request.artifact, target);
+  const artifact = chooseArtifact(manifest, request.artifact, request.target);
   // Every segment of the artifact must be readable (a retrieval per archived object).
   await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
 
-  // The target: does it exist, and may we replace it? (Asked before the long verification pass.)
+  // The target: does it exist, and may we replace it? (Asked before the long read.)
   const plan = await planTarget(request, manifest, artifact);
-  // A safety dump that cannot be written is known now, not after the long verification pass.
+  // A safety dump that cannot be written is known now, not after the long read.
   if (plan.safety) await prepareSafetyDir(request.safety.dir);
 
-  let checked: VerifyPassResult | undefined;
-  if (!plan.onePass) {
-    // Pass 1: prove the object before anything is written anywhere.
-    checked = await verifyPass({ ...request, manifest, artifact, label: `checking ${artifact.name}` });
-    log.info(`checks passed: size, SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${checked.marker ? ', completion trailer' : ''}`, { plaintextBytes: checked.plaintextBytes });
-  }
-
-  // Opening reads and checks the first part (size, addressees) before the target is touched.
-  const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, pin: checked?.pin, onProgress: progress(log, `${plan.onePass ? 'restoring' : 'restoring (pass 2)'} ${artifact.name}`) });
-  log.debug(`decrypting with ${opened.decryptedBy}`);
+  // A file is written by the last child itself (the plaintext never passes through Node).
+  const file = plan.file ? await plan.file.open() : undefined;
   let safetyDump: SafetyDump | undefined;
-  try {
+  // The safety dump first, then the target is prepared: only after the first part was checked.
+  const prepareTarget = async () => {
     if (plan.safety) {
       safetyDump = await plan.safety();
       log.info(`safety dump of the current ${plan.destination} written to ${safetyDump.path} (${formatBytes(safetyDump.bytes)}, ${safetyDump.encrypted ? 'encrypted to the recipients' : 'PLAINTEXT'}, mode 0600; coldseal never deletes it)`, { safetyDump: safetyDump.path, bytes: safetyDump.bytes, encrypted: safetyDump.encrypted });
     }
     await plan.prepare?.();
+  };
+  const marker = trailerOf(artifact);
+  // A sink that reads to the end gets zstd's output straight (created once the target is prepared).
+  const direct = plan.direct === true && !marker && !plan.transform && !plan.fromHead;
+  let directSink: Sink | undefined;
+  let opened: OpenedPlaintext;
+  try {
+    // Opening reads and checks the first part (size, addressees) before the target is touched.
+    opened = await openPlaintext({
+      s3: clients.s3,
+      bucket,
+      manifest,
+      artifact,
+      key: request.key,
+      plaintextFd: file?.fd,
+      plaintextTo: direct
+        ? async () => {
+            await prepareTarget();
+            directSink = plan.sink();
+            return directSink.input;
+          }
+        : undefined,
+      onProgress: progress(log, `restoring ${artifact.name}`),
+    });
   } catch (error) {
-    opened.abort();
+    directSink?.kill();
+    await file?.close().catch(() => undefined);
+    await plan.undo?.().catch(() => undefined);
     throw error;
   }
-
-  const tail = new TailWatcher();
-  // A first pass has checked the trailer already; one pass checks it here, before the file is renamed.
-  const marker = plan.onePass ? trailerOf(artifact) : undefined;
-  try {
-    let plaintext = opened.plaintext;
-    if (plan.fromHead) {
-      try {
-        plaintext = await plan.fromHead(plaintext);
-      } catch (error) {
-        // A damaged stream makes the head unreadable too: report the root cause when there is one.
-        const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-        opened.abort();
-        throw root ?? error;
-      }
-    }
+  log.debug(`decrypting with ${opened.decryptedBy}`);
+  if (!direct) {
     try {
-      await streamInto({ ...opened, plaintext }, plan.sink(), [tail, ...(plan.transform ? [plan.transform()] : [])]);
-    } finally {
-      log.endProgress();
+      await prepareTarget();
+    } catch (error) {
+      opened.abort();
+      await opened.finished.catch(() => undefined);
+      await file?.close().catch(() => undefined);
+      await plan.undo?.().catch(() => undefined);
+      throw error;
     }
-    if (marker && !tail.tailText().includes(marker)) throw truncated(artifact, marker);
+  }
+
+  let plaintextBytes: number | undefined;
+  try {
+    let tail: { text: string; bytes: number };
+    if (file) {
+      try {
+        await opened.finished;
+        const size = (await file.stat()).size;
+        tail = { text: (await readTail(file, size)).toString('utf8'), bytes: size };
+      } finally {
+        log.endProgress();
+        await file.close().catch(() => undefined);
+      }
+    } else if (directSink) {
+      try {
+        await settle(opened, directSink);
+      } finally {
+        log.endProgress();
+      }
+      tail = { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
+    } else {
+      const watcher = new TailWatcher();
+      let plaintext = opened.plaintext;
+      if (plan.fromHead) {
+        try {
+          plaintext = await plan.fromHead(plaintext);
+        } catch (error) {
+          // A damaged stream makes the head unreadable too: report the root cause when there is one.
+          const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+          opened.abort();
+          throw root ?? error;
+        }
+      }
+      try {
+        await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
+        // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
+        if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
+      } finally {
+        log.endProgress();
+      }
+      tail = { text: watcher.tailText(), bytes: watcher.bytes };
+    }
+    if (marker && !tail.text.includes(marker)) throw truncated(artifact, marker);
+    // NaN: the count was not reported (gzip into a sink): the decompressor's own checks stand.
+    if (artifact.uncompressedBytes !== null && !Number.isNaN(tail.bytes) && tail.bytes !== artifact.uncompressedBytes) {
+      throw new ColdsealError(EXIT.INTEGRITY, `size check failed: the decrypted ${artifact.name} is ${tail.bytes} bytes but the signed manifest says ${artifact.uncompressedBytes}`, 'Do not use this backup: restore an older one');
+    }
+    plaintextBytes = Number.isNaN(tail.bytes) ? undefined : tail.bytes;
+    log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}, size`, { plaintextBytes });
     await plan.finish?.();
   } catch (error) {
     await plan.undo?.().catch((undoError: Error) => log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`));
     throw error;
   }
-  if (plan.onePass) log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}`, { plaintextBytes: tail.bytes });
-  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: checked?.plaintextBytes ?? tail.bytes };
+  return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: plaintextBytes ?? artifact.uncompressedBytes ?? 0 };
+}
+
+/** Reads the last `bytes` bytes of a file (the trailer of a file a child wrote). */
+async function readTail(file: FileHandle, size: number, bytes = 4096): Promise<Buffer> {
+  const length = Math.min(size, bytes);
+  const buffer = Buffer.alloc(length);
+  await file.read(buffer, 0, length, size - length);
+  return buffer;
 }
 
 function trailerOf(artifact: Artifact): string | undefined {
@@ -182,16 +252,20 @@ function chooseArtifact(manifest: Manifest, name: string | undefined, target: Re
 
 interface Plan {
   readonly destination: string;
-  /** Whether a failure found at the end can still be undone (else pass 1 proves the object first). */
-  readonly onePass?: boolean;
   /** Runs once the plaintext's head is available (before the sink starts); returns the plaintext, whole. */
   readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
-  /** Undoes a failed restore (drops a database created for it, removes a partial file). */
+  /** Undoes a failed restore (drops a database created for it, removes a staging area or a partial file). */
   readonly undo?: () => Promise<void>;
   readonly safety?: () => Promise<SafetyDump>;
   readonly prepare?: () => Promise<void>;
+  /** Where the plaintext goes (unless `file`). */
   readonly sink: () => Sink;
+  /** The sink reads zstd's output itself (it reads to the end of its input; no transform, no trailer). */
+  readonly direct?: boolean;
   readonly transform?: () => Transform;
+  /** The plaintext goes to this file, written by the decompressor itself. */
+  readonly file?: { open: () => Promise<FileHandle> };
+  /** Runs after every check passed: puts the staged restore into place. */
   readonly finish?: () => Promise<void>;
   readonly listing?: () => string;
 }
@@ -211,33 +285,44 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const exists = await pgDatabaseExists(conn, database);
       const destination = `PostgreSQL database "${database}"`;
       if (artifact.kind === 'globals') {
-        await confirmReplace(request, `This runs the cluster-wide roles and tablespaces of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}".`);
-        // Plain SQL outside a transaction: proved by a first pass.
-        return { destination, sink: () => psqlScriptSink(conn, database) };
+        await confirmReplace(request, `This runs the cluster-wide roles of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}": roles in the backup are created or get the backup's attributes, passwords and memberships; other roles are left alone.`);
+        // Small: held in a 0600 file until every check passed, then applied in one transaction.
+        const staged = await stageGlobals();
+        return {
+          destination: `the roles of the server of "${database}"`,
+          sink: () => fileSink(staged.file),
+          finish: () => pgApplyGlobals(conn, database, staged.file),
+          undo: () => staged.remove(),
+        };
       }
       const partial = Boolean(target.tables?.length || target.schemas?.length);
       if (exists) {
         await confirmReplace(request, `${destination} exists: ${partial ? 'the selected tables/schemas in it' : 'its objects'} will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
       }
+      // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
+      const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
+      // A new database is created as the archive describes it, read from the archive's head.
+      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database);
+      const create = async (sql: readonly string[] | undefined) => {
+        if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
+        if (schemas.length) await pgCreateSchemas(conn, database, schemas);
+      };
       return {
         destination,
-        onePass: true,
         // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
         undo: exists ? undefined : () => pgDropDatabase(conn, database),
         safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
-        // A new database is created as the archive describes it (read from the stream's head).
-        fromHead: async (plaintext) => {
-          let whole = plaintext;
-          if (!exists) {
-            const head = await readArchiveHead(conn, plaintext, database);
-            await pgCreateDatabaseAs(conn, database, head.databaseSql, target.noOwner ?? false);
-            whole = head.plaintext;
-          }
-          // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
-          const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
-          if (schemas.length) await pgCreateSchemas(conn, database, schemas);
-          return whole;
-        },
+        direct: exists || databaseSql !== undefined,
+        prepare: exists || databaseSql !== undefined ? () => create(databaseSql) : undefined,
+        // Without the head read ahead, from the stream itself (its bytes then pass through Node).
+        fromHead:
+          exists || databaseSql !== undefined
+            ? undefined
+            : async (plaintext) => {
+                const head = await readArchiveHead(conn, plaintext, database);
+                await create(head.databaseSql);
+                return head.plaintext;
+              },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
     }
@@ -246,12 +331,19 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const conn = target.target.conn;
       const exists = await mysqlDatabaseExists(conn, database);
       const destination = `MySQL database "${database}"`;
-      if (exists) await confirmReplace(request, `${destination} exists: it will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
+      if (exists) await confirmReplace(request, `${destination} exists: it will be replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name} (its tables, views, triggers, routines and events; the database itself and its grants stay). A safety dump is taken first.`);
+      // MySQL DDL cannot be rolled back: the dump goes into a staging database that replaces the target after every check.
+      const staging = await mysqlFreshName(conn, database, 'staging');
       return {
         destination,
         safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
-        sink: () => mysqlRestoreSink(conn, database),
-        transform: () => new MysqlDatabaseRenamer(artifact.name, database),
+        sink: () => mysqlRestoreSink(conn, staging),
+        transform: () => new MysqlDatabaseRenamer(artifact.name, staging),
+        finish: async () => {
+          await mysqlReplaceWithStaging(conn, staging, database, exists);
+          await mysqlDropDatabase(conn, staging);
+        },
+        undo: () => mysqlDropDatabase(conn, staging),
       };
     }
     case 'directory': {
@@ -262,8 +354,19 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ColdsealError(EXIT.USAGE, `cannot use ${path} as the target directory: ${(error as NodeJS.ErrnoException).code}`);
       }
-      if (entries?.length) await confirmReplace(request, `Directory ${path} is not empty (${entries.length} entries): files from the backup will overwrite files of the same name in it.`);
-      return { destination: `directory ${path}`, prepare: () => mkdir(path, { recursive: true }).then(() => undefined), sink: () => tarExtractSink(path) };
+      if (entries?.length) await confirmReplace(request, `Directory ${path} is not empty (${entries.length} entries): files from the backup will replace files of the same path in it; other files stay.`);
+      let staged: StagedDirectory | undefined;
+      return {
+        destination: `directory ${path}`,
+        // tar extracts into a staging directory on the same filesystem; it is moved in after every check.
+        prepare: async () => {
+          staged = await StagedDirectory.create(path, entries !== undefined);
+        },
+        direct: true,
+        sink: () => tarExtractSink(staged!.incoming),
+        finish: () => staged!.commit(),
+        undo: async () => staged?.discard(),
+      };
     }
     case 'file': {
       const path = resolve(target.path);
@@ -272,10 +375,18 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const partial = `${path}.coldseal-partial`;
       return {
         destination: `file ${path}`,
-        onePass: true,
+        file: {
+          open: async () => {
+            await mkdir(dirname(path), { recursive: true });
+            // Created 0600 before a byte is in it (a leftover of a killed run is replaced, not reused).
+            await rm(partial, { force: true });
+            return open(partial, 'wx+', 0o600);
+          },
+        },
+        sink: () => {
+          throw new Error('a file target is written by the decompressor');
+        },
         undo: () => rm(partial, { force: true }),
-        prepare: () => mkdir(dirname(path), { recursive: true }).then(() => undefined),
-        sink: () => fileSink(partial),
         finish: () => rename(partial, path),
       };
     }
@@ -283,7 +394,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       let sink: ReturnType<typeof pgListSink> | undefined;
       return {
         destination: 'the table of contents',
-        onePass: true,
+        direct: true,
         sink: () => (sink = pgListSink()),
         listing: () => sink?.stdout() ?? '',
       };
@@ -292,7 +403,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
 }
 
 function fileSink(path: string): Sink {
-  const out = createWriteStream(path, { flags: 'w', mode: 0o600 });
+  const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
   const done = new Promise<void>((resolvePromise, reject) => {
     out.once('finish', () => resolvePromise());
     out.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `writing ${path} failed: ${error.message}`)));
@@ -321,21 +432,29 @@ export function progress(log: Log, label: string): (bytes: number) => void {
  * pass proves the whole object.
  */
 export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms: readonly Transform[] = []): Promise<void> {
-  let first: unknown;
   const head = transforms.reduce<Readable>((from, to) => from.pipe(to), opened.plaintext);
   head.pipe(sink.input);
+  await settle(opened, sink, () => {
+    head.unpipe(sink.input);
+    head.resume();
+  });
+}
+
+/** Waits for the read and the sink, wiring failures both ways (the first failure is reported). */
+async function settle(opened: OpenedPlaintext, sink: Sink, onSinkDone?: () => void): Promise<void> {
+  let first: unknown;
   const read = opened.finished.catch((error: unknown) => {
     first ??= error;
     sink.kill();
     throw error;
   });
   const written = sink.done.then(
-    () => {
-      head.unpipe(sink.input);
-      head.resume();
-    },
-    (error: unknown) => {
-      first ??= error;
+    () => onSinkDone?.(),
+    async (error: unknown) => {
+      // A sink fed directly by zstd sees a damaged read as its input ending: the read's verdict,
+      // which follows at once, is the root cause.
+      const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      first ??= root instanceof ColdsealError && root.exitCode === EXIT.INTEGRITY ? root : error;
       opened.abort();
       throw error;
     },
@@ -344,28 +463,29 @@ export async function streamInto(opened: OpenedPlaintext, sink: Sink, transforms
   if (results.some((r) => r.status === 'rejected')) throw first;
 }
 
-export interface VerifyPassResult {
-  readonly pin: ObjectPin;
-  readonly plaintextBytes: number;
-  readonly marker?: string;
+/**
+ * The database-level statements of a new database's archive, from a read of its first parts only
+ * (checked like any read): the real pass can then go from zstd straight into pg_restore. Undefined
+ * when the head does not tell (a table of contents longer than those parts, or damage: the real
+ * pass reads the head from its own stream and reports what is wrong).
+ */
+async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string): Promise<readonly string[] | undefined> {
+  let opened: OpenedPlaintext | undefined;
+  try {
+    opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS });
+    const head = await readArchiveHead(conn, opened.plaintext, database);
+    head.plaintext.destroy();
+    return head.databaseSql;
+  } catch {
+    return undefined;
+  } finally {
+    opened?.abort();
+    await opened?.finished.catch(() => undefined);
+  }
 }
 
-/** Pass 1: read, hash, decrypt and decompress; keep nothing but the verdict (and the version read). */
-export async function verifyPass(args: { clients: AgentClients; bucket: string; log: Log; manifest: Manifest; artifact: Artifact; key: PrivateKey; label: string }): Promise<VerifyPassResult> {
-  const opened = await openPlaintext({ s3: args.clients.s3, bucket: args.bucket, manifest: args.manifest, artifact: args.artifact, key: args.key, onProgress: progress(args.log, args.label) });
-  const { sink, tail } = discardSink();
-  let pin: ObjectPin;
-  try {
-    await streamInto(opened, sink);
-    pin = await opened.finished;
-  } finally {
-    args.log.endProgress();
-  }
-  const marker = trailerOf(args.artifact);
-  if (marker && !tail.tailText().includes(marker)) throw truncated(args.artifact, marker);
-  args.log.debug(`verified ${formatBytes(tail.bytes)} of plaintext`);
-  return { pin, plaintextBytes: tail.bytes, marker };
-}
+/** Parts read ahead for a table of contents: at least 16 MiB of ciphertext. */
+const HEAD_PARTS = 2;
 
 /** A sink that keeps only the last few KiB (for a trailer check); killing it settles it. */
 export function discardSink(): { sink: Sink; tail: TailWatcher } {

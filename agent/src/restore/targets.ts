@@ -23,8 +23,12 @@ export interface ToolRun {
 }
 
 /** Spawns a tool that reads stdin; `what` names it in errors. Stdout is kept (for --list) when asked. */
-export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boolean; earlyExitOk?: boolean } = {}): Sink & { stdout(): string } {
-  const child = spawn(run.command, [...run.args], { env: { ...process.env, ...run.env }, stdio: ['pipe', options.keepStdout ? 'pipe' : 'ignore', 'pipe'] });
+export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boolean; earlyExitOk?: boolean; drain?: boolean } = {}): Sink & { stdout(): string } {
+  // drain: a tool that succeeds before the end of its input (pg_restore of some tables, tar at its
+  // end record) must not break the pipe of a decompressor writing into it directly, which would
+  // then fail instead of checking the rest: the shell reads what is left (names stay in "$@").
+  const [command, args] = options.drain ? ['/bin/sh', ['-c', '"$0" "$@"; s=$?; if [ $s -eq 0 ]; then cat > /dev/null; fi; exit $s', run.command, ...run.args]] : [run.command, [...run.args]];
+  const child = spawn(command, args, { env: { ...process.env, ...run.env }, stdio: ['pipe', options.keepStdout ? 'pipe' : 'ignore', 'pipe'] });
   let stdout = '';
   const stderr = keepTail(child.stderr!, 16384);
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -33,6 +37,7 @@ export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boo
     child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (${error.message})`, (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Install ${run.command} (the database client tools) on this machine` : undefined)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
+      if (options.drain && code === 127) return reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (not found)`, `Install ${run.command} (the database client tools) on this machine`));
       const lines = stderr().trim().split('\n').filter((l) => !/^\s*$/.test(l));
       const firstError = lines.find((l) => /error|ERROR|fatal|FATAL|Cannot|cannot/.test(l)) ?? lines[0] ?? '';
       reject(new ColdsealError(EXIT.FAILURE, `${what} failed (${signal ?? `status ${code}`}): ${firstError.trim().slice(0, 600)}`, 'Read the message above; the target may be partly written'));
@@ -127,7 +132,7 @@ function pgLiteral(value: string): string {
 }
 
 /** libpq connection string naming only the database (the rest comes from the environment). */
-function pgDbname(database: string): string {
+export function pgDbname(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
@@ -197,16 +202,11 @@ export function pgRestoreSink(conn: PgConnection, database: string, options: PgR
   if (options.noOwner) args.push('--no-owner', '--no-privileges');
   args.push(...pgSelectionArgs(options.tables, options.schemas));
   const run = pgCommand(conn, 'pg_restore', args);
-  return toolSink({ ...run, env: conn.env }, `pg_restore into ${database}`);
-}
-
-/** Runs SQL text (pg_dumpall globals) through psql, stopping at the first error. */
-export function psqlScriptSink(conn: PgConnection, database: string): Sink {
-  return toolSink(psqlRun(conn, database), `psql into ${database}`);
+  return toolSink({ ...run, env: conn.env }, `pg_restore into ${database}`, { drain: true });
 }
 
 export function pgListSink(): Sink & { stdout(): string } {
-  return toolSink({ command: 'pg_restore', args: ['--list'] }, 'pg_restore --list', { keepStdout: true });
+  return toolSink({ command: 'pg_restore', args: ['--list'] }, 'pg_restore --list', { keepStdout: true, drain: true });
 }
 
 // --- MySQL / MariaDB ---------------------------------------------------------------------------
@@ -294,5 +294,5 @@ export class MysqlDatabaseRenamer extends Transform {
 
 export function tarExtractSink(directory: string): Sink {
   const args = ['--extract', '--file=-', `--directory=${directory}`, '--preserve-permissions', '--numeric-owner'];
-  return toolSink({ command: 'tar', args }, `tar into ${directory}`);
+  return toolSink({ command: 'tar', args }, `tar into ${directory}`, { drain: true });
 }
