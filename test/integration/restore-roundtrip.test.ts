@@ -1,9 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { decrypt, encryptKey, readMessage } from 'openpgp';
 import { openManifest, readPrivateKey, readPublicKeys, type Manifest } from '../../format';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -26,6 +25,7 @@ import {
   PG,
   MYSQL,
 } from '../harness/databases';
+import { treeListing } from '../harness/tree';
 
 /**
  * Restores through the real CLI from backups the real CLI made: PostgreSQL (whole, into an
@@ -94,17 +94,6 @@ async function decryptSafetyDump(path: string): Promise<Buffer> {
   return Buffer.from(data);
 }
 
-function listing(root: string, dir = root): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const path = join(dir, name);
-      const info = lstatSync(path);
-      const what = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : info.isFile() ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'dir';
-      const self = `${relative(root, path)} ${(info.mode & 0o7777).toString(8)} ${what}`;
-      return info.isDirectory() && !info.isSymbolicLink() ? [self, ...listing(root, path)] : [self];
-    });
-}
 
 describe('restore round trips', () => {
   test('backup recorded an exact inventory in the dump\'s snapshot (PostgreSQL) and an approximate one (MariaDB)', async () => {
@@ -281,7 +270,7 @@ describe('restore round trips', () => {
     outDirs.push(dir);
     const result = await restore(['--source', 'docs', '--directory', dir]);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(listing(join(dir, filesRoot)), listing(filesRoot));
+    assert.deepEqual(treeListing(join(dir, filesRoot)), treeListing(filesRoot));
 
     const again = await restore(['--source', 'docs', '--directory', dir]);
     assert.equal(again.code, EXIT.REFUSED);

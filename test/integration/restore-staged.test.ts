@@ -1,9 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { peekManifest, type Manifest } from '../../format';
@@ -12,6 +12,7 @@ import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createMysqlFixture, createPgDatabase, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgQuery, uniqueDbName, MYSQL, PG } from '../harness/databases';
 import { forgeArtifact } from '../harness/forge';
 import { decompress, gpgDecrypt } from '../harness/gpg';
+import { treeListing } from '../harness/tree';
 
 /**
  * MySQL/MariaDB, files and pg_dumpall globals restore in one pass into a staging area that
@@ -66,17 +67,6 @@ async function mysqlObjects(database: string): Promise<string> {
   return `views ${row.v}; events ${row.e}`;
 }
 
-function listing(root: string, dir = root): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const path = join(dir, name);
-      const info = lstatSync(path);
-      const what = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : info.isFile() ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'dir';
-      const self = `${relative(root, path)} ${(info.mode & 0o7777).toString(8)} ${what}`;
-      return info.isDirectory() && !info.isSymbolicLink() ? [self, ...listing(root, path)] : [self];
-    });
-}
 
 function newDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'coldseal-staged-out-'));
@@ -91,7 +81,7 @@ function existingDestination(): { dir: string; before: string[] } {
   writeFileSync(join(dir, filesRoot, 'sub', 'b.txt'), 'old content of b\n');
   writeFileSync(join(dir, filesRoot, 'keep.txt'), 'only in the destination\n');
   writeFileSync(join(dir, 'top.txt'), 'top\n');
-  return { dir, before: listing(dir) };
+  return { dir, before: treeListing(dir) };
 }
 
 before(async () => {
@@ -175,7 +165,7 @@ describe('staged restores: the target changes only after every check', () => {
     const dir = join(parent, 'restored');
     const result = await restore(['--source', 'docs', '--directory', dir]);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(listing(join(dir, filesRoot)), listing(filesRoot));
+    assert.deepEqual(treeListing(join(dir, filesRoot)), treeListing(filesRoot));
     assert.deepEqual(readdirSync(parent), ['restored']);
     // Not the staging area's 0700: what mkdir would have made.
     assert.equal(statSync(dir).mode & 0o777, 0o777 & ~process.umask());
@@ -188,7 +178,7 @@ describe('staged restores: the target changes only after every check', () => {
     assert.equal(readFileSync(join(dir, filesRoot, 'sub', 'b.txt'), 'utf8'), 'b from the backup\n');
     assert.equal(readFileSync(join(dir, filesRoot, 'keep.txt'), 'utf8'), 'only in the destination\n');
     assert.equal(readFileSync(join(dir, 'top.txt'), 'utf8'), 'top\n');
-    assert.deepEqual(listing(join(dir, filesRoot)).filter((l) => !l.startsWith('keep.txt')), listing(filesRoot));
+    assert.deepEqual(treeListing(join(dir, filesRoot)).filter((l) => !l.startsWith('keep.txt')), treeListing(filesRoot));
     assert.deepEqual(readdirSync(dir).filter((n) => n.includes('coldseal')), []);
   });
 
@@ -225,7 +215,7 @@ describe('staged restores: the target changes only after every check', () => {
       const result = await restore(['--source', 'docs', '--directory', dir]);
       assert.equal(result.code, EXIT.INTEGRITY, result.stderr);
       refused(result.stderr);
-      assert.deepEqual(listing(dir), was);
+      assert.deepEqual(treeListing(dir), was);
       const parent = newDir();
       const fresh = await restore(['--source', 'docs', '--directory', join(parent, 'never')]);
       assert.equal(fresh.code, EXIT.INTEGRITY, fresh.stderr);
@@ -255,7 +245,7 @@ describe('staged restores: the target changes only after every check', () => {
       const result = await restore(['--source', 'docs', '--directory', dir]);
       assert.notEqual(result.code, 0, result.stderr);
       assert.match(result.stderr, /tar into .* failed/);
-      assert.deepEqual(listing(dir), was);
+      assert.deepEqual(treeListing(dir), was);
     });
   });
 
