@@ -8,7 +8,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { GetParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
-import { agentConfigSchema, type AgentConfig } from '../agent/src/config/schema';
+import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
 import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';

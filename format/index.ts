@@ -9,3 +9,5 @@ export * from './replica';
 export * from './part-reader';
 export * from './key-roles';
 export * from './node-support';
+export * from './agent-config';
+export * from './exit-codes';

@@ -15,7 +15,7 @@ import { UploadsLeftOpenError } from './pipeline/abort-upload';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
 import { signManifest } from '../../format/signed-document';
 import type { AgentClients } from './aws';
-import type { AgentConfig, SourceConfig } from './config/schema';
+import type { AgentConfig, SourceConfig } from '../../format/agent-config';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from './errors';
 import { formatBytes, type Log } from './log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';

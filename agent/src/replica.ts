@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { replicaLocationSchema, type ReplicaLocation } from '../../format/replica';
 import { createClients, type AgentClients } from './aws';
-import type { AgentConfig } from './config/schema';
+import type { AgentConfig } from '../../format/agent-config';
 import { ColdsealError, EXIT } from './errors';
 import { loadDeployment, SdkTriggerSsm } from './trigger';
 

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { ColdsealError, EXIT } from './errors';
-import type { PublicKeysRef, SecretRef } from './config/schema';
+import type { PublicKeysRef, SecretRef } from '../../format/agent-config';
 
 /**
  * Reads secrets named by the configuration: SSM SecureString parameters or local files. The values

@@ -4,7 +4,7 @@ import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../agent/src/config/schema';
+import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../format/agent-config';
 import { TIERS, assertName } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
 import { agentScriptLines, documentParameters } from './agent-script';

@@ -1,4 +1,4 @@
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { groupParameters, DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
 import { NAME_PATTERN } from '../../format/layout';
 

@@ -6,7 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import type { CalendarConfig } from '../../agent/src/config/schema';
+import type { CalendarConfig } from '../../format/agent-config';
 import type { Tier } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
 import { deploymentNameOf } from '../../format/replica';

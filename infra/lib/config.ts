@@ -5,7 +5,7 @@ import { NAME_PATTERN, NAME_RULE } from '../../format/layout';
 import { normalizePrefix } from '../../format/parameters';
 import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
 import { readPublicKeys, type PublicKey } from '../../format/pgp';
-import { calendarSchema, sourceSchema } from '../../agent/src/config/schema';
+import { calendarSchema, sourceSchema } from '../../format/agent-config';
 import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import type { ColdsealProps } from './coldseal';
 import { replicaProblems } from './replica-settings';

@@ -6,7 +6,7 @@ import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileS
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { hostNameFrom, openManifest, readPublicKeys, type Manifest } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { loadSettings } from '../../lambdas/shared/settings';
 import { reportSchema } from '../../lambdas/verifier/core/report';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';

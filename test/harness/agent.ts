@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { generateKeyPair, type GeneratedKey } from '../../format/pgp';
-import type { AgentConfigInput } from '../../agent/src/config/schema';
+import type { AgentConfigInput } from '../../format/agent-config';
 import { newMotoAccount, uniqueName, type MotoAccount } from './aws';
 
 /**

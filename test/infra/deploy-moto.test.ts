@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { agentConfigSchema } from '../../agent/src/config/schema';
+import { agentConfigSchema } from '../../format/agent-config';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
 import { deploymentParameter, groupParameters } from '../../format/parameters';

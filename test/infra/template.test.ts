@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Validations, type App } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { agentConfigSchema } from '../../agent/src/config/schema';
+import { agentConfigSchema } from '../../format/agent-config';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';

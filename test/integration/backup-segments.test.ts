@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactObjects, openManifest, readPublicKeys, segmentKey, type Artifact, type Manifest } from '../../format';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../harness/databases';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { peekManifest, type Manifest } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../harness/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';

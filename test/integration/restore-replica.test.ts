@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { openDrillReceipt, readPublicKeys, type DeploymentInfo } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../harness/databases';

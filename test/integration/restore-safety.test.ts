@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decrypt, readMessage } from 'openpgp';
 import { readPrivateKey } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, pgContentFingerprint, uniqueDbName } from '../harness/databases';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { peekManifest, type Manifest } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createMysqlFixture, createPgDatabase, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgQuery, uniqueDbName, MYSQL, PG } from '../harness/databases';
 import { forgeArtifact } from '../harness/forge';

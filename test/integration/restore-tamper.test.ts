@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, peekManifest, readPrivateKey, signManifest, type Manifest } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../harness/databases';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { openDrillReceipt, peekManifest, readPrivateKey, readPublicKeys, signManifest, type DrillReceipt, type Manifest } from '../../format';
-import { EXIT } from '../../agent/src/errors';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, pgQuery, uniqueDbName, PG, MYSQL } from '../harness/databases';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { calendarSchema } from '../../agent/src/config/schema';
+import { calendarSchema } from '../../format/agent-config';
 import { tierFor } from '../../agent/src/tier';
 
 const utc = calendarSchema.parse({});

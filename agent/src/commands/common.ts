@@ -1,7 +1,7 @@
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { createClients, type AgentClients } from '../aws';
 import { loadConfigFile, loadConfigParameter } from '../config/load';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 
 export interface ConfigOrigin {

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { encryptionKeyIds, readPublicKeys } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import { resolvePublicKeys } from '../secrets';
 

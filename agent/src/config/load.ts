@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
 import { ColdsealError, EXIT } from '../errors';
-import { agentConfigSchema, type AgentConfig } from './schema';
+import { agentConfigSchema, type AgentConfig } from '../../../format/agent-config';
 
 /** Turns zod issues into lines that name the field the user has to fix. */
 export function describeIssues(error: z.ZodError): string {

@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
 

@@ -8,7 +8,7 @@ import { fingerprintOf, KeyError, readPrivateKey, type PrivateKey, type PublicKe
 import { signDrillReceipt } from '../../../format/signed-document';
 import type { AgentClients } from '../aws';
 import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { readClients, type ReadLocation } from '../replica';

@@ -4,7 +4,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { AgentClients } from '../aws';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { resolveSecret } from '../secrets';
 import { parseMysqlUrl, parsePostgresUrl } from './targets';
 import type { ScratchServers } from './verify';

@@ -7,7 +7,7 @@ import { KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicK
 import { openManifest, SignedDocumentError } from '../../../format/signed-document';
 import type { AgentClients } from '../aws';
 import { latestOf, listBackups, storageError, type BackupEntry } from '../catalog';
-import type { AgentConfig } from '../config/schema';
+import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import { readParameter, resolveSecret } from '../secrets';
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import type { FilesSourceConfig } from '../config/schema';
+import type { FilesSourceConfig } from '../../../format/agent-config';
 import { asUser, type PreparedSource } from './source';
 
 /**

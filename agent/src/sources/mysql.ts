@@ -3,7 +3,7 @@ import { chown, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { MysqlSourceConfig } from '../config/schema';
+import type { MysqlSourceConfig } from '../../../format/agent-config';
 import { mysqlInventory } from '../inventory/mysql';
 import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { PostgresSourceConfig } from '../config/schema';
+import type { PostgresSourceConfig } from '../../../format/agent-config';
 import { openPgSnapshotInventory } from '../inventory/postgres';
 import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE, TIERS } from '../../../format/layout';
+import { NAME_PATTERN, NAME_RULE, TIERS } from './layout';
 
 /**
  * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
