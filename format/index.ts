@@ -11,3 +11,7 @@ export * from './key-roles';
 export * from './node-support';
 export * from './agent-config';
 export * from './exit-codes';
+export * from './command-status';
+export * from './metric-names';
+export * from './report';
+export * from './run-document';

@@ -19,6 +19,10 @@ export const DRILLS_PREFIX = 'drills/';
 export const REPORTS_PREFIX = 'reports/';
 /** The Lambdas' working state (alert de-duplication, read-verification progress): overwritten often. */
 export const STATE_PREFIX = 'state/';
+/** The verifier's read-verification progress, one record per artifact. */
+export const VERIFIED_PREFIX = `${STATE_PREFIX}verified/`;
+/** Alert de-duplication: one object per open problem (see lambdas/shared/alerts.ts). */
+export const ALERT_STATE_PREFIX = `${STATE_PREFIX}alerts/`;
 
 /** Group, host and source names become key segments: keep them to a set that needs no escaping. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;

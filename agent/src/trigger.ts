@@ -7,8 +7,10 @@ import {
   type SendCommandCommandInput,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { isTerminalStatus } from '../../format/command-status';
 import { hostNameFrom, NAME_PATTERN, type Tier } from '../../format/layout';
-import { AGENT_DOCUMENT_VERSION, deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../format/parameters';
+import { runRequest, taggedHosts, type RunTarget } from '../../format/run-document';
+import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from './errors';
 
 /**
@@ -196,35 +198,32 @@ export async function planTrigger(ssm: TriggerSsm, deployment: DeploymentInfo, o
 
   const tagKey = options.drill ? deployment.drill!.hostTagKey : deployment.hostTagKey;
   let host: ManagedHost | undefined;
-  let target: Pick<SendCommandCommandInput, 'Targets' | 'InstanceIds'>;
+  let target: RunTarget;
   let targetDescription: string;
   if (options.host) {
     host = await findHost(ssm, tagKey, group, options.host, options.drill ? 'drill host' : 'host', warnings);
     target = { InstanceIds: [host.instanceId] };
     targetDescription = `${hostNameFrom(host.computerName || host.instanceId)} (${host.instanceId})`;
   } else {
-    target = { Targets: [{ Key: `tag:${tagKey}`, Values: [group] }] };
+    target = taggedHosts(tagKey, group);
     targetDescription = `every host tagged ${tagKey}=${group}`;
   }
 
   const what = `${action} ${group}${host ? ` on ${hostNameFrom(host.computerName || host.instanceId)}` : ''}`;
-  const request: SendCommandCommandInput = {
-    DocumentName: deployment.documentName,
-    DocumentVersion: AGENT_DOCUMENT_VERSION,
-    ...target,
-    Parameters: {
-      group: [group],
-      action: [action],
-      tier: [options.tier ?? 'auto'],
-      sources: [options.sources?.length ? options.sources.join(',') : 'all'],
-      executionTimeout: [String(options.timeoutSeconds ?? deployment.executionTimeoutSeconds)],
-    },
-    Comment: `coldseal trigger by ${options.requestedBy}: ${what}`.slice(0, COMMENT_LIMIT),
+  const request: SendCommandCommandInput = runRequest({
+    documentName: deployment.documentName,
+    comment: `coldseal trigger by ${options.requestedBy}: ${what}`.slice(0, COMMENT_LIMIT),
+    target,
+    group,
+    action,
+    tier: options.tier ?? 'auto',
+    sources: options.sources?.length ? options.sources.join(',') : 'all',
+    executionTimeoutSeconds: options.timeoutSeconds ?? deployment.executionTimeoutSeconds,
     // As the schedule sends it: one broken host must not stop the others' runs.
-    MaxConcurrency: deployment.maxConcurrency,
-    MaxErrors: deployment.maxErrors,
-    ...(deployment.commandLogGroup ? { CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: deployment.commandLogGroup } } : {}),
-  };
+    maxConcurrency: deployment.maxConcurrency,
+    maxErrors: deployment.maxErrors,
+    logGroup: deployment.commandLogGroup,
+  });
   return { group, action, targetDescription, host, request, warnings };
 }
 
@@ -305,12 +304,6 @@ export function followCommand(commandId: string, region: string): string {
   return `aws ssm list-command-invocations --region ${region} --command-id ${commandId} --details`;
 }
 
-const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
-
-export function isTerminal(status: string): boolean {
-  return TERMINAL.has(status);
-}
-
 export interface WaitOptions {
   /** Stop waiting after this long (the command goes on). */
   readonly limitSeconds: number;
@@ -358,7 +351,7 @@ export async function waitForCommand(ssm: TriggerSsm, commandId: string, options
       lastReport = elapsedMs;
     }
     // By tag, SSM resolves the hosts after the send: an empty list means "not yet" until the command itself is over.
-    const finished = command !== null && isTerminal(command.status) && invocations.length >= command.targetCount && invocations.every((i) => isTerminal(i.status));
+    const finished = command !== null && isTerminalStatus(command.status) && invocations.length >= command.targetCount && invocations.every((i) => isTerminalStatus(i.status));
     if (finished || elapsedMs >= options.limitSeconds * 1000) {
       return { finished, commandStatus: command?.status, invocations, elapsedSeconds: Math.round(elapsedMs / 1000) };
     }

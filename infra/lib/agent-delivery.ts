@@ -7,7 +7,8 @@ import { Construct } from 'constructs';
 import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../format/agent-config';
 import { TIERS, assertName } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
-import { agentScriptLines, documentParameters } from './agent-script';
+import { documentParameters } from '../../format/run-document';
+import { agentScriptLines } from './agent-script';
 import { armoredPublicKeyProblem, type RetentionSettings } from './rules';
 
 export interface AgentGroup {

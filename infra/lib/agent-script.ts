@@ -1,13 +1,12 @@
 import { EXIT } from '../../format/exit-codes';
 import { groupParameters, DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
-import { NAME_PATTERN } from '../../format/layout';
 
 /**
  * The shell script the SSM document runs on a host (aws:runShellScript, /bin/sh). It is built
  * here, as plain text, so that a test can run exactly this script outside SSM.
  *
  * `{{ name }}` are SSM document parameters; SSM substitutes them as text before the script runs,
- * so each one is constrained by an allowedPattern (see documentParameters) and quoted once here.
+ * so each one is constrained by an allowedPattern (see documentParameters in format/run-document.ts) and quoted once here.
  */
 export interface AgentScriptOptions {
   /** s3://bucket/key of the agent bundle. */
@@ -27,42 +26,6 @@ const GROUP_PLACEHOLDER = 'GROUPNAMEPLACEHOLDER';
 /** The group's config parameter name with the group left as a shell variable, derived from format/parameters. */
 function configParameterTemplate(prefix: string, variable: string): string {
   return groupParameters(GROUP_PLACEHOLDER, prefix).config.split(GROUP_PLACEHOLDER).join(variable);
-}
-
-/** Document parameters: `{{ … }}` placeholders, each limited so substitution cannot inject shell. */
-export function documentParameters(defaultExecutionTimeoutSeconds: number): Record<string, Record<string, unknown>> {
-  return {
-    group: {
-      type: 'String',
-      description: 'Host group to back up: its configuration is read from SSM Parameter Store.',
-      allowedPattern: NAME_PATTERN.source,
-    },
-    action: {
-      type: 'String',
-      description: 'backup (the default) or drill (restore the latest backups into scratch and sign a receipt).',
-      default: 'backup',
-      allowedValues: ['backup', 'drill'],
-    },
-    tier: {
-      type: 'String',
-      description: 'auto (the calendar chooses: yearly, monthly, weekly or daily) or a tier to force.',
-      default: 'auto',
-      allowedValues: ['auto', 'daily', 'weekly', 'monthly', 'yearly'],
-    },
-    sources: {
-      type: 'String',
-      description: 'all, or a comma-separated list of source names from the group configuration.',
-      default: 'all',
-      allowedPattern: '^(all|[A-Za-z0-9][A-Za-z0-9_-]{0,62}(,[A-Za-z0-9][A-Za-z0-9_-]{0,62})*)$',
-    },
-    executionTimeout: {
-      type: 'String',
-      description: 'Seconds the run may take before SSM stops it.',
-      default: String(defaultExecutionTimeoutSeconds),
-      // 10 to 172800 (aws:runShellScript's limit), so a run by hand cannot ask for more.
-      allowedPattern: '^([1-9][0-9]{1,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
-    },
-  };
 }
 
 const SHA_CHECK = `node -e 'try{const h=require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex");process.exit(h===process.argv[2]?0:1)}catch(e){process.exit(1)}'`;

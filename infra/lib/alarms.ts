@@ -4,7 +4,7 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../lambdas/shared/metric-names';
+import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
 
 export interface ColdsealAlarmsProps {
   readonly topic: sns.ITopic;

@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../lambdas/shared/metric-names';
+import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
 import type { ColdsealAlarms } from './alarms';
 
 export interface ColdsealDashboardProps {

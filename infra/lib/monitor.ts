@@ -4,10 +4,9 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { REPORTS_PREFIX } from '../../format/layout';
-import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
-import { SERVICE } from '../../lambdas/shared/metric-names';
-import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../lambdas/monitor/core/command-failure';
+import { ALERT_STATE_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { SERVICE } from '../../format/metric-names';
+import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../format/command-status';
 import { MANIFEST_KEY_PATTERN } from './verifier';
 import { acknowledgeObjectPrefixes, acknowledgeOnPolicy, BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './verifier-function';
 

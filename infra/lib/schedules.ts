@@ -5,7 +5,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { assertName } from '../../format/layout';
-import { AGENT_DOCUMENT_VERSION } from '../../format/parameters';
+import { runRequest, taggedHosts, type RunAction } from '../../format/run-document';
 import { cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './verifier-function';
 
@@ -150,7 +150,7 @@ export class BackupSchedules extends Construct {
       });
     }
 
-    const schedule = (id: string, run: ScheduledRun, tagKey: string, action: 'backup' | 'drill', description: string): scheduler.CfnSchedule =>
+    const schedule = (id: string, run: ScheduledRun, tagKey: string, action: RunAction, description: string): scheduler.CfnSchedule =>
       new scheduler.CfnSchedule(this, id, {
         description,
         scheduleExpression: run.cron,
@@ -161,17 +161,20 @@ export class BackupSchedules extends Construct {
           arn: sendCommandTarget(this),
           roleArn: this.role.roleArn,
           retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
-          input: stack.toJsonString({
-            DocumentName: props.document.ref,
-            DocumentVersion: AGENT_DOCUMENT_VERSION,
-            Comment: `coldseal scheduled ${action}: ${run.group}`,
-            Targets: [{ Key: `tag:${tagKey}`, Values: [run.group] }],
-            Parameters: { group: [run.group], action: [action], executionTimeout: [String(executionTimeout)] },
-            MaxConcurrency: this.maxConcurrency,
-            MaxErrors: this.maxErrors,
-            TimeoutSeconds: deliveryTimeout,
-            CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: this.logGroup.logGroupName },
-          }),
+          input: stack.toJsonString(
+            runRequest({
+              documentName: props.document.ref,
+              comment: `coldseal scheduled ${action}: ${run.group}`,
+              target: taggedHosts(tagKey, run.group),
+              group: run.group,
+              action,
+              executionTimeoutSeconds: executionTimeout,
+              maxConcurrency: this.maxConcurrency,
+              maxErrors: this.maxErrors,
+              timeoutSeconds: deliveryTimeout,
+              logGroup: this.logGroup.logGroupName,
+            }),
+          ),
         },
       });
 

@@ -8,8 +8,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DIMENSION, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
-import { settingsEnvironment, type GroupSettings } from '../../lambdas/shared/settings';
+import { DIMENSION, METRICS_NAMESPACE } from '../../format/metric-names';
+import { settingsEnvironment, type GroupSettings } from '../../format/lambda-settings';
 
 /**
  * What the verifier and the monitor share: a bundled Node.js function with its own log group and

@@ -4,11 +4,9 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../format/parameters';
-import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
-import { SERVICE } from '../../lambdas/shared/metric-names';
-import { VERIFIED_PREFIX } from '../../lambdas/verifier/core/hashing';
+import { SERVICE } from '../../format/metric-names';
 import {
   BundledFunction,
   functionEnvironment,
@@ -121,7 +119,7 @@ export class ColdsealVerifier extends Construct {
     acknowledgeObjectPrefixes(
       role,
       props.bucket,
-      [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/', REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX],
+      [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX, REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX],
       'Objects by prefix: the verifier reads every backup, drill receipt and its own state (keys carry host, source and time stamp known only at run time), and writes only reports/ and state/.',
     );
   }

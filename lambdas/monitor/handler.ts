@@ -5,8 +5,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmCommandHistory, SsmInstanceDirectory, type ClientOptions } from '../shared/aws';
 import { systemClock, type BucketStore, type Clock, type CommandHistory, type InstanceDirectory, type MetricsSink, type Notifier } from '../shared/ports';
 import { PowertoolsMetricsSink, powertools, SERVICE } from '../shared/runtime';
-import { loadSettings } from '../shared/settings';
-import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from './core/command-failure';
+import { loadSettings } from '../../format/lambda-settings';
+import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../../format/command-status';
 import { handleCommandStatus, handleReplicationEvents, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
 import { isSnsEvent, type SnsLambdaEvent } from './core/replication-failure';
 

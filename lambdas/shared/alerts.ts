@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { STATE_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX } from '../../format/layout';
 import { CHECKS, type Finding, type Status, statusOf, subjectOf } from './findings';
 import type { BucketStore, Clock, Log, Notifier } from './ports';
 
@@ -12,8 +12,6 @@ import type { BucketStore, Clock, Log, Notifier } from './ports';
  * S3 was chosen over SSM parameters (4 KB standard limit, throttled writes) and DynamoDB (one more
  * resource to secure and pay for) since the bucket is already there and already encrypted.
  */
-export const ALERT_STATE_PREFIX = `${STATE_PREFIX}alerts/`;
-
 export interface AlertRecord {
   readonly id: string;
   readonly finding: Finding;

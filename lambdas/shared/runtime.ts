@@ -1,9 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names';
+import { DIMENSION, METRIC, METRICS_NAMESPACE } from '../../format/metric-names';
 import type { GroupMetrics, MetricsSink, SourceMetrics } from './ports';
 
-export { METRICS_NAMESPACE, METRIC, DIMENSION, SERVICE } from './metric-names';
+export { METRICS_NAMESPACE, METRIC, DIMENSION, SERVICE } from '../../format/metric-names';
 
 export function powertools(serviceName: string): { logger: Logger; metrics: Metrics } {
   return {

@@ -6,7 +6,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmParameterStore, type ClientOptions } from '../shared/aws';
 import { systemClock, type BucketStore, type Clock, type Notifier, type ParameterStore } from '../shared/ports';
 import { METRIC, powertools, SERVICE } from '../shared/runtime';
-import { loadSettings, type Settings } from '../shared/settings';
+import { loadSettings, type Settings } from '../../format/lambda-settings';
 import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, type VerifierDeps } from './core/verifier';
 
 /**

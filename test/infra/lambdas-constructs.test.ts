@@ -15,8 +15,8 @@ import { ColdsealAlarms } from '../../infra/lib/alarms';
 import { ColdsealDashboard } from '../../infra/lib/dashboard';
 import { ColdsealMonitor, CHECK_INPUT } from '../../infra/lib/monitor';
 import { ColdsealVerifier, SWEEP_INPUT } from '../../infra/lib/verifier';
-import { loadSettings } from '../../lambdas/shared/settings';
-import { METRIC, SERVICE } from '../../lambdas/shared/metric-names';
+import { loadSettings } from '../../format/lambda-settings';
+import { METRIC, SERVICE } from '../../format/metric-names';
 
 /**
  * The verifier, monitor, alarms and dashboard constructs in a bare stack of their own (a test

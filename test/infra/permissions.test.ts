@@ -9,10 +9,8 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DRILLS_PREFIX, REPORTS_PREFIX, TIERS, groupPrefix, reportKeys } from '../../format/layout';
+import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREFIX, groupPrefix, reportKeys } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
-import { ALERT_STATE_PREFIX } from '../../lambdas/shared/alerts';
-import { VERIFIED_PREFIX } from '../../lambdas/verifier/core/hashing';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';

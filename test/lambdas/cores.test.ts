@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadSettings, settingsEnvironment, SettingsError } from '../../lambdas/shared/settings';
+import { loadSettings, settingsEnvironment, SettingsError } from '../../format/lambda-settings';
 import { retentionFindings, sourceFindings, median, type HistoryEntry } from '../../lambdas/verifier/core/fleet';
 import { tierOf, tail } from '../../lambdas/monitor/core/command-failure';
 import { alertMessage, subjectLine } from '../../lambdas/shared/alerts';

@@ -25,7 +25,7 @@ import {
   type PrivateKey,
   type Tier,
 } from '../../format';
-import { settingsEnvironment } from '../../lambdas/shared/settings';
+import { settingsEnvironment } from '../../format/lambda-settings';
 import type { Clock } from '../../lambdas/shared/ports';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
 

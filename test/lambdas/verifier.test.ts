@@ -4,7 +4,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, readPrivateKey } from '../../format';
 import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
-import { reportSchema } from '../../lambdas/verifier/core/report';
+import { reportSchema } from '../../format/report';
 import { verificationRecordKey, type VerificationRecord } from '../../lambdas/verifier/core/hashing';
 import type { Check } from '../../lambdas/shared/findings';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';

@@ -1,6 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
+import { isFailedStatus, isTerminalStatus } from '../../../format/command-status';
 import { assertName, hostNameFrom, TIERS, type Tier } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
@@ -157,10 +158,10 @@ export async function runTrigger(options: TriggerCommandOptions, log: Log, deps:
   for (const i of outcome.invocations) {
     const code = i.responseCode === undefined || i.responseCode === -1 ? '' : `  exit ${i.responseCode}`;
     print(`${i.status.padEnd(10)}  ${hostLabel(i)}${i.statusDetails && i.statusDetails !== i.status ? `  ${i.statusDetails}` : ''}${code}`);
-    if (isFailed(i.status)) for (const line of outputTail(i.output)) print(`    | ${line}`);
+    if (isFailedStatus(i.status)) for (const line of outputTail(i.output)) print(`    | ${line}`);
   }
   if (!outcome.finished) {
-    const running = outcome.invocations.filter((i) => !isOver(i.status)).map(hostLabel);
+    const running = outcome.invocations.filter((i) => !isTerminalStatus(i.status)).map(hostLabel);
     log.warn(`stopped waiting after ${outcome.elapsedSeconds} s (--wait-limit ${limitSeconds}); command ${commandId} goes on${running.length ? ` on ${running.join(', ')}` : ''}. Follow it with: ${follow}`);
   } else if (outcome.invocations.length === 0) {
     const tag = plan.action === 'drill' ? deployment.drill!.hostTagKey : deployment.hostTagKey;
@@ -171,13 +172,7 @@ export async function runTrigger(options: TriggerCommandOptions, log: Log, deps:
   return { ...base, wait: outcome, exitCode };
 }
 
-function isFailed(status: string): boolean {
-  return ['Failed', 'TimedOut', 'Cancelled'].includes(status);
-}
 
-function isOver(status: string): boolean {
-  return status === 'Success' || isFailed(status);
-}
 
 export function defineTriggerCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
   program

@@ -1,19 +1,8 @@
-import { hostNameFrom } from '../../../format';
+import { hostNameFrom, isFailedStatus, type CommandStatusDetail } from '../../../format';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { CommandHistory, CommandInvocation, InstanceDirectory, Log } from '../../shared/ports';
-import type { Settings } from '../../shared/settings';
+import type { Settings } from '../../../format/lambda-settings';
 
-/** The detail of EventBridge's "EC2 Command Invocation Status-change Notification". */
-export interface CommandStatusDetail {
-  readonly 'command-id': string;
-  readonly 'document-name': string;
-  readonly 'instance-id': string;
-  readonly 'requested-date-time': string;
-  readonly status: string;
-}
-
-export const FAILED_STATUSES = ['Failed', 'TimedOut', 'Cancelled'] as const;
-export const COMMAND_STATUS_DETAIL_TYPE_NAME = 'EC2 Command Invocation Status-change Notification';
 
 const TAIL_LINES = 15;
 const TAIL_CHARS = 1500;
@@ -48,7 +37,7 @@ export async function commandFailureFinding(
   detail: CommandStatusDetail,
 ): Promise<Finding | undefined> {
   const { settings, log } = deps;
-  if (detail['document-name'] !== settings.documentName || !(FAILED_STATUSES as readonly string[]).includes(detail.status)) {
+  if (detail['document-name'] !== settings.documentName || !isFailedStatus(detail.status)) {
     log.debug('command status event ignored', { document: detail['document-name'], status: detail.status });
     return undefined;
   }

@@ -2,10 +2,11 @@ import { BACKUPS_PREFIX, dateOfStamp, hostNameFrom, parseKey, peekManifest, repo
 import { alertMessage, hasNews, loadAlertRecords, publishAlert, reconcileAlerts, type AlertPlan } from '../../shared/alerts';
 import { makeFinding, sortFindings, type Check, type Finding } from '../../shared/findings';
 import type { BucketStore, Clock, CommandHistory, InstanceDirectory, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';
-import type { Settings } from '../../shared/settings';
+import type { Settings } from '../../../format/lambda-settings';
 import { sourceFindings, type HistoryEntry } from '../../verifier/core/fleet';
-import { reportSchema, type Report } from '../../verifier/core/report';
-import { commandFailureFinding, type CommandStatusDetail } from './command-failure';
+import { reportSchema, type Report } from '../../../format/report';
+import type { CommandStatusDetail } from '../../../format/command-status';
+import { commandFailureFinding } from './command-failure';
 import { eventKey, isReplicationFailure, replicationFailureFinding, s3Records, type SnsLambdaEvent } from './replication-failure';
 
 export interface MonitorDeps {

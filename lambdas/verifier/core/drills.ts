@@ -1,7 +1,7 @@
 import { openDrillReceipt, SignedDocumentError, type DrillReceipt } from '../../../format';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore } from '../../shared/ports';
-import type { GroupSettings } from '../../shared/settings';
+import type { GroupSettings } from '../../../format/lambda-settings';
 import type { ListedDrill } from './inventory';
 import type { GroupKeys } from './keys';
 

@@ -1,6 +1,6 @@
 import { TIERS, type Manifest, type Tier } from '../../../format';
 import { makeFinding, type Finding } from '../../shared/findings';
-import type { GroupSettings } from '../../shared/settings';
+import type { GroupSettings } from '../../../format/lambda-settings';
 import type { ListedBackup } from './inventory';
 
 /**

@@ -1,4 +1,4 @@
-import { INTEGRITY_FAILURES, PartReader, PartReadError, STATE_PREFIX, type Artifact } from '../../../format';
+import { INTEGRITY_FAILURES, PartReader, PartReadError, VERIFIED_PREFIX, type Artifact } from '../../../format';
 import type { BucketStore } from '../../shared/ports';
 
 /**
@@ -10,8 +10,6 @@ import type { BucketStore } from '../../shared/ports';
  * the next invocation resumes at the next part boundary. Matching every signed part hash and the signed size proves the same bytes as the whole
  * hash, so an object of any size is verified across as many invocations as it takes.
  */
-export const VERIFIED_PREFIX = `${STATE_PREFIX}verified/`;
-
 export interface VerificationRecord {
   readonly key: string;
   /** ETag and version of the object that was read: a replaced object must be read again. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE, TIERS } from '../../format/layout';
-import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../format/parameters';
+import { NAME_PATTERN, NAME_RULE, TIERS } from './layout';
+import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
 
 /**
  * The Lambdas' settings, read from environment variables that the stack fills. Validated once at
