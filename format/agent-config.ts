@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE, TIERS } from './layout';
+import { nameSchema, TIERS } from './layout';
 
 /**
  * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
@@ -7,7 +7,15 @@ import { NAME_PATTERN, NAME_RULE, TIERS } from './layout';
  * at run time.
  */
 
-const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+const name = nameSchema;
+
+/** Object Lock modes S3 offers. */
+export const LOCK_MODES = ['GOVERNANCE', 'COMPLIANCE'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+
+/** One tier's Object Lock retention: the mode and how many days each object stays locked. */
+export const objectLockSchema = z.object({ mode: z.enum(LOCK_MODES), days: z.number().int().min(1).max(36500) }).strict();
+export type ObjectLock = z.infer<typeof objectLockSchema>;
 
 /** Where a secret lives. Never the secret itself. */
 export const secretRefSchema = z.union([
@@ -179,7 +187,7 @@ export const agentConfigSchema = z
      * from its retention settings; omit a tier to rely on the bucket's default (if any).
      */
     objectLock: z
-      .partialRecord(z.enum(TIERS), z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).strict())
+      .partialRecord(z.enum(TIERS), objectLockSchema)
       .default({}),
     calendar: calendarSchema.default({ timeZone: 'UTC', yearly: { month: 1, day: 1 }, monthly: { day: 1 }, weekly: { weekday: 'sunday' } }),
     sources: z.array(sourceSchema).min(1, 'at least one source is needed'),

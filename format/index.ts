@@ -15,3 +15,5 @@ export * from './command-status';
 export * from './metric-names';
 export * from './report';
 export * from './run-document';
+export * from './byte-size';
+export * from './concurrency';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE, TIERS } from './layout';
+import { nameSchema, TIERS } from './layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
 
 /**
@@ -7,7 +7,7 @@ import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
  * cold start: a typo in the stack fails the first invocation loudly instead of checking nothing.
  */
 
-const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+const name = nameSchema;
 
 export const groupSettingsSchema = z
   .object({

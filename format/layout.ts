@@ -1,3 +1,4 @@
+import { z } from 'zod';
 /**
  * The S3 key layout shared by the agent, the Lambdas and the stack's lifecycle rules.
  *
@@ -27,6 +28,10 @@ export const ALERT_STATE_PREFIX = `${STATE_PREFIX}alerts/`;
 /** Group, host and source names become key segments: keep them to a set that needs no escaping. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export const NAME_RULE = '1-63 characters: letters, digits, "-" and "_", starting with a letter or digit';
+/** A group, host or source name in a zod schema: NAME_PATTERN, refused with NAME_RULE. */
+export const nameSchema = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+/** The EC2 tag key that marks a group's hosts. */
+export const tagKeySchema = z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key');
 
 const STAMP_PATTERN = /^\d{8}T\d{6}Z$/;
 

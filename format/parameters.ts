@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { assertName, NAME_PATTERN, NAME_RULE } from './layout';
+import { assertName, nameSchema, tagKeySchema } from './layout';
 import { replicaLocationSchema } from './replica';
 
 /**
@@ -53,8 +53,8 @@ export function deploymentParameter(prefix = DEFAULT_PARAMETER_PREFIX): string {
   return `${normalizePrefix(prefix)}/deployment`;
 }
 
-const tagKey = z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key');
-const groupName = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+const tagKey = tagKeySchema;
+const groupName = nameSchema;
 
 export const deploymentInfoSchema = z.object({
   formatVersion: z.literal(1),

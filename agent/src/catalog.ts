@@ -1,5 +1,6 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { DRILLS_PREFIX, parseKey, TIERS, type Tier } from '../../format/layout';
+import { mapLimit } from '../../format/concurrency';
+import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type Tier } from '../../format/layout';
 import { drillReceiptSchema, type DrillReceipt } from '../../format/manifest';
 import { ColdsealError, EXIT } from './errors';
 
@@ -112,8 +113,8 @@ export function groupEntries(objects: readonly CatalogObject[], filter: CatalogF
     if (parsed.kind === 'manifest') entry.manifest = object;
     else addSegment(entry.artifacts, object, parsed.artifact, parsed.extension, parsed.segment);
   }
-  const since = filter.since ? stampAt(filter.since) : undefined;
-  const until = filter.until ? stampAt(filter.until) : undefined;
+  const since = filter.since ? stampOf(filter.since) : undefined;
+  const until = filter.until ? stampOf(filter.until) : undefined;
   return [...entries.values()]
     .filter((e) => (!since || e.stamp >= since) && (!until || e.stamp <= until))
     .sort((a, b) => a.group.localeCompare(b.group) || a.host.localeCompare(b.host) || a.source.localeCompare(b.source) || a.stamp.localeCompare(b.stamp) || a.tier.localeCompare(b.tier));
@@ -136,10 +137,6 @@ function addSegment(artifacts: CatalogArtifact[], object: CatalogObject, artifac
 function segmentOf(key: string): number {
   const parsed = parseKey(key);
   return parsed?.kind === 'artifact' ? parsed.segment : 1;
-}
-
-function stampAt(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
 export async function listBackups(s3: S3Client, bucket: string, filter: CatalogFilter = {}): Promise<BackupEntry[]> {
@@ -244,20 +241,6 @@ export interface BackupRow {
   /** The storage classes of its ciphertexts, e.g. "STANDARD" or "GLACIER (restored until …)". */
   readonly storage: string;
   readonly drill?: DrillState;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await work(items[index]);
-      }
-    }),
-  );
-  return results;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { formatBytes } from '../../format/byte-size';
+
 /**
  * Two audiences: a person at a terminal sees one progress line that rewrites itself; SSM (stdout
  * not a TTY) gets one JSON object per line, which its output capture and CloudWatch Logs keep
@@ -21,17 +23,6 @@ export interface ProgressFields {
   readonly bytes: number;
   readonly elapsedSeconds: number;
   readonly detail?: string;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 export function createLog(options: { json?: boolean; verbose?: boolean; stream?: NodeJS.WriteStream; jsonEverySeconds?: number } = {}): Log {

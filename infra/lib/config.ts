@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { NAME_PATTERN, NAME_RULE } from '../../format/layout';
+import { nameSchema, tagKeySchema } from '../../format/layout';
 import { normalizePrefix } from '../../format/parameters';
 import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
 import { readPublicKeys, type PublicKey } from '../../format/pgp';
-import { calendarSchema, sourceSchema } from '../../format/agent-config';
+import { calendarSchema, objectLockSchema, sourceSchema } from '../../format/agent-config';
 import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import type { ColdsealProps } from './coldseal';
 import { replicaProblems } from './replica-settings';
@@ -21,7 +21,7 @@ export class ColdsealConfigError extends Error {
   override readonly name = 'ColdsealConfigError';
 }
 
-const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+const name = nameSchema;
 
 const cron = z.string().superRefine((value, ctx) => {
   const problem = cronProblem(value);
@@ -39,7 +39,7 @@ const keySources = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)
 const tierRetention = z
   .object({
     expireAfterDays: z.number().int().min(1),
-    lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).strict(),
+    lock: objectLockSchema,
     transitions: z
       .array(z.object({ storageClass: z.enum(['GLACIER', 'DEEP_ARCHIVE']), afterDays: z.number().int().min(0) }).strict())
       .optional(),
@@ -58,7 +58,7 @@ const group = z
 export const contextSchema = z
   .object({
     groups: z.record(name, group).refine((groups) => Object.keys(groups).length > 0, 'at least one group is needed'),
-    hostTagKey: z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key').optional(),
+    hostTagKey: tagKeySchema.optional(),
     timeZone: timeZone.optional(),
     /** Which day is promoted to which tier; the time zone is each group's schedule's. */
     calendar: z
@@ -81,7 +81,7 @@ export const contextSchema = z
         group: name,
         schedule: cron,
         timeZone: timeZone.optional(),
-        hostTagKey: z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key').optional(),
+        hostTagKey: tagKeySchema.optional(),
       })
       .strict()
       .optional(),

@@ -7,7 +7,7 @@ import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, TIERS, assertName, groupPrefix, type Tier } from '../../format/layout';
-import type { LockMode } from './rules';
+import type { LockMode } from '../../format/agent-config';
 import type { GroupParameters } from '../../format/parameters';
 import { nagEnv } from './verifier-function';
 

@@ -1,3 +1,4 @@
+import type { LockMode } from '../../format/agent-config';
 import { TIERS, type Tier } from '../../format/layout';
 
 /**
@@ -17,8 +18,6 @@ export const MINIMUM_STORAGE_DAYS: Readonly<Record<ArchiveStorageClass, number>>
   GLACIER: 90,
   DEEP_ARCHIVE: 180,
 };
-
-export type LockMode = 'GOVERNANCE' | 'COMPLIANCE';
 
 export interface TierTransition {
   /** Storage class the tier's objects move to. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLog, formatBytes } from '../../agent/src/log';
+import { formatBytes } from '../../format/byte-size';
+import { createLog } from '../../agent/src/log';
 
 function fakeStream(isTTY: boolean) {
   const written: string[] = [];
@@ -14,7 +15,7 @@ test('on a terminal: one progress line rewritten in place, then messages on fres
   log.progress({ label: 'main/app', bytes: 100 * 1048576, elapsedSeconds: 4 });
   log.info('source backed up', { source: 'main' });
   assert.equal(written[0], '\r\x1b[Kmain/app: 50.0 MiB at 25.0 MiB/s, 2 s');
-  assert.equal(written[1], '\r\x1b[Kmain/app: 100.0 MiB at 25.0 MiB/s, 4 s');
+  assert.equal(written[1], '\r\x1b[Kmain/app: 100 MiB at 25.0 MiB/s, 4 s');
   assert.deepEqual(written.slice(2), ['\n', 'source backed up source=main\n']);
 });
 

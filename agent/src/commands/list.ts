@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
 import { describeBackups, drillStates, listBackups, type BackupRow } from '../catalog';
 import { ColdsealError, EXIT } from '../errors';
-import { formatBytes } from '../log';
+import { formatBytes } from '../../../format/byte-size';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
 import { parseTime, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';

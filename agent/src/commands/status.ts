@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describeBackups, drillStates, listBackups, summarize, type SourceStatus } from '../catalog';
 import { EXIT } from '../errors';
-import { formatBytes } from '../log';
+import { formatBytes } from '../../../format/byte-size';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { loadAgentConfig, type ConfigOrigin } from './common';
 import { wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';

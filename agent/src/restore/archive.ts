@@ -1,7 +1,8 @@
 import { RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ARCHIVED_CLASSES, headRestoreState, storageError, type RestoreState } from '../catalog';
 import { ColdsealError, EXIT } from '../errors';
-import { formatBytes, type Log } from '../log';
+import { formatBytes } from '../../../format/byte-size';
+import type { Log } from '../log';
 
 /**
  * Objects in GLACIER or DEEP_ARCHIVE cannot be read until a temporary copy is restored. This

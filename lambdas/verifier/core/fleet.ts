@@ -1,4 +1,5 @@
 import { TIERS, type Manifest, type Tier } from '../../../format';
+import { formatBytes } from '../../../format/byte-size';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { GroupSettings } from '../../../format/lambda-settings';
 import type { ListedBackup } from './inventory';
@@ -47,18 +48,6 @@ export function median(values: readonly number[]): number {
 function hours(ms: number): string {
   const h = ms / 3_600_000;
   return h >= 48 ? `${(h / 24).toFixed(1)} days` : `${h.toFixed(1)} h`;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
 /** Backups a source's size is compared with. Fewer than MIN_HISTORY: no size judgement yet. */

@@ -1,12 +1,13 @@
 import { BACKUPS_PREFIX, DRILLS_PREFIX, VERIFIED_PREFIX, openManifest, parseKey, reportKeys, TIERS, sourcePrefix, type Manifest } from '../../../format';
 import { alertMessage, hasNews, listBlocks, plural, publishAlert, reconcileAlerts, subjectLine, type AlertPlan } from '../../shared/alerts';
-import { mapLimit } from '../../shared/concurrency';
+import { mapLimit } from '../../../format/concurrency';
 import { makeFinding, sortFindings, statusOf, type Check, type Finding } from '../../shared/findings';
 import type { BucketStore, Clock, ListedObject, Log, Notifier, ParameterStore } from '../../shared/ports';
 import type { GroupSettings, Settings } from '../../../format/lambda-settings';
 import { checkBackup, sha256Finding, type CheckedBackup, type HashJob } from './check-backup';
 import { drillFindings, type DrillSummary } from './drills';
-import { formatBytes, historyEntry, orphanFindings, retentionFindings, sourceFindings, type HistoryEntry } from './fleet';
+import { formatBytes } from '../../../format/byte-size';
+import { historyEntry, orphanFindings, retentionFindings, sourceFindings, type HistoryEntry } from './fleet';
 import { Budget, readVerify, verificationRecordKey, type VerificationRecord } from './hashing';
 import { buildInventory, sourceId, type ListedBackup } from './inventory';
 import { loadGroupKeys, type GroupKeys } from './keys';
