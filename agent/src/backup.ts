@@ -212,6 +212,8 @@ async function backUpSource(args: {
   committed.catch(() => undefined);
 
   const running: { step: DumpStep; key: string; artifact: RunningArtifact; inventory?: InventorySession }[] = [];
+  // Every inventory session opened, closed at the end even when its dump never started (E2BIG).
+  const sessions: InventorySession[] = [];
   try {
     for (const planned of prepared.steps) {
       if (planned.stillExists && !(await planned.stillExists())) {
@@ -220,6 +222,7 @@ async function backUpSource(args: {
       }
       const key = artifactKey(loc, stamp, planned.name, `${planned.extension}.${compression.extension}`);
       const inventory = await openInventory(planned, source.name, log);
+      if (inventory) sessions.push(inventory);
       const step = inventory?.args.length ? { ...planned, args: [...planned.args, ...inventory.args] } : planned;
       log.info('dumping', { source: source.name, artifact: step.name, tool: step.tool.name, key });
       const artifact = startArtifact({
@@ -314,7 +317,7 @@ async function backUpSource(args: {
     }
     throw error;
   } finally {
-    await Promise.allSettled(running.map((r) => r.inventory?.close()));
+    await Promise.allSettled(sessions.map((session) => session.close()));
     await prepared.cleanup();
   }
 }

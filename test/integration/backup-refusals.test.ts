@@ -138,6 +138,13 @@ describe('sizes and places the system cannot handle are named, not reported as a
     assert.match(tooMany.log, /fewer/);
   });
 
+  test('a PostgreSQL source whose excludes make pg_dump\'s command line too long: exit 3, and the inventory session it opened is closed (no hang)', { timeout: 120_000 }, async () => {
+    const excludeTables = Array.from({ length: 3_000 }, (_, i) => `public.${'t'.repeat(1_000)}${i}`);
+    const result = await backup([pgSource('longpg', { excludeTables })]);
+    assert.equal(result.code, 3, result.log);
+    assert.match(result.log, /longpg.*too long for a command line/);
+  });
+
   test('a path under /proc, /sys or /dev (tar can block forever reading them): exit 3 naming the path, before any dump', async () => {
     const result = await backup([{ name: 'procs', type: 'files', paths: ['/etc/hostname', '/proc/kmsg'] }]);
     assert.equal(result.code, 3, result.log);
