@@ -22,7 +22,7 @@ export type EncryptionPreference = 'auto' | 'gpg' | 'openpgp.js';
 
 export type Encryptor =
   | { readonly kind: 'openpgp.js'; readonly implementation: string; readonly recipients: readonly PublicKey[]; close(): void }
-  | { readonly kind: 'gpg'; readonly implementation: string; readonly homedir: string; readonly fingerprints: readonly string[]; close(): void };
+  | { readonly kind: 'gpg'; readonly implementation: string; readonly home: GpgHome; readonly fingerprints: readonly string[]; close(): void };
 
 let gpgVersionFound: string | null | undefined;
 
@@ -111,8 +111,8 @@ export async function prepareEncryptor(preference: EncryptionPreference, recipie
     }
     return openpgpJs;
   }
-  const { homedir, close } = await openGpgHome(recipients.map((k) => k.armor()).join('\n'), 'the recipient public keys', { privateKeys: false });
-  return { kind: 'gpg', implementation: `gpg ${version}`, homedir, fingerprints: recipients.map(fingerprintOf), close };
+  const home = await openGpgHome(recipients.map((k) => k.armor()).join('\n'), 'the recipient public keys', { privateKeys: false });
+  return { kind: 'gpg', implementation: `gpg ${version}`, home, fingerprints: recipients.map(fingerprintOf), close: home.close };
 }
 
 export interface RunningEncryption {
@@ -137,7 +137,7 @@ export async function startEncryption(encryptor: Encryptor, source: Readable, op
     return { output: webToNode(encrypted as unknown as ReadableStream<Uint8Array>), inputDone: Promise.resolve(), stderrTail: () => '' };
   }
   const args = [
-    ...['--homedir', encryptor.homedir, '--no-autostart', '--batch', '--no-tty', '--quiet', '--trust-model', 'always', '--no-auto-key-locate'],
+    ...['--homedir', encryptor.home.homedir, ...encryptor.home.gpgArgs, '--batch', '--no-tty', '--quiet', '--trust-model', 'always', '--no-auto-key-locate'],
     ...['--compress-algo', 'none', '--cipher-algo', 'AES256', '--encrypt', '--output', '-'],
     ...encryptor.fingerprints.flatMap((f) => ['--recipient', f]),
   ];
