@@ -290,20 +290,16 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     };
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
-    const isZlib = (error: Error | null | undefined) => Boolean(error && (error as NodeJS.ErrnoException).code?.startsWith('Z_'));
-    if (to) {
-      decompressed = new Promise((resolve) => pipeline(decryption.output, out, to, (error) => resolve(isZlib(error) ? `gunzip failed: ${error!.message}` : null)));
-      plaintext = Readable.from([]);
-    } else if (fd === undefined) {
-      decompressed = new Promise((resolve) => pipeline(decryption.output, out, (error) => resolve(isZlib(error) ? `gunzip failed: ${error!.message}` : null)));
-      plaintext = out;
-    } else {
-      const file = createWriteStream('', { fd, autoClose: false });
-      decompressed = new Promise((resolve) =>
-        pipeline(decryption.output, out, file, (error) => resolve(!error ? null : isZlib(error) ? `gunzip failed: ${error.message}` : `writing the plaintext failed: ${error.message}`)),
-      );
-      plaintext = Readable.from([]);
-    }
+    // A sink's own failure is the sink's to report; a failed write to our file descriptor is ours.
+    const file = !to && fd !== undefined ? createWriteStream('', { fd, autoClose: false }) : undefined;
+    const sink = to ?? file;
+    decompressed = new Promise((resolve) => {
+      const done = (error: NodeJS.ErrnoException | null) =>
+        resolve(!error ? null : error.code?.startsWith('Z_') ? `gunzip failed: ${error.message}` : file ? `writing the plaintext failed: ${error.message}` : null);
+      if (sink) pipeline(decryption.output, out, sink, done);
+      else pipeline(decryption.output, out, done);
+    });
+    plaintext = sink ? Readable.from([]) : out;
     kill = () => out.destroy();
   }
 
