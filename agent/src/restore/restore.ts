@@ -304,6 +304,8 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
       // A new database is created as the archive describes it, read from the archive's head.
       const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database);
+      // Known up front (an existing database, or a head read ahead): zstd can then feed pg_restore directly.
+      const readyBeforeStream = exists || databaseSql !== undefined;
       const create = async (sql: readonly string[] | undefined) => {
         if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
         if (schemas.length) await pgCreateSchemas(conn, database, schemas);
@@ -313,17 +315,16 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
         // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
         undo: exists ? undefined : () => pgDropDatabase(conn, database),
         safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
-        direct: exists || databaseSql !== undefined,
-        prepare: exists || databaseSql !== undefined ? () => create(databaseSql) : undefined,
+        direct: readyBeforeStream,
+        prepare: readyBeforeStream ? () => create(databaseSql) : undefined,
         // Without the head read ahead, from the stream itself (its bytes then pass through Node).
-        fromHead:
-          exists || databaseSql !== undefined
-            ? undefined
-            : async (plaintext) => {
-                const head = await readArchiveHead(conn, plaintext, database);
-                await create(head.databaseSql);
-                return head.plaintext;
-              },
+        fromHead: readyBeforeStream
+          ? undefined
+          : async (plaintext) => {
+              const head = await readArchiveHead(conn, plaintext, database);
+              await create(head.databaseSql);
+              return head.plaintext;
+            },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
       };
     }
