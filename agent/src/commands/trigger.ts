@@ -172,8 +172,6 @@ export async function runTrigger(options: TriggerCommandOptions, log: Log, deps:
   return { ...base, wait: outcome, exitCode };
 }
 
-
-
 export function defineTriggerCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
   program
     .command('trigger')

@@ -73,7 +73,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
   }
 
   const read = options.read ?? { bucket: config.bucket, s3: clients.s3 };
-  const readFrom = readClients(clients, read);
+  const readingClients = readClients(clients, read);
   const entries = latestPerSource(await listBackups(read.s3, read.bucket, { group: config.group })).filter(
     (e) => (!options.hosts?.length || options.hosts.includes(e.host)) && (!options.sources?.length || options.sources.includes(e.source)),
   );
@@ -86,7 +86,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     const key = manifestKey(entry, entry.stamp);
     log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
     const started = Date.now();
-    const verification = await verifyBackup(key, { clients: readFrom, bucket: read.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
+    const verification = await verifyBackup(key, { clients: readingClients, bucket: read.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
     const backupChecks = verification.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }));
     if (verification.artifacts.length === 0) {
       results.push({ manifestKey: key, source: entry.source, artifact: '(manifest)', ok: false, durationMs: Date.now() - started, checks: backupChecks });
