@@ -1,17 +1,18 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { generateKeyPair } from '../format/pgp';
 import { buildAgent } from '../scripts/build-agent';
-import { startMoto } from '../test/harness/services';
 import { ensureDatabase, psql, timed, type Measurement } from './common';
 
 /**
  * npm run bench -- --restore [--size-gb 1 --rounds 2]
  *
- * The same backup object in moto_server (made once by the agent), restored side by side and
+ * The same backup object in a file-backed S3 stand-in (`s3-files.ts`: moto holds objects in
+ * memory and serves a 1.3 GB object too slowly to measure anything but moto), made once by the
+ * agent, restored side by side and
  * interleaved round by round: `coldseal restore --output` against `aws s3 cp - | gpg -d | zstd -d
  * > file`, and a restore into a new PostgreSQL database against the same shell pipeline into
  * `pg_restore -d`. MB/s of plain dump bytes, wall and CPU seconds of the whole process tree, peak
@@ -46,10 +47,10 @@ export async function restoreBench(argv: string[]): Promise<void> {
   execFileSync('gpg', ['--homedir', gpgHome, '--batch', '--quiet', '--import', join(work, 'recipient.key.asc')]);
 
   const bundle = await buildAgent();
-  const moto = await startMoto();
+  const store = await startFileS3(join(work, 's3'));
   const creds = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   const env = { ...process.env, ...creds };
-  const s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+  const s3 = new S3Client({ endpoint: store.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
   const out = join(work, 'out');
   mkdirSync(out);
   const results: Measurement[] = [];
@@ -63,7 +64,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
         group: 'bench',
         host: 'bench',
         bucket: 'bench',
-        endpoint: moto.endpoint,
+        endpoint: store.endpoint,
         recipients: { file: join(work, 'recipient.pub.asc') },
         signingKey: { file: join(work, 'signing.key.asc') },
         sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres', inventory: false }],
@@ -73,10 +74,10 @@ export async function restoreBench(argv: string[]): Promise<void> {
     execFileSync(process.execPath, [bundle, 'backup', '--config', config, '--tier', 'daily'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'backups/' }));
     const object = listed.Contents!.find((o) => o.Key!.endsWith('.pgp'))!;
-    const dumpBytes = Number(execFileSync('sh', ['-c', `aws --endpoint-url ${moto.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q | wc -c`], { env }).toString().trim());
+    const dumpBytes = Number(execFileSync('sh', ['-c', `aws --endpoint-url ${store.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q | wc -c`], { env }).toString().trim());
     console.log(`object ${(object.Size! / 1e6).toFixed(0)} MB, plain dump ${(dumpBytes / 1e9).toFixed(2)} GB`);
 
-    const shellRead = `aws --endpoint-url ${moto.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q`;
+    const shellRead = `aws --endpoint-url ${store.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q`;
     const agent = (args: string[]) => [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', join(work, 'recipient.key.asc'), '--yes', ...args];
     const newDb = (round: number, who: string) => {
       const name = `coldseal_rbench_${who}_${round}`;
@@ -125,7 +126,17 @@ export async function restoreBench(argv: string[]): Promise<void> {
     console.log(`\nraw figures: ${file}`);
   } finally {
     for (const t of targets) psql('postgres', `drop database if exists ${t}`);
-    await moto.stop();
+    store.process.kill();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The file-backed S3 stand-in as its own process, on a port it picks (it prints the port). */
+async function startFileS3(dir: string): Promise<{ endpoint: string; process: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 's3-files.ts'), '0', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`s3-files.ts exited (${code}) before listening`)));
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, process: child };
 }
