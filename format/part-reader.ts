@@ -185,12 +185,14 @@ export class PartReader {
     try {
       launch();
       while (inFlight.length) {
-        const verified = await inFlight.shift()!;
+        let verified: VerifiedPart | undefined = await inFlight.shift()!;
         launch();
         for (const chunk of verified.chunks) whole?.update(chunk);
         this.bytes += verified.part.length;
         this.options.onProgress?.(this.bytes);
         yield verified;
+        // Not held while the next part is awaited: the consumer may be done with this one.
+        verified = undefined;
       }
       if (whole) {
         const sha256 = whole.digest('hex');

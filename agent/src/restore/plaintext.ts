@@ -161,6 +161,20 @@ async function decryptWithOpenpgp(ciphertext: Readable, key: PrivateKey): Promis
   return { output, by: `openpgp.js ${openpgp.config.versionString.replace(/^OpenPGP\.js v?/, '')}`, done, kill: () => output.destroy() };
 }
 
+/**
+ * A part's chunks, yielded after the holder lets go of the part, each forgotten once handed on:
+ * with an 8 MiB part, holding the consumed bytes until the next part arrives costs 8 MiB of peak.
+ */
+function* takeChunks(holder: { held?: VerifiedPart }): Generator<Uint8Array> {
+  const chunks: (Uint8Array | undefined)[] = [...(holder.held?.chunks ?? [])];
+  holder.held = undefined;
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
+    chunks[i] = undefined;
+    yield chunk;
+  }
+}
+
 export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPlaintext> {
   const { s3, bucket, manifest, artifact, key } = options;
   const where = `s3://${bucket}/${artifact.key}`;
@@ -205,11 +219,22 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   // --- ciphertext: verified parts, in order ---------------------------------------------------
   let readFailure: ColdsealError | null = null;
   let aborted = false;
+  // Handed over, not captured: the generator outlives the first part, and a closure over `first`
+  // would keep its bytes alive for the whole restore.
+  const firstPart: { held?: VerifiedPart } = { held: first.done ? undefined : first.value };
   const ciphertext = Readable.from(
     (async function* () {
       try {
-        if (!first.done) yield* first.value.chunks;
-        for (let step = await parts.next(); !step.done; step = await parts.next()) yield* step.value.chunks;
+        yield* takeChunks(firstPart);
+        const holder: { held?: VerifiedPart } = {};
+        for (;;) {
+          // Not kept across the next await: a consumed part's bytes must be collectable while the next one arrives.
+          let step: IteratorResult<VerifiedPart> | undefined = await parts.next();
+          if (step.done) break;
+          holder.held = step.value;
+          step = undefined;
+          yield* takeChunks(holder);
+        }
       } catch (error) {
         readFailure = fail(error);
         throw readFailure;
