@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ALERT_STATE_PREFIX } from '../../format/layout';
 import { CHECKS, type Finding, type Status, statusOf, subjectOf } from './findings';
+import type { Settings } from '../../format/lambda-settings';
 import type { BucketStore, Clock, Log, Notifier } from './ports';
 
 /**
@@ -50,27 +51,29 @@ export async function loadAlertRecords(store: BucketStore, log: Log): Promise<Ma
   return records;
 }
 
-export interface ReconcileInput {
+/** What reconciling needs of a core's dependencies. */
+export interface AlertDeps {
   readonly store: BucketStore;
   readonly clock: Clock;
   readonly log: Log;
-  readonly findings: readonly Finding[];
-  readonly repeatHours: number;
-  /**
-   * For a full run (daily sweep, monitor schedule): whether this run looked at what an open finding
-   * is about, so that its absence means "resolved". Omitted for partial runs (one manifest, one
-   * command event), which never resolve anything.
-   */
-  readonly covers?: (finding: Finding) => boolean;
+  readonly settings: Pick<Settings, 'repeatHours'>;
 }
 
-export async function reconcileAlerts(input: ReconcileInput): Promise<AlertPlan> {
-  const { store, clock, log, repeatHours } = input;
+/**
+ * Compares a run's findings with the open problems: what to announce, repeat, keep quiet about
+ * and close.
+ * @param covers for a full run (daily sweep, monitor schedule): whether this run looked at what an
+ *   open finding is about, so that its absence means "resolved". Omitted for partial runs (one
+ *   manifest, one command event), which never resolve anything.
+ */
+export async function reconcileAlerts(deps: AlertDeps, findings: readonly Finding[], covers?: (finding: Finding) => boolean): Promise<AlertPlan> {
+  const { store, clock, log } = deps;
+  const repeatHours = deps.settings.repeatHours;
   const now = clock.now();
   const records = await loadAlertRecords(store, log);
   const plan: AlertPlan = { opened: [], reminded: [], quiet: [], resolved: [] };
   const seen = new Set<string>();
-  for (const finding of input.findings) {
+  for (const finding of findings) {
     if (seen.has(finding.id)) continue;
     seen.add(finding.id);
     const record = records.get(finding.id);
@@ -90,9 +93,9 @@ export async function reconcileAlerts(input: ReconcileInput): Promise<AlertPlan>
       plan.quiet.push({ finding, record });
     }
   }
-  if (input.covers) {
+  if (covers) {
     for (const record of records.values()) {
-      if (seen.has(record.id) || !input.covers(record.finding)) continue;
+      if (seen.has(record.id) || !covers(record.finding)) continue;
       await store.delete(alertStateKey(record.id));
       plan.resolved.push(record);
     }
@@ -178,8 +181,10 @@ export function listBlocks(plan: AlertPlan, quietFindings: readonly Finding[]): 
   return lines;
 }
 
-export async function publishAlert(notifier: Notifier, message: AlertMessage, kind: 'alert' | 'report'): Promise<void> {
+/** Sends the message to the alert topic; returns it (what was published). */
+export async function publishAlert(notifier: Notifier, message: AlertMessage, kind: 'alert' | 'report'): Promise<AlertMessage> {
   await notifier.publish(message.subject, message.body, { kind, status: message.status });
+  return message;
 }
 
 export { plural };

@@ -3,7 +3,7 @@ import { alertMessage, hasNews, loadAlertRecords, publishAlert, reconcileAlerts,
 import { makeFinding, sortFindings, type Check, type Finding } from '../../shared/findings';
 import type { BucketStore, Clock, CommandHistory, InstanceDirectory, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';
 import type { Settings } from '../../../format/lambda-settings';
-import { sourceFindings, type HistoryEntry } from '../../verifier/core/fleet';
+import { freshnessFindings, type NewestBackup } from '../../shared/freshness';
 import { reportSchema, type Report } from '../../../format/report';
 import type { CommandStatusDetail } from '../../../format/command-status';
 import { commandFailureFinding } from './command-failure';
@@ -30,15 +30,9 @@ export interface MonitorResult {
 export async function handleCommandStatus(deps: MonitorDeps, detail: CommandStatusDetail): Promise<MonitorResult | undefined> {
   const finding = await commandFailureFinding(deps, detail);
   if (!finding) return undefined;
-  const plan = await reconcileAlerts({ store: deps.store, clock: deps.clock, log: deps.log, findings: [finding], repeatHours: deps.settings.repeatHours });
-  let published: MonitorResult['published'];
-  if (plan.opened.length) {
-    const message = alertMessage({ origin: 'SSM command', plan });
-    await publishAlert(deps.notifier, message, 'alert');
-    published = message;
-  } else {
-    deps.log.info('command failure already alerted for this host within the repeat window', { id: finding.id });
-  }
+  const plan = await reconcileAlerts(deps, [finding]);
+  const published = plan.opened.length ? await publishAlert(deps.notifier, alertMessage({ origin: 'SSM command', plan }), 'alert') : undefined;
+  if (!published) deps.log.info('command failure already alerted for this host within the repeat window', { id: finding.id });
   return { findings: [finding], plan, published };
 }
 
@@ -62,15 +56,11 @@ export async function handleReplicationEvents(deps: MonitorDeps, event: SnsLambd
     findings.push(replicationFailureFinding(record, deps.clock.now()));
   }
   if (findings.length === 0) return undefined;
-  const plan = await reconcileAlerts({ store: deps.store, clock: deps.clock, log, findings, repeatHours: settings.repeatHours });
-  let published: MonitorResult['published'];
-  if (plan.opened.length) {
-    const message = alertMessage({ origin: 'S3 replication', plan: { ...plan, reminded: [] }, footer: ['The daily verification report checks every backup\'s replication status and closes this alert once the backup is replicated.'] });
-    await publishAlert(deps.notifier, message, 'alert');
-    published = message;
-  } else {
-    log.info('replication failure already alerted for this backup', { ids: findings.map((f) => f.id) });
-  }
+  const plan = await reconcileAlerts(deps, findings);
+  const published = plan.opened.length
+    ? await publishAlert(deps.notifier, alertMessage({ origin: 'S3 replication', plan: { ...plan, reminded: [] }, footer: ['The daily verification report checks every backup\'s replication status and closes this alert once the backup is replicated.'] }), 'alert')
+    : undefined;
+  if (!published) log.info('replication failure already alerted for this backup', { ids: findings.map((f) => f.id) });
   return { findings, plan, published };
 }
 
@@ -138,7 +128,7 @@ export async function runMonitor(deps: MonitorDeps): Promise<MonitorResult> {
         const id = `${group.name}/${host}/${source}`;
         evaluated.add(id);
         const latest = newest.get(id);
-        let entry: HistoryEntry | undefined;
+        let entry: (NewestBackup & { bytes: number; durationSeconds: number }) | undefined;
         if (latest) {
           // Unverified read, for freshness and metrics only: the verifier judges integrity.
           const text = await store.getText(latest.key);
@@ -146,21 +136,15 @@ export async function runMonitor(deps: MonitorDeps): Promise<MonitorResult> {
             const m = peekManifest(text ?? '');
             entry = {
               stamp: latest.stamp,
-              tier: m.tier,
-              manifestKey: latest.key,
-              startedAt: m.startedAt,
               finishedAt: m.finishedAt,
               durationSeconds: (Date.parse(m.finishedAt) - Date.parse(m.startedAt)) / 1000,
               bytes: m.artifacts.reduce((n, a) => n + a.compressedBytes, 0),
-              ciphertextBytes: m.artifacts.reduce((n, a) => n + a.ciphertextBytes, 0),
-              empty: false,
-              emptyArtifacts: [],
             };
           } catch (error) {
             log.warn('newest manifest unreadable; the verifier reports it', { key: latest.key, error: (error as Error).message });
           }
         }
-        const sourceResult = sourceFindings({ group, host, source, history: entry ? [entry] : [], now, bucket: settings.bucket, sizeDropRatio: settings.sizeDropRatio, expected: true }).filter((f) => f.check === 'rpo' || f.check === 'never-backed-up');
+        const sourceResult = freshnessFindings({ group, host, source, newest: entry, now, bucket: settings.bucket, expected: true });
         if (!entry && tagged.has(host) && !group.hosts.includes(host)) {
           const instance = tagged.get(host)!;
           findings.push(makeFinding({ group: group.name, host, source, where: `instance ${instance.instanceId} (${instance.computerName}), tag ${settings.tagKey}=${group.name}`, subject: id, check: 'never-backed-up', severity: 'fail', since: now.toISOString(), summary: `instance ${instance.instanceId} carries the tag of group ${group.name} but has never produced a backup of ${source}`, action: `Check that the schedule targets this instance and that its agent config lists source "${source}" (SSM Run Command history); then run coldseal trigger --group ${group.name} --host ${host}. If the tag is a mistake, remove it.` }));
@@ -193,21 +177,11 @@ export async function runMonitor(deps: MonitorDeps): Promise<MonitorResult> {
     if (newestMs <= Date.parse(f.since)) findings.push(f);
   }
 
-  const plan = await reconcileAlerts({
-    store,
-    clock: deps.clock,
-    log,
-    findings: sortFindings(findings),
-    repeatHours: settings.repeatHours,
-    covers: (f) => MONITOR_CHECKS.has(f.check) && (f.check === 'command-failed' || (f.source ? evaluated.has(`${f.group}/${f.host}/${f.source}`) : evaluatedHosts.has(`${f.group}/${f.host}`))),
-  });
+  const plan = await reconcileAlerts(deps, sortFindings(findings), (f) => MONITOR_CHECKS.has(f.check) && (f.check === 'command-failed' || (f.source ? evaluated.has(`${f.group}/${f.host}/${f.source}`) : evaluatedHosts.has(`${f.group}/${f.host}`))));
   deps.metrics.heartbeat();
-  let published: MonitorResult['published'];
-  if (hasNews(plan)) {
-    const message = alertMessage({ origin: 'monitor', plan, footer: ['Open problems are repeated at most once a day; the daily verification report lists them all.'] });
-    await publishAlert(deps.notifier, message, 'alert');
-    published = message;
-  }
+  const published = hasNews(plan)
+    ? await publishAlert(deps.notifier, alertMessage({ origin: 'monitor', plan, footer: ['Open problems are repeated at most once a day; the daily verification report lists them all.'] }), 'alert')
+    : undefined;
   log.info('monitor run done', { findings: findings.map((f) => f.id), published: published?.subject });
   return { findings, plan, published };
 }

@@ -1,12 +1,14 @@
 import { TIERS, type Manifest, type Tier } from '../../../format';
 import { formatBytes } from '../../../format/byte-size';
 import { makeFinding, type Finding } from '../../shared/findings';
+import { freshnessFindings, hours, sourceSubject, type FreshnessInput } from '../../shared/freshness';
 import type { GroupSettings } from '../../../format/lambda-settings';
 import type { ListedBackup } from './inventory';
 
 /**
- * Checks across backups: freshness against the RPO, size against the recent median, copies per
- * tier against retention, orphans. They use only backups whose manifest checked out.
+ * Checks across backups: freshness against the RPO (lambdas/shared/freshness.ts), size against the
+ * recent median, copies per tier against retention, orphans. They use only backups whose manifest
+ * checked out.
  */
 
 export interface HistoryEntry {
@@ -45,46 +47,23 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function hours(ms: number): string {
-  const h = ms / 3_600_000;
-  return h >= 48 ? `${(h / 24).toFixed(1)} days` : `${h.toFixed(1)} h`;
-}
-
 /** Backups a source's size is compared with. Fewer than MIN_HISTORY: no size judgement yet. */
 const SIZE_WINDOW = 7;
 const MIN_HISTORY = 3;
 
-export interface SourceFleetInput {
-  readonly group: GroupSettings;
-  readonly host: string;
-  readonly source: string;
+export interface SourceFleetInput extends Omit<FreshnessInput, 'newest'> {
   /** Valid backups of this source, all tiers, oldest first. */
   readonly history: readonly HistoryEntry[];
-  readonly now: Date;
-  readonly bucket: string;
   readonly sizeDropRatio: number;
-  /** For hosts known only from settings: a missing first backup is a finding. */
-  readonly expected: boolean;
 }
 
+/** Freshness (lambdas/shared/freshness.ts), then the newest backup's size: empty, or well below the recent median. */
 export function sourceFindings(input: SourceFleetInput): Finding[] {
-  const { group, host, source, history, now } = input;
-  const findings: Finding[] = [];
-  const at = { group: group.name, host, source };
-  const subject = `${group.name}/${host}/${source}`;
-  const where = `s3://${input.bucket}/backups/*/${group.name}/${host}/${source}/`;
-  const trigger = `coldseal trigger --group ${group.name} --host ${host}`;
+  const { host, source, history } = input;
   const newest = history[history.length - 1];
-  if (!newest) {
-    if (input.expected) {
-      findings.push(makeFinding({ ...at, where, subject, check: 'never-backed-up', severity: 'fail', since: now.toISOString(), summary: `no valid backup of ${source} from ${host} exists`, action: `Check that ${host} runs the agent (SSM Run Command history of the coldseal document) and that its config lists source "${source}"; then run ${trigger}.` }));
-    }
-    return findings;
-  }
-  const age = now.getTime() - Date.parse(newest.finishedAt);
-  if (age > group.rpoHours * 3_600_000) {
-    findings.push(makeFinding({ ...at, where, subject, check: 'rpo', severity: 'fail', since: new Date(Date.parse(newest.finishedAt) + group.rpoHours * 3_600_000).toISOString(), summary: `newest valid backup is ${hours(age)} old (${newest.stamp}); the RPO is ${group.rpoHours} h`, action: `Check the schedule and SSM Run Command history for ${host}; is the instance running and online in SSM? Then run ${trigger}.` }));
-  }
+  const findings = freshnessFindings({ ...input, newest });
+  if (!newest) return findings;
+  const { at, subject, trigger } = sourceSubject(input);
   if (newest.empty) {
     findings.push(makeFinding({ ...at, tier: newest.tier, where: `s3://${input.bucket}/${newest.manifestKey}`, subject, check: 'empty-dump', severity: 'fail', since: newest.finishedAt, summary: `newest backup (${newest.stamp}) holds an empty dump: ${newest.emptyArtifacts.join(', ')} is 0 bytes`, action: `The dump tool produced nothing: check the database is up, the credentials, and the source's databases list on ${host}; then run ${trigger}.` }));
   } else {

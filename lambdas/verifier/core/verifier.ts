@@ -208,14 +208,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   }
 
   const sorted = sortFindings(findings);
-  const plan = await reconcileAlerts({
-    store,
-    clock: deps.clock,
-    log,
-    findings: sorted,
-    repeatHours: settings.repeatHours,
-    covers: (f) => replicationSettled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || evaluated.has(`${f.group}/${f.host}/${f.source}`))),
-  });
+  const plan = await reconcileAlerts(deps, sorted, (f) => replicationSettled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || evaluated.has(`${f.group}/${f.host}/${f.source}`))));
   const firstSeen = new Map<string, string>();
   for (const r of [...plan.reminded.map((x) => x.record), ...plan.quiet.map((x) => x.record)]) firstSeen.set(r.id, r.firstSeenAt);
   for (const f of plan.opened) firstSeen.set(f.id, now.toISOString());
@@ -321,21 +314,11 @@ export async function verifyNewManifest(deps: VerifierDeps, key: string): Promis
     }
   }
   const subject = `${parsed.group}/${parsed.host}/${parsed.source}`;
-  const plan = await reconcileAlerts({
-    store,
-    clock: deps.clock,
-    log,
-    findings: sortFindings(findings),
-    repeatHours: settings.repeatHours,
-    // Only a backup that checked out speaks for its source's freshness and size.
-    covers: manifest ? (f) => SOURCE_CHECKS.has(f.check) && `${f.group}/${f.host}/${f.source}` === subject : undefined,
-  });
+  // Only a backup that checked out speaks for its source's freshness and size.
+  const plan = await reconcileAlerts(deps, sortFindings(findings), manifest ? (f) => SOURCE_CHECKS.has(f.check) && `${f.group}/${f.host}/${f.source}` === subject : undefined);
   log.info('manifest verified', { key, findings: findings.map((f) => f.id), status: statusOf(findings) });
-  let published: ManifestResult['published'];
-  if (plan.opened.length || plan.resolved.length) {
-    const message = alertMessage({ origin: 'new backup', plan: { ...plan, reminded: [] }, footer: [`Backup: s3://${settings.bucket}/${key}`, 'The daily report lists every open finding.'] });
-    await publishAlert(deps.notifier, message, 'alert');
-    published = message;
-  }
+  const published = plan.opened.length || plan.resolved.length
+    ? await publishAlert(deps.notifier, alertMessage({ origin: 'new backup', plan: { ...plan, reminded: [] }, footer: [`Backup: s3://${settings.bucket}/${key}`, 'The daily report lists every open finding.'] }), 'alert')
+    : undefined;
   return { findings, plan, published };
 }
