@@ -1,6 +1,7 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ARCHIVED_CLASSES, artifactsOf, groupListing, type ListedArtifact } from '../../format/backup-listing';
 import { mapLimit } from '../../format/concurrency';
-import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type Tier } from '../../format/layout';
+import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type SourceLocation, type Tier } from '../../format/layout';
 import { drillReceiptSchema, type DrillReceipt } from '../../format/manifest';
 import { ColdsealError, EXIT } from './errors';
 
@@ -45,7 +46,8 @@ export interface CatalogFilter {
   readonly until?: Date;
 }
 
-export const ARCHIVED_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+/** Defined in format/backup-listing.ts (the verifier uses the same set). */
+export { ARCHIVED_CLASSES };
 
 export function isComplete(entry: BackupEntry): boolean {
   return entry.manifest !== undefined;
@@ -95,48 +97,21 @@ function prefixesFor(filter: CatalogFilter): string[] {
   });
 }
 
+/** The listing grouped into backups (format/backup-listing.ts), filtered, each artifact's segments folded into it. */
 export function groupEntries(objects: readonly CatalogObject[], filter: CatalogFilter = {}): BackupEntry[] {
-  const entries = new Map<string, BackupEntry & { artifacts: CatalogArtifact[]; manifest?: CatalogObject }>();
-  for (const object of objects) {
-    const parsed = parseKey(object.key);
-    if (!parsed || parsed.kind === 'drill-receipt') continue;
-    if (filter.group && parsed.group !== filter.group) continue;
-    if (filter.host && parsed.host !== filter.host) continue;
-    if (filter.source && parsed.source !== filter.source) continue;
-    if (filter.tier && parsed.tier !== filter.tier) continue;
-    const id = `${parsed.tier}/${parsed.group}/${parsed.host}/${parsed.source}/${parsed.stamp}`;
-    let entry = entries.get(id);
-    if (!entry) {
-      entry = { tier: parsed.tier, group: parsed.group, host: parsed.host, source: parsed.source, stamp: parsed.stamp, artifacts: [] };
-      entries.set(id, entry);
-    }
-    if (parsed.kind === 'manifest') entry.manifest = object;
-    else addSegment(entry.artifacts, object, parsed.artifact, parsed.extension, parsed.segment);
-  }
   const since = filter.since ? stampOf(filter.since) : undefined;
   const until = filter.until ? stampOf(filter.until) : undefined;
-  return [...entries.values()]
-    .filter((e) => (!since || e.stamp >= since) && (!until || e.stamp <= until))
+  const wanted = ({ location: l, stamp }: { location: SourceLocation; stamp: string }): boolean =>
+    (!filter.group || l.group === filter.group) && (!filter.host || l.host === filter.host) && (!filter.source || l.source === filter.source) && (!filter.tier || l.tier === filter.tier) && (!since || stamp >= since) && (!until || stamp <= until);
+  return groupListing(objects)
+    .backups.filter(wanted)
+    .map(({ location: l, stamp, manifest, artifacts }) => ({ tier: l.tier, group: l.group, host: l.host, source: l.source, stamp, artifacts: artifactsOf(artifacts).map(catalogArtifact), ...(manifest ? { manifest } : {}) }))
     .sort((a, b) => a.group.localeCompare(b.group) || a.host.localeCompare(b.host) || a.source.localeCompare(b.source) || a.stamp.localeCompare(b.stamp) || a.tier.localeCompare(b.tier));
 }
 
-/** Folds segment objects into their artifact (the LIST gives them in key order, not necessarily segment 1 first). */
-function addSegment(artifacts: CatalogArtifact[], object: CatalogObject, artifact: string, extension: string, segment: number): void {
-  const i = artifacts.findIndex((a) => a.artifact === artifact && a.extension === extension);
-  const bySegment = new Map<CatalogObject, number>();
-  const existing = i >= 0 ? artifacts[i] : undefined;
-  const objects = [...(existing?.objects ?? []), object];
-  for (const o of objects) bySegment.set(o, o === object ? segment : segmentOf(o.key));
-  objects.sort((a, b) => bySegment.get(a)! - bySegment.get(b)!);
-  const first = objects[0];
-  const folded: CatalogArtifact = { ...first, artifact, extension, objects, size: objects.reduce((sum, o) => sum + o.size, 0) };
-  if (existing) artifacts[i] = folded;
-  else artifacts.push(folded);
-}
-
-function segmentOf(key: string): number {
-  const parsed = parseKey(key);
-  return parsed?.kind === 'artifact' ? parsed.segment : 1;
+/** An artifact as listed: its first segment's key and class, its size summed over its segments. */
+function catalogArtifact({ artifact, extension, objects }: ListedArtifact<CatalogObject>): CatalogArtifact {
+  return { ...objects[0], artifact, extension, objects, size: objects.reduce((sum, o) => sum + o.size, 0) };
 }
 
 export async function listBackups(s3: S3Client, bucket: string, filter: CatalogFilter = {}): Promise<BackupEntry[]> {

@@ -1,4 +1,5 @@
 import { artifactObjects, messageRecipientKeyIds, openManifest, parseKey, SignedDocumentError, sourcePrefix, type Artifact, type ArtifactObject, type Manifest } from '../../../format';
+import { ARCHIVED_CLASSES } from '../../../format/backup-listing';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore, ListedObject, ObjectHead } from '../../shared/ports';
 import type { GroupKeys } from './keys';
@@ -13,7 +14,6 @@ import type { VerificationRecord } from './hashing';
  * job, so the caller can order all jobs (new first) and spend its hashing budget where it matters.
  */
 
-export const ARCHIVED_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 /** PKESK packets are ~90 bytes each for cv25519; 4 KiB covers dozens of recipients. */
 const HEAD_BYTES = 4096;
 
