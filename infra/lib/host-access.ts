@@ -9,7 +9,7 @@ import { Construct } from 'constructs';
 import { DRILLS_PREFIX, TIERS, assertName, groupPrefix, type Tier } from '../../format/layout';
 import type { LockMode } from '../../format/agent-config';
 import type { GroupParameters } from '../../format/parameters';
-import { nagEnv } from './verifier-function';
+import { nagEnv } from './nag';
 
 export interface HostAccessProps {
   /** The group whose hosts get this access. */

@@ -8,7 +8,8 @@ import { ALERT_STATE_PREFIX, REPORTS_PREFIX } from '../../format/layout';
 import { SERVICE } from '../../format/metric-names';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../format/command-status';
 import { MANIFEST_KEY_PATTERN } from './verifier';
-import { acknowledgeObjectPrefixes, acknowledgeOnPolicy, BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './verifier-function';
+import { BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './lambda-function';
+import { acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
 
 export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
   /** The SSM document that runs the agent: its failed runs alert. */

@@ -7,7 +7,7 @@ import { Construct } from 'constructs';
 import { assertName } from '../../format/layout';
 import { runRequest, taggedHosts, type RunAction } from '../../format/run-document';
 import { cronProblem, timeZoneProblem } from './rules';
-import { nagEnv } from './verifier-function';
+import { nagEnv } from './nag';
 
 export interface ScheduledRun {
   /** Group to run for; also the tag value that selects its hosts. */

@@ -17,11 +17,11 @@ import {
   grantReadRetention,
   grantReadVersions,
   grantWrite,
-  acknowledgeObjectPrefixes,
   LAMBDAS_DIR,
   parameterArn,
   type ColdsealLambdaCommonProps,
-} from './verifier-function';
+} from './lambda-function';
+import { acknowledgeObjectPrefixes } from './nag';
 import * as iam from 'aws-cdk-lib/aws-iam';
 
 export interface ColdsealVerifierProps extends ColdsealLambdaCommonProps {
@@ -74,7 +74,7 @@ export class ColdsealVerifier extends Construct {
     });
     const role = this.function.role;
     grantListBucket(role, props.bucket);
-    grantRead(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, 'state/']);
+    grantRead(role, props.bucket, [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX]);
     grantReadRetention(role, props.bucket, [BACKUPS_PREFIX]);
     grantReadVersions(role, props.bucket, [BACKUPS_PREFIX]);
     grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);

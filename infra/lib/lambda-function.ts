@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Token, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -12,9 +12,9 @@ import { DIMENSION, METRICS_NAMESPACE } from '../../format/metric-names';
 import { settingsEnvironment, type GroupSettings } from '../../format/lambda-settings';
 
 /**
- * What the verifier and the monitor share: a bundled Node.js function with its own log group and
- * a role that starts empty (no AWS managed policy), plus helpers that grant exactly one prefix or
- * parameter at a time. Used by verifier.ts and monitor.ts.
+ * The stack's Lambda functions (the verifier and the monitor): a bundled Node.js function with its
+ * own log group and a role that starts empty (no AWS managed policy), the settings every function
+ * gets, and helpers that grant exactly one prefix or parameter at a time.
  */
 
 export const LAMBDAS_DIR = join(__dirname, '..', '..', 'lambdas');
@@ -75,12 +75,16 @@ export function functionEnvironment(props: ColdsealLambdaCommonProps, serviceNam
 }
 
 export interface BundledFunctionProps {
+  /** The handler's TypeScript file (it exports `handler`). */
   readonly entry: string;
+  /** What the function does; the function's and its role's description, after "coldseal: ". */
   readonly description: string;
   readonly environment: Record<string, string>;
   readonly timeout: Duration;
   readonly memorySize: number;
+  /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
+  /** @default RemovalPolicy.RETAIN (the log group) */
   readonly removalPolicy?: RemovalPolicy;
 }
 
@@ -193,27 +197,4 @@ export function parameterArn(scope: Construct, name: string): string {
 /** For dashboards and alarms: the metric dimensions a Powertools-emitted metric carries. */
 export function metricDimensions(service: string, extra: Record<string, string> = {}): Record<string, string> {
   return { [DIMENSION.service]: service, ...extra };
-}
-
-/**
- * cdk-nag 3 acknowledgements for the object-prefix wildcards of a role's policy: one per prefix,
- * with the finding id cdk-nag renders (the bucket's logical id), so nothing else is silenced.
- */
-export function acknowledgeObjectPrefixes(role: iam.Role, bucket: s3.IBucket, prefixes: readonly string[], reason: string): void {
-  const cfn = bucket.node.defaultChild as CfnElement | undefined;
-  if (!cfn) throw new Error('the bucket must be defined in this app (its logical id names the cdk-nag finding)');
-  const policy = role.node.findChild('DefaultPolicy');
-  for (const prefix of prefixes) {
-    Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::<${Stack.of(bucket).getLogicalId(cfn)}.Arn>/${prefix}*]`, reason });
-  }
-}
-
-/** Region and account as cdk-nag writes them in a finding's id: the pseudo parameter, or the stack's explicit env. */
-export function nagEnv(scope: Construct): { region: string; account: string } {
-  const stack = Stack.of(scope);
-  return { region: Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region, account: Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account };
-}
-
-export function acknowledgeOnPolicy(role: iam.Role, id: string, reason: string): void {
-  Validations.of(role.node.findChild('DefaultPolicy')).acknowledge({ id, reason });
 }
