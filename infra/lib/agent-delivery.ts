@@ -5,11 +5,11 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../format/agent-config';
-import { TIERS, assertName } from '../../format/layout';
+import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
 import { documentParameters } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
-import { armoredPublicKeyProblem, type RetentionSettings } from './rules';
+import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
 
 export interface AgentGroup {
   /** Group name: the hosts' tag value and a segment of every key it writes. */
@@ -107,11 +107,7 @@ export class AgentDelivery extends Construct {
 
     const parameters = new Map<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>();
     for (const [index, group] of props.groups.entries()) {
-      try {
-        assertName('group', group.name);
-      } catch (error) {
-        throw new Error(`AgentDelivery props.groups[${index}].name: ${(error as Error).message}`, { cause: error });
-      }
+      checkNameProp(`AgentDelivery props.groups[${index}].name`, 'group', group.name);
       if (parameters.has(group.name)) throw new Error(`AgentDelivery props.groups[${index}].name: "${group.name}" is used twice`);
       const signingProblem = armoredPublicKeyProblem(group.signingPublicKeys);
       if (signingProblem) throw new Error(`AgentDelivery props.groups[${index}].signingPublicKeys ${signingProblem}`);

@@ -6,10 +6,11 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, TIERS, assertName, groupPrefix, type Tier } from '../../format/layout';
+import { DRILLS_PREFIX, TIERS, groupPrefix, type Tier } from '../../format/layout';
 import type { LockMode } from '../../format/agent-config';
 import type { GroupParameters } from '../../format/parameters';
 import { nagEnv } from './nag';
+import { checkNameProp } from './rules';
 
 export interface HostAccessProps {
   /** The group whose hosts get this access. */
@@ -51,11 +52,7 @@ export class HostAccess extends Construct {
 
   constructor(scope: Construct, id: string, props: HostAccessProps) {
     super(scope, id);
-    try {
-      assertName('group', props.group);
-    } catch (error) {
-      throw new Error(`HostAccess props.group: ${(error as Error).message}`, { cause: error });
-    }
+    checkNameProp('HostAccess props.group', 'group', props.group);
     const stack = Stack.of(this);
     const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
     const parameterArns = Object.values(props.parameters).map((name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') }));
@@ -197,11 +194,7 @@ export class DrillAccess extends Construct {
 
   constructor(scope: Construct, id: string, props: DrillAccessProps) {
     super(scope, id);
-    try {
-      assertName('group', props.group);
-    } catch (error) {
-      throw new Error(`DrillAccess props.group: ${(error as Error).message}`, { cause: error });
-    }
+    checkNameProp('DrillAccess props.group', 'group', props.group);
     const stack = Stack.of(this);
     const receipts = props.bucket.arnForObjects(`${DRILLS_PREFIX}${props.group}/*`);
     this.policy = new iam.ManagedPolicy(this, 'Policy', {

@@ -1,5 +1,5 @@
 import type { LockMode } from '../../format/agent-config';
-import { TIERS, type Tier } from '../../format/layout';
+import { assertName, TIERS, type Tier } from '../../format/layout';
 
 /**
  * The checks the stack applies to what it is asked to build. They live here, not in the
@@ -157,4 +157,16 @@ export function armoredPublicKeyProblem(armored: string): string | null {
     return 'is not an armored OpenPGP public key (expected a -----BEGIN PGP PUBLIC KEY BLOCK----- block)';
   }
   return null;
+}
+
+/**
+ * A construct's check of a group (or other) name: the format's name rule, refused naming the prop,
+ * e.g. "HostAccess props.group: group "a.b" is not a valid name: use …".
+ */
+export function checkNameProp(prop: string, kind: string, value: string): void {
+  try {
+    assertName(kind, value);
+  } catch (error) {
+    throw new Error(`${prop}: ${(error as Error).message}`, { cause: error });
+  }
 }

@@ -4,9 +4,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { assertName } from '../../format/layout';
 import { runRequest, taggedHosts, type RunAction } from '../../format/run-document';
-import { cronProblem, timeZoneProblem } from './rules';
+import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './nag';
 
 export interface ScheduledRun {
@@ -87,11 +86,7 @@ export class BackupSchedules extends Construct {
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
     const check = (run: ScheduledRun, where: string): void => {
-      try {
-        assertName('group', run.group);
-      } catch (error) {
-        throw new Error(`BackupSchedules props.${where}.group: ${(error as Error).message}`, { cause: error });
-      }
+      checkNameProp(`BackupSchedules props.${where}.group`, 'group', run.group);
       const cron = cronProblem(run.cron);
       if (cron) throw new Error(`BackupSchedules props.${where}.cron: ${cron}`);
       const zone = timeZoneProblem(run.timeZone);

@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { assertName } from '../../format/layout';
+import { checkNameProp } from './rules';
 
 export interface GroupSigningKeyProps {
   /** The group whose signing-key SecureString this key encrypts. */
@@ -24,11 +24,7 @@ export class GroupSigningKey extends Construct {
 
   constructor(scope: Construct, id: string, props: GroupSigningKeyProps) {
     super(scope, id);
-    try {
-      assertName('group', props.group);
-    } catch (error) {
-      throw new Error(`GroupSigningKey props.group: ${(error as Error).message}`, { cause: error });
-    }
+    checkNameProp('GroupSigningKey props.group', 'group', props.group);
     this.key = new kms.Key(this, 'Key', {
       description: `coldseal: encrypts the signing-key parameter of group ${props.group}; only that group's hosts may decrypt`,
       enableKeyRotation: true,
