@@ -1,7 +1,9 @@
+import { buildAgentSync } from '../../scripts/build-agent';
 import { buildApp } from '../lib/app';
 import { ColdsealConfigError } from '../lib/config';
 
-buildApp().then(
+// The app is what puts the pieces together: the agent bundle is built here and handed to the stack.
+buildApp({ agentBundle: buildAgentSync }).then(
   ({ app }) => {
     app.synth();
   },

@@ -38,11 +38,8 @@ export interface AgentDeliveryProps {
   readonly calendar?: Omit<Partial<CalendarConfig>, 'timeZone'>;
   /** @default '/coldseal' */
   readonly parameterPrefix?: string;
-  /**
-   * The agent bundle (one JavaScript file).
-   * @default - built now with esbuild (scripts/build-agent.ts)
-   */
-  readonly agentBundle?: string;
+  /** The agent bundle: one JavaScript file (`npm run build:agent` writes dist/agent/coldseal-agent.js). */
+  readonly agentBundle: string;
   /**
    * Default time a run may take before SSM stops it.
    * @default Duration.hours(4)
@@ -77,7 +74,7 @@ export class AgentDelivery extends Construct {
     if (executionTimeout < 60 || executionTimeout > 172800) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
     this.executionTimeoutSeconds = executionTimeout;
 
-    const bundle = props.agentBundle ?? buildBundle();
+    const bundle = props.agentBundle;
     if (!existsSync(bundle)) throw new Error(`AgentDelivery props.agentBundle: ${bundle} does not exist`);
     this.agentSha256 = createHash('sha256').update(readFileSync(bundle)).digest('hex');
     this.asset = new s3assets.Asset(this, 'Bundle', { path: bundle });
@@ -124,13 +121,6 @@ export class AgentDelivery extends Construct {
     }
     this.groupParameters = parameters;
   }
-}
-
-function buildBundle(): string {
-  // Loaded here so that a caller who passes agentBundle does not need esbuild.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { buildAgentSync } = require('../../scripts/build-agent') as typeof import('../../scripts/build-agent');
-  return buildAgentSync();
 }
 
 /** Standard parameters hold 4 KB; a long key list or many sources needs the advanced tier. */

@@ -4,7 +4,6 @@ import { deploymentNameOf } from '../../format/replica';
 import { ColdsealConfigError, CONTEXT_KEY, resolveContext } from './config';
 import { ColdsealReplicaStack } from './replica-stack';
 import { replicaProblems } from './replica-settings';
-import { DEFAULT_RETENTION } from './rules';
 import { ColdsealStack } from './stack';
 
 export interface BuildAppOptions {
@@ -16,8 +15,11 @@ export interface BuildAppOptions {
   /** @default 'Coldseal' */
   readonly stackName?: string;
   readonly synthesizer?: IReusableStackSynthesizer;
-  /** Use this bundle instead of building the agent. */
-  readonly agentBundle?: string;
+  /**
+   * The agent bundle file, or what builds it (called once the context has been checked, as
+   * bin/app.ts passes scripts/build-agent.ts's buildAgentSync).
+   */
+  readonly agentBundle: string | (() => string);
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
   readonly nag?: boolean;
   /**
@@ -29,7 +31,7 @@ export interface BuildAppOptions {
 }
 
 /** The default app: one ColdsealStack from the `coldseal` context, checked by cdk-nag. */
-export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: App; stack: ColdsealStack; replicaStack?: ColdsealReplicaStack }> {
+export async function buildApp(options: BuildAppOptions): Promise<{ app: App; stack: ColdsealStack; replicaStack?: ColdsealReplicaStack }> {
   const app = new App({ ...options.appProps, defaultStackSynthesizer: options.synthesizer ?? options.appProps?.defaultStackSynthesizer });
   const raw = options.context !== undefined ? options.context : app.node.tryGetContext(CONTEXT_KEY);
   const props = await resolveContext(typeof raw === 'string' ? JSON.parse(raw) : raw, options.baseDir ?? process.cwd());
@@ -45,8 +47,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: Ap
     if (replica.account && !env.account) {
       throw new ColdsealConfigError(`${CONTEXT_KEY}.replica.account: the primary's account is not known, and the replica's policies must name it: run cdk with the primary account's credentials`);
     }
-    const retention = props.retention ?? DEFAULT_RETENTION;
-    const problems = replicaProblems(replica, retention as typeof DEFAULT_RETENTION, env);
+    const problems = replicaProblems(replica, props.retention, env);
     if (problems.length > 0) throw new ColdsealConfigError(problems.map((p) => `${CONTEXT_KEY}.replica.${p.path.join('.')}: ${p.message}`).join('\n'));
     replicaStack = new ColdsealReplicaStack(app, `${stackName}Replica`, {
       description: 'coldseal: the offsite replica of the backups (another region, maybe another account)',
@@ -55,7 +56,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: Ap
         name: deploymentNameOf(stackName),
         primaryAccount: env.account ?? Aws.ACCOUNT_ID,
         primaryRegion: env.region,
-        retention: retention as typeof DEFAULT_RETENTION,
+        retention: props.retention,
         archiveAfterDays: replica.archiveAfterDays,
       },
     });
@@ -63,7 +64,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<{ app: Ap
   const stack = new ColdsealStack(app, stackName, {
     description: 'coldseal: encrypted, signed, verified backups to S3 and Glacier',
     ...(env ? { env } : {}),
-    coldseal: { ...props, agentBundle: options.agentBundle },
+    coldseal: { ...props, agentBundle: typeof options.agentBundle === 'string' ? options.agentBundle : options.agentBundle() },
   });
   // The replica must exist before the primary's replication rule points at it.
   if (replicaStack) stack.addStackDependency(replicaStack);

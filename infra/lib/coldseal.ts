@@ -16,7 +16,7 @@ import { Alerts } from './alerts';
 import { ColdsealDashboard } from './dashboard';
 import { DeploymentInfoParameter } from './deployment-info';
 import { DrillAccess, HostAccess } from './host-access';
-import { DEFAULT_RETENTION, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
+import { retentionWithDefaults, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import { ColdsealMonitor } from './monitor';
 import { DEFAULT_MAX_PENDING_HOURS, replicaProblems, type ReplicaSettings } from './replica-settings';
 import { VaultReplication } from './replication';
@@ -112,11 +112,8 @@ export interface ColdsealProps {
    * @default - derived from the stack name
    */
   readonly deploymentName?: string;
-  /**
-   * The agent bundle file.
-   * @default - built with esbuild at synth
-   */
-  readonly agentBundle?: string;
+  /** The agent bundle: one JavaScript file (`npm run build:agent` writes dist/agent/coldseal-agent.js). */
+  readonly agentBundle: string;
   /**
    * What happens to the data bucket, the log bucket, the keys and the command logs when the stack is deleted.
    * @default RemovalPolicy.RETAIN
@@ -193,7 +190,7 @@ export class Coldseal extends Construct {
       throw new Error(`Coldseal props.drill.group: "${props.drill.group}" is not one of props.groups`);
     }
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    this.retention = { ...DEFAULT_RETENTION, ...(props.retention ?? {}) };
+    this.retention = retentionWithDefaults(props.retention);
     this.rpo = Duration.hours(rpoHours);
     this.hostTagKey = props.hostTagKey ?? 'coldseal-group';
     this.parameterPrefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;

@@ -6,7 +6,7 @@ import { normalizePrefix } from '../../format/parameters';
 import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
 import { readPublicKeys, type PublicKey } from '../../format/pgp';
 import { calendarSchema, objectLockSchema, sourceSchema } from '../../format/agent-config';
-import { cronProblem, DEFAULT_RETENTION, retentionProblems, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
+import { cronProblem, retentionProblems, retentionWithDefaults, timeZoneProblem, type RetentionSettings } from './rules';
 import type { ColdsealProps } from './coldseal';
 import { replicaProblems } from './replica-settings';
 
@@ -102,6 +102,9 @@ export const contextSchema = z
 
 export type ColdsealContext = z.input<typeof contextSchema>;
 
+/** What a context gives the Coldseal construct: its props but the agent bundle, retention complete. */
+export type ContextProps = Omit<ColdsealProps, 'agentBundle' | 'retention'> & { readonly retention: RetentionSettings };
+
 function fieldPath(path: readonly PropertyKey[]): string {
   return [CONTEXT_KEY, ...path.map(String)].join('.');
 }
@@ -138,13 +141,13 @@ async function loadKeys(entries: readonly string[], baseDir: string, field: stri
  * Turns the raw context into the Coldseal construct's props, reading and checking every key.
  * @param baseDir where relative key paths are resolved (the directory of cdk.json)
  */
-export async function resolveContext(raw: unknown, baseDir: string): Promise<ColdsealProps> {
+export async function resolveContext(raw: unknown, baseDir: string): Promise<ContextProps> {
   if (raw === undefined || raw === null) fail([`"${CONTEXT_KEY}" is missing: add it to the "context" of cdk.json (see README, "Deploying to AWS")`]);
   const parsed = contextSchema.safeParse(raw);
   if (!parsed.success) fail(parsed.error.issues.map((issue) => `${fieldPath(issue.path)}: ${issue.message}`));
   const context = parsed.data;
 
-  const retention: Record<string, TierRetention> = { ...DEFAULT_RETENTION, ...(context.retention ?? {}) };
+  const retention = retentionWithDefaults(context.retention);
   const problems = retentionProblems(retention).map((p) => `${fieldPath(['retention', ...p.path])}: ${p.message}`);
   if (context.parameterPrefix !== undefined) {
     try {
@@ -157,7 +160,7 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Col
     problems.push(`${fieldPath(['drill', 'group'])}: "${context.drill.group}" is not one of the groups (${Object.keys(context.groups).join(', ')})`);
   }
   if (context.replica) {
-    for (const p of replicaProblems(context.replica, retention as RetentionSettings)) problems.push(`${fieldPath(['replica', ...p.path])}: ${p.message}`);
+    for (const p of replicaProblems(context.replica, retention)) problems.push(`${fieldPath(['replica', ...p.path])}: ${p.message}`);
   }
   if (problems.length > 0) fail(problems);
 
@@ -186,7 +189,7 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Col
     hostTagKey: context.hostTagKey,
     timeZone: context.timeZone,
     calendar: context.calendar as ColdsealProps['calendar'],
-    retention: retention as RetentionSettings,
+    retention,
     rpoHours: context.rpoHours,
     alertEmails: context.alertEmails,
     drill: context.drill,

@@ -48,6 +48,11 @@ export const DEFAULT_RETENTION: RetentionSettings = {
   yearly: { expireAfterDays: 2557, lock: { mode: 'GOVERNANCE', days: 2557 }, transitions: [{ storageClass: 'DEEP_ARCHIVE', afterDays: 1 }] },
 };
 
+/** Each tier's retention: the given one, else the default (the only place defaults are merged). */
+export function retentionWithDefaults(retention: Readonly<Partial<Record<string, TierRetention>>> = {}): RetentionSettings {
+  return { ...DEFAULT_RETENTION, ...retention };
+}
+
 export interface RuleProblem {
   /** Path below the object that was checked, e.g. ["monthly", "expireAfterDays"]. */
   readonly path: (string | number)[];
