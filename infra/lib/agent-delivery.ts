@@ -4,22 +4,18 @@ import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { agentConfigSchema, type AgentConfigInput, type CalendarConfig, type SourceConfig } from '../../format/agent-config';
+import { agentConfigSchema, type AgentConfigInput, type CalendarConfig } from '../../format/agent-config';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
 import { documentParameters } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
+import type { BackupGroupSettings } from './coldseal';
 import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
 
-export interface AgentGroup {
-  /** Group name: the hosts' tag value and a segment of every key it writes. */
-  readonly name: string;
-  /** What the group's hosts back up (the agent's source schema). */
-  readonly sources: readonly unknown[];
+/** A group as the agent gets it: its settings (coldseal.ts), its time zone settled. */
+export interface AgentGroup extends Pick<BackupGroupSettings, 'name' | 'sources' | 'signingPublicKeys'> {
   /** IANA time zone of the group's calendar (which day is a Sunday, a 1st of the month). */
   readonly timeZone: string;
-  /** Armored signing PUBLIC key(s) of the group; several during a rotation. */
-  readonly signingPublicKeys: string;
 }
 
 export interface AgentDeliveryProps {
@@ -152,7 +148,7 @@ export function groupConfig(
     upload: { kmsKeyId: props.kmsKeyArn },
     objectLock: Object.fromEntries(TIERS.map((tier) => [tier, { mode: props.retention[tier].lock.mode, days: props.retention[tier].lock.days }])),
     calendar: { ...(props.calendar ?? {}), timeZone: group.timeZone },
-    sources: group.sources as SourceConfig[],
+    sources: group.sources as AgentConfigInput['sources'],
   };
 }
 

@@ -6,6 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import type { contextSchema, drillSchema, groupSchema, PropsOf } from './config';
 import type { CalendarConfig } from '../../format/agent-config';
 import type { Tier } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
@@ -29,50 +30,22 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 /** Drills run weekly at most; a newest receipt older than this is a finding. */
 const DRILL_MAX_AGE_DAYS = 8;
 
-export interface BackupGroupSettings {
+/** A group: the context's group settings (config.ts), with its name, and its signing keys as armored text. */
+export interface BackupGroupSettings extends Omit<PropsOf<typeof groupSchema>, 'signingPublicKeys'> {
   /** Group name: hosts carry it as the value of the host tag. */
   readonly name: string;
-  /** What the group's hosts back up (the agent's source schema: postgres, mysql, files). */
-  readonly sources: readonly unknown[];
-  /** EventBridge Scheduler cron, e.g. "cron(30 1 * * ? *)". */
-  readonly schedule: string;
-  /**
-   * Time zone of the schedule and of the group's calendar.
-   * @default ColdsealProps.timeZone
-   */
-  readonly timeZone?: string;
   /** Armored signing PUBLIC key(s) of the group (coldseal keys generate). Never the private half. */
   readonly signingPublicKeys: string;
 }
 
-export interface DrillSettings {
-  /** Group whose latest backups are restored. */
-  readonly group: string;
-  /** EventBridge Scheduler cron. */
-  readonly schedule: string;
-  /** @default ColdsealProps.timeZone */
-  readonly timeZone?: string;
-  /**
-   * Tag key that marks the drill host; its value is the group.
-   * @default 'coldseal-drill'
-   */
-  readonly hostTagKey?: string;
-}
+/** A restore drill on a designated host (the context's drill settings, config.ts). */
+export type DrillSettings = PropsOf<typeof drillSchema>;
 
-export interface ColdsealProps {
+/** The settings a context can give (config.ts documents them), and what only code can give. */
+export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'hostTagKey' | 'timeZone' | 'rpoHours' | 'alertEmails' | 'parameterPrefix'> {
   readonly groups: readonly BackupGroupSettings[];
   /** Armored public key(s) every dump is encrypted to. Never a private key. */
   readonly recipients: string;
-  /**
-   * Tag key whose value names a host's group.
-   * @default 'coldseal-group'
-   */
-  readonly hostTagKey?: string;
-  /**
-   * Default time zone of schedules and calendars.
-   * @default 'UTC'
-   */
-  readonly timeZone?: string;
   /**
    * Which day is promoted to which tier.
    * @default 1 January yearly, the 1st monthly, Sunday weekly
@@ -84,22 +57,10 @@ export interface ColdsealProps {
    */
   readonly retention?: Partial<Record<Tier, TierRetention>>;
   /**
-   * Recovery point objective: a source whose newest backup is older is late (the monitor's concern).
-   * @default 26 hours (a daily run plus slack)
-   */
-  readonly rpoHours?: number;
-  /**
-   * Email addresses subscribed to alerts.
-   * @default - none
-   */
-  readonly alertEmails?: readonly string[];
-  /**
    * A restore drill on a designated host.
    * @default - no drill schedule
    */
   readonly drill?: DrillSettings;
-  /** @default '/coldseal' */
-  readonly parameterPrefix?: string;
   /**
    * An offsite replica vault in another region (optionally another account), filled by S3
    * replication; deploy ColdsealReplicaStack there first (buildApp adds it). The stack needs an
@@ -281,7 +242,7 @@ export class Coldseal extends Construct {
       handles.push({
         name: group.name,
         parameters: parameters.names,
-        sourceNames: group.sources.map((s) => String((s as { name?: unknown }).name)),
+        sourceNames: group.sources.map((s) => s.name),
         timeZone: group.timeZone,
         instancePolicy: hostAccess.policy,
       });

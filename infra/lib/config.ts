@@ -6,7 +6,7 @@ import { normalizePrefix } from '../../format/parameters';
 import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
 import { readPublicKeys, type PublicKey } from '../../format/pgp';
 import { calendarSchema, objectLockSchema, sourceSchema } from '../../format/agent-config';
-import { cronProblem, retentionProblems, retentionWithDefaults, timeZoneProblem, type RetentionSettings } from './rules';
+import { ARCHIVE_STORAGE_CLASSES, cronProblem, retentionProblems, retentionWithDefaults, timeZoneProblem, type RetentionSettings } from './rules';
 import type { ColdsealProps } from './coldseal';
 import { replicaProblems } from './replica-settings';
 
@@ -36,29 +36,118 @@ const timeZone = z.string().superRefine((value, ctx) => {
 /** A key is given as a path to an armored file (relative to the app's directory) or as the armored text. */
 const keySources = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
-const tierRetention = z
+/**
+ * A schema's input as construct props take it, read-only all the way down. The schemas below are
+ * where the settings are documented: the constructs' prop types are derived from them (PropsOf).
+ */
+export type PropsOf<S extends z.ZodType> = DeepReadonly<z.input<S>>;
+type DeepReadonly<T> = T extends readonly (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+export const tierTransitionSchema = z
   .object({
-    expireAfterDays: z.number().int().min(1),
-    lock: objectLockSchema,
-    transitions: z
-      .array(z.object({ storageClass: z.enum(['GLACIER', 'DEEP_ARCHIVE']), afterDays: z.number().int().min(0) }).strict())
-      .optional(),
+    /** Storage class the tier's objects move to. */
+    storageClass: z.enum(ARCHIVE_STORAGE_CLASSES),
+    /** Days after the object is written. */
+    afterDays: z.number().int().min(0),
   })
   .strict();
 
-const group = z
+export const tierRetentionSchema = z
   .object({
+    /** Days after which a backup of this tier is deleted (a delete marker, then the version once unlocked). */
+    expireAfterDays: z.number().int().min(1),
+    /** Object Lock the agent sets on each object of this tier. */
+    lock: objectLockSchema,
+    /**
+     * Archive transitions, in order.
+     * @default - none: the tier stays in S3 Standard
+     */
+    transitions: z.array(tierTransitionSchema).optional(),
+  })
+  .strict();
+
+/** A group as the context gives it (its name is its key in `groups`). */
+export const groupSchema = z
+  .object({
+    /** EventBridge Scheduler cron, e.g. "cron(30 1 * * ? *)". */
     schedule: cron,
+    /**
+     * Time zone of the schedule and of the group's calendar.
+     * @default the deployment's timeZone
+     */
     timeZone: timeZone.optional(),
+    /** Armored signing PUBLIC key(s) of the group (coldseal keys generate), as files or text. Never the private half. */
     signingPublicKeys: keySources,
+    /** What the group's hosts back up (the agent's source schema: postgres, mysql, files). */
     sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
+  })
+  .strict();
+
+/** A restore drill on a designated host. */
+export const drillSchema = z
+  .object({
+    /** Group whose latest backups are restored. */
+    group: name,
+    /** EventBridge Scheduler cron. */
+    schedule: cron,
+    /** @default the deployment's timeZone */
+    timeZone: timeZone.optional(),
+    /**
+     * Tag key that marks the drill host; its value is the group.
+     * @default 'coldseal-drill'
+     */
+    hostTagKey: tagKeySchema.optional(),
+  })
+  .strict();
+
+/**
+ * The offsite replica of a deployment. Its keys are checked by replicaProblems (replica-settings.ts)
+ * so that the context loader and the constructs give the same answer.
+ */
+export const replicaSchema = z
+  .object({
+    /** Region of the replica bucket; must differ from the primary's unless the account does. */
+    region: z.string(),
+    /**
+     * Account that owns the replica (the replicas are owned by it, and the primary account's
+     * principals get no way to delete them or shorten their locks).
+     * @default - the primary's account (protects against a region's loss, not an account's)
+     */
+    account: z.string().optional(),
+    /**
+     * Per tier, the day on which the replica moves the tier to its archive class (the class of the
+     * primary's first transition, or GLACIER when the primary keeps the tier in Standard). The
+     * replica is read only after a disaster, so it may archive sooner than the primary.
+     * @default - the primary's transitions
+     */
+    archiveAfterDays: z.record(z.string(), z.number()).optional(),
+    /**
+     * S3 Replication Time Control: 99.99 % of objects replicated within 15 minutes, with
+     * threshold events. Costs extra per GB replicated.
+     * @default false - replication metrics and failure events only
+     */
+    replicationTimeControl: z.boolean().optional(),
+    /**
+     * A backup whose replication is still pending after this many hours is reported
+     * `replica-missing` (FAIL) instead of `replica-pending` (WARN).
+     * @default 24
+     */
+    maxPendingHours: z.number().optional(),
   })
   .strict();
 
 export const contextSchema = z
   .object({
-    groups: z.record(name, group).refine((groups) => Object.keys(groups).length > 0, 'at least one group is needed'),
+    groups: z.record(name, groupSchema).refine((groups) => Object.keys(groups).length > 0, 'at least one group is needed'),
+    /**
+     * Tag key whose value names a host's group.
+     * @default 'coldseal-group'
+     */
     hostTagKey: tagKeySchema.optional(),
+    /**
+     * Default time zone of schedules and calendars.
+     * @default 'UTC'
+     */
     timeZone: timeZone.optional(),
     /** Which day is promoted to which tier; the time zone is each group's schedule's. */
     calendar: z
@@ -72,31 +161,23 @@ export const contextSchema = z
         if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
       })
       .optional(),
-    retention: z.record(z.string(), tierRetention).optional(),
+    retention: z.record(z.string(), tierRetentionSchema).optional(),
+    /**
+     * Recovery point objective: a source whose newest backup is older is late (the monitor's concern).
+     * @default 26 hours (a daily run plus slack)
+     */
     rpoHours: z.number().positive().max(24 * 366).optional(),
+    /**
+     * Email addresses subscribed to alerts.
+     * @default - none
+     */
     alertEmails: z.array(z.email('must be an email address')).optional(),
     recipients: keySources,
-    drill: z
-      .object({
-        group: name,
-        schedule: cron,
-        timeZone: timeZone.optional(),
-        hostTagKey: tagKeySchema.optional(),
-      })
-      .strict()
-      .optional(),
+    drill: drillSchema.optional(),
+    /** @default '/coldseal' */
     parameterPrefix: z.string().optional(),
     /** The offsite replica vault: another region, optionally another account. */
-    replica: z
-      .object({
-        region: z.string(),
-        account: z.string().optional(),
-        archiveAfterDays: z.record(z.string(), z.number()).optional(),
-        replicationTimeControl: z.boolean().optional(),
-        maxPendingHours: z.number().optional(),
-      })
-      .strict()
-      .optional(),
+    replica: replicaSchema.optional(),
   })
   .strict();
 
@@ -194,6 +275,6 @@ export async function resolveContext(raw: unknown, baseDir: string): Promise<Con
     alertEmails: context.alertEmails,
     drill: context.drill,
     parameterPrefix: context.parameterPrefix,
-    replica: context.replica as ColdsealProps['replica'],
+    replica: context.replica,
   };
 }

@@ -7,7 +7,7 @@ import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, TIERS, groupPrefix, type Tier } from '../../format/layout';
-import type { LockMode } from '../../format/agent-config';
+import type { ObjectLock } from '../../format/agent-config';
 import type { GroupParameters } from '../../format/parameters';
 import { nagEnv } from './nag';
 import { checkNameProp } from './rules';
@@ -22,7 +22,7 @@ export interface HostAccessProps {
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
   /** The Object Lock the agent sets on each tier's objects: a host may set exactly that mode, for at most that long. */
-  readonly objectLock: Readonly<Record<Tier, { readonly mode: LockMode; readonly days: number }>>;
+  readonly objectLock: Readonly<Record<Tier, Readonly<ObjectLock>>>;
   readonly topic: sns.ITopic;
   /** Key the alert topic is encrypted with. */
   readonly topicKey?: kms.IKey;

@@ -1,41 +1,22 @@
 import { Token } from 'aws-cdk-lib';
 import { TIERS, type Tier } from '../../format/layout';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
+import type { PropsOf, replicaSchema } from './config';
 import { tierRetentionProblems, type RetentionSettings, type RuleProblem, type TierRetention } from './rules';
 
 /**
  * The offsite replica of a deployment, as the user asks for it (the `replica` of the coldseal
- * context, or ColdsealProps.replica). Checked here so that the context loader (which names the
- * cdk.json field) and the constructs (which name the prop) give the same answer.
+ * context, documented by its schema in config.ts, or ColdsealProps.replica). Checked here so that
+ * the context loader (which names the cdk.json field) and the constructs (which name the prop)
+ * give the same answer.
  */
-export interface ReplicaSettings {
-  /** Region of the replica bucket; must differ from the primary's unless the account does. */
-  readonly region: string;
+export interface ReplicaSettings extends Omit<PropsOf<typeof replicaSchema>, 'archiveAfterDays'> {
   /**
-   * Account that owns the replica (the replicas are owned by it, and the primary account's
-   * principals get no way to delete them or shorten their locks).
-   * @default - the primary's account (protects against a region's loss, not an account's)
-   */
-  readonly account?: string;
-  /**
-   * Per tier, the day on which the replica moves the tier to its archive class (the class of the
-   * primary's first transition, or GLACIER when the primary keeps the tier in Standard). The
-   * replica is read only after a disaster, so it may archive sooner than the primary.
+   * Per tier, the day on which the replica moves the tier to its archive class (the schema takes
+   * any key, so that an unknown tier is refused by replicaProblems, naming it).
    * @default - the primary's transitions
    */
   readonly archiveAfterDays?: Partial<Record<Tier, number>>;
-  /**
-   * S3 Replication Time Control: 99.99 % of objects replicated within 15 minutes, with
-   * threshold events. Costs extra per GB replicated.
-   * @default false - replication metrics and failure events only
-   */
-  readonly replicationTimeControl?: boolean;
-  /**
-   * A backup whose replication is still pending after this many hours is reported
-   * `replica-missing` (FAIL) instead of `replica-pending` (WARN).
-   * @default 24
-   */
-  readonly maxPendingHours?: number;
 }
 
 export const DEFAULT_MAX_PENDING_HOURS = 24;

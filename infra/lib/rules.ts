@@ -1,4 +1,4 @@
-import type { LockMode } from '../../format/agent-config';
+import type { PropsOf, tierRetentionSchema, tierTransitionSchema } from './config';
 import { assertName, TIERS, type Tier } from '../../format/layout';
 
 /**
@@ -7,8 +7,8 @@ import { assertName, TIERS, type Tier } from '../../format/layout';
  * (which name the prop) give the same answer.
  */
 
-export type ArchiveStorageClass = 'GLACIER' | 'DEEP_ARCHIVE';
-export const ARCHIVE_STORAGE_CLASSES: readonly ArchiveStorageClass[] = ['GLACIER', 'DEEP_ARCHIVE'];
+export const ARCHIVE_STORAGE_CLASSES = ['GLACIER', 'DEEP_ARCHIVE'] as const;
+export type ArchiveStorageClass = (typeof ARCHIVE_STORAGE_CLASSES)[number];
 
 /**
  * S3 bills an object for at least this many days once it is in the class, even if it is
@@ -19,24 +19,11 @@ export const MINIMUM_STORAGE_DAYS: Readonly<Record<ArchiveStorageClass, number>>
   DEEP_ARCHIVE: 180,
 };
 
-export interface TierTransition {
-  /** Storage class the tier's objects move to. */
-  readonly storageClass: ArchiveStorageClass;
-  /** Days after the object is written. */
-  readonly afterDays: number;
-}
+/** One archive transition of a tier (the context's schema, config.ts). */
+export type TierTransition = PropsOf<typeof tierTransitionSchema>;
 
-export interface TierRetention {
-  /** Days after which a backup of this tier is deleted (a delete marker, then the version once unlocked). */
-  readonly expireAfterDays: number;
-  /** Object Lock the agent sets on each object of this tier. */
-  readonly lock: { readonly mode: LockMode; readonly days: number };
-  /**
-   * Archive transitions, in order.
-   * @default - none: the tier stays in S3 Standard
-   */
-  readonly transitions?: readonly TierTransition[];
-}
+/** One tier's expiry, Object Lock and archive transitions (the context's schema, config.ts). */
+export type TierRetention = PropsOf<typeof tierRetentionSchema>;
 
 export type RetentionSettings = Readonly<Record<Tier, TierRetention>>;
 
