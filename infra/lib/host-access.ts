@@ -1,4 +1,4 @@
-import { ArnFormat, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -6,10 +6,10 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, TIERS, groupPrefix, type Tier } from '../../format/layout';
+import { TIERS, groupPrefix, type Tier } from '../../format/layout';
 import type { ObjectLock } from '../../format/agent-config';
 import type { GroupParameters } from '../../format/parameters';
-import { nagEnv } from './nag';
+import { acknowledgeGroupObjects, nagEnv } from './nag';
 import { checkNameProp } from './rules';
 
 export interface HostAccessProps {
@@ -157,7 +157,7 @@ export class HostAccess extends Construct {
         }),
       ],
     });
-    acknowledgeWildcards(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
+    acknowledgeGroupObjects(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
     Validations.of(this.policy).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${nagEnv(this).region}:${nagEnv(this).account}:log-group:*]`,
       reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
@@ -175,72 +175,5 @@ export class HostAccess extends Construct {
       });
       this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
     }
-  }
-}
-
-export interface DrillAccessProps {
-  /** Group whose backups the drill host restores. */
-  readonly group: string;
-  readonly bucket: s3.IBucket;
-  readonly key: kms.IKey;
-}
-
-/**
- * The extra access of the drill host: read its group's backups (every tier) and write signed
- * receipts under drills/<group>/. Attach it next to the group's HostAccess policy.
- */
-export class DrillAccess extends Construct {
-  readonly policy: iam.ManagedPolicy;
-
-  constructor(scope: Construct, id: string, props: DrillAccessProps) {
-    super(scope, id);
-    checkNameProp('DrillAccess props.group', 'group', props.group);
-    const stack = Stack.of(this);
-    const receipts = props.bucket.arnForObjects(`${DRILLS_PREFIX}${props.group}/*`);
-    this.policy = new iam.ManagedPolicy(this, 'Policy', {
-      description: `coldseal restore-drill host of group ${props.group}: read the group's backups, write drill receipts`,
-      statements: [
-        new iam.PolicyStatement({
-          sid: 'ReadGroupBackups',
-          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectTagging'],
-          resources: TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)),
-        }),
-        new iam.PolicyStatement({
-          sid: 'ListGroupBackups',
-          actions: ['s3:ListBucket'],
-          resources: [props.bucket.bucketArn],
-          conditions: { StringLike: { 's3:prefix': TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`) } },
-        }),
-        new iam.PolicyStatement({
-          sid: 'WriteNewReceiptsOnly',
-          actions: ['s3:PutObject'],
-          resources: [receipts],
-          conditions: { Null: { 's3:if-none-match': 'false' } },
-        }),
-        new iam.PolicyStatement({
-          sid: 'DataKeyThroughS3',
-          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-          resources: [props.key.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
-        }),
-      ],
-    });
-    acknowledgeWildcards(this.policy, props.bucket, [...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`), `${DRILLS_PREFIX}${props.group}/*`]);
-  }
-}
-
-/** How cdk-nag renders an object ARN of this bucket in a finding id. */
-function bucketObjects(bucket: s3.IBucket, pattern: string): string {
-  const cfn = bucket.node.defaultChild as CfnElement | undefined;
-  if (!cfn) throw new Error('the bucket must be defined in this app (its logical id names the cdk-nag finding)');
-  return `Resource::<${Stack.of(bucket).getLogicalId(cfn)}.Arn>/${pattern}`;
-}
-
-function acknowledgeWildcards(policy: iam.ManagedPolicy, bucket: s3.IBucket, patterns: string[]): void {
-  for (const pattern of patterns) {
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[${bucketObjects(bucket, pattern)}]`,
-      reason: `Objects under ${pattern}: their keys carry a host name and a time stamp (and a source) known only at run time, so the group's own prefix is the narrowest boundary.`,
-    });
   }
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, Stack, type CfnElement } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -9,7 +9,7 @@ import { SERVICE } from '../../format/metric-names';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../format/command-status';
 import { MANIFEST_KEY_PATTERN } from './verifier';
 import { BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './lambda-function';
-import { acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
+import { acknowledgeObjectPattern, acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
 
 export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
   /** The SSM document that runs the agent: its failed runs alert. */
@@ -90,11 +90,7 @@ export class ColdsealMonitor extends Construct {
       [REPORTS_PREFIX, ALERT_STATE_PREFIX],
       'Objects by prefix: the monitor reads the reports (keys carry the date) and manages its alert state under state/alerts/ only.',
     );
-    acknowledgeOnPolicy(
-      role,
-      `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(props.bucket.node.defaultChild as CfnElement)}.Arn>/${MANIFEST_KEY_PATTERN}]`,
-      'Manifests only, never ciphertext: their keys carry group, host, source and a time stamp known only at run time.',
-    );
+    acknowledgeObjectPattern(role, props.bucket, MANIFEST_KEY_PATTERN, 'Manifests only, never ciphertext: their keys carry group, host, source and a time stamp known only at run time.');
     acknowledgeOnPolicy(role, 'AwsSolutions-IAM5[Resource::*]', 'ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and ssm:ListCommands do not support resource-level permissions; all three only read.');
   }
 }

@@ -1,0 +1,59 @@
+import { Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { DRILLS_PREFIX, TIERS, groupPrefix } from '../../format/layout';
+import { acknowledgeGroupObjects } from './nag';
+import { checkNameProp } from './rules';
+
+export interface DrillAccessProps {
+  /** Group whose backups the drill host restores. */
+  readonly group: string;
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+}
+
+/**
+ * The extra access of the drill host: read its group's backups (every tier) and write signed
+ * receipts under drills/<group>/. Attach it next to the group's HostAccess policy.
+ */
+export class DrillAccess extends Construct {
+  readonly policy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: DrillAccessProps) {
+    super(scope, id);
+    checkNameProp('DrillAccess props.group', 'group', props.group);
+    const stack = Stack.of(this);
+    const receipts = props.bucket.arnForObjects(`${DRILLS_PREFIX}${props.group}/*`);
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      description: `coldseal restore-drill host of group ${props.group}: read the group's backups, write drill receipts`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ReadGroupBackups',
+          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectTagging'],
+          resources: TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)),
+        }),
+        new iam.PolicyStatement({
+          sid: 'ListGroupBackups',
+          actions: ['s3:ListBucket'],
+          resources: [props.bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`) } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'WriteNewReceiptsOnly',
+          actions: ['s3:PutObject'],
+          resources: [receipts],
+          conditions: { Null: { 's3:if-none-match': 'false' } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'DataKeyThroughS3',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [props.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    acknowledgeGroupObjects(this.policy, props.bucket, [...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`), `${DRILLS_PREFIX}${props.group}/*`]);
+  }
+}
