@@ -5,6 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
+import type { LambdaGroup } from './lambda-function';
 
 export interface ColdsealAlarmsProps {
   readonly topic: sns.ITopic;
@@ -12,7 +13,8 @@ export interface ColdsealAlarmsProps {
   readonly monitorFunction: lambda.IFunction;
   /** The monitor's schedule interval: one heartbeat per interval is expected. */
   readonly monitorInterval: Duration;
-  readonly groups: readonly { name: string; rpoHours?: number }[];
+  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default, 26 hours. */
+  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
 }
 
 export function monitorMetric(name: string, group: string | undefined, period: Duration, statistic: string): cloudwatch.Metric {

@@ -2,10 +2,12 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
+import type { LambdaGroup } from './lambda-function';
 import type { ColdsealAlarms } from './alarms';
 
 export interface ColdsealDashboardProps {
-  readonly groups: readonly { name: string; rpoHours?: number }[];
+  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default, 26 hours. */
+  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
   /** @default 'coldseal' */
   readonly dashboardName?: string;
   /** Shown as alarm status widgets at the top. */
