@@ -7,7 +7,7 @@ import { DRILLS_PREFIX, TIERS, type Tier } from '../../format/layout';
 import { ACCOUNT_PATTERN, REPLICATED_PREFIXES, replicaBucketName, replicaKeyAlias, replicationRoleName, DEPLOYMENT_NAME_PATTERN, DEPLOYMENT_NAME_RULE } from '../../format/replica';
 import { retentionProblems, type RetentionSettings } from './rules';
 import { replicaProblems, replicaRetention } from './replica-settings';
-import { accessLogBucket, logInto, tierLifecycleRules } from './vault';
+import { accessLogBucket, lockedBucketProps, logInto, tierLifecycleRules } from './vault';
 
 const ACCESS_LOG_PREFIX = 'replica-bucket/';
 
@@ -114,17 +114,8 @@ export class ReplicaVault extends Construct {
 
     this.bucket = new s3.Bucket(this, 'Replica', {
       bucketName: replicaBucketName(props.name, stack.account, stack.region),
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      // The replica account owns every replica, whoever wrote it (no ACLs).
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      versioned: true,
-      objectLockEnabled: true,
-      transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
-      removalPolicy,
+      // The replica account owns every replica, whoever wrote it.
+      ...lockedBucketProps(this.key, removalPolicy),
       lifecycleRules: [
         ...tierLifecycleRules(retention),
         { id: 'drill-receipts', prefix: DRILLS_PREFIX, expiration: Duration.days(drillDays), noncurrentVersionExpiration: Duration.days(1) },

@@ -71,18 +71,7 @@ export class DataVault extends Construct {
     const tierRules = tierLifecycleRules(props.retention);
 
     this.bucket = new s3.Bucket(this, 'Data', {
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      versioned: true,
-      // No bucket-wide default retention: each tier has its own, set by the agent per object.
-      objectLockEnabled: true,
-      // Manifests are a few KB; this keeps them in STANDARD, readable at once, when their tier moves to Glacier.
-      transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
-      removalPolicy,
+      ...lockedBucketProps(this.key, removalPolicy),
       lifecycleRules: [
         ...tierRules,
         { id: 'drill-receipts', prefix: DRILLS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
@@ -136,6 +125,28 @@ export class DataVault extends Construct {
 }
 
 /** One lifecycle rule per tier prefix: expiry and archive transitions (shared with the replica vault). */
+/**
+ * What the data bucket and its replica share: SSE-KMS with their own key and the bucket key, no
+ * public access, TLS only, objects owned by the bucket's account whoever wrote them (no ACLs),
+ * versioned, Object Lock enabled.
+ */
+export function lockedBucketProps(key: kms.IKey, removalPolicy: RemovalPolicy): s3.BucketProps {
+  return {
+    encryption: s3.BucketEncryption.KMS,
+    encryptionKey: key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    versioned: true,
+    // No bucket-wide default retention: each tier has its own, set by the agent per object.
+    objectLockEnabled: true,
+    // Manifests are a few KB; this keeps them in STANDARD, readable at once, when their tier moves to Glacier.
+    transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
+    removalPolicy,
+  };
+}
+
 export function tierLifecycleRules(retention: RetentionSettings): s3.LifecycleRule[] {
   return TIERS.map((tier) => {
     const r = retention[tier];
