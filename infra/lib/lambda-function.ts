@@ -53,7 +53,7 @@ export interface ColdsealLambdaCommonProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN (the log group) */
   readonly removalPolicy?: RemovalPolicy;
-  /** Extra settings (COLDSEAL_* variables, see lambdas/shared/settings.ts). */
+  /** Extra settings (COLDSEAL_* variables, see format/lambda-settings.ts). */
   readonly extraSettings?: Record<string, string>;
 }
 
