@@ -1,12 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../harness/alerts';
-import { createPgFixture, dropPgDatabase, PG, uniqueDbName } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../harness/databases';
+import { EXIT } from '../../format/exit-codes';
 import { startS3Proxy } from '../harness/s3-proxy';
 
 /**
@@ -106,6 +107,26 @@ describe('user errors get their own exit code and message', () => {
     assert.equal(alerts.length, 1);
     assert.match(alerts[0].message, /Source badkey \(exit 7\):/);
     assert.match(alerts[0].message, /recipients is not an armored OpenPGP public key/);
+  });
+
+  test('a bad recipient key while the first source was already being prepared: exit 7, and the option file its preparation wrote is removed', async () => {
+    // The first source's look-ups run while the keys are read; a MySQL source writes its 0600
+    // option file (connection settings, and the password when there is one) then. A key failure
+    // must not leave that file behind.
+    const bad = join(sandbox.dir, 'bad-recipient-2.asc');
+    writeFileSync(bad, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n');
+    const tmp = join(sandbox.dir, 'tmp-badkey');
+    mkdirSync(tmp);
+    const config = sandbox.config({
+      sources: [{ name: 'mybadkey', type: 'mysql', databases: ['mysql'], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user }] as never,
+      alertTopicArn: inbox.topicArn,
+      recipients: { file: bad },
+    });
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily'], { TMPDIR: tmp });
+    assert.equal(result.code, EXIT.KEYS, result.log);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('coldseal-')), [], 'no option file left in the temporary directory');
+    const alerts = await inbox.receive();
+    assert.equal(alerts.length, 1, 'the missed backup is alerted');
   });
 });
 
