@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { generateKeyPair } from '../format/pgp';
 import { buildAgent } from '../scripts/build-agent';
-import { freePort, startMoto } from '../test/harness/services';
+import { freePort, startMoto } from '../e2e/services';
 import { ensureDatabase, timed, type Measurement } from './common';
 import { restoreBench } from './restore-bench';
 

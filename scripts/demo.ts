@@ -10,8 +10,8 @@ import type { Finding } from '../lambdas/shared/findings';
 import { deployToMoto, defaultMotoTarget } from '../e2e/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory, type Alert } from '../e2e/flow';
 import { buildAgentSync } from './build-agent';
-import { startMoto, type MotoServer } from '../test/harness/services';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, PG } from '../test/harness/databases';
+import { startMoto, type MotoServer } from '../e2e/services';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, PG } from '../e2e/databases';
 
 /**
  * npm run demo [-- --database NAME]

@@ -21,7 +21,7 @@ import { PutObjectRetentionCommand, type ObjectLockRetentionMode } from '@aws-sd
 import { describeCall, PermissionModel, type Decision } from '../infra/permissions';
 import { HARNESS, needsNoPermission, OPERATOR, OPERATOR_POLICY, translate, type RecordedCall, type Translation } from '../infra/recorded-calls';
 import { FAKE, type Template } from '../infra/template-tools';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../harness/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../e2e/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
 
 /**

@@ -13,7 +13,7 @@ import { deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
-import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../e2e/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { ROOT, sampleContext } from './fixtures';
 

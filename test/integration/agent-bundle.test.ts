@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
 import { buildAgent } from '../../scripts/build-agent';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, uniqueDbName } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, uniqueDbName } from '../../e2e/databases';
 
 /**
  * The bundle is what hosts run: one file, no node_modules. Run it from a directory with nothing

@@ -7,7 +7,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { startS3Proxy } from '../harness/s3-proxy';
-import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../harness/databases';
+import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
 import mysql from 'mysql2/promise';
 
 /**

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../harness/alerts';
-import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
 import { EXIT } from '../../format/exit-codes';
 import { startS3Proxy } from '../harness/s3-proxy';
 

@@ -18,7 +18,7 @@ import {
   uniqueDbName,
   PG,
   MYSQL,
-} from '../harness/databases';
+} from '../../e2e/databases';
 import { decompress, gpgDecrypt, gpgVerifyDetached } from '../harness/gpg';
 
 /**

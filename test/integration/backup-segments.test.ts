@@ -8,7 +8,7 @@ import { artifactObjects, openManifest, readPublicKeys, segmentKey, type Artifac
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../harness/databases';
+import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../../e2e/databases';
 
 /**
  * Segmentation end to end with a forced small segment size (5 MiB parts, 2 parts a segment), so a

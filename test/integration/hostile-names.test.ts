@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, mysqlContentFingerprint, PG, pgContentFingerprint } from '../harness/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, mysqlContentFingerprint, PG, pgContentFingerprint } from '../../e2e/databases';
 
 /**
  * Database names are data, not options. With databases "all" the names come from SHOW DATABASES,

@@ -7,7 +7,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../../e2e/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 
 /**

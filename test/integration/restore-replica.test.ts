@@ -9,7 +9,7 @@ import { openDrillReceipt, readPublicKeys, type DeploymentInfo } from '../../for
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../../e2e/databases';
 
 /**
  * The offsite copy, proven restorable: moto does not replicate, so a second bucket in another

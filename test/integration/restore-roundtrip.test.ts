@@ -24,7 +24,7 @@ import {
   uniqueDbName,
   PG,
   MYSQL,
-} from '../harness/databases';
+} from '../../e2e/databases';
 import { treeListing } from '../harness/tree';
 
 /**

@@ -7,7 +7,7 @@ import { decrypt, readMessage } from 'openpgp';
 import { readPrivateKey } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, pgContentFingerprint, uniqueDbName } from '../harness/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, pgContentFingerprint, uniqueDbName } from '../../e2e/databases';
 
 /**
  * Safety dumps (the copy of what a restore replaces) are not the weakest copy of the data: 0600

@@ -9,7 +9,7 @@ import mysql from 'mysql2/promise';
 import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgDatabase, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgQuery, uniqueDbName, MYSQL, PG } from '../harness/databases';
+import { createMysqlFixture, createPgDatabase, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgQuery, uniqueDbName, MYSQL, PG } from '../../e2e/databases';
 import { forgeArtifact } from '../harness/forge';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { treeListing } from '../harness/tree';

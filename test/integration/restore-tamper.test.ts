@@ -7,7 +7,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, peekManifest, readPrivateKey, signManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../harness/databases';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../../e2e/databases';
 
 /**
  * Damaged and tampered backups are refused with a message naming the failed check, and the

@@ -7,7 +7,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { openDrillReceipt, peekManifest, readPrivateKey, readPublicKeys, signManifest, type DrillReceipt, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, pgQuery, uniqueDbName, PG, MYSQL } from '../harness/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, pgQuery, uniqueDbName, PG, MYSQL } from '../../e2e/databases';
 
 /**
  * verify (from this machine, with and without the key) and drill (the scheduled deep verify that

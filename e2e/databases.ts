@@ -5,7 +5,8 @@ import mysql from 'mysql2/promise';
 /**
  * Real databases with content that breaks naive backups (several schemas, binary, JSON, arrays,
  * 4-byte unicode, large objects, sequences, views, functions, triggers), and a content fingerprint
- * per table so a restored copy can be compared with the original, table by table.
+ * per table so a restored copy can be compared with the original, table by table. Used by the
+ * tests and by `npm run demo` (its sample database).
  */
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' } as const;
 export const MYSQL = { host: '127.0.0.1', port: 3306, user: 'root' } as const;

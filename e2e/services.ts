@@ -2,8 +2,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /**
- * The services a test run needs: PostgreSQL, MariaDB (started when down) and one moto_server for
- * the whole run. A missing service fails the run: a skipped integration test is not a pass.
+ * The services the system needs on one machine: PostgreSQL, MariaDB (started when down) and a
+ * moto_server on loopback. test/run.ts starts one moto_server for the whole test run (a missing
+ * service fails the run: a skipped integration test is not a pass); `npm run demo` and the
+ * benchmarks start their own.
  */
 
 function commandWorks(command: string, args: string[]): boolean {
