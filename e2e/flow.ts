@@ -5,7 +5,6 @@ import type { Context } from 'aws-lambda';
 import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutEventsCommand, PutRuleCommand, PutTargetsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { GetParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
@@ -20,6 +19,7 @@ import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../fo
 import type { VerifierEvent } from '../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import { hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack, type MotoTarget, type ProcessResult } from './moto-stack';
+import { subscribeAlertInbox, type Alert, type AlertInbox } from './alerts';
 
 /**
  * The whole system on one machine, step by step, against a stack deployed into moto
@@ -100,19 +100,13 @@ export function sameActor(target: MotoTarget): Actors {
   return { host: () => target, drill: target, verifier: target, monitor: target, scheduler: target, operator: target };
 }
 
-export interface Alert {
-  readonly subject: string;
-  readonly message: string;
-  readonly attributes: Readonly<Record<string, string>>;
-}
-
 /** The deployed system, read back from moto: nothing here is taken from the context the stack was built from. */
 export class Deployment {
   readonly s3: S3Client;
   readonly ssm: SSMClient;
   private readonly sqs: SQSClient;
   private readonly events: EventBridgeClient;
-  private queueUrl?: string;
+  private inbox?: AlertInbox;
 
   private constructor(
     readonly target: MotoTarget,
@@ -386,25 +380,13 @@ export class Deployment {
 
   /** An SQS queue subscribed to the deployed alert topic: what an email subscriber would receive. */
   async subscribeToAlerts(): Promise<void> {
-    const { forcePathStyle: _f, ...plain } = this.target.clientConfig;
-    this.queueUrl = (await this.sqs.send(new CreateQueueCommand({ QueueName: `coldseal-alerts-inbox-${Math.random().toString(36).slice(2, 10)}` }))).QueueUrl!;
-    const queueArn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-    await new SNSClient(plain).send(new SubscribeCommand({ TopicArn: this.topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+    this.inbox = await subscribeAlertInbox(this.target, this.topicArn);
   }
 
   /** Every alert published since the last call. */
   async receiveAlerts(): Promise<Alert[]> {
-    if (!this.queueUrl) throw new Error('subscribeToAlerts() first: alerts are read from an SQS subscription of the topic');
-    const out: Alert[] = [];
-    for (;;) {
-      const r = await this.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-      if (!r.Messages?.length) return out;
-      for (const m of r.Messages) {
-        const body = JSON.parse(m.Body!) as { Subject: string; Message: string; MessageAttributes?: Record<string, { Value: string }> };
-        out.push({ subject: body.Subject, message: body.Message, attributes: Object.fromEntries(Object.entries(body.MessageAttributes ?? {}).map(([k, v]) => [k, v.Value])) });
-        await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
-      }
-    }
+    if (!this.inbox) throw new Error('subscribeToAlerts() first: alerts are read from an SQS subscription of the topic');
+    return this.inbox.receive();
   }
 
   /**

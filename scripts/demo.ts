@@ -8,7 +8,8 @@ import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verif
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
 import { deployToMoto, defaultMotoTarget } from '../e2e/moto-stack';
-import { Deployment, generateKeyFiles, HostInventory, type Alert } from '../e2e/flow';
+import { Deployment, generateKeyFiles, HostInventory } from '../e2e/flow';
+import type { Alert } from '../e2e/alerts';
 import { buildAgentSync } from './build-agent';
 import { startMoto, type MotoServer } from '../e2e/services';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, PG } from '../e2e/databases';

@@ -13,7 +13,8 @@ import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/ve
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto } from '../../e2e/moto-stack';
-import { Deployment, generateKeyFiles, HostInventory, type Actors, type Alert, type KeyFiles } from '../../e2e/flow';
+import { Deployment, generateKeyFiles, HostInventory, type Actors, type KeyFiles } from '../../e2e/flow';
+import type { Alert } from '../../e2e/alerts';
 import { motoEndpoint, newMotoAccount, newMotoActor, uniqueName, type MotoAccount } from '../harness/aws';
 import { startRecorder, type Recorder } from '../harness/aws-recorder';
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';

@@ -2,11 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { startS3Proxy } from '../harness/s3-proxy';
+import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
 import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
 import mysql from 'mysql2/promise';
 
@@ -15,21 +14,14 @@ import mysql from 'mysql2/promise';
  * what to do, an alert, no manifest, no object, and no multipart upload left open.
  */
 let sandbox: AgentSandbox;
-let sqs: SQSClient;
-let queueUrl: string;
-let topicArn: string;
+let inbox: AlertInbox;
 const pgDb = uniqueDbName('cs_fault');
 const myDb = uniqueDbName('cs_fault_my');
 const myUser = `cs_${Math.random().toString(36).slice(2, 8)}`;
 
 before(async () => {
   sandbox = await createAgentSandbox();
-  const sns = new SNSClient(sandbox.account.clientConfig);
-  sqs = new SQSClient(sandbox.account.clientConfig);
-  topicArn = (await sns.send(new CreateTopicCommand({ Name: 'alerts' }))).TopicArn!;
-  queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'alerts-inbox' }))).QueueUrl!;
-  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'false' } }));
+  inbox = await createAlertInbox(sandbox.account, { waitSeconds: 3 });
   await createPgFixture(pgDb, 2000);
   const conn = await mysql.createConnection({ ...MYSQL });
   await conn.query(`create database \`${myDb}\``);
@@ -46,22 +38,6 @@ after(async () => {
   await conn.query(`drop user if exists '${myUser}'@'%'`);
   await conn.end();
 });
-
-async function receiveAlerts(): Promise<{ subject: string; message: string }[]> {
-  const received: { subject: string; message: string }[] = [];
-  for (let i = 0; i < 3; i++) {
-    const batch = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of batch.Messages ?? []) {
-      const body = JSON.parse(m.Body!) as { Subject: string; Message: string };
-      received.push({ subject: body.Subject, message: body.Message });
-      // Taken off the queue: a message left there comes back after the visibility timeout (30 s) and
-      // would be counted again by a later test.
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }));
-    }
-    if (received.length) break;
-  }
-  return received;
-}
 
 /** A directory of PostgreSQL client tools whose pg_dump misbehaves as `script` says. */
 function fakePgBin(name: string, script: string): string {
@@ -83,7 +59,7 @@ function pgSource(name: string, extra: Record<string, unknown> = {}) {
 }
 
 async function backup(sources: unknown[], extra: Record<string, unknown> = {}, args: string[] = []) {
-  const config = sandbox.config({ sources: sources as never, alertTopicArn: topicArn, upload: { partSizeMiB: 5 }, ...extra });
+  const config = sandbox.config({ sources: sources as never, alertTopicArn: inbox.topicArn, upload: { partSizeMiB: 5 }, ...extra });
   return sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily', ...args]);
 }
 
@@ -95,7 +71,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.match(result.log, /pg_dump was killed by SIGKILL before it finished/);
     assert.match(result.log, /out-of-memory killer/);
     await assertNothingLeft('killed');
-    const alerts = await receiveAlerts();
+    const alerts = await inbox.receive();
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0].subject, 'coldseal FAILED: testgroup/testhost killed');
     assert.match(alerts[0].message, /Backup FAILED on host testhost \(group testgroup, tier daily\)/);
@@ -109,7 +85,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.equal(result.code, 4);
     assert.match(result.log, /pg_dump exited with status 1 for .*server closed the connection unexpectedly/);
     await assertNothingLeft('status');
-    assert.equal((await receiveAlerts()).length, 1);
+    assert.equal((await inbox.receive()).length, 1);
   });
 
   test('dump reports success but writes nothing: refused as empty', async () => {
@@ -118,7 +94,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.equal(result.code, 4);
     assert.match(result.log, /pg_dump produced no data for .* \(0 bytes\) although it reported success/);
     await assertNothingLeft('empty');
-    assert.equal((await receiveAlerts()).length, 1);
+    assert.equal((await inbox.receive()).length, 1);
   });
 
   test('SQL dump without its completion trailer is refused as truncated', async () => {
@@ -131,7 +107,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.equal(result.code, 4, result.stderr);
     assert.match(result.log, /ends without its completion line "-- Dump completed": the dump is truncated/);
     await assertNothingLeft('trunc');
-    assert.equal((await receiveAlerts()).length, 1);
+    assert.equal((await inbox.receive()).length, 1);
   });
 
   test('database unreachable: exit 4 with what to check', async () => {
@@ -140,7 +116,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.match(result.log, /source down: reading the server version: the database server is unreachable/);
     assert.match(result.log, /Check that PostgreSQL is running and that the source's host and port are right/);
     await assertNothingLeft('down');
-    assert.equal((await receiveAlerts()).length, 1);
+    assert.equal((await inbox.receive()).length, 1);
   });
 
   test('wrong password from SSM SecureString: authentication failure, and the password appears nowhere', async () => {
@@ -154,7 +130,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.match(wrong.log, /Check the source's user and password parameter/);
     assert.doesNotMatch(wrong.stderr + wrong.stdout, /wrong-Pa55/);
     await assertNothingLeft('secured');
-    const alerts = await receiveAlerts();
+    const alerts = await inbox.receive();
     assert.equal(alerts.length, 1);
     assert.doesNotMatch(alerts[0].message, /Pa55/);
 
@@ -172,7 +148,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.equal(result.code, 4);
     assert.match(result.log, /database "no_such_database_here" does not exist/);
     await assertNothingLeft('mixed');
-    assert.equal((await receiveAlerts()).length, 1);
+    assert.equal((await inbox.receive()).length, 1);
   });
 
   test('S3 fails mid-upload (connection dropped on part 2): exit 5, multipart upload aborted', async () => {
@@ -186,7 +162,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
       assert.match(result.log, /the incomplete upload was aborted/);
       assert.ok(proxy.dropped() > 0, 'the proxy dropped part uploads');
       await assertNothingLeft('s3fail');
-      assert.equal((await receiveAlerts()).length, 1);
+      assert.equal((await inbox.receive()).length, 1);
     } finally {
       await proxy.close();
     }
@@ -195,7 +171,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
   test('SIGTERM mid-dump (an SSM timeout): uploads aborted, exit 12, alert says interrupted', async () => {
     const bin = fakePgBin('interrupted', 'head -c 30000000 /dev/urandom\nexec sleep 60');
     const started = Date.now();
-    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource('interrupted', { binDir: bin })], alertTopicArn: topicArn, upload: { partSizeMiB: 5 } })), '--tier', 'daily'], {}, {
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource('interrupted', { binDir: bin })], alertTopicArn: inbox.topicArn, upload: { partSizeMiB: 5 } })), '--tier', 'daily'], {}, {
       name: 'SIGTERM',
       // Once the upload is under way: the signal then lands mid-dump, not during start-up.
       when: async () => (await sandbox.openMultipartUploads()).some((k) => k.includes('/interrupted/')),
@@ -204,7 +180,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.ok(Date.now() - started < 20_000, 'stopped promptly, not after the dump tool finished');
     assert.match(result.log, /backup interrupted by SIGTERM while dumping/);
     await assertNothingLeft('interrupted');
-    const alerts = await receiveAlerts();
+    const alerts = await inbox.receive();
     assert.equal(alerts.length, 1);
     assert.match(alerts[0].message, /Source interrupted \(exit 12\):\n {2}backup interrupted by SIGTERM/);
   });

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createAlertInbox, type AlertInbox } from '../harness/alerts';
+import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
 import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
 import { EXIT } from '../../format/exit-codes';
 import { startS3Proxy } from '../harness/s3-proxy';
@@ -20,7 +20,7 @@ const pgDb = uniqueDbName('cs_refuse');
 
 before(async () => {
   sandbox = await createAgentSandbox();
-  inbox = await createAlertInbox(sandbox.account);
+  inbox = await createAlertInbox(sandbox.account, { waitSeconds: 3 });
   await createPgFixture(pgDb, 200);
 });
 

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { CreateBucketCommand, PutObjectCommand, PutObjectLockConfigurationCommand, S3Client, type StorageClass } from '@aws-sdk/client-s3';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import {
   artifactKey,
@@ -28,6 +26,7 @@ import {
 import { settingsEnvironment } from '../../format/lambda-settings';
 import type { Clock } from '../../lambdas/shared/ports';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
+import { createAlertInbox, type Alert, type AlertInbox } from '../../e2e/alerts';
 
 /**
  * Backups built with the real format module (keys, OpenPGP encryption, DigestStream, signed
@@ -58,11 +57,11 @@ export interface GroupKeysFixture {
 export interface World {
   readonly account: MotoAccount;
   readonly s3: S3Client;
-  readonly sqs: SQSClient;
   readonly ssm: SSMClient;
   readonly bucket: string;
   readonly topicArn: string;
-  readonly queueUrl: string;
+  /** The SQS subscription of the topic: what the functions published. */
+  readonly inbox: AlertInbox;
   readonly keys: GroupKeysFixture;
   readonly env: Record<string, string>;
   readonly clock: TestClock;
@@ -85,16 +84,12 @@ export async function newWorld(options: { groups?: unknown[]; extraEnv?: Record<
   const config = account.clientConfig;
   const { forcePathStyle: _f, ...plain } = config;
   const s3 = new S3Client(config);
-  const sns = new SNSClient(plain);
-  const sqs = new SQSClient(plain);
   const ssm = new SSMClient(plain);
   const bucket = uniqueName('coldseal-data');
   await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
   await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
-  const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('coldseal-alerts') }))).TopicArn!;
-  const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('alerts-inbox') }))).QueueUrl!;
-  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+  const inbox = await createAlertInbox(account, { topicName: 'coldseal-alerts' });
+  const topicArn = inbox.topicArn;
   const keys = await groupKeys();
   const names = groupParameters('web', PREFIX);
   await ssm.send(new PutParameterCommand({ Name: names.signingPublicKeys, Type: 'String', Value: keys.signing.publicKey, Overwrite: true }));
@@ -102,7 +97,7 @@ export async function newWorld(options: { groups?: unknown[]; extraEnv?: Record<
   const env = settingsEnvironment({ bucket, topicArn, parameterPrefix: PREFIX, groups: (options.groups ?? GROUPS) as never, documentName: 'coldseal-backup', extra: options.extraEnv as never });
   // Whole seconds: stamps have second precision and tests compare ages exactly.
   const clock = new TestClock(Math.floor(Date.now() / 1000) * 1000);
-  return { account, s3, sqs, ssm, bucket, topicArn, queueUrl, keys, env, clock };
+  return { account, s3, ssm, bucket, topicArn, inbox, keys, env, clock };
 }
 
 export interface BackupSpec {
@@ -258,23 +253,7 @@ export async function putDrill(world: World, spec: { host: string; finishedAt: D
   return key;
 }
 
-export interface SentMessage {
-  readonly subject: string;
-  readonly message: string;
-  readonly attributes: Record<string, string>;
-}
-
 /** Everything published to the topic since the last call, read from the SQS subscription. */
-export async function drainInbox(world: World): Promise<SentMessage[]> {
-  const out: SentMessage[] = [];
-  for (;;) {
-    const r = await world.sqs.send(new ReceiveMessageCommand({ QueueUrl: world.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-    if (!r.Messages?.length) break;
-    for (const m of r.Messages) {
-      const body = JSON.parse(m.Body!) as { Subject: string; Message: string; MessageAttributes?: Record<string, { Value: string }> };
-      out.push({ subject: body.Subject, message: body.Message, attributes: Object.fromEntries(Object.entries(body.MessageAttributes ?? {}).map(([k, v]) => [k, v.Value])) });
-      await world.sqs.send(new DeleteMessageCommand({ QueueUrl: world.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
-    }
-  }
-  return out;
+export function drainInbox(world: World): Promise<Alert[]> {
+  return world.inbox.receive();
 }

@@ -8,7 +8,8 @@ import { reportSchema } from '../../format/report';
 import { verificationRecordKey, type VerificationRecord } from '../../lambdas/verifier/core/hashing';
 import type { Check } from '../../lambdas/shared/findings';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';
-import { DAY, HOUR, buildBackup, drainInbox, healthyFleet, newWorld, putBackup, putDrill, putObject, storeBackup, type SentMessage, type World } from './fixtures';
+import { DAY, HOUR, buildBackup, drainInbox, healthyFleet, newWorld, putBackup, putDrill, putObject, storeBackup, type World } from './fixtures';
+import type { Alert } from '../../e2e/alerts';
 
 let account: MotoAccount;
 before(async () => {
@@ -32,7 +33,7 @@ async function readText(world: World, key: string): Promise<string> {
 }
 
 /** The sweep found exactly one problem, and the one message sent says what, where, since and what to do. */
-async function expectOneNewFinding(world: World, result: SweepResult, check: Check, label: string, summary: RegExp): Promise<SentMessage> {
+async function expectOneNewFinding(world: World, result: SweepResult, check: Check, label: string, summary: RegExp): Promise<Alert> {
   assert.deepEqual(
     result.findings.map((f) => f.check),
     [check],
