@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { openManifest, readPublicKeys } from '../format';
+import { EXIT } from '../format/exit-codes';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
@@ -132,7 +133,7 @@ async function main(): Promise<number> {
     say(`data bucket ${stack.bucket}, alert topic ${deployment.topicArn}`);
     say(`verifier ${deployment.verifier.name} and monitor ${deployment.monitor.name}: environment read back from the deployed functions`);
     const published = await deployment.publishSigningKey(bundle, GROUP, keys.signing.privateFile);
-    if (published.code !== 0) throw new Error(`coldseal keys publish failed (exit ${published.code}): ${published.stderr}`);
+    if (published.code !== EXIT.OK) throw new Error(`coldseal keys publish failed (exit ${published.code}): ${published.stderr}`);
     say(`signing key published: coldseal keys publish --group ${GROUP} → SSM SecureString`);
     await deployment.subscribeToAlerts();
     say('an SQS queue subscribed to the alert topic stands in for the email subscription');
@@ -140,7 +141,7 @@ async function main(): Promise<number> {
     step(4, "The scheduled backup: the SSM document's script, run here as Run Command would on a host");
     const run = await deployment.runScheduled(GROUP);
     appendFileSync(hostLog, `# scheduled backup, exit ${run.code}\n${run.stderr}${run.stdout}\n`);
-    if (run.code !== 0) throw new Error(`the scheduled backup failed (exit ${run.code}); its log is in ${relative(ROOT, hostLog)}:\n${run.stderr.split('\n').slice(-5).join('\n')}`);
+    if (run.code !== EXIT.OK) throw new Error(`the scheduled backup failed (exit ${run.code}); its log is in ${relative(ROOT, hostLog)}:\n${run.stderr.split('\n').slice(-5).join('\n')}`);
     const [manifestKey] = await deployment.manifests(GROUP);
     const { document: manifest } = await openManifest(await deployment.getText(manifestKey), await readPublicKeys(keys.signing.publicKey, 'signing key'));
     const artifact = manifest.artifacts[0];
@@ -157,7 +158,7 @@ async function main(): Promise<number> {
     // COLDSEAL_DRILL_KEY stands in for the drill host's /etc/coldseal/drill.key.asc.
     const drill = await deployment.runScheduled(GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys.recipient.privateFile });
     appendFileSync(hostLog, `# drill, exit ${drill.code}\n${drill.stderr}${drill.stdout}\n`);
-    say(drill.code === 0 ? drill.stdout.trim() || `receipt: ${(await deployment.listKeys(`drills/${GROUP}/`)).join(', ')}` : `the drill failed (exit ${drill.code}): ${lastError(drill.stderr)}`);
+    say(drill.code === EXIT.OK ? drill.stdout.trim() || `receipt: ${(await deployment.listKeys(`drills/${GROUP}/`)).join(', ')}` : `the drill failed (exit ${drill.code}): ${lastError(drill.stderr)}`);
 
     step(7, "The verifier's daily sweep and report");
     const sweep = (await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier))) as SweepResult;
@@ -191,7 +192,7 @@ async function main(): Promise<number> {
     created.push(scratch);
     const restoreArgs = ['--source', SOURCE, '--key', keys.recipient.privateFile];
     const restored = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
-    if (restored.code !== 0) throw new Error(`coldseal restore failed (exit ${restored.code}): ${restored.stderr}`);
+    if (restored.code !== EXIT.OK) throw new Error(`coldseal restore failed (exit ${restored.code}): ${restored.stderr}`);
     say(restored.stdout.trim());
     const [original, copy] = await Promise.all([pgContentFingerprint(database), pgContentFingerprint(scratch)]);
     const differing = Object.keys({ ...original, ...copy }).filter((k) => original[k] !== copy[k]);
@@ -208,7 +209,7 @@ async function main(): Promise<number> {
     const refused = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}_never`]);
     say(`coldseal restore of it: exit ${refused.code}, nothing restored:\n${lastError(refused.stderr)}`);
 
-    const ok = differing.length === 0 && sweep.report.status === 'OK' && broken.report.status === 'FAIL' && refused.code !== 0;
+    const ok = differing.length === 0 && sweep.report.status === 'OK' && broken.report.status === 'FAIL' && refused.code !== EXIT.OK;
     console.log(`\n${bold(ok ? 'The demo ran through: backup, verification, report, alerts, restore, and a corruption caught.' : 'The demo found a problem: see above.')}`);
     return ok ? 0 : 1;
   } finally {

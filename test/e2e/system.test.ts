@@ -155,7 +155,7 @@ before(async () => {
   deployment = await Deployment.read(harness, stack, join(dir, 'host'), actors);
   for (const group of [PG_GROUP, APP_GROUP]) {
     const published = await deployment.publishSigningKey(bundle, group, keys[group].signing.privateFile);
-    assert.equal(published.code, 0, published.stderr);
+    assert.equal(published.code, EXIT.OK, published.stderr);
   }
   await deployment.subscribeToAlerts();
 });
@@ -188,7 +188,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
   test("the schedule's SendCommand, then its run of the document, backs the database up into the deployed bucket", async () => {
     assert.match(await deployment.sendScheduled(PG_GROUP), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const run = await deployment.runScheduled(PG_GROUP);
-    assert.equal(run.code, 0, `exit ${run.code}\n${run.stderr}`);
+    assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
     const manifests = await deployment.manifests(PG_GROUP);
     assert.equal(manifests.length, 1, manifests.join('\n'));
     manifestKey = manifests[0];
@@ -207,7 +207,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     // COLDSEAL_DRILL_KEY stands in for the drill host's /etc/coldseal/drill.key.asc, as COLDSEAL_HOME does for /var/lib/coldseal.
     assert.match(await deployment.sendScheduled(PG_GROUP, 'drill'), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const drill = await deployment.runScheduled(PG_GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys[PG_GROUP].recipient.privateFile });
-    assert.equal(drill.code, 0, `exit ${drill.code}\n${drill.stderr}`);
+    assert.equal(drill.code, EXIT.OK, `exit ${drill.code}\n${drill.stderr}`);
     assert.equal((await deployment.listKeys(`drills/${PG_GROUP}/`)).length, 1);
   });
 
@@ -252,7 +252,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const scratch = uniqueDbName('cs_e2e_pgr');
     pgScratch.push(scratch);
     const restored = await deployment.restore(bundle, PG_GROUP, ['--source', 'pg', '--key', keys[PG_GROUP].recipient.privateFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
-    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
     assert.deepEqual(await pgContentFingerprint(scratch), await pgContentFingerprint(pgSource));
   });
 });
@@ -260,7 +260,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
 describe('MariaDB and files group', () => {
   test('one scheduled run backs up both sources; each manifest verifies clean', async () => {
     const run = await deployment.runScheduled(APP_GROUP);
-    assert.equal(run.code, 0, `exit ${run.code}\n${run.stderr}`);
+    assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
     await applyRequestedMultipartLocks();
     const manifests = await deployment.manifests(APP_GROUP);
     assert.deepEqual(manifests.map((k) => k.split('/')[4]).sort(), ['shop', 'site']);
@@ -275,7 +275,7 @@ describe('MariaDB and files group', () => {
     const scratch = uniqueDbName('cs_e2e_myr');
     myScratch.push(scratch);
     const restored = await deployment.restore(bundle, APP_GROUP, ['--source', 'shop', '--key', keys[APP_GROUP].recipient.privateFile, '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${scratch}`]);
-    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
     assert.deepEqual(await mysqlContentFingerprint(scratch), await mysqlContentFingerprint(mySource));
   });
 
@@ -283,7 +283,7 @@ describe('MariaDB and files group', () => {
     const into = join(dir, 'restored files');
     mkdirSync(into);
     const restored = await deployment.restore(bundle, APP_GROUP, ['--source', 'site', '--key', keys[APP_GROUP].recipient.privateFile, '--directory', into]);
-    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
     const expected = tree(filesRoot);
     delete expected['cache.tmp'];
     assert.deepEqual(tree(join(into, filesRoot)), expected);

@@ -10,6 +10,7 @@ import { agentConfigSchema } from '../../format/agent-config';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
 import { deploymentParameter, groupParameters } from '../../format/parameters';
+import { EXIT } from '../../format/exit-codes';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
@@ -84,7 +85,7 @@ before(async () => {
 
   // The user's step after deploying: the signing private key into its SecureString, with the CLI.
   const publish = await run(process.execPath, [bundle, 'keys', 'publish', '--group', GROUP, '--signing-key', join(dir, 'signing.key.asc')], hostEnv(account, dir));
-  assert.equal(publish.code, 0, publish.stderr);
+  assert.equal(publish.code, EXIT.OK, publish.stderr);
 });
 
 after(async () => {
@@ -141,7 +142,7 @@ describe('deployed into moto', () => {
 
   test("the document's script, run here with the deployed parameters, backs up the local PostgreSQL into the deployed bucket", async () => {
     const result = await runDocument({ group: GROUP });
-    assert.equal(result.code, 0, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
+    assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
     const keys = await listBackups();
     const manifests = keys.map(parseKey).filter((k) => k?.kind === 'manifest');
     assert.equal(manifests.length, 1, keys.join('\n'));
@@ -179,7 +180,7 @@ describe('deployed into moto', () => {
     assert.equal(cached.length, 1);
     const before = statSync(join(agentDir, cached[0])).mtimeMs;
     const result = await runDocument({ group: GROUP, tier: 'monthly', sources: SOURCE });
-    assert.equal(result.code, 0, `exit ${result.code}\n${result.stderr}`);
+    assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
     assert.equal(statSync(join(agentDir, cached[0])).mtimeMs, before, 'the checked agent is reused, not fetched again');
     assert.deepEqual(readdirSync(agentDir), cached, 'no partial download left behind');
     const monthly = (await listBackups('backups/monthly/')).filter((k) => parseKey(k)?.kind === 'manifest');
@@ -218,7 +219,7 @@ describe('deployed into moto', () => {
     // The operator's CLI, with nothing but credentials and region: everything else comes from the stack.
     const args = ['--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts'), '--json', 'trigger', '--group', GROUP, '--source', SOURCE];
     const result = await runProcess(process.execPath, args, { env: { ...hostEnv(account, dir), NODE_NO_WARNINGS: '1' }, cwd: ROOT });
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const { commandId } = JSON.parse(result.stdout) as { commandId: string };
     const sent = (await ssm.send(new ListCommandsCommand({ CommandId: commandId }))).Commands![0];
     assert.equal(sent.DocumentName, deployed.output('AgentDocumentName'));
@@ -233,12 +234,12 @@ describe('deployed into moto', () => {
     writeFileSync(join(bin, 'node'), '#!/bin/sh\nif [ "$1" = "--version" ]; then echo v16.20.2; exit 0; fi\nexit 1\n');
     chmodSync(join(bin, 'node'), 0o755);
     const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}` });
-    assert.equal(result.code, 3);
+    assert.equal(result.code, EXIT.CONFIG);
     assert.match(result.stderr, /Node\.js 18 or later is required; this host has v16\.20\.2/);
     const empty = join(dir, 'empty-bin');
     mkdirSync(empty, { recursive: true });
     const none = await runDocument({ group: GROUP }, { PATH: empty });
-    assert.equal(none.code, 3);
+    assert.equal(none.code, EXIT.CONFIG);
     assert.match(none.stderr, /Node\.js 18 or later is required on this host and there is no 'node' on PATH/);
   });
 
@@ -249,7 +250,7 @@ describe('deployed into moto', () => {
     await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: 'console.log("not the agent")' }));
     try {
       const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 'fresh-home') });
-      assert.equal(result.code, 6);
+      assert.equal(result.code, EXIT.INTEGRITY);
       assert.match(result.stderr, /does not have the SHA-256 this document expects; refusing to run it/);
     } finally {
       await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: original }));

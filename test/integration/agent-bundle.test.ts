@@ -5,6 +5,7 @@ import { copyFileSync, mkdtempSync, writeFileSync, mkdirSync, chmodSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
+import { EXIT } from '../../format/exit-codes';
 import { buildAgent } from '../../scripts/build-agent';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createPgFixture, dropPgDatabase, uniqueDbName } from '../../e2e/databases';
@@ -40,7 +41,7 @@ test('the bundle alone backs up PostgreSQL over the local socket as the postgres
   try {
     const config = sandbox.config({ sources: [{ name: 'local', type: 'postgres', databases: [db], runAs: 'postgres' }] });
     const result = await runBundle(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/local/')).find((k) => k.endsWith('.manifest.json'))!;
     const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
     assert.deepEqual(document.artifacts[0].tool.args.slice(0, 4), ['-u', 'postgres', '--', 'pg_dump']);
@@ -57,15 +58,15 @@ test('runAs really drops privileges: a file only root can read fails the dump as
   writeFileSync(join(dir, 'data', 'root-only.txt'), 'secret', { mode: 0o600 });
   const asNobody = sandbox.config({ sources: [{ name: 'private', type: 'files', paths: [join(dir, 'data')], runAs: 'nobody' }] });
   const refused = await runBundle(['backup', '--config', sandbox.writeConfig(asNobody), '--tier', 'daily']);
-  assert.equal(refused.code, 4);
+  assert.equal(refused.code, EXIT.SOURCE);
   assert.match(refused.stderr, /tar exited with status 2 .*Permission denied/);
   assert.deepEqual(await sandbox.listKeys('backups/daily/testgroup/testhost/private/'), []);
   const asRoot = sandbox.config({ sources: [{ name: 'private', type: 'files', paths: [join(dir, 'data')] }] });
-  assert.equal((await runBundle(['backup', '--config', sandbox.writeConfig(asRoot), '--tier', 'daily'])).code, 0);
+  assert.equal((await runBundle(['backup', '--config', sandbox.writeConfig(asRoot), '--tier', 'daily'])).code, EXIT.OK);
 });
 
 test('--help documents every exit code', async () => {
   const help = await runBundle(['--help']);
-  assert.equal(help.code, 0);
+  assert.equal(help.code, EXIT.OK);
   for (const line of ['0  success', '4  the dump failed', '5  S3 or another AWS service failed', '10  some sources succeeded and others failed']) assert.match(help.stdout, new RegExp(line));
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
@@ -27,7 +28,7 @@ test('all databases of a cluster, minus the excluded, plus globals; odd names su
     sources: [{ name: 'cluster', type: 'postgres', databases: 'all', host: cluster.socketDir, port: cluster.port, user: 'postgres', excludeDatabases: ['scratch'] }],
   });
   const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-  assert.equal(result.code, 0, result.log);
+  assert.equal(result.code, EXIT.OK, result.log);
   const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/cluster/')).find((k) => k.endsWith('.manifest.json'))!;
   const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
   assert.deepEqual(document.artifacts.map((a) => a.name), ['globals', 'Sales.DB', 'inventory', 'postgres']);
@@ -54,7 +55,7 @@ test('a database dropped after the listing is skipped with a warning, not a fail
     sources: [{ name: 'shrinking', type: 'postgres', databases: 'all', host: cluster.socketDir, port: cluster.port, user: 'postgres', binDir: bin, excludeDatabases: ['scratch'] }],
   });
   const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-  assert.equal(result.code, 0, result.log);
+  assert.equal(result.code, EXIT.OK, result.log);
   assert.match(result.log, /database zz_temp of source shrinking was dropped after the databases were listed; skipped/);
   const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/shrinking/')).find((k) => k.endsWith('.manifest.json'))!;
   const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { startS3Proxy } from '../harness/s3-proxy';
 import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
@@ -67,7 +68,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
   test('dump killed halfway (after two upload parts): exit 4, upload aborted, alert names the source', async () => {
     const bin = fakePgBin('killed', 'head -c 12000000 /dev/urandom\nkill -KILL $$');
     const result = await backup([pgSource('killed', { binDir: bin })]);
-    assert.equal(result.code, 4, result.stderr);
+    assert.equal(result.code, EXIT.SOURCE, result.stderr);
     assert.match(result.log, /pg_dump was killed by SIGKILL before it finished/);
     assert.match(result.log, /out-of-memory killer/);
     await assertNothingLeft('killed');
@@ -82,7 +83,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
   test('dump exits non-zero after writing data: exit 4 with the tool status, nothing left', async () => {
     const bin = fakePgBin('status', 'head -c 100000 /dev/urandom\necho "pg_dump: error: query failed: server closed the connection unexpectedly" >&2\nexit 1');
     const result = await backup([pgSource('status', { binDir: bin })]);
-    assert.equal(result.code, 4);
+    assert.equal(result.code, EXIT.SOURCE);
     assert.match(result.log, /pg_dump exited with status 1 for .*server closed the connection unexpectedly/);
     await assertNothingLeft('status');
     assert.equal((await inbox.receive()).length, 1);
@@ -91,7 +92,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
   test('dump reports success but writes nothing: refused as empty', async () => {
     const bin = fakePgBin('empty', 'exit 0');
     const result = await backup([pgSource('empty', { binDir: bin })]);
-    assert.equal(result.code, 4);
+    assert.equal(result.code, EXIT.SOURCE);
     assert.match(result.log, /pg_dump produced no data for .* \(0 bytes\) although it reported success/);
     await assertNothingLeft('empty');
     assert.equal((await inbox.receive()).length, 1);
@@ -104,7 +105,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     writeFileSync(join(dir, 'mysqldump'), `#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/mysqldump --version; fi\n/usr/bin/mysqldump "$@" | head -n 20\n`);
     chmodSync(join(dir, 'mysqldump'), 0o755);
     const result = await backup([{ name: 'trunc', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, binDir: dir }]);
-    assert.equal(result.code, 4, result.stderr);
+    assert.equal(result.code, EXIT.SOURCE, result.stderr);
     assert.match(result.log, /ends without its completion line "-- Dump completed": the dump is truncated/);
     await assertNothingLeft('trunc');
     assert.equal((await inbox.receive()).length, 1);
@@ -112,7 +113,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
 
   test('database unreachable: exit 4 with what to check', async () => {
     const result = await backup([pgSource('down', { port: 1 })]);
-    assert.equal(result.code, 4);
+    assert.equal(result.code, EXIT.SOURCE);
     assert.match(result.log, /source down: reading the server version: the database server is unreachable/);
     assert.match(result.log, /Check that PostgreSQL is running and that the source's host and port are right/);
     await assertNothingLeft('down');
@@ -125,7 +126,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     await ssm.send(new PutParameterCommand({ Name: '/test/mysql/right', Type: 'SecureString', Value: 'right-Pa55 word' }));
     const source = (password: string) => ({ name: 'secured', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: myUser, password: { parameter: password } });
     const wrong = await backup([source('/test/mysql/wrong')]);
-    assert.equal(wrong.code, 4);
+    assert.equal(wrong.code, EXIT.SOURCE);
     assert.match(wrong.log, /authentication failed \(.*Access denied for user/);
     assert.match(wrong.log, /Check the source's user and password parameter/);
     assert.doesNotMatch(wrong.stderr + wrong.stdout, /wrong-Pa55/);
@@ -135,7 +136,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     assert.doesNotMatch(alerts[0].message, /Pa55/);
 
     const right = await backup([source('/test/mysql/right')]);
-    assert.equal(right.code, 0, right.stderr);
+    assert.equal(right.code, EXIT.OK, right.stderr);
     const keys = await sandbox.listKeys('backups/daily/testgroup/testhost/secured/');
     assert.equal(keys.length, 2);
     const manifest = (await sandbox.getObject(keys.find((k) => k.endsWith('.manifest.json'))!)).toString();
@@ -145,7 +146,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
 
   test('one bad database in a source: the good one is not committed either', async () => {
     const result = await backup([{ ...pgSource('mixed'), databases: [pgDb, 'no_such_database_here'] }]);
-    assert.equal(result.code, 4);
+    assert.equal(result.code, EXIT.SOURCE);
     assert.match(result.log, /database "no_such_database_here" does not exist/);
     await assertNothingLeft('mixed');
     assert.equal((await inbox.receive()).length, 1);
@@ -157,7 +158,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
     try {
       const bin = fakePgBin('s3fail', 'head -c 12000000 /dev/urandom');
       const result = await backup([pgSource('s3fail', { binDir: bin })], { endpoint: proxy.url });
-      assert.equal(result.code, 5, result.stderr);
+      assert.equal(result.code, EXIT.STORAGE, result.stderr);
       assert.match(result.log, /upload to s3:\/\/.*s3fail.* failed/);
       assert.match(result.log, /the incomplete upload was aborted/);
       assert.ok(proxy.dropped() > 0, 'the proxy dropped part uploads');
@@ -176,7 +177,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
       // Once the upload is under way: the signal then lands mid-dump, not during start-up.
       when: async () => (await sandbox.openMultipartUploads()).some((k) => k.includes('/interrupted/')),
     });
-    assert.equal(result.code, 12, result.log);
+    assert.equal(result.code, EXIT.INTERRUPTED, result.log);
     assert.ok(Date.now() - started < 20_000, 'stopped promptly, not after the dump tool finished');
     assert.match(result.log, /backup interrupted by SIGTERM while dumping/);
     await assertNothingLeft('interrupted');
@@ -187,7 +188,7 @@ describe('a failed backup leaves nothing and always alerts', () => {
 
   test('unknown source: usage error listing the configured ones, nothing attempted', async () => {
     const result = await backup([pgSource('real')], {}, ['--source', 'nope']);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, EXIT.USAGE);
     assert.match(result.log, /unknown source "nope". Configured sources: real/);
   });
 
@@ -195,28 +196,28 @@ describe('a failed backup leaves nothing and always alerts', () => {
     const badJson = join(sandbox.dir, 'bad.json');
     writeFileSync(badJson, '{"group": "x",}');
     const r1 = await sandbox.runCli(['backup', '--config', badJson]);
-    assert.equal(r1.code, 3);
+    assert.equal(r1.code, EXIT.CONFIG);
     assert.match(r1.log, /configuration file .*bad\.json is not valid JSON/);
 
     const badField = sandbox.writeConfig({ ...sandbox.config({ sources: [{ name: 'x', type: 'oracle' } as never] }) });
     const r2 = await sandbox.runCli(['backup', '--config', badField]);
-    assert.equal(r2.code, 3);
+    assert.equal(r2.code, EXIT.CONFIG);
     assert.match(r2.log, /sources\[0\]\.type/);
 
     const badName = sandbox.writeConfig(sandbox.config({ group: 'no spaces allowed', sources: [pgSource('x')] }));
     const r3 = await sandbox.runCli(['backup', '--config', badName]);
-    assert.equal(r3.code, 3);
+    assert.equal(r3.code, EXIT.CONFIG);
     assert.match(r3.log, /group: must be 1-63 characters/);
 
     const r4 = await sandbox.runCli(['backup', '--config', join(sandbox.dir, 'missing.json')]);
-    assert.equal(r4.code, 3);
+    assert.equal(r4.code, EXIT.CONFIG);
     assert.match(r4.log, /cannot read configuration file .*missing\.json: ENOENT/);
   });
 
   test('a private key given as recipient is refused before anything runs', async () => {
     const config = sandbox.config({ sources: [pgSource('keys')], recipients: { file: sandbox.recipient.privateFile } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 7);
+    assert.equal(result.code, EXIT.KEYS);
     assert.match(result.log, /recipients holds a PRIVATE key; give only the public half/);
     await assertNothingLeft('keys');
   });

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
 import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
@@ -50,7 +51,7 @@ describe('messages that tell the truth', () => {
     });
     try {
       const result = await backup([pgSource('outage', { binDir: bin })], { endpoint: proxy.url });
-      assert.equal(result.code, 5, result.log);
+      assert.equal(result.code, EXIT.STORAGE, result.log);
       assert.match(result.log, /upload to s3:\/\/.*outage.* failed/);
       assert.match(result.log, /could not abort the incomplete upload of backups\/daily\/testgroup\/testhost\/outage\/.*; S3's lifecycle rule removes it within a day/);
       assert.doesNotMatch(result.log, /the incomplete upload was aborted/);
@@ -78,7 +79,7 @@ describe('messages that tell the truth', () => {
       writeFileSync(join(bin, 'pg_dump'), '#!/bin/sh\nif [ "$1" = --version ]; then exec /usr/bin/pg_dump --version; fi\nhead -c 12000000 /dev/urandom\n');
       chmodSync(join(bin, 'pg_dump'), 0o755);
       const result = await backup([pgSource('flaky', { binDir: bin })], { endpoint: proxy.url });
-      assert.equal(result.code, 5, result.log);
+      assert.equal(result.code, EXIT.STORAGE, result.log);
       assert.match(result.log, /; the incomplete upload was aborted/);
       assert.deepEqual((await sandbox.openMultipartUploads()).filter((k) => k.includes('/flaky/')), []);
       const [alert] = await inbox.receive();
@@ -92,7 +93,7 @@ describe('messages that tell the truth', () => {
 describe('user errors get their own exit code and message', () => {
   test('a PostgreSQL role that does not exist: exit 4, "no role", not "unreachable"', async () => {
     const result = await backup([pgSource('norole', { user: 'cs_no_such_role' })]);
-    assert.equal(result.code, 4, result.log);
+    assert.equal(result.code, EXIT.SOURCE, result.log);
     assert.match(result.log, /the server has no role "cs_no_such_role"/);
     assert.doesNotMatch(result.log, /unreachable/);
     assert.equal((await inbox.receive()).length, 1);
@@ -102,7 +103,7 @@ describe('user errors get their own exit code and message', () => {
     const bad = join(sandbox.dir, 'bad-recipient.asc');
     writeFileSync(bad, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n');
     const result = await backup([pgSource('badkey')], { recipients: { file: bad } });
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     const alerts = await inbox.receive();
     assert.equal(alerts.length, 1);
     assert.match(alerts[0].message, /Source badkey \(exit 7\):/);
@@ -145,16 +146,16 @@ describe('sizes and places the system cannot handle are named, not reported as a
     mkdirSync(join(sandbox.dir, 'many', '-dash'));
     writeFileSync(join(sandbox.dir, 'many', '-dash', 'f'), 'dash');
     const result = await backup([{ name: 'many', type: 'files', paths: [...paths, join(sandbox.dir, 'many', '-dash')] }]);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const tarFile = join(sandbox.dir, 'many.tar');
     const config = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'many', type: 'files', paths: ['/tmp'] }] }));
     const restored = await sandbox.runCli(['restore', '--config', config, '--source', 'many', '--key', sandbox.recipient.privateFile, '--output', tarFile]);
-    assert.equal(restored.code, 0, restored.log);
+    assert.equal(restored.code, EXIT.OK, restored.log);
     const names = execFileSync('tar', ['-tf', tarFile], { maxBuffer: 64 * 1024 * 1024 }).toString().split('\n').filter(Boolean);
     assert.equal(names.filter((n) => n.includes('f'.repeat(200))).length, 3_000);
     assert.ok(names.some((n) => n.endsWith('-dash/f')), 'the directory named "-dash" is in the archive');
     const tooMany = await backup([{ name: 'toomany', type: 'files', paths: paths.slice(0, 3), excludes: paths.map((p) => `${p}-excluded`) }]);
-    assert.equal(tooMany.code, 3, tooMany.log);
+    assert.equal(tooMany.code, EXIT.CONFIG, tooMany.log);
     assert.match(tooMany.log, /toomany.*too long for a command line/);
     assert.match(tooMany.log, /fewer/);
   });
@@ -162,13 +163,13 @@ describe('sizes and places the system cannot handle are named, not reported as a
   test('a PostgreSQL source whose excludes make pg_dump\'s command line too long: exit 3, and the inventory session it opened is closed (no hang)', { timeout: 120_000 }, async () => {
     const excludeTables = Array.from({ length: 3_000 }, (_, i) => `public.${'t'.repeat(1_000)}${i}`);
     const result = await backup([pgSource('longpg', { excludeTables })]);
-    assert.equal(result.code, 3, result.log);
+    assert.equal(result.code, EXIT.CONFIG, result.log);
     assert.match(result.log, /longpg.*too long for a command line/);
   });
 
   test('a path under /proc, /sys or /dev (tar can block forever reading them): exit 3 naming the path, before any dump', async () => {
     const result = await backup([{ name: 'procs', type: 'files', paths: ['/etc/hostname', '/proc/kmsg'] }]);
-    assert.equal(result.code, 3, result.log);
+    assert.equal(result.code, EXIT.CONFIG, result.log);
     assert.match(result.log, /\/proc\/kmsg/);
     assert.match(result.log, /virtual file system/);
   });

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { manifestKey, messageRecipientKeyIds, openManifest, readPublicKeys, type Manifest } from '../../format';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import {
   createMysqlFixture,
@@ -92,7 +93,7 @@ describe('backup round trips', () => {
       upload: { partSizeMiB: 5 },
     });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const keys = await sandbox.listKeys('backups/daily/testgroup/testhost/pgmain/');
     const manifests = keys.filter((k) => k.endsWith('.manifest.json'));
     assert.equal(manifests.length, 1);
@@ -132,7 +133,7 @@ describe('backup round trips', () => {
     // Encrypted in process by openpgp.js (hosts without gpg); PostgreSQL above went through the gpg binary.
     const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, inventory: false }], encryption: { implementation: 'openpgp.js' } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const [key] = (await sandbox.listKeys('backups/weekly/testgroup/testhost/maria/')).filter((k) => k.endsWith('.manifest.json'));
     const manifest = await openSignedManifest(key);
     assert.equal(manifest.artifacts[0].completion.method, 'marker');
@@ -149,7 +150,7 @@ describe('backup round trips', () => {
   test('files: permissions, symlinks, empty directories, unicode names; excludes honoured', async () => {
     const config = sandbox.config({ sources: [{ name: 'docs', type: 'files', paths: [filesRoot], excludes: ['*.log'] }], compression: { algorithm: 'gzip' } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'monthly']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const [key] = (await sandbox.listKeys('backups/monthly/testgroup/testhost/docs/')).filter((k) => k.endsWith('.manifest.json'));
     const manifest = await openSignedManifest(key);
     assert.equal(manifest.compression.algorithm, 'gzip');

@@ -36,7 +36,7 @@ before(async () => {
   });
   configFile = sandbox.writeConfig(config);
   const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(result.code, 0, result.log);
+  assert.equal(result.code, EXIT.OK, result.log);
   manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/seg/')).find((k) => k.endsWith('.manifest.json'))!;
   manifest = (await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'))).document;
   artifact = manifest.artifacts[0];
@@ -102,18 +102,18 @@ describe('segmented backups', () => {
     const target = uniqueDbName('cs_segc');
     restored.push(target);
     const result = await sandbox.runCli(['restore', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--key', sandbox.recipient.privateFile, '--safety-dir', join(sandbox.dir, 'safety'), '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${target}`, '--yes']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(db));
   });
 
   test('verify, verify --deep and the drill pass on the segmented backup', async () => {
     const plain = await sandbox.runCli(['verify', '--config', configFile, '--source', 'seg', '--host', 'testhost']);
-    assert.equal(plain.code, 0, `${plain.stdout}\n${plain.log}`);
+    assert.equal(plain.code, EXIT.OK, `${plain.stdout}\n${plain.log}`);
     assert.match(plain.stdout, /\(\d+ segments\)/);
     const deep = await sandbox.runCli(['verify', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--deep', '--key', sandbox.recipient.privateFile]);
-    assert.equal(deep.code, 0, `${deep.stdout}\n${deep.log}`);
+    assert.equal(deep.code, EXIT.OK, `${deep.stdout}\n${deep.log}`);
     const drill = await sandbox.runCli(['drill', '--config', configFile, '--key', sandbox.recipient.privateFile, '--host', 'testhost', '--json']);
-    assert.equal(drill.code, 0, `${drill.stdout}\n${drill.log}`);
+    assert.equal(drill.code, EXIT.OK, `${drill.stdout}\n${drill.log}`);
   });
 
   test('a segment more than the signed manifest lists fails verify', async () => {

@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { CreateBucketCommand, S3Client, UploadPartCommand, CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
+import { EXIT } from '../../format/exit-codes';
 import { withPayloadHash } from '../../agent/src/pipeline/multipart';
 import { createAgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';
@@ -30,7 +31,7 @@ test('each uploaded part is signed with its own SHA-256, which is also the manif
       sources: [{ name: 'wire', type: 'postgres', databases: ['postgres'], host: '127.0.0.1', user: 'postgres', binDir: bin }],
     });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
 
     const parts = proxy.seen.filter((r) => r.method === 'PUT' && r.query.has('partNumber'));
     assert.equal(parts.length, 3, '13 MB of incompressible data in 5 MiB parts');
@@ -87,7 +88,7 @@ test('Object Lock retention per tier and SSE-KMS are set on every object, artifa
     });
     const before = Date.now();
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const writes = proxy.seen.filter((r) => (r.method === 'PUT' && !r.query.has('partNumber')) || (r.method === 'POST' && r.query.has('uploads')));
     assert.equal(writes.length, 2, 'the artifact (one small PUT) and the manifest');
     for (const write of writes) {

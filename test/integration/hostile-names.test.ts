@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, mysqlContentFingerprint, PG, pgContentFingerprint } from '../../e2e/databases';
 
@@ -59,7 +60,7 @@ after(async () => {
 describe('hostile database names', () => {
   test('a MariaDB database named "--result-file=FILE" (found by databases "all") is backed up, FILE untouched', async () => {
     const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     assert.equal(readFileSync(myVictim, 'utf8'), VICTIM_CONTENT, 'mysqldump must not read the name as --result-file');
     assert.equal(readFileSync(pgVictim, 'utf8'), VICTIM_CONTENT, 'pg_dump must not read the name as --file');
     const keys = await sandbox.listKeys('backups/daily/testgroup/testhost/');
@@ -71,9 +72,9 @@ describe('hostile database names', () => {
     const [myBefore, pgBefore] = await Promise.all([mysqlContentFingerprint(myHostile), pgContentFingerprint(pgHostile)]);
     const restore = (args: string[]) => sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args]);
     const my = await restore(['--source', 'maria', `--artifact=${myHostile}`, '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${encodeURIComponent(myHostile)}`]);
-    assert.equal(my.code, 0, my.log);
+    assert.equal(my.code, EXIT.OK, my.log);
     const pg = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${encodeURIComponent(pgHostile)}`]);
-    assert.equal(pg.code, 0, pg.log);
+    assert.equal(pg.code, EXIT.OK, pg.log);
     assert.equal(readFileSync(myVictim, 'utf8'), VICTIM_CONTENT, 'the safety dump\'s mysqldump must not read the name as --result-file');
     assert.equal(readFileSync(pgVictim, 'utf8'), VICTIM_CONTENT);
     assert.equal(readdirSync(safetyDir).length, 2, `one safety dump per restore: ${readdirSync(safetyDir).join(', ')}`);

@@ -8,6 +8,7 @@ import * as openpgp from 'openpgp';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { canEncrypt, generateKeyPair, readPrivateKey, readPublicKeys } from '../../format';
 import { groupParameters } from '../../format/parameters';
+import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 
 /**
@@ -57,9 +58,9 @@ function gpgImport(file: string): string {
 describe('keys publish refuses keys that must never be in AWS', () => {
   test('the recipient private key (it can decrypt): exit 7, nothing stored', async () => {
     const out = join(sandbox.dir, 'k-recipient');
-    assert.equal((await sandbox.runCli(['keys', 'generate', '--out', out, '--only', 'recipient'])).code, 0);
+    assert.equal((await sandbox.runCli(['keys', 'generate', '--out', out, '--only', 'recipient'])).code, EXIT.OK);
     const result = await sandbox.runCli(['keys', 'publish', '--group', 'leak', '--signing-key', join(out, 'recipient.key.asc')], env);
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     assert.match(result.log, /recipient\.key\.asc \(key [0-9a-f]{40}\) can decrypt: it has an encryption key/);
     assert.match(result.log, /Nothing was published/);
     assert.equal(await parameterExists(groupParameters('leak').signingKey), false);
@@ -70,7 +71,7 @@ describe('keys publish refuses keys that must never be in AWS', () => {
     const file = join(sandbox.dir, 'old-signing.key.asc');
     writeFileSync(file, old.privateKey, { mode: 0o600 });
     const result = await sandbox.runCli(['keys', 'publish', '--group', 'oldstyle', '--signing-key', file], env);
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     assert.equal(await parameterExists(groupParameters('oldstyle').signingKey), false);
   });
 
@@ -85,7 +86,7 @@ describe('keys publish refuses keys that must never be in AWS', () => {
     const file = join(sandbox.dir, 'stripped.key.asc');
     writeFileSync(file, stripped.armor(), { mode: 0o600 });
     const result = await sandbox.runCli(['keys', 'publish', '--group', 'shared', '--signing-key', file], env);
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     assert.match(result.log, new RegExp(`shares key id [0-9a-f]{16} with recipient ${recipient.fingerprint} in ${names.recipients}`));
     assert.equal(await parameterExists(names.signingKey), false);
   });
@@ -95,7 +96,7 @@ describe('keys generate', () => {
   test('the signing pair is sign-only, the recipient pair encrypts, and gpg 2.2 imports both without warnings', async () => {
     const out = join(sandbox.dir, 'k-gen');
     const result = await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const signing = await readPrivateKey(readFileSync(join(out, 'prod-signing.key.asc'), 'utf8'), 'signing');
     assert.equal(canEncrypt(signing), false, 'no encryption subkey on a signing key');
     assert.equal(signing.subkeys.length, 0);
@@ -118,7 +119,7 @@ describe('keys generate', () => {
     writeFileSync(victim, 'do not touch\n');
     symlinkSync(victim, join(out, 'recipient.pub.asc'));
     const result = await sandbox.runCli(['keys', 'generate', '--out', out, '--only', 'recipient', '--force']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     assert.equal(statSync(join(out, 'recipient.key.asc')).mode & 0o777, 0o600);
     assert.match(readFileSync(join(out, 'recipient.key.asc'), 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
     const pub = lstatSync(join(out, 'recipient.pub.asc'));
@@ -134,7 +135,7 @@ describe('keys generate', () => {
     mkdirSync(out, { mode: 0o700 });
     writeFileSync(join(out, 'prod-signing.pub.asc'), 'old public\n');
     const result = await sandbox.runCli(['keys', 'generate', '--out', out, '--group', 'prod']);
-    assert.equal(result.code, 11, result.log);
+    assert.equal(result.code, EXIT.REFUSED, result.log);
     assert.match(result.log, /prod-signing\.pub\.asc already exists; a key is never overwritten silently/);
     for (const file of ['prod-signing.key.asc', 'recipient.key.asc', 'recipient.pub.asc']) assert.throws(() => lstatSync(join(out, file)), /ENOENT/, `${file} must not be written`);
     assert.equal(readFileSync(join(out, 'prod-signing.pub.asc'), 'utf8'), 'old public\n');
@@ -145,7 +146,7 @@ describe('backup refuses a signing key as recipient', () => {
   test('recipients = the group signing key: exit 7 before any dump, nothing uploaded', async () => {
     const config = sandbox.config({ recipients: { file: sandbox.signing.publicFile }, sources: [{ name: 'etc', type: 'files', paths: [sandbox.dir] }] });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     assert.match(result.log, /recipients: key [0-9a-f]{40} is the signing key of group testgroup/);
     assert.deepEqual(await sandbox.listKeys('backups/'), []);
   });
@@ -153,7 +154,7 @@ describe('backup refuses a signing key as recipient', () => {
   test('recipients = the committed example key: exit 7, naming the command that makes real keys', async () => {
     const config = sandbox.config({ recipients: { file: join(__dirname, '..', '..', 'infra', 'example-keys', 'escrow.pub.asc') }, sources: [{ name: 'etc', type: 'files', paths: [sandbox.dir] }] });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily']);
-    assert.equal(result.code, 7, result.log);
+    assert.equal(result.code, EXIT.KEYS, result.log);
     assert.match(result.log, /example key committed in infra\/example-keys\/escrow\.pub\.asc.*coldseal keys generate/);
   });
 });

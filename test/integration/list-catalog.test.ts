@@ -73,14 +73,14 @@ describe('listing and "latest" past 1,000 objects', () => {
 
   test('coldseal list --json filters by host, tier and time; status shows each source\'s own latest', async () => {
     const list = await sandbox.runCli(['list', '--config', configFile, '--host', 'beta', '--tier', 'weekly', '--since', '2025-06-01', '--json']);
-    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.code, EXIT.OK, list.stderr);
     const rows = JSON.parse(list.stdout) as { host: string; tier: string; time: string; complete: boolean; storage: string; bytes: number }[];
     const expected = Array.from({ length: PER_HOST }, (_, i) => i).filter((i) => i % 7 === 0 && base + i * 86_400_000 >= Date.parse('2025-06-01')).length;
     assert.equal(rows.length, expected);
     assert.ok(rows.every((r) => r.host === 'beta' && r.tier === 'weekly' && r.complete && r.storage === 'STANDARD' && r.bytes === 1));
 
     const status = await sandbox.runCli(['status', '--config', configFile, '--json']);
-    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.code, EXIT.OK, status.stderr);
     const statuses = JSON.parse(status.stdout) as { host: string; source: string; backups: number; incomplete: number; latest?: { stamp: string } }[];
     const of = (host: string, source: string) => statuses.find((s) => s.host === host && s.source === source);
     assert.equal(of('alpha', 'db')?.latest?.stamp, stampAt(PER_HOST - 1, 0));
@@ -90,7 +90,7 @@ describe('listing and "latest" past 1,000 objects', () => {
     assert.equal(of('alpha', 'other')?.latest?.stamp, stampAt(PER_HOST + 5));
 
     const human = await sandbox.runCli(['list', '--config', configFile, '--host', 'alpha', '--source', 'db', '--incomplete']);
-    assert.equal(human.code, 0, human.stderr);
+    assert.equal(human.code, EXIT.OK, human.stderr);
     assert.match(human.stdout, /STAMP\s+TIER\s+HOST\s+SOURCE\s+SIZE\s+STORAGE\s+STATE/);
     assert.match(human.stdout, new RegExp(`${stampAt(PER_HOST + 1)}\\s+daily\\s+alpha\\s+db\\s+1 B\\s+STANDARD\\s+INCOMPLETE \\(no manifest\\)`));
   });

@@ -122,7 +122,7 @@ describe('archived backups through the CLI (moto)', () => {
     writeFileSync(join(root, 'a.txt'), 'archived content\n');
     configFile = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'docs', type: 'files', paths: [root] }] }));
     const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'yearly']);
-    assert.equal(backup.code, 0, backup.stderr);
+    assert.equal(backup.code, EXIT.OK, backup.stderr);
     const [manifestKey] = (await sandbox.listKeys('backups/yearly/')).filter((k) => k.endsWith('.manifest.json'));
     const manifest = peekManifest((await sandbox.getObject(manifestKey)).toString('utf8'));
     // What the yearly lifecycle rule does in AWS: move the ciphertext to Glacier (the manifest stays in STANDARD).
@@ -136,14 +136,14 @@ describe('archived backups through the CLI (moto)', () => {
 
   test('list shows the storage class; verify checks what it can without reading the archive', async () => {
     const list = await sandbox.runCli(['list', '--config', configFile, '--json']);
-    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.code, EXIT.OK, list.stderr);
     const rows = JSON.parse(list.stdout) as { tier: string; storage: string; artifacts: { storageClass: string }[] }[];
     assert.equal(rows.length, 1);
     assert.equal(rows[0].artifacts[0].storageClass, 'GLACIER');
     assert.equal(rows[0].storage, 'GLACIER');
 
     const verify = await sandbox.runCli(['verify', '--config', configFile, '--source', 'docs']);
-    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(verify.code, EXIT.OK, verify.stderr);
     assert.match(verify.stdout, /ok\s+signature: /);
     assert.match(verify.stdout, /skip {2}checksum: archived in GLACIER/);
   });
@@ -166,7 +166,7 @@ describe('archived backups through the CLI (moto)', () => {
     assert.match(list[0].storage, /GLACIER \(restored until/);
 
     const done = await sandbox.runCli(base);
-    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.code, EXIT.OK, done.stderr);
     assert.match(done.stderr, /using the restored copy of archived/);
     assert.equal(readFileSync(join(out, 'x', root, 'a.txt'), 'utf8'), 'archived content\n');
   });

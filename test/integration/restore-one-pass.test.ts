@@ -62,7 +62,7 @@ before(async () => {
   const config = sandbox.config({ host: 'onepass', sources: [{ name: 'pg', type: 'postgres', databases: [sourceDb], host: PG.host, port: PG.port, user: PG.user }], upload: { partSizeMiB: 5 } });
   configFile = sandbox.writeConfig(config);
   const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.code, EXIT.OK, result.stderr);
   [manifestKey] = (await sandbox.listKeys('backups/daily/testgroup/onepass/pg/')).filter((k) => k.endsWith('.manifest.json'));
   manifest = peekManifest((await sandbox.getObject(manifestKey)).toString('utf8'));
   const artifact = manifest.artifacts[0];
@@ -81,7 +81,7 @@ describe('one-pass restore of a multi-part backup', () => {
     test(`--output through ${engine}: the exact dump, no partial file left`, async () => {
       const file = join(outDir, `dump-${engine}.pgdump`);
       const result = await restore(['--output', file], { COLDSEAL_DECRYPT: engine });
-      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.code, EXIT.OK, result.stderr);
       assert.ok(readFileSync(file).equals(original), 'restored bytes equal the dump');
       assert.deepEqual(readdirSync(outDir).filter((f) => f.includes('partial')), []);
       assert.match(result.log, /every part's SHA-256/);
@@ -92,7 +92,7 @@ describe('one-pass restore of a multi-part backup', () => {
     const target = uniqueDbName('cs_1new');
     newDbs.push(target);
     const result = await restore(['--target', pgUrl(target)]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(sourceDb));
     const restored = await databaseLevel(target);
     assert.deepEqual(restored, await databaseLevel(sourceDb));

@@ -48,7 +48,7 @@ before(async () => {
   await createPgFixture(pgDb, 1500);
   configFile = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'pg', type: 'postgres', databases: [pgDb], host: PG.host, port: PG.port, user: PG.user }] }));
   const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, 0, backup.stderr);
+  assert.equal(backup.code, EXIT.OK, backup.stderr);
   replica = new S3Client({ ...sandbox.account.clientConfig, region: REPLICA_REGION });
   replicaBucket = uniqueName('coldseal-replica');
   await replica.send(new CreateBucketCommand({ Bucket: replicaBucket, CreateBucketConfiguration: { LocationConstraint: REPLICA_REGION } }));
@@ -63,7 +63,7 @@ after(async () => {
 describe('restore and drill from the replica', () => {
   test('drill --replica while the primary is there: reads the replica, writes its receipt to the data bucket, recording the replica', async () => {
     const result = await sandbox.runCli(['drill', '--config', configFile, '--key', sandbox.recipient.privateFile, ...flags(), '--json']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const { receiptKey, receipt } = JSON.parse(result.stdout) as { receiptKey: string; receipt: { ok: boolean; readFrom?: unknown } };
     assert.ok(receipt.ok);
     assert.deepEqual(receipt.readFrom, { bucket: replicaBucket, region: REPLICA_REGION });
@@ -84,16 +84,16 @@ describe('restore and drill from the replica', () => {
     assert.equal(plain.code, EXIT.STORAGE, 'without --replica the data bucket is read, and it is gone');
 
     const list = await sandbox.runCli(['list', '--config', configFile, ...flags(), '--json']);
-    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.code, EXIT.OK, list.stderr);
     const rows = JSON.parse(list.stdout) as { source: string; complete: boolean; drill?: { ok: boolean } }[];
     assert.deepEqual(rows.map((r) => [r.source, r.complete, r.drill?.ok]), [['pg', true, true]]);
 
     const status = await sandbox.runCli(['status', '--config', configFile, ...flags(), '--json']);
-    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.code, EXIT.OK, status.stderr);
     assert.deepEqual((JSON.parse(status.stdout) as { source: string; incomplete: number }[]).map((s) => [s.source, s.incomplete]), [['pg', 0]]);
 
     const verify = await sandbox.runCli(['verify', '--config', configFile, ...flags(), '--source', 'pg', '--signing-public-key', sandbox.signing.publicFile]);
-    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.equal(verify.code, EXIT.OK, verify.stdout + verify.stderr);
     for (const check of ['signature', 'object', 'checksum']) assert.match(verify.stdout, new RegExp(`ok\\s+${check}: `));
   });
 
@@ -101,7 +101,7 @@ describe('restore and drill from the replica', () => {
     const target = uniqueDbName('cs_xrs');
     targets.push(target);
     const result = await sandbox.runCli(['restore', '--config', configFile, ...flags(), '--source', 'pg', '--key', sandbox.recipient.privateFile, '--signing-public-key', sandbox.signing.publicFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${target}`]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, /every check passed/);
     assert.match(result.log, new RegExp(`reading from the offsite replica s3://${replicaBucket} \\(${REPLICA_REGION}\\)`));
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(pgDb));
@@ -110,7 +110,7 @@ describe('restore and drill from the replica', () => {
   test('drill --replica with the primary gone: --receipt-file keeps the signed receipt locally; without it the receipt is kept and the failed write named', async () => {
     const file = join(workDir, 'drill.json');
     const result = await sandbox.runCli(['drill', '--config', configFile, '--key', sandbox.recipient.privateFile, ...flags(), '--receipt-file', file]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, new RegExp(`receipt: ${file}`));
     const opened = await openDrillReceipt(readFileSync(file, 'utf8'), await readPublicKeys(sandbox.signing.publicKey, 'signing'));
     assert.ok(opened.document.ok);
@@ -140,7 +140,7 @@ describe('restore and drill from the replica', () => {
     const info: DeploymentInfo = { formatVersion: 1, documentName: 'doc', region: sandbox.account.clientConfig.region, hostTagKey: 'coldseal-group', groups: ['testgroup'], executionTimeoutSeconds: 3600, maxConcurrency: '10', maxErrors: '0', replica: { bucket: replicaBucket, region: REPLICA_REGION } };
     await ssm.send(new PutParameterCommand({ Name: '/coldseal/deployment', Type: 'String', Value: JSON.stringify(info), Overwrite: true }));
     const list = await sandbox.runCli(['list', '--config', configFile, '--replica', '--json']);
-    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.code, EXIT.OK, list.stderr);
     assert.deepEqual((JSON.parse(list.stdout) as { source: string }[]).map((r) => r.source), ['pg']);
 
     const { replica: _none, ...withoutReplica } = info;

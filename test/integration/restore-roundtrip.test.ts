@@ -75,7 +75,7 @@ before(async () => {
     }),
   );
   const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, 0, backup.stderr);
+  assert.equal(backup.code, EXIT.OK, backup.stderr);
   [pgManifest, myManifest] = await Promise.all([manifestOf('pg'), manifestOf('maria')]);
 });
 
@@ -116,7 +116,7 @@ describe('restore round trips', () => {
     const target = uniqueDbName('cs_rnew');
     pgTargets.push(target);
     const result = await restore(['--source', 'pg', '--target', pgUrl(target)]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, new RegExp(`restored testhost/pg/${pgDb} from backup \\d{8}T\\d{6}Z \\(daily\\) into PostgreSQL database "${target}"`));
     assert.match(result.stderr, /checks passed: every part's SHA-256, the whole SHA-256/);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(pgDb));
@@ -131,7 +131,7 @@ describe('restore round trips', () => {
     await createPgFixture(target, 10);
     await pgQuery(target, `delete from sales.audit; create table public.only_here (x int); insert into public.only_here values (42)`);
     const result = await restore(['--source', 'pg', '--target', pgUrl(target), '--yes']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const safety = /safety dump of the previous content: (.+)/.exec(result.stdout)?.[1];
     assert.ok(safety && existsSync(safety), `safety dump path printed and present: ${result.stdout}`);
     // Encrypted to the recipients by default: the key that restores backups reads it.
@@ -203,13 +203,13 @@ describe('restore round trips', () => {
     const target = uniqueDbName('cs_rtable');
     pgTargets.push(target);
     const result = await restore(['--source', 'pg', '--target', pgUrl(target), '--table', 'sales.customers']);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const tables = await pgQuery<{ t: string }>(target, `select table_schema || '.' || table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') order by 1`);
     assert.deepEqual(tables.map((t) => t.t), ['sales.customers']);
     assert.equal((await pgContentFingerprint(target))['sales.customers'], (await pgContentFingerprint(pgDb))['sales.customers']);
 
     const list = await restore(['--source', 'pg', '--list']);
-    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.code, EXIT.OK, list.stderr);
     assert.match(list.stdout, /TABLE DATA sales orders/);
     assert.match(list.stdout, /SEQUENCE SET public invoice_seq/);
     assert.match(list.stdout, /BLOB/);
@@ -220,7 +220,7 @@ describe('restore round trips', () => {
     outDirs.push(dir);
     const file = join(dir, 'dump.pgdump');
     const result = await restore(['--source', 'pg', '--output', file]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const artifact = pgManifest.artifacts.find((a) => a.name === pgDb)!;
     assert.equal(statSync(file).size, artifact.uncompressedBytes);
     assert.equal(readFileSync(file).subarray(0, 5).toString(), 'PGDMP');
@@ -236,9 +236,9 @@ describe('restore round trips', () => {
     assert.equal(noPass.code, EXIT.KEYS);
     assert.match(noPass.stderr, /protected by a passphrase; give it \(COLDSEAL_KEY_PASSPHRASE or --passphrase-file\)/);
     const byFile = await sandbox.runCli([...base, '--passphrase-file', join(dir, 'pass'), '--output', join(dir, 'byfile.pgdump')]);
-    assert.equal(byFile.code, 0, byFile.stderr);
+    assert.equal(byFile.code, EXIT.OK, byFile.stderr);
     const byEnv = await sandbox.runCli([...base, '--output', join(dir, 'byenv.pgdump')], { COLDSEAL_KEY_PASSPHRASE: 'correct horse' });
-    assert.equal(byEnv.code, 0, byEnv.stderr);
+    assert.equal(byEnv.code, EXIT.OK, byEnv.stderr);
     assert.deepEqual(readFileSync(join(dir, 'byenv.pgdump')), readFileSync(file));
 
     const leaked = await restore(['--source', 'pg', '--target', `postgres://postgres:hunter2@127.0.0.1:5432/${uniqueDbName('never')}`]);
@@ -251,12 +251,12 @@ describe('restore round trips', () => {
     const target = uniqueDbName('cs_rmyt');
     myTargets.push(target);
     const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     const original = await mysqlContentFingerprint(myDb);
     assert.deepEqual(await mysqlContentFingerprint(target), original);
 
     const again = await restore(['--source', 'maria', '--target', myUrl(target), '--yes']);
-    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.code, EXIT.OK, again.stderr);
     const safety = /safety dump of the previous content: (.+)/.exec(again.stdout)?.[1];
     assert.ok(safety && existsSync(safety));
     assert.match((await decryptSafetyDump(safety)).toString('utf8'), /-- Dump completed/);
@@ -269,13 +269,13 @@ describe('restore round trips', () => {
     const dir = mkdtempSync(join(tmpdir(), 'coldseal-restore-dir-'));
     outDirs.push(dir);
     const result = await restore(['--source', 'docs', '--directory', dir]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.deepEqual(treeListing(join(dir, filesRoot)), treeListing(filesRoot));
 
     const again = await restore(['--source', 'docs', '--directory', dir]);
     assert.equal(again.code, EXIT.REFUSED);
     assert.match(again.stderr, /is not empty.*--yes/s);
     const forced = await restore(['--source', 'docs', '--directory', dir, '--yes']);
-    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(forced.code, EXIT.OK, forced.stderr);
   });
 });

@@ -36,7 +36,7 @@ before(async () => {
     }),
   );
   const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, 0, backup.log);
+  assert.equal(backup.code, EXIT.OK, backup.log);
 });
 
 after(async () => {
@@ -55,7 +55,7 @@ describe('safety dumps', () => {
     mkdirSync(dir);
     chmodSync(dir, 0o755);
     const result = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${pgDb}`, '--safety-dir', dir]);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const path = /safety dump of the previous content: (.+)/.exec(result.stdout)?.[1];
     assert.ok(path, result.stdout);
     assert.match(path, /\.pgdump\.pgp$/);
@@ -72,7 +72,7 @@ describe('safety dumps', () => {
   test('MySQL with --no-encrypt-safety-dump: plaintext, still 0600 in a new 0700 directory', async () => {
     const dir = join(work, 'new', 'my');
     const result = await restore(['--source', 'maria', '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${myDb}`, '--safety-dir', dir, '--no-encrypt-safety-dump']);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const [file] = readdirSync(dir);
     assert.match(file, /\.sql$/);
     assert.match(result.stdout, /mode 0600, PLAINTEXT/);

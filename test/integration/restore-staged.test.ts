@@ -113,7 +113,7 @@ before(async () => {
     }),
   );
   const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, 0, backup.stderr);
+  assert.equal(backup.code, EXIT.OK, backup.stderr);
   for (const source of ['maria', 'docs', 'pg']) {
     const [key] = (await sandbox.listKeys(`backups/daily/testgroup/staged/${source}/`)).filter((k) => k.endsWith('.manifest.json'));
     const m = peekManifest((await sandbox.getObject(key)).toString('utf8'));
@@ -135,7 +135,7 @@ describe('staged restores: the target changes only after every check', () => {
     const target = uniqueDbName('cs_stnew');
     myTargets.push(target);
     const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.log, /checks passed: every part's SHA-256, the whole SHA-256 .*completion trailer, size/);
     assert.deepEqual(await mysqlContentFingerprint(target), await mysqlContentFingerprint(myDb));
     assert.equal(await mysqlObjects(target), 'views big_noise,big_orders,on_a_view; events nightly');
@@ -153,7 +153,7 @@ describe('staged restores: the target changes only after every check', () => {
     await createMysqlFixture(target, 10);
     await myQuery(`create table only_here (x int); create view only_here_view as select x from only_here`, target);
     const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, /safety dump of the previous content: /);
     assert.deepEqual(await mysqlContentFingerprint(target), await mysqlContentFingerprint(myDb));
     assert.equal(await mysqlObjects(target), await mysqlObjects(myDb));
@@ -164,7 +164,7 @@ describe('staged restores: the target changes only after every check', () => {
     const parent = newDir();
     const dir = join(parent, 'restored');
     const result = await restore(['--source', 'docs', '--directory', dir]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.deepEqual(treeListing(join(dir, filesRoot)), treeListing(filesRoot));
     assert.deepEqual(readdirSync(parent), ['restored']);
     // Not the staging area's 0700: what mkdir would have made.
@@ -174,7 +174,7 @@ describe('staged restores: the target changes only after every check', () => {
   test('files into an existing directory: same paths replaced, other files left alone', async () => {
     const { dir } = existingDestination();
     const result = await restore(['--source', 'docs', '--directory', dir]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, EXIT.OK, result.stderr);
     assert.equal(readFileSync(join(dir, filesRoot, 'sub', 'b.txt'), 'utf8'), 'b from the backup\n');
     assert.equal(readFileSync(join(dir, filesRoot, 'keep.txt'), 'utf8'), 'only in the destination\n');
     assert.equal(readFileSync(join(dir, 'top.txt'), 'utf8'), 'top\n');
@@ -243,7 +243,7 @@ describe('staged restores: the target changes only after every check', () => {
       await forgeArtifact(sandbox, key, name, tar.subarray(0, Math.floor(tar.length * 0.7)));
       const { dir, before: was } = existingDestination();
       const result = await restore(['--source', 'docs', '--directory', dir]);
-      assert.notEqual(result.code, 0, result.stderr);
+      assert.notEqual(result.code, EXIT.OK, result.stderr);
       assert.match(result.stderr, /tar into .* failed/);
       assert.deepEqual(treeListing(dir), was);
     });
@@ -265,7 +265,7 @@ describe('staged restores: the target changes only after every check', () => {
     test('roles come back with their attributes; CREATE ROLE of an existing role is skipped, its ALTER ROLE applied', async () => {
       await forgeArtifact(sandbox, globalsManifestKey, 'globals', script(`CREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS;\nCREATE ROLE ${roles[0]};\nALTER ROLE ${roles[0]} WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB NOLOGIN NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;`));
       const result = await restore(['--source', 'pg', '--artifact', 'globals', '--target', pgUrl(pgDb)]);
-      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.code, EXIT.OK, result.stderr);
       assert.deepEqual(await pgQuery('postgres', `select rolcanlogin, rolconnlimit from pg_roles where rolname = '${roles[0]}'`), [{ rolcanlogin: false, rolconnlimit: 3 }]);
     });
 

@@ -54,7 +54,7 @@ before(async () => {
       });
       configs.set(host, sandbox.writeConfig(config));
       const result = await sandbox.runCli(['backup', '--config', configs.get(host)!, '--tier', 'daily']);
-      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.code, EXIT.OK, result.stderr);
     }),
   );
 });

@@ -76,7 +76,7 @@ const commandIdIn = (stdout: string): string => stdout.match(/command ([0-9a-f-]
 describe('against moto: the deployment parameter and SendCommand', () => {
   test('a group by tag: the deployed document, the schedule\'s spread, the parameters, who asked, and how to follow it', async () => {
     const result = await sandbox.runCli(['trigger', '--group', 'db', '--tier', 'weekly', '--source', 'pg', '--timeout', '7200'], env);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const commandId = commandIdIn(result.stdout);
     assert.match(result.stdout, /sent backup of group db to every host tagged coldseal-group=db/);
     assert.ok(result.stdout.includes(`follow it: aws ssm list-command-invocations --region us-east-1 --command-id ${commandId} --details`), result.stdout);
@@ -94,7 +94,7 @@ describe('against moto: the deployment parameter and SendCommand', () => {
 
   test('--drill targets the drill tag with action drill; --json prints the result for scripts', async () => {
     const result = await sandbox.runCli(['--json', 'trigger', '--drill'], env);
-    assert.equal(result.code, 0, result.log);
+    assert.equal(result.code, EXIT.OK, result.log);
     const printed = JSON.parse(result.stdout) as TriggerResult;
     assert.equal(printed.action, 'drill');
     assert.equal(printed.group, 'db');

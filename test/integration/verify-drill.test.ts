@@ -44,7 +44,7 @@ before(async () => {
   configFile = sandbox.writeConfig(sandbox.config({ sources }));
   forgedConfig = sandbox.writeConfig(sandbox.config({ host: 'forged', sources }));
   const results = await Promise.all([sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']), sandbox.runCli(['backup', '--config', forgedConfig, '--tier', 'daily', '--source', 'pg,docs'])]);
-  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  for (const r of results) assert.equal(r.code, EXIT.OK, r.stderr);
 
   // "forged": a manifest re-signed by the group key whose inventory claims one row more than was dumped.
   const { key, manifest } = await manifestOf('forged', 'pg');
@@ -68,7 +68,7 @@ describe('verify and drill', () => {
   test('verify without a key: signature, recipients, completion, object, addressees and checksum of every artifact', async () => {
     for (const source of ['pg', 'maria', 'docs']) {
       const result = await sandbox.runCli(['verify', '--config', configFile, '--source', source, '--host', 'testhost']);
-      assert.equal(result.code, 0, `${source}: ${result.stdout}\n${result.stderr}`);
+      assert.equal(result.code, EXIT.OK, `${source}: ${result.stdout}\n${result.stderr}`);
       for (const check of ['signature', 'recipients', 'completion', 'object', 'message-recipients', 'checksum']) {
         assert.match(result.stdout, new RegExp(`ok\\s+${check}: `), `${source} ${check}`);
       }
@@ -78,7 +78,7 @@ describe('verify and drill', () => {
   test('verify --deep test-restores into scratch databases, compares row counts and schema with the manifest, and drops them', async () => {
     for (const source of ['pg', 'maria', 'docs']) {
       const result = await sandbox.runCli(['verify', '--config', configFile, '--source', source, '--host', 'testhost', '--deep', '--key', sandbox.recipient.privateFile, '--json']);
-      assert.equal(result.code, 0, `${source}: ${result.stdout}\n${result.stderr}`);
+      assert.equal(result.code, EXIT.OK, `${source}: ${result.stdout}\n${result.stderr}`);
       const [verification] = JSON.parse(result.stdout) as { ok: boolean; artifacts: { checks: { name: string; ok: boolean; detail: string }[] }[] }[];
       assert.ok(verification.ok);
       const checks = Object.fromEntries(verification.artifacts[0].checks.map((c) => [c.name, c]));
@@ -106,7 +106,7 @@ describe('verify and drill', () => {
 
   test('drill restores the latest backup of each source, checks it and writes a signed receipt that list shows', async () => {
     const result = await sandbox.runCli(['drill', '--config', configFile, '--key', sandbox.recipient.privateFile, '--host', 'testhost', '--json']);
-    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.equal(result.code, EXIT.OK, `${result.stdout}\n${result.stderr}`);
     const { receiptKey } = JSON.parse(result.stdout) as { receiptKey: string };
     assert.match(receiptKey, /^drills\/testgroup\/testhost\/\d{8}T\d{6}Z\.drill\.json$/);
     const { document: receipt } = await openDrillReceipt((await sandbox.getObject(receiptKey)).toString('utf8'), await readPublicKeys(sandbox.signing.publicKey, 'signing'));

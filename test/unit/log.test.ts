@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatBytes } from '../../format/byte-size';
+import { EXIT } from '../../format/exit-codes';
 import { createLog } from '../../agent/src/log';
 
 function fakeStream(isTTY: boolean) {
@@ -24,13 +25,13 @@ test('under SSM (no TTY): JSON lines, progress throttled', () => {
   const log = createLog({ stream, jsonEverySeconds: 3600 });
   log.progress({ label: 'main/app', bytes: 1000, elapsedSeconds: 1 });
   log.progress({ label: 'main/app', bytes: 2000, elapsedSeconds: 2 });
-  log.error('source main failed: boom', { exitCode: 4 });
+  log.error('source main failed: boom', { exitCode: EXIT.SOURCE });
   assert.equal(written.length, 2);
   const progress = JSON.parse(written[0]);
   assert.equal(progress.message, 'progress');
   assert.equal(progress.bytesPerSecond, 1000);
   const error = JSON.parse(written[1]);
-  assert.deepEqual([error.level, error.message, error.exitCode], ['error', 'source main failed: boom', 4]);
+  assert.deepEqual([error.level, error.message, error.exitCode], ['error', 'source main failed: boom', EXIT.SOURCE]);
   assert.match(error.time, /^\d{4}-\d\d-\d\dT/);
 });
 
