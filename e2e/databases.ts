@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import mysql from 'mysql2/promise';
+import type { AgentConfigInput } from '../format/agent-config';
 
 /**
  * Real databases with content that breaks naive backups (several schemas, binary, JSON, arrays,
@@ -10,6 +11,24 @@ import mysql from 'mysql2/promise';
  */
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' } as const;
 export const MYSQL = { host: '127.0.0.1', port: 3306, user: 'root' } as const;
+
+type SourceInput = AgentConfigInput['sources'][number];
+type PostgresSourceInput = Extract<SourceInput, { type: 'postgres' }>;
+type MysqlSourceInput = Extract<SourceInput, { type: 'mysql' }>;
+
+/** An agent configuration source for databases of the local PostgreSQL server. */
+export function pgSource(name: string, databases: PostgresSourceInput['databases'], extra: Partial<PostgresSourceInput> = {}): PostgresSourceInput {
+  return { name, type: 'postgres', databases, host: PG.host, port: PG.port, user: PG.user, ...extra };
+}
+
+/** An agent configuration source for databases of the local MariaDB server. */
+export function mysqlSource(name: string, databases: MysqlSourceInput['databases'], extra: Partial<MysqlSourceInput> = {}): MysqlSourceInput {
+  return { name, type: 'mysql', databases, host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, ...extra };
+}
+
+/** A restore target (--target) on the local servers. */
+export const pgUrl = (database: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${database}`;
+export const mysqlUrl = (database: string) => `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${database}`;
 
 export function uniqueDbName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;

@@ -2,25 +2,24 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync, statSync, readdirSync, lstatSync, readlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { manifestKey, messageRecipientKeyIds, openManifest, readPublicKeys, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import {
-  createMysqlFixture,
   createPgDatabase,
-  createPgFixture,
-  dropMysqlDatabase,
-  dropPgDatabase,
   mysqlContentFingerprint,
+  mysqlSource,
   pgContentFingerprint,
+  pgSource,
   uniqueDbName,
   PG,
   MYSQL,
 } from '../../e2e/databases';
 import { decompress, gpgDecrypt, gpgVerifyDetached } from '../harness/gpg';
+import { treeListing } from '../harness/tree';
 
 /**
  * The backup path end to end against real PostgreSQL, MariaDB and moto: the real CLI writes the
@@ -28,32 +27,21 @@ import { decompress, gpgDecrypt, gpgVerifyDetached } from '../harness/gpg';
  * mysql, tar), that the objects are signed, intact, addressed to the right key, and restore to
  * data equal to the original.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 const pgDb = uniqueDbName('cs_pg');
 const pgDb2 = uniqueDbName('cs_pg2');
-const pgRestored: string[] = [];
 const myDb = uniqueDbName('cs_my');
-const myRestored = uniqueDbName('cs_myr');
 let filesRoot: string;
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  await Promise.all([createPgFixture(pgDb), createPgFixture(pgDb2, 100), createMysqlFixture(myDb)]);
-  filesRoot = mkdtempSync(join(tmpdir(), 'coldseal files '));
-  mkdirSync(join(filesRoot, 'empty dir'));
-  mkdirSync(join(filesRoot, 'sub', 'déjà vu'), { recursive: true });
-  writeFileSync(join(filesRoot, 'sub', 'déjà vu', 'naïve file ✓.txt'), 'hello 😀\n');
-  writeFileSync(join(filesRoot, 'secret.conf'), 'x=1\n', { mode: 0o600 });
-  writeFileSync(join(filesRoot, 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
-  writeFileSync(join(filesRoot, 'skip.log'), 'excluded\n');
-  symlinkSync('sub/déjà vu', join(filesRoot, 'link to dir'));
-  chmodSync(join(filesRoot, 'sub'), 0o750);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  await Promise.all([rt.pgFixture(pgDb, 30_000), rt.pgFixture(pgDb2, 100), rt.mysqlFixture(myDb, 20_000)]);
+  filesRoot = rt.filesTree('coldseal files ', { 'big.bin': Buffer.alloc(3 * 1024 * 1024, 7), 'skip.log': 'excluded\n' });
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(pgDb), dropPgDatabase(pgDb2), ...pgRestored.map(dropPgDatabase), dropMysqlDatabase(myDb), dropMysqlDatabase(myRestored)]);
-  rmSync(filesRoot, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 async function openSignedManifest(key: string): Promise<Manifest> {
   const text = (await sandbox.getObject(key)).toString('utf8');
@@ -88,7 +76,7 @@ async function fetchAndCheck(manifest: Manifest, name: string): Promise<Buffer> 
 describe('backup round trips', () => {
   test('PostgreSQL: two databases and globals, restored with gpg + zstd + pg_restore, equal table by table', async () => {
     const config = sandbox.config({
-      sources: [{ name: 'pgmain', type: 'postgres', databases: [pgDb, pgDb2], globals: true, host: PG.host, port: PG.port, user: PG.user }],
+      sources: [pgSource('pgmain', [pgDb, pgDb2], { globals: true })],
       // Small parts so the multipart path (several parts, per-part digests) is exercised on a few MB.
       upload: { partSizeMiB: 5 },
     });
@@ -120,8 +108,7 @@ describe('backup round trips', () => {
     for (const db of [pgDb, pgDb2]) {
       const dump = await fetchAndCheck(manifest, db);
       assert.equal(dump.subarray(0, 5).toString(), 'PGDMP');
-      const target = uniqueDbName('cs_pgr');
-      pgRestored.push(target);
+      const target = rt.newPgDatabase('cs_pgr');
       await createPgDatabase(target);
       execFileSync('pg_restore', ['-h', PG.host, '-U', PG.user, '--no-owner', '--exit-on-error', '-d', target], { input: dump, maxBuffer: 64 * 1024 * 1024 });
       const [restoredPrint, originalPrint] = [await pgContentFingerprint(target), await pgContentFingerprint(db)];
@@ -131,7 +118,7 @@ describe('backup round trips', () => {
 
   test('MariaDB: blobs, 4-byte unicode, triggers and routines come back equal', async () => {
     // Encrypted in process by openpgp.js (hosts without gpg); PostgreSQL above went through the gpg binary.
-    const config = sandbox.config({ sources: [{ name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user, inventory: false }], encryption: { implementation: 'openpgp.js' } });
+    const config = sandbox.config({ sources: [mysqlSource('maria', [myDb], { inventory: false })], encryption: { implementation: 'openpgp.js' } });
     const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'weekly']);
     assert.equal(result.code, EXIT.OK, result.stderr);
     const [key] = (await sandbox.listKeys('backups/weekly/testgroup/testhost/maria/')).filter((k) => k.endsWith('.manifest.json'));
@@ -142,6 +129,7 @@ describe('backup round trips', () => {
     const sql = (await fetchAndCheck(manifest, myDb)).toString('utf8');
     assert.match(sql, /-- Dump completed/);
     // Restore under another name: the dump names its database, so point it elsewhere.
+    const myRestored = rt.newMysqlDatabase('cs_myr');
     const renamed = sql.replaceAll(`\`${myDb}\``, `\`${myRestored}\``);
     execFileSync('mysql', ['-h', MYSQL.host, '-u', MYSQL.user, '--default-character-set=utf8mb4'], { input: renamed, maxBuffer: 64 * 1024 * 1024 });
     assert.deepEqual(await mysqlContentFingerprint(myRestored), await mysqlContentFingerprint(myDb));
@@ -156,26 +144,13 @@ describe('backup round trips', () => {
     assert.equal(manifest.compression.algorithm, 'gzip');
     assert.match(manifest.artifacts[0].key, /\.tar\.gz\.pgp$/);
     const tar = await fetchAndCheck(manifest, 'docs');
-    const out = mkdtempSync(join(tmpdir(), 'coldseal-untar-'));
-    try {
-      execFileSync('tar', ['-x', '-C', out], { input: tar, maxBuffer: 64 * 1024 * 1024 });
-      // One line per entry: relative path, mode, and link target or content hash.
-      const listing = (root: string, dir = root): string[] =>
-        readdirSync(dir).sort().flatMap((name) => {
-          const path = join(dir, name);
-          const info = lstatSync(path);
-          const what = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : info.isFile() ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'dir';
-          const self = `${relative(root, path)} ${(info.mode & 0o7777).toString(8)} ${what}`;
-          return info.isDirectory() && !info.isSymbolicLink() ? [self, ...listing(root, path)] : [self];
-        });
-      const restored = join(out, filesRoot);
-      const actual = listing(restored);
-      assert.deepEqual(actual, listing(filesRoot).filter((l) => !l.startsWith('skip.log')));
-      assert.ok(actual.some((l) => l.includes('empty dir')));
-      assert.ok(actual.some((l) => l.includes('link to dir') && l.includes('-> sub/déjà vu')));
-      assert.equal(statSync(join(restored, 'secret.conf')).mode & 0o777, 0o600);
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
+    const out = rt.tempDir('coldseal-untar-');
+    execFileSync('tar', ['-x', '-C', out], { input: tar, maxBuffer: 64 * 1024 * 1024 });
+    const restored = join(out, filesRoot);
+    const actual = treeListing(restored);
+    assert.deepEqual(actual, treeListing(filesRoot).filter((l) => !l.startsWith('skip.log')));
+    assert.ok(actual.some((l) => l.includes('empty dir')));
+    assert.ok(actual.some((l) => l.includes('link to dir') && l.includes('-> sub/déjà vu')));
+    assert.equal(statSync(join(restored, 'secret.conf')).mode & 0o777, 0o600);
   });
 });

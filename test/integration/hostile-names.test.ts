@@ -1,12 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, mysqlContentFingerprint, PG, pgContentFingerprint } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { MYSQL, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl } from '../../e2e/databases';
 
 /**
  * Database names are data, not options. With databases "all" the names come from SHOW DATABASES,
@@ -14,6 +14,7 @@ import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase,
  * backed up and restored like any other, and FILE must stay untouched (by the backup's mysqldump
  * and by the restore's safety dump). PostgreSQL gets the same treatment with "--file=FILE".
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let victims: string;
 let myVictim: string;
@@ -25,9 +26,10 @@ let safetyDir: string;
 const VICTIM_CONTENT = 'precious content\n';
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  victims = mkdtempSync(join(tmpdir(), 'cs-hostile-'));
-  safetyDir = mkdtempSync(join(tmpdir(), 'cs-hostile-safety-'));
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  victims = rt.tempDir('cs-hostile-');
+  safetyDir = rt.tempDir('cs-hostile-safety-');
   myVictim = join(victims, 'my');
   pgVictim = join(victims, 'pg');
   for (const file of [myVictim, pgVictim]) writeFileSync(file, VICTIM_CONTENT);
@@ -40,22 +42,11 @@ before(async () => {
   const [rows] = await conn.query<mysql.RowDataPacket[]>('show databases');
   await conn.end();
   const existing = rows.map((r) => String(Object.values(r)[0]));
-  await Promise.all([createMysqlFixture(myHostile, 200), createPgFixture(pgHostile, 200)]);
-  configFile = sandbox.writeConfig(
-    sandbox.config({
-      sources: [
-        { name: 'maria', type: 'mysql', databases: 'all', excludeDatabases: existing, host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
-        { name: 'pg', type: 'postgres', databases: [pgHostile], host: PG.host, port: PG.port, user: PG.user },
-      ],
-    }),
-  );
+  await Promise.all([rt.mysqlFixture(myHostile, 200), rt.pgFixture(pgHostile, 200)]);
+  configFile = sandbox.writeConfig(sandbox.config({ sources: [mysqlSource('maria', 'all', { excludeDatabases: existing }), pgSource('pg', [pgHostile])] }));
 });
 
-after(async () => {
-  await Promise.all([dropMysqlDatabase(myHostile), dropPgDatabase(pgHostile)]);
-  rmSync(victims, { recursive: true, force: true });
-  rmSync(safetyDir, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 describe('hostile database names', () => {
   test('a MariaDB database named "--result-file=FILE" (found by databases "all") is backed up, FILE untouched', async () => {
@@ -71,9 +62,9 @@ describe('hostile database names', () => {
   test('restoring over them takes safety dumps and restores the content, FILE still untouched', async () => {
     const [myBefore, pgBefore] = await Promise.all([mysqlContentFingerprint(myHostile), pgContentFingerprint(pgHostile)]);
     const restore = (args: string[]) => sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args]);
-    const my = await restore(['--source', 'maria', `--artifact=${myHostile}`, '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${encodeURIComponent(myHostile)}`]);
+    const my = await restore(['--source', 'maria', `--artifact=${myHostile}`, '--target', mysqlUrl(encodeURIComponent(myHostile))]);
     assert.equal(my.code, EXIT.OK, my.log);
-    const pg = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${encodeURIComponent(pgHostile)}`]);
+    const pg = await restore(['--source', 'pg', '--target', pgUrl(encodeURIComponent(pgHostile))]);
     assert.equal(pg.code, EXIT.OK, pg.log);
     assert.equal(readFileSync(myVictim, 'utf8'), VICTIM_CONTENT, 'the safety dump\'s mysqldump must not read the name as --result-file');
     assert.equal(readFileSync(pgVictim, 'utf8'), VICTIM_CONTENT);

@@ -1,15 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { openDrillReceipt, readPublicKeys, type DeploymentInfo } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { uniqueName } from '../harness/aws';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../../e2e/databases';
+import { pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
 
 /**
  * The offsite copy, proven restorable: moto does not replicate, so a second bucket in another
@@ -18,12 +18,12 @@ import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG
  * --replica must work from the replica alone (any call to the primary would fail: it is gone).
  */
 const REPLICA_REGION = 'eu-west-3';
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let replica: S3Client;
 let replicaBucket: string;
 const pgDb = uniqueDbName('cs_xpg');
-const targets: string[] = [];
 let workDir: string;
 let drillWithPrimaryKey: string;
 
@@ -43,22 +43,18 @@ async function replicate(): Promise<void> {
 const flags = () => ['--replica', '--replica-bucket', replicaBucket, '--replica-region', REPLICA_REGION];
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  workDir = mkdtempSync(join(tmpdir(), 'coldseal-replica-'));
-  await createPgFixture(pgDb, 1500);
-  configFile = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'pg', type: 'postgres', databases: [pgDb], host: PG.host, port: PG.port, user: PG.user }] }));
-  const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, EXIT.OK, backup.stderr);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  workDir = rt.tempDir('coldseal-replica-');
+  await rt.pgFixture(pgDb, 1500);
+  configFile = await rt.backup(sandbox.config({ sources: [pgSource('pg', [pgDb])] }));
   replica = new S3Client({ ...sandbox.account.clientConfig, region: REPLICA_REGION });
   replicaBucket = uniqueName('coldseal-replica');
   await replica.send(new CreateBucketCommand({ Bucket: replicaBucket, CreateBucketConfiguration: { LocationConstraint: REPLICA_REGION } }));
   await replicate();
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(pgDb), ...targets.map((t) => dropPgDatabase(t))]);
-  rmSync(workDir, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 describe('restore and drill from the replica', () => {
   test('drill --replica while the primary is there: reads the replica, writes its receipt to the data bucket, recording the replica', async () => {
@@ -98,9 +94,8 @@ describe('restore and drill from the replica', () => {
   });
 
   test('restore --replica into a new PostgreSQL database gives the original data', async () => {
-    const target = uniqueDbName('cs_xrs');
-    targets.push(target);
-    const result = await sandbox.runCli(['restore', '--config', configFile, ...flags(), '--source', 'pg', '--key', sandbox.recipient.privateFile, '--signing-public-key', sandbox.signing.publicFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${target}`]);
+    const target = rt.newPgDatabase('cs_xrs');
+    const result = await sandbox.runCli(['restore', '--config', configFile, ...flags(), '--source', 'pg', '--key', sandbox.recipient.privateFile, '--signing-public-key', sandbox.signing.publicFile, '--target', pgUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, /every check passed/);
     assert.match(result.log, new RegExp(`reading from the offsite replica s3://${replicaBucket} \\(${REPLICA_REGION}\\)`));

@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decrypt, encryptKey, readMessage } from 'openpgp';
 import { openManifest, readPrivateKey, readPublicKeys, type Manifest } from '../../format';
@@ -12,18 +11,18 @@ import { silentLog } from '../../agent/src/log';
 import { runRestore } from '../../agent/src/restore/restore';
 import { parsePostgresUrl } from '../../agent/src/restore/targets';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import {
-  createMysqlFixture,
   createPgFixture,
-  dropMysqlDatabase,
-  dropPgDatabase,
   mysqlContentFingerprint,
+  mysqlSource,
+  mysqlUrl,
   pgContentFingerprint,
   pgQuery,
+  pgSource,
+  pgUrl,
   uniqueDbName,
-  PG,
-  MYSQL,
 } from '../../e2e/databases';
 import { treeListing } from '../harness/tree';
 
@@ -32,20 +31,15 @@ import { treeListing } from '../harness/tree';
  * existing database with its safety dump, one table, --list), MariaDB and files; the restored
  * data must equal the original, table by table and file by file.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let safetyDir: string;
 const pgDb = uniqueDbName('cs_rpg');
 const myDb = uniqueDbName('cs_rmy');
-const pgTargets: string[] = [];
-const myTargets: string[] = [];
 let filesRoot: string;
-const outDirs: string[] = [];
 let pgManifest: Manifest;
 let myManifest: Manifest;
-
-const pgUrl = (db: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`;
-const myUrl = (db: string) => `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${db}`;
 
 async function manifestOf(source: string): Promise<Manifest> {
   const [key] = (await sandbox.listKeys(`backups/daily/testgroup/testhost/${source}/`)).filter((k) => k.endsWith('.manifest.json'));
@@ -54,35 +48,16 @@ async function manifestOf(source: string): Promise<Manifest> {
 }
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  safetyDir = mkdtempSync(join(tmpdir(), 'coldseal-safety-'));
-  await Promise.all([createPgFixture(pgDb, 5000), createMysqlFixture(myDb, 3000)]);
-  filesRoot = mkdtempSync(join(tmpdir(), 'coldseal restore files '));
-  mkdirSync(join(filesRoot, 'empty dir'));
-  mkdirSync(join(filesRoot, 'sub', 'déjà vu'), { recursive: true });
-  writeFileSync(join(filesRoot, 'sub', 'déjà vu', 'naïve file ✓.txt'), 'hello 😀\n');
-  writeFileSync(join(filesRoot, 'secret.conf'), 'x=1\n', { mode: 0o600 });
-  writeFileSync(join(filesRoot, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
-  symlinkSync('sub/déjà vu', join(filesRoot, 'link to dir'));
-  chmodSync(join(filesRoot, 'sub'), 0o750);
-  configFile = sandbox.writeConfig(
-    sandbox.config({
-      sources: [
-        { name: 'pg', type: 'postgres', databases: [pgDb], host: PG.host, port: PG.port, user: PG.user },
-        { name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
-        { name: 'docs', type: 'files', paths: [filesRoot] },
-      ],
-    }),
-  );
-  const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, EXIT.OK, backup.stderr);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  safetyDir = rt.tempDir('coldseal-safety-');
+  await Promise.all([rt.pgFixture(pgDb, 5000), rt.mysqlFixture(myDb, 3000)]);
+  filesRoot = rt.filesTree('coldseal restore files ', { 'run.sh': { content: '#!/bin/sh\n', mode: 0o755 } });
+  configFile = await rt.backup(sandbox.config({ sources: [pgSource('pg', [pgDb]), mysqlSource('maria', [myDb]), { name: 'docs', type: 'files', paths: [filesRoot] }] }));
   [pgManifest, myManifest] = await Promise.all([manifestOf('pg'), manifestOf('maria')]);
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(pgDb), ...pgTargets.map(dropPgDatabase), dropMysqlDatabase(myDb), ...myTargets.map(dropMysqlDatabase)]);
-  for (const dir of [filesRoot, safetyDir, ...outDirs]) rmSync(dir, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 function restore(args: string[], env: Record<string, string> = {}) {
   return sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, ...args], env);
@@ -113,8 +88,7 @@ describe('restore round trips', () => {
   });
 
   test('PostgreSQL into a new database: schemas, bytea, jsonb, arrays, unicode, large objects, sequences, views, functions equal', async () => {
-    const target = uniqueDbName('cs_rnew');
-    pgTargets.push(target);
+    const target = rt.newPgDatabase('cs_rnew');
     const result = await restore(['--source', 'pg', '--target', pgUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, new RegExp(`restored testhost/pg/${pgDb} from backup \\d{8}T\\d{6}Z \\(daily\\) into PostgreSQL database "${target}"`));
@@ -126,8 +100,7 @@ describe('restore round trips', () => {
   });
 
   test('PostgreSQL into an existing database with --yes: safety dump first, then the backup\'s objects replace the old ones', async () => {
-    const target = uniqueDbName('cs_rexist');
-    pgTargets.push(target);
+    const target = rt.newPgDatabase('cs_rexist');
     await createPgFixture(target, 10);
     await pgQuery(target, `delete from sales.audit; create table public.only_here (x int); insert into public.only_here values (42)`);
     const result = await restore(['--source', 'pg', '--target', pgUrl(target), '--yes']);
@@ -149,8 +122,7 @@ describe('restore round trips', () => {
   });
 
   test('existing PostgreSQL database without --yes and without a terminal: refused, untouched, no safety dump', async () => {
-    const target = uniqueDbName('cs_rrefuse');
-    pgTargets.push(target);
+    const target = rt.newPgDatabase('cs_rrefuse');
     await createPgFixture(target, 10);
     const before = await pgContentFingerprint(target);
     const files = readdirSync(safetyDir).length;
@@ -162,8 +134,7 @@ describe('restore round trips', () => {
   });
 
   test('the question is asked for an existing database: "no" changes nothing, "yes" takes the safety dump and restores', async () => {
-    const target = uniqueDbName('cs_rask');
-    pgTargets.push(target);
+    const target = rt.newPgDatabase('cs_rask');
     await createPgFixture(target, 10);
     const before = await pgContentFingerprint(target);
     const clients = { s3: new S3Client(sandbox.account.clientConfig), ssm: new SSMClient(sandbox.account.clientConfig), sns: new SNSClient(sandbox.account.clientConfig) };
@@ -200,8 +171,7 @@ describe('restore round trips', () => {
   });
 
   test('PostgreSQL --table restores one table only; --list shows what the dump holds', async () => {
-    const target = uniqueDbName('cs_rtable');
-    pgTargets.push(target);
+    const target = rt.newPgDatabase('cs_rtable');
     const result = await restore(['--source', 'pg', '--target', pgUrl(target), '--table', 'sales.customers']);
     assert.equal(result.code, EXIT.OK, result.stderr);
     const tables = await pgQuery<{ t: string }>(target, `select table_schema || '.' || table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') order by 1`);
@@ -216,8 +186,7 @@ describe('restore round trips', () => {
   });
 
   test('--output writes the decrypted dump; a protected key takes its passphrase from a file or the environment; a URL with a password is refused', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'coldseal-out-'));
-    outDirs.push(dir);
+    const dir = rt.tempDir('coldseal-out-');
     const file = join(dir, 'dump.pgdump');
     const result = await restore(['--source', 'pg', '--output', file]);
     assert.equal(result.code, EXIT.OK, result.stderr);
@@ -248,14 +217,13 @@ describe('restore round trips', () => {
   });
 
   test('MariaDB: blobs, 4-byte unicode, triggers and routines come back equal under another name; existing target gets a safety dump', async () => {
-    const target = uniqueDbName('cs_rmyt');
-    myTargets.push(target);
-    const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
+    const target = rt.newMysqlDatabase('cs_rmyt');
+    const result = await restore(['--source', 'maria', '--target', mysqlUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     const original = await mysqlContentFingerprint(myDb);
     assert.deepEqual(await mysqlContentFingerprint(target), original);
 
-    const again = await restore(['--source', 'maria', '--target', myUrl(target), '--yes']);
+    const again = await restore(['--source', 'maria', '--target', mysqlUrl(target), '--yes']);
     assert.equal(again.code, EXIT.OK, again.stderr);
     const safety = /safety dump of the previous content: (.+)/.exec(again.stdout)?.[1];
     assert.ok(safety && existsSync(safety));
@@ -266,8 +234,7 @@ describe('restore round trips', () => {
   });
 
   test('files: permissions, symlinks, empty directories, names with spaces and unicode; a non-empty directory needs --yes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'coldseal-restore-dir-'));
-    outDirs.push(dir);
+    const dir = rt.tempDir('coldseal-restore-dir-');
     const result = await restore(['--source', 'docs', '--directory', dir]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.deepEqual(treeListing(join(dir, filesRoot)), treeListing(filesRoot));

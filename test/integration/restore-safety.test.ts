@@ -1,19 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decrypt, readMessage } from 'openpgp';
 import { readPrivateKey } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, pgContentFingerprint, uniqueDbName } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
 
 /**
  * Safety dumps (the copy of what a restore replaces) are not the weakest copy of the data: 0600
  * files in a 0700 directory whatever the umask, encrypted to the recipients by default, their path
  * and size printed; a --safety-dir that is a file is a usage error, not a bug.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let work: string;
@@ -24,25 +25,16 @@ let umask: number;
 before(async () => {
   // The widest umask: files the agent leaves to it would come out 0666.
   umask = process.umask(0);
-  sandbox = await createAgentSandbox();
-  work = mkdtempSync(join(tmpdir(), 'cs-safety-'));
-  await Promise.all([createPgFixture(pgDb, 200), createMysqlFixture(myDb, 200)]);
-  configFile = sandbox.writeConfig(
-    sandbox.config({
-      sources: [
-        { name: 'pg', type: 'postgres', databases: [pgDb], host: PG.host, port: PG.port, user: PG.user },
-        { name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
-      ],
-    }),
-  );
-  const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, EXIT.OK, backup.log);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  work = rt.tempDir('cs-safety-');
+  await Promise.all([rt.pgFixture(pgDb, 200), rt.mysqlFixture(myDb, 200)]);
+  configFile = await rt.backup(sandbox.config({ sources: [pgSource('pg', [pgDb]), mysqlSource('maria', [myDb])] }));
 });
 
 after(async () => {
   process.umask(umask);
-  await Promise.all([dropPgDatabase(pgDb), dropMysqlDatabase(myDb)]);
-  rmSync(work, { recursive: true, force: true });
+  await rt?.cleanup();
 });
 
 function restore(args: string[]) {
@@ -54,7 +46,7 @@ describe('safety dumps', () => {
     const dir = join(work, 'pg');
     mkdirSync(dir);
     chmodSync(dir, 0o755);
-    const result = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${pgDb}`, '--safety-dir', dir]);
+    const result = await restore(['--source', 'pg', '--target', pgUrl(pgDb), '--safety-dir', dir]);
     assert.equal(result.code, EXIT.OK, result.log);
     const path = /safety dump of the previous content: (.+)/.exec(result.stdout)?.[1];
     assert.ok(path, result.stdout);
@@ -71,7 +63,7 @@ describe('safety dumps', () => {
 
   test('MySQL with --no-encrypt-safety-dump: plaintext, still 0600 in a new 0700 directory', async () => {
     const dir = join(work, 'new', 'my');
-    const result = await restore(['--source', 'maria', '--target', `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${myDb}`, '--safety-dir', dir, '--no-encrypt-safety-dump']);
+    const result = await restore(['--source', 'maria', '--target', mysqlUrl(myDb), '--safety-dir', dir, '--no-encrypt-safety-dump']);
     assert.equal(result.code, EXIT.OK, result.log);
     const [file] = readdirSync(dir);
     assert.match(file, /\.sql$/);
@@ -85,7 +77,7 @@ describe('safety dumps', () => {
     const file = join(work, 'not-a-dir');
     writeFileSync(file, 'x');
     const before = await pgContentFingerprint(pgDb);
-    const result = await restore(['--source', 'pg', '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${pgDb}`, '--safety-dir', join(file, 'sub')]);
+    const result = await restore(['--source', 'pg', '--target', pgUrl(pgDb), '--safety-dir', join(file, 'sub')]);
     assert.equal(result.code, EXIT.USAGE, result.log);
     assert.match(result.log, /--safety-dir .*not-a-dir\/sub is not a directory/);
     assert.deepEqual(await pgContentFingerprint(pgDb), before);

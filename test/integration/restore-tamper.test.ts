@@ -1,18 +1,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, peekManifest, readPrivateKey, signManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, uniqueDbName, PG } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
 
 /**
  * Damaged and tampered backups are refused with a message naming the failed check, and the
  * target database is not touched (not even a safety dump is taken: that comes after the checks).
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let safetyDir: string;
 const sourceDb = uniqueDbName('cs_tsrc');
@@ -28,7 +29,7 @@ async function manifestOf(host: string): Promise<{ key: string; text: string; ma
 }
 
 function restore(host: string, args: string[] = []) {
-  return sandbox.runCli(['restore', '--config', configs.get(host)!, '--source', 'pg', '--host', host, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${targetDb}`, '--yes', ...args]);
+  return sandbox.runCli(['restore', '--config', configs.get(host)!, '--source', 'pg', '--host', host, '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--target', pgUrl(targetDb), '--yes', ...args]);
 }
 
 async function assertTargetUntouched(): Promise<void> {
@@ -41,28 +42,24 @@ async function put(key: string, body: Buffer | string): Promise<void> {
 }
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  safetyDir = mkdtempSync(join(tmpdir(), 'coldseal-tamper-safety-'));
-  await Promise.all([createPgFixture(sourceDb, 2000), createPgFixture(targetDb, 10)]);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  safetyDir = rt.tempDir('coldseal-tamper-safety-');
+  await Promise.all([rt.pgFixture(sourceDb, 2000), rt.pgFixture(targetDb, 10)]);
   targetPrint = await pgContentFingerprint(targetDb);
   await Promise.all(
     CASES.map(async (host) => {
       const config = sandbox.config({
         host,
-        sources: [{ name: 'pg', type: 'postgres', databases: [sourceDb], host: PG.host, port: PG.port, user: PG.user }],
+        sources: [pgSource('pg', [sourceDb])],
         ...(host === 'flipgz' ? { compression: { algorithm: 'gzip' as const } } : {}),
       });
-      configs.set(host, sandbox.writeConfig(config));
-      const result = await sandbox.runCli(['backup', '--config', configs.get(host)!, '--tier', 'daily']);
-      assert.equal(result.code, EXIT.OK, result.stderr);
+      configs.set(host, await rt.backup(config));
     }),
   );
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(sourceDb), dropPgDatabase(targetDb)]);
-  rmSync(safetyDir, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 describe('tampered and damaged backups are refused before any byte reaches the database', () => {
   for (const host of ['flip', 'flipgz']) {

@@ -1,19 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { openDrillReceipt, peekManifest, readPrivateKey, readPublicKeys, signManifest, type DrillReceipt, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, pgQuery, uniqueDbName, PG, MYSQL } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { mysqlSource, pgQuery, pgSource, uniqueDbName } from '../../e2e/databases';
 
 /**
  * verify (from this machine, with and without the key) and drill (the scheduled deep verify that
  * writes a signed receipt), against real backups of PostgreSQL, MariaDB and files. A backup whose
  * restored copy does not match the inventory recorded at backup time fails, as does damage.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let forgedConfig: string;
@@ -31,20 +32,14 @@ async function scratchDatabases(): Promise<string[]> {
 }
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  root = mkdtempSync(join(tmpdir(), 'coldseal-verify-files-'));
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  root = rt.tempDir('coldseal-verify-files-');
   writeFileSync(join(root, 'one.txt'), '1\n');
   writeFileSync(join(root, 'two.txt'), '2\n');
-  await Promise.all([createPgFixture(pgDb, 2000), createMysqlFixture(myDb, 1000)]);
-  const sources = [
-    { name: 'pg', type: 'postgres' as const, databases: [pgDb], host: PG.host, port: PG.port, user: PG.user },
-    { name: 'maria', type: 'mysql' as const, databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
-    { name: 'docs', type: 'files' as const, paths: [root] },
-  ];
-  configFile = sandbox.writeConfig(sandbox.config({ sources }));
-  forgedConfig = sandbox.writeConfig(sandbox.config({ host: 'forged', sources }));
-  const results = await Promise.all([sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']), sandbox.runCli(['backup', '--config', forgedConfig, '--tier', 'daily', '--source', 'pg,docs'])]);
-  for (const r of results) assert.equal(r.code, EXIT.OK, r.stderr);
+  await Promise.all([rt.pgFixture(pgDb, 2000), rt.mysqlFixture(myDb, 1000)]);
+  const sources = [pgSource('pg', [pgDb]), mysqlSource('maria', [myDb]), { name: 'docs', type: 'files' as const, paths: [root] }];
+  [configFile, forgedConfig] = await Promise.all([rt.backup(sandbox.config({ sources })), rt.backup(sandbox.config({ host: 'forged', sources }), ['--source', 'pg,docs'])]);
 
   // "forged": a manifest re-signed by the group key whose inventory claims one row more than was dumped.
   const { key, manifest } = await manifestOf('forged', 'pg');
@@ -59,10 +54,7 @@ before(async () => {
   await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: docs.key, Body: data }));
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(pgDb), dropMysqlDatabase(myDb)]);
-  rmSync(root, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 describe('verify and drill', () => {
   test('verify without a key: signature, recipients, completion, object, addressees and checksum of every artifact', async () => {
