@@ -1,13 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { dropPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 
 /**
@@ -16,18 +16,16 @@ import { decompress, gpgDecrypt } from '../harness/gpg';
  * encoding, locale, settings, comment and privileges; a flipped byte in part 2 of 3 is refused
  * naming the part, and every kind of target is left as it was.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let safetyDir: string;
 let outDir: string;
-const sourceDb = uniqueDbName('cs_1src');
+let sourceDb: string;
 const existingDb = uniqueDbName('cs_1old');
-const newDbs: string[] = [];
 let manifest: Manifest;
 let manifestKey: string;
 let original: Buffer;
-
-const pgUrl = (db: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`;
 
 function restore(args: string[], env?: Record<string, string>) {
   return sandbox.runCli(['restore', '--config', configFile, '--source', 'pg', '--host', 'onepass', '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args], env);
@@ -45,9 +43,11 @@ async function databaseLevel(db: string): Promise<Record<string, unknown>> {
 }
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  safetyDir = mkdtempSync(join(tmpdir(), 'coldseal-1pass-safety-'));
-  outDir = mkdtempSync(join(tmpdir(), 'coldseal-1pass-out-'));
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  safetyDir = rt.tempDir('coldseal-1pass-safety-');
+  outDir = rt.tempDir('coldseal-1pass-out-');
+  sourceDb = rt.newPgDatabase('cs_1src');
   await dropPgDatabase(sourceDb);
   await pgQuery('postgres', `create database ${sourceDb} encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0`);
   await pgQuery('postgres', `alter database ${sourceDb} set search_path = app, public`);
@@ -58,11 +58,8 @@ before(async () => {
     insert into app.items select g, 'item ' || g from generate_series(1, 2000) g;
     create table app.blobs (id int primary key, data bytea);
     insert into app.blobs select g, (select string_agg(decode(md5(random()::text || g || i), 'hex'), ''::bytea) from generate_series(1, 256) i) from generate_series(1, 3000) g;`);
-  await createPgFixture(existingDb, 10);
-  const config = sandbox.config({ host: 'onepass', sources: [{ name: 'pg', type: 'postgres', databases: [sourceDb], host: PG.host, port: PG.port, user: PG.user }], upload: { partSizeMiB: 5 } });
-  configFile = sandbox.writeConfig(config);
-  const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(result.code, EXIT.OK, result.stderr);
+  await rt.pgFixture(existingDb, 10);
+  configFile = await rt.backup(sandbox.config({ host: 'onepass', sources: [pgSource('pg', [sourceDb])], upload: { partSizeMiB: 5 } }));
   [manifestKey] = (await sandbox.listKeys('backups/daily/testgroup/onepass/pg/')).filter((k) => k.endsWith('.manifest.json'));
   manifest = peekManifest((await sandbox.getObject(manifestKey)).toString('utf8'));
   const artifact = manifest.artifacts[0];
@@ -70,11 +67,7 @@ before(async () => {
   original = decompress(gpgDecrypt(await sandbox.getObject(artifact.key), sandbox.recipient.privateFile), 'zstd');
 });
 
-after(async () => {
-  await Promise.all([sourceDb, existingDb, ...newDbs].map(dropPgDatabase));
-  rmSync(safetyDir, { recursive: true, force: true });
-  rmSync(outDir, { recursive: true, force: true });
-});
+after(() => rt?.cleanup());
 
 describe('one-pass restore of a multi-part backup', () => {
   for (const engine of ['gpg', 'openpgp.js']) {
@@ -89,8 +82,7 @@ describe('one-pass restore of a multi-part backup', () => {
   }
 
   test('into a new database: data, encoding, locale, settings, comment and privileges as they were', async () => {
-    const target = uniqueDbName('cs_1new');
-    newDbs.push(target);
+    const target = rt.newPgDatabase('cs_1new');
     const result = await restore(['--target', pgUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(sourceDb));
@@ -124,8 +116,7 @@ describe('one-pass restore of a multi-part backup', () => {
     });
 
     test('a new database: refused, and the database does not exist afterwards', async () => {
-      const target = uniqueDbName('cs_1bad');
-      newDbs.push(target);
+      const target = rt.newPgDatabase('cs_1bad');
       const result = await restore(['--target', pgUrl(target)]);
       assert.equal(result.code, EXIT.INTEGRITY, result.stderr);
       refused(result.stderr);

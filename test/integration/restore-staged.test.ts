@@ -1,15 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createMysqlFixture, createPgDatabase, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgQuery, uniqueDbName, MYSQL, PG } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { createMysqlFixture, createPgDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgQuery, pgSource, pgUrl, uniqueDbName, MYSQL } from '../../e2e/databases';
 import { forgeArtifact } from '../harness/forge';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { treeListing } from '../harness/tree';
@@ -21,6 +22,7 @@ import { treeListing } from '../harness/tree';
  * end (a dump without its trailer, a cut tar, a globals script that errors halfway) leaves an
  * existing target exactly as it was, a new one absent, and no staging database or directory.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let configFile: string;
 let safetyDir: string;
@@ -29,15 +31,10 @@ let manifestKey: string;
 let manifest: Manifest;
 const plaintexts = new Map<string, Buffer>();
 const myDb = uniqueDbName('cs_stsrc');
-const pgDb = uniqueDbName('cs_stpg');
+let pgDb: string;
 const myExisting = uniqueDbName('cs_stold');
-const myTargets: string[] = [];
-const dirs: string[] = [];
 const roles = [`cs_strole_${randomBytes(3).toString('hex')}`, `cs_strole_${randomBytes(3).toString('hex')}`];
 let existingPrint: Record<string, string>;
-
-const myUrl = (db: string) => `mysql://${MYSQL.user}@${MYSQL.host}:${MYSQL.port}/${db}`;
-const pgUrl = (db: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`;
 
 function restore(args: string[]) {
   return sandbox.runCli(['restore', '--config', configFile, '--host', 'staged', '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args]);
@@ -69,9 +66,7 @@ async function mysqlObjects(database: string): Promise<string> {
 
 
 function newDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'coldseal-staged-out-'));
-  dirs.push(dir);
-  return dir;
+  return rt.tempDir('coldseal-staged-out-');
 }
 
 /** An existing destination with a file the backup also has (other content) and one only it has. */
@@ -85,35 +80,31 @@ function existingDestination(): { dir: string; before: string[] } {
 }
 
 before(async () => {
-  sandbox = await createAgentSandbox();
-  safetyDir = mkdtempSync(join(tmpdir(), 'coldseal-staged-safety-'));
-  await createMysqlFixture(myDb, 200);
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  safetyDir = rt.tempDir('coldseal-staged-safety-');
+  await rt.mysqlFixture(myDb, 200);
   // Random bytes do not compress: about 12 MB of ciphertext, three 5 MiB parts.
   await myQuery(`create table noise (id int primary key, data longblob); insert into noise select seq, random_bytes(1024) from seq_1_to_11500;
     create view big_noise as select id from noise where id > 10; create view on_a_view as select * from big_orders;
     create event nightly on schedule every 1 day disable do delete from audit where id < 0;`, myDb);
-  await createMysqlFixture(myExisting, 10);
+  await rt.mysqlFixture(myExisting, 10);
   await myQuery(`create table only_here (x int); insert into only_here values (42); create view only_here_view as select x from only_here`, myExisting);
   existingPrint = await mysqlContentFingerprint(myExisting);
+  pgDb = rt.newPgDatabase('cs_stpg');
   await createPgDatabase(pgDb);
-  filesRoot = mkdtempSync(join(tmpdir(), 'coldseal-staged-files-'));
+  filesRoot = rt.tempDir('coldseal-staged-files-');
   writeFileSync(join(filesRoot, 'big.bin'), randomBytes(12 * 1024 * 1024));
   writeFileSync(join(filesRoot, 'a.txt'), 'a\n', { mode: 0o640 });
   mkdirSync(join(filesRoot, 'sub'));
   writeFileSync(join(filesRoot, 'sub', 'b.txt'), 'b from the backup\n');
-  configFile = sandbox.writeConfig(
+  configFile = await rt.backup(
     sandbox.config({
       host: 'staged',
       upload: { partSizeMiB: 5 },
-      sources: [
-        { name: 'maria', type: 'mysql', databases: [myDb], host: MYSQL.host, port: MYSQL.port, user: MYSQL.user },
-        { name: 'docs', type: 'files', paths: [filesRoot] },
-        { name: 'pg', type: 'postgres', databases: [pgDb], globals: true, host: PG.host, port: PG.port, user: PG.user },
-      ],
+      sources: [mysqlSource('maria', [myDb]), { name: 'docs', type: 'files', paths: [filesRoot] }, pgSource('pg', [pgDb], { globals: true })],
     }),
   );
-  const backup = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(backup.code, EXIT.OK, backup.stderr);
   for (const source of ['maria', 'docs', 'pg']) {
     const [key] = (await sandbox.listKeys(`backups/daily/testgroup/staged/${source}/`)).filter((k) => k.endsWith('.manifest.json'));
     const m = peekManifest((await sandbox.getObject(key)).toString('utf8'));
@@ -124,17 +115,14 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([myDb, myExisting, ...myTargets].map(dropMysqlDatabase));
-  await dropPgDatabase(pgDb);
+  await rt?.cleanup();
   for (const role of roles) await pgQuery('postgres', `drop role if exists ${role}`);
-  for (const dir of [safetyDir, filesRoot, ...dirs]) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('staged restores: the target changes only after every check', () => {
   test('MySQL into a new database: tables, routines, triggers, views (also on a view) and events equal; no staging database left', async () => {
-    const target = uniqueDbName('cs_stnew');
-    myTargets.push(target);
-    const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
+    const target = rt.newMysqlDatabase('cs_stnew');
+    const result = await restore(['--source', 'maria', '--target', mysqlUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.log, /checks passed: every part's SHA-256, the whole SHA-256 .*completion trailer, size/);
     assert.deepEqual(await mysqlContentFingerprint(target), await mysqlContentFingerprint(myDb));
@@ -148,11 +136,10 @@ describe('staged restores: the target changes only after every check', () => {
   });
 
   test('MySQL into an existing database: replaced by the backup (its own extra table and view are gone), safety dump first', async () => {
-    const target = uniqueDbName('cs_stexist');
-    myTargets.push(target);
+    const target = rt.newMysqlDatabase('cs_stexist');
     await createMysqlFixture(target, 10);
     await myQuery(`create table only_here (x int); create view only_here_view as select x from only_here`, target);
-    const result = await restore(['--source', 'maria', '--target', myUrl(target)]);
+    const result = await restore(['--source', 'maria', '--target', mysqlUrl(target)]);
     assert.equal(result.code, EXIT.OK, result.stderr);
     assert.match(result.stdout, /safety dump of the previous content: /);
     assert.deepEqual(await mysqlContentFingerprint(target), await mysqlContentFingerprint(myDb));
@@ -196,14 +183,13 @@ describe('staged restores: the target changes only after every check', () => {
     const refused = (stderr: string) => assert.match(stderr, /checksum check failed: SHA-256 of part 3 of 3 \(bytes 10485760-\d+\) of s3:\/\/\S+ is [0-9a-f]{64}, the signed manifest says [0-9a-f]{64}/);
 
     test('MySQL, existing database: refused, unchanged; new database: refused, absent; no staging database left', async () => {
-      const existing = await restore(['--source', 'maria', '--target', myUrl(myExisting)]);
+      const existing = await restore(['--source', 'maria', '--target', mysqlUrl(myExisting)]);
       assert.equal(existing.code, EXIT.INTEGRITY, existing.stderr);
       refused(existing.stderr);
       assert.deepEqual(await mysqlContentFingerprint(myExisting), existingPrint);
       assert.equal(await mysqlObjects(myExisting), 'views big_orders,only_here_view; events null');
-      const target = uniqueDbName('cs_stbad');
-      myTargets.push(target);
-      const fresh = await restore(['--source', 'maria', '--target', myUrl(target)]);
+      const target = rt.newMysqlDatabase('cs_stbad');
+      const fresh = await restore(['--source', 'maria', '--target', mysqlUrl(target)]);
       assert.equal(fresh.code, EXIT.INTEGRITY, fresh.stderr);
       refused(fresh.stderr);
       assert.deepEqual(await myQuery(`select 1 from information_schema.schemata where schema_name = '${target}'`), []);
@@ -228,7 +214,7 @@ describe('staged restores: the target changes only after every check', () => {
       const dump = plaintexts.get(`maria/${myDb}`)!.toString('utf8');
       const cut = dump.slice(0, dump.lastIndexOf('-- Dump completed'));
       await forgeArtifact(sandbox, manifestKey, myDb, Buffer.from(cut, 'utf8'));
-      const result = await restore(['--source', 'maria', '--target', myUrl(myExisting)]);
+      const result = await restore(['--source', 'maria', '--target', mysqlUrl(myExisting)]);
       assert.equal(result.code, EXIT.INTEGRITY, result.stderr);
       assert.match(result.stderr, /completion check failed: the decrypted \S+ does not end with .{1,2}-- Dump completed/);
       assert.deepEqual(await mysqlContentFingerprint(myExisting), existingPrint);
