@@ -1,12 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { generateKeyPair } from '../format/pgp';
 import { buildAgent } from '../scripts/build-agent';
 import { freePort, startMoto } from '../e2e/services';
-import { ensureDatabase, timed, type Measurement } from './common';
+import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 import { restoreBench } from './restore-bench';
 
 /**
@@ -48,22 +45,9 @@ async function main(): Promise<void> {
     return;
   }
   const args = parseArgs(process.argv.slice(2));
-  for (const tool of ['pg_dump', 'gzip', 'zstd', 'gpg', 'aws', 'sha256sum', '/usr/bin/time']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`${tool} is needed for the benchmark (apt install ${tool === '/usr/bin/time' ? 'time' : tool})`);
-    }
-  }
+  requireTools(['pg_dump', 'gzip', 'zstd', 'gpg', 'aws', 'sha256sum', '/usr/bin/time'], 'the benchmark');
   const database = ensureDatabase(args.sizeGb);
-  const work = mkdtempSync(join(tmpdir(), 'coldseal-bench-'));
-  const gpgHome = join(work, 'gnupg');
-  mkdirSync(gpgHome, { mode: 0o700 });
-  const recipient = await generateKeyPair({ name: 'bench recipient' });
-  const signing = await generateKeyPair({ name: 'bench signing' });
-  writeFileSync(join(work, 'recipient.pub.asc'), recipient.publicKey);
-  writeFileSync(join(work, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });
-  execFileSync('gpg', ['--homedir', gpgHome, '--batch', '--quiet', '--import', join(work, 'recipient.pub.asc')]);
+  const work = await benchWork('coldseal-bench-', { gpgSecretKey: false });
 
   console.log('measuring the plain dump size…');
   const dumpBytes = Number(execFileSync('sh', ['-c', `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database} | wc -c`]).toString().trim());
@@ -74,66 +58,42 @@ async function main(): Promise<void> {
   const sink = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 's3-sink.ts'), String(sinkPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
   await new Promise((r) => setTimeout(r, 1500));
   const moto = args.moto ? await startMoto() : undefined;
-  const creds = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-  if (moto) {
-    await new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } }).send(new CreateBucketCommand({ Bucket: 'bench' }));
-  }
-  const agentConfig = (endpoint: string, inventory = true, segmented = false) => {
-    const path = join(work, `config-${endpoint.replace(/\W/g, '')}-${inventory}-${segmented}.json`);
-    writeFileSync(
-      path,
-      JSON.stringify({
-        group: 'bench',
-        host: 'bench',
-        bucket: 'bench',
-        endpoint,
-        recipients: { file: join(work, 'recipient.pub.asc') },
-        signingKey: { file: join(work, 'signing.key.asc') },
-        sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres', inventory }],
-        ...(segmented ? { upload: { partSizeMiB: 5, segmentParts: 4 } } : {}),
-      }),
-    );
-    return path;
-  };
-  const gpg = `gpg --homedir ${gpgHome} --batch --quiet --trust-model always --compress-algo none -r ${recipient.fingerprint} --encrypt`;
+  if (moto) await createBenchBucket(moto.endpoint);
+  const agentConfig = (endpoint: string, inventory = true, segmented = false) =>
+    writeAgentConfig(work, join(work.dir, `config-${endpoint.replace(/\W/g, '')}-${inventory}-${segmented}.json`), endpoint, database, { inventory, upload: segmented ? { partSizeMiB: 5, segmentParts: 4 } : undefined });
+  const gpg = `gpg --homedir ${work.gpgHome} --batch --quiet --trust-model always --compress-algo none -r ${work.recipient.fingerprint} --encrypt`;
   const pgDump = `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database}`;
-  const contenders: { name: string; run: (round: number) => Promise<Measurement> }[] = [
+  const contenders: Contender[] = [
     { name: 'shell: pg_dump | gzip -6 | gpg', run: (r) => timed('shell: pg_dump | gzip -6 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | gzip -6 | ${gpg} > /dev/null`]) },
     { name: 'shell: pg_dump | zstd -3 -T0 | gpg', run: (r) => timed('shell: pg_dump | zstd -3 -T0 | gpg', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} > /dev/null`]) },
     // What a careful user writes by hand: the same, plus a checksum and the upload (the AWS CLI, to the same sink).
     {
       name: 'shell: … | gpg | tee >(sha256sum) | aws s3 cp -',
       run: (r) =>
-        timed('shell: … | gpg | tee >(sha256sum) | aws s3 cp -', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} | tee >(sha256sum > /dev/null) | aws --endpoint-url http://127.0.0.1:${sinkPort} s3 cp - s3://bench/shell-${r}.pgp`], { ...process.env, ...creds }),
+        timed('shell: … | gpg | tee >(sha256sum) | aws s3 cp -', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} | tee >(sha256sum > /dev/null) | aws --endpoint-url http://127.0.0.1:${sinkPort} s3 cp - s3://bench/shell-${r}.pgp`], { ...process.env, ...BENCH_AWS_ENV }),
     },
-    { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`), '--tier', 'daily'], { ...process.env, ...creds }) },
+    { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
     // The default counts every table's rows in pg_dump's snapshot (for drills): a full scan the shell pipelines don't do.
-    { name: 'agent → S3 sink, no inventory', run: (r) => timed('agent → S3 sink, no inventory', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, false), '--tier', 'daily'], { ...process.env, ...creds }) },
+    { name: 'agent → S3 sink, no inventory', run: (r) => timed('agent → S3 sink, no inventory', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, false), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
   ];
   if (args.segments) {
-    contenders.push({ name: 'agent → S3 sink, segments (5 MiB × 4)', run: (r) => timed('agent → S3 sink, segments (5 MiB × 4)', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, true, true), '--tier', 'daily'], { ...process.env, ...creds }) });
+    contenders.push({ name: 'agent → S3 sink, segments (5 MiB × 4)', run: (r) => timed('agent → S3 sink, segments (5 MiB × 4)', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, true, true), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) });
   }
-  if (moto) contenders.push({ name: 'agent → moto', run: (r) => timed('agent → moto', r, process.execPath, [bundle, 'backup', '--config', agentConfig(moto.endpoint), '--tier', 'daily'], { ...process.env, ...creds }) });
+  if (moto) contenders.push({ name: 'agent → moto', run: (r) => timed('agent → moto', r, process.execPath, [bundle, 'backup', '--config', agentConfig(moto.endpoint), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) });
 
-  const results: Measurement[] = [];
+  let results: Measurement[];
   try {
-    for (let round = 1; round <= args.rounds; round++) {
-      for (const contender of round % 2 ? contenders : [...contenders].reverse()) {
-        const m = await contender.run(round);
-        results.push(m);
-        console.log(`round ${round}  ${m.name.padEnd(48)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
-      }
-    }
+    results = await interleavedRounds(contenders, args.rounds, dumpBytes, 48);
   } finally {
     sink.kill();
     await moto?.stop();
-    rmSync(work, { recursive: true, force: true });
+    rmSync(work.dir, { recursive: true, force: true });
   }
 
   const summary = contenders.map((c) => {
     const runs = results.filter((r) => r.name === c.name);
     const best = Math.min(...runs.map((r) => r.wallSeconds));
-    const median = runs.map((r) => r.wallSeconds).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
+    const median = medianWallSeconds(results, c.name);
     return {
       name: c.name,
       bestMBps: dumpBytes / 1e6 / best,

@@ -1,11 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { generateKeyPair } from '../format/pgp';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildAgent } from '../scripts/build-agent';
-import { ensureDatabase, psql, timed, type Measurement } from './common';
+import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, psql, requireTools, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 
 /**
  * npm run bench -- --restore [--size-gb 1 --rounds 2]
@@ -27,65 +25,36 @@ export async function restoreBench(argv: string[]): Promise<void> {
     else throw new Error(`unknown argument ${argv[i]} (use --restore --size-gb N --rounds N)`);
   }
   if (!(sizeGb > 0) || !(rounds >= 1)) throw new Error('--size-gb and --rounds must be positive');
-  for (const tool of ['pg_dump', 'pg_restore', 'zstd', 'gpg', 'aws', '/usr/bin/time']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`${tool} is needed for the restore benchmark`);
-    }
-  }
+  requireTools(['pg_dump', 'pg_restore', 'zstd', 'gpg', 'aws', '/usr/bin/time'], 'the restore benchmark');
   const database = ensureDatabase(sizeGb);
-  const work = mkdtempSync(join(tmpdir(), 'coldseal-rbench-'));
-  const gpgHome = join(work, 'gnupg');
-  mkdirSync(gpgHome, { mode: 0o700 });
-  const recipient = await generateKeyPair({ name: 'bench recipient' });
-  const signing = await generateKeyPair({ name: 'bench signing' });
-  writeFileSync(join(work, 'recipient.pub.asc'), recipient.publicKey);
-  writeFileSync(join(work, 'recipient.key.asc'), recipient.privateKey, { mode: 0o600 });
-  writeFileSync(join(work, 'signing.key.asc'), signing.privateKey, { mode: 0o600 });
-  writeFileSync(join(work, 'signing.pub.asc'), signing.publicKey);
-  execFileSync('gpg', ['--homedir', gpgHome, '--batch', '--quiet', '--import', join(work, 'recipient.key.asc')]);
+  const work = await benchWork('coldseal-rbench-', { gpgSecretKey: true });
+  const gpgHome = work.gpgHome;
 
   const bundle = await buildAgent();
-  const store = await startFileS3(join(work, 's3'));
-  const creds = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-  const env = { ...process.env, ...creds };
-  const s3 = new S3Client({ endpoint: store.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
-  const out = join(work, 'out');
+  const store = await startFileS3(join(work.dir, 's3'));
+  const env = { ...process.env, ...BENCH_AWS_ENV };
+  const out = join(work.dir, 'out');
   mkdirSync(out);
-  const results: Measurement[] = [];
   const targets: string[] = [];
   try {
-    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-    const config = join(work, 'config.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        group: 'bench',
-        host: 'bench',
-        bucket: 'bench',
-        endpoint: store.endpoint,
-        recipients: { file: join(work, 'recipient.pub.asc') },
-        signingKey: { file: join(work, 'signing.key.asc') },
-        sources: [{ name: 'pg', type: 'postgres', databases: [database], host: '127.0.0.1', user: 'postgres', inventory: false }],
-      }),
-    );
+    await createBenchBucket(store.endpoint);
+    const config = writeAgentConfig(work, join(work.dir, 'config.json'), store.endpoint, database, { inventory: false });
     console.log('backing up the bench database once…');
     execFileSync(process.execPath, [bundle, 'backup', '--config', config, '--tier', 'daily'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'backups/' }));
+    const listed = await benchS3(store.endpoint).send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'backups/' }));
     const object = listed.Contents!.find((o) => o.Key!.endsWith('.pgp'))!;
     const dumpBytes = Number(execFileSync('sh', ['-c', `aws --endpoint-url ${store.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q | wc -c`], { env }).toString().trim());
     console.log(`object ${(object.Size! / 1e6).toFixed(0)} MB, plain dump ${(dumpBytes / 1e9).toFixed(2)} GB`);
 
     const shellRead = `aws --endpoint-url ${store.endpoint} s3 cp s3://bench/${object.Key} - | gpg --homedir ${gpgHome} --batch --quiet -d | zstd -d -q`;
-    const agent = (args: string[]) => [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', join(work, 'recipient.key.asc'), '--yes', ...args];
+    const agent = (args: string[]) => [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', work.recipientPrivateFile, '--yes', ...args];
     const newDb = (round: number, who: string) => {
       const name = `coldseal_rbench_${who}_${round}`;
       psql('postgres', `drop database if exists ${name}`);
       targets.push(name);
       return name;
     };
-    const contenders: { name: string; run: (round: number) => Promise<Measurement>; group: string }[] = [
+    const contenders: (Contender & { group: string })[] = [
       { group: 'output', name: 'shell: aws s3 cp | gpg -d | zstd -d > file', run: (r) => timed('shell: aws s3 cp | gpg -d | zstd -d > file', r, 'bash', ['-o', 'pipefail', '-c', `${shellRead} > ${join(out, 'shell.pgdump')}`], env) },
       { group: 'output', name: 'coldseal restore --output', run: (r) => timed('coldseal restore --output', r, process.execPath, agent(['--output', join(out, 'agent.pgdump')]), env) },
       {
@@ -98,20 +67,16 @@ export async function restoreBench(argv: string[]): Promise<void> {
       },
       { group: 'database', name: 'coldseal restore --target new', run: (r) => timed('coldseal restore --target new', r, process.execPath, agent(['--target', `postgres://postgres@127.0.0.1:5432/${newDb(r, 'agent')}`]), env) },
     ];
-    for (let round = 1; round <= rounds; round++) {
-      for (const contender of round % 2 ? contenders : [...contenders].reverse()) {
-        const m = await contender.run(round);
-        results.push(m);
+    const results: Measurement[] = await interleavedRounds(contenders, rounds, dumpBytes, 44, {
+      afterRun: () => {
         rmSync(join(out, 'shell.pgdump'), { force: true });
         rmSync(join(out, 'agent.pgdump'), { force: true });
-        console.log(`round ${round}  ${m.name.padEnd(44)} ${(dumpBytes / 1e6 / m.wallSeconds).toFixed(0).padStart(5)} MB/s  wall ${m.wallSeconds.toFixed(1)} s  cpu ${m.cpuSeconds.toFixed(1)} s  peak RSS ${m.peakRssMb.toFixed(0)} MB`);
-      }
-      for (const t of targets.splice(0)) psql('postgres', `drop database if exists ${t}`);
-    }
-    const median = (name: string) => {
-      const walls = results.filter((r) => r.name === name).map((r) => r.wallSeconds).sort((a, b) => a - b);
-      return walls[Math.floor((walls.length - 1) / 2)];
-    };
+      },
+      afterRound: () => {
+        for (const t of targets.splice(0)) psql('postgres', `drop database if exists ${t}`);
+      },
+    });
+    const median = (name: string) => medianWallSeconds(results, name);
     console.log(`\nplain dump ${(dumpBytes / 1e9).toFixed(2)} GB, ${rounds} rounds, medians:`);
     for (const c of contenders) {
       const runs = results.filter((r) => r.name === c.name);
@@ -127,7 +92,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
   } finally {
     for (const t of targets) psql('postgres', `drop database if exists ${t}`);
     store.process.kill();
-    rmSync(work, { recursive: true, force: true });
+    rmSync(work.dir, { recursive: true, force: true });
   }
 }
 

@@ -13,7 +13,7 @@ import { Deployment, generateKeyFiles, HostInventory } from '../e2e/flow';
 import type { Alert } from '../e2e/alerts';
 import { buildAgentSync } from './build-agent';
 import { startMoto, type MotoServer } from '../e2e/services';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, PG } from '../e2e/databases';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgSource, pgUrl, PG } from '../e2e/databases';
 
 /**
  * npm run demo [-- --database NAME]
@@ -121,7 +121,7 @@ async function main(): Promise<number> {
       [GROUP]: {
         schedule: 'cron(30 1 * * ? *)',
         signingPublicKeys: keys.signing.publicKey,
-        sources: [{ name: SOURCE, type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [database] }],
+        sources: [pgSource(SOURCE, [database])],
       },
     };
     context.drill = { group: GROUP, schedule: 'cron(0 6 ? * SAT *)' };
@@ -191,7 +191,7 @@ async function main(): Promise<number> {
     const scratch = `coldseal_demo_restored_${suffix}`;
     created.push(scratch);
     const restoreArgs = ['--source', SOURCE, '--key', keys.recipient.privateFile];
-    const restored = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
+    const restored = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', pgUrl(scratch)]);
     if (restored.code !== EXIT.OK) throw new Error(`coldseal restore failed (exit ${restored.code}): ${restored.stderr}`);
     say(restored.stdout.trim());
     const [original, copy] = await Promise.all([pgContentFingerprint(database), pgContentFingerprint(scratch)]);
@@ -206,7 +206,7 @@ async function main(): Promise<number> {
     say(broken.findings.filter((f) => f.severity === 'fail').map(findingLine).join('\n'));
     say('alert:');
     say(alertLines(await deployment.receiveAlerts()));
-    const refused = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}_never`]);
+    const refused = await deployment.restore(bundle, GROUP, [...restoreArgs, '--target', pgUrl(`${scratch}_never`)]);
     say(`coldseal restore of it: exit ${refused.code}, nothing restored:\n${lastError(refused.stderr)}`);
 
     const ok = differing.length === 0 && sweep.report.status === 'OK' && broken.report.status === 'FAIL' && refused.code !== EXIT.OK;
