@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { artifactObjects, openManifest, readPublicKeys, segmentKey, type Artifact, type Manifest } from '../../format';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
-import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, uniqueDbName, PG } from '../../e2e/databases';
+import type { AgentSandbox } from '../harness/agent';
+import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
+import { createPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, PG } from '../../e2e/databases';
 
 /**
  * Segmentation end to end with a forced small segment size (5 MiB parts, 2 parts a segment), so a
@@ -16,35 +17,29 @@ import { createPgDatabase, dropPgDatabase, pgContentFingerprint, pgQuery, unique
  * writes them and lists them in the signed manifest, and the README's recipe without coldseal
  * (jq + aws s3 cp + gpg + zstd + pg_restore) brings the database back equal to the original.
  */
+let rt: RoundTrip;
 let sandbox: AgentSandbox;
-const db = uniqueDbName('cs_seg');
-const restored: string[] = [];
+let db: string;
 let manifest: Manifest;
 let manifestKey: string;
 let artifact: Artifact;
 let configFile: string;
 
 before(async () => {
-  sandbox = await createAgentSandbox();
+  rt = await createRoundTrip();
+  sandbox = rt.sandbox;
+  db = rt.newPgDatabase('cs_seg');
   await createPgDatabase(db);
   // 1 KiB of random bytes a row: zstd cannot shrink it, so the ciphertext is as long as the data.
   await pgQuery(db, `create table noise as select g as id, (select decode(string_agg(md5(random()::text || g::text || s::text), ''), 'hex') from generate_series(1, 64) s) as payload from generate_series(1, 26000) g;
                      create table small as select g as id, 'row ' || g as label from generate_series(1, 1000) g;`);
-  const config = sandbox.config({
-    sources: [{ name: 'seg', type: 'postgres', databases: [db], host: PG.host, port: PG.port, user: PG.user }],
-    upload: { partSizeMiB: 5, segmentParts: 2 },
-  });
-  configFile = sandbox.writeConfig(config);
-  const result = await sandbox.runCli(['backup', '--config', configFile, '--tier', 'daily']);
-  assert.equal(result.code, EXIT.OK, result.log);
+  configFile = await rt.backup(sandbox.config({ sources: [pgSource('seg', [db])], upload: { partSizeMiB: 5, segmentParts: 2 } }));
   manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/seg/')).find((k) => k.endsWith('.manifest.json'))!;
   manifest = (await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'))).document;
   artifact = manifest.artifacts[0];
 });
 
-after(async () => {
-  await Promise.all([dropPgDatabase(db), ...restored.map(dropPgDatabase)]);
-});
+after(() => rt?.cleanup());
 
 describe('segmented backups', () => {
   test('the dump is stored as full segments of 2 parts, listed in order in the format-2 manifest', async () => {
@@ -71,8 +66,7 @@ describe('segmented backups', () => {
     const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
     const recipe = /```sh\n(jq -r '\.payload \| fromjson[^`]+?)```/.exec(readme)?.[1];
     assert.ok(recipe, 'the README has the segmented recipe');
-    const target = uniqueDbName('cs_segr');
-    restored.push(target);
+    const target = rt.newPgDatabase('cs_segr');
     await createPgDatabase(target);
     const manifestFile = join(sandbox.dir, 'm.manifest.json');
     writeFileSync(manifestFile, await sandbox.getObject(manifestKey));
@@ -99,9 +93,8 @@ describe('segmented backups', () => {
   });
 
   test('coldseal restore reads across the segments and brings the database back equal', async () => {
-    const target = uniqueDbName('cs_segc');
-    restored.push(target);
-    const result = await sandbox.runCli(['restore', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--key', sandbox.recipient.privateFile, '--safety-dir', join(sandbox.dir, 'safety'), '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${target}`, '--yes']);
+    const target = rt.newPgDatabase('cs_segc');
+    const result = await sandbox.runCli(['restore', '--config', configFile, '--source', 'seg', '--host', 'testhost', '--key', sandbox.recipient.privateFile, '--safety-dir', join(sandbox.dir, 'safety'), '--target', pgUrl(target), '--yes']);
     assert.equal(result.code, EXIT.OK, result.log);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(db));
   });
