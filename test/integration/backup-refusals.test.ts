@@ -8,7 +8,6 @@ import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
 import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
-import { EXIT } from '../../format/exit-codes';
 import { startS3Proxy } from '../harness/s3-proxy';
 
 /**
