@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -180,7 +181,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     let size = 0;
     for (const part of parts) {
       size += statSync(join(dir, `${part}`)).size;
-      await pipeline(createReadStream(join(dir, `${part}`), { highWaterMark: 1 << 20 }), out, { end: false });
+      // Written chunk by chunk, not piped: a pipeline per part would add listeners to `out` each time.
+      for await (const chunk of createReadStream(join(dir, `${part}`), { highWaterMark: 1 << 20 })) {
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
     }
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     const etag = `"${randomBytes(16).toString('hex')}-${parts.length}"`;
