@@ -3,7 +3,7 @@ import { replicaLocationSchema, type ReplicaLocation } from '../../format/replic
 import { createClients, type AgentClients } from './aws';
 import type { AgentConfig } from '../../format/agent-config';
 import { ColdsealError, EXIT } from './errors';
-import { loadDeployment, SdkTriggerSsm } from './trigger';
+import { loadDeployment, SdkTriggerSsm } from './trigger/plan';
 
 /**
  * Where the read side of the CLI (list, status, verify, restore, drill) reads backups from: the

@@ -5,7 +5,7 @@ import { CreateBucketCommand, S3Client, UploadPartCommand, CreateMultipartUpload
 import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
 import { EXIT } from '../../format/exit-codes';
-import { withPayloadHash } from '../../agent/src/pipeline/multipart';
+import { withPayloadHash } from '../../agent/src/backup/pipeline/multipart';
 import { createAgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';
 import { startS3Proxy } from '../harness/s3-proxy';

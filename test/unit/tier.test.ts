@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calendarSchema } from '../../format/agent-config';
-import { tierFor } from '../../agent/src/tier';
+import { tierFor } from '../../agent/src/backup/tier-calendar';
 
 const utc = calendarSchema.parse({});
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
-import { runBackup, type BackupResult } from '../backup';
+import { runBackup, type BackupResult } from '../backup/run';
 import { ColdsealError, EXIT } from '../errors';
 import { installSignalHandlers } from '../interrupt';
 import type { Log } from '../log';

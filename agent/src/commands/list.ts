@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
-import { describeBackups, drillStates, listBackups, type BackupRow } from '../catalog';
+import { describeBackups, drillStates, listBackups, type BackupRow } from '../catalog/catalog';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { describeBackups, drillStates, listBackups, summarize, type SourceStatus } from '../catalog';
+import { describeBackups, drillStates, listBackups, summarize, type SourceStatus } from '../catalog/catalog';
 import { EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';

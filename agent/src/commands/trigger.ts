@@ -20,7 +20,7 @@ import {
   type TriggerSsm,
   type WaitOptions,
   type WaitOutcome,
-} from '../trigger';
+} from '../trigger/plan';
 import { validateBackupOptions } from './backup';
 import { wantsJson } from './restore-common';
 

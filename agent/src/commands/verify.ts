@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { manifestKey } from '../../../format/layout';
-import { isComplete, listBackups } from '../catalog';
+import { isComplete, listBackups } from '../catalog/catalog';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { scratchServers } from '../restore/scratch';

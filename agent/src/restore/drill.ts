@@ -7,7 +7,7 @@ import type { DrillReceipt } from '../../../format/manifest';
 import { fingerprintOf, KeyError, readPrivateKey, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import { signDrillReceipt } from '../../../format/signed-document';
 import type { AgentClients } from '../aws';
-import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog';
+import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog/catalog';
 import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ColdsealError, EXIT } from '../errors';
-import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
+import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
 import { runTool } from './targets';
 
 /**

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
-import { pgCommand, type PgConnection } from '../inventory/postgres';
+import { pgCommand, type PgConnection } from '../db/postgres';
 import { keepTail, lastLines } from '../process-output';
 import { pgIdent, psqlRun, runTool } from './targets';
 

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ColdsealError, EXIT } from '../errors';
-import { pgCommand, type PgConnection } from '../inventory/postgres';
+import { pgCommand, type PgConnection } from '../db/postgres';
 import { pgDbname, psqlRun, runTool } from './targets';
 
 /**

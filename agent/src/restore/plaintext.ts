@@ -9,8 +9,8 @@ import { PartReader, PartReadError, type ObjectPin, type VerifiedPart } from '..
 import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { ColdsealError, EXIT } from '../errors';
-import { gpgVersion, openGpgHome } from '../pipeline/encrypt';
-import { Rechunker, webToNode, nodeToWeb } from '../pipeline/streams';
+import { gpgVersion, openGpgHome } from '../backup/pipeline/encrypt';
+import { Rechunker, webToNode, nodeToWeb } from '../backup/pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
 export type { ObjectPin } from '../../../format/part-reader';

@@ -3,14 +3,14 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { dirname, resolve } from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
-import type { PgConnection } from '../inventory/postgres';
+import type { PgConnection } from '../db/postgres';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
 import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
 import type { Log } from '../log';
-import { TailWatcher } from '../pipeline/streams';
+import { TailWatcher } from '../backup/pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
 import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
 import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';

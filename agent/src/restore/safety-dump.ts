@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { stampOf } from '../../../format/layout';
 import type { PublicKey } from '../../../format/pgp';
 import { ColdsealError, EXIT } from '../errors';
-import { prepareEncryptor, startEncryption } from '../pipeline/encrypt';
+import { prepareEncryptor, startEncryption } from '../backup/pipeline/encrypt';
 import { keepTail } from '../process-output';
 import type { ToolRun } from './targets';
 

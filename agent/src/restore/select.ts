@@ -6,7 +6,7 @@ import { groupParameters } from '../../../format/parameters';
 import { KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import { openManifest, SignedDocumentError } from '../../../format/signed-document';
 import type { AgentClients } from '../aws';
-import { latestOf, listBackups, storageError, type BackupEntry } from '../catalog';
+import { latestOf, listBackups, storageError, type BackupEntry } from '../catalog/catalog';
 import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import { readParameter, resolveSecret } from '../secrets';

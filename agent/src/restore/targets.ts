@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
-import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../inventory/mysql';
-import { pgCommand, type PgConnection } from '../inventory/postgres';
-import { mysqldumpArgs } from '../sources/mysql';
+import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
+import { pgCommand, type PgConnection } from '../db/postgres';
+import { mysqldumpArgs } from '../backup/sources/mysql';
 
 /**
  * Where plaintext goes: pg_restore, mysql, tar, or a file. Each sink is a child process with its

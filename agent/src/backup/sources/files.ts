@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import type { FilesSourceConfig } from '../../../format/agent-config';
-import { asUser, type PreparedSource } from './source';
+import type { FilesSourceConfig } from '../../../../format/agent-config';
+import { asUser } from '../../db/as-user';
+import type { PreparedSource } from './source';
 
 /**
  * Directories: one GNU tar stream of all the source's paths, relative to / so a restore can

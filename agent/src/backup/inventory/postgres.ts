@@ -1,9 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Inventory } from '../../../format/manifest';
-import { asUser } from '../sources/source';
+import type { Inventory } from '../../../../format/manifest';
+import { PsqlSession, type PgConnection } from '../../db/postgres';
 import { fingerprintLines } from './fingerprint';
 
 /**
@@ -12,16 +8,6 @@ import { fingerprintLines } from './fingerprint';
  * time it runs inside the transaction whose snapshot pg_dump imports (--snapshot), so the counts
  * describe exactly the rows in the dump; at verify time it runs against the scratch copy.
  */
-export interface PgConnection {
-  /** libpq environment: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, … */
-  readonly env: Readonly<Record<string, string>>;
-  readonly runAs?: string;
-  readonly binDir?: string;
-}
-
-export function pgCommand(conn: PgConnection, tool: string, args: readonly string[]): { command: string; args: string[] } {
-  return asUser(conn.runAs, conn.binDir ? join(conn.binDir, tool) : tool, args);
-}
 
 /** User schemas: not pg_* (catalog, toast, temp), not information_schema, not owned by an extension. */
 const USER_NAMESPACE = `n.nspname !~ '^pg_' and n.nspname <> 'information_schema'`;
@@ -94,77 +80,6 @@ export function inventoryFromLines(countLines: readonly string[], schemaLines: r
     tables: tables.filter((t) => !excluded(t.schema, t.name)),
     schemaFingerprint: fingerprintLines(kept.map((line) => JSON.stringify(JSON.parse(line)))),
   };
-}
-
-/**
- * A psql process used as a session: statements go to its stdin, each followed by an \echo of a
- * marker, and its stdout is read up to the marker. Nothing is on argv but connection-free flags.
- */
-export class PsqlSession {
-  private readonly child: ChildProcess;
-  private readonly lines: string[] = [];
-  private waiter: (() => void) | undefined;
-  private stderr = '';
-  private closed = false;
-  readonly exited: Promise<number | null>;
-
-  constructor(conn: PgConnection) {
-    const { command, args } = pgCommand(conn, 'psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0']);
-    this.child = spawn(command, args, { env: { ...process.env, ...conn.env, PGAPPNAME: 'coldseal-inventory' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stdin!.on('error', () => undefined);
-    this.child.stderr!.on('data', (d: Buffer) => {
-      this.stderr = (this.stderr + d.toString()).slice(-8192);
-      this.waiter?.();
-    });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.lines.push(line);
-      this.waiter?.();
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (error) => {
-        this.stderr += `\n${error.message}`;
-        this.closed = true;
-        this.waiter?.();
-        resolve(null);
-      });
-      this.child.once('close', (code) => {
-        this.closed = true;
-        this.waiter?.();
-        resolve(code);
-      });
-    });
-  }
-
-  /** Runs one statement; resolves with its output lines, rejects with psql's error text. */
-  async query(sql: string): Promise<string[]> {
-    const marker = `__coldseal_${randomBytes(6).toString('hex')}__`;
-    const errorsBefore = this.stderr.length;
-    this.lines.length = 0;
-    this.child.stdin!.write(`${sql.trim().replace(/;\s*$/, '')};\n\\echo ${marker}\n`);
-    for (;;) {
-      const at = this.lines.indexOf(marker);
-      if (at >= 0) {
-        const out = this.lines.splice(0, at + 1).slice(0, at);
-        const errors = this.stderr.slice(errorsBefore);
-        if (/\b(ERROR|FATAL):/.test(errors)) throw new Error(errors.trim().split('\n')[0].replace(/^.*?(ERROR|FATAL):\s*/, ''));
-        return out;
-      }
-      if (this.closed) throw new Error(`psql ended: ${this.stderr.trim().split('\n').slice(-2).join(' / ') || 'no message'}`);
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-      this.waiter = undefined;
-    }
-  }
-
-  async close(): Promise<void> {
-    if (!this.closed) this.child.stdin!.end();
-    const timer = setTimeout(() => this.child.kill('SIGTERM'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  kill(): void {
-    if (!this.closed) this.child.kill('SIGTERM');
-  }
 }
 
 /** Inventory of a database as it is now (a scratch copy: nothing writes to it concurrently). */

@@ -1,9 +1,9 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { ARCHIVED_CLASSES, artifactsOf, groupListing, type ListedArtifact } from '../../format/backup-listing';
-import { mapLimit } from '../../format/concurrency';
-import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type SourceLocation, type Tier } from '../../format/layout';
-import { drillReceiptSchema, type DrillReceipt } from '../../format/manifest';
-import { ColdsealError, EXIT } from './errors';
+import { ARCHIVED_CLASSES, artifactsOf, groupListing, type ListedArtifact } from '../../../format/backup-listing';
+import { mapLimit } from '../../../format/concurrency';
+import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type SourceLocation, type Tier } from '../../../format/layout';
+import { drillReceiptSchema, type DrillReceipt } from '../../../format/manifest';
+import { ColdsealError, EXIT } from '../errors';
 
 /**
  * What is in the bucket, read from the key layout alone (one LIST, paginated), grouped into

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import type { Engine, Inventory } from '../../../format/manifest';
-import { ColdsealError, EXIT } from '../errors';
+import type { Engine, Inventory } from '../../../../format/manifest';
+import { ColdsealError, EXIT } from '../../errors';
 
 /**
  * What a source engine hands the pipeline: one dump step per artifact (database, globals,
@@ -57,11 +57,6 @@ export interface PreparedSource {
   readonly steps: readonly DumpStep[];
   /** Removes temporary credential files. Always called, success or not. */
   cleanup(): Promise<void>;
-}
-
-/** Runs a dump tool as another local user (peer authentication) without a shell. */
-export function asUser(runAs: string | undefined, command: string, args: readonly string[]): { command: string; args: string[] } {
-  return runAs ? { command: 'runuser', args: ['-u', runAs, '--', command, ...args] } : { command, args: [...args] };
 }
 
 /** Runs a short query-like command and returns stdout; failures become a SOURCE error with a hint. */

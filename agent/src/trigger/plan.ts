@@ -7,11 +7,11 @@ import {
   type SendCommandCommandInput,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { isTerminalStatus } from '../../format/command-status';
-import { hostNameFrom, NAME_PATTERN, type Tier } from '../../format/layout';
-import { runRequest, taggedHosts, type RunTarget } from '../../format/run-document';
-import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../format/parameters';
-import { ColdsealError, EXIT, type ExitCode } from './errors';
+import { isTerminalStatus } from '../../../format/command-status';
+import { hostNameFrom, NAME_PATTERN, type Tier } from '../../../format/layout';
+import { runRequest, taggedHosts, type RunTarget } from '../../../format/run-document';
+import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../../format/parameters';
+import { ColdsealError, EXIT, type ExitCode } from '../errors';
 
 /**
  * `coldseal trigger`: run the stack's agent document by hand, on an operator's laptop, exactly as

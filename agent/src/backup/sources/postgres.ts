@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import type { PostgresSourceConfig } from '../../../format/agent-config';
+import type { PostgresSourceConfig } from '../../../../format/agent-config';
 import { openPgSnapshotInventory } from '../inventory/postgres';
-import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
+import { asUser } from '../../db/as-user';
+import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
  * PostgreSQL: one pg_dump custom-format archive per database (so a single table can be restored

@@ -1,5 +1,5 @@
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ColdsealError } from '../errors';
+import { ColdsealError } from '../../errors';
 
 /**
  * Aborting the multipart uploads of a failed artifact, and saying truthfully how that went. After

@@ -1,5 +1,5 @@
-import type { Tier } from '../../format/layout';
-import { WEEKDAYS, type CalendarConfig } from '../../format/agent-config';
+import type { Tier } from '../../../format/layout';
+import { WEEKDAYS, type CalendarConfig } from '../../../format/agent-config';
 
 /**
  * One dump a day; the calendar decides which tier it belongs to, so a weekly or monthly copy costs

@@ -8,29 +8,29 @@ import {
   stampOf,
   type SourceLocation,
   type Tier,
-} from '../../format/layout';
-import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../format/manifest';
-import { recipientProblems } from '../../format/key-roles';
+} from '../../../format/layout';
+import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../../format/manifest';
+import { recipientProblems } from '../../../format/key-roles';
 import { UploadsLeftOpenError } from './pipeline/abort-upload';
-import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../format/pgp';
-import { signManifest } from '../../format/signed-document';
-import type { AgentClients } from './aws';
-import type { AgentConfig, SourceConfig } from '../../format/agent-config';
-import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from './errors';
-import { formatBytes } from '../../format/byte-size';
-import type { Log } from './log';
+import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import { signManifest } from '../../../format/signed-document';
+import type { AgentClients } from '../aws';
+import type { AgentConfig, SourceConfig } from '../../../format/agent-config';
+import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../errors';
+import { formatBytes } from '../../../format/byte-size';
+import type { Log } from '../log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
 import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
 import { planUpload } from './pipeline/size-plan';
-import { resolvePublicKeys, resolveSecret } from './secrets';
+import { resolvePublicKeys, resolveSecret } from '../secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
 import { preparePostgres } from './sources/postgres';
 import { recordableArgs, type DumpStep, type InventorySession, type PreparedSource } from './sources/source';
-import { interruptedBy } from './interrupt';
-import { tierFor } from './tier';
-import { AGENT_VERSION } from './version';
+import { interruptedBy } from '../interrupt';
+import { tierFor } from './tier-calendar';
+import { AGENT_VERSION } from '../version';
 
 export interface BackupOptions {
   readonly config: AgentConfig;

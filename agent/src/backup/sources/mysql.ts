@@ -3,9 +3,10 @@ import { chown, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { MysqlSourceConfig } from '../../../format/agent-config';
+import type { MysqlSourceConfig } from '../../../../format/agent-config';
 import { mysqlInventory } from '../inventory/mysql';
-import { asUser, parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
+import { asUser } from '../../db/as-user';
+import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
  * MySQL/MariaDB: one mysqldump per database, consistent without locking InnoDB tables
