@@ -3,7 +3,8 @@ import { replicaLocationSchema, type ReplicaLocation } from '../../format/replic
 import { createClients, type AgentClients } from './aws';
 import type { AgentConfig } from '../../format/agent-config';
 import { ColdsealError, EXIT } from './errors';
-import { loadDeployment, SdkTriggerSsm } from './trigger/plan';
+import { loadDeployment } from './trigger/plan';
+import { SdkTriggerSsm } from './trigger/ssm';
 
 /**
  * Where the read side of the CLI (list, status, verify, restore, drill) reads backups from: the

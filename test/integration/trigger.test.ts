@@ -5,7 +5,7 @@ import { deploymentParameter, groupParameters, type DeploymentInfo } from '../..
 import { runTrigger, type TriggerResult } from '../../agent/src/commands/trigger';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
 import type { Log } from '../../agent/src/log';
-import { SdkTriggerSsm, type CommandState, type Invocation, type ManagedHost, type TriggerSsm } from '../../agent/src/trigger/plan';
+import { SdkTriggerSsm, type CommandState, type Invocation, type ManagedHost, type TriggerSsm } from '../../agent/src/trigger/ssm';
 import { documentParameters } from '../../format/run-document';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';

@@ -6,21 +6,9 @@ import { assertName, hostNameFrom, TIERS, type Tier } from '../../../format/layo
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
 import type { Log } from '../log';
-import {
-  followCommand,
-  hostLabel,
-  loadDeployment,
-  outputTail,
-  planTrigger,
-  SdkTriggerSsm,
-  sendTrigger,
-  sourceNameProblem,
-  waitExitCode,
-  waitForCommand,
-  type TriggerSsm,
-  type WaitOptions,
-  type WaitOutcome,
-} from '../trigger/plan';
+import { followCommand, loadDeployment, planTrigger, sendTrigger, sourceNameProblem } from '../trigger/plan';
+import { SdkTriggerSsm, type TriggerSsm } from '../trigger/ssm';
+import { hostLabel, outputTail, waitExitCode, waitForCommand, type WaitOptions, type WaitOutcome } from '../trigger/wait';
 import { validateBackupOptions } from './backup';
 import { wantsJson } from './restore-common';
 

@@ -1,17 +1,9 @@
-import {
-  DescribeInstanceInformationCommand,
-  GetParameterCommand,
-  ListCommandInvocationsCommand,
-  ListCommandsCommand,
-  SendCommandCommand,
-  type SendCommandCommandInput,
-  type SSMClient,
-} from '@aws-sdk/client-ssm';
-import { isTerminalStatus } from '../../../format/command-status';
+import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { hostNameFrom, NAME_PATTERN, type Tier } from '../../../format/layout';
 import { runRequest, taggedHosts, type RunTarget } from '../../../format/run-document';
 import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../../format/parameters';
-import { ColdsealError, EXIT, type ExitCode } from '../errors';
+import { ColdsealError, EXIT } from '../errors';
+import { callSsm, type ManagedHost, type TriggerSsm } from './ssm';
 
 /**
  * `coldseal trigger`: run the stack's agent document by hand, on an operator's laptop, exactly as
@@ -19,127 +11,10 @@ import { ColdsealError, EXIT, type ExitCode } from '../errors';
  * group, one host, or the drill host; optionally wait for the hosts to finish.
  */
 
-/** A managed instance as SSM's inventory lists it. */
-export interface ManagedHost {
-  readonly instanceId: string;
-  readonly computerName: string;
-  /** Online | ConnectionLost | Inactive */
-  readonly pingStatus: string;
-}
-
-/** One host's run of a command. */
-export interface Invocation {
-  readonly instanceId: string;
-  /** The host name SSM reports (fully qualified); may be empty. */
-  readonly instanceName: string;
-  /** Pending | InProgress | Delayed | Success | Cancelled | TimedOut | Failed | Cancelling */
-  readonly status: string;
-  /** Finer than status: Undeliverable, DeliveryTimedOut, ExecutionTimedOut, Terminated, … */
-  readonly statusDetails: string;
-  /** The script's exit status: the agent's exit code (coldseal --help). */
-  readonly responseCode: number | undefined;
-  /** What SSM kept of stdout and stderr (at most 2,500 characters in this API). */
-  readonly output: string;
-}
-
-export interface CommandState {
-  readonly status: string;
-  /** Hosts the command was sent to (by tag: resolved by SSM after the send). */
-  readonly targetCount: number;
-}
-
-/** The SSM calls trigger makes; the SDK adapter is below, tests give fakes where moto cannot answer. */
-export interface TriggerSsm {
-  /** null when the parameter does not exist. */
-  getParameter(name: string): Promise<string | null>;
-  /** Managed instances that carry tagKey = value. */
-  listTaggedHosts(tagKey: string, value: string): Promise<ManagedHost[]>;
-  /** Returns the command id. */
-  sendCommand(input: SendCommandCommandInput): Promise<string>;
-  /** null while SSM does not know the command (yet). */
-  command(commandId: string): Promise<CommandState | null>;
-  invocations(commandId: string): Promise<Invocation[]>;
-}
-
-export class SdkTriggerSsm implements TriggerSsm {
-  constructor(private readonly client: SSMClient) {}
-
-  async getParameter(name: string): Promise<string | null> {
-    try {
-      return (await this.client.send(new GetParameterCommand({ Name: name }))).Parameter?.Value ?? null;
-    } catch (error) {
-      if ((error as Error).name === 'ParameterNotFound') return null;
-      throw error;
-    }
-  }
-
-  async listTaggedHosts(tagKey: string, value: string): Promise<ManagedHost[]> {
-    const hosts: ManagedHost[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: `tag:${tagKey}`, Values: [value] }], NextToken: token, MaxResults: 50 }));
-      for (const i of page.InstanceInformationList ?? []) {
-        hosts.push({ instanceId: i.InstanceId ?? '', computerName: i.ComputerName ?? i.Name ?? '', pingStatus: i.PingStatus ?? 'Unknown' });
-      }
-      token = page.NextToken;
-    } while (token);
-    return hosts;
-  }
-
-  async sendCommand(input: SendCommandCommandInput): Promise<string> {
-    const id = (await this.client.send(new SendCommandCommand(input))).Command?.CommandId;
-    if (!id) throw new Error('SSM SendCommand answered without a command id');
-    return id;
-  }
-
-  async command(commandId: string): Promise<CommandState | null> {
-    try {
-      const c = (await this.client.send(new ListCommandsCommand({ CommandId: commandId }))).Commands?.[0];
-      return c ? { status: c.Status ?? 'Pending', targetCount: c.TargetCount ?? 0 } : null;
-    } catch (error) {
-      if ((error as Error).name === 'InvalidCommandId') return null;
-      throw error;
-    }
-  }
-
-  async invocations(commandId: string): Promise<Invocation[]> {
-    const out: Invocation[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new ListCommandInvocationsCommand({ CommandId: commandId, Details: true, NextToken: token }));
-      for (const i of page.CommandInvocations ?? []) {
-        const plugins = i.CommandPlugins ?? [];
-        out.push({
-          instanceId: i.InstanceId ?? '',
-          instanceName: i.InstanceName ?? '',
-          status: i.Status ?? 'Pending',
-          statusDetails: i.StatusDetails ?? '',
-          responseCode: plugins.find((p) => p.ResponseCode !== undefined && p.ResponseCode !== -1)?.ResponseCode ?? plugins[0]?.ResponseCode,
-          output: plugins.map((p) => p.Output ?? '').filter(Boolean).join('\n'),
-        });
-      }
-      token = page.NextToken;
-    } while (token);
-    return out;
-  }
-}
-
-/** AWS errors become errors that say what was being done and what to check. */
-async function aws<T>(what: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof ColdsealError) throw error;
-    const message = (error as Error).message;
-    if (/region is missing/i.test(message)) throw new ColdsealError(EXIT.CONFIG, `no AWS region to ${what} in`, 'Pass --region (the stack\'s region) or set AWS_REGION', { cause: error });
-    throw new ColdsealError(EXIT.STORAGE, `cannot ${what}: ${(error as Error).name}: ${message}`, 'Check your AWS credentials (profile), their permissions and the region', { cause: error });
-  }
-}
-
 export async function loadDeployment(ssm: TriggerSsm, prefix: string, region: string | undefined): Promise<DeploymentInfo> {
   const name = deploymentParameter(prefix);
   const where = region ? `in region ${region}` : 'in the default region';
-  const text = await aws(`read the SSM parameter ${name}`, () => ssm.getParameter(name));
+  const text = await callSsm(`read the SSM parameter ${name}`, () => ssm.getParameter(name));
   if (text === null) {
     throw new ColdsealError(EXIT.CONFIG, `no coldseal deployment found: the SSM parameter ${name} does not exist ${where}`, 'Deploy the stack (cdk deploy) in this account, or pass --prefix (the stack\'s parameterPrefix) and --region (the stack\'s region)');
   }
@@ -277,7 +152,7 @@ function describeHost(h: ManagedHost): string {
  * uses in S3 keys and alerts (first label of the computer name), or an instance id.
  */
 async function findHost(ssm: TriggerSsm, tagKey: string, group: string, name: string, kind: string, warnings: string[]): Promise<ManagedHost> {
-  const hosts = await aws(`list the managed instances tagged ${tagKey}=${group}`, () => ssm.listTaggedHosts(tagKey, group));
+  const hosts = await callSsm(`list the managed instances tagged ${tagKey}=${group}`, () => ssm.listTaggedHosts(tagKey, group));
   const matches = hosts.filter((h) => h.instanceId === name || hostNameFrom(h.computerName) === name);
   if (matches.length === 0) {
     const listed = hosts.length ? `its ${kind}s: ${hosts.map(describeHost).join(', ')}` : `no managed instance carries that tag`;
@@ -296,95 +171,12 @@ async function findHost(ssm: TriggerSsm, tagKey: string, group: string, name: st
 }
 
 export async function sendTrigger(ssm: TriggerSsm, plan: TriggerPlan): Promise<string> {
-  return aws(`send the SSM document ${plan.request.DocumentName}`, () => ssm.sendCommand(plan.request));
+  return callSsm(`send the SSM document ${plan.request.DocumentName}`, () => ssm.sendCommand(plan.request));
 }
 
 /** The line that shows the runs' state from anywhere with the AWS CLI. */
 export function followCommand(commandId: string, region: string): string {
   return `aws ssm list-command-invocations --region ${region} --command-id ${commandId} --details`;
-}
-
-export interface WaitOptions {
-  /** Stop waiting after this long (the command goes on). */
-  readonly limitSeconds: number;
-  readonly pollSeconds?: number;
-  readonly now?: () => number;
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** Called when the counts change, and at least every heartbeatSeconds. */
-  readonly onProgress?: (progress: WaitProgress) => void;
-  readonly heartbeatSeconds?: number;
-}
-
-export interface WaitProgress {
-  readonly elapsedSeconds: number;
-  readonly targets: number;
-  /** Hosts per status, e.g. { InProgress: 2, Success: 1 }. */
-  readonly byStatus: Readonly<Record<string, number>>;
-}
-
-export interface WaitOutcome {
-  /** false: the time limit came first. */
-  readonly finished: boolean;
-  readonly commandStatus: string | undefined;
-  readonly invocations: readonly Invocation[];
-  readonly elapsedSeconds: number;
-}
-
-/** Polls until SSM has resolved the targets and every host's run is over, or the time limit. */
-export async function waitForCommand(ssm: TriggerSsm, commandId: string, options: WaitOptions): Promise<WaitOutcome> {
-  const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  const pollMs = (options.pollSeconds ?? 10) * 1000;
-  const heartbeatMs = (options.heartbeatSeconds ?? 60) * 1000;
-  const start = now();
-  let lastKey = '';
-  let lastReport = -Infinity;
-  for (;;) {
-    const [command, invocations] = await aws(`follow command ${commandId}`, () => Promise.all([ssm.command(commandId), ssm.invocations(commandId)]));
-    const elapsedMs = now() - start;
-    const byStatus: Record<string, number> = {};
-    for (const i of invocations) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
-    const key = `${command?.targetCount}:${JSON.stringify(byStatus)}`;
-    if (options.onProgress && (key !== lastKey || elapsedMs - lastReport >= heartbeatMs)) {
-      options.onProgress({ elapsedSeconds: Math.round(elapsedMs / 1000), targets: Math.max(command?.targetCount ?? 0, invocations.length), byStatus });
-      lastKey = key;
-      lastReport = elapsedMs;
-    }
-    // By tag, SSM resolves the hosts after the send: an empty list means "not yet" until the command itself is over.
-    const finished = command !== null && isTerminalStatus(command.status) && invocations.length >= command.targetCount && invocations.every((i) => isTerminalStatus(i.status));
-    if (finished || elapsedMs >= options.limitSeconds * 1000) {
-      return { finished, commandStatus: command?.status, invocations, elapsedSeconds: Math.round(elapsedMs / 1000) };
-    }
-    await sleep(Math.min(pollMs, options.limitSeconds * 1000 - elapsedMs));
-  }
-}
-
-const KNOWN_EXIT_CODES = new Set<number>(Object.values(EXIT));
-
-/**
- * The exit code of `trigger --wait`, in one place: OK when every host succeeded; PARTIAL when
- * some did and others failed or are still running; when none did and every host ended with the
- * same agent exit code (one host, or one cause everywhere), that code, so a script sees why;
- * FAILURE otherwise (no host received it, time-outs, mixed causes, or the time limit came first).
- */
-export function waitExitCode(outcome: Pick<WaitOutcome, 'finished' | 'invocations'>): ExitCode {
-  const { invocations } = outcome;
-  const succeeded = invocations.filter((i) => i.status === 'Success').length;
-  if (outcome.finished && invocations.length > 0 && succeeded === invocations.length) return EXIT.OK;
-  if (succeeded > 0) return EXIT.PARTIAL;
-  const codes = new Set(invocations.map((i) => i.responseCode));
-  const [only] = [...codes];
-  if (outcome.finished && codes.size === 1 && only !== undefined && only !== EXIT.OK && KNOWN_EXIT_CODES.has(only) && invocations.every((i) => i.status === 'Failed')) return only as ExitCode;
-  return EXIT.FAILURE;
-}
-
-/** The last lines of a host's output: where the agent's error is. */
-export function outputTail(output: string, lines = 15): string[] {
-  return output.replace(/\s+$/, '').split('\n').slice(-lines);
-}
-
-export function hostLabel(i: Pick<Invocation, 'instanceId' | 'instanceName'>): string {
-  return i.instanceName ? `${hostNameFrom(i.instanceName)} (${i.instanceId})` : i.instanceId;
 }
 
 /** Source names as the document's allowedPattern takes them. */
