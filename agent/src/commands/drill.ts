@@ -4,20 +4,30 @@ import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { runDrill, type DrillOutcome } from '../restore/drill';
 import { scratchServers } from '../restore/scratch';
-import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
+import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { loadAgentConfig, type ConfigOrigin } from './common';
-import { collect, configuredRecipientKeyIds, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
+import {
+  collect,
+  loadAgentConfig,
+  PASSPHRASE_FILE_FLAG,
+  scratchUrls,
+  SIGNING_PUBLIC_KEY_FLAG,
+  wantsJson,
+  withConfigOptions,
+  withFlags,
+  withReplicaOptions,
+  withScratchOptions,
+  type ConfigOrigin,
+  type GetLog,
+  type KeyOptions,
+  type RunAction,
+  type ScratchOptions,
+} from './options';
 
-export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions {
+export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions, KeyOptions, ScratchOptions {
   readonly receiptFile?: string;
-  readonly key?: string;
-  readonly passphraseFile?: string;
-  readonly signingPublicKey?: string;
   readonly host?: string[];
   readonly source?: string[];
-  readonly scratchPostgres?: string;
-  readonly scratchMysql?: string;
 }
 
 /**
@@ -26,6 +36,39 @@ export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions {
  * (one more public key in the group's recipients) keeps the escrow key offline.
  */
 export const DEFAULT_DRILL_KEY = '/etc/coldseal/drill.key.asc';
+
+export function defineDrillCommand(program: Command, run: RunAction, log: GetLog): void {
+  const command = withFlags(
+    withReplicaOptions(withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3'))),
+    { flags: '--key <file>', description: `recipient private key (or - for stdin); default: COLDSEAL_DRILL_KEY or ${DEFAULT_DRILL_KEY}` },
+    PASSPHRASE_FILE_FLAG,
+    SIGNING_PUBLIC_KEY_FLAG,
+    { flags: '--host <names>', description: 'only backups of these hosts (comma-separated or repeated)', parse: collect },
+    { flags: '--source <names>', description: 'only these sources (comma-separated or repeated)', parse: collect },
+  );
+  withFlags(
+    withScratchOptions(command),
+    { flags: '--receipt-file <file>', description: 'write the signed receipt to this new local file instead of drills/ in the data bucket (with --replica when the data bucket is gone)' },
+    { flags: '--json', description: 'print the receipt as JSON' },
+  ).action((options: DrillCommandOptions, command: Command) =>
+    run(async () => {
+      const { receipt, receiptKey } = await runDrillCommand(options, log());
+      if (wantsJson(command)) console.log(JSON.stringify({ receiptKey, receipt }, null, 2));
+      else {
+        for (const r of receipt.results) {
+          console.log(`${r.ok ? 'ok    ' : 'FAILED'}  ${r.source}/${r.artifact}  ${(r.durationMs / 1000).toFixed(1)} s  ${r.manifestKey}`);
+          for (const c of r.checks.filter((c) => !c.ok)) console.log(`        ${c.name}: ${c.detail}`);
+        }
+        console.log(`receipt: ${receiptKey}`);
+      }
+      return receipt.ok ? EXIT.OK : EXIT.INTEGRITY;
+    }),
+  );
+}
+
+export function validateDrillOptions(options: DrillCommandOptions): void {
+  validateReplicaOptions(options);
+}
 
 async function drillKeyPath(option: string | undefined): Promise<string> {
   if (option) return option;
@@ -41,43 +84,16 @@ async function drillKeyPath(option: string | undefined): Promise<string> {
 }
 
 export async function runDrillCommand(options: DrillCommandOptions, log: Log): Promise<DrillOutcome> {
-  validateReplicaOptions(options);
+  validateDrillOptions(options);
   const keyPath = await drillKeyPath(options.key);
   const { config, clients } = await loadAgentConfig(options);
   const read = await readLocation(options, config, clients);
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
   const key = await loadPrivateKey(keyPath, options.passphraseFile);
-  const scratch = await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql });
+  const scratch = await scratchServers(config, clients, scratchUrls(options));
   try {
     return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source, read, receiptFile: options.receiptFile });
   } finally {
     await scratch.cleanup();
   }
-}
-
-export function defineDrillCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withReplicaOptions(withConfigOptions(program.command('drill').description('restore drill: test-restore the latest backup of every source into scratch, check it, and write a signed receipt to S3')))
-    .option('--key <file>', `recipient private key (or - for stdin); default: COLDSEAL_DRILL_KEY or ${DEFAULT_DRILL_KEY}`)
-    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
-    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
-    .option('--host <names>', 'only backups of these hosts (comma-separated or repeated)', collect)
-    .option('--source <names>', 'only these sources (comma-separated or repeated)', collect)
-    .option('--scratch-postgres <url>', 'PostgreSQL server for scratch restores (default: the first postgres source\'s)')
-    .option('--scratch-mysql <url>', 'MySQL/MariaDB server for scratch restores (default: the first mysql source\'s)')
-    .option('--receipt-file <file>', 'write the signed receipt to this new local file instead of drills/ in the data bucket (with --replica when the data bucket is gone)')
-    .option('--json', 'print the receipt as JSON')
-    .action((options: DrillCommandOptions, command: Command) =>
-      run(async () => {
-        const { receipt, receiptKey } = await runDrillCommand(options, log());
-        if (wantsJson(command)) console.log(JSON.stringify({ receiptKey, receipt }, null, 2));
-        else {
-          for (const r of receipt.results) {
-            console.log(`${r.ok ? 'ok    ' : 'FAILED'}  ${r.source}/${r.artifact}  ${(r.durationMs / 1000).toFixed(1)} s  ${r.manifestKey}`);
-            for (const c of r.checks.filter((c) => !c.ok)) console.log(`        ${c.name}: ${c.detail}`);
-          }
-          console.log(`receipt: ${receiptKey}`);
-        }
-        return receipt.ok ? EXIT.OK : EXIT.INTEGRITY;
-      }),
-    );
 }

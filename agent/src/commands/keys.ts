@@ -8,6 +8,7 @@ import { generateKeyPair, KeyError, readPrivateKey, type GeneratedKey } from '..
 import { ColdsealError, EXIT } from '../errors';
 import { checkKeyFilesFree, writeKeyFiles } from '../keys/key-files';
 import { configuredRecipients, refuseUnpublishable } from '../keys/publish-checks';
+import type { RunAction } from './options';
 
 /**
  * Keys: the recipient pair (its private half is the only way to read a backup: keep it offline,
@@ -135,7 +136,7 @@ async function deployedSigningKey(ssm: SSMClient, group: string, prefix: string)
   return key;
 }
 
-export function defineKeysCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
+export function defineKeysCommand(program: Command, run: RunAction): void {
   const keys = program.command('keys').description('generate and publish OpenPGP keys');
   keys
     .command('generate')

@@ -1,20 +1,37 @@
 import type { Command } from 'commander';
-import { isTier, TIERS, type Tier } from '../../../format/layout';
-import { describeBackups, drillStates, listBackups, type BackupRow } from '../catalog/catalog';
-import { ColdsealError, EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
+import { isTier, TIERS, type Tier } from '../../../format/layout';
+import { describeBackups, drillStates, listBackups, type BackupRow, type CatalogFilter } from '../catalog/catalog';
+import { ColdsealError, EXIT } from '../errors';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { loadAgentConfig, type ConfigOrigin } from './common';
-import { parseTime, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
+import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, ONLY_HOST_FLAG, parseTime, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type RunAction, type SelectionOptions } from './options';
 
-export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions {
-  readonly group?: string;
-  readonly host?: string;
+export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions {
   readonly source?: string;
   readonly tier?: string;
   readonly since?: string;
   readonly until?: string;
   readonly incomplete?: boolean;
+}
+
+export function defineListCommand(program: Command, run: RunAction): void {
+  withFlags(
+    withReplicaOptions(withConfigOptions(program.command('list').description('list backups (by group, host, source, tier, time) with size, storage class and verification state'))),
+    GROUP_FLAG,
+    ONLY_HOST_FLAG,
+    { flags: '--source <name>', description: 'only this source' },
+    { flags: '--tier <tier>', description: `only this tier: ${TIERS.join(', ')}` },
+    { flags: '--since <time>', description: 'only backups at or after this time' },
+    { flags: '--until <time>', description: 'only backups at or before this time' },
+    { flags: '--incomplete', description: 'only backups without a manifest (never committed)' },
+    JSON_FLAG,
+  ).action((options: ListCommandOptions, command: Command) =>
+    run(async () => {
+      const rows = await runList(options);
+      console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows));
+      return EXIT.OK;
+    }),
+  );
 }
 
 export function validateListOptions(options: ListCommandOptions): { tier?: Tier; since?: Date; until?: Date } {
@@ -25,13 +42,18 @@ export function validateListOptions(options: ListCommandOptions): { tier?: Tier;
 
 export async function runList(options: ListCommandOptions): Promise<BackupRow[]> {
   const { tier, since, until } = validateListOptions(options);
+  const rows = await readBackupRows(options, { source: options.source, tier, since, until });
+  return options.incomplete ? rows.filter((r) => !r.complete) : rows;
+}
+
+/** The group's backups (as list and status show them), with their drill state. */
+export async function readBackupRows(options: ConfigOrigin & ReplicaOptions & SelectionOptions, filter: Omit<CatalogFilter, 'group' | 'host'> = {}): Promise<BackupRow[]> {
   const { config, clients } = await loadAgentConfig(options);
   const { s3, bucket } = await readLocation(options, config, clients);
   const group = options.group ?? config.group;
-  const entries = await listBackups(s3, bucket, { group, host: options.host, source: options.source, tier, since, until });
+  const entries = await listBackups(s3, bucket, { group, host: options.host, ...filter });
   const drills = await drillStates(s3, bucket, group).catch(() => new Map());
-  const rows = await describeBackups(s3, bucket, entries, drills);
-  return options.incomplete ? rows.filter((r) => !r.complete) : rows;
+  return describeBackups(s3, bucket, entries, drills);
 }
 
 export function formatRows(rows: readonly BackupRow[]): string {
@@ -50,27 +72,4 @@ export function formatRows(rows: readonly BackupRow[]): string {
   const head = ['STAMP', 'TIER', 'HOST', 'SOURCE', 'SIZE', 'STORAGE', 'STATE', 'VERIFIED', 'ARTIFACTS'];
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   return [head, ...table].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n');
-}
-
-export function defineListCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
-  withReplicaOptions(withConfigOptions(
-    program
-      .command('list')
-      .description('list backups (by group, host, source, tier, time) with size, storage class and verification state'),
-  ))
-    .option('--group <name>', 'host group (default: the configuration\'s)')
-    .option('--host <name>', 'only this host')
-    .option('--source <name>', 'only this source')
-    .option('--tier <tier>', `only this tier: ${TIERS.join(', ')}`)
-    .option('--since <time>', 'only backups at or after this time')
-    .option('--until <time>', 'only backups at or before this time')
-    .option('--incomplete', 'only backups without a manifest (never committed)')
-    .option('--json', 'print JSON for scripts')
-    .action((options: ListCommandOptions, command: Command) =>
-      run(async () => {
-        const rows = await runList(options);
-        console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows));
-        return EXIT.OK;
-      }),
-    );
 }

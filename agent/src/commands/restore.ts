@@ -11,18 +11,13 @@ import { runRestore, type RestoreResult, type RestoreTarget } from '../restore/r
 import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { parseMysqlUrl, parsePostgresUrl } from '../restore/targets';
 import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { loadAgentConfig, type ConfigOrigin } from './common';
-import { collect, rerunCommand, terminalConfirm, withConfigOptions, withReplicaOptions } from './restore-common';
+import { collect, GROUP_FLAG, loadAgentConfig, PASSPHRASE_FILE_FLAG, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type SelectionOptions } from './options';
+import { rerunCommand, terminalConfirm } from './terminal';
 
-export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions {
+export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions {
   readonly source?: string;
-  readonly host?: string;
-  readonly group?: string;
   readonly at: string;
   readonly artifact?: string;
-  readonly key?: string;
-  readonly passphraseFile?: string;
-  readonly signingPublicKey?: string;
   readonly target?: string;
   readonly directory?: string;
   readonly output?: string;
@@ -40,6 +35,35 @@ export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions {
   readonly wait?: boolean;
   readonly waitTimeout: string;
   readonly pollInterval: string;
+}
+
+export function defineRestoreCommand(program: Command, run: RunAction, log: GetLog): void {
+  withFlags(
+    withReplicaOptions(withConfigOptions(program.command('restore').description('verify a backup (signature, SHA-256, recipients, OpenPGP integrity) and only then restore it into a database, a directory or a file'))),
+    { flags: '--source <name>', description: 'the source to restore' },
+    { flags: '--host <name>', description: 'the host that backed it up (needed when several hosts have the source)' },
+    GROUP_FLAG,
+    { flags: '--at <when>', description: 'latest, a stamp (20261122T005849Z), a time (the last backup at or before it) or an S3 key', default: 'latest' },
+    { flags: '--artifact <name>', description: 'which database of the backup (when it holds several)' },
+    { flags: '--key <file>', description: 'recipient private key file, or - for stdin (passphrase: COLDSEAL_KEY_PASSPHRASE or --passphrase-file)' },
+    PASSPHRASE_FILE_FLAG,
+    { flags: '--signing-public-key <file>', description: 'trusted signing public key(s) of the group (default: the group\'s SSM parameter, or the configured signing key)' },
+    { flags: '--target <url>', description: 'postgres://user@host:port/db or mysql://user@host:port/db (no password: use PGPASSWORD/~/.pgpass or MYSQL_PWD/~/.my.cnf)' },
+    { flags: '--directory <dir>', description: 'restore a files backup into this directory' },
+    { flags: '--output <file>', description: 'write the decrypted, decompressed dump to this file instead' },
+    { flags: '--list', description: 'show what a PostgreSQL dump holds (pg_restore --list)' },
+    { flags: '--table <name>', description: 'PostgreSQL: only this table ([schema.]table; repeatable)', parse: collect },
+    { flags: '--schema <name>', description: 'PostgreSQL: only this schema (repeatable)', parse: collect },
+    { flags: '--no-owner', description: 'PostgreSQL: do not restore ownership and grants (roles may not exist here)' },
+    { flags: '--yes', description: 'do not ask before replacing an existing target (the safety dump is still taken)' },
+    { flags: '--safety-dir <dir>', description: 'where safety dumps of an existing target go, 0600 files in a 0700 directory, never deleted by coldseal (default ~/.coldseal/safety-dumps)' },
+    { flags: '--no-encrypt-safety-dump', description: 'keep the safety dump in plaintext (default: encrypted to the recipients, like the backups)' },
+    { flags: '--retrieval-tier <tier>', description: `archived backups: start a retrieval with this tier (${RETRIEVAL_TIERS.join(', ')})` },
+    { flags: '--retrieval-days <days>', description: 'days the retrieved copy stays readable', default: '3' },
+    { flags: '--wait', description: 'wait for the retrieval of an archived backup, polling' },
+    { flags: '--wait-timeout <minutes>', description: 'give up waiting after this long (the retrieval goes on)', default: '720' },
+    { flags: '--poll-interval <seconds>', description: 'seconds between retrieval status checks', default: '60' },
+  ).action((options: RestoreCommandOptions) => run(() => printRestore(options, log())));
 }
 
 export function validateRestoreOptions(options: RestoreCommandOptions): { target: RestoreTarget; tier?: RetrievalTier; days: number; waitTimeoutMs: number; pollIntervalMs: number } {
@@ -103,38 +127,6 @@ export async function runRestoreCommand(options: RestoreCommandOptions, log: Log
     archive: { tier: valid.tier, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
     archiveClient: deps.archiveClient,
   });
-}
-
-export function defineRestoreCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withReplicaOptions(withConfigOptions(
-    program
-      .command('restore')
-      .description('verify a backup (signature, SHA-256, recipients, OpenPGP integrity) and only then restore it into a database, a directory or a file'),
-  ))
-    .option('--source <name>', 'the source to restore')
-    .option('--host <name>', 'the host that backed it up (needed when several hosts have the source)')
-    .option('--group <name>', 'host group (default: the configuration\'s)')
-    .option('--at <when>', 'latest, a stamp (20261122T005849Z), a time (the last backup at or before it) or an S3 key', 'latest')
-    .option('--artifact <name>', 'which database of the backup (when it holds several)')
-    .option('--key <file>', 'recipient private key file, or - for stdin (passphrase: COLDSEAL_KEY_PASSPHRASE or --passphrase-file)')
-    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
-    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group (default: the group\'s SSM parameter, or the configured signing key)')
-    .option('--target <url>', 'postgres://user@host:port/db or mysql://user@host:port/db (no password: use PGPASSWORD/~/.pgpass or MYSQL_PWD/~/.my.cnf)')
-    .option('--directory <dir>', 'restore a files backup into this directory')
-    .option('--output <file>', 'write the decrypted, decompressed dump to this file instead')
-    .option('--list', 'show what a PostgreSQL dump holds (pg_restore --list)')
-    .option('--table <name>', 'PostgreSQL: only this table ([schema.]table; repeatable)', collect)
-    .option('--schema <name>', 'PostgreSQL: only this schema (repeatable)', collect)
-    .option('--no-owner', 'PostgreSQL: do not restore ownership and grants (roles may not exist here)')
-    .option('--yes', 'do not ask before replacing an existing target (the safety dump is still taken)')
-    .option('--safety-dir <dir>', 'where safety dumps of an existing target go, 0600 files in a 0700 directory, never deleted by coldseal (default ~/.coldseal/safety-dumps)')
-    .option('--no-encrypt-safety-dump', 'keep the safety dump in plaintext (default: encrypted to the recipients, like the backups)')
-    .option('--retrieval-tier <tier>', `archived backups: start a retrieval with this tier (${RETRIEVAL_TIERS.join(', ')})`)
-    .option('--retrieval-days <days>', 'days the retrieved copy stays readable', '3')
-    .option('--wait', 'wait for the retrieval of an archived backup, polling')
-    .option('--wait-timeout <minutes>', 'give up waiting after this long (the retrieval goes on)', '720')
-    .option('--poll-interval <seconds>', 'seconds between retrieval status checks', '60')
-    .action((options: RestoreCommandOptions) => run(() => printRestore(options, log())));
 }
 
 async function printRestore(options: RestoreCommandOptions, log: Log): Promise<number> {

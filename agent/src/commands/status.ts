@@ -1,24 +1,31 @@
 import type { Command } from 'commander';
-import { describeBackups, drillStates, listBackups, summarize, type SourceStatus } from '../catalog/catalog';
-import { EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
-import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { loadAgentConfig, type ConfigOrigin } from './common';
-import { wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
+import { summarize, type SourceStatus } from '../catalog/catalog';
+import { EXIT } from '../errors';
+import { validateReplicaOptions, type ReplicaOptions } from '../replica';
+import { readBackupRows } from './list';
+import { GROUP_FLAG, JSON_FLAG, ONLY_HOST_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type RunAction, type SelectionOptions } from './options';
 
-export interface StatusCommandOptions extends ConfigOrigin, ReplicaOptions {
-  readonly group?: string;
-  readonly host?: string;
+export interface StatusCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions {}
+
+export function defineStatusCommand(program: Command, run: RunAction): void {
+  withFlags(withReplicaOptions(withConfigOptions(program.command('status').description('latest backup, age, size and verification of every source of the group'))), GROUP_FLAG, ONLY_HOST_FLAG, JSON_FLAG).action(
+    (options: StatusCommandOptions, command: Command) =>
+      run(async () => {
+        const statuses = await runStatus(options);
+        console.log(wantsJson(command) ? JSON.stringify(statuses, null, 2) : formatStatus(statuses));
+        return EXIT.OK;
+      }),
+  );
+}
+
+export function validateStatusOptions(options: StatusCommandOptions): void {
+  validateReplicaOptions(options);
 }
 
 export async function runStatus(options: StatusCommandOptions, now = new Date()): Promise<SourceStatus[]> {
-  validateReplicaOptions(options);
-  const { config, clients } = await loadAgentConfig(options);
-  const { s3, bucket } = await readLocation(options, config, clients);
-  const group = options.group ?? config.group;
-  const entries = await listBackups(s3, bucket, { group, host: options.host });
-  const drills = await drillStates(s3, bucket, group).catch(() => new Map());
-  return summarize(await describeBackups(s3, bucket, entries, drills), now);
+  validateStatusOptions(options);
+  return summarize(await readBackupRows(options), now);
 }
 
 export function formatStatus(statuses: readonly SourceStatus[]): string {
@@ -38,18 +45,4 @@ export function formatStatus(statuses: readonly SourceStatus[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   return [head, ...table].map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
-}
-
-export function defineStatusCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
-  withReplicaOptions(withConfigOptions(program.command('status').description('latest backup, age, size and verification of every source of the group')))
-    .option('--group <name>', 'host group (default: the configuration\'s)')
-    .option('--host <name>', 'only this host')
-    .option('--json', 'print JSON for scripts')
-    .action((options: StatusCommandOptions, command: Command) =>
-      run(async () => {
-        const statuses = await runStatus(options);
-        console.log(wantsJson(command) ? JSON.stringify(statuses, null, 2) : formatStatus(statuses));
-        return EXIT.OK;
-      }),
-    );
 }

@@ -2,27 +2,48 @@ import { hostname, userInfo } from 'node:os';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import { isFailedStatus, isTerminalStatus } from '../../../format/command-status';
-import { assertName, hostNameFrom, TIERS, type Tier } from '../../../format/layout';
+import { assertName, hostNameFrom, type Tier } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
 import type { Log } from '../log';
 import { followCommand, loadDeployment, planTrigger, sendTrigger, sourceNameProblem } from '../trigger/plan';
 import { SdkTriggerSsm, type TriggerSsm } from '../trigger/ssm';
 import { hostLabel, outputTail, waitExitCode, waitForCommand, type WaitOptions, type WaitOutcome } from '../trigger/wait';
-import { validateBackupOptions } from './backup';
-import { wantsJson } from './restore-common';
+import { forcedTierFlag, SOURCES_FLAG, validateRunScope, wantsJson, withFlags, type GetLog, type RunAction, type RunScopeOptions } from './options';
 
-export interface TriggerCommandOptions {
+export interface TriggerCommandOptions extends RunScopeOptions {
   readonly group?: string;
   readonly host?: string;
   readonly drill?: boolean;
-  readonly tier?: string;
-  readonly source?: string;
   readonly timeout?: string;
   readonly wait?: boolean;
   readonly waitLimit?: string;
   readonly prefix?: string;
   readonly region?: string;
+}
+
+export function defineTriggerCommand(program: Command, run: RunAction, log: GetLog): void {
+  withFlags(
+    program.command('trigger').description("run the deployed agent document now, as the schedule does: a group's hosts, one host, or the drill (from an operator's machine)"),
+    { flags: '--group <name>', description: 'host group (default: the only deployed group, or the drill\'s with --drill)' },
+    { flags: '--host <name>', description: 'only this host: its name as alerts show it (first label of its host name) or its instance id' },
+    { flags: '--drill', description: 'run the restore drill on the drill host instead of a backup' },
+    forcedTierFlag(),
+    SOURCES_FLAG,
+    { flags: '--timeout <seconds>', description: "the run's time limit (default: the document's)" },
+    { flags: '--wait', description: 'wait until every host has finished; exit with the outcome' },
+    { flags: '--wait-limit <seconds>', description: 'stop waiting after this long (default: the run\'s time limit + 10 minutes)' },
+    { flags: '--prefix <prefix>', description: "the stack's parameter prefix", default: DEFAULT_PARAMETER_PREFIX },
+    { flags: '--region <region>', description: "the stack's region (default: AWS_REGION)" },
+  ).action((options: TriggerCommandOptions, command: Command) =>
+    run(async () => {
+      const json = wantsJson(command);
+      // With --json, stdout holds only the JSON result.
+      const result = await runTrigger(options, log(), json ? { print: (line) => console.error(line) } : {});
+      if (json) console.log(JSON.stringify(result, null, 2));
+      return result.exitCode;
+    }),
+  );
 }
 
 export interface ValidTriggerOptions {
@@ -64,7 +85,7 @@ export function validateTriggerOptions(options: TriggerCommandOptions): ValidTri
   if (drill && ((options.tier !== undefined && options.tier !== 'auto') || options.source !== undefined)) {
     throw new ColdsealError(EXIT.USAGE, '--tier and --source apply to a backup, not to a drill', 'Leave them out with --drill: the drill restores the latest backup of every source');
   }
-  const { tier, sources } = validateBackupOptions({ tier: options.tier, source: options.source });
+  const { tier, sources } = validateRunScope({ tier: options.tier, source: options.source });
   for (const source of sources ?? []) {
     const problem = sourceNameProblem(source);
     if (problem) throw new ColdsealError(EXIT.USAGE, `--source: ${problem}`, 'Give source names from the group configuration, comma-separated');
@@ -158,29 +179,4 @@ export async function runTrigger(options: TriggerCommandOptions, log: Log, deps:
     log.error(`${outcome.invocations.filter((i) => i.status !== 'Success').length} of ${outcome.invocations.length} hosts did not succeed. The exit codes are listed by coldseal --help; the full output is in ${deployment.commandLogGroup ? `the log group ${deployment.commandLogGroup}` : 'SSM Run Command history'}`);
   }
   return { ...base, wait: outcome, exitCode };
-}
-
-export function defineTriggerCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  program
-    .command('trigger')
-    .description("run the deployed agent document now, as the schedule does: a group's hosts, one host, or the drill (from an operator's machine)")
-    .option('--group <name>', 'host group (default: the only deployed group, or the drill\'s with --drill)')
-    .option('--host <name>', 'only this host: its name as alerts show it (first label of its host name) or its instance id')
-    .option('--drill', 'run the restore drill on the drill host instead of a backup')
-    .option('--tier <tier>', `force a tier: auto (calendar) or ${TIERS.join(', ')}`)
-    .option('--source <names>', 'only these sources, comma-separated (default: all)')
-    .option('--timeout <seconds>', "the run's time limit (default: the document's)")
-    .option('--wait', 'wait until every host has finished; exit with the outcome')
-    .option('--wait-limit <seconds>', 'stop waiting after this long (default: the run\'s time limit + 10 minutes)')
-    .option('--prefix <prefix>', "the stack's parameter prefix", DEFAULT_PARAMETER_PREFIX)
-    .option('--region <region>', "the stack's region (default: AWS_REGION)")
-    .action((options: TriggerCommandOptions, command: Command) =>
-      run(async () => {
-        const json = wantsJson(command);
-        // With --json, stdout holds only the JSON result.
-        const result = await runTrigger(options, log(), json ? { print: (line) => console.error(line) } : {});
-        if (json) console.log(JSON.stringify(result, null, 2));
-        return result.exitCode;
-      }),
-    );
 }

@@ -4,24 +4,56 @@ import { isComplete, listBackups } from '../catalog/catalog';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { scratchServers } from '../restore/scratch';
-import { loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
+import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
 import { verifyBackup, type BackupVerification } from '../restore/verify';
 import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { loadAgentConfig, type ConfigOrigin } from './common';
-import { configuredRecipientKeyIds, wantsJson, withConfigOptions, withReplicaOptions } from './restore-common';
+import {
+  GROUP_FLAG,
+  JSON_FLAG,
+  loadAgentConfig,
+  PASSPHRASE_FILE_FLAG,
+  scratchUrls,
+  SIGNING_PUBLIC_KEY_FLAG,
+  wantsJson,
+  withConfigOptions,
+  withFlags,
+  withReplicaOptions,
+  withScratchOptions,
+  type ConfigOrigin,
+  type GetLog,
+  type KeyOptions,
+  type RunAction,
+  type ScratchOptions,
+  type SelectionOptions,
+} from './options';
 
-export interface VerifyCommandOptions extends ConfigOrigin, ReplicaOptions {
+export interface VerifyCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions, ScratchOptions {
   readonly source?: string;
-  readonly host?: string;
-  readonly group?: string;
   readonly at?: string;
   readonly all?: boolean;
   readonly deep?: boolean;
-  readonly key?: string;
-  readonly passphraseFile?: string;
-  readonly signingPublicKey?: string;
-  readonly scratchPostgres?: string;
-  readonly scratchMysql?: string;
+}
+
+export function defineVerifyCommand(program: Command, run: RunAction, log: GetLog): void {
+  const command = withFlags(
+    withReplicaOptions(withConfigOptions(program.command('verify').description('check backups from this machine: signature, completion, recipients and checksum; --deep also test-restores into a scratch database'))),
+    { flags: '--source <name>', description: 'the source whose backups to check' },
+    { flags: '--host <name>', description: 'the host that backed it up' },
+    GROUP_FLAG,
+    { flags: '--at <when>', description: 'one backup: latest (default), a stamp, a time or an S3 key' },
+    { flags: '--all', description: 'every backup of the source' },
+    { flags: '--deep', description: 'decrypt and test-restore into a scratch database (created and dropped), comparing row counts and schema with the manifest' },
+    { flags: '--key <file>', description: 'recipient private key for --deep (or - for stdin)' },
+    PASSPHRASE_FILE_FLAG,
+    SIGNING_PUBLIC_KEY_FLAG,
+  );
+  withFlags(withScratchOptions(command), JSON_FLAG).action((options: VerifyCommandOptions, command: Command) =>
+    run(async () => {
+      const results = await runVerifyCommand(options, log());
+      console.log(wantsJson(command) ? JSON.stringify(results, null, 2) : formatVerifications(results));
+      return results.every((r) => r.ok) ? EXIT.OK : EXIT.INTEGRITY;
+    }),
+  );
 }
 
 export function validateVerifyOptions(options: VerifyCommandOptions): void {
@@ -52,7 +84,7 @@ export async function runVerifyCommand(options: VerifyCommandOptions, log: Log):
     keys = [(await resolveManifestKey(clients.s3, bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' })).key];
   }
   const expectedRecipientKeyIds = await configuredRecipientKeyIds(config, clients);
-  const scratch = key ? await scratchServers(config, clients, { postgres: options.scratchPostgres, mysql: options.scratchMysql }) : undefined;
+  const scratch = key ? await scratchServers(config, clients, scratchUrls(options)) : undefined;
   try {
     const results: BackupVerification[] = [];
     for (const k of keys) results.push(await verifyBackup(k, { clients, bucket, log, trusted, expectedRecipientKeyIds, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
@@ -73,27 +105,4 @@ export function formatVerifications(results: readonly BackupVerification[]): str
     }
   }
   return lines.join('\n');
-}
-
-export function defineVerifyCommand(program: Command, run: (action: () => Promise<number>) => Promise<void>, log: () => Log): void {
-  withReplicaOptions(withConfigOptions(program.command('verify').description('check backups from this machine: signature, completion, recipients and checksum; --deep also test-restores into a scratch database')))
-    .option('--source <name>', 'the source whose backups to check')
-    .option('--host <name>', 'the host that backed it up')
-    .option('--group <name>', 'host group (default: the configuration\'s)')
-    .option('--at <when>', 'one backup: latest (default), a stamp, a time or an S3 key')
-    .option('--all', 'every backup of the source')
-    .option('--deep', 'decrypt and test-restore into a scratch database (created and dropped), comparing row counts and schema with the manifest')
-    .option('--key <file>', 'recipient private key for --deep (or - for stdin)')
-    .option('--passphrase-file <file>', 'file holding the private key\'s passphrase')
-    .option('--signing-public-key <file>', 'trusted signing public key(s) of the group')
-    .option('--scratch-postgres <url>', 'PostgreSQL server for scratch restores (default: the first postgres source\'s)')
-    .option('--scratch-mysql <url>', 'MySQL/MariaDB server for scratch restores (default: the first mysql source\'s)')
-    .option('--json', 'print JSON for scripts')
-    .action((options: VerifyCommandOptions, command: Command) =>
-      run(async () => {
-        const results = await runVerifyCommand(options, log());
-        console.log(wantsJson(command) ? JSON.stringify(results, null, 2) : formatVerifications(results));
-        return results.every((r) => r.ok) ? EXIT.OK : EXIT.INTEGRITY;
-      }),
-    );
 }

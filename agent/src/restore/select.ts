@@ -3,13 +3,13 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { dateOfStamp, manifestKey, parseKey } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import { groupParameters } from '../../../format/parameters';
-import { KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import { encryptionKeyIds, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import { openManifest, SignedDocumentError } from '../../../format/signed-document';
 import type { AgentClients } from '../aws';
 import { latestOf, listBackups, storageError, type BackupEntry } from '../catalog/catalog';
 import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
-import { readParameter, resolveSecret } from '../secrets';
+import { readParameter, resolvePublicKeys, resolveSecret } from '../secrets';
 
 /** Which backup: latest, a stamp, a time (the last backup at or before it), or an S3 key. */
 export interface BackupSelector {
@@ -154,5 +154,14 @@ export async function loadPrivateKey(keyArg: string, passphraseFile: string | un
   } catch (error) {
     if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, error.message, 'Use the recipient private key (recipient.key.asc from coldseal keys generate)');
     throw error;
+  }
+}
+
+/** The recipients' key ids the configuration names, when they can be read here; undefined otherwise. */
+export async function configuredRecipientKeyIds(config: AgentConfig, clients: AgentClients): Promise<string[] | undefined> {
+  try {
+    return await encryptionKeyIds(await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients'));
+  } catch {
+    return undefined;
   }
 }
