@@ -5,7 +5,7 @@ import { AGENT_DOCUMENT_VERSION } from './parameters';
  * The agent's SSM document as its senders see it: the parameters it declares (the stack writes
  * them into the document, infra/lib/agent-delivery.ts) and the SendCommand request that runs it,
  * built the same way by the schedules (infra/lib/schedules.ts) and by `coldseal trigger`
- * (agent/src/trigger.ts).
+ * (agent/src/trigger/plan.ts).
  */
 
 export type RunAction = 'backup' | 'drill';

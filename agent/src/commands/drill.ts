@@ -6,23 +6,7 @@ import { runDrill, type DrillOutcome } from '../restore/drill';
 import { scratchServers } from '../restore/scratch';
 import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import {
-  collect,
-  loadAgentConfig,
-  PASSPHRASE_FILE_FLAG,
-  scratchUrls,
-  SIGNING_PUBLIC_KEY_FLAG,
-  wantsJson,
-  withConfigOptions,
-  withFlags,
-  withReplicaOptions,
-  withScratchOptions,
-  type ConfigOrigin,
-  type GetLog,
-  type KeyOptions,
-  type RunAction,
-  type ScratchOptions,
-} from './options';
+import { collect, loadAgentConfig, PASSPHRASE_FILE_FLAG, scratchUrls, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, withScratchOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type ScratchOptions } from './options';
 
 export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions, KeyOptions, ScratchOptions {
   readonly receiptFile?: string;

@@ -7,25 +7,7 @@ import { scratchServers } from '../restore/scratch';
 import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
 import { verifyBackup, type BackupVerification } from '../restore/verify';
 import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import {
-  GROUP_FLAG,
-  JSON_FLAG,
-  loadAgentConfig,
-  PASSPHRASE_FILE_FLAG,
-  scratchUrls,
-  SIGNING_PUBLIC_KEY_FLAG,
-  wantsJson,
-  withConfigOptions,
-  withFlags,
-  withReplicaOptions,
-  withScratchOptions,
-  type ConfigOrigin,
-  type GetLog,
-  type KeyOptions,
-  type RunAction,
-  type ScratchOptions,
-  type SelectionOptions,
-} from './options';
+import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, PASSPHRASE_FILE_FLAG, scratchUrls, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, withScratchOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type ScratchOptions, type SelectionOptions } from './options';
 
 export interface VerifyCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions, ScratchOptions {
   readonly source?: string;
