@@ -135,7 +135,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     keys = await loadKeys(config, clients);
     encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
   } catch (error) {
-    await discardPreparation(early);
+    await discardPreparation(early?.prepared);
     // Nothing was dumped, yet every selected source missed its backup: that is alerted like any failure.
     const failed = selected.map((source) => ({ source, ok: false, error: describeError(error), exitCode: exitCodeOf(error) }));
     await sendFailureAlert({ config, clients, log, host, tier, failed, at: now() });
@@ -155,8 +155,8 @@ interface EarlyPreparation {
 }
 
 /** A preparation that will not be used: its temporary files (password files) are removed. */
-async function discardPreparation(early: EarlyPreparation | undefined): Promise<void> {
-  await early?.prepared.then(
+async function discardPreparation(preparation: Promise<PreparedSource> | undefined): Promise<void> {
+  await preparation?.then(
     (prepared) => prepared.cleanup(),
     () => undefined,
   );
@@ -183,7 +183,7 @@ async function backUpSources(args: {
     const preparation = early?.source === source.name ? early.prepared : undefined;
     const signal = interruptedBy();
     if (signal) {
-      if (preparation) await discardPreparation(early);
+      await discardPreparation(preparation);
       results.push({ source: source.name, ok: false, error: `not started: the backup was interrupted by ${signal}`, exitCode: EXIT.INTERRUPTED });
       continue;
     }
