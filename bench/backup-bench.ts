@@ -1,9 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAgent } from '../scripts/build-agent';
-import { freePort, startMoto } from '../e2e/services';
-import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, timed, writeAgentConfig, type Contender, type Measurement } from './common';
+import { startMoto } from '../e2e/services';
+import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 import { restoreBench } from './restore-bench';
 
 /**
@@ -54,9 +54,7 @@ async function main(): Promise<void> {
   console.log(`plain dump: ${(dumpBytes / 1e9).toFixed(2)} GB`);
 
   const bundle = await buildAgent();
-  const sinkPort = await freePort();
-  const sink = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 's3-sink.ts'), String(sinkPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await new Promise((r) => setTimeout(r, 1500));
+  const sink = await startBenchServer('s3-sink.ts');
   const moto = args.moto ? await startMoto() : undefined;
   if (moto) await createBenchBucket(moto.endpoint);
   const agentConfig = (endpoint: string, inventory = true, segmented = false) =>
@@ -70,14 +68,14 @@ async function main(): Promise<void> {
     {
       name: 'shell: … | gpg | tee >(sha256sum) | aws s3 cp -',
       run: (r) =>
-        timed('shell: … | gpg | tee >(sha256sum) | aws s3 cp -', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} | tee >(sha256sum > /dev/null) | aws --endpoint-url http://127.0.0.1:${sinkPort} s3 cp - s3://bench/shell-${r}.pgp`], { ...process.env, ...BENCH_AWS_ENV }),
+        timed('shell: … | gpg | tee >(sha256sum) | aws s3 cp -', r, 'bash', ['-o', 'pipefail', '-c', `${pgDump} | zstd -3 -T0 -q | ${gpg} | tee >(sha256sum > /dev/null) | aws --endpoint-url ${sink.endpoint} s3 cp - s3://bench/shell-${r}.pgp`], { ...process.env, ...BENCH_AWS_ENV }),
     },
-    { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
+    { name: 'agent → S3 sink', run: (r) => timed('agent → S3 sink', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`${sink.endpoint}`), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
     // The default counts every table's rows in pg_dump's snapshot (for drills): a full scan the shell pipelines don't do.
-    { name: 'agent → S3 sink, no inventory', run: (r) => timed('agent → S3 sink, no inventory', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, false), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
+    { name: 'agent → S3 sink, no inventory', run: (r) => timed('agent → S3 sink, no inventory', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`${sink.endpoint}`, false), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) },
   ];
   if (args.segments) {
-    contenders.push({ name: 'agent → S3 sink, segments (5 MiB × 4)', run: (r) => timed('agent → S3 sink, segments (5 MiB × 4)', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`http://127.0.0.1:${sinkPort}`, true, true), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) });
+    contenders.push({ name: 'agent → S3 sink, segments (5 MiB × 4)', run: (r) => timed('agent → S3 sink, segments (5 MiB × 4)', r, process.execPath, [bundle, 'backup', '--config', agentConfig(`${sink.endpoint}`, true, true), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) });
   }
   if (moto) contenders.push({ name: 'agent → moto', run: (r) => timed('agent → moto', r, process.execPath, [bundle, 'backup', '--config', agentConfig(moto.endpoint), '--tier', 'daily'], { ...process.env, ...BENCH_AWS_ENV }) });
 
@@ -85,7 +83,7 @@ async function main(): Promise<void> {
   try {
     results = await interleavedRounds(contenders, args.rounds, dumpBytes, 48);
   } finally {
-    sink.kill();
+    sink.process.kill();
     await moto?.stop();
     rmSync(work.dir, { recursive: true, force: true });
   }

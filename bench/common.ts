@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,4 +168,17 @@ export async function interleavedRounds(contenders: readonly Contender[], rounds
 export function medianWallSeconds(results: readonly Measurement[], name: string): number {
   const walls = results.filter((r) => r.name === name).map((r) => r.wallSeconds).sort((a, b) => a - b);
   return walls[Math.floor((walls.length - 1) / 2)];
+}
+
+/**
+ * One of the bench's S3 endpoints (`s3-sink.ts`, `s3-files.ts`) as its own process, on a port it
+ * picks and prints: the endpoint is known once it listens, with no port race and no fixed wait.
+ */
+export async function startBenchServer(script: string, args: readonly string[] = []): Promise<{ endpoint: string; process: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, script), '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before listening`)));
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, process: child };
 }

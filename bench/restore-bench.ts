@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildAgent } from '../scripts/build-agent';
-import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, psql, requireTools, timed, writeAgentConfig, type Contender, type Measurement } from './common';
+import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, psql, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 
 /**
  * npm run bench -- --restore [--size-gb 1 --rounds 2]
@@ -31,7 +31,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
   const gpgHome = work.gpgHome;
 
   const bundle = await buildAgent();
-  const store = await startFileS3(join(work.dir, 's3'));
+  const store = await startBenchServer('s3-files.ts', [join(work.dir, 's3')]);
   const env = { ...process.env, ...BENCH_AWS_ENV };
   const out = join(work.dir, 'out');
   mkdirSync(out);
@@ -94,14 +94,4 @@ export async function restoreBench(argv: string[]): Promise<void> {
     store.process.kill();
     rmSync(work.dir, { recursive: true, force: true });
   }
-}
-
-/** The file-backed S3 stand-in as its own process, on a port it picks (it prints the port). */
-async function startFileS3(dir: string): Promise<{ endpoint: string; process: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 's3-files.ts'), '0', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`s3-files.ts exited (${code}) before listening`)));
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, process: child };
 }
