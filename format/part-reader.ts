@@ -8,7 +8,14 @@ import { ciphertextParts, type CiphertextPart } from './ranges';
  * far slower than the network; the AWS CLI fetches in parallel ranges too), handed on strictly in
  * order, each part's SHA-256 checked against the signed manifest BEFORE any of its bytes are
  * handed on. So a changed byte is refused before it can reach decryption or a target, and memory
- * is bounded by the window (parts in flight × part size), whatever the object's size.
+ * is bounded by the window: (parts in flight + the one handed on) × part size, whatever the
+ * object's size.
+ *
+ * Each part is read into one of those window + 1 buffers, allocated once and reused: a socket's
+ * 64 KiB chunks are copied in as they arrive and die young. Holding the chunks themselves until
+ * a part's turn came kept them alive past two scavenges, so every byte read became old-generation
+ * garbage that only a full mark-compact frees: measured on a 306 MiB restore, 20 mark-compacts,
+ * ~0.4 CPU-s of GC and up to 64 MiB of dead buffers at a time.
  *
  * Every object is pinned to the version the first read of it saw (IfMatch on its ETag, and its
  * VersionId when the bucket is versioned): an object replaced while it is being read fails loudly
@@ -83,8 +90,11 @@ export class PartReadError extends Error {
 /** One part, its bytes checked against the signed manifest. */
 export interface VerifiedPart {
   readonly part: CiphertextPart;
-  /** The part's bytes, in order (as received; not concatenated, to spare a copy). */
-  readonly chunks: readonly Uint8Array[];
+  /**
+   * The part's bytes: a view into a buffer the reader reuses once the next part is asked for.
+   * Finish with them (a write completed, a copy taken) before calling `next()` again.
+   */
+  readonly bytes: Uint8Array;
 }
 
 export interface PartReaderOptions {
@@ -92,7 +102,7 @@ export interface PartReaderOptions {
   readonly fetch: RangeFetcher;
   /** Parts in flight at once. @default 4 (fewer when parts are large: see maxBufferedBytes) */
   readonly window?: number;
-  /** Upper bound on bytes held by the window. @default 64 MiB (at least one part) */
+  /** Upper bound on bytes held by the parts in flight. @default 64 MiB (at least one part) */
   readonly maxBufferedBytes?: number;
   /** 0-based index of the first part to read (a resumed read); the whole-object SHA-256 is only checked from 0. @default 0 */
   readonly fromPart?: number;
@@ -172,27 +182,34 @@ export class PartReader {
     const onOuterAbort = () => controller.abort(outer?.reason);
     outer?.addEventListener('abort', onOuterAbort, { once: true });
     const whole = this.whole ? createHash('sha256') : undefined;
-    const inFlight: Promise<VerifiedPart>[] = [];
+    // window + 1 buffers: the window in flight and the part the consumer holds. Sized to the
+    // largest part read, so a small object does not cost a whole part size.
+    const bufferSize = this.selected.reduce((max, p) => Math.max(max, p.length), 0);
+    const free: Buffer[] = [];
+    const take = () => free.pop() ?? Buffer.allocUnsafeSlow(bufferSize);
+    const inFlight: { buffer: Buffer; read: Promise<VerifiedPart> }[] = [];
     let next = 0;
     const launch = () => {
       while (inFlight.length < this.window && next < this.selected.length) {
-        const promise = this.readPart(this.selected[next++], controller.signal);
+        const buffer = take();
+        const read = this.readPart(this.selected[next++], controller.signal, buffer);
         // Rejections are handled when the promise's turn comes; don't let an early one go unhandled.
-        promise.catch(() => undefined);
-        inFlight.push(promise);
+        read.catch(() => undefined);
+        inFlight.push({ buffer, read });
       }
     };
     try {
       launch();
       while (inFlight.length) {
-        let verified: VerifiedPart | undefined = await inFlight.shift()!;
+        const { buffer, read } = inFlight.shift()!;
+        const verified = await read;
         launch();
-        for (const chunk of verified.chunks) whole?.update(chunk);
+        whole?.update(verified.bytes);
         this.bytes += verified.part.length;
         this.options.onProgress?.(this.bytes);
         yield verified;
-        // Not held while the next part is awaited: the consumer may be done with this one.
-        verified = undefined;
+        // The consumer asked for the next part: it is done with this one's bytes.
+        free.push(buffer);
       }
       if (whole) {
         const sha256 = whole.digest('hex');
@@ -207,12 +224,12 @@ export class PartReader {
     }
   }
 
-  private async readPart(part: CiphertextPart, signal: AbortSignal): Promise<VerifiedPart> {
+  private async readPart(part: CiphertextPart, signal: AbortSignal, buffer: Buffer): Promise<VerifiedPart> {
     const attempts = this.options.attempts ?? 4;
     const backoff = this.options.backoffMs ?? ((n: number) => 200 * 2 ** (n - 1));
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.readPartOnce(part, signal);
+        return await this.readPartOnce(part, signal, buffer);
       } catch (error) {
         if (error instanceof PartReadError || signal.aborted) throw error;
         if (attempt >= attempts) {
@@ -224,11 +241,11 @@ export class PartReader {
     }
   }
 
-  private async readPartOnce(part: CiphertextPart, signal: AbortSignal): Promise<VerifiedPart> {
+  private async readPartOnce(part: CiphertextPart, signal: AbortSignal, buffer: Buffer): Promise<VerifiedPart> {
     if (part.length === 0) {
       // An empty ciphertext: S3 refuses a range on an empty object, and no byte is needed anyway.
       if (createHash('sha256').digest('hex') !== part.sha256) throw new PartReadError('part-checksum', `${part.key} is empty, but the signed manifest lists a part hash of non-empty bytes`, part);
-      return { part, chunks: [] };
+      return { part, bytes: new Uint8Array() };
     }
     while (!this.pins.has(part.key) && this.pinning.has(part.key)) await this.pinning.get(part.key);
     const pin = this.pins.get(part.key);
@@ -259,13 +276,16 @@ export class PartReader {
       throw refusal;
     }
     const hash = createHash('sha256');
-    const chunks: Uint8Array[] = [];
     let received = 0;
     for await (const chunk of response.body) {
-      received += chunk.length;
-      if (received > part.length) break;
+      if (received + chunk.length > part.length) {
+        received += chunk.length;
+        break;
+      }
+      // Hashed while the chunk is still in the CPU's cache, then copied into the part's buffer.
       hash.update(chunk);
-      chunks.push(chunk);
+      buffer.set(chunk, received);
+      received += chunk.length;
     }
     if (received !== part.length) {
       // A short body is a broken connection (retryable); a long one is the object's fault.
@@ -276,6 +296,6 @@ export class PartReader {
     if (sha256 !== part.sha256) {
       throw new PartReadError('part-checksum', `${where(part)} has SHA-256 ${sha256}, the signed manifest says ${part.sha256}: the ciphertext was altered or damaged`, part, { actual: sha256 });
     }
-    return { part, chunks };
+    return { part, bytes: buffer.subarray(0, part.length) };
   }
 }

@@ -58,7 +58,8 @@ async function collect(reader: PartReader, each?: (p: VerifiedPart) => void): Pr
   const out: Uint8Array[] = [];
   for await (const p of reader) {
     each?.(p);
-    out.push(...p.chunks);
+    // The reader reuses a part's buffer once the next part is asked for: keep a copy.
+    out.push(Buffer.from(p.bytes));
   }
   return Buffer.concat(out);
 }
@@ -75,6 +76,28 @@ describe('PartReader', () => {
     assert.equal(object.maxInFlight, 3, 'parts are fetched in parallel, up to the window');
     assert.equal(reader.bytesRead, bytes.length);
     assert.equal(reader.objectPins.get(artifactOf(bytes, 4096).key)?.etag, '"v1"');
+  });
+
+  test('a held part keeps its bytes while later parts arrive; part buffers are reused, window + 1 of them', async () => {
+    const bytes = randomBytes(12 * 4096 + 5);
+    const object = new FakeObject(bytes, 1);
+    const reader = new PartReader({ artifact: artifactOf(bytes, 4096), fetch: object.fetch, window: 3 });
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const p of reader) {
+      buffers.add(p.bytes.buffer);
+      // The window refills while this part is held: those reads must land in other buffers.
+      await new Promise((r) => setTimeout(r, 15));
+      const expected = bytes.subarray(p.part.offset, p.part.offset + p.part.length);
+      assert.ok(Buffer.from(p.bytes).equals(expected), `part ${p.part.index} was overwritten while it was held`);
+    }
+    assert.equal(buffers.size, 4, 'three parts in flight and the one held, each buffer reused');
+  });
+
+  test('a small object costs buffers of its own size, not the part size', async () => {
+    const bytes = randomBytes(300);
+    for await (const p of new PartReader({ artifact: artifactOf(bytes, 8 * 1024 * 1024), fetch: new FakeObject(bytes).fetch })) {
+      assert.equal(p.bytes.buffer.byteLength, 300, 'one buffer sized to the largest part read');
+    }
   });
 
   test('the window shrinks so that buffered parts stay under maxBufferedBytes', async () => {

@@ -10,7 +10,7 @@ import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } fr
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { ColdsealError, EXIT } from '../errors';
 import { gpgVersion, openGpgHome } from '../backup/pipeline/encrypt';
-import { Rechunker, webToNode, nodeToWeb } from '../backup/pipeline/streams';
+import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
 export type { ObjectPin } from '../../../format/part-reader';
@@ -120,7 +120,7 @@ interface Decryption {
   kill(): void;
 }
 
-async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
+async function decryptWithGpg(ciphertext: CiphertextFeed, key: PrivateKey): Promise<Decryption> {
   // A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits.
   const home = await openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
   // The verdict is read from gpg's status lines (fd 3) as well as its exit status: DECRYPTION_OKAY
@@ -129,7 +129,8 @@ async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<De
   const stderr = keepTail(child.stderr!, 4096);
   const status = keepTail(child.stdio[3] as Readable, 8192);
   child.stdin!.on('error', () => undefined);
-  pipeline(ciphertext, child.stdin!, () => undefined);
+  // A pipe lets go of a chunk once its write completed: the part buffers are written in place.
+  ciphertext.start(child.stdin!, 'in-place');
   const done = new Promise<string | null>((resolve) => {
     child.once('error', (error) => resolve(`gpg could not be started: ${error.message}`));
     child.once('close', (code, signal) => {
@@ -143,14 +144,14 @@ async function decryptWithGpg(ciphertext: Readable, key: PrivateKey): Promise<De
   return { output: child.stdout!, direct: true, by: `gpg ${gpgVersion()}`, done, kill: () => child.kill('SIGKILL') };
 }
 
-async function decryptWithOpenpgp(ciphertext: Readable, key: PrivateKey): Promise<Decryption> {
-  // openpgp.js pays a fixed cost per chunk: ~1 MiB chunks. It is told to stream before the MDC is
-  // checked (allowUnauthenticatedStream): every part was checked against the signed manifest
-  // before it got here, and the MDC verdict still comes at the end.
-  const chunked = new Rechunker();
-  // pipeline, not pipe: a failed read must end openpgp.js's input too, or it would wait forever.
-  pipeline(ciphertext, chunked, () => undefined);
-  const message = await openpgp.readMessage({ binaryMessage: nodeToWeb(chunked) });
+async function decryptWithOpenpgp(ciphertext: CiphertextFeed, key: PrivateKey): Promise<Decryption> {
+  // openpgp.js pays a fixed cost per chunk, and holds the chunks it was given: it gets 1 MiB
+  // copies. It is told to stream before the MDC is checked (allowUnauthenticatedStream): every
+  // part was checked against the signed manifest before it got here, and the MDC verdict still
+  // comes at the end.
+  const input = new PassThrough({ highWaterMark: COPY_CHUNK });
+  ciphertext.start(input, 'copy');
+  const message = await openpgp.readMessage({ binaryMessage: nodeToWeb(input) });
   const result = await openpgp.decrypt({ message, decryptionKeys: key, format: 'binary', config: { ...PGP_CONFIG, allowUnauthenticatedStream: true } });
   const output = webToNode(result.data as unknown as ReadableStream<Uint8Array>);
   const done = new Promise<string | null>((resolve) => {
@@ -161,18 +162,109 @@ async function decryptWithOpenpgp(ciphertext: Readable, key: PrivateKey): Promis
   return { output, by: `openpgp.js ${openpgp.config.versionString.replace(/^OpenPGP\.js v?/, '')}`, done, kill: () => output.destroy() };
 }
 
+const COPY_CHUNK = 1024 * 1024;
+
 /**
- * A part's chunks, yielded after the holder lets go of the part, each forgotten once handed on:
- * with an 8 MiB part, holding the consumed bytes until the next part arrives costs 8 MiB of peak.
+ * The verified ciphertext, written part by part into a decryptor's input. A part's bytes live in
+ * a buffer the PartReader reuses, so each part is delivered (its write completed, or copied)
+ * before the next is asked for: memory stays the reader's window, and no part's chunks linger as
+ * garbage for the collector.
  */
-function* takeChunks(holder: { held?: VerifiedPart }): Generator<Uint8Array> {
-  const chunks: (Uint8Array | undefined)[] = [...(holder.held?.chunks ?? [])];
-  holder.held = undefined;
-  for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i]!;
-    chunks[i] = undefined;
-    yield chunk;
-  }
+interface CiphertextFeed {
+  /**
+   * Starts writing into `into`, ending it after the last part (destroying it when a read fails).
+   * 'in-place': `into` lets go of a chunk once its write completes (a child's stdin). 'copy': it
+   * may hold chunks (openpgp.js), so it gets copies.
+   */
+  start(into: Writable, mode: 'in-place' | 'copy'): void;
+  /** Null once every part was delivered and the input ended, else why not. */
+  readonly done: Promise<ColdsealError | null>;
+  /** Stops delivering (a consumer failed, or the caller aborted). */
+  stop(): void;
+}
+
+function written(into: Writable, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => into.write(bytes, (error) => (error ? reject(error) : resolve())));
+}
+
+function drained(into: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      into.off('drain', onDrain);
+      into.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(new Error('the decryptor stopped reading'));
+    into.once('drain', onDrain);
+    into.once('close', onClose);
+  });
+}
+
+function feedCiphertext(first: VerifiedPart | undefined, parts: AsyncIterator<VerifiedPart>, fail: (error: unknown) => ColdsealError, where: string): CiphertextFeed {
+  const stoppedError = () => new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`);
+  let settle!: (failure: ColdsealError | null) => void;
+  const done = new Promise<ColdsealError | null>((resolve) => (settle = resolve));
+  let target: Writable | undefined;
+  let started = false;
+  let stopped = false;
+  const deliver = async (into: Writable, mode: 'in-place' | 'copy') => {
+    let part = first;
+    first = undefined;
+    try {
+      while (part) {
+        const bytes = part.bytes;
+        part = undefined;
+        try {
+          if (mode === 'in-place') await written(into, bytes);
+          else {
+            for (let offset = 0; offset < bytes.length; offset += COPY_CHUNK) {
+              if (stopped) break;
+              if (!into.write(Buffer.from(bytes.subarray(offset, offset + COPY_CHUNK)))) await drained(into);
+            }
+          }
+        } catch {
+          // The decryptor closed its input: its own verdict says why; ours is that the read stopped.
+          throw stoppedError();
+        }
+        if (stopped) throw stoppedError();
+        let step: IteratorResult<VerifiedPart>;
+        try {
+          step = await parts.next();
+        } catch (error) {
+          throw fail(error);
+        }
+        if (step.done) break;
+        part = step.value;
+      }
+      into.end();
+      settle(null);
+    } catch (error) {
+      into.destroy();
+      settle(error instanceof ColdsealError ? error : fail(error));
+    } finally {
+      await parts.return?.(undefined).catch(() => undefined);
+    }
+  };
+  return {
+    done,
+    start(into, mode) {
+      if (started) throw new Error('the ciphertext feed was started twice');
+      started = true;
+      target = into;
+      void deliver(into, mode);
+    },
+    stop() {
+      stopped = true;
+      if (!started) {
+        started = true;
+        first = undefined;
+        void parts.return?.(undefined).catch(() => undefined);
+        settle(stoppedError());
+      } else target?.destroy();
+    },
+  };
 }
 
 export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPlaintext> {
@@ -194,7 +286,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   } catch (error) {
     throw fail(error);
   }
-  const head = first.done ? new Uint8Array() : Buffer.concat(first.value.chunks.slice(0, 64));
+  const head = first.done ? new Uint8Array() : first.value.bytes;
   let addressees: string[];
   try {
     addressees = await messageRecipientKeyIds(head);
@@ -217,38 +309,9 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   }
 
   // --- ciphertext: verified parts, in order ---------------------------------------------------
-  let readFailure: ColdsealError | null = null;
   let aborted = false;
-  // Handed over, not captured: the generator outlives the first part, and a closure over `first`
-  // would keep its bytes alive for the whole restore.
-  const firstPart: { held?: VerifiedPart } = { held: first.done ? undefined : first.value };
-  const ciphertext = Readable.from(
-    (async function* () {
-      try {
-        yield* takeChunks(firstPart);
-        const holder: { held?: VerifiedPart } = {};
-        for (;;) {
-          // Not kept across the next await: a consumed part's bytes must be collectable while the next one arrives.
-          let step: IteratorResult<VerifiedPart> | undefined = await parts.next();
-          if (step.done) break;
-          holder.held = step.value;
-          step = undefined;
-          yield* takeChunks(holder);
-        }
-      } catch (error) {
-        readFailure = fail(error);
-        throw readFailure;
-      } finally {
-        await parts.return(undefined);
-      }
-    })(),
-    { objectMode: false, highWaterMark: 1024 * 1024 },
-  );
-  const read = new Promise<ColdsealError | null>((resolve) => {
-    ciphertext.once('end', () => resolve(null));
-    ciphertext.once('error', () => resolve(readFailure ?? (aborted ? new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`) : fail(new Error('the read stopped')))));
-    ciphertext.once('close', () => resolve(ciphertext.readableEnded ? null : readFailure ?? new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`)));
-  });
+  const ciphertext = feedCiphertext(first.done ? undefined : first.value, parts, fail, where);
+  const read = ciphertext.done;
 
   // --- where the plaintext goes -----------------------------------------------------------------
   // Asked before gpg starts: a child's stdout starts being read into Node as soon as it exists, so
@@ -257,7 +320,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   try {
     to = await options.plaintextTo?.();
   } catch (error) {
-    ciphertext.destroy();
+    ciphertext.stop();
     throw error;
   }
 
@@ -266,7 +329,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   try {
     decryption = chooseDecryption(options.decryption) === 'gpg' ? await decryptWithGpg(ciphertext, key) : await decryptWithOpenpgp(ciphertext, key);
   } catch (error) {
-    ciphertext.destroy();
+    ciphertext.stop();
     const failure = await Promise.race([read, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
     if (failure) throw failure;
     if (error instanceof ColdsealError) throw error;
@@ -355,7 +418,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
       kill();
       plaintext.destroy();
       decryption.kill();
-      ciphertext.destroy();
+      ciphertext.stop();
     },
   };
 }
