@@ -11,6 +11,8 @@ export interface SeenRequest {
   readonly headers: IncomingMessage['headers'];
   readonly bodySha256: string;
   readonly bodyBytes: number;
+  /** The client's end of the TCP connection the request came on ("port"): one per connection. */
+  readonly connection: string;
 }
 
 export interface S3Proxy {
@@ -35,9 +37,12 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      seen.push({ method: req.method!, query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length });
+      seen.push({ method: req.method!, query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
       const upstream = request({ host: upstreamUrl.hostname, port: upstreamUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode!, up.headers);
+        // Hop-by-hop headers are the proxy's own (RFC 9110 §7.6.1): moto's "Connection: close"
+        // would otherwise close every client connection and hide whether the client reuses them.
+        const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = up.headers;
+        res.writeHead(up.statusCode!, headers);
         up.pipe(res);
       });
       upstream.on('error', () => res.destroy());

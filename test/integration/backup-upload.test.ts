@@ -40,6 +40,15 @@ test('each uploaded part is signed with its own SHA-256, which is also the manif
       assert.equal(part.headers['x-amz-checksum-sha256'], Buffer.from(part.bodySha256, 'hex').toString('base64'), `part ${part.query.get('partNumber')} checksum`);
     }
 
+    // Kept-alive connections: a part that asks for "100 Continue" gets a throwaway connection from
+    // the SDK (a TCP and TLS handshake per part, to real S3) and waits a round trip before its body.
+    for (const part of parts) {
+      assert.equal(part.headers.expect, undefined, `part ${part.query.get('partNumber')} sent with Expect: ${part.headers.expect}`);
+      assert.notEqual(part.headers.connection, 'close', `part ${part.query.get('partNumber')} asks for its connection to be closed`);
+    }
+    const connections = new Set(proxy.seen.map((r) => r.connection));
+    assert.ok(connections.size < proxy.seen.length, `${proxy.seen.length} requests came on ${connections.size} connections: none was reused`);
+
     const manifestKey = (await sandbox.listKeys('backups/daily/testgroup/testhost/wire/')).find((k) => k.endsWith('.manifest.json'))!;
     const { document } = await openManifest((await sandbox.getObject(manifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 's'));
     const byNumber = [...parts].sort((a, b) => Number(a.query.get('partNumber')) - Number(b.query.get('partNumber')));
