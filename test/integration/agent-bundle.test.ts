@@ -1,7 +1,8 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openManifest, readPublicKeys } from '../../format';
@@ -69,4 +70,80 @@ test('--help documents every exit code', async () => {
   const help = await runBundle(['--help']);
   assert.equal(help.code, EXIT.OK);
   for (const line of ['0  success', '4  the dump failed', '5  S3 or another AWS service failed', '10  some sources succeeded and others failed']) assert.match(help.stdout, new RegExp(line));
+});
+
+/**
+ * The loader at the head of the bundle compiles the agent with V8's code cache, kept next to the
+ * bundle: only where no one else can write, only if it was made from this very agent, and any
+ * cache it cannot use just costs the compile it would have cost anyway.
+ */
+function runCopy(path: string, args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [path, ...args], { cwd: tmpdir(), env: { ...process.env, ...env }, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function bundleIn(mode: number): { dir: string; file: string; cache: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'coldseal-cache-'));
+  chmodSync(dir, mode);
+  const file = join(dir, 'coldseal-agent.js');
+  copyFileSync(bundle, file);
+  return { dir, file, cache: `${file}.v8cache` };
+}
+
+test('the code cache is made at the first run in a private directory, then used as it is', () => {
+  const { file, cache } = bundleIn(0o700);
+  const first = runCopy(file, ['--version']);
+  assert.equal(first.code, EXIT.OK, first.stderr);
+  assert.ok(existsSync(cache), 'the first run leaves a code cache beside the bundle');
+  assert.equal(statSync(cache).mode & 0o777, 0o600, 'readable by its owner only');
+  const made = statSync(cache);
+  const second = runCopy(file, ['--version']);
+  assert.equal(second.code, EXIT.OK, second.stderr);
+  assert.equal(second.stdout, first.stdout);
+  const after = statSync(cache);
+  assert.equal(after.ino, made.ino, 'an accepted cache is not written again');
+  assert.equal(after.mtimeMs, made.mtimeMs, 'an accepted cache is not written again');
+});
+
+test('a damaged, foreign or stale code cache is ignored and replaced; the agent runs as without one', () => {
+  const { dir, file, cache } = bundleIn(0o700);
+  assert.equal(runCopy(file, ['--version']).code, EXIT.OK);
+  const good = readFileSync(cache);
+  const damaged = Buffer.from(good);
+  for (let i = 32; i < damaged.length; i += 97) damaged[i] ^= 0xff;
+  const cases: [string, Buffer][] = [
+    ['random bytes', randomBytes(good.length)],
+    ['the right stamp over damaged code', damaged],
+    ['a cache made from another agent', Buffer.concat([randomBytes(32), good.subarray(32)])],
+  ];
+  for (const [what, bytes] of cases) {
+    writeFileSync(cache, bytes, { mode: 0o600 });
+    const run = runCopy(file, ['--help']);
+    assert.equal(run.code, EXIT.OK, `${what}: ${run.stderr}`);
+    assert.match(run.stdout, /0 {2}success/, `${what}: the agent still runs`);
+    assert.ok(readFileSync(cache).subarray(0, 32).equals(good.subarray(0, 32)) && !readFileSync(cache).equals(bytes), `${what}: replaced by a cache of this agent`);
+  }
+  // Another user's cache file, even in our own directory, is not read: it is replaced by ours.
+  writeFileSync(cache, good, { mode: 0o600 });
+  chownSync(cache, 65534, 65534);
+  assert.equal(runCopy(file, ['--version']).code, EXIT.OK);
+  assert.equal(statSync(cache).uid, process.geteuid!(), "a cache owned by someone else is not used but replaced");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('no code cache where others can write, and none when COLDSEAL_CODE_CACHE=off', () => {
+  const shared = bundleIn(0o777);
+  assert.equal(runCopy(shared.file, ['--version']).code, EXIT.OK);
+  assert.ok(!existsSync(shared.cache), 'a directory others can write to gets no cache');
+  const off = bundleIn(0o700);
+  assert.equal(runCopy(off.file, ['--version'], { COLDSEAL_CODE_CACHE: 'off' }).code, EXIT.OK);
+  assert.ok(!existsSync(off.cache), 'COLDSEAL_CODE_CACHE=off writes none');
+  // A cache planted through a symlink is not followed.
+  const linked = bundleIn(0o700);
+  assert.equal(runCopy(linked.file, ['--version']).code, EXIT.OK);
+  const target = join(linked.dir, 'elsewhere');
+  renameSync(linked.cache, target);
+  symlinkSync(target, linked.cache);
+  assert.equal(runCopy(linked.file, ['--version']).code, EXIT.OK);
+  assert.ok(!lstatSync(linked.cache).isSymbolicLink(), 'the symlink was replaced by a cache of our own');
 });
