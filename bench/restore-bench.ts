@@ -68,12 +68,17 @@ export async function restoreBench(argv: string[]): Promise<void> {
       { group: 'database', name: 'coldseal restore --target new', run: (r) => timed('coldseal restore --target new', r, process.execPath, agent(['--target', `postgres://postgres@127.0.0.1:5432/${newDb(r, 'agent')}`]), env) },
     ];
     const results: Measurement[] = await interleavedRounds(contenders, rounds, dumpBytes, 44, {
+      // Each run starts on a settled machine: a restored database dropped at once (autovacuum would
+      // analyze it during the next run), PostgreSQL's dirty buffers checkpointed and the page
+      // cache's dirty pages written. Without this, whoever ran right after a restore into a
+      // database paid for its writeback: with the order reversed every other round, that was always
+      // the agent's --output (1.5-2× its CPU in those rounds), never the shell's.
       afterRun: () => {
         rmSync(join(out, 'shell.pgdump'), { force: true });
         rmSync(join(out, 'agent.pgdump'), { force: true });
-      },
-      afterRound: () => {
         for (const t of targets.splice(0)) psql('postgres', `drop database if exists ${t}`);
+        psql('postgres', 'checkpoint');
+        execFileSync('sync');
       },
     });
     const median = (name: string) => medianWallSeconds(results, name);
