@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, peekManifest, readPrivateKey, signManifest, type Manifest } from '../../format';
@@ -118,6 +119,22 @@ describe('tampered and damaged backups are refused before any byte reaches the d
     assert.equal(result.code, EXIT.KEYS, result.stderr);
     assert.match(result.stderr, new RegExp(`the private key ${other.fingerprint} cannot decrypt this backup: it is encrypted to key ids [0-9a-f]{16} \\(recipient fingerprints ${sandbox.recipient.fingerprint}\\)`));
     await assertTargetUntouched();
+  });
+
+  test('a refusal after the first part leaves no keyring behind (it is made while that part is fetched)', () => {
+    // The restore runs with its own /dev/shm (a directory of ours, bind-mounted in a private mount
+    // namespace), where the throwaway gpg keyring holding the private key is made: what is left
+    // there afterwards is this run's alone, whatever other tests run meanwhile.
+    const shm = mkdtempSync(join(sandbox.dir, 'shm-'));
+    const other = join(sandbox.dir, 'other.key.asc');
+    const run = spawnSync(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /dev/shm && exec "$@"', shm, process.execPath, '--import', 'tsx', join(__dirname, '..', '..', 'agent', 'src', 'cli.ts'), 'restore', '--config', configs.get('wrongkey')!, '--source', 'pg', '--host', 'wrongkey', '--key', other, '--output', join(sandbox.dir, 'never.pgdump')],
+      { env: { ...process.env, ...sandbox.account.env, NODE_NO_WARNINGS: '1' }, encoding: 'utf8' },
+    );
+    assert.equal(run.status, EXIT.KEYS, run.stderr);
+    assert.match(run.stderr, /cannot decrypt this backup/);
+    assert.deepEqual(readdirSync(shm), [], 'the keyring (and its private key) is removed when the restore is refused');
   });
 
   test('a missing manifest: the dump is never used, and "latest" does not pick it', async () => {

@@ -9,7 +9,7 @@ import { PartReader, PartReadError, type ObjectPin, type VerifiedPart } from '..
 import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { ColdsealError, EXIT } from '../errors';
-import { gpgVersion, openGpgHome } from '../backup/pipeline/encrypt';
+import { gpgVersion, openGpgHome, type GpgHome } from '../backup/pipeline/encrypt';
 import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
@@ -120,9 +120,13 @@ interface Decryption {
   kill(): void;
 }
 
-async function decryptWithGpg(ciphertext: CiphertextFeed, key: PrivateKey): Promise<Decryption> {
-  // A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits.
-  const home = await openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
+/** A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits. */
+function recipientKeyring(key: PrivateKey): Promise<GpgHome> {
+  return openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
+}
+
+async function decryptWithGpg(ciphertext: CiphertextFeed, keyring: Promise<GpgHome>): Promise<Decryption> {
+  const home = await keyring;
   // The verdict is read from gpg's status lines (fd 3) as well as its exit status: DECRYPTION_OKAY
   // is only printed once the integrity code matched, so a gpg that exits 0 without it is refused.
   const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--status-fd', '3', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
@@ -279,61 +283,77 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   const parts = reader[Symbol.asyncIterator]();
   const fail = (error: unknown) => partReadFailure(error, bucket, artifact);
 
-  // The first part (checked) holds the PKESK packets: addressees are known before decryption starts.
-  let first: IteratorResult<VerifiedPart>;
-  try {
-    first = await parts.next();
-  } catch (error) {
-    throw fail(error);
-  }
-  const head = first.done ? new Uint8Array() : first.value.bytes;
-  let addressees: string[];
-  try {
-    addressees = await messageRecipientKeyIds(head);
-  } catch (error) {
-    await parts.return(undefined);
-    throw integrity('format', `${where} is not an OpenPGP message (${(error as Error).message})`);
-  }
-  if (!sameKeyIds(addressees, manifest.encryption.recipientKeyIds)) {
-    await parts.return(undefined);
-    throw integrity('recipients', `${where} is encrypted to key ids ${addressees.join(', ') || '(none)'} but the signed manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`);
-  }
-  const ours = key.getKeyIDs().map((id) => id.toHex().toLowerCase());
-  if (!addressees.some((id) => ours.includes(id))) {
-    await parts.return(undefined);
-    throw new ColdsealError(
-      EXIT.KEYS,
-      `the private key ${fingerprintOf(key)} cannot decrypt this backup: it is encrypted to key ids ${addressees.join(', ')} (recipient fingerprints ${manifest.encryption.recipientFingerprints.join(', ')})`,
-      'Give the recipient private key this backup was encrypted to (--key FILE)',
-    );
-  }
-
-  // --- ciphertext: verified parts, in order ---------------------------------------------------
+  const engine = chooseDecryption(options.decryption);
+  // gpg's keyring (and its agent) is made while the first part is fetched, not after it (~60 ms),
+  // and removed on every way out until gpg has it.
+  const keyring = engine === 'gpg' ? recipientKeyring(key) : undefined;
+  keyring?.catch(() => undefined);
+  let keyringHandedOver = false;
   let aborted = false;
-  const ciphertext = feedCiphertext(first.done ? undefined : first.value, parts, fail, where);
-  const read = ciphertext.done;
-
-  // --- where the plaintext goes -----------------------------------------------------------------
-  // Asked before gpg starts: a child's stdout starts being read into Node as soon as it exists, so
-  // gpg, zstd and the sink are wired together in one go, with no byte taken out of the pipe between.
+  let ciphertext!: CiphertextFeed;
+  let read!: Promise<ColdsealError | null>;
   let to: Writable | undefined;
+  let decryption!: Decryption;
   try {
-    to = await options.plaintextTo?.();
-  } catch (error) {
-    ciphertext.stop();
-    throw error;
-  }
+    // The first part (checked) holds the PKESK packets: addressees are known before decryption starts.
+    let first: IteratorResult<VerifiedPart>;
+    try {
+      first = await parts.next();
+    } catch (error) {
+      throw fail(error);
+    }
+    const head = first.done ? new Uint8Array() : first.value.bytes;
+    let addressees: string[];
+    try {
+      addressees = await messageRecipientKeyIds(head);
+    } catch (error) {
+      await parts.return(undefined);
+      throw integrity('format', `${where} is not an OpenPGP message (${(error as Error).message})`);
+    }
+    if (!sameKeyIds(addressees, manifest.encryption.recipientKeyIds)) {
+      await parts.return(undefined);
+      throw integrity('recipients', `${where} is encrypted to key ids ${addressees.join(', ') || '(none)'} but the signed manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`);
+    }
+    const ours = key.getKeyIDs().map((id) => id.toHex().toLowerCase());
+    if (!addressees.some((id) => ours.includes(id))) {
+      await parts.return(undefined);
+      throw new ColdsealError(
+        EXIT.KEYS,
+        `the private key ${fingerprintOf(key)} cannot decrypt this backup: it is encrypted to key ids ${addressees.join(', ')} (recipient fingerprints ${manifest.encryption.recipientFingerprints.join(', ')})`,
+        'Give the recipient private key this backup was encrypted to (--key FILE)',
+      );
+    }
 
-  // --- decryption -----------------------------------------------------------------------------
-  let decryption: Decryption;
-  try {
-    decryption = chooseDecryption(options.decryption) === 'gpg' ? await decryptWithGpg(ciphertext, key) : await decryptWithOpenpgp(ciphertext, key);
+    // --- ciphertext: verified parts, in order ---------------------------------------------------
+    ciphertext = feedCiphertext(first.done ? undefined : first.value, parts, fail, where);
+    read = ciphertext.done;
+
+    // --- where the plaintext goes -----------------------------------------------------------------
+    // Asked before gpg starts: a child's stdout starts being read into Node as soon as it exists, so
+    // gpg, zstd and the sink are wired together in one go, with no byte taken out of the pipe between.
+    try {
+      to = await options.plaintextTo?.();
+    } catch (error) {
+      ciphertext.stop();
+      throw error;
+    }
+
+    // --- decryption -----------------------------------------------------------------------------
+    try {
+      if (keyring) {
+        keyringHandedOver = true;
+        decryption = await decryptWithGpg(ciphertext, keyring);
+      } else decryption = await decryptWithOpenpgp(ciphertext, key);
+    } catch (error) {
+      ciphertext.stop();
+      const failure = await Promise.race([read, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
+      if (failure) throw failure;
+      if (error instanceof ColdsealError) throw error;
+      throw new ColdsealError(EXIT.KEYS, `decrypting ${where} failed: ${(error as Error).message}`, 'Check that the key is the recipient key of this backup and not damaged');
+    }
   } catch (error) {
-    ciphertext.stop();
-    const failure = await Promise.race([read, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
-    if (failure) throw failure;
-    if (error instanceof ColdsealError) throw error;
-    throw new ColdsealError(EXIT.KEYS, `decrypting ${where} failed: ${(error as Error).message}`, 'Check that the key is the recipient key of this backup and not damaged');
+    if (!keyringHandedOver) void keyring?.then((home) => home.close(), () => undefined);
+    throw error;
   }
 
   // --- decompression --------------------------------------------------------------------------
