@@ -12,14 +12,13 @@ export const AGENT_BUNDLE = join(AGENT_BUNDLE_DIR, 'coldseal-agent.js');
 /** How the loader (agent-loader.ts) finds the agent in the bundle: it opens the comment holding it. */
 const AGENT_START = '/* coldseal agent follows\n';
 
+/** Both parts of the bundle: one CommonJS file each, kept in memory for `assemble`. */
+const COMMON: BuildOptions = { bundle: true, write: false, platform: 'node', target: 'node18', format: 'cjs', logLevel: 'warning' };
+
 function agentOptions(): BuildOptions {
   return {
+    ...COMMON,
     entryPoints: [join(__dirname, '..', 'agent', 'src', 'cli.ts')],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    target: 'node18',
-    format: 'cjs',
     // Whitespace and comments only (names stay, for stack traces): a smaller file, and all ASCII,
     // which Node reads and V8 scans faster than text with a few non-ASCII characters in comments.
     minifyWhitespace: true,
@@ -28,7 +27,6 @@ function agentOptions(): BuildOptions {
     supported: { 'dynamic-import': false },
     sourcemap: false,
     legalComments: 'none',
-    logLevel: 'warning',
     // openpgp's ESM build calls createRequire(import.meta.url), which is empty in a CJS bundle.
     define: { 'import.meta.url': '__coldsealImportMetaUrl' },
     banner: { js: 'const __coldsealImportMetaUrl = require("url").pathToFileURL(__filename).href;' },
@@ -36,15 +34,7 @@ function agentOptions(): BuildOptions {
 }
 
 function loaderOptions(): BuildOptions {
-  return {
-    entryPoints: [join(__dirname, 'agent-loader.ts')],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    target: 'node18',
-    format: 'cjs',
-    logLevel: 'warning',
-  };
+  return { ...COMMON, entryPoints: [join(__dirname, 'agent-loader.ts')] };
 }
 
 /**

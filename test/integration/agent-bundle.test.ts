@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,9 +25,10 @@ before(async () => {
   copyFileSync(await buildAgent(), bundle);
 });
 
-function runBundle(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the bundle (or a copy of it at `path`), from a directory with nothing else in it. */
+function runBundle(args: string[], options: { path?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bundle, ...args], { cwd: tmpdir(), env: { ...process.env, ...sandbox.account.env, NODE_PATH: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [options.path ?? bundle, ...args], { cwd: tmpdir(), env: { ...process.env, ...sandbox.account.env, NODE_PATH: '', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -77,11 +78,6 @@ test('--help documents every exit code', async () => {
  * bundle: only where no one else can write, only if it was made from this very agent, and any
  * cache it cannot use just costs the compile it would have cost anyway.
  */
-function runCopy(path: string, args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [path, ...args], { cwd: tmpdir(), env: { ...process.env, ...env }, encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
 function bundleIn(mode: number): { dir: string; file: string; cache: string } {
   const dir = mkdtempSync(join(tmpdir(), 'coldseal-cache-'));
   chmodSync(dir, mode);
@@ -90,14 +86,14 @@ function bundleIn(mode: number): { dir: string; file: string; cache: string } {
   return { dir, file, cache: `${file}.v8cache` };
 }
 
-test('the code cache is made at the first run in a private directory, then used as it is', () => {
+test('the code cache is made at the first run in a private directory, then used as it is', async () => {
   const { file, cache } = bundleIn(0o700);
-  const first = runCopy(file, ['--version']);
+  const first = await runBundle(['--version'], { path: file });
   assert.equal(first.code, EXIT.OK, first.stderr);
   assert.ok(existsSync(cache), 'the first run leaves a code cache beside the bundle');
   assert.equal(statSync(cache).mode & 0o777, 0o600, 'readable by its owner only');
   const made = statSync(cache);
-  const second = runCopy(file, ['--version']);
+  const second = await runBundle(['--version'], { path: file });
   assert.equal(second.code, EXIT.OK, second.stderr);
   assert.equal(second.stdout, first.stdout);
   const after = statSync(cache);
@@ -105,9 +101,9 @@ test('the code cache is made at the first run in a private directory, then used 
   assert.equal(after.mtimeMs, made.mtimeMs, 'an accepted cache is not written again');
 });
 
-test('a damaged, foreign or stale code cache is ignored and replaced; the agent runs as without one', () => {
+test('a damaged, foreign or stale code cache is ignored and replaced; the agent runs as without one', async () => {
   const { dir, file, cache } = bundleIn(0o700);
-  assert.equal(runCopy(file, ['--version']).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: file })).code, EXIT.OK);
   const good = readFileSync(cache);
   const damaged = Buffer.from(good);
   for (let i = 32; i < damaged.length; i += 97) damaged[i] ^= 0xff;
@@ -118,7 +114,7 @@ test('a damaged, foreign or stale code cache is ignored and replaced; the agent 
   ];
   for (const [what, bytes] of cases) {
     writeFileSync(cache, bytes, { mode: 0o600 });
-    const run = runCopy(file, ['--help']);
+    const run = await runBundle(['--help'], { path: file });
     assert.equal(run.code, EXIT.OK, `${what}: ${run.stderr}`);
     assert.match(run.stdout, /0 {2}success/, `${what}: the agent still runs`);
     assert.ok(readFileSync(cache).subarray(0, 32).equals(good.subarray(0, 32)) && !readFileSync(cache).equals(bytes), `${what}: replaced by a cache of this agent`);
@@ -126,24 +122,24 @@ test('a damaged, foreign or stale code cache is ignored and replaced; the agent 
   // Another user's cache file, even in our own directory, is not read: it is replaced by ours.
   writeFileSync(cache, good, { mode: 0o600 });
   chownSync(cache, 65534, 65534);
-  assert.equal(runCopy(file, ['--version']).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: file })).code, EXIT.OK);
   assert.equal(statSync(cache).uid, process.geteuid!(), "a cache owned by someone else is not used but replaced");
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('no code cache where others can write, and none when COLDSEAL_CODE_CACHE=off', () => {
+test('no code cache where others can write, and none when COLDSEAL_CODE_CACHE=off', async () => {
   const shared = bundleIn(0o777);
-  assert.equal(runCopy(shared.file, ['--version']).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: shared.file })).code, EXIT.OK);
   assert.ok(!existsSync(shared.cache), 'a directory others can write to gets no cache');
   const off = bundleIn(0o700);
-  assert.equal(runCopy(off.file, ['--version'], { COLDSEAL_CODE_CACHE: 'off' }).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: off.file, env: { COLDSEAL_CODE_CACHE: 'off' } })).code, EXIT.OK);
   assert.ok(!existsSync(off.cache), 'COLDSEAL_CODE_CACHE=off writes none');
   // A cache planted through a symlink is not followed.
   const linked = bundleIn(0o700);
-  assert.equal(runCopy(linked.file, ['--version']).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: linked.file })).code, EXIT.OK);
   const target = join(linked.dir, 'elsewhere');
   renameSync(linked.cache, target);
   symlinkSync(target, linked.cache);
-  assert.equal(runCopy(linked.file, ['--version']).code, EXIT.OK);
+  assert.equal((await runBundle(['--version'], { path: linked.file })).code, EXIT.OK);
   assert.ok(!lstatSync(linked.cache).isSymbolicLink(), 'the symlink was replaced by a cache of our own');
 });

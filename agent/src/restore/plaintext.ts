@@ -23,7 +23,7 @@ export type { ObjectPin } from '../../../format/part-reader';
  * of its part reaches decryption, let alone a target; the whole SHA-256, the OpenPGP integrity
  * code (MDC), the decompressor's own checks and (for the caller) the completion trailer are still
  * checked at the end, and `finished` reports the first that failed. Memory: the reader's window
- * (parts in flight × part size) plus a constant.
+ * ((parts in flight + the one handed on) × part size) plus a constant.
  */
 export type DecryptionPreference = 'auto' | 'gpg' | 'openpgp.js';
 
@@ -291,7 +291,6 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   let keyringHandedOver = false;
   let aborted = false;
   let ciphertext!: CiphertextFeed;
-  let read!: Promise<ColdsealError | null>;
   let to: Writable | undefined;
   let decryption!: Decryption;
   try {
@@ -326,7 +325,6 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
 
     // --- ciphertext: verified parts, in order ---------------------------------------------------
     ciphertext = feedCiphertext(first.done ? undefined : first.value, parts, fail, where);
-    read = ciphertext.done;
 
     // --- where the plaintext goes -----------------------------------------------------------------
     // Asked before gpg starts: a child's stdout starts being read into Node as soon as it exists, so
@@ -346,7 +344,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
       } else decryption = await decryptWithOpenpgp(ciphertext, key);
     } catch (error) {
       ciphertext.stop();
-      const failure = await Promise.race([read, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
+      const failure = await Promise.race([ciphertext.done, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
       if (failure) throw failure;
       if (error instanceof ColdsealError) throw error;
       throw new ColdsealError(EXIT.KEYS, `decrypting ${where} failed: ${(error as Error).message}`, 'Check that the key is the recipient key of this backup and not damaged');
@@ -412,7 +410,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   }
 
   const finished = (async () => {
-    const [readError, decryptError, decompressError] = await Promise.all([read, decryption.done, decompressed]);
+    const [readError, decryptError, decompressError] = await Promise.all([ciphertext.done, decryption.done, decompressed]);
     // The bytes are the root cause when they are wrong; then decryption; then decompression.
     if (readError) throw readError;
     if (aborted) throw new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`);
