@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { PartReader, PartReadError, type RangeFetcher, type RangeRequest, type VerifiedPart } from '../../format/part-reader';
+import { PartBufferPool, PartReader, PartReadError, type RangeFetcher, type RangeRequest, type VerifiedPart } from '../../format/part-reader';
 import type { Artifact } from '../../format/manifest';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -98,6 +98,43 @@ describe('PartReader', () => {
     for await (const p of new PartReader({ artifact: artifactOf(bytes, 8 * 1024 * 1024), fetch: new FakeObject(bytes).fetch })) {
       assert.equal(p.bytes.buffer.byteLength, 300, 'one buffer sized to the largest part read');
     }
+  });
+
+  test('reads that share a pool reuse each other\'s buffers: a head read then the whole read cost window + 1 in all', async () => {
+    const bytes = randomBytes(10 * 4096);
+    const artifact = artifactOf(bytes, 4096);
+    const buffers = new PartBufferPool();
+    const head = await collect(new PartReader({ artifact, fetch: new FakeObject(bytes).fetch, window: 3, maxParts: 2, buffers }));
+    assert.ok(head.equals(bytes.subarray(0, 2 * 4096)), 'the head read gets the first two parts');
+    assert.equal(buffers.allocated, 2, 'the head read holds two parts at most');
+    assert.ok((await collect(new PartReader({ artifact, fetch: new FakeObject(bytes).fetch, window: 3, buffers }))).equals(bytes), 'the whole read is intact');
+    assert.equal(buffers.allocated, 4, 'the whole read took the head read\'s two buffers and allocated only the other two');
+  });
+
+  test('a read stopped early gives its in-flight buffers back only once their requests settled, so a later read never shares one with a dying request', async () => {
+    const first = randomBytes(6 * 4096);
+    const second = randomBytes(6 * 4096);
+    // A body that keeps delivering after the abort, slowly, as a socket that has not noticed yet.
+    const slowFetch = (bytes: Buffer): RangeFetcher => async (request) => ({
+      etag: '"v1"',
+      objectSize: bytes.length,
+      body: (async function* () {
+        const slice = bytes.subarray(request.start, request.end + 1);
+        for (let o = 0; o < slice.length; o += 512) {
+          await new Promise((r) => setTimeout(r, 2));
+          yield slice.subarray(o, o + 512);
+        }
+      })(),
+    });
+    const buffers = new PartBufferPool();
+    for await (const part of new PartReader({ artifact: artifactOf(first, 4096), fetch: slowFetch(first), window: 3, buffers })) {
+      assert.equal(part.part.index, 1, 'stopped after the first part');
+      break;
+    }
+    // Started at once: the stopped read's two other requests are still writing into their buffers.
+    const read = await collect(new PartReader({ artifact: artifactOf(second, 4096), fetch: slowFetch(second), window: 3, buffers }));
+    assert.ok(read.equals(second), 'no byte of the stopped read landed in the later read\'s parts');
+    assert.ok(buffers.allocated >= 5 && buffers.allocated <= 6, `the held part's buffer was reused at once, the in-flight ones not (allocated ${buffers.allocated})`);
   });
 
   test('the window shrinks so that buffered parts stay under maxBufferedBytes', async () => {

@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Artifact, Manifest } from '../../../format/manifest';
-import { PartReader, PartReadError, type ObjectPin, type VerifiedPart } from '../../../format/part-reader';
+import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../format/part-reader';
 import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { ColdsealError, EXIT } from '../errors';
@@ -53,6 +53,8 @@ export interface PlaintextOptions {
   readonly plaintextTo?: () => Promise<Writable | undefined>;
   /** Read only the first parts (enough for an archive's head); the read then ends early, by design. */
   readonly maxParts?: number;
+  /** Part buffers shared with the run's other reads (a head read ahead, the other artifacts). */
+  readonly buffers?: PartBufferPool;
 }
 
 export interface OpenedPlaintext {
@@ -276,7 +278,7 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   const where = `s3://${bucket}/${artifact.key}`;
   let reader: PartReader;
   try {
-    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), pins: options.pin ? new Map([[artifact.key, options.pin]]) : undefined, onProgress: options.onProgress, maxParts: options.maxParts });
+    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), pins: options.pin ? new Map([[artifact.key, options.pin]]) : undefined, onProgress: options.onProgress, maxParts: options.maxParts, buffers: options.buffers });
   } catch (error) {
     throw integrity('parts', (error as Error).message, 'The signed manifest is inconsistent: restore an older backup');
   }

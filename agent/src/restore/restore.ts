@@ -5,6 +5,7 @@ import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PgConnection } from '../db/postgres';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
+import { PartBufferPool } from '../../../format/part-reader';
 import { artifactObjects } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
@@ -97,8 +98,10 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   // Every segment of the artifact must be readable (a retrieval per archived object).
   await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
 
+  // One set of part buffers for the whole run: a head read ahead leaves its buffers to the main read.
+  const buffers = new PartBufferPool();
   // The target: does it exist, and may we replace it? (Asked before the long read.)
-  const plan = await planTarget(request, manifest, artifact);
+  const plan = await planTarget(request, manifest, artifact, buffers);
   // A safety dump that cannot be written is known now, not after the long read.
   if (plan.safety) await prepareSafetyDir(request.safety.dir);
 
@@ -126,6 +129,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
       manifest,
       artifact,
       key: request.key,
+      buffers,
       plaintextFd: file?.fd,
       plaintextTo: direct
         ? async () => {
@@ -277,7 +281,7 @@ async function confirmReplace(request: RestoreRequest, what: string): Promise<vo
   if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
 }
 
-async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact): Promise<Plan> {
+async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact, buffers: PartBufferPool): Promise<Plan> {
   const target = request.target;
   switch (target.kind) {
     case 'postgres': {
@@ -303,7 +307,7 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
       const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
       // A new database is created as the archive describes it, read from the archive's head.
-      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database);
+      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database, buffers);
       // Known up front (an existing database, or a head read ahead): zstd can then feed pg_restore directly.
       const readyBeforeStream = exists || databaseSql !== undefined;
       const create = async (sql: readonly string[] | undefined) => {
@@ -471,10 +475,10 @@ async function settle(opened: OpenedPlaintext, sink: Sink, onSinkDone?: () => vo
  * when the head does not tell (a table of contents longer than those parts, or damage: the real
  * pass reads the head from its own stream and reports what is wrong).
  */
-async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string): Promise<readonly string[] | undefined> {
+async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string, buffers: PartBufferPool): Promise<readonly string[] | undefined> {
   let opened: OpenedPlaintext | undefined;
   try {
-    opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS });
+    opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS, buffers });
     const head = await readArchiveHead(conn, opened.plaintext, database);
     head.plaintext.destroy();
     return head.databaseSql;

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { PartReader, PartReadError } from '../../../format/part-reader';
+import { PartBufferPool, PartReader, PartReadError } from '../../../format/part-reader';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { segmentKey } from '../../../format/layout';
 import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
@@ -98,9 +98,11 @@ export async function verifyBackup(manifestKey: string, options: VerifyOptions):
     );
   }
   const artifacts: ArtifactVerification[] = [];
+  // One set of part buffers for every artifact read, not one each.
+  const buffers = new PartBufferPool();
   for (const artifact of manifest.artifacts) {
     const started = Date.now();
-    const artifactChecks = await verifyArtifact(manifest, artifact, options);
+    const artifactChecks = await verifyArtifact(manifest, artifact, options, buffers);
     artifacts.push({ artifact: artifact.name, key: artifact.key, ok: artifactChecks.every((c) => c.ok), durationMs: Date.now() - started, checks: artifactChecks });
   }
   return {
@@ -115,7 +117,7 @@ export async function verifyBackup(manifestKey: string, options: VerifyOptions):
   };
 }
 
-async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: VerifyOptions): Promise<Check[]> {
+async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
   const { clients, bucket } = options;
   const where = `s3://${bucket}/${artifact.key}`;
   const checks: Check[] = [];
@@ -173,18 +175,18 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: V
   }
 
   if (options.deep) {
-    checks.push(...(await deepCheck(manifest, artifact, options)));
+    checks.push(...(await deepCheck(manifest, artifact, options, buffers)));
   } else {
-    checks.push(await checksumCheck(clients.s3, bucket, artifact, options.log));
+    checks.push(await checksumCheck(clients.s3, bucket, artifact, options.log, buffers));
   }
   return checks;
 }
 
 /** Reads the object through the PartReader: each part's SHA-256, the size and the whole SHA-256 against the manifest. */
-async function checksumCheck(s3: S3Client, bucket: string, artifact: Artifact, log: Log): Promise<Check> {
+async function checksumCheck(s3: S3Client, bucket: string, artifact: Artifact, log: Log, buffers: PartBufferPool): Promise<Check> {
   let reader: PartReader;
   try {
-    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), onProgress: progress(log, `checksum ${artifact.name}`) });
+    reader = new PartReader({ artifact, fetch: s3PartFetcher(s3, bucket), onProgress: progress(log, `checksum ${artifact.name}`), buffers });
   } catch (error) {
     return fail('checksum', (error as Error).message);
   }
@@ -204,7 +206,7 @@ function scratchName(): string {
   return `coldseal_scratch_${randomBytes(5).toString('hex')}`;
 }
 
-async function deepCheck(manifest: Manifest, artifact: Artifact, options: VerifyOptions): Promise<Check[]> {
+async function deepCheck(manifest: Manifest, artifact: Artifact, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
   const { clients, bucket, log } = options;
   const deep = options.deep!;
   const checks: Check[] = [];
@@ -249,7 +251,7 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
   try {
     let opened;
     try {
-      opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`) });
+      opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`), buffers });
     } catch (error) {
       // Refused at its first part: the sink never gets a byte, so stop it.
       sink.kill();
@@ -272,7 +274,7 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     else {
       checks.push(fail('restore', message));
       // The restore stopped before the end of the object: was the object damaged, or the restore at fault?
-      checks.push(await checksumCheck(clients.s3, bucket, artifact, log));
+      checks.push(await checksumCheck(clients.s3, bucket, artifact, log, buffers));
     }
   } finally {
     await cleanup().catch((error: Error) => log.warn(`could not remove the scratch copy: ${error.message}`));

@@ -1,4 +1,4 @@
-import { INTEGRITY_FAILURES, PartReader, PartReadError, VERIFIED_PREFIX, type Artifact } from '../../../format';
+import { INTEGRITY_FAILURES, PartReader, PartReadError, VERIFIED_PREFIX, type Artifact, type PartBufferPool } from '../../../format';
 import type { BucketStore } from '../../shared/ports';
 
 /**
@@ -73,6 +73,8 @@ export async function readVerify(options: {
   previous: VerificationRecord | undefined;
   budget: Budget;
   now: Date;
+  /** Part buffers shared with the sweep's other reads (one set for every artifact, not one each). */
+  buffers?: PartBufferPool;
 }): Promise<VerificationRecord> {
   const { store, artifact, budget, now } = options;
   const partSize = artifact.parts.size;
@@ -84,7 +86,7 @@ export async function readVerify(options: {
   // A byte cap ends the read on a part boundary (at least one part, so every run makes progress).
   const capParts = Number.isFinite(budget.bytesLeft) ? Math.max(1, Math.floor(budget.bytesLeft / partSize)) : undefined;
   // Pinned to the version the listing saw: the record says which bytes it vouches for.
-  const reader = new PartReader({ artifact, fetch: (request) => store.fetchRange(request), fromPart: startPart, maxParts: capParts, pins: new Map([[artifact.key, { etag: options.etag, versionId: options.versionId }]]) });
+  const reader = new PartReader({ artifact, fetch: (request) => store.fetchRange(request), fromPart: startPart, maxParts: capParts, pins: new Map([[artifact.key, { etag: options.etag, versionId: options.versionId }]]), buffers: options.buffers });
   let partsDone = startPart;
   try {
     for await (const { part } of reader) {

@@ -1,4 +1,4 @@
-import { BACKUPS_PREFIX, DRILLS_PREFIX, VERIFIED_PREFIX, openManifest, parseKey, reportKeys, TIERS, sourcePrefix, type Manifest } from '../../../format';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, PartBufferPool, VERIFIED_PREFIX, openManifest, parseKey, reportKeys, TIERS, sourcePrefix, type Manifest } from '../../../format';
 import { alertMessage, hasNews, listBlocks, plural, publishAlert, reconcileAlerts, subjectLine, type AlertPlan } from '../../shared/alerts';
 import { mapLimit } from '../../../format/concurrency';
 import { makeFinding, sortFindings, statusOf, type Check, type Finding } from '../../shared/findings';
@@ -73,12 +73,13 @@ async function runHashJobs(deps: VerifierDeps, jobs: readonly HashJob[], budget:
   const findings: Finding[] = [];
   let verified = 0;
   let pending = 0;
+  const buffers = new PartBufferPool();
   for (const job of ordered) {
     const loc = job.backup.location;
     const at = { group: loc.group, host: loc.host, source: loc.source, tier: loc.tier, where: `s3://${settings.bucket}/${job.artifact.key}` };
     let record: VerificationRecord | undefined;
     if (!budget.exhausted) {
-      record = await readVerify({ store, artifact: job.artifact, etag: job.head.etag, versionId: job.head.versionId, previous: job.previous, budget, now });
+      record = await readVerify({ store, artifact: job.artifact, etag: job.head.etag, versionId: job.head.versionId, previous: job.previous, budget, now, buffers });
       await store.put(verificationRecordKey(job.artifact.key), JSON.stringify(record, null, 2), 'application/json');
       log.debug('read-verified', { key: job.artifact.key, complete: record.complete, ok: record.ok, partsDone: record.partsDone, partsTotal: record.partsTotal });
     }
