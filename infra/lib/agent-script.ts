@@ -75,6 +75,11 @@ export function agentScriptLines(options: AgentScriptOptions): string[] {
     `    exit ${EXIT.INTEGRITY}`,
     '  fi',
     '  mv -f "$DOWNLOAD" "$AGENT"',
+    // Each stack update ships an agent of another name: earlier ones and their code caches would
+    // pile up. A run still using one has its file open already (an unlinked file stays readable).
+    '  for OLD in "$AGENT_DIR"/coldseal-agent-*.js "$AGENT_DIR"/coldseal-agent-*.js.v8cache; do',
+    '    case "$OLD" in "$AGENT" | "$AGENT.v8cache") ;; *) rm -f "$OLD" ;; esac',
+    '  done',
     'fi',
     `set -- "$ACTION" --config-parameter "${configParameterTemplate(prefix, '$GROUP')}"`,
     'if [ "$ACTION" = backup ] && [ "$TIER" != auto ]; then set -- "$@" --tier "$TIER"; fi',

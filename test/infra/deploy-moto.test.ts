@@ -188,6 +188,21 @@ describe('deployed into moto', () => {
     assert.equal(monthly.length, 1);
   });
 
+  test('a new agent replaces the earlier one and its code cache; nothing else in the directory is touched', async () => {
+    const home = join(dir, 'updated-home');
+    const agentDir = join(home, 'agent');
+    mkdirSync(agentDir, { recursive: true, mode: 0o700 });
+    const earlier = ['coldseal-agent-0123456789abcdef.js', 'coldseal-agent-0123456789abcdef.js.v8cache', 'coldseal-agent-fedcba9876543210.js'];
+    for (const name of earlier) writeFileSync(join(agentDir, name), 'an earlier agent');
+    writeFileSync(join(agentDir, 'operator-notes.txt'), 'not ours');
+    const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: home });
+    assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
+    const current = readdirSync(agentDir).filter((f) => f.endsWith('.js'));
+    assert.equal(current.length, 1, `one agent left: ${current.join(', ')}`);
+    assert.ok(!earlier.includes(current[0]), 'the one left is the agent just fetched');
+    assert.deepEqual(readdirSync(agentDir).sort(), [current[0], `${current[0]}.v8cache`, 'operator-notes.txt'].sort(), 'earlier agents and caches removed, other files kept');
+  });
+
   test('the output send-command line and each schedule input are valid SendCommand requests for the AWS CLI', async () => {
     const documentName = deployed.output('AgentDocumentName');
     const line = deployed.output('BackupCommandDb');
