@@ -126,7 +126,8 @@ export interface PartReaderOptions {
  * Part buffers that consecutive reads of one run share: a restore into a new database first reads
  * the archive's head (two parts), then the whole object; with a pool of its own each, the head's
  * buffers stayed allocated, as garbage only a full collection frees, beside the main read's
- * window + 1 (measured: 16 MiB more at the restore's peak, which went past 200 MB). A buffer comes
+ * window + 1: two 8 MiB parts more at the start of a restore whose peak RSS had reached 203 MB.
+ * Parts of another size get buffers of their own (a larger part cannot use a smaller buffer). A buffer comes
  * back only when nothing can write into it any more: the consumer asked for the next part, or its
  * request settled after the read stopped.
  */
