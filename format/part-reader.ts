@@ -127,12 +127,16 @@ export interface PartReaderOptions {
  * the archive's head (two parts), then the whole object; with a pool of its own each, the head's
  * buffers stayed allocated, as garbage only a full collection frees, beside the main read's
  * window + 1: two 8 MiB parts more at the start of a restore whose peak RSS had reached 203 MB.
- * Parts of another size get buffers of their own (a larger part cannot use a smaller buffer). A buffer comes
- * back only when nothing can write into it any more: the consumer asked for the next part, or its
- * request settled after the read stopped.
+ *
+ * Every buffer is of the largest size asked for so far: a smaller part uses a larger buffer, and
+ * once a larger part is asked for, the smaller buffers are let go instead of kept. So the pool
+ * holds no more than one read of the largest part size would (a sweep of artifacts of growing
+ * part sizes does not keep a set of each). A buffer comes back only when nothing can write into
+ * it any more: the consumer asked for the next part, or its request settled after the read stopped.
  */
 export class PartBufferPool {
   private readonly free: Buffer[] = [];
+  private size = 0;
   private allocations = 0;
 
   /** Buffers allocated so far (a measure of what the pool saved). */
@@ -140,16 +144,25 @@ export class PartBufferPool {
     return this.allocations;
   }
 
-  /** A buffer of at least `size` bytes: a free one if one is large enough, else a new one. */
+  /** Bytes of the buffers waiting to be reused. */
+  get retainedBytes(): number {
+    return this.free.length * this.size;
+  }
+
+  /** A buffer of at least `size` bytes. */
   take(size: number): Buffer {
-    const index = this.free.findIndex((buffer) => buffer.length >= size);
-    if (index >= 0) return this.free.splice(index, 1)[0];
+    if (size > this.size) {
+      this.size = size;
+      this.free.length = 0;
+    }
+    const reused = this.free.pop();
+    if (reused) return reused;
     this.allocations++;
-    return Buffer.allocUnsafeSlow(size);
+    return Buffer.allocUnsafeSlow(this.size);
   }
 
   give(buffer: Buffer): void {
-    this.free.push(buffer);
+    if (buffer.length === this.size) this.free.push(buffer);
   }
 }
 
@@ -219,13 +232,12 @@ export class PartReader {
     // largest part read, so a small object does not cost a whole part size.
     const bufferSize = this.selected.reduce((max, p) => Math.max(max, p.length), 0);
     const pool = this.options.buffers ?? new PartBufferPool();
-    const take = () => pool.take(bufferSize);
     const inFlight: { buffer: Buffer; read: Promise<VerifiedPart> }[] = [];
     let held: Buffer | undefined;
     let next = 0;
     const launch = () => {
       while (inFlight.length < this.window && next < this.selected.length) {
-        const buffer = take();
+        const buffer = pool.take(bufferSize);
         const read = this.readPart(this.selected[next++], controller.signal, buffer);
         // Rejections are handled when the promise's turn comes; don't let an early one go unhandled.
         read.catch(() => undefined);

@@ -111,6 +111,20 @@ describe('PartReader', () => {
     assert.equal(buffers.allocated, 4, 'the whole read took the head read\'s two buffers and allocated only the other two');
   });
 
+  test('a shared pool keeps only buffers of the largest part size: smaller ones are let go, and smaller parts reuse the larger buffers', async () => {
+    const buffers = new PartBufferPool();
+    const small = randomBytes(8 * 1024);
+    const large = randomBytes(8 * 4096);
+    assert.ok((await collect(new PartReader({ artifact: artifactOf(small, 1024), fetch: new FakeObject(small).fetch, window: 3, buffers }))).equals(small));
+    assert.equal(buffers.retainedBytes, 4 * 1024, 'window + 1 small buffers wait for reuse');
+    assert.ok((await collect(new PartReader({ artifact: artifactOf(large, 4096), fetch: new FakeObject(large).fetch, window: 3, buffers }))).equals(large));
+    assert.equal(buffers.retainedBytes, 4 * 4096, 'the small buffers were let go, not kept beside the large ones');
+    const allocated = buffers.allocated;
+    assert.ok((await collect(new PartReader({ artifact: artifactOf(small, 1024), fetch: new FakeObject(small).fetch, window: 3, buffers }))).equals(small), 'small parts read intact from large buffers');
+    assert.equal(buffers.allocated, allocated, 'the small read allocated nothing');
+    assert.equal(buffers.retainedBytes, 4 * 4096);
+  });
+
   test('a read stopped early gives its in-flight buffers back only once their requests settled, so a later read never shares one with a dying request', async () => {
     const first = randomBytes(6 * 4096);
     const second = randomBytes(6 * 4096);
