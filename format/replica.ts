@@ -41,7 +41,7 @@ export function replicaKeyAlias(name: string): string {
   return `alias/${name}-replica`;
 }
 
-/** The replication role in the primary account; named so that the replica's policies can name it first. */
+/** The replication role in the primary account; named so that the replica's policies can match it (aws:PrincipalArn) before it exists. */
 export function replicationRoleName(name: string, primaryRegion: string): string {
   return `${name}-replication-${primaryRegion}`;
 }

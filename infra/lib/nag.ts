@@ -13,11 +13,11 @@ function bucketObjects(bucket: s3.IBucket, pattern: string): string {
 }
 
 /**
- * cdk-nag 3 acknowledgements for the object-prefix wildcards of a role's policy: one per prefix,
+ * cdk-nag 3 acknowledgements for the object-prefix wildcards of a role's (or a managed) policy: one per prefix,
  * with the finding id cdk-nag renders, so nothing else is silenced.
  */
-export function acknowledgeObjectPrefixes(role: iam.Role, bucket: s3.IBucket, prefixes: readonly string[], reason: string): void {
-  const policy = role.node.findChild('DefaultPolicy');
+export function acknowledgeObjectPrefixes(role: iam.Role | iam.ManagedPolicy, bucket: s3.IBucket, prefixes: readonly string[], reason: string): void {
+  const policy = 'roleName' in role ? role.node.findChild('DefaultPolicy') : role;
   for (const prefix of prefixes) Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[${bucketObjects(bucket, `${prefix}*`)}]`, reason });
 }
 

@@ -17,6 +17,7 @@ export class ColdsealReplicaStack extends Stack {
     super(scope, id, props);
     this.vault = new ReplicaVault(this, 'ReplicaVault', props.replica);
     new CfnOutput(this, 'ReplicaBucketName', { value: this.vault.bucket.bucketName, description: 'Bucket holding the offsite replicas (coldseal restore --replica)' });
+    new CfnOutput(this, 'ReplicaReaderPolicyArn', { value: this.vault.readerPolicy.managedPolicyArn, description: 'Managed policy with what a restore from the replica needs: attach it to the restoring role or user of this account' });
     new CfnOutput(this, 'ReplicaKeyArn', { value: this.vault.key.keyArn, description: 'KMS key of the replicas: restoring needs kms:Decrypt on it' });
     new CfnOutput(this, 'RestoreFromReplica', {
       description: 'Restore without the primary (credentials of this account; add --group/--source/--target as usual)',

@@ -3,10 +3,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, TIERS, type Tier } from '../../format/layout';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, TIERS, type Tier } from '../../format/layout';
 import { ACCOUNT_PATTERN, REPLICATED_PREFIXES, replicaBucketName, replicaKeyAlias, replicationRoleName, DEPLOYMENT_NAME_PATTERN, DEPLOYMENT_NAME_RULE } from '../../format/replica';
 import { retentionProblems, type RetentionSettings } from './rules';
 import { replicaProblems, replicaRetention } from './replica-settings';
+import { acknowledgeObjectPrefixes } from './nag';
 import { accessLogBucket, lockedBucketProps, logInto, tierLifecycleRules } from './vault';
 
 const ACCESS_LOG_PREFIX = 'replica-bucket/';
@@ -73,6 +74,8 @@ export class ReplicaVault extends Construct {
   readonly logBucket: s3.Bucket;
   /** The primary's replication role, by ARN (it is created by the primary stack). */
   readonly replicationRoleArn: string;
+  /** What a restore from the replica needs, for the replica account's restore role or user to attach. */
+  readonly readerPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: ReplicaVaultProps) {
     super(scope, id);
@@ -124,23 +127,52 @@ export class ReplicaVault extends Construct {
     });
     logInto(this.bucket, this.logBucket, ACCESS_LOG_PREFIX);
 
-    const role = new iam.ArnPrincipal(this.replicationRoleArn);
+    // The role is named in a condition, not as the principal: this stack deploys before the
+    // primary's, so the role does not exist yet, and S3 and KMS refuse a policy naming a principal
+    // that does not exist ("Invalid principal in policy",
+    // https://aws.amazon.com/premiumsupport/knowledge-center/s3-invalid-principal-in-policy-error/;
+    // MalformedPolicyDocumentException, https://repost.aws/knowledge-center/kms-policy-error-invalid-principals).
+    // And a role principal, once saved, is kept as the role's unique id, so a role recreated with
+    // the primary stack would silently stop matching ("IAM role principals",
+    // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
+    // The account principal needs no such thing; aws:PrincipalArn is the role's ARN for a session
+    // of the role, matched by name whenever the role was made
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
+    // Across accounts, the account principal grants only what the primary's IAM also grants; the
+    // condition keeps every other principal of that account out.
+    const primaryAccount = new iam.AccountPrincipal(props.primaryAccount);
+    const onlyTheRole = { ArnEquals: { 'aws:PrincipalArn': this.replicationRoleArn } };
+    const replicaWrites = ['s3:ReplicateObject', 's3:ReplicateTags', 's3:ObjectOwnerOverrideToBucketOwner'];
     // What the replication role needs at the destination
     // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html).
     this.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'ReplicateFromPrimary',
-        principals: [role],
-        actions: ['s3:ReplicateObject', 's3:ReplicateTags', 's3:ObjectOwnerOverrideToBucketOwner'],
+        principals: [primaryAccount],
+        actions: replicaWrites,
         resources: REPLICATED_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)),
+        conditions: onlyTheRole,
       }),
     );
     this.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'ReplicationChecksDestination',
-        principals: [role],
+        principals: [primaryAccount],
         actions: ['s3:GetBucketVersioning', 's3:GetBucketObjectLockConfiguration', 's3:List*'],
         resources: [this.bucket.bucketArn],
+        conditions: onlyTheRole,
+      }),
+    );
+    // Replicas are written by the replication role alone, whatever another principal's own IAM
+    // grants it (in the same account, an allow there would be enough without this).
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyReplicationByOthers',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: replicaWrites,
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': this.replicationRoleArn } },
       }),
     );
     this.bucket.addToResourcePolicy(
@@ -159,10 +191,10 @@ export class ReplicaVault extends Construct {
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'ReplicationEncrypts',
-        principals: [role],
+        principals: [primaryAccount],
         actions: ['kms:Encrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
-        conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` }, ...onlyTheRole },
       }),
     );
     this.key.addToResourcePolicy(
@@ -175,5 +207,27 @@ export class ReplicaVault extends Construct {
         conditions: { StringEquals: { 'aws:PrincipalAccount': props.primaryAccount } },
       }),
     );
+
+    // What list, status, verify, restore and drill --replica need (their requests are recorded in
+    // test/integration/restore-replica.test.ts), and nothing of any other bucket or key.
+    this.readerPolicy = new iam.ManagedPolicy(this, 'Reader', {
+      description: 'coldseal: restore from the offsite replica (list and read backups/ and drills/, decrypt through S3); attach it to whoever restores',
+      statements: [
+        // The catalog lists; a HEAD of an absent key answers 404 rather than 403 only with ListBucket.
+        new iam.PolicyStatement({ sid: 'ListReplica', actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
+        // Every ranged read after the first is pinned to the version first read (format/s3-part-fetcher.ts),
+        // which S3 authorizes as s3:GetObjectVersion (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+        new iam.PolicyStatement({ sid: 'ReadReplicas', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: REPLICATED_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)) }),
+        // The replica may archive a tier sooner than the primary (archiveAfterDays): restore asks S3 for a copy back.
+        new iam.PolicyStatement({ sid: 'RestoreArchivedReplicas', actions: ['s3:RestoreObject'], resources: [this.bucket.arnForObjects(`${BACKUPS_PREFIX}*`)] }),
+        new iam.PolicyStatement({
+          sid: 'DecryptThroughS3',
+          actions: ['kms:Decrypt'],
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    acknowledgeObjectPrefixes(this.readerPolicy, this.bucket, REPLICATED_PREFIXES, 'A restore reads whichever backup (and drill receipt) is asked for: keys carry group, host, source and a time stamp; nothing outside backups/ and drills/ of the replica is reachable.');
   }
 }

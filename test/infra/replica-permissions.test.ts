@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { replicaBucketName, replicationRoleName } from '../../format/replica';
 import { REPLICA_OBJECT_DESTRUCTIVE_ACTIONS } from '../../infra/lib/replica-vault';
+import { PermissionModel } from './permissions';
 import { concreteReplica, PRIMARY, REPLICA, synthWithReplica } from './replica-fixtures';
 import { render, resourcesOfType, type Template } from './template-tools';
 
@@ -208,15 +209,88 @@ for (const sameAccount of [false, true]) {
       }
     });
 
-    test('a restore with the replica account\'s credentials reads and decrypts, with no access to the primary', async () => {
+    test('only the primary\'s replication role may replicate: not its hosts, drill host, Lambdas, scheduler, a copy of the role, or an administrator', async () => {
+      const model = new PermissionModel(v.primary);
+      assert.ok(model.identities.size >= 5, 'the primary\'s roles are modelled');
+      const others: { name: string; arn: string; identity: Policies['identity']; ofTheStack: boolean }[] = [
+        ...[...model.identities].map(([name, identity]) => ({ name, arn: identity.arn, identity: identity.policies, ofTheStack: true })),
+        // Same permissions as the replication role, another name: only the policies' naming of the role keeps it out.
+        { name: 'a copy of the replication role', arn: `arn:aws:iam::${PRIMARY.account}:role/${replicationRoleName('coldseal', PRIMARY.region)}-copy`, identity: v.role, ofTheStack: false },
+        { name: 'an administrator (Allow *:*)', arn: `arn:aws:iam::${PRIMARY.account}:user/admin`, identity: ADMIN_EVERYTHING, ofTheStack: false },
+      ];
+      const target = `arn:aws:s3:::${v.replicaBucket}`;
+      const object = `${target}/backups/daily/db/host1/postgres/20261122T013000Z.app.dump.zst.pgp`;
+      // Writes into the replica: refused to every other principal of the primary account, in either topology.
+      const writes = ['s3:ReplicateObject', 's3:ReplicateTags', 's3:ObjectOwnerOverrideToBucketOwner'];
+      // What else the replica's policies give the role: in another account nobody else gets it; in
+      // the same account, that account's own IAM decides for what it makes itself (an administrator
+      // may read its buckets' settings and use its keys), and the roles the stack makes have none of it.
+      const checks = [
+        ...['s3:GetBucketVersioning', 's3:GetBucketObjectLockConfiguration', 's3:ListBucket'].map((action) => ({ action, resource: target, policy: v.replicaBucketPolicy, context: {} })),
+        ...['kms:Encrypt', 'kms:GenerateDataKey'].map((action) => ({
+          action,
+          resource: v.replicaKeyArn,
+          policy: v.replicaKeyPolicy,
+          context: { 'kms:ResourceAliases': ['alias/coldseal-replica'], 'kms:ViaService': `s3.${REPLICA.region}.amazonaws.com` },
+        })),
+      ];
+      // (The ownership override is asked for across accounts only.)
+      for (const action of sameAccount ? writes.slice(0, 2) : writes) {
+        assert.equal(await decide(v.roleArn, action, object, v.replicaAccount, { identity: v.role, resourcePolicy: v.replicaBucketPolicy }), 'Allowed', `the role: ${action}`);
+      }
+      for (const check of checks.filter((c) => c.action.startsWith('kms:'))) {
+        assert.equal(await decide(v.roleArn, check.action, check.resource, v.replicaAccount, { identity: v.role, resourcePolicy: check.policy }, check.context), 'Allowed', `the role: ${check.action}`);
+      }
+      for (const { name, arn, identity, ofTheStack } of others) {
+        for (const action of writes) {
+          assert.notEqual(await decide(arn, action, object, v.replicaAccount, { identity, resourcePolicy: v.replicaBucketPolicy }), 'Allowed', `${name}: ${action} into the replica`);
+        }
+        for (const check of sameAccount && !ofTheStack ? [] : checks) {
+          assert.notEqual(await decide(arn, check.action, check.resource, v.replicaAccount, { identity, resourcePolicy: check.policy }, check.context), 'Allowed', `${name}: ${check.action} on ${check.resource}`);
+        }
+      }
+    });
+
+    test('a restore with the replica account\'s reader policy reads and decrypts the replica, and the primary refuses it', async () => {
+      const [, managed] = resourcesOfType(v.replica, 'AWS::IAM::ManagedPolicy').find(([, r]) => /restore from the offsite replica/.test(r.Properties.Description)) ?? [];
+      assert.ok(managed, 'the replica stack has the reader\'s managed policy');
+      const reader = [render(v.replica, managed.Properties.PolicyDocument)];
       const restorer = `arn:aws:iam::${v.replicaAccount}:role/Restorer`;
-      const reads = [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket', 'kms:Decrypt'], Resource: '*' }] }];
-      const object = `arn:aws:s3:::${v.replicaBucket}/backups/daily/db/h/s/20261122T013000Z.manifest.json`;
-      assert.equal(await decide(restorer, 's3:GetObject', object, v.replicaAccount, { identity: reads, resourcePolicy: v.replicaBucketPolicy }), 'Allowed');
-      assert.equal(await decide(restorer, 's3:ListBucket', `arn:aws:s3:::${v.replicaBucket}`, v.replicaAccount, { identity: reads, resourcePolicy: v.replicaBucketPolicy }), 'Allowed');
-      assert.equal(
-        await decide(restorer, 'kms:Decrypt', v.replicaKeyArn, v.replicaAccount, { identity: reads, resourcePolicy: v.replicaKeyPolicy }, { 'kms:ViaService': `s3.${REPLICA.region}.amazonaws.com` }),
+      const replicaObject = (key: string) => `arn:aws:s3:::${v.replicaBucket}/${key}`;
+      const manifest = 'backups/daily/db/h/s/20261122T013000Z.manifest.json';
+      const ciphertext = 'backups/monthly/db/h/s/20261101T013000Z.app.dump.zst.pgp';
+      const onReplica = { identity: reader, resourcePolicy: v.replicaBucketPolicy };
+      // What list, status, verify, restore and drill --replica send (test/integration/restore-replica.test.ts records them).
+      assert.equal(await decide(restorer, 's3:ListBucket', `arn:aws:s3:::${v.replicaBucket}`, v.replicaAccount, onReplica, { 's3:prefix': 'backups/' }), 'Allowed');
+      assert.equal(await decide(restorer, 's3:GetObject', replicaObject(manifest), v.replicaAccount, onReplica), 'Allowed');
+      assert.equal(await decide(restorer, 's3:GetObject', replicaObject('drills/db/h/20261122T060000Z.drill.json'), v.replicaAccount, onReplica), 'Allowed');
+      // Every part read after the first is pinned to the version first read (format/s3-part-fetcher.ts).
+      assert.equal(await decide(restorer, 's3:GetObjectVersion', replicaObject(ciphertext), v.replicaAccount, onReplica), 'Allowed');
+      // The replica may archive a tier sooner than the primary (archiveAfterDays): restore asks for a copy back.
+      assert.equal(await decide(restorer, 's3:RestoreObject', replicaObject(ciphertext), v.replicaAccount, onReplica), 'Allowed');
+      const viaReplicaS3 = { 'kms:ViaService': `s3.${REPLICA.region}.amazonaws.com` };
+      assert.equal(await decide(restorer, 'kms:Decrypt', v.replicaKeyArn, v.replicaAccount, { identity: reader, resourcePolicy: v.replicaKeyPolicy }, viaReplicaS3), 'Allowed');
+      assert.notEqual(await decide(restorer, 'kms:Decrypt', v.replicaKeyArn, v.replicaAccount, { identity: reader, resourcePolicy: v.replicaKeyPolicy }), 'Allowed', 'the key decrypts only through S3');
+      assert.notEqual(await decide(restorer, 's3:PutObject', replicaObject(manifest), v.replicaAccount, onReplica), 'Allowed', 'the reader writes nothing');
+      assert.notEqual(await decide(restorer, 's3:GetObject', replicaObject('reports/2026-11-22/verification.json'), v.replicaAccount, onReplica), 'Allowed', 'nothing but backups/ and drills/');
+
+      // The same reads of the primary, judged by the primary's own bucket and key policies. In the
+      // same account only the reader's policy keeps it out; in another, the primary grants nothing too.
+      const primaryObject = (key: string) => `arn:aws:s3:::${v.dataBucket}/${key}`;
+      const onPrimary = { identity: reader, resourcePolicy: v.dataBucketPolicy };
+      for (const [action, resource, context] of [
+        ['s3:ListBucket', `arn:aws:s3:::${v.dataBucket}`, { 's3:prefix': 'backups/' }],
+        ['s3:GetObject', primaryObject(manifest), {}],
+        ['s3:GetObjectVersion', primaryObject(ciphertext), {}],
+        ['s3:RestoreObject', primaryObject(ciphertext), {}],
+        ['s3:GetObject', primaryObject('drills/db/h/20261122T060000Z.drill.json'), {}],
+      ] as const) {
+        assert.notEqual(await decide(restorer, action, resource, PRIMARY.account, onPrimary, context), 'Allowed', `${action} on the primary ${resource}`);
+      }
+      assert.notEqual(
+        await decide(restorer, 'kms:Decrypt', v.dataKeyArn, PRIMARY.account, { identity: reader, resourcePolicy: v.dataKeyPolicy }, { 'kms:ViaService': `s3.${PRIMARY.region}.amazonaws.com` }),
         'Allowed',
+        'kms:Decrypt with the primary\'s key',
       );
     });
   });

@@ -70,6 +70,52 @@ describe('replica stack', () => {
   });
 });
 
+/**
+ * Every principal a policy of the replica stack names, with where it is: what CloudFormation
+ * hands S3, KMS or IAM when it creates that policy.
+ */
+function principalsOf(template: Template): { where: string; principal: unknown }[] {
+  const found: { where: string; principal: unknown }[] = [];
+  const walk = (value: unknown, where: string): void => {
+    if (Array.isArray(value)) return value.forEach((v, i) => walk(v, `${where}[${i}]`));
+    if (!value || typeof value !== 'object') return;
+    for (const [key, inner] of Object.entries(value)) {
+      if (key === 'Principal' || key === 'NotPrincipal') {
+        if (typeof inner === 'string' || inner?.['Fn::GetAtt'] || inner?.['Fn::Join'] || inner?.Ref) found.push({ where: `${where}.${key}`, principal: inner });
+        else for (const [kind, v] of Object.entries(inner as object)) for (const one of [v].flat()) found.push({ where: `${where}.${key}.${kind}`, principal: kind === 'AWS' ? one : { [kind]: one } });
+      } else walk(inner, `${where}.${key}`);
+    }
+  };
+  for (const [id, resource] of Object.entries(template.Resources)) walk(resource.Properties, `${id} (${resource.Type})`);
+  return found;
+}
+
+describe('deploy order', () => {
+  test('the replica stack\'s policies name no principal that only a later stack creates: account roots, services, "*" or its own resources', () => {
+    // The replica stack deploys first (the primary's replication rule needs its bucket). A policy
+    // that names a role of the primary stack is refused while that role does not exist: S3 answers
+    // "Invalid principal in policy" (https://aws.amazon.com/premiumsupport/knowledge-center/s3-invalid-principal-in-policy-error/),
+    // KMS MalformedPolicyDocumentException ("The principals in the key policy must exist",
+    // https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html). And once saved, a
+    // role principal is kept as the role's unique id, so a role recreated by a new primary stack
+    // is no longer matched ("IAM role principals", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
+    const found = principalsOf(replica);
+    assert.ok(found.length >= 4, `the replica stack names its principals: ${JSON.stringify(found)}`);
+    const ownResource = (p: any) => Array.isArray(p?.['Fn::GetAtt']) && replica.Resources[p['Fn::GetAtt'][0]] !== undefined;
+    const later = found.filter(({ principal }) => {
+      if (ownResource(principal)) return false;
+      if (principal && typeof principal === 'object' && 'Service' in principal) return false;
+      const rendered = render(replica, principal);
+      return !(rendered === '*' || /^\d{12}$/.test(rendered) || /^arn:aws:iam::\d{12}:root$/.test(rendered) || /^[a-z0-9.-]+\.amazonaws\.com$/.test(rendered));
+    });
+    assert.deepEqual(
+      later.map(({ where, principal }) => `${where}: ${render(replica, principal)}`),
+      [],
+      'a principal the replica stack does not create itself and that is not an account (a role or user of the primary stack)',
+    );
+  });
+});
+
 describe('replication from the primary', () => {
   test('one rule per replicated prefix: delete markers stay home, KMS re-encryption, ownership to the replica account, RTC and metrics', () => {
     const [, data] = resourcesOfType(primary, 'AWS::S3::Bucket').find(([, r]) => r.Properties.ObjectLockEnabled)!;
