@@ -12,7 +12,9 @@ import type { GroupKeys } from '../../lambdas/verifier/core/keys';
 import { verifyBackup, type BackupVerification, type Check } from '../../agent/src/restore/verify';
 import { silentLog } from '../../agent/src/log';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';
-import { DAY, HOUR, buildBackup, encryptTo, newWorld, putObject, type World } from './fixtures';
+import { DAY, HOUR, buildBackup, drainInbox, encryptTo, healthyFleet, newWorld, putObject, type World } from './fixtures';
+import { createVerifierHandler } from '../../lambdas/verifier/handler';
+import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 
 /**
  * The two judges of one backup: `coldseal verify` (agent/src/restore/verify.ts) and the verifier
@@ -310,4 +312,37 @@ test('coldseal verify and the verifier Lambda reach the same verdict on every ch
     }
   }
   assert.deepEqual(disagreements, []);
+});
+
+test('a dump exit status the agent tolerated is a WARN said once: announced when the backup lands, then listed in the report without raising its status or repeating', async () => {
+  const once = await newWorld({ account, groups: [{ name: 'web', rpoHours: 96, sources: ['pg'], hosts: ['web-1', 'web-2'], retentionDays: { daily: EXPIRE_DAYS }, lockDays: { daily: LOCK_DAYS }, drillMaxAgeDays: 8 }] });
+  await healthyFleet(once);
+  const handler = createVerifierHandler({ env: once.env, clientConfig: once.account.clientConfig, clock: once.clock });
+  await handler({ action: 'sweep' });
+  await drainInbox(once);
+
+  const built = await buildBackup(once, { host: 'web-1', finishedAt: new Date(once.clock.ms - 5 * 60_000), partSize: PART });
+  await putObject(once, built.artifactKey, built.ciphertext);
+  await putObject(once, built.manifestKey, await signed(once, tarExitOne(built.manifest)));
+  const landed = (await handler({ 'detail-type': 'Object Created', source: 'aws.s3', detail: { bucket: { name: once.bucket }, object: { key: built.manifestKey } } })) as ManifestResult;
+  assert.deepEqual(landed.findings.map((f) => `${f.severity} ${f.check}`), ['warn dump-exit-status']);
+  let sent = await drainInbox(once);
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].subject, 'coldseal WARN: 1 new (new backup) - Dump exit status on web/web-1/pg');
+  assert.match(sent[0].message, /^NEW WARN Dump exit status - web\/web-1\/pg, daily\n {2}tar exited with status 1 for artifact "app", which the agent tolerated: the dump is complete\n/);
+
+  for (const days of [0, 1, 2]) {
+    once.clock.advance(days * DAY);
+    const result = (await handler({ action: 'sweep' })) as SweepResult;
+    assert.deepEqual(result.findings.map((f) => `${f.severity} ${f.check}`), ['warn dump-exit-status'], `day ${days}`);
+    assert.deepEqual(result.plan.opened, [], `day ${days}: nothing new`);
+    assert.deepEqual(result.plan.reminded, [], `day ${days}: not repeated`);
+    assert.equal(result.report.status, 'OK', `day ${days}: said once, it no longer sets the status`);
+    assert.deepEqual(result.report.findings.map((f) => [f.check, f.once]), [['dump-exit-status', true]], `day ${days}: the report still lists it`);
+    assert.equal(result.report.sources.find((s) => s.host === 'web-1')?.status, 'OK');
+    sent = await drainInbox(once);
+    assert.equal(sent.length, 1, `day ${days}: the daily report only`);
+    assert.deepEqual(sent[0].attributes, { kind: 'report', status: 'OK' });
+    assert.ok(!sent[0].message.includes('Dump exit status'), sent[0].message);
+  }
 });

@@ -256,7 +256,8 @@ export function summaryMessage(report: Report, plan: AlertPlan, keys: { json: st
     `${report.status}: ${report.counts.fail} failing, ${report.counts.warn} warning; ${report.counts.sources} sources, ${report.counts.backups} backups; hashed ${formatBytes(v.hashedBytes)} in ${v.seconds.toFixed(0)} s${v.pendingObjects ? `, ${v.pendingObjects} objects left for the next run` : ''}.`,
     '',
   ];
-  const quiet = plan.quiet.map((q) => q.finding);
+  // What is said once stays in the full report, not in every day's message.
+  const quiet = plan.quiet.map((q) => q.finding).filter((f) => !f.once);
   lines.push(...listBlocks(plan, quiet));
   if (n === 0 && plan.resolved.length === 0) lines.push('Every check passed.');
   lines.push('', `Full report: s3://${bucket}/${keys.html}`, `JSON:        s3://${bucket}/${keys.json}`);
