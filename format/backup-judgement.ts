@@ -148,7 +148,9 @@ function judgeLock(expected: { days: number | undefined }, facts: ObjectFacts, p
   if (facts.lock && facts.lock.until.getTime() > now.getTime()) return { ...base, verdict: 'pass', state: 'held' };
   const days = expected.days;
   if (days !== undefined) {
-    const start = facts.lastModified.getTime();
+    // The agent sets the lock when the upload starts, and a long dump's object is dated when it
+    // completes: the term runs from the earlier of the two.
+    const start = Math.min(facts.lastModified.getTime(), Date.parse(placed.artifact.startedAt));
     // Past the tier's term the lock has done its work (the lifecycle expires the object later).
     if (now.getTime() - start >= days * DAY_MS) return { ...base, verdict: 'pass', state: 'served' };
     if (facts.lock && facts.lock.until.getTime() >= start + days * DAY_MS - LOCK_TOLERANCE_MS) return { ...base, verdict: 'pass', state: 'served' };
