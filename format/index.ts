@@ -17,3 +17,4 @@ export * from './report';
 export * from './run-document';
 export * from './byte-size';
 export * from './concurrency';
+export * from './backup-judgement';

@@ -20,6 +20,8 @@ export const groupSettingsSchema = z
     hosts: z.array(name).default([]),
     /** Retention per tier in days, as the bucket's lifecycle applies it; a tier left out is not counted. */
     retentionDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).default({}),
+    /** Object Lock term per tier in days, as the agents set it; where absent, the retention above stands in. */
+    lockDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).optional(),
     /** Restore drills: the newest receipt must be younger than this; null when the group runs no drills. */
     drillMaxAgeDays: z.number().positive().nullable().default(null),
   })

@@ -23,6 +23,8 @@ const findingSchema = z.object({
   /** When this finding was first reported, from the alert state. */
   firstSeenAt: z.string().optional(),
   new: z.boolean(),
+  /** Said once: announced when first seen, then listed without setting the status (optional: added in the same schema version). */
+  once: z.boolean().optional(),
 });
 
 const historyPoint = z.object({ stamp: z.string(), tier: z.string(), bytes: z.number(), ciphertextBytes: z.number(), durationSeconds: z.number() });

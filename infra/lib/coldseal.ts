@@ -260,6 +260,7 @@ export class Coldseal extends Construct {
       sources: [...g.sourceNames],
       rpoHours,
       retentionDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.expireAfterDays])),
+      lockDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock.days])),
       drillMaxAgeDays: this.drill?.group === g.name ? DRILL_MAX_AGE_DAYS : null,
     }));
     const lambdaProps = {

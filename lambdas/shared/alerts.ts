@@ -26,7 +26,7 @@ export interface AlertPlan {
   readonly opened: Finding[];
   /** Open problems last announced more than repeatHours ago: announce again. */
   readonly reminded: { finding: Finding; record: AlertRecord }[];
-  /** Open problems announced recently: stay quiet. */
+  /** Open problems announced recently, or said once already (Finding.once): stay quiet. */
   readonly quiet: { finding: Finding; record: AlertRecord }[];
   /** Problems this run is authoritative for and no longer sees: announce once, then forget. */
   readonly resolved: AlertRecord[];
@@ -85,7 +85,7 @@ export async function reconcileAlerts(deps: AlertDeps, findings: readonly Findin
       continue;
     }
     const sinceAlert = now.getTime() - Date.parse(record.lastAlertedAt);
-    if (sinceAlert >= repeatHours * 3600_000) {
+    if (sinceAlert >= repeatHours * 3600_000 && !finding.once) {
       const updated: AlertRecord = { ...record, finding, lastAlertedAt: now.toISOString(), alertCount: record.alertCount + 1 };
       await store.put(alertStateKey(finding.id), JSON.stringify(updated, null, 2), 'application/json');
       plan.reminded.push({ finding, record: updated });
@@ -97,7 +97,8 @@ export async function reconcileAlerts(deps: AlertDeps, findings: readonly Findin
     for (const record of records.values()) {
       if (seen.has(record.id) || !covers(record.finding)) continue;
       await store.delete(alertStateKey(record.id));
-      plan.resolved.push(record);
+      // Said once: its end is not news either.
+      if (!record.finding.once) plan.resolved.push(record);
     }
   }
   log.info('alert state reconciled', {

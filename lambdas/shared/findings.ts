@@ -53,6 +53,12 @@ export interface Finding {
   /** What to do about it. */
   readonly action: string;
   readonly detail?: string;
+  /**
+   * Said once: announced when first seen, never repeated, and once announced it no longer sets
+   * the report's status (the report still lists it); closed quietly. For what recurs and needs no
+   * action, such as a dump exit status the agent tolerated.
+   */
+  readonly once?: boolean;
 }
 
 export type Status = 'OK' | 'WARN' | 'FAIL';

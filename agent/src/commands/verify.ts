@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { manifestKey } from '../../../format/layout';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { manifestKey, parseKey } from '../../../format/layout';
 import { isComplete, listBackups } from '../catalog/catalog';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { scratchServers } from '../restore/scratch';
 import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys, resolveManifestKey } from '../restore/select';
-import { verifyBackup, type BackupVerification } from '../restore/verify';
+import { verifyBackup, type BackupVerification, type Check } from '../restore/verify';
 import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, PASSPHRASE_FILE_FLAG, scratchUrls, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, withScratchOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type ScratchOptions, type SelectionOptions } from './options';
 
@@ -55,35 +56,58 @@ export async function runVerifyCommand(options: VerifyCommandOptions, log: Log):
   const group = options.group ?? config.group;
   const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
   const key = options.deep ? await loadPrivateKey(options.key!, options.passphraseFile) : undefined;
-  let keys: string[];
+  // Each backup to verify, and whether it is its source's newest (held to today's recipients).
+  let keys: { key: string; newest: boolean }[];
   if (options.all) {
     const entries = (await listBackups(clients.s3, bucket, { group, host: options.host, source: options.source })).filter(isComplete);
     const hosts = new Set(entries.map((e) => e.host));
     if (hosts.size > 1) throw new ColdsealError(EXIT.USAGE, `source "${options.source}" is backed up by several hosts (${[...hosts].join(', ')})`, 'Say which one with --host');
     if (entries.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of source "${options.source}" in group ${group}`, 'List what exists with: coldseal list');
-    keys = entries.map((e) => manifestKey(e, e.stamp));
+    const newest = entries.reduce((a, e) => (e.stamp > a ? e.stamp : a), '');
+    keys = entries.map((e) => ({ key: manifestKey(e, e.stamp), newest: e.stamp === newest }));
   } else {
-    keys = [(await resolveManifestKey(clients.s3, bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' })).key];
+    const resolved = await resolveManifestKey(clients.s3, bucket, { group, host: options.host, source: options.source, at: options.at ?? 'latest' });
+    keys = [{ key: resolved.key, newest: resolved.newest ?? (await isNewest(clients.s3, bucket, resolved.key)) }];
   }
   const expectedRecipientKeyIds = await configuredRecipientKeyIds(config, clients);
   const scratch = key ? await scratchServers(config, clients, scratchUrls(options)) : undefined;
   try {
     const results: BackupVerification[] = [];
-    for (const k of keys) results.push(await verifyBackup(k, { clients, bucket, log, trusted, expectedRecipientKeyIds, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
+    for (const k of keys) {
+      results.push(await verifyBackup(k.key, { clients, bucket, log, trusted, expectedRecipientKeyIds, newest: k.newest, objectLock: config.objectLock, deep: key && scratch ? { key, scratch: scratch.servers } : undefined }));
+    }
     return results;
   } finally {
     await scratch?.cleanup();
   }
 }
 
+/**
+ * Whether the backup at this manifest key is the newest of its source (a listing of the source);
+ * true when the listing is not allowed here, which holds it to today's recipients as before.
+ */
+async function isNewest(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  const parsed = parseKey(key);
+  if (!parsed || parsed.kind !== 'manifest') return true;
+  try {
+    const entries = (await listBackups(s3, bucket, { group: parsed.group, host: parsed.host, source: parsed.source })).filter(isComplete);
+    return entries.every((e) => e.stamp <= parsed.stamp);
+  } catch {
+    return true;
+  }
+}
+
+const mark = (c: Check): string => (!c.ok ? 'FAIL' : c.skipped ? 'skip' : c.warn ? 'WARN' : 'ok  ');
+
 export function formatVerifications(results: readonly BackupVerification[]): string {
   const lines: string[] = [];
   for (const r of results) {
-    lines.push(`${r.ok ? 'OK    ' : 'FAILED'}  ${r.manifestKey}`);
-    for (const c of r.checks) lines.push(`  ${c.ok ? (c.skipped ? 'skip' : 'ok  ') : 'FAIL'}  ${c.name}: ${c.detail}`);
+    const warned = [...r.checks, ...r.artifacts.flatMap((a) => a.checks)].some((c) => c.warn);
+    lines.push(`${!r.ok ? 'FAILED' : warned ? 'WARN  ' : 'OK    '}  ${r.manifestKey}`);
+    for (const c of r.checks) lines.push(`  ${mark(c)}  ${c.name}: ${c.detail}`);
     for (const a of r.artifacts) {
       lines.push(`  ${a.artifact}:`);
-      for (const c of a.checks) lines.push(`    ${c.ok ? (c.skipped ? 'skip' : 'ok  ') : 'FAIL'}  ${c.name}: ${c.detail}`);
+      for (const c of a.checks) lines.push(`    ${mark(c)}  ${c.name}: ${c.detail}`);
     }
   }
   return lines.join('\n');

@@ -56,7 +56,7 @@ export function latestPerSource(entries: readonly BackupEntry[]): BackupEntry[] 
 }
 
 function detailOf(check: Check): string {
-  return check.skipped ? `skipped: ${check.detail}` : check.detail;
+  return check.skipped ? `skipped: ${check.detail}` : check.warn ? `warning: ${check.detail}` : check.detail;
 }
 
 export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
@@ -86,7 +86,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     const key = manifestKey(entry, entry.stamp);
     log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
     const started = Date.now();
-    const verification = await verifyBackup(key, { clients: readingClients, bucket: read.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, deep: { key: options.key, scratch: options.scratch } });
+    // The latest of its source: held to today's recipients.
+    const verification = await verifyBackup(key, { clients: readingClients, bucket: read.bucket, log, trusted: options.trusted, expectedRecipientKeyIds: options.expectedRecipientKeyIds, newest: true, objectLock: config.objectLock, deep: { key: options.key, scratch: options.scratch } });
     const backupChecks = verification.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }));
     if (verification.artifacts.length === 0) {
       results.push({ manifestKey: key, source: entry.source, artifact: '(manifest)', ok: false, durationMs: Date.now() - started, checks: backupChecks });

@@ -4,6 +4,7 @@ import { PassThrough, pipeline, Readable, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { sameKeyIds } from '../../../format/backup-judgement';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../format/part-reader';
 import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
@@ -73,10 +74,6 @@ export interface OpenedPlaintext {
 
 function integrity(check: string, message: string, hint = 'Do not use this backup: restore an older one (coldseal list), and find out how the object changed (S3 access logs, versions)'): ColdsealError {
   return new ColdsealError(EXIT.INTEGRITY, `${check} check failed: ${message}`, hint);
-}
-
-export function sameKeyIds(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 }
 
 /** The PartReader's failures, as the agent reports them (check name, exit code, what to do). */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { judgeLocation } from '../../../format/backup-judgement';
 import { dateOfStamp, manifestKey, parseKey } from '../../../format/layout';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import { groupParameters } from '../../../format/parameters';
@@ -20,7 +21,8 @@ export interface BackupSelector {
   readonly at: string;
 }
 
-export async function resolveManifestKey(s3: S3Client, bucket: string, selector: BackupSelector): Promise<{ key: string; entry?: BackupEntry }> {
+/** newest: whether the chosen backup is its source's newest (unknown when --at names a key: nothing is listed). */
+export async function resolveManifestKey(s3: S3Client, bucket: string, selector: BackupSelector): Promise<{ key: string; entry?: BackupEntry; newest?: boolean }> {
   const at = selector.at.trim();
   if (at.includes('/')) {
     const parsed = parseKey(at.replace(/^s3:\/\/[^/]+\//, ''));
@@ -31,7 +33,7 @@ export async function resolveManifestKey(s3: S3Client, bucket: string, selector:
   const entries = await listBackups(s3, bucket, { group: selector.group, host: selector.host, source: selector.source });
   if (at === 'latest') {
     const latest = latestOf(entries, { group: selector.group, host: selector.host, source: selector.source });
-    return { key: manifestKey(latest, latest.stamp), entry: latest };
+    return { key: manifestKey(latest, latest.stamp), entry: latest, newest: true };
   }
   let until: Date;
   if (/^\d{8}T\d{6}Z$/.test(at)) until = dateOfStamp(at);
@@ -44,7 +46,7 @@ export async function resolveManifestKey(s3: S3Client, bucket: string, selector:
   if (/^\d{8}T\d{6}Z$/.test(at) && chosen.stamp !== at) {
     throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of "${selector.source}" has the stamp ${at} (the last before it is ${chosen.stamp})`, 'Use --at with a stamp from coldseal list, or a time to take the last backup before it');
   }
-  return { key: manifestKey(chosen, chosen.stamp), entry: chosen };
+  return { key: manifestKey(chosen, chosen.stamp), entry: chosen, newest: chosen.stamp === latestOf(entries, { group: selector.group, host: chosen.host, source: selector.source }).stamp };
 }
 
 /**
@@ -75,13 +77,12 @@ export async function loadVerifiedManifest(s3: S3Client, bucket: string, key: st
     throw error;
   }
   const manifest = opened.document;
-  const parsed = parseKey(key);
-  if (!parsed || parsed.kind !== 'manifest' || parsed.group !== manifest.group || parsed.host !== manifest.host || parsed.source !== manifest.source || parsed.tier !== manifest.tier || parsed.stamp !== manifest.stamp) {
-    throw new ColdsealError(EXIT.INTEGRITY, `location check failed for ${where}: it is signed as ${manifest.tier}/${manifest.group}/${manifest.host}/${manifest.source}/${manifest.stamp}`, 'The manifest was copied from elsewhere; do not trust this location');
-  }
-  for (const artifact of manifest.artifacts) {
-    if (!artifact.key.startsWith(key.slice(0, key.lastIndexOf('/') + 1))) {
-      throw new ColdsealError(EXIT.INTEGRITY, `location check failed for ${where}: artifact ${artifact.name} points outside its backup (${artifact.key})`);
+  for (const judged of judgeLocation(manifest, key)) {
+    if (judged.check === 'manifest-location' && judged.verdict === 'fail') {
+      throw new ColdsealError(EXIT.INTEGRITY, `location check failed for ${where}: it is signed as ${judged.signedFor}`, 'The manifest was copied from elsewhere; do not trust this location');
+    }
+    if (judged.check === 'artifact-location') {
+      throw new ColdsealError(EXIT.INTEGRITY, `location check failed for ${where}: artifact ${judged.artifact.name} points outside its backup (${judged.key})`);
     }
   }
   return { manifest, signer: opened.signerFingerprint };

@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, GetObjectRetentionCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PartBufferPool, PartReader, PartReadError } from '../../../format/part-reader';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { segmentKey } from '../../../format/layout';
 import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
+import { judgeBackup, sameKeyIds, type BackupJudgement, type Judged, type JudgementInput, type ObjectFacts } from '../../../format/backup-judgement';
+import type { AgentConfig } from '../../../format/agent-config';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
-import { ARCHIVED_CLASSES } from '../catalog/catalog';
 import { ColdsealError, describeError, EXIT } from '../errors';
 import { compareInventories } from '../backup/inventory/fingerprint';
 import { mysqlInventory } from '../backup/inventory/mysql';
@@ -19,7 +20,7 @@ import { pgInventoryNow } from '../backup/inventory/postgres';
 import type { PgConnection } from '../db/postgres';
 import type { Log } from '../log';
 import { TailWatcher } from '../backup/pipeline/streams';
-import { openPlaintext, sameKeyIds } from './plaintext';
+import { openPlaintext } from './plaintext';
 import { discardSink, progress, streamInto } from './restore';
 import { loadVerifiedManifest } from './select';
 import { MysqlDatabaseRenamer, mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
@@ -37,8 +38,10 @@ export interface Check {
   readonly name: string;
   readonly ok: boolean;
   readonly detail: string;
-  /** Not run (archived object, nothing to compare): neither proof nor failure. */
+  /** Not run (nothing to compare, or this reader cannot see the evidence): neither proof nor failure. */
   readonly skipped?: boolean;
+  /** Passes with a reservation worth a look (a tolerated dump exit status, content archived unread); ok stays true. */
+  readonly warn?: boolean;
 }
 
 export interface ArtifactVerification {
@@ -72,12 +75,24 @@ export interface VerifyOptions {
   readonly trusted: readonly PublicKey[];
   /** Key ids the configuration says every backup must be addressed to (when known here). */
   readonly expectedRecipientKeyIds?: readonly string[];
+  /**
+   * Whether this is its source's newest backup (default true): only the newest is held to the
+   * recipients configured today; an older one keeps the keys of its time, as its manifest says.
+   */
+  readonly newest?: boolean;
+  /** The Object Lock the configuration sets per tier: where set, each object must hold it for its term. */
+  readonly objectLock?: AgentConfig['objectLock'];
+  readonly now?: Date;
   readonly deep?: { readonly key: PrivateKey; readonly scratch: ScratchServers };
 }
 
 const pass = (name: string, detail: string): Check => ({ name, ok: true, detail });
 const fail = (name: string, detail: string): Check => ({ name, ok: false, detail });
 const skip = (name: string, detail: string): Check => ({ name, ok: true, skipped: true, detail });
+const warn = (name: string, detail: string): Check => ({ name, ok: true, warn: true, detail });
+
+/** PKESK packets are ~90 bytes each for cv25519; 4 KiB covers dozens of recipients. */
+const HEAD_BYTES = 4096;
 
 export async function verifyBackup(manifestKey: string, options: VerifyOptions): Promise<BackupVerification> {
   const { clients, bucket } = options;
@@ -88,21 +103,45 @@ export async function verifyBackup(manifestKey: string, options: VerifyOptions):
   } catch (error) {
     return { manifestKey, ok: false, checks: [fail('signature', describeError(error))], artifacts: [] };
   }
-  const checks: Check[] = [pass('signature', `signed by ${manifest.signingKeyFingerprint}, location matches`)];
+  // The judgement (format/backup-judgement.ts) is the verifier Lambda's too: first on the heads,
+  // which says what can be read; then with the addressees read from those messages.
+  const seen = await headObjects(manifest, options);
   const expected = options.expectedRecipientKeyIds;
-  if (expected) {
-    checks.push(
-      sameKeyIds(expected, manifest.encryption.recipientKeyIds)
-        ? pass('recipients', `addressed to the configured recipients (${expected.join(', ')})`)
-        : fail('recipients', `addressed to ${manifest.encryption.recipientKeyIds.join(', ')} but the configured recipients are ${expected.join(', ')}`),
-    );
+  const tierLock = options.objectLock?.[manifest.tier];
+  const input: JudgementInput = {
+    manifest,
+    manifestKey,
+    objects: seen.objects,
+    recipients: expected ? { configured: expected, newest: options.newest ?? true } : undefined,
+    lock: tierLock ? { days: tierLock.days } : undefined,
+    now: options.now ?? new Date(),
+  };
+  const messages = new Map<string, readonly string[] | { error: string }>();
+  for (const artifact of judgeBackup(input).readable) {
+    if (seen.unreadable.has(artifact.key)) continue;
+    try {
+      const range = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, Range: `bytes=0-${HEAD_BYTES - 1}` }));
+      messages.set(artifact.key, await messageRecipientKeyIds(await range.Body!.transformToByteArray()));
+    } catch (error) {
+      messages.set(artifact.key, { error: (error as Error).message });
+    }
+  }
+  const judgement = judgeBackup({ ...input, messages });
+
+  const checks: Check[] = [pass('signature', `signed by ${manifest.signingKeyFingerprint}, location matches`)];
+  for (const item of judgement.items) {
+    if (item.check !== 'recipients') continue;
+    const configured = item.configured.join(', ');
+    if (item.verdict === 'fail') checks.push(fail('recipients', `addressed to ${item.manifestIds.join(', ')} but the configured recipients are ${configured}`));
+    else if (sameKeyIds(item.manifestIds, item.configured)) checks.push(pass('recipients', `addressed to the configured recipients (${configured})`));
+    else checks.push(pass('recipients', `addressed to ${item.manifestIds.join(', ')}, as its signed manifest says; the configured recipients are now ${configured} (only the newest backup is held to them)`));
   }
   const artifacts: ArtifactVerification[] = [];
   // One set of part buffers for every artifact read, not one each.
   const buffers = new PartBufferPool();
   for (const artifact of manifest.artifacts) {
     const started = Date.now();
-    const artifactChecks = await verifyArtifact(manifest, artifact, options, buffers);
+    const artifactChecks = await verifyArtifact(manifest, artifact, judgement, seen.unreadable.get(artifact.key), options, buffers);
     artifacts.push({ artifact: artifact.name, key: artifact.key, ok: artifactChecks.every((c) => c.ok), durationMs: Date.now() - started, checks: artifactChecks });
   }
   return {
@@ -117,67 +156,117 @@ export async function verifyBackup(manifestKey: string, options: VerifyOptions):
   };
 }
 
-async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
+/**
+ * HEAD of every object the manifest names, and of the segment after each artifact's last (a HEAD,
+ * not a LIST: readers may lack s3:ListBucket, and then a missing key answers 403, not 404). An
+ * object that cannot be read (other than missing) makes its artifact unreadable, with the reason.
+ */
+async function headObjects(manifest: Manifest, options: VerifyOptions): Promise<{ objects: Map<string, ObjectFacts | null>; unreadable: Map<string, string> }> {
   const { clients, bucket } = options;
-  const where = `s3://${bucket}/${artifact.key}`;
-  const checks: Check[] = [];
-  const tolerated = artifact.exitCode === 0 || artifact.warnings.length > 0;
-  checks.push(tolerated ? pass('completion', `${artifact.completion.detail}${artifact.warnings.length ? ` (warnings: ${artifact.warnings.join('; ')})` : ''}`) : fail('completion', `${artifact.tool.name} exited with status ${artifact.exitCode}`));
+  const lockExpected = options.objectLock?.[manifest.tier] !== undefined;
+  const objects = new Map<string, ObjectFacts | null>();
+  const unreadable = new Map<string, string>();
+  for (const artifact of manifest.artifacts) {
+    let listed: ArtifactObject[];
+    try {
+      listed = artifactObjects(artifact);
+    } catch {
+      continue; // the judgement says why
+    }
+    for (const key of [...listed.map((o) => o.key), segmentKey(artifact.key, listed.length + 1)]) {
+      const extra = !listed.some((o) => o.key === key);
+      try {
+        const head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const lock = head.ObjectLockMode && head.ObjectLockRetainUntilDate ? { mode: head.ObjectLockMode, until: head.ObjectLockRetainUntilDate } : lockExpected && !extra ? await retentionOf(clients.s3, bucket, key) : null;
+        objects.set(key, { size: head.ContentLength ?? 0, storageClass: head.StorageClass ?? 'STANDARD', lastModified: head.LastModified ?? new Date(0), restore: head.Restore, lock });
+      } catch (error) {
+        const name = (error as { name?: string }).name;
+        if (extra || name === 'NotFound' || name === 'NoSuchKey') objects.set(key, null);
+        else if (!unreadable.has(artifact.key)) unreadable.set(artifact.key, `cannot read s3://${bucket}/${key}: ${(error as Error).message}`);
+      }
+    }
+  }
+  return { objects, unreadable };
+}
 
-  let objects: ArtifactObject[];
+/**
+ * A HEAD shows no retention to a reader without s3:GetObjectRetention
+ * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, x-amz-object-lock-mode):
+ * ask for it, so that "no lock" and "not allowed to see it" differ. Access denied: unknown;
+ * anything else (NoSuchObjectLockConfiguration, https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectRetention.html): none.
+ */
+async function retentionOf(s3: S3Client, bucket: string, key: string): Promise<ObjectFacts['lock']> {
   try {
-    objects = artifactObjects(artifact);
+    const { Retention } = await s3.send(new GetObjectRetentionCommand({ Bucket: bucket, Key: key }));
+    return Retention?.Mode && Retention.RetainUntilDate ? { mode: Retention.Mode, until: Retention.RetainUntilDate } : null;
   } catch (error) {
-    checks.push(fail('object', (error as Error).message));
+    const name = (error as { name?: string }).name;
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    return name === 'AccessDenied' || status === 403 ? undefined : null;
+  }
+}
+
+/** The agent's words for the judgement of one artifact, then its own checks: the checksum read, or --deep's test restore. */
+async function verifyArtifact(manifest: Manifest, artifact: Artifact, judgement: BackupJudgement, unreadable: string | undefined, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
+  const { bucket } = options;
+  const s3Url = (key: string) => `s3://${bucket}/${key}`;
+  const where = s3Url(artifact.key);
+  const mine = judgement.items.filter((i): i is Extract<Judged, { artifact: Artifact }> => 'artifact' in i && i.artifact === artifact);
+  const checks: Check[] = [];
+
+  const exit = mine.find((i) => i.check === 'dump-exit-status');
+  const marker = mine.find((i) => i.check === 'completion-marker');
+  const warnings = artifact.warnings.length ? ` (warnings: ${artifact.warnings.join('; ')})` : '';
+  if (exit?.verdict === 'fail') checks.push(fail('completion', `${artifact.tool.name} exited with status ${artifact.exitCode}`));
+  else if (marker?.verdict === 'fail') checks.push(fail('completion', `no ${artifact.completion.method} completion marker recorded: the dump may be cut short`));
+  else if (exit?.verdict === 'warn') checks.push(warn('completion', `${artifact.completion.detail}: ${artifact.tool.name} exited with status ${artifact.exitCode}, tolerated${warnings}`));
+  else checks.push(pass('completion', `${artifact.completion.detail}${warnings}`));
+
+  if (unreadable) {
+    checks.push(fail('object', unreadable));
     return checks;
   }
   // Every object (each segment of a segmented artifact) present at its recorded size; none extra.
-  const archivedIn: string[] = [];
-  for (const object of objects) {
-    const oWhere = `s3://${bucket}/${object.key}`;
-    let head;
-    try {
-      head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: object.key }));
-    } catch (error) {
-      const name = (error as { name?: string }).name;
-      checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${oWhere} is missing` : `cannot read ${oWhere}: ${(error as Error).message}`));
-      return checks;
-    }
-    if (head.ContentLength !== object.bytes) {
-      checks.push(fail('object', `${oWhere} is ${head.ContentLength} bytes, the manifest says ${object.bytes}`));
-      return checks;
-    }
-    if (ARCHIVED_CLASSES.has(head.StorageClass ?? '') && !/ongoing-request="false"/.test(head.Restore ?? '')) archivedIn.push(head.StorageClass!);
+  const segments = mine.find((i) => i.check === 'segments');
+  const objectProblem = mine.find((i) => i.check === 'ciphertext-missing' || i.check === 'ciphertext-size' || i.check === 'extra-segment' || (i.check === 'segments' && i.verdict === 'fail'));
+  if (objectProblem?.check === 'segments') checks.push(fail('object', objectProblem.problem ?? 'the segment list does not describe the ciphertext'));
+  else if (objectProblem?.check === 'ciphertext-missing') checks.push(fail('object', `${s3Url(objectProblem.key)} is missing`));
+  else if (objectProblem?.check === 'ciphertext-size') checks.push(fail('object', `${s3Url(objectProblem.key)} is ${objectProblem.size} bytes, the manifest says ${objectProblem.object.bytes}`));
+  else if (objectProblem?.check === 'extra-segment') checks.push(fail('object', `${s3Url(segmentKey(artifact.key, objectProblem.segment))} exists, but the signed manifest lists ${objectProblem.listed} segment(s)`));
+  else if (segments?.check === 'segments') checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded${segments.objects.length > 1 ? ` (${segments.objects.length} segments)` : ''}`));
+
+  const locks = mine.filter((i): i is Extract<Judged, { check: 'object-lock' }> => i.check === 'object-lock');
+  const lockFailed = locks.find((i) => i.verdict === 'fail');
+  const lockUnknown = locks.find((i) => i.verdict === 'skip');
+  const days = options.objectLock?.[manifest.tier]?.days;
+  if (lockFailed) {
+    checks.push(fail('object-lock', lockFailed.state === 'ended' ? `${s3Url(lockFailed.key)} Object Lock retention ended ${lockFailed.lock?.until.toISOString()}, before the tier's ${days} days` : `${s3Url(lockFailed.key)} has no Object Lock retention: it can be deleted or overwritten`));
+  } else if (lockUnknown) {
+    checks.push(skip('object-lock', `cannot see the Object Lock retention of ${s3Url(lockUnknown.key)}: S3 shows it only to readers allowed s3:GetObjectRetention`));
+  } else if (locks.length) {
+    const held = locks.find((i) => i.state === 'held' && i.lock);
+    checks.push(pass('object-lock', held?.lock ? `locked (${held.lock.mode}) until ${held.lock.until.toISOString()}` : `past the tier's ${days}-day lock`));
   }
-  // A HEAD, not a LIST: readers may lack s3:ListBucket, and then a missing key answers 403, not 404.
-  const extra = segmentKey(artifact.key, objects.length + 1);
-  const beyond = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: extra })).then(
-    () => true,
-    () => false,
-  );
-  if (beyond) {
-    checks.push(fail('object', `s3://${bucket}/${extra} exists, but the signed manifest lists ${objects.length} segment(s)`));
-    return checks;
-  }
-  checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded${objects.length > 1 ? ` (${objects.length} segments)` : ''}`));
-  if (archivedIn.length) {
-    checks.push(skip('checksum', `archived in ${archivedIn[0]}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
+  if (objectProblem) return checks;
+
+  const archived = mine.find((i) => i.check === 'archived');
+  if (archived?.check === 'archived') {
+    checks.push(warn('checksum', `archived in ${archived.storageClass}: the content cannot be read without a retrieval (coldseal restore --retrieval-tier …)`));
     return checks;
   }
 
   // Addressees from the PKESK packets at the head of the message.
-  try {
-    const range = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, Range: 'bytes=0-4095' }));
-    const ids = await messageRecipientKeyIds(await range.Body!.transformToByteArray());
-    checks.push(sameKeyIds(ids, manifest.encryption.recipientKeyIds) ? pass('message-recipients', `message addressed to ${ids.join(', ')}, as the manifest says`) : fail('message-recipients', `message addressed to ${ids.join(', ')}, the manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`));
-  } catch (error) {
-    checks.push(fail('message-recipients', `${where} does not start like an OpenPGP message to public keys: ${(error as Error).message}`));
+  const message = mine.find((i) => i.check === 'message-recipients' || i.check === 'not-openpgp');
+  if (message?.check === 'not-openpgp') checks.push(fail('message-recipients', `${where} does not start like an OpenPGP message to public keys: ${message.error}`));
+  else if (message?.check === 'message-recipients') {
+    const ids = message.messageIds.join(', ');
+    checks.push(message.verdict === 'pass' ? pass('message-recipients', `message addressed to ${ids}, as the manifest says`) : fail('message-recipients', `message addressed to ${ids}, the manifest says ${message.manifestIds.join(', ')}`));
   }
 
   if (options.deep) {
     checks.push(...(await deepCheck(manifest, artifact, options, buffers)));
   } else {
-    checks.push(await checksumCheck(clients.s3, bucket, artifact, options.log, buffers));
+    checks.push(await checksumCheck(options.clients.s3, bucket, artifact, options.log, buffers));
   }
   return checks;
 }

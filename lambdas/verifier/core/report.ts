@@ -30,6 +30,8 @@ export function buildReport(input: {
   bucket: string;
   findings: readonly Finding[];
   newIds: ReadonlySet<string>;
+  /** Findings said once (Finding.once) and already announced: listed, but they no longer set a status. */
+  settledIds?: ReadonlySet<string>;
   firstSeen: ReadonlyMap<string, string>;
   resolved: readonly { id: string; summary: string; firstSeenAt: string }[];
   sources: readonly SourceRow[];
@@ -38,8 +40,9 @@ export function buildReport(input: {
   verification: Report['verification'];
 }): Report {
   const { now } = input;
+  const standing = input.findings.filter((f) => !input.settledIds?.has(f.id));
   const sources = input.sources.map((row) => {
-    const mine = input.findings.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source);
+    const mine = standing.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source);
     const newest = row.history[row.history.length - 1];
     const copies: Record<string, number> = {};
     for (const e of row.history) copies[e.tier] = (copies[e.tier] ?? 0) + 1;
@@ -61,7 +64,7 @@ export function buildReport(input: {
     schema: REPORT_SCHEMA,
     generatedAt: now.toISOString(),
     bucket: input.bucket,
-    status: statusOf(input.findings),
+    status: statusOf(standing),
     counts: {
       fail: input.findings.filter((f) => f.severity === 'fail').length,
       warn: input.findings.filter((f) => f.severity === 'warn').length,

@@ -145,7 +145,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   for (const b of backups) if (b.manifest) newestManifest.set(sourceId(b.location), b.stamp);
   const checked: CheckedBackup[] = await mapLimit(backups, IO_CONCURRENCY, (b) => {
     const group = groups.get(b.location.group)!;
-    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
+    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
   });
   for (const c of checked) findings.push(...c.findings);
   const hashing = await runHashJobs(deps, checked.flatMap((c) => c.jobs), budget, now);
@@ -218,6 +218,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     bucket: settings.bucket,
     findings: sorted,
     newIds: new Set(plan.opened.map((f) => f.id)),
+    settledIds: new Set(plan.quiet.filter((q) => q.finding.once).map((q) => q.finding.id)),
     firstSeen,
     resolved: plan.resolved.map((r) => ({ id: r.id, summary: r.finding.summary, firstSeenAt: r.firstSeenAt })),
     sources: rows,
@@ -255,7 +256,8 @@ export function summaryMessage(report: Report, plan: AlertPlan, keys: { json: st
     `${report.status}: ${report.counts.fail} failing, ${report.counts.warn} warning; ${report.counts.sources} sources, ${report.counts.backups} backups; hashed ${formatBytes(v.hashedBytes)} in ${v.seconds.toFixed(0)} s${v.pendingObjects ? `, ${v.pendingObjects} objects left for the next run` : ''}.`,
     '',
   ];
-  const quiet = plan.quiet.map((q) => q.finding);
+  // What is said once stays in the full report, not in every day's message.
+  const quiet = plan.quiet.map((q) => q.finding).filter((f) => !f.once);
   lines.push(...listBlocks(plan, quiet));
   if (n === 0 && plan.resolved.length === 0) lines.push('Every check passed.');
   lines.push('', `Full report: s3://${bucket}/${keys.html}`, `JSON:        s3://${bucket}/${keys.json}`);
@@ -304,7 +306,7 @@ export async function verifyNewManifest(deps: VerifierDeps, key: string): Promis
   }
   let manifest: Manifest | undefined;
   if (!keys.problem) {
-    const checked = await checkBackup({ store, bucket: settings.bucket, keys, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, replica: replicaContext(settings) }, backup, { newest: newestStamp === backup.stamp });
+    const checked = await checkBackup({ store, bucket: settings.bucket, keys, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, backup, { newest: newestStamp === backup.stamp });
     manifest = checked.manifest;
     findings.push(...checked.findings);
     findings.push(...(await runHashJobs(deps, checked.jobs, budgetFor(deps), now)).findings);
