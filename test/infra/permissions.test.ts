@@ -77,6 +77,8 @@ function drillCalls(): AwsCall[] {
     { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: `${groupPrefix('daily', 'db')}` } },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=0-8388607' } },
+    // Every read of an object after its first is pinned to the version it saw (format/part-reader.ts).
+    { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=8388608-16777215' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
     {
       principal,
       operation: 'PutObject',
@@ -179,7 +181,7 @@ describe('every call the system makes is allowed', () => {
   test('hosts: a multipart and a single-part backup with SSE-KMS, Object Lock and tags, cleanup, parameters, alerts (both groups)', async () => {
     assert.deepEqual(await denied([...hostBackupCalls('db'), ...hostBackupCalls('web')]), []);
   });
-  test('the drill host: list, read its group, write its receipt', async () => {
+  test('the drill host: list, read its group (version-pinned after the first read), write its receipt', async () => {
     assert.deepEqual(await denied(drillCalls()), []);
   });
   test('the verifier: lists, HEAD with the lock headers shown, ranged reads, absent state answers 404, report, alert state, public keys', async () => {
