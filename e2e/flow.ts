@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutEventsCommand, PutRuleCommand, PutTargetsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, PutObjectRetentionCommand, S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { GetParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, ListCommandsCommand, PutParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
 import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
@@ -216,8 +216,41 @@ export class Deployment {
 
   /** Runs the document's script on this machine as SSM Run Command would on a host of the group. */
   async runScheduled(group: string, action: 'backup' | 'drill' = 'backup', env: Record<string, string> = {}): Promise<ProcessResult> {
-    const actor = action === 'drill' ? this.actors.drill : this.actors.host(group);
-    return runDocument(actor, this.document, this.scheduledRun(group, action).parameters, this.home, env);
+    return this.runCommand(this.scheduledRun(group, action).parameters, env);
+  }
+
+  /**
+   * Runs the document's script with the parameters a command carries (a schedule's, or what
+   * `coldseal trigger` sent: see sentParameters), on a host of the command's group, or on the
+   * drill host for a drill.
+   */
+  async runCommand(parameters: Readonly<Record<string, string>>, env: Record<string, string> = {}): Promise<ProcessResult> {
+    const actor = parameters.action === 'drill' ? this.actors.drill : this.actors.host(parameters.group);
+    return runDocument(actor, this.document, parameters, this.home, env);
+  }
+
+  /** The document parameters of a command SSM holds (moto records the command and runs nothing). */
+  async sentParameters(commandId: string): Promise<Record<string, string>> {
+    const command = (await this.ssm.send(new ListCommandsCommand({ CommandId: commandId }))).Commands?.[0];
+    if (!command) throw new Error(`SSM has no command ${commandId}`);
+    if (command.DocumentName !== this.stack.output('AgentDocumentName')) throw new Error(`command ${commandId} runs ${command.DocumentName}, not the agent document`);
+    return Object.fromEntries(Object.entries(command.Parameters ?? {}).map(([k, v]) => [k, v[0]]));
+  }
+
+  /** `coldseal trigger` as an operator runs it from a laptop: the deployment parameter, then SendCommand. */
+  async trigger(agentBundle: string, args: string[]): Promise<ProcessResult & { commandId?: string }> {
+    const result = await runProcess(process.execPath, [agentBundle, 'trigger', ...args], { env: this.hostEnv(), cwd: this.home });
+    return { ...result, commandId: /command ([0-9a-f-]{36})/.exec(result.stdout)?.[1] };
+  }
+
+  /**
+   * Changes a group's deployed agent configuration as an operator could (the stack writes it; the
+   * agent reads it at every run), e.g. small parts and segments so that a small backup has several.
+   */
+  async changeGroupConfig(group: string, change: (config: AgentConfig) => AgentConfig): Promise<void> {
+    const { parameter, config } = await this.groupConfig(group);
+    const value = JSON.stringify(agentConfigSchema.parse(change(config)));
+    await this.ssm.send(new PutParameterCommand({ Name: parameter, Value: value, Type: 'String', Overwrite: true }));
   }
 
   /**
@@ -396,6 +429,31 @@ export class Deployment {
   async restore(agentBundle: string, group: string, args: string[], env: Record<string, string> = {}): Promise<ProcessResult> {
     const { parameter } = await this.groupConfig(group);
     return runProcess(process.execPath, [agentBundle, 'restore', '--config-parameter', parameter, ...args], { env: this.hostEnv(env), cwd: this.home });
+  }
+
+  /**
+   * Undoes corrupt(): the bad version (the current one, written without a lock) is deleted by its
+   * version id, so the locked original is current again.
+   */
+  async removeCurrentVersion(key: string): Promise<void> {
+    const current = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    if (!current.VersionId) throw new Error(`${key} has no version id: the bucket is not versioned`);
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key, VersionId: current.VersionId }));
+  }
+
+  /**
+   * What a tier's lifecycle rule does on AWS: moves an object to an archive storage class (moto
+   * applies no lifecycle). A copy onto itself makes a new version in the versioned bucket, where
+   * the transition keeps the version: the copy is given the original's Object Lock retention, as
+   * the transitioned version keeps it.
+   */
+  async archive(key: string, storageClass: StorageClass): Promise<void> {
+    const original = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    const source = `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+    await this.s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: source, StorageClass: storageClass, MetadataDirective: 'COPY' }));
+    if (original.ObjectLockMode && original.ObjectLockRetainUntilDate) {
+      await this.s3.send(new PutObjectRetentionCommand({ Bucket: this.bucket, Key: key, Retention: { Mode: original.ObjectLockMode, RetainUntilDate: original.ObjectLockRetainUntilDate } }));
+    }
   }
 
   /**

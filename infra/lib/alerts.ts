@@ -35,10 +35,11 @@ export class Alerts extends Construct {
       enableKeyRotation: true,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
-    // CloudWatch alarms and EventBridge rules publish as services; an encrypted topic needs them
-    // to be allowed to use its key, or their messages are dropped silently. ("*" in a key policy
-    // is this key itself.)
-    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+    // CloudWatch alarms publish as a service; an encrypted topic needs it to be allowed to use its
+    // key, or its messages are dropped silently. ("*" in a key policy is this key itself.) No rule
+    // publishes here (the topic policy lets no EventBridge rule in), so events.amazonaws.com gets
+    // nothing: the recorded-calls proof found that grant unused.
+    for (const service of ['cloudwatch.amazonaws.com']) {
       this.key.addToResourcePolicy(
         new iam.PolicyStatement({
           sid: `AllowPublishFrom${service.split('.')[0]}`,

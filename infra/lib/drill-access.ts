@@ -29,9 +29,12 @@ export class DrillAccess extends Construct {
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description: `coldseal restore-drill host of group ${props.group}: read the group's backups, write drill receipts`,
       statements: [
+        // GetObjectVersion: the part reader pins every read after an object's first to its version
+        // (format/part-reader.ts). The drill reads no lock headers and no tags, so it gets neither
+        // s3:GetObjectRetention nor s3:GetObjectTagging (unused in the recorded-calls proof).
         new iam.PolicyStatement({
           sid: 'ReadGroupBackups',
-          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectTagging'],
+          actions: ['s3:GetObject', 's3:GetObjectVersion'],
           resources: TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)),
         }),
         new iam.PolicyStatement({

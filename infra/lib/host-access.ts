@@ -111,9 +111,10 @@ export class HostAccess extends Construct {
           resources: [props.key.keyArn],
           conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
         }),
+        // The agent reads one parameter at a time (GetParameter); ssm:GetParameters is never called.
         new iam.PolicyStatement({
           sid: 'ReadGroupParameters',
-          actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+          actions: ['ssm:GetParameter'],
           resources: parameterArns,
         }),
         // The signing-key SecureString is encrypted with the group's own key, which nothing else

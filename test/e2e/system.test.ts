@@ -5,7 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { hostNameFrom, openManifest, readPublicKeys, type Manifest } from '../../format';
+import { ALERT_STATE_PREFIX, parseKey, TIERS } from '../../format/layout';
+import { hostNameFrom, openDrillReceipt, openManifest, readPublicKeys, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { loadSettings } from '../../format/lambda-settings';
 import { reportSchema } from '../../format/report';
@@ -18,8 +19,10 @@ import type { Alert } from '../../e2e/alerts';
 import { motoEndpoint, newMotoAccount, newMotoActor, uniqueName, type MotoAccount } from '../harness/aws';
 import { startRecorder, type Recorder } from '../harness/aws-recorder';
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
-import { PutObjectRetentionCommand, type ObjectLockRetentionMode } from '@aws-sdk/client-s3';
-import { describeCall, PermissionModel, type Decision } from '../infra/permissions';
+import { ListMultipartUploadsCommand, PutObjectRetentionCommand, type ObjectLockRetentionMode } from '@aws-sdk/client-s3';
+import { describeCall, grantKey, PermissionModel, type Decision } from '../infra/permissions';
+import { serviceCallsOf } from '../infra/service-calls';
+import { entryMatches, UNUSED_PERMISSIONS } from '../infra/unused-permissions';
 import { HARNESS, needsNoPermission, OPERATOR, OPERATOR_POLICY, translate, type RecordedCall, type Translation } from '../infra/recorded-calls';
 import { FAKE, type Template } from '../infra/template-tools';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../e2e/databases';
@@ -48,6 +51,8 @@ const mySource = uniqueDbName('cs_e2e_my');
 const pgScratch: string[] = [];
 const myScratch: string[] = [];
 let filesRoot: string;
+/** Group db's files source: one incompressible 11 MiB file, in 5 MiB parts and 2 parts a segment (see before). */
+let blobsRoot: string;
 /** This machine as the group's one tagged, online instance (moto has no managed-instance inventory). */
 const INSTANCE_ID = 'i-0e2e0e2e0e2e0e2e0';
 const inventory = () => new HostInventory([{ instanceId: INSTANCE_ID, computerName: hostname(), pingStatus: 'Online', lastPingAt: new Date(), group: PG_GROUP }]);
@@ -86,8 +91,11 @@ function tree(root: string): Record<string, string> {
  * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html). The harness
  * applies exactly what each host's request asked for, so the verifier sees what S3 would keep.
  */
+let locksAppliedUpTo = 0;
 async function applyRequestedMultipartLocks(): Promise<void> {
-  for (const r of recorder.requests) {
+  const requests = recorder.requests.slice(locksAppliedUpTo);
+  locksAppliedUpTo = recorder.requests.length;
+  for (const r of requests) {
     const lock = r.headers['x-amz-object-lock-mode'];
     if (r.service !== 's3' || r.method !== 'POST' || !Object.hasOwn(r.query, 'uploads') || !lock || !principals.get(r.accessKeyId ?? '')?.startsWith('host:')) continue;
     const key = decodeURIComponent(r.path.split('/').slice(2).join('/'));
@@ -111,6 +119,9 @@ before(async () => {
   // Incompressible and over one 8 MiB part: this source's backup is a multipart upload.
   writeFileSync(join(filesRoot, 'uploads', 'scan.bin'), randomBytes(12 << 20));
   symlinkSync('uploads/année 2026', join(filesRoot, 'current'));
+  blobsRoot = join(dir, 'blobs');
+  mkdirSync(blobsRoot);
+  writeFileSync(join(blobsRoot, 'blob.bin'), randomBytes(11 << 20));
   await Promise.all([createPgFixture(pgSource, 3_000), createMysqlFixture(mySource, 2_000)]);
 
   const context = sampleContext() as any;
@@ -120,7 +131,10 @@ before(async () => {
     [PG_GROUP]: {
       schedule: 'cron(30 1 * * ? *)',
       signingPublicKeys: keys[PG_GROUP].signing.publicKey,
-      sources: [{ name: 'pg', type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [pgSource] }],
+      sources: [
+        { name: 'pg', type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [pgSource] },
+        { name: 'blobs', type: 'files', paths: [blobsRoot] },
+      ],
     },
     [APP_GROUP]: {
       schedule: 'cron(0 2 * * ? *)',
@@ -153,6 +167,9 @@ before(async () => {
     operator: await actor('operator'),
   };
   deployment = await Deployment.read(harness, stack, join(dir, 'host'), actors);
+  // S3's smallest part and two parts a segment: group db's blobs backup is three parts in two
+  // segments, so every reader (verifier, drill, restore) pins reads to a version and walks segments.
+  await deployment.changeGroupConfig(PG_GROUP, (config) => ({ ...config, upload: { ...config.upload, partSizeMiB: 5, segmentParts: 2 } }));
   for (const group of [PG_GROUP, APP_GROUP]) {
     const published = await deployment.publishSigningKey(bundle, group, keys[group].signing.privateFile);
     assert.equal(published.code, EXIT.OK, published.stderr);
@@ -173,7 +190,7 @@ describe('deployed configuration', () => {
       assert.equal(settings.bucket, deployment.bucket);
       assert.equal(settings.topicArn, deployment.topicArn);
       assert.equal(settings.documentName, deployment.stack.output('AgentDocumentName'));
-      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg']], [APP_GROUP, ['shop', 'site']]]);
+      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg', 'blobs']], [APP_GROUP, ['shop', 'site']]]);
     }
     assert.deepEqual(deployment.scheduledInput(deployment.verifier), { action: 'sweep' });
     assert.deepEqual(deployment.scheduledInput(deployment.monitor), { action: 'check' });
@@ -183,23 +200,27 @@ describe('deployed configuration', () => {
 });
 
 describe('PostgreSQL group: scheduled backup, verification, report, monitor, restore', () => {
-  let manifestKey: string;
+  let manifestKeys: string[];
 
-  test("the schedule's SendCommand, then its run of the document, backs the database up into the deployed bucket", async () => {
+  test("the schedule's SendCommand, then its run of the document, backs the database and the files up into the deployed bucket", async () => {
     assert.match(await deployment.sendScheduled(PG_GROUP), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const run = await deployment.runScheduled(PG_GROUP);
     assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
-    const manifests = await deployment.manifests(PG_GROUP);
-    assert.equal(manifests.length, 1, manifests.join('\n'));
-    manifestKey = manifests[0];
-    const manifest = await openAt(manifestKey, PG_GROUP);
+    manifestKeys = await deployment.manifests(PG_GROUP);
+    assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', 'pg']);
+    const manifest = await openAt(manifestKeys.find((k) => k.includes('/pg/'))!, PG_GROUP);
     assert.deepEqual(manifest.artifacts.map((a) => a.name), [pgSource]);
     assert.equal(manifest.artifacts[0].exitCode, 0);
+    await applyRequestedMultipartLocks();
+    const blobs = (await openAt(manifestKeys.find((k) => k.includes('/blobs/'))!, PG_GROUP)).artifacts[0];
+    assert.deepEqual([blobs.parts.sha256.length, blobs.parts.size, blobs.segments?.map((g) => g.parts)], [3, 5 << 20, [2, 1]], 'three 5 MiB parts in two segments');
   });
 
-  test('the manifest-created event, matched by the deployed rule, has the verifier check it: no finding, no alert', async () => {
-    const result = await deployment.invokeVerifier(await deployment.manifestCreatedEvent(manifestKey));
-    assert.deepEqual((result as ManifestResult).findings, []);
+  test('the manifest-created events, matched by the deployed rule, have the verifier check them: no finding, no alert', async () => {
+    for (const key of manifestKeys) {
+      const result = await deployment.invokeVerifier(await deployment.manifestCreatedEvent(key));
+      assert.deepEqual((result as ManifestResult).findings, [], key);
+    }
     assert.deepEqual(await deployment.receiveAlerts(), []);
   });
 
@@ -208,7 +229,10 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.match(await deployment.sendScheduled(PG_GROUP, 'drill'), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const drill = await deployment.runScheduled(PG_GROUP, 'drill', { COLDSEAL_DRILL_KEY: keys[PG_GROUP].recipient.privateFile });
     assert.equal(drill.code, EXIT.OK, `exit ${drill.code}\n${drill.stderr}`);
-    assert.equal((await deployment.listKeys(`drills/${PG_GROUP}/`)).length, 1);
+    const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
+    assert.equal(receipts.length, 1);
+    const receipt = (await openDrillReceipt(await deployment.getText(receipts[0]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
+    assert.deepEqual(receipt.results.map((r) => `${r.source} ${r.ok}`).sort(), ['blobs true', 'pg true'], receipts[0]);
   });
 
   test('the daily sweep writes an OK report (JSON and HTML) and sends its summary', async () => {
@@ -218,7 +242,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.equal(sweep.report.status, 'OK');
     const report = reportSchema.parse(JSON.parse(await deployment.getText(sweep.reportKeys.json)));
     assert.equal(report.status, 'OK');
-    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]), [[PG_GROUP, 'pg', 'OK']]);
+    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]).sort(), [[PG_GROUP, 'blobs', 'OK'], [PG_GROUP, 'pg', 'OK']]);
     assert.match(await deployment.getText(sweep.reportKeys.html), /<title>coldseal verification \d{4}-\d\d-\d\d: OK<\/title>/);
     const alerts = await deployment.receiveAlerts();
     assert.deepEqual(alerts.map((a) => a.subject), [sweep.published!.subject]);
@@ -293,14 +317,91 @@ describe('MariaDB and files group', () => {
     const result = await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier));
     const sweep = result as SweepResult;
     assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => f.summary).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/pg OK']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK']);
+    await deployment.receiveAlerts();
+  });
+});
+
+/**
+ * Paths the scheduled runs above do not take, each a path the permission proof below must see:
+ * every tier (forced through `coldseal trigger`, as an operator would), an alert closed by the
+ * monitor and by the verifier (state deletes), a failed upload (abort, list, the host's own
+ * alert), and an archived backup read through a Glacier retrieval.
+ */
+describe('every tier, an operator\'s trigger, a resolved alert, a failed upload, an archived backup', () => {
+  test('`coldseal trigger --tier` sends the document for each tier the calendar did not give today; its run backs up into that tier', async () => {
+    for (const [group, sources] of [[PG_GROUP, undefined], [APP_GROUP, 'site']] as const) {
+      const tiersOf = async () => new Set((await deployment.manifests(group)).map((k) => k.split('/')[1]));
+      for (const tier of TIERS) {
+        if ((await tiersOf()).has(tier)) continue;
+        const sent = await deployment.trigger(bundle, ['--group', group, '--tier', tier, ...(sources ? ['--source', sources] : [])]);
+        assert.equal(sent.code, EXIT.OK, sent.stderr);
+        const parameters = await deployment.sentParameters(sent.commandId!);
+        assert.deepEqual([parameters.group, parameters.action, parameters.tier, parameters.sources], [group, 'backup', tier, sources ?? 'all']);
+        const run = await deployment.runCommand(parameters);
+        assert.equal(run.code, EXIT.OK, `${group} ${tier}: exit ${run.code}\n${run.stderr}`);
+      }
+      assert.deepEqual([...(await tiersOf())].sort(), [...TIERS].sort(), group);
+    }
+    await applyRequestedMultipartLocks();
+    assert.deepEqual(await deployment.receiveAlerts(), []);
+  });
+
+  test("the monitor closes the command failure once the host has backed up since: its alert state is deleted and the resolution sent", async () => {
+    const result = (await deployment.invokeMonitor(deployment.scheduledInput(deployment.monitor), inventory())) as MonitorResult;
+    assert.deepEqual(result.findings.map((f) => f.summary), []);
+    assert.deepEqual(result.plan.resolved.map((r) => `${r.finding.check} ${r.finding.group}`), [`command-failed ${PG_GROUP}`]);
+    assert.deepEqual(await deployment.listKeys(ALERT_STATE_PREFIX), []);
+    const alerts = await deployment.receiveAlerts();
+    assert.equal(alerts.length, 1, alertSummary(alerts));
+    assert.match(alerts[0].subject, /resolved|OK/i);
+  });
+
+  test('a part upload refused mid-backup: exit 5, every upload of the artifact aborted and none left open, and the host alerts by itself', async () => {
+    const before = await deployment.manifests(PG_GROUP, 'blobs');
+    const stop = recorder.refuse((r) => r.service === 's3' && r.method === 'PUT' && r.query.partNumber === '2' && r.path.includes('/blobs/'));
+    let run;
+    try {
+      run = await deployment.runCommand({ ...deployment.scheduledRun(PG_GROUP).parameters, sources: 'blobs', tier: 'daily' });
+    } finally {
+      assert.ok(stop() > 0, 'a part upload was refused');
+    }
+    assert.equal(run.code, EXIT.STORAGE, run.stderr);
+    assert.match(run.stderr, /incomplete uploads? (was|were) aborted/);
+    const open = (await deployment.s3.send(new ListMultipartUploadsCommand({ Bucket: deployment.bucket, Prefix: 'backups/' }))).Uploads ?? [];
+    assert.deepEqual(open.map((u) => u.Key), []);
+    assert.deepEqual(await deployment.manifests(PG_GROUP, 'blobs'), before, 'nothing was committed');
+    const alerts = await deployment.receiveAlerts();
+    assert.equal(alerts.length, 1, alertSummary(alerts));
+    assert.match(`${alerts[0].subject}\n${alerts[0].message}`, /blobs/);
+  });
+
+  test('a monthly backup moved to Glacier (as its lifecycle rule would) restores through a retrieval: RestoreObject, HEAD until restored, then the read', async () => {
+    const monthly = (await deployment.manifests(PG_GROUP, 'pg')).find((k) => k.startsWith('backups/monthly/'))!;
+    const artifact = (await openAt(monthly, PG_GROUP)).artifacts[0];
+    await deployment.archive(artifact.key, 'GLACIER');
+    const scratch = uniqueDbName('cs_e2e_arch');
+    pgScratch.push(scratch);
+    const target = ['--source', 'pg', '--at', monthly, '--key', keys[PG_GROUP].recipient.privateFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`];
+    const refused = await deployment.restore(bundle, PG_GROUP, target);
+    assert.equal(refused.code, EXIT.ARCHIVED, refused.stderr);
+    const restored = await deployment.restore(bundle, PG_GROUP, [...target, '--retrieval-tier', 'Bulk', '--wait', '--poll-interval', '1']);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
+    assert.match(restored.stderr, /retrieval (started|complete)/);
+    assert.deepEqual(await pgContentFingerprint(scratch), await pgContentFingerprint(pgSource));
+  });
+
+  test('the sweep checks every tier of both groups, the archived one without reading it: all OK', async () => {
+    const sweep = (await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier))) as SweepResult;
+    assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => `${f.check} ${f.summary}`).join('\n'));
     await deployment.receiveAlerts();
   });
 });
 
 describe('a corrupted backup', () => {
+  let corrupted: string;
   test('the sweep fails it and a FAIL alert goes out; restore refuses it before touching a database', async () => {
-    const newest = (await deployment.manifests(PG_GROUP)).pop()!;
+    const newest = (await deployment.manifests(PG_GROUP, 'pg')).pop()!;
     const artifact = (await openAt(newest, PG_GROUP)).artifacts[0];
     await deployment.corrupt(artifact.key);
 
@@ -310,7 +411,7 @@ describe('a corrupted backup', () => {
     const failing = sweep.findings.filter((f) => f.severity === 'fail');
     const checksum = failing.find((f) => f.check === 'ciphertext-sha256');
     assert.ok(checksum?.where.includes(artifact.key), failing.map((f) => `${f.check} ${f.where}`).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/pg FAIL']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL']);
     const alerts = await deployment.receiveAlerts();
     const alert = alerts.find((a) => /FAIL/.test(a.subject) && a.message.includes(artifact.key));
     assert.ok(alert, alertSummary(alerts));
@@ -321,6 +422,17 @@ describe('a corrupted backup', () => {
     const refused = await deployment.restore(bundle, PG_GROUP, ['--source', 'pg', '--key', keys[PG_GROUP].recipient.privateFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
     assert.equal(refused.code, EXIT.INTEGRITY, refused.stderr);
     assert.match(refused.stderr, /SHA-256|checksum/i);
+    corrupted = artifact.key;
+  });
+
+  test('repaired (the bad version removed), the next sweep closes the FAIL: its alert state is deleted and the resolution sent', async () => {
+    await deployment.removeCurrentVersion(corrupted);
+    const sweep = (await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier))) as SweepResult;
+    assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => `${f.check} ${f.summary}`).join('\n'));
+    assert.ok(sweep.plan.resolved.length > 0 && sweep.plan.resolved.every((r) => r.finding.where.includes(corrupted)), JSON.stringify(sweep.plan.resolved.map((r) => `${r.finding.check} ${r.finding.where}`)));
+    assert.deepEqual(await deployment.listKeys(ALERT_STATE_PREFIX), []);
+    const alerts = await deployment.receiveAlerts();
+    assert.ok(alerts.some((a) => /^RESOLVED /m.test(a.message)), alertSummary(alerts));
   });
 });
 
@@ -334,7 +446,9 @@ describe('a corrupted backup', () => {
 describe('every AWS call recorded during the run is allowed on AWS', () => {
   let template: Template;
   let translation: Translation;
+  let model: PermissionModel;
   const decisions: { call: RecordedCall; decision: Decision }[] = [];
+  const serviceDecisions: Decision[] = [];
 
   const modelOf = (t: Template): PermissionModel => {
     const model = new PermissionModel(t);
@@ -360,7 +474,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       token = page.NextToken;
     } while (token);
     translation = translate(recorder.requests, principals, { template, physical: deployment.stack.physical, accountId: deployment.target.accountId, secureStringKeys });
-    const model = modelOf(template);
+    model = modelOf(template);
     for (const call of translation.calls) if (!needsNoPermission(call)) decisions.push({ call, decision: await model.decide(call) });
   });
 
@@ -375,7 +489,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
   });
 
   test('the recording covers every principal and the calls that matter', () => {
-    const seen = new Set(decisions.map(({ call }) => `${call.principal} ${call.operation}${call.key?.startsWith('reports/') ? ' reports/' : ''}${call.readsLock ? ' +lock' : ''}${call.mayBeMissing ? ' 404' : ''}${call.parameterKeyArn ? ' +kms' : ''}`));
+    const seen = new Set(decisions.map(({ call }) => `${call.principal} ${call.operation}${call.key?.startsWith('reports/') ? ' reports/' : ''}${call.key?.startsWith('state/alerts/') ? ' state/alerts/' : ''}${call.query?.versionId ? ' +version' : ''}${call.readsLock ? ' +lock' : ''}${call.mayBeMissing ? ' 404' : ''}${call.parameterKeyArn ? ' +kms' : ''}`));
     const expected = [
       'host:db PutObject',
       'host:db ssm:GetParameter +kms',
@@ -383,8 +497,15 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'host:app UploadPart',
       'host:app CompleteMultipartUpload',
       'host:app ssm:GetParameter +kms',
+      'host:db AbortMultipartUpload',
+      'host:db ListMultipartUploads',
+      'host:db sns:Publish',
       'drill GetObject',
+      'drill GetObject +version',
       'drill PutObject',
+      'verifier GetObject +version',
+      'verifier DeleteObject state/alerts/',
+      'monitor DeleteObject state/alerts/',
       'verifier ListObjectsV2',
       'verifier HeadObject +lock',
       'verifier GetObject 404',
@@ -396,9 +517,49 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'scheduler ssm:SendCommand',
       'operator ssm:PutParameter +kms',
       'operator GetObject',
+      'operator RestoreObject',
       'operator ssm:SendCommand',
     ];
     assert.deepEqual(expected.filter((e) => !seen.has(e)), [], `recorded: ${[...seen].sort().join(', ')}`);
+  });
+
+  test('every EventBridge rule target and every alarm action of the deployed template is allowed, derived from the rule or alarm as the service calls it', async () => {
+    const refused: string[] = [];
+    for (const call of serviceCallsOf(template)) {
+      const decision = await model.decide(call);
+      if (!decision.allowed) refused.push(`${call.origin}: ${describeCall(call, decision)}`);
+      serviceDecisions.push(decision);
+    }
+    assert.ok(serviceDecisions.length >= 10, `${serviceDecisions.length} service calls`);
+    assert.deepEqual(refused, []);
+  });
+
+  test("each recorded write of a host or the drill host is refused without If-None-Match, and so is a delete of its key", async () => {
+    const writes = decisions.map((d) => d.call).filter((c) => (c.principal.startsWith('host:') || c.principal === 'drill') && (c.operation === 'PutObject' || c.operation === 'CompleteMultipartUpload') && c.headers?.['if-none-match']);
+    const kinds = new Set(writes.map((c) => `${c.principal} ${parseKey(c.key!)?.kind ?? c.key!.split('/')[0]}${/\.seg\d+\.pgp$/.test(c.key!) ? ' segment' : ''}`));
+    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
+    const hostile: RecordedCall[] = writes.flatMap((c) => {
+      const { 'if-none-match': _condition, ...headers } = c.headers!;
+      return [
+        { ...c, headers, wire: `${c.wire} without If-None-Match` },
+        { principal: c.principal, operation: 'DeleteObject', bucket: c.bucket, key: c.key, wire: `DeleteObject of ${c.key}` },
+        { principal: c.principal, operation: 'DeleteObject', bucket: c.bucket, key: c.key, query: { versionId: 'v1' }, wire: `DeleteObject of a version of ${c.key}` },
+      ];
+    });
+    const allowed: string[] = [];
+    for (const call of hostile) if ((await model.decide(call)).allowed) allowed.push(`${describeCall(call)} (${call.wire})`);
+    assert.deepEqual(allowed, [], `${allowed.length} of ${hostile.length} overwrites and deletes would be allowed on AWS`);
+  });
+
+  test('every permission the template grants is used by a recorded or derived call, or named with a reason in UNUSED_PERMISSIONS', (t) => {
+    const used = new Set([...decisions, ...serviceDecisions.map((decision) => ({ decision }))].flatMap((d) => d.decision.grants ?? []));
+    const unused = model.grants().map(grantKey).filter((k) => !used.has(k));
+    const reasonOf = (k: string) => UNUSED_PERMISSIONS.find((e) => entryMatches(e.grant, k))?.reason;
+    t.diagnostic(`${unused.length} of ${model.grants().length} granted permissions unused by the run:\n${unused.map((k) => `  ${k}\n      ${reasonOf(k) ?? 'NOT LISTED'}`).join('\n')}`);
+    const unlisted = unused.filter((k) => !reasonOf(k));
+    const stale = UNUSED_PERMISSIONS.filter((e) => !unused.some((k) => entryMatches(e.grant, k))).map((e) => e.grant);
+    assert.deepEqual(unlisted, [], 'unused and not in UNUSED_PERMISSIONS (test/infra/unused-permissions.ts): exercise it in the run, remove it from the stack, or list it with a reason');
+    assert.deepEqual(stale, [], 'listed in UNUSED_PERMISSIONS but used (or no longer granted): remove the entry');
   });
 
   test('the proof catches what c87bf67 fixed: the old encryption Deny refuses the recorded multipart steps, a verifier without s3:GetObjectRetention its HEADs, prefix-only ListBucket its 404s', async () => {

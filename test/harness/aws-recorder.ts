@@ -25,9 +25,18 @@ export interface RecordedRequest {
   responseHeaders?: Readonly<Record<string, string>>;
 }
 
+/** Which requests to answer with a refusal instead of passing them to moto (see Recorder.refuse). */
+export type RefusalRule = (request: Pick<RecordedRequest, 'service' | 'method' | 'path' | 'query'>) => boolean;
+
 export interface Recorder {
   readonly url: string;
   readonly requests: RecordedRequest[];
+  /**
+   * Until the returned function is called, requests the rule picks are answered 403 AccessDenied
+   * by the recorder itself (still recorded, with that status): a failure S3 could give mid-run
+   * (a key disabled, credentials revoked), which neither the agent nor the SDK retries.
+   */
+  refuse(rule: RefusalRule): () => number;
   close(): Promise<void>;
 }
 
@@ -43,6 +52,7 @@ function flat(headers: IncomingHttpHeaders): Record<string, string> {
 export async function startRecorder(upstream: string): Promise<Recorder> {
   const upstreamUrl = new URL(upstream);
   const requests: RecordedRequest[] = [];
+  const refusals = new Set<{ rule: RefusalRule; count: number }>();
   const server = createServer((req, res) => {
     const url = new URL(req.url!, 'http://recorder');
     const query = Object.fromEntries(url.searchParams.entries());
@@ -51,6 +61,17 @@ export async function startRecorder(upstream: string): Promise<Recorder> {
     const service = scope?.[2];
     const record: { -readonly [K in keyof RecordedRequest]: RecordedRequest[K] } = { accessKeyId: scope?.[1], service, method: req.method!, path: url.pathname, query, headers };
     requests.push(record);
+    const refusal = [...refusals].find((r) => r.rule(record));
+    if (refusal) {
+      refusal.count++;
+      record.status = 403;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied (refused by the test recorder)</Message></Error>');
+      });
+      return;
+    }
     const kept: Buffer[] = [];
     let keptBytes = 0;
     const upstreamRequest = request({ host: upstreamUrl.hostname, port: upstreamUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -76,6 +97,14 @@ export async function startRecorder(upstream: string): Promise<Recorder> {
   return {
     url: `http://127.0.0.1:${address.port}`,
     requests,
+    refuse(rule) {
+      const entry = { rule, count: 0 };
+      refusals.add(entry);
+      return () => {
+        refusals.delete(entry);
+        return entry.count;
+      };
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

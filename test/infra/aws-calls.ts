@@ -93,6 +93,7 @@ const OTHER_ACTIONS: Record<string, string> = {
   'ssm:ListCommandInvocations': 'ssm:ListCommandInvocations',
   'ssm:DescribeInstanceInformation': 'ssm:DescribeInstanceInformation',
   'sns:Publish': 'sns:Publish',
+  'sqs:SendMessage': 'sqs:SendMessage',
   'lambda:Invoke': 'lambda:InvokeFunction',
   'logs:PutLogEvents': 'logs:PutLogEvents',
   'logs:CreateLogStream': 'logs:CreateLogStream',

@@ -9,7 +9,7 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREFIX, groupPrefix, reportKeys } from '../../format/layout';
+import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREFIX, artifactKey, drillReceiptKey, groupPrefix, manifestKey, reportKeys, segmentKey } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
@@ -17,7 +17,8 @@ import type { RetentionSettings } from '../../infra/lib/rules';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { AWS_SSM_KEY, describeCall, PermissionModel, unknownActionsAndKeys } from './permissions';
-import { FAKE, render, resourcesOfType, type Template } from './template-tools';
+import { serviceCallsOf } from './service-calls';
+import { FAKE, resourcesOfType, type Template } from './template-tools';
 
 let model: PermissionModel;
 let retention: RetentionSettings;
@@ -76,6 +77,8 @@ function drillCalls(): AwsCall[] {
     { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: `${groupPrefix('daily', 'db')}` } },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=0-8388607' } },
+    // Every read of an object after its first is pinned to the version it saw (format/part-reader.ts).
+    { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=8388608-16777215' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
     {
       principal,
       operation: 'PutObject',
@@ -141,32 +144,15 @@ function documentArn(): string {
   return `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/${docId}`;
 }
 
-/** Services acting on the stack's behalf. */
+/** Services acting on the stack's behalf: Scheduler's role, and what service-calls.ts derives from the rules, alarms and logging. */
 function serviceCalls(): AwsCall[] {
   const instance = `arn:aws:ec2:${FAKE.region}:${FAKE.account}:instance/i-0123456789abcdef0`;
-  const alarm = `arn:aws:cloudwatch:${FAKE.region}:${FAKE.account}:alarm:coldseal-monitor-silent`;
   const calls: AwsCall[] = [
     { principal: 'scheduler', operation: 'ssm:SendCommand', resource: documentArn() },
     { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-group': 'db' } },
     { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-drill': 'db' } },
-    { principal: 'cloudwatch.amazonaws.com', operation: 'sns:Publish', resource: model.topicArn, context: { 'aws:SourceAccount': FAKE.account, 'aws:SourceArn': alarm } },
+    ...serviceCallsOf(template),
   ];
-  for (const [, permission] of resourcesOfType(template, 'AWS::Lambda::Permission')) {
-    calls.push({
-      principal: permission.Properties.Principal,
-      operation: 'lambda:Invoke',
-      resource: render(template, permission.Properties.FunctionName),
-      context: permission.Properties.SourceArn ? { 'aws:SourceArn': render(template, permission.Properties.SourceArn), 'aws:SourceAccount': FAKE.account } : {},
-    });
-  }
-  const [logBucketId] = resourcesOfType(template, 'AWS::S3::Bucket').find(([, r]) => !r.Properties?.ObjectLockEnabled)!;
-  calls.push({
-    principal: 'logging.s3.amazonaws.com',
-    operation: 'PutObject',
-    bucket: logBucketId.toLowerCase(),
-    key: 'data-bucket/2026-11-22-06-00-00-ABCDEF',
-    context: { 'aws:SourceArn': `arn:aws:s3:::${model.dataBucket}`, 'aws:SourceAccount': FAKE.account },
-  });
   // SSM Run Command's output, written by the SSM agent with the host's role.
   const [logGroupId] = resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => id.includes('CommandOutput'))!;
   for (const operation of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
@@ -195,7 +181,7 @@ describe('every call the system makes is allowed', () => {
   test('hosts: a multipart and a single-part backup with SSE-KMS, Object Lock and tags, cleanup, parameters, alerts (both groups)', async () => {
     assert.deepEqual(await denied([...hostBackupCalls('db'), ...hostBackupCalls('web')]), []);
   });
-  test('the drill host: list, read its group, write its receipt', async () => {
+  test('the drill host: list, read its group (version-pinned after the first read), write its receipt', async () => {
     assert.deepEqual(await denied(drillCalls()), []);
   });
   test('the verifier: lists, HEAD with the lock headers shown, ranged reads, absent state answers 404, report, alert state, public keys', async () => {
@@ -206,6 +192,27 @@ describe('every call the system makes is allowed', () => {
   });
   test('services: Scheduler sends the document to tagged hosts, CloudWatch alarms publish, EventBridge invokes the Lambdas, S3 logs, Run Command output', async () => {
     assert.deepEqual(await denied(serviceCalls()), []);
+  });
+  test('every rule target and every alarm action is derived from the rule or alarm, not from its permission', () => {
+    const derived = serviceCallsOf(template);
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').flatMap(([, r]) => r.Properties.Targets ?? []);
+    const alarmActions = resourcesOfType(template, 'AWS::CloudWatch::Alarm').flatMap(([, a]) => [...(a.Properties.AlarmActions ?? []), ...(a.Properties.OKActions ?? []), ...(a.Properties.InsufficientDataActions ?? [])]);
+    assert.ok(rules.length >= 4 && alarmActions.length >= 6, `${rules.length} rule targets, ${alarmActions.length} alarm actions`);
+    assert.equal(derived.filter((c) => c.origin.startsWith('rule ')).length, rules.length);
+    assert.equal(derived.filter((c) => c.origin.startsWith('alarm ')).length, alarmActions.length);
+    assert.ok(derived.every((c) => c.context?.['aws:SourceArn']), 'each call carries the source ARN the service sends');
+  });
+  test("a rule whose function lost its invoke permission, or an alarm the topic policy does not name, is refused", async () => {
+    const broken = JSON.parse(JSON.stringify(template)) as Template;
+    const [permissionId] = resourcesOfType(broken, 'AWS::Lambda::Permission').find(([id]) => /Verifier.*ManifestCreated|ManifestCreated.*Verifier/.test(id))!;
+    delete broken.Resources[permissionId];
+    const [, topicPolicy] = resourcesOfType(broken, 'AWS::SNS::TopicPolicy')[0];
+    for (const st of topicPolicy.Properties.PolicyDocument.Statement) if (st.Principal?.Service === 'cloudwatch.amazonaws.com') st.Condition.ArnLike['aws:SourceArn'] = `arn:aws:cloudwatch:${FAKE.region}:${FAKE.account}:alarm:someone-else-*`;
+    const brokenModel = new PermissionModel(broken);
+    const refused: string[] = [];
+    for (const call of serviceCallsOf(broken)) if (!(await brokenModel.decide(call)).allowed) refused.push(call.origin);
+    assert.ok(refused.some((o) => /^rule .*ManifestCreated/.test(o)), refused.join('\n'));
+    assert.equal(refused.filter((o) => o.startsWith('alarm ')).length, serviceCallsOf(broken).filter((c) => c.origin.startsWith('alarm ')).length, refused.join('\n'));
   });
 });
 
@@ -234,6 +241,44 @@ describe('every hostile call is denied', () => {
     }
     calls.push({ principal: 'host:db', operation: 'GetObject', bucket: b(), key: own() });
     assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test('no written key kind can be written without If-None-Match, overwritten or deleted: manifests, segments, single-part ciphertexts, drill receipts', async () => {
+    const stamp = '20261122T010000Z';
+    const sse = { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': model.dataKeyArn };
+    const calls: AwsCall[] = [];
+    for (const tier of TIERS) {
+      const base = `${groupPrefix(tier, 'db')}h1/pg/${stamp}`;
+      const ciphertext = artifactKey({ tier, group: 'db', host: 'h1', source: 'pg' }, stamp, 'app', 'sql.zst');
+      const written = [manifestKey({ tier, group: 'db', host: 'h1', source: 'pg' }, stamp), ciphertext, segmentKey(ciphertext, 2), `${base}.small.sql.zst.pgp`];
+      for (const principal of ['host:db', 'drill']) {
+        for (const key of written) {
+          const lock = { 'x-amz-object-lock-mode': retention[tier].lock.mode, 'x-amz-object-lock-retain-until-date': until(retention[tier].lock.days) };
+          calls.push(
+            // A write the agent's own would be, but without the condition: it would replace an existing key.
+            { principal, operation: 'PutObject', bucket: b(), key, headers: { ...sse, ...lock } },
+            { principal, operation: 'CompleteMultipartUpload', bucket: b(), key },
+            { principal, operation: 'DeleteObject', bucket: b(), key },
+            { principal, operation: 'DeleteObject', bucket: b(), key, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
+          );
+        }
+      }
+    }
+    const receipt = drillReceiptKey('db', 'h1', stamp);
+    for (const principal of ['drill', 'host:db', 'verifier', 'monitor']) {
+      calls.push(
+        { principal, operation: 'PutObject', bucket: b(), key: receipt, headers: sse },
+        { principal, operation: 'DeleteObject', bucket: b(), key: receipt },
+      );
+    }
+    // Another group's keys, even with the condition.
+    calls.push({ principal: 'drill', operation: 'PutObject', bucket: b(), key: drillReceiptKey('web', 'h2', stamp), headers: { ...sse, 'if-none-match': '*' } });
+    calls.push({ principal: 'host:db', operation: 'PutObject', bucket: b(), key: manifestKey({ tier: 'daily', group: 'web', host: 'h2', source: 'www' }, stamp), headers: { ...sse, 'if-none-match': '*' } });
+    assert.deepEqual(await allowedOnes(calls), []);
+    // The same writes with If-None-Match are the agent's own, and allowed: the probes above differ only in the condition.
+    const own = calls.filter((c) => c.operation === 'PutObject' && c.principal === 'host:db' && c.key?.startsWith('backups/') && c.key.includes('/db/'));
+    assert.ok(own.length >= 16);
+    assert.deepEqual(await denied(own.map((c) => ({ ...c, headers: { ...c.headers, 'if-none-match': '*' } }))), []);
   });
 
   test("a host reads another group's signing key: SSM hands out the parameter (AmazonSSMManagedInstanceCore), KMS refuses the group key", async () => {

