@@ -13,7 +13,7 @@ import { formatBytes } from '../../../format/byte-size';
 import type { Log } from '../log';
 import { TailWatcher } from '../backup/pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
-import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
+import { readArchiveHead, pgCreateDatabaseAs, type DatabaseScript } from './pg-database';
 import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { openPlaintext, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
@@ -324,10 +324,10 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
       const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
       // A new database is created as the archive describes it, read from the archive's head.
-      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database, buffers);
+      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, buffers);
       // Known up front (an existing database, or a head read ahead): zstd can then feed pg_restore directly.
       const readyBeforeStream = exists || databaseSql !== undefined;
-      const create = async (sql: readonly string[] | undefined) => {
+      const create = async (sql: DatabaseScript | undefined) => {
         if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
         if (schemas.length) await pgCreateSchemas(conn, database, schemas);
       };
@@ -342,8 +342,8 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
         fromHead: readyBeforeStream
           ? undefined
           : async (plaintext) => {
-              const head = await readArchiveHead(conn, plaintext, database);
-              await create(head.databaseSql);
+              const head = await readArchiveHead(conn, plaintext);
+              await create(head.database);
               return head.plaintext;
             },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
@@ -502,13 +502,13 @@ async function settle(opened: OpenedPlaintext, sink: Sink, onSinkDone?: () => vo
  * when the head does not tell (a table of contents longer than those parts, or damage: the real
  * pass reads the head from its own stream and reports what is wrong).
  */
-async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string, buffers: PartBufferPool): Promise<readonly string[] | undefined> {
+async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, buffers: PartBufferPool): Promise<DatabaseScript | undefined> {
   let opened: OpenedPlaintext | undefined;
   try {
     opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS, buffers });
-    const head = await readArchiveHead(conn, opened.plaintext, database);
+    const head = await readArchiveHead(conn, opened.plaintext);
     head.plaintext.destroy();
-    return head.databaseSql;
+    return head.database;
   } catch {
     return undefined;
   } finally {
