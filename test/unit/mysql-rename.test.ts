@@ -93,3 +93,7 @@ test('table data passes through as it comes, without waiting for the end of its 
   renamer.end(Buffer.from("');\nUSE `shop`;\n"));
   await new Promise((resolve) => renamer.on('end', resolve));
 });
+
+test('a short last statement without its newline is still rewritten', () => {
+  assert.equal(renameInDump('USE `shop`;', 'shop', 'copy'), 'USE `copy`;');
+});

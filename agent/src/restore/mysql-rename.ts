@@ -119,7 +119,7 @@ class DumpRenamer {
       const end = nl < 0 ? chunk.length : nl + 1;
       const part = chunk.subarray(pos, end);
       this.hold(part);
-      this.lineTail = this.lineTail.length + part.length > LINE_TAIL ? Buffer.concat([this.lineTail, part]).subarray(-LINE_TAIL) : Buffer.concat([this.lineTail, part]);
+      this.lineTail = Buffer.concat([this.lineTail, part.subarray(-LINE_TAIL)]).subarray(-LINE_TAIL);
       pos = end;
       if (this.mode === 'boundary') {
         if (nl < 0 && this.heldBytes < LINE_HEAD) continue;
@@ -147,7 +147,9 @@ class DumpRenamer {
     if (!this.heldBytes) return [];
     const text = this.heldText();
     this.release();
-    return [this.mode === 'statement' ? this.rewrite(text) : Buffer.from(text, 'latin1')];
+    // A last line without its newline is still a statement unless it is a comment.
+    const statement = this.mode === 'statement' || (this.mode === 'boundary' && !/^(--|#|\s*$|DELIMITER\s)/i.test(text));
+    return [statement ? this.rewrite(text) : Buffer.from(text, 'latin1')];
   }
 
   private hold(part: Buffer): void {
