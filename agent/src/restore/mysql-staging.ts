@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ColdsealError, EXIT } from '../errors';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
 import { runTool } from './targets';
+import { renameInDump } from './mysql-rename';
 
 /**
  * MySQL/MariaDB restores go into a staging database and replace the target only after every check
@@ -59,14 +60,18 @@ async function objectsOf(conn: MysqlConnection, database: string): Promise<Objec
   return objects;
 }
 
-/** Views, triggers, routines and events as SQL that creates them in whatever database is current. */
+/**
+ * Views, triggers, routines and events as SQL that creates them in whatever database is current,
+ * in mysqldump's own order: routines before the views (CREATE VIEW checks that the functions it
+ * calls exist; triggers, routines and events are resolved when they run).
+ */
 async function definitionsOf(conn: MysqlConnection, database: string, objects: Objects): Promise<string> {
   const common = ['--skip-comments', '--default-character-set=utf8mb4', '--single-transaction'];
   const run = (args: string[]) => runTool({ ...mysqlCommand(conn, 'mysqldump', [...common, ...args]), env: {} }, `reading the views, triggers and routines of ${database}`);
+  const rest = await run(['--no-data', '--no-create-info', '--triggers', '--routines', '--events', '--', database]);
   // mysqldump creates views through stand-ins first, so views on views come back in any order.
   const views = objects.views.length ? await run(['--no-data', '--skip-triggers', '--', database, ...objects.views]) : '';
-  const rest = await run(['--no-data', '--no-create-info', '--triggers', '--routines', '--events', '--', database]);
-  return `${views}\n${rest}`;
+  return `${rest}\n${views}`;
 }
 
 function dropStatements(database: string, objects: Objects, which: { triggers?: boolean; rest?: boolean }): string[] {
@@ -84,8 +89,22 @@ function dropStatements(database: string, objects: Objects, which: { triggers?: 
 async function sql(conn: MysqlConnection, statements: readonly string[], what: string): Promise<void> {
   if (!statements.length) return;
   await runMysql(conn, statements.join('\n'), what).catch((error: Error) => {
-    throw new ColdsealError(EXIT.FAILURE, error.message, 'The target is put back as it was and the staging database removed; read the message, fix the cause and run again');
+    throw new ColdsealError(EXIT.FAILURE, error.message);
   });
+}
+
+/**
+ * A swap that failed. `putBack`: every step was undone, so the target is as it was (or, if it
+ * was new, absent); otherwise the hint says what could not be undone.
+ */
+export class MysqlSwapFailed extends ColdsealError {
+  constructor(
+    cause: unknown,
+    readonly putBack: boolean,
+    hint?: string,
+  ) {
+    super(cause instanceof ColdsealError ? cause.exitCode : EXIT.FAILURE, cause instanceof Error ? cause.message : String(cause), hint ?? (cause instanceof ColdsealError ? cause.hint : undefined), { cause });
+  }
 }
 
 /** Runs a definitions script with `database` as the current database (never on argv). */
@@ -107,7 +126,8 @@ function renameAll(moves: ReadonlyArray<readonly [string, string, string]>): str
  */
 export async function mysqlReplaceWithStaging(conn: MysqlConnection, staging: string, target: string, exists: boolean): Promise<void> {
   const fresh = await objectsOf(conn, staging);
-  const freshDefinitions = await definitionsOf(conn, staging, fresh);
+  // Code that names its own database (`staging`.`with_tax`) is to name the target.
+  const freshDefinitions = renameInDump(await definitionsOf(conn, staging, fresh), staging, target);
   const old = exists ? await objectsOf(conn, target) : undefined;
   const oldDefinitions = old ? await definitionsOf(conn, target, old) : '';
   const previous = exists ? await mysqlFreshName(conn, target, 'previous') : undefined;
@@ -136,8 +156,18 @@ export async function mysqlReplaceWithStaging(conn: MysqlConnection, staging: st
     });
     await createIn(conn, target, freshDefinitions, `creating the views, triggers and routines in ${target}`);
   } catch (error) {
-    for (const step of undo.reverse()) await step().catch(() => undefined);
-    throw error;
+    const notUndone: string[] = [];
+    for (const step of undo.reverse()) await step().catch((undoError: Error) => notUndone.push(undoError.message));
+    if (!notUndone.length) throw new MysqlSwapFailed(error, true);
+    throw new MysqlSwapFailed(
+      error,
+      false,
+      `Putting ${target} back failed too (${notUndone.join('; ')}): ${exists ? `${target} may be partly replaced and the old tables may be in ${previous}; the safety dump has its previous content` : `${target} may be left partly created: drop it`}`,
+    );
   }
-  if (previous) await sql(conn, [`drop database if exists ${sqlIdent(previous)};`], `removing the old tables of ${target} (the safety dump has them)`);
+  if (previous) {
+    await sql(conn, [`drop database if exists ${sqlIdent(previous)};`], `removing the old tables of ${target}`).catch((error: unknown) => {
+      throw new MysqlSwapFailed(error, false, `${target} is restored, but its old tables are left in ${previous}: drop that database by hand (the safety dump has them)`);
+    });
+  }
 }

@@ -13,15 +13,15 @@ import { formatBytes } from '../../../format/byte-size';
 import type { Log } from '../log';
 import { TailWatcher } from '../backup/pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
-import { readArchiveHead, pgCreateDatabaseAs } from './pg-database';
+import { readArchiveHead, pgCreateDatabaseAs, type DatabaseScript } from './pg-database';
 import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { openPlaintext, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
-import { mysqlFreshName, mysqlReplaceWithStaging } from './mysql-staging';
+import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from './mysql-staging';
+import { MysqlDumpRenamer } from './mysql-rename';
 import { pgApplyGlobals, stageGlobals } from './pg-globals';
 import { StagedDirectory } from './staged-directory';
 import {
-  MysqlDatabaseRenamer,
   mysqlDropDatabase,
   mysqlDatabaseExists,
   mysqlRestoreSink,
@@ -143,8 +143,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   } catch (error) {
     directSink?.kill();
     await file?.close().catch(() => undefined);
-    await plan.undo?.().catch(() => undefined);
-    throw error;
+    throw await undoAfter(plan, error, log);
   }
   log.debug(`decrypting with ${opened.decryptedBy}`);
   if (!direct) {
@@ -154,8 +153,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
       opened.abort();
       await opened.finished.catch(() => undefined);
       await file?.close().catch(() => undefined);
-      await plan.undo?.().catch(() => undefined);
-      throw error;
+      throw await undoAfter(plan, error, log);
     }
   }
 
@@ -209,10 +207,27 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     log.info(`checks passed: every part's SHA-256, the whole SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}…, recipients, OpenPGP integrity, decompression${marker ? ', completion trailer' : ''}, size`, { plaintextBytes });
     await plan.finish?.();
   } catch (error) {
-    await plan.undo?.().catch((undoError: Error) => log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`));
-    throw error;
+    throw await undoAfter(plan, error, log);
   }
   return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: plaintextBytes ?? artifact.uncompressedBytes ?? 0 };
+}
+
+/**
+ * Undoes a failed restore and returns the error to throw: with the plan's word on what the
+ * target is now when the undo succeeded and the plan can tell, else with what is left to clean.
+ */
+async function undoAfter(plan: Plan, error: unknown, log: Log): Promise<unknown> {
+  const undone = await (plan.undo?.() ?? Promise.resolve()).then(
+    () => true,
+    (undoError: Error) => {
+      log.warn(`could not undo the partial restore into ${plan.destination}: ${undoError.message}`);
+      return false;
+    },
+  );
+  const outcome = plan.outcome?.(error, undone);
+  if (!outcome) return error;
+  const hint = error instanceof ColdsealError && error.hint ? error.hint : 'Read the message, fix the cause and run again';
+  return new ColdsealError(error instanceof ColdsealError ? error.exitCode : EXIT.FAILURE, error instanceof Error ? error.message : String(error), `${outcome}. ${hint}`, { cause: error });
 }
 
 /** Reads the last `bytes` bytes of a file (the trailer of a file a child wrote). */
@@ -261,6 +276,8 @@ interface Plan {
   readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
   /** Undoes a failed restore (drops a database created for it, removes a staging area or a partial file). */
   readonly undo?: () => Promise<void>;
+  /** What the target is after a failure and its undo (`undone`: the undo succeeded), when the plan can say. */
+  readonly outcome?: (error: unknown, undone: boolean) => string | undefined;
   readonly safety?: () => Promise<SafetyDump>;
   readonly prepare?: () => Promise<void>;
   /** Where the plaintext goes (unless `file`). */
@@ -307,10 +324,10 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
       const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
       // A new database is created as the archive describes it, read from the archive's head.
-      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, database, buffers);
+      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, buffers);
       // Known up front (an existing database, or a head read ahead): zstd can then feed pg_restore directly.
       const readyBeforeStream = exists || databaseSql !== undefined;
-      const create = async (sql: readonly string[] | undefined) => {
+      const create = async (sql: DatabaseScript | undefined) => {
         if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
         if (schemas.length) await pgCreateSchemas(conn, database, schemas);
       };
@@ -325,8 +342,8 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
         fromHead: readyBeforeStream
           ? undefined
           : async (plaintext) => {
-              const head = await readArchiveHead(conn, plaintext, database);
-              await create(head.databaseSql);
+              const head = await readArchiveHead(conn, plaintext);
+              await create(head.database);
               return head.plaintext;
             },
         sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
@@ -340,16 +357,26 @@ async function planTarget(request: RestoreRequest, manifest: Manifest, artifact:
       if (exists) await confirmReplace(request, `${destination} exists: it will be replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name} (its tables, views, triggers, routines and events; the database itself and its grants stay). A safety dump is taken first.`);
       // MySQL DDL cannot be rolled back: the dump goes into a staging database that replaces the target after every check.
       const staging = await mysqlFreshName(conn, database, 'staging');
+      let swapped = false;
       return {
         destination,
         safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
         sink: () => mysqlRestoreSink(conn, staging),
-        transform: () => new MysqlDatabaseRenamer(artifact.name, staging),
+        transform: () => new MysqlDumpRenamer(artifact.name, staging),
         finish: async () => {
           await mysqlReplaceWithStaging(conn, staging, database, exists);
-          await mysqlDropDatabase(conn, staging);
+          swapped = true;
+          await mysqlDropDatabase(conn, staging).catch((error: Error) => {
+            throw new ColdsealError(EXIT.FAILURE, `${destination} is restored, but removing the staging database failed: ${error.message}`, `Drop database ${staging} by hand`);
+          });
         },
         undo: () => mysqlDropDatabase(conn, staging),
+        // Until the swap, only the staging database was written; a failed swap puts the target back or says what it could not.
+        outcome: (error, undone) => {
+          if (swapped || (error instanceof MysqlSwapFailed && !error.putBack)) return undefined;
+          const target = exists ? `${destination} is as it was before the restore` : `${destination} was not created`;
+          return undone ? `${target}, and no staging database is left` : `${target}, but the staging database ${staging} is left: drop it by hand`;
+        },
       };
     }
     case 'directory': {
@@ -475,13 +502,13 @@ async function settle(opened: OpenedPlaintext, sink: Sink, onSinkDone?: () => vo
  * when the head does not tell (a table of contents longer than those parts, or damage: the real
  * pass reads the head from its own stream and reports what is wrong).
  */
-async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, database: string, buffers: PartBufferPool): Promise<readonly string[] | undefined> {
+async function readHeadAhead(request: RestoreRequest, manifest: Manifest, artifact: Artifact, conn: PgConnection, buffers: PartBufferPool): Promise<DatabaseScript | undefined> {
   let opened: OpenedPlaintext | undefined;
   try {
     opened = await openPlaintext({ s3: request.clients.s3, bucket: request.bucket, manifest, artifact, key: request.key, maxParts: HEAD_PARTS, buffers });
-    const head = await readArchiveHead(conn, opened.plaintext, database);
+    const head = await readArchiveHead(conn, opened.plaintext);
     head.plaintext.destroy();
-    return head.databaseSql;
+    return head.database;
   } catch {
     return undefined;
   } finally {

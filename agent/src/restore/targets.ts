@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
@@ -40,7 +40,8 @@ export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boo
       if (options.drain && code === 127) return reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (not found)`, `Install ${run.command} (the database client tools) on this machine`));
       const lines = stderr().trim().split('\n').filter((l) => !/^\s*$/.test(l));
       const firstError = lines.find((l) => /error|ERROR|fatal|FATAL|Cannot|cannot/.test(l)) ?? lines[0] ?? '';
-      reject(new ColdsealError(EXIT.FAILURE, `${what} failed (${signal ?? `status ${code}`}): ${firstError.trim().slice(0, 600)}`, 'Read the message above; the target may be partly written'));
+      // No hint: what the failure left behind is for the caller to say (a restore undoes it and says so).
+      reject(new ColdsealError(EXIT.FAILURE, `${what} failed (${signal ?? `status ${code}`}): ${firstError.trim().slice(0, 600)}`));
     });
   });
   done.catch(() => undefined);
@@ -228,66 +229,9 @@ export function mysqlSafetyDumpRun(conn: MysqlConnection, database: string): Too
 }
 
 export function mysqlRestoreSink(conn: MysqlConnection, database: string): Sink {
-  // The dump names its database (DROP/CREATE DATABASE, USE) and the renamer points those at the target.
+  // The dump names its database (DROP/CREATE DATABASE, USE, code) and MysqlDumpRenamer points it at the target.
   const run = mysqlCommand(conn, 'mysql', ['--default-character-set=utf8mb4', '--binary-mode']);
   return toolSink(run, `mysql into ${database}`);
-}
-
-/**
- * Rewrites the statements by which a mysqldump --databases file names its database (DROP/CREATE/
- * ALTER DATABASE, USE), so it restores under another name. Every other line passes through as
- * it comes: only lines that start like one of those are held (they are short), so memory stays
- * bounded even for a blob row of hundreds of MB.
- */
-export class MysqlDatabaseRenamer extends Transform {
-  private head: Buffer = Buffer.alloc(0);
-  private passing = false;
-  private readonly from: string;
-  private readonly to: string;
-  constructor(original: string, target: string) {
-    super();
-    this.from = sqlIdent(original);
-    this.to = sqlIdent(target);
-  }
-
-  private static readonly DECIDE = 96;
-  private static readonly CANDIDATE = /^(\/\*!\d+\s+)?(DROP|CREATE|ALTER)\s+DATABASE\b|^USE\s/;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let pos = 0;
-    while (pos < chunk.length) {
-      const nl = chunk.indexOf(10, pos);
-      const end = nl < 0 ? chunk.length : nl + 1;
-      if (this.passing) {
-        this.push(chunk.subarray(pos, end));
-        if (nl >= 0) this.passing = false;
-        pos = end;
-        continue;
-      }
-      this.head = this.head.length ? Buffer.concat([this.head, chunk.subarray(pos, end)]) : chunk.subarray(pos, end);
-      pos = end;
-      if (nl >= 0) {
-        this.push(this.rewrite(this.head));
-        this.head = Buffer.alloc(0);
-      } else if (this.head.length >= MysqlDatabaseRenamer.DECIDE && (!MysqlDatabaseRenamer.CANDIDATE.test(this.head.toString('latin1')) || this.head.length > 65536)) {
-        this.push(this.head);
-        this.head = Buffer.alloc(0);
-        this.passing = true;
-      }
-    }
-    callback();
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.head.length) this.push(this.rewrite(this.head));
-    callback();
-  }
-
-  private rewrite(line: Buffer): Buffer {
-    const text = line.toString('utf8');
-    if (!MysqlDatabaseRenamer.CANDIDATE.test(text)) return line;
-    return Buffer.from(text.split(this.from).join(this.to), 'utf8');
-  }
 }
 
 // --- files -------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ import { TailWatcher } from '../backup/pipeline/streams';
 import { openPlaintext } from './plaintext';
 import { discardSink, progress, streamInto } from './restore';
 import { loadVerifiedManifest } from './select';
-import { MysqlDatabaseRenamer, mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
+import { mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
+import { MysqlDumpRenamer } from './mysql-rename';
 
 /**
  * `coldseal verify` and the checks of `coldseal drill`. Without a key: the manifest's signature
@@ -320,7 +321,7 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     const database = scratchName();
     cleanup = () => mysqlDropDatabase(conn, database);
     sink = mysqlRestoreSink(conn, database);
-    transform = new MysqlDatabaseRenamer(artifact.name, database);
+    transform = new MysqlDumpRenamer(artifact.name, database);
     after = async () => compareWith(artifact.inventory, await mysqlInventory(conn, database, 'snapshot'));
   } else if (artifact.contentFormat === 'tar') {
     const dir = await mkdtemp(join(tmpdir(), 'coldseal-verify-'));
