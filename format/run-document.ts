@@ -13,6 +13,15 @@ export type RunAction = 'backup' | 'drill';
 /** One name (group, host, source) without the anchors of NAME_PATTERN, to compose patterns. */
 const NAME = NAME_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '');
 
+/**
+ * The longest run the document accepts (its executionTimeout parameter's maximum): the
+ * aws:runShellScript step's timeoutSeconds limit, 48 hours. A run by hand (`coldseal trigger
+ * --timeout`) may ask for it whatever the stack's default is, so this, not the default, is the
+ * longest run the stack allows: the data bucket keeps incomplete uploads at least this long.
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript
+ */
+export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
+
 /** Document parameters: `{{ … }}` placeholders, each limited so substitution cannot inject shell. */
 export function documentParameters(defaultExecutionTimeoutSeconds: number): Record<string, Record<string, unknown>> {
   return {
@@ -43,7 +52,7 @@ export function documentParameters(defaultExecutionTimeoutSeconds: number): Reco
       type: 'String',
       description: 'Seconds the run may take before SSM stops it.',
       default: String(defaultExecutionTimeoutSeconds),
-      // 10 to 172800 (aws:runShellScript's limit), so a run by hand cannot ask for more.
+      // 10 to MAX_EXECUTION_TIMEOUT_SECONDS (172800), so a run by hand cannot ask for more.
       allowedPattern: '^([1-9][0-9]{1,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
     },
   };

@@ -4,7 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { runRequest, taggedHosts, type RunAction } from '../../format/run-document';
+import { MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, taggedHosts, type RunAction } from '../../format/run-document';
 import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './nag';
 
@@ -66,9 +66,6 @@ export interface BackupSchedulesProps {
 export function sendCommandTarget(scope: Construct): string {
   return `arn:${Stack.of(scope).partition}:scheduler:::aws-sdk:ssm:sendCommand`;
 }
-
-/** The aws:runShellScript step's timeoutSeconds limit. https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript */
-export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
 
 /**
  * EventBridge Scheduler schedules that send the agent's SSM document to each group's hosts (by

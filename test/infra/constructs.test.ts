@@ -10,7 +10,7 @@ import { BackupSchedules } from '../../infra/lib/schedules';
 import { DataVault } from '../../infra/lib/vault';
 import { Coldseal } from '../../infra/lib/coldseal';
 import { ColdsealStack } from '../../infra/lib/stack';
-import type { RetentionSettings } from '../../infra/lib/rules';
+import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/rules';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInBundle } from './fixtures';
 
 /** Each construct on its own, with props other than the defaults: what it builds follows its props. */
@@ -46,6 +46,21 @@ describe('DataVault', () => {
     );
     assert.equal(rules.find((r) => r.Prefix === 'backups/daily/').ExpirationInDays, 8);
     assert.equal(rules.find((r) => r.Prefix === 'reports/').ExpirationInDays, 30);
+  });
+
+  test('incomplete uploads are aborted only after the longest run, with a day to spare; a shorter abort age is refused naming the prop', () => {
+    const abortDays = (props: Partial<ConstructorParameters<typeof DataVault>[2]>) => {
+      const s = stack();
+      new DataVault(s, 'V', { retention: retentionWithDefaults(), ...props });
+      const bucket = Object.values(Template.fromStack(s).findResources('AWS::S3::Bucket', { Properties: { ObjectLockEnabled: true } }))[0] as any;
+      return (bucket.Properties.LifecycleConfiguration.Rules as any[]).find((r) => r.Id === 'cleanup').AbortIncompleteMultipartUpload.DaysAfterInitiation;
+    };
+    assert.equal(abortDays({}), 3, '48 h, the longest run the document allows, and a day');
+    assert.equal(abortDays({ longestRun: Duration.hours(4) }), 2);
+    assert.equal(abortDays({ longestRun: Duration.hours(25) }), 3);
+    assert.equal(abortDays({ longestRun: Duration.hours(48), abortIncompleteUploadsAfterDays: 7 }), 7);
+    assert.throws(() => abortDays({ longestRun: Duration.hours(48), abortIncompleteUploadsAfterDays: 2 }), /DataVault props\.abortIncompleteUploadsAfterDays \(2 days\) must be at least 3 days: a run may last props\.longestRun \(48 hours\)/);
+    assert.throws(() => abortDays({ longestRun: Duration.hours(49) }), /DataVault props\.longestRun \(49 hours\) is longer than the 48 hours/);
   });
 
   test('a Glacier stay under 90 days is refused in the constructor', () => {

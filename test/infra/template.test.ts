@@ -9,6 +9,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
+import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
@@ -131,7 +132,10 @@ describe('data vault', () => {
     assert.equal(monthly.ExpirationInDays, 400);
     assert.deepEqual(rules.find((r) => r.Prefix === 'backups/yearly/').Transitions, [{ StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 1 }]);
     const cleanup = rules.find((r) => r.Id === 'cleanup');
-    assert.deepEqual(cleanup.AbortIncompleteMultipartUpload, { DaysAfterInitiation: 1 });
+    // A run may last the document's longest execution timeout (48 h) with its uploads open to the
+    // end; S3 aborts no earlier than DaysAfterInitiation days after the upload began.
+    assert.ok(cleanup.AbortIncompleteMultipartUpload.DaysAfterInitiation * 86_400 > MAX_EXECUTION_TIMEOUT_SECONDS, 'the abort age exceeds the longest run the document allows');
+    assert.deepEqual(cleanup.AbortIncompleteMultipartUpload, { DaysAfterInitiation: 3 });
     assert.equal(cleanup.ExpiredObjectDeleteMarker, true);
     assert.equal(cleanup.Prefix, undefined, 'cleanup covers the whole bucket');
     assert.ok(rules.some((r) => r.Prefix === DRILLS_PREFIX && r.ExpirationInDays === 400));
