@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import { isFailedStatus, isTerminalStatus } from '../../../format/command-status';
-import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
+import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../../format/run-document';
 import { assertName, hostNameFrom, type Tier } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
