@@ -197,7 +197,7 @@ export class Coldseal extends Construct {
     });
     this.schedules = new BackupSchedules(this, 'Schedules', {
       document: this.delivery.document,
-      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone })),
+      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone, maxHosts: g.maxHosts })),
       hostTagKey: this.hostTagKey,
       drill: this.drill ? { group: this.drill.group, cron: this.drill.schedule, timeZone: this.drill.timeZone, hostTagKey: this.drill.hostTagKey } : undefined,
       maxConcurrency: props.maxConcurrency,
@@ -218,6 +218,7 @@ export class Coldseal extends Construct {
         executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
         maxConcurrency: this.schedules.maxConcurrency,
         maxErrors: this.schedules.maxErrors,
+        maxHosts: Object.fromEntries(this.schedules.maxHosts),
         signingKeys: Object.fromEntries([...this.signingKeys].map(([name, k]) => [name, k.key.keyArn])),
         ...(this.replication ? { replica: this.replication.location } : {}),
       },

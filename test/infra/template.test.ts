@@ -9,7 +9,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
-import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
+import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
@@ -300,7 +300,9 @@ describe('schedules', () => {
       assert.deepEqual(input.Parameters, { group: [group], action: ['backup'], executionTimeout: ['14400'] });
       assert.equal(input.MaxConcurrency, '10');
       assert.equal(input.MaxErrors, '100%');
-      assert.equal(input.TimeoutSeconds, 3600);
+      // No group names its host count: planned for DEFAULT_MAX_HOSTS, 5 waves of 10, each up to 4 h, then an hour's grace.
+      assert.equal(input.TimeoutSeconds, runSpread({ hosts: DEFAULT_MAX_HOSTS, maxConcurrency: '10', executionTimeoutSeconds: 14400 }).deliveryTimeoutSeconds);
+      assert.equal(input.TimeoutSeconds, 17 * 3600);
       assert.deepEqual(input.CloudWatchOutputConfig, { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: logGroupId });
     }
     const drill = schedules.find((s) => s.Description === 'coldseal: restore drill of group db');
@@ -308,6 +310,7 @@ describe('schedules', () => {
     const drillInput = JSON.parse(render(template, drill.Target.Input));
     assert.deepEqual(drillInput.Targets, [{ Key: 'tag:coldseal-drill', Values: ['db'] }]);
     assert.deepEqual(drillInput.Parameters.action, ['drill']);
+    assert.equal(drillInput.TimeoutSeconds, 3600, 'the drill host is one host: its turn comes at once');
     assertions.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
   });
 
