@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { DEFAULT_MAX_HOSTS, DELIVERY_TIMEOUT_RANGE_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
@@ -62,6 +63,12 @@ export interface BackupSchedulesProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Where a SendCommand that AWS refused is kept (DeadLetters): without it the refusal is only a
+   * count in Scheduler's metrics, and nothing alerts until the backup is a day late.
+   * @default - no dead-letter queue
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
 }
 
 /**
@@ -153,6 +160,11 @@ export class BackupSchedules extends Construct {
         }),
       );
     }
+    if (props.deadLetterQueue) {
+      // Scheduler writes the dead letter with the schedule's execution role.
+      // https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
+      this.role.addToPolicy(new iam.PolicyStatement({ sid: 'KeepRefusedRequests', actions: ['sqs:SendMessage'], resources: [props.deadLetterQueue.queueArn] }));
+    }
     const policy = this.role.node.findChild('DefaultPolicy');
     const { region, account } = nagEnv(this);
     for (const arn of [`Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, `Resource::arn:<AWS::Partition>:ssm:${region}:${account}:managed-instance/*`]) {
@@ -172,7 +184,9 @@ export class BackupSchedules extends Construct {
         target: {
           arn: sendCommandTarget(this),
           roleArn: this.role.roleArn,
+          // Throttling and other passing errors are retried for an hour; a refusal that lasts goes to the queue.
           retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+          ...(props.deadLetterQueue ? { deadLetterConfig: { arn: props.deadLetterQueue.queueArn } } : {}),
           input: stack.toJsonString(
             runRequest({
               documentName: props.document.ref,

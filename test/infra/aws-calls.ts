@@ -97,6 +97,10 @@ const OTHER_ACTIONS: Record<string, string> = {
   'logs:PutLogEvents': 'logs:PutLogEvents',
   'logs:CreateLogStream': 'logs:CreateLogStream',
   'kms:Decrypt': 'kms:Decrypt',
+  'sqs:SendMessage': 'sqs:SendMessage',
+  'sqs:ReceiveMessage': 'sqs:ReceiveMessage',
+  'sqs:DeleteMessage': 'sqs:DeleteMessage',
+  'sqs:PurgeQueue': 'sqs:PurgeQueue',
 };
 
 function remainingDays(until: string, now: Date): string {

@@ -175,6 +175,21 @@ function serviceCalls(): AwsCall[] {
   return calls;
 }
 
+/**
+ * A target call that AWS refused is kept in the dead-letter queue: Scheduler sends it with its
+ * execution role, EventBridge as its service principal for the rule that failed.
+ */
+function deadLetterCalls(): AwsCall[] {
+  const queue = model.deadLetterQueueArn!;
+  assert.ok(queue, 'the template has a dead-letter queue');
+  const calls: AwsCall[] = [{ principal: 'scheduler', operation: 'sqs:SendMessage', resource: queue }];
+  for (const [id, rule] of resourcesOfType(template, 'AWS::Events::Rule')) {
+    assert.ok(rule.Properties.Targets.every((t: { DeadLetterConfig?: unknown }) => t.DeadLetterConfig), `${id} has a dead-letter queue`);
+    calls.push({ principal: 'events.amazonaws.com', operation: 'sqs:SendMessage', resource: queue, context: { 'aws:SourceArn': render(template, { 'Fn::GetAtt': [id, 'Arn'] }), 'aws:SourceAccount': FAKE.account } });
+  }
+  return calls;
+}
+
 /** The first denied call per entry, named; empty when everything is allowed. */
 async function denied(calls: AwsCall[]): Promise<string[]> {
   const out: string[] = [];
@@ -206,6 +221,11 @@ describe('every call the system makes is allowed', () => {
   });
   test('services: Scheduler sends the document to tagged hosts, CloudWatch alarms publish, EventBridge invokes the Lambdas, S3 logs, Run Command output', async () => {
     assert.deepEqual(await denied(serviceCalls()), []);
+  });
+  test('dead letters: Scheduler (its role) and EventBridge (for each rule) put a refused target call into the queue', async () => {
+    const calls = deadLetterCalls();
+    assert.equal(calls.length, 5, 'the scheduler and four rules');
+    assert.deepEqual(await denied(calls), []);
   });
 });
 
@@ -285,6 +305,23 @@ describe('every hostile call is denied', () => {
       { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance },
       { principal: 'scheduler', operation: 'ssm:SendCommand', resource: `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/SomeOtherDocument` },
     ];
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+});
+
+describe('the dead-letter queue keeps failed requests for the operator only', () => {
+  test('hosts, the drill host, the Lambdas and the scheduler cannot read, delete or purge it; hosts cannot fill it; another rule or account cannot send; nothing without TLS', async () => {
+    const queue = model.deadLetterQueueArn!;
+    const calls: AwsCall[] = [];
+    for (const principal of ['host:db', 'host:web', 'drill', 'verifier', 'monitor', 'scheduler']) {
+      for (const operation of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue']) calls.push({ principal, operation, resource: queue });
+    }
+    calls.push(
+      { principal: 'host:db', operation: 'sqs:SendMessage', resource: queue },
+      { principal: 'events.amazonaws.com', operation: 'sqs:SendMessage', resource: queue, context: { 'aws:SourceArn': `arn:aws:events:${FAKE.region}:${FAKE.account}:rule/SomeoneElsesRule`, 'aws:SourceAccount': FAKE.account } },
+      { principal: 'events.amazonaws.com', operation: 'sqs:SendMessage', resource: queue, context: { 'aws:SourceArn': `arn:aws:events:${FAKE.region}:210987654321:rule/x`, 'aws:SourceAccount': '210987654321' } },
+      ...deadLetterCalls().map((c) => ({ ...c, insecure: true })),
+    );
     assert.deepEqual(await allowedOnes(calls), []);
   });
 });
