@@ -22,6 +22,23 @@ const NAME = NAME_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '');
  */
 export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
 
+const DAY_SECONDS = 86_400;
+
+/**
+ * The abort age for incomplete uploads: whole days that cover the longest run, and one more. S3
+ * aborts an upload once DaysAfterInitiation days have passed since it began, rounded up to the next
+ * midnight UTC (so between N and N+1 days); the spare day covers the upload the agent starts last
+ * and its complete or abort after the timeout's SIGTERM. An orphaned upload costs a day more storage.
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html (days are counted from creation and rounded to the next midnight UTC)
+ */
+export function incompleteUploadAbortDays(longestRunSeconds: number): number {
+  return Math.ceil(longestRunSeconds / DAY_SECONDS) + 1;
+}
+
+/** What the stack sets by default (3 days): what the agent tells of an upload it could not abort. */
+export const INCOMPLETE_UPLOAD_ABORT_DAYS = incompleteUploadAbortDays(MAX_EXECUTION_TIMEOUT_SECONDS);
+
 /** Document parameters: `{{ … }}` placeholders, each limited so substitution cannot inject shell. */
 export function documentParameters(defaultExecutionTimeoutSeconds: number): Record<string, Record<string, unknown>> {
   return {

@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix } from '../../format/layout';
-import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
+import { incompleteUploadAbortDays, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { retentionProblems, type RetentionSettings } from './rules';
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
@@ -46,19 +46,6 @@ export interface DataVaultProps {
   readonly abortIncompleteUploadsAfterDays?: number;
 }
 
-const DAY_SECONDS = 86_400;
-
-/**
- * The abort age for incomplete uploads: whole days that cover the longest run, and one more. S3
- * aborts an upload once DaysAfterInitiation days have passed since it began, rounded up to the next
- * midnight UTC (so between N and N+1 days); the spare day covers the upload the agent starts last
- * and its complete or abort after the timeout's SIGTERM. An orphaned upload costs a day more storage.
- * https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
- * https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html (days are counted from creation and rounded to the next midnight UTC)
- */
-export function incompleteUploadAbortDays(longestRun: Duration): number {
-  return Math.ceil(longestRun.toSeconds() / DAY_SECONDS) + 1;
-}
 
 /**
  * The data bucket and everything that protects it: its KMS key, its access-log bucket, Object
@@ -89,7 +76,7 @@ export class DataVault extends Construct {
     if (longestRun.toSeconds() > MAX_EXECUTION_TIMEOUT_SECONDS) {
       throw new Error(`DataVault props.longestRun (${longestRun.toSeconds() / 3600} hours) is longer than the ${MAX_EXECUTION_TIMEOUT_SECONDS / 3600} hours the SSM document allows a run: give at most that`);
     }
-    const minimumAbortDays = incompleteUploadAbortDays(longestRun);
+    const minimumAbortDays = incompleteUploadAbortDays(longestRun.toSeconds());
     const abortDays = props.abortIncompleteUploadsAfterDays ?? minimumAbortDays;
     if (!Number.isInteger(abortDays) || abortDays < minimumAbortDays) {
       throw new Error(
