@@ -5,7 +5,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { DEFAULT_MAX_HOSTS, DELIVERY_TIMEOUT_RANGE_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
+import { DEFAULT_MAX_HOSTS, DEFAULT_OFFLINE_GRACE_SECONDS, DELIVERY_TIMEOUT_RANGE_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
 import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './nag';
 
@@ -117,7 +117,7 @@ export class BackupSchedules extends Construct {
     }
     this.maxConcurrency = props.maxConcurrency ?? '10';
     this.maxErrors = props.maxErrors ?? '100%';
-    const offlineGrace = (props.deliveryTimeout ?? Duration.hours(1)).toSeconds();
+    const offlineGrace = (props.deliveryTimeout ?? Duration.seconds(DEFAULT_OFFLINE_GRACE_SECONDS)).toSeconds();
     if (offlineGrace < DELIVERY_TIMEOUT_RANGE_SECONDS[0] || offlineGrace > DELIVERY_TIMEOUT_RANGE_SECONDS[1]) {
       throw new Error(`BackupSchedules props.deliveryTimeout must be 30 s to 30 days, got ${offlineGrace} s`);
     }
