@@ -29,3 +29,19 @@ export interface CommandStatusDetail {
   readonly 'requested-date-time': string;
   readonly status: string;
 }
+
+/**
+ * An invocation that never reached its host: SSM's StatusDetails DeliveryTimedOut (the command
+ * expired before the host picked it up: offline, or queued behind earlier waves past the delivery
+ * timeout) or Undeliverable. Its Status is TimedOut, like a run that overran; only the details
+ * tell them apart. The documentation spells the details with spaces ("Delivery Timed Out"), the
+ * API without, so both are taken.
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+ */
+export const NOT_DELIVERED_DETAILS = ['DeliveryTimedOut', 'Undeliverable'] as const;
+
+/** The StatusDetails as the API spells it (no spaces), or undefined when the command did reach the host. */
+export function notDelivered(statusDetails: string | undefined): (typeof NOT_DELIVERED_DETAILS)[number] | undefined {
+  const compact = (statusDetails ?? '').replace(/\s+/g, '').toLowerCase();
+  return NOT_DELIVERED_DETAILS.find((d) => d.toLowerCase() === compact);
+}

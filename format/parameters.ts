@@ -73,6 +73,8 @@ export const deploymentInfoSchema = z.object({
   /** As the schedules send them, so that a run by hand spreads and tolerates failures the same way. */
   maxConcurrency: z.string().min(1),
   maxErrors: z.string().min(1),
+  /** Per group: the most hosts its schedule's delivery timeout is planned for (runSpread); left out: DEFAULT_MAX_HOSTS. */
+  maxHosts: z.record(groupName, z.number().int().positive()).optional(),
   /** Per group: the KMS key its signing-key SecureString must be encrypted with (only its hosts may decrypt). */
   signingKeys: z.record(groupName, z.string().min(1)).optional(),
   /** The offsite replica vault, when there is one: `coldseal … --replica` reads from it. */

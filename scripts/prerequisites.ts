@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { NODE_SUPPORT } from '../format/node-support';
 
 /**
  * What the demo and the test suite need on the machine besides `npm ci`, in one list: `npm run
@@ -33,7 +34,7 @@ function onPath(command: string): boolean {
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 export const PREREQUISITES: readonly Prerequisite[] = [
-  { name: 'Node.js ≥ 20', neededFor: 'everything', present: () => NODE_MAJOR >= 20, manual: 'install Node.js 20 or later (https://nodejs.org or your distribution)' },
+  { name: `Node.js ≥ ${NODE_SUPPORT.minimumMajor}`, neededFor: 'everything', present: () => NODE_MAJOR >= NODE_SUPPORT.minimumMajor, manual: `install Node.js ${NODE_SUPPORT.minimumMajor} or later (https://nodejs.org or your distribution)` },
   { name: 'PostgreSQL server and client', neededFor: 'the demo and the round-trip tests (pg_dump, pg_restore, psql)', present: () => onPath('pg_dump') && onPath('psql') && (onPath('pg_ctlcluster') || onPath('pg_ctl')), debianPackages: ['postgresql'] },
   { name: 'MariaDB server and client', neededFor: 'the MySQL/MariaDB tests (mysqldump, mysql)', present: () => (onPath('mysqldump') || onPath('mariadb-dump')) && existsSync('/usr/sbin/mariadbd'), debianPackages: ['mariadb-server', 'mariadb-client'] },
   { name: 'moto_server (Python moto 5)', neededFor: 'S3, SNS, SQS, SSM, Scheduler, EventBridge and CloudWatch on loopback', present: () => onPath('moto_server'), manual: 'pip install "moto[server]>=5"' },

@@ -7,7 +7,7 @@ import { Construct } from 'constructs';
 import { agentConfigSchema, type AgentConfigInput, type CalendarConfig } from '../../format/agent-config';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
-import { documentParameters } from '../../format/run-document';
+import { documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
 import type { BackupGroupSettings } from './coldseal';
 import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
@@ -67,7 +67,7 @@ export class AgentDelivery extends Construct {
     const prefix = normalizePrefix(props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX);
     this.parameterPrefix = prefix;
     const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
-    if (executionTimeout < 60 || executionTimeout > 172800) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
+    if (executionTimeout < 60 || executionTimeout > MAX_EXECUTION_TIMEOUT_SECONDS) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
     this.executionTimeoutSeconds = executionTimeout;
 
     const bundle = props.agentBundle;

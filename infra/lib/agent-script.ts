@@ -1,4 +1,5 @@
 import { EXIT } from '../../format/exit-codes';
+import { NODE_INSTALL_FALLBACK, NODE_INSTALL_LINES, NODE_SUPPORT, nodeInstallAdvice } from '../../format/node-support';
 import { groupParameters, DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
 
 /**
@@ -19,7 +20,39 @@ export interface AgentScriptOptions {
   readonly parameterPrefix?: string;
 }
 
-export const MINIMUM_NODE_MAJOR = 18;
+const MINIMUM_NODE_MAJOR = NODE_SUPPORT.minimumMajor;
+
+/** A shell word that stands for `text` exactly. */
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A shell function that prints the Node.js install line for this host's distribution
+ * (format/node-support.ts), from /etc/os-release: ID first, then each of ID_LIKE. Builtins only,
+ * so it answers on a host with no `node` (or anything else) on PATH. COLDSEAL_OS_RELEASE is not
+ * set under SSM; it lets a test play another distribution.
+ */
+function nodeInstallLineFunction(): string[] {
+  const cases = NODE_INSTALL_LINES.map((entry) => {
+    const patterns = entry.ids.flatMap((id) => (entry.versionMajors ?? ['*']).map((major) => `${id}:${major}`));
+    return `      ${patterns.join(' | ')}) echo ${shellQuote(nodeInstallAdvice(entry))}; exit 0 ;;`;
+  });
+  return [
+    'node_install_line() (',
+    '  set +u',
+    '  ID=; ID_LIKE=; VERSION_ID=',
+    '  OS_RELEASE="${COLDSEAL_OS_RELEASE:-/etc/os-release}"',
+    '  if [ -r "$OS_RELEASE" ]; then . "$OS_RELEASE"; fi',
+    '  for FAMILY in "$ID" $ID_LIKE; do',
+    '    case "$FAMILY:${VERSION_ID%%.*}" in',
+    ...cases,
+    '    esac',
+    '  done',
+    `  echo ${shellQuote(NODE_INSTALL_FALLBACK)}`,
+    ')',
+  ];
+}
 
 const GROUP_PLACEHOLDER = 'GROUPNAMEPLACEHOLDER';
 
@@ -45,12 +78,18 @@ export function agentScriptLines(options: AgentScriptOptions): string[] {
     "ACTION='{{ action }}'",
     "TIER='{{ tier }}'",
     "SOURCES='{{ sources }}'",
+    ...nodeInstallLineFunction(),
     'if ! command -v node >/dev/null 2>&1; then',
-    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required on this host and there is no 'node' on PATH. Install it (Amazon Linux: dnf install -y nodejs; Debian/Ubuntu: apt-get install -y nodejs) and run again." >&2`,
+    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required on this host and there is no 'node' on PATH. Install it, then run again: $(node_install_line)" >&2`,
     `  exit ${EXIT.CONFIG}`,
     'fi',
-    `if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= ${MINIMUM_NODE_MAJOR} ? 0 : 1)'; then`,
-    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required; this host has $(node --version). Upgrade Node.js and run again." >&2`,
+    // Read from --version, not run as a script: an old Node must not need to understand anything.
+    'NODE_VERSION=$(node --version 2>/dev/null || true)',
+    'NODE_MAJOR=${NODE_VERSION#v}',
+    'NODE_MAJOR=${NODE_MAJOR%%.*}',
+    "case \"$NODE_MAJOR\" in '' | *[!0-9]*) NODE_MAJOR=0 ;; esac",
+    `if [ "$NODE_MAJOR" -lt ${MINIMUM_NODE_MAJOR} ]; then`,
+    `  echo "coldseal: Node.js ${MINIMUM_NODE_MAJOR} or later is required; this host has \${NODE_VERSION:-a node that does not tell its version}. Upgrade it, then run again: $(node_install_line)" >&2`,
     `  exit ${EXIT.CONFIG}`,
     'fi',
     `export AWS_REGION='${options.region}' AWS_DEFAULT_REGION='${options.region}'`,

@@ -3,6 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
 import type { LambdaGroup } from './lambda-function';
@@ -15,6 +16,11 @@ export interface ColdsealAlarmsProps {
   readonly monitorInterval: Duration;
   /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default, 26 hours. */
   readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
+  /**
+   * The schedules' and rules' dead-letter queue (DeadLetters): any message in it alarms.
+   * @default - no such alarm
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
 }
 
 export function monitorMetric(name: string, group: string | undefined, period: Duration, statistic: string): cloudwatch.Metric {
@@ -35,6 +41,8 @@ export function monitorMetric(name: string, group: string | undefined, period: D
 export class ColdsealAlarms extends Construct {
   readonly alarms: cloudwatch.Alarm[] = [];
   readonly heartbeat: cloudwatch.Alarm;
+  /** A schedule or rule whose target call AWS refused. */
+  readonly undelivered?: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: ColdsealAlarmsProps) {
     super(scope, id);
@@ -70,6 +78,23 @@ export class ColdsealAlarms extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.BREACHING,
       }),
     );
+    if (props.deadLetterQueue) {
+      const queue = props.deadLetterQueue;
+      // SQS sends its queue metrics every minute (after a quiet spell of hours, the first message
+      // may take up to 15 minutes to show). Cleared when the operator has deleted the messages.
+      this.undelivered = add(
+        new cloudwatch.Alarm(this, 'Undelivered', {
+          alarmDescription:
+            `coldseal: a schedule or rule could not reach its target (SSM SendCommand refused: throttling, access denied, a document version that does not exist; or a Lambda that could not be invoked), so no backup command, drill, sweep or check ran. The request is kept 14 days in the dead-letter queue. ` +
+            `Do: aws sqs receive-message --queue-url ${queue.queueUrl} --attribute-names All --message-attribute-names All --max-number-of-messages 10; the message attributes ERROR_CODE and ERROR_MESSAGE say why, SCHEDULE_ARN or RULE_ARN which one, and the body is the request. Fix the cause, run coldseal trigger --group <group> for a missed backup, then delete each message (aws sqs delete-message) and the alarm clears.`,
+          metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
     for (const group of props.groups) {
       const rpo = group.rpoHours ?? 26;
       add(

@@ -15,6 +15,7 @@ import { AgentDelivery } from './agent-delivery';
 import { ColdsealAlarms } from './alarms';
 import { Alerts } from './alerts';
 import { ColdsealDashboard } from './dashboard';
+import { DeadLetters } from './dead-letters';
 import { DeploymentInfoParameter } from './deployment-info';
 import { DrillAccess } from './drill-access';
 import { HostAccess } from './host-access';
@@ -137,6 +138,8 @@ export class Coldseal extends Construct {
   readonly monitor: ColdsealMonitor;
   readonly alarms: ColdsealAlarms;
   readonly dashboard: ColdsealDashboard;
+  /** Where every schedule and rule keeps a target call that AWS refused; any message alarms. */
+  readonly deadLetters: DeadLetters;
   /** Replication into the offsite replica vault, when props.replica is set. */
   readonly replication?: VaultReplication;
 
@@ -195,9 +198,11 @@ export class Coldseal extends Construct {
       agentBundle: props.agentBundle,
       executionTimeout: props.executionTimeout,
     });
+    this.deadLetters = new DeadLetters(this, 'Undelivered', { removalPolicy });
     this.schedules = new BackupSchedules(this, 'Schedules', {
+      deadLetterQueue: this.deadLetters.queue,
       document: this.delivery.document,
-      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone })),
+      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone, maxHosts: g.maxHosts })),
       hostTagKey: this.hostTagKey,
       drill: this.drill ? { group: this.drill.group, cron: this.drill.schedule, timeZone: this.drill.timeZone, hostTagKey: this.drill.hostTagKey } : undefined,
       maxConcurrency: props.maxConcurrency,
@@ -218,6 +223,7 @@ export class Coldseal extends Construct {
         executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
         maxConcurrency: this.schedules.maxConcurrency,
         maxErrors: this.schedules.maxErrors,
+        maxHosts: Object.fromEntries(this.schedules.maxHosts),
         signingKeys: Object.fromEntries([...this.signingKeys].map(([name, k]) => [name, k.key.keyArn])),
         ...(this.replication ? { replica: this.replication.location } : {}),
       },
@@ -275,13 +281,14 @@ export class Coldseal extends Construct {
       removalPolicy,
       // The vault turns on the bucket's EventBridge notifications itself.
       enableBucketEvents: false,
+      deadLetterQueue: this.deadLetters.queue,
       extraSettings: props.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(props.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : undefined,
     };
     this.verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
     this.monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
     // S3 sends replication failures as event notifications (not to EventBridge): through this topic.
     this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(this.monitor.function.fn));
-    this.alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: this.verifier.function.fn, monitorFunction: this.monitor.function.fn, monitorInterval: this.monitor.interval, groups: lambdaGroups });
+    this.alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: this.verifier.function.fn, monitorFunction: this.monitor.function.fn, monitorInterval: this.monitor.interval, groups: lambdaGroups, deadLetterQueue: this.deadLetters.queue });
     this.dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms: this.alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
   }
 

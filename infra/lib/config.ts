@@ -80,6 +80,13 @@ export const groupSchema = z
     signingPublicKeys: keySources,
     /** What the group's hosts back up (the agent's source schema: postgres, mysql, files). */
     sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
+    /**
+     * The most hosts that carry the group's tag. The stack cannot count them, so SSM's delivery
+     * timeout is planned for this many (format/run-document.ts runSpread): a host queued behind
+     * the first waves of a larger group would expire (DeliveryTimedOut) before its turn.
+     * @default 50
+     */
+    maxHosts: z.number().int().positive().optional(),
   })
   .strict();
 

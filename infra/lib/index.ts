@@ -9,6 +9,7 @@ export * from './agent-script';
 export * from './host-access';
 export * from './drill-access';
 export * from './schedules';
+export * from './dead-letters';
 export * from './signing-key';
 export * from './deployment-info';
 export * from './lambda-function';

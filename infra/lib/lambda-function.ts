@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -55,6 +56,12 @@ export interface ColdsealLambdaCommonProps {
   readonly removalPolicy?: RemovalPolicy;
   /** Extra settings (COLDSEAL_* variables, see format/lambda-settings.ts). */
   readonly extraSettings?: Record<string, string>;
+  /**
+   * Where EventBridge keeps an event it could not deliver to the function after its retries
+   * (DeadLetters); the rules' own alarm-less failure otherwise.
+   * @default - no dead-letter queue
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
 }
 
 export function functionEnvironment(props: ColdsealLambdaCommonProps, serviceName: string): Record<string, string> {

@@ -76,12 +76,13 @@ export class ColdsealMonitor extends Construct {
         detailType: [COMMAND_STATUS_DETAIL_TYPE_NAME],
         detail: { 'document-name': [props.documentName], status: [...FAILED_STATUSES] },
       },
-      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(1) })],
+      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(1), deadLetterQueue: props.deadLetterQueue })],
     });
     this.scheduleRule = new events.Rule(this, 'Check', {
       description: 'coldseal: freshness, SSM reachability, metrics, heartbeat',
       schedule: events.Schedule.rate(this.interval),
-      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(CHECK_INPUT), retryAttempts: 2 })],
+      // A check older than the interval is superseded by the next one.
+      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(CHECK_INPUT), retryAttempts: 2, maxEventAge: this.interval, deadLetterQueue: props.deadLetterQueue })],
     });
 
     acknowledgeObjectPrefixes(

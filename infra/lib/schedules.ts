@@ -2,9 +2,10 @@ import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { runRequest, taggedHosts, type RunAction } from '../../format/run-document';
+import { DEFAULT_MAX_HOSTS, DEFAULT_OFFLINE_GRACE_SECONDS, DELIVERY_TIMEOUT_RANGE_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
 import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
 import { nagEnv } from './nag';
 
@@ -15,6 +16,11 @@ export interface ScheduledRun {
   readonly cron: string;
   /** IANA time zone the cron is read in. */
   readonly timeZone: string;
+  /**
+   * The most hosts the run goes to: the delivery timeout covers their waves (runSpread).
+   * @default DEFAULT_MAX_HOSTS (50) for a group, 1 for the drill
+   */
+  readonly maxHosts?: number;
 }
 
 export interface BackupSchedulesProps {
@@ -45,7 +51,8 @@ export interface BackupSchedulesProps {
    */
   readonly executionTimeout?: Duration;
   /**
-   * Time SSM waits for an offline host to pick up the command.
+   * Time SSM waits for a host that is offline when its turn comes. The request's delivery timeout
+   * adds the waves before the last host's turn (runSpread in format/run-document.ts).
    * @default Duration.hours(1)
    */
   readonly deliveryTimeout?: Duration;
@@ -56,6 +63,12 @@ export interface BackupSchedulesProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Where a SendCommand that AWS refused is kept (DeadLetters): without it the refusal is only a
+   * count in Scheduler's metrics, and nothing alerts until the backup is a day late.
+   * @default - no dead-letter queue
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
 }
 
 /**
@@ -66,9 +79,6 @@ export interface BackupSchedulesProps {
 export function sendCommandTarget(scope: Construct): string {
   return `arn:${Stack.of(scope).partition}:scheduler:::aws-sdk:ssm:sendCommand`;
 }
-
-/** The aws:runShellScript step's timeoutSeconds limit. https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript */
-export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
 
 /**
  * EventBridge Scheduler schedules that send the agent's SSM document to each group's hosts (by
@@ -82,6 +92,8 @@ export class BackupSchedules extends Construct {
   /** How each run spreads over a group's hosts (SendCommand MaxConcurrency, MaxErrors); a run by hand does the same. */
   readonly maxConcurrency: string;
   readonly maxErrors: string;
+  /** Per group: the most hosts its schedule's delivery timeout is planned for; a run by hand plans the same. */
+  readonly maxHosts: ReadonlyMap<string, number>;
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
@@ -105,8 +117,20 @@ export class BackupSchedules extends Construct {
     }
     this.maxConcurrency = props.maxConcurrency ?? '10';
     this.maxErrors = props.maxErrors ?? '100%';
-    const deliveryTimeout = (props.deliveryTimeout ?? Duration.hours(1)).toSeconds();
-    if (deliveryTimeout < 30 || deliveryTimeout > 2592000) throw new Error(`BackupSchedules props.deliveryTimeout must be 30 s to 30 days, got ${deliveryTimeout} s`);
+    const offlineGrace = (props.deliveryTimeout ?? Duration.seconds(DEFAULT_OFFLINE_GRACE_SECONDS)).toSeconds();
+    if (offlineGrace < DELIVERY_TIMEOUT_RANGE_SECONDS[0] || offlineGrace > DELIVERY_TIMEOUT_RANGE_SECONDS[1]) {
+      throw new Error(`BackupSchedules props.deliveryTimeout must be 30 s to 30 days, got ${offlineGrace} s`);
+    }
+    const deliveryTimeoutOf = (run: ScheduledRun, where: string, defaultHosts: number): number => {
+      try {
+        return runSpread({ hosts: run.maxHosts ?? defaultHosts, maxConcurrency: this.maxConcurrency, executionTimeoutSeconds: executionTimeout, offlineGraceSeconds: offlineGrace }).deliveryTimeoutSeconds;
+      } catch (error) {
+        throw new Error(`BackupSchedules props.${where}.maxHosts: ${(error as Error).message} (props.maxConcurrency, props.executionTimeout)`, { cause: error });
+      }
+    };
+    const deliveryTimeouts = new Map(props.backups.map((run, index) => [run, deliveryTimeoutOf(run, `backups[${index}]`, DEFAULT_MAX_HOSTS)]));
+    if (props.drill) deliveryTimeouts.set(props.drill, deliveryTimeoutOf(props.drill, 'drill', 1));
+    this.maxHosts = new Map(props.backups.map((run) => [run.group, run.maxHosts ?? DEFAULT_MAX_HOSTS]));
 
     this.logGroup = new logs.LogGroup(this, 'CommandOutput', {
       retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
@@ -136,6 +160,11 @@ export class BackupSchedules extends Construct {
         }),
       );
     }
+    if (props.deadLetterQueue) {
+      // Scheduler writes the dead letter with the schedule's execution role.
+      // https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
+      this.role.addToPolicy(new iam.PolicyStatement({ sid: 'KeepRefusedRequests', actions: ['sqs:SendMessage'], resources: [props.deadLetterQueue.queueArn] }));
+    }
     const policy = this.role.node.findChild('DefaultPolicy');
     const { region, account } = nagEnv(this);
     for (const arn of [`Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, `Resource::arn:<AWS::Partition>:ssm:${region}:${account}:managed-instance/*`]) {
@@ -155,7 +184,9 @@ export class BackupSchedules extends Construct {
         target: {
           arn: sendCommandTarget(this),
           roleArn: this.role.roleArn,
+          // Throttling and other passing errors are retried for an hour; a refusal that lasts goes to the queue.
           retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+          ...(props.deadLetterQueue ? { deadLetterConfig: { arn: props.deadLetterQueue.queueArn } } : {}),
           input: stack.toJsonString(
             runRequest({
               documentName: props.document.ref,
@@ -166,7 +197,7 @@ export class BackupSchedules extends Construct {
               executionTimeoutSeconds: executionTimeout,
               maxConcurrency: this.maxConcurrency,
               maxErrors: this.maxErrors,
-              timeoutSeconds: deliveryTimeout,
+              timeoutSeconds: deliveryTimeouts.get(run)!,
               logGroup: this.logGroup.logGroupName,
             }),
           ),

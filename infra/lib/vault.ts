@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix } from '../../format/layout';
+import { incompleteUploadAbortDays, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { retentionProblems, type RetentionSettings } from './rules';
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
@@ -32,7 +33,19 @@ export interface DataVaultProps {
    * @default true
    */
   readonly eventBridgeNotifications?: boolean;
+  /**
+   * The longest a backup run may last: every segment's multipart upload stays open until the run
+   * ends, so none may be aborted before.
+   * @default MAX_EXECUTION_TIMEOUT_SECONDS (48 h): what the document lets a run by hand ask for
+   */
+  readonly longestRun?: Duration;
+  /**
+   * Days after which S3 aborts an incomplete multipart upload (a run killed without cleanup).
+   * @default incompleteUploadAbortDays(longestRun)
+   */
+  readonly abortIncompleteUploadsAfterDays?: number;
 }
+
 
 /**
  * The data bucket and everything that protects it: its KMS key, its access-log bucket, Object
@@ -59,6 +72,17 @@ export class DataVault extends Construct {
     if (!Number.isInteger(reportsDays) || reportsDays < 1) throw new Error(`DataVault props.reportsExpireAfterDays must be a whole number ≥ 1, got ${reportsDays}`);
     if (!Number.isInteger(logDays) || logDays < 1) throw new Error(`DataVault props.accessLogsExpireAfterDays must be a whole number ≥ 1, got ${logDays}`);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const longestRun = props.longestRun ?? Duration.seconds(MAX_EXECUTION_TIMEOUT_SECONDS);
+    if (longestRun.toSeconds() > MAX_EXECUTION_TIMEOUT_SECONDS) {
+      throw new Error(`DataVault props.longestRun (${longestRun.toSeconds() / 3600} hours) is longer than the ${MAX_EXECUTION_TIMEOUT_SECONDS / 3600} hours the SSM document allows a run: give at most that`);
+    }
+    const minimumAbortDays = incompleteUploadAbortDays(longestRun.toSeconds());
+    const abortDays = props.abortIncompleteUploadsAfterDays ?? minimumAbortDays;
+    if (!Number.isInteger(abortDays) || abortDays < minimumAbortDays) {
+      throw new Error(
+        `DataVault props.abortIncompleteUploadsAfterDays (${abortDays} days) must be at least ${minimumAbortDays} days: a run may last props.longestRun (${longestRun.toSeconds() / 3600} hours) with its uploads open to the end, and S3 may abort an upload as soon as that many days have passed since it began. Leave it out to derive it, or give a whole number of days of at least ${minimumAbortDays}`,
+      );
+    }
 
     this.key = new kms.Key(this, 'Key', {
       description: 'coldseal: encrypts the backups in the data bucket',
@@ -79,7 +103,8 @@ export class DataVault extends Construct {
         // The Lambdas rewrite their state objects on every run; on a versioned bucket each rewrite
         // would keep the old version forever without this.
         { id: 'lambda-state', prefix: STATE_PREFIX, noncurrentVersionExpiration: Duration.days(1) },
-        { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(1), expiredObjectDeleteMarker: true },
+        // Never before the longest run has ended: its segments' uploads are open until then.
+        { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(abortDays), expiredObjectDeleteMarker: true },
       ],
     });
 

@@ -108,12 +108,12 @@ export class ColdsealVerifier extends Construct {
         detailType: ['Object Created'],
         detail: { bucket: { name: [props.bucket.bucketName] }, object: { key: events.Match.wildcard(MANIFEST_KEY_PATTERN) } },
       },
-      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(2) })],
+      targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(2), deadLetterQueue: props.deadLetterQueue })],
     });
     this.sweepRule = new events.Rule(this, 'DailySweep', {
       description: 'coldseal: daily verification sweep and report',
       schedule: props.schedule ?? events.Schedule.cron({ minute: '0', hour: '6' }),
-      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(SWEEP_INPUT), retryAttempts: 2 })],
+      targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(SWEEP_INPUT), retryAttempts: 2, maxEventAge: Duration.hours(6), deadLetterQueue: props.deadLetterQueue })],
     });
 
     acknowledgeObjectPrefixes(

@@ -523,9 +523,9 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
     assert.deepEqual(expected.filter((e) => !seen.has(e)), [], `recorded: ${[...seen].sort().join(', ')}`);
   });
 
-  test('every EventBridge rule target and every alarm action of the deployed template is allowed, derived from the rule or alarm as the service calls it', async () => {
+  test('every EventBridge rule target, schedule target and alarm action of the deployed template is allowed, derived from the rule or alarm as the service calls it', async () => {
     const refused: string[] = [];
-    for (const call of serviceCallsOf(template)) {
+    for (const call of serviceCallsOf(template, (arn) => model.nameOfRole(arn))) {
       const decision = await model.decide(call);
       if (!decision.allowed) refused.push(`${call.origin}: ${describeCall(call, decision)}`);
       serviceDecisions.push(decision);

@@ -98,6 +98,9 @@ const OTHER_ACTIONS: Record<string, string> = {
   'logs:PutLogEvents': 'logs:PutLogEvents',
   'logs:CreateLogStream': 'logs:CreateLogStream',
   'kms:Decrypt': 'kms:Decrypt',
+  'sqs:ReceiveMessage': 'sqs:ReceiveMessage',
+  'sqs:DeleteMessage': 'sqs:DeleteMessage',
+  'sqs:PurgeQueue': 'sqs:PurgeQueue',
 };
 
 function remainingDays(until: string, now: Date): string {

@@ -10,7 +10,7 @@ import { BackupSchedules } from '../../infra/lib/schedules';
 import { DataVault } from '../../infra/lib/vault';
 import { Coldseal } from '../../infra/lib/coldseal';
 import { ColdsealStack } from '../../infra/lib/stack';
-import type { RetentionSettings } from '../../infra/lib/rules';
+import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/rules';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInBundle } from './fixtures';
 
 /** Each construct on its own, with props other than the defaults: what it builds follows its props. */
@@ -48,6 +48,21 @@ describe('DataVault', () => {
     assert.equal(rules.find((r) => r.Prefix === 'reports/').ExpirationInDays, 30);
   });
 
+  test('incomplete uploads are aborted only after the longest run, with a day to spare; a shorter abort age is refused naming the prop', () => {
+    const abortDays = (props: Partial<ConstructorParameters<typeof DataVault>[2]>) => {
+      const s = stack();
+      new DataVault(s, 'V', { retention: retentionWithDefaults(), ...props });
+      const bucket = Object.values(Template.fromStack(s).findResources('AWS::S3::Bucket', { Properties: { ObjectLockEnabled: true } }))[0] as any;
+      return (bucket.Properties.LifecycleConfiguration.Rules as any[]).find((r) => r.Id === 'cleanup').AbortIncompleteMultipartUpload.DaysAfterInitiation;
+    };
+    assert.equal(abortDays({}), 3, '48 h, the longest run the document allows, and a day');
+    assert.equal(abortDays({ longestRun: Duration.hours(4) }), 2);
+    assert.equal(abortDays({ longestRun: Duration.hours(25) }), 3);
+    assert.equal(abortDays({ longestRun: Duration.hours(48), abortIncompleteUploadsAfterDays: 7 }), 7);
+    assert.throws(() => abortDays({ longestRun: Duration.hours(48), abortIncompleteUploadsAfterDays: 2 }), /DataVault props\.abortIncompleteUploadsAfterDays \(2 days\) must be at least 3 days: a run may last props\.longestRun \(48 hours\)/);
+    assert.throws(() => abortDays({ longestRun: Duration.hours(49) }), /DataVault props\.longestRun \(49 hours\) is longer than the 48 hours/);
+  });
+
   test('a Glacier stay under 90 days is refused in the constructor', () => {
     const retention = {
       daily: { expireAfterDays: 35, lock: { mode: 'GOVERNANCE', days: 30 } },
@@ -73,12 +88,42 @@ describe('Alerts', () => {
 });
 
 describe('BackupSchedules', () => {
+  test("each group's delivery timeout covers its planned hosts' waves; a spread SSM cannot wait for is refused naming the prop", () => {
+    const s = stack();
+    const document = new ssm.CfnDocument(s, 'D', { documentType: 'Command', content: { schemaVersion: '2.2', mainSteps: [] } });
+    const schedules = new BackupSchedules(s, 'B', {
+      document,
+      backups: [
+        { group: 'one', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC', maxHosts: 1 },
+        { group: 'ten', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC', maxHosts: 10 },
+        { group: 'fifty', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC', maxHosts: 50 },
+        { group: 'many', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC', maxHosts: 500 },
+      ],
+      hostTagKey: 'coldseal-group',
+    });
+    const timeoutOf = (group: string) => {
+      const input = Stack.of(s).resolve(schedules.schedules.get(group)!.target) as { input: { 'Fn::Join': [string, unknown[]] } };
+      return JSON.parse(input.input['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : 'X')).join('')).TimeoutSeconds as number;
+    };
+    assert.deepEqual(['one', 'ten', 'fifty', 'many'].map(timeoutOf), [3600, 3600, 17 * 3600, 197 * 3600]);
+    assert.throws(
+      () =>
+        new BackupSchedules(stack(), 'B', {
+          document,
+          backups: [{ group: 'many', cron: 'cron(0 2 * * ? *)', timeZone: 'UTC', maxHosts: 500 }],
+          hostTagKey: 'k',
+          executionTimeout: Duration.hours(48),
+        }),
+      /BackupSchedules props\.backups\[0\]\.maxHosts: 500 hosts, 10 at a time, take 50 waves/,
+    );
+  });
+
   test('concurrency, error threshold, timeouts and log retention follow the props', () => {
     const s = stack();
     const document = new ssm.CfnDocument(s, 'D', { documentType: 'Command', content: { schemaVersion: '2.2', mainSteps: [] } });
     new BackupSchedules(s, 'B', {
       document,
-      backups: [{ group: 'db', cron: 'cron(0 2 * * ? *)', timeZone: 'Asia/Tokyo' }],
+      backups: [{ group: 'db', cron: 'cron(0 2 * * ? *)', timeZone: 'Asia/Tokyo', maxHosts: 40 }],
       hostTagKey: 'backup-group',
       maxConcurrency: '25%',
       maxErrors: '1',
@@ -93,7 +138,8 @@ describe('BackupSchedules', () => {
     const input = JSON.parse((schedule.Properties.Target.Input['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'X')).join(''));
     assert.equal(input.MaxConcurrency, '25%');
     assert.equal(input.MaxErrors, '1');
-    assert.equal(input.TimeoutSeconds, 600);
+    // 25% of 40 hosts is four waves of up to an hour: three before the last hosts' turn, then their 10 minutes.
+    assert.equal(input.TimeoutSeconds, 3 * 3600 + 600);
     assert.deepEqual(input.Parameters.executionTimeout, ['3600']);
     assert.deepEqual(input.Targets, [{ Key: 'tag:backup-group', Values: ['db'] }]);
     assert.throws(

@@ -244,19 +244,37 @@ describe('deployed into moto', () => {
     assert.ok(result.stderr.includes(`output: CloudWatch log group ${deployed.output('CommandLogGroupName')}`), result.stderr);
   });
 
-  test('a host without Node 18 gets a clear error, not a stack trace', async () => {
+  test('a host with a Node older than the minimum (v18), or none, is refused with the install line for its distribution', async () => {
     const bin = join(dir, 'old-node-bin');
     mkdirSync(bin, { recursive: true });
-    writeFileSync(join(bin, 'node'), '#!/bin/sh\nif [ "$1" = "--version" ]; then echo v16.20.2; exit 0; fi\nexit 1\n');
+    // A Node 18 as the script sees it: its --version (anything else it is asked would be a Node 18 running the agent).
+    writeFileSync(join(bin, 'node'), '#!/bin/sh\nif [ "$1" = "--version" ]; then echo v18.20.4; exit 0; fi\nexit 1\n');
     chmodSync(join(bin, 'node'), 0o755);
-    const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}` });
-    assert.equal(result.code, EXIT.CONFIG);
-    assert.match(result.stderr, /Node\.js 18 or later is required; this host has v16\.20\.2/);
+    const osRelease = (name: string, text: string) => {
+      const file = join(dir, `os-release-${name}`);
+      writeFileSync(file, text);
+      return file;
+    };
+    const distributions: [string, string, RegExp][] = [
+      ['al2023', 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n', /dnf install -y nodejs24 && sudo alternatives --set node \/usr\/bin\/node-24/],
+      ['al2', 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n', /Amazon Linux 2 cannot run Node\.js 20/],
+      ['rocky9', 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n', /dnf module reset -y nodejs && sudo dnf module install -y nodejs:22/],
+      ['rhel8', 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nID_LIKE="fedora"\nVERSION_ID="8.10"\n', /dnf module reset -y nodejs && sudo dnf module install -y nodejs:22/],
+      ['ubuntu', 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n', /deb\.nodesource\.com\/setup_24\.x/],
+    ];
+    for (const [name, text, line] of distributions) {
+      const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}`, COLDSEAL_OS_RELEASE: osRelease(name, text) });
+      assert.equal(result.code, EXIT.CONFIG, `${name}: ${result.stderr}`);
+      assert.match(result.stderr, /Node\.js 20 or later is required; this host has v18\.20\.4/, name);
+      assert.match(result.stderr, line, name);
+      assert.doesNotMatch(result.stderr, /dnf install -y nodejs[ ;)]/, `${name}: plain "nodejs" is Node 18 on Amazon Linux 2023`);
+    }
     const empty = join(dir, 'empty-bin');
     mkdirSync(empty, { recursive: true });
-    const none = await runDocument({ group: GROUP }, { PATH: empty });
+    const none = await runDocument({ group: GROUP }, { PATH: empty, COLDSEAL_OS_RELEASE: osRelease('al2023', distributions[0][1]) });
     assert.equal(none.code, EXIT.CONFIG);
-    assert.match(none.stderr, /Node\.js 18 or later is required on this host and there is no 'node' on PATH/);
+    assert.match(none.stderr, /Node\.js 20 or later is required on this host and there is no 'node' on PATH/);
+    assert.match(none.stderr, distributions[0][2]);
   });
 
   test('a tampered agent in the asset bucket is refused by its SHA-256', async () => {

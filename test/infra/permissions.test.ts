@@ -17,7 +17,7 @@ import type { RetentionSettings } from '../../infra/lib/rules';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { AWS_SSM_KEY, describeCall, PermissionModel, unknownActionsAndKeys } from './permissions';
-import { serviceCallsOf } from './service-calls';
+import { serviceCallsOf, type ServiceCall } from './service-calls';
 import { FAKE, resourcesOfType, type Template } from './template-tools';
 
 let model: PermissionModel;
@@ -139,26 +139,28 @@ function monitorCalls(): AwsCall[] {
   ];
 }
 
-function documentArn(): string {
-  const [docId] = resourcesOfType(template, 'AWS::SSM::Document')[0];
-  return `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/${docId}`;
-}
-
-/** Services acting on the stack's behalf: Scheduler's role, and what service-calls.ts derives from the rules, alarms and logging. */
+/** Services acting on the stack's behalf: what service-calls.ts derives from the schedules, rules, alarms and logging, and Run Command's output. */
 function serviceCalls(): AwsCall[] {
-  const instance = `arn:aws:ec2:${FAKE.region}:${FAKE.account}:instance/i-0123456789abcdef0`;
-  const calls: AwsCall[] = [
-    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: documentArn() },
-    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-group': 'db' } },
-    { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/coldseal-drill': 'db' } },
-    ...serviceCallsOf(template),
-  ];
+  const calls: AwsCall[] = [...serviceCallsOf(template, (arn) => model.nameOfRole(arn))];
   // SSM Run Command's output, written by the SSM agent with the host's role.
   const [logGroupId] = resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => id.includes('CommandOutput'))!;
   for (const operation of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
     calls.push({ principal: 'host:db', operation, resource: `arn:aws:logs:${FAKE.region}:${FAKE.account}:log-group:${logGroupId}:log-stream:cmd/i-0123/aws-runShellScript/stdout` });
   }
   return calls;
+}
+
+/**
+ * A target call that AWS refused is kept in the dead-letter queue: Scheduler sends it with its
+ * execution role, EventBridge as its service principal for the rule that failed (both derived
+ * from the template's targets by service-calls.ts). Every schedule and rule target has one.
+ */
+function deadLetterCalls(): ServiceCall[] {
+  for (const [id, schedule] of resourcesOfType(template, 'AWS::Scheduler::Schedule')) assert.ok(schedule.Properties.Target.DeadLetterConfig, `${id} has a dead-letter queue`);
+  for (const [id, rule] of resourcesOfType(template, 'AWS::Events::Rule')) {
+    assert.ok(rule.Properties.Targets.every((t: { DeadLetterConfig?: unknown }) => t.DeadLetterConfig), `${id} has a dead-letter queue`);
+  }
+  return serviceCallsOf(template, (arn) => model.nameOfRole(arn)).filter((c) => c.origin.endsWith('dead-letter queue'));
 }
 
 /** The first denied call per entry, named; empty when everything is allowed. */
@@ -194,13 +196,14 @@ describe('every call the system makes is allowed', () => {
     assert.deepEqual(await denied(serviceCalls()), []);
   });
   test('every rule target and every alarm action is derived from the rule or alarm, not from its permission', () => {
-    const derived = serviceCallsOf(template);
+    const derived = serviceCallsOf(template, (arn) => model.nameOfRole(arn));
     const rules = resourcesOfType(template, 'AWS::Events::Rule').flatMap(([, r]) => r.Properties.Targets ?? []);
     const alarmActions = resourcesOfType(template, 'AWS::CloudWatch::Alarm').flatMap(([, a]) => [...(a.Properties.AlarmActions ?? []), ...(a.Properties.OKActions ?? []), ...(a.Properties.InsufficientDataActions ?? [])]);
     assert.ok(rules.length >= 4 && alarmActions.length >= 6, `${rules.length} rule targets, ${alarmActions.length} alarm actions`);
-    assert.equal(derived.filter((c) => c.origin.startsWith('rule ')).length, rules.length);
+    assert.equal(derived.filter((c) => c.origin.startsWith('rule ') && !c.origin.endsWith('dead-letter queue')).length, rules.length);
     assert.equal(derived.filter((c) => c.origin.startsWith('alarm ')).length, alarmActions.length);
-    assert.ok(derived.every((c) => c.context?.['aws:SourceArn']), 'each call carries the source ARN the service sends');
+    assert.ok(derived.filter((c) => /^(rule|alarm) /.test(c.origin)).every((c) => c.context?.['aws:SourceArn']), 'each call carries the source ARN the service sends');
+    assert.ok(derived.some((c) => c.origin.startsWith('schedule ') && c.resource?.includes('managed-instance')), 'schedules reach on-premises hosts too');
   });
   test("a rule whose function lost its invoke permission, or an alarm the topic policy does not name, is refused", async () => {
     const broken = JSON.parse(JSON.stringify(template)) as Template;
@@ -210,9 +213,15 @@ describe('every call the system makes is allowed', () => {
     for (const st of topicPolicy.Properties.PolicyDocument.Statement) if (st.Principal?.Service === 'cloudwatch.amazonaws.com') st.Condition.ArnLike['aws:SourceArn'] = `arn:aws:cloudwatch:${FAKE.region}:${FAKE.account}:alarm:someone-else-*`;
     const brokenModel = new PermissionModel(broken);
     const refused: string[] = [];
-    for (const call of serviceCallsOf(broken)) if (!(await brokenModel.decide(call)).allowed) refused.push(call.origin);
+    for (const call of serviceCallsOf(broken, (arn) => brokenModel.nameOfRole(arn))) if (!(await brokenModel.decide(call)).allowed) refused.push(call.origin);
     assert.ok(refused.some((o) => /^rule .*ManifestCreated/.test(o)), refused.join('\n'));
-    assert.equal(refused.filter((o) => o.startsWith('alarm ')).length, serviceCallsOf(broken).filter((c) => c.origin.startsWith('alarm ')).length, refused.join('\n'));
+    assert.equal(refused.filter((o) => o.startsWith('alarm ')).length, serviceCallsOf(broken, (arn) => brokenModel.nameOfRole(arn)).filter((c) => c.origin.startsWith('alarm ')).length, refused.join('\n'));
+  });
+  test('dead letters: Scheduler (its role) and EventBridge (for each rule) put a refused target call into the queue', async () => {
+    const calls = deadLetterCalls();
+    assert.equal(calls.length, resourcesOfType(template, 'AWS::Scheduler::Schedule').length + resourcesOfType(template, 'AWS::Events::Rule').length, 'every schedule and every rule');
+    assert.ok(calls.length >= 6, `${calls.length} dead-letter sends`);
+    assert.deepEqual(await denied(calls), []);
   });
 });
 
@@ -330,6 +339,23 @@ describe('every hostile call is denied', () => {
       { principal: 'scheduler', operation: 'ssm:SendCommand', resource: instance },
       { principal: 'scheduler', operation: 'ssm:SendCommand', resource: `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/SomeOtherDocument` },
     ];
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+});
+
+describe('the dead-letter queue keeps failed requests for the operator only', () => {
+  test('hosts, the drill host, the Lambdas and the scheduler cannot read, delete or purge it; hosts cannot fill it; another rule or account cannot send; nothing without TLS', async () => {
+    const queue = model.deadLetterQueueArn!;
+    const calls: AwsCall[] = [];
+    for (const principal of ['host:db', 'host:web', 'drill', 'verifier', 'monitor', 'scheduler']) {
+      for (const operation of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue']) calls.push({ principal, operation, resource: queue });
+    }
+    calls.push(
+      { principal: 'host:db', operation: 'sqs:SendMessage', resource: queue },
+      { principal: 'events.amazonaws.com', operation: 'sqs:SendMessage', resource: queue, context: { 'aws:SourceArn': `arn:aws:events:${FAKE.region}:${FAKE.account}:rule/SomeoneElsesRule`, 'aws:SourceAccount': FAKE.account } },
+      { principal: 'events.amazonaws.com', operation: 'sqs:SendMessage', resource: queue, context: { 'aws:SourceArn': `arn:aws:events:${FAKE.region}:210987654321:rule/x`, 'aws:SourceAccount': '210987654321' } },
+      ...deadLetterCalls().map((c) => ({ ...c, insecure: true })),
+    );
     assert.deepEqual(await allowedOnes(calls), []);
   });
 });

@@ -62,12 +62,16 @@ export class PermissionModel {
   readonly dataKeyArn: string;
   readonly topicArn: string;
   readonly topicKeyArn: string;
+  /** The dead-letter queue of the schedules and rules, when the template has one. */
+  readonly deadLetterQueueArn?: string;
 
   constructor(readonly template: Template) {
     const policyOf = (statements: any): Policy => ({ Version: '2012-10-17', Statement: render(template, statements) });
     const [dataId, data] = resourcesOfType(template, 'AWS::S3::Bucket').find(([, r]) => r.Properties?.ObjectLockEnabled)!;
     this.dataBucket = bucketNameOf(dataId);
     this.dataKeyArn = render(template, data.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.KMSMasterKeyID);
+    const queue = resourcesOfType(template, 'AWS::SQS::Queue')[0];
+    if (queue) this.deadLetterQueueArn = render(template, { 'Fn::GetAtt': [queue[0], 'Arn'] });
     const [topicId, topic] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
     this.topicArn = render(template, { Ref: topicId });
     this.topicKeyArn = render(template, topic.Properties.KmsMasterKeyId);
@@ -89,6 +93,12 @@ export class PermissionModel {
       resourcePolicy(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), id, policyOf(key.Properties.KeyPolicy.Statement));
     }
     this.resourcePolicies.set(AWS_SSM_KEY, awsSsmKeyPolicy(FAKE.account, FAKE.region));
+    for (const [, policy] of resourcesOfType(template, 'AWS::SQS::QueuePolicy')) {
+      for (const queue of policy.Properties.Queues as any[]) {
+        const id = queue.Ref as string;
+        this.resourcePolicies.set(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), policyOf(policy.Properties.PolicyDocument.Statement));
+      }
+    }
     // A function's resource policy is the set of its AWS::Lambda::Permission resources.
     for (const [id, permission] of resourcesOfType(template, 'AWS::Lambda::Permission')) {
       const fn = render(template, permission.Properties.FunctionName) as string;
@@ -196,6 +206,12 @@ export class PermissionModel {
   }
 
   /** One question to the simulator. */
+  /** The model's name of a role (host:db, scheduler, …) from its ARN, for calls a service makes with that role. */
+  nameOfRole(roleArn: string): string {
+    for (const [name, identity] of this.identities) if (identity.arn === roleArn) return name;
+    throw new Error(`permissions: no principal with role ${roleArn} in the template`);
+  }
+
   async ask(principal: string, question: Question): Promise<string> {
     return (await this.askWithGrants(principal, question)).result;
   }
@@ -297,7 +313,7 @@ export async function unknownActionsAndKeys(model: PermissionModel): Promise<str
   const problems: string[] = [];
   const statements: any[] = [];
   for (const { policies } of model.identities.values()) for (const p of policies) statements.push(...p.Statement);
-  for (const type of ['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy']) {
+  for (const type of ['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy', 'AWS::SQS::QueuePolicy']) {
     for (const [, r] of resourcesOfType(model.template, type)) statements.push(...render(model.template, r.Properties.PolicyDocument.Statement));
   }
   for (const [, key] of resourcesOfType(model.template, 'AWS::KMS::Key')) statements.push(...render(model.template, key.Properties.KeyPolicy.Statement));

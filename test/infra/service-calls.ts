@@ -62,6 +62,40 @@ export function ruleTargetCalls(template: Template, roleName: (roleArn: string) 
 }
 
 /**
+ * Every EventBridge Scheduler schedule: Scheduler assumes the schedule's role and makes the target's
+ * API call with it (a universal target, `arn:aws:scheduler:::aws-sdk:<service>:<action>`, takes the
+ * request from Input), and on a refused call sends the event to its dead-letter queue with the same
+ * role. A SendCommand is authorized on the document and on every targeted instance, EC2 and
+ * on-premises (managed-instance) alike, with the instance's tags as ssm:resourceTag/<key>.
+ * https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html
+ * https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+ */
+export function scheduleTargetCalls(template: Template, roleName: (roleArn: string) => string): ServiceCall[] {
+  const calls: ServiceCall[] = [];
+  for (const [id, schedule] of resourcesOfType(template, 'AWS::Scheduler::Schedule')) {
+    const target = schedule.Properties.Target;
+    const origin = `schedule ${id}`;
+    const principal = roleName(arnOf(template, target.RoleArn));
+    const universal = /^arn:aws:scheduler:::aws-sdk:([a-z0-9]+):([A-Za-z]+)$/.exec(arnOf(template, target.Arn));
+    if (!universal || universal[1] !== 'ssm' || universal[2] !== 'sendCommand') throw new Error(`service-calls: ${origin} targets ${arnOf(template, target.Arn)}: model it in scheduleTargetCalls`);
+    const input = JSON.parse(render(template, target.Input) as string) as { DocumentName: string; Targets: { Key: string; Values: string[] }[] };
+    calls.push({ principal, operation: 'ssm:SendCommand', resource: `arn:aws:ssm:${FAKE.region}:${FAKE.account}:document/${input.DocumentName}`, origin });
+    for (const { Key, Values } of input.Targets) {
+      const tag = /^tag:(.+)$/.exec(Key)?.[1];
+      if (!tag) throw new Error(`service-calls: ${origin} targets hosts by ${Key}, not by tag: model it in scheduleTargetCalls`);
+      for (const value of Values) {
+        for (const instance of [`arn:aws:ec2:${FAKE.region}:${FAKE.account}:instance/i-0123456789abcdef0`, `arn:aws:ssm:${FAKE.region}:${FAKE.account}:managed-instance/mi-0123456789abcdef0`]) {
+          calls.push({ principal, operation: 'ssm:SendCommand', resource: instance, context: { [`ssm:resourceTag/${tag}`]: value }, origin: `${origin} ${instance.includes('managed-instance') ? 'on-premises' : 'EC2'} host tagged ${tag}=${value}` });
+        }
+      }
+    }
+    if (target.DeadLetterConfig?.Arn) calls.push({ principal, ...deliveryTo(arnOf(template, target.DeadLetterConfig.Arn), `${origin} dead-letter queue`), origin: `${origin} dead-letter queue` });
+  }
+  return calls;
+}
+
+/**
  * Every alarm action (ALARM, OK, INSUFFICIENT_DATA): CloudWatch publishes as
  * cloudwatch.amazonaws.com with aws:SourceArn = the alarm's ARN (and uses the topic's KMS key).
  * An alarm without AlarmName gets "<stack>-<logical id>-<suffix>" from CloudFormation.
@@ -119,5 +153,5 @@ export function accessLogCalls(template: Template): ServiceCall[] {
 
 /** Every call a service makes on the stack's behalf. @param roleName a target role's ARN → the model's principal name. */
 export function serviceCallsOf(template: Template, roleName: (roleArn: string) => string = (arn) => arn): ServiceCall[] {
-  return [...ruleTargetCalls(template, roleName), ...alarmActionCalls(template), ...subscriptionCalls(template), ...accessLogCalls(template)];
+  return [...ruleTargetCalls(template, roleName), ...scheduleTargetCalls(template, roleName), ...alarmActionCalls(template), ...subscriptionCalls(template), ...accessLogCalls(template)];
 }

@@ -28,6 +28,7 @@ export function render(template: Template, value: unknown): any {
       const type = template.Resources[ref]?.Type;
       if (type === 'AWS::SNS::Topic') return `arn:aws:sns:${FAKE.region}:${FAKE.account}:${ref}`;
       if (type === 'AWS::S3::Bucket') return bucketNameOf(ref);
+      if (type === 'AWS::SQS::Queue') return `https://sqs.${FAKE.region}.amazonaws.com/${FAKE.account}/${ref}`;
       return ref;
     }
     if ('Fn::GetAtt' in obj) {
@@ -40,6 +41,7 @@ export function render(template: Template, value: unknown): any {
       if (type === 'AWS::Lambda::Function') return `arn:aws:lambda:${FAKE.region}:${FAKE.account}:function:${id}`;
       if (type === 'AWS::IAM::Role') return `arn:aws:iam::${FAKE.account}:role/${id}`;
       if (type === 'AWS::Events::Rule') return `arn:aws:events:${FAKE.region}:${FAKE.account}:rule/${id}`;
+      if (type === 'AWS::SQS::Queue') return `arn:aws:sqs:${FAKE.region}:${FAKE.account}:${id}`;
       return `arn:aws:${type}:${id}`;
     }
     if ('Fn::Join' in obj) {

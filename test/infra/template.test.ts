@@ -9,6 +9,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
+import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
@@ -60,7 +61,7 @@ describe('cdk-nag', () => {
     }
     assert.ok(acknowledged.size >= 5);
     for (const [id, reason] of acknowledged) {
-      assert.match(id, /AwsSolutions-(IAM4|IAM5|S1)/);
+      assert.match(id, /AwsSolutions-(IAM4|IAM5|S1|SQS3)/);
       assert.ok(reason.split(/\s+/).length >= 12, `${id}: "${reason}" is not a reason`);
     }
   });
@@ -131,7 +132,10 @@ describe('data vault', () => {
     assert.equal(monthly.ExpirationInDays, 400);
     assert.deepEqual(rules.find((r) => r.Prefix === 'backups/yearly/').Transitions, [{ StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 1 }]);
     const cleanup = rules.find((r) => r.Id === 'cleanup');
-    assert.deepEqual(cleanup.AbortIncompleteMultipartUpload, { DaysAfterInitiation: 1 });
+    // A run may last the document's longest execution timeout (48 h) with its uploads open to the
+    // end; S3 aborts no earlier than DaysAfterInitiation days after the upload began.
+    assert.ok(cleanup.AbortIncompleteMultipartUpload.DaysAfterInitiation * 86_400 > MAX_EXECUTION_TIMEOUT_SECONDS, 'the abort age exceeds the longest run the document allows');
+    assert.deepEqual(cleanup.AbortIncompleteMultipartUpload, { DaysAfterInitiation: 3 });
     assert.equal(cleanup.ExpiredObjectDeleteMarker, true);
     assert.equal(cleanup.Prefix, undefined, 'cleanup covers the whole bucket');
     assert.ok(rules.some((r) => r.Prefix === DRILLS_PREFIX && r.ExpirationInDays === 400));
@@ -202,7 +206,7 @@ describe('agent delivery', () => {
     assert.equal(step.inputs.timeoutSeconds, '{{ executionTimeout }}');
     const script = (render(template, step.inputs.runCommand) as string[]).join('\n');
     assert.match(script, /command -v node/);
-    assert.match(script, /Node\.js 18 or later is required/);
+    assert.match(script, /Node\.js 20 or later is required/);
     assert.match(script, /aws s3 cp --only-show-errors 's3:\/\/cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js'/);
     assert.match(script, /--config-parameter "\/coldseal\/groups\/\$GROUP\/config"/);
     assert.match(script, /exec node "\$AGENT" "\$@"/);
@@ -261,6 +265,8 @@ describe('deployment information', () => {
       executionTimeoutSeconds: 4 * 3600,
       maxConcurrency: '10',
       maxErrors: '100%',
+      // No group names its count: each is planned for the default, as coldseal trigger plans it too.
+      maxHosts: { db: DEFAULT_MAX_HOSTS, web: DEFAULT_MAX_HOSTS },
       signingKeys: {
         db: 'arn:aws:kms:us-east-1:123456789012:key/ColdsealSigningKeydbKey163BFC37',
         web: 'arn:aws:kms:us-east-1:123456789012:key/ColdsealSigningKeywebKey370C746F',
@@ -272,6 +278,10 @@ describe('deployment information', () => {
       assert.equal(input.MaxConcurrency, info.maxConcurrency);
       assert.equal(input.MaxErrors, info.maxErrors);
       assert.equal(input.DocumentName, info.documentName);
+      const group = input.Parameters.group[0] as string;
+      if (input.Parameters.action[0] === 'backup') {
+        assert.equal(input.TimeoutSeconds, runSpread({ hosts: info.maxHosts![group], maxConcurrency: info.maxConcurrency, executionTimeoutSeconds: info.executionTimeoutSeconds }).deliveryTimeoutSeconds);
+      }
     }
   });
 });
@@ -296,7 +306,9 @@ describe('schedules', () => {
       assert.deepEqual(input.Parameters, { group: [group], action: ['backup'], executionTimeout: ['14400'] });
       assert.equal(input.MaxConcurrency, '10');
       assert.equal(input.MaxErrors, '100%');
-      assert.equal(input.TimeoutSeconds, 3600);
+      // No group names its host count: planned for DEFAULT_MAX_HOSTS, 5 waves of 10, each up to 4 h, then an hour's grace.
+      assert.equal(input.TimeoutSeconds, runSpread({ hosts: DEFAULT_MAX_HOSTS, maxConcurrency: '10', executionTimeoutSeconds: 14400 }).deliveryTimeoutSeconds);
+      assert.equal(input.TimeoutSeconds, 17 * 3600);
       assert.deepEqual(input.CloudWatchOutputConfig, { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: logGroupId });
     }
     const drill = schedules.find((s) => s.Description === 'coldseal: restore drill of group db');
@@ -304,7 +316,49 @@ describe('schedules', () => {
     const drillInput = JSON.parse(render(template, drill.Target.Input));
     assert.deepEqual(drillInput.Targets, [{ Key: 'tag:coldseal-drill', Values: ['db'] }]);
     assert.deepEqual(drillInput.Parameters.action, ['drill']);
+    assert.equal(drillInput.TimeoutSeconds, 3600, 'the drill host is one host: its turn comes at once');
     assertions.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+  });
+
+  test('every schedule and every rule target has a retry policy and the dead-letter queue; the queue is encrypted, TLS-only, keeps a failed request 14 days; its alarm tells the topic within minutes what to do', () => {
+    const queues = resourcesOfType(template, 'AWS::SQS::Queue');
+    assert.equal(queues.length, 1, 'one dead-letter queue for every schedule and rule');
+    const [queueId, queue] = queues[0];
+    const queueArn = { 'Fn::GetAtt': [queueId, 'Arn'] };
+    assert.equal(queue.Properties.SqsManagedSseEnabled, true);
+    assert.equal(queue.Properties.MessageRetentionPeriod, 14 * 86_400);
+    const schedules = resourcesOfType(template, 'AWS::Scheduler::Schedule');
+    assert.equal(schedules.length, 3, 'two groups and the drill');
+    for (const [id, schedule] of schedules) {
+      assert.deepEqual(schedule.Properties.Target.DeadLetterConfig, { Arn: queueArn }, id);
+      assert.ok(schedule.Properties.Target.RetryPolicy.MaximumRetryAttempts >= 1, id);
+    }
+    const rules = resourcesOfType(template, 'AWS::Events::Rule');
+    assert.equal(rules.length, 4, "the verifier's sweep and manifest rules, the monitor's check and command-failure rules");
+    for (const [id, rule] of rules) {
+      for (const target of rule.Properties.Targets) {
+        assert.deepEqual(target.DeadLetterConfig, { Arn: queueArn }, id);
+        assert.ok(target.RetryPolicy.MaximumRetryAttempts >= 1, id);
+      }
+    }
+    const [, queuePolicy] = resourcesOfType(template, 'AWS::SQS::QueuePolicy')[0];
+    const statements = queuePolicy.Properties.PolicyDocument.Statement as any[];
+    assert.ok(statements.some((st) => st.Effect === 'Deny' && st.Condition?.Bool?.['aws:SecureTransport'] === 'false'), 'TLS only');
+    const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').filter(([, a]) => JSON.stringify(a.Properties.Dimensions ?? []).includes(queueId));
+    assert.equal(alarms.length, 1, 'one alarm on the queue');
+    const [alarmId, alarm] = alarms[0];
+    assert.equal(alarm.Properties.MetricName, 'ApproximateNumberOfMessagesVisible');
+    assert.equal(alarm.Properties.Namespace, 'AWS/SQS');
+    assert.ok(alarm.Properties.Period <= 300, 'within minutes');
+    assert.equal(alarm.Properties.Threshold, 1);
+    assert.equal(alarm.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    const topic = resourcesOfType(template, 'AWS::SNS::Topic')[0][0];
+    assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic }]);
+    assert.deepEqual(alarm.Properties.OKActions, [{ Ref: topic }]);
+    const description = render(template, alarm.Properties.AlarmDescription) as string;
+    for (const words of ['aws sqs receive-message', 'ERROR_CODE', 'ERROR_MESSAGE', 'coldseal trigger', 'delete']) assert.ok(description.includes(words), `${words}: ${description}`);
+    const [, dashboard] = resourcesOfType(template, 'AWS::CloudWatch::Dashboard')[0];
+    assert.ok(JSON.stringify(dashboard.Properties.DashboardBody).includes(alarmId), 'the dashboard shows the alarm');
   });
 
   test('the scheduler role can send only this document, only to hosts tagged for coldseal', async () => {

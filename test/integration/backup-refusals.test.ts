@@ -52,14 +52,14 @@ describe('messages that tell the truth', () => {
       const result = await backup([pgSource('outage', { binDir: bin })], { endpoint: proxy.url });
       assert.equal(result.code, EXIT.STORAGE, result.log);
       assert.match(result.log, /upload to s3:\/\/.*outage.* failed/);
-      assert.match(result.log, /could not abort the incomplete upload of backups\/daily\/testgroup\/testhost\/outage\/.*; S3's lifecycle rule removes it within a day/);
+      assert.match(result.log, /could not abort the incomplete upload of backups\/daily\/testgroup\/testhost\/outage\/.*; S3's lifecycle rule removes it 3 days after it began/);
       assert.doesNotMatch(result.log, /the incomplete upload was aborted/);
       const open = (await sandbox.openMultipartUploads()).filter((k) => k.includes('/outage/'));
       assert.equal(open.length, 1, 'what the message says is what S3 shows');
       const [alert] = await inbox.receive();
       assert.ok(alert, 'an alert was sent');
       assert.match(alert.message, /could not abort the incomplete upload/);
-      assert.match(alert.message, /Some incomplete uploads could not be aborted \(see above\): S3's lifecycle rule removes them within a day/);
+      assert.match(alert.message, /Some incomplete uploads could not be aborted \(see above\): S3's lifecycle rule removes them 3 days after they began/);
       assert.doesNotMatch(alert.message, /incomplete uploads were aborted/);
     } finally {
       await proxy.close();

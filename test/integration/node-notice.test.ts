@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_INSTALL_LINES, NODE_SUPPORT } from '../../format/node-support';
+import { PREREQUISITES } from '../../scripts/prerequisites';
 import { nodeVersionNotice } from '../../agent/src/node-notice';
 import { createAgentSandbox } from '../harness/agent';
 
@@ -44,4 +46,17 @@ test('the CLI prints no NodeVersionSupportWarning in a list/status/verify sequen
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
+});
+
+test('one Node.js minimum everywhere: package.json engines, npm run setup, the README (the SSM script: deploy-moto test)', () => {
+  const root = join(__dirname, '..', '..');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } };
+  assert.equal(pkg.engines.node, `>=${NODE_SUPPORT.minimumMajor}`);
+  assert.ok(PREREQUISITES.some((p) => p.name === `Node.js ≥ ${NODE_SUPPORT.minimumMajor}`));
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const named = [...readme.matchAll(/(?:Node|Node\.js|`node`) ≥ (\d+)|Node\.js (\d+) or later is required/g)].map((m) => Number(m[1] ?? m[2]));
+  assert.ok(named.length >= 2, 'the README names the minimum');
+  assert.deepEqual([...new Set(named)], [NODE_SUPPORT.minimumMajor]);
+  for (const { line } of NODE_INSTALL_LINES) assert.ok(readme.includes(line), `the README gives: ${line}`);
+  assert.doesNotMatch(readme, /dnf install -y nodejs(?![0-9])/, 'plain nodejs is Node 18 on Amazon Linux 2023');
 });

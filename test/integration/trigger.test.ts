@@ -48,6 +48,7 @@ before(async () => {
     executionTimeoutSeconds: DOCUMENT_TIMEOUT,
     maxConcurrency: '10',
     maxErrors: '100%',
+    maxHosts: { db: 120 },
   };
   await ssm.send(new PutParameterCommand({ Name: deploymentParameter(), Type: 'String', Value: JSON.stringify(deployment) }));
   // Only the source names matter to trigger; the hosts read the rest.
@@ -89,6 +90,8 @@ describe('against moto: the deployment parameter and SendCommand', () => {
     assertDocumentAccepts(sent.Parameters!);
     assert.equal(sent.MaxConcurrency, '10');
     assert.equal(sent.MaxErrors, '100%');
+    // As the schedule plans it: the deployment's 120 hosts of db, 12 waves of up to 2 h (--timeout), then an hour's grace.
+    assert.equal(sent.TimeoutSeconds, 11 * 7200 + 3600);
     assert.match(sent.Comment ?? '', /^coldseal trigger by \S+@\S+: backup db$/);
   });
 
@@ -172,6 +175,7 @@ describe('--host: the named host among the group\'s tagged instances (inventory 
     const sent = await sentCommand(result.commandId);
     assert.deepEqual(sent.InstanceIds, ['i-0bbb']);
     assert.deepEqual(sent.Targets, []);
+    assert.equal(sent.TimeoutSeconds, 3600, 'one host: its turn comes at once');
     assert.equal(sent.Comment, 'coldseal trigger by ops@laptop: backup db on db-2');
     const invocation = await ssm.send(new GetCommandInvocationCommand({ CommandId: result.commandId, InstanceId: 'i-0bbb' }));
     assert.equal(invocation.DocumentName, deployment.documentName);

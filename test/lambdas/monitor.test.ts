@@ -232,6 +232,35 @@ test('a timed-out command on an unknown instance still alerts, with the timeout 
   assert.match(sent.message, /\| last lines of the command's error output:\n {2}\| \{"level":"info","msg":"dumping","tier":"weekly"\}/);
 });
 
+test('a delivery time-out is named as such: the host never received the command, with its SSM state and what to do', async () => {
+  const world = await newWorld({ account });
+  const lastPing = new Date(world.clock.ms - 30 * HOUR);
+  const web3 = instance('web-3', world, { pingStatus: 'ConnectionLost', lastPingAt: lastPing });
+  const commands = new FakeCommands();
+  const requested = new Date(world.clock.ms - 18 * HOUR).toISOString();
+  // GetCommandInvocation's StatusDetails, written both ways the SSM documentation and API give it.
+  for (const [id, details] of [['cmd-d1', 'DeliveryTimedOut'], ['cmd-d2', 'Delivery Timed Out']]) {
+    commands.invocations.set(`${id}/${web3.instanceId}`, { status: 'TimedOut', statusDetails: details, responseCode: -1, standardError: '', standardOutput: '', executionStartedAt: undefined, executionEndedAt: undefined });
+  }
+  const handler = monitor(world, new FakeInstances([web3]), commands);
+  const result = (await handler({ ...commandEvent('cmd-d1', web3.instanceId, 'TimedOut'), detail: { ...commandEvent('cmd-d1', web3.instanceId, 'TimedOut').detail, 'requested-date-time': requested } })) as MonitorResult;
+  const [finding] = result.findings;
+  assert.equal(finding.summary, 'backup command DeliveryTimedOut on web-3 (group web): the host never received the command, so nothing ran');
+  assert.equal(finding.since, requested, 'since the send: the host has no run of its own');
+  assert.match(finding.detail ?? '', /SSM last heard from the instance at .*\(ping status ConnectionLost\)/);
+  assert.doesNotMatch(finding.detail ?? '', /error output/);
+  assert.match(finding.action, /offline or its SSM agent could not reach SSM/);
+  assert.match(finding.action, /more hosts than the group's maxHosts/);
+  assert.match(finding.action, /coldseal trigger --group web --host web-3/);
+  assert.doesNotMatch(finding.action, /execution timeout/);
+  const [sent] = await drainInbox(world);
+  assert.match(sent.message, /backup command DeliveryTimedOut on web-3 \(group web\): the host never received the command/);
+
+  const world2 = await newWorld({ account });
+  const spaced = (await monitor(world2, new FakeInstances([web3]), commands)(commandEvent('cmd-d2', web3.instanceId, 'TimedOut'))) as MonitorResult;
+  assert.match(spaced.findings[0].summary, /DeliveryTimedOut on web-3 \(group web\): the host never received the command/);
+});
+
 test('the SSM command adapter reads invocations and parameters (moto: every command succeeds)', async () => {
   const world = await newWorld({ account });
   const sent = await world.ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: ['i-0123456789abcdef0'], Parameters: { commands: ['echo hi --tier monthly'] } }));

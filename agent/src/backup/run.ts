@@ -18,6 +18,7 @@ import type { AgentClients } from '../aws';
 import type { AgentConfig, SourceConfig } from '../../../format/agent-config';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
+import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../../format/run-document';
 import type { Log } from '../log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';
 import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
@@ -392,7 +393,7 @@ async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClien
     '',
     ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
     failed.some((f) => f.uploadsLeftOpen)
-      ? "Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them within a day."
+      ? `Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after they began.`
       : 'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
     'What to do: fix the cause above, then run the backup again, e.g.',
     `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,

@@ -2,6 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import { isFailedStatus, isTerminalStatus } from '../../../format/command-status';
+import { MAX_EXECUTION_TIMEOUT_SECONDS } from '../../../format/run-document';
 import { assertName, hostNameFrom, type Tier } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from '../../../format/parameters';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
@@ -60,7 +61,7 @@ export interface ValidTriggerOptions {
 }
 
 /** The document's executionTimeout bounds (infra/lib/agent-delivery.ts). */
-const TIMEOUT_RANGE = [60, 172800] as const;
+const TIMEOUT_RANGE = [60, MAX_EXECUTION_TIMEOUT_SECONDS] as const;
 
 function seconds(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;

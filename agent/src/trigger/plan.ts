@@ -1,6 +1,6 @@
 import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { hostNameFrom, NAME_PATTERN, type Tier } from '../../../format/layout';
-import { runRequest, taggedHosts, type RunTarget } from '../../../format/run-document';
+import { DEFAULT_MAX_HOSTS, runRequest, runSpread, taggedHosts, type RunSpread, type RunTarget } from '../../../format/run-document';
 import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../../format/parameters';
 import { ColdsealError, EXIT } from '../errors';
 import { callSsm, type ManagedHost, type TriggerSsm } from './ssm';
@@ -57,6 +57,8 @@ export interface TriggerPlan {
   /** When a host was named: the instance it resolved to. */
   readonly host?: ManagedHost;
   readonly request: SendCommandCommandInput;
+  /** How the command spreads over the hosts, and the delivery timeout that lets the last of them run. */
+  readonly spread: RunSpread;
   /** Things worth telling the operator before the command is sent (e.g. the host is offline). */
   readonly warnings: readonly string[];
 }
@@ -85,6 +87,15 @@ export async function planTrigger(ssm: TriggerSsm, deployment: DeploymentInfo, o
   }
 
   const what = `${action} ${group}${host ? ` on ${hostNameFrom(host.computerName || host.instanceId)}` : ''}`;
+  const executionTimeoutSeconds = options.timeoutSeconds ?? deployment.executionTimeoutSeconds;
+  // As the schedule plans it (infra/lib/schedules.ts): one named host, the drill host, or the group's planned bound.
+  const hosts = host || options.drill ? 1 : (deployment.maxHosts?.[group] ?? DEFAULT_MAX_HOSTS);
+  let spread: RunSpread;
+  try {
+    spread = runSpread({ hosts, maxConcurrency: deployment.maxConcurrency, executionTimeoutSeconds });
+  } catch (error) {
+    throw new ColdsealError(EXIT.USAGE, `cannot send to group ${group}: ${(error as Error).message}`, 'Give a shorter --timeout, or --host to run on one host');
+  }
   const request: SendCommandCommandInput = runRequest({
     documentName: deployment.documentName,
     comment: `coldseal trigger by ${options.requestedBy}: ${what}`.slice(0, COMMENT_LIMIT),
@@ -93,13 +104,14 @@ export async function planTrigger(ssm: TriggerSsm, deployment: DeploymentInfo, o
     action,
     tier: options.tier ?? 'auto',
     sources: options.sources?.length ? options.sources.join(',') : 'all',
-    executionTimeoutSeconds: options.timeoutSeconds ?? deployment.executionTimeoutSeconds,
+    executionTimeoutSeconds,
     // As the schedule sends it: one broken host must not stop the others' runs.
     maxConcurrency: deployment.maxConcurrency,
     maxErrors: deployment.maxErrors,
+    timeoutSeconds: spread.deliveryTimeoutSeconds,
     logGroup: deployment.commandLogGroup,
   });
-  return { group, action, targetDescription, host, request, warnings };
+  return { group, action, targetDescription, host, request, spread, warnings };
 }
 
 function chooseGroup(deployment: DeploymentInfo, options: TriggerOptions): string {

@@ -1,6 +1,6 @@
-import { hostNameFrom, isFailedStatus, type CommandStatusDetail } from '../../../format';
+import { hostNameFrom, isFailedStatus, notDelivered, type CommandStatusDetail } from '../../../format';
 import { makeFinding, type Finding } from '../../shared/findings';
-import type { CommandHistory, CommandInvocation, InstanceDirectory, Log } from '../../shared/ports';
+import type { CommandHistory, CommandInvocation, InstanceDirectory, Log, ManagedInstance } from '../../shared/ports';
 import type { Settings } from '../../../format/lambda-settings';
 
 
@@ -27,9 +27,46 @@ export function tierOf(parameters: Record<string, string[]> | null, invocation: 
 function advice(status: string, commandId: string, instanceId: string, host: string, group: string): string {
   const fetch = `Full output: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`;
   const rerun = `When fixed, run coldseal trigger --group ${group} --host ${host}; the monitor reports the backup as late until one succeeds.`;
-  if (status === 'TimedOut') return `The run exceeded the document's execution timeout or the instance did not pick it up in time: check the dump's size and duration trend, the network path to S3, and that the instance was running. ${fetch}. ${rerun}`;
+  if (status === 'TimedOut') return `The run exceeded the document's execution timeout: check the dump's size and duration trend and the network path to S3, and raise executionTimeout in the coldseal context if the backup needs longer. ${fetch}. ${rerun}`;
   if (status === 'Cancelled') return `Someone or something (maintenance window, instance stop, a newer command) cancelled the run: check CloudTrail for CancelCommand and the instance's state. ${rerun}`;
   return `Read the error output above (exit codes are listed by coldseal --help). ${fetch}. ${rerun}`;
+}
+
+/**
+ * A command that never reached the host: nothing ran, so there is no exit code or output to show;
+ * what matters is why SSM could not deliver it and what to change.
+ */
+function notDeliveredFinding(
+  details: 'DeliveryTimedOut' | 'Undeliverable',
+  detail: CommandStatusDetail,
+  instance: ManagedInstance | null,
+  host: string,
+  group: string,
+  tier: string | undefined,
+): Finding {
+  const commandId = detail['command-id'];
+  const instanceId = detail['instance-id'];
+  const state = instance
+    ? `SSM last heard from the instance at ${instance.lastPingAt?.toISOString() ?? 'no time it remembers'} (ping status ${instance.pingStatus}).`
+    : `SSM does not list ${instanceId} as a managed instance tagged for coldseal any more.`;
+  const rerun = `When it is back, run coldseal trigger --group ${group} --host ${host}; the monitor reports the backup as late until one succeeds.`;
+  const action =
+    details === 'Undeliverable'
+      ? `SSM could not deliver to this instance at all: it was deregistered, terminated, or is not a Linux managed node. If it was retired, remove its coldseal tag; otherwise re-register its SSM agent. ${rerun}`
+      : `The host was offline or its SSM agent could not reach SSM until the command expired: check that the instance is running and its SSM agent is online (aws ssm describe-instance-information --filters Key=InstanceIds,Values=${instanceId}). If the host was online, its turn came too late: the group has more hosts than the group's maxHosts in the coldseal context (cdk.json) plans for, so raise it (or maxConcurrency) and deploy. ${rerun}`;
+  return makeFinding({
+    group: instance?.group,
+    host,
+    tier,
+    where: `SSM command ${commandId} on ${instanceId}${instance ? ` (${instance.computerName})` : ''}, document ${detail['document-name']}`,
+    subject: `${group}/${host}`,
+    check: 'command-failed',
+    severity: 'fail',
+    since: detail['requested-date-time'],
+    summary: `backup command ${details} on ${host} (group ${group}): the host never received the command, so nothing ran`,
+    detail: `${state} A delivery time-out is not a failed backup run: there is no exit code and no output.`,
+    action,
+  });
 }
 
 export async function commandFailureFinding(
@@ -52,6 +89,8 @@ export async function commandFailureFinding(
     return null;
   });
   const tier = tierOf(parameters, invocation);
+  const undelivered = notDelivered(invocation?.statusDetails);
+  if (undelivered) return notDeliveredFinding(undelivered, detail, instance, host, group, tier);
   const code = invocation?.responseCode;
   const errorTail = tail(invocation?.standardError || invocation?.standardOutput || '');
   const since = invocation?.executionEndedAt?.toISOString() ?? invocation?.executionStartedAt?.toISOString() ?? detail['requested-date-time'];

@@ -1,11 +1,12 @@
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../../../format/run-document';
 import { ColdsealError } from '../../errors';
 
 /**
  * Aborting the multipart uploads of a failed artifact, and saying truthfully how that went. After
  * an S3 outage the abort itself often fails too: then the upload stays open (invisible in the
  * bucket listing, but stored and billed) until the bucket's lifecycle rule
- * (AbortIncompleteMultipartUpload after 1 day, set by the stack's vault) removes it, and the log
+ * (AbortIncompleteMultipartUpload after the longest run and a day, set by the stack's vault) removes it, and the log
  * and the alert must say so rather than "aborted".
  * https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
  */
@@ -22,7 +23,7 @@ export interface AbortOutcome {
   readonly notAborted: readonly { readonly key: string; readonly reason: string }[];
 }
 
-const LIFECYCLE_NOTE = "S3's lifecycle rule removes it within a day";
+const LIFECYCLE_NOTE = `S3's lifecycle rule removes it ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after it began`;
 
 /**
  * Aborts each upload (by id, and any other upload under the same key whose creation answer was
