@@ -6,8 +6,9 @@ import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTarg
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { GetParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
-import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
+import { SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
+import { loadConfigParameter } from '../agent/src/config/load';
+import type { AgentConfig } from '../format/agent-config';
 import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';
@@ -189,8 +190,7 @@ export class Deployment {
   /** The agent configuration the stack wrote for a group, as the agent reads it. */
   async groupConfig(group: string): Promise<{ parameter: string; config: AgentConfig }> {
     const parameter = groupParameters(group, this.verifierSettingsPrefix()).config;
-    const value = (await this.ssm.send(new GetParameterCommand({ Name: parameter }))).Parameter!.Value!;
-    return { parameter, config: agentConfigSchema.parse(JSON.parse(value)) };
+    return { parameter, config: await loadConfigParameter(this.ssm, parameter) };
   }
 
   private verifierSettingsPrefix(): string {

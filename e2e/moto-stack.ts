@@ -173,18 +173,19 @@ function assetBody(path: string, packaging: string | undefined): Buffer {
 
 /**
  * What PutParameter refuses and moto accepts: a value over its tier's size (Standard 4 KB,
- * Advanced 8 KB: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+ * Advanced 8 KB: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html;
+ * Intelligent-Tiering takes Advanced when the value needs it: https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-default-tier.html).
  * On AWS the stack would fail to create; here the deploy fails the same way, with the resolved value.
  */
 async function checkParameterSizes(ssm: SSMClient, template: any, physical: ReadonlyMap<string, string>): Promise<void> {
-  const limits: Record<string, number> = { Standard: STANDARD_PARAMETER_BYTES, Advanced: ADVANCED_PARAMETER_BYTES };
+  const limits: Record<string, number> = { Standard: STANDARD_PARAMETER_BYTES, Advanced: ADVANCED_PARAMETER_BYTES, 'Intelligent-Tiering': ADVANCED_PARAMETER_BYTES };
   const problems: string[] = [];
   for (const [id, r] of Object.entries(template.Resources as Record<string, any>)) {
     if (r.Type !== 'AWS::SSM::Parameter' || !physical.has(id)) continue;
     const tier: string = r.Properties.Tier ?? 'Standard';
     const value = (await ssm.send(new GetParameterCommand({ Name: physical.get(id) }))).Parameter!.Value!;
     const bytes = Buffer.byteLength(value);
-    if (!(tier in limits)) problems.push(`${id}: tier ${tier} (the deploy checks Standard and Advanced sizes only)`);
+    if (!(tier in limits)) problems.push(`${id}: tier ${tier} (not a tier PutParameter knows)`);
     else if (bytes > limits[tier]) problems.push(`${id} (${physical.get(id)}): ${bytes} bytes in a ${tier} parameter, which holds at most ${limits[tier]}`);
   }
   if (problems.length > 0) throw new Error(`PutParameter would refuse (moto does not check sizes): ${problems.join('; ')}`);

@@ -7,6 +7,7 @@ import { Validations, type App } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
+import { joinConfig, sourcesReferenceOf } from '../../format/config-parameter';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
@@ -210,11 +211,19 @@ describe('agent delivery', () => {
 
   test('each group gets its configuration (valid for the agent), recipients and signing public keys, and nothing else', () => {
     const params = resourcesOfType(template, 'AWS::SSM::Parameter').map(([, r]) => r.Properties);
+    const partNames: string[] = [];
     for (const group of ['db', 'web']) {
       const names = groupParameters(group);
       const config = params.find((p) => p.Name === names.config);
       assert.equal(config.Type, 'String');
-      const parsed = agentConfigSchema.parse(JSON.parse(render(template, config.Value)));
+      // The head and the parts that hold its sources, joined as the agent joins them (format/config-parameter.ts).
+      const head = JSON.parse(render(template, config.Value)) as Record<string, unknown>;
+      const reference = sourcesReferenceOf(head)!;
+      partNames.push(...reference.parameters);
+      const joined = joinConfig(head, reference, reference.parameters.map((n) => params.find((p) => p.Name === n)?.Value ?? null));
+      assert.ok('config' in joined, JSON.stringify(joined));
+      const parsed = agentConfigSchema.parse(joined.config);
+      assert.equal(config.Tier, 'Standard');
       assert.equal(parsed.group, group);
       assert.equal(parsed.bucket, bucketNameOf(dataBucket));
       assert.equal(parsed.upload.kmsKeyId, `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`);
@@ -227,7 +236,8 @@ describe('agent delivery', () => {
       assert.match(params.find((p) => p.Name === names.signingPublicKeys).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
       assert.equal(params.find((p) => p.Name === names.signingKey), undefined, "the signing private key is the user's to publish, never the stack's");
     }
-    assert.equal(params.filter((p) => p.Name !== deploymentParameter()).length, 6);
+    assert.equal(partNames.length, 2, 'two small groups: one part each');
+    assert.deepEqual(params.map((p) => p.Name).filter((n) => n !== deploymentParameter() && !partNames.includes(n)).length, 6);
   });
 
   test('no private key material anywhere in the template or the assembly', () => {
