@@ -292,6 +292,18 @@ describe('a group configuration of any size fits the SSM parameters the stack wr
     assert.deepEqual(config.sources, expected(sources));
   });
 
+  test('a configuration parameter that could pass 4 KB once its deploy-time values resolve is refused at synth, naming the prop to change', () => {
+    // A long prefix is in every parameter name the head holds (recipients, signing key, 8 parts).
+    const props: ColdsealProps = {
+      groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [longExcludes('telemetry', 600) as any] }],
+      recipients: EXAMPLE_RECIPIENT,
+      agentBundle: standInBundle(),
+      parameterPrefix: `/${'p'.repeat(300)}`,
+    };
+    assert.throws(() => new Coldseal(new Stack(new App(), 'S'), 'C', props), /AgentDelivery props\.groups\[0\] \(group "db"\): its configuration parameter \/p+\/groups\/db\/config could hold \d+ bytes once deployed, over the 4096 of a Standard parameter; shorten props\.parameterPrefix/);
+    assert.doesNotThrow(() => new Coldseal(new Stack(new App(), 'S'), 'C', { ...props, parameterPrefix: `/${'p'.repeat(100)}` }));
+  });
+
   test('a configuration larger than the stack can store is refused at synth, naming the group, its size and what to do', async () => {
     await assert.rejects(synthGroups({ huge: [longExcludes('telemetry', 1200)] }), /AgentDelivery props\.groups\[\d\] \(group "huge"\): its sources take \d+ bytes of configuration, over the \d+ bytes .*split the group/);
   });
