@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { GetParameterCommand, GetParametersCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfigParameter } from '../../agent/src/config/load';
 import { sourceSchema } from '../../format/agent-config';
-import { groupParameters } from '../../format/parameters';
+import { deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, longExcludes, manySources, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE, twoGroupContext } from './fixtures';
 import { resourcesOfType, type Template } from './template-tools';
@@ -302,6 +302,15 @@ describe('a group configuration of any size fits the SSM parameters the stack wr
     };
     assert.throws(() => new Coldseal(new Stack(new App(), 'S'), 'C', props), /AgentDelivery props\.groups\[0\] \(group "db"\): its configuration parameter \/p+\/groups\/db\/config could hold \d+ bytes once deployed, over the 4096 of a Standard parameter; shorten props\.parameterPrefix/);
     assert.doesNotThrow(() => new Coldseal(new Stack(new App(), 'S'), 'C', { ...props, parameterPrefix: `/${'p'.repeat(100)}` }));
+  });
+
+  test('the deployment parameter of 30 groups (a signing key ARN each) fits its tier at its longest', async () => {
+    const template = await synthGroups(Object.fromEntries(Array.from({ length: 28 }, (_, i) => [`group-${String(i).padStart(2, '0')}`, manySources(1)])));
+    const [, deployment] = resourcesOfType(template, 'AWS::SSM::Parameter').find(([, r]) => r.Properties.Name === deploymentParameter())!;
+    const bytes = Buffer.byteLength(longestValue(template, deployment.Properties.Value));
+    assert.ok(bytes > 4096, `${bytes} bytes: the case is over a Standard parameter`);
+    const tier = (deployment.Properties.Tier as string | undefined) ?? 'Standard';
+    assert.ok(bytes <= (TIER_BYTES[tier] ?? 0), `${bytes} bytes in a ${tier} parameter`);
   });
 
   test('a configuration larger than the stack can store is refused at synth, naming the group, its size and what to do', async () => {
