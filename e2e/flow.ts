@@ -6,8 +6,10 @@ import { CreateEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTarg
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, PutObjectRetentionCommand, S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { GetParameterCommand, ListCommandsCommand, PutParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
+import { ListCommandsCommand, PutParameterCommand, SendCommandCommand, SSMClient, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
+import { loadConfigParameter } from '../agent/src/config/load';
 import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
+import { SOURCES_REFERENCE_KEY, splitSources } from '../format/config-parameter';
 import { generateKeyPair, type GeneratedKey } from '../format/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';
@@ -189,8 +191,7 @@ export class Deployment {
   /** The agent configuration the stack wrote for a group, as the agent reads it. */
   async groupConfig(group: string): Promise<{ parameter: string; config: AgentConfig }> {
     const parameter = groupParameters(group, this.verifierSettingsPrefix()).config;
-    const value = (await this.ssm.send(new GetParameterCommand({ Name: parameter }))).Parameter!.Value!;
-    return { parameter, config: agentConfigSchema.parse(JSON.parse(value)) };
+    return { parameter, config: await loadConfigParameter(this.ssm, parameter) };
   }
 
   private verifierSettingsPrefix(): string {
@@ -249,8 +250,11 @@ export class Deployment {
    */
   async changeGroupConfig(group: string, change: (config: AgentConfig) => AgentConfig): Promise<void> {
     const { parameter, config } = await this.groupConfig(group);
-    const value = JSON.stringify(agentConfigSchema.parse(change(config)));
-    await this.ssm.send(new PutParameterCommand({ Name: parameter, Value: value, Type: 'String', Overwrite: true }));
+    // In the stack's own form (format/config-parameter.ts): the parts first, then the head naming them.
+    const { sources, ...head } = agentConfigSchema.parse(change(config));
+    const { parts, reference } = splitSources(sources, parameter);
+    for (const part of parts) await this.ssm.send(new PutParameterCommand({ Name: part.name, Value: part.value, Type: 'String', Overwrite: true }));
+    await this.ssm.send(new PutParameterCommand({ Name: parameter, Value: JSON.stringify({ ...head, [SOURCES_REFERENCE_KEY]: reference }), Type: 'String', Overwrite: true }));
   }
 
   /**

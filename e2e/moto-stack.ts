@@ -14,7 +14,8 @@ import {
   S3Client,
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
-import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ADVANCED_PARAMETER_BYTES, STANDARD_PARAMETER_BYTES } from '../format/config-parameter';
 import { buildApp } from '../infra/lib/app';
 import { substituteParameters } from '../infra/lib/agent-script';
 import type { MotoTarget } from './moto-target';
@@ -116,6 +117,7 @@ export async function deployToMoto(options: DeployOptions): Promise<DeployedStac
     return value;
   };
   const bucket = output('DataBucketName');
+  await checkParameterSizes(new SSMClient(target.clientConfig), template, physical);
   await completeBucketSettings(s3, template, physical, bucket);
   return { stackName: cdkStack.stackName, template, stack, physical, pruned: deployable.pruned, bucket, output };
 }
@@ -167,6 +169,26 @@ function assetBody(path: string, packaging: string | undefined): Buffer {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * What PutParameter refuses and moto accepts: a value over its tier's size (Standard 4 KB,
+ * Advanced 8 KB: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html;
+ * Intelligent-Tiering takes Advanced when the value needs it: https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-default-tier.html).
+ * On AWS the stack would fail to create; here the deploy fails the same way, with the resolved value.
+ */
+async function checkParameterSizes(ssm: SSMClient, template: any, physical: ReadonlyMap<string, string>): Promise<void> {
+  const limits: Record<string, number> = { Standard: STANDARD_PARAMETER_BYTES, Advanced: ADVANCED_PARAMETER_BYTES, 'Intelligent-Tiering': ADVANCED_PARAMETER_BYTES };
+  const problems: string[] = [];
+  for (const [id, r] of Object.entries(template.Resources as Record<string, any>)) {
+    if (r.Type !== 'AWS::SSM::Parameter' || !physical.has(id)) continue;
+    const tier: string = r.Properties.Tier ?? 'Standard';
+    const value = (await ssm.send(new GetParameterCommand({ Name: physical.get(id) }))).Parameter!.Value!;
+    const bytes = Buffer.byteLength(value);
+    if (!(tier in limits)) problems.push(`${id}: tier ${tier} (not a tier PutParameter knows)`);
+    else if (bytes > limits[tier]) problems.push(`${id} (${physical.get(id)}): ${bytes} bytes in a ${tier} parameter, which holds at most ${limits[tier]}`);
+  }
+  if (problems.length > 0) throw new Error(`PutParameter would refuse (moto does not check sizes): ${problems.join('; ')}`);
 }
 
 export function logicalIdOfType(template: any, type: string, predicate: (r: any) => boolean = () => true): string {

@@ -10,6 +10,7 @@ export * from './part-reader';
 export * from './key-roles';
 export * from './node-support';
 export * from './agent-config';
+export * from './config-parameter';
 export * from './exit-codes';
 export * from './command-status';
 export * from './metric-names';

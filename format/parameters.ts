@@ -39,6 +39,14 @@ export function groupParameters(group: string, prefix = DEFAULT_PARAMETER_PREFIX
   };
 }
 
+/**
+ * Where the stack keeps the parts of a group's configuration (format/config-parameter.ts):
+ * `<config>-parts/<digest>/<n>`. Hosts may read everything under it (their group's only).
+ */
+export function configPartsPath(configParameter: string): string {
+  return `${configParameter}-parts`;
+}
+
 export function normalizePrefix(prefix: string): string {
   if (!/^\/[A-Za-z0-9_.\-/]*$/.test(prefix)) throw new Error(`parameter prefix "${prefix}" must start with "/" and hold only letters, digits, "_", ".", "-" and "/"`);
   return prefix.replace(/\/+$/, '');

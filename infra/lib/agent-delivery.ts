@@ -5,10 +5,12 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { agentConfigSchema, type AgentConfigInput, type CalendarConfig } from '../../format/agent-config';
+import { ADVANCED_PARAMETER_BYTES, MAX_CONFIG_PARTS, MAX_SOURCES_BYTES, SOURCES_REFERENCE_KEY, splitSources, STANDARD_PARAMETER_BYTES } from '../../format/config-parameter';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
 import { documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
+import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
 import type { BackupGroupSettings } from './coldseal';
 import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
 
@@ -57,7 +59,7 @@ export class AgentDelivery extends Construct {
   /** The document's default run time limit (its executionTimeout parameter's default). */
   readonly executionTimeoutSeconds: number;
   /** The per-group parameters the stack writes (the signing private key is the user's, never here). */
-  readonly groupParameters: ReadonlyMap<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>;
+  readonly groupParameters: ReadonlyMap<string, GroupParameterResources>;
 
   constructor(scope: Construct, id: string, props: AgentDeliveryProps) {
     super(scope, id);
@@ -98,7 +100,7 @@ export class AgentDelivery extends Construct {
       },
     });
 
-    const parameters = new Map<string, { names: GroupParameters; config: ssm.StringParameter; recipients: ssm.StringParameter; signingPublicKeys: ssm.StringParameter }>();
+    const parameters = new Map<string, GroupParameterResources>();
     for (const [index, group] of props.groups.entries()) {
       checkNameProp(`AgentDelivery props.groups[${index}].name`, 'group', group.name);
       if (parameters.has(group.name)) throw new Error(`AgentDelivery props.groups[${index}].name: "${group.name}" is used twice`);
@@ -106,29 +108,89 @@ export class AgentDelivery extends Construct {
       if (signingProblem) throw new Error(`AgentDelivery props.groups[${index}].signingPublicKeys ${signingProblem}`);
       const names = groupParameters(group.name, prefix);
       const config = groupConfig(group, names, { ...props, parameterPrefix: prefix, region });
-      checkConfig(config, `AgentDelivery props.groups[${index}] (group "${group.name}")`);
+      const what = `AgentDelivery props.groups[${index}] (group "${group.name}")`;
+      checkConfig(config, what);
       const scope = new Construct(this, `Group-${group.name}`);
+      const { head, parts } = configParameters(scope, names.config, config, what, [
+        [props.bucketName, LONGEST.bucketName],
+        [props.kmsKeyArn, LONGEST.kmsKeyArn],
+        [props.alertTopicArn, LONGEST.topicArn],
+        ...regionLongest(Stack.of(this)),
+      ]);
       parameters.set(group.name, {
         names,
-        config: stringParameter(scope, 'Config', names.config, Stack.of(this).toJsonString(config), `coldseal agent configuration of group ${group.name}`),
-        recipients: stringParameter(scope, 'Recipients', names.recipients, props.recipients, 'coldseal: armored public keys every dump is encrypted to'),
-        signingPublicKeys: stringParameter(scope, 'SigningPublicKeys', names.signingPublicKeys, group.signingPublicKeys, `coldseal: armored signing public keys of group ${group.name}`),
+        config: head,
+        configParts: parts,
+        recipients: keysParameter(scope, 'Recipients', names.recipients, props.recipients, 'coldseal: armored public keys every dump is encrypted to'),
+        signingPublicKeys: keysParameter(scope, 'SigningPublicKeys', names.signingPublicKeys, group.signingPublicKeys, `coldseal: armored signing public keys of group ${group.name}`),
       });
     }
     this.groupParameters = parameters;
   }
 }
 
-/** Standard parameters hold 4 KB; a long key list or many sources needs the advanced tier. */
-function stringParameter(scope: Construct, id: string, name: string, value: string, description: string): ssm.StringParameter {
-  const size = Token.isUnresolved(value) ? value.length + 512 : Buffer.byteLength(value);
-  if (size > 8192) throw new Error(`SSM parameter ${name} would hold ${size} bytes, over the 8 KB limit of a parameter`);
-  return new ssm.StringParameter(scope, id, {
+export interface GroupParameterResources {
+  readonly names: GroupParameters;
+  /** The configuration's head: everything but the sources, and the parts that hold them (format/config-parameter.ts). */
+  readonly config: ssm.StringParameter;
+  readonly configParts: readonly ssm.StringParameter[];
+  readonly recipients: ssm.StringParameter;
+  readonly signingPublicKeys: ssm.StringParameter;
+}
+
+/**
+ * The group's configuration as a head and its parts (format/config-parameter.ts says why and how),
+ * each sized on what CloudFormation will write: the parts exactly (sources hold no deploy-time
+ * value), the head with each deploy-time value at its longest. All Standard, so free and never
+ * downgraded; the sizes are checked here so that a deploy cannot fail on PutParameter's limit.
+ */
+function configParameters(scope: Construct, name: string, config: AgentConfigInput, what: string, longest: [string, number][]): { head: ssm.StringParameter; parts: ssm.StringParameter[] } {
+  const { sources, ...rest } = config;
+  if (Token.isUnresolved(JSON.stringify(sources))) {
+    throw new Error(`${what}.sources: a value known only at deploy time (a token) is in the sources; give literal values (the sources are split across parameters by their content, which must be known at synth)`);
+  }
+  const { parts, reference } = splitSources(sources, name);
+  if (parts.length > MAX_CONFIG_PARTS) {
+    throw new Error(
+      `${what}: its sources take ${Buffer.byteLength(JSON.stringify(sources))} bytes of configuration, over the ${MAX_SOURCES_BYTES} bytes a group's configuration parameters hold (${MAX_CONFIG_PARTS} parameters of ${STANDARD_PARAMETER_BYTES}); split the group into groups of fewer sources, or shorten long lists (one excludeTables pattern such as "schema.table_*" covers many tables)`,
+    );
+  }
+  const partParameters = parts.map(
+    (part, index) =>
+      new ssm.StringParameter(scope, `ConfigPart${index + 1}`, {
+        parameterName: part.name,
+        stringValue: part.value,
+        description: `coldseal: part ${index + 1} of ${parts.length} of the sources of ${name}`,
+        tier: ssm.ParameterTier.STANDARD,
+      }),
+  );
+  const head = { ...rest, [SOURCES_REFERENCE_KEY]: reference };
+  const bytes = resolvedJsonBytesAtMost(head, new Map(longest), what);
+  if (bytes > STANDARD_PARAMETER_BYTES) {
+    throw new Error(`${what}: its configuration parameter ${name} could hold ${bytes} bytes once deployed, over the ${STANDARD_PARAMETER_BYTES} of a Standard parameter; shorten props.parameterPrefix`);
+  }
+  const headParameter = new ssm.StringParameter(scope, 'Config', {
     parameterName: name,
-    stringValue: value,
-    description,
-    tier: size > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+    stringValue: Stack.of(scope).toJsonString(head),
+    description: `coldseal agent configuration (its sources in ${reference.parameters.length} part${reference.parameters.length > 1 ? 's' : ''})`,
+    tier: ssm.ParameterTier.STANDARD,
   });
+  // The head names the parts: CloudFormation creates new parts before it points the head at them.
+  for (const part of partParameters) headParameter.node.addDependency(part);
+  return { head: headParameter, parts: partParameters };
+}
+
+/**
+ * Armored public keys: their size is exact at synth. Intelligent-Tiering makes the parameter
+ * Advanced only when the value needs it, and never asks to turn an Advanced parameter back into a
+ * Standard one when a rotation shortens the list, which AWS refuses
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html,
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-default-tier.html).
+ */
+function keysParameter(scope: Construct, id: string, name: string, value: string, description: string): ssm.StringParameter {
+  const size = Buffer.byteLength(value);
+  if (size > ADVANCED_PARAMETER_BYTES) throw new Error(`SSM parameter ${name} would hold ${size} bytes, over the ${ADVANCED_PARAMETER_BYTES} of any parameter: publish fewer keys`);
+  return new ssm.StringParameter(scope, id, { parameterName: name, stringValue: value, description, tier: ssm.ParameterTier.INTELLIGENT_TIERING });
 }
 
 /** Exactly what the agent reads (agentConfigSchema), built from the stack's resources. */

@@ -1,7 +1,9 @@
 import { Stack, Token } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { ADVANCED_PARAMETER_BYTES } from '../../format/config-parameter';
 import { deploymentInfoSchema, deploymentParameter, type DeploymentInfo } from '../../format/parameters';
+import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
 
 export interface DeploymentInfoProps {
   /** The parameter prefix of the deployment (format/parameters.ts). */
@@ -25,15 +27,25 @@ export class DeploymentInfoParameter extends Construct {
     const info: DeploymentInfo = { formatVersion: 1, region: stack.region, ...props.info };
     check(info);
     this.parameterName = deploymentParameter(props.parameterPrefix);
-    const value = stack.toJsonString(info);
-    // Tokens (the document's and log group's names) resolve to at most a few hundred characters.
-    const size = Token.isUnresolved(value) ? value.length + 512 : Buffer.byteLength(value);
-    if (size > 8192) throw new Error(`DeploymentInfoParameter: ${this.parameterName} would hold ${size} bytes, over the 8 KB limit of a parameter (too many groups?)`);
+    // Sized with each deploy-time value at its longest (the document's and log group's generated
+    // names, the signing keys' ARNs, the replica's names): toJsonString's token says nothing.
+    const longest = new Map<string, number>([
+      [info.documentName, LONGEST.documentName],
+      ...(info.commandLogGroup ? [[info.commandLogGroup, LONGEST.logGroupName] as [string, number]] : []),
+      ...Object.values(info.signingKeys ?? {}).map((arn): [string, number] => [arn, LONGEST.kmsKeyArn]),
+      ...(info.replica ? [[info.replica.bucket, LONGEST.bucketName], [info.replica.region, LONGEST.region], ...(info.replica.account ? [[info.replica.account, 12]] : [])] as [string, number][] : []),
+      ...regionLongest(stack),
+    ]);
+    const size = resolvedJsonBytesAtMost(info, longest, 'DeploymentInfoParameter');
+    if (size > ADVANCED_PARAMETER_BYTES) throw new Error(`DeploymentInfoParameter: ${this.parameterName} could hold ${size} bytes once deployed, over the ${ADVANCED_PARAMETER_BYTES} of any parameter (too many groups? deploy them as two stacks with their own parameter prefixes)`);
     this.parameter = new ssm.StringParameter(this, 'Parameter', {
       parameterName: this.parameterName,
-      stringValue: value,
+      stringValue: stack.toJsonString(info),
       description: 'coldseal deployment: SSM document, host tag keys and groups, for coldseal trigger',
-      tier: size > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+      // Advanced only when the value needs it, and never a downgrade when groups go away, which AWS
+      // refuses (https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-default-tier.html,
+      // https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+      tier: ssm.ParameterTier.INTELLIGENT_TIERING,
     });
   }
 }

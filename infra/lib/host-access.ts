@@ -8,7 +8,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { TIERS, groupPrefix, type Tier } from '../../format/layout';
 import type { ObjectLock } from '../../format/agent-config';
-import type { GroupParameters } from '../../format/parameters';
+import { configPartsPath, type GroupParameters } from '../../format/parameters';
 import { acknowledgeGroupObjects, nagEnv } from './nag';
 import { checkNameProp } from './rules';
 
@@ -55,7 +55,9 @@ export class HostAccess extends Construct {
     checkNameProp('HostAccess props.group', 'group', props.group);
     const stack = Stack.of(this);
     const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
-    const parameterArns = Object.values(props.parameters).map((name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') }));
+    const parameterArn = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') });
+    const keyParameterArns = Object.entries(props.parameters).filter(([name]) => name !== 'config').map(([, value]) => parameterArn(value));
+    const configParts = parameterArn(`${configPartsPath(props.parameters.config)}/*`);
 
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description: `coldseal hosts of group ${props.group}: write new backups, read the group's parameters, publish alerts`,
@@ -111,11 +113,20 @@ export class HostAccess extends Construct {
           resources: [props.key.keyArn],
           conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
         }),
-        // The agent reads one parameter at a time (GetParameter); ssm:GetParameters is never called.
+        // The agent reads its configuration, the head and then its parts, with GetParameters
+        // (agent/src/config/load.ts), and each key parameter with GetParameter (secrets.ts).
+        // The parts' names carry a digest of the content (format/config-parameter.ts), so each
+        // change makes new ones: a path, not a list of names, so that a stack update never has a
+        // head naming parts this policy does not grant yet.
+        new iam.PolicyStatement({
+          sid: 'ReadGroupConfiguration',
+          actions: ['ssm:GetParameters'],
+          resources: [parameterArn(props.parameters.config), configParts],
+        }),
         new iam.PolicyStatement({
           sid: 'ReadGroupParameters',
           actions: ['ssm:GetParameter'],
-          resources: parameterArns,
+          resources: keyParameterArns,
         }),
         // The signing-key SecureString is encrypted with the group's own key, which nothing else
         // grants: this is what keeps another group's host out, since AmazonSSMManagedInstanceCore
@@ -159,6 +170,10 @@ export class HostAccess extends Construct {
       ],
     });
     acknowledgeGroupObjects(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
+    Validations.of(this.policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:${nagEnv(this).region}:${nagEnv(this).account}:parameter${configPartsPath(props.parameters.config)}/*]`,
+      reason: "The parts of this group's configuration: their names carry a digest of the content known only once the configuration changes; the path is this group's alone, and they hold nothing secret.",
+    });
     Validations.of(this.policy).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${nagEnv(this).region}:${nagEnv(this).account}:log-group:*]`,
       reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',

@@ -87,6 +87,7 @@ const OTHER_ACTIONS: Record<string, string> = {
   'ssm:GetParameter': 'ssm:GetParameter',
   'ssm:GetParameters': 'ssm:GetParameters',
   'ssm:PutParameter': 'ssm:PutParameter',
+  'ssm:DeleteParameter': 'ssm:DeleteParameter',
   'ssm:SendCommand': 'ssm:SendCommand',
   'ssm:GetCommandInvocation': 'ssm:GetCommandInvocation',
   'ssm:ListCommands': 'ssm:ListCommands',

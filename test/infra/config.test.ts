@@ -8,7 +8,13 @@ import { ColdsealConfigError, resolveContext } from '../../infra/lib/config';
 import { cronProblem, retentionProblems, timeZoneProblem, DEFAULT_RETENTION } from '../../infra/lib/rules';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE } from './fixtures';
+import { GetParameterCommand, GetParametersCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { loadConfigParameter } from '../../agent/src/config/load';
+import { sourceSchema } from '../../format/agent-config';
+import { deploymentParameter, groupParameters } from '../../format/parameters';
+import { buildApp } from '../../infra/lib/app';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, longExcludes, manySources, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE, twoGroupContext } from './fixtures';
+import { resourcesOfType, type Template } from './template-tools';
 
 async function rejection(mutate: (context: Record<string, any>) => void | Promise<void>): Promise<string> {
   const context = sampleContext() as Record<string, any>;
@@ -186,5 +192,128 @@ describe('construct props are checked in the constructor, naming the prop', () =
     assert.throws(() => build({ ...base(), drill: { group: 'other', schedule: 'cron(0 6 ? * SAT *)' } }), /Coldseal props\.drill\.group/);
     assert.throws(() => build({ ...base(), groups: [{ ...base().groups[0], schedule: 'daily' }] }), /BackupSchedules props\.backups\[0\]\.cron/);
     assert.throws(() => build({ ...base(), groups: [{ ...base().groups[0], sources: [{ name: 'pg', type: 'postgres', port: 0 }] }] }), /AgentDelivery props\.groups\[0\] \(group "db"\): the agent configuration would be invalid: sources\.0\.port/);
+  });
+});
+
+/**
+ * The value of a parameter as CloudFormation resolves it in the account where it is longest: the
+ * bucket name at S3's 63 characters, the topic ARN with a 256-character name, a GovCloud KMS
+ * multi-Region key ARN, a long region code. The tier must hold that.
+ */
+function longestValue(template: Template, value: unknown): string {
+  const resolve = (v: unknown): string => {
+    if (typeof v === 'string') return v;
+    const obj = v as Record<string, any>;
+    if ('Fn::Join' in obj) return (obj['Fn::Join'][1] as unknown[]).map(resolve).join(obj['Fn::Join'][0]);
+    if ('Ref' in obj) {
+      if (obj.Ref === 'AWS::Region') return 'ap-southeast-5';
+      if (obj.Ref === 'AWS::Partition') return 'aws-us-gov';
+      if (obj.Ref === 'AWS::AccountId') return '123456789012';
+      const type = template.Resources[obj.Ref]?.Type;
+      if (type === 'AWS::S3::Bucket') return 'b'.repeat(63);
+      if (type === 'AWS::SNS::Topic') return `arn:aws-us-gov:sns:us-gov-west-1:123456789012:${'t'.repeat(256)}`;
+      if (type === 'AWS::SSM::Document') return 'd'.repeat(128);
+      if (type === 'AWS::Logs::LogGroup') return 'l'.repeat(512);
+      throw new Error(`longestValue: no longest value for a Ref to ${type}`);
+    }
+    if ('Fn::GetAtt' in obj) {
+      const type = template.Resources[obj['Fn::GetAtt'][0]]?.Type;
+      if (type === 'AWS::KMS::Key' && obj['Fn::GetAtt'][1] === 'Arn') return `arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-${'0'.repeat(32)}`;
+      throw new Error(`longestValue: no longest value for ${JSON.stringify(obj)}`);
+    }
+    throw new Error(`longestValue: cannot resolve ${JSON.stringify(obj)}`);
+  };
+  return resolve(value);
+}
+
+/**
+ * What PutParameter accepts per tier (no Tier: the account's default, Standard unless changed);
+ * Intelligent-Tiering takes Advanced when the value needs it, so at most Advanced's 8 KB.
+ */
+const TIER_BYTES: Record<string, number> = { Standard: 4096, Advanced: 8192, 'Intelligent-Tiering': 8192 };
+
+async function synthGroups(groups: Record<string, Record<string, unknown>[]>): Promise<Template> {
+  const context = twoGroupContext() as Record<string, any>;
+  for (const [name, sources] of Object.entries(groups)) context.groups[name] = { ...context.groups.web, sources };
+  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  return built.app.synth().getStackByName(built.stack.stackName).template as Template;
+}
+
+/** An SSM client that answers from the template's parameters, resolved with their longest values. */
+function templateSsm(template: Template): SSMClient {
+  const values = new Map(resourcesOfType(template, 'AWS::SSM::Parameter').map(([, r]) => [r.Properties.Name as string, longestValue(template, r.Properties.Value)]));
+  const parameter = (name: string) => ({ Name: name, Type: 'String', Value: values.get(name) });
+  return {
+    send: async (command: unknown) => {
+      if (command instanceof GetParameterCommand) {
+        if (!values.has(command.input.Name!)) throw Object.assign(new Error(`${command.input.Name} not found`), { name: 'ParameterNotFound' });
+        return { Parameter: parameter(command.input.Name!) };
+      }
+      if (command instanceof GetParametersCommand) {
+        const names = command.input.Names!;
+        return { Parameters: names.filter((n) => values.has(n)).map(parameter), InvalidParameters: names.filter((n) => !values.has(n)) };
+      }
+      throw new Error(`templateSsm: unexpected ${String(command)}`);
+    },
+  } as unknown as SSMClient;
+}
+
+describe('a group configuration of any size fits the SSM parameters the stack writes', () => {
+  const expected = (sources: Record<string, unknown>[]) => sources.map((s) => sourceSchema.parse(s));
+
+  test('40 sources (about 10 KB): every parameter, resolved at its longest, fits its tier, and the agent reads the whole configuration back', async () => {
+    const sources = manySources(40);
+    assert.ok(Buffer.byteLength(JSON.stringify(expected(sources))) > 8192, 'the fixture is over any parameter size');
+    const template = await synthGroups({ many: sources });
+    const problems: string[] = [];
+    for (const [id, r] of resourcesOfType(template, 'AWS::SSM::Parameter')) {
+      const tier = (r.Properties.Tier as string | undefined) ?? 'Standard';
+      const bytes = Buffer.byteLength(longestValue(template, r.Properties.Value));
+      if (!(tier in TIER_BYTES)) problems.push(`${id} (${r.Properties.Name}): tier ${tier} is not one this test knows`);
+      else if (bytes > TIER_BYTES[tier]) problems.push(`${id} (${r.Properties.Name}): ${bytes} bytes in a ${tier} parameter (at most ${TIER_BYTES[tier]})`);
+    }
+    assert.deepEqual(problems, []);
+    const config = await loadConfigParameter(templateSsm(template), groupParameters('many').config);
+    assert.equal(config.group, 'many');
+    assert.deepEqual(config.sources, expected(sources));
+    assert.equal(config.bucket, 'b'.repeat(63));
+  });
+
+  test('long exclude lists (one source of 30 KB excludes, next to others) are split and read back whole', async () => {
+    const sources = [longExcludes('telemetry', 600), ...manySources(3)];
+    const bytes = Buffer.byteLength(JSON.stringify(expected(sources)));
+    assert.ok(bytes > 28_000, `fixture is ${bytes} bytes`);
+    const template = await synthGroups({ many: sources });
+    for (const [, r] of resourcesOfType(template, 'AWS::SSM::Parameter')) {
+      const tier = (r.Properties.Tier as string | undefined) ?? 'Standard';
+      assert.ok(Buffer.byteLength(longestValue(template, r.Properties.Value)) <= (TIER_BYTES[tier] ?? 0), `${r.Properties.Name} fits ${tier}`);
+    }
+    const config = await loadConfigParameter(templateSsm(template), groupParameters('many').config);
+    assert.deepEqual(config.sources, expected(sources));
+  });
+
+  test('a configuration parameter that could pass 4 KB once its deploy-time values resolve is refused at synth, naming the prop to change', () => {
+    // A long prefix is in every parameter name the head holds (recipients, signing key, 8 parts).
+    const props: ColdsealProps = {
+      groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [longExcludes('telemetry', 600) as any] }],
+      recipients: EXAMPLE_RECIPIENT,
+      agentBundle: standInBundle(),
+      parameterPrefix: `/${'p'.repeat(300)}`,
+    };
+    assert.throws(() => new Coldseal(new Stack(new App(), 'S'), 'C', props), /AgentDelivery props\.groups\[0\] \(group "db"\): its configuration parameter \/p+\/groups\/db\/config could hold \d+ bytes once deployed, over the 4096 of a Standard parameter; shorten props\.parameterPrefix/);
+    assert.doesNotThrow(() => new Coldseal(new Stack(new App(), 'S'), 'C', { ...props, parameterPrefix: `/${'p'.repeat(100)}` }));
+  });
+
+  test('the deployment parameter of 30 groups (a signing key ARN each) fits its tier at its longest', async () => {
+    const template = await synthGroups(Object.fromEntries(Array.from({ length: 28 }, (_, i) => [`group-${String(i).padStart(2, '0')}`, manySources(1)])));
+    const [, deployment] = resourcesOfType(template, 'AWS::SSM::Parameter').find(([, r]) => r.Properties.Name === deploymentParameter())!;
+    const bytes = Buffer.byteLength(longestValue(template, deployment.Properties.Value));
+    assert.ok(bytes > 4096, `${bytes} bytes: the case is over a Standard parameter`);
+    const tier = (deployment.Properties.Tier as string | undefined) ?? 'Standard';
+    assert.ok(bytes <= (TIER_BYTES[tier] ?? 0), `${bytes} bytes in a ${tier} parameter`);
+  });
+
+  test('a configuration larger than the stack can store is refused at synth, naming the group, its size and what to do', async () => {
+    await assert.rejects(synthGroups({ huge: [longExcludes('telemetry', 1200)] }), /AgentDelivery props\.groups\[\d\] \(group "huge"\): its sources take \d+ bytes of configuration, over the \d+ bytes .*split the group/);
   });
 });

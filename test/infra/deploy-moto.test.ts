@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { agentConfigSchema } from '../../format/agent-config';
+import { loadConfigParameter } from '../../agent/src/config/load';
 import { parseKey, type Tier } from '../../format/layout';
 import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
-import { deploymentParameter, groupParameters } from '../../format/parameters';
+import { configPartsPath, deploymentParameter, groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
 import { buildAgentSync } from '../../scripts/build-agent';
 import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
@@ -124,8 +124,9 @@ describe('deployed into moto', () => {
 
   test('the deployed group configuration is what the agent accepts, pointing at the deployed bucket, key and topic', async () => {
     const names = groupParameters(GROUP);
-    const value = (await ssm.send(new GetParameterCommand({ Name: names.config }))).Parameter!.Value!;
-    const config = agentConfigSchema.parse(JSON.parse(value));
+    // As the agent reads it: the head and the parts that hold its sources (format/config-parameter.ts).
+    const config = await loadConfigParameter(ssm, names.config);
+    assert.deepEqual(config.sources.map((s) => s.name), [SOURCE]);
     assert.equal(config.bucket, bucket);
     assert.equal(config.alertTopicArn, deployed.output('AlertTopicArn'));
     const keyId = physical.get(logicalIdOfType(template, 'AWS::KMS::Key', (r) => /backups/.test(r.Properties.Description)))!;
@@ -135,7 +136,9 @@ describe('deployed into moto', () => {
     assert.equal((await ssm.send(new GetParameterCommand({ Name: names.signingPublicKeys }))).Parameter!.Value!.trim(), signingPublicKey.trim());
     // Nothing the stack wrote holds a private key; the one SecureString is the key `keys publish` stored.
     const all = (await ssm.send(new GetParametersByPathCommand({ Path: '/coldseal', Recursive: true, WithDecryption: false }))).Parameters ?? [];
-    assert.deepEqual(all.map((p) => p.Name).sort(), [...Object.values(names), deploymentParameter()].sort());
+    const parts = all.map((p) => p.Name!).filter((n) => n.startsWith(`${configPartsPath(names.config)}/`));
+    assert.equal(parts.length, 1, 'one small group: its sources in one part');
+    assert.deepEqual(all.map((p) => p.Name).sort(), [...Object.values(names), ...parts, deploymentParameter()].sort());
     for (const parameter of all.filter((p) => p.Type === 'String')) assert.doesNotMatch(parameter.Value ?? '', /PRIVATE KEY/, parameter.Name);
     assert.deepEqual(all.filter((p) => p.Type === 'SecureString').map((p) => p.Name), [names.signingKey]);
   });
@@ -165,7 +168,7 @@ describe('deployed into moto', () => {
     // Written the way the stack configured it: its KMS key, the tier's Object Lock.
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: artifact.key }));
     assert.equal(head.ServerSideEncryption, 'aws:kms');
-    const config = agentConfigSchema.parse(JSON.parse((await ssm.send(new GetParameterCommand({ Name: groupParameters(GROUP).config }))).Parameter!.Value!));
+    const config = await loadConfigParameter(ssm, groupParameters(GROUP).config);
     assert.match(head.SSEKMSKeyId ?? '', new RegExp(config.upload.kmsKeyId!.split('/').pop()!));
     // (HeadObject, not GetObjectRetention, whose moto response the SDK cannot parse.)
     const lock = config.objectLock[manifest.tier as Tier]!;

@@ -40,3 +40,30 @@ export function standInBundle(): string {
   writeFileSync(file, '#!/usr/bin/env node\nconsole.error("stand-in bundle for template tests");\nprocess.exit(1);\n');
   return file;
 }
+
+/**
+ * A group of `count` database sources as a user with many small databases writes it: a few
+ * databases and a few excluded tables each (40 of them make about 10 KB of configuration, over
+ * any SSM parameter's 8 KB).
+ */
+export function manySources(count: number): Record<string, unknown>[] {
+  return Array.from({ length: count }, (_, i) => ({
+    name: `app-${String(i + 1).padStart(2, '0')}`,
+    type: i % 4 === 3 ? 'mysql' : 'postgres',
+    host: `db-${String(i + 1).padStart(2, '0')}.prod.internal.example.com`,
+    user: 'coldseal_backup',
+    password: { parameter: `/coldseal/passwords/app-${String(i + 1).padStart(2, '0')}` },
+    databases: ['orders', 'billing', 'inventory'],
+    ...(i % 4 === 3 ? {} : { excludeTables: ['public.audit_log', 'public.sessions', 'public.events_archive'] }),
+  }));
+}
+
+/** One source whose exclude list alone is `count` long table names (partitions, say). */
+export function longExcludes(name: string, count: number): Record<string, unknown> {
+  return {
+    name,
+    type: 'postgres',
+    databases: ['telemetry'],
+    excludeTables: Array.from({ length: count }, (_, i) => `measurements.readings_partition_${2020 + Math.floor(i / 365)}_day_${String(i % 365).padStart(3, '0')}`),
+  };
+}

@@ -10,12 +10,13 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREFIX, artifactKey, drillReceiptKey, groupPrefix, manifestKey, reportKeys, segmentKey } from '../../format/layout';
-import { groupParameters } from '../../format/parameters';
+import { configPartsPath, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { SSM_MANAGED_INSTANCE_CORE } from './aws-behaviour';
 import { AWS_SSM_KEY, describeCall, PermissionModel, unknownActionsAndKeys } from './permissions';
 import { serviceCallsOf, type ServiceCall } from './service-calls';
 import { FAKE, resourcesOfType, type Template } from './template-tools';
@@ -33,6 +34,14 @@ before(async () => {
 });
 
 const parameterArn = (name: string) => `arn:aws:ssm:${FAKE.region}:${FAKE.account}:parameter${name}`;
+
+/** The parameters that hold a group's sources, as the stack names them (format/config-parameter.ts). */
+function configParts(group: string): string[] {
+  const path = `${configPartsPath(groupParameters(group).config)}/`;
+  const names = resourcesOfType(template, 'AWS::SSM::Parameter').map(([, r]) => r.Properties.Name as string).filter((n) => n.startsWith(path));
+  if (names.length === 0) throw new Error(`no configuration parts of group ${group} in the template`);
+  return names;
+}
 const until = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
 
 /** The requests of one scheduled backup of group db on host h1 (agent/src/backup/run.ts, backup/pipeline/artifact.ts), in every tier. */
@@ -57,6 +66,9 @@ function hostBackupCalls(group = 'db', principal = `host:${group}`): AwsCall[] {
   }
   const names = groupParameters(group);
   calls.push(
+    // The configuration: its head, then its parts in one GetParameters (agent/src/config/load.ts).
+    { principal, operation: 'ssm:GetParameters', resource: parameterArn(names.config) },
+    ...configParts(group).map((name): AwsCall => ({ principal, operation: 'ssm:GetParameters', resource: parameterArn(name) })),
     { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.config) },
     { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.recipients) },
     { principal, operation: 'ssm:GetParameter', resource: parameterArn(names.signingKey), parameterKeyArn: signingKeyOf(group) },
@@ -300,6 +312,33 @@ describe('every hostile call is denied', () => {
     assert.deepEqual(await allowedOnes([read('host:web', 'db', signingKeyOf('db')), read('host:db', 'web', signingKeyOf('web')), read('verifier', 'db', signingKeyOf('db')), read('monitor', 'web', signingKeyOf('web'))]), []);
     // The reason for the group key: under aws/ssm, as before, the same read is allowed.
     assert.equal((await model.decide(read('host:web', 'db', AWS_SSM_KEY))).allowed, true);
+  });
+
+  test("nobody the stack makes writes or deletes a group's configuration, its head or its parts (it decides where and what a host backs up)", async () => {
+    const calls: AwsCall[] = [];
+    for (const principal of ['host:db', 'host:web', 'drill', 'verifier', 'monitor']) {
+      for (const name of [groupParameters('db').config, ...configParts('db'), `${configPartsPath(groupParameters('db').config)}/0123456789abcdef/1`]) {
+        calls.push({ principal, operation: 'ssm:PutParameter', resource: parameterArn(name) }, { principal, operation: 'ssm:DeleteParameter', resource: parameterArn(name) });
+      }
+    }
+    assert.deepEqual(await allowedOnes(calls), []);
+  });
+
+  test("coldseal's own host policy grants a group's configuration parts to that group only; AmazonSSMManagedInstanceCore reads any plain parameter, as before (the configuration holds no secret)", async () => {
+    // The group's policy alone, as on a role that gets SSM's permissions some other way.
+    for (const group of ['db', 'web']) {
+      const host = model.identities.get(`host:${group}`)!;
+      const own = host.policies.filter((p) => JSON.stringify(p.Statement) !== JSON.stringify(SSM_MANAGED_INSTANCE_CORE));
+      assert.equal(own.length, host.policies.length - 1, 'the managed policy is modelled and taken away');
+      model.identities.set(`coldseal-only:${group}`, { arn: `${host.arn}-coldseal-only`, policies: own });
+    }
+    const read = (principal: string, group: string): AwsCall[] =>
+      // What the agent sends (agent/src/config/load.ts): GetParameters for the head, then its parts.
+      [groupParameters(group).config, ...configParts(group)].map((name): AwsCall => ({ principal, operation: 'ssm:GetParameters', resource: parameterArn(name) }));
+    assert.deepEqual(await denied([...read('coldseal-only:db', 'db'), ...read('coldseal-only:web', 'web')]), []);
+    assert.deepEqual(await allowedOnes([...read('coldseal-only:web', 'db'), ...read('coldseal-only:db', 'web')]), []);
+    // What AmazonSSMManagedInstanceCore adds: the read of another group's configuration, as for its head today.
+    assert.equal((await model.decide(read('host:web', 'db')[1])).allowed, true);
   });
 
   test('a lock with another encryption or key is refused by the bucket, for every principal', async () => {

@@ -93,12 +93,6 @@ export class PermissionModel {
       resourcePolicy(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), id, policyOf(key.Properties.KeyPolicy.Statement));
     }
     this.resourcePolicies.set(AWS_SSM_KEY, awsSsmKeyPolicy(FAKE.account, FAKE.region));
-    for (const [, policy] of resourcesOfType(template, 'AWS::SQS::QueuePolicy')) {
-      for (const queue of policy.Properties.Queues as any[]) {
-        const id = queue.Ref as string;
-        this.resourcePolicies.set(render(template, { 'Fn::GetAtt': [id, 'Arn'] }), policyOf(policy.Properties.PolicyDocument.Statement));
-      }
-    }
     // A function's resource policy is the set of its AWS::Lambda::Permission resources.
     for (const [id, permission] of resourcesOfType(template, 'AWS::Lambda::Permission')) {
       const fn = render(template, permission.Properties.FunctionName) as string;
@@ -205,13 +199,13 @@ export class PermissionModel {
     return this.resourcePolicies.get(resource);
   }
 
-  /** One question to the simulator. */
   /** The model's name of a role (host:db, scheduler, …) from its ARN, for calls a service makes with that role. */
   nameOfRole(roleArn: string): string {
     for (const [name, identity] of this.identities) if (identity.arn === roleArn) return name;
     throw new Error(`permissions: no principal with role ${roleArn} in the template`);
   }
 
+  /** One question to the simulator. */
   async ask(principal: string, question: Question): Promise<string> {
     return (await this.askWithGrants(principal, question)).result;
   }

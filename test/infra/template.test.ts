@@ -7,6 +7,7 @@ import { Validations, type App } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
+import { joinConfig, sourcesReferenceOf } from '../../format/config-parameter';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
@@ -214,11 +215,19 @@ describe('agent delivery', () => {
 
   test('each group gets its configuration (valid for the agent), recipients and signing public keys, and nothing else', () => {
     const params = resourcesOfType(template, 'AWS::SSM::Parameter').map(([, r]) => r.Properties);
+    const partNames: string[] = [];
     for (const group of ['db', 'web']) {
       const names = groupParameters(group);
       const config = params.find((p) => p.Name === names.config);
       assert.equal(config.Type, 'String');
-      const parsed = agentConfigSchema.parse(JSON.parse(render(template, config.Value)));
+      // The head and the parts that hold its sources, joined as the agent joins them (format/config-parameter.ts).
+      const head = JSON.parse(render(template, config.Value)) as Record<string, unknown>;
+      const reference = sourcesReferenceOf(head)!;
+      partNames.push(...reference.parameters);
+      const joined = joinConfig(head, reference, reference.parameters.map((n) => params.find((p) => p.Name === n)?.Value ?? null));
+      assert.ok('config' in joined, JSON.stringify(joined));
+      const parsed = agentConfigSchema.parse(joined.config);
+      assert.equal(config.Tier, 'Standard');
       assert.equal(parsed.group, group);
       assert.equal(parsed.bucket, bucketNameOf(dataBucket));
       assert.equal(parsed.upload.kmsKeyId, `arn:aws:kms:us-east-1:123456789012:key/${dataKey}`);
@@ -231,7 +240,8 @@ describe('agent delivery', () => {
       assert.match(params.find((p) => p.Name === names.signingPublicKeys).Value, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
       assert.equal(params.find((p) => p.Name === names.signingKey), undefined, "the signing private key is the user's to publish, never the stack's");
     }
-    assert.equal(params.filter((p) => p.Name !== deploymentParameter()).length, 6);
+    assert.equal(partNames.length, 2, 'two small groups: one part each');
+    assert.deepEqual(params.map((p) => p.Name).filter((n) => n !== deploymentParameter() && !partNames.includes(n)).length, 6);
   });
 
   test('no private key material anywhere in the template or the assembly', () => {
@@ -443,8 +453,11 @@ describe('instance policy', () => {
     assert.notEqual(await kms('kms:Decrypt', {}), 'Allowed', 'direct use of the key');
     assert.notEqual(await kms('kms:Decrypt', { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' }), 'Allowed', 'the data key through SSM');
     const parameterArn = (name: string) => `arn:aws:ssm:us-east-1:123456789012:parameter${name}`;
-    for (const name of Object.values(groupParameters('db'))) assert.ok(await allows(db, 'ssm:GetParameter', parameterArn(name)), name);
-    for (const name of Object.values(groupParameters('web'))) assert.ok(await denies(db, 'ssm:GetParameter', parameterArn(name)), name);
+    // The configuration's head with GetParameters (agent/src/config/load.ts), the keys with GetParameter (secrets.ts).
+    const readOf = (name: string) => (name === groupParameters('db').config || name === groupParameters('web').config ? 'ssm:GetParameters' : 'ssm:GetParameter');
+    for (const name of Object.values(groupParameters('db'))) assert.ok(await allows(db, readOf(name), parameterArn(name)), name);
+    for (const name of Object.values(groupParameters('web'))) assert.ok(await denies(db, readOf(name), parameterArn(name)), name);
+    for (const name of Object.values(groupParameters('web'))) assert.ok(await denies(db, 'ssm:GetParameters', parameterArn(name)), name);
     assert.ok(await denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)), "denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey))");
     const [topicId] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
     assert.ok(await allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`), "allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`)");

@@ -34,10 +34,6 @@ export const UNUSED_PERMISSIONS: readonly UnusedPermission[] = [
     reason: "moto 5.2 answers DescribeInstanceInformation with a tag filter with HTTP 500, so the run hands the monitor a stand-in inventory (e2e/flow.ts HostInventory); lambdas/shared/aws.ts SsmInstanceDirectory calls it on AWS",
   },
   {
-    grant: 'scheduler * ssm:SendCommand ssm:managed-instance/*',
-    reason: 'on-premises hosts registered with SSM (hybrid activation) are mi-… managed instances; the run plays an EC2 instance, so tag targets resolve to instance/*',
-  },
-  {
     grant: 'host:* BackupObjectSettings s3:AbortMultipartUpload *',
     reason: 'the failed upload runs once (group db, daily tier); a failure can come in any tier and group, so every tier prefix of every group is granted by the same statement (host-access.ts, one loop over TIERS)',
   },

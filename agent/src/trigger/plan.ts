@@ -2,6 +2,7 @@ import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { hostNameFrom, NAME_PATTERN, type Tier } from '../../../format/layout';
 import { DEFAULT_MAX_HOSTS, runRequest, runSpread, taggedHosts, type RunSpread, type RunTarget } from '../../../format/run-document';
 import { deploymentInfoSchema, deploymentParameter, groupParameters, type DeploymentInfo } from '../../../format/parameters';
+import { readStoredConfig } from '../config/load';
 import { ColdsealError, EXIT } from '../errors';
 import { callSsm, type ManagedHost, type TriggerSsm } from './ssm';
 
@@ -138,9 +139,9 @@ async function checkSources(ssm: TriggerSsm, group: string, sources: readonly st
   const name = groupParameters(group, prefix).config;
   let known: string[] | undefined;
   try {
-    const text = await ssm.getParameter(name);
-    const config = text === null ? undefined : (JSON.parse(text) as { sources?: { name?: unknown }[] });
-    known = config?.sources?.map((s) => String(s.name));
+    // The stack stores the sources in parts beside the parameter (format/config-parameter.ts).
+    const config = (await readStoredConfig((names) => Promise.all(names.map((n) => ssm.getParameter(n))), name)) as { sources?: { name?: unknown }[] } | null;
+    known = Array.isArray(config?.sources) ? config.sources.map((s) => String(s.name)) : undefined;
   } catch (error) {
     warnings.push(`could not read ${name} to check the source names (${(error as Error).message}); the hosts will check them`);
     return;
