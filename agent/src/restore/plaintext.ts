@@ -8,6 +8,8 @@ import type { Artifact, Manifest } from '../../../format/manifest';
 import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../format/part-reader';
 import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
+import { unreadableMessage } from '../../../format/s3-presence';
+import { objectLabel } from '../../../format/ranges';
 import { ColdsealError, EXIT } from '../errors';
 import { gpgVersion, openGpgHome, type GpgHome } from '../backup/pipeline/encrypt';
 import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
@@ -79,16 +81,29 @@ export function sameKeyIds(a: readonly string[], b: readonly string[]): boolean 
   return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 }
 
+/**
+ * A listed object that is gone: the backup failed its completeness check (exit 6), whichever
+ * command found it. `what` names the object (objectLabel: its segment and URL).
+ */
+export function missingObject(what: string, key: string, bucket: string): ColdsealError {
+  return integrity(
+    'presence',
+    unreadableMessage('missing', what),
+    `Do not use this backup: restore an older one (coldseal list). In a versioned bucket a delete marker may hide a version Object Lock still keeps: aws s3api list-object-versions --bucket ${bucket} --prefix ${key}`,
+  );
+}
+
 /** The PartReader's failures, as the agent reports them (check name, exit code, what to do). */
 export function partReadFailure(error: unknown, bucket: string, artifact: Artifact): ColdsealError {
   if (error instanceof ColdsealError) return error;
   if (!(error instanceof PartReadError)) return new ColdsealError(EXIT.STORAGE, `reading s3://${bucket}/${artifact.key} failed: ${(error as Error).message}`, 'Check the network and run again');
-  const where = `s3://${bucket}/${artifact.key}`;
   const part = error.part;
+  // The object the part is in (a later segment's, not the artifact's first key), and which segment.
+  const where = part ? objectLabel(`s3://${bucket}/${part.key}`, part.segment, part.segments) : `s3://${bucket}/${artifact.key}`;
   const total = artifact.parts.sha256.length;
   switch (error.failure) {
     case 'missing':
-      return integrity('presence', error.message);
+      return part ? missingObject(where, part.key, bucket) : integrity('presence', error.message);
     case 'archived':
       return new ColdsealError(EXIT.ARCHIVED, error.message, 'Run coldseal restore with --retrieval-tier to bring it back first');
     case 'changed':
@@ -98,7 +113,7 @@ export function partReadFailure(error: unknown, bucket: string, artifact: Artifa
     case 'part-checksum':
       return integrity('checksum', `SHA-256 of part ${part!.index} of ${total} (bytes ${part!.offset}-${part!.offset + part!.length - 1}) of ${where} is ${error.actual}, the signed manifest says ${part!.sha256}: the ciphertext was altered or damaged`);
     case 'checksum':
-      return integrity('checksum', `SHA-256 of ${where} is ${error.actual}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`);
+      return integrity('checksum', `SHA-256 of s3://${bucket}/${artifact.key}${artifact.segments && artifact.segments.length > 1 ? ` and its ${artifact.segments.length - 1} further segment(s)` : ''} is ${error.actual}, the signed manifest says ${artifact.ciphertextSha256}: the ciphertext was altered or damaged`);
     case 'storage':
       return new ColdsealError(EXIT.STORAGE, error.message, 'Check network access and your permissions on the bucket, then run again');
   }

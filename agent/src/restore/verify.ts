@@ -6,7 +6,8 @@ import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/cli
 import { PartBufferPool, PartReader, PartReadError } from '../../../format/part-reader';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { segmentKey } from '../../../format/layout';
-import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
+import { artifactObjects, objectLabel, type ArtifactObject } from '../../../format/ranges';
+import { unreadableMessage, whyUnreadable } from '../../../format/s3-presence';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
 import type { AgentClients } from '../aws';
@@ -139,8 +140,8 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, options: V
     try {
       head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: object.key }));
     } catch (error) {
-      const name = (error as { name?: string }).name;
-      checks.push(fail('object', name === 'NotFound' || name === 'NoSuchKey' ? `${oWhere} is missing` : `cannot read ${oWhere}: ${(error as Error).message}`));
+      const why = await whyUnreadable(clients.s3, bucket, object.key, error);
+      checks.push(fail('object', why ? unreadableMessage(why, objectLabel(oWhere, object.segment, objects.length)) : `cannot read ${oWhere}: ${(error as Error).message}`));
       return checks;
     }
     if (head.ContentLength !== object.bytes) {
