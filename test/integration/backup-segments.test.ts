@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactObjects, groupPrefix, openManifest, readPublicKeys, segmentKey, TIERS, type Artifact, type Manifest } from '../../format';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -48,6 +48,38 @@ before(async () => {
   damaged = (await openManifest((await sandbox.getObject(damagedManifestKey)).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'))).document.artifacts[0];
 });
 
+/**
+ * Runs the README's recipe for segmented backups (its own text, with the test's bucket, gpg home
+ * and database) in a directory of its own, for the backup whose manifest is at `key`.
+ */
+async function runReadmeRecipe(key: string, target: string, name: string): Promise<SpawnSyncReturns<string>> {
+  const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const recipe = /```sh\n(jq -r '\.payload \| fromjson[^`]+?)```/.exec(readme)?.[1];
+  assert.ok(recipe, 'the README has the segmented recipe');
+  const work = join(sandbox.dir, name);
+  mkdirSync(work);
+  writeFileSync(join(work, 'm.manifest.json'), await sandbox.getObject(key));
+  const gnupg = join(work, 'gnupg');
+  execFileSync('mkdir', ['-m', '700', '-p', gnupg]);
+  execFileSync('gpg', ['--homedir', gnupg, '--batch', '--quiet', '--import', sandbox.recipient.privateFile]);
+  const script = recipe
+    .replace(/BUCKET/g, sandbox.bucket)
+    .replace('"app"', JSON.stringify(db))
+    .replace('gpg --decrypt', `gpg --homedir ${gnupg} --batch --quiet --decrypt`)
+    .replace('pg_restore --dbname app_restored', `pg_restore -h ${PG.host} -U ${PG.user} --no-owner --exit-on-error --dbname ${target}`);
+  return spawnSync('bash', ['-o', 'pipefail', '-c', script], {
+    cwd: work,
+    env: {
+      ...process.env,
+      AWS_ENDPOINT_URL: sandbox.account.clientConfig.endpoint,
+      AWS_ACCESS_KEY_ID: sandbox.account.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: sandbox.account.credentials.secretAccessKey,
+      AWS_DEFAULT_REGION: 'us-east-1',
+    },
+    encoding: 'utf8',
+  });
+}
+
 after(async () => {
   await proxy?.close();
   await rt?.cleanup();
@@ -74,33 +106,11 @@ describe('segmented backups', () => {
     assert.equal(artifactObjects(artifact).reduce((n, o) => n + o.parts, 0), artifact.parts.sha256.length);
   });
 
-  test('the README recipe without coldseal (jq, aws s3 cp, gpg, zstd, pg_restore) restores it', async () => {
-    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
-    const recipe = /```sh\n(jq -r '\.payload \| fromjson[^`]+?)```/.exec(readme)?.[1];
-    assert.ok(recipe, 'the README has the segmented recipe');
+  test('the README recipe without coldseal (jq, aws s3 cp, sha256sum, gpg, zstd, pg_restore) restores it', async () => {
     const target = rt.newPgDatabase('cs_segr');
     await createPgDatabase(target);
-    const manifestFile = join(sandbox.dir, 'm.manifest.json');
-    writeFileSync(manifestFile, await sandbox.getObject(manifestKey));
-    const gnupg = join(sandbox.dir, 'gnupg-recipe');
-    execFileSync('mkdir', ['-m', '700', '-p', gnupg]);
-    execFileSync('gpg', ['--homedir', gnupg, '--batch', '--quiet', '--import', sandbox.recipient.privateFile]);
-    const script = recipe
-      .replace(/BUCKET/g, sandbox.bucket)
-      .replace('"app"', JSON.stringify(db))
-      .replace('gpg --decrypt', `gpg --homedir ${gnupg} --batch --quiet --decrypt`)
-      .replace('pg_restore --dbname app_restored', `pg_restore -h ${PG.host} -U ${PG.user} --no-owner --exit-on-error --dbname ${target}`);
-    execFileSync('bash', ['-o', 'pipefail', '-c', script], {
-      cwd: sandbox.dir,
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL: sandbox.account.clientConfig.endpoint,
-        AWS_ACCESS_KEY_ID: sandbox.account.credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: sandbox.account.credentials.secretAccessKey,
-        AWS_DEFAULT_REGION: 'us-east-1',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const run = await runReadmeRecipe(manifestKey, target, 'recipe');
+    assert.equal(run.status, 0, run.stderr);
     assert.deepEqual(await pgContentFingerprint(target), await pgContentFingerprint(db));
   });
 
@@ -145,6 +155,24 @@ describe('segmented backups', () => {
         // Part 3 of the artifact is the second segment's first part: bytes 0-5242879 of that object.
         const expected = `checksum check failed: SHA-256 of part 3 of ${damaged.parts.sha256.length} (bytes 0-${5 * 1024 * 1024 - 1}) of segment 2 of ${damaged.segments!.length}, ${url(segment.key)} is `;
         assert.ok(result.log.includes(expected), `expected "${expected}" in:\n${result.log}`);
+      } finally {
+        await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: original }));
+      }
+    });
+
+    test('the README recipe refuses a damaged segment before decrypting: sha256sum names it, and the database gets nothing', async () => {
+      const segment = damaged.segments![1];
+      const original = await sandbox.getObject(segment.key);
+      const broken = Buffer.from(original);
+      broken[1000] ^= 0x01;
+      await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: broken }));
+      try {
+        const target = rt.newPgDatabase('cs_segd');
+        await createPgDatabase(target);
+        const run = await runReadmeRecipe(damagedManifestKey, target, 'recipe-damaged');
+        assert.notEqual(run.status, 0, 'the recipe fails');
+        assert.ok(run.stdout.includes(`${segment.key}: FAILED`), `${run.stdout}\n${run.stderr}`);
+        assert.deepEqual(await pgQuery(target, `select tablename from pg_tables where schemaname = 'public'`), [], 'nothing was restored');
       } finally {
         await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: original }));
       }
