@@ -6,7 +6,10 @@ import { buildAgent } from '../scripts/build-agent';
 import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, psql, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 
 /**
- * npm run bench -- --restore [--size-gb 1 --rounds 2]
+ * npm run bench -- --restore [--size-gb 1 --rounds 2] [--decrypt openpgp.js]
+ *
+ * `--decrypt openpgp.js` makes the agent decrypt as it does on a host without gpg
+ * (COLDSEAL_DECRYPT); its peak RSS is the figure to watch there (openpgp.js copies every chunk).
  *
  * The same backup object in a file-backed S3 stand-in (`s3-files.ts`: moto holds objects in
  * memory and serves a 1.3 GB object too slowly to measure anything but moto), made once by the
@@ -19,10 +22,12 @@ import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, i
 export async function restoreBench(argv: string[]): Promise<void> {
   let sizeGb = 1;
   let rounds = 2;
+  let decrypt: 'gpg' | 'openpgp.js' | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--size-gb') sizeGb = Number(argv[++i]);
     else if (argv[i] === '--rounds') rounds = Number(argv[++i]);
-    else throw new Error(`unknown argument ${argv[i]} (use --restore --size-gb N --rounds N)`);
+    else if (argv[i] === '--decrypt' && ['gpg', 'openpgp.js'].includes(argv[i + 1])) decrypt = argv[++i] as 'gpg' | 'openpgp.js';
+    else throw new Error(`unknown argument ${argv[i]} (use --restore --size-gb N --rounds N --decrypt gpg|openpgp.js)`);
   }
   if (!(sizeGb > 0) || !(rounds >= 1)) throw new Error('--size-gb and --rounds must be positive');
   requireTools(['pg_dump', 'pg_restore', 'zstd', 'gpg', 'aws', '/usr/bin/time'], 'the restore benchmark');
@@ -33,6 +38,8 @@ export async function restoreBench(argv: string[]): Promise<void> {
   const bundle = await buildAgent();
   const store = await startBenchServer('s3-files.ts', [join(work.dir, 's3')]);
   const env = { ...process.env, ...BENCH_AWS_ENV };
+  const agentEnv = decrypt ? { ...env, COLDSEAL_DECRYPT: decrypt } : env;
+  const by = decrypt ? ` (${decrypt})` : '';
   const out = join(work.dir, 'out');
   mkdirSync(out);
   const targets: string[] = [];
@@ -56,7 +63,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
     };
     const contenders: (Contender & { group: string })[] = [
       { group: 'output', name: 'shell: aws s3 cp | gpg -d | zstd -d > file', run: (r) => timed('shell: aws s3 cp | gpg -d | zstd -d > file', r, 'bash', ['-o', 'pipefail', '-c', `${shellRead} > ${join(out, 'shell.pgdump')}`], env) },
-      { group: 'output', name: 'coldseal restore --output', run: (r) => timed('coldseal restore --output', r, process.execPath, agent(['--output', join(out, 'agent.pgdump')]), env) },
+      { group: 'output', name: `coldseal restore --output${by}`, run: (r) => timed(`coldseal restore --output${by}`, r, process.execPath, agent(['--output', join(out, 'agent.pgdump')]), agentEnv) },
       {
         group: 'database',
         name: 'shell: … | pg_restore -d new',
@@ -65,7 +72,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
           return timed('shell: … | pg_restore -d new', r, 'bash', ['-o', 'pipefail', '-c', `createdb -h 127.0.0.1 -U postgres ${db} && ${shellRead} | pg_restore -h 127.0.0.1 -U postgres --exit-on-error --single-transaction -d ${db}`], env);
         },
       },
-      { group: 'database', name: 'coldseal restore --target new', run: (r) => timed('coldseal restore --target new', r, process.execPath, agent(['--target', `postgres://postgres@127.0.0.1:5432/${newDb(r, 'agent')}`]), env) },
+      { group: 'database', name: `coldseal restore --target new${by}`, run: (r) => timed(`coldseal restore --target new${by}`, r, process.execPath, agent(['--target', `postgres://postgres@127.0.0.1:5432/${newDb(r, 'agent')}`]), agentEnv) },
     ];
     const results: Measurement[] = await interleavedRounds(contenders, rounds, dumpBytes, 44, {
       // Each run starts on a settled machine: a restored database dropped at once (autovacuum would
@@ -92,7 +99,7 @@ export async function restoreBench(argv: string[]): Promise<void> {
     const dir = join(__dirname, '..', '.bench');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `restore-${sizeGb}gb-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
-    writeFileSync(file, JSON.stringify({ database, dumpBytes, objectBytes: object.Size, rounds, results }, null, 2));
+    writeFileSync(file, JSON.stringify({ database, dumpBytes, objectBytes: object.Size, rounds, decrypt: decrypt ?? 'auto', results }, null, 2));
     console.log(`\nraw figures: ${file}`);
   } finally {
     for (const t of targets) psql('postgres', `drop database if exists ${t}`);

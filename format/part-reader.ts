@@ -289,7 +289,9 @@ export class PartReader {
       try {
         return await this.readPartOnce(part, signal, buffer);
       } catch (error) {
-        if (error instanceof PartReadError || signal.aborted) throw error;
+        // The fetcher knows the object, the reader the part: a failure names both.
+        if (error instanceof PartReadError) throw error.part ? error : new PartReadError(error.failure, error.message, part, { cause: error.cause, actual: error.actual });
+        if (signal.aborted) throw error;
         if (attempt >= attempts) {
           throw new PartReadError('storage', `reading ${where(part)} failed ${attempts} times: ${(error as Error).message}`, part, { cause: error });
         }

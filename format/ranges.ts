@@ -20,6 +20,17 @@ export interface CiphertextPart {
   readonly ciphertextOffset: number;
   /** Lower-case hex SHA-256 of the part's bytes, from the signed manifest. */
   readonly sha256: string;
+  /** 1-based position of its object among the artifact's objects, and how many there are (1 unsegmented). */
+  readonly segment: number;
+  readonly segments: number;
+}
+
+/**
+ * An object of an artifact as messages name it: its URL, and for a segmented artifact which
+ * segment it is ("segment 2 of 3, s3://b/….seg00002.pgp"), so a failure names the object to look at.
+ */
+export function objectLabel(url: string, segment: number, segments: number): string {
+  return segments > 1 ? `segment ${segment} of ${segments}, ${url}` : url;
 }
 
 /** One S3 object holding (part of) an artifact's ciphertext: the artifact itself, or one of its segments. */
@@ -80,11 +91,12 @@ export function ciphertextParts(artifact: Artifact): CiphertextPart[] {
       throw new Error(`artifact "${artifact.name}": the manifest lists ${sha256.length} part checksums, but ${total} bytes in parts of ${size} need ${expectedCount}`);
     }
   }
-  return artifactObjects(artifact).flatMap((object) =>
+  const objects = artifactObjects(artifact);
+  return objects.flatMap((object) =>
     Array.from({ length: object.parts }, (_, j) => {
       const offset = j * size;
       const index = object.firstPart + j;
-      return { key: object.key, index: index + 1, offset, length: Math.min(size, object.bytes - offset), ciphertextOffset: object.ciphertextOffset + offset, sha256: sha256[index] };
+      return { key: object.key, index: index + 1, offset, length: Math.min(size, object.bytes - offset), ciphertextOffset: object.ciphertextOffset + offset, sha256: sha256[index], segment: object.segment, segments: objects.length };
     }),
   );
 }

@@ -1,5 +1,6 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PartReadError, type RangeFetcher } from './part-reader';
+import { unreadableMessage, whyUnreadable } from './s3-presence';
 
 /**
  * The PartReader's transport over S3 GetObject with a Range, shared by the agent and the verifier
@@ -21,9 +22,12 @@ export function s3PartFetcher(s3: S3Client, bucket: string): RangeFetcher {
     } catch (error) {
       const name = (error as { name?: string }).name ?? '';
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (name === 'NoSuchKey' || name === 'NotFound') throw new PartReadError('missing', `${where} is missing although the signed manifest lists it`, undefined, { cause: error });
       if (name === 'InvalidObjectState') throw new PartReadError('archived', `${where} is archived and has no restored copy`, undefined, { cause: error });
       if (name === 'PreconditionFailed' || status === 412 || name === 'NoSuchVersion') throw new PartReadError('changed', `${where} was replaced or deleted while it was being read (the version first read is gone)`, undefined, { cause: error });
+      // A 404, or a 403 that a listing explains (s3-presence.ts: S3's answer depends on s3:ListBucket).
+      const why = await whyUnreadable(s3, bucket, key, error);
+      if (why === 'missing') throw new PartReadError('missing', unreadableMessage(why, where), undefined, { cause: error });
+      if (why) throw new PartReadError('storage', unreadableMessage(why, where), undefined, { cause: error });
       // Other 4xx answers (access denied, bad request) will not change on a retry.
       if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) throw new PartReadError('storage', `reading ${where} failed: ${(error as Error).message}`, undefined, { cause: error });
       throw error;

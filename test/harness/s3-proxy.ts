@@ -22,7 +22,20 @@ export interface S3Proxy {
   close(): Promise<void>;
 }
 
-export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams) => boolean } = {}): Promise<S3Proxy> {
+/**
+ * S3's answers to a caller without s3:ListBucket on the whole bucket (moto evaluates no policy):
+ * a GET or HEAD of a missing key is answered 403 instead of 404, as AWS documents
+ * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"), and a
+ * listing is refused unless its prefix lies under one of `listablePrefixes` (an s3:prefix condition,
+ * as the drill host has; none: no listing at all).
+ */
+export interface WithoutListBucket {
+  readonly listablePrefixes: readonly string[];
+}
+
+const ACCESS_DENIED = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>';
+
+export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
   const upstreamUrl = new URL(target);
   const seen: SeenRequest[] = [];
   let dropped = 0;
@@ -38,7 +51,18 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       seen.push({ method: req.method!, query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
+      const denied = (head: boolean) => {
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end(head ? undefined : ACCESS_DENIED);
+      };
+      const limits = options.withoutListBucket;
+      const s3 = /\/s3\/aws4_request/.test(req.headers.authorization ?? '');
+      if (limits && s3 && req.method === 'GET' && query.get('list-type') === '2' && !limits.listablePrefixes.some((p) => (query.get('prefix') ?? '').startsWith(p))) return denied(false);
       const upstream = request({ host: upstreamUrl.hostname, port: upstreamUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        if (limits && s3 && up.statusCode === 404 && (req.method === 'GET' || req.method === 'HEAD') && !query.has('list-type')) {
+          up.resume();
+          return denied(req.method === 'HEAD');
+        }
         // Hop-by-hop headers are the proxy's own (RFC 9110 §7.6.1): moto's "Connection: close"
         // would otherwise close every client connection and hide whether the client reuses them.
         const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = up.headers;

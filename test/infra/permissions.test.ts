@@ -91,6 +91,8 @@ function drillCalls(): AwsCall[] {
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=0-8388607' } },
     // Every read of an object after its first is pinned to the version it saw (format/part-reader.ts).
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=8388608-16777215' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
+    // A listed segment S3 refuses with 403: a listing under its own key tells missing from denied (format/s3-presence.ts).
+    { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: segmentKey(manifest.replace('.manifest.json', '.app.sql.zst.pgp'), 2), 'max-keys': '1' } },
     {
       principal,
       operation: 'PutObject',

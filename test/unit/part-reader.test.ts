@@ -285,6 +285,23 @@ describe('PartReader', () => {
     assert.ok(object.requests.slice(2).every((r) => r.signal.aborted));
   });
 
+  test('a failure the fetcher reports for an object (a segment gone) carries the part, with its segment', async () => {
+    const bytes = randomBytes(4000);
+    const base = artifactOf(bytes, 1000);
+    const second = base.key.replace(/\.pgp$/, '.seg00002.pgp');
+    const artifact = { ...base, segments: [{ key: base.key, bytes: 2000, sha256: sha(bytes.subarray(0, 2000)), parts: 2 }, { key: second, bytes: 2000, sha256: sha(bytes.subarray(2000)), parts: 2 }] } as Artifact;
+    const first = new FakeObject(bytes.subarray(0, 2000), 1);
+    const fetch: RangeFetcher = async (request) => {
+      if (request.key === second) throw new PartReadError('missing', `s3://b/${second} is missing although the signed manifest lists it`);
+      return first.fetch(request);
+    };
+    await assert.rejects(collect(new PartReader({ artifact, fetch })), (error: unknown) => {
+      assert.ok(error instanceof PartReadError && error.failure === 'missing');
+      assert.deepEqual([error.part?.key, error.part?.index, error.part?.segment, error.part?.segments], [second, 3, 2, 2]);
+      return true;
+    });
+  });
+
   test('an empty ciphertext is one empty part', async () => {
     const bytes = Buffer.alloc(0);
     const object = new FakeObject(bytes);

@@ -3,6 +3,7 @@ import { ARCHIVED_CLASSES, artifactsOf, groupListing, type ListedArtifact } from
 import { mapLimit } from '../../../format/concurrency';
 import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type SourceLocation, type Tier } from '../../../format/layout';
 import { drillReceiptSchema, type DrillReceipt } from '../../../format/manifest';
+import { unreadableMessage, whyUnreadable } from '../../../format/s3-presence';
 import { ColdsealError, EXIT } from '../errors';
 
 /**
@@ -153,11 +154,15 @@ export function parseRestoreHeader(header: string | undefined): RestoreState {
   return { state: 'restored', expiry: expiry ? new Date(expiry) : undefined };
 }
 
-export async function headRestoreState(s3: S3Client, bucket: string, key: string): Promise<{ storageClass: string; restore: RestoreState; size: number }> {
+/** An object's storage class and retrieval state; undefined when it is missing (s3-presence.ts). */
+export async function headRestoreState(s3: S3Client, bucket: string, key: string): Promise<{ storageClass: string; restore: RestoreState; size: number } | undefined> {
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return { storageClass: head.StorageClass ?? 'STANDARD', restore: parseRestoreHeader(head.Restore), size: head.ContentLength ?? 0 };
   } catch (error) {
+    const why = await whyUnreadable(s3, bucket, key, error);
+    if (why === 'missing') return undefined;
+    if (why) throw new ColdsealError(EXIT.STORAGE, unreadableMessage(why, `s3://${bucket}/${key}`), "Use credentials allowed to read this group's backups (the operator or restore role)", { cause: error });
     throw storageError(error, `reading s3://${bucket}/${key}`);
   }
 }
@@ -227,7 +232,8 @@ export async function describeBackups(s3: S3Client, bucket: string, entries: rea
   const states = new Map<string, RestoreState>();
   await mapLimit(archived, 8, async (key) => {
     try {
-      states.set(key, (await headRestoreState(s3, bucket, key)).restore);
+      const state = await headRestoreState(s3, bucket, key);
+      if (state) states.set(key, state.restore);
     } catch {
       // shown without restore state
     }

@@ -21,7 +21,8 @@ export interface ArchiveState {
 }
 
 export interface ArchiveClient {
-  head(key: string): Promise<ArchiveState>;
+  /** Undefined when the object is missing. */
+  head(key: string): Promise<ArchiveState | undefined>;
   requestRestore(key: string, tier: RetrievalTier, days: number): Promise<void>;
 }
 
@@ -75,12 +76,15 @@ export const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTi
 
 /**
  * Returns when every key is readable (not archived, or a restored copy exists); otherwise starts
- * restores / waits as the policy says, or throws ARCHIVED with what to do next.
+ * restores / waits as the policy says, or throws ARCHIVED with what to do next. A key that is
+ * missing throws `missing(key)` (the caller knows what the key is: a listed segment, say), before
+ * any retrieval is started or paid for.
  */
-export async function ensureReadable(client: ArchiveClient, keys: readonly string[], policy: ArchivePolicy, log: Log): Promise<void> {
+export async function ensureReadable(client: ArchiveClient, keys: readonly string[], policy: ArchivePolicy, log: Log, missing: (key: string) => Error = (key) => new Error(`${key} is missing`)): Promise<void> {
   const pending: { key: string; state: ArchiveState }[] = [];
   for (const key of keys) {
     const state = await client.head(key);
+    if (!state) throw missing(key);
     if (!ARCHIVED_CLASSES.has(state.storageClass)) continue;
     if (state.restore.state === 'restored') {
       log.info(`using the restored copy of archived ${key}${state.restore.expiry ? ` (readable until ${state.restore.expiry.toISOString()})` : ''}`);
@@ -141,6 +145,7 @@ export async function waitForRestore(client: ArchiveClient, keys: readonly strin
     for (const key of waiting) {
       const state = await client.head(key);
       polls++;
+      if (!state) throw new ColdsealError(EXIT.INTEGRITY, `presence check failed: ${key} was deleted while its retrieval was awaited`, 'Do not use this backup: restore an older one (coldseal list)');
       if (state.restore.state !== 'restored') still.push(key);
     }
     waiting = still;

@@ -6,7 +6,7 @@ import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PgConnection } from '../db/postgres';
 import type { PrivateKey, PublicKey } from '../../../format/pgp';
 import { PartBufferPool } from '../../../format/part-reader';
-import { artifactObjects } from '../../../format/ranges';
+import { artifactObjects, objectLabel } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
 import { formatBytes } from '../../../format/byte-size';
@@ -15,7 +15,7 @@ import { TailWatcher } from '../backup/pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
 import { readArchiveHead, pgCreateDatabaseAs, type DatabaseScript } from './pg-database';
 import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
-import { openPlaintext, type OpenedPlaintext } from './plaintext';
+import { missingObject, openPlaintext, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
 import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from './mysql-staging';
 import { MysqlDumpRenamer } from './mysql-rename';
@@ -95,8 +95,12 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const { manifest, signer } = await loadVerifiedManifest(clients.s3, bucket, manifestKey, request.trusted);
   log.info(`manifest signature ok (signed by ${signer})`, { manifest: `s3://${bucket}/${manifestKey}` });
   const artifact = chooseArtifact(manifest, request.artifact, request.target);
-  // Every segment of the artifact must be readable (a retrieval per archived object).
-  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), artifactObjects(artifact).map((o) => o.key), request.archive, log);
+  // Every segment of the artifact must be there and readable (a retrieval per archived object).
+  const objects = artifactObjects(artifact);
+  await ensureReadable(request.archiveClient ?? s3ArchiveClient(clients.s3, bucket), objects.map((o) => o.key), request.archive, log, (key) => {
+    const object = objects.find((o) => o.key === key)!;
+    return missingObject(objectLabel(`s3://${bucket}/${key}`, object.segment, objects.length), key, bucket);
+  });
 
   // One set of part buffers for the whole run: a head read ahead leaves its buffers to the main read.
   const buffers = new PartBufferPool();

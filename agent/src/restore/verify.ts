@@ -6,7 +6,8 @@ import { GetObjectCommand, GetObjectRetentionCommand, HeadObjectCommand, type S3
 import { PartBufferPool, PartReader, PartReadError } from '../../../format/part-reader';
 import { s3PartFetcher } from '../../../format/s3-part-fetcher';
 import { segmentKey } from '../../../format/layout';
-import { artifactObjects, type ArtifactObject } from '../../../format/ranges';
+import { artifactObjects, objectLabel, type ArtifactObject } from '../../../format/ranges';
+import { unreadableMessage, whyUnreadable } from '../../../format/s3-presence';
 import { judgeBackup, sameKeyIds, type BackupJudgement, type Judged, type JudgementInput, type ObjectFacts } from '../../../format/backup-judgement';
 import type { AgentConfig } from '../../../format/agent-config';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
@@ -181,9 +182,17 @@ async function headObjects(manifest: Manifest, options: VerifyOptions): Promise<
         const lock = head.ObjectLockMode && head.ObjectLockRetainUntilDate ? { mode: head.ObjectLockMode, until: head.ObjectLockRetainUntilDate } : lockExpected && !extra ? await retentionOf(clients.s3, bucket, key) : null;
         objects.set(key, { size: head.ContentLength ?? 0, storageClass: head.StorageClass ?? 'STANDARD', lastModified: head.LastModified ?? new Date(0), restore: head.Restore, lock });
       } catch (error) {
-        const name = (error as { name?: string }).name;
-        if (extra || name === 'NotFound' || name === 'NoSuchKey') objects.set(key, null);
-        else if (!unreadable.has(artifact.key)) unreadable.set(artifact.key, `cannot read s3://${bucket}/${key}: ${(error as Error).message}`);
+        if (extra) {
+          objects.set(key, null);
+          continue;
+        }
+        // A 403 may be a missing object for a reader without s3:ListBucket (format/s3-presence.ts).
+        const why = await whyUnreadable(clients.s3, bucket, key, error);
+        if (why === 'missing') objects.set(key, null);
+        else if (!unreadable.has(artifact.key)) {
+          const label = objectLabel(`s3://${bucket}/${key}`, listed.find((o) => o.key === key)!.segment, listed.length);
+          unreadable.set(artifact.key, why ? unreadableMessage(why, label) : `cannot read ${label}: ${(error as Error).message}`);
+        }
       }
     }
   }
@@ -231,7 +240,10 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, judgement:
   const segments = mine.find((i) => i.check === 'segments');
   const objectProblem = mine.find((i) => i.check === 'ciphertext-missing' || i.check === 'ciphertext-size' || i.check === 'extra-segment' || (i.check === 'segments' && i.verdict === 'fail'));
   if (objectProblem?.check === 'segments') checks.push(fail('object', objectProblem.problem ?? 'the segment list does not describe the ciphertext'));
-  else if (objectProblem?.check === 'ciphertext-missing') checks.push(fail('object', `${s3Url(objectProblem.key)} is missing`));
+  else if (objectProblem?.check === 'ciphertext-missing') {
+    const count = segments?.check === 'segments' ? segments.objects.length : 1;
+    checks.push(fail('object', unreadableMessage('missing', objectLabel(s3Url(objectProblem.key), objectProblem.object.segment, count))));
+  }
   else if (objectProblem?.check === 'ciphertext-size') checks.push(fail('object', `${s3Url(objectProblem.key)} is ${objectProblem.size} bytes, the manifest says ${objectProblem.object.bytes}`));
   else if (objectProblem?.check === 'extra-segment') checks.push(fail('object', `${s3Url(segmentKey(artifact.key, objectProblem.segment))} exists, but the signed manifest lists ${objectProblem.listed} segment(s)`));
   else if (segments?.check === 'segments') checks.push(pass('object', `${artifact.ciphertextBytes} bytes, as recorded${segments.objects.length > 1 ? ` (${segments.objects.length} segments)` : ''}`));
