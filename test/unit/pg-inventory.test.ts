@@ -11,6 +11,7 @@ test('pgPatternMatcher follows psql\'s pattern rules, as pg_dump --exclude-table
     ['"AUDIT_LOG"', ['public', 'audit_log'], false], // quoted is literal
     ['"AUDIT_LOG"', ['public', 'AUDIT_LOG'], true],
     ['log_*', ['public', 'log_2026'], true],
+    ['log_*', ['public', 'log_'], true], // * matches nothing too
     ['log_?', ['public', 'log_1'], true],
     ['log_?', ['public', 'log_12'], false],
     ['sales.*', ['sales', 'orders'], true],
