@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { nameSchema, TIERS } from './layout';
+import { bucketNameSchema, nameSchema, TIERS } from './layout';
+import { DEFAULT_PARAMETER_PREFIX } from './parameters';
 
 /**
  * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
@@ -141,12 +142,12 @@ export const agentConfigSchema = z
     group: name,
     /** Defaults to the first label of the OS host name. */
     host: name.optional(),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    bucket: bucketNameSchema,
     region: z.string().default('us-east-1'),
     /** For S3-compatible or local endpoints (tests, moto). Path-style addressing is used with it. */
     endpoint: z.url().optional(),
     /** Prefix of the group's SSM parameters. */
-    parameterPrefix: z.string().default('/coldseal'),
+    parameterPrefix: z.string().default(DEFAULT_PARAMETER_PREFIX),
     recipients: publicKeysRefSchema,
     signingKey: secretRefSchema,
     /** SNS topic for failure alerts; omit to alert only through the exit status and logs. */

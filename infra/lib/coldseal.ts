@@ -8,7 +8,8 @@ import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { contextSchema, drillSchema, groupSchema, PropsOf } from './config';
 import type { CalendarConfig } from '../../format/agent-config';
-import type { Tier } from '../../format/layout';
+import { DEFAULT_DRILL_TAG_KEY, DEFAULT_HOST_TAG_KEY, type Tier } from '../../format/layout';
+import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
 import { deploymentNameOf } from '../../format/replica';
 import { AgentDelivery } from './agent-delivery';
@@ -149,7 +150,7 @@ export class Coldseal extends Construct {
     const timeZone = props.timeZone ?? 'UTC';
     const zoneProblem = timeZoneProblem(timeZone);
     if (zoneProblem) throw new Error(`Coldseal props.timeZone: ${zoneProblem}`);
-    const rpoHours = props.rpoHours ?? 26;
+    const rpoHours = props.rpoHours ?? DEFAULT_RPO_HOURS;
     if (!(rpoHours > 0)) throw new Error(`Coldseal props.rpoHours must be positive, got ${rpoHours}`);
     if (props.drill && !props.groups.some((g) => g.name === props.drill?.group)) {
       throw new Error(`Coldseal props.drill.group: "${props.drill.group}" is not one of props.groups`);
@@ -157,10 +158,10 @@ export class Coldseal extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.retention = retentionWithDefaults(props.retention);
     this.rpo = Duration.hours(rpoHours);
-    this.hostTagKey = props.hostTagKey ?? 'coldseal-group';
+    this.hostTagKey = props.hostTagKey ?? DEFAULT_HOST_TAG_KEY;
     this.parameterPrefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
     this.drill = props.drill
-      ? { group: props.drill.group, schedule: props.drill.schedule, timeZone: props.drill.timeZone ?? timeZone, hostTagKey: props.drill.hostTagKey ?? 'coldseal-drill' }
+      ? { group: props.drill.group, schedule: props.drill.schedule, timeZone: props.drill.timeZone ?? timeZone, hostTagKey: props.drill.hostTagKey ?? DEFAULT_DRILL_TAG_KEY }
       : undefined;
     if (this.drill && this.drill.hostTagKey === this.hostTagKey) {
       throw new Error('Coldseal props.drill.hostTagKey must differ from props.hostTagKey: the drill host is picked by its own tag');
