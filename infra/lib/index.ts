@@ -1,7 +1,7 @@
 // Every file of infra/lib: the constructs (one a file), the app and stacks, and their helpers.
 export * from './coldseal';
 export * from './stack';
-export * from './app';
+export * from './build-app';
 export * from './vault';
 export * from './alerts';
 export * from './agent-delivery';

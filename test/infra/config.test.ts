@@ -12,7 +12,7 @@ import { GetParameterCommand, GetParametersCommand, type SSMClient } from '@aws-
 import { loadConfigParameter } from '../../agent/src/config/load';
 import { sourceSchema } from '../../format/agent-config';
 import { deploymentParameter, groupParameters } from '../../format/parameters';
-import { buildApp } from '../../infra/lib/app';
+import { buildApp } from '../../infra/lib/build-app';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, longExcludes, manySources, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE, twoGroupContext } from './fixtures';
 import { resourcesOfType, type Template } from './template-tools';
 

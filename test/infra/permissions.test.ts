@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREFIX, artifactKey, drillReceiptKey, groupPrefix, manifestKey, reportKeys, segmentKey } from '../../format/layout';
 import { configPartsPath, groupParameters } from '../../format/parameters';
-import { buildApp } from '../../infra/lib/app';
+import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
 import type { AwsCall } from './aws-calls';

@@ -9,7 +9,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import { deploymentInfoSchema } from '../../format/parameters';
 import { REPLICATION_FAILED_EVENT, REPLICATION_MISSED_THRESHOLD_EVENT, replicaBucketName } from '../../format/replica';
-import { buildApp } from '../../infra/lib/app';
+import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import { ReplicaVault } from '../../infra/lib/replica-vault';
 import { DEFAULT_RETENTION } from '../../infra/lib/rules';

@@ -11,7 +11,7 @@ import { joinConfig, sourcesReferenceOf } from '../../format/config-parameter';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
-import { buildApp } from '../../infra/lib/app';
+import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/rules';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';

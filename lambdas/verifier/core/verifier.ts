@@ -12,8 +12,8 @@ import { Budget, readVerify, verificationRecordKey, type VerificationRecord } fr
 import { buildInventory, sourceId, type ListedBackup } from './inventory';
 import { loadGroupKeys, type GroupKeys } from './keys';
 import type { ReplicaState } from './replica';
-import type { Report } from '../../../format/report';
-import { buildReport, renderHtml, type ReplicaCounts } from './report';
+import type { Report } from '../../../format/verification-report';
+import { buildReport, renderHtml, type ReplicaCounts } from './report-builder';
 
 export interface VerifierDeps {
   readonly store: BucketStore;

@@ -1,5 +1,5 @@
 import { buildAgentSync } from '../../scripts/build-agent';
-import { buildApp } from '../lib/app';
+import { buildApp } from '../lib/build-app';
 import { ColdsealConfigError } from '../lib/config';
 
 // The app is what puts the pieces together: the agent bundle is built here and handed to the stack.

@@ -17,7 +17,7 @@ export interface BuildAppOptions {
   readonly synthesizer?: IReusableStackSynthesizer;
   /**
    * The agent bundle file, or what builds it (called once the context has been checked, as
-   * bin/app.ts passes scripts/build-agent.ts's buildAgentSync).
+   * bin/cdk-entry.ts passes scripts/build-agent.ts's buildAgentSync).
    */
   readonly agentBundle: string | (() => string);
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
