@@ -11,8 +11,7 @@ import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupP
 import { DEFAULT_EXECUTION_TIMEOUT_SECONDS, documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
 import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
-import type { BackupGroupSettings } from './coldseal';
-import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
+import { armoredPublicKeyProblem, checkNameProp, type BackupGroupSettings, type RetentionSettings } from './settings';
 
 /** A group as the agent gets it: its settings (coldseal.ts), its time zone settled. */
 export interface AgentGroup extends Pick<BackupGroupSettings, 'name' | 'sources' | 'signingPublicKeys'> {

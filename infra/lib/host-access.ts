@@ -10,7 +10,7 @@ import { TIERS, groupPrefix, type Tier } from '../../format/layout';
 import type { ObjectLock } from '../../format/agent-config';
 import { configPartsPath, type GroupParameters } from '../../format/parameters';
 import { acknowledgeGroupObjects, nagEnv } from './nag';
-import { checkNameProp } from './rules';
+import { checkNameProp } from './settings';
 
 export interface HostAccessProps {
   /** The group whose hosts get this access. */

@@ -6,7 +6,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { DEFAULT_MAX_HOSTS, DEFAULT_OFFLINE_GRACE_SECONDS, DELIVERY_TIMEOUT_RANGE_SECONDS, DEFAULT_EXECUTION_TIMEOUT_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
-import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
+import { checkNameProp, cronProblem, timeZoneProblem } from './settings';
 import { nagEnv } from './nag';
 
 export interface ScheduledRun {

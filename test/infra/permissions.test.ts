@@ -13,7 +13,7 @@ import { ALERT_STATE_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, TIERS, VERIFIED_PREF
 import { configPartsPath, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
-import type { RetentionSettings } from '../../infra/lib/rules';
+import type { RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { SSM_MANAGED_INSTANCE_CORE } from './aws-behaviour';

@@ -12,7 +12,7 @@ import { REPLICATION_FAILED_EVENT, REPLICATION_MISSED_THRESHOLD_EVENT, replicaBu
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import { ReplicaVault } from '../../infra/lib/replica-vault';
-import { DEFAULT_RETENTION } from '../../infra/lib/rules';
+import { DEFAULT_RETENTION } from '../../infra/lib/settings';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { PRIMARY, REPLICA, synthWithReplica } from './replica-fixtures';
 import { render, resourcesOfType, type Template } from './template-tools';

@@ -13,7 +13,7 @@ import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../.
 import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
-import type { RetentionSettings } from '../../infra/lib/rules';
+import type { RetentionSettings } from '../../infra/lib/settings';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { PermissionModel } from './permissions';
 import { allows, bucketNameOf, denies, render, resourcesOfType, type Statement, type Template } from './template-tools';
