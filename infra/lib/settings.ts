@@ -2,7 +2,7 @@ import { Token, type Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { assertName, DEFAULT_DRILL_TAG_KEY, DEFAULT_HOST_TAG_KEY, nameSchema, tagKeySchema, TIERS, type Tier } from '../../format/layout';
-import { calendarSchema, objectLockSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
+import { calendarSchema, DEFAULT_TIME_ZONE, objectLockSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
 import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
@@ -546,7 +546,7 @@ export function crossSettingProblems(props: Pick<ColdsealProps, 'hostTagKey' | '
 
 /** The props with every default filled in, marked as checked. The caller has checked them. */
 function settled<P extends Omit<ColdsealProps, 'agentBundle'>>(props: P, retention: RetentionSettings): P & Omit<ColdsealSettings, 'agentBundle'> {
-  const timeZone = props.timeZone ?? 'UTC';
+  const timeZone = props.timeZone ?? DEFAULT_TIME_ZONE;
   const settings = {
     ...props,
     groups: props.groups.map((g) => ({ ...g, timeZone: g.timeZone ?? timeZone })),
@@ -582,7 +582,7 @@ export function coldsealSettings(props: ColdsealProps, primary: PrimaryPlace): C
   const where = 'Coldseal props';
   if (props.groups.length === 0) throw new Error(`${where}.groups: at least one group is needed`);
   props.groups.forEach((group, index) => checkNameProp(`${where}.groups[${index}].name`, 'group', group.name));
-  const zoneProblem = timeZoneProblem(props.timeZone ?? 'UTC');
+  const zoneProblem = timeZoneProblem(props.timeZone ?? DEFAULT_TIME_ZONE);
   if (zoneProblem) throw new Error(`${where}.timeZone: ${zoneProblem}`);
   const rpoHours = props.rpoHours ?? DEFAULT_RPO_HOURS;
   if (!(rpoHours > 0)) throw new Error(`${where}.rpoHours must be positive, got ${rpoHours}`);
