@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAgent } from '../scripts/build-agent';
-import { startMoto } from '../e2e/services';
+import { startMoto } from '../local-system/services';
 import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 import { restoreBench } from './restore-bench';
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { nameSchema, TIERS } from './layout';
+import { bucketNameSchema, nameSchema, TIERS } from './layout';
+import { DEFAULT_PARAMETER_PREFIX } from './parameters';
 
 /**
  * The agent's configuration: one file per host, or one SSM parameter per group (the stack writes
@@ -116,12 +117,15 @@ export type PostgresSourceConfig = z.infer<typeof postgresSource>;
 export type MysqlSourceConfig = z.infer<typeof mysqlSource>;
 export type FilesSourceConfig = z.infer<typeof filesSource>;
 
+/** The time zone of schedules and calendars when none is set. */
+export const DEFAULT_TIME_ZONE = 'UTC';
+
 const weekdays = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
 
 export const calendarSchema = z
   .object({
     /** IANA time zone the calendar day is taken in (a 01:00 run in Europe/Paris is still "that" day). */
-    timeZone: z.string().default('UTC'),
+    timeZone: z.string().default(DEFAULT_TIME_ZONE),
     yearly: z.object({ month: z.number().int().min(1).max(12), day: z.number().int().min(1).max(31) }).strict().nullable().default({ month: 1, day: 1 }),
     monthly: z.object({ day: z.number().int().min(1).max(28) }).strict().nullable().default({ day: 1 }),
     weekly: z.object({ weekday: z.enum(weekdays) }).strict().nullable().default({ weekday: 'sunday' }),
@@ -141,12 +145,12 @@ export const agentConfigSchema = z
     group: name,
     /** Defaults to the first label of the OS host name. */
     host: name.optional(),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    bucket: bucketNameSchema,
     region: z.string().default('us-east-1'),
     /** For S3-compatible or local endpoints (tests, moto). Path-style addressing is used with it. */
     endpoint: z.url().optional(),
     /** Prefix of the group's SSM parameters. */
-    parameterPrefix: z.string().default('/coldseal'),
+    parameterPrefix: z.string().default(DEFAULT_PARAMETER_PREFIX),
     recipients: publicKeysRefSchema,
     signingKey: secretRefSchema,
     /** SNS topic for failure alerts; omit to alert only through the exit status and logs. */
@@ -189,7 +193,7 @@ export const agentConfigSchema = z
     objectLock: z
       .partialRecord(z.enum(TIERS), objectLockSchema)
       .default({}),
-    calendar: calendarSchema.default({ timeZone: 'UTC', yearly: { month: 1, day: 1 }, monthly: { day: 1 }, weekly: { weekday: 'sunday' } }),
+    calendar: calendarSchema.default({ timeZone: DEFAULT_TIME_ZONE, yearly: { month: 1, day: 1 }, monthly: { day: 1 }, weekly: { weekday: 'sunday' } }),
     sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
   })
   .strict()

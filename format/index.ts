@@ -14,7 +14,7 @@ export * from './config-parameter';
 export * from './exit-codes';
 export * from './command-status';
 export * from './metric-names';
-export * from './report';
+export * from './verification-report';
 export * from './run-document';
 export * from './byte-size';
 export * from './concurrency';

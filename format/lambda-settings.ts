@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nameSchema, TIERS } from './layout';
+import { bucketNameSchema, DEFAULT_HOST_TAG_KEY, nameSchema, TIERS } from './layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
 
 /**
@@ -9,11 +9,16 @@ import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
 
 const name = nameSchema;
 
+/** Recovery point objective when the deployment sets none: a daily run plus slack. */
+export const DEFAULT_RPO_HOURS = 26;
+/** The SSM document the monitor watches when the stack names none. */
+export const DEFAULT_DOCUMENT_NAME = 'coldseal-backup';
+
 export const groupSettingsSchema = z
   .object({
     name,
     /** Newest backup of every expected source must be younger than this. */
-    rpoHours: z.number().positive().default(26),
+    rpoHours: z.number().positive().default(DEFAULT_RPO_HOURS),
     /** Source names every host of the group backs up (the group's agent config). */
     sources: z.array(name).min(1),
     /** Hosts expected even without an SSM tag (on-prem hosts, or pinned names). */
@@ -32,7 +37,7 @@ const positiveNumber = (fallback: number) => z.coerce.number().positive().defaul
 
 export const settingsSchema = z
   .object({
-    COLDSEAL_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    COLDSEAL_BUCKET: bucketNameSchema,
     COLDSEAL_TOPIC_ARN: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN'),
     COLDSEAL_PARAMETER_PREFIX: z.string().default(DEFAULT_PARAMETER_PREFIX).transform((p, ctx) => {
       try {
@@ -65,9 +70,9 @@ export const settingsSchema = z
       return parsed.data;
     }),
     /** The SSM document that runs the agent: its failures are what the monitor alerts on. */
-    COLDSEAL_DOCUMENT_NAME: z.string().min(1).default('coldseal-backup'),
+    COLDSEAL_DOCUMENT_NAME: z.string().min(1).default(DEFAULT_DOCUMENT_NAME),
     /** Tag whose value is the host group, on EC2 instances and hybrid managed nodes. */
-    COLDSEAL_TAG_KEY: z.string().min(1).default('coldseal-group'),
+    COLDSEAL_TAG_KEY: z.string().min(1).default(DEFAULT_HOST_TAG_KEY),
     /** An open problem is announced again after this long (at most daily by default). */
     COLDSEAL_REPEAT_HOURS: positiveNumber(24),
     /** Ciphertext without a manifest is an orphan once it is older than this (a running upload is younger). */

@@ -32,6 +32,12 @@ export const NAME_RULE = '1-63 characters: letters, digits, "-" and "_", startin
 export const nameSchema = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 /** The EC2 tag key that marks a group's hosts. */
 export const tagKeySchema = z.string().regex(/^[A-Za-z0-9_.:/=+@-]{1,128}$/, 'must be an EC2 tag key');
+/** The tag key whose value names a host's group, unless the deployment chooses another. */
+export const DEFAULT_HOST_TAG_KEY = 'coldseal-group';
+/** The tag key whose value (a group) marks the drill host, unless the deployment chooses another. */
+export const DEFAULT_DRILL_TAG_KEY = 'coldseal-drill';
+/** An S3 bucket name (the general-purpose bucket naming rules). */
+export const bucketNameSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name');
 
 const STAMP_PATTERN = /^\d{8}T\d{6}Z$/;
 

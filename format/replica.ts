@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BACKUPS_PREFIX, DRILLS_PREFIX } from './layout';
+import { BACKUPS_PREFIX, bucketNameSchema, DRILLS_PREFIX } from './layout';
 
 /**
  * The offsite replica vault: a second bucket in another region (optionally another account) that
@@ -49,7 +49,7 @@ export function replicationRoleName(name: string, primaryRegion: string): string
 /** Where the replica is: what `coldseal … --replica` needs, and what the deployment parameter records. */
 export const replicaLocationSchema = z
   .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    bucket: bucketNameSchema,
     region: z.string().regex(REGION_PATTERN, 'must be an AWS region, e.g. eu-west-3'),
     /** Set when the replica is in another account: restores then need that account's credentials. */
     account: z.string().regex(ACCOUNT_PATTERN, 'must be a 12-digit AWS account id').optional(),

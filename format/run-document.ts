@@ -21,6 +21,8 @@ const NAME = NAME_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '');
  * https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript
  */
 export const MAX_EXECUTION_TIMEOUT_SECONDS = 172800;
+/** A run's time limit when the stack sets none (the document's default; the schedules send it too). */
+export const DEFAULT_EXECUTION_TIMEOUT_SECONDS = 4 * 3600;
 
 const DAY_SECONDS = 86_400;
 

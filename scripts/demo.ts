@@ -8,12 +8,12 @@ import { EXIT } from '../format/exit-codes';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
-import { deployToMoto, defaultMotoTarget } from '../e2e/moto-stack';
-import { Deployment, generateKeyFiles, HostInventory } from '../e2e/flow';
-import type { Alert } from '../e2e/alerts';
+import { deployToMoto, defaultMotoTarget } from '../local-system/moto-stack';
+import { Deployment, generateKeyFiles, HostInventory } from '../local-system/flow';
+import type { Alert } from '../local-system/alerts';
 import { buildAgentSync } from './build-agent';
-import { startMoto, type MotoServer } from '../e2e/services';
-import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgSource, pgUrl, PG } from '../e2e/databases';
+import { startMoto, type MotoServer } from '../local-system/services';
+import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgSource, pgUrl, PG } from '../local-system/databases';
 
 /**
  * npm run demo [-- --database NAME]

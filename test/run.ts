@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ensureDatabases, startMoto } from '../e2e/services';
+import { ensureDatabases, startMoto } from '../local-system/services';
 import { describeMissing, missingPrerequisites } from '../scripts/prerequisites';
 
 /**

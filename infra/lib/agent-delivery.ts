@@ -8,11 +8,10 @@ import { agentConfigSchema, type AgentConfigInput, type CalendarConfig } from '.
 import { ADVANCED_PARAMETER_BYTES, MAX_CONFIG_PARTS, MAX_SOURCES_BYTES, SOURCES_REFERENCE_KEY, splitSources, STANDARD_PARAMETER_BYTES } from '../../format/config-parameter';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
-import { documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
+import { DEFAULT_EXECUTION_TIMEOUT_SECONDS, documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { agentScriptLines } from './agent-script';
 import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
-import type { BackupGroupSettings } from './coldseal';
-import { armoredPublicKeyProblem, checkNameProp, type RetentionSettings } from './rules';
+import { armoredPublicKeyProblem, checkNameProp, type BackupGroupSettings, type RetentionSettings } from './settings';
 
 /** A group as the agent gets it: its settings (coldseal.ts), its time zone settled. */
 export interface AgentGroup extends Pick<BackupGroupSettings, 'name' | 'sources' | 'signingPublicKeys'> {
@@ -68,7 +67,7 @@ export class AgentDelivery extends Construct {
     if (recipientsProblem) throw new Error(`AgentDelivery props.recipients ${recipientsProblem}`);
     const prefix = normalizePrefix(props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX);
     this.parameterPrefix = prefix;
-    const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    const executionTimeout = props.executionTimeout?.toSeconds() ?? DEFAULT_EXECUTION_TIMEOUT_SECONDS;
     if (executionTimeout < 60 || executionTimeout > MAX_EXECUTION_TIMEOUT_SECONDS) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
     this.executionTimeoutSeconds = executionTimeout;
 

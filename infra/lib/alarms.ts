@@ -6,6 +6,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
+import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
 import type { LambdaGroup } from './lambda-function';
 
 export interface ColdsealAlarmsProps {
@@ -14,7 +15,7 @@ export interface ColdsealAlarmsProps {
   readonly monitorFunction: lambda.IFunction;
   /** The monitor's schedule interval: one heartbeat per interval is expected. */
   readonly monitorInterval: Duration;
-  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default, 26 hours. */
+  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default (DEFAULT_RPO_HOURS). */
   readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
   /**
    * The schedules' and rules' dead-letter queue (DeadLetters): any message in it alarms.
@@ -96,7 +97,7 @@ export class ColdsealAlarms extends Construct {
       );
     }
     for (const group of props.groups) {
-      const rpo = group.rpoHours ?? 26;
+      const rpo = group.rpoHours ?? DEFAULT_RPO_HOURS;
       add(
         new cloudwatch.Alarm(this, `Late-${group.name}`, {
           alarmDescription: `coldseal group ${group.name}: at least one expected source has no backup younger than the RPO (${rpo} h), or none at all. Do: read the monitor's alert or the daily report for which host and source, then check its SSM Run Command history.`,

@@ -5,11 +5,10 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import type { contextSchema, drillSchema, groupSchema, PropsOf } from './config';
-import type { CalendarConfig } from '../../format/agent-config';
 import type { Tier } from '../../format/layout';
-import { DEFAULT_PARAMETER_PREFIX, type GroupParameters } from '../../format/parameters';
+import type { GroupParameters } from '../../format/parameters';
 import { deploymentNameOf } from '../../format/replica';
 import { AgentDelivery } from './agent-delivery';
 import { ColdsealAlarms } from './alarms';
@@ -19,89 +18,16 @@ import { DeadLetters } from './dead-letters';
 import { DeploymentInfoParameter } from './deployment-info';
 import { DrillAccess } from './drill-access';
 import { HostAccess } from './host-access';
-import { retentionWithDefaults, timeZoneProblem, type RetentionSettings, type TierRetention } from './rules';
 import { ColdsealMonitor } from './monitor';
-import { DEFAULT_MAX_PENDING_HOURS, replicaProblems, type ReplicaSettings } from './replica-settings';
 import { VaultReplication } from './replication';
 import { BackupSchedules } from './schedules';
+import { coldsealSettings, DEFAULT_MAX_PENDING_HOURS, type ColdsealProps, type ColdsealSettings, type DrillSettings, type RetentionSettings, type TierRetention } from './settings';
 import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
-import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 
 /** Drills run weekly at most; a newest receipt older than this is a finding. */
 const DRILL_MAX_AGE_DAYS = 8;
-
-/** A group: the context's group settings (config.ts), with its name, and its signing keys as armored text. */
-export interface BackupGroupSettings extends Omit<PropsOf<typeof groupSchema>, 'signingPublicKeys'> {
-  /** Group name: hosts carry it as the value of the host tag. */
-  readonly name: string;
-  /** Armored signing PUBLIC key(s) of the group (coldseal keys generate). Never the private half. */
-  readonly signingPublicKeys: string;
-}
-
-/** A restore drill on a designated host (the context's drill settings, config.ts). */
-export type DrillSettings = PropsOf<typeof drillSchema>;
-
-/** The settings a context can give (config.ts documents them), and what only code can give. */
-export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'hostTagKey' | 'timeZone' | 'rpoHours' | 'alertEmails' | 'parameterPrefix'> {
-  readonly groups: readonly BackupGroupSettings[];
-  /** Armored public key(s) every dump is encrypted to. Never a private key. */
-  readonly recipients: string;
-  /**
-   * Which day is promoted to which tier.
-   * @default 1 January yearly, the 1st monthly, Sunday weekly
-   */
-  readonly calendar?: Omit<Partial<CalendarConfig>, 'timeZone'>;
-  /**
-   * Expiry, archive transitions and Object Lock per tier; tiers left out keep the default.
-   * @default DEFAULT_RETENTION (daily 35 d; weekly 90 d; monthly Glacier at 30 d, 400 d; yearly Deep Archive, 7 y)
-   */
-  readonly retention?: Partial<Record<Tier, TierRetention>>;
-  /**
-   * A restore drill on a designated host.
-   * @default - no drill schedule
-   */
-  readonly drill?: DrillSettings;
-  /**
-   * An offsite replica vault in another region (optionally another account), filled by S3
-   * replication; deploy ColdsealReplicaStack there first (buildApp adds it). The stack needs an
-   * explicit region (env.region) then.
-   * @default - no replica
-   */
-  readonly replica?: ReplicaSettings;
-  /**
-   * Names the replica bucket, its key alias and the replication role (format/replica.ts).
-   * @default - derived from the stack name
-   */
-  readonly deploymentName?: string;
-  /** The agent bundle: one JavaScript file (`npm run build:agent` writes dist/agent/coldseal-agent.js). */
-  readonly agentBundle: string;
-  /**
-   * What happens to the data bucket, the log bucket, the keys and the command logs when the stack is deleted.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
-  /**
-   * Time a backup may take before SSM stops it.
-   * @default Duration.hours(4)
-   */
-  readonly executionTimeout?: Duration;
-  /**
-   * Hosts of a group backed up at once.
-   * @default '10'
-   */
-  readonly maxConcurrency?: string;
-  /**
-   * @default '100%' - every host is attempted; each failure alerts on its own
-   */
-  readonly maxErrors?: string;
-  /**
-   * Retention of the command output log group.
-   * @default logs.RetentionDays.THREE_MONTHS
-   */
-  readonly commandLogRetention?: logs.RetentionDays;
-}
 
 /** What a later construct (verifier, monitor, dashboards) needs to know about one group. */
 export interface GroupHandle {
@@ -145,80 +71,77 @@ export class Coldseal extends Construct {
 
   constructor(scope: Construct, id: string, props: ColdsealProps) {
     super(scope, id);
-    if (props.groups.length === 0) throw new Error('Coldseal props.groups: at least one group is needed');
-    const timeZone = props.timeZone ?? 'UTC';
-    const zoneProblem = timeZoneProblem(timeZone);
-    if (zoneProblem) throw new Error(`Coldseal props.timeZone: ${zoneProblem}`);
-    const rpoHours = props.rpoHours ?? 26;
-    if (!(rpoHours > 0)) throw new Error(`Coldseal props.rpoHours must be positive, got ${rpoHours}`);
-    if (props.drill && !props.groups.some((g) => g.name === props.drill?.group)) {
-      throw new Error(`Coldseal props.drill.group: "${props.drill.group}" is not one of props.groups`);
-    }
+    const settings = coldsealSettings(props, Stack.of(this));
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    this.retention = retentionWithDefaults(props.retention);
-    this.rpo = Duration.hours(rpoHours);
-    this.hostTagKey = props.hostTagKey ?? 'coldseal-group';
-    this.parameterPrefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
-    this.drill = props.drill
-      ? { group: props.drill.group, schedule: props.drill.schedule, timeZone: props.drill.timeZone ?? timeZone, hostTagKey: props.drill.hostTagKey ?? 'coldseal-drill' }
-      : undefined;
-    if (this.drill && this.drill.hostTagKey === this.hostTagKey) {
-      throw new Error('Coldseal props.drill.hostTagKey must differ from props.hostTagKey: the drill host is picked by its own tag');
-    }
-
-    if (props.replica) {
-      const stack = Stack.of(this);
-      const problems = replicaProblems(props.replica, this.retention, { account: stack.account, region: stack.region });
-      if (problems.length > 0) throw new Error(`Coldseal props.replica: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
-    }
+    this.retention = settings.retention;
+    this.rpo = Duration.hours(settings.rpoHours);
+    this.hostTagKey = settings.hostTagKey;
+    this.parameterPrefix = settings.parameterPrefix;
+    this.drill = settings.drill;
 
     this.vault = new DataVault(this, 'Vault', { retention: this.retention, removalPolicy });
-    this.alerts = new Alerts(this, 'Alerts', { emails: props.alertEmails, removalPolicy });
-    if (props.replica) {
+    this.alerts = new Alerts(this, 'Alerts', { emails: settings.alertEmails, removalPolicy });
+    if (settings.replica) {
       this.replication = new VaultReplication(this, 'Replication', {
         bucket: this.vault.bucket,
         key: this.vault.key,
-        name: props.deploymentName ?? deploymentNameOf(Stack.of(this).stackName),
-        region: props.replica.region,
-        account: props.replica.account,
-        replicationTimeControl: props.replica.replicationTimeControl,
+        name: settings.deploymentName ?? deploymentNameOf(Stack.of(this).stackName),
+        region: settings.replica.region,
+        account: settings.replica.account,
+        replicationTimeControl: settings.replica.replicationTimeControl,
         eventsKey: this.alerts.key,
       });
     }
-    const groups = props.groups.map((g) => ({ ...g, timeZone: g.timeZone ?? timeZone }));
     this.delivery = new AgentDelivery(this, 'Agent', {
-      groups,
-      recipients: props.recipients,
+      groups: settings.groups,
+      recipients: settings.recipients,
       bucketName: this.vault.bucket.bucketName,
       kmsKeyArn: this.vault.key.keyArn,
       alertTopicArn: this.alerts.topic.topicArn,
       retention: this.retention,
-      calendar: props.calendar,
+      calendar: settings.calendar,
       parameterPrefix: this.parameterPrefix,
-      agentBundle: props.agentBundle,
-      executionTimeout: props.executionTimeout,
+      agentBundle: settings.agentBundle,
+      executionTimeout: settings.executionTimeout,
     });
     this.deadLetters = new DeadLetters(this, 'Undelivered', { removalPolicy });
     this.schedules = new BackupSchedules(this, 'Schedules', {
       deadLetterQueue: this.deadLetters.queue,
       document: this.delivery.document,
-      backups: groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone, maxHosts: g.maxHosts })),
+      backups: settings.groups.map((g) => ({ group: g.name, cron: g.schedule, timeZone: g.timeZone, maxHosts: g.maxHosts })),
       hostTagKey: this.hostTagKey,
       drill: this.drill ? { group: this.drill.group, cron: this.drill.schedule, timeZone: this.drill.timeZone, hostTagKey: this.drill.hostTagKey } : undefined,
-      maxConcurrency: props.maxConcurrency,
-      maxErrors: props.maxErrors,
-      executionTimeout: props.executionTimeout,
-      logRetention: props.commandLogRetention,
+      maxConcurrency: settings.maxConcurrency,
+      maxErrors: settings.maxErrors,
+      executionTimeout: settings.executionTimeout,
+      logRetention: settings.commandLogRetention,
       removalPolicy,
     });
-    this.signingKeys = new Map(groups.map((g) => [g.name, new GroupSigningKey(this, `SigningKey-${g.name}`, { group: g.name, removalPolicy })]));
-    this.deploymentInfo = new DeploymentInfoParameter(this, 'Deployment', {
+    this.signingKeys = new Map(settings.groups.map((g) => [g.name, new GroupSigningKey(this, `SigningKey-${g.name}`, { group: g.name, removalPolicy })]));
+    this.deploymentInfo = this.publishDeployment(settings);
+    const { access, handles } = this.grantHosts(settings);
+    this.hostAccess = access;
+    this.groups = handles;
+    if (this.drill) {
+      this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
+    }
+
+    const watched = this.watch(settings, removalPolicy);
+    this.verifier = watched.verifier;
+    this.monitor = watched.monitor;
+    this.alarms = watched.alarms;
+    this.dashboard = watched.dashboard;
+  }
+
+  /** What `coldseal trigger` and the agent read about the deployment (format/parameters.ts). */
+  private publishDeployment(settings: ColdsealSettings): DeploymentInfoParameter {
+    return new DeploymentInfoParameter(this, 'Deployment', {
       parameterPrefix: this.parameterPrefix,
       info: {
         documentName: this.delivery.document.ref,
         hostTagKey: this.hostTagKey,
         ...(this.drill ? { drill: { group: this.drill.group, hostTagKey: this.drill.hostTagKey } } : {}),
-        groups: groups.map((g) => g.name),
+        groups: settings.groups.map((g) => g.name),
         commandLogGroup: this.schedules.logGroup.logGroupName,
         executionTimeoutSeconds: this.delivery.executionTimeoutSeconds,
         maxConcurrency: this.schedules.maxConcurrency,
@@ -228,10 +151,14 @@ export class Coldseal extends Construct {
         ...(this.replication ? { replica: this.replication.location } : {}),
       },
     });
+  }
 
+  /** Each group's hosts' access, and what the later constructs need to know of the group. */
+  private grantHosts(settings: ColdsealSettings): { access: Map<string, HostAccess>; handles: GroupHandle[] } {
+    const objectLock = Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock])) as Record<Tier, TierRetention['lock']>;
     const access = new Map<string, HostAccess>();
     const handles: GroupHandle[] = [];
-    for (const group of groups) {
+    for (const group of settings.groups) {
       const parameters = this.delivery.groupParameters.get(group.name)!;
       const hostAccess = new HostAccess(this, `Hosts-${group.name}`, {
         group: group.name,
@@ -239,7 +166,7 @@ export class Coldseal extends Construct {
         signingKey: this.signingKeys.get(group.name)!.key,
         bucket: this.vault.bucket,
         key: this.vault.key,
-        objectLock: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock])) as Record<Tier, TierRetention['lock']>,
+        objectLock,
         topic: this.alerts.topic,
         topicKey: this.alerts.key,
         agentBundle: this.delivery.asset,
@@ -254,17 +181,15 @@ export class Coldseal extends Construct {
         instancePolicy: hostAccess.policy,
       });
     }
-    this.hostAccess = access;
-    this.groups = handles;
-    if (this.drill) {
-      this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
-    }
+    return { access, handles };
+  }
 
-    // Verification and monitoring: what the Lambdas expect of each group.
-    const lambdaGroups = handles.map((g) => ({
+  /** Verification and monitoring: the Lambdas, told what to expect of each group, their alarms and the dashboard. */
+  private watch(settings: ColdsealSettings, removalPolicy: RemovalPolicy): { verifier: ColdsealVerifier; monitor: ColdsealMonitor; alarms: ColdsealAlarms; dashboard: ColdsealDashboard } {
+    const lambdaGroups = this.groups.map((g) => ({
       name: g.name,
       sources: [...g.sourceNames],
-      rpoHours,
+      rpoHours: settings.rpoHours,
       retentionDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.expireAfterDays])),
       lockDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock.days])),
       drillMaxAgeDays: this.drill?.group === g.name ? DRILL_MAX_AGE_DAYS : null,
@@ -282,14 +207,15 @@ export class Coldseal extends Construct {
       // The vault turns on the bucket's EventBridge notifications itself.
       enableBucketEvents: false,
       deadLetterQueue: this.deadLetters.queue,
-      extraSettings: props.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(props.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : undefined,
+      extraSettings: settings.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(settings.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : undefined,
     };
-    this.verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
-    this.monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
+    const verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
+    const monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
     // S3 sends replication failures as event notifications (not to EventBridge): through this topic.
-    this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(this.monitor.function.fn));
-    this.alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: this.verifier.function.fn, monitorFunction: this.monitor.function.fn, monitorInterval: this.monitor.interval, groups: lambdaGroups, deadLetterQueue: this.deadLetters.queue });
-    this.dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms: this.alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
+    this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(monitor.function.fn));
+    const alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: verifier.function.fn, monitorFunction: monitor.function.fn, monitorInterval: monitor.interval, groups: lambdaGroups, deadLetterQueue: this.deadLetters.queue });
+    const dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
+    return { verifier, monitor, alarms, dashboard };
   }
 
   get bucket(): s3.Bucket {

@@ -2,11 +2,12 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
+import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
 import type { LambdaGroup } from './lambda-function';
 import type { ColdsealAlarms } from './alarms';
 
 export interface ColdsealDashboardProps {
-  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default, 26 hours. */
+  /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default (DEFAULT_RPO_HOURS). */
   readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
   /** @default 'coldseal' */
   readonly dashboardName?: string;
@@ -41,7 +42,7 @@ export class ColdsealDashboard extends Construct {
         new cloudwatch.GraphWidget({
           title: `${group.name}: backup age per source (hours)`,
           left: [search(METRIC.backupAgeHours, 'age')],
-          leftAnnotations: [{ value: group.rpoHours ?? 26, label: 'RPO', color: '#d62728' }],
+          leftAnnotations: [{ value: group.rpoHours ?? DEFAULT_RPO_HOURS, label: 'RPO', color: '#d62728' }],
           leftYAxis: { min: 0, showUnits: false },
           width: 12,
         }),

@@ -5,7 +5,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, TIERS, groupPrefix } from '../../format/layout';
 import { acknowledgeGroupObjects } from './nag';
-import { checkNameProp } from './rules';
+import { checkNameProp } from './settings';
 
 export interface DrillAccessProps {
   /** Group whose backups the drill host restores. */

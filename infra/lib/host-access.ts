@@ -10,7 +10,7 @@ import { TIERS, groupPrefix, type Tier } from '../../format/layout';
 import type { ObjectLock } from '../../format/agent-config';
 import { configPartsPath, type GroupParameters } from '../../format/parameters';
 import { acknowledgeGroupObjects, nagEnv } from './nag';
-import { checkNameProp } from './rules';
+import { checkNameProp } from './settings';
 
 export interface HostAccessProps {
   /** The group whose hosts get this access. */
@@ -54,131 +54,11 @@ export class HostAccess extends Construct {
     super(scope, id);
     checkNameProp('HostAccess props.group', 'group', props.group);
     const stack = Stack.of(this);
-    const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
-    const parameterArn = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') });
-    const keyParameterArns = Object.entries(props.parameters).filter(([name]) => name !== 'config').map(([, value]) => parameterArn(value));
-    const configParts = parameterArn(`${configPartsPath(props.parameters.config)}/*`);
-
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description: `coldseal hosts of group ${props.group}: write new backups, read the group's parameters, publish alerts`,
-      statements: [
-        // Whole-object writes (PutObject, CompleteMultipartUpload) must carry If-None-Match, so an
-        // existing key is never replaced; the multipart steps that cannot carry it are let through.
-        new iam.PolicyStatement({
-          sid: 'WriteNewBackupsOnly',
-          actions: ['s3:PutObject'],
-          resources: groupObjects,
-          conditions: { Null: { 's3:if-none-match': 'false' } },
-        }),
-        new iam.PolicyStatement({
-          sid: 'MultipartUploadSteps',
-          actions: ['s3:PutObject'],
-          resources: groupObjects,
-          conditions: { Bool: { 's3:ObjectCreationOperation': 'false' } },
-        }),
-        new iam.PolicyStatement({
-          sid: 'BackupObjectSettings',
-          actions: ['s3:PutObjectTagging', 's3:AbortMultipartUpload'],
-          resources: groupObjects,
-        }),
-        // A write that carries x-amz-object-lock-* headers (the agent's PutObject and
-        // CreateMultipartUpload) needs s3:PutObjectRetention too
-        // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-permissions).
-        // Per tier: only that tier's mode, at most its days (+1 for the host's clock and S3's
-        // rounding), so a host can neither switch GOVERNANCE to COMPLIANCE nor lock for years.
-        // Shortening needs s3:BypassGovernanceRetention, which is not granted.
-        ...TIERS.map(
-          (tier) =>
-            new iam.PolicyStatement({
-              sid: `LockAs${tier[0].toUpperCase()}${tier.slice(1)}Tier`,
-              actions: ['s3:PutObjectRetention'],
-              resources: [props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)],
-              conditions: {
-                StringEquals: { 's3:object-lock-mode': props.objectLock[tier].mode },
-                NumericLessThanEquals: { 's3:object-lock-remaining-retention-days': String(props.objectLock[tier].days + 1) },
-              },
-            }),
-        ),
-        // The agent's cleanup after a failed upload finds its own leftover upload by listing. This
-        // action has no s3:prefix condition key, so it is the bucket; it lists key names only.
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
-        new iam.PolicyStatement({
-          sid: 'FindOwnLeftoverUploads',
-          actions: ['s3:ListBucketMultipartUploads'],
-          resources: [props.bucket.bucketArn],
-        }),
-        new iam.PolicyStatement({
-          sid: 'DataKeyThroughS3',
-          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-          resources: [props.key.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
-        }),
-        // The agent reads its configuration, the head and then its parts, with GetParameters
-        // (agent/src/config/load.ts), and each key parameter with GetParameter (secrets.ts).
-        // The parts' names carry a digest of the content (format/config-parameter.ts), so each
-        // change makes new ones: a path, not a list of names, so that a stack update never has a
-        // head naming parts this policy does not grant yet.
-        new iam.PolicyStatement({
-          sid: 'ReadGroupConfiguration',
-          actions: ['ssm:GetParameters'],
-          resources: [parameterArn(props.parameters.config), configParts],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadGroupParameters',
-          actions: ['ssm:GetParameter'],
-          resources: keyParameterArns,
-        }),
-        // The signing-key SecureString is encrypted with the group's own key, which nothing else
-        // grants: this is what keeps another group's host out, since AmazonSSMManagedInstanceCore
-        // lets every host call ssm:GetParameter on every parameter.
-        new iam.PolicyStatement({
-          sid: 'SigningKeyThroughSsm',
-          actions: ['kms:Decrypt'],
-          resources: [props.signingKey.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
-        }),
-        new iam.PolicyStatement({
-          sid: 'PublishAlerts',
-          actions: ['sns:Publish'],
-          resources: [props.topic.topicArn],
-        }),
-        ...(props.topicKey
-          ? [
-              new iam.PolicyStatement({
-                sid: 'AlertKeyThroughSns',
-                actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-                resources: [props.topicKey.keyArn],
-                conditions: { StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` } },
-              }),
-            ]
-          : []),
-        new iam.PolicyStatement({
-          sid: 'FetchAgent',
-          actions: ['s3:GetObject'],
-          resources: [props.agentBundle.bucket.arnForObjects(props.agentBundle.s3ObjectKey)],
-        }),
-        new iam.PolicyStatement({
-          sid: 'WriteCommandOutput',
-          actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-          resources: [props.commandLogGroup.logGroupArn],
-        }),
-        new iam.PolicyStatement({
-          sid: 'FindCommandLogGroup',
-          actions: ['logs:DescribeLogGroups'],
-          resources: [stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
-        }),
-      ],
+      statements: [...backupWriteStatements(props, stack), ...groupParameterStatements(props, stack), ...alertStatements(props, stack), ...runStatements(props, stack)],
     });
-    acknowledgeGroupObjects(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
-    Validations.of(this.policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:${nagEnv(this).region}:${nagEnv(this).account}:parameter${configPartsPath(props.parameters.config)}/*]`,
-      reason: "The parts of this group's configuration: their names carry a digest of the content known only once the configuration changes; the path is this group's alone, and they hold nothing secret.",
-    });
-    Validations.of(this.policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${nagEnv(this).region}:${nagEnv(this).account}:log-group:*]`,
-      reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
-    });
-
+    this.acknowledgeWildcards(props);
     if (props.createInstanceProfile ?? true) {
       this.role = new iam.Role(this, 'Role', {
         description: `coldseal hosts of group ${props.group} (EC2): SSM managed instance + coldseal backups`,
@@ -192,4 +72,151 @@ export class HostAccess extends Construct {
       this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
     }
   }
+
+  /** The policy's wildcards that cdk-nag flags, each with why it cannot be narrower. */
+  private acknowledgeWildcards(props: HostAccessProps): void {
+    acknowledgeGroupObjects(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
+    Validations.of(this.policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:${nagEnv(this).region}:${nagEnv(this).account}:parameter${configPartsPath(props.parameters.config)}/*]`,
+      reason: "The parts of this group's configuration: their names carry a digest of the content known only once the configuration changes; the path is this group's alone, and they hold nothing secret.",
+    });
+    Validations.of(this.policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${nagEnv(this).region}:${nagEnv(this).account}:log-group:*]`,
+      reason: 'The SSM agent looks its output log group up with logs:DescribeLogGroups, which lists and cannot be narrowed to one group; it reveals names only, no log data.',
+    });
+
+  }
+}
+
+/** Writing new backups under the group's prefixes, and nothing else of the bucket. */
+function backupWriteStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
+  const groupObjects = TIERS.map((tier) => props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`));
+  return [
+    // Whole-object writes (PutObject, CompleteMultipartUpload) must carry If-None-Match, so an
+    // existing key is never replaced; the multipart steps that cannot carry it are let through.
+    new iam.PolicyStatement({
+      sid: 'WriteNewBackupsOnly',
+      actions: ['s3:PutObject'],
+      resources: groupObjects,
+      conditions: { Null: { 's3:if-none-match': 'false' } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'MultipartUploadSteps',
+      actions: ['s3:PutObject'],
+      resources: groupObjects,
+      conditions: { Bool: { 's3:ObjectCreationOperation': 'false' } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'BackupObjectSettings',
+      actions: ['s3:PutObjectTagging', 's3:AbortMultipartUpload'],
+      resources: groupObjects,
+    }),
+    // A write that carries x-amz-object-lock-* headers (the agent's PutObject and
+    // CreateMultipartUpload) needs s3:PutObjectRetention too
+    // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-permissions).
+    // Per tier: only that tier's mode, at most its days (+1 for the host's clock and S3's
+    // rounding), so a host can neither switch GOVERNANCE to COMPLIANCE nor lock for years.
+    // Shortening needs s3:BypassGovernanceRetention, which is not granted.
+    ...TIERS.map(
+      (tier) =>
+        new iam.PolicyStatement({
+          sid: `LockAs${tier[0].toUpperCase()}${tier.slice(1)}Tier`,
+          actions: ['s3:PutObjectRetention'],
+          resources: [props.bucket.arnForObjects(`${groupPrefix(tier, props.group)}*`)],
+          conditions: {
+            StringEquals: { 's3:object-lock-mode': props.objectLock[tier].mode },
+            NumericLessThanEquals: { 's3:object-lock-remaining-retention-days': String(props.objectLock[tier].days + 1) },
+          },
+        }),
+    ),
+    // The agent's cleanup after a failed upload finds its own leftover upload by listing. This
+    // action has no s3:prefix condition key, so it is the bucket; it lists key names only.
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+    new iam.PolicyStatement({
+      sid: 'FindOwnLeftoverUploads',
+      actions: ['s3:ListBucketMultipartUploads'],
+      resources: [props.bucket.bucketArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'DataKeyThroughS3',
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [props.key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+    }),
+  ];
+}
+
+/** Reading the group's configuration and keys from SSM, and only this group's signing key. */
+function groupParameterStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
+  const parameterArn = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') });
+  const keyParameterArns = Object.entries(props.parameters).filter(([name]) => name !== 'config').map(([, value]) => parameterArn(value));
+  const configParts = parameterArn(`${configPartsPath(props.parameters.config)}/*`);
+  return [
+    // The agent reads its configuration, the head and then its parts, with GetParameters
+    // (agent/src/config/load.ts), and each key parameter with GetParameter (secrets.ts).
+    // The parts' names carry a digest of the content (format/config-parameter.ts), so each
+    // change makes new ones: a path, not a list of names, so that a stack update never has a
+    // head naming parts this policy does not grant yet.
+    new iam.PolicyStatement({
+      sid: 'ReadGroupConfiguration',
+      actions: ['ssm:GetParameters'],
+      resources: [parameterArn(props.parameters.config), configParts],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ReadGroupParameters',
+      actions: ['ssm:GetParameter'],
+      resources: keyParameterArns,
+    }),
+    // The signing-key SecureString is encrypted with the group's own key, which nothing else
+    // grants: this is what keeps another group's host out, since AmazonSSMManagedInstanceCore
+    // lets every host call ssm:GetParameter on every parameter.
+    new iam.PolicyStatement({
+      sid: 'SigningKeyThroughSsm',
+      actions: ['kms:Decrypt'],
+      resources: [props.signingKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
+    }),
+  ];
+}
+
+/** Publishing alerts to the topic (through its key). */
+function alertStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'PublishAlerts',
+      actions: ['sns:Publish'],
+      resources: [props.topic.topicArn],
+    }),
+    ...(props.topicKey
+      ? [
+          new iam.PolicyStatement({
+            sid: 'AlertKeyThroughSns',
+            actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+            resources: [props.topicKey.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` } },
+          }),
+        ]
+      : []),
+  ];
+}
+
+/** Fetching the agent and writing the command's output, as SSM Run Command does on the host. */
+function runStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'FetchAgent',
+      actions: ['s3:GetObject'],
+      resources: [props.agentBundle.bucket.arnForObjects(props.agentBundle.s3ObjectKey)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'WriteCommandOutput',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+      resources: [props.commandLogGroup.logGroupArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'FindCommandLogGroup',
+      actions: ['logs:DescribeLogGroups'],
+      resources: [stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+    }),
+  ];
 }

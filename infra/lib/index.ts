@@ -1,7 +1,7 @@
 // Every file of infra/lib: the constructs (one a file), the app and stacks, and their helpers.
 export * from './coldseal';
 export * from './stack';
-export * from './app';
+export * from './build-app';
 export * from './vault';
 export * from './alerts';
 export * from './agent-delivery';
@@ -17,10 +17,9 @@ export * from './verifier';
 export * from './monitor';
 export * from './alarms';
 export * from './dashboard';
-export * from './replica-settings';
 export * from './replica-vault';
 export * from './replica-stack';
 export * from './replication';
-export * from './rules';
+export * from './settings';
 export * from './config';
 export * from './nag';

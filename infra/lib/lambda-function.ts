@@ -11,6 +11,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DIMENSION, METRICS_NAMESPACE } from '../../format/metric-names';
 import { settingsEnvironment, type GroupSettings } from '../../format/lambda-settings';
+import { DEFAULT_HOST_TAG_KEY } from '../../format/layout';
 
 /**
  * The stack's Lambda functions (the verifier and the monitor): a bundled Node.js function with its
@@ -72,7 +73,7 @@ export function functionEnvironment(props: ColdsealLambdaCommonProps, serviceNam
       parameterPrefix: props.parameterPrefix,
       groups: props.groups.map((g) => ({ ...g })),
       documentName: props.documentName,
-      tagKey: props.hostTagKey ?? 'coldseal-group',
+      tagKey: props.hostTagKey ?? DEFAULT_HOST_TAG_KEY,
     }),
     ...(props.extraSettings ?? {}),
     POWERTOOLS_SERVICE_NAME: serviceName,

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { ALERT_STATE_PREFIX, REPORTS_PREFIX } from '../../format/layout';
 import { SERVICE } from '../../format/metric-names';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../format/command-status';
+import { CHECK_INPUT } from '../../format/scheduled-inputs';
 import { MANIFEST_KEY_PATTERN } from './verifier';
 import { BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './lambda-function';
 import { acknowledgeObjectPattern, acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
@@ -24,7 +25,7 @@ export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
   readonly timeout?: Duration;
 }
 
-export const CHECK_INPUT = { action: 'check' } as const;
+export { CHECK_INPUT };
 
 /**
  * The monitor Lambda: alerts within minutes when a run of the backup document fails, times out or

@@ -5,8 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { BACKUPS_PREFIX, DRILLS_PREFIX, TIERS, type Tier } from '../../format/layout';
 import { ACCOUNT_PATTERN, REPLICATED_PREFIXES, replicaBucketName, replicaKeyAlias, replicationRoleName, DEPLOYMENT_NAME_PATTERN, DEPLOYMENT_NAME_RULE } from '../../format/replica';
-import { retentionProblems, type RetentionSettings } from './rules';
-import { replicaProblems, replicaRetention } from './replica-settings';
+import { replicaProblems, replicaRetention, retentionProblems, type RetentionSettings } from './settings';
 import { acknowledgeObjectPrefixes } from './nag';
 import { accessLogBucket, lockedBucketProps, logInto, tierLifecycleRules } from './vault';
 

@@ -5,8 +5,8 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { DEFAULT_MAX_HOSTS, DEFAULT_OFFLINE_GRACE_SECONDS, DELIVERY_TIMEOUT_RANGE_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
-import { checkNameProp, cronProblem, timeZoneProblem } from './rules';
+import { DEFAULT_MAX_HOSTS, DEFAULT_OFFLINE_GRACE_SECONDS, DELIVERY_TIMEOUT_RANGE_SECONDS, DEFAULT_EXECUTION_TIMEOUT_SECONDS, MAX_EXECUTION_TIMEOUT_SECONDS, runRequest, runSpread, taggedHosts, type RunAction } from '../../format/run-document';
+import { checkNameProp, cronProblem, timeZoneProblem } from './settings';
 import { nagEnv } from './nag';
 
 export interface ScheduledRun {
@@ -111,7 +111,7 @@ export class BackupSchedules extends Construct {
       if (seen.has(run.group)) throw new Error(`BackupSchedules props.backups: group "${run.group}" has two schedules`);
       seen.add(run.group);
     }
-    const executionTimeout = (props.executionTimeout ?? Duration.hours(4)).toSeconds();
+    const executionTimeout = props.executionTimeout?.toSeconds() ?? DEFAULT_EXECUTION_TIMEOUT_SECONDS;
     if (executionTimeout < 60 || executionTimeout > MAX_EXECUTION_TIMEOUT_SECONDS) {
       throw new Error(`BackupSchedules props.executionTimeout must be between 1 minute and 48 hours (${MAX_EXECUTION_TIMEOUT_SECONDS} s), got ${executionTimeout} s`);
     }

@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { checkNameProp } from './rules';
+import { checkNameProp } from './settings';
 
 export interface GroupSigningKeyProps {
   /** The group whose signing-key SecureString this key encrypts. */

@@ -1,7 +1,8 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { AGENT_DOCUMENT_VERSION } from '../../format/parameters';
-import { Coldseal, type ColdsealProps } from './coldseal';
+import { Coldseal } from './coldseal';
+import type { ColdsealProps } from './settings';
 
 export interface ColdsealStackProps extends StackProps {
   readonly coldseal: ColdsealProps;

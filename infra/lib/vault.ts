@@ -5,7 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix } from '../../format/layout';
 import { incompleteUploadAbortDays, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
-import { retentionProblems, type RetentionSettings } from './rules';
+import { retentionProblems, type RetentionSettings } from './settings';
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
 

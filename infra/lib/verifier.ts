@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../format/parameters';
 import { SERVICE } from '../../format/metric-names';
+import { SWEEP_INPUT } from '../../format/scheduled-inputs';
 import {
   BundledFunction,
   functionEnvironment,
@@ -47,7 +48,7 @@ export interface ColdsealVerifierProps extends ColdsealLambdaCommonProps {
   readonly enableBucketEvents?: boolean;
 }
 
-export const SWEEP_INPUT = { action: 'sweep' } as const;
+export { SWEEP_INPUT };
 export const MANIFEST_KEY_PATTERN = `${BACKUPS_PREFIX}*.manifest.json`;
 
 /**

@@ -6,6 +6,7 @@ import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmCommandHistory, S
 import { systemClock, type BucketStore, type Clock, type CommandHistory, type InstanceDirectory, type MetricsSink, type Notifier } from '../shared/ports';
 import { PowertoolsMetricsSink, powertools, SERVICE } from '../shared/runtime';
 import { loadSettings } from '../../format/lambda-settings';
+import type { CheckInput } from '../../format/scheduled-inputs';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../../format/command-status';
 import { handleCommandStatus, handleReplicationEvents, runMonitor, type MonitorDeps, type MonitorResult } from './core/monitor';
 import { isSnsEvent, type SnsLambdaEvent } from './core/replication-failure';
@@ -22,7 +23,7 @@ export const COMMAND_STATUS_DETAIL_TYPE = COMMAND_STATUS_DETAIL_TYPE_NAME;
 export type MonitorEvent =
   | { source: 'aws.ssm'; 'detail-type': typeof COMMAND_STATUS_DETAIL_TYPE; detail: CommandStatusDetail }
   | SnsLambdaEvent
-  | { action: 'check' }
+  | CheckInput
   | { 'detail-type': 'Scheduled Event'; source: string };
 
 export interface MonitorOverrides {

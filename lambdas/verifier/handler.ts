@@ -7,6 +7,7 @@ import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmParameterStore, t
 import { systemClock, type BucketStore, type Clock, type Notifier, type ParameterStore } from '../shared/ports';
 import { METRIC, powertools, SERVICE } from '../shared/runtime';
 import { loadSettings, type Settings } from '../../format/lambda-settings';
+import type { SweepInput } from '../../format/scheduled-inputs';
 import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, type VerifierDeps } from './core/verifier';
 
 /**
@@ -17,7 +18,7 @@ const { logger, metrics } = powertools(SERVICE.verifier);
 
 export type VerifierEvent =
   | { 'detail-type': 'Object Created'; source: 'aws.s3'; detail: { bucket: { name: string }; object: { key: string } } }
-  | { action: 'sweep' }
+  | SweepInput
   | { action: 'verify'; key: string }
   | { 'detail-type': 'Scheduled Event'; source: string };
 

@@ -9,13 +9,13 @@ import { ALERT_STATE_PREFIX, parseKey, TIERS } from '../../format/layout';
 import { hostNameFrom, openDrillReceipt, openManifest, readPublicKeys, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { loadSettings } from '../../format/lambda-settings';
-import { reportSchema } from '../../format/report';
+import { reportSchema } from '../../format/verification-report';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto } from '../../e2e/moto-stack';
-import { Deployment, generateKeyFiles, HostInventory, type Actors, type KeyFiles } from '../../e2e/flow';
-import type { Alert } from '../../e2e/alerts';
+import { deployToMoto } from '../../local-system/moto-stack';
+import { Deployment, generateKeyFiles, HostInventory, type Actors, type KeyFiles } from '../../local-system/flow';
+import type { Alert } from '../../local-system/alerts';
 import { motoEndpoint, newMotoAccount, newMotoActor, uniqueName, type MotoAccount } from '../harness/aws';
 import { startRecorder, type Recorder } from '../harness/aws-recorder';
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
@@ -25,7 +25,7 @@ import { serviceCallsOf } from '../infra/service-calls';
 import { entryMatches, UNUSED_PERMISSIONS } from '../infra/unused-permissions';
 import { HARNESS, needsNoPermission, OPERATOR, OPERATOR_POLICY, translate, type RecordedCall, type Translation } from '../infra/recorded-calls';
 import { FAKE, type Template } from '../infra/template-tools';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../e2e/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../local-system/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CreateAccessKeyCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
-import { motoTarget, type MotoTarget } from '../../e2e/moto-target';
+import { motoTarget, type MotoTarget } from '../../local-system/moto-target';
 
 /**
  * Test isolation inside the one moto_server of a run: each test file works in an account of its
@@ -15,7 +15,7 @@ export function motoEndpoint(): string {
   return endpoint;
 }
 
-/** A moto account: what the code under test is handed (e2e/moto-target.ts MotoTarget), and its keys. */
+/** A moto account: what the code under test is handed (local-system/moto-target.ts MotoTarget), and its keys. */
 export interface MotoAccount extends MotoTarget {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
 }

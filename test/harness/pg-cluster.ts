@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../e2e/services';
+import { freePort } from '../../local-system/services';
 
 /**
  * A throwaway PostgreSQL cluster of our own (initdb + pg_ctl as the postgres user): for tests that

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import type { AgentConfigInput } from '../../format/agent-config';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from './agent';
-import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, uniqueDbName } from '../../e2e/databases';
+import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, uniqueDbName } from '../../local-system/databases';
 
 /**
  * What the backup→restore round-trip files set up alike: a sandbox (a moto account of its own, a
- * bucket, fresh keys), the fixture databases (e2e/databases.ts) and files tree a backup is made
+ * bucket, fresh keys), the fixture databases (local-system/databases.ts) and files tree a backup is made
  * of, the backup itself, and in after() the removal of all of it and of what the tests added
  * (restore targets, output directories).
  */

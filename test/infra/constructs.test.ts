@@ -10,7 +10,7 @@ import { BackupSchedules } from '../../infra/lib/schedules';
 import { DataVault } from '../../infra/lib/vault';
 import { Coldseal } from '../../infra/lib/coldseal';
 import { ColdsealStack } from '../../infra/lib/stack';
-import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/rules';
+import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/settings';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInBundle } from './fixtures';
 
 /** Each construct on its own, with props other than the defaults: what it builds follows its props. */

@@ -13,14 +13,14 @@ import { parseKey } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
 import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto, hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
+import { deployToMoto, hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack } from '../../local-system/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
-import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../e2e/databases';
+import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../local-system/databases';
 import { longExcludes, manySources, ROOT, sampleContext } from './fixtures';
 
 /**
  * Groups whose configuration is larger than any SSM parameter (40 sources; a source with a long
- * exclude list), deployed into moto (which, unlike PutParameter, takes any size: e2e/moto-stack.ts
+ * exclude list), deployed into moto (which, unlike PutParameter, takes any size: local-system/moto-stack.ts
  * checks each parameter against its tier as AWS would), then read by the real agent: its config
  * loader, the bundle run by the SSM document's script, and `coldseal trigger` on an operator's laptop.
  */

@@ -12,9 +12,9 @@ import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
 import { configPartsPath, deploymentParameter, groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
 import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../e2e/moto-stack';
+import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../local-system/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
-import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../e2e/databases';
+import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../local-system/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { ROOT, sampleContext } from './fixtures';
 
@@ -27,7 +27,7 @@ import { ROOT, sampleContext } from './fixtures';
  * moto's CloudFormation does not create every resource type nor apply every bucket property; what
  * it skips is listed (and asserted, so a change in moto is noticed) and the bucket settings the
  * backup depends on are applied from the template through the S3 API, as CloudFormation would
- * (e2e/moto-stack.ts).
+ * (local-system/moto-stack.ts).
  */
 const GROUP = 'db';
 const SOURCE = 'pg';

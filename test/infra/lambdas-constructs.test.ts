@@ -13,8 +13,9 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ColdsealAlarms } from '../../infra/lib/alarms';
 import { ColdsealDashboard } from '../../infra/lib/dashboard';
-import { ColdsealMonitor, CHECK_INPUT } from '../../infra/lib/monitor';
-import { ColdsealVerifier, SWEEP_INPUT } from '../../infra/lib/verifier';
+import { ColdsealMonitor } from '../../infra/lib/monitor';
+import { ColdsealVerifier } from '../../infra/lib/verifier';
+import { CHECK_INPUT, SWEEP_INPUT } from '../../format/scheduled-inputs';
 import { loadSettings } from '../../format/lambda-settings';
 import { METRIC, SERVICE } from '../../format/metric-names';
 

@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
-import { buildApp } from '../../infra/lib/app';
+import { buildApp } from '../../infra/lib/build-app';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { FAKE, type Template } from './template-tools';
 

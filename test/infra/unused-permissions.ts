@@ -31,7 +31,7 @@ export const UNUSED_PERMISSIONS: readonly UnusedPermission[] = [
   { grant: 'monitor * logs:PutLogEvents *', reason: LAMBDA_LOGS },
   {
     grant: 'monitor * ssm:DescribeInstanceInformation *',
-    reason: "moto 5.2 answers DescribeInstanceInformation with a tag filter with HTTP 500, so the run hands the monitor a stand-in inventory (e2e/flow.ts HostInventory); lambdas/shared/aws.ts SsmInstanceDirectory calls it on AWS",
+    reason: "moto 5.2 answers DescribeInstanceInformation with a tag filter with HTTP 500, so the run hands the monitor a stand-in inventory (local-system/flow.ts HostInventory); lambdas/shared/aws.ts SsmInstanceDirectory calls it on AWS",
   },
   {
     grant: 'host:* BackupObjectSettings s3:AbortMultipartUpload *',

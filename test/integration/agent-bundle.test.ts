@@ -9,7 +9,7 @@ import { openManifest, readPublicKeys } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import { buildAgent } from '../../scripts/build-agent';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createPgFixture, dropPgDatabase, uniqueDbName } from '../../e2e/databases';
+import { createPgFixture, dropPgDatabase, uniqueDbName } from '../../local-system/databases';
 
 /**
  * The bundle is what hosts run: one file, no node_modules. Run it from a directory with nothing

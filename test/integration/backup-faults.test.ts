@@ -6,8 +6,8 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { startS3Proxy } from '../harness/s3-proxy';
-import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
-import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
+import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
+import { createPgFixture, dropMysqlDatabase, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../local-system/databases';
 import mysql from 'mysql2/promise';
 
 /**

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
-import { createAlertInbox, type AlertInbox } from '../../e2e/alerts';
-import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../e2e/databases';
+import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
+import { createPgFixture, dropPgDatabase, MYSQL, PG, uniqueDbName } from '../../local-system/databases';
 import { startS3Proxy } from '../harness/s3-proxy';
 
 /**

@@ -17,7 +17,7 @@ import {
   uniqueDbName,
   PG,
   MYSQL,
-} from '../../e2e/databases';
+} from '../../local-system/databases';
 import { decompress, gpgDecrypt, gpgVerifyDetached } from '../harness/gpg';
 import { treeListing } from '../harness/tree';
 

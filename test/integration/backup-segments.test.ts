@@ -10,7 +10,7 @@ import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { startS3Proxy, type S3Proxy } from '../harness/s3-proxy';
-import { createPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, PG } from '../../e2e/databases';
+import { createPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, PG } from '../../local-system/databases';
 
 /**
  * Segmentation end to end with a forced small segment size (5 MiB parts, 2 parts a segment), so a

@@ -6,7 +6,7 @@ import mysql from 'mysql2/promise';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { MYSQL, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl } from '../../e2e/databases';
+import { MYSQL, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl } from '../../local-system/databases';
 
 /**
  * Database names are data, not options. With databases "all" the names come from SHOW DATABASES,

@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { dropMysqlDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, uniqueDbName, MYSQL } from '../../e2e/databases';
+import { dropMysqlDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, uniqueDbName, MYSQL } from '../../local-system/databases';
 
 /**
  * A MariaDB database whose code uses its own objects: a view over a stored function, a trigger

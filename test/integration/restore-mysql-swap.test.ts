@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from '../../agent/src/restore/mysql-staging';
-import { createMysqlFixture, dropMysqlDatabase, mysqlContentFingerprint, uniqueDbName, MYSQL } from '../../e2e/databases';
+import { createMysqlFixture, dropMysqlDatabase, mysqlContentFingerprint, uniqueDbName, MYSQL } from '../../local-system/databases';
 
 /**
  * The swap of a checked staging database into an existing target fails halfway (the tables have

@@ -7,7 +7,7 @@ import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { dropPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
+import { dropPgDatabase, pgContentFingerprint, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 
 /**

@@ -9,7 +9,7 @@ import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { decompress, gpgDecrypt } from '../harness/gpg';
-import { pgQuery, pgSource, pgUrl, uniqueDbName, PG } from '../../e2e/databases';
+import { pgQuery, pgSource, pgUrl, uniqueDbName, PG } from '../../local-system/databases';
 
 /**
  * A new PostgreSQL database is made as the archive describes it (encoding, locale, owner, comment,

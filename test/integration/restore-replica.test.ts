@@ -9,7 +9,7 @@ import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { uniqueName } from '../harness/aws';
-import { pgContentFingerprint, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
+import { pgContentFingerprint, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { startRecorder, type RecordedRequest, type Recorder } from '../harness/aws-recorder';
 import { motoEndpoint } from '../harness/aws';

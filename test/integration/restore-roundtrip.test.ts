@@ -23,7 +23,7 @@ import {
   pgSource,
   pgUrl,
   uniqueDbName,
-} from '../../e2e/databases';
+} from '../../local-system/databases';
 import { treeListing } from '../harness/tree';
 
 /**

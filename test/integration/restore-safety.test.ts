@@ -7,7 +7,7 @@ import { readPrivateKey } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
+import { mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
  * Safety dumps (the copy of what a restore replaces) are not the weakest copy of the data: 0600

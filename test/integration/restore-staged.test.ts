@@ -10,7 +10,7 @@ import { peekManifest, type Manifest } from '../../format';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { createMysqlFixture, createPgDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgQuery, pgSource, pgUrl, uniqueDbName, MYSQL } from '../../e2e/databases';
+import { createMysqlFixture, createPgDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgQuery, pgSource, pgUrl, uniqueDbName, MYSQL } from '../../local-system/databases';
 import { forgeArtifact } from '../harness/forge';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { treeListing } from '../harness/tree';

@@ -8,7 +8,7 @@ import { generateKeyPair, peekManifest, readPrivateKey, signManifest, type Manif
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../e2e/databases';
+import { pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
  * Damaged and tampered backups are refused with a message naming the failed check, and the

@@ -7,7 +7,7 @@ import { openDrillReceipt, peekManifest, readPrivateKey, readPublicKeys, signMan
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { mysqlSource, pgQuery, pgSource, uniqueDbName } from '../../e2e/databases';
+import { mysqlSource, pgQuery, pgSource, uniqueDbName } from '../../local-system/databases';
 
 /**
  * verify (from this machine, with and without the key) and drill (the scheduled deep verify that

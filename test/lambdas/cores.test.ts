@@ -5,7 +5,7 @@ import { retentionFindings, sourceFindings, median, type HistoryEntry } from '..
 import { tierOf, tail } from '../../lambdas/monitor/core/command-failure';
 import { alertMessage, subjectLine } from '../../lambdas/shared/alerts';
 import { makeFinding } from '../../lambdas/shared/findings';
-import { historyChart } from '../../lambdas/verifier/core/report';
+import { historyChart } from '../../lambdas/verifier/core/report-builder';
 import { stampOf } from '../../format';
 
 /** The pure parts, without moto: settings, fleet arithmetic, message shaping. */

@@ -26,7 +26,7 @@ import {
 import { settingsEnvironment } from '../../format/lambda-settings';
 import type { Clock } from '../../lambdas/shared/ports';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
-import { createAlertInbox, type Alert, type AlertInbox } from '../../e2e/alerts';
+import { createAlertInbox, type Alert, type AlertInbox } from '../../local-system/alerts';
 
 /**
  * Backups built with the real format module (keys, OpenPGP encryption, DigestStream, signed

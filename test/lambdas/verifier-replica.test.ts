@@ -5,7 +5,7 @@ import { S3BucketStore } from '../../lambdas/shared/aws';
 import type { ObjectHead } from '../../lambdas/shared/ports';
 import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
-import { reportSchema } from '../../format/report';
+import { reportSchema } from '../../format/verification-report';
 import { alertStateKey } from '../../lambdas/shared/alerts';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';
 import { DAY, HOUR, drainInbox, newWorld, putBackup, type World } from './fixtures';

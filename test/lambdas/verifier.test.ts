@@ -4,12 +4,12 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { generateKeyPair, readPrivateKey } from '../../format';
 import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
-import { reportSchema } from '../../format/report';
+import { reportSchema } from '../../format/verification-report';
 import { verificationRecordKey, type VerificationRecord } from '../../lambdas/verifier/core/hashing';
 import type { Check } from '../../lambdas/shared/findings';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';
 import { DAY, HOUR, buildBackup, drainInbox, healthyFleet, newWorld, putBackup, putDrill, putObject, storeBackup, type World } from './fixtures';
-import type { Alert } from '../../e2e/alerts';
+import type { Alert } from '../../local-system/alerts';
 
 let account: MotoAccount;
 before(async () => {

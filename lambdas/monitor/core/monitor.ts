@@ -4,7 +4,7 @@ import { makeFinding, sortFindings, type Check, type Finding } from '../../share
 import type { BucketStore, Clock, CommandHistory, InstanceDirectory, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';
 import type { Settings } from '../../../format/lambda-settings';
 import { freshnessFindings, type NewestBackup } from '../../shared/freshness';
-import { reportSchema, type Report } from '../../../format/report';
+import { reportSchema, type Report } from '../../../format/verification-report';
 import type { CommandStatusDetail } from '../../../format/command-status';
 import { commandFailureFinding } from './command-failure';
 import { eventKey, isReplicationFailure, replicationFailureFinding, s3Records, type SnsLambdaEvent } from './replication-failure';

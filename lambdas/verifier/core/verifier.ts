@@ -12,8 +12,8 @@ import { Budget, readVerify, verificationRecordKey, type VerificationRecord } fr
 import { buildInventory, sourceId, type ListedBackup } from './inventory';
 import { loadGroupKeys, type GroupKeys } from './keys';
 import type { ReplicaState } from './replica';
-import type { Report } from '../../../format/report';
-import { buildReport, renderHtml, type ReplicaCounts } from './report';
+import type { Report } from '../../../format/verification-report';
+import { buildReport, renderHtml, type ReplicaCounts } from './report-builder';
 
 export interface VerifierDeps {
   readonly store: BucketStore;
@@ -121,74 +121,94 @@ export interface SweepResult {
 }
 
 /** The daily sweep: every backup, every fleet check, the report, one summary message. */
-export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
+/** What a sweep starts from: the bucket's listings read into backups, and each configured group's keys. */
+interface SweepInputs {
+  readonly backupObjects: readonly ListedObject[];
+  readonly inventory: ReturnType<typeof buildInventory>;
+  readonly records: Map<string, VerificationRecord>;
+  readonly groups: ReadonlyMap<string, GroupSettings>;
+  readonly keysByGroup: ReadonlyMap<string, GroupKeys>;
+  /** The backups of configured groups (others are logged and left alone). */
+  readonly backups: ListedBackup[];
+  /** A group whose keys cannot be read: one finding each. */
+  readonly keyFindings: Finding[];
+}
+
+async function readSweepInputs(deps: VerifierDeps, now: Date): Promise<SweepInputs> {
   const { store, settings, log } = deps;
-  const now = deps.clock.now();
-  const budget = budgetFor(deps);
   const [backupObjects, drillObjects, recordObjects] = await Promise.all([store.list(BACKUPS_PREFIX), store.list(DRILLS_PREFIX), store.list(VERIFIED_PREFIX)]);
   const inventory = buildInventory([...backupObjects, ...drillObjects]);
   const records = await loadRecords(store, recordObjects);
   const groups = new Map(settings.groups.map((g) => [g.name, g]));
-  const findings: Finding[] = [];
+  const keyFindings: Finding[] = [];
   const keysByGroup = new Map<string, GroupKeys>();
   for (const group of settings.groups) {
     const keys = await loadGroupKeys(deps.params, settings.parameterPrefix, group.name);
     keysByGroup.set(group.name, keys);
-    if (keys.problem) findings.push(keyProblemFinding(keys, settings.bucket, now));
+    if (keys.problem) keyFindings.push(keyProblemFinding(keys, settings.bucket, now));
   }
   const unknown = new Set(inventory.backups.filter((b) => !groups.has(b.location.group)).map((b) => b.location.group));
   if (unknown.size) log.warn('backups of groups this verifier is not configured for are not checked', { groups: [...unknown] });
   const backups = inventory.backups.filter((b) => groups.has(b.location.group));
+  return { backupObjects, inventory, records, groups, keysByGroup, backups, keyFindings };
+}
 
-  // The newest manifest of each source is held to the recipients configured today.
-  const newestManifest = new Map<string, string>();
-  for (const b of backups) if (b.manifest) newestManifest.set(sourceId(b.location), b.stamp);
-  const checked: CheckedBackup[] = await mapLimit(backups, IO_CONCURRENCY, (b) => {
-    const group = groups.get(b.location.group)!;
-    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
-  });
-  for (const c of checked) findings.push(...c.findings);
-  const hashing = await runHashJobs(deps, checked.flatMap((c) => c.jobs), budget, now);
-  findings.push(...hashing.findings);
-
-  // Orphans: a listed manifest (valid or not) claims its neighbours; a valid one only those it names.
+/** Orphans: a listed manifest (valid or not) claims its neighbours; a valid one only those it names. */
+function referencedKeys(checked: readonly CheckedBackup[]): Set<string> {
   const referenced = new Set<string>();
   for (const c of checked) {
     if (!c.backup.manifest) continue;
     const named = c.manifest ? c.manifest.artifacts.flatMap((a) => a.segments?.map((s) => s.key) ?? [a.key]) : c.backup.artifacts.map((a) => a.key);
     named.forEach((k) => referenced.add(k));
   }
-  findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referenced));
+  return referenced;
+}
 
-  // The report's replica column, and which monitor "replication failed" alerts this sweep settles:
-  // those of backups now fully replicated, or no longer in the bucket (expired).
-  const replicaBySource = new Map<string, ReplicaCounts>();
-  const replicaByManifest = new Map<string, ReplicaState | undefined>();
+/**
+ * The report's replica column, and which monitor "replication failed" alerts this sweep settles:
+ * those of backups now fully replicated, or no longer in the bucket (expired).
+ */
+function replicaTally(settings: Settings, checked: readonly CheckedBackup[], backupObjects: readonly ListedObject[]): { bySource: Map<string, ReplicaCounts>; settled: (f: Finding) => boolean } {
+  const bySource = new Map<string, ReplicaCounts>();
+  const byManifest = new Map<string, ReplicaState | undefined>();
   for (const c of checked) {
     if (!c.backup.manifest) continue;
-    replicaByManifest.set(c.backup.manifest.key, c.replica);
+    byManifest.set(c.backup.manifest.key, c.replica);
     if (!c.replica) continue;
     const id = sourceId(c.backup.location);
-    const counts = replicaBySource.get(id) ?? { replicated: 0, pending: 0, missing: 0 };
+    const counts = bySource.get(id) ?? { replicated: 0, pending: 0, missing: 0 };
     counts[c.replica]++;
-    replicaBySource.set(id, counts);
+    bySource.set(id, counts);
   }
-  const replicationSettled = (f: Finding): boolean => {
+  const settled = (f: Finding): boolean => {
     if (f.check !== 'replication-failed' || !settings.replicaMaxPendingHours) return false;
     const key = f.id.slice(f.id.indexOf(':') + 1);
     if (!key.startsWith(BACKUPS_PREFIX)) return false;
-    return !replicaByManifest.has(key) ? !backupObjects.some((o) => o.key === key) : replicaByManifest.get(key) === 'replicated';
+    return !byManifest.has(key) ? !backupObjects.some((o) => o.key === key) : byManifest.get(key) === 'replicated';
   };
+  return { bySource, settled };
+}
 
+type SourceRow = { group: string; host: string; source: string; history: HistoryEntry[]; replica: ReplicaCounts | null };
+
+/**
+ * Every source of every group, expected or seen: its report row and its fleet findings (fresh,
+ * size, retention), then the group's drills. `evaluated` is what this sweep judged, so that only
+ * those sources' open alerts may resolve.
+ */
+async function judgeSources(deps: VerifierDeps, inputs: SweepInputs, checked: readonly CheckedBackup[], replicaBySource: ReadonlyMap<string, ReplicaCounts>, now: Date): Promise<{ rows: SourceRow[]; drills: DrillSummary[]; evaluated: Set<string>; findings: Finding[] }> {
+  const { store, settings } = deps;
+  const { backups, keysByGroup } = inputs;
   const histories = new Map<string, HistoryEntry[]>();
   for (const c of checked) {
     if (!c.manifest) continue;
     const id = sourceId(c.backup.location);
     histories.set(id, [...(histories.get(id) ?? []), historyEntry(c.backup, c.manifest)]);
   }
-  const rows: { group: string; host: string; source: string; history: HistoryEntry[]; replica: ReplicaCounts | null }[] = [];
+  const rows: SourceRow[] = [];
   const drills: DrillSummary[] = [];
   const evaluated = new Set<string>();
+  const findings: Finding[] = [];
   for (const group of settings.groups) {
     const seen = new Set<string>();
     for (const b of backups) if (b.location.group === group.name) seen.add(`${b.location.host}/${b.location.source}`);
@@ -203,13 +223,38 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
       findings.push(...sourceFindings({ ...input, sizeDropRatio: settings.sizeDropRatio, expected: expected.has(pair) || history.length > 0 || seen.has(pair) }));
       findings.push(...retentionFindings(input));
     }
-    const drill = await drillFindings({ store, bucket: settings.bucket, group, keys: keysByGroup.get(group.name)!, drills: inventory.drills, now });
+    const drill = await drillFindings({ store, bucket: settings.bucket, group, keys: keysByGroup.get(group.name)!, drills: inputs.inventory.drills, now });
     findings.push(...drill.findings);
     if (drill.latest) drills.push(drill.latest);
   }
+  return { rows, drills, evaluated, findings };
+}
+
+export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
+  const { store, settings, log } = deps;
+  const now = deps.clock.now();
+  const budget = budgetFor(deps);
+  const inputs = await readSweepInputs(deps, now);
+  const { backups, groups, keysByGroup, records } = inputs;
+  const findings: Finding[] = [...inputs.keyFindings];
+
+  // The newest manifest of each source is held to the recipients configured today.
+  const newestManifest = new Map<string, string>();
+  for (const b of backups) if (b.manifest) newestManifest.set(sourceId(b.location), b.stamp);
+  const checked: CheckedBackup[] = await mapLimit(backups, IO_CONCURRENCY, (b) => {
+    const group = groups.get(b.location.group)!;
+    return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
+  });
+  for (const c of checked) findings.push(...c.findings);
+  const hashing = await runHashJobs(deps, checked.flatMap((c) => c.jobs), budget, now);
+  findings.push(...hashing.findings);
+  findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referencedKeys(checked)));
+  const replica = replicaTally(settings, checked, inputs.backupObjects);
+  const judged = await judgeSources(deps, inputs, checked, replica.bySource, now);
+  findings.push(...judged.findings);
 
   const sorted = sortFindings(findings);
-  const plan = await reconcileAlerts(deps, sorted, (f) => replicationSettled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || evaluated.has(`${f.group}/${f.host}/${f.source}`))));
+  const plan = await reconcileAlerts(deps, sorted, (f) => replica.settled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || judged.evaluated.has(`${f.group}/${f.host}/${f.source}`))));
   const firstSeen = new Map<string, string>();
   for (const r of [...plan.reminded.map((x) => x.record), ...plan.quiet.map((x) => x.record)]) firstSeen.set(r.id, r.firstSeenAt);
   for (const f of plan.opened) firstSeen.set(f.id, now.toISOString());
@@ -221,8 +266,8 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     settledIds: new Set(plan.quiet.filter((q) => q.finding.once).map((q) => q.finding.id)),
     firstSeen,
     resolved: plan.resolved.map((r) => ({ id: r.id, summary: r.finding.summary, firstSeenAt: r.firstSeenAt })),
-    sources: rows,
-    drills,
+    sources: judged.rows,
+    drills: judged.drills,
     backups: backups.filter((b) => b.manifest).length,
     verification: {
       hashedBytes: budget.hashedBytes,

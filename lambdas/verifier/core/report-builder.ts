@@ -1,11 +1,11 @@
-import { REPORT_SCHEMA, reportSchema, type Report } from '../../../format/report';
+import { REPORT_SCHEMA, reportSchema, type Report } from '../../../format/verification-report';
 import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findings';
 import { formatBytes } from '../../../format/byte-size';
 import type { HistoryEntry } from './fleet';
 import type { DrillSummary } from './drills';
 
 /**
- * The daily report: built here from the verifier's findings, to the schema in format/report.ts
+ * The daily report: built here from the verifier's findings, to the schema in format/verification-report.ts
  * (the monitor reads it back). The HTML is for people: one self-contained file (no scripts, no
  * external assets) that opens from S3 or email.
  */

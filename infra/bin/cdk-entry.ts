@@ -1,6 +1,6 @@
 import { buildAgentSync } from '../../scripts/build-agent';
-import { buildApp } from '../lib/app';
-import { ColdsealConfigError } from '../lib/config';
+import { buildApp } from '../lib/build-app';
+import { ColdsealConfigError } from '../lib/settings';
 
 // The app is what puts the pieces together: the agent bundle is built here and handed to the stack.
 buildApp({ agentBundle: buildAgentSync }).then(

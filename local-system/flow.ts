@@ -25,7 +25,7 @@ import { subscribeAlertInbox, type Alert, type AlertInbox } from './alerts';
 
 /**
  * The whole system on one machine, step by step, against a stack deployed into moto
- * (e2e/moto-stack.ts): what a scheduled run, the Lambdas' triggers and an operator do, each
+ * (local-system/moto-stack.ts): what a scheduled run, the Lambdas' triggers and an operator do, each
  * reading its configuration from what the stack deployed. Shared by `npm run demo` and
  * test/e2e; the callers decide what to print or assert.
  */

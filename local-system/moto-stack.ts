@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { GetDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ADVANCED_PARAMETER_BYTES, STANDARD_PARAMETER_BYTES } from '../format/config-parameter';
-import { buildApp } from '../infra/lib/app';
+import { buildApp } from '../infra/lib/build-app';
 import { substituteParameters } from '../infra/lib/agent-script';
 import type { MotoTarget } from './moto-target';
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 /**
  * The daily verification report's JSON, written by the verifier and read by the monitor: for
  * machines, so its schema is versioned and only grows. (The HTML for people is rendered in
- * lambdas/verifier/core/report.ts.)
+ * lambdas/verifier/core/report-builder.ts.)
  */
 export const REPORT_SCHEMA = 'coldseal-verification-report/1';
 

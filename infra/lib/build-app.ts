@@ -1,9 +1,9 @@
 import { App, Aws, Validations, type AppProps, type IReusableStackSynthesizer } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { deploymentNameOf } from '../../format/replica';
-import { ColdsealConfigError, CONTEXT_KEY, resolveContext } from './config';
+import { resolveContext } from './config';
 import { ColdsealReplicaStack } from './replica-stack';
-import { replicaProblems } from './replica-settings';
+import { ColdsealConfigError, CONTEXT_KEY, withAgentBundle } from './settings';
 import { ColdsealStack } from './stack';
 
 export interface BuildAppOptions {
@@ -17,7 +17,7 @@ export interface BuildAppOptions {
   readonly synthesizer?: IReusableStackSynthesizer;
   /**
    * The agent bundle file, or what builds it (called once the context has been checked, as
-   * bin/app.ts passes scripts/build-agent.ts's buildAgentSync).
+   * bin/cdk-entry.ts passes scripts/build-agent.ts's buildAgentSync).
    */
   readonly agentBundle: string | (() => string);
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
@@ -34,21 +34,20 @@ export interface BuildAppOptions {
 export async function buildApp(options: BuildAppOptions): Promise<{ app: App; stack: ColdsealStack; replicaStack?: ColdsealReplicaStack }> {
   const app = new App({ ...options.appProps, defaultStackSynthesizer: options.synthesizer ?? options.appProps?.defaultStackSynthesizer });
   const raw = options.context !== undefined ? options.context : app.node.tryGetContext(CONTEXT_KEY);
-  const props = await resolveContext(typeof raw === 'string' ? JSON.parse(raw) : raw, options.baseDir ?? process.cwd());
+  const primary = options.env ?? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
+  const props = await resolveContext(typeof raw === 'string' ? JSON.parse(raw) : raw, options.baseDir ?? process.cwd(), primary);
   const stackName = options.stackName ?? 'Coldseal';
   let replicaStack: ColdsealReplicaStack | undefined;
   let env: { account?: string; region?: string } | undefined;
   if (props.replica) {
     const replica = props.replica;
-    env = options.env ?? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
+    env = primary;
     if (!env.region) {
       throw new ColdsealConfigError(`${CONTEXT_KEY}.replica: the primary's region is not known, so the replica's cannot be placed: run cdk with a region (AWS_REGION or a profile that has one)`);
     }
     if (replica.account && !env.account) {
       throw new ColdsealConfigError(`${CONTEXT_KEY}.replica.account: the primary's account is not known, and the replica's policies must name it: run cdk with the primary account's credentials`);
     }
-    const problems = replicaProblems(replica, props.retention, env);
-    if (problems.length > 0) throw new ColdsealConfigError(problems.map((p) => `${CONTEXT_KEY}.replica.${p.path.join('.')}: ${p.message}`).join('\n'));
     replicaStack = new ColdsealReplicaStack(app, `${stackName}Replica`, {
       description: 'coldseal: the offsite replica of the backups (another region, maybe another account)',
       env: { account: replica.account ?? env.account, region: replica.region },
@@ -64,7 +63,7 @@ export async function buildApp(options: BuildAppOptions): Promise<{ app: App; st
   const stack = new ColdsealStack(app, stackName, {
     description: 'coldseal: encrypted, signed, verified backups to S3 and Glacier',
     ...(env ? { env } : {}),
-    coldseal: { ...props, agentBundle: typeof options.agentBundle === 'string' ? options.agentBundle : options.agentBundle() },
+    coldseal: withAgentBundle(props, typeof options.agentBundle === 'string' ? options.agentBundle : options.agentBundle()),
   });
   // The replica must exist before the primary's replication rule points at it.
   if (replicaStack) stack.addStackDependency(replicaStack);
