@@ -83,6 +83,7 @@ export async function resolveContext(raw: unknown, baseDir: string, primary: Pri
       timeZone: value.timeZone,
       sources: value.sources,
       signingPublicKeys: keys.armored,
+      ...(value.maxHosts !== undefined ? { maxHosts: value.maxHosts } : {}),
     });
   }
   // A signing key's private half is in SSM, and nobody holds the example key's: backups encrypted

@@ -38,6 +38,21 @@ describe('coldseal context validation (what cdk synth reports)', () => {
     assert.equal(props.retention?.yearly?.lock.mode, 'COMPLIANCE');
   });
 
+  test("a group's maxHosts in cdk.json reaches its schedule's delivery timeout", async () => {
+    const context = twoGroupContext();
+    (context.groups as Record<string, Record<string, unknown>>).web.maxHosts = 500;
+    const props = await resolveContext(context, ROOT);
+    assert.equal(props.groups.find((g) => g.name === 'web')?.maxHosts, 500);
+    const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+    const template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
+    const timeoutOf = (group: string) => {
+      const [, schedule] = resourcesOfType(template, 'AWS::Scheduler::Schedule').find(([id]) => id.includes(`Backup${group}`))!;
+      return JSON.parse(JSON.stringify(schedule.Properties.Target.Input).match(/TimeoutSeconds\\":(\d+)/)![1]) as number;
+    };
+    // 500 hosts, 10 at a time, 4 h runs: 49 waves behind the first (format/run-document.ts runSpread).
+    assert.ok(timeoutOf('web') > timeoutOf('db') * 10, `web ${timeoutOf('web')} s, db ${timeoutOf('db')} s`);
+  });
+
   test('a missing context says where to put it', async () => {
     await assert.rejects(resolveContext(undefined, ROOT), /"coldseal" is missing: add it to the "context" of cdk\.json/);
   });

@@ -96,7 +96,7 @@ before(async () => {
 });
 
 const PART = 4096;
-/** The tier's lock as the stack sets it (infra/lib/rules.ts): 30 days, expiry 35. */
+/** The tier's lock as the stack sets it (infra/lib/settings.ts): 30 days, expiry 35. */
 const LOCK_DAYS = 30;
 const EXPIRE_DAYS = 35;
 
