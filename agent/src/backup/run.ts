@@ -10,14 +10,14 @@ import {
   type Tier,
 } from '../../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../../format/manifest';
-import { recipientProblems } from '../../../format/key-roles';
+import { recipientProblems } from '../../../runtime/key-roles';
 import { UploadsLeftOpenError } from './pipeline/abort-upload';
-import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
-import { signManifest } from '../../../format/signed-document';
+import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
+import { signManifest } from '../../../runtime/signed-document';
 import type { AgentClients } from '../aws';
 import type { AgentConfig, SourceConfig } from '../../../format/agent-config';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../errors';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../../format/run-document';
 import type { Log } from '../log';
 import { chooseCompression, type CompressionChoice } from './pipeline/compression';

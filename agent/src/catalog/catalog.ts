@@ -1,9 +1,9 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { ARCHIVED_CLASSES, artifactsOf, groupListing, type ListedArtifact } from '../../../format/backup-listing';
-import { mapLimit } from '../../../format/concurrency';
+import { mapLimit } from '../../../runtime/concurrency';
 import { DRILLS_PREFIX, parseKey, stampOf, TIERS, type SourceLocation, type Tier } from '../../../format/layout';
 import { drillReceiptSchema, type DrillReceipt } from '../../../format/manifest';
-import { unreadableMessage, whyUnreadable } from '../../../format/s3-presence';
+import { unreadableMessage, whyUnreadable } from '../../../runtime/s3-presence';
 import { ColdsealError, EXIT } from '../errors';
 
 /**

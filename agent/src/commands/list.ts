@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
 import { describeBackups, drillStates, listBackups, type BackupRow, type CatalogFilter } from '../catalog/catalog';
 import { ColdsealError, EXIT } from '../errors';

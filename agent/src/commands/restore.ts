@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KeyError, readPublicKeys } from '../../../format/pgp';
+import { KeyError, readPublicKeys } from '../../../runtime/pgp';
 import { EXIT, ColdsealError } from '../errors';
 import { resolvePublicKeys } from '../secrets';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import type { Log } from '../log';
 import { RETRIEVAL_TIERS, type ArchiveClient, type RetrievalTier } from '../restore/archive';
 import { runRestore, type RestoreResult, type RestoreTarget } from '../restore/restore';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { summarize, type SourceStatus } from '../catalog/catalog';
 import { EXIT } from '../errors';
 import { validateReplicaOptions, type ReplicaOptions } from '../replica';

@@ -6,17 +6,17 @@ import * as openpgp from 'openpgp';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sameKeyIds } from '../../../format/backup-judgement';
 import type { Artifact, Manifest } from '../../../format/manifest';
-import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../format/part-reader';
-import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
-import { s3PartFetcher } from '../../../format/s3-part-fetcher';
-import { unreadableMessage } from '../../../format/s3-presence';
+import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../runtime/part-reader';
+import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../runtime/pgp';
+import { s3PartFetcher } from '../../../runtime/s3-part-fetcher';
+import { unreadableMessage } from '../../../runtime/s3-presence';
 import { objectLabel } from '../../../format/ranges';
 import { ColdsealError, EXIT } from '../errors';
 import { gpgVersion, openGpgHome, type GpgHome } from '../backup/pipeline/encrypt';
 import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
-export type { ObjectPin } from '../../../format/part-reader';
+export type { ObjectPin } from '../../../runtime/part-reader';
 
 /**
  * The backup pipeline in reverse, as one stream, in one pass: parallel ranged GETs (PartReader)

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stampOf } from '../../../format/layout';
-import type { PublicKey } from '../../../format/pgp';
+import type { PublicKey } from '../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../errors';
 import { prepareEncryptor, startEncryption } from '../backup/pipeline/encrypt';
 import { keepTail } from '../process-output';

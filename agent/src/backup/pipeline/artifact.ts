@@ -2,7 +2,7 @@ import { withAbortOutcome } from './abort-upload';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pipeline } from 'node:stream';
 import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
-import type { CiphertextDigest } from '../../../../format/digest';
+import type { CiphertextDigest } from '../../../../runtime/digest';
 import type { Segment } from '../../../../format/manifest';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
