@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { readPublicKeys } from '../../runtime/pgp';
 import { openManifest } from '../../runtime/signed-document';
 import { EXIT } from '../../format/exit-codes';
-import { withPayloadHash } from '../../agent/src/backup/pipeline/multipart';
+import { withPayloadHash } from '../../agent/src/backup/upload/multipart';
 import { createAgentSandbox } from '../harness/agent';
 import { uniqueName } from '../harness/aws';
 import { startS3Proxy } from '../harness/s3-proxy';

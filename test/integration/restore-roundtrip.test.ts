@@ -11,7 +11,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { silentLog } from '../../agent/src/log';
 import { runRestore } from '../../agent/src/restore/restore';
-import { parsePostgresUrl } from '../../agent/src/restore/targets';
+import { parsePostgresUrl } from '../../agent/src/restore/targets/postgres';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';

@@ -7,8 +7,8 @@ import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, Lis
 import { artifactKey, parseKey, segmentKey } from '../../format/layout';
 import { manifestSchema, type Artifact } from '../../format/manifest';
 import { artifactObjects, ciphertextParts } from '../../format/ranges';
-import { MultipartWriter } from '../../agent/src/backup/pipeline/multipart';
-import { MIB, planUpload } from '../../agent/src/backup/pipeline/size-plan';
+import { MultipartWriter } from '../../agent/src/backup/upload/multipart';
+import { MIB, planUpload } from '../../agent/src/backup/upload/size-plan';
 import { newMotoAccount, uniqueName } from '../harness/aws';
 
 const loc = { tier: 'daily', group: 'prod', host: 'db-1', source: 'main' } as const;

@@ -11,7 +11,7 @@ import {
 } from '../../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../../format/manifest';
 import { recipientProblems } from '../../../runtime/key-roles';
-import { UploadsLeftOpenError } from './pipeline/abort-upload';
+import { UploadsLeftOpenError } from './upload/abort-upload';
 import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { signManifest } from '../../../runtime/signed-document';
 import type { AgentClients } from '../aws';
@@ -20,10 +20,10 @@ import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '.
 import { formatBytes } from '../../../runtime/byte-size';
 import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../../format/run-document';
 import type { Log } from '../log';
-import { chooseCompression, type CompressionChoice } from './pipeline/compression';
-import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
-import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
-import { planUpload } from './pipeline/size-plan';
+import { chooseCompression, type CompressionChoice } from '../pipeline/compression';
+import { startArtifact, type ArtifactResult, type RunningArtifact } from './upload/artifact';
+import { prepareEncryptor, type Encryptor } from '../pipeline/encrypt';
+import { planUpload } from './upload/size-plan';
 import { resolvePublicKeys, resolveSecret } from '../secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';

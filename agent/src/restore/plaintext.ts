@@ -12,8 +12,8 @@ import { s3PartFetcher } from '../../../runtime/s3-part-fetcher';
 import { unreadableMessage } from '../../../runtime/s3-presence';
 import { objectLabel } from '../../../format/ranges';
 import { ColdsealError, EXIT } from '../errors';
-import { gpgVersion, openGpgHome, type GpgHome } from '../backup/pipeline/encrypt';
-import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
+import { gpgVersion, openGpgHome, type GpgHome } from '../pipeline/encrypt';
+import { webToNode, nodeToWeb } from '../pipeline/streams';
 import { keepTail, lastLines } from '../process-output';
 
 export type { ObjectPin } from '../../../runtime/part-reader';

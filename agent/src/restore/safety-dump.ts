@@ -6,9 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import { stampOf } from '../../../format/layout';
 import type { PublicKey } from '../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../errors';
-import { prepareEncryptor, startEncryption } from '../backup/pipeline/encrypt';
+import { prepareEncryptor, startEncryption } from '../pipeline/encrypt';
 import { keepTail } from '../process-output';
-import type { ToolRun } from './targets';
+import type { ToolRun } from '../pipeline/sink';
 
 /**
  * The safety dump: a copy of what a restore is about to replace, kept "just in case". It holds the

@@ -14,17 +14,22 @@ import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import type { AgentClients } from '../aws';
 import { ColdsealError, describeError, EXIT } from '../errors';
-import { compareInventories } from '../backup/inventory/fingerprint';
-import { mysqlInventory } from '../backup/inventory/mysql';
+import { compareInventories } from '../inventory/fingerprint';
+import { mysqlInventory } from '../inventory/mysql';
 import type { MysqlConnection } from '../db/mysql';
-import { pgInventoryNow } from '../backup/inventory/postgres';
+import { pgInventoryNow } from '../inventory/postgres';
 import type { PgConnection } from '../db/postgres';
 import type { Log } from '../log';
-import { TailWatcher } from '../backup/pipeline/streams';
+import { TailWatcher } from '../pipeline/streams';
 import { openPlaintext } from './plaintext';
 import { discardSink, progress, streamInto } from './restore';
 import { loadVerifiedManifest } from './select';
-import { mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
+import { mysqlDropDatabase } from '../db/mysql';
+import { pgCreateDatabase, pgDropDatabase } from '../db/postgres';
+import type { Sink } from '../pipeline/sink';
+import { tarExtractSink } from './targets/directory';
+import { mysqlRestoreSink } from './targets/mysql';
+import { pgRestoreSink } from './targets/postgres';
 import { MysqlDumpRenamer } from './mysql-rename';
 
 /**

@@ -7,13 +7,13 @@ import type { Segment } from '../../../../format/manifest';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
 import type { DumpStep } from '../sources/source';
-import { startCompressor, type CompressionChoice } from './compression';
+import { startCompressor, type CompressionChoice } from '../../pipeline/compression';
 import { onInterrupt } from '../../interrupt';
 import { keepTail, lastLines } from '../../process-output';
-import { startEncryption, type Encryptor, type RunningEncryption } from './encrypt';
+import { startEncryption, type Encryptor, type RunningEncryption } from '../../pipeline/encrypt';
 import { MultipartWriter } from './multipart';
 import type { SizePlan } from './size-plan';
-import { ByteCounter, TailWatcher } from './streams';
+import { ByteCounter, TailWatcher } from '../../pipeline/streams';
 
 /**
  * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no
