@@ -2,7 +2,8 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { artifactKey, manifestKey, stampOf, type SourceLocation } from '../../format/layout';
-import { latestOf, listBackups } from '../../agent/src/catalog/catalog';
+import { latestOf } from '../../agent/src/catalog/latest';
+import { listBackups } from '../../agent/src/catalog/listing';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 

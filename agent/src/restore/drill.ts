@@ -7,7 +7,7 @@ import type { DrillReceipt } from '../../../format/manifest';
 import { fingerprintOf, KeyError, readPrivateKey, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { signDrillReceipt } from '../../../runtime/signed-document';
 import type { AgentClients } from '../aws';
-import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog/catalog';
+import { isComplete, listBackups, storageError, type BackupEntry } from '../catalog/listing';
 import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
