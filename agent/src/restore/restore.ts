@@ -141,45 +141,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
 
   let plaintextBytes: number | undefined;
   try {
-    let tail: { text: string; bytes: number };
-    if (file) {
-      try {
-        await opened.finished;
-        const size = (await file.stat()).size;
-        tail = { text: (await readTail(file, size)).toString('utf8'), bytes: size };
-      } finally {
-        log.endProgress();
-        await file.close().catch(() => undefined);
-      }
-    } else if (directSink) {
-      try {
-        await settle(opened, directSink);
-      } finally {
-        log.endProgress();
-      }
-      tail = { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
-    } else {
-      const watcher = new TailWatcher();
-      let plaintext = opened.plaintext;
-      if (plan.fromHead) {
-        try {
-          plaintext = await plan.fromHead(plaintext);
-        } catch (error) {
-          // A damaged stream makes the head unreadable too: report the root cause when there is one.
-          const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-          opened.abort();
-          throw root ?? error;
-        }
-      }
-      try {
-        await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
-        // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
-        if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
-      } finally {
-        log.endProgress();
-      }
-      tail = { text: watcher.tailText(), bytes: watcher.bytes };
-    }
+    const tail = await deliver(opened, plan, file, directSink, log);
     if (marker && !tail.text.includes(marker)) throw truncated(artifact, marker);
     // NaN: the count was not reported (gzip into a sink): the decompressor's own checks stand.
     if (artifact.uncompressedBytes !== null && !Number.isNaN(tail.bytes) && tail.bytes !== artifact.uncompressedBytes) {
@@ -192,6 +154,52 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     throw await undoAfter(plan, error, log);
   }
   return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: plaintextBytes ?? artifact.uncompressedBytes ?? 0 };
+}
+
+/**
+ * The plaintext into its destination, to the end of the read: a file the decompressor wrote, a
+ * sink zstd fed directly, or through Node (a tail watcher, the plan's head reader and transform).
+ * Returns the plaintext's last bytes (for the trailer) and its size (NaN when nobody counted it).
+ */
+async function deliver(opened: OpenedPlaintext, plan: Plan, file: FileHandle | undefined, directSink: Sink | undefined, log: Log): Promise<{ text: string; bytes: number }> {
+  if (file) {
+    try {
+      await opened.finished;
+      const size = (await file.stat()).size;
+      return { text: (await readTail(file, size)).toString('utf8'), bytes: size };
+    } finally {
+      log.endProgress();
+      await file.close().catch(() => undefined);
+    }
+  } else if (directSink) {
+    try {
+      await settle(opened, directSink);
+    } finally {
+      log.endProgress();
+    }
+    return { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
+  } else {
+    const watcher = new TailWatcher();
+    let plaintext = opened.plaintext;
+    if (plan.fromHead) {
+      try {
+        plaintext = await plan.fromHead(plaintext);
+      } catch (error) {
+        // A damaged stream makes the head unreadable too: report the root cause when there is one.
+        const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+        opened.abort();
+        throw root ?? error;
+      }
+    }
+    try {
+      await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
+      // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
+      if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
+    } finally {
+      log.endProgress();
+    }
+    return { text: watcher.tailText(), bytes: watcher.bytes };
+  }
 }
 
 /**
