@@ -44,7 +44,7 @@ function configParts(group: string): string[] {
 }
 const until = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
 
-/** The requests of one scheduled backup of group db on host h1 (agent/src/backup/run.ts, backup/pipeline/artifact.ts), in every tier. */
+/** The requests of one scheduled backup of group db on host h1 (agent/src/backup/run.ts, backup/upload/artifact.ts), in every tier. */
 function hostBackupCalls(group = 'db', principal = `host:${group}`): AwsCall[] {
   const calls: AwsCall[] = [];
   const sse = { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': model.dataKeyArn };
