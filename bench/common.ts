@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { generateKeyPair, type GeneratedKey } from '../format/pgp';
+import { generateKeyPair, type GeneratedKey } from '../runtime/pgp';
 
 /**
  * What both benchmarks share: the tools they need, the bench database, a work directory with

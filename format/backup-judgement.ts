@@ -6,7 +6,7 @@ import { artifactObjects, type ArtifactObject } from './ranges';
 /**
  * The judgement of one backup from what both readers see without a private key: `coldseal verify`
  * (and the drill) on the agent side, the verifier Lambda on the other. One pure function of the
- * signed manifest (its signature already proven by the caller with format/signed-document.ts),
+ * signed manifest (its signature already proven by the caller with runtime/signed-document.ts),
  * where it was found, the objects' heads, the messages' addressees and the clock. Each side turns
  * the verdicts into its own words (the agent's verify lines and exit code, the Lambda's findings),
  * so the two can no longer disagree on what is wrong with a backup.

@@ -10,7 +10,7 @@ import { ListCommandsCommand, PutParameterCommand, SendCommandCommand, SSMClient
 import { loadConfigParameter } from '../agent/src/config/load';
 import { agentConfigSchema, type AgentConfig } from '../format/agent-config';
 import { SOURCES_REFERENCE_KEY, splitSources } from '../format/config-parameter';
-import { generateKeyPair, type GeneratedKey } from '../format/pgp';
+import { generateKeyPair, type GeneratedKey } from '../runtime/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';
 import { SERVICE } from '../format/metric-names';

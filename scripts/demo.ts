@@ -3,7 +3,8 @@ import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFil
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { openManifest, readPublicKeys } from '../format';
+import { readPublicKeys } from '../runtime/pgp';
+import { openManifest } from '../runtime/signed-document';
 import { EXIT } from '../format/exit-codes';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';

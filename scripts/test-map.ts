@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
  */
 
 /** The folders whose TypeScript is the product (not tests, scripts or the e2e deploy library). */
-export const CODE_ROOTS = ['agent/src', 'format', 'lambdas', 'infra/lib'] as const;
+export const CODE_ROOTS = ['agent/src', 'format', 'runtime', 'lambdas', 'infra/lib'] as const;
 
 const ROOT = join(__dirname, '..');
 
@@ -38,34 +38,20 @@ export function testFiles(root = ROOT): string[] {
 
 function resolveImport(root: string, from: string, specifier: string): string | undefined {
   const base = resolve(root, dirname(from), specifier);
-  const target = [`${base}.ts`, join(base, 'index.ts'), base].find((c) => existsSync(c) && statSync(c).isFile());
+  const target = [`${base}.ts`, base].find((c) => existsSync(c) && statSync(c).isFile());
   return target && relative(root, target);
-}
-
-/** The module behind each name an index re-exports with `export * from`, by its own `export` lines. */
-function throughIndex(root: string, index: string, names: readonly string[]): string[] {
-  const modules = [...readFileSync(join(root, index), 'utf8').matchAll(/export \* from '(\.[^']*)'/g)].flatMap((m) => resolveImport(root, index, m[1]) ?? []);
-  return modules.filter((m) => {
-    const text = readFileSync(join(root, m), 'utf8');
-    return names.some((n) => new RegExp(`export (?:declare )?(?:async function|function|const|let|class|interface|type|enum) ${n}\\b|export \\{[^}]*\\b${n}\\b`).test(text));
-  });
 }
 
 /**
  * The repository files a source file imports by relative path (static and dynamic imports,
- * re-exports). Names imported from an index count for the module that defines them, and for the index.
+ * re-exports). The code has no index modules: every import names the file that defines it.
  */
 export function relativeImports(file: string, root = ROOT): string[] {
   const text = readFileSync(join(root, file), 'utf8');
   const found = new Set<string>();
-  for (const match of text.matchAll(/(?:\bimport\s+(?:type\s+)?\{([^}]*)\}\s*from\s*|\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)'(\.{1,2}\/[^']*)'/g)) {
-    const target = resolveImport(root, file, match[2]);
-    if (!target) continue;
-    found.add(target);
-    if (match[1] && target.endsWith('index.ts')) {
-      const names = match[1].split(',').map((n) => n.replace(/^\s*type\s+/, '').split(/\s+as\s+/)[0].trim()).filter(Boolean);
-      for (const m of throughIndex(root, target, names)) found.add(m);
-    }
+  for (const match of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)'(\.{1,2}\/[^']*)'/g)) {
+    const target = resolveImport(root, file, match[1]);
+    if (target) found.add(target);
   }
   return [...found].sort();
 }

@@ -1,4 +1,4 @@
-import { formatBytes } from '../../format/byte-size';
+import { formatBytes } from '../../runtime/byte-size';
 
 /**
  * Two audiences: a person at a terminal sees one progress line that rewrites itself; SSM (stdout

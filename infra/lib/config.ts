@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { normalizePrefix } from '../../format/parameters';
-import { recipientProblems, type SigningKeysOf } from '../../format/key-roles';
-import { readPublicKeys, type PublicKey } from '../../format/pgp';
+import { recipientProblems, type SigningKeysOf } from '../../runtime/key-roles';
+import { readPublicKeys, type PublicKey } from '../../runtime/pgp';
 import { ColdsealConfigError, CONTEXT_KEY, contextSchema, crossSettingProblems, retentionProblems, retentionWithDefaults, settingsFromContext, type ColdsealProps, type ColdsealSettings, type PrimaryPlace } from './settings';
 
 /**

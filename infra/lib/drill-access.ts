@@ -30,7 +30,7 @@ export class DrillAccess extends Construct {
       description: `coldseal restore-drill host of group ${props.group}: read the group's backups, write drill receipts`,
       statements: [
         // GetObjectVersion: the part reader pins every read after an object's first to its version
-        // (format/part-reader.ts). The drill reads no lock headers and no tags, so it gets neither
+        // (runtime/part-reader.ts). The drill reads no lock headers and no tags, so it gets neither
         // s3:GetObjectRetention nor s3:GetObjectTagging (unused in the recorded-calls proof).
         new iam.PolicyStatement({
           sid: 'ReadGroupBackups',

@@ -176,7 +176,7 @@ export function grantReadRetention(role: iam.IRole, bucket: s3.IBucket, prefixes
 }
 
 /**
- * A read pinned to the version a manifest recorded (format/s3-part-fetcher.ts sends VersionId, so
+ * A read pinned to the version a manifest recorded (runtime/s3-part-fetcher.ts sends VersionId, so
  * a replaced object fails loudly) is authorized as s3:GetObjectVersion, not s3:GetObject.
  * https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html ("Permissions": versionId)
  */

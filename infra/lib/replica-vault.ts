@@ -214,7 +214,7 @@ export class ReplicaVault extends Construct {
       statements: [
         // The catalog lists; a HEAD of an absent key answers 404 rather than 403 only with ListBucket.
         new iam.PolicyStatement({ sid: 'ListReplica', actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
-        // Every ranged read after the first is pinned to the version first read (format/s3-part-fetcher.ts),
+        // Every ranged read after the first is pinned to the version first read (runtime/s3-part-fetcher.ts),
         // which S3 authorizes as s3:GetObjectVersion (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
         new iam.PolicyStatement({ sid: 'ReadReplicas', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: REPLICATED_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)) }),
         // The replica may archive a tier sooner than the primary (archiveAfterDays): restore asks S3 for a copy back.

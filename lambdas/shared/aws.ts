@@ -11,8 +11,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandsCommand, SSMClient, type InstanceInformation } from '@aws-sdk/client-ssm';
-import type { RangeRequest, RangeResponse } from '../../format/part-reader';
-import { s3PartFetcher } from '../../format/s3-part-fetcher';
+import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
+import { s3PartFetcher } from '../../runtime/s3-part-fetcher';
 import type { BucketStore, CommandHistory, InstanceDirectory, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
 
 /** SDK adapters for the narrow interfaces. No logic beyond mapping "not found" to null. */

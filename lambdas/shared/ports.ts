@@ -1,4 +1,4 @@
-import type { RangeRequest, RangeResponse } from '../../format/part-reader';
+import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
 
 /**
  * The narrow interfaces the cores depend on. Production adapters (aws.ts) implement them with the
@@ -49,7 +49,7 @@ export interface BucketStore {
   list(prefix: string): Promise<ListedObject[]>;
   head(key: string): Promise<ObjectHead | null>;
   getText(key: string): Promise<string | null>;
-  /** One ranged read for a PartReader (format/part-reader.ts): pinned, with the object's size. */
+  /** One ranged read for a PartReader (runtime/part-reader.ts): pinned, with the object's size. */
   fetchRange(request: RangeRequest): Promise<RangeResponse>;
   /** Bytes [start, end) as a stream of chunks; end undefined = to the end of the object. */
   getRange(key: string, start: number, end?: number): Promise<AsyncIterable<Uint8Array>>;

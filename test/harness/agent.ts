@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { generateKeyPair, type GeneratedKey } from '../../format/pgp';
+import { generateKeyPair, type GeneratedKey } from '../../runtime/pgp';
 import type { AgentConfigInput } from '../../format/agent-config';
 import { newMotoAccount, uniqueName, type MotoAccount } from './aws';
 

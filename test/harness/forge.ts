@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { peekManifest, readPrivateKey, signManifest, type Manifest } from '../../format';
+import type { Manifest } from '../../format/manifest';
+import { readPrivateKey } from '../../runtime/pgp';
+import { peekManifest, signManifest } from '../../runtime/signed-document';
 import type { AgentSandbox } from './agent';
 
 /**

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { App, Stack } from 'aws-cdk-lib';
-import { generateKeyPair } from '../../format/pgp';
+import { generateKeyPair } from '../../runtime/pgp';
 import { Coldseal } from '../../infra/lib/coldseal';
 import { resolveContext } from '../../infra/lib/config';
 import { ColdsealConfigError, cronProblem, retentionProblems, timeZoneProblem, DEFAULT_RETENTION, type ColdsealProps } from '../../infra/lib/settings';

@@ -8,7 +8,8 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfigParameter } from '../../agent/src/config/load';
 import { sourceSchema } from '../../format/agent-config';
-import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
+import { readPublicKeys, generateKeyPair } from '../../runtime/pgp';
+import { openManifest } from '../../runtime/signed-document';
 import { parseKey } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';

@@ -8,7 +8,8 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCom
 import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfigParameter } from '../../agent/src/config/load';
 import { parseKey, type Tier } from '../../format/layout';
-import { openManifest, readPublicKeys, generateKeyPair } from '../../format';
+import { readPublicKeys, generateKeyPair } from '../../runtime/pgp';
+import { openManifest } from '../../runtime/signed-document';
 import { configPartsPath, deploymentParameter, groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
 import { buildAgentSync } from '../../scripts/build-agent';

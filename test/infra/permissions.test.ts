@@ -44,7 +44,7 @@ function configParts(group: string): string[] {
 }
 const until = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
 
-/** The requests of one scheduled backup of group db on host h1 (agent/src/backup/run.ts, backup/pipeline/artifact.ts), in every tier. */
+/** The requests of one scheduled backup of group db on host h1 (agent/src/backup/run.ts, backup/upload/artifact.ts), in every tier. */
 function hostBackupCalls(group = 'db', principal = `host:${group}`): AwsCall[] {
   const calls: AwsCall[] = [];
   const sse = { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': model.dataKeyArn };
@@ -89,9 +89,9 @@ function drillCalls(): AwsCall[] {
     { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: `${groupPrefix('daily', 'db')}` } },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest },
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=0-8388607' } },
-    // Every read of an object after its first is pinned to the version it saw (format/part-reader.ts).
+    // Every read of an object after its first is pinned to the version it saw (runtime/part-reader.ts).
     { principal, operation: 'GetObject', bucket: model.dataBucket, key: manifest.replace('.manifest.json', '.app.sql.zst.pgp'), headers: { range: 'bytes=8388608-16777215' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
-    // A listed segment S3 refuses with 403: a listing under its own key tells missing from denied (format/s3-presence.ts).
+    // A listed segment S3 refuses with 403: a listing under its own key tells missing from denied (runtime/s3-presence.ts).
     { principal, operation: 'ListObjectsV2', bucket: model.dataBucket, query: { prefix: segmentKey(manifest.replace('.manifest.json', '.app.sql.zst.pgp'), 2), 'max-keys': '1' } },
     {
       principal,
@@ -117,7 +117,7 @@ function verifierCalls(): AwsCall[] {
     { principal, operation: 'GetObject', bucket: b, key: artifact.replace('.www.tar.zst.pgp', '.manifest.json') },
     { principal, operation: 'HeadObject', bucket: b, key: artifact, readsLock: true },
     { principal, operation: 'GetObject', bucket: b, key: artifact, headers: { range: 'bytes=0-1048575' } },
-    // Pinned to the manifest's version (format/s3-part-fetcher.ts).
+    // Pinned to the manifest's version (runtime/s3-part-fetcher.ts).
     { principal, operation: 'GetObject', bucket: b, key: artifact, headers: { range: 'bytes=0-1048575' }, query: { versionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' } },
     { principal, operation: 'GetObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json`, mayBeMissing: true },
     { principal, operation: 'PutObject', bucket: b, key: `${VERIFIED_PREFIX}${artifact}.json` },

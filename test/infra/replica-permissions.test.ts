@@ -264,7 +264,7 @@ for (const sameAccount of [false, true]) {
       assert.equal(await decide(restorer, 's3:ListBucket', `arn:aws:s3:::${v.replicaBucket}`, v.replicaAccount, onReplica, { 's3:prefix': 'backups/' }), 'Allowed');
       assert.equal(await decide(restorer, 's3:GetObject', replicaObject(manifest), v.replicaAccount, onReplica), 'Allowed');
       assert.equal(await decide(restorer, 's3:GetObject', replicaObject('drills/db/h/20261122T060000Z.drill.json'), v.replicaAccount, onReplica), 'Allowed');
-      // Every part read after the first is pinned to the version first read (format/s3-part-fetcher.ts).
+      // Every part read after the first is pinned to the version first read (runtime/s3-part-fetcher.ts).
       assert.equal(await decide(restorer, 's3:GetObjectVersion', replicaObject(ciphertext), v.replicaAccount, onReplica), 'Allowed');
       // The replica may archive a tier sooner than the primary (archiveAfterDays): restore asks for a copy back.
       assert.equal(await decide(restorer, 's3:RestoreObject', replicaObject(ciphertext), v.replicaAccount, onReplica), 'Allowed');

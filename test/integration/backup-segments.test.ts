@@ -4,7 +4,11 @@ import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_proce
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactObjects, groupPrefix, openManifest, readPublicKeys, segmentKey, TIERS, type Artifact, type Manifest } from '../../format';
+import { groupPrefix, segmentKey, TIERS } from '../../format/layout';
+import type { Artifact, Manifest } from '../../format/manifest';
+import { artifactObjects } from '../../format/ranges';
+import { readPublicKeys } from '../../runtime/pgp';
+import { openManifest } from '../../runtime/signed-document';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';

@@ -1,8 +1,9 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { artifactKey, manifestKey, stampOf, type SourceLocation } from '../../format';
-import { latestOf, listBackups } from '../../agent/src/catalog/catalog';
+import { artifactKey, manifestKey, stampOf, type SourceLocation } from '../../format/layout';
+import { latestOf } from '../../agent/src/catalog/latest';
+import { listBackups } from '../../agent/src/catalog/listing';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 

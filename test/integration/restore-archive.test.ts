@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CopyObjectCommand } from '@aws-sdk/client-s3';
-import { peekManifest } from '../../format';
+import { peekManifest } from '../../runtime/signed-document';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
 import { silentLog } from '../../agent/src/log';
 import { ensureReadable, type ArchiveClient, type ArchivePolicy, type ArchiveState, type RetrievalTier } from '../../agent/src/restore/archive';

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { peekManifest } from '../../format';
+import { peekManifest } from '../../runtime/signed-document';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decrypt, readMessage } from 'openpgp';
-import { readPrivateKey } from '../../format';
+import { readPrivateKey } from '../../runtime/pgp';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';

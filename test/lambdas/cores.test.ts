@@ -6,7 +6,7 @@ import { tierOf, tail } from '../../lambdas/monitor/core/command-failure';
 import { alertMessage, subjectLine } from '../../lambdas/shared/alerts';
 import { makeFinding } from '../../lambdas/shared/findings';
 import { historyChart } from '../../lambdas/verifier/core/report-builder';
-import { stampOf } from '../../format';
+import { stampOf } from '../../format/layout';
 
 /** The pure parts, without moto: settings, fleet arithmetic, message shaping. */
 const DAY = 86_400_000;

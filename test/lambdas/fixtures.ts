@@ -2,27 +2,12 @@ import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { CreateBucketCommand, PutObjectCommand, PutObjectLockConfigurationCommand, S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import {
-  artifactKey,
-  DigestStream,
-  drillReceiptKey,
-  encryptionKeyIds,
-  fingerprintOf,
-  generateKeyPair,
-  groupParameters,
-  manifestKey,
-  PGP_CONFIG,
-  readPrivateKey,
-  readPublicKeys,
-  signDrillReceipt,
-  signManifest,
-  stampOf,
-  type DrillReceipt,
-  type GeneratedKey,
-  type Manifest,
-  type PrivateKey,
-  type Tier,
-} from '../../format';
+import { artifactKey, drillReceiptKey, manifestKey, stampOf, type Tier } from '../../format/layout';
+import type { DrillReceipt, Manifest } from '../../format/manifest';
+import { groupParameters } from '../../format/parameters';
+import { DigestStream } from '../../runtime/digest';
+import { encryptionKeyIds, fingerprintOf, generateKeyPair, PGP_CONFIG, readPrivateKey, readPublicKeys, type GeneratedKey, type PrivateKey } from '../../runtime/pgp';
+import { signDrillReceipt, signManifest } from '../../runtime/signed-document';
 import { settingsEnvironment } from '../../format/lambda-settings';
 import type { Clock } from '../../lambdas/shared/ports';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';

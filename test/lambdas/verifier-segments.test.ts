@@ -1,7 +1,9 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { segmentKey, signManifest, type Manifest } from '../../format';
+import { segmentKey } from '../../format/layout';
+import type { Manifest } from '../../format/manifest';
+import { signManifest } from '../../runtime/signed-document';
 import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { SweepResult } from '../../lambdas/verifier/core/verifier';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { generateKeyPair, readPrivateKey } from '../../format';
+import { generateKeyPair, readPrivateKey } from '../../runtime/pgp';
 import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 import { reportSchema } from '../../format/verification-report';

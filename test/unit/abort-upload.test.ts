@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../format/run-document';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
-import { abortIncompleteUploads, abortSummary, UploadsLeftOpenError, withAbortOutcome } from '../../agent/src/backup/pipeline/abort-upload';
+import { abortIncompleteUploads, abortSummary, UploadsLeftOpenError, withAbortOutcome } from '../../agent/src/backup/upload/abort-upload';
 
 /** Multipart uploads by key; `stuck` keys ignore aborts; `failing` keys answer every call with an error. */
 function s3(open: Record<string, string[]>, options: { stuck?: string[]; failing?: string[] } = {}): { client: S3Client; calls: string[] } {

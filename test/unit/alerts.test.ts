@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ALERT_STATE_PREFIX } from '../../format/layout';
-import type { RangeRequest, RangeResponse } from '../../format/part-reader';
+import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
 import { makeFinding, type Finding } from '../../lambdas/shared/findings';
 import type { BucketStore, Clock, ListedObject, Log, ObjectHead } from '../../lambdas/shared/ports';
 import { alertMessage, alertStateKey, findingBlock, hasNews, listBlocks, loadAlertRecords, reconcileAlerts, type AlertDeps, type AlertPlan } from '../../lambdas/shared/alerts';

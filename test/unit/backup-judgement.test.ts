@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { artifactKey, judgeBackup, manifestKey, stampOf, type Judged, type Manifest, type ObjectFacts } from '../../format';
+import { judgeBackup, type Judged, type ObjectFacts } from '../../format/backup-judgement';
+import { artifactKey, manifestKey, stampOf } from '../../format/layout';
+import type { Manifest } from '../../format/manifest';
 
 /**
  * The pure judgement (format/backup-judgement.ts) where the clock matters: the Object Lock term.

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { artifactKey, manifestKey, segmentKey, type SourceLocation } from '../../format/layout';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
-import { groupEntries, isComplete, latestOf, listAll, parseRestoreHeader, storageError, summarize, type BackupEntry, type BackupRow, type CatalogObject } from '../../agent/src/catalog/catalog';
+import { groupEntries, isComplete, listAll, storageError, type BackupEntry, type CatalogObject } from '../../agent/src/catalog/listing';
+import { latestOf } from '../../agent/src/catalog/latest';
+import { parseRestoreHeader } from '../../agent/src/catalog/glacier';
+import { summarize, type BackupRow } from '../../agent/src/catalog/rows';
 
 const web1: SourceLocation = { tier: 'daily', group: 'web', host: 'web-1', source: 'pg' };
 const at = (loc: Partial<SourceLocation>): SourceLocation => ({ ...web1, ...loc });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mapLimit } from '../../format/concurrency';
+import { mapLimit } from '../../runtime/concurrency';
 
 test('mapLimit: results in input order, never more than the limit in flight', async () => {
   let inFlight = 0;

@@ -3,24 +3,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  artifactKey,
-  dateOfStamp,
-  DigestStream,
-  drillReceiptKey,
-  generateKeyPair,
-  groupParameters,
-  hostNameFrom,
-  manifestKey,
-  openManifest,
-  parseKey,
-  readPrivateKey,
-  readPublicKeys,
-  signManifest,
-  SignedDocumentError,
-  stampOf,
-  type Manifest,
-} from '../../format';
+import { artifactKey, dateOfStamp, drillReceiptKey, hostNameFrom, manifestKey, parseKey, stampOf } from '../../format/layout';
+import type { Manifest } from '../../format/manifest';
+import { groupParameters } from '../../format/parameters';
+import { DigestStream } from '../../runtime/digest';
+import { generateKeyPair, readPrivateKey, readPublicKeys } from '../../runtime/pgp';
+import { openManifest, signManifest, SignedDocumentError } from '../../runtime/signed-document';
 
 const loc = { tier: 'daily', group: 'prod', host: 'db-1', source: 'main' } as const;
 

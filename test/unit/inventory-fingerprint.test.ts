@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Inventory } from '../../format/manifest';
-import { compareInventories, fingerprintLines } from '../../agent/src/backup/inventory/fingerprint';
+import { compareInventories, fingerprintLines } from '../../agent/src/inventory/fingerprint';
 
 test('fingerprintLines: SHA-256 hex, independent of the order lines were found in', () => {
   const a = fingerprintLines(['table public.a', 'column public.a id integer']);

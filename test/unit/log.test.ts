@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes } from '../../format/byte-size';
+import { formatBytes } from '../../runtime/byte-size';
 import { EXIT } from '../../format/exit-codes';
 import { createLog } from '../../agent/src/log';
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diagnoseMysql, mysqldumpArgs } from '../../agent/src/backup/sources/mysql';
+import { diagnoseMysql } from '../../agent/src/backup/sources/mysql';
+import { mysqldumpArgs } from '../../agent/src/db/mysql';
 
 test('mysqldumpArgs: connection options first, the database after "--" so a name cannot be an option', () => {
   const args = mysqldumpArgs(['--defaults-extra-file=/tmp/x.cnf'], '--result-file=/etc/passwd');

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { PartBufferPool, PartReader, PartReadError, type RangeFetcher, type RangeRequest, type VerifiedPart } from '../../format/part-reader';
+import { PartBufferPool, PartReader, PartReadError, type RangeFetcher, type RangeRequest, type VerifiedPart } from '../../runtime/part-reader';
 import type { Artifact } from '../../format/manifest';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

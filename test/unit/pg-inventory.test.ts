@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fingerprintLines } from '../../agent/src/backup/inventory/fingerprint';
-import { inventoryFromLines, pgPatternMatcher } from '../../agent/src/backup/inventory/postgres';
+import { fingerprintLines } from '../../agent/src/inventory/fingerprint';
+import { inventoryFromLines, pgPatternMatcher } from '../../agent/src/inventory/postgres';
 
 test('pgPatternMatcher follows psql\'s pattern rules, as pg_dump --exclude-table does', () => {
   const cases: [string, [string, string], boolean][] = [

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import { canEncrypt, generateKeyPair, readPublicKeys, recipientProblems, sharedKeyIds } from '../../format';
+import { canEncrypt, recipientProblems, sharedKeyIds } from '../../runtime/key-roles';
+import { generateKeyPair, readPublicKeys } from '../../runtime/pgp';
 
 /** Key roles: which key may be a recipient, which may be a signing key, and reading every key given. */
 const EXAMPLE = readFileSync(join(__dirname, '..', '..', 'infra', 'example-keys', 'escrow.pub.asc'), 'utf8');

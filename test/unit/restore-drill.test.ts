@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BackupEntry } from '../../agent/src/catalog/catalog';
+import type { BackupEntry } from '../../agent/src/catalog/listing';
 import { latestPerSource } from '../../agent/src/restore/drill';
 
 const entry = (host: string, source: string, stamp: string, complete = true, tier: BackupEntry['tier'] = 'daily'): BackupEntry => ({

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ColdsealError, EXIT } from '../../agent/src/errors';
-import { parseMysqlUrl, parsePostgresUrl, pgDbname, pgIdent, pgSelectedSchemas, pgSelectionArgs } from '../../agent/src/restore/targets';
+import { parseMysqlUrl } from '../../agent/src/restore/targets/mysql';
+import { parsePostgresUrl, pgSelectedSchemas, pgSelectionArgs } from '../../agent/src/restore/targets/postgres';
+import { pgDbname, pgIdent } from '../../agent/src/db/postgres';
 
 function refused(run: () => unknown, message: RegExp, hint?: RegExp): void {
   assert.throws(run, (e: unknown) => {

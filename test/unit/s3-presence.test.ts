@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { isNotFound, unreadableMessage, whyUnreadable } from '../../format/s3-presence';
+import { isNotFound, unreadableMessage, whyUnreadable } from '../../runtime/s3-presence';
 
 const s3Error = (name: string, status?: number) => Object.assign(new Error('UnknownError'), { name, ...(status ? { $metadata: { httpStatusCode: status } } : {}) });
 

@@ -4,9 +4,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { artifactKey, artifactObjects, ciphertextParts, manifestSchema, parseKey, segmentKey, type Artifact } from '../../format';
-import { MultipartWriter } from '../../agent/src/backup/pipeline/multipart';
-import { MIB, planUpload } from '../../agent/src/backup/pipeline/size-plan';
+import { artifactKey, parseKey, segmentKey } from '../../format/layout';
+import { manifestSchema, type Artifact } from '../../format/manifest';
+import { artifactObjects, ciphertextParts } from '../../format/ranges';
+import { MultipartWriter } from '../../agent/src/backup/upload/multipart';
+import { MIB, planUpload } from '../../agent/src/backup/upload/size-plan';
 import { newMotoAccount, uniqueName } from '../harness/aws';
 
 const loc = { tier: 'daily', group: 'prod', host: 'db-1', source: 'main' } as const;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_AUTO_BUFFERED_BYTES, MIB, planUpload, S3_MAX_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE } from '../../agent/src/backup/pipeline/size-plan';
+import { MAX_AUTO_BUFFERED_BYTES, MIB, planUpload, S3_MAX_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE } from '../../agent/src/backup/upload/size-plan';
 
 const GB = 1e9;
 const TB = 1e12;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ByteCounter, EndGate, nodeToWeb, Rechunker, TailWatcher, webToNode } from '../../agent/src/backup/pipeline/streams';
+import { ByteCounter, EndGate, nodeToWeb, Rechunker, TailWatcher, webToNode } from '../../agent/src/pipeline/streams';
 
 /** Runs chunks through a transform and returns the chunks that come out. */
 async function through(transform: NodeJS.ReadWriteStream, chunks: Buffer[]): Promise<Buffer[]> {

@@ -10,20 +10,20 @@ import {
   type Tier,
 } from '../../../format/layout';
 import { MANIFEST_FORMAT_VERSION, type Artifact, type Inventory, type Manifest } from '../../../format/manifest';
-import { recipientProblems } from '../../../format/key-roles';
-import { UploadsLeftOpenError } from './pipeline/abort-upload';
-import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
-import { signManifest } from '../../../format/signed-document';
+import { recipientProblems } from '../../../runtime/key-roles';
+import { UploadsLeftOpenError } from './upload/abort-upload';
+import { encryptionKeyIds, fingerprintOf, KeyError, readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
+import { signManifest } from '../../../runtime/signed-document';
 import type { AgentClients } from '../aws';
 import type { AgentConfig, SourceConfig } from '../../../format/agent-config';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../errors';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { INCOMPLETE_UPLOAD_ABORT_DAYS } from '../../../format/run-document';
 import type { Log } from '../log';
-import { chooseCompression, type CompressionChoice } from './pipeline/compression';
-import { startArtifact, type ArtifactResult, type RunningArtifact } from './pipeline/artifact';
-import { prepareEncryptor, type Encryptor } from './pipeline/encrypt';
-import { planUpload } from './pipeline/size-plan';
+import { chooseCompression, type CompressionChoice } from '../pipeline/compression';
+import { startArtifact, type ArtifactResult, type RunningArtifact } from './upload/artifact';
+import { prepareEncryptor, type Encryptor } from '../pipeline/encrypt';
+import { planUpload } from './upload/size-plan';
 import { resolvePublicKeys, resolveSecret } from '../secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
@@ -239,7 +239,7 @@ async function backUpSource(args: {
   });
   committed.catch(() => undefined);
 
-  const running: { step: DumpStep; key: string; artifact: RunningArtifact; inventory?: InventorySession }[] = [];
+  const running: RunningStep[] = [];
   // Every inventory session opened, closed at the end even when its dump never started (E2BIG).
   const sessions: InventorySession[] = [];
   try {
@@ -265,13 +265,7 @@ async function backUpSource(args: {
           bucket: config.bucket,
           key,
           plan: planUpload({ estimatedBytes: step.estimatedBytes, partSizeMiB: config.upload.partSizeMiB, queueSize: config.upload.queueSize, segmentParts: config.upload.segmentParts }),
-          objectParams: {
-            ContentType: 'application/pgp-encrypted',
-            StorageClass: config.upload.storageClass,
-            Tagging: objectTags(loc),
-            ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
-            ...lockParams(config, loc.tier, args.now()),
-          },
+          objectParams: { ContentType: 'application/pgp-encrypted', StorageClass: config.upload.storageClass, ...storedObjectParams(config, loc, args.now()) },
         },
       });
       running.push({ step, key, artifact, inventory });
@@ -289,16 +283,8 @@ async function backUpSource(args: {
     commit();
     const stored: ArtifactResult[] = [];
     for (const r of running) stored.push(await r.artifact.stored);
-    const inventories: (Inventory | undefined)[] = [];
-    for (const r of running) {
-      inventories.push(
-        await r.inventory?.inventory.catch((error: Error) => {
-          log.warn(`no inventory for ${source.name}/${r.step.name}: ${error.message}`, { source: source.name, artifact: r.step.name });
-          return undefined;
-        }),
-      );
-    }
-
+    const inventories = await collectInventories(running, source.name, log);
+    const artifacts = running.map((r, i) => toArtifact(r.step, r.key, stored[i], inventories[i]));
     const manifest: Manifest = {
       formatVersion: MANIFEST_FORMAT_VERSION,
       group: loc.group,
@@ -312,42 +298,82 @@ async function backUpSource(args: {
       compression: { algorithm: compression.algorithm, level: compression.level, implementation: compression.implementation },
       encryption: { standard: 'openpgp', packet: 'seipd-v1', cipher: 'aes256', implementation: encryptor.implementation, recipientFingerprints: keys.recipientFingerprints, recipientKeyIds: keys.recipientKeyIds },
       signingKeyFingerprint: fingerprintOf(keys.signingKey),
-      artifacts: running.map((r, i) => toArtifact(r.step, r.key, stored[i], inventories[i])),
+      artifacts,
       agent: { version: AGENT_VERSION, node: process.version },
     };
-    const body = await signManifest(manifest, keys.signingKey);
-    try {
-      await clients.s3.send(
-        new PutObjectCommand({
-          Bucket: config.bucket,
-          Key: manifestKey(loc, stamp),
-          Body: body,
-          ContentType: 'application/json',
-          IfNoneMatch: '*',
-          Tagging: objectTags(loc),
-          ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
-          ...lockParams(config, loc.tier, args.now()),
-        }),
-      );
-    } catch (error) {
-      throw new ColdsealError(EXIT.STORAGE, `writing the manifest s3://${config.bucket}/${manifestKey(loc, stamp)} failed: ${(error as Error).message}`, 'The dumps were uploaded but are not committed; run the backup again', { cause: error });
-    }
+    await putManifest(manifest, { config, clients, keys, loc, now: args.now });
     return manifest;
   } catch (error) {
     cancel(error instanceof Error ? error : new Error(String(error)));
-    // Wait for every upload of this source to be aborted before reporting: nothing half-done stays,
-    // or the report says which upload S3 still holds (the abort failed too).
-    const settled = await Promise.allSettled(running.map((r) => r.artifact.stored));
-    if (error instanceof UploadsLeftOpenError) throw error;
-    const left = settled.flatMap((s) => (s.status === 'rejected' && s.reason instanceof UploadsLeftOpenError ? [s.reason] : []));
-    if (left.length > 0 && error instanceof ColdsealError) {
-      throw new UploadsLeftOpenError(error, { aborted: [], notAborted: left.flatMap((l) => l.outcome.notAborted) });
-    }
-    throw error;
+    throw await afterAborts(error, running);
   } finally {
     await Promise.allSettled(sessions.map((session) => session.close()));
     await prepared.cleanup();
   }
+}
+
+/** Artifact objects and the manifest alike: tagged, KMS-encrypted when configured, locked for the tier. */
+function storedObjectParams(config: AgentConfig, loc: SourceLocation, now: Date) {
+  return {
+    Tagging: objectTags(loc),
+    ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+    ...lockParams(config, loc.tier, now),
+  };
+}
+
+/** Each artifact's inventory, undefined where it failed (a failure costs the inventory, never the backup). */
+async function collectInventories(running: readonly RunningStep[], source: string, log: Log): Promise<(Inventory | undefined)[]> {
+  const inventories: (Inventory | undefined)[] = [];
+  for (const r of running) {
+    inventories.push(
+      await r.inventory?.inventory.catch((error: Error) => {
+        log.warn(`no inventory for ${source}/${r.step.name}: ${error.message}`, { source, artifact: r.step.name });
+        return undefined;
+      }),
+    );
+  }
+  return inventories;
+}
+
+/** Signs the manifest and writes it: the commit point of the source's backup. */
+async function putManifest(manifest: Manifest, args: { config: AgentConfig; clients: AgentClients; keys: Keys; loc: SourceLocation; now: () => Date }): Promise<void> {
+  const { config, clients, keys, loc } = args;
+  const body = await signManifest(manifest, keys.signingKey);
+  try {
+    await clients.s3.send(
+      new PutObjectCommand({
+        Bucket: config.bucket,
+        Key: manifestKey(loc, manifest.stamp),
+        Body: body,
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+        ...storedObjectParams(config, loc, args.now()),
+      }),
+    );
+  } catch (error) {
+    throw new ColdsealError(EXIT.STORAGE, `writing the manifest s3://${config.bucket}/${manifestKey(loc, manifest.stamp)} failed: ${(error as Error).message}`, 'The dumps were uploaded but are not committed; run the backup again', { cause: error });
+  }
+}
+
+/**
+ * The error to report once every upload of a failed source was aborted: nothing half-done stays,
+ * or the report says which upload S3 still holds (the abort failed too).
+ */
+async function afterAborts(error: unknown, running: readonly RunningStep[]): Promise<unknown> {
+  const settled = await Promise.allSettled(running.map((r) => r.artifact.stored));
+  if (error instanceof UploadsLeftOpenError) return error;
+  const left = settled.flatMap((s) => (s.status === 'rejected' && s.reason instanceof UploadsLeftOpenError ? [s.reason] : []));
+  if (left.length > 0 && error instanceof ColdsealError) {
+    return new UploadsLeftOpenError(error, { aborted: [], notAborted: left.flatMap((l) => l.outcome.notAborted) });
+  }
+  return error;
+}
+
+interface RunningStep {
+  readonly step: DumpStep;
+  readonly key: string;
+  readonly artifact: RunningArtifact;
+  readonly inventory?: InventorySession;
 }
 
 /** Starts a step's inventory (row counts, schema fingerprint); a failure costs the inventory, never the backup. */

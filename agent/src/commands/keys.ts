@@ -4,7 +4,7 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import type { Command } from 'commander';
 import { assertName } from '../../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, deploymentInfoSchema, deploymentParameter, groupParameters } from '../../../format/parameters';
-import { generateKeyPair, KeyError, readPrivateKey, type GeneratedKey } from '../../../format/pgp';
+import { generateKeyPair, KeyError, readPrivateKey, type GeneratedKey } from '../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../errors';
 import { checkKeyFilesFree, writeKeyFiles } from '../keys/key-files';
 import { configuredRecipients, refuseUnpublishable } from '../keys/publish-checks';

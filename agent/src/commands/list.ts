@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
-import { describeBackups, drillStates, listBackups, type BackupRow, type CatalogFilter } from '../catalog/catalog';
+import { drillStates } from '../catalog/drills';
+import { listBackups, type CatalogFilter } from '../catalog/listing';
+import { describeBackups, type BackupRow } from '../catalog/rows';
 import { ColdsealError, EXIT } from '../errors';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, ONLY_HOST_FLAG, parseTime, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type RunAction, type SelectionOptions } from './options';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../../../format/byte-size';
-import { summarize, type SourceStatus } from '../catalog/catalog';
+import { formatBytes } from '../../../runtime/byte-size';
+import { summarize, type SourceStatus } from '../catalog/rows';
 import { EXIT } from '../errors';
 import { validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { readBackupRows } from './list';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { manifestKey, parseKey } from '../../../format/layout';
-import { isComplete, listBackups } from '../catalog/catalog';
+import { isComplete, listBackups } from '../catalog/listing';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { scratchServers } from '../restore/scratch';

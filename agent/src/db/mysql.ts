@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { keepTail, lastLines } from '../process-output';
+import { ColdsealError, EXIT } from '../errors';
+import type { ToolRun } from '../pipeline/sink';
 import { asUser } from './as-user';
 
 /** How to reach a MySQL/MariaDB server with its client tools (mysql, mysqldump). */
@@ -39,4 +41,36 @@ export function runMysql(conn: MysqlConnection, sql: string, what: string): Prom
     });
     child.stdin.end(sql);
   });
+}
+
+/**
+ * mysqldump's flags for one database, for backups and safety dumps alike: consistent without locking
+ * InnoDB tables (--single-transaction), with routines, triggers and events, blobs as hex so the SQL
+ * survives any transport.
+ */
+const MYSQLDUMP_ARGS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', '--databases'];
+
+/**
+ * mysqldump's arguments for one database. The name comes after "--" (end of options): with
+ * databases "all" the names come from SHOW DATABASES, so any user who can create a database would
+ * otherwise choose an option, e.g. a database named "--result-file=/etc/x" truncating that file.
+ */
+export function mysqldumpArgs(options: readonly string[], database: string): string[] {
+  return [...options, ...MYSQLDUMP_ARGS, '--', database];
+}
+
+export async function mysqlDatabaseExists(conn: MysqlConnection, database: string): Promise<boolean> {
+  const out = await runMysql(conn, `select schema_name from information_schema.schemata where schema_name = ${sqlString(database)};`, 'checking the target database').catch((error: Error) => {
+    throw new ColdsealError(EXIT.FAILURE, error.message, 'Check the target URL, and that the password is in MYSQL_PWD or an option file');
+  });
+  return out.length > 0;
+}
+
+export async function mysqlDropDatabase(conn: MysqlConnection, database: string): Promise<void> {
+  await runMysql(conn, `drop database if exists ${sqlIdent(database)};`, `dropping database ${database}`);
+}
+
+/** mysqldump of the current database to stdout (the safety dump's writer makes the file). */
+export function mysqlSafetyDumpRun(conn: MysqlConnection, database: string): ToolRun {
+  return mysqlCommand(conn, 'mysqldump', mysqldumpArgs([], database));
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { runTool, type ToolRun } from '../pipeline/sink';
 import { asUser } from './as-user';
 
 /** How to reach a PostgreSQL server with its client tools (psql, pg_dump, pg_restore). */
@@ -85,4 +86,45 @@ export class PsqlSession {
   kill(): void {
     if (!this.closed) this.child.kill('SIGTERM');
   }
+}
+
+export function pgIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function pgLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** libpq connection string naming only the database (the rest comes from the environment). */
+export function pgDbname(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export function psqlRun(conn: PgConnection, database: string): ToolRun {
+  const run = pgCommand(conn, 'psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgDbname(database)]);
+  return { ...run, env: conn.env };
+}
+
+export async function pgDatabaseExists(conn: PgConnection, database: string): Promise<boolean> {
+  const out = await runTool(psqlRun(conn, 'postgres'), 'checking the target database', `select 1 from pg_database where datname = ${pgLiteral(database)};`);
+  return out.trim() === '1';
+}
+
+export async function pgCreateDatabase(conn: PgConnection, database: string): Promise<void> {
+  await runTool(psqlRun(conn, 'postgres'), `creating database ${database}`, `create database ${pgIdent(database)};`);
+}
+
+export async function pgDropDatabase(conn: PgConnection, database: string): Promise<void> {
+  await runTool(psqlRun(conn, 'postgres'), `dropping database ${database}`, `drop database if exists ${pgIdent(database)} with (force);`);
+}
+
+/** pg_dump of the current database to stdout (the safety dump's writer makes the file). */
+export function pgSafetyDumpRun(conn: PgConnection, database: string): ToolRun {
+  const run = pgCommand(conn, 'pg_dump', ['--format=custom', '--no-password']);
+  return { ...run, env: { ...conn.env, PGDATABASE: database } };
+}
+
+export async function pgCreateSchemas(conn: PgConnection, database: string, schemas: readonly string[]): Promise<void> {
+  await runTool(psqlRun(conn, database), `creating schemas in ${database}`, schemas.map((s) => `create schema if not exists ${pgIdent(s)};`).join('\n'));
 }

@@ -1,6 +1,6 @@
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { canEncrypt, keyIdsOf, sharedKeyIds } from '../../../format/key-roles';
-import { fingerprintOf, KeyError, readPublicKeys, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import { canEncrypt, keyIdsOf, sharedKeyIds } from '../../../runtime/key-roles';
+import { fingerprintOf, KeyError, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../errors';
 
 /**

@@ -1,7 +1,9 @@
 import { RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ARCHIVED_CLASSES, headRestoreState, storageError, type RestoreState } from '../catalog/catalog';
+import { ARCHIVED_CLASSES } from '../../../format/backup-listing';
+import { headRestoreState, type RestoreState } from '../catalog/glacier';
+import { storageError } from '../catalog/listing';
 import { ColdsealError, EXIT } from '../errors';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import type { Log } from '../log';
 
 /**

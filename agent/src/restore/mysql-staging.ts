@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ColdsealError, EXIT } from '../errors';
 import { mysqlCommand, runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
-import { runTool } from './targets';
+import { runTool } from '../pipeline/sink';
 import { renameInDump } from './mysql-rename';
 
 /**

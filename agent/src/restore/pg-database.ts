@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
-import { pgCommand, type PgConnection } from '../db/postgres';
+import { pgCommand, pgIdent, psqlRun, type PgConnection } from '../db/postgres';
 import { keepTail, lastLines } from '../process-output';
-import { pgIdent, psqlRun, runTool } from './targets';
+import { runTool } from '../pipeline/sink';
 
 /**
  * A new PostgreSQL database made the way the archive describes it: encoding, locale, owner,

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ColdsealError, EXIT } from '../errors';
-import { pgCommand, type PgConnection } from '../db/postgres';
-import { pgDbname, psqlRun, runTool } from './targets';
+import { pgCommand, pgDbname, psqlRun, type PgConnection } from '../db/postgres';
+import { runTool } from '../pipeline/sink';
 
 /**
  * pg_dumpall --globals-only (roles, memberships, tablespaces) restored in one transaction. The

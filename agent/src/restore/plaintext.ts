@@ -1,22 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { PassThrough, pipeline, Readable, type Writable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import * as openpgp from 'openpgp';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { Readable, Writable } from 'node:stream';
 import { sameKeyIds } from '../../../format/backup-judgement';
 import type { Artifact, Manifest } from '../../../format/manifest';
-import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../format/part-reader';
-import { fingerprintOf, messageRecipientKeyIds, PGP_CONFIG, type PrivateKey } from '../../../format/pgp';
-import { s3PartFetcher } from '../../../format/s3-part-fetcher';
-import { unreadableMessage } from '../../../format/s3-presence';
 import { objectLabel } from '../../../format/ranges';
+import { PartReader, PartReadError, type ObjectPin, type PartBufferPool, type VerifiedPart } from '../../../runtime/part-reader';
+import { fingerprintOf, messageRecipientKeyIds, type PrivateKey } from '../../../runtime/pgp';
+import { s3PartFetcher } from '../../../runtime/s3-part-fetcher';
+import { unreadableMessage } from '../../../runtime/s3-presence';
 import { ColdsealError, EXIT } from '../errors';
-import { gpgVersion, openGpgHome, type GpgHome } from '../backup/pipeline/encrypt';
-import { webToNode, nodeToWeb } from '../backup/pipeline/streams';
-import { keepTail, lastLines } from '../process-output';
+import { startDecompression } from '../pipeline/decompress';
+import { chooseDecryption, decryptWithGpg, decryptWithOpenpgp, feedCiphertext, OPENPGP_JS_WINDOW, recipientKeyring, type CiphertextFeed, type Decryption, type DecryptionPreference } from '../pipeline/decrypt';
 
-export type { ObjectPin } from '../../../format/part-reader';
+export type { ObjectPin } from '../../../runtime/part-reader';
 
 /**
  * The backup pipeline in reverse, as one stream, in one pass: parallel ranged GETs (PartReader)
@@ -28,8 +23,6 @@ export type { ObjectPin } from '../../../format/part-reader';
  * checked at the end, and `finished` reports the first that failed. Memory: the reader's window
  * ((parts in flight + the one handed on) × part size) plus a constant.
  */
-export type DecryptionPreference = 'auto' | 'gpg' | 'openpgp.js';
-
 export interface PlaintextOptions {
   readonly s3: S3Client;
   readonly bucket: string;
@@ -116,186 +109,6 @@ export function partReadFailure(error: unknown, bucket: string, artifact: Artifa
   }
 }
 
-function chooseDecryption(preference: DecryptionPreference | undefined): 'gpg' | 'openpgp.js' {
-  const wanted = preference ?? ((process.env.COLDSEAL_DECRYPT as DecryptionPreference | undefined) || 'auto');
-  if (wanted === 'openpgp.js') return 'openpgp.js';
-  if (gpgVersion()) return 'gpg';
-  if (wanted === 'gpg') throw new ColdsealError(EXIT.CONFIG, 'decryption with gpg was asked for but the gpg binary is not on PATH', 'Install gnupg, or leave the choice to coldseal (openpgp.js is used without gpg)');
-  return 'openpgp.js';
-}
-
-interface Decryption {
-  readonly output: Readable;
-  /** The output is a child's pipe that another child can be given as its stdin. */
-  readonly direct?: boolean;
-  readonly by: string;
-  /** Resolves null on success, else the reason decryption failed. */
-  readonly done: Promise<string | null>;
-  kill(): void;
-}
-
-/** A throwaway keyring holding only this one key, removed (and its agent stopped) when gpg exits. */
-function recipientKeyring(key: PrivateKey): Promise<GpgHome> {
-  return openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
-}
-
-async function decryptWithGpg(ciphertext: CiphertextFeed, keyring: Promise<GpgHome>): Promise<Decryption> {
-  const home = await keyring;
-  // The verdict is read from gpg's status lines (fd 3) as well as its exit status: DECRYPTION_OKAY
-  // is only printed once the integrity code matched, so a gpg that exits 0 without it is refused.
-  const child: ChildProcess = spawn('gpg', ['--homedir', home.homedir, '--batch', '--no-tty', '--quiet', '--status-fd', '3', '--pinentry-mode', 'loopback', '--decrypt'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-  const stderr = keepTail(child.stderr!, 4096);
-  const status = keepTail(child.stdio[3] as Readable, 8192);
-  child.stdin!.on('error', () => undefined);
-  // A pipe lets go of a chunk once its write completed: the part buffers are written in place.
-  ciphertext.start(child.stdin!, 'in-place');
-  const done = new Promise<string | null>((resolve) => {
-    child.once('error', (error) => resolve(`gpg could not be started: ${error.message}`));
-    child.once('close', (code, signal) => {
-      home.close();
-      if (code !== 0) return resolve(`gpg --decrypt failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`);
-      const lines = status();
-      if (!/^\[GNUPG:\] DECRYPTION_OKAY\b/m.test(lines) || /^\[GNUPG:\] DECRYPTION_INFO 0 \d+(?: 0)?$/m.test(lines)) return resolve('MDC');
-      resolve(null);
-    });
-  });
-  return { output: child.stdout!, direct: true, by: `gpg ${gpgVersion()}`, done, kill: () => child.kill('SIGKILL') };
-}
-
-async function decryptWithOpenpgp(ciphertext: CiphertextFeed, key: PrivateKey): Promise<Decryption> {
-  // openpgp.js holds the chunks it was given, so it gets copies (COPY_CHUNK). It is told to stream
-  // before the MDC is checked (allowUnauthenticatedStream): every part was checked against the
-  // signed manifest before it got here, and the MDC verdict still comes at the end.
-  const input = new PassThrough({ highWaterMark: COPY_CHUNK });
-  ciphertext.start(input, 'copy');
-  const message = await openpgp.readMessage({ binaryMessage: nodeToWeb(input) });
-  const result = await openpgp.decrypt({ message, decryptionKeys: key, format: 'binary', config: { ...PGP_CONFIG, allowUnauthenticatedStream: true } });
-  const output = webToNode(result.data as unknown as ReadableStream<Uint8Array>);
-  const done = new Promise<string | null>((resolve) => {
-    output.once('end', () => resolve(null));
-    output.once('error', (error) => resolve(/Modification detected|MDC/i.test(error.message) ? 'MDC' : error.message));
-    output.once('close', () => resolve(output.readableEnded ? null : 'stopped'));
-  });
-  return { output, by: `openpgp.js ${openpgp.config.versionString.replace(/^OpenPGP\.js v?/, '')}`, done, kill: () => output.destroy() };
-}
-
-/**
- * openpgp.js copies each chunk several times on its way (packet reader, CFB, the MDC's tee and
- * look-behind slices), each copy an ArrayBuffer outside V8's heap that is freed only when a
- * collection finds it dead. Few large chunks make few JS objects: the young generation fills
- * slowly, no scavenge comes, and dead copies pile up until ~64 MB of external memory starts a full
- * collection. With 64 KiB chunks scavenges come often and free them young. Measured on a 1 GB
- * restore (bench, --output): peak RSS 235-247 MB with 1 MiB chunks and 4 parts in flight, 194-204 MB
- * with 64 KiB chunks, 178 MB with 2 parts in flight as well; CPU did not rise (14.6-15.4 s against
- * 18.4 s): openpgp.js's cost is per byte, not per chunk, at these sizes.
- */
-const COPY_CHUNK = 64 * 1024;
-/** Parts in flight for openpgp.js (gpg keeps the PartReader's default). */
-const OPENPGP_JS_WINDOW = 2;
-
-/**
- * The verified ciphertext, written part by part into a decryptor's input. A part's bytes live in
- * a buffer the PartReader reuses, so each part is delivered (its write completed, or copied)
- * before the next is asked for: memory stays the reader's window, and no part's chunks linger as
- * garbage for the collector.
- */
-interface CiphertextFeed {
-  /**
-   * Starts writing into `into`, ending it after the last part (destroying it when a read fails).
-   * 'in-place': `into` lets go of a chunk once its write completes (a child's stdin). 'copy': it
-   * may hold chunks (openpgp.js), so it gets copies.
-   */
-  start(into: Writable, mode: 'in-place' | 'copy'): void;
-  /** Null once every part was delivered and the input ended, else why not. */
-  readonly done: Promise<ColdsealError | null>;
-  /** Stops delivering (a consumer failed, or the caller aborted). */
-  stop(): void;
-}
-
-function written(into: Writable, bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => into.write(bytes, (error) => (error ? reject(error) : resolve())));
-}
-
-function drained(into: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const settle = (error?: Error) => {
-      into.off('drain', onDrain);
-      into.off('close', onClose);
-      if (error) reject(error);
-      else resolve();
-    };
-    const onDrain = () => settle();
-    const onClose = () => settle(new Error('the decryptor stopped reading'));
-    into.once('drain', onDrain);
-    into.once('close', onClose);
-  });
-}
-
-function feedCiphertext(first: VerifiedPart | undefined, parts: AsyncIterator<VerifiedPart>, fail: (error: unknown) => ColdsealError, where: string): CiphertextFeed {
-  const stoppedError = () => new ColdsealError(EXIT.FAILURE, `reading ${where} was stopped`);
-  let settle!: (failure: ColdsealError | null) => void;
-  const done = new Promise<ColdsealError | null>((resolve) => (settle = resolve));
-  let target: Writable | undefined;
-  let started = false;
-  let stopped = false;
-  const deliver = async (into: Writable, mode: 'in-place' | 'copy') => {
-    let part = first;
-    first = undefined;
-    try {
-      while (part) {
-        const bytes = part.bytes;
-        part = undefined;
-        try {
-          if (mode === 'in-place') await written(into, bytes);
-          else {
-            for (let offset = 0; offset < bytes.length; offset += COPY_CHUNK) {
-              if (stopped) break;
-              if (!into.write(Buffer.from(bytes.subarray(offset, offset + COPY_CHUNK)))) await drained(into);
-            }
-          }
-        } catch {
-          // The decryptor closed its input: its own verdict says why; ours is that the read stopped.
-          throw stoppedError();
-        }
-        if (stopped) throw stoppedError();
-        let step: IteratorResult<VerifiedPart>;
-        try {
-          step = await parts.next();
-        } catch (error) {
-          throw fail(error);
-        }
-        if (step.done) break;
-        part = step.value;
-      }
-      into.end();
-      settle(null);
-    } catch (error) {
-      into.destroy();
-      settle(error instanceof ColdsealError ? error : fail(error));
-    } finally {
-      await parts.return?.(undefined).catch(() => undefined);
-    }
-  };
-  return {
-    done,
-    start(into, mode) {
-      if (started) throw new Error('the ciphertext feed was started twice');
-      started = true;
-      target = into;
-      void deliver(into, mode);
-    },
-    stop() {
-      stopped = true;
-      if (!started) {
-        started = true;
-        first = undefined;
-        void parts.return?.(undefined).catch(() => undefined);
-        settle(stoppedError());
-      } else target?.destroy();
-    },
-  };
-}
-
 export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPlaintext> {
   const { s3, bucket, manifest, artifact, key } = options;
   const where = `s3://${bucket}/${artifact.key}`;
@@ -329,26 +142,11 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
     } catch (error) {
       throw fail(error);
     }
-    const head = first.done ? new Uint8Array() : first.value.bytes;
-    let addressees: string[];
     try {
-      addressees = await messageRecipientKeyIds(head);
+      await checkAddressees(first.done ? new Uint8Array() : first.value.bytes, manifest, key, where);
     } catch (error) {
       await parts.return(undefined);
-      throw integrity('format', `${where} is not an OpenPGP message (${(error as Error).message})`);
-    }
-    if (!sameKeyIds(addressees, manifest.encryption.recipientKeyIds)) {
-      await parts.return(undefined);
-      throw integrity('recipients', `${where} is encrypted to key ids ${addressees.join(', ') || '(none)'} but the signed manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`);
-    }
-    const ours = key.getKeyIDs().map((id) => id.toHex().toLowerCase());
-    if (!addressees.some((id) => ours.includes(id))) {
-      await parts.return(undefined);
-      throw new ColdsealError(
-        EXIT.KEYS,
-        `the private key ${fingerprintOf(key)} cannot decrypt this backup: it is encrypted to key ids ${addressees.join(', ')} (recipient fingerprints ${manifest.encryption.recipientFingerprints.join(', ')})`,
-        'Give the recipient private key this backup was encrypted to (--key FILE)',
-      );
+      throw error;
     }
 
     // --- ciphertext: verified parts, in order ---------------------------------------------------
@@ -383,59 +181,8 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
   }
 
   // --- decompression --------------------------------------------------------------------------
-  const algorithm = manifest.compression.algorithm;
   const fd = options.plaintextFd;
-  let reportedBytes: () => number | undefined = () => undefined;
-  let plaintext: Readable;
-  let decompressed: Promise<string | null>;
-  let kill = () => {};
-  if (algorithm === 'zstd') {
-    // zstd reads gpg's stdout itself (and, given a descriptor, writes the file): the decrypted
-    // stream is not copied through Node. Backpressure still holds: zstd's stdout is read by the sink.
-    const direct = decryption.direct === true;
-    const child = spawn('zstd', ['-d', '-c', '-v', '--no-progress'], { stdio: [direct ? decryption.output : 'pipe', fd ?? to ?? 'pipe', 'pipe'] });
-    // The sink's process holds its own copy of the pipe now.
-    to?.destroy();
-    const stderr = keepTail(child.stderr!, 2048);
-    // -v ends with "/*stdin*\ : 1641092 bytes": the plaintext size, counted where Node cannot see it.
-    reportedBytes = () => {
-      const match = /: (\d+) bytes\s*$/.exec(stderr());
-      return match ? Number(match[1]) : undefined;
-    };
-    if (direct) {
-      // zstd holds its own copy of the pipe; ours closed, gpg gets EPIPE (not a hang) should zstd die.
-      decryption.output.destroy();
-    } else {
-      child.stdin!.on('error', () => undefined);
-      pipeline(decryption.output, child.stdin!, () => undefined);
-    }
-    decompressed = new Promise((resolve) => {
-      child.once('error', (error) => resolve(`zstd could not be started (${error.message}): install zstd`));
-      child.once('close', (code, signal) => resolve(code === 0 ? null : `zstd -d failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 1)}`));
-    });
-    // Node resumes (and so discards) a child's unread stdout once the child exits: a small dump
-    // that zstd finished while the safety dump was being taken would reach the sink empty. Piped
-    // on at once, it waits in the PassThrough instead (bounded: a pipe's worth at most).
-    const out = child.stdout;
-    plaintext = out ? out.pipe(new PassThrough()) : Readable.from([]);
-    kill = () => {
-      child.kill('SIGKILL');
-      out?.destroy();
-    };
-  } else {
-    const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
-    // A sink's own failure is the sink's to report; a failed write to our file descriptor is ours.
-    const file = !to && fd !== undefined ? createWriteStream('', { fd, autoClose: false }) : undefined;
-    const sink = to ?? file;
-    decompressed = new Promise((resolve) => {
-      const done = (error: NodeJS.ErrnoException | null) =>
-        resolve(!error ? null : error.code?.startsWith('Z_') ? `gunzip failed: ${error.message}` : file ? `writing the plaintext failed: ${error.message}` : null);
-      if (sink) pipeline(decryption.output, out, sink, done);
-      else pipeline(decryption.output, out, done);
-    });
-    plaintext = sink ? Readable.from([]) : out;
-    kill = () => out.destroy();
-  }
+  const { plaintext, decompressed, reportedBytes, kill } = startDecompression(manifest.compression.algorithm, decryption, fd, to);
 
   const finished = (async () => {
     const [readError, decryptError, decompressError] = await Promise.all([ciphertext.done, decryption.done, decompressed]);
@@ -467,4 +214,25 @@ export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPl
       ciphertext.stop();
     },
   };
+}
+
+/** The first part (checked) holds the PKESK packets: the addressees must be the manifest's, and the key one of them. */
+async function checkAddressees(head: Uint8Array, manifest: Manifest, key: PrivateKey, where: string): Promise<void> {
+  let addressees: string[];
+  try {
+    addressees = await messageRecipientKeyIds(head);
+  } catch (error) {
+    throw integrity('format', `${where} is not an OpenPGP message (${(error as Error).message})`);
+  }
+  if (!sameKeyIds(addressees, manifest.encryption.recipientKeyIds)) {
+    throw integrity('recipients', `${where} is encrypted to key ids ${addressees.join(', ') || '(none)'} but the signed manifest says ${manifest.encryption.recipientKeyIds.join(', ')}`);
+  }
+  const ours = key.getKeyIDs().map((id) => id.toHex().toLowerCase());
+  if (!addressees.some((id) => ours.includes(id))) {
+    throw new ColdsealError(
+      EXIT.KEYS,
+      `the private key ${fingerprintOf(key)} cannot decrypt this backup: it is encrypted to key ids ${addressees.join(', ')} (recipient fingerprints ${manifest.encryption.recipientFingerprints.join(', ')})`,
+      'Give the recipient private key this backup was encrypted to (--key FILE)',
+    );
+  }
 }

@@ -1,43 +1,26 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { type Readable, Transform, Writable } from 'node:stream';
 import type { Artifact, Manifest } from '../../../format/manifest';
 import type { PgConnection } from '../db/postgres';
-import type { PrivateKey, PublicKey } from '../../../format/pgp';
-import { PartBufferPool } from '../../../format/part-reader';
+import type { PrivateKey, PublicKey } from '../../../runtime/pgp';
+import { PartBufferPool } from '../../../runtime/part-reader';
 import { artifactObjects, objectLabel } from '../../../format/ranges';
 import type { AgentClients } from '../aws';
 import { ColdsealError, EXIT } from '../errors';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import type { Log } from '../log';
-import { TailWatcher } from '../backup/pipeline/streams';
+import { TailWatcher } from '../pipeline/streams';
 import { ensureReadable, s3ArchiveClient, type ArchiveClient, type ArchivePolicy } from './archive';
-import { readArchiveHead, pgCreateDatabaseAs, type DatabaseScript } from './pg-database';
-import { prepareSafetyDir, writeSafetyDump, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
+import { readArchiveHead, type DatabaseScript } from './pg-database';
+import { prepareSafetyDir, type SafetyDump, type SafetyDumpPolicy } from './safety-dump';
 import { missingObject, openPlaintext, type OpenedPlaintext } from './plaintext';
 import { loadVerifiedManifest, pickArtifact, resolveManifestKey, type BackupSelector } from './select';
-import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from './mysql-staging';
-import { MysqlDumpRenamer } from './mysql-rename';
-import { pgApplyGlobals, stageGlobals } from './pg-globals';
-import { StagedDirectory } from './staged-directory';
-import {
-  mysqlDropDatabase,
-  mysqlDatabaseExists,
-  mysqlRestoreSink,
-  mysqlSafetyDumpRun,
-  pgCreateSchemas,
-  pgDatabaseExists,
-  pgDropDatabase,
-  pgSelectedSchemas,
-  pgListSink,
-  pgRestoreSink,
-  pgSafetyDumpRun,
-  tarExtractSink,
-  type MysqlTarget,
-  type PgTarget,
-  type Sink,
-} from './targets';
+import { planDirectory, type DirectoryRestoreTarget } from './targets/directory';
+import { planFile, type FileRestoreTarget } from './targets/file';
+import { planMysql, type MysqlRestoreTarget } from './targets/mysql';
+import { planList, planPostgres, type PostgresRestoreTarget } from './targets/postgres';
+import type { Plan, TargetContext } from './targets/target';
+import type { Sink } from '../pipeline/sink';
 
 /**
  * `coldseal restore`, as a function.
@@ -53,12 +36,7 @@ import {
  *   pg_dumpall globals into a 0600 file applied in one transaction after them (pg-globals.ts);
  * - a file (--output) is written beside its name by zstd itself and renamed after the checks.
  */
-export type RestoreTarget =
-  | { kind: 'postgres'; target: PgTarget; tables?: readonly string[]; schemas?: readonly string[]; noOwner?: boolean }
-  | { kind: 'mysql'; target: MysqlTarget }
-  | { kind: 'directory'; path: string }
-  | { kind: 'file'; path: string }
-  | { kind: 'list' };
+export type RestoreTarget = PostgresRestoreTarget | MysqlRestoreTarget | DirectoryRestoreTarget | FileRestoreTarget | { kind: 'list' };
 
 export interface RestoreRequest {
   readonly clients: AgentClients;
@@ -163,45 +141,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
 
   let plaintextBytes: number | undefined;
   try {
-    let tail: { text: string; bytes: number };
-    if (file) {
-      try {
-        await opened.finished;
-        const size = (await file.stat()).size;
-        tail = { text: (await readTail(file, size)).toString('utf8'), bytes: size };
-      } finally {
-        log.endProgress();
-        await file.close().catch(() => undefined);
-      }
-    } else if (directSink) {
-      try {
-        await settle(opened, directSink);
-      } finally {
-        log.endProgress();
-      }
-      tail = { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
-    } else {
-      const watcher = new TailWatcher();
-      let plaintext = opened.plaintext;
-      if (plan.fromHead) {
-        try {
-          plaintext = await plan.fromHead(plaintext);
-        } catch (error) {
-          // A damaged stream makes the head unreadable too: report the root cause when there is one.
-          const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-          opened.abort();
-          throw root ?? error;
-        }
-      }
-      try {
-        await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
-        // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
-        if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
-      } finally {
-        log.endProgress();
-      }
-      tail = { text: watcher.tailText(), bytes: watcher.bytes };
-    }
+    const tail = await deliver(opened, plan, file, directSink, log);
     if (marker && !tail.text.includes(marker)) throw truncated(artifact, marker);
     // NaN: the count was not reported (gzip into a sink): the decompressor's own checks stand.
     if (artifact.uncompressedBytes !== null && !Number.isNaN(tail.bytes) && tail.bytes !== artifact.uncompressedBytes) {
@@ -214,6 +154,52 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     throw await undoAfter(plan, error, log);
   }
   return { manifestKey, manifest, artifact, destination: plan.destination, safetyDump, listing: plan.listing?.(), plaintextBytes: plaintextBytes ?? artifact.uncompressedBytes ?? 0 };
+}
+
+/**
+ * The plaintext into its destination, to the end of the read: a file the decompressor wrote, a
+ * sink zstd fed directly, or through Node (a tail watcher, the plan's head reader and transform).
+ * Returns the plaintext's last bytes (for the trailer) and its size (NaN when nobody counted it).
+ */
+async function deliver(opened: OpenedPlaintext, plan: Plan, file: FileHandle | undefined, directSink: Sink | undefined, log: Log): Promise<{ text: string; bytes: number }> {
+  if (file) {
+    try {
+      await opened.finished;
+      const size = (await file.stat()).size;
+      return { text: (await readTail(file, size)).toString('utf8'), bytes: size };
+    } finally {
+      log.endProgress();
+      await file.close().catch(() => undefined);
+    }
+  } else if (directSink) {
+    try {
+      await settle(opened, directSink);
+    } finally {
+      log.endProgress();
+    }
+    return { text: '', bytes: (await opened.finished).plaintextBytes ?? Number.NaN };
+  } else {
+    const watcher = new TailWatcher();
+    let plaintext = opened.plaintext;
+    if (plan.fromHead) {
+      try {
+        plaintext = await plan.fromHead(plaintext);
+      } catch (error) {
+        // A damaged stream makes the head unreadable too: report the root cause when there is one.
+        const root = await Promise.race([opened.finished.then(() => null, (failure: unknown) => failure), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+        opened.abort();
+        throw root ?? error;
+      }
+    }
+    try {
+      await streamInto({ ...opened, plaintext }, plan.sink(), [watcher, ...(plan.transform ? [plan.transform()] : [])]);
+      // A sink done early (pg_restore --list, tar at its end record) leaves the rest still flowing through the watcher.
+      if (!watcher.readableEnded) await new Promise((settle) => (watcher.once('end', settle), watcher.once('close', settle)));
+    } finally {
+      log.endProgress();
+    }
+    return { text: watcher.tailText(), bytes: watcher.bytes };
+  }
 }
 
 /**
@@ -274,179 +260,34 @@ function chooseArtifact(manifest: Manifest, name: string | undefined, target: Re
   }
 }
 
-interface Plan {
-  readonly destination: string;
-  /** Runs once the plaintext's head is available (before the sink starts); returns the plaintext, whole. */
-  readonly fromHead?: (plaintext: Readable) => Promise<Readable>;
-  /** Undoes a failed restore (drops a database created for it, removes a staging area or a partial file). */
-  readonly undo?: () => Promise<void>;
-  /** What the target is after a failure and its undo (`undone`: the undo succeeded), when the plan can say. */
-  readonly outcome?: (error: unknown, undone: boolean) => string | undefined;
-  readonly safety?: () => Promise<SafetyDump>;
-  readonly prepare?: () => Promise<void>;
-  /** Where the plaintext goes (unless `file`). */
-  readonly sink: () => Sink;
-  /** The sink reads zstd's output itself (it reads to the end of its input; no transform, no trailer). */
-  readonly direct?: boolean;
-  readonly transform?: () => Transform;
-  /** The plaintext goes to this file, written by the decompressor itself. */
-  readonly file?: { open: () => Promise<FileHandle> };
-  /** Runs after every check passed: puts the staged restore into place. */
-  readonly finish?: () => Promise<void>;
-  readonly listing?: () => string;
+/** The target's plan: does it exist, and may we replace it? (Asked before the long read.) */
+function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact, buffers: PartBufferPool): Promise<Plan> {
+  const context: TargetContext = {
+    manifest,
+    artifact,
+    safety: request.safety,
+    confirmReplace: (what) => confirmReplace(request, what),
+    readHeadAhead: (conn) => readHeadAhead(request, manifest, artifact, conn, buffers),
+  };
+  const target = request.target;
+  switch (target.kind) {
+    case 'postgres':
+      return planPostgres(context, target);
+    case 'mysql':
+      return planMysql(context, target);
+    case 'directory':
+      return planDirectory(context, target);
+    case 'file':
+      return planFile(context, target);
+    case 'list':
+      return planList();
+  }
 }
 
 async function confirmReplace(request: RestoreRequest, what: string): Promise<void> {
   if (request.yes) return;
   const ok = await request.confirm(`${what} Continue? [y/N] `);
   if (!ok) throw new ColdsealError(EXIT.REFUSED, `restore not confirmed: ${what.replace(/\.$/, '')}`, 'Nothing was changed. Pass --yes to proceed without the question (a safety dump is still taken)');
-}
-
-async function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artifact, buffers: PartBufferPool): Promise<Plan> {
-  const target = request.target;
-  switch (target.kind) {
-    case 'postgres': {
-      const database = target.target.database ?? artifact.name;
-      const conn = target.target.conn;
-      const exists = await pgDatabaseExists(conn, database);
-      const destination = `PostgreSQL database "${database}"`;
-      if (artifact.kind === 'globals') {
-        await confirmReplace(request, `This runs the cluster-wide roles of ${manifest.host} (pg_dumpall --globals-only) against the server of "${database}": roles in the backup are created or get the backup's attributes, passwords and memberships; other roles are left alone.`);
-        // Small: held in a 0600 file until every check passed, then applied in one transaction.
-        const staged = await stageGlobals();
-        return {
-          destination: `the roles of the server of "${database}"`,
-          sink: () => fileSink(staged.file),
-          finish: () => pgApplyGlobals(conn, database, staged.file),
-          undo: () => staged.remove(),
-        };
-      }
-      const partial = Boolean(target.tables?.length || target.schemas?.length);
-      if (exists) {
-        await confirmReplace(request, `${destination} exists: ${partial ? 'the selected tables/schemas in it' : 'its objects'} will be dropped and replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name}. A safety dump is taken first.`);
-      }
-      // pg_restore --schema/--table restore objects *in* a schema, not the schema itself.
-      const schemas = partial ? pgSelectedSchemas(target.tables, target.schemas) : [];
-      // A new database is created as the archive describes it, read from the archive's head.
-      const databaseSql = exists ? undefined : await readHeadAhead(request, manifest, artifact, conn, buffers);
-      // Known up front (an existing database, or a head read ahead): zstd can then feed pg_restore directly.
-      const readyBeforeStream = exists || databaseSql !== undefined;
-      const create = async (sql: DatabaseScript | undefined) => {
-        if (sql) await pgCreateDatabaseAs(conn, database, sql, target.noOwner ?? false);
-        if (schemas.length) await pgCreateSchemas(conn, database, schemas);
-      };
-      return {
-        destination,
-        // pg_restore runs in one transaction (--single-transaction): a failure rolls an existing database back.
-        undo: exists ? undefined : () => pgDropDatabase(conn, database),
-        safety: exists ? () => writeSafetyDump(pgSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'pgdump', request.safety) : undefined,
-        direct: readyBeforeStream,
-        prepare: readyBeforeStream ? () => create(databaseSql) : undefined,
-        // Without the head read ahead, from the stream itself (its bytes then pass through Node).
-        fromHead: readyBeforeStream
-          ? undefined
-          : async (plaintext) => {
-              const head = await readArchiveHead(conn, plaintext);
-              await create(head.database);
-              return head.plaintext;
-            },
-        sink: () => pgRestoreSink(conn, database, { clean: exists, tables: target.tables, schemas: target.schemas, noOwner: target.noOwner }),
-      };
-    }
-    case 'mysql': {
-      const database = target.target.database ?? artifact.name;
-      const conn = target.target.conn;
-      const exists = await mysqlDatabaseExists(conn, database);
-      const destination = `MySQL database "${database}"`;
-      if (exists) await confirmReplace(request, `${destination} exists: it will be replaced by backup ${manifest.stamp} of ${manifest.host}/${manifest.source}/${artifact.name} (its tables, views, triggers, routines and events; the database itself and its grants stay). A safety dump is taken first.`);
-      // MySQL DDL cannot be rolled back: the dump goes into a staging database that replaces the target after every check.
-      const staging = await mysqlFreshName(conn, database, 'staging');
-      let swapped = false;
-      return {
-        destination,
-        safety: exists ? () => writeSafetyDump(mysqlSafetyDumpRun(conn, database), `safety dump of ${database}`, database, 'sql', request.safety) : undefined,
-        sink: () => mysqlRestoreSink(conn, staging),
-        transform: () => new MysqlDumpRenamer(artifact.name, staging),
-        finish: async () => {
-          await mysqlReplaceWithStaging(conn, staging, database, exists);
-          swapped = true;
-          await mysqlDropDatabase(conn, staging).catch((error: Error) => {
-            throw new ColdsealError(EXIT.FAILURE, `${destination} is restored, but removing the staging database failed: ${error.message}`, `Drop database ${staging} by hand`);
-          });
-        },
-        undo: () => mysqlDropDatabase(conn, staging),
-        // Until the swap, only the staging database was written; a failed swap puts the target back or says what it could not.
-        outcome: (error, undone) => {
-          if (swapped || (error instanceof MysqlSwapFailed && !error.putBack)) return undefined;
-          const target = exists ? `${destination} is as it was before the restore` : `${destination} was not created`;
-          return undone ? `${target}, and no staging database is left` : `${target}, but the staging database ${staging} is left: drop it by hand`;
-        },
-      };
-    }
-    case 'directory': {
-      const path = resolve(target.path);
-      let entries: string[] | undefined;
-      try {
-        entries = await readdir(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ColdsealError(EXIT.USAGE, `cannot use ${path} as the target directory: ${(error as NodeJS.ErrnoException).code}`);
-      }
-      if (entries?.length) await confirmReplace(request, `Directory ${path} is not empty (${entries.length} entries): files from the backup will replace files of the same path in it; other files stay.`);
-      let staged: StagedDirectory | undefined;
-      return {
-        destination: `directory ${path}`,
-        // tar extracts into a staging directory on the same filesystem; it is moved in after every check.
-        prepare: async () => {
-          staged = await StagedDirectory.create(path, entries !== undefined);
-        },
-        direct: true,
-        sink: () => tarExtractSink(staged!.incoming),
-        finish: () => staged!.commit(),
-        undo: async () => staged?.discard(),
-      };
-    }
-    case 'file': {
-      const path = resolve(target.path);
-      const exists = await stat(path).then(() => true, () => false);
-      if (exists) await confirmReplace(request, `File ${path} exists and will be replaced.`);
-      const partial = `${path}.coldseal-partial`;
-      return {
-        destination: `file ${path}`,
-        file: {
-          open: async () => {
-            await mkdir(dirname(path), { recursive: true });
-            // Created 0600 before a byte is in it (a leftover of a killed run is replaced, not reused).
-            await rm(partial, { force: true });
-            return open(partial, 'wx+', 0o600);
-          },
-        },
-        sink: () => {
-          throw new Error('a file target is written by the decompressor');
-        },
-        undo: () => rm(partial, { force: true }),
-        finish: () => rename(partial, path),
-      };
-    }
-    case 'list': {
-      let sink: ReturnType<typeof pgListSink> | undefined;
-      return {
-        destination: 'the table of contents',
-        direct: true,
-        sink: () => (sink = pgListSink()),
-        listing: () => sink?.stdout() ?? '',
-      };
-    }
-  }
-}
-
-function fileSink(path: string): Sink {
-  const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
-  const done = new Promise<void>((resolvePromise, reject) => {
-    out.once('finish', () => resolvePromise());
-    out.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `writing ${path} failed: ${error.message}`)));
-  });
-  done.catch(() => rm(path, { force: true }));
-  return { input: out, done, kill: () => out.destroy(new Error('stopped')) };
 }
 
 /** Throttled progress lines for the ciphertext read. */

@@ -4,11 +4,11 @@ import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stampOf } from '../../../format/layout';
-import type { PublicKey } from '../../../format/pgp';
+import type { PublicKey } from '../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../errors';
-import { prepareEncryptor, startEncryption } from '../backup/pipeline/encrypt';
+import { prepareEncryptor, startEncryption } from '../pipeline/encrypt';
 import { keepTail } from '../process-output';
-import type { ToolRun } from './targets';
+import type { ToolRun } from '../pipeline/sink';
 
 /**
  * The safety dump: a copy of what a restore is about to replace, kept "just in case". It holds the

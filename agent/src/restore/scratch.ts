@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import type { AgentClients } from '../aws';
 import type { AgentConfig } from '../../../format/agent-config';
 import { resolveSecret } from '../secrets';
-import { parseMysqlUrl, parsePostgresUrl } from './targets';
+import { parseMysqlUrl } from './targets/mysql';
+import { parsePostgresUrl } from './targets/postgres';
 import type { ScratchServers } from './verify';
 
 /**

@@ -3,28 +3,33 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, GetObjectRetentionCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { PartBufferPool, PartReader, PartReadError } from '../../../format/part-reader';
-import { s3PartFetcher } from '../../../format/s3-part-fetcher';
+import { PartBufferPool, PartReader, PartReadError } from '../../../runtime/part-reader';
+import { s3PartFetcher } from '../../../runtime/s3-part-fetcher';
 import { segmentKey } from '../../../format/layout';
 import { artifactObjects, objectLabel, type ArtifactObject } from '../../../format/ranges';
-import { unreadableMessage, whyUnreadable } from '../../../format/s3-presence';
+import { unreadableMessage, whyUnreadable } from '../../../runtime/s3-presence';
 import { judgeBackup, sameKeyIds, type BackupJudgement, type Judged, type JudgementInput, type ObjectFacts } from '../../../format/backup-judgement';
 import type { AgentConfig } from '../../../format/agent-config';
 import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
-import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../format/pgp';
+import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import type { AgentClients } from '../aws';
 import { ColdsealError, describeError, EXIT } from '../errors';
-import { compareInventories } from '../backup/inventory/fingerprint';
-import { mysqlInventory } from '../backup/inventory/mysql';
+import { compareInventories } from '../inventory/fingerprint';
+import { mysqlInventory } from '../inventory/mysql';
 import type { MysqlConnection } from '../db/mysql';
-import { pgInventoryNow } from '../backup/inventory/postgres';
+import { pgInventoryNow } from '../inventory/postgres';
 import type { PgConnection } from '../db/postgres';
 import type { Log } from '../log';
-import { TailWatcher } from '../backup/pipeline/streams';
+import { TailWatcher } from '../pipeline/streams';
 import { openPlaintext } from './plaintext';
 import { discardSink, progress, streamInto } from './restore';
 import { loadVerifiedManifest } from './select';
-import { mysqlDropDatabase, mysqlRestoreSink, pgCreateDatabase, pgDropDatabase, pgRestoreSink, tarExtractSink, type Sink } from './targets';
+import { mysqlDropDatabase } from '../db/mysql';
+import { pgCreateDatabase, pgDropDatabase } from '../db/postgres';
+import type { Sink } from '../pipeline/sink';
+import { tarExtractSink } from './targets/directory';
+import { mysqlRestoreSink } from './targets/mysql';
+import { pgRestoreSink } from './targets/postgres';
 import { MysqlDumpRenamer } from './mysql-rename';
 
 /**
@@ -186,7 +191,7 @@ async function headObjects(manifest: Manifest, options: VerifyOptions): Promise<
           objects.set(key, null);
           continue;
         }
-        // A 403 may be a missing object for a reader without s3:ListBucket (format/s3-presence.ts).
+        // A 403 may be a missing object for a reader without s3:ListBucket (runtime/s3-presence.ts).
         const why = await whyUnreadable(clients.s3, bucket, key, error);
         if (why === 'missing') objects.set(key, null);
         else if (!unreadable.has(artifact.key)) {

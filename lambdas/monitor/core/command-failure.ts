@@ -1,4 +1,5 @@
-import { hostNameFrom, isFailedStatus, notDelivered, type CommandStatusDetail } from '../../../format';
+import { isFailedStatus, notDelivered, type CommandStatusDetail } from '../../../format/command-status';
+import { hostNameFrom } from '../../../format/layout';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { CommandHistory, CommandInvocation, InstanceDirectory, Log, ManagedInstance } from '../../shared/ports';
 import type { Settings } from '../../../format/lambda-settings';

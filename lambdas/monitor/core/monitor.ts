@@ -1,4 +1,5 @@
-import { BACKUPS_PREFIX, dateOfStamp, hostNameFrom, parseKey, peekManifest, reportKeys } from '../../../format';
+import { BACKUPS_PREFIX, dateOfStamp, hostNameFrom, parseKey, reportKeys } from '../../../format/layout';
+import { peekManifest } from '../../../runtime/signed-document';
 import { alertMessage, hasNews, loadAlertRecords, publishAlert, reconcileAlerts, type AlertPlan } from '../../shared/alerts';
 import { makeFinding, sortFindings, type Check, type Finding } from '../../shared/findings';
 import type { BucketStore, Clock, CommandHistory, InstanceDirectory, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';

@@ -1,4 +1,4 @@
-import { manifestKey, parseKey } from '../../../format';
+import { manifestKey, parseKey } from '../../../format/layout';
 import { REPLICATION_FAILED_EVENT } from '../../../format/replica';
 import { makeFinding, type Finding } from '../../shared/findings';
 

@@ -1,4 +1,8 @@
-import { messageRecipientKeyIds, openManifest, segmentKey, SignedDocumentError, type Artifact, type ArtifactObject, type Manifest } from '../../../format';
+import { segmentKey } from '../../../format/layout';
+import type { Artifact, Manifest } from '../../../format/manifest';
+import type { ArtifactObject } from '../../../format/ranges';
+import { messageRecipientKeyIds } from '../../../runtime/pgp';
+import { openManifest, SignedDocumentError } from '../../../runtime/signed-document';
 import { judgeBackup, type Judged, type JudgementInput, type ObjectFacts } from '../../../format/backup-judgement';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore, ObjectHead } from '../../shared/ports';

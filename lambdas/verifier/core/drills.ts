@@ -1,4 +1,5 @@
-import { openDrillReceipt, SignedDocumentError, type DrillReceipt } from '../../../format';
+import type { DrillReceipt } from '../../../format/manifest';
+import { openDrillReceipt, SignedDocumentError } from '../../../runtime/signed-document';
 import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore } from '../../shared/ports';
 import type { GroupSettings } from '../../../format/lambda-settings';

@@ -1,5 +1,6 @@
-import { TIERS, type Manifest, type Tier } from '../../../format';
-import { formatBytes } from '../../../format/byte-size';
+import { TIERS, type Tier } from '../../../format/layout';
+import type { Manifest } from '../../../format/manifest';
+import { formatBytes } from '../../../runtime/byte-size';
 import { makeFinding, type Finding } from '../../shared/findings';
 import { freshnessFindings, hours, sourceSubject, type FreshnessInput } from '../../shared/freshness';
 import type { GroupSettings } from '../../../format/lambda-settings';

@@ -1,4 +1,6 @@
-import { INTEGRITY_FAILURES, PartReader, PartReadError, VERIFIED_PREFIX, type Artifact, type PartBufferPool } from '../../../format';
+import { VERIFIED_PREFIX } from '../../../format/layout';
+import type { Artifact } from '../../../format/manifest';
+import { INTEGRITY_FAILURES, PartReader, PartReadError, type PartBufferPool } from '../../../runtime/part-reader';
 import type { BucketStore } from '../../shared/ports';
 
 /**

@@ -1,4 +1,5 @@
-import { encryptionKeyIds, groupParameters, readPublicKeys, type PublicKey } from '../../../format';
+import { groupParameters } from '../../../format/parameters';
+import { encryptionKeyIds, readPublicKeys, type PublicKey } from '../../../runtime/pgp';
 import type { ParameterStore } from '../../shared/ports';
 
 /** What the verifier trusts for one group: public halves only, read from SSM Parameter Store. */

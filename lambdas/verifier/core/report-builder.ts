@@ -1,6 +1,6 @@
 import { REPORT_SCHEMA, reportSchema, type Report } from '../../../format/verification-report';
 import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findings';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import type { HistoryEntry } from './fleet';
 import type { DrillSummary } from './drills';
 

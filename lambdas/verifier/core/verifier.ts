@@ -1,12 +1,15 @@
-import { BACKUPS_PREFIX, DRILLS_PREFIX, PartBufferPool, VERIFIED_PREFIX, openManifest, parseKey, reportKeys, TIERS, sourcePrefix, type Manifest } from '../../../format';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, VERIFIED_PREFIX, parseKey, reportKeys, TIERS, sourcePrefix } from '../../../format/layout';
+import type { Manifest } from '../../../format/manifest';
+import { PartBufferPool } from '../../../runtime/part-reader';
+import { openManifest } from '../../../runtime/signed-document';
 import { alertMessage, hasNews, listBlocks, plural, publishAlert, reconcileAlerts, subjectLine, type AlertPlan } from '../../shared/alerts';
-import { mapLimit } from '../../../format/concurrency';
+import { mapLimit } from '../../../runtime/concurrency';
 import { makeFinding, sortFindings, statusOf, type Check, type Finding } from '../../shared/findings';
 import type { BucketStore, Clock, ListedObject, Log, Notifier, ParameterStore } from '../../shared/ports';
 import type { GroupSettings, Settings } from '../../../format/lambda-settings';
 import { checkBackup, sha256Finding, type CheckedBackup, type HashJob } from './check-backup';
 import { drillFindings, type DrillSummary } from './drills';
-import { formatBytes } from '../../../format/byte-size';
+import { formatBytes } from '../../../runtime/byte-size';
 import { historyEntry, orphanFindings, retentionFindings, sourceFindings, type HistoryEntry } from './fleet';
 import { Budget, readVerify, verificationRecordKey, type VerificationRecord } from './hashing';
 import { buildInventory, sourceId, type ListedBackup } from './inventory';

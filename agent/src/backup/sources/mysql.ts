@@ -4,8 +4,9 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { MysqlSourceConfig } from '../../../../format/agent-config';
-import { mysqlInventory } from '../inventory/mysql';
+import { mysqlInventory } from '../../inventory/mysql';
 import { asUser } from '../../db/as-user';
+import { mysqldumpArgs } from '../../db/mysql';
 import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
@@ -15,16 +16,6 @@ import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource
  * user can read, removed when the source is done; argv carries only its path.
  */
 const SYSTEM_DATABASES = new Set(['information_schema', 'performance_schema', 'sys', 'mysql']);
-const MYSQLDUMP_ARGS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', '--add-drop-database', '--databases'];
-
-/**
- * mysqldump's arguments for one database. The name comes after "--" (end of options): with
- * databases "all" the names come from SHOW DATABASES, so any user who can create a database would
- * otherwise choose an option, e.g. a database named "--result-file=/etc/x" truncating that file.
- */
-export function mysqldumpArgs(options: readonly string[], database: string): string[] {
-  return [...options, ...MYSQLDUMP_ARGS, '--', database];
-}
 
 export function diagnoseMysql(stderr: string): { message: string; hint: string } | undefined {
   const line = (stderr.split('\n').map((l) => l.replace(/^(mysqldump|mariadb-dump|mysql|mariadb): /, '').trim()).find(Boolean) ?? '').slice(0, 300);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { PostgresSourceConfig } from '../../../../format/agent-config';
-import { openPgSnapshotInventory } from '../inventory/postgres';
+import { openPgSnapshotInventory } from '../../inventory/postgres';
 import { asUser } from '../../db/as-user';
 import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 

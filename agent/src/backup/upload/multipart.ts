@@ -10,7 +10,7 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { DigestStream, type CiphertextDigest } from '../../../../format/digest';
+import { DigestStream, type CiphertextDigest } from '../../../../runtime/digest';
 import { segmentKey } from '../../../../format/layout';
 import type { Segment } from '../../../../format/manifest';
 import type { SizePlan } from './size-plan';

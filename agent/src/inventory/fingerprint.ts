@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Inventory } from '../../../../format/manifest';
+import type { Inventory } from '../../../format/manifest';
 
 /** SHA-256 over a canonical listing: one line per schema object, sorted, so order of discovery does not matter. */
 export function fingerprintLines(lines: readonly string[]): string {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Artifact } from './manifest';
-import { ciphertextParts, type CiphertextPart } from './ranges';
+import type { Artifact } from '../format/manifest';
+import { ciphertextParts, type CiphertextPart } from '../format/ranges';
 
 /**
  * The one way every reader (restore, verify, drill, the verifier Lambda) reads an artifact's

@@ -2,18 +2,18 @@ import { withAbortOutcome } from './abort-upload';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pipeline } from 'node:stream';
 import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
-import type { CiphertextDigest } from '../../../../format/digest';
+import type { CiphertextDigest } from '../../../../runtime/digest';
 import type { Segment } from '../../../../format/manifest';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
 import type { DumpStep } from '../sources/source';
-import { startCompressor, type CompressionChoice } from './compression';
+import { startCompressor, type CompressionChoice } from '../../pipeline/compression';
 import { onInterrupt } from '../../interrupt';
 import { keepTail, lastLines } from '../../process-output';
-import { startEncryption, type Encryptor, type RunningEncryption } from './encrypt';
+import { startEncryption, type Encryptor, type RunningEncryption } from '../../pipeline/encrypt';
 import { MultipartWriter } from './multipart';
 import type { SizePlan } from './size-plan';
-import { ByteCounter, TailWatcher } from './streams';
+import { ByteCounter, TailWatcher } from '../../pipeline/streams';
 
 /**
  * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no

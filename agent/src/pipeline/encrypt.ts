@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
-import { fingerprintOf, PGP_CONFIG, type PublicKey } from '../../../../format/pgp';
-import { ColdsealError, EXIT } from '../../errors';
-import { keepTail } from '../../process-output';
+import { fingerprintOf, PGP_CONFIG, type PublicKey } from '../../../runtime/pgp';
+import { ColdsealError, EXIT } from '../errors';
+import { keepTail } from '../process-output';
 import { nodeToWeb, Rechunker, webToNode } from './streams';
 
 /**

@@ -1,5 +1,5 @@
-import type { Inventory } from '../../../../format/manifest';
-import { runMysql, sqlIdent, sqlString, type MysqlConnection } from '../../db/mysql';
+import type { Inventory } from '../../../format/manifest';
+import { runMysql, sqlIdent, sqlString, type MysqlConnection } from '../db/mysql';
 import { fingerprintLines } from './fingerprint';
 
 /**

@@ -1,5 +1,5 @@
-import type { Inventory } from '../../../../format/manifest';
-import { PsqlSession, type PgConnection } from '../../db/postgres';
+import type { Inventory } from '../../../format/manifest';
+import { PsqlSession, type PgConnection } from '../db/postgres';
 import { fingerprintLines } from './fingerprint';
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { signDetached, verifyDetached, type PrivateKey, type PublicKey, fingerprintOf } from './pgp';
-import { drillReceiptSchema, manifestSchema, type DrillReceipt, type Manifest } from './manifest';
+import { drillReceiptSchema, manifestSchema, type DrillReceipt, type Manifest } from '../format/manifest';
 
 /**
  * A signed document is stored as one JSON object: the payload as the exact text that was signed,

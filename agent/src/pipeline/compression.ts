@@ -1,9 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
-import type { AgentConfig } from '../../../../format/agent-config';
-import { ColdsealError, EXIT } from '../../errors';
-import { keepTail } from '../../process-output';
+import type { AgentConfig } from '../../../format/agent-config';
+import { ColdsealError, EXIT } from '../errors';
+import { keepTail } from '../process-output';
 
 /**
  * Compression runs in a zstd child when the host has the binary (multi-threaded, 3–4× gzip's speed
