@@ -131,6 +131,11 @@ async function mysqlAdmin<T>(work: (conn: mysql.Connection) => Promise<T>, datab
   }
 }
 
+/** The rows of a query (several statements allowed), in one connection of its own. */
+export async function mysqlQuery<T = mysql.RowDataPacket>(sql: string, database?: string): Promise<T[]> {
+  return mysqlAdmin(async (c) => (await c.query(sql))[0] as T[], database);
+}
+
 export async function dropMysqlDatabase(name: string): Promise<void> {
   await mysqlAdmin((c) => c.query(`drop database if exists \`${name}\``));
 }

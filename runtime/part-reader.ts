@@ -14,8 +14,7 @@ import { ciphertextParts, type CiphertextPart } from '../format/ranges';
  * Each part is read into one of those window + 1 buffers, allocated once and reused: a socket's
  * 64 KiB chunks are copied in as they arrive and die young. Holding the chunks themselves until
  * a part's turn came kept them alive past two scavenges, so every byte read became old-generation
- * garbage that only a full mark-compact frees: measured on a 306 MiB restore, 20 mark-compacts,
- * ~0.4 CPU-s of GC and up to 64 MiB of dead buffers at a time.
+ * garbage that only a full mark-compact frees (the measurements are in docs/benchmarks.md).
  *
  * Every object is pinned to the version the first read of it saw (IfMatch on its ETag, and its
  * VersionId when the bucket is versioned): an object replaced while it is being read fails loudly
@@ -126,7 +125,7 @@ export interface PartReaderOptions {
  * Part buffers that consecutive reads of one run share: a restore into a new database first reads
  * the archive's head (two parts), then the whole object; with a pool of its own each, the head's
  * buffers stayed allocated, as garbage only a full collection frees, beside the main read's
- * window + 1: two 8 MiB parts more at the start of a restore whose peak RSS had reached 203 MB.
+ * window + 1: two parts more at the start of the restore, when its memory peaks.
  *
  * Every buffer is of the largest size asked for so far: a smaller part uses a larger buffer, and
  * once a larger part is asked for, the smaller buffers are let go instead of kept. So the pool

@@ -146,40 +146,39 @@ describe('segmented backups', () => {
   describe('a damaged or missing segment of the signed manifest is named', () => {
     const restoreDamaged = (config = damagedConfig, at: string[] = []) => sandbox.runCli(['restore', '--config', config, '--source', 'seg', '--host', 'damaged', ...at, '--key', sandbox.recipient.privateFile, '--output', join(sandbox.dir, `damaged-${Math.random().toString(36).slice(2)}.pgdump`)]);
     const url = (key: string) => `s3://${sandbox.bucket}/${key}`;
-
-    test('a damaged part in the second segment: restore names that segment object, the part and its byte range', async () => {
+    /** Runs `check` with one byte of the second segment flipped, and puts the segment back after. */
+    const withDamagedSecondSegment = async (check: (segment: { key: string }) => Promise<void>) => {
       const segment = damaged.segments![1];
       const original = await sandbox.getObject(segment.key);
       const broken = Buffer.from(original);
       broken[1000] ^= 0x01;
       await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: broken }));
       try {
+        await check(segment);
+      } finally {
+        await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: original }));
+      }
+    };
+
+    test('a damaged part in the second segment: restore names that segment object, the part and its byte range', async () => {
+      await withDamagedSecondSegment(async (segment) => {
         const result = await restoreDamaged();
         assert.equal(result.code, EXIT.INTEGRITY, result.log);
         // Part 3 of the artifact is the second segment's first part: bytes 0-5242879 of that object.
         const expected = `checksum check failed: SHA-256 of part 3 of ${damaged.parts.sha256.length} (bytes 0-${5 * 1024 * 1024 - 1}) of segment 2 of ${damaged.segments!.length}, ${url(segment.key)} is `;
         assert.ok(result.log.includes(expected), `expected "${expected}" in:\n${result.log}`);
-      } finally {
-        await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: original }));
-      }
+      });
     });
 
     test('the README recipe refuses a damaged segment before decrypting: sha256sum names it, and the database gets nothing', async () => {
-      const segment = damaged.segments![1];
-      const original = await sandbox.getObject(segment.key);
-      const broken = Buffer.from(original);
-      broken[1000] ^= 0x01;
-      await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: broken }));
-      try {
+      await withDamagedSecondSegment(async (segment) => {
         const target = rt.newPgDatabase('cs_segd');
         await createPgDatabase(target);
         const run = await runReadmeRecipe(damagedManifestKey, target, 'recipe-damaged');
         assert.notEqual(run.status, 0, 'the recipe fails');
         assert.ok(run.stdout.includes(`${segment.key}: FAILED`), `${run.stdout}\n${run.stderr}`);
         assert.deepEqual(await pgQuery(target, `select tablename from pg_tables where schemaname = 'public'`), [], 'nothing was restored');
-      } finally {
-        await sandbox.s3.send(new PutObjectCommand({ Bucket: sandbox.bucket, Key: segment.key, Body: original }));
-      }
+      });
     });
 
     test('a listed segment that is gone: restore, verify and the drill fail the completeness check (exit 6), naming it', async () => {

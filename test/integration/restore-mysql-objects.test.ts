@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { dropMysqlDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, uniqueDbName, MYSQL } from '../../local-system/databases';
+import { dropMysqlDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, uniqueDbName, mysqlQuery as q } from '../../local-system/databases';
 
 /**
  * A MariaDB database whose code uses its own objects: a view over a stored function, a trigger
@@ -25,15 +25,6 @@ const shared = uniqueDbName('cs_shared');
 const uses = uniqueDbName('cs_uses');
 /** The original's definitions, content and what its views show, taken before any restore. */
 let original: { definitions: Definitions; print: Record<string, string>; onPriced: unknown[] };
-
-async function q<T = mysql.RowDataPacket>(sql: string, database?: string): Promise<T[]> {
-  const conn = await mysql.createConnection({ ...MYSQL, database, multipleStatements: true, charset: 'utf8mb4' });
-  try {
-    return (await conn.query(sql))[0] as T[];
-  } finally {
-    await conn.end();
-  }
-}
 
 function restore(args: string[]) {
   return sandbox.runCli(['restore', '--config', configFile, '--key', sandbox.recipient.privateFile, '--safety-dir', rt.tempDir('coldseal-myobj-safety-'), '--yes', ...args]);

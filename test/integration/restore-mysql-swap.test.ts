@@ -2,9 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from '../../agent/src/restore/mysql-staging';
-import { createMysqlFixture, dropMysqlDatabase, mysqlContentFingerprint, uniqueDbName, MYSQL } from '../../local-system/databases';
+import { createMysqlFixture, dropMysqlDatabase, mysqlContentFingerprint, uniqueDbName, MYSQL, mysqlQuery as q } from '../../local-system/databases';
 
 /**
  * The swap of a checked staging database into an existing target fails halfway (the tables have
@@ -17,15 +16,6 @@ const target = uniqueDbName('cs_swtgt');
 const fresh = uniqueDbName('cs_swnew');
 let staging: string;
 const user = `cs_swap_${randomBytes(3).toString('hex')}`;
-
-async function q<T = mysql.RowDataPacket>(sql: string, database?: string): Promise<T[]> {
-  const conn = await mysql.createConnection({ ...MYSQL, database, multipleStatements: true, charset: 'utf8mb4' });
-  try {
-    return (await conn.query(sql))[0] as T[];
-  } finally {
-    await conn.end();
-  }
-}
 
 async function objects(database: string): Promise<string> {
   const [row] = await q<{ v: string | null; t: string | null; r: string | null }>(

@@ -5,13 +5,12 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import mysql from 'mysql2/promise';
 import type { Manifest } from '../../format/manifest';
 import { peekManifest } from '../../runtime/signed-document';
 import { EXIT } from '../../format/exit-codes';
 import type { AgentSandbox } from '../harness/agent';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
-import { createMysqlFixture, createPgDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgQuery, pgSource, pgUrl, uniqueDbName, MYSQL } from '../../local-system/databases';
+import { createMysqlFixture, createPgDatabase, mysqlContentFingerprint, mysqlSource, mysqlUrl, pgQuery, pgSource, pgUrl, uniqueDbName, mysqlQuery as myQuery } from '../../local-system/databases';
 import { forgeArtifact } from '../harness/forge';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { treeListing } from '../harness/tree';
@@ -39,15 +38,6 @@ let existingPrint: Record<string, string>;
 
 function restore(args: string[]) {
   return sandbox.runCli(['restore', '--config', configFile, '--host', 'staged', '--key', sandbox.recipient.privateFile, '--safety-dir', safetyDir, '--yes', ...args]);
-}
-
-async function myQuery<T = mysql.RowDataPacket>(sql: string, database?: string): Promise<T[]> {
-  const conn = await mysql.createConnection({ ...MYSQL, database, multipleStatements: true, charset: 'utf8mb4' });
-  try {
-    return (await conn.query(sql))[0] as T[];
-  } finally {
-    await conn.end();
-  }
 }
 
 /** Everything a MySQL restore may create and must remove: staging and holding databases. */

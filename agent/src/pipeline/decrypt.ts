@@ -82,10 +82,8 @@ export async function decryptWithOpenpgp(ciphertext: CiphertextFeed, key: Privat
  * look-behind slices), each copy an ArrayBuffer outside V8's heap that is freed only when a
  * collection finds it dead. Few large chunks make few JS objects: the young generation fills
  * slowly, no scavenge comes, and dead copies pile up until ~64 MB of external memory starts a full
- * collection. With 64 KiB chunks scavenges come often and free them young. Measured on a 1 GB
- * restore (bench, --output): peak RSS 235-247 MB with 1 MiB chunks and 4 parts in flight, 194-204 MB
- * with 64 KiB chunks, 178 MB with 2 parts in flight as well; CPU did not rise (14.6-15.4 s against
- * 18.4 s): openpgp.js's cost is per byte, not per chunk, at these sizes.
+ * collection. With 64 KiB chunks scavenges come often and free them young, at no extra CPU:
+ * openpgp.js's cost is per byte, not per chunk, at these sizes (figures in docs/benchmarks.md).
  */
 const COPY_CHUNK = 64 * 1024;
 /** Parts in flight for openpgp.js (gpg keeps the PartReader's default). */

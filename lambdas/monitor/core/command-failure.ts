@@ -33,19 +33,33 @@ function advice(status: string, commandId: string, instanceId: string, host: str
   return `Read the error output above (exit codes are listed by coldseal --help). ${fetch}. ${rerun}`;
 }
 
+/** Where a failed command ran, as the monitor found the instance behind it. */
+interface CommandPlace {
+  readonly instance: ManagedInstance | null;
+  readonly host: string;
+  readonly group: string;
+  readonly tier: string | undefined;
+}
+
+/** What every command-failed finding says of its place, delivered or not. */
+function commandFindingPlace(detail: CommandStatusDetail, { instance, host, group, tier }: CommandPlace) {
+  return {
+    group: instance?.group,
+    host,
+    tier,
+    where: `SSM command ${detail['command-id']} on ${detail['instance-id']}${instance ? ` (${instance.computerName})` : ''}, document ${detail['document-name']}`,
+    subject: `${group}/${host}`,
+    check: 'command-failed',
+    severity: 'fail',
+  } as const;
+}
+
 /**
  * A command that never reached the host: nothing ran, so there is no exit code or output to show;
  * what matters is why SSM could not deliver it and what to change.
  */
-function notDeliveredFinding(
-  details: 'DeliveryTimedOut' | 'Undeliverable',
-  detail: CommandStatusDetail,
-  instance: ManagedInstance | null,
-  host: string,
-  group: string,
-  tier: string | undefined,
-): Finding {
-  const commandId = detail['command-id'];
+function notDeliveredFinding(details: 'DeliveryTimedOut' | 'Undeliverable', detail: CommandStatusDetail, on: CommandPlace): Finding {
+  const { instance, host, group } = on;
   const instanceId = detail['instance-id'];
   const state = instance
     ? `SSM last heard from the instance at ${instance.lastPingAt?.toISOString() ?? 'no time it remembers'} (ping status ${instance.pingStatus}).`
@@ -56,13 +70,7 @@ function notDeliveredFinding(
       ? `SSM could not deliver to this instance at all: it was deregistered, terminated, or is not a Linux managed node. If it was retired, remove its coldseal tag; otherwise re-register its SSM agent. ${rerun}`
       : `The host was offline or its SSM agent could not reach SSM until the command expired: check that the instance is running and its SSM agent is online (aws ssm describe-instance-information --filters Key=InstanceIds,Values=${instanceId}). If the host was online, its turn came too late: the group has more hosts than the group's maxHosts in the coldseal context (cdk.json) plans for, so raise it (or maxConcurrency) and deploy. ${rerun}`;
   return makeFinding({
-    group: instance?.group,
-    host,
-    tier,
-    where: `SSM command ${commandId} on ${instanceId}${instance ? ` (${instance.computerName})` : ''}, document ${detail['document-name']}`,
-    subject: `${group}/${host}`,
-    check: 'command-failed',
-    severity: 'fail',
+    ...commandFindingPlace(detail, on),
     since: detail['requested-date-time'],
     summary: `backup command ${details} on ${host} (group ${group}): the host never received the command, so nothing ran`,
     detail: `${state} A delivery time-out is not a failed backup run: there is no exit code and no output.`,
@@ -90,19 +98,14 @@ export async function commandFailureFinding(
     return null;
   });
   const tier = tierOf(parameters, invocation);
+  const on: CommandPlace = { instance, host, group, tier };
   const undelivered = notDelivered(invocation?.statusDetails);
-  if (undelivered) return notDeliveredFinding(undelivered, detail, instance, host, group, tier);
+  if (undelivered) return notDeliveredFinding(undelivered, detail, on);
   const code = invocation?.responseCode;
   const errorTail = tail(invocation?.standardError || invocation?.standardOutput || '');
   const since = invocation?.executionEndedAt?.toISOString() ?? invocation?.executionStartedAt?.toISOString() ?? detail['requested-date-time'];
   return makeFinding({
-    group: instance?.group,
-    host,
-    tier,
-    where: `SSM command ${commandId} on ${instanceId}${instance ? ` (${instance.computerName})` : ''}, document ${detail['document-name']}`,
-    subject: `${group}/${host}`,
-    check: 'command-failed',
-    severity: 'fail',
+    ...commandFindingPlace(detail, on),
     since,
     summary: `backup command ${detail.status} on ${host} (group ${group}, tier ${tier ?? 'not known'})${code !== undefined && code >= 0 ? `, exit code ${code}` : ''}${invocation?.statusDetails && invocation.statusDetails !== detail.status ? ` [${invocation.statusDetails}]` : ''}`,
     detail: errorTail ? `last lines of the command's error output:\n${errorTail}` : 'the command left no error output',
