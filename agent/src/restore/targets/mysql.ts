@@ -4,7 +4,7 @@ import { toolSink, type Sink } from '../../pipeline/sink';
 import { MysqlDumpRenamer } from '../mysql-rename';
 import { mysqlFreshName, mysqlReplaceWithStaging, MysqlSwapFailed } from '../mysql-staging';
 import { writeSafetyDump } from '../safety-dump';
-import { rejectPassword, type Plan, type TargetContext } from './target';
+import { parseTargetUrl, type Plan, type TargetContext } from './target';
 
 /** A MySQL/MariaDB database, restored into a staging database that replaces it after every check. */
 export interface MysqlRestoreTarget {
@@ -18,14 +18,7 @@ export interface MysqlTarget {
 }
 
 export function parseMysqlUrl(text: string): MysqlTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ColdsealError(EXIT.USAGE, `"${text}" is not a URL`, 'Use mysql://user@host:3306/database');
-  }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') throw new ColdsealError(EXIT.USAGE, `"${url.protocol}" is not a MySQL URL`, 'Use mysql://user@host:3306/database');
-  rejectPassword(url, 'MYSQL_PWD', 'an option file (~/.my.cnf, [client] password=…)');
+  const url = parseTargetUrl(text, { schemes: ['mysql:', 'mariadb:'], engine: 'MySQL', example: 'mysql://user@host:3306/database', envName: 'MYSQL_PWD', fileHint: 'an option file (~/.my.cnf, [client] password=…)' });
   const args: string[] = [];
   if (url.hostname) args.push(`--host=${decodeURIComponent(url.hostname)}`);
   if (url.port) args.push(`--port=${url.port}`);

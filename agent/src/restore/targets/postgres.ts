@@ -4,7 +4,7 @@ import { fileSink, toolSink, type Sink } from '../../pipeline/sink';
 import { pgCreateDatabaseAs, readArchiveHead, type DatabaseScript } from '../pg-database';
 import { pgApplyGlobals, stageGlobals } from '../pg-globals';
 import { writeSafetyDump } from '../safety-dump';
-import { rejectPassword, type Plan, type TargetContext } from './target';
+import { parseTargetUrl, rejectPassword, type Plan, type TargetContext } from './target';
 
 /** PostgreSQL targets: a database (pg_restore), the cluster's roles (globals) and --list (pg_restore --list). */
 export interface PostgresRestoreTarget {
@@ -21,14 +21,7 @@ export interface PgTarget {
 }
 
 export function parsePostgresUrl(text: string): PgTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ColdsealError(EXIT.USAGE, `"${text}" is not a URL`, 'Use postgres://user@host:5432/database');
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ColdsealError(EXIT.USAGE, `"${url.protocol}" is not a PostgreSQL URL`, 'Use postgres://user@host:5432/database');
-  rejectPassword(url, 'PGPASSWORD', '~/.pgpass');
+  const url = parseTargetUrl(text, { schemes: ['postgres:', 'postgresql:'], engine: 'PostgreSQL', example: 'postgres://user@host:5432/database', envName: 'PGPASSWORD', fileHint: '~/.pgpass' });
   const env: Record<string, string> = {};
   if (url.hostname) env.PGHOST = decodeURIComponent(url.hostname);
   if (url.port) env.PGPORT = url.port;

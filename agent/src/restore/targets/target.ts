@@ -44,6 +44,22 @@ export interface Plan {
   readonly listing?: () => string;
 }
 
+/**
+ * A database target's URL, checked before anything connects: one of its engine's schemes and no
+ * password in it (the password comes by `envName` or `fileHint`).
+ */
+export function parseTargetUrl(text: string, target: { schemes: readonly string[]; engine: string; example: string; envName: string; fileHint: string }): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ColdsealError(EXIT.USAGE, `"${text}" is not a URL`, `Use ${target.example}`);
+  }
+  if (!target.schemes.includes(url.protocol)) throw new ColdsealError(EXIT.USAGE, `"${url.protocol}" is not a ${target.engine} URL`, `Use ${target.example}`);
+  rejectPassword(url, target.envName, target.fileHint);
+  return url;
+}
+
 export function rejectPassword(url: URL, envName: string, fileHint: string): void {
   if (url.password) {
     throw new ColdsealError(
