@@ -1,10 +1,12 @@
 import { z } from 'zod';
+import { historyFileName, parseWalFileName } from './wal';
 /**
  * The S3 key layout shared by the agent, the Lambdas and the stack's lifecycle rules.
  *
  * backups/<tier>/<group>/<host>/<source>/<stamp>.<artifact>.<ext>.pgp   ciphertext
  * backups/<tier>/<group>/<host>/<source>/<stamp>.manifest.json          signed manifest (commit point)
  * drills/<group>/<host>/<stamp>.drill.json                              signed drill receipt
+ * wal/<group>/<host>/<source>/<TTTTTTTT>/<WAL file name>.pgp           PostgreSQL WAL archive (PITR)
  * reports/<YYYY-MM-DD>/verification.{json,html}                         verifier output
  * state/alerts/…, state/verified/…                                       the Lambdas' working state
  *
@@ -18,6 +20,8 @@ export type Tier = (typeof TIERS)[number];
 export const BACKUPS_PREFIX = 'backups/';
 export const DRILLS_PREFIX = 'drills/';
 export const REPORTS_PREFIX = 'reports/';
+/** The PostgreSQL WAL archive, outside backups/: its WAL serves base backups of several tiers. */
+export const WAL_PREFIX = 'wal/';
 /** The Lambdas' working state (alert de-duplication, read-verification progress): overwritten often. */
 export const STATE_PREFIX = 'state/';
 /** The verifier's read-verification progress, one record per artifact. */
@@ -124,6 +128,25 @@ export function segmentKey(artifactKeyValue: string, n: number): string {
 }
 
 const SEGMENT_PATTERN = /^seg(\d{5})$/;
+
+/**
+ * Where one timeline's WAL of a source lives. The timeline is a key segment of its own so that a
+ * restore lists only the timelines on its target's history, and a .history file sits beside the
+ * segments it starts.
+ */
+export function walPrefix(group: string, host: string, source: string, timeline: number): string {
+  for (const [kind, value] of [['group', group], ['host', host], ['source', source]] as const) {
+    assertName(kind, value);
+  }
+  // historyFileName refuses a timeline outside 1..FFFFFFFF and spells it as PostgreSQL does.
+  return `${WAL_PREFIX}${group}/${host}/${source}/${historyFileName(timeline).slice(0, 8)}/`;
+}
+
+/** The object of one archived WAL file (segment, .history, .backup or .partial), refused if the name is not one. */
+export function walObjectKey(group: string, host: string, source: string, walFileName: string): string {
+  const parsed = parseWalFileName(walFileName);
+  return `${walPrefix(group, host, source, parsed.timeline)}${walFileName}.pgp`;
+}
 
 export function drillReceiptKey(group: string, host: string, stamp: string): string {
   assertName('group', group);

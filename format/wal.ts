@@ -145,7 +145,11 @@ export function segmentFileName(timeline: number, segno: bigint, segSize: number
   return `${hex8(timeline)}${hex8(segno / perId)}${hex8(segno % perId)}`;
 }
 
-/** The segment file that holds `lsn` (as pg_walfile_name_offset, not pg_walfile_name, which names the segment before a boundary). */
+/**
+ * The segment file that holds `lsn`. Not what pg_walfile_name / pg_walfile_name_offset answer for an
+ * LSN exactly on a segment boundary: they use XLByteToPrevSeg (up to PostgreSQL 16) and name the
+ * segment that ends there.
+ */
 export function segmentFileNameOfLsn(timeline: number, lsn: Lsn, segSize: number): string {
   return segmentFileName(timeline, segmentOfLsn(lsn, segSize), segSize);
 }
