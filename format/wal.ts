@@ -147,8 +147,9 @@ export function segmentFileName(timeline: number, segno: bigint, segSize: number
 
 /**
  * The segment file that holds `lsn`. Not what pg_walfile_name / pg_walfile_name_offset answer for an
- * LSN exactly on a segment boundary: they use XLByteToPrevSeg (up to PostgreSQL 16) and name the
- * segment that ends there.
+ * LSN exactly on a segment boundary: they use XLByteToPrevSeg and name the preceding file (docs
+ * "System Administration Functions", Backup Control Functions, PostgreSQL 15), as the archiver
+ * wants; the restore planner and continuity need the file that holds the byte.
  */
 export function segmentFileNameOfLsn(timeline: number, lsn: Lsn, segSize: number): string {
   return segmentFileName(timeline, segmentOfLsn(lsn, segSize), segSize);
