@@ -7,9 +7,9 @@ import { ColdsealError, EXIT } from '../errors';
  * reads `PITR_SETTINGS_QUERY`, runs the statements with --apply and reports.
  *
  * PostgreSQL docs relied on:
- * - "Continuous Archiving and Point-in-Time Recovery (PITR)" (25.3.1 Setting Up WAL Archiving):
+ * - "Continuous Archiving and Point-in-Time Recovery (PITR)", "Setting Up WAL Archiving":
  *   wal_level replica or higher, archive_mode on, archive_command with %p and %f.
- * - "Write Ahead Log" settings (20.5): wal_level and archive_mode "can only be set at server
+ * - "Write Ahead Log" settings (Server Configuration): wal_level and archive_mode "can only be set at server
  *   start"; archive_command and archive_timeout "in the postgresql.conf file or on the server
  *   command line" (a reload); archive_timeout in seconds; archive_mode `always` also archives
  *   (it includes `on`); PostgreSQL 15's archive_library: archive_command is used only when it is
