@@ -52,6 +52,30 @@ const inventory = z
 
 const databases = z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]);
 
+/**
+ * Point-in-time recovery of a PostgreSQL source: continuous WAL archive (PostgreSQL's
+ * archive_command runs `coldseal pitr archive-push`) and physical base backups on the source's
+ * schedule, beside its logical dumps.
+ */
+export const postgresPitrSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** PostgreSQL's archive_timeout, set by `pitr setup`: the recovery point on a quiet server. */
+    archiveTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+    /** WAL files one archive-push call uploads at most: the one PostgreSQL asked for, then the oldest other .ready files. */
+    pushAhead: z.number().int().min(1).max(256).default(32),
+    /** Uploads in flight in one archive-push or WAL fetches in one prefetch. */
+    concurrency: z.number().int().min(1).max(32).default(8),
+    /** WAL files restore_command keeps verified and decrypted ahead of recovery. */
+    prefetch: z.number().int().min(0).max(256).default(16),
+    /** Take a physical base backup (pg_basebackup) with every scheduled run of the source. */
+    baseBackup: z.boolean().default(true),
+    /** How long a base backup waits for its last WAL segment to reach the archive before it fails. */
+    waitForArchiveMinutes: z.number().int().min(1).max(240).default(10),
+  })
+  .strict();
+export type PostgresPitrConfig = z.infer<typeof postgresPitrSchema>;
+
 const postgresSource = z
   .object({
     name,
@@ -69,6 +93,7 @@ const postgresSource = z
     excludeTables: z.array(z.string()).default([]),
     /** Databases never dumped when databases is "all". */
     excludeDatabases: z.array(z.string()).default([]),
+    pitr: postgresPitrSchema.optional(),
   })
   .strict();
 

@@ -46,7 +46,8 @@ export function groupListing<T extends { readonly key: string }>(objects: readon
   const drills: ListedDrillReceipt<T>[] = [];
   for (const object of objects) {
     const parsed = parseKey(object.key);
-    if (!parsed) continue;
+    // WAL objects have a listing of their own (the recovery window), not one entry per file.
+    if (!parsed || parsed.kind === 'wal') continue;
     if (parsed.kind === 'drill-receipt') {
       drills.push({ group: parsed.group, host: parsed.host, stamp: parsed.stamp, object });
       continue;

@@ -34,3 +34,13 @@ export const EXIT_CODE_HELP: ReadonlyArray<[ExitCode, string]> = [
   [EXIT.REFUSED, 'refused to act: the target exists and was not confirmed'],
   [EXIT.INTERRUPTED, 'interrupted by SIGTERM or SIGINT (e.g. an SSM timeout): nothing was committed'],
 ];
+
+/**
+ * PostgreSQL's restore_command contract: 1 means "not in the archive" (the normal end of
+ * recovery); a status above 125 makes the startup process stop with FATAL instead of ending
+ * recovery, so that S3 being down or a tampered WAL object never promotes the server early
+ * (PostgreSQL docs, "Recovering Using a Continuous Archive Backup" and restore_command in
+ * "Archive Recovery"). archive_command must stay below 126 for ordinary failures, or the
+ * archiver process aborts ("Setting Up WAL Archiving").
+ */
+export const WAL_FETCH_EXIT = { OK: 0, NOT_IN_ARCHIVE: 1, ABORT_RECOVERY: 126 } as const;

@@ -27,6 +27,12 @@ export const groupSettingsSchema = z
     retentionDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).default({}),
     /** Object Lock term per tier in days, as the agents set it; where absent, the retention above stands in. */
     lockDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).optional(),
+    /**
+     * The group's point-in-time-recovery sources (PostgreSQL WAL archive): the monitor alerts when
+     * a host's newest archived WAL is older than archiveTimeoutSeconds + COLDSEAL_WAL_GRACE_MINUTES,
+     * and the verifier proves each archive's continuity from every kept base backup.
+     */
+    pitrSources: z.array(z.object({ source: name, archiveTimeoutSeconds: z.number().int().positive() }).strict()).optional(),
     /** Restore drills: the newest receipt must be younger than this; null when the group runs no drills. */
     drillMaxAgeDays: z.number().positive().nullable().default(null),
   })
@@ -93,6 +99,8 @@ export const settingsSchema = z
      * is reported replica-missing (FAIL) instead of replica-pending (WARN).
      */
     COLDSEAL_REPLICA_MAX_PENDING_HOURS: z.coerce.number().positive().optional(),
+    /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
+    COLDSEAL_WAL_GRACE_MINUTES: positiveNumber(5),
     /** Send the daily report even when everything is OK (its absence is then itself a signal). */
     COLDSEAL_REPORT_WHEN_OK: z
       .enum(['true', 'false'])

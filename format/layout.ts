@@ -162,7 +162,8 @@ export function reportKeys(date: Date): { json: string; html: string } {
 export type ParsedKey =
   | ({ kind: 'manifest'; stamp: string } & SourceLocation)
   | ({ kind: 'artifact'; stamp: string; artifact: string; extension: string; /** 1-based; 1 for the artifact's own key. */ segment: number } & SourceLocation)
-  | { kind: 'drill-receipt'; group: string; host: string; stamp: string };
+  | { kind: 'drill-receipt'; group: string; host: string; stamp: string }
+  | { kind: 'wal'; group: string; host: string; source: string; timeline: number; walFile: string };
 
 /** Reads a key back into its parts; null for anything that is not ours (so listings can skip it). */
 export function parseKey(key: string): ParsedKey | null {
@@ -192,6 +193,18 @@ export function parseKey(key: string): ParsedKey | null {
       };
     }
     return null;
+  }
+  if (parts[0] === 'wal' && parts.length === 6) {
+    const [, group, host, source, timelineDir, file] = parts;
+    if (![group, host, source].every((n) => NAME_PATTERN.test(n)) || !file.endsWith('.pgp')) return null;
+    const walFile = file.slice(0, -'.pgp'.length);
+    try {
+      const parsed = parseWalFileName(walFile);
+      if (historyFileName(parsed.timeline).slice(0, 8) !== timelineDir) return null;
+      return { kind: 'wal', group, host, source, timeline: parsed.timeline, walFile };
+    } catch {
+      return null;
+    }
   }
   if (parts[0] === 'drills' && parts.length === 4) {
     const [, group, host, file] = parts;

@@ -60,13 +60,41 @@ export const segmentSchema = z.object({
 });
 export type Segment = z.infer<typeof segmentSchema>;
 
+/**
+ * What a PostgreSQL physical base backup needs to be restored and replayed: the WAL range it
+ * spans and the exact files PostgreSQL wrote for it. The WAL from start to stop is inside the
+ * backup's own tar (pg_basebackup -X fetch), so the backup is consistent on its own and lives
+ * exactly as long as its tier; the WAL archive carries it forward to any later point.
+ */
+export const baseBackupSchema = z.object({
+  /** pg_control's database system identifier (decimal). */
+  systemIdentifier: z.string().regex(/^\d{1,20}$/),
+  timeline: z.number().int().positive(),
+  /** "X/Y" as PostgreSQL prints an LSN. */
+  startLsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/),
+  stopLsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/),
+  /** The WAL file holding startLsn (restore asks the archive for WAL from here on). */
+  startWalFile: z.string(),
+  stopWalFile: z.string(),
+  walSegmentSize: z.number().int().positive(),
+  /** Server time at pg_backup_stop: a recovery target must be after it. */
+  stoppedAt: isoTime,
+  /** The backup_label exactly as PostgreSQL wrote it. */
+  backupLabel: z.string().min(1),
+  /** The tablespace_map, or null for a cluster with no tablespace of its own (coldseal refuses those today). */
+  tablespaceMap: z.string().nullable(),
+  /** The stop segment was seen in the WAL archive before the manifest was written. */
+  walArchived: z.boolean(),
+});
+export type BaseBackup = z.infer<typeof baseBackupSchema>;
+
 export const artifactSchema = z.object({
-  /** Database name, "globals" for cluster-wide objects, or the source name for a files source. */
+  /** Database name, "globals" for cluster-wide objects, "cluster" for a base backup, or the source name for a files source. */
   name: z.string().min(1),
-  kind: z.enum(['database', 'globals', 'directory']),
+  kind: z.enum(['database', 'globals', 'directory', 'cluster']),
   key: z.string().min(1),
-  /** Format of the plaintext before compression: pg_dump custom, SQL text, or tar. */
-  contentFormat: z.enum(['pg-custom', 'sql', 'tar']),
+  /** Format of the plaintext before compression: pg_dump custom, SQL text, tar, or pg_basebackup's tar of the data directory. */
+  contentFormat: z.enum(['pg-custom', 'sql', 'tar', 'pg-base-tar']),
   tool: z.object({ name: z.string(), version: z.string(), args: z.array(z.string()) }),
   exitCode: z.number().int(),
   warnings: z.array(z.string()).default([]),
@@ -83,6 +111,8 @@ export const artifactSchema = z.object({
   /** Format version 2: the objects holding the ciphertext, in order (the first is `key`). Absent in version 1: one object at `key`. */
   segments: z.array(segmentSchema).min(1).optional(),
   inventory: inventorySchema.optional(),
+  /** Set on a base backup (kind "cluster"). */
+  baseBackup: baseBackupSchema.optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
@@ -120,6 +150,9 @@ export const manifestSchema = z.object({
   manifest.artifacts.forEach((artifact, i) => {
     if (manifest.formatVersion === 1 && artifact.segments) {
       context.addIssue({ code: 'custom', path: ['artifacts', i, 'segments'], message: 'format version 1 has no segments' });
+    }
+    if ((artifact.kind === 'cluster') !== (artifact.baseBackup !== undefined)) {
+      context.addIssue({ code: 'custom', path: ['artifacts', i, 'baseBackup'], message: 'a base backup (kind "cluster") and only it carries baseBackup' });
     }
     if (artifact.segments && artifact.segments[0].key !== artifact.key) {
       context.addIssue({ code: 'custom', path: ['artifacts', i, 'segments', 0, 'key'], message: 'the first segment is the artifact\'s key' });

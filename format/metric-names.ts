@@ -17,7 +17,18 @@ export const METRIC = {
   heartbeat: 'MonitorHeartbeat',
   findings: 'Findings',
   hashedBytes: 'HashedBytes',
+  /** Monitor, per PITR source and host: age of the newest archived WAL file (the recovery point achieved). */
+  walArchiveAgeSeconds: 'WalArchiveAgeSeconds',
+  /** Agent (archive-push), per PITR source and host: WAL files PostgreSQL has marked .ready and not yet handed over. */
+  walReadyBacklog: 'WalReadyBacklog',
+  /** Agent (archive-push), per PITR source and host: pg_stat_archiver.failed_count since the server's stats reset. */
+  walArchiverFailedCount: 'WalArchiverFailedCount',
+  /** Agent (archive-push): WAL files archived by one call. */
+  walFilesArchived: 'WalFilesArchived',
 } as const;
+
+/** The namespace the agent publishes its own PITR metrics in (hosts may PutMetricData here and nowhere else). */
+export const AGENT_METRICS_NAMESPACE = 'Coldseal/Agent';
 
 /** Powertools adds "service" (its serviceName) to every metric's dimensions. */
 export const DIMENSION = { group: 'Group', host: 'Host', source: 'Source', service: 'service' } as const;

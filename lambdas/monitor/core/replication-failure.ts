@@ -81,13 +81,19 @@ export function replicationFailureFinding(record: S3ReplicationRecord, receivedA
   const bucket = record.s3.bucket.name;
   const data = record.replicationEventData ?? {};
   const parsed = parseKey(key);
-  const backup = parsed && parsed.kind !== 'drill-receipt' ? parsed : undefined;
+  const backup = parsed && parsed.kind !== 'drill-receipt' && parsed.kind !== 'wal' ? parsed : undefined;
   const subject = backup ? manifestKey(backup, backup.stamp) : key;
   const reason = data.failureReason;
   const destination = data.destinationBucket?.replace(/^arn:aws[a-z-]*:s3:::/, '');
   const what = backup ? `backup ${backup.stamp} of ${backup.group}/${backup.host}/${backup.source} (${backup.tier})` : key;
   return makeFinding({
-    ...(backup ? { group: backup.group, host: backup.host, source: backup.source, tier: backup.tier } : parsed?.kind === 'drill-receipt' ? { group: parsed.group, host: parsed.host } : {}),
+    ...(backup
+      ? { group: backup.group, host: backup.host, source: backup.source, tier: backup.tier }
+      : parsed?.kind === 'wal'
+        ? { group: parsed.group, host: parsed.host, source: parsed.source }
+        : parsed?.kind === 'drill-receipt'
+          ? { group: parsed.group, host: parsed.host }
+          : {}),
     where: `s3://${bucket}/${key}${record.s3.object.versionId ? ` (version ${record.s3.object.versionId})` : ''}${destination ? ` -> replica s3://${destination}` : ''}`,
     subject,
     check: 'replication-failed',
