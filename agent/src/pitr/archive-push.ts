@@ -115,6 +115,7 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     outcomes = await mapLimit(jobs, concurrency, async (job, index) => {
       try {
         const result = await archiveWalFile(ctx, job);
+        log.debug(result.outcome, { walFile: result.walFile, key: result.key, plaintextBytes: result.plaintextBytes, ciphertextBytes: result.ciphertextBytes });
         // The marker is the wrapper's licence to say "archived" without asking S3: written only now.
         if (index > 0) await writeFile(join(markers, job.walFile), `${result.key}\n${result.plaintextSha256}\n`);
         return { ok: true as const, result };
@@ -139,6 +140,7 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     pushedAhead: ahead.length,
     aheadFailed: outcomes.length - 1 - ahead.length,
     seconds: Math.round((Date.now() - started) / 10) / 100,
+    maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
 
   const integrity = outcomes.flatMap((o) => (!o.ok && o.error instanceof WalIntegrityError ? [o.error] : []));
