@@ -187,9 +187,14 @@ test('a .history file is archived under its timeline and never overwritten', asy
   writeFileSync(join(dir, '00000002.history'), `${content}2\t0/6000000\tno recovery target specified\n`);
   const second = await push(join(dir, '00000002.history'), '00000002.history');
   assert.equal(second.code, EXIT.INTEGRITY, second.log);
+  // PostgreSQL retries: the failure repeats, the alert does not.
+  const third = await push(join(dir, '00000002.history'), '00000002.history');
+  assert.equal(third.code, EXIT.INTEGRITY, third.log);
   assert.equal((await recordOf('00000002.history')).etag, etag);
   assert.equal(decompress(gpgDecrypt(await sandbox.getObject(key), sandbox.recipient.privateFile), 'zstd').toString(), content);
-  assert.match((await inbox.receive()).map((a) => a.message).join('\n'), /00000002\.history .*\n.*different content/);
+  const alerts = await inbox.receive();
+  assert.equal(alerts.length, 1, alerts.map((a) => a.subject).join(', '));
+  assert.match(alerts[0]!.message, /00000002\.history .*\n.*different content/);
 });
 
 test('S3 unreachable: the command fails below 126, PostgreSQL retries, and nothing is lost once S3 is back', async () => {
