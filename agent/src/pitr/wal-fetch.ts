@@ -23,7 +23,7 @@ import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object
  *   check, a file missing inside the planned range (deleted), WAL of another cluster, a broken
  *   plan. PostgreSQL stops with FATAL instead of promoting early (exit codes: format/exit-codes.ts).
  *
- * Prefetch: after serving a segment, the call records it (`last-served`) and, unless one runs,
+ * Prefetch: each call for a segment records it (`last-served`) and, once it is served, unless one runs,
  * starts a detached prefetcher (this same command with --prefetch, one at a time by a lock file)
  * that keeps the next `prefetch` segments of the plan proven and decrypted in `queue/`, fetching
  * `concurrency` at a time. The next call then only renames its file out of the queue. Files
@@ -69,6 +69,9 @@ export async function runWalFetch(request: WalFetchRequest): Promise<number> {
     });
     return WAL_FETCH_EXIT.ABORT_RECOVERY;
   }
+  // Recorded before the file leaves the queue or is fetched: a prefetcher that saw the queue
+  // without it must not take it for one still to fetch.
+  await recordPosition(request, plan).catch((error: unknown) => log.warn(`the prefetcher cannot be told where recovery is (${(error as Error).message})`, fields));
   const queued = join(spool, QUEUE_DIR, walFile);
   try {
     if (await waitForQueued(spool, walFile)) {
@@ -203,12 +206,17 @@ async function waitForQueued(spool: string, walFile: string): Promise<boolean> {
   }
 }
 
-async function afterServed(request: WalFetchRequest, plan: FetchPlan): Promise<void> {
+/** The segment recovery asks for now: the prefetcher keeps the ones after it. */
+async function recordPosition(request: WalFetchRequest, plan: FetchPlan): Promise<void> {
   if (parseWalFileName(request.walFile).kind !== 'segment' || plan.prefetch === 0) return;
   const path = join(request.spool, LAST_SERVED_FILE);
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, request.walFile);
   await rename(temp, path);
+}
+
+async function afterServed(request: WalFetchRequest, plan: FetchPlan): Promise<void> {
+  if (parseWalFileName(request.walFile).kind !== 'segment' || plan.prefetch === 0) return;
   if (request.startPrefetcher === false || (await prefetcherPid(request.spool)) !== undefined) return;
   if (nextPlannedSegments(plan, request.walFile, 1).length === 0) return;
   try {
