@@ -7,6 +7,7 @@ import { defineStatusCommand } from './commands/status';
 import { defineVerifyCommand } from './commands/verify';
 import { defineKeysCommand } from './commands/keys';
 import { defineTriggerCommand } from './commands/trigger';
+import { definePitrCommand } from './commands/pitr';
 import { defineWalFetchCommand } from './commands/pitr-wal-fetch';
 import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
@@ -55,8 +56,7 @@ defineRestoreCommand(program, run, getLog);
 defineVerifyCommand(program, run, getLog);
 defineDrillCommand(program, run, getLog);
 defineTriggerCommand(program, run, getLog);
-// Until the pitr command group (commands/pitr.ts) lands: the lead wires wal-fetch into it.
-defineWalFetchCommand(program.command('pitr').description('PostgreSQL point-in-time recovery'), run, getLog);
+defineWalFetchCommand(definePitrCommand(program, run, getLog), run, getLog);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {
