@@ -73,7 +73,9 @@ async function main(): Promise<void> {
       await waitFor(last);
       const seconds = (Date.now() - t0) / 1000;
       const n = nodeStarts() - starts;
-      console.log(`${label}: ${backlog} ready segments archived in ${seconds.toFixed(1)} s = ${(backlog / seconds).toFixed(1)} segments/s, ${((backlog * 16) / seconds).toFixed(0)} MB/s of WAL; ${n} Node starts (${(n / backlog).toFixed(2)} per segment)`);
+      const calls = readFileSync(cluster.logFile, 'utf8').split('\n').filter((l) => l.includes('"message":"archive-push done"')).slice(-n);
+      const peak = Math.max(...calls.map((l) => (JSON.parse(l) as { maxRssMiB: number }).maxRssMiB));
+      console.log(`${label}: ${backlog} ready segments archived in ${seconds.toFixed(1)} s = ${(backlog / seconds).toFixed(1)} segments/s, ${((backlog * 16) / seconds).toFixed(0)} MB/s of WAL; ${n} Node starts (${(n / backlog).toFixed(2)} per segment); agent peak RSS ${peak} MiB`);
     };
     await drain('drain, pushAhead 64', 64, segmentsWanted);
     await drain('drain, pushAhead 1 (no push-ahead)', 1, Math.min(15, segmentsWanted));

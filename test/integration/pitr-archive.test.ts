@@ -197,6 +197,20 @@ test('a .history file is archived under its timeline and never overwritten', asy
   assert.match(alerts[0]!.message, /00000002\.history .*\n.*different content/);
 });
 
+test('a .backup file, through gzip and openpgp.js (no zstd or gpg binary needed)', async () => {
+  const name = '000000010000000000000003.00000028.backup';
+  const content = 'START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nSTOP WAL LOCATION: 0/3000100 (file 000000010000000000000003)\n';
+  const path = join(sandbox.dir, 'history', name);
+  writeFileSync(path, content);
+  const plain = sandbox.writeConfig({ ...config, compression: { algorithm: 'gzip' }, encryption: { implementation: 'openpgp.js' } });
+  const result = await sandbox.runCli(['pitr', 'archive-push', '--source', 'pg', '--config', plain, '--pgdata', cluster.dataDir, '--state-dir', join(sandbox.dir, 'manual-state'), path, name]);
+  assert.equal(result.code, EXIT.OK, result.log);
+  const { key, record } = await recordOf(name);
+  assert.equal(record.compression, 'gzip');
+  assert.equal(record.plaintextSha256, sha256(Buffer.from(content)));
+  assert.equal(decompress(gpgDecrypt(await sandbox.getObject(key), sandbox.recipient.privateFile), 'gzip').toString(), content);
+});
+
 test('S3 unreachable: the command fails below 126, PostgreSQL retries, and nothing is lost once S3 is back', async () => {
   const failedBefore = Number(cluster.psql('postgres', 'select failed_count from pg_stat_archiver'));
   writeFileSync(configPath, JSON.stringify({ ...config, endpoint: `http://127.0.0.1:${await freePort()}` }, null, 2));
