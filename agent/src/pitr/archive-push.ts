@@ -5,6 +5,7 @@ import { PublishCommand } from '@aws-sdk/client-sns';
 import type { AgentConfig, PostgresSourceConfig } from '../../../format/agent-config';
 import { postgresPitrSchema } from '../../../format/agent-config';
 import { hostNameFrom } from '../../../format/layout';
+import { METRIC } from '../../../format/metric-names';
 import { mapLimit } from '../../../runtime/concurrency';
 import type { AgentClients } from '../aws';
 import { loadKeys } from '../backup/run';
@@ -151,8 +152,12 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
   if (integrity.length > 0) await sendIntegrityAlert({ config, clients, log, host, source: source.name, errors: integrity, at: now() });
 
   const remaining = Math.max(0, plan.readyCount - ahead.length - (requested.ok && plan.requestedReady ? 1 : 0));
+  const failures = await failedCount.catch((error: Error) => {
+    log.warn(`could not read pg_stat_archiver (the ${METRIC.walArchiverFailedCount} metric is left out): ${error.message}`, { source: source.name });
+    return undefined;
+  });
   try {
-    await publishArchiverMetrics(config, { group: config.group, host, source: source.name }, { readyBacklog: remaining, filesArchived: archived, failedCount: await failedCount.catch(() => undefined) }, now(), deadline);
+    await publishArchiverMetrics(config, { group: config.group, host, source: source.name }, { readyBacklog: remaining, filesArchived: archived, failedCount: failures }, now(), deadline);
   } catch (error) {
     log.warn(`could not publish the archiver metrics: ${(error as Error).message}`, { source: source.name });
   }
