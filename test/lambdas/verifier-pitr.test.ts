@@ -2,6 +2,8 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
+import { groupParameters } from '../../format/parameters';
 import { artifactKey, manifestKey, walObjectKey } from '../../format/layout';
 import type { Manifest } from '../../format/manifest';
 import { reportSchema } from '../../format/verification-report';
@@ -14,7 +16,7 @@ import { createVerifierHandler } from '../../lambdas/verifier/handler';
 import type { SweepResult } from '../../lambdas/verifier/core/verifier';
 import { walStateKey } from '../../lambdas/verifier/core/wal-objects';
 import { newMotoAccount, type MotoAccount } from '../harness/aws';
-import { DAY, HOUR, buildBackup, drainInbox, encryptTo, newWorld, putObject, type World } from './fixtures';
+import { DAY, HOUR, PREFIX, buildBackup, drainInbox, encryptTo, newWorld, putObject, type World } from './fixtures';
 
 /**
  * The verifier on PostgreSQL WAL archives (PITR sources): WAL objects written as the agent's
@@ -246,20 +248,28 @@ test('a swapped, a re-signed and a corrupted WAL object each FAIL naming the seg
   await putWal(world, { host: 'db-1', walFile: s1.name, segSize: 16 * MB, archivedAt: s1.archivedAt, signingKey: await readPrivateKey(foreign.privateKey, 'foreign') });
   // Bytes changed after signing.
   await putWal(world, { host: 'db-1', walFile: s2.name, segSize: 16 * MB, archivedAt: s2.archivedAt, corrupt: true });
+  // Validly signed, but WAL of another cluster (after the newest segment: it leaves no hole).
+  const alien = segmentFileName(2, 0x103n, 16 * MB);
+  const alienKey = await putWal(world, { host: 'db-1', walFile: alien, segSize: 16 * MB, archivedAt: new Date(world.clock.ms - MIN), systemIdentifier: '7000000000000000001' });
   world.clock.advance(HOUR);
   const result = await sweep(world);
-  const byCheck = new Map(result.findings.map((f) => [f.check, f]));
-  assert.deepEqual(result.findings.map((f) => f.check).sort(), ['wal-gap', 'wal-record', 'wal-sha256', 'wal-signature'], list(result).join(' | '));
-  assert.equal(byCheck.get('wal-record')!.summary, `WAL file ${s0.name} of db-1/pg carries the signed record of another WAL file: it was copied or swapped under this name`);
-  assert.ok(byCheck.get('wal-record')!.where.endsWith(s0.key));
-  assert.equal(byCheck.get('wal-signature')!.summary, `WAL file ${s1.name} of db-1/pg is not signed by a trusted signing key of its group`);
-  assert.equal(byCheck.get('wal-sha256')!.summary, `WAL file ${s2.name} of db-1/pg does not match the SHA-256 in its signed record: its bytes were changed or damaged`);
+  const byCheck = new Map(result.findings.map((f) => [`${f.check}:${f.where.split('/').pop()}`, f]));
+  assert.deepEqual(result.findings.map((f) => f.check).sort(), ['wal-gap', 'wal-record', 'wal-record', 'wal-sha256', 'wal-signature'], list(result).join(' | '));
+  assert.equal(byCheck.get(`wal-record:${s0.name}.pgp`)!.summary, `WAL file ${s0.name} of db-1/pg carries the signed record of another WAL file: it was copied or swapped under this name`);
+  assert.ok(byCheck.get(`wal-record:${s0.name}.pgp`)!.where.endsWith(s0.key));
+  assert.equal(byCheck.get(`wal-record:${alien}.pgp`)!.summary, `WAL file ${alien} of db-1/pg belongs to another cluster: its signed record says system identifier 7000000000000000001, this source's base backups say ${SYSID}`);
+  assert.ok(byCheck.get(`wal-record:${alien}.pgp`)!.where.endsWith(alienKey));
+  assert.equal(byCheck.get(`wal-signature:${s1.name}.pgp`)!.summary, `WAL file ${s1.name} of db-1/pg is not signed by a trusted signing key of its group`);
+  assert.equal(byCheck.get(`wal-sha256:${s2.name}.pgp`)!.summary, `WAL file ${s2.name} of db-1/pg does not match the SHA-256 in its signed record: its bytes were changed or damaged`);
   // FC is before the base backup's start (FD): only FD and FE break its window.
-  assert.match(byCheck.get('wal-gap')!.summary, /^WAL segments 0000000100000000000000FD to 0000000100000000000000FE \(timeline 1, 2 segments/);
+  assert.match(result.findings.find((f) => f.check === 'wal-gap')!.summary, /^WAL segments 0000000100000000000000FD to 0000000100000000000000FE \(timeline 1, 2 segments/);
   assert.ok(result.findings.every((f) => f.severity === 'fail'));
   const row = result.report.pitr![0];
-  assert.equal(row.objects.failed, 3);
-  assert.equal(row.objects.checked, 3, 'only the three changed objects were read again');
+  assert.equal(row.objects.failed, 4);
+  assert.equal(row.objects.checked, 4, 'only the four changed or new objects were read again');
+  // The base backup's first segment is gone: it restores only to its own stop point (its WAL is in its tar).
+  assert.equal(row.window!.to.segment, s1.name);
+  assert.equal(row.recoveryPoint!.archivedAt, archive.base.stoppedAt);
 });
 
 test('incremental: a second run hashes only the new objects; the daily sample re-reads a share of the old ones', async () => {
@@ -300,4 +310,15 @@ test('with the hash budget spent, new objects still get their record checked; th
   world.clock.advance(25 * HOUR);
   const later = await sweep(world);
   assert.ok(later.findings.some((f) => f.check === 'wal-pending' && f.severity === 'warn'), list(later).join(' | '));
+});
+
+test('the newest WAL object must be addressed to the recipients configured today; older ones keep the keys of their time', async () => {
+  const world = await newWorld({ groups: GROUPS });
+  await healthyArchive(world, 'db-1', 16 * MB);
+  const rotated = await generateKeyPair({ name: 'coldseal escrow 2' });
+  await world.ssm.send(new PutParameterCommand({ Name: groupParameters('web', PREFIX).recipients, Type: 'String', Value: rotated.publicKey, Overwrite: true }));
+  const result = await sweep(world);
+  const wal = result.findings.filter((f) => f.check.startsWith('wal-'));
+  assert.deepEqual(wal.map((f) => f.check), ['wal-recipients'], list(result).join(' | '));
+  assert.match(wal[0].summary, /^the newest WAL file of db-1\/pg, 000000020000000100000002, is encrypted to key ids [0-9a-f]{16}, not to the recipients configured in \/coldseal-test\/groups\/web\/recipients/);
 });

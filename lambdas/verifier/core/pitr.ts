@@ -285,7 +285,8 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
       }
     }
     if (present.size > 0 && bases.length === 0) {
-      findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/`), subject: `${group.name}/${host}/${source}:no-base`, check: 'wal-no-window', severity: 'warn', since: now.toISOString(), summary: `${host}/${source} archives WAL (${present.size} files) but has no kept base backup: there is no recovery window`, action: `Schedule base backups for this source (its pitr.baseBackup setting) or take one now: coldseal trigger --group ${group.name} --host ${host}.` }));
+      const oldest = [...present.keys()].map((n) => run.listed.get(n)!.lastModified.toISOString()).sort()[0];
+      findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/`), subject: `${group.name}/${host}/${source}:no-base`, check: 'wal-no-window', severity: 'warn', since: oldest, summary: `${host}/${source} archives WAL (${present.size} files) but has no kept base backup: there is no recovery window`, action: `Schedule base backups for this source (its pitr.baseBackup setting) or take one now: coldseal trigger --group ${group.name} --host ${host}.` }));
     }
 
     const segments = [...present.keys()].filter((n) => parseWalFileName(n).kind === 'segment');
@@ -319,7 +320,7 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
   return { findings, rows };
 }
 
-export function pitrSummaryLine(row: PitrRow): string {
+export function pitrSummaryLine(row: Pick<PitrRow, 'group' | 'host' | 'source' | 'window' | 'recoveryPoint' | 'gaps' | 'objects'>): string {
   const window = row.window ? `window ${row.window.from.time ?? row.window.from.lsn} to ${row.window.to.time ?? row.window.to.lsn}` : 'no recovery window';
   const point = row.recoveryPoint ? `recovery point ${formatAge(row.recoveryPoint.ageSeconds)} old` : 'no recovery point';
   const gaps = row.gaps.length ? `${row.gaps.length} GAP${row.gaps.length === 1 ? '' : 'S'}` : 'no gaps';
