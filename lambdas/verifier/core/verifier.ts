@@ -1,4 +1,4 @@
-import { BACKUPS_PREFIX, DRILLS_PREFIX, parseKey, reportKeys, TIERS, sourcePrefix } from '../../../format/layout';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, VERIFIED_PREFIX, parseKey, reportKeys, TIERS, sourcePrefix } from '../../../format/layout';
 import type { Manifest } from '../../../format/manifest';
 import { PartBufferPool } from '../../../runtime/part-reader';
 import { openManifest } from '../../../runtime/signed-document';
@@ -141,7 +141,7 @@ interface SweepInputs {
 
 async function readSweepInputs(deps: VerifierDeps, now: Date): Promise<SweepInputs> {
   const { store, settings, log } = deps;
-  const [backupObjects, drillObjects, recordObjects] = await Promise.all([store.list(BACKUPS_PREFIX), store.list(DRILLS_PREFIX), store.list(verificationRecordKey(BACKUPS_PREFIX).slice(0, -'.json'.length))]);
+  const [backupObjects, drillObjects, recordObjects] = await Promise.all([store.list(BACKUPS_PREFIX), store.list(DRILLS_PREFIX), store.list(`${VERIFIED_PREFIX}${BACKUPS_PREFIX}`)]);
   const inventory = buildInventory([...backupObjects, ...drillObjects]);
   // Backups' read records only: the WAL state of PITR sources (state/verified/wal/) is read per source by pitr.ts.
   const records = await loadRecords(store, recordObjects);
