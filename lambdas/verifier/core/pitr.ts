@@ -201,7 +201,7 @@ function gapFinding(run: PitrRun, bucket: string, gap: BrokenWindow, now: Date):
     severity: 'fail',
     since: lastTime ?? now.toISOString(),
     summary: `${range} (timeline ${gap.timeline}, ${gap.segments} segment${gap.segments === 1 ? '' : 's'}, LSN ${gap.breaksAt} to ${gap.resumesAt}) missing from the WAL archive of ${host}/${source}: ${broken}; ${reachable}; ${after}`,
-    detail: `recovery window broken: base backups ${gap.brokenBases.join(', ')} reach at most LSN ${gap.breaksAt}; WAL resumes at ${gap.resumesAt}${gap.nextBase ? `; base backup ${gap.nextBase.stamp} restores again from ${gap.nextBase.stoppedAt}` : ''}`,
+    detail: `recovery window broken: base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')} reach${gap.brokenBases.length > 1 ? '' : 'es'} at most LSN ${gap.breaksAt}; WAL resumes at ${gap.resumesAt}${gap.nextBase ? `; base backup ${gap.nextBase.stamp} restores again from ${gap.nextBase.stoppedAt}` : ''}`,
     action: `Look for the missing objects' versions (aws s3api list-object-versions --bucket ${bucket} --prefix ${WAL_PREFIX}${group.name}/${host}/${source}/${gap.from.slice(0, 8)}/) and at the archiver on ${host} (pg_stat_archiver, pg_wal/archive_status). Take a new base backup now (coldseal trigger --group ${group.name} --host ${host}) so that points after the gap can be restored.`,
   });
 }

@@ -124,19 +124,19 @@ export function replicaText(r: ReplicaCounts): string {
 
 /** One row per PITR source: the window a restore can reach, its recovery point, and what breaks it. */
 export function pitrTable(rows: NonNullable<Report['pitr']>): string {
-  const point = (p: { time: string | null; lsn: string; timeline: number }) => `${p.time ? esc(p.time) : 'time unknown'}<div class="where">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
+  const point = (p: { time: string | null; lsn: string; timeline: number }) => `${p.time ? esc(p.time) : 'time unknown'}<div class="note">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
   const body = rows
     .map((r) => {
-      const window = r.window ? `${point(r.window.from)}<div class="where">base backup ${esc(r.window.from.baseBackup)}</div>` : 'none';
+      const window = r.window ? `${point(r.window.from)}<div class="note">base backup ${esc(r.window.from.baseBackup)}</div>` : 'none';
       const to = r.window ? point(r.window.to) : 'none';
-      const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))}<div class="where">${esc(r.recoveryPoint.segment)}, archived ${esc(r.recoveryPoint.archivedAt)}</div>` : 'none';
+      const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))} ago<div class="note">${esc(r.recoveryPoint.segment)}, archived ${esc(r.recoveryPoint.archivedAt)}</div>` : 'none';
       const gaps = r.gaps.length
         ? r.gaps.map((g) => `<div><b>${esc(g.from)}${g.to !== g.from ? ` to ${esc(g.to)}` : ''}</b> (${g.segments} missing): base backup${g.brokenBases.length > 1 ? 's' : ''} ${esc(g.brokenBases.join(', '))} stop at LSN ${esc(g.breaksAt)}${g.lastBefore?.archivedAt ? ` (${esc(g.lastBefore.archivedAt)})` : ''}; ${g.nextBase ? `restorable again from ${esc(g.nextBase.stoppedAt)}` : 'nothing later restorable until a new base backup'}</div>`).join('')
         : 'none';
       const o = r.objects;
       const objects = `${o.total} (${o.checked} checked now, ${esc(formatBytes(o.hashedBytes))} hashed${o.pending ? `, ${o.pending} hash pending` : ''}${o.failed ? `, <b>${o.failed} failed</b>` : ''})`;
       const cluster = `${r.walSegmentSize ? esc(formatBytes(r.walSegmentSize)) : '?'} segments, timeline${r.timelines.length > 1 ? 's' : ''} ${r.timelines.join(', ') || '-'}, ${r.baseBackups} base backup${r.baseBackups === 1 ? '' : 's'}`;
-      return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="where">${esc(r.group)}; ${cluster}</div></td><td>${window}</td><td>${to}</td><td>${rp}</td><td>${gaps}</td><td>${objects}</td></tr>`;
+      return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${cluster}</div></td><td>${window}</td><td>${to}</td><td>${rp}</td><td>${gaps}</td><td>${objects}</td></tr>`;
     })
     .join('');
   return `<table class="list"><tr><th>status</th><th>source</th><th>window from</th><th>window to</th><th>recovery point</th><th>gaps</th><th>WAL objects</th></tr>${body}</table>`;
@@ -184,7 +184,7 @@ h1{margin:0 0 4px}.sub{color:#5f6368;margin-bottom:16px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:700}
 table.list{border-collapse:collapse;width:100%;margin-bottom:16px}table.list td,table.list th{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}
 tr.fail td:first-child{border-left:4px solid ${COLORS.FAIL.fg}}tr.warn td:first-child{border-left:4px solid ${COLORS.WARN.fg}}
-pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}
+pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}.note{color:#5f6368;font-size:12px}
 .source{display:flex;gap:16px;align-items:center;padding:8px 12px;margin:8px 0;background:#fafafa;border-radius:4px;flex-wrap:wrap}
 .source table{width:620px;table-layout:fixed}.source th{width:90px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
 </style></head><body>
