@@ -27,13 +27,16 @@ const findingSchema = z.object({
   once: z.boolean().optional(),
 });
 
-const walPoint = z.object({ lsn: z.string(), timeline: z.number(), time: z.string().nullable(), segment: z.string() });
+const walPoint = z.object({ lsn: z.string(), time: z.string(), timeline: z.number() });
+const walRange = z.object({ from: walPoint.extend({ baseBackup: z.string() }), to: walPoint.extend({ segment: z.string() }) });
 
 /**
- * One PITR source on one host (optional in the report: added in the same schema version). The window
- * runs from the oldest kept base backup's stop to the newest archived WAL reachable from a kept base
- * backup without a hole; `recoveryPoint` is that WAL's archive time and age (the recovery point a
- * restore achieves today). Each gap names the missing segments and the part of the window it breaks.
+ * One PITR source on one host (optional in the report: added in the same schema version), with the
+ * recovery window of format/recovery-window.ts: `window` is the reachable range that ends furthest
+ * (from a kept base backup's stop to the newest WAL reachable from it without a hole), `ranges`
+ * every reachable range; `recoveryPoint` is the end of the window, its archive time and age (the
+ * recovery point a restore achieves today). Each gap names the missing segments and the part of
+ * the window it breaks.
  */
 const pitrSourceSchema = z.object({
   group: z.string(),
@@ -44,7 +47,8 @@ const pitrSourceSchema = z.object({
   systemIdentifier: z.string().nullable(),
   walSegmentSize: z.number().nullable(),
   baseBackups: z.number(),
-  window: z.object({ from: walPoint.extend({ baseBackup: z.string() }), to: walPoint }).nullable(),
+  window: walRange.nullable(),
+  ranges: z.array(walRange),
   gaps: z.array(
     z.object({
       from: z.string(),
@@ -53,14 +57,17 @@ const pitrSourceSchema = z.object({
       segments: z.number(),
       breaksAt: z.string(),
       resumesAt: z.string(),
-      lastBefore: z.object({ segment: z.string(), archivedAt: z.string().nullable() }).nullable(),
+      lastBefore: z.object({ segment: z.string(), archivedAt: z.string() }).nullable(),
       brokenBases: z.array(z.string()),
       nextBase: z.object({ stamp: z.string(), stoppedAt: z.string() }).nullable(),
     }),
   ),
   timelines: z.array(z.number()),
   recoveryPoint: z.object({ segment: z.string(), archivedAt: z.string(), ageSeconds: z.number() }).nullable(),
+  /** The newest archived segment's time, reachable or not. */
   newestArchivedAt: z.string().nullable(),
+  /** What the window assumes (timelines followed by name only, base backups left out). */
+  notes: z.array(z.string()),
   /** WAL objects listed, checked (record, recipients) and hashed in this run, still waiting for a hash, and failed. */
   objects: z.object({ total: z.number(), checked: z.number(), hashed: z.number(), hashedBytes: z.number(), pending: z.number(), failed: z.number() }),
 });

@@ -222,8 +222,10 @@ test('a deleted segment is a FAIL naming the missing range and the window it bre
   const row = result.report.pitr![0];
   assert.equal(row.status, 'FAIL');
   assert.deepEqual(row.gaps.map((g) => [g.from, g.to, g.brokenBases.join(), g.nextBase?.stamp]), [['0000000100000000000000FE', '0000000100000000000000FE', archive.base.stamp, later.stamp]]);
-  // The window still reaches the newest WAL, through the later base backup.
+  // The window still reaches the newest WAL, from the later base backup; the older range ends at the hole.
+  assert.equal(row.window!.from.baseBackup, later.stamp);
   assert.equal(row.window!.to.segment, archive.segments[archive.segments.length - 1].name);
+  assert.deepEqual(row.ranges.map((r) => [r.from.baseBackup, r.to.segment]), [[archive.base.stamp, '0000000100000000000000FD'], [later.stamp, archive.segments[archive.segments.length - 1].name]]);
   assert.equal(row.baseBackups, 2);
 
   // Without a later base backup, nothing after the hole is restorable.
@@ -267,9 +269,9 @@ test('a swapped, a re-signed and a corrupted WAL object each FAIL naming the seg
   const row = result.report.pitr![0];
   assert.equal(row.objects.failed, 4);
   assert.equal(row.objects.checked, 4, 'only the four changed or new objects were read again');
-  // The base backup's first segment is gone: it restores only to its own stop point (its WAL is in its tar).
-  assert.equal(row.window!.to.segment, s1.name);
-  assert.equal(row.recoveryPoint!.archivedAt, archive.base.stoppedAt);
+  // The only base backup's first segment is gone: no point in time can be restored (as coldseal list says).
+  assert.equal(row.window, null);
+  assert.equal(row.recoveryPoint, null);
 });
 
 test('incremental: a second run hashes only the new objects; the daily sample re-reads a share of the old ones', async () => {
@@ -321,4 +323,16 @@ test('the newest WAL object must be addressed to the recipients configured today
   const wal = result.findings.filter((f) => f.check.startsWith('wal-'));
   assert.deepEqual(wal.map((f) => f.check), ['wal-recipients'], list(result).join(' | '));
   assert.match(wal[0].summary, /^the newest WAL file of db-1\/pg, 000000020000000100000002, is encrypted to key ids [0-9a-f]{16}, not to the recipients configured in \/coldseal-test\/groups\/web\/recipients/);
+});
+
+test('segments of a timeline whose .history object is gone: a FAIL, and the window stays on the parent timeline', async () => {
+  const world = await newWorld({ account, groups: GROUPS });
+  const archive = await healthyArchive(world, 'db-1', 16 * MB);
+  await world.s3.send(new DeleteObjectCommand({ Bucket: world.bucket, Key: walObjectKey('web', 'db-1', 'pg', historyFileName(2)) }));
+  const result = await sweep(world);
+  assert.deepEqual(result.findings.map((f) => f.check), ['wal-timeline'], list(result).join(' | '));
+  assert.equal(result.findings[0].summary, 'timeline 2 of db-1/pg has 3 archived segments (from 000000020000000100000000) but no 00000002.history: recovery cannot follow it');
+  const row = result.report.pitr![0];
+  assert.equal(row.window!.to.segment, '0000000100000000000000FF');
+  assert.equal(row.recoveryPoint!.archivedAt, archive.segments[3].archivedAt.toISOString());
 });

@@ -1,7 +1,8 @@
 import { parseKey, WAL_PREFIX } from '../../../format/layout';
 import type { GroupSettings } from '../../../format/lambda-settings';
 import type { Manifest } from '../../../format/manifest';
-import { parseWalFileName } from '../../../format/wal';
+import { recoveryWindow, type RecoveryPoint, type RecoveryWindow, type WindowBaseBackup } from '../../../format/recovery-window';
+import { compareLsn, historyFileName, parseLsn, parseWalFileName, segmentFileName, segmentNumberOf } from '../../../format/wal';
 import { formatBytes } from '../../../runtime/byte-size';
 import { mapLimit } from '../../../runtime/concurrency';
 import { makeFinding, type Finding } from '../../shared/findings';
@@ -9,12 +10,12 @@ import type { BucketStore, ListedObject, Log } from '../../shared/ports';
 import type { Budget } from './hashing';
 import type { GroupKeys } from './keys';
 import { checkWalObject, loadWalState, objectIdentity, sameKeyIds, walStateKey, WAL_STATE_SCHEMA, type WalObjectState } from './wal-objects';
-import { recoveryWindow, type BrokenWindow, type KeptBaseBackup, type RecoveryWindow } from './wal-window';
 
 /**
  * The verifier's part of point-in-time recovery, per PITR source (group settings `pitrSources`) and
  * host: every archived WAL object checked (wal-objects.ts, incrementally), then the archive's
- * continuity from each kept base backup to the newest archived WAL (wal-window.ts). A bad object is
+ * continuity from each kept base backup to the newest archived WAL (format/recovery-window.ts, the
+ * same window `coldseal list` shows). A bad object is
  * a FAIL naming its segment and counts as missing for continuity, so the FAIL of the hole it leaves
  * names the recovery window it breaks too.
  *
@@ -28,6 +29,29 @@ const WAL_CONCURRENCY = 8;
 const PENDING_GRACE_MS = 24 * 3_600_000;
 /** A sampled re-read skips what was hashed this recently. */
 const RESAMPLE_MIN_AGE_MS = 24 * 3_600_000;
+/** A base backup's manifest is written once its WAL is archived; an hour covers a slow archiver before "reaches nothing" is a FAIL. */
+const BASE_GRACE_MS = 3_600_000;
+
+/** A kept base backup as the window needs it (id: its stamp), with where its manifest is. */
+export type KeptBaseBackup = WindowBaseBackup & { readonly manifestKey: string; readonly stopWalFile: string };
+
+/** One hole in the archive and the part of the recovery window it breaks. */
+export interface BrokenWindow {
+  /** First and last missing segment file (inclusive), on one timeline. */
+  readonly from: string;
+  readonly to: string;
+  readonly timeline: number;
+  readonly segments: number;
+  /** Replay from the base backups below stops here ("X/Y"). */
+  readonly breaksAt: string;
+  readonly resumesAt: string;
+  /** The archived segment just before the hole, and its archive time: the last point still reachable through it. */
+  readonly lastBefore: { readonly segment: string; readonly archivedAt: string } | null;
+  /** Base backups (stamps) whose reach the hole ends. */
+  readonly brokenBases: readonly string[];
+  /** The first kept base backup after the hole that reaches a consistent point: restores work again from its stop. */
+  readonly nextBase: { readonly stamp: string; readonly stoppedAt: string } | null;
+}
 
 export interface PitrRun {
   readonly group: GroupSettings;
@@ -64,7 +88,7 @@ export function keptBaseBackups(manifests: Iterable<{ manifestKey: string; manif
       const id = `${manifest.group}/${manifest.host}/${manifest.source}`;
       out.set(id, [
         ...(out.get(id) ?? []),
-        { stamp: manifest.stamp, manifestKey, timeline: b.timeline, startLsn: b.startLsn, stopLsn: b.stopLsn, stopWalFile: b.stopWalFile, stoppedAt: b.stoppedAt, systemIdentifier: b.systemIdentifier, walSegmentSize: b.walSegmentSize },
+        { id: manifest.stamp, manifestKey, timeline: b.timeline, startLsn: b.startLsn, stopLsn: b.stopLsn, stopWalFile: b.stopWalFile, stoppedAt: b.stoppedAt, systemIdentifier: b.systemIdentifier, walSegmentSize: b.walSegmentSize },
       ]);
     }
   }
@@ -159,6 +183,8 @@ export async function checkPitrObjects(deps: PitrDeps, runs: readonly PitrRun[],
   });
 }
 
+type Point = { readonly lsn: string; readonly time: string; readonly timeline: number };
+
 export interface PitrRow {
   readonly group: string;
   readonly host: string;
@@ -167,12 +193,18 @@ export interface PitrRow {
   readonly systemIdentifier: string | null;
   readonly walSegmentSize: number | null;
   readonly baseBackups: number;
-  readonly window: RecoveryWindow['window'];
+  /** The reachable range that ends furthest: from a base backup's stop to the newest WAL reachable from it without a hole. */
+  readonly window: { readonly from: Point & { readonly baseBackup: string }; readonly to: Point & { readonly segment: string } } | null;
+  /** Every reachable range, oldest first (earlier ones end at a hole). */
+  readonly ranges: readonly { readonly from: Point & { readonly baseBackup: string }; readonly to: Point & { readonly segment: string } }[];
   readonly gaps: readonly BrokenWindow[];
   readonly timelines: readonly number[];
-  /** The newest archived WAL reachable from a kept base backup: the point a restore can reach today. */
+  /** The end of the window: the newest point a restore reaches today, and how old it is. */
   readonly recoveryPoint: { readonly segment: string; readonly archivedAt: string; readonly ageSeconds: number } | null;
+  /** The newest archived segment, reachable or not. */
   readonly newestArchivedAt: string | null;
+  /** What the window assumes (timelines followed by name, left-out base backups). */
+  readonly notes: readonly string[];
   readonly objects: { readonly total: number; readonly checked: number; readonly hashed: number; readonly hashedBytes: number; readonly pending: number; readonly failed: number };
 }
 
@@ -190,7 +222,9 @@ function gapFinding(run: PitrRun, bucket: string, gap: BrokenWindow, now: Date):
   const range = gap.from === gap.to ? `WAL segment ${gap.from}` : `WAL segments ${gap.from} to ${gap.to}`;
   const lastTime = gap.lastBefore?.archivedAt ?? null;
   const reachable = gap.lastBefore ? `the last point reachable before it is the end of ${gap.lastBefore.segment}${lastTime ? ` (archived ${lastTime})` : ''}` : 'nothing after the start of the base backup is reachable';
-  const broken = `recovery from base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')} stops at LSN ${gap.breaksAt}`;
+  const broken = gap.brokenBases.length
+    ? `recovery from base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')} stops at LSN ${gap.breaksAt}`
+    : `no kept base backup reaches it (an earlier hole stops them first), and replay cannot pass LSN ${gap.breaksAt}`;
   const after = gap.nextBase
     ? `points in time from ${lastTime ?? `LSN ${gap.breaksAt}`} until ${gap.nextBase.stoppedAt} (the stop of base backup ${gap.nextBase.stamp}) cannot be restored`
     : `no kept base backup starts after the gap, so nothing after ${lastTime ?? `LSN ${gap.breaksAt}`} can be restored until a new base backup is taken`;
@@ -201,9 +235,54 @@ function gapFinding(run: PitrRun, bucket: string, gap: BrokenWindow, now: Date):
     severity: 'fail',
     since: lastTime ?? now.toISOString(),
     summary: `${range} (timeline ${gap.timeline}, ${gap.segments} segment${gap.segments === 1 ? '' : 's'}, LSN ${gap.breaksAt} to ${gap.resumesAt}) missing from the WAL archive of ${host}/${source}: ${broken}; ${reachable}; ${after}`,
-    detail: `recovery window broken: base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')} reach${gap.brokenBases.length > 1 ? '' : 'es'} at most LSN ${gap.breaksAt}; WAL resumes at ${gap.resumesAt}${gap.nextBase ? `; base backup ${gap.nextBase.stamp} restores again from ${gap.nextBase.stoppedAt}` : ''}`,
+    detail: `recovery window broken at LSN ${gap.breaksAt}${gap.brokenBases.length ? ` for base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')}` : ''}; WAL resumes at ${gap.resumesAt}${gap.nextBase ? `; base backup ${gap.nextBase.stamp} restores again from ${gap.nextBase.stoppedAt}` : ''}`,
     action: `Look for the missing objects' versions (aws s3api list-object-versions --bucket ${bucket} --prefix ${WAL_PREFIX}${group.name}/${host}/${source}/${gap.from.slice(0, 8)}/) and at the archiver on ${host} (pg_stat_archiver, pg_wal/archive_status). Take a new base backup now (coldseal trigger --group ${group.name} --host ${host}) so that points after the gap can be restored.`,
   });
+}
+
+/** The window's holes, with what a person needs to judge them: the last point before, and the base backup after. */
+function brokenWindows(window: RecoveryWindow, bases: readonly KeptBaseBackup[], files: readonly { walFile: string; archivedAt: string }[], segSize: number): BrokenWindow[] {
+  const segmentsAt = new Map<bigint, { walFile: string; archivedAt: string }[]>();
+  for (const f of files) {
+    if (parseWalFileName(f.walFile).kind !== 'segment') continue;
+    const n = segmentNumberOf(f.walFile, segSize);
+    segmentsAt.set(n, [...(segmentsAt.get(n) ?? []), f]);
+  }
+  const reaching = new Set(window.bases.filter((r) => r.range).map((r) => r.id));
+  const byStop = [...bases].sort((a, b) => a.stoppedAt.localeCompare(b.stoppedAt));
+  return window.gaps.map((g) => {
+    const lo = segmentNumberOf(g.from, segSize);
+    const hi = segmentNumberOf(g.to, segSize);
+    // The newest timeline's copy of the segment before the hole is the one recovery would have read.
+    const before = (segmentsAt.get(lo - 1n) ?? []).sort((x, y) => x.walFile.localeCompare(y.walFile)).pop();
+    const next = byStop.find((b) => !g.breaks.includes(b.id) && reaching.has(b.id) && compareLsn(parseLsn(b.startLsn), parseLsn(g.resumesAt)) >= 0);
+    return {
+      from: g.from,
+      to: g.to,
+      timeline: g.timeline,
+      segments: Number(hi - lo + 1n),
+      breaksAt: g.breaksAt,
+      resumesAt: g.resumesAt,
+      lastBefore: before ? { segment: before.walFile, archivedAt: before.archivedAt } : null,
+      brokenBases: g.breaks,
+      nextBase: next ? { stamp: next.id, stoppedAt: next.stoppedAt } : null,
+    };
+  });
+}
+
+/** Timelines with archived segments but no .history object: recovery (target 'latest') cannot follow them. */
+function timelinesWithoutHistory(files: readonly { walFile: string }[], segSize: number): { timeline: number; firstSegment: string; segments: number }[] {
+  const names = new Set(files.map((f) => f.walFile));
+  const byTimeline = new Map<number, bigint[]>();
+  for (const { walFile } of files) {
+    const parsed = parseWalFileName(walFile);
+    if (parsed.kind !== 'segment' || parsed.timeline === 1) continue;
+    byTimeline.set(parsed.timeline, [...(byTimeline.get(parsed.timeline) ?? []), segmentNumberOf(walFile, segSize)]);
+  }
+  return [...byTimeline]
+    .filter(([tl]) => !names.has(historyFileName(tl)))
+    .sort((a, b) => a[0] - b[0])
+    .map(([timeline, segnos]) => ({ timeline, firstSegment: segmentFileName(timeline, segnos.reduce((x, y) => (y < x ? y : x)), segSize), segments: segnos.length }));
 }
 
 /** Findings and report rows of every run, and each source's state written back (objects no longer listed dropped). */
@@ -266,47 +345,48 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
       findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/`), subject: `${group.name}/${host}/${source}:wal-pending`, check: 'wal-pending', severity: 'warn', since: new Date(Date.parse(oldestPending) + PENDING_GRACE_MS).toISOString(), summary: `${pendingCount} WAL object${pendingCount === 1 ? '' : 's'} of ${host}/${source} not yet hashed (signature and recipients checked)`, action: "The verifier hashes them on its next runs; if this stays, raise the verifier's timeout or memory (COLDSEAL_HASH_BUDGET_MB)." }));
     }
 
-    // Continuity, per cluster; the report shows the newest cluster's window.
-    const archivedAt = (walFile: string) => present.get(walFile)?.archivedAt ?? run.listed.get(walFile)?.lastModified.toISOString() ?? null;
-    let shown: RecoveryWindow | null = null;
+    // Continuity, as `coldseal list` computes it (format/recovery-window.ts): the cluster of the
+    // newest kept base backup. No .history content: the verifier holds no private key, so each
+    // timeline switch is assumed at the new timeline's first archived segment (said in the notes).
+    const archivedAt = (walFile: string) => present.get(walFile)?.archivedAt ?? run.listed.get(walFile)!.lastModified.toISOString();
     const newestBase = [...bases].sort((a, b) => a.stoppedAt.localeCompare(b.stoppedAt)).pop();
-    for (const cluster of clusters) {
-      const files = new Map<string, string | null>();
-      for (const [walFile, state] of present) if (!state?.systemIdentifier || state.systemIdentifier === cluster) files.set(walFile, archivedAt(walFile));
-      const result = recoveryWindow({ files, bases: bases.filter((b) => b.systemIdentifier === cluster) });
-      if (!newestBase || newestBase.systemIdentifier === cluster) shown = result;
-      for (const gap of result.gaps) findings.push(gapFinding(run, deps.bucket, gap, now));
-      for (const tl of result.missingHistories) {
-        findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/${tl.firstSegment.slice(0, 8)}/`), subject: `${group.name}/${host}/${source}:timeline-${tl.timeline}`, check: 'wal-timeline', severity: 'fail', since: archivedAt(tl.firstSegment) ?? now.toISOString(), summary: `timeline ${tl.timeline} of ${host}/${source} has ${tl.segments} archived segment${tl.segments === 1 ? '' : 's'} (from ${tl.firstSegment}) but no ${tl.firstSegment.slice(0, 8)}.history: recovery cannot follow it`, action: `Check the archiver on ${host}: PostgreSQL archives the .history file when the timeline starts. Copy it from pg_wal if it is still there (coldseal pitr archive-push), or take a new base backup on this timeline.` }));
-      }
-      for (const u of result.unusableBases) {
-        const b = bases.find((x) => x.stamp === u.stamp)!;
-        findings.push(makeFinding({ ...at, where: s3(deps.bucket, b.manifestKey), subject: `${b.manifestKey}:wal`, check: 'wal-timeline', severity: 'fail', since: b.stoppedAt, summary: `the WAL archive cannot carry base backup ${u.stamp} of ${host}/${source} forward: ${u.problem}`, action: `Restores from this base backup reach only its stop point (${b.stoppedAt}). Check the archive's timeline history files; take a new base backup (coldseal trigger --group ${group.name} --host ${host}).` }));
-      }
+    const cluster = newestBase?.systemIdentifier ?? [...clusters][0];
+    const files = [...present].filter(([, s]) => !s?.systemIdentifier || s.systemIdentifier === cluster).map(([walFile]) => ({ walFile, archivedAt: archivedAt(walFile) }));
+    const window = recoveryWindow({ files, histories: new Map(), bases });
+    const segSize = window.walSegmentSize ?? known.find((s) => s.systemIdentifier === cluster)?.walSegmentSize ?? null;
+    const gaps = segSize ? brokenWindows(window, bases, files, segSize) : [];
+    for (const gap of gaps) findings.push(gapFinding(run, deps.bucket, gap, now));
+    for (const tl of segSize ? timelinesWithoutHistory(files, segSize) : []) {
+      findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/${tl.firstSegment.slice(0, 8)}/`), subject: `${group.name}/${host}/${source}:timeline-${tl.timeline}`, check: 'wal-timeline', severity: 'fail', since: archivedAt(tl.firstSegment), summary: `timeline ${tl.timeline} of ${host}/${source} has ${tl.segments} archived segment${tl.segments === 1 ? '' : 's'} (from ${tl.firstSegment}) but no ${historyFileName(tl.timeline)}: recovery cannot follow it`, action: `Check the archiver on ${host}: PostgreSQL archives the .history file when the timeline starts. Archive it from pg_wal if it is still there, or take a new base backup on this timeline (coldseal trigger --group ${group.name} --host ${host}).` }));
+    }
+    for (const reach of window.bases) {
+      const b = bases.find((x) => x.id === reach.id);
+      // A hole that stops it is reported above; a base backup just taken may wait for its last segment.
+      if (!b || reach.range || gaps.some((g) => g.brokenBases.includes(reach.id)) || now.getTime() - Date.parse(b.stoppedAt) < BASE_GRACE_MS) continue;
+      findings.push(makeFinding({ ...at, where: s3(deps.bucket, b.manifestKey), subject: `${b.manifestKey}:wal`, check: 'wal-no-window', severity: 'fail', since: b.stoppedAt, summary: `base backup ${reach.id} of ${host}/${source} reaches no point in time with the archived WAL: ${reach.problem ?? 'its WAL is not in the archive'}`, action: `Check the WAL archive of ${host} (timelines, history files) and take a new base backup (coldseal trigger --group ${group.name} --host ${host}).` }));
     }
     if (present.size > 0 && bases.length === 0) {
       const oldest = [...present.keys()].map((n) => run.listed.get(n)!.lastModified.toISOString()).sort()[0];
       findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/`), subject: `${group.name}/${host}/${source}:no-base`, check: 'wal-no-window', severity: 'warn', since: oldest, summary: `${host}/${source} archives WAL (${present.size} files) but has no kept base backup: there is no recovery window`, action: `Schedule base backups for this source (its pitr.baseBackup setting) or take one now: coldseal trigger --group ${group.name} --host ${host}.` }));
     }
 
-    const segments = [...present.keys()].filter((n) => parseWalFileName(n).kind === 'segment');
-    const newestArchivedAt = segments.map(archivedAt).filter((t): t is string => t !== null).sort().pop() ?? null;
-    const to = shown?.window?.to;
-    const reachedAt = to?.time ?? null;
-    const systemIdentifier = newestBase?.systemIdentifier ?? [...clusters][0] ?? null;
+    const to = window.to;
+    const asRange = (r: { from: RecoveryPoint; to: RecoveryPoint }) => ({ from: { lsn: r.from.lsn, time: r.from.time, timeline: r.from.timeline, baseBackup: r.from.base ?? '' }, to: { lsn: r.to.lsn, time: r.to.time, timeline: r.to.timeline, segment: r.to.segment ?? '' } });
     rows.push({
       group: group.name,
       host,
       source,
       archiveTimeoutSeconds: run.archiveTimeoutSeconds,
-      systemIdentifier,
-      walSegmentSize: newestBase?.walSegmentSize ?? known.find((s) => s.systemIdentifier === systemIdentifier)?.walSegmentSize ?? null,
+      systemIdentifier: cluster ?? null,
+      walSegmentSize: segSize,
       baseBackups: bases.length,
-      window: shown?.window ?? null,
-      gaps: shown?.gaps ?? [],
-      timelines: shown?.timelines ?? [],
-      recoveryPoint: to && reachedAt ? { segment: to.segment, archivedAt: reachedAt, ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(reachedAt)) / 1000)) } : null,
-      newestArchivedAt,
+      window: window.from && to ? asRange({ from: window.from, to }) : null,
+      ranges: window.ranges.map(asRange),
+      gaps,
+      timelines: [...new Set(files.filter((f) => parseWalFileName(f.walFile).kind === 'segment').map((f) => parseWalFileName(f.walFile).timeline))].sort((x, y) => x - y),
+      recoveryPoint: to?.segment ? { segment: to.segment, archivedAt: to.time, ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(to.time)) / 1000)) } : null,
+      newestArchivedAt: window.newestSegment?.archivedAt ?? null,
+      notes: window.notes,
       objects: { total: run.listed.size, checked: run.checked, hashed: run.hashed, hashedBytes: run.hashedBytes, pending: pendingCount, failed },
     });
 
@@ -321,7 +401,7 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
 }
 
 export function pitrSummaryLine(row: Pick<PitrRow, 'group' | 'host' | 'source' | 'window' | 'recoveryPoint' | 'gaps' | 'objects'>): string {
-  const window = row.window ? `window ${row.window.from.time ?? row.window.from.lsn} to ${row.window.to.time ?? row.window.to.lsn}` : 'no recovery window';
+  const window = row.window ? `window ${row.window.from.time} to ${row.window.to.time}` : 'no recovery window';
   const point = row.recoveryPoint ? `recovery point ${formatAge(row.recoveryPoint.ageSeconds)} old` : 'no recovery point';
   const gaps = row.gaps.length ? `${row.gaps.length} GAP${row.gaps.length === 1 ? '' : 'S'}` : 'no gaps';
   return `PITR ${row.group}/${row.host}/${row.source}: ${window}, ${point}, ${gaps}; ${row.objects.total} WAL objects, ${row.objects.checked} checked now (${formatBytes(row.objects.hashedBytes)} hashed)${row.objects.failed ? `, ${row.objects.failed} FAILED` : ''}`;

@@ -124,19 +124,21 @@ export function replicaText(r: ReplicaCounts): string {
 
 /** One row per PITR source: the window a restore can reach, its recovery point, and what breaks it. */
 export function pitrTable(rows: NonNullable<Report['pitr']>): string {
-  const point = (p: { time: string | null; lsn: string; timeline: number }) => `${p.time ? esc(p.time) : 'time unknown'}<div class="note">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
+  const point = (p: { time: string; lsn: string; timeline: number }) => `${esc(p.time)}<div class="note">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
   const body = rows
     .map((r) => {
       const window = r.window ? `${point(r.window.from)}<div class="note">base backup ${esc(r.window.from.baseBackup)}</div>` : 'none';
       const to = r.window ? point(r.window.to) : 'none';
       const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))} ago<div class="note">${esc(r.recoveryPoint.segment)}, archived ${esc(r.recoveryPoint.archivedAt)}</div>` : 'none';
+      const earlier = r.ranges.length > 1 ? `<div class="note">earlier: ${r.ranges.slice(0, -1).map((x) => `${esc(x.from.time)} to ${esc(x.to.time)}`).join('; ')}</div>` : '';
+      const notes = r.notes.length ? `<div class="note">${r.notes.map(esc).join('<br>')}</div>` : '';
       const gaps = r.gaps.length
-        ? r.gaps.map((g) => `<div><b>${esc(g.from)}${g.to !== g.from ? ` to ${esc(g.to)}` : ''}</b> (${g.segments} missing): base backup${g.brokenBases.length > 1 ? 's' : ''} ${esc(g.brokenBases.join(', '))} stop at LSN ${esc(g.breaksAt)}${g.lastBefore?.archivedAt ? ` (${esc(g.lastBefore.archivedAt)})` : ''}; ${g.nextBase ? `restorable again from ${esc(g.nextBase.stoppedAt)}` : 'nothing later restorable until a new base backup'}</div>`).join('')
+        ? r.gaps.map((g) => `<div><b>${esc(g.from)}${g.to !== g.from ? ` to ${esc(g.to)}` : ''}</b> (${g.segments} missing): ${g.brokenBases.length ? `base backup${g.brokenBases.length > 1 ? 's' : ''} ${esc(g.brokenBases.join(', '))} stop at LSN ${esc(g.breaksAt)}` : `no base backup reaches LSN ${esc(g.breaksAt)}`}${g.lastBefore ? ` (${esc(g.lastBefore.archivedAt)})` : ''}; ${g.nextBase ? `restorable again from ${esc(g.nextBase.stoppedAt)}` : 'nothing later restorable until a new base backup'}</div>`).join('')
         : 'none';
       const o = r.objects;
       const objects = `${o.total} (${o.checked} checked now, ${esc(formatBytes(o.hashedBytes))} hashed${o.pending ? `, ${o.pending} hash pending` : ''}${o.failed ? `, <b>${o.failed} failed</b>` : ''})`;
       const cluster = `${r.walSegmentSize ? esc(formatBytes(r.walSegmentSize)) : '?'} segments, timeline${r.timelines.length > 1 ? 's' : ''} ${r.timelines.join(', ') || '-'}, ${r.baseBackups} base backup${r.baseBackups === 1 ? '' : 's'}`;
-      return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${cluster}</div></td><td>${window}</td><td>${to}</td><td>${rp}</td><td>${gaps}</td><td>${objects}</td></tr>`;
+      return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${cluster}</div></td><td>${window}${earlier}</td><td>${to}</td><td>${rp}</td><td>${gaps}${notes}</td><td>${objects}</td></tr>`;
     })
     .join('');
   return `<table class="list"><tr><th>status</th><th>source</th><th>window from</th><th>window to</th><th>recovery point</th><th>gaps</th><th>WAL objects</th></tr>${body}</table>`;
