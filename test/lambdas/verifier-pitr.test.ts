@@ -43,6 +43,8 @@ interface WalSpec {
   systemIdentifier?: string;
   /** Store other bytes than the record signs (same length). */
   corrupt?: boolean;
+  /** Object Lock retention as the agent sets it (like the daily tier); default on. */
+  lock?: boolean;
 }
 
 async function putWal(world: World, spec: WalSpec): Promise<string> {
@@ -71,7 +73,17 @@ async function putWal(world: World, spec: WalSpec): Promise<string> {
   const body = Buffer.from(ciphertext);
   if (spec.corrupt) body[body.length - 100] ^= 0xff;
   const key = walObjectKey('web', spec.host, 'pg', spec.walFile);
-  await world.s3.send(new PutObjectCommand({ Bucket: world.bucket, Key: key, Body: body, Metadata: await signWalRecord(record, signingKey) }));
+  const lock = spec.lock ?? true;
+  await world.s3.send(
+    new PutObjectCommand({
+      Bucket: world.bucket,
+      Key: key,
+      Body: body,
+      Metadata: await signWalRecord(record, signingKey),
+      ObjectLockMode: lock ? 'GOVERNANCE' : undefined,
+      ObjectLockRetainUntilDate: lock ? new Date(world.clock.ms + 35 * DAY) : undefined,
+    }),
+  );
   return key;
 }
 
@@ -335,4 +347,15 @@ test('segments of a timeline whose .history object is gone: a FAIL, and the wind
   const row = result.report.pitr![0];
   assert.equal(row.window!.to.segment, '0000000100000000000000FF');
   assert.equal(row.recoveryPoint!.archivedAt, archive.segments[3].archivedAt.toISOString());
+});
+
+test('a WAL object without Object Lock retention is a FAIL (one per source, naming the first)', async () => {
+  const world = await newWorld({ account, groups: GROUPS });
+  await healthyArchive(world, 'db-1', 16 * MB);
+  const walFile = segmentFileName(2, 0x103n, 16 * MB);
+  await putWal(world, { host: 'db-1', walFile, segSize: 16 * MB, archivedAt: new Date(world.clock.ms - MIN), lock: false });
+  const result = await sweep(world);
+  assert.deepEqual(result.findings.map((f) => f.check), ['object-lock'], list(result).join(' | '));
+  assert.equal(result.findings[0].summary, `1 WAL object of db-1/pg has no Object Lock retention for the 35-day term (first: ${walFile}): it can be deleted or overwritten`);
+  assert.equal(result.report.pitr![0].window!.to.segment, walFile, 'an unlocked object is still part of the window');
 });

@@ -240,6 +240,17 @@ function gapFinding(run: PitrRun, bucket: string, gap: BrokenWindow, now: Date):
   });
 }
 
+const LOCK_TOLERANCE_MS = 86_400_000;
+
+/** Whether an object's Object Lock does its job: held now, or held for the term (a day's tolerance, as for backups) and the term is over. */
+function lockServes(lockUntil: string | null, lastModified: Date, days: number | undefined, now: Date): boolean {
+  if (lockUntil && Date.parse(lockUntil) > now.getTime()) return true;
+  if (days === undefined) return false;
+  const start = lastModified.getTime();
+  if (now.getTime() - start >= days * 86_400_000) return true;
+  return lockUntil !== null && Date.parse(lockUntil) >= start + days * 86_400_000 - LOCK_TOLERANCE_MS;
+}
+
 /** The window's holes, with what a person needs to judge them: the last point before, and the base backup after. */
 function brokenWindows(window: RecoveryWindow, bases: readonly KeptBaseBackup[], files: readonly { walFile: string; archivedAt: string }[], segSize: number): BrokenWindow[] {
   const segmentsAt = new Map<bigint, { walFile: string; archivedAt: string }[]>();
@@ -332,6 +343,15 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
       failed++;
       present.delete(walFile);
       findings.push(makeFinding({ ...at, where: s3(deps.bucket, object.key), subject: object.key, check: 'wal-record', severity: 'fail', since: object.lastModified.toISOString(), summary: `WAL file ${walFile} of ${host}/${source} ${problem}`, action: `WAL of another cluster never belongs in this archive: find which host wrote it (its record names the signer). ${doNotRely}` }));
+    }
+
+    // Object Lock, as for backups (format/backup-judgement.ts): held now, or held for the term WAL
+    // is locked for (the agent locks it like the daily tier) and past it. One finding per source.
+    const lockDays = group.lockDays?.daily ?? group.retentionDays.daily;
+    const unlocked = [...present].filter(([walFile, s]) => s && s.lockUntil !== undefined && !lockServes(s.lockUntil, run.listed.get(walFile)!.lastModified, lockDays, now)).map(([walFile]) => walFile).sort();
+    if (unlocked.length) {
+      const first = run.listed.get(unlocked[0])!;
+      findings.push(makeFinding({ ...at, where: s3(deps.bucket, first.key), subject: `${group.name}/${host}/${source}:wal-lock`, check: 'object-lock', severity: 'fail', since: first.lastModified.toISOString(), summary: `${unlocked.length} WAL object${unlocked.length === 1 ? '' : 's'} of ${host}/${source} ${unlocked.length === 1 ? 'has' : 'have'} no Object Lock retention${lockDays ? ` for the ${lockDays}-day term` : ''} (first: ${unlocked[0]}): ${unlocked.length === 1 ? 'it' : 'they'} can be deleted or overwritten`, detail: unlocked.slice(0, 20).join('\n'), action: `Check the bucket's default retention and the agent's objectLock setting for tier daily (WAL is locked like it); set retention on these objects (put-object-retention).` }));
     }
 
     // The newest object must be addressed to the recipients configured today (older ones keep the keys of their time).

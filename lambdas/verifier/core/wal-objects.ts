@@ -49,6 +49,8 @@ export interface WalObjectState {
   readonly systemIdentifier?: string;
   readonly walSegmentSize?: number;
   readonly recipientKeyIds?: readonly string[];
+  /** Object Lock retain-until date from the HEAD; null: no retention (absent in states written before it was recorded). */
+  readonly lockUntil?: string | null;
   /** A failed check: the object is reported each run, without reading it again, until its bytes change. */
   readonly problem?: WalProblem;
 }
@@ -119,7 +121,8 @@ export async function checkWalObject(ctx: WalCheckContext, object: ListedObject,
   const head = await ctx.store.head(object.key);
   if (!head) return null;
   const since = head.lastModified.toISOString();
-  const base = { identity, size: head.size, firstCheckedAt, hashedAt: null };
+  // The verifier is granted s3:GetObjectRetention (infra/lib/lambda-function.ts): no lock shown is no lock.
+  const base = { identity, size: head.size, firstCheckedAt, hashedAt: null, lockUntil: head.lockMode && head.lockUntil ? head.lockUntil.toISOString() : null };
   const failed = (problem: Omit<WalProblem, 'since'>, facts: Partial<WalObjectState> = {}): WalCheckOutcome => ({ state: { ...base, ...facts, problem: { ...problem, since } }, hashedBytes: 0 });
 
   let record: WalRecord;
