@@ -352,3 +352,21 @@ async function dropUnwanted(spool: string, wanted: readonly string[]): Promise<v
     if (!wanted.includes(entry)) await rm(join(dir, entry), { force: true });
   }
 }
+
+/**
+ * Stops the spool's prefetcher, if one runs, and waits for it to exit (for `coldseal restore` once
+ * recovery is over, before it removes the spool). A prefetcher also ends by itself once recovery
+ * has stopped asking for a while, or as soon as it is idle and the fetch plan is gone.
+ */
+export async function stopPrefetcher(spool: string, timeoutMs = 10_000): Promise<void> {
+  const pid = await prefetcherPid(spool);
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+}
