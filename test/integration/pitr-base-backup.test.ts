@@ -1,0 +1,144 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readPublicKeys } from '../../runtime/pgp';
+import { openManifest } from '../../runtime/signed-document';
+import { EXIT } from '../../format/exit-codes';
+import { walObjectKey } from '../../format/layout';
+import type { Manifest } from '../../format/manifest';
+import { freePort } from '../../local-system/services';
+import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
+import { decompress, gpgDecrypt } from '../harness/gpg';
+import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
+import { archiveToMoto, asPostgres, PG_BIN } from '../harness/wal-archive-stub';
+
+/**
+ * A PITR source's physical base backup: pg_basebackup's tar, streamed, encrypted and signed beside
+ * the logical dump, with the WAL range and the exact backup_label in the manifest, committed only
+ * once its last WAL file is in the archive; and it restores: laid into a new data directory, the
+ * server starts on it and has the rows. The archive_command here is a test one that writes the
+ * segments to moto under the WAL key (the agent's own archive-push is tested in pitr-archive).
+ */
+let sandbox: AgentSandbox;
+let cluster: PgCluster;
+const scratch: string[] = [];
+
+before(async () => {
+  sandbox = await createAgentSandbox();
+  cluster = await startPgCluster();
+  archiveToMoto(cluster, sandbox, 'pg');
+  cluster.psql('postgres', 'create database shop');
+  cluster.psql('shop', "create table items (id int primary key, name text); insert into items select g, 'item ' || g from generate_series(1, 5000) g");
+});
+
+after(() => {
+  cluster?.stop();
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+function pgSource(extra: Record<string, unknown> = {}) {
+  return { name: 'pg', type: 'postgres' as const, databases: ['shop'], host: cluster.socketDir, port: cluster.port, user: 'postgres', pitr: { enabled: true, waitForArchiveMinutes: 2 }, ...extra };
+}
+
+async function latestManifest(): Promise<Manifest> {
+  const keys = (await sandbox.listKeys('backups/daily/testgroup/testhost/pg/')).filter((k) => k.endsWith('.manifest.json'));
+  const { document } = await openManifest((await sandbox.getObject(keys.at(-1)!)).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'));
+  return document;
+}
+
+test('a base backup beside the dump: WAL range, label and system id in the signed manifest; the tar starts a server with the rows', async () => {
+  const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource()] })), '--tier', 'daily']);
+  assert.equal(result.code, EXIT.OK, result.log);
+  assert.match(result.log, /base backup: holding a temporary replication slot/);
+  assert.match(result.log, /base backup: its last WAL file is archived/);
+  // The slot went with its session.
+  assert.equal(cluster.psql('postgres', 'select count(*) from pg_replication_slots'), '0');
+
+  const manifest = await latestManifest();
+  assert.deepEqual(manifest.artifacts.map((a) => [a.name, a.kind, a.contentFormat]), [
+    ['shop', 'database', 'pg-custom'],
+    ['cluster', 'cluster', 'pg-base-tar'],
+  ]);
+  const cluster_ = manifest.artifacts[1];
+  assert.equal(manifest.artifacts[0].baseBackup, undefined);
+  assert.equal(cluster_.tool.name, 'pg_basebackup');
+  assert.deepEqual(cluster_.tool.args, ['-Ft', '-D', '-', '-X', 'fetch', '-c', 'fast', '-v', '-w', '-l', `coldseal-${manifest.stamp}`]);
+  assert.match(cluster_.key, new RegExp(`/${manifest.stamp}\\.cluster\\.tar\\.zst\\.pgp$`));
+  const bb = cluster_.baseBackup!;
+  assert.ok(bb, 'the cluster artifact carries baseBackup');
+
+  // What PostgreSQL itself says about these LSNs and this cluster.
+  const controldata = asPostgres(`${PG_BIN}/pg_controldata`, ['-D', join(cluster.socketDir, 'data')]);
+  assert.equal(bb.systemIdentifier, /Database system identifier:\s+(\d+)/.exec(controldata)![1]);
+  assert.equal(bb.timeline, 1);
+  assert.equal(bb.walSegmentSize, Number(cluster.psql('postgres', "select setting from pg_settings where name = 'wal_segment_size'")));
+  assert.equal(bb.startWalFile, cluster.psql('postgres', `select pg_walfile_name('${bb.startLsn}')`));
+  assert.equal(bb.stopWalFile, cluster.psql('postgres', `select pg_walfile_name('${bb.stopLsn}')`));
+  assert.ok(cluster.psql('postgres', `select '${bb.stopLsn}'::pg_lsn > '${bb.startLsn}'::pg_lsn`) === 't');
+  assert.equal(bb.walArchived, true);
+  assert.equal(bb.tablespaceMap, null);
+  assert.ok(new Date(bb.stoppedAt) >= new Date(cluster_.startedAt) && new Date(bb.stoppedAt) <= new Date(cluster_.finishedAt), `${bb.stoppedAt} within the artifact's run`);
+  assert.ok((await sandbox.listKeys(walObjectKey('testgroup', 'testhost', 'pg', bb.stopWalFile))).length === 1, 'the stop segment is in the archive');
+  assert.match(bb.backupLabel, new RegExp(`^START WAL LOCATION: ${bb.startLsn} \\(file ${bb.startWalFile}\\)\\n`));
+  assert.match(bb.backupLabel, new RegExp(`\\nLABEL: coldseal-${manifest.stamp}\\n`));
+
+  // The artifact, decrypted as a user without coldseal would, is pg_basebackup's tar: its
+  // backup_label is the manifest's, byte for byte, and it holds the WAL up to the stop (-X fetch).
+  const tar = decompress(gpgDecrypt(await sandbox.getObject(cluster_.key), sandbox.recipient.privateFile), 'zstd');
+  assert.equal(cluster_.uncompressedBytes, tar.length);
+  const work = mkdtempSync(join(tmpdir(), 'coldseal-basebackup-'));
+  scratch.push(work);
+  chownSync(work, ...postgresIds());
+  writeFileSync(join(work, 'base.tar'), tar);
+  const entries = execFileSync('tar', ['-tf', join(work, 'base.tar')]).toString().split('\n');
+  assert.equal(entries[0], 'backup_label', 'backup_label is the first entry');
+  assert.ok(entries.includes(`pg_wal/${bb.stopWalFile}`), 'the stop segment is inside the tar');
+  assert.equal(execFileSync('tar', ['-xOf', join(work, 'base.tar'), 'backup_label']).toString(), bb.backupLabel);
+
+  // Laid into a new data directory and started on another port, it is the cluster at the backup.
+  cluster.psql('shop', "insert into items values (999999, 'after the backup')");
+  const data = join(work, 'data');
+  mkdirSync(data, { mode: 0o700 });
+  chownSync(data, ...postgresIds());
+  asPostgres('tar', ['-xf', join(work, 'base.tar'), '-C', data]);
+  const port = await freePort();
+  // Its postgresql.auto.conf carries the source's archive_command: the copy must not archive into the source's WAL.
+  asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-t', '60', '-l', join(work, 'log'), '-o', `-p ${port} -k ${work} -c listen_addresses='' -c archive_mode=off`, 'start']);
+  try {
+    const restored = execFileSync('psql', ['-h', work, '-p', String(port), '-U', 'postgres', '-d', 'shop', '-X', '-Atqc', 'select count(*), sum(id) from items']).toString().trim();
+    assert.equal(restored, '5000|12502500');
+    assert.equal(cluster.psql('shop', 'select count(*) from items'), '5001');
+    const restoredId = execFileSync('psql', ['-h', work, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-Atqc', 'select system_identifier from pg_control_system()']).toString().trim();
+    assert.equal(restoredId, bb.systemIdentifier);
+  } finally {
+    asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-m', 'immediate', 'stop']);
+    if (process.env.COLDSEAL_TEST_KEEP !== '1') rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('a cluster with a tablespace of its own: the base backup is refused with what to do, the dump is still committed', async () => {
+  const location = join(cluster.socketDir, 'ts');
+  mkdirSync(location);
+  chownSync(location, ...postgresIds());
+  cluster.psql('postgres', `create tablespace extra location '${location}'`);
+  try {
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource()] })), '--tier', 'daily']);
+    assert.equal(result.code, EXIT.SOURCE, result.log);
+    assert.match(result.log, new RegExp(`base backup refused: the cluster has tablespaces of its own \\(extra at ${location}\\)`));
+    assert.match(result.log, /pg_basebackup can write a cluster to standard output.*only when it has none/);
+    assert.match(result.log, /The logical dumps of the source were still taken\. To get base backups, move those tables/);
+    assert.match(result.stdout, /FAILED {2}pg {2}source pg: base backup refused/);
+    const manifest = await latestManifest();
+    assert.deepEqual(manifest.artifacts.map((a) => a.name), ['shop'], 'the dump was committed, without a cluster artifact');
+    assert.match(result.log, new RegExp(`the other artifacts were backed up: s3://${sandbox.bucket}/backups/daily/testgroup/testhost/pg/${manifest.stamp}\\.manifest\\.json`));
+  } finally {
+    cluster.psql('postgres', 'drop tablespace extra');
+  }
+});
+
+function postgresIds(): [number, number] {
+  return [Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString())];
+}
