@@ -13,7 +13,7 @@ import { freePort } from '../../local-system/services';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
-import { archiveToMoto, asPostgres, PG_BIN } from '../harness/wal-archive-stub';
+import { archiveToMoto, asPostgres, PG_BIN, type WalArchiveStub } from '../harness/wal-archive-stub';
 
 /**
  * A PITR source's physical base backup: pg_basebackup's tar, streamed, encrypted and signed beside
@@ -24,12 +24,13 @@ import { archiveToMoto, asPostgres, PG_BIN } from '../harness/wal-archive-stub';
  */
 let sandbox: AgentSandbox;
 let cluster: PgCluster;
+let archive: WalArchiveStub;
 const scratch: string[] = [];
 
 before(async () => {
   sandbox = await createAgentSandbox();
   cluster = await startPgCluster();
-  archiveToMoto(cluster, sandbox, 'pg');
+  archive = archiveToMoto(cluster, sandbox, 'pg');
   cluster.psql('postgres', 'create database shop');
   cluster.psql('shop', "create table items (id int primary key, name text); insert into items select g, 'item ' || g from generate_series(1, 5000) g");
 });
@@ -136,6 +137,32 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
     assert.match(result.log, new RegExp(`the other artifacts were backed up: s3://${sandbox.bucket}/backups/daily/testgroup/testhost/pg/${manifest.stamp}\\.manifest\\.json`));
   } finally {
     cluster.psql('postgres', 'drop tablespace extra');
+  }
+});
+
+test('SIGTERM while the base backup waits for its WAL: interrupted at once, nothing committed, no upload left open', async () => {
+  archive.break();
+  try {
+    const before = await sandbox.listKeys('backups/');
+    // The newest backup history file (the backup's checkpoint may remove older ones, so no count).
+    const newestBackupHistory = () => cluster.psql('postgres', "select coalesce(max(name), '') from pg_ls_waldir() where name like '%.backup'");
+    const historyBefore = newestBackupHistory();
+    const config = sandbox.config({ sources: [pgSource({ pitr: { enabled: true, waitForArchiveMinutes: 10 } })] });
+    const started = Date.now();
+    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily'], {}, {
+      name: 'SIGTERM',
+      // The server ended the backup (its .backup history file is written) and the agent already
+      // released its slot (which it does once pg_basebackup has exited): it is in its wait for the archive.
+      when: async () => newestBackupHistory() !== historyBefore && cluster.psql('postgres', 'select count(*) from pg_replication_slots') === '0',
+    });
+    assert.equal(result.code, EXIT.INTERRUPTED, result.log);
+    assert.ok(Date.now() - started < 30_000, 'it did not sit out the 10 minutes');
+    assert.match(result.log, /waiting for its last WAL file to be archived/);
+    assert.match(result.log, /source pg failed: backup interrupted by SIGTERM while dumping cluster\. Nothing of this run was committed/);
+    assert.deepEqual(await sandbox.listKeys('backups/'), before, 'no manifest, no artifact');
+    assert.deepEqual(await sandbox.openMultipartUploads(), []);
+  } finally {
+    archive.repair();
   }
 });
 
