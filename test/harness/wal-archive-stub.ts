@@ -5,8 +5,7 @@ import { walObjectKey } from '../../format/layout';
 import type { AgentSandbox } from './agent';
 import type { PgCluster } from './pg-cluster';
 
-export const PG_BIN = '/usr/lib/postgresql/15/bin';
-
+/** Runs a command as the postgres user (the scratch clusters' owner). */
 export function asPostgres(command: string, args: readonly string[]): string {
   return execFileSync('runuser', ['-u', 'postgres', '--', command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 }
@@ -18,12 +17,12 @@ export interface WalArchiveStub {
 }
 
 /**
- * A test-only archive_command for tests of what CONSUMES the WAL archive (base backups waiting for
- * their last segment): each WAL file is PUT as is to the sandbox's bucket under its WAL object key,
- * by curl with SigV4 (moto checks no signature, but maps the access key to the sandbox's account).
- * Not the agent's archive-push (no encryption, no signed record): that one has its own tests. Turns
- * archiving on with ALTER SYSTEM and restarts the scratch cluster (archive_mode needs a restart).
- * The cluster stays on timeline 1 here.
+ * A test-only archive_command for tests of what waits on the WAL archive (a base backup waiting for
+ * its last segment) that need archiving broken and repaired at will: each WAL file is PUT as is to
+ * the sandbox's bucket under its WAL object key, by curl with SigV4 (moto checks no signature, but
+ * maps the access key to the sandbox's account). Not the agent's archive-push (no encryption, no
+ * signed record): that one has its own tests. Turns archiving on with ALTER SYSTEM and restarts the
+ * scratch cluster (archive_mode needs a restart). The cluster stays on timeline 1 here.
  */
 export function archiveToMoto(cluster: PgCluster, sandbox: AgentSandbox, source: string): WalArchiveStub {
   const placeholder = '000000010000000000000001';
@@ -44,8 +43,7 @@ export function archiveToMoto(cluster: PgCluster, sandbox: AgentSandbox, source:
   chmodSync(script, 0o755);
   cluster.psql('postgres', 'alter system set archive_mode = on');
   cluster.psql('postgres', `alter system set archive_command = '${script} "%p" "%f"'`);
-  // pg_ctl restart keeps the command-line options the harness started the server with (postmaster.opts).
-  asPostgres(`${PG_BIN}/pg_ctl`, ['-D', join(cluster.socketDir, 'data'), '-w', '-m', 'fast', '-l', join(cluster.socketDir, 'log'), 'restart']);
+  cluster.restart();
   return {
     break: () => writeFileSync(flag, ''),
     repair: () => (existsSync(flag) ? rmSync(flag) : undefined),

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPublicKeys } from '../../runtime/pgp';
@@ -13,24 +13,30 @@ import { freePort } from '../../local-system/services';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
-import { archiveToMoto, asPostgres, PG_BIN, type WalArchiveStub } from '../harness/wal-archive-stub';
+import { asPostgres } from '../harness/wal-archive-stub';
 
 /**
  * A PITR source's physical base backup: pg_basebackup's tar, streamed, encrypted and signed beside
  * the logical dump, with the WAL range and the exact backup_label in the manifest, committed only
  * once its last WAL file is in the archive; and it restores: laid into a new data directory, the
- * server starts on it and has the rows. The archive_command here is a test one that writes the
- * segments to moto under the WAL key (the agent's own archive-push is tested in pitr-archive).
+ * server starts on it and has the rows. WAL is archived by the real thing: the archive_command
+ * `coldseal pitr setup` installs (the agent's archive-push, as the postgres user, to moto).
  */
 let sandbox: AgentSandbox;
 let cluster: PgCluster;
-let archive: WalArchiveStub;
+let configPath: string;
 const scratch: string[] = [];
 
 before(async () => {
   sandbox = await createAgentSandbox();
-  cluster = await startPgCluster();
-  archive = archiveToMoto(cluster, sandbox, 'pg');
+  // archive_command runs as the server's user: it must reach the configuration and the signing key.
+  chmodSync(sandbox.dir, 0o711);
+  chownSync(sandbox.signing.privateFile, ...postgresIds());
+  cluster = await startPgCluster({ env: { ...sandbox.account.env, NODE_NO_WARNINGS: '1' } });
+  configPath = sandbox.writeConfig(sandbox.config({ sources: [pgSource()] }));
+  const setup = await sandbox.runCli(['pitr', 'setup', '--source', 'pg', '--config', configPath, '--install-dir', join(sandbox.dir, 'bin'), '--state-dir', join(sandbox.dir, 'state'), '--apply']);
+  assert.equal(setup.code, EXIT.OK, setup.log);
+  cluster.restart();
   cluster.psql('postgres', 'create database shop');
   cluster.psql('shop', "create table items (id int primary key, name text); insert into items select g, 'item ' || g from generate_series(1, 5000) g");
 });
@@ -51,7 +57,7 @@ async function latestManifest(): Promise<Manifest> {
 }
 
 test('a base backup beside the dump: WAL range, label and system id in the signed manifest; the tar starts a server with the rows', async () => {
-  const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource()] })), '--tier', 'daily']);
+  const result = await sandbox.runCli(['backup', '--config', configPath, '--tier', 'daily']);
   assert.equal(result.code, EXIT.OK, result.log);
   assert.match(result.log, /base backup: holding a temporary replication slot/);
   assert.match(result.log, /base backup: its last WAL file is archived/);
@@ -72,7 +78,7 @@ test('a base backup beside the dump: WAL range, label and system id in the signe
   assert.ok(bb, 'the cluster artifact carries baseBackup');
 
   // What PostgreSQL itself says about these LSNs and this cluster.
-  const controldata = asPostgres(`${PG_BIN}/pg_controldata`, ['-D', join(cluster.socketDir, 'data')]);
+  const controldata = asPostgres(`${cluster.bin}/pg_controldata`, ['-D', cluster.dataDir]);
   assert.equal(bb.systemIdentifier, /Database system identifier:\s+(\d+)/.exec(controldata)![1]);
   assert.equal(bb.timeline, 1);
   assert.equal(bb.walSegmentSize, Number(cluster.psql('postgres', "select setting from pg_settings where name = 'wal_segment_size'")));
@@ -85,6 +91,14 @@ test('a base backup beside the dump: WAL range, label and system id in the signe
   assert.ok((await sandbox.listKeys(walObjectKey('testgroup', 'testhost', 'pg', bb.stopWalFile))).length === 1, 'the stop segment is in the archive');
   assert.match(bb.backupLabel, new RegExp(`^START WAL LOCATION: ${bb.startLsn} \\(file ${bb.startWalFile}\\)\\n`));
   assert.match(bb.backupLabel, new RegExp(`\\nLABEL: coldseal-${manifest.stamp}\\n`));
+
+  // What the restore side reads from it: coldseal list's recovery window starts at this backup's stop.
+  const listed = await sandbox.runCli(['list', '--config', configPath, '--source', 'pg', '--json']);
+  assert.equal(listed.code, EXIT.OK, listed.log);
+  const window = (JSON.parse(listed.stdout) as { recoveryWindow?: { from: { lsn: string }; to: { segment: string } } }[])[0].recoveryWindow;
+  assert.ok(window, listed.stdout);
+  assert.equal(window.from.lsn, bb.stopLsn);
+  assert.ok(window.to.segment >= bb.stopWalFile, `${window.to.segment} reaches ${bb.stopWalFile}`);
 
   // The artifact, decrypted as a user without coldseal would, is pg_basebackup's tar: its
   // backup_label is the manifest's, byte for byte, and it holds the WAL up to the stop (-X fetch).
@@ -107,7 +121,7 @@ test('a base backup beside the dump: WAL range, label and system id in the signe
   asPostgres('tar', ['-xf', join(work, 'base.tar'), '-C', data]);
   const port = await freePort();
   // Its postgresql.auto.conf carries the source's archive_command: the copy must not archive into the source's WAL.
-  asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-t', '60', '-l', join(work, 'log'), '-o', `-p ${port} -k ${work} -c listen_addresses='' -c archive_mode=off`, 'start']);
+  asPostgres(`${cluster.bin}/pg_ctl`, ['-D', data, '-w', '-t', '60', '-l', join(work, 'log'), '-o', `-p ${port} -k ${work} -c listen_addresses='' -c archive_mode=off`, 'start']);
   try {
     const restored = execFileSync('psql', ['-h', work, '-p', String(port), '-U', 'postgres', '-d', 'shop', '-X', '-Atqc', 'select count(*), sum(id) from items']).toString().trim();
     assert.equal(restored, '5000|12502500');
@@ -115,7 +129,7 @@ test('a base backup beside the dump: WAL range, label and system id in the signe
     const restoredId = execFileSync('psql', ['-h', work, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-Atqc', 'select system_identifier from pg_control_system()']).toString().trim();
     assert.equal(restoredId, bb.systemIdentifier);
   } finally {
-    asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-m', 'immediate', 'stop']);
+    asPostgres(`${cluster.bin}/pg_ctl`, ['-D', data, '-w', '-m', 'immediate', 'stop']);
     if (process.env.COLDSEAL_TEST_KEEP !== '1') rmSync(work, { recursive: true, force: true });
   }
 });
@@ -126,7 +140,7 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
   chownSync(location, ...postgresIds());
   cluster.psql('postgres', `create tablespace extra location '${location}'`);
   try {
-    const result = await sandbox.runCli(['backup', '--config', sandbox.writeConfig(sandbox.config({ sources: [pgSource()] })), '--tier', 'daily']);
+    const result = await sandbox.runCli(['backup', '--config', configPath, '--tier', 'daily']);
     assert.equal(result.code, EXIT.SOURCE, result.log);
     assert.match(result.log, new RegExp(`base backup refused: the cluster has tablespaces of its own \\(extra at ${location}\\)`));
     assert.match(result.log, /pg_basebackup can write a cluster to standard output.*only when it has none/);
@@ -141,7 +155,8 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
 });
 
 test('SIGTERM while the base backup waits for its WAL: interrupted at once, nothing committed, no upload left open', async () => {
-  archive.break();
+  // Archiving broken: archive-push cannot read the signing key, exits 1 and PostgreSQL retries.
+  chmodSync(sandbox.signing.privateFile, 0);
   try {
     const before = await sandbox.listKeys('backups/');
     // The newest backup history file (the backup's checkpoint may remove older ones, so no count).
@@ -162,7 +177,7 @@ test('SIGTERM while the base backup waits for its WAL: interrupted at once, noth
     assert.deepEqual(await sandbox.listKeys('backups/'), before, 'no manifest, no artifact');
     assert.deepEqual(await sandbox.openMultipartUploads(), []);
   } finally {
-    archive.repair();
+    chmodSync(sandbox.signing.privateFile, 0o600);
   }
 });
 
