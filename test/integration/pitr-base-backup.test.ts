@@ -9,6 +9,7 @@ import { openManifest } from '../../runtime/signed-document';
 import { EXIT } from '../../format/exit-codes';
 import { walObjectKey } from '../../format/layout';
 import type { Manifest } from '../../format/manifest';
+import { createAlertInbox } from '../../local-system/alerts';
 import { freePort } from '../../local-system/services';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
@@ -140,7 +141,9 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
   chownSync(location, ...postgresIds());
   cluster.psql('postgres', `create tablespace extra location '${location}'`);
   try {
-    const result = await sandbox.runCli(['backup', '--config', configPath, '--tier', 'daily']);
+    const inbox = await createAlertInbox(sandbox.account, { waitSeconds: 3 });
+    const withAlerts = sandbox.writeConfig(sandbox.config({ sources: [pgSource()], alertTopicArn: inbox.topicArn }));
+    const result = await sandbox.runCli(['backup', '--config', withAlerts, '--tier', 'daily']);
     assert.equal(result.code, EXIT.SOURCE, result.log);
     assert.match(result.log, new RegExp(`base backup refused: the cluster has tablespaces of its own \\(extra at ${location}\\)`));
     assert.match(result.log, /pg_basebackup can write a cluster to standard output.*only when it has none/);
@@ -149,6 +152,11 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
     const manifest = await latestManifest();
     assert.deepEqual(manifest.artifacts.map((a) => a.name), ['shop'], 'the dump was committed, without a cluster artifact');
     assert.match(result.log, new RegExp(`the other artifacts were backed up: s3://${sandbox.bucket}/backups/daily/testgroup/testhost/pg/${manifest.stamp}\\.manifest\\.json`));
+    const [alert] = await inbox.receive();
+    assert.ok(alert, 'the refusal is alerted');
+    assert.match(alert.message, /base backup refused: the cluster has tablespaces of its own/);
+    assert.match(alert.message, /The other artifacts of these sources were committed/);
+    assert.doesNotMatch(alert.message, /Nothing was committed/);
   } finally {
     cluster.psql('postgres', 'drop tablespace extra');
   }

@@ -431,9 +431,12 @@ async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClien
     `Backup FAILED on host ${host} (group ${config.group}, tier ${tier}) at ${at.toISOString()}.`,
     '',
     ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
-    failed.some((f) => f.uploadsLeftOpen)
-      ? `Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after they began.`
-      : 'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
+    // A source whose refused part (a base backup) failed it still committed its other artifacts.
+    failed.every((f) => f.manifestKey)
+      ? 'The other artifacts of these sources were committed (the manifest named above); only the part said above is missing.'
+      : failed.some((f) => f.uploadsLeftOpen)
+        ? `Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after they began.`
+        : `Nothing was committed for ${failed.some((f) => f.manifestKey) ? 'the sources without a manifest named above' : 'these sources'}: no manifest was written and incomplete uploads were aborted.`,
     'What to do: fix the cause above, then run the backup again, e.g.',
     `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,
     'or on the host: node coldseal-agent.js backup --config-parameter <group config parameter> --source <name>',
