@@ -14,7 +14,7 @@ import { freePort } from '../../local-system/services';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
-import { asPostgres } from '../harness/wal-archive-stub';
+import { archiveToMoto, asPostgres } from '../harness/wal-archive-stub';
 
 /**
  * A PITR source's physical base backup: pg_basebackup's tar, streamed, encrypted and signed beside
@@ -159,6 +159,25 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
     assert.doesNotMatch(alert.message, /Nothing was committed/);
   } finally {
     cluster.psql('postgres', 'drop tablespace extra');
+  }
+});
+
+test('64 MB WAL segments (initdb --wal-segsize=64): the manifest\'s files and size are the server\'s', async () => {
+  const big = await startPgCluster({ walSegmentSizeMiB: 64 });
+  try {
+    archiveToMoto(big, sandbox, 'pg64');
+    const config = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'pg64', type: 'postgres', databases: ['postgres'], host: big.socketDir, port: big.port, user: 'postgres', pitr: { enabled: true, waitForArchiveMinutes: 2 } }] }));
+    const result = await sandbox.runCli(['backup', '--config', config, '--tier', 'daily']);
+    assert.equal(result.code, EXIT.OK, result.log);
+    const keys = (await sandbox.listKeys('backups/daily/testgroup/testhost/pg64/')).filter((k) => k.endsWith('.manifest.json'));
+    const { document } = await openManifest((await sandbox.getObject(keys[0])).toString(), await readPublicKeys(sandbox.signing.publicKey, 'signing'));
+    const bb = document.artifacts.find((a) => a.kind === 'cluster')!.baseBackup!;
+    assert.equal(bb.walSegmentSize, 64 * 1024 * 1024);
+    assert.equal(bb.startWalFile, big.psql('postgres', `select pg_walfile_name('${bb.startLsn}')`));
+    assert.equal(bb.stopWalFile, big.psql('postgres', `select pg_walfile_name('${bb.stopLsn}')`));
+    assert.equal((await sandbox.listKeys(walObjectKey('testgroup', 'testhost', 'pg64', bb.stopWalFile))).length, 1);
+  } finally {
+    big.stop();
   }
 });
 
