@@ -60,7 +60,8 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       ? runCapture(bin('pg_basebackup'), ['--version'], {}, `source ${source.name}: pg_basebackup --version`).then((version) =>
           planBaseBackup({
             source,
-            conn: { env, runAs: source.runAs, binDir: source.binDir },
+            // The slot's session connects to "postgres" (libpq would default to a database named after the user).
+            conn: { env: { ...env, PGDATABASE: 'postgres' }, runAs: source.runAs, binDir: source.binDir },
             psql,
             command: asUser(source.runAs, bin('pg_basebackup'), PG_BASEBACKUP_ARGS),
             toolVersion: toolVersion(version),
