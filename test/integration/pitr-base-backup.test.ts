@@ -162,11 +162,13 @@ test('a cluster with a tablespace of its own: the base backup is refused with wh
   }
 });
 
-test('64 MB WAL segments (initdb --wal-segsize=64): the manifest\'s files and size are the server\'s', async () => {
+test('64 MB WAL segments (initdb --wal-segsize=64), taken by a role with REPLICATION but no superuser: the manifest\'s files and size are the server\'s', async () => {
   const big = await startPgCluster({ walSegmentSizeMiB: 64 });
   try {
     archiveToMoto(big, sandbox, 'pg64');
-    const config = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'pg64', type: 'postgres', databases: ['postgres'], host: big.socketDir, port: big.port, user: 'postgres', pitr: { enabled: true, waitForArchiveMinutes: 2 } }] }));
+    // No database of its own name either: the slot's session must name one.
+    big.psql('postgres', 'create role backupper login replication; grant pg_read_all_data to backupper');
+    const config = sandbox.writeConfig(sandbox.config({ sources: [{ name: 'pg64', type: 'postgres', databases: ['postgres'], host: big.socketDir, port: big.port, user: 'backupper', pitr: { enabled: true, waitForArchiveMinutes: 2 } }] }));
     const result = await sandbox.runCli(['backup', '--config', config, '--tier', 'daily']);
     assert.equal(result.code, EXIT.OK, result.log);
     const keys = (await sandbox.listKeys('backups/daily/testgroup/testhost/pg64/')).filter((k) => k.endsWith('.manifest.json'));
