@@ -26,10 +26,11 @@ import type { CompanionContext, DumpStep, StepCompanion } from './source';
  * wal_keep_size parameter to be set high enough that the required log data is not removed before
  * the end of the backup" (docs, pg_basebackup, -X fetch). Rather than ask users to size
  * wal_keep_size, the agent holds a TEMPORARY physical replication slot with immediately_reserve
- * during the backup: "replication slots provide an automated way to ensure that the primary does
- * not remove WAL segments until they have been received" (docs, "Replication Slots"), and a
- * temporary slot "is dropped at the end of the session" (docs, pg_create_physical_replication_slot
- * in "Replication Management Functions"). The slot lives in a psql session the agent keeps open, so
+ * during the backup: replication slots make the primary keep WAL until a consumer has it, whatever
+ * wal_keep_size says (docs, "Replication Slots"); immediately_reserve reserves the WAL at creation
+ * rather than at a first streaming connection, and a temporary slot belongs to the current session
+ * only and is released on error too (docs, "Replication Management Functions",
+ * pg_create_physical_replication_slot). The slot lives in a psql session the agent keeps open, so
  * if the agent dies its psql sees EOF, the session ends, and the slot with its WAL hold is gone: a
  * crashed backup can never pin pg_wal forever. Created before pg_basebackup starts, the slot's
  * restart_lsn (the last checkpoint's redo) is at or before the backup's start.
@@ -239,10 +240,10 @@ function pause(ms: number): Promise<void> {
 }
 
 /**
- * Waits until `key` (the WAL file holding the backup's stop LSN) is in the archive. pg_backup_stop
- * already switched to a new segment (docs, "Making a Base Backup Using the Low Level API": it
- * "automatically switches to the next WAL segment"), so the archiver normally has the file within
- * seconds; if the server is still writing into it, one pg_switch_wal() closes it.
+ * Waits until `key` (the WAL file holding the backup's stop LSN) is in the archive. On a primary
+ * the end of a backup switches to the next WAL segment (docs, "Making a Base Backup Using the Low
+ * Level API", pg_backup_stop), so the archiver normally has the file within seconds; should the
+ * server still be writing into it, one pg_switch_wal() closes it.
  */
 export async function waitForArchivedWal(args: {
   s3: S3Client;
