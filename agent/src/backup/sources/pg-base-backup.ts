@@ -19,8 +19,8 @@ import type { CompanionContext, DumpStep, StepCompanion } from './source';
  * Why -X fetch and not -X none: the WAL from the backup's start to its stop goes INTO the tar, so
  * each base backup is consistent on its own and lives exactly as long as its tier, whatever becomes
  * of the WAL archive; the archive only carries it forward. -X stream cannot write to stdout
- * (PostgreSQL docs, pg_basebackup, -D: "-" is "only possible with tar format if the cluster has no
- * additional tablespaces and WAL streaming is not used").
+ * (PostgreSQL docs, pg_basebackup, -F tar: the tar goes to standard output, with -D -, only when
+ * the cluster has no additional tablespaces and WAL streaming is not used).
  *
  * -X fetch collects that WAL at the end of the backup, "so it is necessary for the source server's
  * wal_keep_size parameter to be set high enough that the required log data is not removed before
@@ -97,7 +97,7 @@ export async function planBaseBackup(args: {
   if (facts.tablespaces.length > 0) {
     const list = facts.tablespaces.map((t) => `${t.name} at ${t.location}`).join(', ');
     return refuse(
-      `the cluster has tablespaces of its own (${list}), and pg_basebackup can write a cluster to standard output, which coldseal streams, only when it has none (PostgreSQL docs, pg_basebackup, -D)`,
+      `the cluster has tablespaces of its own (${list}), and pg_basebackup can write a cluster to standard output, which coldseal streams, only when it has none (PostgreSQL docs, pg_basebackup, -F tar)`,
       'The logical dumps of the source were still taken. To get base backups, move those tables and indexes into pg_default (ALTER TABLE … SET TABLESPACE pg_default; ALTER DATABASE … SET TABLESPACE pg_default) and drop the tablespaces, or set pitr.baseBackup to false',
     );
   }
