@@ -22,9 +22,9 @@ import type { CompanionContext, DumpStep, StepCompanion } from './source';
  * (PostgreSQL docs, pg_basebackup, -F tar: the tar goes to standard output, with -D -, only when
  * the cluster has no additional tablespaces and WAL streaming is not used).
  *
- * -X fetch collects that WAL at the end of the backup, "so it is necessary for the source server's
- * wal_keep_size parameter to be set high enough that the required log data is not removed before
- * the end of the backup" (docs, pg_basebackup, -X fetch). Rather than ask users to size
+ * -X fetch collects that WAL at the end of the backup, so the server must not have removed it by
+ * then, or the backup fails (docs, pg_basebackup, -X fetch, which asks for a wal_keep_size high
+ * enough). Rather than ask users to size
  * wal_keep_size, the agent holds a TEMPORARY physical replication slot with immediately_reserve
  * during the backup: replication slots make the primary keep WAL until a consumer has it, whatever
  * wal_keep_size says (docs, "Replication Slots"); immediately_reserve reserves the WAL at creation
