@@ -13,7 +13,7 @@ import { machineBusySeconds, processCpuSeconds, ProcSampler, type ProcessUsage }
 
 /**
  * npm run bench -- --pitr [--pitr-wal-mb 1024] [--pitr-drain-mb 512] [--pitr-process-max 2]
- *                         [--pitr-only coldseal|pgbackrest] [--pitr-no-restore]
+ *                         [--pitr-only coldseal|pgbackrest] [--pitr-no-restore] [--pitr-keep]
  *
  * coldseal's WAL archive against pgBackRest's (async archive-push, zstd, AES-256-CBC, local
  * repository), one after the other in one run (never at once: 2 cores), each on a scratch
@@ -38,10 +38,12 @@ interface PitrArgs {
   processMax: number;
   only?: 'coldseal' | 'pgbackrest';
   restore: boolean;
+  /** Keep the work directory (logs, repository) for a look after the run. */
+  keep: boolean;
 }
 
 function parsePitrArgs(argv: readonly string[]): PitrArgs {
-  const args: PitrArgs = { walMb: 1024, drainMb: 512, processMax: 2, restore: true };
+  const args: PitrArgs = { walMb: 1024, drainMb: 512, processMax: 2, restore: true, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--pitr-wal-mb') args.walMb = Number(argv[++i]);
@@ -49,7 +51,8 @@ function parsePitrArgs(argv: readonly string[]): PitrArgs {
     else if (a === '--pitr-process-max') args.processMax = Number(argv[++i]);
     else if (a === '--pitr-only' && (argv[i + 1] === 'coldseal' || argv[i + 1] === 'pgbackrest')) args.only = argv[++i] as 'coldseal' | 'pgbackrest';
     else if (a === '--pitr-no-restore') args.restore = false;
-    else throw new Error(`unknown argument ${a} (use --pitr --pitr-wal-mb N --pitr-drain-mb N --pitr-process-max N --pitr-only coldseal|pgbackrest --pitr-no-restore)`);
+    else if (a === '--pitr-keep') args.keep = true;
+    else throw new Error(`unknown argument ${a} (use --pitr --pitr-wal-mb N --pitr-drain-mb N --pitr-process-max N --pitr-only coldseal|pgbackrest --pitr-no-restore --pitr-keep)`);
   }
   if (!(args.walMb >= 64) || !(args.drainMb >= 0) || !(args.processMax >= 1)) throw new Error('--pitr-wal-mb must be at least 64, --pitr-drain-mb at least 0, --pitr-process-max at least 1');
   return args;
@@ -285,11 +288,12 @@ export async function pitrBench(argv: readonly string[]): Promise<void> {
     for (const contender of contenders) {
       const dir = postgresDir(join(work.dir, contender.name));
       runs.push(await runContender(contender, args, dir, env, contender.name === 'coldseal' ? motoPid(moto) : undefined));
-      rmSync(dir, { recursive: true, force: true });
+      if (!args.keep) rmSync(dir, { recursive: true, force: true });
     }
   } finally {
     await moto?.stop();
-    rmSync(work.dir, { recursive: true, force: true });
+    if (args.keep) console.log(`work directory kept: ${work.dir}`);
+    else rmSync(work.dir, { recursive: true, force: true });
   }
   report(runs, args, (Date.now() - started) / 1000);
 }

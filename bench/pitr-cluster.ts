@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -42,6 +42,27 @@ export function asPostgres(command: string, args: readonly string[], env: NodeJS
   }
 }
 
+/**
+ * The same, without blocking the event loop: while a restore runs, the bench's /proc sampler must
+ * keep ticking to see the restore_command processes PostgreSQL starts.
+ */
+export function asPostgresAsync(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return runAsync('runuser', ['-u', 'postgres', '--', command, ...args], env);
+}
+
+/** A command's standard output, or an error carrying the end of its standard error. */
+export function runAsync(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${args.join(' ')} failed (exit ${code}): ${stderr.trim().slice(-3000) || stdout.trim().slice(-3000)}`))));
+  });
+}
+
 export interface BenchCluster {
   readonly name: string;
   /** Socket directory and log file live here; the data directory is `data` below it. */
@@ -54,6 +75,7 @@ export interface BenchCluster {
   /** Number of .ready files in pg_wal/archive_status: what PostgreSQL has not yet handed over. */
   readyCount(): number;
   start(): void;
+  startAsync(): Promise<void>;
   stop(mode?: 'fast' | 'immediate'): void;
   logTail(lines?: number): string;
 }
@@ -84,6 +106,9 @@ function clusterAt(name: string, dir: string, port: number, env: NodeJS.ProcessE
     },
     start() {
       asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-t', '3600', '-l', log, '-o', options, 'start'], env);
+    },
+    async startAsync() {
+      await asPostgresAsync(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-t', '3600', '-l', log, '-o', options, 'start'], env);
     },
     stop(mode = 'fast') {
       if (existsSync(join(data, 'postmaster.pid'))) asPostgres(`${PG_BIN}/pg_ctl`, ['-D', data, '-w', '-t', '600', '-m', mode, 'stop'], env);

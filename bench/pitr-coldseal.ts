@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchWork } from './common';
-import { chownToPostgres, postgresDir, runningCluster } from './pitr-cluster';
+import { chownToPostgres, postgresDir, runAsync, runningCluster } from './pitr-cluster';
 import { commandLabel, type PitrContender } from './pitr-contender';
 
 /**
@@ -96,7 +96,7 @@ export function coldseal(options: ColdsealOptions): PitrContender {
     async restore(targetTime, workDir) {
       const data = join(workDir, 'data');
       const started = Date.now();
-      runAgent('restore --to-time', ['restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', recipientKey, '--to-time', targetTime, '--data-dir', data, '--yes']);
+      await runAsync(process.execPath, [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', recipientKey, '--to-time', targetTime, '--data-dir', data, '--yes'], env);
       const commandSeconds = (Date.now() - started) / 1000;
       // The server the restore started and left running: postmaster.pid's 4th and 5th lines are its
       // port and socket directory (PostgreSQL docs, "Database File Layout", postmaster.pid).

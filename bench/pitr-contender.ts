@@ -33,7 +33,7 @@ export function commandLabel(name: string, argv: readonly string[], from: number
   const words: string[] = [];
   for (const word of argv.slice(from)) {
     if (word.startsWith('-')) continue;
-    if (word.includes('/') || word.includes('%') || /^[0-9A-F]{24}/.test(word)) break;
+    if (word.includes('/') || word.includes('%') || /^[0-9A-F]{8}/.test(word)) break;
     words.push(word);
     if (words.length === 2) break;
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asPostgres, chownToPostgres, postgresDir, restoredCluster, type BenchCluster } from './pitr-cluster';
+import { asPostgres, asPostgresAsync, chownToPostgres, postgresDir, restoredCluster, type BenchCluster } from './pitr-cluster';
 import { commandLabel, type PitrContender } from './pitr-contender';
 
 /**
@@ -61,11 +61,11 @@ export function pgBackRest(work: string, processMax: number, env: NodeJS.Process
       const started = Date.now();
       // restore writes restore_command (archive-get, async per the configuration) and the
       // recovery target into postgresql.auto.conf, and recovery.signal.
-      run([`--pg1-path=${dataDir}`, '--type=time', `--target=${targetTime}`, '--target-action=promote', 'restore']);
+      await asPostgresAsync('pgbackrest', [`--config=${config}`, `--stanza=${stanza}`, `--pg1-path=${dataDir}`, '--type=time', `--target=${targetTime}`, '--target-action=promote', 'restore'], env);
       const commandSeconds = (Date.now() - started) / 1000;
       // The restored copy must not archive into the source's repository once promoted.
       const server = await restoredCluster('pgBackRest restore', workDir, env, ['-c archive_mode=off']);
-      server.start();
+      await server.startAsync();
       return { server, commandSeconds };
     },
   };
