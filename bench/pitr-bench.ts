@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAgent } from '../scripts/build-agent';
 import { startMoto, type MotoServer } from '../local-system/services';
@@ -92,6 +92,8 @@ interface RestoreRun {
 
 interface ContenderRun {
   name: string;
+  /** /proc/loadavg's 1-minute figure when this contender started and ended: what else ran. */
+  load?: [number, number];
   unavailable?: string;
   drain?: ArchiveRun;
   baseBackupSeconds?: number;
@@ -101,6 +103,7 @@ interface ContenderRun {
   error?: string;
 }
 
+const loadAverage = () => Number(readFileSync('/proc/loadavg', 'latin1').split(' ')[0]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (bytes: number) => bytes / 1024 / 1024;
 
@@ -287,7 +290,9 @@ export async function pitrBench(argv: readonly string[]): Promise<void> {
     if (args.only !== 'coldseal') contenders.push(pgBackRest(work.dir, args.processMax, env));
     for (const contender of contenders) {
       const dir = postgresDir(join(work.dir, contender.name));
-      runs.push(await runContender(contender, args, dir, env, contender.name === 'coldseal' ? motoPid(moto) : undefined));
+      const loadBefore = loadAverage();
+      const run = await runContender(contender, args, dir, env, contender.name === 'coldseal' ? motoPid(moto) : undefined);
+      runs.push({ ...run, load: [loadBefore, loadAverage()] });
       if (!args.keep) rmSync(dir, { recursive: true, force: true });
     }
   } finally {
@@ -328,6 +333,7 @@ function report(runs: readonly ContenderRun[], args: PitrArgs, seconds: number):
   const row = (label: string, cs: string, pg: string, r = '') => console.log(`  ${label.padEnd(w)} ${cs.padStart(18)} ${pg.padStart(18)} ${r.padStart(8)}`);
   console.log(`\nPITR bench, ${new Date().toISOString()}, ${seconds.toFixed(0)} s in all: burst ${args.walMb} MB of WAL, drain backlog ${args.drainMb} MB, pgBackRest process-max ${args.processMax}`);
   for (const r of runs) if (r.unavailable || r.error) console.log(`  ${r.name}: ${r.unavailable ?? `FAILED: ${r.error}`}`);
+  console.log(`  load average (1 min) at start → end: ${runs.map((r) => `${r.name} ${r.load?.[0].toFixed(1)} → ${r.load?.[1].toFixed(1)}`).join(', ')} (2 vCPUs: above 2, something else ran)`);
   row('', 'coldseal', 'pgBackRest', 'ratio');
   if (args.drainMb > 0) {
     row('drain of a backlog: segments/s', fmt(c?.drain?.segmentsPerSecond, 1), fmt(p?.drain?.segmentsPerSecond, 1), ratio(c?.drain?.segmentsPerSecond, p?.drain?.segmentsPerSecond));
@@ -374,9 +380,23 @@ function report(runs: readonly ContenderRun[], args: PitrArgs, seconds: number):
   for (const r of runs) {
     for (const [phase, x] of [['drain', r.drain], ['burst', r.burst], ['restore', r.restore]] as const) {
       if (!x) continue;
-      for (const [label, u] of Object.entries(x.usage)) console.log(`  ${r.name} ${phase}: ${label.padEnd(34)} ${String(u.processes).padStart(5)} procs  peak RSS ${u.peakRssMb.toFixed(0)} MB (all at once ${u.peakTotalRssMb.toFixed(0)} MB)  CPU ${u.cpuSeconds.toFixed(1)} s`);
+      for (const [label, u] of Object.entries(x.usage)) console.log(`  ${r.name} ${phase}: ${label.padEnd(34)} ${String(u.processes).padStart(5)} procs  peak RSS ${u.peakRssMb.toFixed(0)} MB (${u.peakProgram}; all at once ${u.peakTotalRssMb.toFixed(0)} MB)  CPU ${u.cpuSeconds.toFixed(1)} s`);
     }
   }
+  // The same figures as a Markdown table, for README's Performance section and docs/benchmarks.md.
+  const cell = (r: ContenderRun | undefined, f: (r: ContenderRun) => string | undefined) => (r ? (r.unavailable ? 'n/a' : (f(r) ?? (r.error ? 'failed' : '—'))) : '—');
+  const md = (label: string, f: (r: ContenderRun) => string | undefined, r = '') => console.log(`| ${label} | ${cell(c, f)} | ${cell(p, f)} | ${r} |`);
+  console.log(`\n| PITR, ${new Date().toISOString().slice(0, 10)}, load ${runs.map((r) => r.load?.[0].toFixed(1)).join('/')} | coldseal | pgBackRest | coldseal / pgBackRest |\n| --- | --- | --- | --- |`);
+  if (args.drainMb > 0) md(`drain a ${args.drainMb} MB backlog: MB/s of WAL (segments/s)`, (r) => r.drain && `${fmt(r.drain.mbPerSecond)} (${fmt(r.drain.segmentsPerSecond, 1)})`, `**${ratio(c?.drain?.mbPerSecond, p?.drain?.mbPerSecond)}**`);
+  md(`burst of ${args.walMb} MB: archived MB/s (WAL written MB/s)`, (r) => r.burst && `${fmt(r.burst.mbPerSecond)} (${fmt(r.burst.generationMbPerSecond)})`, `**${ratio(c?.burst?.mbPerSecond, p?.burst?.mbPerSecond)}**`);
+  md('burst: behind the load at its end, peak .ready', (r) => r.burst && `${fmt(r.burst.lagSeconds, 1)} s, ${r.burst.peakReady}`);
+  if (args.restore) md(`restore + replay ${args.walMb} MB to a time`, (r) => (r.restore ? `${fmt(r.restore.totalSeconds, 1)} s` : r.restoreUnavailable ? 'n/a in this build' : undefined), c?.restore && p?.restore ? `**${(p.restore.totalSeconds / c.restore.totalSeconds).toFixed(2)}×** (speed)` : '');
+  md('peak RSS: archive_command / restore_command (one process)', (r) => {
+    const a = r === c ? ca : pa;
+    const f = usageOf(r.restore, (l) => (r === c ? !/^coldseal restore$/.test(l) : /archive-get/.test(l)));
+    return `${a ? `${fmt(a.rss)} MB` : '—'} / ${f ? `${fmt(f.rss)} MB` : '—'}`;
+  });
+
   const dir = join(__dirname, '..', '.bench');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `pitr-${args.walMb}mb-${new Date().toISOString().replace(/[:.]/g, '')}.json`);

@@ -98,10 +98,10 @@ export function coldseal(options: ColdsealOptions): PitrContender {
       const started = Date.now();
       await runAsync(process.execPath, [bundle, 'restore', '--config', config, '--source', 'pg', '--host', 'bench', '--key', recipientKey, '--to-time', targetTime, '--data-dir', data, '--yes'], env);
       const commandSeconds = (Date.now() - started) / 1000;
-      // The server the restore started and left running: postmaster.pid's 4th and 5th lines are its
-      // port and socket directory (PostgreSQL docs, "Database File Layout", postmaster.pid).
+      // The server the restore started and left running: postmaster.pid's 4th to 6th lines are its
+      // port, socket directory and listen address (PostgreSQL docs, "Database File Layout").
       const pid = readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n');
-      return { server: runningCluster('coldseal restore', workDir, Number(pid[3]), pid[4], env), commandSeconds };
+      return { server: runningCluster('coldseal restore', workDir, Number(pid[3]), pid[4] || pid[5] || '127.0.0.1', env), commandSeconds };
     },
   };
 }

@@ -20,12 +20,15 @@ export interface ProcessUsage {
   cpuSeconds: number;
   /** Distinct processes seen. */
   processes: number;
+  /** The program (argv[0]'s base name) of the process with the largest VmHWM. */
+  peakProgram: string;
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux (getconf CLK_TCK)
 
 interface Seen {
   label: string;
+  program: string;
   cpuTicks: number;
   hwmKb: number;
 }
@@ -51,8 +54,11 @@ export class ProcSampler {
     this.tick();
     const usage = new Map<string, ProcessUsage>();
     for (const s of this.seen.values()) {
-      const u = usage.get(s.label) ?? { peakRssMb: 0, peakTotalRssMb: (this.peakTotal.get(s.label) ?? 0) / 1024, cpuSeconds: 0, processes: 0 };
-      u.peakRssMb = Math.max(u.peakRssMb, s.hwmKb / 1024);
+      const u = usage.get(s.label) ?? { peakRssMb: 0, peakTotalRssMb: (this.peakTotal.get(s.label) ?? 0) / 1024, cpuSeconds: 0, processes: 0, peakProgram: '' };
+      if (s.hwmKb / 1024 > u.peakRssMb) {
+        u.peakRssMb = s.hwmKb / 1024;
+        u.peakProgram = s.program;
+      }
       u.cpuSeconds += s.cpuTicks / TICKS_PER_SECOND;
       u.processes++;
       usage.set(s.label, u);
@@ -94,7 +100,7 @@ export class ProcSampler {
       if (s) {
         s.cpuTicks = Math.max(s.cpuTicks, p.cpu);
         s.hwmKb = Math.max(s.hwmKb, p.hwm);
-      } else this.seen.set(p.key, { label: l, cpuTicks: p.cpu, hwmKb: p.hwm });
+      } else this.seen.set(p.key, { label: l, program: p.argv[0].split('/').pop() ?? p.argv[0], cpuTicks: p.cpu, hwmKb: p.hwm });
     }
     for (const [l, total] of totals) this.peakTotal.set(l, Math.max(this.peakTotal.get(l) ?? 0, total));
   }
