@@ -380,7 +380,7 @@ function report(runs: readonly ContenderRun[], args: PitrArgs, seconds: number):
   for (const r of runs) {
     for (const [phase, x] of [['drain', r.drain], ['burst', r.burst], ['restore', r.restore]] as const) {
       if (!x) continue;
-      for (const [label, u] of Object.entries(x.usage)) console.log(`  ${r.name} ${phase}: ${label.padEnd(34)} ${String(u.processes).padStart(5)} procs  peak RSS ${u.peakRssMb.toFixed(0)} MB (${u.peakProgram}; all at once ${u.peakTotalRssMb.toFixed(0)} MB)  CPU ${u.cpuSeconds.toFixed(1)} s`);
+      for (const [label, u] of Object.entries(x.usage)) console.log(`  ${r.name} ${phase}: ${label.padEnd(34)} ${String(u.processes).padStart(5)} procs  peak RSS ${u.peakRssMb.toFixed(0)} MB (${u.peakProgram}; all at once ${u.peakTotalRssMb.toFixed(0)} MB)  CPU ${u.cpuSeconds.toFixed(1)} s (${Object.entries(u.cpuByProgram).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`);
     }
   }
   // The same figures as a Markdown table, for README's Performance section and docs/benchmarks.md.

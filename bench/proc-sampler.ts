@@ -22,6 +22,8 @@ export interface ProcessUsage {
   processes: number;
   /** The program (argv[0]'s base name) of the process with the largest VmHWM. */
   peakProgram: string;
+  /** CPU seconds by program (node, zstd, gpg…): where the time went. */
+  cpuByProgram: Record<string, number>;
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux (getconf CLK_TCK)
@@ -54,12 +56,13 @@ export class ProcSampler {
     this.tick();
     const usage = new Map<string, ProcessUsage>();
     for (const s of this.seen.values()) {
-      const u = usage.get(s.label) ?? { peakRssMb: 0, peakTotalRssMb: (this.peakTotal.get(s.label) ?? 0) / 1024, cpuSeconds: 0, processes: 0, peakProgram: '' };
+      const u = usage.get(s.label) ?? { peakRssMb: 0, peakTotalRssMb: (this.peakTotal.get(s.label) ?? 0) / 1024, cpuSeconds: 0, processes: 0, peakProgram: '', cpuByProgram: {} };
       if (s.hwmKb / 1024 > u.peakRssMb) {
         u.peakRssMb = s.hwmKb / 1024;
         u.peakProgram = s.program;
       }
       u.cpuSeconds += s.cpuTicks / TICKS_PER_SECOND;
+      u.cpuByProgram[s.program] = (u.cpuByProgram[s.program] ?? 0) + s.cpuTicks / TICKS_PER_SECOND;
       u.processes++;
       usage.set(s.label, u);
     }
