@@ -62,8 +62,9 @@ export function coldseal(options: ColdsealOptions): PitrContender {
     unavailable: pitrHelp ? undefined : ARCHIVE_UNAVAILABLE,
     restoreUnavailable: restorable ? undefined : RESTORE_UNAVAILABLE,
     label(argv) {
-      // The bundle the bench built, or a copy of it (pitr setup installs one for archive_command).
-      const at = argv.findIndex((a) => a === bundle || a.endsWith('/coldseal-agent.js'));
+      // The bundle the bench built, or a copy of it in the bench's directory (pitr setup installs
+      // one for archive_command); never another session's agent on the same machine.
+      const at = argv.findIndex((a) => a === bundle || (a.startsWith(`${options.work.dir}/`) && a.endsWith('.js')));
       if (at >= 0) return commandLabel('coldseal', argv, at + 1);
       if (argv.length > 1 && argv[1].startsWith(installDir)) return 'coldseal archive wrapper';
       return undefined;

@@ -46,7 +46,8 @@ export function pgBackRest(work: string, processMax: number, env: NodeJS.Process
   };
   return {
     name: 'pgBackRest',
-    label: (argv) => (argv[0] === 'pgbackrest' || argv[0].endsWith('/pgbackrest') ? commandLabel('pgbackrest', argv, 1) : undefined),
+    // Only this bench's pgBackRest processes: every one names a path under its directory (--config, --pg1-path…).
+    label: (argv) => ((argv[0] === 'pgbackrest' || argv[0].endsWith('/pgbackrest')) && argv.some((a) => a.includes(root)) ? commandLabel('pgbackrest', argv, 1) : undefined),
     async prepare(cluster) {
       writeConfig(cluster);
       run(['stanza-create']);
