@@ -118,14 +118,17 @@ function motoPid(moto: MotoServer | undefined): number | undefined {
   return out ? Number(out) : undefined;
 }
 
-/** Archiving from `handOver()` until `lastSegment` is archived, with the backlog, CPU and memory around it. */
-async function measureArchiving(cluster: BenchCluster, contender: PitrContender, moto: number | undefined, files: () => number, work: (watch: Awaited<ReturnType<typeof watchArchiver>>) => Promise<{ lastSegment: string; startedAt: number }>, timeoutSeconds: number): Promise<ArchiveRun & { endedAt: number }> {
+/**
+ * Archiving from what `work` does (hand the command over, or write a burst) until the segment it
+ * names is archived, with the backlog, CPU and memory around it; `files()` counts what was archived.
+ */
+async function measureArchiving(cluster: BenchCluster, contender: PitrContender, moto: number | undefined, files: () => number, work: () => Promise<{ lastSegment: string; startedAt: number }>, timeoutSeconds: number): Promise<ArchiveRun & { endedAt: number }> {
   const sampler = new ProcSampler((argv) => contender.label(argv)).start();
   const motoBefore = moto ? processCpuSeconds(moto) : 0;
   const busyBefore = machineBusySeconds();
   const watch = await watchArchiver(cluster);
   try {
-    const { lastSegment, startedAt } = await work(watch);
+    const { lastSegment, startedAt } = await work();
     const endedAt = await watch.until(lastSegment, timeoutSeconds);
     const seconds = (endedAt - startedAt) / 1000;
     const n = files();
@@ -357,6 +360,7 @@ function report(runs: readonly ContenderRun[], args: PitrArgs, seconds: number):
   row('archiving: peak RSS of one process', ca ? `${fmt(ca.rss)} MB` : '—', pa ? `${fmt(pa.rss)} MB` : '—');
   row('archiving: peak RSS of all at once', ca ? `${fmt(ca.total)} MB` : '—', pa ? `${fmt(pa.total)} MB` : '—');
   row('archiving: CPU s (drain + burst, sampled)', ca ? `${fmt(ca.cpu, 1)} (${ca.n} procs)` : '—', pa ? `${fmt(pa.cpu, 1)} (${pa.n} procs)` : '—');
+  row('machine: CPU s busy, every process', fmt(c?.burst && (c.drain?.machineBusySeconds ?? 0) + c.burst.machineBusySeconds, 1), fmt(p?.burst && (p.drain?.machineBusySeconds ?? 0) + p.burst.machineBusySeconds, 1));
   row('moto_server CPU s (drain + burst)', fmt(c?.burst && (c.drain?.motoCpuSeconds ?? 0) + (c.burst.motoCpuSeconds ?? 0), 1), 'local disk');
   if (args.restore) {
     const restoreCell = (r: ContenderRun | undefined) => (r?.restore ? `${fmt(r.restore.totalSeconds, 1)} s` : r?.restoreUnavailable ? 'n/a' : '—');

@@ -51,9 +51,13 @@ export class ProcSampler {
     return this;
   }
 
+  /** The usage so far; sampling stops (a second call only reads again). */
   stop(): Map<string, ProcessUsage> {
-    if (this.timer) clearInterval(this.timer);
-    this.tick();
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.tick();
+    }
     const usage = new Map<string, ProcessUsage>();
     for (const s of this.seen.values()) {
       const u = usage.get(s.label) ?? { peakRssMb: 0, peakTotalRssMb: (this.peakTotal.get(s.label) ?? 0) / 1024, cpuSeconds: 0, processes: 0, peakProgram: '', cpuByProgram: {} };
