@@ -360,7 +360,7 @@ function report(runs: readonly ContenderRun[], args: PitrArgs, seconds: number):
   row('archiving: peak RSS of one process', ca ? `${fmt(ca.rss)} MB` : '—', pa ? `${fmt(pa.rss)} MB` : '—');
   row('archiving: peak RSS of all at once', ca ? `${fmt(ca.total)} MB` : '—', pa ? `${fmt(pa.total)} MB` : '—');
   row('archiving: CPU s (drain + burst, sampled)', ca ? `${fmt(ca.cpu, 1)} (${ca.n} procs)` : '—', pa ? `${fmt(pa.cpu, 1)} (${pa.n} procs)` : '—');
-  row('machine: CPU s busy, every process', fmt(c?.burst && (c.drain?.machineBusySeconds ?? 0) + c.burst.machineBusySeconds, 1), fmt(p?.burst && (p.drain?.machineBusySeconds ?? 0) + p.burst.machineBusySeconds, 1));
+  row('machine CPU s busy (drain + burst, all)', fmt(c?.burst && (c.drain?.machineBusySeconds ?? 0) + c.burst.machineBusySeconds, 1), fmt(p?.burst && (p.drain?.machineBusySeconds ?? 0) + p.burst.machineBusySeconds, 1));
   row('moto_server CPU s (drain + burst)', fmt(c?.burst && (c.drain?.motoCpuSeconds ?? 0) + (c.burst.motoCpuSeconds ?? 0), 1), 'local disk');
   if (args.restore) {
     const restoreCell = (r: ContenderRun | undefined) => (r?.restore ? `${fmt(r.restore.totalSeconds, 1)} s` : r?.restoreUnavailable ? 'n/a' : '—');
