@@ -203,7 +203,7 @@ describe('fetch plan', () => {
 
   test('restoreCommandLine: a queued file by the shell alone, else the agent again; quoted for the shell, %f %p raw, our own % doubled', () => {
     const line = restoreCommandLine({ spool: '/var/lib/coldseal/spool 1', self: ['/usr/bin/node', '/opt/coldseal/agent.js'] });
-    assert.ok(line.startsWith(`if [ -f '/var/lib/coldseal/spool 1/queue'/%f ]; then`), line);
+    assert.ok(line.includes(`if [ -f '/var/lib/coldseal/spool 1/queue'/%f ]; then`), line);
     assert.ok(line.endsWith(`exec /usr/bin/node /opt/coldseal/agent.js pitr wal-fetch --spool '/var/lib/coldseal/spool 1' %f %p`), line);
     const percent = restoreCommandLine({ spool: '/tmp/50%', self: ['/n', '/a.js'] });
     assert.ok(percent.endsWith('/n /a.js pitr wal-fetch --spool /tmp/50%% %f %p'), percent);
@@ -235,6 +235,23 @@ describe('fetch plan', () => {
       writeFileSync(join(spool, 'queue', s(1, 9)), 'verified');
       const stuck = run(s(1, 9), 'no-such-dir/RECOVERYXLOG');
       assert.equal(stuck.status, 126, 'never 1: that would end recovery early');
+      // A file the (live) prefetcher is fetching right now is waited for, still without the agent.
+      const fetching = s(1, 10);
+      const temp = join(spool, 'queue', `${fetching}.coldseal-${process.pid}-abc123.tmp`);
+      writeFileSync(temp, 'verified soon');
+      writeFileSync(join(spool, 'prefetch.lock'), String(process.pid));
+      const prefetcher = `(sleep 0.4; mv '${temp}' '${join(spool, 'queue', fetching)}') & `;
+      const started = Date.now();
+      const waited = spawnSync('/bin/sh', ['-c', prefetcher + line.replace(/%([fp%])/g, (_m, c: string) => (c === 'f' ? fetching : c === 'p' ? 'pg_wal/RECOVERYXLOG' : '%'))], { cwd: data, encoding: 'utf8' });
+      assert.equal(waited.status, 0, waited.stderr);
+      assert.equal(waited.stdout, '', 'the agent was not started');
+      assert.ok(Date.now() - started >= 400, 'it waited for the prefetcher');
+      assert.equal(readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'), 'utf8'), 'verified soon');
+      // A temp file left by a prefetcher that is gone is not waited for: the agent is asked.
+      writeFileSync(join(spool, 'queue', `${s(1, 11)}.coldseal-1-abc123.tmp`), 'partial');
+      writeFileSync(join(spool, 'prefetch.lock'), '999999999');
+      const orphan = run(s(1, 11), 'pg_wal/RECOVERYXLOG');
+      assert.equal(orphan.status, 7);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

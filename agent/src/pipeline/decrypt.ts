@@ -37,7 +37,11 @@ export function recipientKeyring(key: PrivateKey): Promise<GpgHome> {
   return openGpgHome(key.armor(), 'the recipient private key', { privateKeys: true });
 }
 
-export async function decryptWithGpg(ciphertext: CiphertextFeed, keyring: Promise<GpgHome>): Promise<Decryption> {
+/**
+ * `shared`: the keyring serves other decryptions too (the WAL prefetcher's, one per segment); its
+ * owner closes it. Otherwise it is closed when this gpg exits.
+ */
+export async function decryptWithGpg(ciphertext: CiphertextFeed, keyring: Promise<GpgHome>, options: { readonly shared?: boolean } = {}): Promise<Decryption> {
   const home = await keyring;
   // The verdict is read from gpg's status lines (fd 3) as well as its exit status: DECRYPTION_OKAY
   // is only printed once the integrity code matched, so a gpg that exits 0 without it is refused.
@@ -50,7 +54,7 @@ export async function decryptWithGpg(ciphertext: CiphertextFeed, keyring: Promis
   const done = new Promise<string | null>((resolve) => {
     child.once('error', (error) => resolve(`gpg could not be started: ${error.message}`));
     child.once('close', (code, signal) => {
-      home.close();
+      if (!options.shared) home.close();
       if (code !== 0) return resolve(`gpg --decrypt failed (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`);
       const lines = status();
       if (!/^\[GNUPG:\] DECRYPTION_OKAY\b/m.test(lines) || /^\[GNUPG:\] DECRYPTION_INFO 0 \d+(?: 0)?$/m.test(lines)) return resolve('MDC');

@@ -198,7 +198,7 @@ export function nextPlannedSegments(plan: FetchPlan, walFile: string, count: num
  * decrypted (wal-fetch.ts: `queue/<name>`, renamed there only once verified) is served by /bin/sh
  * alone: it records recovery's position for the prefetcher and moves the file to %p, so that
  * replaying a queued segment costs a few milliseconds instead of a Node start (0.2–0.3 CPU-s with
- * the bundle). Anything else runs this agent again (self-invocation.ts): `pitr wal-fetch`. A
+ * the bundle), and one the prefetcher is fetching at that moment is waited for. Anything else runs this agent again (self-invocation.ts): `pitr wal-fetch`. A
  * queued file that cannot be moved is exit 126, never 1 (which would end recovery early).
  * PostgreSQL substitutes %f and %p before the shell sees the line (docs "Archive Recovery",
  * restore_command): %f is a WAL file name (hex digits, dots, letters) and %p a relative path,
@@ -210,7 +210,16 @@ export function restoreCommandLine(options: { spool: string; self?: readonly str
   const spool = ours(shellQuote(options.spool));
   const queued = ours(shellQuote(join(options.spool, QUEUE_DIR)));
   const agent = ours(shellCommand([...(options.self ?? selfInvocation()), 'pitr', 'wal-fetch', '--spool', options.spool]));
+  const lock = ours(shellQuote(join(options.spool, PREFETCH_LOCK_FILE)));
   return [
+    // The prefetcher is fetching it right now (its temp file is there, and it is alive): wait for
+    // it, a tenth of a second at a time for a minute at most, rather than start the agent, which
+    // would wait too, after a Node start.
+    'n=0;',
+    `while [ ! -f ${queued}/%f ] && [ $n -lt 600 ]; do`,
+    `set -- ${queued}/%f.coldseal-*.tmp; [ -e "$1" ] && kill -0 "$(cat ${lock} 2>/dev/null)" 2>/dev/null || break;`,
+    'sleep 0.1; n=$((n+1));',
+    'done;',
     `if [ -f ${queued}/%f ]; then`,
     `echo %f > ${spool}/${LAST_SERVED_FILE}.$$ && mv -f ${spool}/${LAST_SERVED_FILE}.$$ ${spool}/${LAST_SERVED_FILE} && mv -f ${queued}/%f %p && exit 0;`,
     'exit 126;',
@@ -222,3 +231,5 @@ export function restoreCommandLine(options: { spool: string; self?: readonly str
 /** The spool's prefetch queue (verified, decrypted files only) and recovery's position, shared with wal-fetch.ts. */
 export const QUEUE_DIR = 'queue';
 export const LAST_SERVED_FILE = 'last-served';
+/** Holds the running prefetcher's pid (wal-fetch.ts). */
+export const PREFETCH_LOCK_FILE = 'prefetch.lock';

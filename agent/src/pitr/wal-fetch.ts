@@ -7,8 +7,10 @@ import { parseWalFileName } from '../../../format/wal';
 import { mapLimit } from '../../../runtime/concurrency';
 import { readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { createClients } from '../aws';
+import { chooseDecryption, recipientKeyring } from '../pipeline/decrypt';
+import type { GpgHome } from '../pipeline/encrypt';
 import type { Log } from '../log';
-import { FetchPlanError, LAST_SERVED_FILE, nextPlannedSegments, planPosition, QUEUE_DIR, readFetchPlan, type FetchPlan } from './fetch-plan';
+import { FetchPlanError, LAST_SERVED_FILE, PREFETCH_LOCK_FILE, nextPlannedSegments, planPosition, QUEUE_DIR, readFetchPlan, type FetchPlan } from './fetch-plan';
 import { selfInvocation } from './self-invocation';
 import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object';
 
@@ -32,7 +34,6 @@ import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object
  * included) and its disk use is bounded by prefetch × wal_segment_size.
  */
 
-const LOCK_FILE = 'prefetch.lock';
 export const PREFETCH_LOG_FILE = 'prefetch.log';
 /** A prefetcher with nothing left to fetch waits this long for recovery to move on before it exits. */
 const PREFETCH_IDLE_MS = 15_000;
@@ -82,6 +83,10 @@ export async function runWalFetch(request: WalFetchRequest): Promise<number> {
     // A queue that cannot be read is no reason to stop: the archive still has the file.
     log.warn(`the prefetch queue could not serve ${walFile} (${(error as Error).message}): fetching it from S3`, fields);
   }
+  // Started before this fetch, not after: recovery's next files are then on their way while this
+  // one is, and the first call of a recovery (a .history probe, before any segment) starts it at
+  // the plan's first segment, so that the shell fast path serves nearly every segment.
+  await ensurePrefetcher(request, plan);
   try {
     const source = await objectSource(plan);
     const record = await fetchWalFile(source, walFile, destination);
@@ -182,7 +187,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function prefetcherPid(spool: string): Promise<number | undefined> {
-  const text = await readFile(join(spool, LOCK_FILE), 'utf8').catch(() => '');
+  const text = await readFile(join(spool, PREFETCH_LOCK_FILE), 'utf8').catch(() => '');
   const pid = Number(text.trim());
   return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
 }
@@ -214,9 +219,14 @@ async function recordPosition(request: WalFetchRequest, plan: FetchPlan): Promis
 }
 
 async function afterServed(request: WalFetchRequest, plan: FetchPlan): Promise<void> {
-  if (parseWalFileName(request.walFile).kind !== 'segment' || plan.prefetch === 0) return;
-  if (request.startPrefetcher === false || (await prefetcherPid(request.spool)) !== undefined) return;
-  if (nextPlannedSegments(plan, request.walFile, 1).length === 0) return;
+  if (parseWalFileName(request.walFile).kind !== 'segment') return;
+  await ensurePrefetcher(request, plan);
+}
+
+/** Starts the spool's prefetcher unless one runs or nothing is left to prefetch after recovery's position. */
+async function ensurePrefetcher(request: WalFetchRequest, plan: FetchPlan): Promise<void> {
+  if (plan.prefetch === 0 || request.startPrefetcher === false || (await prefetcherPid(request.spool)) !== undefined) return;
+  if (wantedAfter(plan, await readLastServed(request.spool)).length === 0) return;
   try {
     startPrefetcher(request.spool);
     request.log.debug('prefetcher started', { spool: request.spool });
@@ -238,7 +248,7 @@ function startPrefetcher(spool: string): void {
 }
 
 async function takeLock(spool: string): Promise<boolean> {
-  const path = join(spool, LOCK_FILE);
+  const path = join(spool, PREFETCH_LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(path, 'wx', 0o600);
@@ -287,14 +297,17 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
   // are taken one at a time, so concurrent workers never overshoot the bound together.
   let fetching = 0;
   let gate: Promise<unknown> = Promise.resolve();
+  let keyring: GpgHome | undefined;
   try {
     const plan = await readFetchPlan(spool);
     const source = await objectSource(plan);
+    keyring = await prefetchKeyring(source.key, log);
+    const from = { ...source, ...(keyring ? { gpgKeyring: keyring } : {}) };
+    const concurrency = keyring ? plan.concurrency : Math.min(plan.concurrency, OPENPGP_JS_CONCURRENCY);
     const reserve = (walFile: string): Promise<boolean> => {
       const decision = gate.then(async () => {
         // Recovery may have moved past it while earlier ones were fetched.
-        const now = await readLastServed(spool);
-        if (!now || !nextPlannedSegments(plan, now, plan.prefetch).includes(walFile)) return false;
+        if (!wantedAfter(plan, await readLastServed(spool)).includes(walFile)) return false;
         const { ready } = await queueState(spool);
         if (ready.length + fetching >= plan.prefetch) return false;
         fetching++;
@@ -305,7 +318,7 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
     };
     for (;;) {
       const served = await readLastServed(spool);
-      const wanted = served ? nextPlannedSegments(plan, served, plan.prefetch) : [];
+      const wanted = wantedAfter(plan, served);
       // The file recovery asks for right now may still be on its way out of the queue.
       await dropUnwanted(spool, served ? [served, ...wanted] : wanted);
       const state = await queueState(spool);
@@ -316,10 +329,10 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
         continue;
       }
       idleSince = Date.now();
-      await mapLimit(todo, plan.concurrency, async (walFile) => {
+      await mapLimit(todo, concurrency, async (walFile) => {
         if (!(await reserve(walFile))) return;
         try {
-          await fetchWalFile(source, walFile, join(queue, walFile));
+          await fetchWalFile(from, walFile, join(queue, walFile));
           fetched++;
           log.debug(`prefetched ${walFile}`, { walFile });
         } catch (error) {
@@ -333,10 +346,45 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
   } catch (error) {
     log.warn(`the prefetcher stopped: ${(error as Error).message}`, { spool });
   } finally {
-    await rm(join(spool, LOCK_FILE), { force: true });
+    keyring?.close();
+    await rm(join(spool, PREFETCH_LOCK_FILE), { force: true });
     log.info(`prefetcher done: ${fetched} file(s) prefetched`, { spool, fetched });
   }
   return 0;
+}
+
+/**
+ * The segments to keep queued: the `prefetch` after the one recovery asked for last, or, before it
+ * asked for any, the plan's first ones (recovery starts there).
+ */
+function wantedAfter(plan: FetchPlan, served: string | undefined): string[] {
+  if (served) return nextPlannedSegments(plan, served, plan.prefetch);
+  if (plan.prefetch === 0) return [];
+  const first = plan.ranges[0]!.firstSegment;
+  return [first, ...nextPlannedSegments(plan, first, plan.prefetch - 1)];
+}
+
+/**
+ * Fetches in flight when openpgp.js decrypts: it copies every chunk several times outside V8's
+ * heap (pipeline/decrypt.ts), and 8 at once took the prefetcher past 200 MB; with gpg, Node only
+ * passes the ciphertext through, in 64 KiB chunks.
+ */
+const OPENPGP_JS_CONCURRENCY = 2;
+
+/**
+ * The prefetcher decrypts with gpg when the host has it (COLDSEAL_DECRYPT=openpgp.js says
+ * otherwise, as for restore): the key goes once into a throwaway keyring (on /dev/shm) that serves
+ * every segment, and gpg is several times faster than openpgp.js. A keyring that cannot be made
+ * leaves it to openpgp.js.
+ */
+async function prefetchKeyring(key: PrivateKey, log: Log): Promise<GpgHome | undefined> {
+  try {
+    if (chooseDecryption(undefined) !== 'gpg') return undefined;
+    return await recipientKeyring(key);
+  } catch (error) {
+    log.warn(`the prefetcher decrypts with openpgp.js: ${(error as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Deletes queued files recovery will not ask for any more (passed, or off the plan), and temp files of dead fetchers. */
