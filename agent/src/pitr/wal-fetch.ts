@@ -348,7 +348,7 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
   } finally {
     keyring?.close();
     await rm(join(spool, PREFETCH_LOCK_FILE), { force: true });
-    log.info(`prefetcher done: ${fetched} file(s) prefetched`, { spool, fetched });
+    log.info(`prefetcher done: ${fetched} file(s) prefetched`, { spool, fetched, decryption: keyring ? 'gpg' : 'openpgp.js' });
   }
   return 0;
 }

@@ -290,12 +290,17 @@ async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number)
     // zstd and OpenPGP add a few hundred bytes to incompressible input; more means something is wrong.
     const limit = size + Math.ceil(size / 64) + 65536;
     const digest = new DigestStream(limit + 1);
-    const chunks: Buffer[] = [];
+    // One buffer of the largest possible ciphertext, filled in place: collecting chunks and joining
+    // them held each file's ciphertext twice at its end. It is allocated uninitialised (outside
+    // V8's heap), so its pages cost memory as they are written, not before.
+    const ciphertext = Buffer.allocUnsafe(limit);
+    let length = 0;
     try {
       for await (const chunk of encryption.output as AsyncIterable<Buffer>) {
         digest.update(chunk);
-        if (digest.bytesSoFar > limit) throw new ColdsealError(EXIT.FAILURE, `the ciphertext of ${path} grew past ${limit} bytes`, 'This is a bug: please report it');
-        chunks.push(chunk);
+        if (length + chunk.length > limit) throw new ColdsealError(EXIT.FAILURE, `the ciphertext of ${path} grew past ${limit} bytes`, 'This is a bug: please report it');
+        chunk.copy(ciphertext, length);
+        length += chunk.length;
       }
     } catch (error) {
       compressor.child?.kill('SIGKILL');
@@ -311,7 +316,7 @@ async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number)
     // zstd -vv reports what it read: the same length as hashed, or the file changed under us.
     const compressed = compressor.uncompressedBytes() ?? read.bytes;
     if (read.bytes !== size || compressed !== size) throw new ColdsealError(EXIT.SOURCE, `${path} changed size while it was read (${size} → ${read.bytes}/${compressed} bytes)`, 'A WAL file marked .ready never changes: check what writes into pg_wal');
-    return { plaintextBytes: read.bytes, plaintextSha256: read.sha256, ciphertext: Buffer.concat(chunks), ciphertextSha256: digest.finish().sha256 };
+    return { plaintextBytes: read.bytes, plaintextSha256: read.sha256, ciphertext: ciphertext.subarray(0, length), ciphertextSha256: digest.finish().sha256 };
   } finally {
     await handle?.close();
   }
