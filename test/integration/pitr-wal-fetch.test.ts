@@ -84,6 +84,16 @@ describe('pitr wal-fetch (restore_command)', () => {
     assert.match(result.log, new RegExp(`fetched ${seg(1, 3)} from the archive, signature and checksums verified`));
   });
 
+  test('a %p that cannot be written: exit 126 naming the file, at once (the decoders are stopped, not left blocked on their pipes)', async () => {
+    const spool = await spoolFor('pg', [{ timeline: 1, firstSegment: seg(1, 1), lastSegment: seg(1, 8) }]);
+    const missing = join(work, 'no-such-data-dir', 'pg_wal', 'RECOVERYXLOG');
+    const started = Date.now();
+    const result = await walFetch(spool, seg(1, 4), missing);
+    assert.equal(result.code, WAL_FETCH_EXIT.ABORT_RECOVERY, result.stderr);
+    assert.match(result.log, /writing .*no-such-data-dir.* failed/);
+    assert.ok(Date.now() - started < 30_000, `it answered in ${Date.now() - started} ms`);
+  });
+
   test('exit 1, nothing written: past the end of the archive, and the files recovery only probes for', async () => {
     const spool = await spoolFor('pg', [{ timeline: 1, firstSegment: seg(1, 1), lastSegment: seg(1, 8) }]);
     const dir = pgWal();
@@ -227,8 +237,20 @@ describe('pitr wal-fetch (restore_command)', () => {
       assert.ok(largest <= PREFETCH, `the queue held ${largest} files at most (bound ${PREFETCH}, in-flight ones included)`);
       assert.ok(largest >= 2, 'the queue did fill');
       assert.deepEqual(readdirSync(queue), [], 'served files left the queue');
-      // Removing the spool ends the idle prefetcher.
+      // Removing the spool ends the prefetcher.
+      const pid = Number(readFileSync(join(spool, 'prefetch.lock'), 'utf8'));
       rmSync(spool, { recursive: true, force: true });
+      const deadline = Date.now() + 10_000;
+      const alive = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(!alive(), `the prefetcher (pid ${pid}) exited once its spool was removed`);
     });
   });
 });

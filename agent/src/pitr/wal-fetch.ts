@@ -10,7 +10,7 @@ import { createClients } from '../aws';
 import { chooseDecryption, recipientKeyring } from '../pipeline/decrypt';
 import type { GpgHome } from '../pipeline/encrypt';
 import type { Log } from '../log';
-import { FetchPlanError, LAST_SERVED_FILE, PREFETCH_LOCK_FILE, nextPlannedSegments, planPosition, QUEUE_DIR, readFetchPlan, type FetchPlan } from './fetch-plan';
+import { FetchPlanError, fetchPlanPath, LAST_SERVED_FILE, PREFETCH_LOCK_FILE, nextPlannedSegments, planPosition, QUEUE_DIR, readFetchPlan, type FetchPlan } from './fetch-plan';
 import { selfInvocation } from './self-invocation';
 import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object';
 
@@ -317,6 +317,8 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
       return decision;
     };
     for (;;) {
+      // The spool removed (recovery over, or the restore abandoned): nothing to fetch for.
+      if (!(await exists(fetchPlanPath(spool)))) break;
       const served = await readLastServed(spool);
       const wanted = wantedAfter(plan, served);
       // The file recovery asks for right now may still be on its way out of the queue.
@@ -324,7 +326,7 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
       const state = await queueState(spool);
       const todo = wanted.filter((w) => !state.ready.includes(w) && !failedOnce.has(w));
       if (todo.length === 0) {
-        if (!(await exists(join(spool, 'fetch-plan.json'))) || Date.now() - idleSince > PREFETCH_IDLE_MS) break;
+        if (!(await exists(fetchPlanPath(spool))) || Date.now() - idleSince > PREFETCH_IDLE_MS) break;
         await new Promise((resolve) => setTimeout(resolve, POLL_MS * 2));
         continue;
       }

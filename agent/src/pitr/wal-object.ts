@@ -96,6 +96,8 @@ export async function fetchWalFile(from: WalObjectSource, walFile: string, desti
     const outcome = await decryptToFile(body, record, from, temp);
     const problems: string[] = [];
     if (outcome.readFailure) throw new WalReadFailure('storage', walFile, `reading ${where} failed midway: ${outcome.readFailure}`, 'Check network access to S3; the recovery can be started again once S3 answers');
+    // The file could not be written: the decoders were stopped for it, so their verdicts say nothing.
+    if (outcome.fileFailure) throw new WalReadFailure('storage', walFile, `writing ${temp} failed: ${outcome.fileFailure}`, 'Free disk space where the file goes (pg_wal or the spool directory) and start the recovery again');
     if (outcome.ciphertext.bytes !== record.ciphertextBytes || outcome.ciphertext.sha256 !== record.ciphertextSha256) {
       problems.push(`its ciphertext (${outcome.ciphertext.bytes} bytes, SHA-256 ${outcome.ciphertext.sha256}) is not what the signed record says (${record.ciphertextBytes} bytes, ${record.ciphertextSha256})`);
     } else if (outcome.decryptFailure) problems.push(outcome.decryptFailure === 'MDC' ? 'OpenPGP integrity check (MDC) failed' : `decryption failed: ${outcome.decryptFailure}`);
@@ -137,6 +139,8 @@ interface DecryptOutcome {
   readonly decryptFailure?: string;
   readonly decompressFailure?: string;
   readonly writeFailure?: string;
+  /** The temp file itself could not be created or written (the decoders were stopped). */
+  readonly fileFailure?: string;
 }
 
 /** The object's body through decryption and decompression into `path`, hashing both ends; every failure is reported, none thrown. */
@@ -174,8 +178,18 @@ async function decryptToFile(body: Readable, record: WalRecord, from: Pick<WalOb
   }
   const decompression = startDecompression(record.compression, decryption, undefined, undefined);
   const plainHash = new Hashing();
+  const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+  let fileFailure: string | undefined;
+  file.once('error', (error) => {
+    fileFailure = error.message;
+    // Nobody reads the plaintext any more: stopped, zstd and gpg would block on their full pipes
+    // for ever (a prefetcher whose spool was removed hung so).
+    decompression.kill();
+    decryption.kill();
+    body.destroy();
+  });
   const written = new Promise<string | undefined>((resolve) => {
-    pipeline(decompression.plaintext, plainHash, createWriteStream(path, { flags: 'wx', mode: 0o600 }), (error) => resolve(error ? error.message : undefined));
+    pipeline(decompression.plaintext, plainHash, file, (error) => resolve(fileFailure ?? (error ? error.message : undefined)));
   });
   const [decryptFailure, decompressFailure, writeFailure] = await Promise.all([decryption.done, decompression.decompressed, written]);
   if (decryptFailure) decompression.kill();
@@ -186,6 +200,7 @@ async function decryptToFile(body: Readable, record: WalRecord, from: Pick<WalOb
     ...(decryptFailure ? { decryptFailure } : {}),
     ...(decompressFailure ? { decompressFailure } : {}),
     ...(writeFailure ? { writeFailure } : {}),
+    ...(fileFailure ? { fileFailure } : {}),
   };
 }
 
