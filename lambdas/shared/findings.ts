@@ -31,6 +31,8 @@ export const CHECKS = {
   'replica-pending': 'Replica pending',
   'replication-failed': 'Replication failed',
   'instance-not-reporting': 'Instance stopped reporting to SSM',
+  'wal-archive-late': 'WAL archive late',
+  'wal-never-archived': 'WAL never archived',
 } as const;
 
 export type Check = keyof typeof CHECKS;
