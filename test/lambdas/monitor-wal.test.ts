@@ -103,7 +103,7 @@ test('a host archiving on time: its age as a metric, a watermark, no alert; the 
   assert.equal(wal[0].source, 'pg');
   assert.ok(wal[0].ageSeconds >= 25 && wal[0].ageSeconds < 60, `age ${wal[0].ageSeconds} s`);
   assert.equal((metrics as RecordedMetrics).heartbeats, 0, "the WAL check is not the full run: the heartbeat is the full run's");
-  assert.deepEqual(store.fullLists, ['state/alerts/'], 'the WAL archive is never listed in full: only the alert state is');
+  assert.deepEqual(store.fullLists, ['wal/web/web-1/pg/00000001/', 'state/alerts/'], 'without a watermark, the newest timeline is listed from its start, once');
   const watermark = JSON.parse((await store.getText(watermarkKey('web', 'web-1', 'pg')))!);
   assert.equal(watermark.newestKey, walObjectKey('web', 'web-1', 'pg', segment(4)));
   assert.equal(watermark.timeline, 1);
@@ -111,7 +111,9 @@ test('a host archiving on time: its age as a metric, a watermark, no alert; the 
 
   // Nothing new: one listing of timelines, one of the newest timeline after the watermark, which returns nothing.
   store.listings = [];
+  store.fullLists = [];
   await run();
+  assert.deepEqual(store.fullLists, ['state/alerts/'], 'with a watermark the archive is never listed in full: only the alert state is');
   const sourceListings = store.listings.filter((l) => l.prefix.startsWith('wal/web/web-1/'));
   assert.deepEqual(
     sourceListings.map((l) => [l.prefix, l.startAfter ?? null, l.keys.length]),
