@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import { AGENT_METRICS_NAMESPACE, METRIC } from '../../format/metric-names';
-import { WAL_WATERMARK_PREFIX, walObjectKey } from '../../format/layout';
+import { VERIFIED_PREFIX, WAL_PREFIX, WAL_WATERMARK_PREFIX, walObjectKey } from '../../format/layout';
 import { loadSettings } from '../../format/lambda-settings';
 import { WAL_CHECK_INPUT } from '../../format/scheduled-inputs';
 import { buildApp } from '../../infra/lib/build-app';
@@ -215,7 +215,25 @@ function monitorWalCalls(): AwsCall[] {
   ];
 }
 
+/** lambdas/verifier (PITR sources): list the archive, HEAD each object for its signed record, hash it by ranged reads, keep progress under state/verified/. */
+function verifierWalCalls(): AwsCall[] {
+  const principal = 'verifier';
+  const b = model.dataBucket;
+  const progress = `${VERIFIED_PREFIX}${WAL_PREFIX}db/h1/postgres.json`;
+  return [
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: WAL_PREFIX } },
+    { principal, operation: 'HeadObject', bucket: b, key: ownWal() },
+    { principal, operation: 'GetObject', bucket: b, key: ownWal(), headers: { range: 'bytes=0-4095' } },
+    { principal, operation: 'GetObject', bucket: b, key: progress, mayBeMissing: true },
+    { principal, operation: 'PutObject', bucket: b, key: progress },
+  ];
+}
+
 describe('the WAL calls are allowed', () => {
+  test('the verifier: the archive listed, each object HEAD and ranged reads, its progress', async () => {
+    assert.deepEqual(await denied(verifierWalCalls()), []);
+  });
+
   test('hosts of a PITR group: new WAL objects with the daily lock, their record and content read back, their own listing, metrics in Coldseal/Agent', async () => {
     assert.deepEqual(await denied(hostWalCalls()), []);
   });
@@ -275,9 +293,12 @@ describe('the hostile WAL calls are denied', () => {
     assert.deepEqual(await allowedOnes(calls), []);
   });
 
-  test('the monitor cannot write, delete or read WAL objects, nor delete its watermarks', async () => {
+  test('the monitor cannot write, delete or read WAL objects, nor delete its watermarks; the verifier cannot write or delete WAL', async () => {
     const b = model.dataBucket;
     const calls: AwsCall[] = [
+      { principal: 'verifier', operation: 'PutObject', bucket: b, key: ownWal(), headers: { 'if-none-match': '*' } },
+      { principal: 'verifier', operation: 'DeleteObject', bucket: b, key: ownWal() },
+      { principal: 'verifier', operation: 'PutObjectRetention', bucket: b, key: ownWal(), headers: { 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-object-lock-retain-until-date': until(1) } },
       { principal: 'monitor', operation: 'PutObject', bucket: b, key: ownWal(), headers: { 'if-none-match': '*' } },
       { principal: 'monitor', operation: 'DeleteObject', bucket: b, key: ownWal() },
       { principal: 'monitor', operation: 'GetObject', bucket: b, key: ownWal() },

@@ -44,7 +44,10 @@ export interface DeploymentFacts {
  * Object Lock check, through S3BucketStore.head (lambdas/shared/aws.ts), the only reader of
  * ObjectLockMode in agent/ and lambdas/. The wire cannot show what a caller reads, so it is said here.
  */
-const READS_LOCK_HEADERS: Readonly<Record<string, readonly string[]>> = { verifier: ['HeadObject'] };
+const READS_LOCK_HEADERS: Readonly<Record<string, readonly { operation: string; key: RegExp }[]>> = {
+  // Backups only: a WAL object's HEAD is read for its signed record (user metadata), not its lock.
+  verifier: [{ operation: 'HeadObject', key: /^backups\// }],
+};
 
 /**
  * Reads whose caller takes a refusal for "absent" as well as a 404, so a 404 seen here does not
@@ -202,7 +205,7 @@ function s3Calls(r: RecordedRequest, principal: string, names: Renaming): Record
       query,
       // The caller went on after a 404: on AWS it must get a 404, not a 403 (aws-behaviour.ts MISSING_KEY_404_NEEDS).
       mayBeMissing: read && r.status === 404 && !REFUSAL_MEANS_ABSENT.some((e) => e.operation === operation && e.key.test(key ?? '') && e.by(principal)),
-      readsLock: read && (READS_LOCK_HEADERS[principal] ?? []).includes(operation) && r.responseHeaders?.['x-amz-object-lock-mode'] !== undefined,
+      readsLock: read && (READS_LOCK_HEADERS[principal] ?? []).some((e) => e.operation === operation && e.key.test(key ?? '')) && r.responseHeaders?.['x-amz-object-lock-mode'] !== undefined,
       wire: wireOf(r, operation),
     },
   ];
