@@ -159,7 +159,11 @@ export function walWindowDays(pitr: PitrSettings | undefined, retention: Retenti
  */
 export function pitrProblems(pitr: PitrSettings, retention: RetentionSettings): RuleProblem[] {
   const problems: RuleProblem[] = [];
-  const window = walWindowDays(pitr, retention);
+  const grace = pitr.graceMinutes ?? DEFAULT_WAL_GRACE_MINUTES;
+  if (!(grace > 0) || grace > 24 * 60) problems.push({ path: ['graceMinutes'], message: `must be more than 0 and at most ${24 * 60} minutes, got ${grace}` });
+  // The default window is the daily tier's own expiry, which the tier's rules already hold to its lock.
+  const window = pitr.windowDays;
+  if (window === undefined) return problems;
   const lock = retention.daily.lock.days;
   const longest = Math.max(...TIERS.map((tier) => retention[tier].expireAfterDays));
   if (!Number.isInteger(window) || window < 1) {
@@ -175,8 +179,6 @@ export function pitrProblems(pitr: PitrSettings, retention: RetentionSettings): 
       message: `WAL would be kept ${window} days, longer than any base backup is kept (${longest} days, the longest tier): WAL older than every base backup restores nothing; give at most ${longest}`,
     });
   }
-  const grace = pitr.graceMinutes ?? DEFAULT_WAL_GRACE_MINUTES;
-  if (!(grace > 0) || grace > 24 * 60) problems.push({ path: ['graceMinutes'], message: `must be more than 0 and at most ${24 * 60} minutes, got ${grace}` });
   return problems;
 }
 
