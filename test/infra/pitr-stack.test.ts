@@ -165,6 +165,14 @@ describe('the Lambdas, the schedule and the alarms', () => {
     assert.match(wal.find(([id]) => /WalAge/.test(id))![1].Properties.AlarmDescription, /idle server archives nothing/);
   });
 
+  test("the dashboard graphs group db's WAL age per host and source, and nothing of WAL for group web", () => {
+    const [, dashboard] = resourcesOfType(template, 'AWS::CloudWatch::Dashboard')[0];
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    assert.match(body, /db: age of the newest archived WAL per host and source/);
+    assert.match(body, new RegExp(`MetricName=.{0,6}${METRIC.walArchiveAgeSeconds}.{0,6} Group=.{0,6}db`), 'found by SEARCH on the metric name and the group');
+    assert.doesNotMatch(body, /web: age of the newest archived WAL/);
+  });
+
   test('CloudWatch may publish the new alarms to the topic (service-calls.ts)', async () => {
     const calls = serviceCallsOf(template, (arn) => model.nameOfRole(arn)).filter((c) => /alarm .*Wal/.test(c.origin) || /rule .*WalCheck/.test(c.origin));
     assert.equal(calls.length, 3 * 2 + 2, 'ALARM and OK of three alarms, the rule and its dead-letter queue');
