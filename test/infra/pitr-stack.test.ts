@@ -24,6 +24,8 @@ import { DEFAULT_RETENTION, pitrProblems, pitrSourcesOf, retentionWithDefaults, 
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { describeCall, PermissionModel } from './permissions';
+import { translate } from './recorded-calls';
+import type { RecordedRequest } from '../harness/aws-recorder';
 import { serviceCallsOf } from './service-calls';
 import { resourcesOfType, type Template } from './template-tools';
 
@@ -314,5 +316,42 @@ describe('the hostile WAL calls are denied', () => {
       { principal: 'monitor', operation: 'cloudwatch:PutMetricData', resource: '*', context: { 'cloudwatch:namespace': AGENT_METRICS_NAMESPACE } },
     ];
     assert.deepEqual(await allowedOnes(calls), []);
+  });
+});
+
+describe('the recorded-calls proof reads the WAL requests as AWS authorizes them (recorded-calls.ts)', () => {
+  test("PutMetricData in either protocol becomes cloudwatch:PutMetricData with its namespace; a host's WAL HEAD answered 404 does not ask for ListBucket on the bucket", async () => {
+    const b = model.dataBucket;
+    const requests: RecordedRequest[] = [
+      {
+        accessKeyId: 'AKIDHOST',
+        service: 'monitoring',
+        method: 'POST',
+        path: '/',
+        query: {},
+        headers: { 'x-amz-target': 'GraniteServiceVersion20100801.PutMetricData', 'content-type': 'application/x-amz-json-1.0' },
+        body: JSON.stringify({ Namespace: AGENT_METRICS_NAMESPACE, MetricData: [{ MetricName: METRIC.walReadyBacklog, Value: 0 }] }),
+        status: 200,
+      },
+      { accessKeyId: 'AKIDHOST', service: 'monitoring', method: 'POST', path: '/', query: {}, headers: {}, body: 'Action=PutMetricData&Version=2010-08-01&Namespace=Coldseal', status: 200 },
+      { accessKeyId: 'AKIDHOST', service: 's3', method: 'HEAD', path: `/${b}/${ownWal()}`, query: {}, headers: {}, status: 404 },
+      { accessKeyId: 'AKIDMONITOR', service: 's3', method: 'GET', path: `/${b}/${WAL_WATERMARK_PREFIX}db/h1/postgres.json`, query: { 'x-id': 'GetObject' }, headers: {}, status: 404 },
+    ];
+    const principals = new Map([
+      ['AKIDHOST', 'host:db'],
+      ['AKIDMONITOR', 'monitor'],
+    ]);
+    const { calls, problems } = translate(requests, principals, { template, physical: new Map(), accountId: '123456789012', secureStringKeys: new Map() });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(
+      calls.map((c) => [c.principal, c.operation, c.context?.['cloudwatch:namespace'] ?? c.key, c.mayBeMissing ?? false]),
+      [
+        ['host:db', 'cloudwatch:PutMetricData', AGENT_METRICS_NAMESPACE, false],
+        ['host:db', 'cloudwatch:PutMetricData', 'Coldseal', false],
+        ['host:db', 'HeadObject', ownWal(), false],
+        ['monitor', 'GetObject', `${WAL_WATERMARK_PREFIX}db/h1/postgres.json`, true],
+      ],
+    );
+    assert.deepEqual(await allowedOnes(calls), ['host:db cloudwatch:PutMetricData *', `host:db HeadObject s3://${b}/${ownWal()}`, `monitor GetObject s3://${b}/${WAL_WATERMARK_PREFIX}db/h1/postgres.json`]);
   });
 });
