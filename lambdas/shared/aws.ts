@@ -39,26 +39,18 @@ export class S3BucketStore implements BucketStore, KeyListing {
   }
 
   async list(prefix: string): Promise<ListedObject[]> {
-    const out: ListedObject[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) {
-        out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD', etag: o.ETag });
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return out;
+    return this.listAfter(prefix);
   }
 
   async listAfter(prefix: string, startAfter?: string): Promise<ListedObject[]> {
-    if (startAfter === undefined) return this.list(prefix);
     const out: ListedObject[] = [];
     let token: string | undefined;
     do {
       // StartAfter applies to the first page only; the continuation token carries it on.
       const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: token ? undefined : startAfter }));
-      for (const o of page.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD' });
+      for (const o of page.Contents ?? []) {
+        out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD', etag: o.ETag });
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;

@@ -48,13 +48,10 @@ class RecordedMetrics implements MetricsSink {
 /** The real S3 adapter, counting the listings the check makes (the point of the watermark). */
 class CountingStore extends S3BucketStore {
   listings: { prefix: string; startAfter?: string; delimiter?: boolean; keys: string[] }[] = [];
-  /** Prefixes listed in full (the alert state's is; the WAL archive's never). */
+  /** Prefixes listed from their start (the alert state's is, every run). */
   fullLists: string[] = [];
-  override async list(prefix: string): Promise<ListedObject[]> {
-    this.fullLists.push(prefix);
-    return super.list(prefix);
-  }
   override async listAfter(prefix: string, startAfter?: string): Promise<ListedObject[]> {
+    if (startAfter === undefined) this.fullLists.push(prefix);
     const out = await super.listAfter(prefix, startAfter);
     this.listings.push({ prefix, startAfter, keys: out.map((o) => o.key) });
     return out;
