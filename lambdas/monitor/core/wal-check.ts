@@ -106,7 +106,9 @@ function timelineOf(prefix: string): number | undefined {
 /**
  * The newest archived WAL of one host's source: timelines by a Delimiter listing, then the newest
  * timeline after the watermark. A watermark on an older timeline (a promotion since) or none lists
- * the newest timeline from its start, once.
+ * the newest timeline from its start, once. A file stored after the watermark's run under a key
+ * that sorts before it (archive-push uploads a few files in parallel) is not seen: the age is then
+ * at most those few seconds too old, never too young.
  */
 export async function newestArchivedWal(store: KeyListing, group: string, host: string, source: string, watermark: WalWatermark | undefined): Promise<{ newest: WalWatermark | undefined; listRequests: number }> {
   const sourcePrefix = `${WAL_PREFIX}${group}/${host}/${source}/`;
