@@ -54,6 +54,10 @@ export class ColdsealMonitor extends Construct {
     if (this.interval.toMinutes() < 15 || this.interval.toHours({ integral: false }) > 12) {
       throw new Error(`ColdsealMonitor props.interval must be between 15 minutes and 12 hours, got ${this.interval.toHumanString()}`);
     }
+    const walInterval = props.groups.some((g) => (g.pitrSources ?? []).length > 0) ? (props.walCheckInterval ?? Duration.minutes(5)) : undefined;
+    if (walInterval && (walInterval.toSeconds() < 60 || walInterval.toSeconds() > 3600 || walInterval.toSeconds() % 60 !== 0)) {
+      throw new Error(`ColdsealMonitor props.walCheckInterval must be whole minutes between 1 and 60, got ${walInterval.toHumanString()}`);
+    }
     this.function = new BundledFunction(this, 'Monitor', {
       entry: join(LAMBDAS_DIR, 'monitor', 'handler.ts'),
       description: 'alerts on failed backup commands; checks freshness and SSM reachability; emits metrics',
@@ -88,11 +92,7 @@ export class ColdsealMonitor extends Construct {
       },
       targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(1), deadLetterQueue: props.deadLetterQueue })],
     });
-    if (props.groups.some((g) => (g.pitrSources ?? []).length > 0)) {
-      const walInterval = props.walCheckInterval ?? Duration.minutes(5);
-      if (walInterval.toMinutes() < 1 || walInterval.toMinutes() > 60) {
-        throw new Error(`ColdsealMonitor props.walCheckInterval must be between 1 and 60 minutes, got ${walInterval.toHumanString()}`);
-      }
+    if (walInterval) {
       this.walCheckInterval = walInterval;
       // Its watermarks: the newest archived WAL seen per source, so that each run lists only what is new.
       grantRead(role, props.bucket, [WAL_WATERMARK_PREFIX]);

@@ -13,7 +13,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { ColdsealMonitor } from '../../infra/lib/monitor';
 import { AGENT_METRICS_NAMESPACE, METRIC } from '../../format/metric-names';
 import { VERIFIED_PREFIX, WAL_PREFIX, WAL_WATERMARK_PREFIX, walObjectKey } from '../../format/layout';
 import { loadSettings } from '../../format/lambda-settings';
@@ -173,6 +178,14 @@ describe('the Lambdas, the schedule and the alarms', () => {
     assert.match(body, /db: age of the newest archived WAL per host and source/);
     assert.match(body, new RegExp(`MetricName=.{0,6}${METRIC.walArchiveAgeSeconds}.{0,6} Group=.{0,6}db`), 'found by SEARCH on the metric name and the group');
     assert.doesNotMatch(body, /web: age of the newest archived WAL/);
+  });
+
+  test('the monitor construct refuses a WAL check interval it cannot schedule, naming the prop (before bundling anything)', () => {
+    const stack = new Stack(new App(), 'Bare');
+    const base = { bucket: new s3.Bucket(stack, 'B'), dataKey: new kms.Key(stack, 'K'), topic: new sns.Topic(stack, 'T'), documentName: 'coldseal-backup' };
+    const groups = [{ name: 'db', sources: ['pg'], pitrSources: [{ source: 'pg', archiveTimeoutSeconds: 60 }] }];
+    assert.throws(() => new ColdsealMonitor(stack, 'M1', { ...base, groups, walCheckInterval: Duration.hours(2) }), /ColdsealMonitor props\.walCheckInterval must be whole minutes between 1 and 60, got 2 hours/);
+    assert.throws(() => new ColdsealMonitor(stack, 'M2', { ...base, groups, walCheckInterval: Duration.seconds(30) }), /walCheckInterval/);
   });
 
   test('CloudWatch may publish the new alarms to the topic (service-calls.ts)', async () => {
