@@ -79,11 +79,17 @@ export class ColdsealVerifier extends Construct {
     grantReadRetention(role, props.bucket, [BACKUPS_PREFIX]);
     grantReadVersions(role, props.bucket, [BACKUPS_PREFIX]);
     grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);
-    // PITR sources: every WAL object's signed record (HEAD, user metadata) and ciphertext (ranged
-    // GETs); its progress goes under state/verified/ like the backups'. No version pinning and no
-    // lock headers: a WAL object is written once and judged by its own record.
+    // PITR sources: every WAL object's signed record (HEAD, user metadata), its ciphertext (ranged
+    // GETs) and its Object Lock retention (the verifier judges it against the daily tier's term,
+    // lambdas/verifier/core/pitr.ts); its progress goes under state/verified/ like the backups'. No
+    // version pinning: a WAL object is written once. HeadObject returns the Object Lock headers
+    // only to a caller with s3:GetObjectRetention
+    // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, x-amz-object-lock-mode).
     const pitr = props.groups.some((g) => (g.pitrSources ?? []).length > 0);
-    if (pitr) grantRead(role, props.bucket, [WAL_PREFIX]);
+    if (pitr) {
+      grantRead(role, props.bucket, [WAL_PREFIX]);
+      grantReadRetention(role, props.bucket, [WAL_PREFIX]);
+    }
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
     grantKey(role, props.dataKey, true);
     grantPublish(role, props.topic, props.topicKey);

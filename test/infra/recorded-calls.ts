@@ -45,8 +45,8 @@ export interface DeploymentFacts {
  * ObjectLockMode in agent/ and lambdas/. The wire cannot show what a caller reads, so it is said here.
  */
 const READS_LOCK_HEADERS: Readonly<Record<string, readonly { operation: string; key: RegExp }[]>> = {
-  // Backups only: a WAL object's HEAD is read for its signed record (user metadata), not its lock.
-  verifier: [{ operation: 'HeadObject', key: /^backups\// }],
+  // Backups and WAL objects (their lock is judged against the daily tier's term, lambdas/verifier/core/pitr.ts).
+  verifier: [{ operation: 'HeadObject', key: /^(backups|wal)\// }],
 };
 
 /**
