@@ -146,3 +146,27 @@ function checkReach(base: BaseCandidate, continuity: WalContinuity, archive: Arc
   }
   return { base, timeline: continuity.targetTimeline, requestedTimeline: timeline, continuity, reachableLsn, reachableTime, firstSegment };
 }
+
+export interface ReachableRange {
+  readonly base: BaseCandidate;
+  readonly from: Lsn;
+  /** Exclusive: the end of the newest segment reachable without a hole. */
+  readonly to: Lsn;
+  readonly toTime: Date;
+  readonly timeline: number;
+}
+
+/** From each base backup, the WAL positions recovery can reach along the latest timeline (bases that reach nothing are left out). */
+export function reachableRanges(bases: readonly BaseCandidate[], archive: ArchiveView): ReachableRange[] {
+  const ranges: ReachableRange[] = [];
+  for (const base of bases) {
+    try {
+      const plan = planRecovery([base], archive, { kind: 'latest' }, 'latest');
+      const from = parseLsn(base.baseBackup.stopLsn);
+      if (plan.reachableLsn > from) ranges.push({ base, from, to: plan.reachableLsn, toTime: plan.reachableTime, timeline: plan.timeline });
+    } catch {
+      // A base whose WAL is not archived without a hole has no range.
+    }
+  }
+  return ranges.sort((a, b) => compareLsn(a.from, b.from));
+}

@@ -22,7 +22,7 @@ import { loadVerifiedManifest } from '../select';
 import { controlSettings, MINIMAL_PG_HBA, MINIMAL_PG_IDENT, minimalPostgresqlConf, pgCtlStartCommand, pgCtlStopCommand, recoveryConfBlock } from './config';
 import { canOwnAs, checkDataDir, createDataDirs, osUser, removeDataDirs, writeOwned, type DataDirPlan, type OsUser } from './data-dir';
 import { planRecovery, type ArchiveView, type BaseCandidate, type RecoveryPlan } from './plan';
-import { startServer, waitForRecovery, type RecoveryReached, type RestoredServer } from './server';
+import { startServer, stopServer, waitForRecovery, type RecoveryReached, type RestoredServer } from './server';
 import { describeTarget, type RecoveryTarget, type TargetTimeline } from './target';
 
 /**
@@ -36,6 +36,8 @@ export interface WalArchiveAccess {
   view(): Promise<ArchiveView>;
   /** Writes restore_command's plan into the spool directory (owned by `owner`) and returns restore_command. */
   prepareFetch(spoolDir: string, owner: OsUser, plan: RecoveryPlan): Promise<string>;
+  /** Once recovery ended: removes what restore_command no longer needs (the copy of the private key). */
+  afterRecovery?(spoolDir: string): Promise<void>;
 }
 
 export interface PitrRestoreRequest {
@@ -61,6 +63,8 @@ export interface PitrRestoreRequest {
   readonly wal: (host: string) => WalArchiveAccess;
   /** Give up waiting for recovery after this long (the drill); default: wait as long as it takes. */
   readonly recoveryTimeoutMs?: number;
+  /** Stop the server when recovery fails or times out (the drill); a user's restore leaves it for a look. */
+  readonly stopOnFailure?: boolean;
 }
 
 export interface PitrRestoreResult {
@@ -102,8 +106,8 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** The base backups of the source (manifests checked), the newest first; the host they came from. */
-async function baseCandidates(request: PitrRestoreRequest): Promise<{ host: string; bases: BaseCandidate[]; manifests: Map<string, Manifest> }> {
+/** The base backups of the source (manifests checked); the host they came from. */
+export async function baseCandidates(request: Pick<PitrRestoreRequest, 'clients' | 'bucket' | 'group' | 'host' | 'source' | 'trusted'>): Promise<{ host: string; bases: BaseCandidate[]; manifests: Map<string, Manifest> }> {
   const entries = (await listBackups(request.clients.s3, request.bucket, { group: request.group, host: request.host, source: request.source })).filter(isComplete);
   const hosts = [...new Set(entries.map((e) => e.host))].sort();
   if (hosts.length > 1) throw new ColdsealError(EXIT.USAGE, `source "${request.source}" of group ${request.group} is backed up by several hosts (${hosts.join(', ')})`, 'Say which one with --host');
@@ -219,12 +223,19 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
   // ── Recover ──────────────────────────────────────────────────────────────────────────────────
   log.info(`starting PostgreSQL on port ${port} to replay WAL (log: ${server.logFile})`);
   await startServer(server);
-  const reached = await waitForRecovery(server, {
-    log,
-    walSegmentSize: base.baseBackup.walSegmentSize,
-    timeoutMs: request.recoveryTimeoutMs,
-    onAbort: (file) => `WAL file ${file} of s3://${bucket}/wal/${request.group}/${host}/${request.source}/ failed its checks or could not be fetched (the line of coldseal pitr wal-fetch above says which). Restore to a target before it (an earlier --to-time or --to-lsn), or run coldseal verify to see what is damaged; remove ${dirs.dataDir} and ${dirs.spoolDir} before the next attempt`,
-  });
+  let reached: RecoveryReached;
+  try {
+    reached = await waitForRecovery(server, {
+      log,
+      walSegmentSize: base.baseBackup.walSegmentSize,
+      timeoutMs: request.recoveryTimeoutMs,
+      onAbort: (file) => `WAL file ${file} of s3://${bucket}/wal/${request.group}/${host}/${request.source}/ failed its checks or could not be fetched (the line of coldseal pitr wal-fetch above says which). Restore to a target before it (an earlier --to-time or --to-lsn), or run coldseal verify to see what is damaged; remove ${dirs.dataDir} and ${dirs.spoolDir} before the next attempt`,
+    });
+  } catch (error) {
+    if (request.stopOnFailure) await stopServer(server, 'immediate').catch(() => undefined);
+    throw error;
+  }
+  await wal.afterRecovery?.(dirs.spoolDir);
   return { ...result, reached };
 }
 
