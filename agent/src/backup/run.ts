@@ -62,14 +62,14 @@ export interface BackupResult {
   readonly exitCode: ExitCode;
 }
 
-interface Keys {
+export interface Keys {
   readonly recipients: readonly PublicKey[];
   readonly recipientFingerprints: string[];
   readonly recipientKeyIds: string[];
   readonly signingKey: PrivateKey;
 }
 
-async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Keys> {
+export async function loadKeys(config: AgentConfig, clients: AgentClients): Promise<Keys> {
   try {
     const recipients = await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients');
     const signingKey = await readPrivateKey(await resolveSecret(clients.ssm, config.signingKey, 'signing key'), 'signing key', process.env.COLDSEAL_KEY_PASSPHRASE);

@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /**
  * The command line that runs this same agent again, for the commands PostgreSQL runs for us
@@ -9,7 +11,29 @@ import { resolve } from 'node:path';
 export function selfInvocation(): string[] {
   const script = process.argv[1];
   if (!script) throw new Error('cannot tell which script is running this agent (process.argv[1] is empty)');
-  return [process.execPath, ...process.execArgv, resolve(script)];
+  return [process.execPath, ...absoluteExecArgv(process.execArgv), resolve(script)];
+}
+
+/**
+ * PostgreSQL runs archive_command and restore_command in the data directory, where a bare
+ * `--import tsx` would not resolve (Node resolves it from the working directory): such a module is
+ * named by its file URL, as resolved from here.
+ */
+function absoluteExecArgv(args: readonly string[]): string[] {
+  const fromHere = createRequire(join(process.cwd(), 'noop.js'));
+  const absolute = (specifier: string) => {
+    if (/^(?:[./]|file:|node:|data:)/.test(specifier)) return specifier;
+    try {
+      return pathToFileURL(fromHere.resolve(specifier)).href;
+    } catch {
+      return specifier;
+    }
+  };
+  return args.map((arg, i) => {
+    const inline = /^(--import|--require|-r|--loader|--experimental-loader)=(.*)$/.exec(arg);
+    if (inline) return `${inline[1]}=${absolute(inline[2]!)}`;
+    return i > 0 && /^(--import|--require|-r|--loader|--experimental-loader)$/.test(args[i - 1]!) ? absolute(arg) : arg;
+  });
 }
 
 /** Single-quotes a word for /bin/sh (a ' inside becomes '\''). */

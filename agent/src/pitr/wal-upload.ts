@@ -1,0 +1,279 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { AgentConfig } from '../../../format/agent-config';
+import { walObjectKey } from '../../../format/layout';
+import { parseWalFileName } from '../../../format/wal';
+import type { WalRecord } from '../../../format/wal-record';
+import { DigestStream } from '../../../runtime/digest';
+import { fingerprintOf, type PublicKey } from '../../../runtime/pgp';
+import { openWalRecord, signWalRecord, WalRecordError } from '../../../runtime/wal-record';
+import type { AgentClients } from '../aws';
+import type { Keys } from '../backup/run';
+import { ColdsealError, EXIT } from '../errors';
+import type { Log } from '../log';
+import { startCompressor, type CompressionChoice } from '../pipeline/compression';
+import { startEncryption, type Encryptor } from '../pipeline/encrypt';
+import { lastLines } from '../process-output';
+import { AGENT_VERSION } from '../version';
+import { readSegmentHeader, type ClusterIdentity } from './cluster-files';
+
+/**
+ * Archives ONE WAL file (segment, .history, .backup or .partial): read → compress → OpenPGP
+ * encrypt → SHA-256, then ONE conditional PutObject whose user metadata carries the signed record
+ * (format/wal-record.ts). The plaintext streams through (hashed on the way); the ciphertext is
+ * buffered, at most about one segment (≤ 64 MiB), because a PutObject with its SHA-256 checksum
+ * header needs the length and the digest before the first byte is sent.
+ *
+ * "Written once": `If-None-Match: *` makes S3 refuse (412 Precondition Failed) a write to a key
+ * that exists (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html,
+ * "How to prevent object overwrites with conditional writes"; a concurrent conditional write of the
+ * same key gets 409 ConditionalRequestConflict and may be retried). Then the existing object's
+ * signed record decides: the same plaintext SHA-256 is the same file archived before (PostgreSQL
+ * retries a file whose archive_command's success it did not record); a different one is an
+ * integrity failure, never an overwrite, so a `.history` file is never replaced.
+ */
+
+/** WAL segments are buffered (ciphertext) in memory: larger wal_segment_size values are refused. */
+export const MAX_WAL_FILE_BYTES = 64 * 1024 * 1024;
+
+export interface WalArchiveContext {
+  readonly config: AgentConfig;
+  readonly clients: AgentClients;
+  readonly log: Log;
+  readonly host: string;
+  readonly source: string;
+  readonly keys: Keys;
+  /** The group's signing keys a record already in S3 may be signed by (this host's own at least). */
+  readonly trustedSigningKeys: readonly PublicKey[];
+  readonly encryptor: Encryptor;
+  readonly compression: CompressionChoice;
+  readonly cluster: ClusterIdentity;
+  readonly now: () => Date;
+  /** Stops in-flight S3 requests (the call's deadline). */
+  readonly signal?: AbortSignal;
+}
+
+export interface WalUploadResult {
+  readonly walFile: string;
+  readonly key: string;
+  readonly outcome: 'archived' | 'already-archived';
+  readonly plaintextBytes: number;
+  readonly ciphertextBytes: number;
+  readonly plaintextSha256: string;
+}
+
+/** A WAL file whose archived copy differs from the file (or whose record fails its checks). */
+export class WalIntegrityError extends ColdsealError {
+  constructor(
+    message: string,
+    hint: string,
+    readonly walFile: string,
+    readonly key: string,
+  ) {
+    super(EXIT.INTEGRITY, message, hint);
+  }
+}
+
+export async function archiveWalFile(ctx: WalArchiveContext, file: { readonly path: string; readonly walFile: string }): Promise<WalUploadResult> {
+  const { config, cluster } = ctx;
+  let parsed;
+  try {
+    parsed = parseWalFileName(file.walFile);
+  } catch (error) {
+    throw new ColdsealError(EXIT.USAGE, (error as Error).message, 'archive_command passes %f, the WAL file name, as the second argument');
+  }
+  const key = walObjectKey(config.group, ctx.host, ctx.source, file.walFile);
+  const size = await stat(file.path).then(
+    (s) => s.size,
+    (error: NodeJS.ErrnoException) => {
+      throw new ColdsealError(EXIT.SOURCE, `cannot read WAL file ${file.path}: ${error.code ?? error.message}`, 'archive_command passes %p, the path relative to the data directory it runs in, as the first argument');
+    },
+  );
+  if (size > MAX_WAL_FILE_BYTES) {
+    throw new ColdsealError(
+      EXIT.CONFIG,
+      `WAL file ${file.walFile} is ${size} bytes: coldseal archives WAL files of at most ${MAX_WAL_FILE_BYTES / 1048576} MiB (it holds one in memory)`,
+      'This cluster was initialised with a wal_segment_size above 64 MB (initdb --wal-segsize): archive it with another tool, or re-initialise with 64 MB or less',
+    );
+  }
+  if (parsed.kind === 'segment' || parsed.kind === 'partial') {
+    // A segment of another cluster or size in this pg_wal would poison the archive: refuse it loudly.
+    const header = await readSegmentHeader(file.path).catch((error: Error) => {
+      throw new ColdsealError(EXIT.SOURCE, `WAL file ${file.walFile} has no valid header: ${error.message}`, 'The file is not a WAL segment of this cluster: check pg_wal');
+    });
+    if (header.systemIdentifier !== cluster.systemIdentifier || header.walSegmentSize !== cluster.walSegmentSize || (parsed.kind === 'segment' && size !== cluster.walSegmentSize)) {
+      throw new ColdsealError(
+        EXIT.SOURCE,
+        `WAL file ${file.walFile} (system ${header.systemIdentifier}, segment size ${header.walSegmentSize}, ${size} bytes) does not belong to this cluster (system ${cluster.systemIdentifier}, segment size ${cluster.walSegmentSize})`,
+        'Nothing was archived: find out how a foreign or truncated segment got into pg_wal',
+      );
+    }
+  }
+
+  const encoded = await encodeWalFile(ctx, file.path, size);
+  const record: WalRecord = {
+    formatVersion: 1,
+    group: config.group,
+    host: ctx.host,
+    source: ctx.source,
+    walFile: file.walFile,
+    systemIdentifier: cluster.systemIdentifier,
+    walSegmentSize: cluster.walSegmentSize,
+    plaintextBytes: encoded.plaintextBytes,
+    plaintextSha256: encoded.plaintextSha256,
+    ciphertextBytes: encoded.ciphertext.length,
+    ciphertextSha256: encoded.ciphertextSha256,
+    compression: ctx.compression.algorithm,
+    recipientKeyIds: ctx.keys.recipientKeyIds,
+    signingKeyFingerprint: fingerprintOf(ctx.keys.signingKey),
+    archivedAt: ctx.now().toISOString(),
+    agentVersion: AGENT_VERSION,
+  };
+  const metadata = await signWalRecord(record, ctx.keys.signingKey);
+  const result = { walFile: file.walFile, key, plaintextBytes: encoded.plaintextBytes, ciphertextBytes: encoded.ciphertext.length, plaintextSha256: encoded.plaintextSha256 };
+
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ctx.clients.s3.send(
+        new PutObjectCommand({
+          Bucket: config.bucket,
+          Key: key,
+          Body: encoded.ciphertext,
+          ContentLength: encoded.ciphertext.length,
+          ContentType: 'application/pgp-encrypted',
+          IfNoneMatch: '*',
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumSHA256: Buffer.from(encoded.ciphertextSha256, 'hex').toString('base64'),
+          Metadata: metadata,
+          StorageClass: config.upload.storageClass,
+          ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+          ...lockParams(config, ctx.now()),
+        }),
+        { abortSignal: ctx.signal },
+      );
+      return { ...result, outcome: 'archived' };
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const name = (error as { name?: string }).name;
+      if (status === 412 || name === 'PreconditionFailed') return { ...result, outcome: await compareWithArchived(ctx, key, file.walFile, encoded.plaintextSha256) };
+      // Another writer of the same key is in flight: S3 asks to retry (conditional-writes page above).
+      if ((status === 409 || name === 'ConditionalRequestConflict') && attempt < 3) {
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        continue;
+      }
+      throw storageError(error as Error, config.bucket, key);
+    }
+  }
+}
+
+function lockParams(config: AgentConfig, now: Date) {
+  // WAL serves the base backups of every tier; it is locked like the daily tier, the shortest.
+  const lock = config.objectLock.daily;
+  if (!lock) return {};
+  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000) };
+}
+
+async function compareWithArchived(ctx: WalArchiveContext, key: string, walFile: string, plaintextSha256: string): Promise<'already-archived'> {
+  const location = `s3://${ctx.config.bucket}/${key}`;
+  let metadata: Record<string, string> | undefined;
+  try {
+    metadata = (await ctx.clients.s3.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }), { abortSignal: ctx.signal })).Metadata;
+  } catch (error) {
+    throw storageError(error as Error, ctx.config.bucket, key, `${walFile} exists in the archive, but reading its record failed`);
+  }
+  let archived: WalRecord;
+  try {
+    archived = (await openWalRecord(metadata, ctx.trustedSigningKeys, key)).record;
+  } catch (error) {
+    if (!(error instanceof WalRecordError)) throw error;
+    throw new WalIntegrityError(
+      `${walFile} is already in the archive (${location}) but its record cannot be trusted: ${error.message}`,
+      'Nothing was overwritten. Find out who wrote that object (CloudTrail); until then this WAL file is not archived and PostgreSQL keeps it in pg_wal',
+      walFile,
+      key,
+    );
+  }
+  if (archived.plaintextSha256 !== plaintextSha256) {
+    throw new WalIntegrityError(
+      `${walFile} is already in the archive (${location}, archived ${archived.archivedAt} from system ${archived.systemIdentifier}) with different content (plaintext SHA-256 ${archived.plaintextSha256}, this file ${plaintextSha256})`,
+      'Nothing was overwritten. Two clusters may be archiving to the same source name, or a cluster was restored or re-initialised without a new source: give each cluster its own source name',
+      walFile,
+      key,
+    );
+  }
+  ctx.log.info('already archived', { walFile, key, plaintextSha256 });
+  return 'already-archived';
+}
+
+function storageError(error: Error, bucket: string, key: string, what = 'upload'): ColdsealError {
+  const name = (error as { name?: string }).name ?? '';
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (name === 'AbortError') return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} did not finish in time`, 'Check network access to S3; PostgreSQL retries the WAL file', { cause: error });
+  if (name === 'CredentialsProviderError') return new ColdsealError(EXIT.STORAGE, `no AWS credentials for s3://${bucket}/${key}`, 'archive_command runs as the PostgreSQL server\'s user with its environment: give the host an instance profile, or AWS_* settings in the server\'s environment', { cause: error });
+  if (status === 403 || name === 'AccessDenied') return new ColdsealError(EXIT.STORAGE, `S3 refused ${what} to s3://${bucket}/${key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role', { cause: error });
+  return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} failed: ${error.message}`, 'Check network access to S3; PostgreSQL keeps the WAL file and retries', { cause: error });
+}
+
+interface EncodedWal {
+  readonly plaintextBytes: number;
+  readonly plaintextSha256: string;
+  readonly ciphertext: Buffer;
+  readonly ciphertextSha256: string;
+}
+
+/** Hashes and counts plaintext on its way to the compressor. */
+class PlaintextHash extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+function exitOf(child: ChildProcess | undefined): Promise<string | undefined> {
+  if (!child) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve(error.message));
+    child.once('close', (code, signal) => resolve(code === 0 ? undefined : (signal ?? `status ${code}`)));
+  });
+}
+
+/** The same compress → encrypt pipeline as dumps (pipeline/compression.ts, pipeline/encrypt.ts), ending in a bounded buffer. */
+async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number): Promise<EncodedWal> {
+  const compressor = startCompressor(ctx.compression);
+  const compressorExit = exitOf(compressor.child);
+  const direct = compressor.child !== undefined && ctx.encryptor.kind === 'gpg';
+  const encryption = await startEncryption(ctx.encryptor, compressor.output, { direct });
+  const encryptorExit = exitOf(encryption.child);
+  const plaintext = new PlaintextHash();
+  const readDone = new Promise<Error | undefined>((resolve) => pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), plaintext, compressor.input!, (error) => resolve(error ?? undefined)));
+
+  // zstd and OpenPGP add a few hundred bytes to incompressible input; more means something is wrong.
+  const limit = size + Math.ceil(size / 64) + 65536;
+  const digest = new DigestStream(limit + 1);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of encryption.output as AsyncIterable<Buffer>) {
+      digest.update(chunk);
+      if (digest.bytesSoFar > limit) throw new ColdsealError(EXIT.FAILURE, `the ciphertext of ${path} grew past ${limit} bytes`, 'This is a bug: please report it');
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    compressor.child?.kill('SIGKILL');
+    encryption.child?.kill('SIGKILL');
+    throw error;
+  }
+  const [readError, compressorFailure, encryptorFailure] = await Promise.all([readDone, compressorExit, encryptorExit, encryption.inputDone]);
+  if (readError) throw new ColdsealError(EXIT.SOURCE, `reading ${path} failed: ${readError.message}`, 'Check the file and the data directory\'s permissions');
+  if (compressorFailure) throw new ColdsealError(EXIT.FAILURE, `zstd failed on ${path} (${compressorFailure}): ${lastLines(compressor.stderrTail(), 2)}`, 'Check free memory and the zstd installation');
+  if (encryptorFailure) throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${path} (${encryptorFailure}): ${lastLines(encryption.stderrTail(), 2)}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
+  if (plaintext.bytes !== size) throw new ColdsealError(EXIT.SOURCE, `${path} changed size while it was read (${size} → ${plaintext.bytes} bytes)`, 'A WAL file marked .ready never changes: check what writes into pg_wal');
+  const ciphertext = Buffer.concat(chunks);
+  return { plaintextBytes: plaintext.bytes, plaintextSha256: plaintext.hash.digest('hex'), ciphertext, ciphertextSha256: digest.finish().sha256 };
+}
