@@ -71,7 +71,7 @@ function base(stamp: string, stoppedAt: string, startSeg: number, stopSeg: numbe
 /** Segments 2..last of timeline 1, segment n archived at 10:0n. */
 function archive(last: number, missing: number[] = []): ArchiveView {
   const files = [];
-  for (let n = 2; n <= last; n++) if (!missing.includes(n)) files.push({ name: seg(1, n), archivedAt: new Date(`2026-12-06T10:${String(n).padStart(2, '0')}:00Z`) });
+  for (let n = 2; n <= last; n++) if (!missing.includes(n)) files.push({ walFile: seg(1, n), archivedAt: `2026-12-06T10:${String(n).padStart(2, '0')}:00.000Z` });
   return { files, histories: new Map() };
 }
 
@@ -113,7 +113,7 @@ test('a hole between the base and the target: refused naming the missing segment
 test('timelines: a base on the target timeline\'s history; a base after the fork is not on the old timeline', () => {
   // Timeline 2 forked at segment 6 (promotion); base 3 was taken on timeline 2.
   const view: ArchiveView = {
-    files: [...archive(6).files, ...[6, 7, 8].map((n) => ({ name: seg(2, n), archivedAt: new Date(`2026-12-06T10:${String(n + 10).padStart(2, '0')}:00Z`) })), { name: '00000002.history', archivedAt: new Date('2026-12-06T10:15:00Z') }],
+    files: [...archive(6).files, ...[6, 7, 8].map((n) => ({ walFile: seg(2, n), archivedAt: `2026-12-06T10:${String(n + 10).padStart(2, '0')}:00.000Z` })), { walFile: '00000002.history', archivedAt: '2026-12-06T10:15:00.000Z' }],
     histories: new Map([['00000002.history', '1\t0/6000000\tno recovery target specified\n']]),
   };
   const b3 = base('20261206T101600Z', '2026-12-06T10:16:30Z', 7, 7, 2);

@@ -1,5 +1,6 @@
 import type { BaseBackup } from '../../../../format/manifest';
-import { compareLsn, formatLsn, parseLsn, parseWalFileName, segmentFileNameOfLsn, walContinuity, type Lsn, type WalContinuity } from '../../../../format/wal';
+import { recoveryWindow, type ArchivedWalFile } from '../../../../format/recovery-window';
+import { compareLsn, formatLsn, parseLsn, segmentFileNameOfLsn, walContinuity, type Lsn, type WalContinuity } from '../../../../format/wal';
 import { ColdsealError, EXIT } from '../../errors';
 import { describeTarget, formatMicros, microsOf, type RecoveryTarget, type TargetTimeline } from './target';
 
@@ -25,16 +26,10 @@ export interface BaseCandidate {
   readonly baseBackup: BaseBackup;
 }
 
-export interface ArchivedWal {
-  /** The WAL file name (segment, .history, .backup, .partial). */
-  readonly name: string;
-  /** When the object was written (S3 LastModified, or the signed record's archivedAt). */
-  readonly archivedAt: Date;
-}
-
 export interface ArchiveView {
-  readonly files: readonly ArchivedWal[];
-  /** The content of the archived .history files, by file name (decrypted and checked by the caller). */
+  /** Every archived file with its archive time (the listing). */
+  readonly files: readonly ArchivedWalFile[];
+  /** The content of the archived .history files, by file name (read and checked by the caller). */
   readonly histories: ReadonlyMap<string, string>;
 }
 
@@ -52,18 +47,14 @@ export interface RecoveryPlan {
   readonly firstSegment: string;
 }
 
-/** The window a source can be restored into, for messages: "from … to …". */
+/** The recovery window (format/recovery-window.ts), as messages name it: "from … to …", and its gaps. */
 export function describeWindow(bases: readonly BaseCandidate[], archive: ArchiveView): string {
-  if (bases.length === 0) return 'no base backup exists';
-  const oldest = [...bases].sort((a, b) => Date.parse(a.baseBackup.stoppedAt) - Date.parse(b.baseBackup.stoppedAt))[0];
-  const newest = newestSegment(archive);
-  const from = `from ${oldest.baseBackup.stoppedAt} (LSN ${oldest.baseBackup.stopLsn}, end of base backup ${oldest.stamp})`;
-  if (!newest) return `${from}; no WAL archived yet`;
-  return `${from} to about ${newest.archivedAt.toISOString()} (newest archived segment ${newest.name})`;
-}
-
-function newestSegment(archive: ArchiveView): ArchivedWal | undefined {
-  return archive.files.filter((f) => parseWalFileName(f.name).kind === 'segment').sort((a, b) => a.archivedAt.getTime() - b.archivedAt.getTime()).at(-1);
+  if (bases.length === 0) return 'empty: no base backup exists';
+  const window = recoveryWindow({ files: archive.files, histories: archive.histories, bases: bases.map((b) => ({ ...b.baseBackup, id: b.stamp })) });
+  if (!window.from || !window.to) return `empty: ${window.notes.join('; ') || 'no base backup can be replayed with the archived WAL'}`;
+  const gaps = window.gaps.length ? `; gaps: ${window.gaps.map((g) => `${g.from}${g.to !== g.from ? `..${g.to}` : ''} (breaks replay at ${g.breaksAt})`).join(', ')}` : '';
+  const older = window.ranges.length > 1 ? `; also ${window.ranges.slice(0, -1).map((r) => `${r.from.time}..${r.to.time}`).join(', ')}` : '';
+  return `from ${window.from.time} (LSN ${window.from.lsn}, end of base backup ${window.from.base}) to about ${window.to.time} (LSN ${window.to.lsn}, newest archived segment ${window.to.segment})${older}${gaps}`;
 }
 
 function stopsBefore(base: BaseBackup, target: RecoveryTarget): boolean {
@@ -87,7 +78,7 @@ export function planRecovery(bases: readonly BaseCandidate[], archive: ArchiveVi
   if (eligible.length === 0) {
     throw new ColdsealError(EXIT.NOT_FOUND, `the target ${describeTarget(target)} is before the end of the first base backup: the recovery window is ${window}`, 'Choose a target inside the window (coldseal list shows it)');
   }
-  const names = archive.files.map((f) => f.name);
+  const names = archive.files.map((f) => f.walFile);
   const skipped: string[] = [];
   for (const base of eligible) {
     const b = base.baseBackup;
@@ -109,7 +100,7 @@ function checkReach(base: BaseCandidate, continuity: WalContinuity, archive: Arc
   const segSize = b.walSegmentSize;
   const stop = parseLsn(b.stopLsn);
   const firstSegment = segmentFileNameOfLsn(b.timeline, stop, segSize);
-  const timeOf = new Map(archive.files.map((f) => [f.name, f.archivedAt]));
+  const timeOf = new Map(archive.files.map((f) => [f.walFile, new Date(f.archivedAt)]));
   const gap = continuity.gaps[0];
   const what = (missing: string) =>
     `Restore to a target before it (an earlier --to-time or --to-lsn), or run coldseal verify --source … to see what is damaged; ${missing} may still be in the server's pg_wal: archive it again with coldseal pitr archive-push`;
