@@ -19,6 +19,7 @@ import { rerunCommand, terminalConfirm } from './terminal';
 import { runPitrRestore, type PitrRestoreResult } from '../restore/pitr/run';
 import { parseRecoveryTarget, wantsPitr, type RecoveryTarget, type TargetTimeline } from '../restore/pitr/target';
 import { walArchiveAccess } from '../restore/pitr/wal-access';
+import { pitrConnection } from '../pitr/source-connection';
 
 export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions {
   readonly source?: string;
@@ -230,6 +231,8 @@ export async function runPitrRestoreCommand(options: RestoreCommandOptions, log:
     port: valid.port,
     keepArchiving: Boolean(options.keepArchiving),
     sourceConfig: pg,
+    // Only to ask the running server where its data directory is: a secret that cannot be read leaves that check out.
+    sourceConnection: pg ? await pitrConnection(pg, clients, 'coldseal-restore').catch(() => undefined) : undefined,
     archive: { tier: valid.retrieval, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
     wal: (host) =>
       walArchiveAccess(
@@ -270,6 +273,7 @@ async function printPitrRestore(options: RestoreCommandOptions, log: Log): Promi
     console.log('recovery prepared, not started. Start it with:');
     console.log(`  ${result.startCommand}`);
     console.log(`it replays WAL through coldseal pitr wal-fetch to the target, then promotes; follow it in ${result.server.logFile}`);
+    console.log(`${result.spoolDir} holds a copy of the private key for restore_command (0600, ${result.server.runAs ?? 'this user'}): once the server is promoted, remove it: rm ${result.spoolDir}/recipient.key.*`);
     console.log(`connect: ${result.connection}`);
     console.log(`stop:    ${result.stopCommand}`);
     return EXIT.OK;

@@ -14,7 +14,7 @@ import { psqlRun, type PgConnection } from '../../db/postgres';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
 import { runTool, toolSink } from '../../pipeline/sink';
-import { shellCommand } from '../../pitr/self-invocation';
+import { selfInvocation, shellCommand } from '../../pitr/self-invocation';
 import { ensureReadable, s3ArchiveClient, type ArchivePolicy } from '../archive';
 import { missingObject, openPlaintext } from '../plaintext';
 import { progress, streamInto } from '../restore';
@@ -166,6 +166,31 @@ function sourceConnection(source: PostgresSourceConfig | undefined): PgConnectio
   return { env, runAs: source.runAs, binDir: source.binDir };
 }
 
+/** The user the restored server's processes run as, when it is not this process's. */
+function serverRunAs(owner: OsUser): string | undefined {
+  return owner.uid === process.getuid?.() ? undefined : owner.name;
+}
+
+/**
+ * restore_command runs this agent again as the server's OS user. If that user cannot run it (the
+ * script in a directory it cannot read), Node exits 1, which PostgreSQL takes for "not in the
+ * archive": recovery would end early and promote. So it is tried before anything is written.
+ */
+async function checkAgentRunsAs(owner: OsUser, runAs: string | undefined): Promise<void> {
+  if (!runAs) return;
+  const [node, ...args] = selfInvocation();
+  const { command, args: full } = asUser(runAs, node, [...args, '--version']);
+  try {
+    await runTool({ command, args: full }, `running the agent as ${owner.name}`);
+  } catch (error) {
+    throw new ColdsealError(
+      EXIT.CONFIG,
+      `restore_command would run this agent (${args.at(-1)}) as ${owner.name}, who cannot run it: ${(error as Error).message}`,
+      `Put the agent where ${owner.name} can read it (e.g. /opt/coldseal, mode 755/644), and run the restore from there. Nothing was written`,
+    );
+  }
+}
+
 export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrRestoreResult> {
   const { clients, bucket, log } = request;
   // ── Decide, before anything is downloaded or written ─────────────────────────────────────────
@@ -190,6 +215,7 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
     }
     throw error;
   });
+  await checkAgentRunsAs(owner, serverRunAs(owner));
   const port = request.port ?? (await freeLocalPort());
   if (request.port !== undefined && !request.prepareOnly && !(await portIsFree(port))) throw new ColdsealError(EXIT.USAGE, `port ${port} is in use on 127.0.0.1`, 'Give another --port, or leave it out to take a free one');
   const running = await runningDataDirectory(request.sourceConnection ?? sourceConnection(request.sourceConfig), log);
@@ -201,7 +227,7 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
   });
 
   // ── Lay the base backup and the recovery settings ─────────────────────────────────────────────
-  const server: RestoredServer = { binDir, dataDir: dirs.dataDir, socketDir: dirs.spoolDir, port, logFile: join(dirs.spoolDir, 'postgresql.log'), runAs: owner.uid === process.getuid?.() ? undefined : owner.name };
+  const server: RestoredServer = { binDir, dataDir: dirs.dataDir, socketDir: dirs.spoolDir, port, logFile: join(dirs.spoolDir, 'postgresql.log'), runAs: serverRunAs(owner) };
   const wroteConfig: string[] = [];
   await createDataDirs(dirs);
   try {
