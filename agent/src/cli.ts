@@ -8,6 +8,7 @@ import { defineVerifyCommand } from './commands/verify';
 import { defineKeysCommand } from './commands/keys';
 import { defineTriggerCommand } from './commands/trigger';
 import { definePitrCommand } from './commands/pitr';
+import { defineWalFetchCommand } from './commands/pitr-wal-fetch';
 import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
 import { nodeVersionNotice } from './node-notice';
@@ -55,7 +56,7 @@ defineRestoreCommand(program, run, getLog);
 defineVerifyCommand(program, run, getLog);
 defineDrillCommand(program, run, getLog);
 defineTriggerCommand(program, run, getLog);
-definePitrCommand(program, run, getLog);
+defineWalFetchCommand(definePitrCommand(program, run, getLog), run, getLog);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

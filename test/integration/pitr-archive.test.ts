@@ -54,7 +54,7 @@ const setupArgs = (...extra: string[]) => ['pitr', 'setup', '--source', 'pg', '-
 /** Rows, then a WAL switch: returns the segment that became ready. */
 function writeAndSwitch(rows = 1000): string {
   cluster.psql('postgres', `insert into t select g, md5(g::text) from generate_series(1, ${rows}) g`);
-  return cluster.psql('postgres', 'select pg_walfile_name(pg_current_wal_lsn()) from pg_switch_wal()');
+  return cluster.psql('postgres', 'select pg_walfile_name(pg_switch_wal())');
 }
 
 async function waitArchived(segment: string, seconds = 40): Promise<void> {

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ARCHIVED_CLASSES } from '../../../format/backup-listing';
 import type { Tier } from '../../../format/layout';
+import type { RecoveryWindow } from '../../../format/recovery-window';
 import { mapLimit } from '../../../runtime/concurrency';
 import type { DrillState } from './drills';
 import { headRestoreState, type RestoreState } from './glacier';
@@ -105,4 +106,41 @@ export function summarize(rows: readonly BackupRow[], now: Date): SourceStatus[]
       byTier,
     };
   });
+}
+
+/**
+ * The recovery window of one PITR source as `coldseal list` shows it (format/recovery-window.ts):
+ * on every backup row of that source in --json, and as a block after the table in text.
+ */
+export interface RecoveryWindowSummary {
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+  readonly from: RecoveryWindow['from'];
+  readonly to: RecoveryWindow['to'];
+  /** Every reachable range, oldest first; several when a gap cuts an older base backup off. */
+  readonly ranges: RecoveryWindow['ranges'];
+  readonly gaps: RecoveryWindow['gaps'];
+  readonly newestArchivedWal: RecoveryWindow['newestSegment'];
+  readonly notes: readonly string[];
+}
+
+export function summarizeWindow(location: { group: string; host: string; source: string }, window: RecoveryWindow): RecoveryWindowSummary {
+  return { ...location, from: window.from, to: window.to, ranges: window.ranges, gaps: window.gaps, newestArchivedWal: window.newestSegment, notes: window.notes };
+}
+
+export function formatWindows(windows: readonly RecoveryWindowSummary[]): string {
+  if (windows.length === 0) return '';
+  const point = (p: { time: string; lsn: string; timeline: number }) => `${p.time.replace(/\.\d{3}Z$/, 'Z')} (LSN ${p.lsn}, timeline ${p.timeline})`;
+  const lines = ['', 'RECOVERY WINDOWS (point-in-time recovery)'];
+  for (const w of windows) {
+    const name = `${w.host}/${w.source}`;
+    if (w.from && w.to) lines.push(`${name}: from ${point(w.from)} to ${point(w.to)}`);
+    else lines.push(`${name}: no recovery window${w.newestArchivedWal ? ` (newest archived WAL ${w.newestArchivedWal.walFile} at ${w.newestArchivedWal.archivedAt})` : ''}`);
+    for (const r of w.ranges.slice(0, -1)) lines.push(`  also from ${point(r.from)} to ${point(r.to)} (cut off by a gap)`);
+    for (const g of w.gaps) lines.push(`  GAP ${g.from}..${g.to} (timeline ${g.timeline}): replay stops at ${g.breaksAt}, WAL resumes at ${g.resumesAt}${g.breaks.length ? `; ends the range of ${g.breaks.join(', ')}` : ''}`);
+    if (w.from && w.to && w.newestArchivedWal && w.newestArchivedWal.walFile !== w.to.segment) lines.push(`  newer WAL is archived (${w.newestArchivedWal.walFile}) but no base backup reaches it`);
+    for (const n of w.notes) lines.push(`  note: ${n}`);
+  }
+  return lines.join('\n');
 }

@@ -1,19 +1,31 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../../runtime/byte-size';
 import { isTier, TIERS, type Tier } from '../../../format/layout';
+import type { AgentConfig } from '../../../format/agent-config';
+import type { AgentClients } from '../aws';
 import { drillStates } from '../catalog/drills';
-import { listBackups, type CatalogFilter } from '../catalog/listing';
-import { describeBackups, type BackupRow } from '../catalog/rows';
+import { listBackups, type BackupEntry, type CatalogFilter } from '../catalog/listing';
+import { describeBackups, formatWindows, summarizeWindow, type BackupRow, type RecoveryWindowSummary } from '../catalog/rows';
 import { ColdsealError, EXIT } from '../errors';
-import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
-import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, ONLY_HOST_FLAG, parseTime, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type RunAction, type SelectionOptions } from './options';
+import { listWalSources, sourceRecoveryWindow } from '../pitr/wal-catalog';
+import { readClients, readLocation, validateReplicaOptions, type ReadLocation, type ReplicaOptions } from '../replica';
+import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
+import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, ONLY_HOST_FLAG, PASSPHRASE_FILE_FLAG, parseTime, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type KeyOptions, type RunAction, type SelectionOptions } from './options';
 
-export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions {
+export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions {
   readonly source?: string;
   readonly tier?: string;
   readonly since?: string;
   readonly until?: string;
   readonly incomplete?: boolean;
+}
+
+/** A backup row; rows of a PITR source carry its recovery window. */
+export type ListedRow = BackupRow & { readonly recoveryWindow?: RecoveryWindowSummary };
+
+export interface ListResult {
+  readonly rows: ListedRow[];
+  readonly windows: RecoveryWindowSummary[];
 }
 
 export function defineListCommand(program: Command, run: RunAction): void {
@@ -26,11 +38,14 @@ export function defineListCommand(program: Command, run: RunAction): void {
     { flags: '--since <time>', description: 'only backups at or after this time' },
     { flags: '--until <time>', description: 'only backups at or before this time' },
     { flags: '--incomplete', description: 'only backups without a manifest (never committed)' },
+    { flags: '--key <file>', description: 'PITR sources with several timelines: the recipient private key, to read the timeline history files (without it, timeline switches are assumed from the file names)' },
+    PASSPHRASE_FILE_FLAG,
+    SIGNING_PUBLIC_KEY_FLAG,
     JSON_FLAG,
   ).action((options: ListCommandOptions, command: Command) =>
     run(async () => {
-      const rows = await runList(options);
-      console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows));
+      const { rows, windows } = await runList(options);
+      console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows) + formatWindows(windows));
       return EXIT.OK;
     }),
   );
@@ -42,20 +57,78 @@ export function validateListOptions(options: ListCommandOptions): { tier?: Tier;
   return { tier: options.tier as Tier | undefined, since: parseTime(options.since, '--since'), until: parseTime(options.until, '--until') };
 }
 
-export async function runList(options: ListCommandOptions): Promise<BackupRow[]> {
+export async function runList(options: ListCommandOptions): Promise<ListResult> {
   const { tier, since, until } = validateListOptions(options);
-  const rows = await readBackupRows(options, { source: options.source, tier, since, until });
-  return options.incomplete ? rows.filter((r) => !r.complete) : rows;
+  const read = await readBackups(options, { source: options.source, tier, since, until });
+  const windows = await readRecoveryWindows(options, read);
+  const rows: ListedRow[] = (options.incomplete ? read.rows.filter((r) => !r.complete) : read.rows).map((row) => {
+    const window = windows.find((w) => w.group === row.group && w.host === row.host && w.source === row.source);
+    return window ? { ...row, recoveryWindow: window } : row;
+  });
+  return { rows, windows };
 }
 
 /** The group's backups (as list and status show them), with their drill state. */
 export async function readBackupRows(options: ConfigOrigin & ReplicaOptions & SelectionOptions, filter: Omit<CatalogFilter, 'group' | 'host'> = {}): Promise<BackupRow[]> {
+  return (await readBackups(options, filter)).rows;
+}
+
+interface ReadBackups {
+  readonly config: AgentConfig;
+  readonly clients: AgentClients;
+  readonly location: ReadLocation;
+  readonly group: string;
+  readonly entries: BackupEntry[];
+  readonly rows: BackupRow[];
+}
+
+async function readBackups(options: ConfigOrigin & ReplicaOptions & SelectionOptions, filter: Omit<CatalogFilter, 'group' | 'host'>): Promise<ReadBackups> {
   const { config, clients } = await loadAgentConfig(options);
-  const { s3, bucket } = await readLocation(options, config, clients);
+  const location = await readLocation(options, config, clients);
+  const { s3, bucket } = location;
   const group = options.group ?? config.group;
   const entries = await listBackups(s3, bucket, { group, host: options.host, ...filter });
   const drills = await drillStates(s3, bucket, group).catch(() => new Map());
-  return describeBackups(s3, bucket, entries, drills);
+  return { config, clients, location, group, entries, rows: await describeBackups(s3, bucket, entries, drills) };
+}
+
+/**
+ * The recovery window of every PITR source in the selection (those with a WAL archive). Base
+ * backups count only from their signed manifests, so the group's trusted signing keys are read;
+ * a window that cannot be worked out is shown with the reason, and never fails the listing.
+ */
+async function readRecoveryWindows(options: ListCommandOptions, read: ReadBackups): Promise<RecoveryWindowSummary[]> {
+  const { s3, bucket } = read.location;
+  let sources: { host: string; source: string }[];
+  try {
+    sources = await listWalSources(s3, bucket, read.group, { host: options.host, source: options.source });
+  } catch {
+    // Credentials that may not list the WAL archive: the backups are still worth showing.
+    return [];
+  }
+  if (sources.length === 0) return [];
+  const unknown = (host: string, source: string, why: string): RecoveryWindowSummary => ({ group: read.group, host, source, from: null, to: null, ranges: [], gaps: [], newestArchivedWal: null, notes: [why] });
+  let trusted;
+  try {
+    trusted = await loadTrustedKeys(read.config, readClients(read.clients, read.location), options.signingPublicKey);
+  } catch (error) {
+    return sources.map(({ host, source }) => unknown(host, source, `recovery window not worked out: ${(error as Error).message}`));
+  }
+  const privateKey = options.key ? await loadPrivateKey(options.key, options.passphraseFile) : undefined;
+  const windows: RecoveryWindowSummary[] = [];
+  for (const { host, source } of sources) {
+    try {
+      // The listing already holds every tier of the source unless --tier/--since/--until narrowed it.
+      const narrowed = options.tier !== undefined || options.since !== undefined || options.until !== undefined;
+      const entries = narrowed ? undefined : read.entries.filter((e) => e.host === host && e.source === source);
+      const { window } = await sourceRecoveryWindow({ s3, bucket, group: read.group, host, source, keys: { trusted, privateKey }, entries });
+      windows.push(summarizeWindow({ group: read.group, host, source }, window));
+    } catch (error) {
+      if (!(error instanceof ColdsealError)) throw error;
+      windows.push(unknown(host, source, `recovery window not worked out: ${error.message}`));
+    }
+  }
+  return windows;
 }
 
 export function formatRows(rows: readonly BackupRow[]): string {

@@ -68,7 +68,9 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     throw new ColdsealError(EXIT.CONFIG, `this cluster's wal_segment_size is ${cluster.walSegmentSize / 1048576} MB: coldseal archives segments of at most ${MAX_WAL_FILE_BYTES / 1048576} MB`, 'Archive this cluster with another tool, or re-initialise it with initdb --wal-segsize=64 or less');
   }
   const markers = markerDir(options.stateDir ?? defaultStateDir(source.name), cluster.systemIdentifier);
-  await mkdir(markers, { recursive: true, mode: 0o700 });
+  await mkdir(markers, { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    throw new ColdsealError(EXIT.CONFIG, `cannot create the state directory ${markers}: ${error.code ?? error.message}`, `Run coldseal pitr setup --source ${source.name} --apply as root (it creates the state directory, owned by the server's user), or pass --state-dir`);
+  });
 
   // Called directly for a file pushed ahead (the wrapper normally answers these without Node).
   if (await unlink(join(markers, options.walFile)).then(() => true, () => false)) {
@@ -113,6 +115,7 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     outcomes = await mapLimit(jobs, concurrency, async (job, index) => {
       try {
         const result = await archiveWalFile(ctx, job);
+        log.debug(result.outcome, { walFile: result.walFile, key: result.key, plaintextBytes: result.plaintextBytes, ciphertextBytes: result.ciphertextBytes });
         // The marker is the wrapper's licence to say "archived" without asking S3: written only now.
         if (index > 0) await writeFile(join(markers, job.walFile), `${result.key}\n${result.plaintextSha256}\n`);
         return { ok: true as const, result };
@@ -137,6 +140,7 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     pushedAhead: ahead.length,
     aheadFailed: outcomes.length - 1 - ahead.length,
     seconds: Math.round((Date.now() - started) / 10) / 100,
+    maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
 
   const integrity = outcomes.flatMap((o) => (!o.ok && o.error instanceof WalIntegrityError ? [o.error] : []));

@@ -1,5 +1,5 @@
 import { chown, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { AgentConfig, PostgresSourceConfig } from '../../../format/agent-config';
 import type { AgentClients } from '../aws';
 import { psqlRun, type PgConnection } from '../db/postgres';
@@ -92,7 +92,8 @@ export async function runPitrSetup(options: PitrSetupOptions): Promise<PitrSetup
   });
   if (outcome.kind === 'refused') throw outcome.error;
   const plan = outcome.plan;
-  const script = archiveWrapperScript({ source: source.name, stateDir, agent: selfInvocation(), configArgs: configArgs(options.configOrigin) });
+  const agent = await agentToInstall(stateDir);
+  const script = archiveWrapperScript({ source: source.name, stateDir, agent: agent.words, configArgs: configArgs(options.configOrigin) });
   const existing = await readFile(wrapper, 'utf8').catch(() => undefined);
   if (existing !== undefined && existing !== script && !existing.split('\n', 2)[1]?.startsWith(WRAPPER_SIGNATURE) && !options.replace) {
     throw new ColdsealError(EXIT.REFUSED, `${wrapper} exists and is not a coldseal wrapper`, 'Pass --replace to overwrite it, or choose another --install-dir');
@@ -102,10 +103,11 @@ export async function runPitrSetup(options: PitrSetupOptions): Promise<PitrSetup
   const verb = options.apply ? '' : 'would ';
   for (const s of plan.satisfied) print(`ok        ${s.name} = ${s.value}`);
   print(`${wrapperChanges ? `${verb}install` : 'ok       '} ${wrapper} (state in ${stateDir})`);
+  if (agent.copy) print(`${agent.copy.changes ? `${verb}install` : 'ok       '} ${agent.copy.path} (the agent archive_command runs)`);
   for (const c of plan.changes) print(`${verb}set   ${c.name}: ${c.from === '' ? "''" : c.from} → ${c.to} (${c.takesEffect})   ${c.statement}`);
 
   if (options.apply) {
-    await installWrapper(wrapper, script, stateDir, facts.dataDirectory);
+    await installWrapper(wrapper, script, stateDir, facts.dataDirectory, agent.copy);
     if (plan.changes.length > 0) {
       const statements = [...plan.changes.map((c) => `${c.statement};`), `${RELOAD_STATEMENT};`].join('\n');
       try {
@@ -118,29 +120,71 @@ export async function runPitrSetup(options: PitrSetupOptions): Promise<PitrSetup
   }
   const restartNeeded = plan.apply === 'restart';
   if (restartNeeded) print(`${options.apply ? '' : 'then '}RESTART NEEDED: wal_level and archive_mode take effect when PostgreSQL restarts (e.g. systemctl restart postgresql)`);
-  else if (plan.changes.length === 0 && !wrapperChanges) print('nothing to do: this server archives WAL through coldseal');
-  if (!options.apply && (plan.changes.length > 0 || wrapperChanges)) print('nothing was changed: run again with --apply');
+  const installs = wrapperChanges || Boolean(agent.copy?.changes);
+  if (!restartNeeded && plan.changes.length === 0 && !installs) print('nothing to do: this server archives WAL through coldseal');
+  if (!options.apply && (plan.changes.length > 0 || installs)) print('nothing was changed: run again with --apply');
   options.log.info('pitr setup', { source: source.name, applied: options.apply, changes: plan.changes.map((c) => c.name), restartNeeded, wrapper });
   return { exitCode: EXIT.OK, plan, wrapper, restartNeeded };
 }
 
-/** Writes the wrapper (0755, by rename: the archiver never runs a half-written one) and the state directory, owned by the server's user. */
-async function installWrapper(path: string, script: string, stateDir: string, dataDirectory: string | null): Promise<void> {
+interface AgentCopy {
+  readonly path: string;
+  readonly bundle: Buffer;
+  readonly changes: boolean;
+}
+
+/**
+ * What the wrapper runs. From the bundle (what hosts run), a copy of it in the state directory:
+ * the SSM document keeps only the newest bundle and deletes the others at each stack update,
+ * which would break archive_command in between; and there, owned by the server's user, the
+ * bundle's loader may keep its code cache for that user (scripts/agent-loader.ts), which takes
+ * ~0.1 s off each start. From a source checkout (development, tests): this very command line.
+ */
+async function agentToInstall(stateDir: string): Promise<{ words: string[]; copy?: AgentCopy }> {
+  const words = selfInvocation();
+  const script = process.argv[1];
+  // Joined here so that the bundle's own text holds the loader's marker only once (build-agent.ts checks).
+  const marker = ['/*', 'coldseal', 'agent', 'follows'].join(' ');
+  if (process.execArgv.length > 0 || !script) return { words };
+  const bundle = await readFile(script).catch(() => undefined);
+  if (!bundle?.includes(marker)) return { words };
+  const path = join(stateDir, 'agent', 'coldseal-agent.js');
+  const installed = await readFile(path).catch(() => undefined);
+  return { words: [process.execPath, path], copy: { path, bundle, changes: !installed?.equals(bundle) } };
+}
+
+/**
+ * Writes the wrapper (0755, by rename: the archiver never runs a half-written one), the state
+ * directory and the agent's copy, these two owned by the server's user.
+ */
+async function installWrapper(path: string, script: string, stateDir: string, dataDirectory: string | null, agent: AgentCopy | undefined): Promise<void> {
+  const mkdirOnce = (dir: string, mode: number) =>
+    mkdir(dir, { mode }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
   try {
+    // Parents stay traversable: the server's user must reach the state directory.
+    await mkdir(dirname(stateDir), { recursive: true, mode: 0o755 });
+    await mkdirOnce(stateDir, 0o700);
+    // archive_command runs as the data directory's owner; only root can hand the directory over.
+    const owner = dataDirectory && process.getuid?.() === 0 ? await stat(dataDirectory) : undefined;
+    if (owner) await chown(stateDir, owner.uid, owner.gid);
+    // What the wrapper calls is in place before the wrapper names it.
+    if (agent) {
+      const dir = dirname(agent.path);
+      await mkdirOnce(dir, 0o700);
+      const temporary = `${agent.path}.${process.pid}.tmp`;
+      await writeFile(temporary, agent.bundle, { mode: 0o755 });
+      if (owner) {
+        await chown(dir, owner.uid, owner.gid);
+        await chown(temporary, owner.uid, owner.gid);
+      }
+      await rename(temporary, agent.path);
+    }
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });
     const temporary = `${path}.${process.pid}.tmp`;
     await writeFile(temporary, script, { mode: 0o755 });
     await rename(temporary, path);
-    // Parents stay traversable: the server's user must reach the state directory.
-    await mkdir(dirname(stateDir), { recursive: true, mode: 0o755 });
-    await mkdir(stateDir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
-    // archive_command runs as the data directory's owner; only root can hand the directory over.
-    if (dataDirectory && process.getuid?.() === 0) {
-      const owner = await stat(dataDirectory);
-      await chown(stateDir, owner.uid, owner.gid);
-    }
   } catch (error) {
     throw new ColdsealError(EXIT.FAILURE, `installing ${path} or ${stateDir} failed: ${(error as Error).message}`, 'Run pitr setup as root (or as a user who may write there), or choose --install-dir and --state-dir');
   }

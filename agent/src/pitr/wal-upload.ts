@@ -249,7 +249,10 @@ async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number)
   const compressor = startCompressor(ctx.compression);
   const compressorExit = exitOf(compressor.child);
   const direct = compressor.child !== undefined && ctx.encryptor.kind === 'gpg';
-  const encryption = await startEncryption(ctx.encryptor, compressor.output, { direct });
+  const encryption = await startEncryption(ctx.encryptor, compressor.output, { direct }).catch((error: unknown) => {
+    compressor.child?.kill('SIGKILL');
+    throw error;
+  });
   const encryptorExit = exitOf(encryption.child);
   const plaintext = new PlaintextHash();
   const readDone = new Promise<Error | undefined>((resolve) => pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), plaintext, compressor.input!, (error) => resolve(error ?? undefined)));
