@@ -9,7 +9,8 @@ import { parseLsn } from '../../format/wal';
 import { ColdsealError } from '../../agent/src/errors';
 import { confQuote, controlSettings, minimalPostgresqlConf, recoveryConfBlock, recoverySettings } from '../../agent/src/restore/pitr/config';
 import { checkDataDir, spoolDirOf, type OsUser } from '../../agent/src/restore/pitr/data-dir';
-import { planRecovery, type ArchiveView, type BaseCandidate } from '../../agent/src/restore/pitr/plan';
+import { planRecovery, reachableRanges, type ArchiveView, type BaseCandidate } from '../../agent/src/restore/pitr/plan';
+import { drawTarget } from '../../agent/src/restore/pitr/drill';
 import { readRecoveryLog } from '../../agent/src/restore/pitr/recovery-log';
 import { formatMicros, parseRecoveryTarget, parseTargetTime, parseTargetTimeline } from '../../agent/src/restore/pitr/target';
 
@@ -130,6 +131,23 @@ test('timelines: a base on the target timeline\'s history; a base after the fork
   // The 10:05 base replays across the switch onto timeline 2.
   plan = planRecovery(bases, view, { kind: 'lsn', lsn: BigInt(7 * MB16) }, 'latest');
   assert.equal(plan.timeline, 2);
+});
+
+test('drill --pitr: the window of each base; the random LSN lies in it, below the newest segment', () => {
+  const ranges = reachableRanges(bases, archive(9));
+  assert.deepEqual(ranges.map((r) => [r.base.stamp, r.from, r.to]), [
+    ['20261206T100100Z', parseLsn('0/2000100'), BigInt(10 * MB16)],
+    ['20261206T100500Z', parseLsn('0/5000100'), BigInt(10 * MB16)],
+  ]);
+  // A hole at 7 cuts both ranges; a base whose stop segment is gone has none.
+  assert.deepEqual(reachableRanges(bases, archive(9, [7])).map((r) => r.to), [BigInt(7 * MB16), BigInt(7 * MB16)]);
+  assert.deepEqual(reachableRanges(bases, archive(9, [2])).map((r) => r.base.stamp), ['20261206T100500Z']);
+  for (const random of [0, 0.25, 0.5, 0.999999]) {
+    const { range, lsn } = drawTarget(ranges, () => random);
+    assert.ok(lsn >= range.from && lsn < range.to - BigInt(MB16), `${random}: ${lsn}`);
+  }
+  assert.equal(drawTarget(ranges, () => 0).lsn, parseLsn('0/2000100'));
+  assert.equal(drawTarget(ranges, () => 0.999999).range.base.stamp, '20261206T100500Z');
 });
 
 // ── What goes into the data directory ───────────────────────────────────────────────────────────

@@ -147,17 +147,23 @@ export interface ReachableRange {
   readonly timeline: number;
 }
 
-/** From each base backup, the WAL positions recovery can reach along the latest timeline (bases that reach nothing are left out). */
+/** From each base backup, the WAL positions recovery can reach along the latest timeline, up to the first hole (bases that reach nothing are left out). */
 export function reachableRanges(bases: readonly BaseCandidate[], archive: ArchiveView): ReachableRange[] {
+  const names = archive.files.map((f) => f.walFile);
+  const timeOf = new Map(archive.files.map((f) => [f.walFile, new Date(f.archivedAt)]));
   const ranges: ReachableRange[] = [];
   for (const base of bases) {
+    const b = base.baseBackup;
+    const from = parseLsn(b.stopLsn);
+    let continuity: WalContinuity;
     try {
-      const plan = planRecovery([base], archive, { kind: 'latest' }, 'latest');
-      const from = parseLsn(base.baseBackup.stopLsn);
-      if (plan.reachableLsn > from) ranges.push({ base, from, to: plan.reachableLsn, toTime: plan.reachableTime, timeline: plan.timeline });
+      continuity = walContinuity({ files: names, histories: archive.histories, segSize: b.walSegmentSize, start: { timeline: b.timeline, lsn: from } });
     } catch {
-      // A base whose WAL is not archived without a hole has no range.
+      continue;
     }
+    const covered = continuity.covered;
+    if (!covered || covered.to.lsn <= from) continue;
+    ranges.push({ base, from, to: covered.to.lsn, toTime: timeOf.get(covered.to.segment) ?? new Date(b.stoppedAt), timeline: continuity.targetTimeline });
   }
   return ranges.sort((a, b) => compareLsn(a.from, b.from));
 }

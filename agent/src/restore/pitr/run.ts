@@ -229,14 +229,28 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
   // ── Lay the base backup and the recovery settings ─────────────────────────────────────────────
   const server: RestoredServer = { binDir, dataDir: dirs.dataDir, socketDir: dirs.spoolDir, port, logFile: join(dirs.spoolDir, 'postgresql.log'), runAs: serverRunAs(owner) };
   const wroteConfig: string[] = [];
+  // Ctrl-C or SIGTERM while the base backup is laid: stop, and leave no half-written directory.
+  let interrupted: NodeJS.Signals | undefined;
+  let stopLaying: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = signal;
+    stopLaying?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   await createDataDirs(dirs);
   try {
-    await layBaseBackup(request, manifest, artifact, dirs);
+    await layBaseBackup(request, manifest, artifact, dirs, (stop) => (stopLaying = stop));
+    if (interrupted) throw new Error('interrupted');
     const restoreCommand = await wal.prepareFetch(dirs.spoolDir, owner, plan);
     wroteConfig.push(...(await writeRecoveryFiles(request, plan, dirs, server, restoreCommand)));
   } catch (error) {
     await removeDataDirs(dirs).catch((undoError: Error) => log.warn(`could not remove ${dirs.dataDir} after the failure: ${undoError.message}`));
+    if (interrupted) throw new ColdsealError(EXIT.INTERRUPTED, `interrupted by ${interrupted} while laying the base backup: ${dirs.dataDir} and ${dirs.spoolDir} were removed`, 'Run the restore again');
     throw error;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
   }
   for (const file of wroteConfig) log.info(`the base backup has no ${file} (its server keeps it outside the data directory, as Debian does): wrote a minimal one`);
 
@@ -266,13 +280,17 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
 }
 
 /** The base backup's tar into the data directory, as its owner; then backup_label must be the manifest's. */
-async function layBaseBackup(request: PitrRestoreRequest, manifest: Manifest, artifact: Artifact, dirs: DataDirPlan): Promise<void> {
+async function layBaseBackup(request: PitrRestoreRequest, manifest: Manifest, artifact: Artifact, dirs: DataDirPlan, onStop: (stop: () => void) => void): Promise<void> {
   const { clients, bucket, log } = request;
   const runAs = dirs.owner.uid === process.getuid?.() ? undefined : dirs.owner.name;
   // --preserve-permissions: PostgreSQL's files stay 0600/0700 whoever extracts them.
   const tar = asUser(runAs, 'tar', ['--extract', '--file=-', `--directory=${dirs.dataDir}`, '--preserve-permissions', '--no-same-owner']);
   const opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: request.key, onProgress: progress(log, `base backup ${manifest.stamp}`) });
   const sink = toolSink(tar, `tar into ${dirs.dataDir}`, { drain: true });
+  onStop(() => {
+    opened.abort();
+    sink.kill();
+  });
   try {
     await streamInto(opened, sink);
     await opened.finished;
