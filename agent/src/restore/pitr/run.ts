@@ -158,6 +158,15 @@ async function serverBinDir(manifest: Manifest, source: PostgresSourceConfig | u
   );
 }
 
+/** The server binaries must be of the data directory's major version (PG_VERSION), or PostgreSQL refuses to start. */
+async function checkServerVersion(binDir: string, dataDir: string): Promise<void> {
+  const wanted = (await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim();
+  const have = /\(PostgreSQL\) (\d+)/.exec(await runTool({ command: join(binDir, 'pg_ctl'), args: ['--version'] }, 'pg_ctl --version').catch(() => ''))?.[1];
+  if (wanted && have && wanted !== have) {
+    throw new ColdsealError(EXIT.CONFIG, `the base backup is of PostgreSQL ${wanted} (PG_VERSION) but ${binDir} is PostgreSQL ${have}`, `Install the PostgreSQL ${wanted} server (its binaries in /usr/lib/postgresql/${wanted}/bin), or set binDir on the source to them. Nothing was kept`);
+  }
+}
+
 function sourceConnection(source: PostgresSourceConfig | undefined): PgConnection | undefined {
   if (!source) return undefined;
   const env: Record<string, string> = { PGPORT: String(source.port) };
@@ -242,6 +251,7 @@ export async function runPitrRestore(request: PitrRestoreRequest): Promise<PitrR
   try {
     await layBaseBackup(request, manifest, artifact, dirs, (stop) => (stopLaying = stop));
     if (interrupted) throw new Error('interrupted');
+    if (!request.prepareOnly) await checkServerVersion(binDir, dirs.dataDir);
     const restoreCommand = await wal.prepareFetch(dirs.spoolDir, owner, plan);
     wroteConfig.push(...(await writeRecoveryFiles(request, plan, dirs, server, restoreCommand)));
   } catch (error) {
