@@ -7,6 +7,7 @@ import { EXIT } from '../../format/exit-codes';
 import type { BaseBackup } from '../../format/manifest';
 import { parseLsn } from '../../format/wal';
 import { ColdsealError } from '../../agent/src/errors';
+import { validatePitrOptions, type RestoreCommandOptions } from '../../agent/src/commands/restore';
 import { confQuote, controlSettings, minimalPostgresqlConf, recoveryConfBlock, recoverySettings } from '../../agent/src/restore/pitr/config';
 import { checkDataDir, spoolDirOf, type OsUser } from '../../agent/src/restore/pitr/data-dir';
 import { planRecovery, reachableRanges, type ArchiveView, type BaseCandidate } from '../../agent/src/restore/pitr/plan';
@@ -45,6 +46,20 @@ test('exactly one target; --to-lsn checked; --target-timeline is latest or an ID
   assert.equal(parseTargetTimeline(undefined), 'latest');
   refused(() => parseTargetTimeline('0'), EXIT.USAGE, /timeline ID/);
   refused(() => parseTargetTimeline('current'), EXIT.USAGE, /timeline ID/);
+});
+
+test('restore options: a PITR restore needs a source, a --data-dir and a key, and none of a dump restore\'s destinations', () => {
+  const options = (extra: Partial<RestoreCommandOptions>): RestoreCommandOptions => ({ at: 'latest', retrievalDays: '3', waitTimeout: '720', pollInterval: '60', source: 'pg', key: '/k.asc', dataDir: '/srv/restored', ...extra });
+  const valid = validatePitrOptions(options({ toTime: '2026-12-06 10:15:00+01', port: '6543', targetTimeline: '3' }));
+  assert.deepEqual({ kind: valid.target.kind, timeline: valid.timeline, port: valid.port, dataDir: valid.dataDir }, { kind: 'time', timeline: 3, port: 6543, dataDir: '/srv/restored' });
+  refused(() => validatePitrOptions(options({ toLatest: true, dataDir: undefined })), EXIT.USAGE, /needs --data-dir/);
+  refused(() => validatePitrOptions(options({ toLatest: true, source: undefined })), EXIT.USAGE, /--source is required/);
+  refused(() => validatePitrOptions(options({ toLatest: true, key: undefined })), EXIT.USAGE, /private key is required/);
+  refused(() => validatePitrOptions(options({ toLatest: true, target: 'postgres://u@h/db' })), EXIT.USAGE, /--target restore a dump/);
+  refused(() => validatePitrOptions(options({ toLatest: true, at: '20261206T000000Z' })), EXIT.USAGE, /--at picks a dump/);
+  refused(() => validatePitrOptions(options({ toLatest: true, port: '80' })), EXIT.USAGE, /not a TCP port/);
+  refused(() => validatePitrOptions(options({ toTime: '2026-12-06 10:15:00+01', toLatest: true })), EXIT.USAGE, /one recovery target/);
+  refused(() => validatePitrOptions(options({})), EXIT.USAGE, /needs a target/);
 });
 
 // ── Base selection and the window ───────────────────────────────────────────────────────────────
