@@ -222,8 +222,13 @@ test('the server log: how recovery ended', () => {
   assert.equal(ok.newTimeline, 2);
   assert.equal(ok.promoted, true);
   assert.equal(ok.fatal, undefined);
-  const aborted = readRecoveryLog('2026-12-06 08:03:15.443 UTC [9] FATAL:  could not restore file "000000010000000000000004" from archive: command not executable\n');
-  assert.deepEqual(aborted.restoreFailure, { file: '000000010000000000000004', why: 'command not executable' });
+  const aborted = readRecoveryLog(
+    [
+      '{"time":"2026-12-06T09:05:07.734Z","level":"error","message":"WAL 000000010000000000000004: the record is for …03.pgp (object copied or swapped): recovery stops here (exit 126)","walFile":"000000010000000000000004"}',
+      '2026-12-06 08:03:15.443 UTC [9] FATAL:  could not restore file "000000010000000000000004" from archive: command not executable',
+    ].join('\n'),
+  );
+  assert.deepEqual(aborted.restoreFailure, { file: '000000010000000000000004', why: 'exit status 126', detail: 'WAL 000000010000000000000004: the record is for …03.pgp (object copied or swapped): recovery stops here (exit 126)' });
   assert.equal(readRecoveryLog('x FATAL:  recovery ended before configured recovery target was reached').targetNotReached, true);
 });
 

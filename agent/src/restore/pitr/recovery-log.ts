@@ -18,8 +18,8 @@ export interface RecoveryLog {
   readonly redoDoneAt?: Lsn;
   readonly newTimeline?: number;
   readonly promoted: boolean;
-  /** "could not restore file "X" from archive: child process exited with exit code 126". */
-  readonly restoreFailure?: { readonly file: string; readonly why: string };
+  /** "could not restore file "X" from archive: child process exited with exit code 126", with restore_command's own error line about X when it logged one. */
+  readonly restoreFailure?: { readonly file: string; readonly why: string; readonly detail?: string };
   readonly targetNotReached: boolean;
   readonly fatal?: string;
 }
@@ -38,8 +38,19 @@ export function readRecoveryLog(text: string): RecoveryLog {
   let restoreFailure: RecoveryLog['restoreFailure'];
   let targetNotReached = false;
   let fatal: string | undefined;
+  // restore_command (coldseal pitr wal-fetch) logs JSON lines to the server's stderr: its errors say why.
+  const fetchErrors = new Map<string, string>();
   for (const line of text.split('\n')) {
     let m: RegExpExecArray | null;
+    if (line.startsWith('{')) {
+      try {
+        const entry = JSON.parse(line) as { level?: string; message?: string; walFile?: string };
+        if (entry.level === 'error' && entry.walFile && entry.message) fetchErrors.set(entry.walFile, entry.message);
+      } catch {
+        // not one of ours
+      }
+      continue;
+    }
     if ((m = /restored log file "([^"]+)" from archive/.exec(line))) {
       lastRestored = m[1];
       restoredCount++;
@@ -52,7 +63,11 @@ export function readRecoveryLog(text: string): RecoveryLog {
     else if ((m = new RegExp(`redo done at ${LSN}`).exec(line))) redoDoneAt = parseLsn(m[1]);
     else if ((m = /selected new timeline ID: (\d+)/.exec(line))) newTimeline = Number(m[1]);
     else if (/archive recovery complete/.test(line)) promoted = true;
-    if ((m = /could not restore file "([^"]+)" from archive: (.*)$/.exec(line)) && /FATAL/.test(line)) restoreFailure = { file: m[1], why: m[2].trim() };
+    if ((m = /could not restore file "([^"]+)" from archive: (.*)$/.exec(line)) && /FATAL/.test(line)) {
+      // PostgreSQL words exit status 126 as "command not executable" and 127 as "command not found".
+      const why = m[2].trim().replace(/^command not executable$/, 'exit status 126').replace(/^command not found$/, 'exit status 127');
+      restoreFailure = { file: m[1], why, ...(fetchErrors.has(m[1]) ? { detail: fetchErrors.get(m[1]) } : {}) };
+    }
     if (/recovery ended before configured recovery target was reached/.test(line)) targetNotReached = true;
     // Connection attempts refused during recovery are FATAL lines too, of the session, not of the server.
     if ((m = /\bFATAL:\s+(.*)$/.exec(line)) && !/the database system is (starting up|not yet accepting connections)/.test(m[1])) fatal ??= m[1].trim();

@@ -153,7 +153,7 @@ function died(server: RestoredServer, text: string, parsed: RecoveryLog, onAbort
     const what = onAbort?.(parsed.restoreFailure.file) ?? 'Restore to an earlier target (--to-time/--to-lsn before it), or run coldseal verify to see what is damaged';
     return new ColdsealError(
       EXIT.INTEGRITY,
-      `recovery stopped: restore_command could not deliver WAL file ${parsed.restoreFailure.file} (${parsed.restoreFailure.why}); PostgreSQL did not promote. Last lines of the server's log:\n${tail}\n`,
+      `recovery stopped: restore_command could not deliver WAL file ${parsed.restoreFailure.file} (${parsed.restoreFailure.why}${parsed.restoreFailure.detail ? `: ${parsed.restoreFailure.detail}` : ''}); PostgreSQL did not promote. Last lines of the server's log:\n${tail}\n`,
       `${what}. ${where}`,
     );
   }
