@@ -27,6 +27,52 @@ const findingSchema = z.object({
   once: z.boolean().optional(),
 });
 
+const walPoint = z.object({ lsn: z.string(), time: z.string(), timeline: z.number() });
+const walRange = z.object({ from: walPoint.extend({ baseBackup: z.string() }), to: walPoint.extend({ segment: z.string() }) });
+
+/**
+ * One PITR source on one host (optional in the report: added in the same schema version), with the
+ * recovery window of format/recovery-window.ts: `window` is the reachable range that ends furthest
+ * (from a kept base backup's stop to the newest WAL reachable from it without a hole), `ranges`
+ * every reachable range; `recoveryPoint` is the end of the window, its archive time and age (the
+ * recovery point a restore achieves today). Each gap names the missing segments and the part of
+ * the window it breaks.
+ */
+const pitrSourceSchema = z.object({
+  group: z.string(),
+  host: z.string(),
+  source: z.string(),
+  status: z.enum(['OK', 'WARN', 'FAIL']),
+  archiveTimeoutSeconds: z.number(),
+  systemIdentifier: z.string().nullable(),
+  walSegmentSize: z.number().nullable(),
+  baseBackups: z.number(),
+  window: walRange.nullable(),
+  ranges: z.array(walRange),
+  gaps: z.array(
+    z.object({
+      from: z.string(),
+      to: z.string(),
+      timeline: z.number(),
+      segments: z.number(),
+      breaksAt: z.string(),
+      resumesAt: z.string(),
+      lastBefore: z.object({ segment: z.string(), archivedAt: z.string() }).nullable(),
+      brokenBases: z.array(z.string()),
+      nextBase: z.object({ stamp: z.string(), stoppedAt: z.string() }).nullable(),
+    }),
+  ),
+  timelines: z.array(z.number()),
+  recoveryPoint: z.object({ segment: z.string(), archivedAt: z.string(), ageSeconds: z.number() }).nullable(),
+  /** The newest archived segment's time, reachable or not. */
+  newestArchivedAt: z.string().nullable(),
+  /** What the window assumes (timelines followed by name only, base backups left out). */
+  notes: z.array(z.string()),
+  /** WAL objects listed, checked (record, recipients) and hashed in this run, still waiting for a hash, and failed. */
+  objects: z.object({ total: z.number(), checked: z.number(), hashed: z.number(), hashedBytes: z.number(), pending: z.number(), failed: z.number() }),
+});
+export type PitrSourceReport = z.infer<typeof pitrSourceSchema>;
+
 const historyPoint = z.object({ stamp: z.string(), tier: z.string(), bytes: z.number(), ciphertextBytes: z.number(), durationSeconds: z.number() });
 
 export const reportSchema = z.object({
@@ -50,6 +96,7 @@ export const reportSchema = z.object({
       replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number() }).nullable().optional(),
     }),
   ),
+  pitr: z.array(pitrSourceSchema).optional(),
   drills: z.array(
     z.object({
       group: z.string(),

@@ -44,7 +44,7 @@ export class S3BucketStore implements BucketStore {
     do {
       const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const o of page.Contents ?? []) {
-        out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD' });
+        out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD', etag: o.ETag });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -64,6 +64,7 @@ export class S3BucketStore implements BucketStore {
         lockUntil: h.ObjectLockRetainUntilDate,
         restore: h.Restore,
         replicationStatus: h.ReplicationStatus,
+        metadata: h.Metadata,
       };
     } catch (error) {
       if (isNotFound(error)) return null;

@@ -31,6 +31,14 @@ export const CHECKS = {
   'replica-pending': 'Replica pending',
   'replication-failed': 'Replication failed',
   'instance-not-reporting': 'Instance stopped reporting to SSM',
+  'wal-signature': 'WAL record signature',
+  'wal-record': 'WAL record',
+  'wal-sha256': 'WAL object size / SHA-256',
+  'wal-recipients': 'WAL recipients',
+  'wal-gap': 'WAL archive gap',
+  'wal-timeline': 'WAL timeline history',
+  'wal-no-window': 'No recovery window',
+  'wal-pending': 'WAL not yet hashed',
 } as const;
 
 export type Check = keyof typeof CHECKS;

@@ -25,6 +25,8 @@ export interface ListedObject {
   readonly size: number;
   readonly lastModified: Date;
   readonly storageClass: string;
+  /** The listing's ETag: it changes when the key gets other bytes, so a checked object need not be read again while it stays. */
+  readonly etag?: string;
 }
 
 export interface ObjectHead {
@@ -43,6 +45,8 @@ export interface ObjectHead {
    * rule applies to the object (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-status.html).
    */
   readonly replicationStatus: string | undefined;
+  /** User metadata (x-amz-meta-*, keys in lower case): where a WAL object carries its signed record. */
+  readonly metadata?: Record<string, string>;
 }
 
 export interface BucketStore {

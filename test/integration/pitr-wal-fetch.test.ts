@@ -163,6 +163,26 @@ describe('pitr wal-fetch (restore_command)', () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  test('connections dropped twice: the SDK\'s retries get the segment (exit 0); dropped every time: exit 126', async () => {
+    let dropped = 0;
+    const flaky = await startS3Proxy(sandbox.account.clientConfig.endpoint, { drop: (method, query) => method === 'GET' && !query.has('list-type') && dropped++ < 2 });
+    const down = await startS3Proxy(sandbox.account.clientConfig.endpoint, { drop: (method) => method === 'GET' });
+    try {
+      const dir = pgWal();
+      const recovered = await walFetch(await spoolFor('pg', [{ timeline: 1, firstSegment: seg(1, 1), lastSegment: seg(1, 8) }], { endpoint: flaky.url }), seg(1, 4), join(dir, 'RECOVERYXLOG'));
+      assert.equal(recovered.code, WAL_FETCH_EXIT.OK, recovered.stderr);
+      assert.equal(flaky.dropped(), 2);
+      assert.ok(readFileSync(join(dir, 'RECOVERYXLOG')).equals(originals.get(`pg/${seg(1, 4)}`)!));
+      const failed = await walFetch(await spoolFor('pg', [{ timeline: 1, firstSegment: seg(1, 1), lastSegment: seg(1, 8) }], { endpoint: down.url }), seg(1, 5), join(dir, 'RECOVERYXLOG.2'));
+      assert.equal(failed.code, WAL_FETCH_EXIT.ABORT_RECOVERY, failed.stderr);
+      assert.ok(down.dropped() >= 3, `retried before giving up (${down.dropped()} attempts)`);
+      assert.ok(!existsSync(join(dir, 'RECOVERYXLOG.2')));
+    } finally {
+      await flaky.close();
+      await down.close();
+    }
+  });
+
   describe('prefetch', () => {
     let proxy: S3Proxy;
     before(async () => {

@@ -1,5 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { historiesWithAssumptions, recoveryWindow, windowContains, type ArchivedWalFile, type WindowBaseBackup } from '../../format/recovery-window';
 import { formatLsn, historyFileName, parseLsn, segmentFileName, segmentStartLsn, walContinuity } from '../../format/wal';
 import { fetchPlanSchema, fetchRangesFor, nextPlannedSegments, planPosition, restoreCommandLine, type FetchPlan } from '../../agent/src/pitr/fetch-plan';
@@ -197,9 +201,42 @@ describe('fetch plan', () => {
     assert.throws(() => plan([{ timeline: 2, firstSegment: s(1, 2), lastSegment: s(2, 5) }]), /not on timeline 2/);
   });
 
-  test('restoreCommandLine: the agent again, quoted for the shell, %f %p raw, our own % doubled', () => {
-    assert.equal(restoreCommandLine({ spool: '/var/lib/coldseal/spool 1', self: ['/usr/bin/node', '/opt/coldseal/agent.js'] }), `/usr/bin/node /opt/coldseal/agent.js pitr wal-fetch --spool '/var/lib/coldseal/spool 1' %f %p`);
-    assert.equal(restoreCommandLine({ spool: '/tmp/50%', self: ['/n', '/a.js'] }), '/n /a.js pitr wal-fetch --spool /tmp/50%% %f %p');
+  test('restoreCommandLine: a queued file by the shell alone, else the agent again; quoted for the shell, %f %p raw, our own % doubled', () => {
+    const line = restoreCommandLine({ spool: '/var/lib/coldseal/spool 1', self: ['/usr/bin/node', '/opt/coldseal/agent.js'] });
+    assert.ok(line.startsWith(`if [ -f '/var/lib/coldseal/spool 1/queue'/%f ]; then`), line);
+    assert.ok(line.endsWith(`exec /usr/bin/node /opt/coldseal/agent.js pitr wal-fetch --spool '/var/lib/coldseal/spool 1' %f %p`), line);
+    const percent = restoreCommandLine({ spool: '/tmp/50%', self: ['/n', '/a.js'] });
+    assert.ok(percent.endsWith('/n /a.js pitr wal-fetch --spool /tmp/50%% %f %p'), percent);
+    assert.ok(!percent.replace(/%[%fp]/g, '').includes('%'), 'every "%" is a placeholder or doubled');
     assert.throws(() => restoreCommandLine({ spool: 'relative' }), /absolute/);
+  });
+
+  test('restoreCommandLine run by /bin/sh as PostgreSQL does: served from the queue without the agent; otherwise the agent\'s status; a queued file that cannot be moved is 126', () => {
+    const root = mkdtempSync(join(tmpdir(), 'coldseal-restore-command-'));
+    try {
+      const spool = join(root, 'spool 1');
+      const data = join(root, 'data');
+      mkdirSync(join(spool, 'queue'), { recursive: true });
+      mkdirSync(join(data, 'pg_wal'), { recursive: true });
+      const line = restoreCommandLine({ spool, self: ['/bin/sh', '-c', 'echo agent "$@"; exit 7', 'sh'] });
+      // PostgreSQL's substitution (BuildRestoreCommand): %f, %p, and %% for a literal %.
+      const run = (walFile: string, path: string) => spawnSync('/bin/sh', ['-c', line.replace(/%([fp%])/g, (_m, c: string) => (c === 'f' ? walFile : c === 'p' ? path : '%'))], { cwd: data, encoding: 'utf8' });
+      const name = s(1, 7);
+      writeFileSync(join(spool, 'queue', name), 'verified');
+      const served = run(name, 'pg_wal/RECOVERYXLOG');
+      assert.equal(served.status, 0, served.stderr);
+      assert.equal(served.stdout, '', 'the agent was not started');
+      assert.equal(readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'), 'utf8'), 'verified');
+      assert.equal(readFileSync(join(spool, 'last-served'), 'utf8').trim(), name);
+      assert.deepEqual(readdirSync(join(spool, 'queue')), []);
+      const asked = run(s(1, 8), 'pg_wal/RECOVERYXLOG');
+      assert.equal(asked.status, 7);
+      assert.equal(asked.stdout.trim(), `agent pitr wal-fetch --spool ${spool} ${s(1, 8)} pg_wal/RECOVERYXLOG`);
+      writeFileSync(join(spool, 'queue', s(1, 9)), 'verified');
+      const stuck = run(s(1, 9), 'no-such-dir/RECOVERYXLOG');
+      assert.equal(stuck.status, 126, 'never 1: that would end recovery early');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -8,7 +8,7 @@ import { mapLimit } from '../../../runtime/concurrency';
 import { readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { createClients } from '../aws';
 import type { Log } from '../log';
-import { FetchPlanError, nextPlannedSegments, planPosition, readFetchPlan, type FetchPlan } from './fetch-plan';
+import { FetchPlanError, LAST_SERVED_FILE, nextPlannedSegments, planPosition, QUEUE_DIR, readFetchPlan, type FetchPlan } from './fetch-plan';
 import { selfInvocation } from './self-invocation';
 import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object';
 
@@ -32,8 +32,6 @@ import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object
  * included) and its disk use is bounded by prefetch × wal_segment_size.
  */
 
-const QUEUE_DIR = 'queue';
-const LAST_SERVED_FILE = 'last-served';
 const LOCK_FILE = 'prefetch.lock';
 export const PREFETCH_LOG_FILE = 'prefetch.log';
 /** A prefetcher with nothing left to fetch waits this long for recovery to move on before it exits. */
@@ -308,7 +306,8 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
     for (;;) {
       const served = await readLastServed(spool);
       const wanted = served ? nextPlannedSegments(plan, served, plan.prefetch) : [];
-      await dropUnwanted(spool, wanted);
+      // The file recovery asks for right now may still be on its way out of the queue.
+      await dropUnwanted(spool, served ? [served, ...wanted] : wanted);
       const state = await queueState(spool);
       const todo = wanted.filter((w) => !state.ready.includes(w) && !failedOnce.has(w));
       if (todo.length === 0) {
@@ -351,4 +350,22 @@ async function dropUnwanted(spool: string, wanted: readonly string[]): Promise<v
     }
     if (!wanted.includes(entry)) await rm(join(dir, entry), { force: true });
   }
+}
+
+/**
+ * Stops the spool's prefetcher, if one runs, and waits for it to exit (for `coldseal restore` once
+ * recovery is over, before it removes the spool). A prefetcher also ends by itself once recovery
+ * has stopped asking for a while, or as soon as it is idle and the fetch plan is gone.
+ */
+export async function stopPrefetcher(spool: string, timeoutMs = 10_000): Promise<void> {
+  const pid = await prefetcherPid(spool);
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
 }

@@ -110,6 +110,8 @@ export async function fetchWalFile(from: WalObjectSource, walFile: string, desti
   }
 }
 
+const BODY_IDLE_MS = 60_000;
+
 class Hashing extends Transform {
   private readonly hash = createHash('sha256');
   bytes = 0;
@@ -144,6 +146,14 @@ async function decryptToFile(body: Readable, record: WalRecord, key: PrivateKey,
       body.once('error', (error) => {
         if (!into.destroyed) readFailure = error.message;
       });
+      // A body that stops arriving would hold recovery forever: after a minute without a byte it
+      // is a failed read (exit 126; the recovery can be started again).
+      let idle = setTimeout(() => body.destroy(new Error(`no data from S3 for ${BODY_IDLE_MS / 1000} s`)), BODY_IDLE_MS);
+      body.on('data', () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => body.destroy(new Error(`no data from S3 for ${BODY_IDLE_MS / 1000} s`)), BODY_IDLE_MS);
+      });
+      body.once('close', () => clearTimeout(idle));
       pipeline(body, cipherHash, into, () => undefined);
     },
     stop: () => body.destroy(),

@@ -3,6 +3,7 @@ import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findin
 import { formatBytes } from '../../../runtime/byte-size';
 import type { HistoryEntry } from './fleet';
 import type { DrillSummary } from './drills';
+import { formatAge, type PitrRow } from './pitr';
 
 /**
  * The daily report: built here from the verifier's findings, to the schema in format/verification-report.ts
@@ -36,6 +37,8 @@ export function buildReport(input: {
   resolved: readonly { id: string; summary: string; firstSeenAt: string }[];
   sources: readonly SourceRow[];
   drills: readonly DrillSummary[];
+  /** PITR sources (absent in a deployment without any). */
+  pitr?: readonly PitrRow[];
   backups: number;
   verification: Report['verification'];
 }): Report {
@@ -76,6 +79,7 @@ export function buildReport(input: {
     findings,
     resolved: input.resolved,
     sources,
+    ...(input.pitr?.length ? { pitr: input.pitr.map((row) => ({ ...row, status: statusOf(standing.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source && f.check.startsWith('wal-'))) })) } : {}),
     drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10, ...(d.readFrom ? { readFrom: d.readFrom } : {}) })),
     verification: input.verification,
   });
@@ -118,6 +122,28 @@ export function replicaText(r: ReplicaCounts): string {
   return `${r.replicated} of ${total} replicated${rest ? `, ${rest}` : ''}`;
 }
 
+/** One row per PITR source: the window a restore can reach, its recovery point, and what breaks it. */
+export function pitrTable(rows: NonNullable<Report['pitr']>): string {
+  const point = (p: { time: string; lsn: string; timeline: number }) => `${esc(p.time)}<div class="note">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
+  const body = rows
+    .map((r) => {
+      const window = r.window ? `${point(r.window.from)}<div class="note">base backup ${esc(r.window.from.baseBackup)}</div>` : 'none';
+      const to = r.window ? point(r.window.to) : 'none';
+      const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))} ago<div class="note">${esc(r.recoveryPoint.segment)}, archived ${esc(r.recoveryPoint.archivedAt)}</div>` : 'none';
+      const earlier = r.ranges.length > 1 ? `<div class="note">earlier: ${r.ranges.slice(0, -1).map((x) => `${esc(x.from.time)} to ${esc(x.to.time)}`).join('; ')}</div>` : '';
+      const notes = r.notes.length ? `<div class="note">${r.notes.map(esc).join('<br>')}</div>` : '';
+      const gaps = r.gaps.length
+        ? r.gaps.map((g) => `<div><b>${esc(g.from)}${g.to !== g.from ? ` to ${esc(g.to)}` : ''}</b> (${g.segments} missing): ${g.brokenBases.length ? `base backup${g.brokenBases.length > 1 ? 's' : ''} ${esc(g.brokenBases.join(', '))} stop at LSN ${esc(g.breaksAt)}` : `no base backup reaches LSN ${esc(g.breaksAt)}`}${g.lastBefore ? ` (${esc(g.lastBefore.archivedAt)})` : ''}; ${g.nextBase ? `restorable again from ${esc(g.nextBase.stoppedAt)}` : 'nothing later restorable until a new base backup'}</div>`).join('')
+        : 'none';
+      const o = r.objects;
+      const objects = `${o.total} (${o.checked} checked now, ${esc(formatBytes(o.hashedBytes))} hashed${o.pending ? `, ${o.pending} hash pending` : ''}${o.failed ? `, <b>${o.failed} failed</b>` : ''})`;
+      const cluster = `${r.walSegmentSize ? esc(formatBytes(r.walSegmentSize)) : '?'} segments, timeline${r.timelines.length > 1 ? 's' : ''} ${r.timelines.join(', ') || '-'}, ${r.baseBackups} base backup${r.baseBackups === 1 ? '' : 's'}`;
+      return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${cluster}</div></td><td>${window}${earlier}</td><td>${to}</td><td>${rp}</td><td>${gaps}${notes}</td><td>${objects}</td></tr>`;
+    })
+    .join('');
+  return `<table class="list"><tr><th>status</th><th>source</th><th>window from</th><th>window to</th><th>recovery point</th><th>gaps</th><th>WAL objects</th></tr>${body}</table>`;
+}
+
 function badge(status: Status): string {
   const c = COLORS[status];
   return `<span class="badge" style="background:${c.bg};color:${c.fg}">${status}</span>`;
@@ -149,6 +175,7 @@ export function renderHtml(report: Report): string {
     : '<p>No restore drill receipts.</p>';
   const v = report.verification;
   const c = COLORS[report.status];
+  const pitr = report.pitr?.length ? `<h2>Point-in-time recovery</h2>${pitrTable(report.pitr)}` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>coldseal verification ${esc(report.generatedAt.slice(0, 10))}: ${report.status}</title>
@@ -159,7 +186,7 @@ h1{margin:0 0 4px}.sub{color:#5f6368;margin-bottom:16px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:700}
 table.list{border-collapse:collapse;width:100%;margin-bottom:16px}table.list td,table.list th{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}
 tr.fail td:first-child{border-left:4px solid ${COLORS.FAIL.fg}}tr.warn td:first-child{border-left:4px solid ${COLORS.WARN.fg}}
-pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}
+pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}.note{color:#5f6368;font-size:12px}
 .source{display:flex;gap:16px;align-items:center;padding:8px 12px;margin:8px 0;background:#fafafa;border-radius:4px;flex-wrap:wrap}
 .source table{width:620px;table-layout:fixed}.source th{width:90px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
 </style></head><body>
@@ -170,6 +197,7 @@ pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:1
 ${report.findings.length ? `<table class="list"><tr><th>status</th><th>check</th><th>what / where</th><th>since</th><th>what to do</th></tr>${findingRows(report.findings)}</table>` : '<p>None: every check passed.</p>'}
 ${report.resolved.length ? `<h2>Resolved since the last run</h2><ul>${report.resolved.map((r) => `<li>${esc(r.summary)} (open since ${esc(r.firstSeenAt)})</li>`).join('')}</ul>` : ''}
 ${sections}
+${pitr}
 <h2>Restore drills</h2>${drills}
 <h2>Verification</h2><p>Hashed ${esc(formatBytes(v.hashedBytes))} in ${v.hashedObjects} objects in ${v.seconds.toFixed(1)} s; ${v.verifiedArtifacts} artifacts proven by a full read, ${v.archivedArtifacts} archived (checked from metadata), ${v.pendingObjects} waiting for the next run.</p>
 </body></html>

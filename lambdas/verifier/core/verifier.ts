@@ -17,6 +17,7 @@ import { loadGroupKeys, type GroupKeys } from './keys';
 import type { ReplicaState } from './replica';
 import type { Report } from '../../../format/verification-report';
 import { buildReport, renderHtml, type ReplicaCounts } from './report-builder';
+import { checkPitrObjects, finishPitr, keptBaseBackups, pitrSummaryLine, preparePitr, type PitrDeps } from './pitr';
 
 export interface VerifierDeps {
   readonly store: BucketStore;
@@ -35,6 +36,7 @@ const VERIFIER_CHECKS: ReadonlySet<Check> = new Set<Check>([
   'manifest-signature', 'manifest-invalid', 'manifest-location', 'ciphertext-missing', 'ciphertext-size', 'ciphertext-sha256', 'not-openpgp',
   'recipients', 'dump-exit-status', 'completion-marker', 'object-lock', 'not-read-verified', 'verification-pending', 'retention-count',
   'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS,
+  'wal-signature', 'wal-record', 'wal-sha256', 'wal-recipients', 'wal-gap', 'wal-timeline', 'wal-no-window', 'wal-pending',
 ]);
 /** A first read that has not happened a day after the backup is worth a warning. */
 const PENDING_GRACE_MS = 24 * 3_600_000;
@@ -139,8 +141,9 @@ interface SweepInputs {
 
 async function readSweepInputs(deps: VerifierDeps, now: Date): Promise<SweepInputs> {
   const { store, settings, log } = deps;
-  const [backupObjects, drillObjects, recordObjects] = await Promise.all([store.list(BACKUPS_PREFIX), store.list(DRILLS_PREFIX), store.list(VERIFIED_PREFIX)]);
+  const [backupObjects, drillObjects, recordObjects] = await Promise.all([store.list(BACKUPS_PREFIX), store.list(DRILLS_PREFIX), store.list(`${VERIFIED_PREFIX}${BACKUPS_PREFIX}`)]);
   const inventory = buildInventory([...backupObjects, ...drillObjects]);
+  // Backups' read records only: the WAL state of PITR sources (state/verified/wal/) is read per source by pitr.ts.
   const records = await loadRecords(store, recordObjects);
   const groups = new Map(settings.groups.map((g) => [g.name, g]));
   const keyFindings: Finding[] = [];
@@ -249,8 +252,18 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
   });
   for (const c of checked) findings.push(...c.findings);
-  const hashing = await runHashJobs(deps, checked.flatMap((c) => c.jobs), budget, now);
+  // One budget, spent where it matters most: new backups, new WAL, re-reads of backups, then the daily sample of older WAL.
+  const pitrDeps: PitrDeps = { store, log, bucket: settings.bucket, reverifyDays: settings.reverifyDays, remainingMs: deps.remainingMs };
+  const pitrRuns = await preparePitr(pitrDeps, settings.groups, keysByGroup, keptBaseBackups(checked.flatMap((c) => (c.manifest && c.backup.manifest ? [{ manifestKey: c.backup.manifest.key, manifest: c.manifest }] : []))));
+  const jobs = checked.flatMap((c) => c.jobs);
+  const hashingNew = await runHashJobs(deps, jobs.filter((j) => j.firstRead), budget, now);
+  await checkPitrObjects(pitrDeps, pitrRuns, budget, now, 'new');
+  const hashingAgain = await runHashJobs(deps, jobs.filter((j) => !j.firstRead), budget, now);
+  await checkPitrObjects(pitrDeps, pitrRuns, budget, now, 'sample');
+  const hashing = { findings: [...hashingNew.findings, ...hashingAgain.findings], verified: hashingNew.verified + hashingAgain.verified, pending: hashingNew.pending + hashingAgain.pending };
   findings.push(...hashing.findings);
+  const pitr = await finishPitr(pitrDeps, pitrRuns, now);
+  findings.push(...pitr.findings);
   findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referencedKeys(checked)));
   const replica = replicaTally(settings, checked, inputs.backupObjects);
   const judged = await judgeSources(deps, inputs, checked, replica.bySource, now);
@@ -271,6 +284,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     resolved: plan.resolved.map((r) => ({ id: r.id, summary: r.finding.summary, firstSeenAt: r.firstSeenAt })),
     sources: judged.rows,
     drills: judged.drills,
+    pitr: pitr.rows,
     backups: backups.filter((b) => b.manifest).length,
     verification: {
       hashedBytes: budget.hashedBytes,
@@ -306,6 +320,7 @@ export function summaryMessage(report: Report, plan: AlertPlan, keys: { json: st
   ];
   // What is said once stays in the full report, not in every day's message.
   const quiet = plan.quiet.map((q) => q.finding).filter((f) => !f.once);
+  if (report.pitr?.length) lines.push(...report.pitr.map(pitrSummaryLine), '');
   lines.push(...listBlocks(plan, quiet));
   if (n === 0 && plan.resolved.length === 0) lines.push('Every check passed.');
   lines.push('', `Full report: s3://${bucket}/${keys.html}`, `JSON:        s3://${bucket}/${keys.json}`);
