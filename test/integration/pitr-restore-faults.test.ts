@@ -75,6 +75,8 @@ test('a swapped WAL object, found only when recovery fetches it: restore_command
   const swapped = await pitr.restore('swapped', '--to-latest', '--target-timeline', '1');
   assert.equal(swapped.result.code, EXIT.INTEGRITY, swapped.result.log);
   assert.match(swapped.result.log, new RegExp(`restore_command could not deliver WAL file ${victim} .*PostgreSQL did not promote`));
+  // restore_command's own reason, from the server's log.
+  assert.match(swapped.result.log, new RegExp(`could not deliver WAL file ${victim} \\(exit status 126: .*copied or swapped`));
   assert.match(swapped.result.log, /Restore to a target before it .*coldseal verify/);
   assert.equal(existsSync(join(swapped.dataDir, 'postmaster.pid')), false);
 
