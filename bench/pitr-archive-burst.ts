@@ -73,7 +73,9 @@ async function main(): Promise<void> {
       await waitFor(last);
       const seconds = (Date.now() - t0) / 1000;
       const n = nodeStarts() - starts;
-      console.log(`${label}: ${backlog} ready segments archived in ${seconds.toFixed(1)} s = ${(backlog / seconds).toFixed(1)} segments/s, ${((backlog * 16) / seconds).toFixed(0)} MB/s of WAL; ${n} Node starts (${(n / backlog).toFixed(2)} per segment)`);
+      const calls = readFileSync(cluster.logFile, 'utf8').split('\n').filter((l) => l.includes('"message":"archive-push done"')).slice(-n);
+      const peak = Math.max(...calls.map((l) => (JSON.parse(l) as { maxRssMiB: number }).maxRssMiB));
+      console.log(`${label}: ${backlog} ready segments archived in ${seconds.toFixed(1)} s = ${(backlog / seconds).toFixed(1)} segments/s, ${((backlog * 16) / seconds).toFixed(0)} MB/s of WAL; ${n} Node starts (${(n / backlog).toFixed(2)} per segment); agent peak RSS ${peak} MiB`);
     };
     await drain('drain, pushAhead 64', 64, segmentsWanted);
     await drain('drain, pushAhead 1 (no push-ahead)', 1, Math.min(15, segmentsWanted));
@@ -81,17 +83,22 @@ async function main(): Promise<void> {
 
     // B: burst with archiving on.
     const starts = nodeStarts();
+    // psql runs synchronously here: the backlog is sampled after each switch and while waiting.
     const samples: number[] = [];
-    const sampler = setInterval(() => samples.push(readyCount()), 500);
     const t0 = Date.now();
     let last = '';
-    for (let i = 0; i < segmentsWanted; i++) last = writeAndSwitch();
+    for (let i = 0; i < segmentsWanted; i++) {
+      last = writeAndSwitch();
+      samples.push(readyCount());
+    }
     const generated = (Date.now() - t0) / 1000;
-    await waitFor(last);
+    while (lastArchived() < last) {
+      samples.push(readyCount());
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const total = (Date.now() - t0) / 1000;
-    clearInterval(sampler);
     const n = nodeStarts() - starts;
-    console.log(`burst: ${segmentsWanted} segments generated in ${generated.toFixed(1)} s (${(segmentsWanted / generated).toFixed(1)} segments/s), all archived ${(total - generated).toFixed(1)} s after the last switch; ${n} Node starts (${(n / segmentsWanted).toFixed(2)} per segment); .ready backlog every 0.5 s: ${samples.join(' ')}`);
+    console.log(`burst: ${segmentsWanted} segments generated in ${generated.toFixed(1)} s (${(segmentsWanted / generated).toFixed(1)} segments/s), all archived ${(total - generated).toFixed(1)} s after the last switch; ${n} Node starts (${(n / segmentsWanted).toFixed(2)} per segment); .ready backlog after each switch, then every 0.25 s: ${samples.join(' ')}`);
   } finally {
     cluster.stop();
     await moto.stop();

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -12,7 +12,6 @@ import { AGENT_METRICS_NAMESPACE, METRIC } from '../../format/metric-names';
 import type { AgentConfigInput } from '../../format/agent-config';
 import { readPublicKeys, type PublicKey } from '../../runtime/pgp';
 import { openWalRecord } from '../../runtime/wal-record';
-import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
 import { freePort } from '../../local-system/services';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { decompress, gpgDecrypt } from '../harness/gpg';
@@ -20,11 +19,11 @@ import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
 
 /**
  * The archive side of PITR on a scratch PostgreSQL whose archive_command is the real wrapper
- * `pitr setup` installs, running the real agent as the postgres user against moto.
+ * `pitr setup` installs, running the real agent as the postgres user against moto. The
+ * write-once contract (duplicates, .history) is in pitr-archive-duplicates.test.ts.
  */
 let sandbox: AgentSandbox;
 let cluster: PgCluster;
-let inbox: AlertInbox;
 let signingKeys: PublicKey[];
 let configPath: string;
 let config: AgentConfigInput;
@@ -32,7 +31,6 @@ const WAL = 'wal/testgroup/testhost/pg/';
 
 before(async () => {
   sandbox = await createAgentSandbox();
-  inbox = await createAlertInbox(sandbox.account, { waitSeconds: 3 });
   // archive_command runs as the server's user: it must reach the configuration and the signing key.
   chmodSync(sandbox.dir, 0o711);
   const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
@@ -41,7 +39,6 @@ before(async () => {
   signingKeys = await readPublicKeys(sandbox.signing.publicKey, 'signing');
   cluster = await startPgCluster({ env: { ...sandbox.account.env, NODE_NO_WARNINGS: '1' }, settings: { checkpoint_timeout: '1h' } });
   config = sandbox.config({
-    alertTopicArn: inbox.topicArn,
     sources: [{ name: 'pg', type: 'postgres', host: cluster.socketDir, port: cluster.port, user: 'postgres', pitr: { enabled: true, archiveTimeoutSeconds: 60, pushAhead: 16, concurrency: 4 } }],
   });
   configPath = sandbox.writeConfig(config);
@@ -77,6 +74,12 @@ const nodeStarts = () => (readFileSync(cluster.logFile, 'utf8').match(/"message"
 const segmentPath = (name: string) => join(cluster.dataDir, 'pg_wal', name);
 
 test('setup: refuses another archive_command without --replace, then sets everything and says a restart is needed', async () => {
+  cluster.psql('postgres', 'create role app login');
+  const asApp = sandbox.writeConfig({ ...config, sources: [{ ...config.sources[0]!, user: 'app' } as (typeof config.sources)[number]] });
+  const notSuper = await sandbox.runCli(['pitr', 'setup', '--source', 'pg', '--config', asApp, '--install-dir', join(sandbox.dir, 'bin')]);
+  assert.equal(notSuper.code, EXIT.SOURCE, notSuper.log);
+  assert.match(notSuper.log, /not a superuser, and ALTER SYSTEM needs one/);
+
   cluster.psql('postgres', "alter system set archive_command = 'cp %p /somewhere/%f'");
   cluster.psql('postgres', 'select pg_reload_conf()');
   const dry = await sandbox.runCli(setupArgs());
@@ -143,54 +146,6 @@ test('push-ahead: one agent start archives a backlog of .ready files; the wrappe
   // Every marker was taken by the wrapper.
   const sysid = cluster.psql('postgres', 'select system_identifier from pg_control_system()');
   assert.deepEqual(readdirSync(join(sandbox.dir, 'state', sysid, 'pushed')), []);
-});
-
-/** archive-push by hand (as root), as PostgreSQL would run it, for a file given by absolute path. */
-const push = (path: string, name: string) => sandbox.runCli(['pitr', 'archive-push', '--source', 'pg', '--config', configPath, '--pgdata', cluster.dataDir, '--state-dir', join(sandbox.dir, 'manual-state'), path, name]);
-
-test('the same segment again succeeds; different content fails (< 126), overwrites nothing and alerts', async () => {
-  const segment = writeAndSwitch();
-  await waitArchived(segment);
-  await inbox.receive();
-  const before = await recordOf(segment);
-  const again = await push(segmentPath(segment), segment);
-  assert.equal(again.code, EXIT.OK, again.log);
-  assert.match(again.log, /already archived/);
-
-  const tampered = Buffer.from(readFileSync(segmentPath(segment)));
-  tampered[100_000] ^= 0xff;
-  mkdirSync(join(sandbox.dir, 'other'), { recursive: true });
-  writeFileSync(join(sandbox.dir, 'other', segment), tampered);
-  const different = await push(join(sandbox.dir, 'other', segment), segment);
-  assert.equal(different.code, EXIT.INTEGRITY, different.log);
-  assert.match(different.log, /already in the archive .* with different content/);
-  const afterwards = await recordOf(segment);
-  assert.equal(afterwards.etag, before.etag);
-  assert.deepEqual(afterwards.record, before.record);
-  const alerts = await inbox.receive();
-  assert.equal(alerts.length, 1);
-  assert.match(alerts[0]!.subject, /WAL INTEGRITY/);
-  assert.match(alerts[0]!.message, new RegExp(`${segment}.*\\n.*different content`));
-});
-
-test('a .history file is archived under its timeline and never overwritten', async () => {
-  const dir = join(sandbox.dir, 'history');
-  mkdirSync(dir, { recursive: true });
-  const content = '1\t0/5000000\tno recovery target specified\n';
-  writeFileSync(join(dir, '00000002.history'), content);
-  const first = await push(join(dir, '00000002.history'), '00000002.history');
-  assert.equal(first.code, EXIT.OK, first.log);
-  const key = `${WAL}00000002/00000002.history.pgp`;
-  assert.ok((await sandbox.listKeys(WAL)).includes(key));
-  assert.equal(decompress(gpgDecrypt(await sandbox.getObject(key), sandbox.recipient.privateFile), 'zstd').toString(), content);
-  const { etag } = await recordOf('00000002.history');
-
-  writeFileSync(join(dir, '00000002.history'), `${content}2\t0/6000000\tno recovery target specified\n`);
-  const second = await push(join(dir, '00000002.history'), '00000002.history');
-  assert.equal(second.code, EXIT.INTEGRITY, second.log);
-  assert.equal((await recordOf('00000002.history')).etag, etag);
-  assert.equal(decompress(gpgDecrypt(await sandbox.getObject(key), sandbox.recipient.privateFile), 'zstd').toString(), content);
-  await inbox.receive();
 });
 
 test('S3 unreachable: the command fails below 126, PostgreSQL retries, and nothing is lost once S3 is back', async () => {

@@ -28,7 +28,7 @@ import { resolvePublicKeys, resolveSecret } from '../secrets';
 import { prepareFiles } from './sources/files';
 import { prepareMysql } from './sources/mysql';
 import { preparePostgres } from './sources/postgres';
-import { recordableArgs, type DumpStep, type InventorySession, type PreparedSource } from './sources/source';
+import { recordableArgs, type DumpStep, type InventorySession, type PreparedSource, type StepCompanion } from './sources/source';
 import { interruptedBy } from '../interrupt';
 import { tierFor } from './tier-calendar';
 import { AGENT_VERSION } from '../version';
@@ -189,11 +189,18 @@ async function backUpSources(args: {
       continue;
     }
     try {
-      const manifest = await backUpSource({ source, config, clients, log, keys, compression, encryptor, loc: { tier, group: config.group, host, source: source.name }, now, preparation });
+      const { manifest, refused } = await backUpSource({ source, config, clients, log, keys, compression, encryptor, loc: { tier, group: config.group, host, source: source.name }, now, preparation });
       const total = manifest.artifacts.reduce((sum, a) => sum + a.ciphertextBytes, 0);
       const key = manifestKey({ tier, group: config.group, host, source: source.name }, manifest.stamp);
       log.info('source backed up', { source: source.name, manifest: `s3://${config.bucket}/${key}`, artifacts: manifest.artifacts.length, ciphertextBytes: total, size: formatBytes(total) });
-      results.push({ source: source.name, ok: true, manifestKey: key, artifacts: manifest.artifacts, exitCode: EXIT.OK });
+      if (refused.length === 0) {
+        results.push({ source: source.name, ok: true, manifestKey: key, artifacts: manifest.artifacts, exitCode: EXIT.OK });
+      } else {
+        // What was backed up is committed; the part that was refused still fails the source, so it is alerted.
+        const message = `${refused.map(describeError).join('; ')} (the other artifacts were backed up: s3://${config.bucket}/${key})`;
+        log.error(`source ${source.name}: ${message}`, { source: source.name, exitCode: exitCodeOf(refused[0]) });
+        results.push({ source: source.name, ok: false, manifestKey: key, artifacts: manifest.artifacts, error: message, exitCode: exitCodeOf(refused[0]) });
+      }
     } catch (error) {
       const code = error instanceof ColdsealError ? error.exitCode : EXIT.FAILURE;
       const message = describeError(error);
@@ -220,7 +227,7 @@ async function backUpSource(args: {
   now: () => Date;
   /** The preparation already under way for this source, if any. */
   preparation?: Promise<PreparedSource>;
-}): Promise<Manifest> {
+}): Promise<{ manifest: Manifest; refused: readonly Error[] }> {
   const { source, config, clients, log, keys, compression, encryptor, loc } = args;
   const startedAt = args.now();
   const stamp = stampOf(startedAt);
@@ -240,8 +247,8 @@ async function backUpSource(args: {
   committed.catch(() => undefined);
 
   const running: RunningStep[] = [];
-  // Every inventory session opened, closed at the end even when its dump never started (E2BIG).
-  const sessions: InventorySession[] = [];
+  // Every inventory session and companion opened, closed at the end even when its dump never started (E2BIG).
+  const sessions: (InventorySession | StepCompanion)[] = [];
   try {
     for (const planned of prepared.steps) {
       if (planned.stillExists && !(await planned.stillExists())) {
@@ -251,7 +258,10 @@ async function backUpSource(args: {
       const key = artifactKey(loc, stamp, planned.name, `${planned.extension}.${compression.extension}`);
       const inventory = await openInventory(planned, source.name, log);
       if (inventory) sessions.push(inventory);
-      const step = inventory?.args.length ? { ...planned, args: [...planned.args, ...inventory.args] } : planned;
+      const companion = await planned.companion?.({ stamp, loc, s3: clients.s3, bucket: config.bucket, log });
+      if (companion) sessions.push(companion);
+      const extraArgs = [...(inventory?.args ?? []), ...(companion?.args ?? [])];
+      const step = extraArgs.length ? { ...planned, args: [...planned.args, ...extraArgs] } : planned;
       log.info('dumping', { source: source.name, artifact: step.name, tool: step.tool.name, key });
       const artifact = startArtifact({
         step,
@@ -260,6 +270,7 @@ async function backUpSource(args: {
         encryptor,
         commit: committed,
         log,
+        companion,
         target: {
           s3: clients.s3,
           bucket: config.bucket,
@@ -275,6 +286,7 @@ async function backUpSource(args: {
       } finally {
         // The dump tool has exited: the snapshot it imported may be released.
         await inventory?.close();
+        await companion?.close();
       }
     }
     if (running.length === 0) {
@@ -302,7 +314,7 @@ async function backUpSource(args: {
       agent: { version: AGENT_VERSION, node: process.version },
     };
     await putManifest(manifest, { config, clients, keys, loc, now: args.now });
-    return manifest;
+    return { manifest, refused: prepared.refused ?? [] };
   } catch (error) {
     cancel(error instanceof Error ? error : new Error(String(error)));
     throw await afterAborts(error, running);
@@ -406,6 +418,7 @@ function toArtifact(step: DumpStep, key: string, result: ArtifactResult, invento
     parts: { size: result.digest.partSize, sha256: result.digest.partSha256 },
     segments: result.segments,
     ...(inventory ? { inventory } : {}),
+    ...result.facts,
   };
 }
 
@@ -418,9 +431,12 @@ async function sendFailureAlert(args: { config: AgentConfig; clients: AgentClien
     `Backup FAILED on host ${host} (group ${config.group}, tier ${tier}) at ${at.toISOString()}.`,
     '',
     ...failed.flatMap((f) => [`Source ${f.source} (exit ${f.exitCode}):`, `  ${f.error}`, '']),
-    failed.some((f) => f.uploadsLeftOpen)
-      ? `Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after they began.`
-      : 'Nothing was committed for these sources: no manifest was written and incomplete uploads were aborted.',
+    // A source whose refused part (a base backup) failed it still committed its other artifacts.
+    failed.every((f) => f.manifestKey)
+      ? 'The other artifacts of these sources were committed (the manifest named above); only the part said above is missing.'
+      : failed.some((f) => f.uploadsLeftOpen)
+        ? `Nothing was committed for these sources: no manifest was written. Some incomplete uploads could not be aborted (see above): S3's lifecycle rule removes them ${INCOMPLETE_UPLOAD_ABORT_DAYS} days after they began.`
+        : `Nothing was committed for ${failed.some((f) => f.manifestKey) ? 'the sources without a manifest named above' : 'these sources'}: no manifest was written and incomplete uploads were aborted.`,
     'What to do: fix the cause above, then run the backup again, e.g.',
     `  aws ssm send-command --document-name <coldseal document> --targets Key=InstanceIds,Values=<instance id> --parameters tier=${tier},sources=${failed.map((f) => f.source).join(',')}`,
     'or on the host: node coldseal-agent.js backup --config-parameter <group config parameter> --source <name>',

@@ -52,10 +52,12 @@ export interface RunningCompressor {
 
 /**
  * @param directInput the dump's stdout, handed to the zstd child as its stdin so the dump's bytes
- *   never pass through Node (that would cost ~3 CPU-s per GB); omit to write plaintext to `input`.
+ *   never pass through Node (that would cost ~3 CPU-s per GB); or an open file's descriptor, which
+ *   zstd reads itself (a WAL file); omit to write plaintext to `input`.
  */
-export function startCompressor(choice: CompressionChoice, directInput?: Readable): RunningCompressor {
+export function startCompressor(choice: CompressionChoice, directInput?: Readable | number): RunningCompressor {
   if (choice.algorithm === 'gzip') {
+    if (typeof directInput === 'number') throw new Error('gzip compresses in Node: give it a stream, not a file descriptor');
     const gzip = createGzip({ level: choice.level, chunkSize: 256 * 1024 });
     if (directInput) directInput.pipe(gzip);
     return { output: gzip, input: directInput ? undefined : gzip, uncompressedBytes: () => gzip.bytesWritten, compressedBytes: () => undefined, stderrTail: () => '' };
@@ -65,7 +67,7 @@ export function startCompressor(choice: CompressionChoice, directInput?: Readabl
   });
   // The child holds its own copy of the pipe; closing ours means that if zstd dies the dump tool
   // gets SIGPIPE instead of blocking forever, and the dump's 'close' event can fire.
-  directInput?.destroy();
+  if (typeof directInput !== 'number') directInput?.destroy();
   const stderrTail = keepTail(child.stderr!, 4096);
   // zstd -vv ends with "/*stdin*\ : 23.45%   (1130000000 B => 265000000 B, /*stdout*\)" (numbers space-padded).
   const report = () => /\(\s*(\d+) B =>\s*(\d+) B/.exec(stderrTail());

@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
-import { mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import type { AgentConfig, PostgresSourceConfig } from '../../../format/agent-config';
 import { postgresPitrSchema } from '../../../format/agent-config';
 import { hostNameFrom } from '../../../format/layout';
+import { METRIC } from '../../../format/metric-names';
 import { mapLimit } from '../../../runtime/concurrency';
 import type { AgentClients } from '../aws';
 import { loadKeys } from '../backup/run';
@@ -143,17 +144,45 @@ export async function runArchivePush(options: ArchivePushOptions): Promise<Archi
     maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
 
-  const integrity = outcomes.flatMap((o) => (!o.ok && o.error instanceof WalIntegrityError ? [o.error] : []));
+  const integrity = await notAlertedLately(
+    join(markers, '..', 'alerted'),
+    outcomes.flatMap((o) => (!o.ok && o.error instanceof WalIntegrityError ? [o.error] : [])),
+    now(),
+  );
   if (integrity.length > 0) await sendIntegrityAlert({ config, clients, log, host, source: source.name, errors: integrity, at: now() });
 
   const remaining = Math.max(0, plan.readyCount - ahead.length - (requested.ok && plan.requestedReady ? 1 : 0));
+  const failures = await failedCount.catch((error: Error) => {
+    log.warn(`could not read pg_stat_archiver (the ${METRIC.walArchiverFailedCount} metric is left out): ${error.message}`, { source: source.name });
+    return undefined;
+  });
   try {
-    await publishArchiverMetrics(config, { group: config.group, host, source: source.name }, { readyBacklog: remaining, filesArchived: archived, failedCount: await failedCount.catch(() => undefined) }, now(), deadline);
+    await publishArchiverMetrics(config, { group: config.group, host, source: source.name }, { readyBacklog: remaining, filesArchived: archived, failedCount: failures }, now(), deadline);
   } catch (error) {
     log.warn(`could not publish the archiver metrics: ${(error as Error).message}`, { source: source.name });
   }
   if (!requested.ok) throw requested.error;
   return { exitCode: EXIT.OK, requested: requested.result, ahead };
+}
+
+/** The same conflict is alerted once in this long, however often PostgreSQL retries the file (3 tries a minute). */
+const REALERT_AFTER_MS = 6 * 3600 * 1000;
+
+/**
+ * The conflicts not alerted within REALERT_AFTER_MS, each noted (a file per WAL file, its mtime
+ * the alert's time). An unwritable note costs a repeated alert, never a missed one.
+ */
+async function notAlertedLately(dir: string, errors: readonly WalIntegrityError[], at: Date): Promise<WalIntegrityError[]> {
+  const fresh: WalIntegrityError[] = [];
+  await mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => undefined);
+  for (const error of errors) {
+    const note = join(dir, error.walFile);
+    const last = await stat(note).then((s) => s.mtimeMs, () => undefined);
+    if (last !== undefined && at.getTime() - last < REALERT_AFTER_MS) continue;
+    fresh.push(error);
+    await writeFile(note, `${error.key}\n`).catch(() => undefined);
+  }
+  return fresh;
 }
 
 async function sendIntegrityAlert(args: { config: AgentConfig; clients: AgentClients; log: Log; host: string; source: string; errors: WalIntegrityError[]; at: Date }): Promise<void> {
@@ -165,6 +194,7 @@ async function sendIntegrityAlert(args: { config: AgentConfig; clients: AgentCli
     '',
     ...errors.flatMap((e) => [`${e.walFile} (s3://${config.bucket}/${e.key}):`, `  ${describeError(e)}`, '']),
     'Nothing was overwritten. PostgreSQL keeps the file in pg_wal and retries it; the archive is stuck until the cause is fixed, and pg_wal grows meanwhile.',
+    `This alert is not repeated for the same file for ${REALERT_AFTER_MS / 3600_000} hours, however often PostgreSQL retries it.`,
   ];
   try {
     await clients.sns.send(new PublishCommand({ TopicArn: config.alertTopicArn, Subject: subject, Message: lines.join('\n') }));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -225,7 +225,7 @@ interface EncodedWal {
   readonly ciphertextSha256: string;
 }
 
-/** Hashes and counts plaintext on its way to the compressor. */
+/** Hashes and counts plaintext on its way to the compressor (gzip, in Node). */
 class PlaintextHash extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
@@ -244,39 +244,75 @@ function exitOf(child: ChildProcess | undefined): Promise<string | undefined> {
   });
 }
 
-/** The same compress → encrypt pipeline as dumps (pipeline/compression.ts, pipeline/encrypt.ts), ending in a bounded buffer. */
-async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number): Promise<EncodedWal> {
-  const compressor = startCompressor(ctx.compression);
-  const compressorExit = exitOf(compressor.child);
-  const direct = compressor.child !== undefined && ctx.encryptor.kind === 'gpg';
-  const encryption = await startEncryption(ctx.encryptor, compressor.output, { direct }).catch((error: unknown) => {
-    compressor.child?.kill('SIGKILL');
-    throw error;
-  });
-  const encryptorExit = exitOf(encryption.child);
-  const plaintext = new PlaintextHash();
-  const readDone = new Promise<Error | undefined>((resolve) => pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), plaintext, compressor.input!, (error) => resolve(error ?? undefined)));
-
-  // zstd and OpenPGP add a few hundred bytes to incompressible input; more means something is wrong.
-  const limit = size + Math.ceil(size / 64) + 65536;
-  const digest = new DigestStream(limit + 1);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of encryption.output as AsyncIterable<Buffer>) {
-      digest.update(chunk);
-      if (digest.bytesSoFar > limit) throw new ColdsealError(EXIT.FAILURE, `the ciphertext of ${path} grew past ${limit} bytes`, 'This is a bug: please report it');
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    compressor.child?.kill('SIGKILL');
-    encryption.child?.kill('SIGKILL');
-    throw error;
+/** SHA-256 and length of an open file, read by position (the descriptor's offset is zstd's) through one reused buffer. */
+async function hashFile(handle: FileHandle): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
   }
-  const [readError, compressorFailure, encryptorFailure] = await Promise.all([readDone, compressorExit, encryptorExit, encryption.inputDone]);
-  if (readError) throw new ColdsealError(EXIT.SOURCE, `reading ${path} failed: ${readError.message}`, 'Check the file and the data directory\'s permissions');
-  if (compressorFailure) throw new ColdsealError(EXIT.FAILURE, `zstd failed on ${path} (${compressorFailure}): ${lastLines(compressor.stderrTail(), 2)}`, 'Check free memory and the zstd installation');
-  if (encryptorFailure) throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${path} (${encryptorFailure}): ${lastLines(encryption.stderrTail(), 2)}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
-  if (plaintext.bytes !== size) throw new ColdsealError(EXIT.SOURCE, `${path} changed size while it was read (${size} → ${plaintext.bytes} bytes)`, 'A WAL file marked .ready never changes: check what writes into pg_wal');
-  const ciphertext = Buffer.concat(chunks);
-  return { plaintextBytes: plaintext.bytes, plaintextSha256: plaintext.hash.digest('hex'), ciphertext, ciphertextSha256: digest.finish().sha256 };
+  return { bytes: position, sha256: hash.digest('hex') };
+}
+
+/**
+ * The same compress → encrypt pipeline as dumps (pipeline/compression.ts, pipeline/encrypt.ts),
+ * ending in a bounded buffer. With zstd the plaintext never passes through Node's streams: zstd
+ * reads the file from its descriptor while Node hashes it by position with one reused buffer (a
+ * segment marked .ready never changes, and the length is checked), which keeps a push-ahead of
+ * many segments light on memory and CPU.
+ */
+async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number): Promise<EncodedWal> {
+  const handle = ctx.compression.algorithm === 'zstd' ? await open(path, 'r') : undefined;
+  try {
+    const compressor = startCompressor(ctx.compression, handle?.fd);
+    const compressorExit = exitOf(compressor.child);
+    const direct = compressor.child !== undefined && ctx.encryptor.kind === 'gpg';
+    const encryption = await startEncryption(ctx.encryptor, compressor.output, { direct }).catch((error: unknown) => {
+      compressor.child?.kill('SIGKILL');
+      throw error;
+    });
+    const encryptorExit = exitOf(encryption.child);
+    let plaintext: Promise<{ bytes: number; sha256: string }>;
+    if (handle) {
+      plaintext = hashFile(handle);
+    } else {
+      const hasher = new PlaintextHash();
+      plaintext = new Promise((resolve, reject) =>
+        pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hasher, compressor.input!, (error) => (error ? reject(error) : resolve({ bytes: hasher.bytes, sha256: hasher.hash.digest('hex') }))),
+      );
+    }
+    plaintext.catch(() => undefined);
+
+    // zstd and OpenPGP add a few hundred bytes to incompressible input; more means something is wrong.
+    const limit = size + Math.ceil(size / 64) + 65536;
+    const digest = new DigestStream(limit + 1);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of encryption.output as AsyncIterable<Buffer>) {
+        digest.update(chunk);
+        if (digest.bytesSoFar > limit) throw new ColdsealError(EXIT.FAILURE, `the ciphertext of ${path} grew past ${limit} bytes`, 'This is a bug: please report it');
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      compressor.child?.kill('SIGKILL');
+      encryption.child?.kill('SIGKILL');
+      throw error;
+    }
+    const [compressorFailure, encryptorFailure] = await Promise.all([compressorExit, encryptorExit, encryption.inputDone]);
+    const read = await plaintext.catch((error: Error) => {
+      throw new ColdsealError(EXIT.SOURCE, `reading ${path} failed: ${error.message}`, 'Check the file and the data directory\'s permissions');
+    });
+    if (compressorFailure) throw new ColdsealError(EXIT.FAILURE, `zstd failed on ${path} (${compressorFailure}): ${lastLines(compressor.stderrTail(), 2)}`, 'Check free memory and the zstd installation');
+    if (encryptorFailure) throw new ColdsealError(EXIT.FAILURE, `gpg failed to encrypt ${path} (${encryptorFailure}): ${lastLines(encryption.stderrTail(), 2)}`, 'Set encryption.implementation to "openpgp.js" to encrypt without gpg');
+    // zstd -vv reports what it read: the same length as hashed, or the file changed under us.
+    const compressed = compressor.uncompressedBytes() ?? read.bytes;
+    if (read.bytes !== size || compressed !== size) throw new ColdsealError(EXIT.SOURCE, `${path} changed size while it was read (${size} → ${read.bytes}/${compressed} bytes)`, 'A WAL file marked .ready never changes: check what writes into pg_wal');
+    return { plaintextBytes: read.bytes, plaintextSha256: read.sha256, ciphertext: Buffer.concat(chunks), ciphertextSha256: digest.finish().sha256 };
+  } finally {
+    await handle?.close();
+  }
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { PostgresSourceConfig } from '../../../../format/agent-config';
 import { openPgSnapshotInventory } from '../../inventory/postgres';
 import { asUser } from '../../db/as-user';
+import { PG_BASEBACKUP_ARGS, planBaseBackup, type BaseBackupPlan } from './pg-base-backup';
 import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
 /**
@@ -52,7 +53,23 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
   const sizeQuery = psql('select datname, pg_database_size(datname) from pg_database where datallowconn', 'reading database sizes');
   const pgDumpVersionRun = runCapture(bin('pg_dump'), ['--version'], {}, `source ${source.name}: pg_dump --version`);
   const pgDumpallVersionRun = withGlobals ? runCapture(bin('pg_dumpall'), ['--version'], {}, `source ${source.name}: pg_dumpall --version`) : undefined;
-  for (const later of [listQuery, sizeQuery, pgDumpVersionRun, pgDumpallVersionRun]) later?.catch(() => undefined);
+  // A PITR source's physical base backup, looked at now, taken after the dumps (its wait for the
+  // archive then delays no dump).
+  const baseBackupPlan: Promise<BaseBackupPlan> | undefined =
+    source.pitr?.enabled && source.pitr.baseBackup
+      ? runCapture(bin('pg_basebackup'), ['--version'], {}, `source ${source.name}: pg_basebackup --version`).then((version) =>
+          planBaseBackup({
+            source,
+            // The slot's session connects to "postgres" (libpq would default to a database named after the user).
+            conn: { env: { ...env, PGDATABASE: 'postgres' }, runAs: source.runAs, binDir: source.binDir },
+            psql,
+            command: asUser(source.runAs, bin('pg_basebackup'), PG_BASEBACKUP_ARGS),
+            toolVersion: toolVersion(version),
+            diagnose: diagnosePostgres,
+          }),
+        )
+      : undefined;
+  for (const later of [listQuery, sizeQuery, pgDumpVersionRun, pgDumpallVersionRun, baseBackupPlan]) later?.catch(() => undefined);
 
   const serverVersion = (await versionQuery).trim();
   const databases = source.databases === 'all' ? (await listQuery!).split('\n').filter(Boolean).filter((d) => !source.excludeDatabases.includes(d)) : source.databases;
@@ -106,5 +123,7 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
         : undefined,
     });
   }
-  return { engine: { kind: 'postgres', version: serverVersion }, steps, cleanup: async () => {} };
+  const baseBackup = await baseBackupPlan;
+  if (baseBackup && 'step' in baseBackup) steps.push(baseBackup.step);
+  return { engine: { kind: 'postgres', version: serverVersion }, steps, ...(baseBackup && 'refused' in baseBackup ? { refused: [baseBackup.refused] } : {}), cleanup: async () => {} };
 }

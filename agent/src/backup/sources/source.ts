@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
-import type { Engine, Inventory } from '../../../../format/manifest';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SourceLocation } from '../../../../format/layout';
+import type { Artifact, Engine, Inventory } from '../../../../format/manifest';
+import type { Log } from '../../log';
 import { ColdsealError, EXIT } from '../../errors';
 
 /**
@@ -15,8 +18,8 @@ export type CompletionCheck =
 
 export interface DumpStep {
   readonly name: string;
-  readonly kind: 'database' | 'globals' | 'directory';
-  readonly contentFormat: 'pg-custom' | 'sql' | 'tar';
+  readonly kind: 'database' | 'globals' | 'directory' | 'cluster';
+  readonly contentFormat: 'pg-custom' | 'sql' | 'tar' | 'pg-base-tar';
   /** Extension of the plaintext; the compressor's is appended (e.g. "pgdump" → "pgdump.zst"). */
   readonly extension: string;
   readonly command: string;
@@ -44,6 +47,38 @@ export interface DumpStep {
    * called once the tool has exited. A failure here is a warning: the dump goes on without inventory.
    */
   readonly inventory?: () => Promise<InventorySession>;
+  /**
+   * Work beside the tool that the artifact cannot do without (a base backup: the replication slot
+   * that keeps its WAL, its backup_label read from the output, the wait for its WAL to be archived).
+   * Opened just before the tool starts; unlike the inventory, any failure fails the artifact.
+   */
+  readonly companion?: (context: CompanionContext) => Promise<StepCompanion>;
+}
+
+export interface CompanionContext {
+  /** The run's stamp (the base backup's label names it). */
+  readonly stamp: string;
+  readonly loc: SourceLocation;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly log: Log;
+}
+
+/** What a step records in its artifact beyond the common fields. */
+export type ArtifactFacts = Pick<Artifact, 'baseBackup'>;
+
+export interface StepCompanion {
+  /** Appended to the tool's arguments (recorded in the manifest: nothing secret). */
+  readonly args: readonly string[];
+  /** Sees every chunk of the tool's stdout, in order; must not throw (settle reports problems). */
+  observe(chunk: Buffer): void;
+  /**
+   * Called once the tool has exited cleanly and its output passed the completion check, before the
+   * upload may complete; throws (a ColdsealError) to fail the artifact.
+   */
+  settle(tool: { readonly stderr: string }): Promise<ArtifactFacts>;
+  /** Releases what it holds; always called, more than once is harmless. */
+  close(): Promise<void>;
 }
 
 export interface InventorySession {
@@ -55,6 +90,11 @@ export interface InventorySession {
 export interface PreparedSource {
   readonly engine: { readonly kind: Engine; readonly version: string | null };
   readonly steps: readonly DumpStep[];
+  /**
+   * Parts of the source refused before anything ran (a base backup of a cluster with tablespaces):
+   * the steps are still backed up and committed, and the source is then reported failed with these.
+   */
+  readonly refused?: readonly Error[];
   /** Removes temporary credential files. Always called, success or not. */
   cleanup(): Promise<void>;
 }

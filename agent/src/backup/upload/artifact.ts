@@ -1,12 +1,12 @@
 import { withAbortOutcome } from './abort-upload';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import type { CiphertextDigest } from '../../../../runtime/digest';
 import type { Segment } from '../../../../format/manifest';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
-import type { DumpStep } from '../sources/source';
+import type { ArtifactFacts, DumpStep, StepCompanion } from '../sources/source';
 import { startCompressor, type CompressionChoice } from '../../pipeline/compression';
 import { onInterrupt } from '../../interrupt';
 import { keepTail, lastLines } from '../../process-output';
@@ -39,6 +39,8 @@ export interface DumpOutcome {
   readonly uncompressedBytes: number | null;
   readonly compressedBytes: number;
   readonly completionDetail: string;
+  /** What the step's companion recorded (a base backup's LSNs and label). */
+  readonly facts?: ArtifactFacts;
 }
 
 export interface ArtifactResult extends DumpOutcome {
@@ -114,10 +116,12 @@ export function startArtifact(options: {
   target: ArtifactTarget;
   commit: Promise<void>;
   log: Log;
+  /** Opened by the caller before this starts the tool; settled here at the end of the output. */
+  companion?: StepCompanion;
 }): RunningArtifact {
-  const { step, compression, target, log } = options;
+  const { step, compression, target, log, companion } = options;
   const startedAt = new Date();
-  const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip';
+  const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip' || companion !== undefined;
 
   const dump = spawnDumpTool(step, options.label);
   const dumpStderr = keepTail(dump.stderr!, 8192);
@@ -154,7 +158,9 @@ export function startArtifact(options: {
 
   const plaintextDone = new Promise<void>((resolve) => {
     if (!watcher) return resolve();
-    pipeline(dump.stdout!, watcher, compressor.input!, (error) => {
+    // A companion sees the plaintext on its way (a base backup reads its backup_label from the tar).
+    const tap = companion && new Transform({ transform: (chunk: Buffer, _encoding, done) => (companion.observe(chunk), done(null, chunk)) });
+    pipeline([dump.stdout!, watcher, ...(tap ? [tap] : []), compressor.input!], (error) => {
       // A write error here is a consequence (the compressor died); the exit statuses say why.
       if (error && !failure) log.debug('plaintext stream ended with an error', { artifact: step.name, error: error.message });
       resolve();
@@ -183,7 +189,11 @@ export function startArtifact(options: {
     }
     const outcome = checkOutcome(step, dumpExit, dumpStderr(), compressorExit, compressor.stderrTail(), watcher, compressor.uncompressedBytes(), compressed);
     if (outcome instanceof ColdsealError) throw outcome;
-    const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressed };
+    // The tool's output is complete and good; what the companion still needs (a base backup's WAL
+    // reaching the archive) decides too, while the upload waits open.
+    const facts = companion ? await companion.settle({ stderr: dumpStderr() }) : undefined;
+    if (failure) throw failure;
+    const result: DumpOutcome = { ...outcome, startedAt, finishedAt: new Date(), compressedBytes: compressed, ...(facts ? { facts } : {}) };
     resolveDumped(result);
     await options.commit;
   };
