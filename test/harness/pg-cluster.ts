@@ -19,8 +19,8 @@ export interface PgCluster {
   /** The server's log file. */
   readonly logFile: string;
   psql(database: string, sql: string): string;
-  /** Restarts the server (fast shutdown), with the same options and environment. */
-  restart(): void;
+  /** Restarts the server (fast shutdown), with the same options and environment, plus `env` when given (e.g. credentials made after the start). */
+  restart(env?: Readonly<Record<string, string>>): void;
   stop(): void;
 }
 
@@ -58,8 +58,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     bin,
     logFile,
     psql: (database, sql) => execFileSync('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', database, '-X', '-Atqc', sql]).toString().trim(),
-    restart() {
+    restart(more) {
       asPostgres(`${bin}/pg_ctl`, ['-D', data, '-w', '-m', 'fast', 'stop']);
+      Object.assign(env, more);
       start();
     },
     stop() {
