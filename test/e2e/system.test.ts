@@ -338,8 +338,8 @@ describe('PostgreSQL point-in-time recovery: WAL archived by archive_command, mo
     // Archived once the segment before the one in use is: pg_stat_archiver says so.
     const current = walSql('select pg_walfile_name(pg_current_wal_lsn())');
     const previous = (BigInt(`0x${current.slice(8)}`) - 1n).toString(16).toUpperCase().padStart(16, '0');
-    for (let i = 0; i < 300 && walSql("select coalesce(last_archived_wal, '')").slice(8) < previous; i++) await new Promise((r) => setTimeout(r, 200));
-    assert.ok(walSql("select coalesce(last_archived_wal, '')").slice(8) >= previous, walSql('select * from pg_stat_archiver'));
+    for (let i = 0; i < 300 && walSql("select coalesce(last_archived_wal, '') from pg_stat_archiver").slice(8) < previous; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(walSql("select coalesce(last_archived_wal, '') from pg_stat_archiver").slice(8) >= previous, walSql('select * from pg_stat_archiver'));
     const walKeys = await deployment.listKeys(`wal/${PG_GROUP}/`);
     assert.ok(walKeys.length >= 4, `WAL objects: ${walKeys.join(', ')}`);
 
@@ -397,7 +397,7 @@ describe('MariaDB and files group', () => {
     const result = await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier));
     const sweep = result as SweepResult;
     assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => f.summary).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK', 'db/wal OK']);
     await deployment.receiveAlerts();
   });
 });
@@ -491,7 +491,7 @@ describe('a corrupted backup', () => {
     const failing = sweep.findings.filter((f) => f.severity === 'fail');
     const checksum = failing.find((f) => f.check === 'ciphertext-sha256');
     assert.ok(checksum?.where.includes(artifact.key), failing.map((f) => `${f.check} ${f.where}`).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL', 'db/wal OK']);
     const alerts = await deployment.receiveAlerts();
     const alert = alerts.find((a) => /FAIL/.test(a.subject) && a.message.includes(artifact.key));
     assert.ok(alert, alertSummary(alerts));
@@ -580,6 +580,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'host:db AbortMultipartUpload',
       'host:db ListMultipartUploads',
       'host:db sns:Publish',
+      'host:db cloudwatch:PutMetricData',
       'drill GetObject',
       'drill GetObject +version',
       'drill PutObject',
@@ -593,6 +594,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'verifier ssm:GetParameter',
       'verifier sns:Publish',
       'monitor ListObjectsV2',
+      'monitor PutObject',
       'monitor sns:Publish',
       'scheduler ssm:SendCommand',
       'operator ssm:PutParameter +kms',
@@ -617,7 +619,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
   test("each recorded write of a host or the drill host is refused without If-None-Match, and so is a delete of its key", async () => {
     const writes = decisions.map((d) => d.call).filter((c) => (c.principal.startsWith('host:') || c.principal === 'drill') && (c.operation === 'PutObject' || c.operation === 'CompleteMultipartUpload') && c.headers?.['if-none-match']);
     const kinds = new Set(writes.map((c) => `${c.principal} ${parseKey(c.key!)?.kind ?? c.key!.split('/')[0]}${/\.seg\d+\.pgp$/.test(c.key!) ? ' segment' : ''}`));
-    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
+    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'host:db wal', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
     const hostile: RecordedCall[] = writes.flatMap((c) => {
       const { 'if-none-match': _condition, ...headers } = c.headers!;
       return [
