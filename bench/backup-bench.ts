@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { buildAgent } from '../scripts/build-agent';
 import { startMoto } from '../local-system/services';
 import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
+import { pitrBench } from './pitr-bench';
 import { restoreBench } from './restore-bench';
 
 /**
- * npm run bench [-- --size-gb 1 --rounds 2 --no-moto --segments]   (restore: npm run bench -- --restore, see restore-bench.ts)
+ * npm run bench [-- --size-gb 1 --rounds 2 --no-moto --segments]   (restore: npm run bench -- --restore, see restore-bench.ts;
+ * PITR against pgBackRest: npm run bench -- --pitr, see pitr-bench.ts)
  *
  * Side by side, interleaved round by round so drift hits every contender alike, on the same
  * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
@@ -42,6 +44,11 @@ async function main(): Promise<void> {
   if (process.argv.includes('--restore')) {
     // npm run bench -- --restore [...]: the restore side (bench/restore-bench.ts).
     await restoreBench(process.argv.slice(2).filter((a) => a !== '--restore'));
+    return;
+  }
+  if (process.argv.includes('--pitr')) {
+    // npm run bench -- --pitr [...]: WAL archiving and PITR restore against pgBackRest (bench/pitr-bench.ts).
+    await pitrBench(process.argv.slice(2).filter((a) => a !== '--pitr'));
     return;
   }
   const args = parseArgs(process.argv.slice(2));
