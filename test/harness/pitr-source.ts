@@ -63,7 +63,7 @@ const readableLog = (stderr: string) =>
     })
     .join('\n');
 
-export async function startPitrSource(): Promise<PitrSource> {
+export async function startPitrSource(options: { readonly configOutsideDataDir?: boolean } = {}): Promise<PitrSource> {
   const sandbox = await createAgentSandbox();
   const bundle = join(sandbox.dir, 'coldseal-agent.js');
   copyFileSync(await buildAgent(), bundle);
@@ -72,7 +72,7 @@ export async function startPitrSource(): Promise<PitrSource> {
   const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
   const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
   chownSync(sandbox.signing.privateFile, uid, gid);
-  const cluster = await startPgCluster({ env: { ...sandbox.account.env, NODE_NO_WARNINGS: '1' }, settings: { checkpoint_timeout: '1h' } });
+  const cluster = await startPgCluster({ env: { ...sandbox.account.env, NODE_NO_WARNINGS: '1' }, settings: { checkpoint_timeout: '1h' }, configOutsideDataDir: options.configOutsideDataDir });
   const config: AgentConfigInput = sandbox.config({
     sources: [{ name: 'pg', type: 'postgres', databases: ['postgres'], host: cluster.socketDir, port: cluster.port, user: 'postgres', pitr: { enabled: true, archiveTimeoutSeconds: 60, waitForArchiveMinutes: 2 } }],
   });

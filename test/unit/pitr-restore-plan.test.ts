@@ -184,6 +184,7 @@ test('recovery settings: restore_command quoted for the configuration file, the 
     logging_collector: 'off',
     log_destination: "'stderr'",
     lc_messages: "'C'",
+    hot_standby: 'off',
     archive_mode: 'off',
   });
   const latest = Object.fromEntries(recoverySettings({ ...common, keepArchiving: true, target: { kind: 'latest' }, timeline: 2 }));
@@ -230,6 +231,8 @@ test('the server log: how recovery ended', () => {
   );
   assert.deepEqual(aborted.restoreFailure, { file: '000000010000000000000004', why: 'exit status 126', detail: 'WAL 000000010000000000000004: the record is for …03.pgp (object copied or swapped): recovery stops here (exit 126)' });
   assert.equal(readRecoveryLog('x FATAL:  recovery ended before configured recovery target was reached').targetNotReached, true);
+  const paused = readRecoveryLog('x WARNING:  hot standby is not possible because of insufficient parameter settings\nx DETAIL:  max_connections = 100 is a lower setting than on the primary server, where its value was 150.\nx LOG:  recovery has paused\n');
+  assert.equal(paused.paused, 'max_connections = 100 is a lower setting than on the primary server, where its value was 150.');
 });
 
 test('the data directory: new or empty, no cluster, never the running one; the spool beside it', async () => {

@@ -56,6 +56,10 @@ export function recoverySettings(input: RecoveryConfigInput): Array<[string, str
     ['logging_collector', 'off'],
     ['log_destination', confQuote('stderr')],
     ['lc_messages', confQuote('C')],
+    // Nobody connects before promotion, and a hot standby pauses recovery when the WAL raises
+    // max_connections (or another setting pg_control records) above this server's value
+    // (docs "Hot Standby", "Administrator's Overview"); without it recovery only replays.
+    ['hot_standby', 'off'],
   );
   if (!input.keepArchiving) settings.push(['archive_mode', 'off']);
   return settings;

@@ -21,6 +21,8 @@ export interface RecoveryLog {
   /** "could not restore file "X" from archive: child process exited with exit code 126", with restore_command's own error line about X when it logged one. */
   readonly restoreFailure?: { readonly file: string; readonly why: string; readonly detail?: string };
   readonly targetNotReached: boolean;
+  /** "recovery has paused" and its DETAIL: the server waits for someone and would never promote on its own. */
+  readonly paused?: string;
   readonly fatal?: string;
 }
 
@@ -37,7 +39,9 @@ export function readRecoveryLog(text: string): RecoveryLog {
   let promoted = false;
   let restoreFailure: RecoveryLog['restoreFailure'];
   let targetNotReached = false;
+  let paused: string | undefined;
   let fatal: string | undefined;
+  let previous = '';
   // restore_command (coldseal pitr wal-fetch) logs JSON lines to the server's stderr: its errors say why.
   const fetchErrors = new Map<string, string>();
   for (const line of text.split('\n')) {
@@ -69,10 +73,12 @@ export function readRecoveryLog(text: string): RecoveryLog {
       restoreFailure = { file: m[1], why, ...(fetchErrors.has(m[1]) ? { detail: fetchErrors.get(m[1]) } : {}) };
     }
     if (/recovery ended before configured recovery target was reached/.test(line)) targetNotReached = true;
+    if (/recovery has paused/.test(line)) paused = /DETAIL:\s+(.*)$/.exec(previous)?.[1] ?? 'recovery has paused';
+    if (/\bWARNING:\s/.test(line) || /\bDETAIL:\s/.test(line)) previous = line;
     // Connection attempts refused during recovery are FATAL lines too, of the session, not of the server.
     if ((m = /\bFATAL:\s+(.*)$/.exec(line)) && !/the database system is (starting up|not yet accepting connections)/.test(m[1])) fatal ??= m[1].trim();
   }
-  return { lastRestored, restoredCount, consistentAt, stopping, lastTransactionTime, redoDoneAt, newTimeline, promoted, restoreFailure, targetNotReached, fatal };
+  return { lastRestored, restoredCount, consistentAt, stopping, lastTransactionTime, redoDoneAt, newTimeline, promoted, restoreFailure, targetNotReached, ...(paused ? { paused } : {}), fatal };
 }
 
 /** A time as the server logs it ("2026-12-06 09:15:00.123456+01") in UTC, or the text itself when it does not parse. */

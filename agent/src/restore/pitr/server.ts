@@ -109,6 +109,14 @@ export async function waitForRecovery(server: RestoredServer, options: { log: Lo
     const text = await readLog(server);
     const parsed = readRecoveryLog(text);
     if (!alive && (seenAlive || Date.now() - started > 20_000)) throw died(server, text, parsed, options.onAbort);
+    if (alive && parsed.paused) {
+      options.log.endProgress();
+      throw new ColdsealError(
+        EXIT.FAILURE,
+        `recovery paused before the target and would not go on by itself: ${parsed.paused}. Last lines of the server's log:\n${logTail(text)}\n`,
+        `The server in ${server.dataDir} is running, paused, not promoted: change the setting in its postgresql.conf and restart it (pg_ctl -D ${server.dataDir} restart), or stop it and remove the directory`,
+      );
+    }
     // Asked only once the server says it accepts connections: every refused attempt is a FATAL line in its log.
     if (alive && /database system is ready to accept/.test(text)) {
       const inRecovery = await queryServer(server, 'select pg_is_in_recovery()');
