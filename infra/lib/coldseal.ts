@@ -128,7 +128,13 @@ export class Coldseal extends Construct {
     this.hostAccess = access;
     this.groups = handles;
     if (this.drill) {
-      this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
+      const drillGroup = settings.groups.find((g) => g.name === this.drill!.group);
+      this.drillAccess = new DrillAccess(this, 'DrillHost', {
+        group: this.drill.group,
+        bucket: this.vault.bucket,
+        key: this.vault.key,
+        walArchive: drillGroup !== undefined && pitrSourcesOf(drillGroup.sources).length > 0,
+      });
     }
 
     const watched = this.watch(settings, removalPolicy);

@@ -177,8 +177,10 @@ export function walGroupPrefix(group: string): string {
  * The WAL archive of point-in-time recovery (agent/src/pitr): each WAL file is ONE PutObject with
  * If-None-Match: * (format/wal-record.ts), so, as for backups, a whole-object write without the
  * condition is not allowed and nothing here deletes. Unlike backups, hosts read their group's
- * WAL: restore_command fetches it on the host being recovered, archive-push reads the record of an
- * object already there to tell a retry from a conflict, and a base backup waits for its last WAL.
+ * WAL objects by name (never list them): archive-push reads the record of an object already there
+ * to tell a retry from a conflict, and a base backup waits for its last WAL (a 403 for a key not
+ * there yet is "not yet"). Restoring to a point in time reads base backups, which hosts cannot:
+ * it runs on the drill host (drill-access.ts) or with an operator's credentials.
  */
 function walArchiveStatements(props: HostAccessProps): iam.PolicyStatement[] {
   const walObjects = props.bucket.arnForObjects(`${walGroupPrefix(props.group)}*`);
@@ -212,17 +214,6 @@ function walArchiveStatements(props: HostAccessProps): iam.PolicyStatement[] {
       sid: 'ReadGroupWal',
       actions: ['s3:GetObject'],
       resources: [walObjects],
-    }),
-    // Listing the group's WAL keys only (restore plans its window; restore_command tells "not in the
-    // archive" from "denied"). A ListBucket limited by s3:prefix does not turn a GET of a missing key
-    // into a 404 (that needs ListBucket on the whole bucket, which would show every group's key
-    // names): hosts get 403 for a missing WAL key and ask a listing under the key's own name
-    // (runtime/s3-presence.ts whyUnreadable), which this allows.
-    new iam.PolicyStatement({
-      sid: 'ListGroupWal',
-      actions: ['s3:ListBucket'],
-      resources: [props.bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${walGroupPrefix(props.group)}*`] } },
     }),
     // The archiver's figures (pg_stat_archiver, the .ready backlog) for the stack's alarms, in the
     // agent's own namespace only: PutMetricData has no resource, its namespace is the boundary

@@ -45,6 +45,7 @@ const APP_GROUP = 'app';
 /** Group db's point-in-time-recovery source: a scratch cluster archiving its WAL through the agent (pitr setup). */
 const PITR_SOURCE = 'wal';
 let walCluster: PgCluster;
+let drillActor: MotoAccount;
 const walSql = (sql: string) => walCluster.psql('walapp', sql);
 
 let deployment: Deployment;
@@ -174,7 +175,7 @@ before(async () => {
   const hosts: Record<string, MotoAccount> = { [PG_GROUP]: await actor(`host:${PG_GROUP}`), [APP_GROUP]: await actor(`host:${APP_GROUP}`) };
   const actors: Actors = {
     host: (group) => hosts[group],
-    drill: await actor('drill'),
+    drill: (drillActor = await actor('drill')),
     verifier: await actor('verifier'),
     monitor: await actor('monitor'),
     scheduler: await actor('scheduler'),
@@ -352,6 +353,17 @@ describe('PostgreSQL point-in-time recovery: WAL archived by archive_command, mo
     const port = /running on port (\d+)/.exec(restored.stdout)?.[1];
     const rows = execFileSync('psql', ['-h', `${join(scratch, 'data')}.coldseal-spool`, '-p', port!, '-U', 'postgres', '-d', 'walapp', '-X', '-Atqc', 'select id from t order by id']).toString().trim();
     assert.equal(rows, '1\n2\n3');
+  });
+
+  test('the drill host restores the PITR source to a random point of its window (drill --pitr) and signs what recovery reached', async () => {
+    const drill = await runAgent(
+      ['drill', '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--key', keys[PG_GROUP].recipient.privateFile, '--pitr', '--source', PITR_SOURCE, '--json'],
+      deployment.hostEnv({}, drillActor),
+    );
+    assert.equal(drill.code, EXIT.OK, `exit ${drill.code}\n${drill.stdout}\n${drill.stderr}`);
+    const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
+    const receipt = (await openDrillReceipt(await deployment.getText(receipts[receipts.length - 1]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
+    assert.deepEqual(receipt.results.map((r) => [r.source, r.ok, r.pitr !== undefined]), [[PITR_SOURCE, true, true]]);
   });
 
   test("the monitor's WAL check, on its deployed 5-minute schedule, finds the archive fresh and sends nothing", async () => {

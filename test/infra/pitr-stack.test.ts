@@ -217,10 +217,23 @@ function hostWalCalls(): AwsCall[] {
     { principal, operation: 'PutObject', bucket: b, key: walObjectKey('db', 'h1', 'postgres', '00000002.history'), headers: { 'if-none-match': '*', ...sse, ...lockHeaders } },
     { principal, operation: 'HeadObject', bucket: b, key: ownWal() },
     { principal, operation: 'GetObject', bucket: b, key: ownWal() },
-    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/db/h1/postgres/' } },
-    // "Not in the archive" told from "denied" by a listing under the key's own name (runtime/s3-presence.ts).
-    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: walObjectKey('db', 'h1', 'postgres', '000000010000000000000004') } },
     { principal, operation: 'cloudwatch:PutMetricData', resource: '*', context: { 'cloudwatch:namespace': AGENT_METRICS_NAMESPACE } },
+  ];
+}
+
+/**
+ * What `coldseal drill --pitr` on the drill host reads of its group's WAL (drill-access.ts): the
+ * archive listed for the recovery window, each object, and a listing under a key's own name to
+ * tell "not in the archive" from "denied" (runtime/s3-presence.ts).
+ */
+function drillWalCalls(): AwsCall[] {
+  const principal = 'drill';
+  const b = model.dataBucket;
+  return [
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/db/h1/postgres/', delimiter: '/' } },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/db/h1/postgres/00000001/' } },
+    { principal, operation: 'GetObject', bucket: b, key: ownWal() },
+    { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: walObjectKey('db', 'h1', 'postgres', '000000010000000000000004') } },
   ];
 }
 
@@ -257,8 +270,12 @@ describe('the WAL calls are allowed', () => {
     assert.deepEqual(await denied(verifierWalCalls()), []);
   });
 
-  test('hosts of a PITR group: new WAL objects with the daily lock, their record and content read back, their own listing, metrics in Coldseal/Agent', async () => {
+  test('hosts of a PITR group: new WAL objects with the daily lock, their record and content read back by name, metrics in Coldseal/Agent', async () => {
     assert.deepEqual(await denied(hostWalCalls()), []);
+  });
+
+  test("the drill host of a PITR group: its group's WAL listed and read (drill --pitr)", async () => {
+    assert.deepEqual(await denied(drillWalCalls()), []);
   });
 
   test('the monitor: Delimiter listings of the archive, its watermarks (absent ones answer 404)', async () => {
@@ -287,6 +304,7 @@ describe('the hostile WAL calls are denied', () => {
         { principal, operation: 'PutObject', bucket: b, key: otherWal(), headers: { 'if-none-match': '*', ...lockHeaders } },
         { principal, operation: 'GetObject', bucket: b, key: otherWal() },
         { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/web/' } },
+        ...(principal === 'drill' ? [] : [{ principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/db/' } } as AwsCall]),
         { principal, operation: 'ListObjectsV2', bucket: b, query: { prefix: 'wal/' } },
         { principal, operation: 'ListObjectsV2', bucket: b },
         // Metrics in another namespace: the Lambdas' own, where a host could fake a WAL age.

@@ -433,14 +433,14 @@ describe('instance policy', () => {
     }
     assert.ok(await denies(db, 's3:GetObject', own), 'hosts do not read backups back');
     assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`), "denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`)");
-    // Group db archives WAL: it lists its own wal/ prefix only (pitr-stack.test.ts proves the rest of the WAL grants).
-    assert.ok(await allows(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'wal/db/h1/postgres/' }), 'lists its own WAL');
+    // Group db archives WAL: it reads its WAL objects by name and lists none (the drill host lists them; pitr-stack.test.ts proves the WAL grants).
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'wal/db/h1/postgres/' }), 'lists no WAL');
     assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'wal/web/' }), "lists no other group's WAL");
     assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/' }), 'lists no backups');
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created), "denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created)");
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created), "denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created)");
     const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
-    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
+    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
     const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject')).flatMap((s) => [s.Resource].flat());
     assert.equal(reads.length, 2);
     assert.ok(reads.some((r) => /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/.test(r)), 'the agent bundle');
