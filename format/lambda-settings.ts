@@ -128,6 +128,8 @@ export interface Settings {
   readonly reportWhenOk: boolean;
   /** Present when a replica is expected: hours a replication may stay pending before it is a FAIL. */
   readonly replicaMaxPendingHours: number | undefined;
+  /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
+  readonly walGraceMinutes: number;
 }
 
 export class SettingsError extends Error {
@@ -157,6 +159,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     hashBudgetBytes: s.COLDSEAL_HASH_BUDGET_MB === undefined ? undefined : Math.floor(s.COLDSEAL_HASH_BUDGET_MB * 1024 * 1024),
     reportWhenOk: s.COLDSEAL_REPORT_WHEN_OK,
     replicaMaxPendingHours: s.COLDSEAL_REPLICA_MAX_PENDING_HOURS,
+    walGraceMinutes: s.COLDSEAL_WAL_GRACE_MINUTES,
   };
 }
 

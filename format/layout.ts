@@ -28,6 +28,8 @@ export const STATE_PREFIX = 'state/';
 export const VERIFIED_PREFIX = `${STATE_PREFIX}verified/`;
 /** Alert de-duplication: one object per open problem (see lambdas/shared/alerts.ts). */
 export const ALERT_STATE_PREFIX = `${STATE_PREFIX}alerts/`;
+/** The monitor's WAL watermarks: per PITR source and host, the newest archived WAL seen (lambdas/monitor/core/wal-check.ts). */
+export const WAL_WATERMARK_PREFIX = `${STATE_PREFIX}wal-watermarks/`;
 
 /** Group, host and source names become key segments: keep them to a set that needs no escaping. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;

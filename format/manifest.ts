@@ -162,6 +162,32 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;
 
+const lsnText = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
+
+/**
+ * A point-in-time restore drill of one PITR source: the window it drew the target from, the
+ * target, the base backup recovery started from, and where recovery ended.
+ */
+export const drillPitrSchema = z.object({
+  window: z.object({ fromLsn: lsnText, toLsn: lsnText, toTime: isoTime.nullable() }),
+  target: z.object({ kind: z.enum(['lsn', 'time']), value: z.string() }),
+  timeline: z.number().int().positive(),
+  baseManifestKey: z.string(),
+  /** Null when recovery did not get there (the checks say why). */
+  reached: z
+    .object({
+      lsn: lsnText,
+      /** Where replay ended ("redo done at"). */
+      redoLsn: lsnText.nullable(),
+      timeline: z.number().int().positive(),
+      /** The last transaction replayed (UTC, as PostgreSQL prints it). */
+      lastTransactionTime: z.string().nullable(),
+      walFilesRestored: z.number().int().nonnegative(),
+    })
+    .nullable(),
+});
+export type DrillPitr = z.infer<typeof drillPitrSchema>;
+
 /** A drill receipt: the result of restoring the latest backup of each source into scratch. */
 export const drillReceiptSchema = z.object({
   formatVersion: z.literal(1),
@@ -179,6 +205,8 @@ export const drillReceiptSchema = z.object({
       ok: z.boolean(),
       durationMs: z.number().nonnegative(),
       checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+      /** Set on a point-in-time restore drill (`drill --pitr`): the random target and what recovery reached. */
+      pitr: drillPitrSchema.optional(),
     }),
   ),
   signingKeyFingerprint: fingerprint,

@@ -17,6 +17,8 @@ import { SERVICE } from '../format/metric-names';
 import type { InstanceDirectory, ManagedInstance } from '../lambdas/shared/ports';
 import type { MonitorEvent } from '../lambdas/monitor/handler';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
+import type { WalCheckResult } from '../lambdas/monitor/core/wal-check';
+import { isWalCheck, type WalCheckInput } from '../format/scheduled-inputs';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../format/command-status';
 import type { VerifierEvent } from '../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
@@ -346,9 +348,19 @@ export class Deployment {
     return (JSON.parse(sent.stdout) as { Command: { CommandId: string } }).Command.CommandId;
   }
 
-  /** The constant input a deployed scheduled rule sends to a function. */
+  /** The constant input a deployed scheduled rule sends to a function (the monitor's full check, not its WAL check). */
   scheduledInput<E>(fn: DeployedFunction): E {
-    return this.ruleFor(fn, (r) => r.scheduleExpression !== undefined && r.input !== undefined).input as E;
+    return this.ruleFor(fn, (r) => r.scheduleExpression !== undefined && r.input !== undefined && !isWalCheck(r.input)).input as E;
+  }
+
+  /** The monitor's WAL check as its deployed schedule sends it (only deployed when a group has a PITR source). */
+  walCheckInput(): WalCheckInput {
+    return this.ruleFor(this.monitor, (r) => r.scheduleExpression !== undefined && isWalCheck(r.input)).input as WalCheckInput;
+  }
+
+  /** The monitor's WAL check, run as its deployed schedule would run it. */
+  async runWalCheck(instances?: InstanceDirectory): Promise<WalCheckResult> {
+    return (await this.invokeMonitor(this.walCheckInput(), instances)) as WalCheckResult;
   }
 
   private ruleFor(fn: DeployedFunction, predicate: (r: DeployedRule) => boolean): DeployedRule {
@@ -369,7 +381,7 @@ export class Deployment {
    *   answers DescribeInstanceInformation with a tag filter with HTTP 500); everything else the
    *   monitor reads is moto.
    */
-  async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory): Promise<MonitorResult | undefined> {
+  async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory): Promise<MonitorResult | WalCheckResult | undefined> {
     return this.invoke(this.monitor, this.actors.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances }), event);
   }
 

@@ -5,7 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
+import { AGENT_METRICS_NAMESPACE, DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE } from '../../format/metric-names';
 import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
 import type { LambdaGroup } from './lambda-function';
 
@@ -16,13 +16,33 @@ export interface ColdsealAlarmsProps {
   /** The monitor's schedule interval: one heartbeat per interval is expected. */
   readonly monitorInterval: Duration;
   /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default (DEFAULT_RPO_HOURS). */
-  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
+  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours' | 'pitrSources'>[];
   /**
    * The schedules' and rules' dead-letter queue (DeadLetters): any message in it alarms.
    * @default - no such alarm
    */
   readonly deadLetterQueue?: sqs.IQueue;
+  /**
+   * Minutes a PITR source's newest archived WAL may be older than its archive_timeout (the
+   * monitor's COLDSEAL_WAL_GRACE_MINUTES): the WAL age alarm's threshold adds it.
+   * @default 5
+   */
+  readonly walGraceMinutes?: number;
 }
+
+/**
+ * A Metrics Insights query over one PITR source's hosts: the hosts are not known when the stack is
+ * built, and a metric alarm needs every dimension, so the alarm aggregates across them (MAX: the
+ * worst host) with a query on the metric's exact dimension set (SCHEMA), filtered to the source.
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-alarms.html
+ */
+export function walSourceQuery(namespace: string, metric: string, dimensions: readonly string[], group: string, source: string, extra: Record<string, string> = {}): string {
+  const filters = Object.entries({ [DIMENSION.group]: group, [DIMENSION.source]: source, ...extra }).map(([k, v]) => `"${k}" = '${v}'`);
+  return `SELECT MAX("${metric}") FROM SCHEMA("${namespace}", ${dimensions.map((d) => `"${d}"`).join(', ')}) WHERE ${filters.join(' AND ')}`;
+}
+
+/** Backlog of .ready WAL files that counts as "not keeping up" once it lasts three periods. */
+export const WAL_BACKLOG_ALARM_FILES = 32;
 
 export function monitorMetric(name: string, group: string | undefined, period: Duration, statistic: string): cloudwatch.Metric {
   return new cloudwatch.Metric({
@@ -96,6 +116,10 @@ export class ColdsealAlarms extends Construct {
         }),
       );
     }
+    const grace = props.walGraceMinutes ?? 5;
+    for (const group of props.groups) {
+      for (const { source, archiveTimeoutSeconds } of group.pitrSources ?? []) this.walAlarms(group.name, source, archiveTimeoutSeconds, grace, add);
+    }
     for (const group of props.groups) {
       const rpo = group.rpoHours ?? DEFAULT_RPO_HOURS;
       add(
@@ -131,4 +155,76 @@ export class ColdsealAlarms extends Construct {
       );
     }
   }
+
+  /**
+   * Per PITR source: its WAL age (the monitor's metric, every 5 minutes; silence counts as late,
+   * since the monitor emits an age for every host that ever archived), and the agent's own
+   * figures: a .ready backlog that stays high (archiving does not keep up) and a growing
+   * pg_stat_archiver.failed_count (archive_command failing). The agent publishes those with each
+   * archive-push, so their silence is not a finding: an idle server pushes nothing.
+   */
+  private walAlarms(group: string, source: string, archiveTimeoutSeconds: number, graceMinutes: number, add: (alarm: cloudwatch.Alarm) => cloudwatch.Alarm): void {
+    const id = `${group}-${source}`;
+    const threshold = archiveTimeoutSeconds + graceMinutes * 60;
+    const monitorDimensions = [DIMENSION.group, DIMENSION.host, DIMENSION.source, DIMENSION.service];
+    const agentDimensions = [DIMENSION.group, DIMENSION.host, DIMENSION.source];
+    add(
+      new cloudwatch.Alarm(this, `WalAge-${id}`, {
+        alarmDescription:
+          `coldseal ${group}/${source}: the newest archived WAL of at least one host is older than archive_timeout (${archiveTimeoutSeconds} s) + ${graceMinutes} min, or the WAL check reported nothing: a restore now would lose the writes since. ` +
+          `Do: read the monitor's alert for which host; on it, SELECT * FROM pg_stat_archiver and the PostgreSQL log show why archive_command fails; coldseal pitr setup --source ${source} shows the settings. An idle server archives nothing (archive_timeout switches segments only after writes): keep a heartbeat write.`,
+        metric: new cloudwatch.MathExpression({
+          expression: walSourceQuery(METRICS_NAMESPACE, METRIC.walArchiveAgeSeconds, monitorDimensions, group, source, { [DIMENSION.service]: SERVICE.monitor }),
+          usingMetrics: {},
+          period: Duration.minutes(10),
+          label: `WAL age ${id}`,
+        }),
+        threshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        // Two WAL checks per period: one late run does not empty it; a silent check or a source no
+        // host archives is the failure this alarm is for.
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+    );
+    add(
+      new cloudwatch.Alarm(this, `WalBacklog-${id}`, {
+        alarmDescription:
+          `coldseal ${group}/${source}: a host has kept more than ${WAL_BACKLOG_ALARM_FILES} WAL files waiting in pg_wal/archive_status (.ready) for 15 minutes: archiving does not keep up with the writes, or fails. ` +
+          `Do: on the host, SELECT * FROM pg_stat_archiver and the PostgreSQL log; check its network to S3 and its disk (pg_wal grows until archiving catches up); raise pitr.pushAhead or pitr.concurrency for a write burst.`,
+        metric: new cloudwatch.MathExpression({
+          expression: walSourceQuery(AGENT_METRICS_NAMESPACE, METRIC.walReadyBacklog, agentDimensions, group, source),
+          usingMetrics: {},
+          period: Duration.minutes(5),
+          label: `WAL backlog ${id}`,
+        }),
+        threshold: WAL_BACKLOG_ALARM_FILES,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+    add(
+      new cloudwatch.Alarm(this, `WalArchiverFailures-${id}`, {
+        alarmDescription:
+          `coldseal ${group}/${source}: pg_stat_archiver.failed_count grew on a host: archive_command failed at least once in the last 5 minutes (PostgreSQL retries; the WAL stays in pg_wal until archived). ` +
+          `Do: on the host, SELECT last_failed_wal, last_failed_time FROM pg_stat_archiver and the PostgreSQL log for the agent's error; the WAL age alarm tells whether archiving has stopped.`,
+        // DIFF of the worst host's cumulative count: its growth within the period.
+        metric: new cloudwatch.MathExpression({
+          expression: 'DIFF(failed)',
+          usingMetrics: {
+            failed: new cloudwatch.MathExpression({ expression: walSourceQuery(AGENT_METRICS_NAMESPACE, METRIC.walArchiverFailedCount, agentDimensions, group, source), usingMetrics: {}, period: Duration.minutes(5) }),
+          },
+          period: Duration.minutes(5),
+          label: `WAL archiver failures ${id}`,
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+  }
+
 }

@@ -21,7 +21,7 @@ import { HostAccess } from './host-access';
 import { ColdsealMonitor } from './monitor';
 import { VaultReplication } from './replication';
 import { BackupSchedules } from './schedules';
-import { coldsealSettings, DEFAULT_MAX_PENDING_HOURS, type ColdsealProps, type ColdsealSettings, type DrillSettings, type RetentionSettings, type TierRetention } from './settings';
+import { coldsealSettings, DEFAULT_MAX_PENDING_HOURS, pitrSourcesOf, type ColdsealProps, type ColdsealSettings, type DrillSettings, type RetentionSettings, type TierRetention } from './settings';
 import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
@@ -34,6 +34,8 @@ export interface GroupHandle {
   readonly name: string;
   readonly parameters: GroupParameters;
   readonly sourceNames: readonly string[];
+  /** The group's PostgreSQL sources with point-in-time recovery (their WAL archive is watched). */
+  readonly pitrSources: ReturnType<typeof pitrSourcesOf>;
   readonly timeZone: string;
   /** Managed policy to attach to the group's hosts' roles. */
   readonly instancePolicy: iam.ManagedPolicy;
@@ -57,6 +59,8 @@ export class Coldseal extends Construct {
   readonly groups: readonly GroupHandle[];
   readonly retention: RetentionSettings;
   readonly rpo: Duration;
+  /** The WAL archive's recovery window and the monitor's grace (point-in-time recovery). */
+  readonly pitr: ColdsealSettings['pitr'];
   readonly hostTagKey: string;
   readonly parameterPrefix: string;
   readonly drill?: Required<DrillSettings>;
@@ -75,11 +79,12 @@ export class Coldseal extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.retention = settings.retention;
     this.rpo = Duration.hours(settings.rpoHours);
+    this.pitr = settings.pitr;
     this.hostTagKey = settings.hostTagKey;
     this.parameterPrefix = settings.parameterPrefix;
     this.drill = settings.drill;
 
-    this.vault = new DataVault(this, 'Vault', { retention: this.retention, removalPolicy });
+    this.vault = new DataVault(this, 'Vault', { retention: this.retention, walWindowDays: this.pitr.windowDays, removalPolicy });
     this.alerts = new Alerts(this, 'Alerts', { emails: settings.alertEmails, removalPolicy });
     if (settings.replica) {
       this.replication = new VaultReplication(this, 'Replication', {
@@ -123,7 +128,13 @@ export class Coldseal extends Construct {
     this.hostAccess = access;
     this.groups = handles;
     if (this.drill) {
-      this.drillAccess = new DrillAccess(this, 'DrillHost', { group: this.drill.group, bucket: this.vault.bucket, key: this.vault.key });
+      const drillGroup = settings.groups.find((g) => g.name === this.drill!.group);
+      this.drillAccess = new DrillAccess(this, 'DrillHost', {
+        group: this.drill.group,
+        bucket: this.vault.bucket,
+        key: this.vault.key,
+        walArchive: drillGroup !== undefined && pitrSourcesOf(drillGroup.sources).length > 0,
+      });
     }
 
     const watched = this.watch(settings, removalPolicy);
@@ -160,6 +171,7 @@ export class Coldseal extends Construct {
     const handles: GroupHandle[] = [];
     for (const group of settings.groups) {
       const parameters = this.delivery.groupParameters.get(group.name)!;
+      const pitrSources = pitrSourcesOf(group.sources);
       const hostAccess = new HostAccess(this, `Hosts-${group.name}`, {
         group: group.name,
         parameters: parameters.names,
@@ -171,12 +183,14 @@ export class Coldseal extends Construct {
         topicKey: this.alerts.key,
         agentBundle: this.delivery.asset,
         commandLogGroup: this.schedules.logGroup,
+        walArchive: pitrSources.length > 0,
       });
       access.set(group.name, hostAccess);
       handles.push({
         name: group.name,
         parameters: parameters.names,
         sourceNames: group.sources.map((s) => s.name),
+        pitrSources,
         timeZone: group.timeZone,
         instancePolicy: hostAccess.policy,
       });
@@ -193,7 +207,13 @@ export class Coldseal extends Construct {
       retentionDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.expireAfterDays])),
       lockDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock.days])),
       drillMaxAgeDays: this.drill?.group === g.name ? DRILL_MAX_AGE_DAYS : null,
+      ...(g.pitrSources.length > 0 ? { pitrSources: [...g.pitrSources] } : {}),
     }));
+    const hasPitr = this.groups.some((g) => g.pitrSources.length > 0);
+    const extraSettings: Record<string, string> = {
+      ...(settings.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(settings.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : {}),
+      ...(hasPitr ? { COLDSEAL_WAL_GRACE_MINUTES: String(this.pitr.graceMinutes) } : {}),
+    };
     const lambdaProps = {
       bucket: this.vault.bucket,
       dataKey: this.vault.key,
@@ -207,13 +227,21 @@ export class Coldseal extends Construct {
       // The vault turns on the bucket's EventBridge notifications itself.
       enableBucketEvents: false,
       deadLetterQueue: this.deadLetters.queue,
-      extraSettings: settings.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(settings.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : undefined,
+      extraSettings: Object.keys(extraSettings).length > 0 ? extraSettings : undefined,
     };
     const verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
     const monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
     // S3 sends replication failures as event notifications (not to EventBridge): through this topic.
     this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(monitor.function.fn));
-    const alarms = new ColdsealAlarms(this, 'Alarms', { topic: this.alerts.topic, verifierFunction: verifier.function.fn, monitorFunction: monitor.function.fn, monitorInterval: monitor.interval, groups: lambdaGroups, deadLetterQueue: this.deadLetters.queue });
+    const alarms = new ColdsealAlarms(this, 'Alarms', {
+      topic: this.alerts.topic,
+      verifierFunction: verifier.function.fn,
+      monitorFunction: monitor.function.fn,
+      monitorInterval: monitor.interval,
+      groups: lambdaGroups,
+      deadLetterQueue: this.deadLetters.queue,
+      walGraceMinutes: this.pitr.graceMinutes,
+    });
     const dashboard = new ColdsealDashboard(this, 'Dashboard', { groups: lambdaGroups, alarms, dashboardName: `coldseal-${Stack.of(this).stackName}` });
     return { verifier, monitor, alarms, dashboard };
   }

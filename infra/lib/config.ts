@@ -102,5 +102,6 @@ export async function resolveContext(raw: unknown, baseDir: string, primary: Pri
     drill: context.drill,
     parameterPrefix: context.parameterPrefix,
     replica: context.replica,
+    pitr: context.pitr,
   }, retention);
 }

@@ -8,7 +8,7 @@ import type { ColdsealAlarms } from './alarms';
 
 export interface ColdsealDashboardProps {
   /** The groups as the Lambdas see them; an RPO left out is the Lambdas' default (DEFAULT_RPO_HOURS). */
-  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours'>[];
+  readonly groups: readonly Pick<LambdaGroup, 'name' | 'rpoHours' | 'pitrSources'>[];
   /** @default 'coldseal' */
   readonly dashboardName?: string;
   /** Shown as alarm status widgets at the top. */
@@ -62,6 +62,19 @@ export class ColdsealDashboard extends Construct {
           width: 12,
         }),
       );
+      if ((group.pitrSources ?? []).length > 0) {
+        // The recovery point achieved: one line per host and PITR source, every WAL check (5 minutes).
+        const walPeriod = Duration.minutes(5);
+        this.dashboard.addWidgets(
+          new cloudwatch.GraphWidget({
+            title: `${group.name}: age of the newest archived WAL per host and source (seconds)`,
+            left: [new cloudwatch.MathExpression({ expression: perSourceSearch(METRIC.walArchiveAgeSeconds, group.name, 'Maximum', walPeriod), label: 'WAL age', period: walPeriod })],
+            leftAnnotations: (group.pitrSources ?? []).map((p) => ({ value: p.archiveTimeoutSeconds, label: `archive_timeout ${p.source}`, color: '#ff7f0e' })),
+            leftYAxis: { min: 0, showUnits: false },
+            width: 24,
+          }),
+        );
+      }
     }
   }
 }

@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, TIERS, groupPrefix } from '../../format/layout';
+import { DRILLS_PREFIX, TIERS, WAL_PREFIX, groupPrefix } from '../../format/layout';
 import { acknowledgeGroupObjects } from './nag';
 import { checkNameProp } from './settings';
 
@@ -12,6 +12,12 @@ export interface DrillAccessProps {
   readonly group: string;
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
+  /**
+   * The group has a PITR source: the drill host also reads and lists the group's WAL archive
+   * (`coldseal drill --pitr`: the recovery window, then restore_command's fetches).
+   * @default false
+   */
+  readonly walArchive?: boolean;
 }
 
 /**
@@ -43,6 +49,7 @@ export class DrillAccess extends Construct {
           resources: [props.bucket.bucketArn],
           conditions: { StringLike: { 's3:prefix': TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`) } },
         }),
+        ...(props.walArchive ? walReadStatements(props) : []),
         new iam.PolicyStatement({
           sid: 'WriteNewReceiptsOnly',
           actions: ['s3:PutObject'],
@@ -57,6 +64,25 @@ export class DrillAccess extends Construct {
         }),
       ],
     });
-    acknowledgeGroupObjects(this.policy, props.bucket, [...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`), `${DRILLS_PREFIX}${props.group}/*`]);
+    acknowledgeGroupObjects(this.policy, props.bucket, [
+      ...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`),
+      `${DRILLS_PREFIX}${props.group}/*`,
+      ...(props.walArchive ? [`${WAL_PREFIX}${props.group}/*`] : []),
+    ]);
   }
+}
+
+/**
+ * The group's WAL objects by name and its WAL keys by listing, never another group's. A ListBucket
+ * limited by s3:prefix does not turn a GET of a missing key into a 404 (that needs ListBucket on the
+ * whole bucket, which would show every group's key names): restore_command gets 403 for a WAL file
+ * not in the archive and asks a listing under the key's own name (runtime/s3-presence.ts
+ * whyUnreadable), which this allows. No s3:GetObjectVersion: WAL is written once, never pinned.
+ */
+function walReadStatements(props: DrillAccessProps): iam.PolicyStatement[] {
+  const prefix = `${WAL_PREFIX}${props.group}/`;
+  return [
+    new iam.PolicyStatement({ sid: 'ReadGroupWal', actions: ['s3:GetObject'], resources: [props.bucket.arnForObjects(`${prefix}*`)] }),
+    new iam.PolicyStatement({ sid: 'ListGroupWal', actions: ['s3:ListBucket'], resources: [props.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } } }),
+  ];
 }

@@ -6,7 +6,8 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { TIERS, groupPrefix, type Tier } from '../../format/layout';
+import { TIERS, WAL_PREFIX, groupPrefix, type Tier } from '../../format/layout';
+import { AGENT_METRICS_NAMESPACE } from '../../format/metric-names';
 import type { ObjectLock } from '../../format/agent-config';
 import { configPartsPath, type GroupParameters } from '../../format/parameters';
 import { acknowledgeGroupObjects, nagEnv } from './nag';
@@ -31,6 +32,13 @@ export interface HostAccessProps {
   /** Where SSM Run Command writes the commands' output (hosts write it). */
   readonly commandLogGroup: logs.ILogGroup;
   /**
+   * The group has a PostgreSQL source with point-in-time recovery: its hosts archive WAL under
+   * wal/<group>/ (new objects only), read it back (restore_command, the duplicate check, a base
+   * backup waiting for its WAL) and publish their archiver's figures to CloudWatch.
+   * @default false
+   */
+  readonly walArchive?: boolean;
+  /**
    * Also create a role and instance profile for new EC2 hosts of this group (with SSM's core
    * managed policy), besides the managed policy that existing roles attach.
    * @default true
@@ -40,8 +48,10 @@ export interface HostAccessProps {
 
 /**
  * What a host of one group may do: write new backups under its group's prefix (conditional
- * writes only: no overwrite), never delete, never read; read its group's parameters; use the data
- * key only through S3; publish alerts; fetch the agent; write its command output.
+ * writes only: no overwrite), never delete, never read them; with a PITR source, write new WAL
+ * under its group's wal/ prefix and read that WAL back (restore_command), and publish its
+ * archiver's metrics; read its group's parameters; use the data key only through S3; publish
+ * alerts; fetch the agent; write its command output.
  */
 export class HostAccess extends Construct {
   /** Attach this to the hosts' existing roles. */
@@ -56,7 +66,13 @@ export class HostAccess extends Construct {
     const stack = Stack.of(this);
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description: `coldseal hosts of group ${props.group}: write new backups, read the group's parameters, publish alerts`,
-      statements: [...backupWriteStatements(props, stack), ...groupParameterStatements(props, stack), ...alertStatements(props, stack), ...runStatements(props, stack)],
+      statements: [
+        ...backupWriteStatements(props, stack),
+        ...(props.walArchive ? walArchiveStatements(props) : []),
+        ...groupParameterStatements(props, stack),
+        ...alertStatements(props, stack),
+        ...runStatements(props, stack),
+      ],
     });
     this.acknowledgeWildcards(props);
     if (props.createInstanceProfile ?? true) {
@@ -75,7 +91,13 @@ export class HostAccess extends Construct {
 
   /** The policy's wildcards that cdk-nag flags, each with why it cannot be narrower. */
   private acknowledgeWildcards(props: HostAccessProps): void {
-    acknowledgeGroupObjects(this.policy, props.bucket, TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`));
+    acknowledgeGroupObjects(this.policy, props.bucket, [...TIERS.map((tier) => `${groupPrefix(tier, props.group)}*`), ...(props.walArchive ? [`${walGroupPrefix(props.group)}*`] : [])]);
+    if (props.walArchive) {
+      Validations.of(this.policy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: `cloudwatch:PutMetricData has no resource type (it is authorized on "*"); the statement allows it only with cloudwatch:namespace = ${AGENT_METRICS_NAMESPACE}, the agent's own namespace.`,
+      });
+    }
     Validations.of(this.policy).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:${nagEnv(this).region}:${nagEnv(this).account}:parameter${configPartsPath(props.parameters.config)}/*]`,
       reason: "The parts of this group's configuration: their names carry a digest of the content known only once the configuration changes; the path is this group's alone, and they hold nothing secret.",
@@ -142,6 +164,65 @@ function backupWriteStatements(props: HostAccessProps, stack: Stack): iam.Policy
       actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
       resources: [props.key.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+    }),
+  ];
+}
+
+/** The group's WAL archive (format/layout.ts walPrefix): wal/<group>/. */
+export function walGroupPrefix(group: string): string {
+  return `${WAL_PREFIX}${group}/`;
+}
+
+/**
+ * The WAL archive of point-in-time recovery (agent/src/pitr): each WAL file is ONE PutObject with
+ * If-None-Match: * (format/wal-record.ts), so, as for backups, a whole-object write without the
+ * condition is not allowed and nothing here deletes. Unlike backups, hosts read their group's
+ * WAL objects by name (never list them): archive-push reads the record of an object already there
+ * to tell a retry from a conflict, and a base backup waits for its last WAL (a 403 for a key not
+ * there yet is "not yet"). Restoring to a point in time reads base backups, which hosts cannot:
+ * it runs on the drill host (drill-access.ts) or with an operator's credentials.
+ */
+function walArchiveStatements(props: HostAccessProps): iam.PolicyStatement[] {
+  const walObjects = props.bucket.arnForObjects(`${walGroupPrefix(props.group)}*`);
+  const lock = props.objectLock.daily;
+  return [
+    // The Null test, not a negated ...IfExists in a Deny: with a Deny, StringNotEqualsIfExists is
+    // true when the key is absent, and a Deny would then catch the write it means to let through
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists).
+    // No multipart statement: a WAL file is at most 64 MiB and goes in one PutObject.
+    new iam.PolicyStatement({
+      sid: 'WriteNewWalOnly',
+      actions: ['s3:PutObject'],
+      resources: [walObjects],
+      conditions: { Null: { 's3:if-none-match': 'false' } },
+    }),
+    // WAL serves base backups of every tier; the agent locks it like the daily tier, the shortest
+    // (agent config objectLock.daily), and the bucket keeps it for the recovery window, which is
+    // never shorter than that lock (settings.ts pitrProblems). Same bounds as a tier's lock.
+    new iam.PolicyStatement({
+      sid: 'LockWalAsDailyTier',
+      actions: ['s3:PutObjectRetention'],
+      resources: [walObjects],
+      conditions: {
+        StringEquals: { 's3:object-lock-mode': lock.mode },
+        NumericLessThanEquals: { 's3:object-lock-remaining-retention-days': String(lock.days + 1) },
+      },
+    }),
+    // HeadObject and GetObject (both s3:GetObject); no s3:GetObjectVersion (WAL is never pinned
+    // to a version: it is written once) and no s3:GetObjectRetention (the agent reads no lock headers).
+    new iam.PolicyStatement({
+      sid: 'ReadGroupWal',
+      actions: ['s3:GetObject'],
+      resources: [walObjects],
+    }),
+    // The archiver's figures (pg_stat_archiver, the .ready backlog) for the stack's alarms, in the
+    // agent's own namespace only: PutMetricData has no resource, its namespace is the boundary
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+    new iam.PolicyStatement({
+      sid: 'PublishAgentMetrics',
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringEquals: { 'cloudwatch:namespace': AGENT_METRICS_NAMESPACE } },
     }),
   ];
 }

@@ -4,10 +4,10 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { ALERT_STATE_PREFIX, REPORTS_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX, REPORTS_PREFIX, WAL_WATERMARK_PREFIX } from '../../format/layout';
 import { SERVICE } from '../../format/metric-names';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, FAILED_STATUSES } from '../../format/command-status';
-import { CHECK_INPUT } from '../../format/scheduled-inputs';
+import { CHECK_INPUT, WAL_CHECK_INPUT } from '../../format/scheduled-inputs';
 import { MANIFEST_KEY_PATTERN } from './verifier';
 import { BundledFunction, functionEnvironment, grantKey, grantListBucket, grantPublish, grantRead, grantWrite, LAMBDAS_DIR, type ColdsealLambdaCommonProps } from './lambda-function';
 import { acknowledgeObjectPattern, acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
@@ -23,9 +23,15 @@ export interface ColdsealMonitorProps extends ColdsealLambdaCommonProps {
   readonly interval?: Duration;
   /** @default Duration.minutes(2) */
   readonly timeout?: Duration;
+  /**
+   * How often the age of each PITR source's archived WAL is checked, when a group has one. The
+   * alert comes at most this long after archive_timeout + grace has passed.
+   * @default Duration.minutes(5)
+   */
+  readonly walCheckInterval?: Duration;
 }
 
-export { CHECK_INPUT };
+export { CHECK_INPUT, WAL_CHECK_INPUT };
 
 /**
  * The monitor Lambda: alerts within minutes when a run of the backup document fails, times out or
@@ -37,6 +43,9 @@ export class ColdsealMonitor extends Construct {
   readonly commandRule: events.Rule;
   readonly scheduleRule: events.Rule;
   readonly interval: Duration;
+  /** The WAL check's schedule: only when a group has a PITR source. */
+  readonly walCheckRule?: events.Rule;
+  readonly walCheckInterval?: Duration;
 
   constructor(scope: Construct, id: string, props: ColdsealMonitorProps) {
     super(scope, id);
@@ -44,6 +53,10 @@ export class ColdsealMonitor extends Construct {
     this.interval = props.interval ?? Duration.hours(4);
     if (this.interval.toMinutes() < 15 || this.interval.toHours({ integral: false }) > 12) {
       throw new Error(`ColdsealMonitor props.interval must be between 15 minutes and 12 hours, got ${this.interval.toHumanString()}`);
+    }
+    const walInterval = props.groups.some((g) => (g.pitrSources ?? []).length > 0) ? (props.walCheckInterval ?? Duration.minutes(5)) : undefined;
+    if (walInterval && (walInterval.toSeconds() < 60 || walInterval.toSeconds() > 3600 || walInterval.toSeconds() % 60 !== 0)) {
+      throw new Error(`ColdsealMonitor props.walCheckInterval must be whole minutes between 1 and 60, got ${walInterval.toHumanString()}`);
     }
     this.function = new BundledFunction(this, 'Monitor', {
       entry: join(LAMBDAS_DIR, 'monitor', 'handler.ts'),
@@ -79,6 +92,18 @@ export class ColdsealMonitor extends Construct {
       },
       targets: [new targets.LambdaFunction(this.function.fn, { retryAttempts: 2, maxEventAge: Duration.hours(1), deadLetterQueue: props.deadLetterQueue })],
     });
+    if (walInterval) {
+      this.walCheckInterval = walInterval;
+      // Its watermarks: the newest archived WAL seen per source, so that each run lists only what is new.
+      grantRead(role, props.bucket, [WAL_WATERMARK_PREFIX]);
+      grantWrite(role, props.bucket, [WAL_WATERMARK_PREFIX], false);
+      this.walCheckRule = new events.Rule(this, 'WalCheck', {
+        description: 'coldseal: age of the newest archived WAL of each PITR source',
+        schedule: events.Schedule.rate(walInterval),
+        targets: [new targets.LambdaFunction(this.function.fn, { event: events.RuleTargetInput.fromObject(WAL_CHECK_INPUT), retryAttempts: 1, maxEventAge: walInterval, deadLetterQueue: props.deadLetterQueue })],
+      });
+      acknowledgeObjectPrefixes(role, props.bucket, [WAL_WATERMARK_PREFIX], "Objects by prefix: the monitor's WAL watermarks, one per PITR source and host (names known only at run time), under state/wal-watermarks/ only.");
+    }
     this.scheduleRule = new events.Rule(this, 'Check', {
       description: 'coldseal: freshness, SSM reachability, metrics, heartbeat',
       schedule: events.Schedule.rate(this.interval),

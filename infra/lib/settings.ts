@@ -2,9 +2,9 @@ import { Token, type Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { assertName, DEFAULT_DRILL_TAG_KEY, DEFAULT_HOST_TAG_KEY, nameSchema, tagKeySchema, TIERS, type Tier } from '../../format/layout';
-import { calendarSchema, DEFAULT_TIME_ZONE, objectLockSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
+import { calendarSchema, DEFAULT_TIME_ZONE, objectLockSchema, postgresPitrSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
-import { DEFAULT_RPO_HOURS } from '../../format/lambda-settings';
+import { DEFAULT_RPO_HOURS, type GroupSettings } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
 
 /**
@@ -117,6 +117,97 @@ export function retentionProblems(retention: Readonly<Record<string, TierRetenti
   }
   return problems;
 }
+
+/**
+ * The WAL archive of PostgreSQL point-in-time recovery (wal/ in the data bucket), for the whole
+ * deployment. How long WAL is kept is the recovery window: a restore to a time T needs a base
+ * backup taken before T and every WAL file from that backup's start to T. Base backups carry the
+ * WAL of their own consistency inside their tar (pg_basebackup -X fetch), so a base backup older
+ * than the window still restores to its own end; only the points between base backups need the
+ * archive. Hence one window for all tiers, not the lifecycle of the tier a base backup is in.
+ */
+export interface PitrSettings {
+  /**
+   * Days each archived WAL file is kept (then expired; never moved to an archive class: restore
+   * reads WAL file by file, and a Glacier restore of thousands of small objects would take hours
+   * and cost more than keeping them in Standard).
+   * @default the daily tier's expireAfterDays
+   */
+  readonly windowDays?: number;
+  /**
+   * Minutes a PITR source's newest archived WAL may be older than its archive_timeout before the
+   * monitor alerts (COLDSEAL_WAL_GRACE_MINUTES).
+   * @default 5
+   */
+  readonly graceMinutes?: number;
+}
+
+export const DEFAULT_WAL_GRACE_MINUTES = 5;
+
+/** The WAL window when the deployment gives none: as long as the daily tier keeps its base backups. */
+export function walWindowDays(pitr: PitrSettings | undefined, retention: RetentionSettings): number {
+  return pitr?.windowDays ?? retention.daily.expireAfterDays;
+}
+
+/**
+ * Problems with the PITR settings against the retention, each with its path below `pitr`.
+ * - The agent locks every WAL object like the daily tier (config.objectLock.daily): a window
+ *   shorter than that lock would expire WAL S3 must keep (the expiry only hides it behind a delete
+ *   marker until the lock ends, and the bill runs on), the same rule as a tier's lock and expiry.
+ * - A window longer than the longest tier's retention keeps WAL older than every base backup that
+ *   could replay it: it restores nothing and is paid for.
+ */
+export function pitrProblems(pitr: PitrSettings, retention: RetentionSettings): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  const grace = pitr.graceMinutes ?? DEFAULT_WAL_GRACE_MINUTES;
+  if (!(grace > 0) || grace > 24 * 60) problems.push({ path: ['graceMinutes'], message: `must be more than 0 and at most ${24 * 60} minutes, got ${grace}` });
+  // The default window is the daily tier's own expiry, which the tier's rules already hold to its lock.
+  const window = pitr.windowDays;
+  if (window === undefined) return problems;
+  const lock = retention.daily.lock.days;
+  const longest = Math.max(...TIERS.map((tier) => retention[tier].expireAfterDays));
+  if (!Number.isInteger(window) || window < 1) {
+    problems.push({ path: ['windowDays'], message: `must be a whole number of days ≥ 1, got ${window}` });
+  } else if (window < lock) {
+    problems.push({
+      path: ['windowDays'],
+      message: `WAL would be kept ${window} days but each WAL object is locked like the daily tier, for ${lock} days: the window must not be shorter than the lock (raise windowDays to ${lock} or more, or shorten retention.daily.lock.days)`,
+    });
+  } else if (window > longest) {
+    problems.push({
+      path: ['windowDays'],
+      message: `WAL would be kept ${window} days, longer than any base backup is kept (${longest} days, the longest tier): WAL older than every base backup restores nothing; give at most ${longest}`,
+    });
+  }
+  return problems;
+}
+
+/**
+ * A group's PITR sources as the Lambdas expect them (format/lambda-settings.ts pitrSources): its
+ * PostgreSQL sources with pitr.enabled, with archive_timeout as the agent will set it.
+ */
+export function pitrSourcesOf(sources: readonly PropsOf<typeof sourceSchema>[]): NonNullable<GroupSettings['pitrSources']> {
+  return sources.flatMap((source) => {
+    if (source.type !== 'postgres' || !source.pitr) return [];
+    const pitr = postgresPitrSchema.parse(source.pitr);
+    return pitr.enabled ? [{ source: source.name, archiveTimeoutSeconds: pitr.archiveTimeoutSeconds }] : [];
+  });
+}
+
+export const pitrSchema = z
+  .object({
+    /**
+     * Days archived WAL is kept: the point-in-time recovery window.
+     * @default the daily tier's expireAfterDays
+     */
+    windowDays: z.number().int().min(1).optional(),
+    /**
+     * Minutes the newest archived WAL may be older than archive_timeout before the monitor alerts.
+     * @default 5
+     */
+    graceMinutes: z.number().positive().optional(),
+  })
+  .strict();
 
 const CRON_FIELD = {
   minutes: /^(\*|[0-5]?\d)([-/,][0-5]?\d)*$/,
@@ -357,6 +448,8 @@ export const contextSchema = z
     parameterPrefix: z.string().optional(),
     /** The offsite replica vault: another region, optionally another account. */
     replica: replicaSchema.optional(),
+    /** The WAL archive of point-in-time recovery (sources with pitr.enabled). */
+    pitr: pitrSchema.optional(),
   })
   .strict();
 
@@ -473,6 +566,11 @@ export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'host
    */
   readonly replica?: ReplicaSettings;
   /**
+   * The WAL archive of point-in-time recovery: its window and the monitor's grace.
+   * @default window = the daily tier's retention, grace 5 minutes
+   */
+  readonly pitr?: PitrSettings;
+  /**
    * Names the replica bucket, its key alias and the replication role (format/replica.ts).
    * @default - derived from the stack name
    */
@@ -507,7 +605,7 @@ export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'host
 
 
 /** The Coldseal construct's props once checked: every default filled in (see coldsealSettings). */
-export interface ColdsealSettings extends Omit<ColdsealProps, 'groups' | 'timeZone' | 'rpoHours' | 'hostTagKey' | 'parameterPrefix' | 'retention' | 'drill'> {
+export interface ColdsealSettings extends Omit<ColdsealProps, 'groups' | 'timeZone' | 'rpoHours' | 'hostTagKey' | 'parameterPrefix' | 'retention' | 'drill' | 'pitr'> {
   readonly groups: readonly (BackupGroupSettings & { readonly timeZone: string })[];
   readonly timeZone: string;
   readonly rpoHours: number;
@@ -515,6 +613,7 @@ export interface ColdsealSettings extends Omit<ColdsealProps, 'groups' | 'timeZo
   readonly parameterPrefix: string;
   readonly retention: RetentionSettings;
   readonly drill?: Required<DrillSettings>;
+  readonly pitr: Required<PitrSettings>;
 }
 
 /** Props that passed coldsealSettings (or the context loader): the Coldseal construct takes them as they are. */
@@ -530,7 +629,7 @@ export interface PrimaryPlace {
  * The rules between settings that no single field's schema can apply: the drill's group and tag
  * key, and the replica against the primary's place. Each problem has its path below the props.
  */
-export function crossSettingProblems(props: Pick<ColdsealProps, 'hostTagKey' | 'drill' | 'replica'> & { readonly groupNames: readonly string[] }, retention: RetentionSettings, primary: PrimaryPlace = {}): RuleProblem[] {
+export function crossSettingProblems(props: Pick<ColdsealProps, 'hostTagKey' | 'drill' | 'replica' | 'pitr'> & { readonly groupNames: readonly string[] }, retention: RetentionSettings, primary: PrimaryPlace = {}): RuleProblem[] {
   const problems: RuleProblem[] = [];
   if (props.drill && !props.groupNames.includes(props.drill.group)) {
     problems.push({ path: ['drill', 'group'], message: `"${props.drill.group}" is not one of the groups (${props.groupNames.join(', ')})` });
@@ -541,6 +640,7 @@ export function crossSettingProblems(props: Pick<ColdsealProps, 'hostTagKey' | '
   if (props.replica) {
     for (const p of replicaProblems(props.replica, retention, primary)) problems.push({ path: ['replica', ...p.path], message: p.message });
   }
+  for (const p of pitrProblems(props.pitr ?? {}, retention)) problems.push({ path: ['pitr', ...p.path], message: p.message });
   return problems;
 }
 
@@ -558,6 +658,7 @@ function settled<P extends Omit<ColdsealProps, 'agentBundle'>>(props: P, retenti
     drill: props.drill
       ? { group: props.drill.group, schedule: props.drill.schedule, timeZone: props.drill.timeZone ?? timeZone, hostTagKey: props.drill.hostTagKey ?? DEFAULT_DRILL_TAG_KEY }
       : undefined,
+    pitr: { windowDays: walWindowDays(props.pitr, retention), graceMinutes: props.pitr?.graceMinutes ?? DEFAULT_WAL_GRACE_MINUTES },
   };
   checkedProps.add(settings);
   return settings;

@@ -3,15 +3,21 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix } from '../../format/layout';
+import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix, WAL_PREFIX } from '../../format/layout';
 import { incompleteUploadAbortDays, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
-import { retentionProblems, type RetentionSettings } from './settings';
+import { pitrProblems, retentionProblems, walWindowDays, type RetentionSettings } from './settings';
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
 
 export interface DataVaultProps {
   /** Lifecycle and Object Lock per tier (see rules.ts for what is refused). */
   readonly retention: RetentionSettings;
+  /**
+   * Days archived WAL (wal/, point-in-time recovery) is kept: the recovery window (settings.ts
+   * PitrSettings says why one window serves every tier, and pitrProblems what is refused).
+   * @default the daily tier's expireAfterDays
+   */
+  readonly walWindowDays?: number;
   /**
    * What happens to the buckets and key when the stack is deleted.
    * @default RemovalPolicy.RETAIN - backups outlive the stack that made them
@@ -67,6 +73,9 @@ export class DataVault extends Construct {
     for (const tier of TIERS) {
       if (!props.retention[tier]) throw new Error(`DataVault props.retention.${tier} is missing: every tier needs a retention`);
     }
+    const walProblems = pitrProblems({ windowDays: props.walWindowDays }, props.retention);
+    if (walProblems.length > 0) throw new Error(`DataVault props.walWindowDays: ${walProblems.map((p) => p.message).join('; ')}`);
+    const walDays = walWindowDays({ windowDays: props.walWindowDays }, props.retention);
     const reportsDays = props.reportsExpireAfterDays ?? 400;
     const logDays = props.accessLogsExpireAfterDays ?? 365;
     if (!Number.isInteger(reportsDays) || reportsDays < 1) throw new Error(`DataVault props.reportsExpireAfterDays must be a whole number ≥ 1, got ${reportsDays}`);
@@ -98,6 +107,10 @@ export class DataVault extends Construct {
       ...lockedBucketProps(this.key, removalPolicy),
       lifecycleRules: [
         ...tierRules,
+        // The WAL archive: kept for the recovery window, never moved to an archive class (restore
+        // and restore_command read it object by object, at once); the agent locks each object like
+        // the daily tier, and the window is never shorter than that lock (settings.ts pitrProblems).
+        { id: 'wal', prefix: WAL_PREFIX, expiration: Duration.days(walDays), noncurrentVersionExpiration: Duration.days(1) },
         { id: 'drill-receipts', prefix: DRILLS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
         { id: 'reports', prefix: REPORTS_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
         // The Lambdas rewrite their state objects on every run; on a versioned bucket each rewrite

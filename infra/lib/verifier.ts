@@ -4,7 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX, WAL_PREFIX } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../format/parameters';
 import { SERVICE } from '../../format/metric-names';
 import { SWEEP_INPUT } from '../../format/scheduled-inputs';
@@ -79,6 +79,17 @@ export class ColdsealVerifier extends Construct {
     grantReadRetention(role, props.bucket, [BACKUPS_PREFIX]);
     grantReadVersions(role, props.bucket, [BACKUPS_PREFIX]);
     grantWrite(role, props.bucket, [REPORTS_PREFIX, VERIFIED_PREFIX], false);
+    // PITR sources: every WAL object's signed record (HEAD, user metadata), its ciphertext (ranged
+    // GETs) and its Object Lock retention (the verifier judges it against the daily tier's term,
+    // lambdas/verifier/core/pitr.ts); its progress goes under state/verified/ like the backups'. No
+    // version pinning: a WAL object is written once. HeadObject returns the Object Lock headers
+    // only to a caller with s3:GetObjectRetention
+    // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, x-amz-object-lock-mode).
+    const pitr = props.groups.some((g) => (g.pitrSources ?? []).length > 0);
+    if (pitr) {
+      grantRead(role, props.bucket, [WAL_PREFIX]);
+      grantReadRetention(role, props.bucket, [WAL_PREFIX]);
+    }
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
     grantKey(role, props.dataKey, true);
     grantPublish(role, props.topic, props.topicKey);
@@ -120,8 +131,8 @@ export class ColdsealVerifier extends Construct {
     acknowledgeObjectPrefixes(
       role,
       props.bucket,
-      [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX, REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX],
-      'Objects by prefix: the verifier reads every backup, drill receipt and its own state (keys carry host, source and time stamp known only at run time), and writes only reports/ and state/.',
+      [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX, REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX, ...(pitr ? [WAL_PREFIX] : [])],
+      'Objects by prefix: the verifier reads every backup, WAL object, drill receipt and its own state (keys carry host, source and time stamp known only at run time), and writes only reports/ and state/.',
     );
   }
 }

@@ -13,7 +13,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandsCommand, SSMClient, type InstanceInformation } from '@aws-sdk/client-ssm';
 import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
 import { s3PartFetcher } from '../../runtime/s3-part-fetcher';
-import type { BucketStore, CommandHistory, InstanceDirectory, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
+import type { BucketStore, CommandHistory, InstanceDirectory, KeyListing, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
 
 /** SDK adapters for the narrow interfaces. No logic beyond mapping "not found" to null. */
 
@@ -28,7 +28,7 @@ function isNotFound(error: unknown): boolean {
   return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(error) === 404;
 }
 
-export class S3BucketStore implements BucketStore {
+export class S3BucketStore implements BucketStore, KeyListing {
   constructor(
     private readonly client: S3Client,
     readonly bucket: string,
@@ -39,13 +39,29 @@ export class S3BucketStore implements BucketStore {
   }
 
   async list(prefix: string): Promise<ListedObject[]> {
+    return this.listAfter(prefix);
+  }
+
+  async listAfter(prefix: string, startAfter?: string): Promise<ListedObject[]> {
     const out: ListedObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      // StartAfter applies to the first page only; the continuation token carries it on.
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: token ? undefined : startAfter }));
       for (const o of page.Contents ?? []) {
         out.push({ key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), storageClass: o.StorageClass ?? 'STANDARD', etag: o.ETag });
       }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async listPrefixes(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;

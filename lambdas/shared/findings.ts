@@ -19,6 +19,8 @@ export const CHECKS = {
   'verification-pending': 'Not yet hashed',
   rpo: 'Backup older than RPO',
   'never-backed-up': 'Never backed up',
+  'wal-archive-late': 'WAL archive late',
+  'wal-never-archived': 'WAL never archived',
   'empty-dump': 'Empty dump',
   'size-drop': 'Sudden size drop',
   'retention-count': 'Copies per tier',

@@ -62,6 +62,17 @@ export interface BucketStore {
   delete(key: string): Promise<void>;
 }
 
+/**
+ * Listings that touch only what is new: a WAL archive grows by a segment a minute per source, so
+ * the monitor's WAL check must not list all of it every few minutes (S3 bills every LIST request).
+ */
+export interface KeyListing {
+  /** The "folders" right below prefix (Delimiter "/"), e.g. the timelines of a WAL archive, in key order. */
+  listPrefixes(prefix: string): Promise<string[]>;
+  /** Objects under prefix whose keys sort after startAfter (all of them without it), in key order. */
+  listAfter(prefix: string, startAfter?: string): Promise<ListedObject[]>;
+}
+
 export interface Notifier {
   publish(subject: string, message: string, attributes: Record<string, string>): Promise<void>;
 }
@@ -121,8 +132,18 @@ export interface GroupMetrics {
   readonly failedVerifications: number;
 }
 
+/** The monitor's WAL check, per PITR source and host: the recovery point achieved. */
+export interface WalArchiveMetrics {
+  readonly group: string;
+  readonly host: string;
+  readonly source: string;
+  /** Seconds since the newest archived WAL file reached S3. */
+  readonly ageSeconds: number;
+}
+
 export interface MetricsSink {
   source(values: SourceMetrics): void;
   group(values: GroupMetrics): void;
   heartbeat(): void;
+  walArchive(values: WalArchiveMetrics): void;
 }

@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DIMENSION, METRIC, METRICS_NAMESPACE } from '../../format/metric-names';
-import type { GroupMetrics, MetricsSink, SourceMetrics } from './ports';
+import type { GroupMetrics, MetricsSink, SourceMetrics, WalArchiveMetrics } from './ports';
 
 export { METRICS_NAMESPACE, METRIC, DIMENSION, SERVICE } from '../../format/metric-names';
 
@@ -33,6 +33,12 @@ export class PowertoolsMetricsSink implements MetricsSink {
     this.metrics.addMetric(METRIC.groupMaxBackupAgeHours, MetricUnit.Count, round(v.maxAgeHours));
     this.metrics.addMetric(METRIC.groupSourcesOverRpo, MetricUnit.Count, v.sourcesOverRpo);
     this.metrics.addMetric(METRIC.groupFailedVerifications, MetricUnit.Count, v.failedVerifications);
+    this.metrics.publishStoredMetrics();
+  }
+
+  walArchive(v: WalArchiveMetrics): void {
+    this.metrics.addDimensions({ [DIMENSION.group]: v.group, [DIMENSION.host]: v.host, [DIMENSION.source]: v.source });
+    this.metrics.addMetric(METRIC.walArchiveAgeSeconds, MetricUnit.Seconds, Math.round(v.ageSeconds));
     this.metrics.publishStoredMetrics();
   }
 

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ALERT_STATE_PREFIX, hostNameFrom, parseKey, TIERS } from '../../format/layout';
@@ -29,6 +29,8 @@ import { HARNESS, needsNoPermission, OPERATOR, OPERATOR_POLICY, translate, type 
 import { FAKE, type Template } from '../infra/template-tools';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../local-system/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
+import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
+import { execFileSync, spawn } from 'node:child_process';
 
 /**
  * The whole system on one machine: the synthesized stack deployed into moto, the SSM document's
@@ -40,6 +42,11 @@ import { ROOT, sampleContext } from '../infra/fixtures';
  */
 const PG_GROUP = 'db';
 const APP_GROUP = 'app';
+/** Group db's point-in-time-recovery source: a scratch cluster archiving its WAL through the agent (pitr setup). */
+const PITR_SOURCE = 'wal';
+let walCluster: PgCluster;
+let drillActor: MotoAccount;
+const walSql = (sql: string) => walCluster.psql('walapp', sql);
 
 let deployment: Deployment;
 let recorder: Recorder;
@@ -125,6 +132,11 @@ before(async () => {
   mkdirSync(blobsRoot);
   writeFileSync(join(blobsRoot, 'blob.bin'), randomBytes(11 << 20));
   await Promise.all([createPgFixture(pgSource, 3_000), createMysqlFixture(mySource, 2_000)]);
+  // archive_command and restore_command run as the server's OS user: they reach the agent's copy and state under dir.
+  chmodSync(dir, 0o711);
+  walCluster = await startPgCluster({ settings: { checkpoint_timeout: '1h' } });
+  walCluster.psql('postgres', 'create database walapp');
+  walSql('create table t (id int primary key, at timestamptz not null default clock_timestamp())');
 
   const context = sampleContext() as any;
   // One recipient for every group (the escrow key); a signing key per group.
@@ -136,6 +148,7 @@ before(async () => {
       sources: [
         { name: 'pg', type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [pgSource] },
         { name: 'blobs', type: 'files', paths: [blobsRoot] },
+        { name: PITR_SOURCE, type: 'postgres', host: walCluster.socketDir, port: walCluster.port, user: 'postgres', databases: ['walapp'], pitr: { enabled: true, waitForArchiveMinutes: 2 } },
       ],
     },
     [APP_GROUP]: {
@@ -162,7 +175,7 @@ before(async () => {
   const hosts: Record<string, MotoAccount> = { [PG_GROUP]: await actor(`host:${PG_GROUP}`), [APP_GROUP]: await actor(`host:${APP_GROUP}`) };
   const actors: Actors = {
     host: (group) => hosts[group],
-    drill: await actor('drill'),
+    drill: (drillActor = await actor('drill')),
     verifier: await actor('verifier'),
     monitor: await actor('monitor'),
     scheduler: await actor('scheduler'),
@@ -176,10 +189,35 @@ before(async () => {
     const published = await deployment.publishSigningKey(bundle, group, keys[group].signing.privateFile);
     assert.equal(published.code, EXIT.OK, published.stderr);
   }
+  // The operator's one-time step on the PITR host (README "Set it up"): pitr setup --apply as root,
+  // then the restart archive_mode needs; the server (and so archive_command) runs with the host's credentials.
+  const hostEnv = deployment.hostEnv({}, hosts[PG_GROUP]);
+  const setup = await runAgent(['pitr', 'setup', '--source', PITR_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--install-dir', join(dir, 'pitr-bin'), '--state-dir', join(dir, 'pitr-state'), '--apply'], hostEnv);
+  assert.equal(setup.code, EXIT.OK, setup.stderr);
+  walCluster.restart(hostEnv);
   await deployment.subscribeToAlerts();
 });
 
+function runAgent(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bundle, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 after(async () => {
+  for (const stop of restoredServers) {
+    try {
+      execFileSync('/bin/sh', ['-c', stop], { stdio: 'ignore' });
+    } catch {
+      // already stopped
+    }
+  }
+  walCluster?.stop();
   await recorder?.close();
   await Promise.all([dropPgDatabase(pgSource), ...pgScratch.map(dropPgDatabase), dropMysqlDatabase(mySource), ...myScratch.map(dropMysqlDatabase)]);
   rmSync(dir, { recursive: true, force: true });
@@ -192,7 +230,7 @@ describe('deployed configuration', () => {
       assert.equal(settings.bucket, deployment.bucket);
       assert.equal(settings.topicArn, deployment.topicArn);
       assert.equal(settings.documentName, deployment.stack.output('AgentDocumentName'));
-      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg', 'blobs']], [APP_GROUP, ['shop', 'site']]]);
+      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg', 'blobs', PITR_SOURCE]], [APP_GROUP, ['shop', 'site']]]);
     }
     assert.deepEqual(deployment.scheduledInput(deployment.verifier), { action: 'sweep' });
     assert.deepEqual(deployment.scheduledInput(deployment.monitor), { action: 'check' });
@@ -209,7 +247,10 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const run = await deployment.runScheduled(PG_GROUP);
     assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
     manifestKeys = await deployment.manifests(PG_GROUP);
-    assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', 'pg']);
+    assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', 'pg', PITR_SOURCE]);
+    // The PITR source's run took a base backup beside its dump, complete only once its WAL was archived.
+    const base = (await openAt(manifestKeys.find((k) => k.includes(`/${PITR_SOURCE}/`))!, PG_GROUP)).artifacts.find((a) => a.kind === 'cluster');
+    assert.equal(base?.baseBackup?.walArchived, true);
     const manifest = await openAt(manifestKeys.find((k) => k.includes('/pg/'))!, PG_GROUP);
     assert.deepEqual(manifest.artifacts.map((a) => a.name), [pgSource]);
     assert.equal(manifest.artifacts[0].exitCode, 0);
@@ -234,7 +275,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
     assert.equal(receipts.length, 1);
     const receipt = (await openDrillReceipt(await deployment.getText(receipts[0]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
-    assert.deepEqual(receipt.results.map((r) => `${r.source} ${r.ok}`).sort(), ['blobs true', 'pg true'], receipts[0]);
+    assert.deepEqual(receipt.results.map((r) => `${r.source} ${r.ok}`).sort(), ['blobs true', 'pg true', `${PITR_SOURCE} true`, `${PITR_SOURCE} true`], receipts[0]);
   });
 
   test('the daily sweep writes an OK report (JSON and HTML) and sends its summary', async () => {
@@ -244,7 +285,10 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.equal(sweep.report.status, 'OK');
     const report = reportSchema.parse(JSON.parse(await deployment.getText(sweep.reportKeys.json)));
     assert.equal(report.status, 'OK');
-    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]).sort(), [[PG_GROUP, 'blobs', 'OK'], [PG_GROUP, 'pg', 'OK']]);
+    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]).sort(), [[PG_GROUP, 'blobs', 'OK'], [PG_GROUP, 'pg', 'OK'], [PG_GROUP, PITR_SOURCE, 'OK']]);
+    const window = report.pitr?.find((p) => p.source === PITR_SOURCE);
+    assert.ok(window, `the report has the PITR source's recovery window: ${JSON.stringify(report.pitr)}`);
+    assert.deepEqual(window.gaps, []);
     assert.match(await deployment.getText(sweep.reportKeys.html), /<title>coldseal verification \d{4}-\d\d-\d\d: OK<\/title>/);
     const alerts = await deployment.receiveAlerts();
     assert.deepEqual(alerts.map((a) => a.subject), [sweep.published!.subject]);
@@ -280,6 +324,52 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const restored = await deployment.restore(bundle, PG_GROUP, ['--source', 'pg', '--key', keys[PG_GROUP].recipient.privateFile, '--target', `postgres://${PG.user}@${PG.host}:${PG.port}/${scratch}`]);
     assert.equal(restored.code, EXIT.OK, restored.stderr);
     assert.deepEqual(await pgContentFingerprint(scratch), await pgContentFingerprint(pgSource));
+  });
+});
+
+/** `stop:` lines of restored servers, run at the end. */
+const restoredServers: string[] = [];
+
+describe('PostgreSQL point-in-time recovery: WAL archived by archive_command, monitored, verified, restored', () => {
+  test('rows committed after the base backup, each in a WAL segment of its own, come back with restore --to-latest into a new data directory', async () => {
+    for (let id = 1; id <= 3; id++) {
+      walSql(`insert into t (id) values (${id})`);
+      walSql('select pg_switch_wal()');
+    }
+    // Archived once the segment before the one in use is: pg_stat_archiver says so.
+    const current = walSql('select pg_walfile_name(pg_current_wal_lsn())');
+    const previous = (BigInt(`0x${current.slice(8)}`) - 1n).toString(16).toUpperCase().padStart(16, '0');
+    for (let i = 0; i < 300 && walSql("select coalesce(last_archived_wal, '') from pg_stat_archiver").slice(8) < previous; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(walSql("select coalesce(last_archived_wal, '') from pg_stat_archiver").slice(8) >= previous, walSql('select * from pg_stat_archiver'));
+    const walKeys = await deployment.listKeys(`wal/${PG_GROUP}/`);
+    assert.ok(walKeys.length >= 4, `WAL objects: ${walKeys.join(', ')}`);
+
+    const scratch = join(dir, 'pitr-restored');
+    mkdirSync(scratch, { mode: 0o711 });
+    const restored = await deployment.restore(bundle, PG_GROUP, ['--source', PITR_SOURCE, '--key', keys[PG_GROUP].recipient.privateFile, '--to-latest', '--data-dir', join(scratch, 'data')]);
+    const stop = /^stop: +(.*)$/m.exec(restored.stdout)?.[1];
+    if (stop) restoredServers.push(stop);
+    assert.equal(restored.code, EXIT.OK, `exit ${restored.code}\n${restored.stdout}\n${restored.stderr}`);
+    const port = /running on port (\d+)/.exec(restored.stdout)?.[1];
+    const rows = execFileSync('psql', ['-h', `${join(scratch, 'data')}.coldseal-spool`, '-p', port!, '-U', 'postgres', '-d', 'walapp', '-X', '-Atqc', 'select id from t order by id']).toString().trim();
+    assert.equal(rows, '1\n2\n3');
+  });
+
+  test('the drill host restores the PITR source to a random point of its window (drill --pitr) and signs what recovery reached', async () => {
+    const drill = await runAgent(
+      ['drill', '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--key', keys[PG_GROUP].recipient.privateFile, '--pitr', '--source', PITR_SOURCE, '--json'],
+      deployment.hostEnv({}, drillActor),
+    );
+    assert.equal(drill.code, EXIT.OK, `exit ${drill.code}\n${drill.stdout}\n${drill.stderr}`);
+    const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
+    const receipt = (await openDrillReceipt(await deployment.getText(receipts[receipts.length - 1]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
+    assert.deepEqual(receipt.results.map((r) => [r.source, r.ok, r.pitr !== undefined]), [[PITR_SOURCE, true, true]]);
+  });
+
+  test("the monitor's WAL check, on its deployed 5-minute schedule, finds the archive fresh and sends nothing", async () => {
+    const result = await deployment.runWalCheck(inventory());
+    assert.deepEqual(result.findings.map((f) => f.summary), []);
+    assert.deepEqual(await deployment.receiveAlerts(), []);
   });
 });
 
@@ -319,7 +409,7 @@ describe('MariaDB and files group', () => {
     const result = await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier));
     const sweep = result as SweepResult;
     assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => f.summary).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK', 'db/wal OK']);
     await deployment.receiveAlerts();
   });
 });
@@ -413,7 +503,7 @@ describe('a corrupted backup', () => {
     const failing = sweep.findings.filter((f) => f.severity === 'fail');
     const checksum = failing.find((f) => f.check === 'ciphertext-sha256');
     assert.ok(checksum?.where.includes(artifact.key), failing.map((f) => `${f.check} ${f.where}`).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL', 'db/wal OK']);
     const alerts = await deployment.receiveAlerts();
     const alert = alerts.find((a) => /FAIL/.test(a.subject) && a.message.includes(artifact.key));
     assert.ok(alert, alertSummary(alerts));
@@ -502,6 +592,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'host:db AbortMultipartUpload',
       'host:db ListMultipartUploads',
       'host:db sns:Publish',
+      'host:db cloudwatch:PutMetricData',
       'drill GetObject',
       'drill GetObject +version',
       'drill PutObject',
@@ -515,6 +606,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'verifier ssm:GetParameter',
       'verifier sns:Publish',
       'monitor ListObjectsV2',
+      'monitor PutObject',
       'monitor sns:Publish',
       'scheduler ssm:SendCommand',
       'operator ssm:PutParameter +kms',
@@ -539,7 +631,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
   test("each recorded write of a host or the drill host is refused without If-None-Match, and so is a delete of its key", async () => {
     const writes = decisions.map((d) => d.call).filter((c) => (c.principal.startsWith('host:') || c.principal === 'drill') && (c.operation === 'PutObject' || c.operation === 'CompleteMultipartUpload') && c.headers?.['if-none-match']);
     const kinds = new Set(writes.map((c) => `${c.principal} ${parseKey(c.key!)?.kind ?? c.key!.split('/')[0]}${/\.seg\d+\.pgp$/.test(c.key!) ? ' segment' : ''}`));
-    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
+    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'host:db wal', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
     const hostile: RecordedCall[] = writes.flatMap((c) => {
       const { 'if-none-match': _condition, ...headers } = c.headers!;
       return [

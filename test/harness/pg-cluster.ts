@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../local-system/services';
@@ -19,8 +19,8 @@ export interface PgCluster {
   /** The server's log file. */
   readonly logFile: string;
   psql(database: string, sql: string): string;
-  /** Restarts the server (fast shutdown), with the same options and environment. */
-  restart(): void;
+  /** Restarts the server (fast shutdown), with the same options and environment, plus `env` when given (e.g. credentials made after the start). */
+  restart(env?: Readonly<Record<string, string>>): void;
   stop(): void;
 }
 
@@ -31,6 +31,8 @@ export interface PgClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** initdb --wal-segsize, in MB (a power of two, 1..1024). */
   readonly walSegmentSizeMiB?: number;
+  /** Debian's layout: postgresql.conf, pg_hba.conf and pg_ident.conf outside the data directory (in <dir>/etc). */
+  readonly configOutsideDataDir?: boolean;
 }
 
 export async function startPgCluster(options: PgClusterOptions = {}): Promise<PgCluster> {
@@ -48,7 +50,17 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
   const asPostgres = (command: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: dir }).toString();
   const walSegsize = options.walSegmentSizeMiB ? [`--wal-segsize=${options.walSegmentSizeMiB}`] : [];
   asPostgres(`${bin}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', ...walSegsize]);
-  const settings = Object.entries(options.settings ?? {}).map(([name, value]) => ` -c ${name}='${value.replace(/'/g, "''")}'`).join('');
+  const outside: Record<string, string> = {};
+  if (options.configOutsideDataDir) {
+    const etc = join(dir, 'etc');
+    mkdirSync(etc);
+    chownSync(etc, uid, gid);
+    for (const [file, setting] of [['postgresql.conf', 'config_file'], ['pg_hba.conf', 'hba_file'], ['pg_ident.conf', 'ident_file']] as const) {
+      renameSync(join(data, file), join(etc, file));
+      outside[setting] = join(etc, file);
+    }
+  }
+  const settings = Object.entries({ ...outside, ...options.settings }).map(([name, value]) => ` -c ${name}='${value.replace(/'/g, "''")}'`).join('');
   const start = () => asPostgres(`${bin}/pg_ctl`, ['-D', data, '-w', '-l', logFile, '-o', `-p ${port} -k ${dir} -c listen_addresses='' -c fsync=off${settings}`, 'start']);
   start();
   return {
@@ -58,8 +70,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     bin,
     logFile,
     psql: (database, sql) => execFileSync('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', database, '-X', '-Atqc', sql]).toString().trim(),
-    restart() {
+    restart(more) {
       asPostgres(`${bin}/pg_ctl`, ['-D', data, '-w', '-m', 'fast', 'stop']);
+      Object.assign(env, more);
       start();
     },
     stop() {

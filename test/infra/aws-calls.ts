@@ -102,6 +102,9 @@ const OTHER_ACTIONS: Record<string, string> = {
   'sqs:ReceiveMessage': 'sqs:ReceiveMessage',
   'sqs:DeleteMessage': 'sqs:DeleteMessage',
   'sqs:PurgeQueue': 'sqs:PurgeQueue',
+  // No resource type: authorized on "*", with the namespace as the condition key cloudwatch:namespace
+  // (the call's context). https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
+  'cloudwatch:PutMetricData': 'cloudwatch:PutMetricData',
 };
 
 function remainingDays(until: string, now: Date): string {

@@ -20,11 +20,18 @@ export function sampleContext(): Record<string, unknown> {
   return context;
 }
 
-/** Two groups, so that one group's access can be checked against the other's prefix. */
+/**
+ * Two groups, so that one group's access can be checked against the other's prefix. Group db's
+ * PostgreSQL source has point-in-time recovery (a WAL archive, archive_timeout 60 s), group web has
+ * none: the WAL grants, alarms and schedule exist for db only.
+ */
 export function twoGroupContext(): Record<string, unknown> {
   const context = sampleContext();
-  const groups = context.groups as Record<string, unknown>;
-  groups.web = {
+  const groups = context.groups as Record<string, { sources: Record<string, unknown>[] }>;
+  const postgres = groups.db.sources.find((s) => s.type === 'postgres');
+  if (!postgres) throw new Error("cdk.json's group db has no PostgreSQL source to enable PITR on");
+  postgres.pitr = { enabled: true };
+  (groups as Record<string, unknown>).web = {
     schedule: 'cron(0 3 ? * MON-FRI *)',
     timeZone: 'America/New_York',
     signingPublicKeys: EXAMPLE_SIGNING,

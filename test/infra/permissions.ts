@@ -232,8 +232,9 @@ export class PermissionModel {
     );
     if (result.resultType === 'error') throw new Error(`iam-simulate refused ${question.action} on ${question.resource}: ${JSON.stringify(result.errors)}`);
     const grants: string[] = [];
-    if (result.overallResult === 'Allowed' && result.resultType === 'single') {
-      const analysis = result.result.analysis;
+    // An action with no resource type (cloudwatch:PutMetricData on "*") is answered as a "wildcard" result: one analysis per resource pattern.
+    const analyses = result.overallResult !== 'Allowed' ? [] : result.resultType === 'single' ? [result.result.analysis] : result.resultType === 'wildcard' ? result.results.map((r) => r.analysis) : [];
+    for (const analysis of analyses) {
       const identityPolicies = isService ? [] : identity!.policies;
       const resourcePolicy = this.resourcePolicyFor(question.resource);
       for (const [statements, policyOf] of [

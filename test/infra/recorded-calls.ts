@@ -44,7 +44,10 @@ export interface DeploymentFacts {
  * Object Lock check, through S3BucketStore.head (lambdas/shared/aws.ts), the only reader of
  * ObjectLockMode in agent/ and lambdas/. The wire cannot show what a caller reads, so it is said here.
  */
-const READS_LOCK_HEADERS: Readonly<Record<string, readonly string[]>> = { verifier: ['HeadObject'] };
+const READS_LOCK_HEADERS: Readonly<Record<string, readonly { operation: string; key: RegExp }[]>> = {
+  // Backups and WAL objects (their lock is judged against the daily tier's term, lambdas/verifier/core/pitr.ts).
+  verifier: [{ operation: 'HeadObject', key: /^(backups|wal)\// }],
+};
 
 /**
  * Reads whose caller takes a refusal for "absent" as well as a 404, so a 404 seen here does not
@@ -52,7 +55,18 @@ const READS_LOCK_HEADERS: Readonly<Record<string, readonly string[]>> = { verifi
  * (agent/src/restore/verify.ts, "A HEAD, not a LIST"), sent by hosts, the drill host and operators.
  */
 const AGENT = (principal: string) => principal.startsWith('host:') || principal === 'drill' || principal === OPERATOR;
-const REFUSAL_MEANS_ABSENT: readonly { operation: string; key: RegExp; by: (principal: string) => boolean }[] = [{ operation: 'HeadObject', key: /\.seg\d+\.pgp$/, by: AGENT }];
+/**
+ * Also a host's HEAD or GET of a WAL key (agent/src/pitr: restore_command, archive-push's duplicate
+ * check, a base backup waiting for its WAL): hosts may list only their group's wal/ prefix
+ * (host-access.ts ListGroupWal), so S3 answers them 403 for a missing key, and the agent tells
+ * "not in the archive" by a listing under the key's own name (runtime/s3-presence.ts whyUnreadable),
+ * which the proof simulates as recorded.
+ */
+const REFUSAL_MEANS_ABSENT: readonly { operation: string; key: RegExp; by: (principal: string) => boolean }[] = [
+  { operation: 'HeadObject', key: /\.seg\d+\.pgp$/, by: AGENT },
+  { operation: 'HeadObject', key: /^wal\//, by: AGENT },
+  { operation: 'GetObject', key: /^wal\//, by: AGENT },
+];
 
 /** Calls AWS authorizes for everybody. */
 const NEEDS_NO_PERMISSION: Readonly<Record<string, string>> = {
@@ -191,7 +205,7 @@ function s3Calls(r: RecordedRequest, principal: string, names: Renaming): Record
       query,
       // The caller went on after a 404: on AWS it must get a 404, not a 403 (aws-behaviour.ts MISSING_KEY_404_NEEDS).
       mayBeMissing: read && r.status === 404 && !REFUSAL_MEANS_ABSENT.some((e) => e.operation === operation && e.key.test(key ?? '') && e.by(principal)),
-      readsLock: read && (READS_LOCK_HEADERS[principal] ?? []).includes(operation) && r.responseHeaders?.['x-amz-object-lock-mode'] !== undefined,
+      readsLock: read && (READS_LOCK_HEADERS[principal] ?? []).some((e) => e.operation === operation && e.key.test(key ?? '')) && r.responseHeaders?.['x-amz-object-lock-mode'] !== undefined,
       wire: wireOf(r, operation),
     },
   ];
@@ -242,7 +256,29 @@ function ssmCalls(r: RecordedRequest, principal: string, names: Renaming, facts:
   }
 }
 
+/**
+ * CloudWatch PutMetricData (the agent's archiver figures): authorized on "*" with the request's
+ * namespace as cloudwatch:namespace. The SDK sends it as AWS JSON 1.0 (x-amz-target
+ * GraniteServiceVersion20100801.PutMetricData); older clients as the query protocol.
+ */
+function cloudWatchCalls(r: RecordedRequest, principal: string): RecordedCall[] | string {
+  const target = /^GraniteServiceVersion20100801\.(\w+)$/.exec(r.headers['x-amz-target'] ?? '')?.[1];
+  const form = target ? undefined : new URLSearchParams(r.body ?? '');
+  const operation = target ?? form?.get('Action') ?? undefined;
+  const wire = wireOf(r, operation);
+  if (operation !== 'PutMetricData') return `CloudWatch operation with no entry in the table: ${wire}`;
+  let namespace: string | undefined;
+  try {
+    namespace = target ? (JSON.parse(r.body || '{}') as { Namespace?: string }).Namespace : (form!.get('Namespace') ?? undefined);
+  } catch {
+    namespace = undefined;
+  }
+  if (!namespace) return `PutMetricData without a namespace in the recorded body: ${wire}`;
+  return [{ principal, operation: 'cloudwatch:PutMetricData', resource: '*', context: { 'cloudwatch:namespace': namespace }, wire }];
+}
+
 function queryCalls(r: RecordedRequest, principal: string, names: Renaming): RecordedCall[] | string {
+  if (r.service === 'monitoring') return cloudWatchCalls(r, principal);
   const form = new URLSearchParams(r.body ?? '');
   const action = form.get('Action') ?? undefined;
   const wire = wireOf(r, action);

@@ -344,7 +344,7 @@ describe('schedules', () => {
       assert.ok(schedule.Properties.Target.RetryPolicy.MaximumRetryAttempts >= 1, id);
     }
     const rules = resourcesOfType(template, 'AWS::Events::Rule');
-    assert.equal(rules.length, 4, "the verifier's sweep and manifest rules, the monitor's check and command-failure rules");
+    assert.equal(rules.length, 5, "the verifier's sweep and manifest rules, the monitor's check, WAL check (group db has a PITR source) and command-failure rules");
     for (const [id, rule] of rules) {
       for (const target of rule.Properties.Targets) {
         assert.deepEqual(target.DeadLetterConfig, { Arn: queueArn }, id);
@@ -419,7 +419,7 @@ describe('instance policy', () => {
     assert.ok(await denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true }), "denies(db, 's3:PutObject', key, { 's3:ObjectCreationOperation': true })");
   });
 
-  test('cannot delete, read, or write anything of another group or outside backups/', async () => {
+  test('cannot delete, read, or write anything of another group or outside backups/ and its own wal/', async () => {
     const own = bucketObject(`${groupPrefix('daily', 'db')}host1/pg/x.pgp`);
     const other = bucketObject(`${groupPrefix('daily', 'web')}host2/www/x.pgp`);
     for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutObjectLegalHold']) {
@@ -433,13 +433,22 @@ describe('instance policy', () => {
     }
     assert.ok(await denies(db, 's3:GetObject', own), 'hosts do not read backups back');
     assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`), "denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`)");
+    // Group db archives WAL: it reads its WAL objects by name and lists none (the drill host lists them; pitr-stack.test.ts proves the WAL grants).
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'wal/db/h1/postgres/' }), 'lists no WAL');
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'wal/web/' }), "lists no other group's WAL");
+    assert.ok(await denies(db, 's3:ListBucket', `arn:aws:s3:::${bucketNameOf(dataBucket)}`, { 's3:prefix': 'backups/' }), 'lists no backups');
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created), "denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created)");
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created), "denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created)");
     const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
     assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
-    const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject'));
-    assert.equal(reads.length, 1);
-    assert.match([reads[0].Resource].flat()[0], /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/, 'the only read is the agent bundle');
+    const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject')).flatMap((s) => [s.Resource].flat());
+    assert.equal(reads.length, 2);
+    assert.ok(reads.some((r) => /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/.test(r)), 'the agent bundle');
+    assert.ok(reads.includes(`arn:aws:s3:::${bucketNameOf(dataBucket)}/wal/db/*`), "and its own group's WAL (restore_command), nothing else");
+    // Group web has no PITR source: its hosts read nothing of the bucket and list nothing.
+    const [, webPolicy] = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /group web:/.test(r.Properties.Description))!;
+    const web = render(template, webPolicy.Properties.PolicyDocument.Statement) as Statement[];
+    assert.deepEqual(web.filter((st) => [st.Action].flat().some((a) => ['s3:GetObject', 's3:ListBucket', 'cloudwatch:PutMetricData'].includes(a))).map((st) => st.Sid), ['FetchAgent']);
   });
 
   test('uses the data key only through S3, reads only its group parameters, publishes to the topic', async () => {
@@ -461,8 +470,9 @@ describe('instance policy', () => {
     assert.ok(await denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey)), "denies(db, 'ssm:PutParameter', parameterArn(groupParameters('db').signingKey))");
     const [topicId] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
     assert.ok(await allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`), "allows(db, 'sns:Publish', `arn:aws:sns:us-east-1:123456789012:${topicId}`)");
-    const wildcards = db.flatMap((s) => [s.Resource].flat()).filter((r) => r === '*');
-    assert.deepEqual(wildcards, []);
+    // The one "*": PutMetricData, which has no resource, bounded by its namespace.
+    const wildcards = db.filter((st) => [st.Resource].flat().includes('*'));
+    assert.deepEqual(wildcards.map((st) => [st.Action, st.Condition]), [['cloudwatch:PutMetricData', { StringEquals: { 'cloudwatch:namespace': 'Coldseal/Agent' } }]]);
   });
 
   test('an instance profile role with SSM core and the group policy is offered for new hosts', () => {

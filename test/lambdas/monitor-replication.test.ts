@@ -16,7 +16,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
  */
 const noInstances: InstanceDirectory = { listGroup: async () => [], describe: async () => null };
 const noCommands: CommandHistory = { invocation: async () => null, parameters: async () => null };
-const noMetrics: MetricsSink = { source: () => {}, group: () => {}, heartbeat: () => {} };
+const noMetrics: MetricsSink = { source: () => {}, group: () => {}, heartbeat: () => {}, walArchive: () => {} };
 
 function snsEvent(world: World, messages: unknown[]) {
   return {

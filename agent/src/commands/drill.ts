@@ -1,9 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { runDrill, type DrillOutcome } from '../restore/drill';
 import { scratchServers } from '../restore/scratch';
+import { walArchiveAccess, walSourcesOf } from '../restore/pitr/wal-access';
 import { configuredRecipientKeyIds, loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { collect, loadAgentConfig, PASSPHRASE_FILE_FLAG, scratchUrls, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, withScratchOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type ScratchOptions } from './options';
@@ -12,6 +13,8 @@ export interface DrillCommandOptions extends ConfigOrigin, ReplicaOptions, KeyOp
   readonly receiptFile?: string;
   readonly host?: string[];
   readonly source?: string[];
+  readonly pitr?: boolean;
+  readonly pitrTimeout: string;
 }
 
 /**
@@ -34,6 +37,8 @@ export function defineDrillCommand(program: Command, run: RunAction, log: GetLog
     withScratchOptions(command),
     { flags: '--receipt-file <file>', description: 'write the signed receipt to this new local file instead of drills/ in the data bucket (with --replica when the data bucket is gone)' },
     { flags: '--json', description: 'print the receipt as JSON' },
+    { flags: '--pitr', description: 'instead of the latest backups: restore each PostgreSQL PITR source to a random point of its recovery window in a scratch cluster on this host, check recovery reached it, remove it' },
+    { flags: '--pitr-timeout <minutes>', description: 'with --pitr: give up on a recovery after this long', default: '60' },
   ).action((options: DrillCommandOptions, command: Command) =>
     run(async () => {
       const { receipt, receiptKey } = await runDrillCommand(options, log());
@@ -50,8 +55,11 @@ export function defineDrillCommand(program: Command, run: RunAction, log: GetLog
   );
 }
 
-export function validateDrillOptions(options: DrillCommandOptions): void {
+export function validateDrillOptions(options: DrillCommandOptions): { pitrTimeoutMs: number } {
   validateReplicaOptions(options);
+  const minutes = Number(options.pitrTimeout);
+  if (!Number.isFinite(minutes) || minutes <= 0) throw new ColdsealError(EXIT.USAGE, `--pitr-timeout "${options.pitrTimeout}" must be a number of minutes above 0`);
+  return { pitrTimeoutMs: minutes * 60_000 };
 }
 
 async function drillKeyPath(option: string | undefined): Promise<string> {
@@ -68,7 +76,7 @@ async function drillKeyPath(option: string | undefined): Promise<string> {
 }
 
 export async function runDrillCommand(options: DrillCommandOptions, log: Log): Promise<DrillOutcome> {
-  validateDrillOptions(options);
+  const { pitrTimeoutMs } = validateDrillOptions(options);
   const keyPath = await drillKeyPath(options.key);
   const { config, clients } = await loadAgentConfig(options);
   const read = await readLocation(options, config, clients);
@@ -76,7 +84,32 @@ export async function runDrillCommand(options: DrillCommandOptions, log: Log): P
   const key = await loadPrivateKey(keyPath, options.passphraseFile);
   const scratch = await scratchServers(config, clients, scratchUrls(options));
   try {
-    return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source, read, receiptFile: options.receiptFile });
+    // restore_command reads the key from a file of its own (a copy in the spool directory).
+    if (options.pitr && keyPath === '-') throw new ColdsealError(EXIT.USAGE, 'drill --pitr needs the key in a file (restore_command reads it again)', 'Give --key FILE or COLDSEAL_DRILL_KEY');
+    const armoredKey = options.pitr ? await readFile(keyPath, 'utf8') : '';
+    const pitr = options.pitr
+      ? {
+          timeoutMs: pitrTimeoutMs,
+          sources: walSourcesOf,
+          wal: (host: string, source: string) =>
+            walArchiveAccess(
+              {
+                s3: read.s3,
+                storage: { bucket: read.bucket, region: read.replica?.region ?? config.region, endpoint: config.endpoint },
+                group: config.group,
+                source,
+                trusted,
+                key,
+                armoredKey,
+                passphraseFile: options.passphraseFile,
+                prefetch: 16,
+                concurrency: 8,
+              },
+              host,
+            ),
+        }
+      : undefined;
+    return await runDrill({ config, clients, log, key, trusted, scratch: scratch.servers, expectedRecipientKeyIds: await configuredRecipientKeyIds(config, clients), hosts: options.host, sources: options.source, read, receiptFile: options.receiptFile, pitr });
   } finally {
     await scratch.cleanup();
   }

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KeyError, readPublicKeys } from '../../../runtime/pgp';
@@ -14,6 +16,10 @@ import { parsePostgresUrl } from '../restore/targets/postgres';
 import { readClients, readLocation, validateReplicaOptions, type ReplicaOptions } from '../replica';
 import { collect, GROUP_FLAG, loadAgentConfig, PASSPHRASE_FILE_FLAG, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type GetLog, type KeyOptions, type RunAction, type SelectionOptions } from './options';
 import { rerunCommand, terminalConfirm } from './terminal';
+import { runPitrRestore, type PitrRestoreResult } from '../restore/pitr/run';
+import { parseRecoveryTarget, wantsPitr, type RecoveryTarget, type TargetTimeline } from '../restore/pitr/target';
+import { walArchiveAccess } from '../restore/pitr/wal-access';
+import { pitrConnection } from '../pitr/source-connection';
 
 export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions {
   readonly source?: string;
@@ -36,6 +42,15 @@ export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, Sel
   readonly wait?: boolean;
   readonly waitTimeout: string;
   readonly pollInterval: string;
+  // Point-in-time recovery of a PostgreSQL source (restore/pitr/).
+  readonly toTime?: string;
+  readonly toLsn?: string;
+  readonly toLatest?: boolean;
+  readonly targetTimeline?: string;
+  readonly dataDir?: string;
+  readonly prepareOnly?: boolean;
+  readonly port?: string;
+  readonly keepArchiving?: boolean;
 }
 
 export function defineRestoreCommand(program: Command, run: RunAction, log: GetLog): void {
@@ -64,7 +79,15 @@ export function defineRestoreCommand(program: Command, run: RunAction, log: GetL
     { flags: '--wait', description: 'wait for the retrieval of an archived backup, polling' },
     { flags: '--wait-timeout <minutes>', description: 'give up waiting after this long (the retrieval goes on)', default: '720' },
     { flags: '--poll-interval <seconds>', description: 'seconds between retrieval status checks', default: '60' },
-  ).action((options: RestoreCommandOptions) => run(() => printRestore(options, log())));
+    { flags: '--to-time <time>', description: "PostgreSQL point-in-time recovery to this moment, with its zone ('2026-12-06 10:15:00+01'), into --data-dir" },
+    { flags: '--to-lsn <lsn>', description: 'PostgreSQL point-in-time recovery to this WAL position (16/B374D848)' },
+    { flags: '--to-latest', description: 'PostgreSQL point-in-time recovery to the end of the WAL archive' },
+    { flags: '--target-timeline <id>', description: 'the timeline to recover along: latest (default) or its ID' },
+    { flags: '--data-dir <dir>', description: 'point-in-time recovery: the new data directory (absent or empty; never the running cluster\'s)' },
+    { flags: '--prepare-only', description: 'point-in-time recovery: lay the base backup and the recovery settings, print the pg_ctl line, do not start' },
+    { flags: '--port <port>', description: 'point-in-time recovery: the restored server\'s port on 127.0.0.1 (default: a free one)' },
+    { flags: '--keep-archiving', description: 'point-in-time recovery: keep the source\'s archive_command, so the promoted copy archives its new timeline into the source\'s archive (for a copy that becomes the primary)' },
+  ).action((options: RestoreCommandOptions) => run(() => (wantsPitr(options) ? printPitrRestore(options, log()) : printRestore(options, log()))));
 }
 
 export function validateRestoreOptions(options: RestoreCommandOptions): { target: RestoreTarget; tier?: RetrievalTier; days: number; waitTimeoutMs: number; pollIntervalMs: number } {
@@ -143,4 +166,128 @@ async function printRestore(options: RestoreCommandOptions, log: Log): Promise<n
   }
   console.log(`restored ${result.manifest.host}/${result.manifest.source}/${result.artifact.name} from backup ${result.manifest.stamp} (${result.manifest.tier}) into ${result.destination}: ${formatBytes(result.plaintextBytes)}, every check passed`);
   return EXIT.OK;
+}
+
+// ── Point-in-time recovery (PostgreSQL) ─────────────────────────────────────────────────────────
+
+export interface PitrOptions {
+  readonly source: string;
+  readonly target: RecoveryTarget;
+  readonly timeline: TargetTimeline;
+  readonly dataDir: string;
+  readonly port?: number;
+  readonly retrieval: ReturnType<typeof validateRestoreOptions>['tier'];
+  readonly days: number;
+  readonly waitTimeoutMs: number;
+  readonly pollIntervalMs: number;
+}
+
+/** A PITR restore: one target, a source, a --data-dir, none of the dump restore's destinations. */
+export function validatePitrOptions(options: RestoreCommandOptions): PitrOptions {
+  validateReplicaOptions(options);
+  const { target, timeline } = parseRecoveryTarget(options);
+  const other = [options.target && '--target', options.directory && '--directory', options.output && '--output', options.list && '--list', options.table?.length && '--table', options.schema?.length && '--schema', options.artifact && '--artifact'].filter(Boolean);
+  if (other.length) throw new ColdsealError(EXIT.USAGE, `${other.join(', ')} restore a dump; a point-in-time restore lays a whole cluster into --data-dir`, 'Leave them out, or leave out the --to-… options to restore a dump');
+  if (options.at !== 'latest') throw new ColdsealError(EXIT.USAGE, '--at picks a dump; a point-in-time restore picks its base backup from the target', 'Leave --at out');
+  if (!options.source) throw new ColdsealError(EXIT.USAGE, 'which source? --source is required', 'Add --source NAME (a PostgreSQL source with pitr enabled)');
+  if (!options.dataDir) throw new ColdsealError(EXIT.USAGE, 'a point-in-time restore needs --data-dir: the new data directory (absent or empty)', 'Add --data-dir DIR');
+  if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
+  let port: number | undefined;
+  if (options.port !== undefined) {
+    port = Number(options.port);
+    if (!Number.isInteger(port) || port < 1024 || port > 65535) throw new ColdsealError(EXIT.USAGE, `--port "${options.port}" is not a TCP port from 1024 to 65535`, 'Leave it out to take a free one');
+  }
+  const rest = validateRestoreOptions({ ...options, target: undefined, directory: undefined, output: '(pitr)', list: false });
+  return { source: options.source, target, timeline, dataDir: options.dataDir, port, retrieval: rest.tier, days: rest.days, waitTimeoutMs: rest.waitTimeoutMs, pollIntervalMs: rest.pollIntervalMs };
+}
+
+export async function runPitrRestoreCommand(options: RestoreCommandOptions, log: Log): Promise<PitrRestoreResult> {
+  const valid = validatePitrOptions(options);
+  const { config, clients: configured } = await loadAgentConfig(options);
+  const location = await readLocation(options, config, configured);
+  const clients = readClients(configured, location);
+  const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
+  // restore_command decrypts too: it gets the key exactly as given (still passphrase-protected if it was).
+  const armoredKey = await readKeyText(options.key!);
+  const key = await loadPrivateKey('-', options.passphraseFile, Readable.from([armoredKey]));
+  const sourceConfig = config.sources.find((s) => s.name === valid.source);
+  if (sourceConfig && sourceConfig.type !== 'postgres') throw new ColdsealError(EXIT.USAGE, `source "${valid.source}" is a ${sourceConfig.type} source: point-in-time recovery is for PostgreSQL`, 'Leave out the --to-… options to restore its dumps');
+  const pg = sourceConfig?.type === 'postgres' ? sourceConfig : undefined;
+  if (location.replica) log.info(`reading from the offsite replica s3://${location.bucket} (${location.replica.region})`, { replica: location.replica });
+  const group = options.group ?? config.group;
+  return runPitrRestore({
+    clients,
+    bucket: location.bucket,
+    log,
+    group,
+    host: options.host,
+    source: valid.source,
+    key,
+    trusted,
+    target: valid.target,
+    timeline: valid.timeline,
+    dataDir: valid.dataDir,
+    prepareOnly: Boolean(options.prepareOnly),
+    port: valid.port,
+    keepArchiving: Boolean(options.keepArchiving),
+    sourceConfig: pg,
+    // Only to ask the running server where its data directory is: a secret that cannot be read leaves that check out.
+    sourceConnection: pg ? await pitrConnection(pg, clients, 'coldseal-restore').catch(() => undefined) : undefined,
+    archive: { tier: valid.retrieval, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
+    wal: (host) =>
+      walArchiveAccess(
+        {
+          s3: clients.s3,
+          storage: { bucket: location.bucket, region: location.replica?.region ?? config.region, endpoint: config.endpoint },
+          group,
+          source: valid.source,
+          trusted,
+          key,
+          armoredKey,
+          passphraseFile: options.passphraseFile,
+          prefetch: pg?.pitr?.prefetch ?? 16,
+          concurrency: pg?.pitr?.concurrency ?? 8,
+        },
+        host,
+      ),
+  });
+}
+
+async function readKeyText(keyArg: string): Promise<string> {
+  try {
+    if (keyArg !== '-') return await readFile(keyArg, 'utf8');
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (error) {
+    throw new ColdsealError(EXIT.KEYS, `cannot read ${keyArg === '-' ? 'the private key on stdin' : `private key ${keyArg}`}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'Give the recipient private key file with --key FILE, or --key - to read it from stdin');
+  }
+}
+
+async function printPitrRestore(options: RestoreCommandOptions, log: Log): Promise<number> {
+  const result = await runPitrRestoreCommand(options, log);
+  const base = result.plan.base;
+  console.log(`base backup ${base.stamp} of ${result.host}/${options.source} (ended ${base.baseBackup.stoppedAt}) laid into ${result.dataDir}, every check passed`);
+  if (result.wroteConfig.length) console.log(`wrote a minimal ${result.wroteConfig.join(', ')} (the backup had none: its server keeps them outside the data directory, as Debian does): local connections only`);
+  if (!result.reached) {
+    console.log('recovery prepared, not started. Start it with:');
+    console.log(`  ${result.startCommand}`);
+    console.log(`it replays WAL through coldseal pitr wal-fetch to the target, then promotes; follow it in ${result.server.logFile}`);
+    console.log(`${result.spoolDir} holds a copy of the private key for restore_command (0600, ${result.server.runAs ?? 'this user'}): once the server is promoted, remove it: rm ${result.spoolDir}/recipient.key.*`);
+    console.log(`connect: ${result.connection}`);
+    console.log(`stop:    ${result.stopCommand}`);
+    return EXIT.OK;
+  }
+  const reached = result.reached;
+  console.log(`recovered to ${describeReached(reached)} in ${reached.seconds.toFixed(1)} s (${reached.walFilesRestored} WAL files from the archive)`);
+  if (reached.stoppedBy) console.log(`  ${reached.stoppedBy}`);
+  console.log(`PostgreSQL is running on port ${result.port} (127.0.0.1 and the socket in ${result.spoolDir}), promoted, data directory ${result.dataDir}`);
+  console.log(`connect: ${result.connection}`);
+  console.log(`stop:    ${result.stopCommand}`);
+  console.log(`remove:  rm -rf ${result.dataDir} ${result.spoolDir}   (once stopped and no longer needed)`);
+  return EXIT.OK;
+}
+
+function describeReached(reached: NonNullable<PitrRestoreResult['reached']>): string {
+  return `LSN ${reached.lsn}${reached.redoDoneAt ? ` (replay ended at ${reached.redoDoneAt})` : ''}, timeline ${reached.timeline}${reached.lastTransactionTime ? `, last transaction committed at ${reached.lastTransactionTime}` : ''}`;
 }

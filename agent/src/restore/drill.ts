@@ -15,6 +15,8 @@ import { readClients, type ReadLocation } from '../replica';
 import { resolveSecret } from '../secrets';
 import { AGENT_VERSION } from '../version';
 import { verifyBackup, type Check, type ScratchServers } from './verify';
+import { pitrDrill } from './pitr/drill';
+import type { WalArchiveAccess } from './pitr/run';
 
 /**
  * `coldseal drill`: on the designated drill host, restore the latest backup of every (host, source)
@@ -37,6 +39,13 @@ export interface DrillOptions {
   readonly read?: ReadLocation;
   /** Write the signed receipt to this local file instead of drills/ in the data bucket. */
   readonly receiptFile?: string;
+  /** Instead of the latest backups: a point-in-time restore of every PITR source (drill --pitr) to a random point of its window. */
+  readonly pitr?: {
+    readonly wal: (host: string, source: string) => WalArchiveAccess;
+    readonly sources: (s3: AgentClients['s3'], bucket: string, group: string) => Promise<{ host: string; source: string }[]>;
+    readonly timeoutMs: number;
+    readonly random?: () => number;
+  };
 }
 
 export interface DrillOutcome {
@@ -74,14 +83,21 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
 
   const read = options.read ?? { bucket: config.bucket, s3: clients.s3 };
   const readingClients = readClients(clients, read);
-  const entries = latestPerSource(await listBackups(read.s3, read.bucket, { group: config.group })).filter(
-    (e) => (!options.hosts?.length || options.hosts.includes(e.host)) && (!options.sources?.length || options.sources.includes(e.source)),
-  );
-  if (entries.length === 0) {
+  // drill --pitr drills the point-in-time restores only (its own receipt); a plain drill, the latest backups.
+  const entries = options.pitr
+    ? []
+    : latestPerSource(await listBackups(read.s3, read.bucket, { group: config.group })).filter(
+        (e) => (!options.hosts?.length || options.hosts.includes(e.host)) && (!options.sources?.length || options.sources.includes(e.source)),
+      );
+  if (entries.length === 0 && !options.pitr) {
     throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of group ${config.group}${options.hosts?.length ? ` on ${options.hosts.join(', ')}` : ''}${options.sources?.length ? ` for ${options.sources.join(', ')}` : ''} to drill`, 'Run a backup first (coldseal backup), or check --host/--source');
   }
 
   const results: DrillReceipt['results'] = [];
+  const pitrSources = options.pitr
+    ? (await options.pitr.sources(read.s3, read.bucket, config.group)).filter((p) => (!options.hosts?.length || options.hosts.includes(p.host)) && (!options.sources?.length || options.sources.includes(p.source)))
+    : [];
+  if (options.pitr && pitrSources.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `drill --pitr: no WAL archive in group ${config.group}${options.sources?.length ? ` for ${options.sources.join(', ')}` : ''}`, 'Enable pitr on a PostgreSQL source (coldseal pitr setup), or drop --pitr');
   for (const entry of entries) {
     const key = manifestKey(entry, entry.stamp);
     log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
@@ -102,6 +118,29 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
         checks: [...backupChecks, ...artifact.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }))],
       });
     }
+  }
+
+  for (const { host, source } of pitrSources) {
+    const postgres = config.sources.find((s) => s.type === 'postgres');
+    results.push(
+      await pitrDrill(
+        {
+          clients: readingClients,
+          bucket: read.bucket,
+          log,
+          group: config.group,
+          trusted: options.trusted,
+          key: options.key,
+          server: postgres?.type === 'postgres' ? postgres : undefined,
+          archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 60_000, rerun: 'coldseal drill --pitr' },
+          wal: options.pitr!.wal,
+          timeoutMs: options.pitr!.timeoutMs,
+          random: options.pitr!.random,
+        },
+        host,
+        source,
+      ),
+    );
   }
 
   const receipt: DrillReceipt = {

@@ -2,7 +2,7 @@ import { BACKUPS_PREFIX, dateOfStamp, hostNameFrom, parseKey, reportKeys } from 
 import { peekManifest } from '../../../runtime/signed-document';
 import { alertMessage, hasNews, loadAlertRecords, publishAlert, reconcileAlerts, type AlertPlan } from '../../shared/alerts';
 import { makeFinding, sortFindings, type Check, type Finding } from '../../shared/findings';
-import type { BucketStore, Clock, CommandHistory, InstanceDirectory, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';
+import type { BucketStore, Clock, CommandHistory, InstanceDirectory, KeyListing, Log, ManagedInstance, MetricsSink, Notifier } from '../../shared/ports';
 import type { Settings } from '../../../format/lambda-settings';
 import { freshnessFindings, type NewestBackup } from '../../shared/freshness';
 import { reportSchema, type Report } from '../../../format/verification-report';
@@ -11,7 +11,7 @@ import { commandFailureFinding } from './command-failure';
 import { eventKey, isReplicationFailure, replicationFailureFinding, s3Records, type SnsLambdaEvent } from './replication-failure';
 
 export interface MonitorDeps {
-  readonly store: BucketStore;
+  readonly store: BucketStore & KeyListing;
   readonly notifier: Notifier;
   readonly instances: InstanceDirectory;
   readonly commands: CommandHistory;
