@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WAL_FETCH_EXIT } from '../../../format/exit-codes';
@@ -302,6 +302,15 @@ export async function runPrefetcher(spool: string, log: Log): Promise<number> {
     const plan = await readFetchPlan(spool);
     const source = await objectSource(plan);
     keyring = await prefetchKeyring(source.key, log);
+    // stopPrefetcher's SIGTERM would otherwise leave the keyring, the private key in it, behind.
+    const home = keyring;
+    if (home) {
+      process.once('SIGTERM', () => {
+        home.close();
+        rmSync(join(spool, PREFETCH_LOCK_FILE), { force: true });
+        process.exit(0);
+      });
+    }
     const from = { ...source, ...(keyring ? { gpgKeyring: keyring } : {}) };
     const concurrency = keyring ? plan.concurrency : Math.min(plan.concurrency, OPENPGP_JS_CONCURRENCY);
     const reserve = (walFile: string): Promise<boolean> => {

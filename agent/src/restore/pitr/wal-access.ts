@@ -6,6 +6,7 @@ import type { PrivateKey, PublicKey } from '../../../../runtime/pgp';
 import { ColdsealError, EXIT } from '../../errors';
 import { FETCH_PLAN_FORMAT_VERSION, fetchRangesFor, restoreCommandLine, writeFetchPlan } from '../../pitr/fetch-plan';
 import { listWalArchive, listWalSources, readHistories } from '../../pitr/wal-catalog';
+import { stopPrefetcher } from '../../pitr/wal-fetch';
 import { WalReadFailure, asColdsealError } from '../../pitr/wal-object';
 import { writeOwned, type OsUser } from './data-dir';
 import type { ArchiveView, RecoveryPlan } from './plan';
@@ -84,6 +85,8 @@ export function walArchiveAccess(options: WalAccessOptions, host: string): WalAr
     },
 
     async afterRecovery(spool: string): Promise<void> {
+      // The prefetcher holds the key too (in a gpg keyring of its own): it stops now, not once idle.
+      await stopPrefetcher(spool);
       await rm(join(spool, KEY_COPY), { force: true });
       await rm(join(spool, PASSPHRASE_COPY), { force: true });
     },
