@@ -25,10 +25,12 @@ import { fetchWalFile, WalReadFailure, type WalObjectSource } from './wal-object
  *   check, a file missing inside the planned range (deleted), WAL of another cluster, a broken
  *   plan. PostgreSQL stops with FATAL instead of promoting early (exit codes: format/exit-codes.ts).
  *
- * Prefetch: each call for a segment records it (`last-served`) and, once it is served, unless one runs,
- * starts a detached prefetcher (this same command with --prefetch, one at a time by a lock file)
- * that keeps the next `prefetch` segments of the plan proven and decrypted in `queue/`, fetching
- * `concurrency` at a time. The next call then only renames its file out of the queue. Files
+ * Prefetch: each call for a segment records it (`last-served`); any call that goes to S3 (the
+ * first of a recovery is a .history probe) starts, unless one runs, a detached prefetcher (this
+ * same command with --prefetch, one at a time by a lock file) that keeps the next `prefetch`
+ * segments of the plan (before any was asked for, the plan's first ones) proven and decrypted in
+ * `queue/`, fetching `concurrency` at a time, decrypting with gpg when the host has it. The shell
+ * part of restore_command (fetch-plan.ts) then serves the file by rename, without Node. Files
  * appear in the queue by rename once verified, so an unverified byte is never served; files
  * recovery has passed are deleted, so the queue holds at most `prefetch` files (in-flight ones
  * included) and its disk use is bounded by prefetch × wal_segment_size.
