@@ -31,11 +31,12 @@ import { archiveWalFile, MAX_WAL_FILE_BYTES, WalIntegrityError, type WalArchiveC
 
 /**
  * Ciphertext buffers in flight stay under this (one WAL file each: see wal-upload.ts). Node and
- * the bundle take ~110 MB before the first upload; 128 MiB (8 × 16 MiB segments) took one call to
- * 215 MB, past the 200 MB goal (docs/benchmarks.md), while 4 in flight keep up with S3 (uploads
- * are a fraction of each file's time: zstd and gpg, children of their own, take the rest).
+ * the bundle take ~110 MB before the first upload. With 16 MiB segments, 128 MiB (8 in flight)
+ * took one call to 215–225 MB, past the 200 MB goal; 64 MiB (4) to 185–194 MB; 48 MiB (3) to
+ * 149–161 MB, and archived no slower in the same bench (`npm run bench -- --pitr`): zstd and gpg,
+ * children of their own, use the machine's cores, not the uploads in flight.
  */
-export const BUFFER_BUDGET_BYTES = 64 * 1024 * 1024;
+export const BUFFER_BUDGET_BYTES = 48 * 1024 * 1024;
 /** A call that takes longer leaves the file to PostgreSQL's next retry rather than stall the archiver. */
 const CALL_DEADLINE_MS = 5 * 60 * 1000;
 
