@@ -37,7 +37,8 @@ export interface CliResult {
   readonly log: string;
 }
 
-function readableLog(stderr: string): string {
+/** The log as a person reads it: each JSON line's message, one per line. */
+export function readableLog(stderr: string): string {
   return stderr
     .split('\n')
     .map((line) => {

@@ -9,7 +9,7 @@ import type { BaseBackup } from '../../format/manifest';
 import { readPublicKeys } from '../../runtime/pgp';
 import { openManifest } from '../../runtime/signed-document';
 import { buildAgent } from '../../scripts/build-agent';
-import { createAgentSandbox, type AgentSandbox, type CliResult } from './agent';
+import { createAgentSandbox, readableLog, type AgentSandbox, type CliResult } from './agent';
 import { startPgCluster, type PgCluster } from './pg-cluster';
 
 /**
@@ -51,17 +51,6 @@ export interface RestoreRun {
   rows(): number[];
 }
 
-const readableLog = (stderr: string) =>
-  stderr
-    .split('\n')
-    .map((line) => {
-      try {
-        return (JSON.parse(line) as { message?: string }).message ?? line;
-      } catch {
-        return line;
-      }
-    })
-    .join('\n');
 
 export async function startPitrSource(options: { readonly configOutsideDataDir?: boolean } = {}): Promise<PitrSource> {
   const sandbox = await createAgentSandbox();

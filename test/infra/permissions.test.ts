@@ -17,7 +17,7 @@ import type { RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { SSM_MANAGED_INSTANCE_CORE } from './aws-behaviour';
-import { AWS_SSM_KEY, describeCall, PermissionModel, unknownActionsAndKeys } from './permissions';
+import { allowedCalls, AWS_SSM_KEY, deniedCalls, PermissionModel, unknownActionsAndKeys } from './permissions';
 import { serviceCallsOf, type ServiceCall } from './service-calls';
 import { FAKE, resourcesOfType, type Template } from './template-tools';
 
@@ -177,21 +177,8 @@ function deadLetterCalls(): ServiceCall[] {
   return serviceCallsOf(template, (arn) => model.nameOfRole(arn)).filter((c) => c.origin.endsWith('dead-letter queue'));
 }
 
-/** The first denied call per entry, named; empty when everything is allowed. */
-async function denied(calls: AwsCall[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const call of calls) {
-    const decision = await model.decide(call);
-    if (!decision.allowed) out.push(describeCall(call, decision));
-  }
-  return out;
-}
-
-async function allowedOnes(calls: AwsCall[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const call of calls) if ((await model.decide(call)).allowed) out.push(describeCall(call));
-  return out;
-}
+const denied = (calls: AwsCall[]) => deniedCalls(model, calls);
+const allowedOnes = (calls: AwsCall[]) => allowedCalls(model, calls);
 
 describe('every call the system makes is allowed', () => {
   test('hosts: a multipart and a single-part backup with SSE-KMS, Object Lock and tags, cleanup, parameters, alerts (both groups)', async () => {

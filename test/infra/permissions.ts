@@ -340,3 +340,20 @@ export async function unknownActionsAndKeys(model: PermissionModel): Promise<str
   }
   return [...new Set(problems)];
 }
+
+/** The calls the model refuses, each named with the question that failed; empty when all are allowed. */
+export async function deniedCalls(model: PermissionModel, calls: readonly AwsCall[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const call of calls) {
+    const decision = await model.decide(call);
+    if (!decision.allowed) out.push(describeCall(call, decision));
+  }
+  return out;
+}
+
+/** The calls the model allows, named: for lists of calls that must all be refused. */
+export async function allowedCalls(model: PermissionModel, calls: readonly AwsCall[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const call of calls) if ((await model.decide(call)).allowed) out.push(describeCall(call));
+  return out;
+}

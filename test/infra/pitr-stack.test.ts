@@ -28,7 +28,7 @@ import { resolveContext } from '../../infra/lib/config';
 import { DEFAULT_RETENTION, pitrProblems, pitrSourcesOf, retentionWithDefaults, type RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
-import { describeCall, PermissionModel } from './permissions';
+import { allowedCalls, deniedCalls, PermissionModel } from './permissions';
 import { translate } from './recorded-calls';
 import type { RecordedRequest } from '../harness/aws-recorder';
 import { serviceCallsOf } from './service-calls';
@@ -56,20 +56,8 @@ const segment = '000000010000000000000003';
 const ownWal = () => walObjectKey('db', 'h1', 'postgres', segment);
 const otherWal = () => walObjectKey('web', 'h2', 'www', segment);
 
-async function denied(calls: AwsCall[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const call of calls) {
-    const decision = await model.decide(call);
-    if (!decision.allowed) out.push(describeCall(call, decision));
-  }
-  return out;
-}
-
-async function allowedOnes(calls: AwsCall[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const call of calls) if ((await model.decide(call)).allowed) out.push(describeCall(call));
-  return out;
-}
+const denied = (calls: AwsCall[]) => deniedCalls(model, calls);
+const allowedOnes = (calls: AwsCall[]) => allowedCalls(model, calls);
 
 describe('the recovery window (settings.ts pitrProblems)', () => {
   test('defaults to the daily tier: WAL kept as long as daily base backups', () => {

@@ -4,6 +4,9 @@ import { compareLsn, formatLsn, parseLsn, segmentFileNameOfLsn, walContinuity, t
 import { ColdsealError, EXIT } from '../../errors';
 import { describeTarget, formatMicros, microsOf, type RecoveryTarget, type TargetTimeline } from './target';
 
+/** S3's LastModified is whole seconds: an object's listed time is up to this much before it was written. */
+const LAST_MODIFIED_RESOLUTION_MICROS = 999_999n;
+
 /**
  * Which base backup a point-in-time restore starts from, and whether the archive carries it to the
  * target: decided from the signed manifests and the WAL archive's listing alone, before a byte of
@@ -125,7 +128,10 @@ function checkReach(base: BaseCandidate, continuity: WalContinuity, archive: Arc
       }
       break;
     case 'time':
-      if (target.micros > microsOf(reachableTime)) {
+      // S3 gives LastModified in whole seconds (ListObjectsV2 answers …T09:37:40.000Z for an object
+      // written at 09:37:40.9), so the newest WAL may hold commits up to a second after its listed
+      // time: only a target past that second is surely outside the archive.
+      if (target.micros > microsOf(reachableTime) + LAST_MODIFIED_RESOLUTION_MICROS) {
         if (gap) breaks();
         throw new ColdsealError(EXIT.NOT_FOUND, `the target ${describeTarget(target)} is after the newest archived WAL (archived ${formatMicros(microsOf(reachableTime))}): the recovery window is ${window}`, 'Choose a target inside the window, or --to-latest');
       }
