@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freeLocalPort } from '../agent/src/local-host';
 
 /**
  * The services the system needs on one machine: PostgreSQL, MariaDB (started when down) and a
@@ -50,17 +50,8 @@ export async function ensureDatabases(): Promise<void> {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A free port on 127.0.0.1 for a service the harness starts (the agent's own look-up). */
+export const freePort = freeLocalPort;
 
 export interface MotoServer {
   readonly port: number;

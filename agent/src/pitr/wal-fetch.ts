@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { pidAlive } from '../local-host';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -169,15 +170,6 @@ async function moveInto(from: string, destination: string): Promise<void> {
       throw copyError;
     }
     await rm(from, { force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,5 +1,5 @@
 import { access, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freeLocalPort, portIsFree } from '../../local-host';
 import { join } from 'node:path';
 import type { Artifact, Manifest } from '../../../../format/manifest';
 import type { PostgresSourceConfig } from '../../../../format/agent-config';
@@ -82,28 +82,6 @@ export interface PitrRestoreResult {
   /** Configuration files written because the backup had none (Debian keeps them in /etc). */
   readonly wroteConfig: string[];
   readonly connection: string;
-}
-
-/** A TCP port nobody listens on now on 127.0.0.1 (the kernel's choice). */
-export function freeLocalPort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePromise(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => resolvePromise(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolvePromise(true)));
-  });
 }
 
 /** The base backups of the source (manifests checked); the host they came from. */

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { pidAlive } from '../../local-host';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatLsn } from '../../../../format/wal';
@@ -77,12 +78,7 @@ async function postmasterAlive(dataDir: string): Promise<boolean | undefined> {
   }
   const pid = Number(text.split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pidAlive(pid);
 }
 
 async function readLog(server: RestoredServer): Promise<string> {
