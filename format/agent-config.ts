@@ -97,6 +97,38 @@ const postgresSource = z
   })
   .strict();
 
+/**
+ * Point-in-time recovery of a MySQL/MariaDB source: closed binary logs pushed to the vault on a
+ * short timer (`coldseal pitr binlog-push`, run by the systemd timer that `pitr setup --apply`
+ * installs: FLUSH BINARY LOGS, then every closed file not yet archived), and the binary log
+ * position of each dump's snapshot in its manifest. The recovery point is about one interval plus
+ * the upload: a quiet server still rotates, so the archive proves it is current.
+ *
+ * Why push and not a streaming `mariadb-binlog --read-from-remote-server --stop-never`: a stream
+ * gets events to the host within a second, but the vault only sees whole closed files (an object
+ * is written once), so it moves the recovery point only if the partial file is uploaded again and
+ * again; and it is a process SSM Run Command cannot keep alive, which does not reconnect by itself.
+ */
+export const mysqlPitrSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Minutes between binlog-push runs (the timer): the recovery point on a busy or a quiet server. */
+    intervalMinutes: z.number().int().min(1).max(60).default(5),
+    /**
+     * Where the agent reads closed binary logs: "files" from the server's binlog directory (the
+     * agent runs on the database host and can read it; no replication privilege), or "server"
+     * over the client protocol (mariadb-binlog --read-from-remote-server --raw; needs REPLICATION
+     * SLAVE, works from another host).
+     */
+    read: z.enum(['files', 'server']).default('files'),
+    /** The binlog directory when the agent cannot ask the server (default: the directory of @@log_bin_basename). */
+    binlogDir: z.string().regex(/^\//, 'must be an absolute path').optional(),
+    /** Uploads in flight in one binlog-push, or binary logs fetched ahead in one restore. */
+    concurrency: z.number().int().min(1).max(16).default(4),
+  })
+  .strict();
+export type MysqlPitrConfig = z.infer<typeof mysqlPitrSchema>;
+
 const mysqlSource = z
   .object({
     name,
@@ -111,6 +143,7 @@ const mysqlSource = z
     binDir,
     inventory,
     excludeDatabases: z.array(z.string()).default([]),
+    pitr: mysqlPitrSchema.optional(),
   })
   .strict();
 

@@ -47,7 +47,7 @@ export function groupListing<T extends { readonly key: string }>(objects: readon
   for (const object of objects) {
     const parsed = parseKey(object.key);
     // WAL objects have a listing of their own (the recovery window), not one entry per file.
-    if (!parsed || parsed.kind === 'wal') continue;
+    if (!parsed || parsed.kind === 'wal' || parsed.kind === 'binlog') continue;
     if (parsed.kind === 'drill-receipt') {
       drills.push({ group: parsed.group, host: parsed.host, stamp: parsed.stamp, object });
       continue;

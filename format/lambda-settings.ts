@@ -28,11 +28,24 @@ export const groupSettingsSchema = z
     /** Object Lock term per tier in days, as the agents set it; where absent, the retention above stands in. */
     lockDays: z.partialRecord(z.enum(TIERS), z.number().int().positive()).optional(),
     /**
-     * The group's point-in-time-recovery sources (PostgreSQL WAL archive): the monitor alerts when
-     * a host's newest archived WAL is older than archiveTimeoutSeconds + COLDSEAL_WAL_GRACE_MINUTES,
-     * and the verifier proves each archive's continuity from every kept base backup.
+     * The group's point-in-time-recovery sources (PostgreSQL WAL archive, MySQL/MariaDB binary log
+     * archive): the monitor alerts when a host's newest archived log is older than
+     * archiveTimeoutSeconds + COLDSEAL_WAL_GRACE_MINUTES, and the verifier proves each archive's
+     * continuity from every kept base backup (PostgreSQL) or dump position (MySQL).
      */
-    pitrSources: z.array(z.object({ source: name, archiveTimeoutSeconds: z.number().int().positive() }).strict()).optional(),
+    pitrSources: z
+      .array(
+        z
+          .object({
+            source: name,
+            /** Which archive: "postgres" (WAL under timelines) or "mysql" (binary logs under binlog/). */
+            engine: z.enum(['postgres', 'mysql']).default('postgres'),
+            /** PostgreSQL's archive_timeout, or a MySQL source's binlog-push interval: how often a quiet server still archives. */
+            archiveTimeoutSeconds: z.number().int().positive(),
+          })
+          .strict(),
+      )
+      .optional(),
     /** Restore drills: the newest receipt must be younger than this; null when the group runs no drills. */
     drillMaxAgeDays: z.number().positive().nullable().default(null),
   })

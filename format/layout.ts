@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isBinlogFileName } from './binlog';
 import { historyFileName, parseWalFileName } from './wal';
 /**
  * The S3 key layout shared by the agent, the Lambdas and the stack's lifecycle rules.
@@ -7,6 +8,7 @@ import { historyFileName, parseWalFileName } from './wal';
  * backups/<tier>/<group>/<host>/<source>/<stamp>.manifest.json          signed manifest (commit point)
  * drills/<group>/<host>/<stamp>.drill.json                              signed drill receipt
  * wal/<group>/<host>/<source>/<TTTTTTTT>/<WAL file name>.pgp           PostgreSQL WAL archive (PITR)
+ * wal/<group>/<host>/<source>/binlog/<binlog file name>.pgp             MySQL/MariaDB binary log archive (PITR)
  * reports/<YYYY-MM-DD>/verification.{json,html}                         verifier output
  * state/alerts/…, state/verified/…                                       the Lambdas' working state
  *
@@ -20,8 +22,14 @@ export type Tier = (typeof TIERS)[number];
 export const BACKUPS_PREFIX = 'backups/';
 export const DRILLS_PREFIX = 'drills/';
 export const REPORTS_PREFIX = 'reports/';
-/** The PostgreSQL WAL archive, outside backups/: its WAL serves base backups of several tiers. */
+/**
+ * The log archive of point-in-time recovery, outside backups/: PostgreSQL WAL and MySQL/MariaDB
+ * binary logs, which serve backups of several tiers. One prefix for both, so one lifecycle rule,
+ * one write-once host statement and one verifier grant cover every PITR source.
+ */
 export const WAL_PREFIX = 'wal/';
+/** The key segment that holds a MySQL/MariaDB source's binary logs where a PostgreSQL source has its timelines (never 8 hex digits). */
+export const BINLOG_DIR = 'binlog';
 /** The Lambdas' working state (alert de-duplication, read-verification progress): overwritten often. */
 export const STATE_PREFIX = 'state/';
 /** The verifier's read-verification progress, one record per artifact. */
@@ -150,6 +158,23 @@ export function walObjectKey(group: string, host: string, source: string, walFil
   return `${walPrefix(group, host, source, parsed.timeline)}${walFileName}.pgp`;
 }
 
+/** Where a MySQL/MariaDB source's binary logs live. */
+export function binlogPrefix(group: string, host: string, source: string): string {
+  for (const [kind, value] of [['group', group], ['host', host], ['source', source]] as const) {
+    assertName(kind, value);
+  }
+  return `${WAL_PREFIX}${group}/${host}/${source}/${BINLOG_DIR}/`;
+}
+
+/**
+ * The object of one archived binary log file. Names sort in sequence order while the server pads
+ * them to the same width (6 digits: a million files), which the monitor's StartAfter listing uses.
+ */
+export function binlogObjectKey(group: string, host: string, source: string, binlogFile: string): string {
+  if (!isBinlogFileName(binlogFile)) throw new Error(`"${binlogFile}" is not a binary log file name (<basename>.<6+ digits>)`);
+  return `${binlogPrefix(group, host, source)}${binlogFile}.pgp`;
+}
+
 export function drillReceiptKey(group: string, host: string, stamp: string): string {
   assertName('group', group);
   assertName('host', host);
@@ -165,7 +190,8 @@ export type ParsedKey =
   | ({ kind: 'manifest'; stamp: string } & SourceLocation)
   | ({ kind: 'artifact'; stamp: string; artifact: string; extension: string; /** 1-based; 1 for the artifact's own key. */ segment: number } & SourceLocation)
   | { kind: 'drill-receipt'; group: string; host: string; stamp: string }
-  | { kind: 'wal'; group: string; host: string; source: string; timeline: number; walFile: string };
+  | { kind: 'wal'; group: string; host: string; source: string; timeline: number; walFile: string }
+  | { kind: 'binlog'; group: string; host: string; source: string; binlogFile: string };
 
 /** Reads a key back into its parts; null for anything that is not ours (so listings can skip it). */
 export function parseKey(key: string): ParsedKey | null {
@@ -199,6 +225,10 @@ export function parseKey(key: string): ParsedKey | null {
   if (parts[0] === 'wal' && parts.length === 6) {
     const [, group, host, source, timelineDir, file] = parts;
     if (![group, host, source].every((n) => NAME_PATTERN.test(n)) || !file.endsWith('.pgp')) return null;
+    if (timelineDir === BINLOG_DIR) {
+      const binlogFile = file.slice(0, -'.pgp'.length);
+      return isBinlogFileName(binlogFile) ? { kind: 'binlog', group, host, source, binlogFile } : null;
+    }
     const walFile = file.slice(0, -'.pgp'.length);
     try {
       const parsed = parseWalFileName(walFile);

@@ -88,6 +88,27 @@ export const baseBackupSchema = z.object({
 });
 export type BaseBackup = z.infer<typeof baseBackupSchema>;
 
+/**
+ * Where in the binary log a MySQL/MariaDB dump's snapshot sits (a PITR source's dumps are taken
+ * with --single-transaction --master-data=2, plus --gtid on MariaDB; --source-data=2 on MySQL
+ * 8.0.26+): replay of the archived binary logs starts exactly here.
+ */
+export const binlogPositionSchema = z.object({
+  /** The file and offset the dump's CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO comment names. */
+  file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.\d{6,9}$/),
+  position: z.number().int().nonnegative(),
+  /** The GTID position of the snapshot (MariaDB gtid_slave_pos as --gtid prints it; MySQL GTID_PURGED), canonical text (format/binlog.ts); "" when the server had logged no GTID yet. */
+  gtid: z.string().max(600),
+  flavor: z.enum(['mariadb', 'mysql']),
+  /**
+   * When the agent read the position from the head of the dump (server clock is not involved):
+   * at or after the snapshot, so a --to-time at or after it never needs a transaction the dump
+   * lacks, and one before it takes an older dump.
+   */
+  readAt: isoTime,
+});
+export type BinlogPositionRecord = z.infer<typeof binlogPositionSchema>;
+
 export const artifactSchema = z.object({
   /** Database name, "globals" for cluster-wide objects, "cluster" for a base backup, or the source name for a files source. */
   name: z.string().min(1),
@@ -113,6 +134,8 @@ export const artifactSchema = z.object({
   inventory: inventorySchema.optional(),
   /** Set on a base backup (kind "cluster"). */
   baseBackup: baseBackupSchema.optional(),
+  /** Set on each database dump of a MySQL/MariaDB PITR source: the binary log position of its snapshot. */
+  binlogPosition: binlogPositionSchema.optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
@@ -188,6 +211,30 @@ export const drillPitrSchema = z.object({
 });
 export type DrillPitr = z.infer<typeof drillPitrSchema>;
 
+/**
+ * A point-in-time restore drill of a MySQL/MariaDB PITR source: a dump restored into a scratch
+ * database and the archived binary logs replayed from its position to a random target in the window.
+ */
+export const drillBinlogPitrSchema = z.object({
+  window: z.object({ fromTime: isoTime, toTime: isoTime }),
+  target: z.object({ kind: z.enum(['time', 'position', 'gtid']), value: z.string() }),
+  baseManifestKey: z.string(),
+  /** The dump's position replay started from ("file:offset"). */
+  startPosition: z.string(),
+  /** Null when replay did not get there (the checks say why). */
+  reached: z
+    .object({
+      /** The last event replayed ("file:offset"), its GTID state and commit time. */
+      position: z.string(),
+      gtid: z.string(),
+      lastCommitAt: isoTime.nullable(),
+      binlogFilesReplayed: z.number().int().nonnegative(),
+      transactionsReplayed: z.number().int().nonnegative(),
+    })
+    .nullable(),
+});
+export type DrillBinlogPitr = z.infer<typeof drillBinlogPitrSchema>;
+
 /** A drill receipt: the result of restoring the latest backup of each source into scratch. */
 export const drillReceiptSchema = z.object({
   formatVersion: z.literal(1),
@@ -207,6 +254,8 @@ export const drillReceiptSchema = z.object({
       checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
       /** Set on a point-in-time restore drill (`drill --pitr`): the random target and what recovery reached. */
       pitr: drillPitrSchema.optional(),
+      /** Set on a MySQL/MariaDB point-in-time restore drill (`drill --pitr`). */
+      binlogPitr: drillBinlogPitrSchema.optional(),
     }),
   ),
   signingKeyFingerprint: fingerprint,

@@ -25,6 +25,10 @@ export const METRIC = {
   walArchiverFailedCount: 'WalArchiverFailedCount',
   /** Agent (archive-push): WAL files archived by one call. */
   walFilesArchived: 'WalFilesArchived',
+  /** Agent (binlog-push), per PITR source and host: closed binary logs on the server not yet archived after the run (0 when it caught up). */
+  binlogBacklog: 'BinlogBacklog',
+  /** Agent (binlog-push): binary log files archived by one run. */
+  binlogFilesArchived: 'BinlogFilesArchived',
 } as const;
 
 /** The namespace the agent publishes its own PITR metrics in (hosts may PutMetricData here and nowhere else). */

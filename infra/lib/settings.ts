@@ -2,7 +2,7 @@ import { Token, type Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { assertName, DEFAULT_DRILL_TAG_KEY, DEFAULT_HOST_TAG_KEY, nameSchema, tagKeySchema, TIERS, type Tier } from '../../format/layout';
-import { calendarSchema, DEFAULT_TIME_ZONE, objectLockSchema, postgresPitrSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
+import { calendarSchema, DEFAULT_TIME_ZONE, mysqlPitrSchema, objectLockSchema, postgresPitrSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
 import { DEFAULT_RPO_HOURS, type GroupSettings } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
@@ -184,13 +184,20 @@ export function pitrProblems(pitr: PitrSettings, retention: RetentionSettings): 
 
 /**
  * A group's PITR sources as the Lambdas expect them (format/lambda-settings.ts pitrSources): its
- * PostgreSQL sources with pitr.enabled, with archive_timeout as the agent will set it.
+ * PostgreSQL sources with pitr.enabled, with archive_timeout as the agent will set it, and its
+ * MySQL/MariaDB sources with pitr.enabled, with the binlog-push timer's interval.
  */
 export function pitrSourcesOf(sources: readonly PropsOf<typeof sourceSchema>[]): NonNullable<GroupSettings['pitrSources']> {
-  return sources.flatMap((source) => {
-    if (source.type !== 'postgres' || !source.pitr) return [];
-    const pitr = postgresPitrSchema.parse(source.pitr);
-    return pitr.enabled ? [{ source: source.name, archiveTimeoutSeconds: pitr.archiveTimeoutSeconds }] : [];
+  return sources.flatMap((source): NonNullable<GroupSettings['pitrSources']> => {
+    if (source.type === 'postgres' && source.pitr) {
+      const pitr = postgresPitrSchema.parse(source.pitr);
+      return pitr.enabled ? [{ source: source.name, engine: 'postgres' as const, archiveTimeoutSeconds: pitr.archiveTimeoutSeconds }] : [];
+    }
+    if (source.type === 'mysql' && source.pitr) {
+      const pitr = mysqlPitrSchema.parse(source.pitr);
+      return pitr.enabled ? [{ source: source.name, engine: 'mysql' as const, archiveTimeoutSeconds: pitr.intervalMinutes * 60 }] : [];
+    }
+    return [];
   });
 }
 

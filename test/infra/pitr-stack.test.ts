@@ -171,7 +171,7 @@ describe('the Lambdas, the schedule and the alarms', () => {
   test('the monitor construct refuses a WAL check interval it cannot schedule, naming the prop (before bundling anything)', () => {
     const stack = new Stack(new App(), 'Bare');
     const base = { bucket: new s3.Bucket(stack, 'B'), dataKey: new kms.Key(stack, 'K'), topic: new sns.Topic(stack, 'T'), documentName: 'coldseal-backup' };
-    const groups = [{ name: 'db', sources: ['pg'], pitrSources: [{ source: 'pg', archiveTimeoutSeconds: 60 }] }];
+    const groups = [{ name: 'db', sources: ['pg'], pitrSources: [{ source: 'pg', engine: 'postgres' as const, archiveTimeoutSeconds: 60 }] }];
     assert.throws(() => new ColdsealMonitor(stack, 'M1', { ...base, groups, walCheckInterval: Duration.hours(2) }), /ColdsealMonitor props\.walCheckInterval must be whole minutes between 1 and 60, got 2 hours/);
     assert.throws(() => new ColdsealMonitor(stack, 'M2', { ...base, groups, walCheckInterval: Duration.seconds(30) }), /walCheckInterval/);
   });

@@ -27,7 +27,7 @@ export async function resolveManifestKey(s3: S3Client, bucket: string, selector:
   const at = selector.at.trim();
   if (at.includes('/')) {
     const parsed = parseKey(at.replace(/^s3:\/\/[^/]+\//, ''));
-    if (!parsed || parsed.kind === 'drill-receipt' || parsed.kind === 'wal') throw new ColdsealError(EXIT.USAGE, `--at "${at}" is not the key of a backup manifest or artifact`, 'Copy a key from coldseal list');
+    if (!parsed || parsed.kind === 'drill-receipt' || parsed.kind === 'wal' || parsed.kind === 'binlog') throw new ColdsealError(EXIT.USAGE, `--at "${at}" is not the key of a backup manifest or artifact`, 'Copy a key from coldseal list');
     return { key: manifestKey(parsed, parsed.stamp) };
   }
   if (!selector.source) throw new ColdsealError(EXIT.USAGE, 'which source? --source is required unless --at names a key', 'Add --source NAME');

@@ -81,7 +81,7 @@ export function replicationFailureFinding(record: S3ReplicationRecord, receivedA
   const bucket = record.s3.bucket.name;
   const data = record.replicationEventData ?? {};
   const parsed = parseKey(key);
-  const backup = parsed && parsed.kind !== 'drill-receipt' && parsed.kind !== 'wal' ? parsed : undefined;
+  const backup = parsed && parsed.kind !== 'drill-receipt' && parsed.kind !== 'wal' && parsed.kind !== 'binlog' ? parsed : undefined;
   const subject = backup ? manifestKey(backup, backup.stamp) : key;
   const reason = data.failureReason;
   const destination = data.destinationBucket?.replace(/^arn:aws[a-z-]*:s3:::/, '');
@@ -89,7 +89,7 @@ export function replicationFailureFinding(record: S3ReplicationRecord, receivedA
   return makeFinding({
     ...(backup
       ? { group: backup.group, host: backup.host, source: backup.source, tier: backup.tier }
-      : parsed?.kind === 'wal'
+      : parsed?.kind === 'wal' || parsed?.kind === 'binlog'
         ? { group: parsed.group, host: parsed.host, source: parsed.source }
         : parsed?.kind === 'drill-receipt'
           ? { group: parsed.group, host: parsed.host }
