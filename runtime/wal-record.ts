@@ -27,7 +27,12 @@ export class WalRecordError extends Error {
 }
 
 export async function signWalRecord(record: WalRecord, key: PrivateKey): Promise<Record<string, string>> {
-  const checked = walRecordSchema.parse(record);
+  return signLogRecord(walRecordSchema, record, key, 'WAL record');
+}
+
+/** Signs any record that rides in a log object's metadata (a WAL record, a binary log record: runtime/binlog-record.ts). */
+export async function signLogRecord<T extends { signingKeyFingerprint: string }>(schema: z.ZodType<T>, record: T, key: PrivateKey, what: string): Promise<Record<string, string>> {
+  const checked = schema.parse(record);
   if (checked.signingKeyFingerprint !== fingerprintOf(key)) throw new Error('record.signingKeyFingerprint must be the fingerprint of the key that signs it');
   const payload = Buffer.from(JSON.stringify(checked), 'utf8');
   const armored = await signDetached(payload, key);
@@ -37,7 +42,7 @@ export async function signWalRecord(record: WalRecord, key: PrivateKey): Promise
     [WAL_RECORD_METADATA.signature]: Buffer.from(binary).toString('base64'),
   };
   const size = Object.entries(metadata).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
-  if (size > USER_METADATA_LIMIT_BYTES) throw new Error(`the WAL record takes ${size} bytes of user metadata, over S3's ${USER_METADATA_LIMIT_BYTES}`);
+  if (size > USER_METADATA_LIMIT_BYTES) throw new Error(`the ${what} takes ${size} bytes of user metadata, over S3's ${USER_METADATA_LIMIT_BYTES}`);
   return metadata;
 }
 
@@ -51,10 +56,22 @@ export async function openWalRecord(
   trusted: readonly PublicKey[],
   key: string,
 ): Promise<{ record: WalRecord; signerFingerprint: string }> {
+  return openLogRecord(walRecordSchema, walRecordMismatch, metadata, trusted, key, { what: 'WAL record', writer: 'coldseal pitr archive-push' });
+}
+
+/** Opens any record that rides in a log object's metadata: signature, schema, and that it names this very key. */
+export async function openLogRecord<T>(
+  schema: z.ZodType<T>,
+  mismatchOf: (record: T, key: string) => string | null,
+  metadata: Record<string, string> | undefined,
+  trusted: readonly PublicKey[],
+  key: string,
+  names: { readonly what: string; readonly writer: string },
+): Promise<{ record: T; signerFingerprint: string }> {
   const payloadText = metadata?.[WAL_RECORD_METADATA.payload];
   const signatureText = metadata?.[WAL_RECORD_METADATA.signature];
   if (!payloadText || !signatureText) {
-    throw new WalRecordError('missing', `${key} has no signed WAL record in its metadata (not written by coldseal pitr archive-push, or its metadata was replaced)`);
+    throw new WalRecordError('missing', `${key} has no signed ${names.what} in its metadata (not written by ${names.writer}, or its metadata was replaced)`);
   }
   const payload = Buffer.from(payloadText, 'base64');
   let armoredSignature: string;
@@ -67,16 +84,16 @@ export async function openWalRecord(
   const check = await verifyDetached(payload, armoredSignature, trusted);
   if (!check.ok) {
     const what = check.reason === 'bad-signature' ? 'the signature does not match the record (edited after signing?)' : check.detail;
-    throw new WalRecordError(check.reason === 'malformed-signature' ? 'malformed' : check.reason, `${key}: WAL record signature check failed: ${what}`);
+    throw new WalRecordError(check.reason === 'malformed-signature' ? 'malformed' : check.reason, `${key}: ${names.what} signature check failed: ${what}`);
   }
-  let parsed: z.ZodSafeParseResult<WalRecord>;
+  let parsed: z.ZodSafeParseResult<T>;
   try {
-    parsed = walRecordSchema.safeParse(JSON.parse(payload.toString('utf8')));
+    parsed = schema.safeParse(JSON.parse(payload.toString('utf8')));
   } catch (error) {
-    throw new WalRecordError('invalid-payload', `${key}: the signed WAL record is not JSON (${(error as Error).message})`);
+    throw new WalRecordError('invalid-payload', `${key}: the signed ${names.what} is not JSON (${(error as Error).message})`);
   }
-  if (!parsed.success) throw new WalRecordError('invalid-payload', `${key}: the WAL record is signed but does not match the schema: ${z.prettifyError(parsed.error)}`);
-  const mismatch = walRecordMismatch(parsed.data, key);
+  if (!parsed.success) throw new WalRecordError('invalid-payload', `${key}: the ${names.what} is signed but does not match the schema: ${z.prettifyError(parsed.error)}`);
+  const mismatch = mismatchOf(parsed.data, key);
   if (mismatch) throw new WalRecordError('wrong-key', `${key}: ${mismatch}`);
   return { record: parsed.data, signerFingerprint: check.signerFingerprint };
 }
