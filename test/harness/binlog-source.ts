@@ -1,0 +1,72 @@
+import type { AgentConfigInput, MysqlPitrConfig } from '../../format/agent-config';
+import { createAgentSandbox, type AgentSandbox, type CliResult } from './agent';
+import { startMariadbServer, type MariadbServer, type MariadbServerOptions } from './mariadb-server';
+
+/**
+ * A MySQL/MariaDB PITR source for tests: a scratch MariaDB with binary logging (ROW, server_id 1),
+ * an agent sandbox in its own moto account whose configuration has one `mysql` source "shop"
+ * (database shop) with pitr enabled, reading the binary logs from the files, and the CLI run from
+ * source. The server's root has no password; the agent connects over the scratch socket.
+ */
+export interface BinlogSource {
+  readonly sandbox: AgentSandbox;
+  readonly server: MariadbServer;
+  readonly config: AgentConfigInput;
+  readonly configPath: string;
+  /** The source's name in the configuration. */
+  readonly name: string;
+  /** Runs the CLI with `--config <configPath>` appended. */
+  cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  /** SQL in database shop. */
+  sql(sql: string): string;
+  /** FLUSH BINARY LOGS; returns the name of the file that was closed. */
+  flush(): string;
+  /** The server's clock, ISO 8601 with milliseconds (for --to-time targets between two writes). */
+  serverTime(): string;
+  close(): Promise<void>;
+}
+
+export interface BinlogSourceOptions {
+  readonly server?: MariadbServerOptions;
+  readonly pitr?: Partial<MysqlPitrConfig>;
+  /** Databases the source dumps (default ["shop"]). */
+  readonly databases?: string[];
+}
+
+export async function startBinlogSource(options: BinlogSourceOptions = {}): Promise<BinlogSource> {
+  const sandbox = await createAgentSandbox();
+  const server = await startMariadbServer(options.server);
+  server.sql('CREATE DATABASE shop');
+  const name = 'shop';
+  const config = sandbox.config({
+    sources: [
+      {
+        name,
+        type: 'mysql',
+        databases: options.databases ?? ['shop'],
+        socket: server.socket,
+        user: 'root',
+        pitr: { enabled: true, ...options.pitr },
+      },
+    ],
+  });
+  const configPath = sandbox.writeConfig(config);
+  return {
+    sandbox,
+    server,
+    config,
+    configPath,
+    name,
+    cli: (args, env) => sandbox.runCli([...args, '--config', configPath], env),
+    sql: (sql) => server.sql(sql, 'shop'),
+    flush() {
+      const closed = server.sql('SHOW MASTER STATUS').split('\t')[0];
+      server.sql('FLUSH BINARY LOGS');
+      return closed;
+    },
+    serverTime: () => new Date(server.sql("SELECT DATE_FORMAT(UTC_TIMESTAMP(3), '%Y-%m-%dT%H:%i:%s.%fZ')").replace(/(\.\d{3})\d*Z$/, '$1Z')).toISOString(),
+    async close() {
+      await server.stop();
+    },
+  };
+}
