@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { groupSettingsSchema } from '../../format/lambda-settings';
 import { drillReceiptSchema } from '../../format/manifest';
-import { recoveryTime, type DrilledArtifact, type DrillEvidence, type Dominant, type NewestBackupFacts } from '../../lambdas/verifier/core/recovery-time';
+import { drillEvidence, recoveryTime, type DrilledArtifact, type DrillEvidence, type Dominant, type NewestBackupFacts } from '../../lambdas/verifier/core/recovery-time';
 
 const NOW = new Date('2026-12-06T12:00:00.000Z');
 const GB = 1024 ** 3;
@@ -114,6 +114,28 @@ describe('recoveryTime', () => {
     assert.deepEqual(glacier.figures.estimate?.retrieval, { storageClass: 'GLACIER', tier: 'Expedited', wait: '1–5 minutes' });
     const deep = recoveryTime({ group: group(), host: 'h1', source: 'db', bucket: 'vault', newest: newest(1, ['DEEP_ARCHIVE']), drill: drill([plain]), now: NOW, retrievalTier: 'Expedited' });
     assert.deepEqual(deep.figures.estimate?.retrieval, { storageClass: 'DEEP_ARCHIVE', tier: 'Standard', wait: 'up to 12 hours' });
+  });
+
+  test('a receipt becomes evidence: bytes from the drilled manifests, point-in-time results marked, the replica named', () => {
+    const receipt = drillReceiptSchema.parse({
+      formatVersion: 1, group: 'clinic', host: 'drill1', stamp: '20261205T030000Z', startedAt: '2026-12-05T03:00:00.000Z', finishedAt: '2026-12-05T03:20:00.000Z', ok: true,
+      results: [
+        { manifestKey: 'm1', source: 'db', artifact: 'shop', ok: true, durationMs: 1000, checks: [] },
+        { manifestKey: 'm1', source: 'db', artifact: 'crm', ok: true, durationMs: 2000, checks: [], timings: timed.timings },
+        { manifestKey: 'm2', source: 'db', artifact: 'pitr', ok: true, durationMs: 3000, checks: [], pitr: { window: { fromLsn: '0/1', toLsn: '0/2', toTime: null }, target: { kind: 'lsn', value: '0/2' }, timeline: 1, baseManifestKey: 'm2', reached: null } },
+      ],
+      signingKeyFingerprint: 'a'.repeat(40), agent: { version: '1', node: '20' }, readFrom: { bucket: 'vault-replica', region: 'eu-west-3' },
+    });
+    const bytes: Record<string, number> = { 'm1/shop': 5 * GB, 'm1/crm': 7 * GB };
+    const evidence = drillEvidence(receipt, (key, artifact) => bytes[`${key}/${artifact}`]);
+    assert.deepEqual(evidence, {
+      stamp: '20261205T030000Z', host: 'drill1', finishedAt: '2026-12-05T03:20:00.000Z', readFrom: 's3://vault-replica (eu-west-3)',
+      results: [
+        { source: 'db', artifact: 'shop', ok: true, durationMs: 1000, ciphertextBytes: 5 * GB },
+        { source: 'db', artifact: 'crm', ok: true, durationMs: 2000, ciphertextBytes: 7 * GB, timings: timed.timings },
+        { source: 'db', artifact: 'pitr', ok: true, durationMs: 3000, pointInTime: true },
+      ],
+    });
   });
 
   test('the receipt schema takes stage timings as an optional field, and old receipts still parse', () => {

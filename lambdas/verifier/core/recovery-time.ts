@@ -1,5 +1,5 @@
 import type { GroupSettings } from '../../../format/lambda-settings';
-import type { DrillTimings } from '../../../format/manifest';
+import type { DrillReceipt, DrillTimings } from '../../../format/manifest';
 import { isArchiveClass, retrievalTime, SUGGESTED_RETRIEVAL_TIER, type ArchiveClass, type RetrievalTier } from '../../../format/retrieval';
 import { formatBytes } from '../../../runtime/byte-size';
 import { makeFinding, type Finding } from '../../shared/findings';
@@ -51,6 +51,23 @@ export interface NewestBackupFacts {
   readonly ciphertextBytes: number;
   /** StorageClass of each of its objects (from the listing). */
   readonly storageClasses: readonly string[];
+}
+
+/**
+ * A signed, opened drill receipt as evidence: each result with the bytes it read (its timings, or
+ * the drilled manifest's artifact as `artifactBytes` finds it: the sweep has every good manifest).
+ */
+export function drillEvidence(receipt: DrillReceipt, artifactBytes: (manifestKey: string, artifact: string) => number | undefined): DrillEvidence {
+  return {
+    stamp: receipt.stamp,
+    host: receipt.host,
+    finishedAt: receipt.finishedAt,
+    results: receipt.results.map((r) => {
+      const bytes = artifactBytes(r.manifestKey, r.artifact);
+      return { source: r.source, artifact: r.artifact, ok: r.ok, durationMs: r.durationMs, ...(bytes === undefined ? {} : { ciphertextBytes: bytes }), ...(r.timings ? { timings: r.timings } : {}), ...(r.pitr || r.binlogPitr ? { pointInTime: true } : {}) };
+    }),
+    ...(receipt.readFrom ? { readFrom: `s3://${receipt.readFrom.bucket} (${receipt.readFrom.region})` } : {}),
+  };
 }
 
 export interface RecoveryTimeInput {
