@@ -19,6 +19,8 @@ import type { RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
 import { ROOT, standInBundle, twoGroupContext } from './fixtures';
 import { allowedCalls, deniedCalls, PermissionModel } from './permissions';
+import { translate } from './recorded-calls';
+import type { RecordedRequest } from '../harness/aws-recorder';
 import { resourcesOfType, type Template } from './template-tools';
 
 let template: Template;
@@ -57,6 +59,15 @@ describe('the stack knows the MySQL PITR source', () => {
         { source: 'postgres', engine: 'postgres', archiveTimeoutSeconds: 60 },
         { source: 'shop', engine: 'mysql', archiveTimeoutSeconds: 600 },
       ]);
+    }
+  });
+
+  test('the context loader refuses a binlog-push interval the timer and the alarms cannot hold, naming the field', async () => {
+    for (const [intervalMinutes, why] of [[0, />=1/], [90, /<=60/], [2.5, /int/]] as const) {
+      const context = binlogContext();
+      const shop = (context.groups as Record<string, { sources: Record<string, any>[] }>).db.sources.find((x) => x.name === 'shop')!;
+      shop.pitr = { enabled: true, intervalMinutes };
+      await assert.rejects(resolveContext(context, ROOT), (e: Error) => /coldseal\.groups\.db\.sources\.1\.pitr\.intervalMinutes/.test(e.message) && why.test(e.message), String(intervalMinutes));
     }
   });
 
@@ -222,5 +233,49 @@ describe('the hostile binary log calls are denied', () => {
     const plain: AwsCall = { principal: 'host:db', operation: 'PutObjectRetention', bucket: b, key: ownBinlog(), headers: { 'x-amz-object-lock-mode': lock.mode, 'x-amz-object-lock-retain-until-date': until(1) } };
     assert.deepEqual(await denied([plain]), [], 'the agent re-locks within the term it was given (LockWalAsDailyTier)');
     assert.equal((await allowedOnes([{ ...plain, headers: { ...plain.headers, 'x-amz-bypass-governance-retention': 'true' } }])).length, 0);
+  });
+});
+
+describe('the recorded-calls proof reads binlog-push and the verifier as AWS authorizes them (recorded-calls.ts)', () => {
+  test("binlog-push's conditional PUT (and its 412 answered by a HEAD), a restore's HEAD of a key not archived, BinlogBacklog, and the verifier's HEAD with a lock", async () => {
+    const b = model.dataBucket;
+    const lock = retention.daily.lock;
+    const put = { 'if-none-match': '*', 'x-amz-object-lock-mode': lock.mode, 'x-amz-object-lock-retain-until-date': until(lock.days) };
+    const requests: RecordedRequest[] = [
+      { accessKeyId: 'AKIDHOST', service: 's3', method: 'PUT', path: `/${b}/${ownBinlog()}`, query: { 'x-id': 'PutObject' }, headers: put, status: 200 },
+      { accessKeyId: 'AKIDHOST', service: 's3', method: 'PUT', path: `/${b}/${ownBinlog()}`, query: { 'x-id': 'PutObject' }, headers: put, status: 412 },
+      { accessKeyId: 'AKIDHOST', service: 's3', method: 'HEAD', path: `/${b}/${ownBinlog()}`, query: {}, headers: {}, status: 200 },
+      { accessKeyId: 'AKIDHOST', service: 's3', method: 'HEAD', path: `/${b}/${binlogObjectKey('db', 'h1', 'shop', 'mariadb-bin.000043')}`, query: {}, headers: {}, status: 404 },
+      {
+        accessKeyId: 'AKIDHOST',
+        service: 'monitoring',
+        method: 'POST',
+        path: '/',
+        query: {},
+        headers: { 'x-amz-target': 'GraniteServiceVersion20100801.PutMetricData', 'content-type': 'application/x-amz-json-1.0' },
+        body: JSON.stringify({ Namespace: AGENT_METRICS_NAMESPACE, MetricData: [{ MetricName: METRIC.binlogBacklog, Value: 0 }] }),
+        status: 200,
+      },
+      { accessKeyId: 'AKIDVERIFIER', service: 's3', method: 'HEAD', path: `/${b}/${ownBinlog()}`, query: {}, headers: {}, status: 200, responseHeaders: { 'x-amz-object-lock-mode': lock.mode } },
+    ];
+    const principals = new Map([
+      ['AKIDHOST', 'host:db'],
+      ['AKIDVERIFIER', 'verifier'],
+    ]);
+    const { calls, problems } = translate(requests, principals, { template, physical: new Map(), accountId: '123456789012', secureStringKeys: new Map() });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(
+      calls.map((c) => [c.principal, c.operation, c.headers?.['if-none-match'] ?? '', c.mayBeMissing ?? false, c.readsLock ?? false]),
+      [
+        ['host:db', 'PutObject', '*', false, false],
+        ['host:db', 'PutObject', '*', false, false],
+        ['host:db', 'HeadObject', '', false, false],
+        // A 404 the agent takes for "not archived" needs no ListBucket on the bucket (REFUSAL_MEANS_ABSENT covers wal/, binlog keys included).
+        ['host:db', 'HeadObject', '', false, false],
+        ['host:db', 'cloudwatch:PutMetricData', '', false, false],
+        ['verifier', 'HeadObject', '', false, true],
+      ],
+    );
+    assert.deepEqual(await denied(calls), []);
   });
 });
