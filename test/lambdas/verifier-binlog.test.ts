@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { binlogFileName } from '../../format/binlog';
 import { BINLOG_RECORD_METADATA, type BinlogRecord } from '../../format/binlog-record';
-import { binlogObjectKey, manifestKey } from '../../format/layout';
+import { binlogObjectKey, manifestKey, walObjectKey } from '../../format/layout';
 import type { Manifest } from '../../format/manifest';
 import { reportSchema } from '../../format/verification-report';
 import { encryptionKeyIds, fingerprintOf, readPublicKeys } from '../../runtime/pgp';
@@ -250,4 +250,21 @@ test("a dump whose binary log never reaches the archive: nothing while binlog-pu
   assert.match(noWindow[0].summary, new RegExp(`^dump ${dump.stamp} of maria-1/shop \\(database shop\\) reaches no point in time with the archived binary logs: mariadb-bin\\.000005, where dump ${dump.stamp} \\(shop\\) starts, is not archived yet`));
   assert.match(noWindow[0].action, /systemctl list-timers/);
   assert.equal(binlogRow(late).status, 'FAIL');
+});
+
+test('a group with a PostgreSQL and a MySQL PITR source: one listing, each archive judged by its own rules', async () => {
+  const groups = [{ ...GROUPS[0], sources: ['shop', 'pg'], pitrSources: [...GROUPS[0].pitrSources, { source: 'pg', engine: 'postgres', archiveTimeoutSeconds: 60 }] }];
+  const world = await newWorld({ account, groups });
+  await archive(world);
+  // A WAL object of the PostgreSQL source without its signed record: its FAIL is a WAL finding, not the binary logs'.
+  const walKey = walObjectKey('web', HOST, 'pg', '000000010000000000000003');
+  await putObject(world, walKey, Buffer.from('not a WAL object'));
+  const result = await sweep(world);
+  assert.deepEqual(result.findings.filter((f) => f.source === 'shop').map((f) => f.check), [], list(result).join(' | '));
+  assert.ok(result.findings.some((f) => f.source === 'pg' && f.check === 'wal-signature'), list(result).join(' | '));
+  const rows = result.report.pitr ?? [];
+  assert.deepEqual(rows.map((r) => [r.source, r.engine ?? 'postgres', r.objects.total, r.status]), [
+    ['shop', 'mysql', 8, 'OK'],
+    ['pg', 'postgres', 1, 'FAIL'],
+  ]);
 });
