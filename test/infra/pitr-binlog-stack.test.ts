@@ -10,6 +10,10 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { binlogObjectKey, binlogPrefix, VERIFIED_PREFIX, WAL_PREFIX, WAL_WATERMARK_PREFIX } from '../../format/layout';
 import { loadSettings } from '../../format/lambda-settings';
 import { AGENT_METRICS_NAMESPACE, METRIC } from '../../format/metric-names';
@@ -50,6 +54,14 @@ const denied = (calls: AwsCall[]) => deniedCalls(model, calls);
 const allowedOnes = (calls: AwsCall[]) => allowedCalls(model, calls);
 
 describe('the stack knows the MySQL PITR source', () => {
+  test('the template passes cfn-lint (the binary log alarms are new resources)', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'coldseal-binlog-')), 'Coldseal.template.json');
+    writeFileSync(file, JSON.stringify(template));
+    const lint = spawnSync('cfn-lint', ['--format', 'parseable', file], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(lint.error, undefined, `cfn-lint could not run: ${String(lint.error)}`);
+    assert.equal(lint.status, 0, `cfn-lint:\n${lint.stdout}${lint.stderr}`);
+  });
+
   test("the Lambdas' settings carry its engine and binlog-push interval", () => {
     const functions = resourcesOfType(template, 'AWS::Lambda::Function').filter(([id]) => /Verifier|Monitor/.test(id) && !/LogRetention/.test(id));
     assert.equal(functions.length, 2);
