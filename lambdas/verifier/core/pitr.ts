@@ -11,9 +11,9 @@ import type { Budget } from './hashing';
 import type { GroupKeys } from './keys';
 import { checkBinlogObject, finishBinlogRun, binlogSummaryLine, type BinlogPitrRow, type KeptDump } from './binlog-pitr';
 import { archiveFindings, formatAge, objectFindings, s3, saveRunState, type ArchiveWords } from './log-archive';
+import { checkWalObject, loadWalState, objectIdentity, walStateKey, type WalObjectState } from './wal-objects';
 
 export { formatAge };
-import { checkWalObject, loadWalState, objectIdentity, walStateKey, type WalObjectState } from './wal-objects';
 
 /**
  * The verifier's part of point-in-time recovery, per PITR source (group settings `pitrSources`) and
@@ -21,7 +21,9 @@ import { checkWalObject, loadWalState, objectIdentity, walStateKey, type WalObje
  * continuity from each kept base backup to the newest archived WAL (format/recovery-window.ts, the
  * same window `coldseal list` shows). A bad object is
  * a FAIL naming its segment and counts as missing for continuity, so the FAIL of the hole it leaves
- * names the recovery window it breaks too.
+ * names the recovery window it breaks too. A MySQL/MariaDB source (engine "mysql") is listed and
+ * its objects checked here too, in the same phases and budget; its continuity and findings are
+ * binlog-pitr.ts's.
  *
  * The sweep calls it in phases so that one hashing budget serves backups and WAL in the order that
  * matters: new backups, new WAL, re-reads of backups, then the daily sample of older WAL.
