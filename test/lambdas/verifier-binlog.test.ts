@@ -268,3 +268,16 @@ test('a group with a PostgreSQL and a MySQL PITR source: one listing, each archi
     ['pg', 'postgres', 1, 'FAIL'],
   ]);
 });
+
+test('a bad newest object hides the files missing before it: a FAIL saying nothing after the last good file can be replayed, naming both', async () => {
+  const world = await newWorld({ account, groups: GROUPS });
+  const a = await archive(world, [7, 8]);
+  await putBinlog(world, { n: 8, start: a.start, corrupt: true });
+  const result = await sweep(world);
+  const gaps = result.findings.filter((f) => f.check === 'binlog-gap');
+  assert.deepEqual(gaps.map((f) => f.summary), [`binary log archive of maria-1/shop: nothing after the end of mariadb-bin.000006 (${iso(a.start + 60 * MIN)}) can be replayed: mariadb-bin.000008 failed its checks; mariadb-bin.000007 is not in the archive at all`], list(result).join(' | '));
+  assert.ok(result.findings.some((f) => f.check === 'binlog-sha256'));
+  const row = binlogRow(result);
+  assert.equal(row.recoveryPoint!.file, 'mariadb-bin.000006');
+  assert.ok(row.notes.some((n) => /good up to mariadb-bin\.000006; mariadb-bin\.000008 after it failed its checks/.test(n)), row.notes.join());
+});

@@ -177,6 +177,50 @@ function gapFinding(run: PitrRun, bucket: string, gap: BinlogGapRow): Finding {
   });
 }
 
+/**
+ * Failed objects after the newest good file: no later good file shows the hole as a gap yet (the
+ * window just ends), but nothing after that file can be replayed, and files missing before the bad
+ * one (purged before binlog-push saw them) are hidden behind it. Null when the archive ends well.
+ */
+function tailFinding(run: PitrRun, bucket: string, files: readonly WindowBinlog[], present: ReadonlyMap<string, WalObjectState | undefined>): { finding: Finding; note: string } | null {
+  const newest = [...files].sort((a, b) => b.closedAt.localeCompare(a.closedAt))[0];
+  if (!newest) return null;
+  const last = parseBinlogFileName(newest.binlogFile);
+  const after = (name: string) => {
+    try {
+      const n = parseBinlogFileName(name);
+      return n.basename === last.basename && n.sequence > last.sequence ? n.sequence : null;
+    } catch {
+      return null;
+    }
+  };
+  const bad = [...run.listed.keys()].filter((name) => !present.has(name) && after(name) !== null).sort((a, b) => after(a)! - after(b)!);
+  if (bad.length === 0) return null;
+  const listed = new Set([...run.listed.keys()].map(after).filter((n): n is number => n !== null));
+  const width = newest.binlogFile.length - last.basename.length - 1;
+  const name = (n: number) => `${last.basename}.${String(n).padStart(width, '0')}`;
+  const missing: number[] = [];
+  for (let n = last.sequence + 1; n < after(bad[bad.length - 1])!; n++) if (!listed.has(n)) missing.push(n);
+  const missingText = missing.length === 0 ? '' : `; ${missing.length === 1 ? name(missing[0]) : `${name(missing[0])}–${name(missing[missing.length - 1])}`} ${missing.length === 1 ? 'is' : 'are'} not in the archive at all`;
+  const { group, host, source } = run;
+  const summary = `binary log archive of ${host}/${source}: nothing after the end of ${newest.binlogFile} (${newest.closedAt}) can be replayed: ${bad.join(', ')} failed ${bad.length === 1 ? 'its' : 'their'} checks${missingText}`;
+  return {
+    finding: makeFinding({
+      group: group.name,
+      host,
+      source,
+      where: s3(bucket, binlogPrefix(group.name, host, source)),
+      subject: `${group.name}/${host}/${source}/binlog/${newest.binlogFile}-tail`,
+      check: 'binlog-gap',
+      severity: 'fail',
+      since: newest.closedAt,
+      summary,
+      action: checkAction(run, bucket),
+    }),
+    note: `the archive is good up to ${newest.binlogFile}; ${bad.join(', ')} after it failed ${bad.length === 1 ? 'its' : 'their'} checks`,
+  };
+}
+
 /** The findings and report row of one MySQL/MariaDB source, and its state written back. */
 export async function finishBinlogRun(deps: PitrDeps, run: PitrRun, now: Date): Promise<{ findings: Finding[]; row: BinlogPitrRow }> {
   const { group, host, source } = run;
@@ -209,6 +253,11 @@ export async function finishBinlogRun(deps: PitrDeps, run: PitrRun, now: Date): 
     gaps.push({ ...gap, missing: [...gap.missing], brokenDumps, nextDump: next ? { stamp: next.dump, readAt: next.from.time } : null });
   }
   for (const gap of gaps) findings.push(gapFinding(run, deps.bucket, gap));
+  const tail = tailFinding(run, deps.bucket, files, checked.present);
+  if (tail) {
+    findings.push(tail.finding);
+    notes.push(tail.note);
+  }
 
   const grace = Math.max(DUMP_GRACE_MIN_MS, DUMP_GRACE_INTERVALS * run.archiveTimeoutSeconds * 1000);
   for (const reach of window.reaches) {
