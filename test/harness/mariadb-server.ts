@@ -98,7 +98,10 @@ export async function startMariadbServer(options: MariadbServerOptions = {}): Pr
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.kill(signal);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    // The timer is cleared: left pending, it kept every test file's process alive 60 s after stop().
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+    clearTimeout(timer);
   };
   await start();
   const sql = (text: string, database?: string) =>
