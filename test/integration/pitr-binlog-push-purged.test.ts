@@ -1,5 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
 import { binlogObjectKey, binlogPrefix } from '../../format/layout';
@@ -78,5 +80,35 @@ test('files purged before they were archived: the rest is archived, the run FAIL
   src.sql('INSERT INTO t VALUES (6)');
   const next = await src.push();
   assert.equal(next.code, EXIT.OK, next.log);
+  assert.deepEqual(await src.inbox!.receive(), []);
+});
+
+test('logs reset on the server (RESET MASTER): refused while the state knows better; without state, the archived files differ: INTEGRITY, nothing overwritten, alerted once', async () => {
+  src.server.sql('RESET MASTER');
+  src.sql('INSERT INTO t VALUES (100)');
+  const withState = await src.push();
+  assert.equal(withState.code, EXIT.INTEGRITY, withState.log);
+  assert.match(withState.log, /the server's newest binary log is mariadb-bin\.000002, but mariadb-bin\.\d+ was archived already: the server's logs were reset \(RESET MASTER\)/);
+  const planAlerts = await src.inbox!.receive();
+  assert.equal(planAlerts.length, 1);
+  assert.match(planAlerts[0]!.message, /were reset \(RESET MASTER\)/);
+
+  const key = binlogObjectKey('testgroup', 'testhost', 'shop', 'mariadb-bin.000001');
+  const etag = (await src.sandbox.s3.send(new HeadObjectCommand({ Bucket: src.sandbox.bucket, Key: key }))).ETag;
+  rmSync(join(src.stateDir, 'binlog-state.json'));
+  const stateless = await src.push();
+  assert.equal(stateless.code, EXIT.INTEGRITY, stateless.log);
+  assert.match(stateless.log, /mariadb-bin\.000001 is already in the archive \(s3:\/\/\S+, archived \S+ from server id 1\) with different content/);
+  assert.equal((await src.sandbox.s3.send(new HeadObjectCommand({ Bucket: src.sandbox.bucket, Key: key }))).ETag, etag);
+  const conflictAlerts = await src.inbox!.receive();
+  // 000002 was purged before it was archived (the test above): only 000001 conflicts.
+  assert.equal(conflictAlerts.length, 1, conflictAlerts.map((a) => a.message).join('\n---\n'));
+  assert.equal(conflictAlerts[0]!.subject, 'coldseal BINLOG INTEGRITY: testgroup/testhost/shop');
+  assert.match(conflictAlerts[0]!.message, /mariadb-bin\.000001 \(s3:.*\):\n.*different content/);
+  assert.doesNotMatch(stateless.stderr, /non-retryable streaming request/);
+
+  // The timer runs again: the same failure, not the same alerts.
+  const again = await src.push();
+  assert.equal(again.code, EXIT.INTEGRITY, again.log);
   assert.deepEqual(await src.inbox!.receive(), []);
 });

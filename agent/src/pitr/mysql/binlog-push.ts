@@ -98,7 +98,20 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
       plan = planBinlogPush(server.files, state);
     } catch (error) {
       if (!(error instanceof BinlogPlanError)) throw error;
-      throw new ColdsealError(EXIT.INTEGRITY, `source ${source.name}: ${error.message}`, 'Nothing was archived. If the server was reset or replaced, give it a new source name (its archive starts afresh) and take a backup');
+      const hint = 'Nothing was archived. If the server was reset or replaced, give it a new source name (its archive starts afresh) and take a backup';
+      await alertOnce({
+        config,
+        clients,
+        log,
+        stateDir,
+        at: now(),
+        alert: {
+          id: `plan-${state.last?.file ?? 'none'}`,
+          subject: `coldseal BINLOG INTEGRITY: ${config.group}/${host}/${source.name}`,
+          lines: [`Binary log archiving of source ${source.name} on host ${host} (group ${config.group}) stopped at ${now().toISOString()}:`, '', error.message, '', `${hint}.`],
+        },
+      });
+      throw new ColdsealError(EXIT.INTEGRITY, `source ${source.name}: ${error.message}`, hint);
     }
   } catch (error) {
     await connection.close();
