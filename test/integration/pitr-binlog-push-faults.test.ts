@@ -96,6 +96,21 @@ test('killed (SIGKILL) in the middle of a file: no half object; the next run arc
   assert.deepEqual(readdirSync(spool), []);
 });
 
+test('SIGTERM (systemd stopping the unit) mid-upload: INTERRUPTED, lock released, what finished kept', async () => {
+  write(8, 400_000);
+  src.flush();
+  write(8, 500_000);
+  putStarted = false;
+  const stopped = await src.push([], {}, { name: 'SIGTERM', when: async () => putStarted });
+  assert.equal(stopped.code, EXIT.INTERRUPTED, stopped.log);
+  assert.match(stopped.log, /interrupted by SIGTERM: \d of 2 closed binary log\(s\) archived, \d left for the next run/);
+  assert.ok(!existsSync(join(src.stateDir, 'binlog-push.lock')));
+  await assertWholeObjects();
+  const rerun = await src.push();
+  assert.equal(rerun.code, EXIT.OK, rerun.log);
+  assert.deepEqual(await assertWholeObjects(), closedFiles().map((f) => binlogObjectKey('testgroup', 'testhost', 'shop', f)).sort());
+});
+
 test('S3 unreachable: the run fails saying so and reports the backlog; once back, every file is archived once', async () => {
   const archivedBefore = (await src.sandbox.listKeys(prefix())).length;
   const seenBefore = proxy.seen.length;

@@ -10,7 +10,7 @@ import type { AgentClients } from '../../aws';
 import { loadKeys } from '../../backup/run';
 import { runMysql } from '../../db/mysql';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../../errors';
-import { onInterrupt } from '../../interrupt';
+import { interruptedBy, onInterrupt } from '../../interrupt';
 import { pidAlive } from '../../local-host';
 import type { Log } from '../../log';
 import { chooseCompression } from '../../pipeline/compression';
@@ -228,6 +228,14 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
         ],
       },
     });
+  }
+  const signal = interruptedBy();
+  if (signal && failures.length > 0) {
+    throw new ColdsealError(
+      EXIT.INTERRUPTED,
+      `source ${source.name}: interrupted by ${signal}: ${archived.length + alreadyArchived.length} of ${plan.toArchive.length} closed binary log(s) archived, ${failures.length} left for the next run`,
+      'Nothing is half written: an interrupted upload leaves no object, and the server keeps the files',
+    );
   }
   if (lost) {
     await alertOnce({

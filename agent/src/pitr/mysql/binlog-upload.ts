@@ -247,7 +247,7 @@ async function encodeBinlog(ctx: BinlogArchiveContext, path: string, binlogFile:
     throw error;
   });
   const encryptorExit = exitOf(encryption.child);
-  const plaintext = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), scan, compressor.input!);
+  const plaintext = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), scan, compressor.input!, ctx.signal ? { signal: ctx.signal } : {});
   const digest = new DigestStream(2 ** 40);
   const ciphertext = pipeline(encryption.output, digest, createWriteStream(spool, { flags: 'w', mode: 0o600 }));
   const [read, written, compressorFailure, encryptorFailure] = await Promise.allSettled([plaintext, ciphertext, compressorExit, encryptorExit, encryption.inputDone]);
