@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import type { AgentConfig, MysqlSourceConfig } from '../../../../format/agent-config';
 import { mysqlPitrSchema } from '../../../../format/agent-config';
+import { binlogFileName, parseBinlogFileName } from '../../../../format/binlog';
 import { gapBetween, type WindowBinlog } from '../../../../format/binlog-window';
 import { hostNameFrom } from '../../../../format/layout';
 import { mapLimit } from '../../../../runtime/concurrency';
@@ -177,6 +178,12 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
 
   const results = new Map<string, BinlogUploadResult>();
   for (const o of outcomes) if (o.ok) results.set(o.result.binlogFile, o.result);
+  for (const r of results.values()) {
+    const { basename, sequence } = parseBinlogFileName(r.binlogFile);
+    const next = binlogFileName(basename, sequence + 1);
+    // The server names the next file in the Rotate event: another name means the sequence was tampered with or renamed.
+    if (r.facts.endsWith === 'rotate' && r.facts.rotatesTo !== next) log.warn(`${r.binlogFile} rotates to ${r.facts.rotatesTo ?? '(none)'}, not ${next}: the archive's sequence does not follow the server's`, { binlogFile: r.binlogFile });
+  }
   const marks = new Map<string, ArchivedBinlogMark>(
     [...results.values()].map((r) => [r.binlogFile, { file: r.binlogFile, flavor: r.facts.flavor, serverId: r.facts.serverId, gtidEnd: r.facts.gtidEnd, closedAt: r.facts.closedAt }]),
   );
