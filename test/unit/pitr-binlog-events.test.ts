@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { BinlogFormatError, BinlogScanner, scanBinlogFile } from '../../agent/src/pitr/mysql/binlog-events';
 import { startMariadbServer, type MariadbServer } from '../harness/mariadb-server';
 
@@ -115,4 +116,72 @@ test('a flipped byte fails the event checksum; a bad length breaks the framing; 
 
   assert.match((await refusal(readFileSync(join(server.binlogDir, 'mariadb-bin.index')), 'mariadb-bin.index')).message, /does not start with the binary log magic/);
   assert.match((await refusal(Buffer.alloc(0), 'empty.000001')).message, /the file is empty/);
+});
+
+/**
+ * No MySQL server here: a MySQL 8.0 file built by hand from the layouts MySQL documents
+ * (Format_description with the checksum algorithm, Previous_gtids with exclusive interval ends,
+ * Gtid, Query, Xid, Transaction_payload, Rotate; CRC32 on every event), to read the MySQL flavour's
+ * GTID sets and transaction boundaries. It checks our reading against our reading of the docs, not
+ * against a real server: the README says so.
+ */
+test('a MySQL 8.0 file (built from the documented layouts): GTID sets and transactions', () => {
+  const A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+  const B = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
+  const uuid = (u: string) => Buffer.from(u.replace(/-/g, ''), 'hex');
+  const u64 = (n: number | bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const events: Buffer[] = [];
+  let position = 4;
+  const event = (type: number, time: number, body: Buffer) => {
+    const length = 19 + body.length + 4;
+    const header = Buffer.alloc(19);
+    header.writeUInt32LE(time, 0);
+    header.writeUInt8(type, 4);
+    header.writeUInt32LE(7, 5);
+    header.writeUInt32LE(length, 9);
+    header.writeUInt32LE(position + length, 13);
+    const withoutCrc = Buffer.concat([header, body]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(withoutCrc) >>> 0);
+    events.push(withoutCrc, crc);
+    position += length;
+  };
+  const version = Buffer.alloc(50);
+  version.write('8.0.36-log');
+  const postHeaders = Buffer.alloc(41);
+  postHeaders[2 - 1] = 13; // Query
+  postHeaders[4 - 1] = 8; // Rotate
+  const fde = Buffer.concat([Buffer.from([4, 0]), version, Buffer.from([0, 0, 0, 0, 19]), postHeaders, Buffer.from([1])]);
+  const query = (sql: string) => Buffer.concat([Buffer.alloc(4), Buffer.alloc(4), Buffer.from([0]), Buffer.alloc(2), Buffer.from([0, 0]), Buffer.from([0]), Buffer.from(sql)]);
+  const gtid = (u: string, gno: number) => Buffer.concat([Buffer.from([1]), uuid(u), u64(gno), Buffer.alloc(17)]);
+  const t0 = 1_765_000_000;
+  event(15, t0, fde);
+  // A:1-5 and A:8-9 before this file (intervals stored with exclusive ends).
+  event(35, t0, Buffer.concat([u64(1), uuid(A), u64(2), u64(1), u64(6), u64(8), u64(10)]));
+  event(33, t0 + 1, gtid(A, 6));
+  event(2, t0 + 1, query('BEGIN'));
+  event(16, t0 + 2, u64(99));
+  event(33, t0 + 3, gtid(A, 7));
+  event(2, t0 + 3, query('CREATE TABLE x (id INT)'));
+  event(33, t0 + 4, gtid(B, 1));
+  event(40, t0 + 4, Buffer.alloc(30));
+  event(4, t0 + 5, Buffer.concat([u64(4), Buffer.from('binlog.000008')]));
+  const scanner = new BinlogScanner('binlog.000007');
+  scanner.update(Buffer.concat([Buffer.from([0xfe, 0x62, 0x69, 0x6e]), ...events]));
+  const facts = scanner.finish();
+  assert.equal(facts.flavor, 'mysql');
+  assert.equal(facts.serverVersion, '8.0.36-log');
+  assert.equal(facts.serverId, 7);
+  assert.equal(facts.checksum, 'crc32');
+  assert.equal(facts.gtidStart, `${A}:1-5:8-9`);
+  assert.equal(facts.gtidEnd, `${A}:1-9,${B}:1`);
+  assert.equal(facts.transactions, 3);
+  assert.equal(facts.firstCommitAt, new Date((t0 + 2) * 1000).toISOString());
+  assert.equal(facts.lastCommitAt, new Date((t0 + 4) * 1000).toISOString());
+  assert.equal(facts.closedAt, new Date((t0 + 5) * 1000).toISOString());
+  assert.equal(facts.rotatesTo, 'binlog.000008');
 });
