@@ -20,7 +20,7 @@ import { defaultStateDir } from '../push-plan';
 import { alertOnce } from './alerts';
 import { binlogMetricData, publishBinlogMetrics } from './binlog-metrics';
 import { archiveBinlogFile, BinlogIntegrityError, spoolUploadClient, type BinlogArchiveContext, type BinlogUploadResult } from './binlog-upload';
-import { openPitrMysqlConnection } from './connection';
+import { openPitrMysqlConnection, type PitrMysqlConnection } from './connection';
 import { BinlogPlanError, EMPTY_PUSH_STATE, nextPushState, planBinlogPush, type ArchivedBinlogMark, type BinlogPushPlan, type BinlogPushState, type ServerBinlog } from './push-plan';
 import { binlogTool, fetchBinlogFromServer } from './server-fetch';
 
@@ -87,7 +87,17 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
   await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
   const state = await readState(join(stateDir, BINLOG_STATE_FILE), log);
-  const connection = await openPitrMysqlConnection(source, clients);
+  // Keys first: a key problem fails the run before the server is touched (no FLUSH, no option file).
+  const keys = await loadKeys(config, clients);
+  const compression = chooseCompression(config.compression);
+  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  let connection: PitrMysqlConnection;
+  try {
+    connection = await openPitrMysqlConnection(source, clients);
+  } catch (error) {
+    encryptor.close();
+    throw error;
+  }
   let plan: BinlogPushPlan;
   let serverVersion: string;
   let binlogDir: string;
@@ -116,14 +126,12 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
     }
   } catch (error) {
     await connection.close();
+    encryptor.close();
     throw error;
   }
 
   const controller = new AbortController();
   const stopOnInterrupt = onInterrupt(() => controller.abort());
-  const keys = await loadKeys(config, clients);
-  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
-  const compression = chooseCompression(config.compression);
   const total = plan.toArchive.reduce((sum, f) => sum + f.size, 0);
   let done = 0;
   let filesDone = 0;
