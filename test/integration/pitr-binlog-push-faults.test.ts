@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, GetMetricStatisticsCommand, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
 import { binlogObjectKey, binlogPrefix } from '../../format/layout';
@@ -156,4 +156,7 @@ test('S3 unreachable: the run fails saying so and reports the backlog; once back
   const points = stats.Datapoints ?? [];
   assert.ok(points.length > 0, 'BinlogBacklog was published');
   assert.equal(Math.min(...points.map((p) => p.Minimum!)), 0);
+  const metrics = await cloudwatch.send(new ListMetricsCommand({ Namespace: AGENT_METRICS_NAMESPACE }));
+  const names = new Set((metrics.Metrics ?? []).filter((m) => m.Dimensions?.some((d) => d.Name === 'Source' && d.Value === 'shop')).map((m) => m.MetricName));
+  for (const name of [METRIC.binlogBacklog, METRIC.binlogFilesArchived]) assert.ok(names.has(name), `${name} in ${[...names].join(', ')}`);
 });
