@@ -22,7 +22,9 @@ import type { BucketStore, Clock, InstanceDirectory, KeyListing, Log, MetricsSin
  * timelines: one StartAfter listing of it per run, its watermark on "timeline" 0. Binary log names
  * of one basename sort in sequence (format/layout.ts binlogObjectKey), and binlog-push rotates
  * even a quiet server (FLUSH BINARY LOGS) at every run, so its threshold is the push interval
- * plus the grace.
+ * plus the grace. A new basename (log_bin renamed) or the step from 999999 to 1000000 can sort
+ * before the watermark: those files go unseen and the source looks late (never too young) until
+ * the watermark state is deleted.
  */
 
 export interface WalCheckDeps {
