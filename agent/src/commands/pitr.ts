@@ -6,6 +6,7 @@ import { runArchivePush } from '../pitr/archive-push';
 import { runPitrSetup } from '../pitr/setup';
 import { runMysqlPitrSetup } from '../pitr/mysql/setup';
 import { systemScheduler } from '../pitr/mysql/setup-timer';
+import { defineBinlogPushCommand } from './pitr-binlog-push';
 import { loadAgentConfig, withConfigOptions, withFlags, type ConfigOrigin, type GetLog, type RunAction } from './options';
 
 /**
@@ -41,6 +42,7 @@ export function definePitrCommand(program: Command, run: RunAction, log: GetLog)
     { flags: '--unit-dir <dir>', description: 'MySQL/MariaDB: where the systemd units of the binlog-push timer go', default: '/etc/systemd/system' },
   ).action((options: PitrSetupCommandOptions) => run(async () => runPitrSetupCommand(options, log())));
 
+  defineBinlogPushCommand(pitr, run, log);
   return pitr;
 }
 
