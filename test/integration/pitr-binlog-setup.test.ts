@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { loadAgentConfig } from '../../agent/src/commands/options';
 import { runMysqlPitrSetup } from '../../agent/src/pitr/mysql/setup';
 import { systemScheduler, type Scheduler } from '../../agent/src/pitr/mysql/setup-timer';
 import type { MysqlSourceConfig } from '../../format/agent-config';
+import { binlogPrefix } from '../../format/layout';
 import { startBinlogSource, type BinlogSource } from '../harness/binlog-source';
 import { startMariadbServer, type MariadbServer } from '../harness/mariadb-server';
 
@@ -92,6 +94,12 @@ test('--apply: SET GLOBAL what is safe, the agent copy and the units written; no
   // Nothing else on this machine would run it unless a cron daemon is installed.
   assert.equal(result.code, systemScheduler.cronAvailable() ? EXIT.OK : EXIT.CONFIG, result.stdout + result.log);
   if (!systemScheduler.cronAvailable()) assert.match(result.stdout, /no cron daemon was found either/);
+
+  // What the timer runs works: binlog-push (its own branch's command) archives the closed files.
+  const words = /^ExecStart=(.*)$/m.exec(service)![1].split(' ');
+  const push = spawnSync(words[0], words.slice(1), { env: { ...process.env, ...source.sandbox.account.env, NODE_NO_WARNINGS: '1' }, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(push.status, EXIT.OK, `${push.stdout}${push.stderr}`);
+  assert.ok((await source.sandbox.listKeys(binlogPrefix('testgroup', 'testhost', 'shop'))).length > 0, 'binary logs archived by the command the timer runs');
 
   // Again: nothing left to set, the units unchanged.
   const again = await source.cli(['pitr', 'setup', '--source', 'shop', '--apply', '--unit-dir', units, '--state-dir', stateDir]);
