@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT } from '../../format/exit-codes';
@@ -11,6 +11,7 @@ import { runMysqlPitrSetup } from '../../agent/src/pitr/mysql/setup';
 import { systemScheduler, type Scheduler } from '../../agent/src/pitr/mysql/setup-timer';
 import type { MysqlSourceConfig } from '../../format/agent-config';
 import { binlogPrefix } from '../../format/layout';
+import { buildAgent } from '../../scripts/build-agent';
 import { startBinlogSource, type BinlogSource } from '../harness/binlog-source';
 import { startMariadbServer, type MariadbServer } from '../harness/mariadb-server';
 
@@ -30,6 +31,7 @@ before(async () => {
     startBinlogSource({ server: { settings: { 'binlog-format': 'MIXED', 'binlog-expire-logs-seconds': '3600' } } }),
     startMariadbServer({ binlog: false }),
   ]);
+  source.sql('CREATE TABLE shop_after (id int primary key)');
   source.server.sql("CREATE USER 'backup'@'localhost' IDENTIFIED BY ''; GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'backup'@'localhost'");
 });
 
@@ -125,4 +127,24 @@ test('systemd as PID 1 (a recorded systemctl): daemon-reload, then enable --now 
   assert.deepEqual(calls, [['daemon-reload'], ['enable', '--now', 'coldseal-binlog-push-shop.timer']]);
   assert.ok(lines.some((l) => /^scheduled: coldseal-binlog-push-shop\.timer runs binlog-push every 5 min/.test(l)), lines.join('\n'));
   await assert.rejects(run(1), /systemctl daemon-reload failed \(exit 1\): Failed to connect to bus/);
+});
+
+test('from the bundle (what hosts run): the timer runs a copy of it in the state directory, which archives', async () => {
+  const bundle = join(scratch, 'coldseal-agent.js');
+  copyFileSync(await buildAgent(), bundle);
+  const units = join(scratch, 'units-bundle');
+  const stateDir = join(scratch, 'state-bundle');
+  const env = { ...process.env, ...source.sandbox.account.env, NODE_PATH: '', NODE_NO_WARNINGS: '1' };
+  const setup = spawnSync(process.execPath, [bundle, 'pitr', 'setup', '--source', 'shop', '--apply', '--config', source.configPath, '--unit-dir', units, '--state-dir', stateDir], { cwd: tmpdir(), env, encoding: 'utf8', timeout: 120_000 });
+  assert.match(setup.stdout, new RegExp(`^installed ${stateDir}/agent/coldseal-agent\\.js \\(the agent the timer runs\\)$`, 'm'), setup.stdout + setup.stderr);
+  const copy = join(stateDir, 'agent', 'coldseal-agent.js');
+  assert.ok(readFileSync(copy).equals(readFileSync(bundle)), 'the copy is the bundle');
+  const words = /^ExecStart=(.*)$/m.exec(readFileSync(join(units, 'coldseal-binlog-push-shop.service'), 'utf8'))![1].split(' ');
+  assert.deepEqual(words.slice(0, 2), [process.execPath, copy], 'the timer runs the copy, not the bundle the SSM document may replace');
+  rmSync(bundle);
+  source.sql('INSERT INTO shop_after VALUES (1)');
+  const before = (await source.sandbox.listKeys(binlogPrefix('testgroup', 'testhost', 'shop'))).length;
+  const push = spawnSync(words[0], words.slice(1), { cwd: tmpdir(), env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(push.status, EXIT.OK, `${push.stdout}${push.stderr}`);
+  assert.ok((await source.sandbox.listKeys(binlogPrefix('testgroup', 'testhost', 'shop'))).length > before, 'the copy archived the file closed since');
 });
