@@ -210,6 +210,11 @@ before(async () => {
   const setup = await runAgent(['pitr', 'setup', '--source', PITR_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--install-dir', join(dir, 'pitr-bin'), '--state-dir', join(dir, 'pitr-state'), '--apply'], hostEnv);
   assert.equal(setup.code, EXIT.OK, setup.stderr);
   walCluster.restart(hostEnv);
+  // The same step for the MariaDB source: checks the server, and installs the binlog-push timer's
+  // units (here no systemd runs them, so the test runs what their ExecStart runs: binlogPush()).
+  const binlogSetup = await runAgent(['pitr', 'setup', '--source', BINLOG_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--state-dir', join(dir, 'binlog-state'), '--unit-dir', join(dir, 'units'), '--apply'], hostEnv);
+  assert.ok(binlogSetup.code === EXIT.OK || binlogSetup.code === EXIT.CONFIG, `exit ${binlogSetup.code}\n${binlogSetup.stdout}\n${binlogSetup.stderr}`);
+  assert.match(readFileSync(join(dir, 'units', `coldseal-binlog-push-${BINLOG_SOURCE}.service`), 'utf8'), /pitr.+binlog-push.+--source.+orders/, binlogSetup.stdout);
   await deployment.subscribeToAlerts();
 });
 
