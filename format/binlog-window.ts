@@ -187,7 +187,9 @@ export function binlogWindow(input: BinlogWindowInput): BinlogWindow {
       chain.push(files[i]);
     }
     const last = chain[chain.length - 1];
-    if (last.closedAt < dump.position.readAt) {
+    // closedAt is a binary log event time, in whole seconds: a file closed in the second the dump
+    // read its position (e.g. 58.000 against 58.400) may have closed after it.
+    if (last.closedAt < `${dump.position.readAt.slice(0, 19)}.000Z`) {
       problems.push(`the archive of ${base} ends at ${last.closedAt}, before dump ${dump.id} (${dump.database}) read its position at ${dump.position.readAt}: no point after the dump is archived yet`);
       reaches.push({ dump: dump.id, database: dump.database, from, to: null, files: [], brokenBy, problems });
       continue;

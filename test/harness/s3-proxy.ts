@@ -7,6 +7,8 @@ import { createServer, request, type IncomingMessage } from 'node:http';
  */
 export interface SeenRequest {
   readonly method: string;
+  /** The request's path (/bucket/key with path-style addressing). */
+  readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: IncomingMessage['headers'];
   readonly bodySha256: string;
@@ -50,7 +52,7 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      seen.push({ method: req.method!, query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
+      seen.push({ method: req.method!, path: decodeURIComponent(new URL(req.url!, 'http://proxy').pathname), query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
       const denied = (head: boolean) => {
         res.writeHead(403, { 'content-type': 'application/xml' });
         res.end(head ? undefined : ACCESS_DENIED);
