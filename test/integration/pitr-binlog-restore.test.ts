@@ -92,15 +92,18 @@ test('--to-time T under another name: every transaction before T, none after; ch
 });
 
 test('--to-position, --to-gtid, --to-latest', async () => {
-  const position = await restore('--to-position', afterFirst, '--target', url('shop_p'));
+  // Three restores at once: each has its own staging database and spool.
+  const [position, gtid, latest] = await Promise.all([
+    restore('--to-position', afterFirst, '--target', url('shop_p')),
+    restore('--to-gtid', gtidAfterSecond, '--target', url('shop_g')),
+    restore('--to-latest', '--target', url('shop_l')),
+  ]);
   assert.equal(position.code, EXIT.OK, position.log);
   assert.equal(rows('shop_p'), ['1\tdumped', '2\tdumped', '3\tfirst'].join('\n'));
   assert.equal(source.server.sql('SELECT what FROM shop_p.audit'), 'first');
-  const gtid = await restore('--to-gtid', gtidAfterSecond, '--target', url('shop_g'));
   assert.equal(gtid.code, EXIT.OK, gtid.log);
   assert.equal(rows('shop_g'), ['1\tsecond', '2\tdumped', '3\tfirst'].join('\n'));
   assert.match(gtid.stdout, new RegExp(`GTID ${gtidAfterSecond}\\b`));
-  const latest = await restore('--to-latest', '--target', url('shop_l'));
   assert.equal(latest.code, EXIT.OK, latest.log);
   assert.equal(rows('shop_l'), ['1\tsecond', '2\tdumped', '3\tfirst', '4\tvia temporary', '5\tvia temporary', '6\tafter T'].join('\n'));
   assert.deepEqual(checksums('shop_l'), checksums('shop'));

@@ -11,7 +11,8 @@ import { formatMariadbGtid, mariadbPositionOf, mariadbStateAfter, parseMariadbGt
  *   under gtid_strict_mode, https://mariadb.com/kb/en/gtid/#gtid_strict_mode), and a gap in the
  *   archive's GTID chain. Dropped, the replay is logged like any client's writes: replicas follow
  *   it and the source's archive stays continuous.
- * - It refuses a statement event that names the source database qualified (`shop`.`items`):
+ * - It refuses a statement event that names the source database qualified (`shop`.`items`), and
+ *   a database-level statement (DROP DATABASE shop, under USE shop):
  *   --rewrite-db rewrites the default database (USE) and the table maps of row events, not the
  *   text of statements (https://mariadb.com/kb/en/mariadb-binlog-options/), so such a statement
  *   would change the source database instead of the restored copy.
@@ -137,6 +138,10 @@ export class BinlogReplayStream extends Transform {
     if (!this.inQuery) return;
     const text = data.toString('utf8', start, Math.min(end, start + 64 * 1024));
     if (/^(SET |use |\/\*|BEGIN|START TRANSACTION|ROLLBACK|DELIMITER)/.test(text)) return;
+    // A database-level statement (DROP DATABASE shop) names no table to rewrite: on the copy it would hit the source.
+    if (/^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b/i.test(text)) {
+      throw new Error(`${this.file} holds a database-level statement (ending at ${this.header?.endPos ?? '?'}), which cannot be replayed onto a copy under another name: ${text.slice(0, 200)}. Restore to a target before it`);
+    }
     if (this.qualified.test(text.replace(/'(?:[^'\\]|\\.)*'/g, "''"))) {
       throw new Error(`a statement in ${this.file} (ending at ${this.header?.endPos ?? '?'}) names the source database qualified, which --rewrite-db does not rewrite: replaying it would change the source database instead of the restored copy. Statement: ${text.slice(0, 200)}`);
     }
