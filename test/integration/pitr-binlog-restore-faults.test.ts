@@ -4,7 +4,6 @@ import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCom
 import { binlogObjectKey } from '../../format/layout';
 import { drillReceiptSchema } from '../../format/manifest';
 import { EXIT } from '../../format/exit-codes';
-import { archiveClosedBinlogs, putDumpWithPosition } from '../harness/binlog-archive';
 import { startBinlogSource, type BinlogSource } from '../harness/binlog-source';
 import { startS3Proxy, type S3Proxy } from '../harness/s3-proxy';
 
@@ -21,7 +20,6 @@ import { startS3Proxy, type S3Proxy } from '../harness/s3-proxy';
 let source: BinlogSource;
 let proxy: S3Proxy;
 let configViaProxy: string;
-const archived = new Set<string>();
 const files: string[] = [];
 let inHole: string;
 
@@ -34,7 +32,8 @@ const downloads = () => proxy.seen.filter((r) => r.method === 'GET' && !r.query.
 before(async () => {
   source = await startBinlogSource();
   source.sql("CREATE TABLE items (id int primary key, v varchar(40)); INSERT INTO items VALUES (1, 'dumped');");
-  await putDumpWithPosition(source);
+  const backup = await source.cli(['backup', '--tier', 'daily']);
+  assert.equal(backup.code, EXIT.OK, backup.log);
   // Four closed files, a second or more apart: the third will be the hole.
   for (const id of [2, 3, 4, 5]) {
     source.sql(`INSERT INTO items VALUES (${id}, 'row ${id}')`);
@@ -43,7 +42,8 @@ before(async () => {
     if (id === 4) inHole = source.serverTime();
     await sleep(id === 4 ? 1100 : 0);
   }
-  await archiveClosedBinlogs(source, archived);
+  const push = await source.push();
+  assert.equal(push.code, EXIT.OK, push.log);
   proxy = await startS3Proxy(source.sandbox.account.clientConfig.endpoint);
   configViaProxy = source.sandbox.writeConfig({ ...source.config, endpoint: proxy.url });
   source.sql("CREATE DATABASE kept; CREATE TABLE kept.items (id int primary key, v varchar(40)); INSERT INTO kept.items VALUES (42, 'untouched');");

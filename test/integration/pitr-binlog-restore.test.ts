@@ -4,34 +4,29 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { binlogWindow } from '../../format/binlog-window';
-import { binlogObjectKey } from '../../format/layout';
 import { EXIT } from '../../format/exit-codes';
-import { openBinlogRecord } from '../../runtime/binlog-record';
 import { readPublicKeys } from '../../runtime/pgp';
-import { archiveClosedBinlogs, putDumpWithPosition } from '../harness/binlog-archive';
+import { readBinlogRecords, readDumps } from '../../agent/src/restore/binlog/catalog';
 import { startBinlogSource, type BinlogSource } from '../harness/binlog-source';
 
 /**
  * MySQL/MariaDB point-in-time restore end to end on a scratch MariaDB 10.11 (gtid_strict_mode on):
  * a dump with its binary log position, then transactions across FLUSH BINARY LOGS, one of them
  * through a temporary table that a statement-format session keeps across a log switch, a time T
- * between two transactions; the closed logs archived (test/harness/binlog-archive.ts, as
- * binlog-push writes them). `restore --to-time T` under another name has everything committed
+ * between two transactions; the dump taken by `coldseal backup` (its binlogPosition in the signed
+ * manifest) and the closed logs archived by `coldseal pitr binlog-push`. `restore --to-time T` under another name has everything committed
  * before T and nothing after: CHECKSUM TABLE of every table equals a reference taken at T; the
  * replayed row events went into the new name, not into the source (--rewrite-db). Then
  * --to-position, --to-gtid, --to-latest, and a same-name restore with its safety dump; after
  * restores on the source server itself, its own archive is still one unbroken GTID chain.
  */
 let source: BinlogSource;
-const archived = new Set<string>();
 let T: string;
 let afterFirst: string;
 let gtidAfterSecond: string;
 const tables = ['items', 'notes', 'audit'];
 let reference: Map<string, string>;
-let dumpPosition: Awaited<ReturnType<typeof putDumpWithPosition>>['position'];
 
 const url = (database: string) => `mysql://root@localhost/${database}?socket=${encodeURIComponent(source.server.socket)}`;
 const checksums = (database: string) =>
@@ -53,7 +48,8 @@ before(async () => {
     CREATE TABLE audit (id int auto_increment primary key, what varchar(40)) ENGINE=InnoDB;
     INSERT INTO items VALUES (1, 'dumped'), (2, 'dumped');
     INSERT INTO notes (t) VALUES ('before the dump');`);
-  dumpPosition = (await putDumpWithPosition(source)).position;
+  const backup = await source.cli(['backup', '--tier', 'daily']);
+  assert.equal(backup.code, EXIT.OK, backup.log);
   source.sql("INSERT INTO items VALUES (3, 'first'); INSERT INTO audit (what) VALUES ('first');");
   afterFirst = source.server.sql('SHOW MASTER STATUS').split('\t').slice(0, 2).join(':');
   source.flush();
@@ -71,7 +67,8 @@ before(async () => {
   reference = checksums('shop');
   await sleep(1100);
   source.sql("INSERT INTO items VALUES (6, 'after T'); DELETE FROM notes WHERE id = 1; INSERT INTO audit (what) VALUES ('after T');");
-  await archiveClosedBinlogs(source, archived);
+  const push = await source.push();
+  assert.equal(push.code, EXIT.OK, push.log);
 });
 
 after(() => source?.close());
@@ -120,19 +117,19 @@ test('same name: the safety dump first, then shop is as it was at T; the source\
   assert.deepEqual(checksums('shop'), reference);
   // Writes after the restores; every restore above was logged under new GTIDs of the server's own.
   source.sql("INSERT INTO items VALUES (7, 'after the restores')");
-  await archiveClosedBinlogs(source, archived);
+  const push = await source.push();
+  assert.equal(push.code, EXIT.OK, push.log);
   const trusted = await readPublicKeys(source.sandbox.signing.publicKey, 'signing');
-  const records = [];
-  for (const file of archived) {
-    const key = binlogObjectKey('testgroup', 'testhost', 'shop', file);
-    const head = await source.sandbox.s3.send(new HeadObjectCommand({ Bucket: source.sandbox.bucket, Key: key }));
-    records.push((await openBinlogRecord(head.Metadata, trusted, key)).record);
-  }
-  const window = binlogWindow({ dumps: [{ id: 'dump', database: 'shop', position: dumpPosition }], files: records });
+  const where = { group: 'testgroup', host: 'testhost', source: 'shop' };
+  const { dumps } = await readDumps(source.sandbox.s3, source.sandbox.bucket, trusted, where);
+  const { files, failures } = await readBinlogRecords(source.sandbox.s3, source.sandbox.bucket, trusted, where, { fromSequence: 1 });
+  assert.deepEqual(failures, []);
+  const records = files.map((f) => f.record);
+  const window = binlogWindow({ dumps: dumps.map((d) => ({ id: d.stamp, database: d.database, position: d.position })), files: records });
   assert.deepEqual(window.gaps, []);
-  assert.equal(window.to?.position, [...archived].sort().at(-1));
+  assert.equal(window.to?.position, records.at(-1)!.binlogFile);
   // Continuous: each file's head state is the previous file's end state.
-  const sorted = records.sort((a, b) => a.binlogFile.localeCompare(b.binlogFile));
-  for (let i = 1; i < sorted.length; i++) assert.equal(sorted[i].gtidStart, sorted[i - 1].gtidEnd, sorted[i].binlogFile);
+  for (let i = 1; i < records.length; i++) assert.equal(records[i].gtidStart, records[i - 1].gtidEnd, records[i].binlogFile);
+  assert.equal(source.server.sql('SELECT @@gtid_binlog_pos'), records.at(-1)!.gtidEnd);
   assert.match(source.server.sql('SELECT @@gtid_strict_mode'), /^1$/);
 });
