@@ -140,3 +140,16 @@ test('drill --pitr: a random second of the window restored into a scratch databa
   assert.deepEqual(result.checks.map((c) => c.name), ['pitr-window', 'pitr-recovery', 'pitr-target-reached']);
   assert.equal(source.server.sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'coldseal_drill_%' OR schema_name LIKE '%coldseal%'"), '0');
 });
+
+test('a statement that names the source database (not rewritten by --rewrite-db) stops the replay; the existing target is as it was', async () => {
+  // Last: this poisons the archive's end for --to-latest.
+  source.sql('ALTER TABLE shop.items ADD COLUMN extra int');
+  const push = await source.push();
+  assert.equal(push.code, EXIT.OK, push.log);
+  const result = await restore(source.configPath, '--to-latest', '--target', url('kept'), '--yes', '--no-encrypt-safety-dump', '--safety-dir', source.sandbox.dir);
+  assert.equal(result.code, EXIT.FAILURE, result.log);
+  assert.match(result.log, /names the source database qualified, which --rewrite-db does not rewrite: .*ALTER TABLE shop\.items ADD COLUMN extra int/);
+  assert.match(result.log, /"kept" is as it was before the restore, and no staging database is left/);
+  assert.equal(source.server.sql('SELECT id, v FROM kept.items'), '42\tuntouched');
+  assert.equal(source.server.sql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'shop' AND column_name = 'extra'"), '1');
+});
