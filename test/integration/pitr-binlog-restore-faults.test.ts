@@ -34,7 +34,9 @@ before(async () => {
   source.sql("CREATE TABLE items (id int primary key, v varchar(40)); INSERT INTO items VALUES (1, 'dumped');");
   const backup = await source.cli(['backup', '--tier', 'daily']);
   assert.equal(backup.code, EXIT.OK, backup.log);
-  // Four closed files, a second or more apart: the third will be the hole.
+  // Four closed files, a second or more apart: the third will be the hole. The first holds a
+  // statement of 20 000 rows: its BINLOG statement is about 3 MB.
+  source.sql('CREATE TABLE wide (id int primary key, v varchar(200)); INSERT INTO wide SELECT seq, REPEAT(MD5(seq), 3) FROM seq_1_to_20000;');
   for (const id of [2, 3, 4, 5]) {
     source.sql(`INSERT INTO items VALUES (${id}, 'row ${id}')`);
     files.push(source.flush());
@@ -139,6 +141,20 @@ test('drill --pitr: a random second of the window restored into a scratch databa
   assert.ok(pitr.reached && (pitr.reached.lastCommitAt === null || pitr.reached.lastCommitAt < pitr.target.value), JSON.stringify(pitr));
   assert.deepEqual(result.checks.map((c) => c.name), ['pitr-window', 'pitr-recovery', 'pitr-target-reached']);
   assert.equal(source.server.sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'coldseal_drill_%' OR schema_name LIKE '%coldseal%'"), '0');
+});
+
+test('a replayed statement larger than the server\'s max_allowed_packet: the failure says so and what to raise; the target not created', async () => {
+  const was = source.server.sql('SELECT @@global.max_allowed_packet');
+  source.server.sql('SET GLOBAL max_allowed_packet = 1048576');
+  try {
+    const result = await restore(source.configPath, '--to-latest', '--target', url('shop_m'));
+    assert.equal(result.code, EXIT.FAILURE, result.log);
+    assert.match(result.log, /a replayed statement may be larger than the server's max_allowed_packet, 1048576 bytes/);
+    assert.match(result.log, /"shop_m" was not created, and no staging database is left\. Raise it on the server you restore to \(SET GLOBAL max_allowed_packet = 1073741824/);
+    assert.equal(source.server.sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'shop_m' OR schema_name LIKE '%coldseal%'"), '0');
+  } finally {
+    source.server.sql(`SET GLOBAL max_allowed_packet = ${was}`);
+  }
 });
 
 test('a statement that names the source database (not rewritten by --rewrite-db) stops the replay; the existing target is as it was', async () => {

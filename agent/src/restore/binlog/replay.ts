@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline, Writable } from 'node:stream';
 import type { PrivateKey } from '../../../../runtime/pgp';
-import { mysqlCommand, type MysqlConnection } from '../../db/mysql';
+import { mysqlCommand, runMysql, type MysqlConnection } from '../../db/mysql';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
 import { startDecompression } from '../../pipeline/decompress';
@@ -102,12 +102,29 @@ export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutco
   } catch (error) {
     client.kill();
     stream.destroy();
-    throw failure() ?? error;
+    throw await explained(conn, failure() ?? error);
   } finally {
     log.endProgress();
     await keyring?.then((home) => home.close()).catch(() => undefined);
   }
   return { ...stream.progress, gtid: stream.gtidPosition(), files: steps.length, plaintextBytes, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * mariadb-binlog prints all row events of one statement as one BINLOG statement, which the server
+ * refuses beyond max_allowed_packet by closing the connection ("MySQL server has gone away",
+ * https://mariadb.com/kb/en/server-system-variables/#max_allowed_packet; the session value is read-only).
+ */
+async function explained(conn: MysqlConnection, error: unknown): Promise<unknown> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/gone away|max_allowed_packet|Lost connection/i.test(message)) return error;
+  const current = await runMysql(conn, 'select @@global.max_allowed_packet;', 'reading max_allowed_packet').then((lines) => lines[0], () => undefined);
+  return new ColdsealError(
+    EXIT.FAILURE,
+    `${message} (a replayed statement may be larger than the server's max_allowed_packet${current ? `, ${current} bytes` : ''}: mariadb-binlog prints each statement's row events as one BINLOG statement)`,
+    'Raise it on the server you restore to (SET GLOBAL max_allowed_packet = 1073741824, or max_allowed_packet in its configuration) and restore again',
+    { cause: error },
+  );
 }
 
 /** One file through decryption, decompression and mariadb-binlog into the session; returns its plaintext size. */
