@@ -105,6 +105,10 @@ export function gapBetween(a: WindowBinlog, b: WindowBinlog): BinlogGap | null {
     const width = a.binlogFile.length - sa.basename.length - 1;
     const name = (n: number) => `${sa.basename}.${String(n).padStart(width, '0')}`;
     const missing = sb.sequence - sa.sequence - 1 === 1 ? [name(sa.sequence + 1)] : [name(sa.sequence + 1), name(sb.sequence - 1)];
+    const files = `binary log ${missing.join('–')} ${missing.length === 1 ? 'is' : 'are'} not in the archive`;
+    // Equal non-empty states on both sides: the missing files held no GTID transaction (a quiet
+    // interval's rotations), yet what they held cannot be shown, so the hole stays a hole.
+    const quiet = a.gtidEnd !== '' && canonicalGtidState(a.gtidEnd, flavor) === canonicalGtidState(b.gtidStart, flavor);
     return {
       after: a.binlogFile,
       before: b.binlogFile,
@@ -114,7 +118,9 @@ export function gapBetween(a: WindowBinlog, b: WindowBinlog): BinlogGap | null {
       gtidBefore: a.gtidEnd,
       gtidAfter: b.gtidStart,
       reason: 'missing-files',
-      description: `binary log ${missing.join('–')} ${missing.length === 1 ? 'is' : 'are'} not in the archive: transactions committed between ${a.closedAt} and ${b.openedAt} (GTID after ${a.gtidEnd || 'none'} up to ${b.gtidStart || 'none'}) cannot be replayed`,
+      description: quiet
+        ? `${files}: the GTID state is ${a.gtidEnd} on both sides, so no GTID transaction is lost, but what was logged between ${a.closedAt} and ${b.openedAt} cannot be replayed or checked`
+        : `${files}: transactions committed between ${a.closedAt} and ${b.openedAt} (GTID after ${a.gtidEnd || 'none'} up to ${b.gtidStart || 'none'}) cannot be replayed`,
     };
   }
   if (canonicalGtidState(a.gtidEnd, flavor) !== canonicalGtidState(b.gtidStart, flavor)) {

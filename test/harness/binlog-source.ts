@@ -43,6 +43,8 @@ export interface BinlogSourceOptions {
   readonly alerts?: boolean;
   /** Other configuration settings (e.g. endpoint through an S3 proxy). */
   readonly config?: Partial<AgentConfigInput>;
+  /** Other settings of the source (e.g. user and password of a less privileged account). */
+  readonly source?: Record<string, unknown>;
 }
 
 export async function startBinlogSource(options: BinlogSourceOptions = {}): Promise<BinlogSource> {
@@ -62,6 +64,7 @@ export async function startBinlogSource(options: BinlogSourceOptions = {}): Prom
         socket: server.socket,
         user: 'root',
         pitr: { enabled: true, ...options.pitr },
+        ...options.source,
       },
     ],
   });

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { EXIT } from '../../format/exit-codes';
@@ -125,4 +125,16 @@ test('a rerun archives nothing twice; without state, 412 answers say what is the
   assert.equal(after2.length, after1.length + 1);
   const etagsAfter = await Promise.all(before.map(async (k) => (await src.sandbox.s3.send(new HeadObjectCommand({ Bucket: src.sandbox.bucket, Key: k }))).ETag));
   assert.deepEqual(etagsAfter, etags);
+});
+
+test('one run per source: a live runner\'s lock refuses a second run, which does nothing', async () => {
+  const lock = join(src.stateDir, 'binlog-push.lock');
+  writeFileSync(lock, `${process.pid}\n`);
+  const files = src.server.sql('SHOW BINARY LOGS');
+  const refused = await src.push();
+  assert.equal(refused.code, EXIT.REFUSED, refused.log);
+  assert.match(refused.log, new RegExp(`another binlog-push of source shop is running \\(pid ${process.pid}\\)`));
+  assert.equal(src.server.sql('SHOW BINARY LOGS'), files, 'the refused run did not even flush');
+  rmSync(lock);
+  assert.equal((await src.push()).code, EXIT.OK);
 });

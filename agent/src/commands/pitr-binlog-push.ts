@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { MysqlSourceConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
+import { installSignalHandlers } from '../interrupt';
 import type { Log } from '../log';
 import { runBinlogPush } from '../pitr/mysql/binlog-push';
 import { loadAgentConfig, withConfigOptions, withFlags, type ConfigOrigin, type GetLog, type RunAction } from './options';
@@ -35,6 +36,8 @@ export async function runBinlogPushCommand(options: BinlogPushCommandOptions, lo
   if (!options.source) throw new ColdsealError(EXIT.USAGE, '--source is required', 'Name the mysql source of the configuration whose binary logs to archive');
   const { config, clients } = await loadAgentConfig(options);
   const source = mysqlSource(config.sources, options.source);
+  // SIGTERM (systemd stopping the timer's unit) stops the uploads, keeps what finished in the state, releases the lock.
+  installSignalHandlers();
   const result = await runBinlogPush({ config, clients, log, source, stateDir: options.stateDir });
   return result.exitCode;
 }

@@ -36,7 +36,12 @@ import {
  * - MySQL Previous_gtids (35) and Gtid (33), Anonymous_gtid (34):
  *   https://dev.mysql.com/doc/dev/mysql-server/latest/classmysql_1_1binlog_1_1event_1_1Previous__gtids__event.html
  *   https://dev.mysql.com/doc/dev/mysql-server/latest/classmysql_1_1binlog_1_1event_1_1Gtid__event.html
- * - Query (2): https://mariadb.com/kb/en/query_event/ ; Xid (16): https://mariadb.com/kb/en/xid_event/
+ * - Query (2): https://mariadb.com/kb/en/query_event/ ; Xid (16): https://mariadb.com/kb/en/xid_event/ ;
+ *   MariaDB's compressed Query (165, log_bin_compress: https://mariadb.com/kb/en/compressing-events-to-reduce-size-of-the-binary-log/)
+ *   is never a BEGIN or COMMIT (they are shorter than log_bin_compress_min_len), so it only ends a one-statement group
+ * - MySQL 8 Transaction_payload (40, binlog_transaction_compression): the whole transaction, BEGIN
+ *   to XID, compressed into one event after its GTID:
+ *   https://dev.mysql.com/doc/refman/8.0/en/binary-log-transaction-compression.html
  * - Rotate (4): https://mariadb.com/kb/en/rotate_event/ ; Stop (3): https://mariadb.com/kb/en/stop_event/
  * - Start_encryption (164): https://mariadb.com/kb/en/start_encryption_event/ (what follows is encrypted)
  */
@@ -60,9 +65,12 @@ const EVENT = {
   MYSQL_ANONYMOUS_GTID: 34,
   MYSQL_PREVIOUS_GTIDS: 35,
   MYSQL_XA_PREPARE: 38,
+  MYSQL_TRANSACTION_PAYLOAD: 40,
+  MYSQL_GTID_TAGGED: 42,
   MARIADB_GTID: 162,
   MARIADB_GTID_LIST: 163,
   MARIADB_START_ENCRYPTION: 164,
+  MARIADB_QUERY_COMPRESSED: 165,
   MARIADB_XA_PREPARE: 169,
 } as const;
 
@@ -404,10 +412,17 @@ export class BinlogScanner {
         }
         break;
       }
+      case EVENT.MARIADB_QUERY_COMPRESSED:
+        if (this.group?.standalone !== false) this.commit(header.timestamp);
+        break;
       case EVENT.XID:
       case EVENT.MARIADB_XA_PREPARE:
       case EVENT.MYSQL_XA_PREPARE:
+      case EVENT.MYSQL_TRANSACTION_PAYLOAD:
         this.commit(header.timestamp);
+        break;
+      case EVENT.MYSQL_GTID_TAGGED:
+        this.fail('the file holds tagged GTIDs (MySQL 8.3 and later), which coldseal does not read yet', header.start);
         break;
       case EVENT.ROTATE: {
         const fixed = this.postHeaderLength(EVENT.ROTATE, 8);

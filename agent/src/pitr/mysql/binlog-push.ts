@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import type { AgentConfig, MysqlSourceConfig } from '../../../../format/agent-config';
 import { mysqlPitrSchema } from '../../../../format/agent-config';
+import { binlogFileName, parseBinlogFileName } from '../../../../format/binlog';
 import { gapBetween, type WindowBinlog } from '../../../../format/binlog-window';
 import { hostNameFrom } from '../../../../format/layout';
 import { mapLimit } from '../../../../runtime/concurrency';
@@ -10,7 +11,7 @@ import type { AgentClients } from '../../aws';
 import { loadKeys } from '../../backup/run';
 import { runMysql } from '../../db/mysql';
 import { ColdsealError, describeError, EXIT, exitCodeOf, type ExitCode } from '../../errors';
-import { onInterrupt } from '../../interrupt';
+import { interruptedBy, onInterrupt } from '../../interrupt';
 import { pidAlive } from '../../local-host';
 import type { Log } from '../../log';
 import { chooseCompression } from '../../pipeline/compression';
@@ -19,7 +20,7 @@ import { defaultStateDir } from '../push-plan';
 import { alertOnce } from './alerts';
 import { binlogMetricData, publishBinlogMetrics } from './binlog-metrics';
 import { archiveBinlogFile, BinlogIntegrityError, spoolUploadClient, type BinlogArchiveContext, type BinlogUploadResult } from './binlog-upload';
-import { openPitrMysqlConnection } from './connection';
+import { openPitrMysqlConnection, type PitrMysqlConnection } from './connection';
 import { BinlogPlanError, EMPTY_PUSH_STATE, nextPushState, planBinlogPush, type ArchivedBinlogMark, type BinlogPushPlan, type BinlogPushState, type ServerBinlog } from './push-plan';
 import { binlogTool, fetchBinlogFromServer } from './server-fetch';
 
@@ -86,7 +87,17 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
   await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
   const state = await readState(join(stateDir, BINLOG_STATE_FILE), log);
-  const connection = await openPitrMysqlConnection(source, clients);
+  // Keys first: a key problem fails the run before the server is touched (no FLUSH, no option file).
+  const keys = await loadKeys(config, clients);
+  const compression = chooseCompression(config.compression);
+  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
+  let connection: PitrMysqlConnection;
+  try {
+    connection = await openPitrMysqlConnection(source, clients);
+  } catch (error) {
+    encryptor.close();
+    throw error;
+  }
   let plan: BinlogPushPlan;
   let serverVersion: string;
   let binlogDir: string;
@@ -98,18 +109,29 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
       plan = planBinlogPush(server.files, state);
     } catch (error) {
       if (!(error instanceof BinlogPlanError)) throw error;
-      throw new ColdsealError(EXIT.INTEGRITY, `source ${source.name}: ${error.message}`, 'Nothing was archived. If the server was reset or replaced, give it a new source name (its archive starts afresh) and take a backup');
+      const hint = 'Nothing was archived. If the server was reset or replaced, give it a new source name (its archive starts afresh) and take a backup';
+      await alertOnce({
+        config,
+        clients,
+        log,
+        stateDir,
+        at: now(),
+        alert: {
+          id: `plan-${state.last?.file ?? 'none'}`,
+          subject: `coldseal BINLOG INTEGRITY: ${config.group}/${host}/${source.name}`,
+          lines: [`Binary log archiving of source ${source.name} on host ${host} (group ${config.group}) stopped at ${now().toISOString()}:`, '', error.message, '', `${hint}.`],
+        },
+      });
+      throw new ColdsealError(EXIT.INTEGRITY, `source ${source.name}: ${error.message}`, hint);
     }
   } catch (error) {
     await connection.close();
+    encryptor.close();
     throw error;
   }
 
   const controller = new AbortController();
   const stopOnInterrupt = onInterrupt(() => controller.abort());
-  const keys = await loadKeys(config, clients);
-  const encryptor = await prepareEncryptor(config.encryption.implementation, keys.recipients);
-  const compression = chooseCompression(config.compression);
   const total = plan.toArchive.reduce((sum, f) => sum + f.size, 0);
   let done = 0;
   let filesDone = 0;
@@ -164,6 +186,12 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
 
   const results = new Map<string, BinlogUploadResult>();
   for (const o of outcomes) if (o.ok) results.set(o.result.binlogFile, o.result);
+  for (const r of results.values()) {
+    const { basename, sequence } = parseBinlogFileName(r.binlogFile);
+    const next = binlogFileName(basename, sequence + 1);
+    // The server names the next file in the Rotate event: another name means the sequence was tampered with or renamed.
+    if (r.facts.endsWith === 'rotate' && r.facts.rotatesTo !== next) log.warn(`${r.binlogFile} rotates to ${r.facts.rotatesTo ?? '(none)'}, not ${next}: the archive's sequence does not follow the server's`, { binlogFile: r.binlogFile });
+  }
   const marks = new Map<string, ArchivedBinlogMark>(
     [...results.values()].map((r) => [r.binlogFile, { file: r.binlogFile, flavor: r.facts.flavor, serverId: r.facts.serverId, gtidEnd: r.facts.gtidEnd, closedAt: r.facts.closedAt }]),
   );
@@ -215,6 +243,14 @@ async function push(args: BinlogPushOptions & { now: () => Date; host: string; p
         ],
       },
     });
+  }
+  const signal = interruptedBy();
+  if (signal && failures.length > 0) {
+    throw new ColdsealError(
+      EXIT.INTERRUPTED,
+      `source ${source.name}: interrupted by ${signal}: ${archived.length + alreadyArchived.length} of ${plan.toArchive.length} closed binary log(s) archived, ${failures.length} left for the next run`,
+      'Nothing is half written: an interrupted upload leaves no object, and the server keeps the files',
+    );
   }
   if (lost) {
     await alertOnce({

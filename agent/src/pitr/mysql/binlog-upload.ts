@@ -77,16 +77,20 @@ export class BinlogIntegrityError extends ColdsealError {
 const UPLOAD_ATTEMPTS = 3;
 
 /**
- * The S3 client for spooled uploads: one attempt per request, since the SDK cannot replay a
- * stream body it has consumed; archiveBinlogFile retries with a fresh stream of the spool file.
+ * The S3 client for spooled uploads: one attempt per request, since the SDK never retries a
+ * stream body (it has consumed it); archiveBinlogFile retries with a fresh stream of the spool
+ * file. Its logger is quiet: the SDK would print "An error was encountered in a non-retryable
+ * streaming request" on stderr for every 412, which archiveBinlogFile answers and logs itself.
  */
 export function spoolUploadClient(config: AgentConfig): S3Client {
+  const quiet = () => undefined;
   return new S3Client({
     region: config.region,
     ...(config.endpoint ? { endpoint: config.endpoint, forcePathStyle: true } : {}),
     maxAttempts: 1,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     expectContinueHeader: false,
+    logger: { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet },
   });
 }
 
@@ -243,7 +247,7 @@ async function encodeBinlog(ctx: BinlogArchiveContext, path: string, binlogFile:
     throw error;
   });
   const encryptorExit = exitOf(encryption.child);
-  const plaintext = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), scan, compressor.input!);
+  const plaintext = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), scan, compressor.input!, ctx.signal ? { signal: ctx.signal } : {});
   const digest = new DigestStream(2 ** 40);
   const ciphertext = pipeline(encryption.output, digest, createWriteStream(spool, { flags: 'w', mode: 0o600 }));
   const [read, written, compressorFailure, encryptorFailure] = await Promise.allSettled([plaintext, ciphertext, compressorExit, encryptorExit, encryption.inputDone]);

@@ -25,7 +25,7 @@ function optionValue(value: string): string {
 
 export async function openPitrMysqlConnection(source: MysqlSourceConfig, clients: AgentClients): Promise<PitrMysqlConnection> {
   const password = source.password ? await resolveSecret(clients.ssm, source.password, `source ${source.name} password`) : undefined;
-  const lines = ['[client]', `port=${source.port}`, 'connect-timeout=10'];
+  const lines = ['[client]', `port=${source.port}`];
   if (source.host) lines.push(`host=${optionValue(source.host)}`);
   if (source.socket) lines.push(`socket=${optionValue(source.socket)}`);
   if (source.user) lines.push(`user=${optionValue(source.user)}`);
