@@ -308,7 +308,8 @@ export function dumpForPosition(
 /**
  * The dump a restore to a GTID position starts from: the newest whose GTID position the target
  * covers (it holds no transaction after the target) and whose chain reaches a file that holds the
- * target. Returns the index in `reach.files` of the first file whose end state covers the target.
+ * target. `stopFile` is the first file of the reach whose end state covers the target; null when
+ * the dump is exactly at the target (nothing to replay).
  */
 export function dumpForGtid(
   window: BinlogWindow,

@@ -116,6 +116,13 @@ describe('binary log restore plan', () => {
     refused(() => planBinlogRestore([dump('d1', 1, 5)], archive(6, [4]), { kind: 'latest' }), EXIT.INTEGRITY, /the archive goes on to mariadb-bin\.000006 .*replay from any dump stops at mariadb-bin\.000003 .*mariadb-bin\.000004 is not in the archive/);
   });
 
+  it('a file closed in the second the dump read its position (whole seconds against milliseconds) still serves it', () => {
+    const files = archive(2);
+    const d = { ...dump('d', 1, 0), position: { ...dump('d', 1, 0).position, readAt: t(10, 0.4) } };
+    const plan = planBinlogRestore([d], files, parseBinlogTarget({ toPosition: `${name(1)}:5000` }));
+    assert.deepEqual(plan.steps.map((s) => s.record.binlogFile), [name(1)]);
+  });
+
   it('several databases: --artifact says which; an unknown one is refused naming those there', () => {
     refused(() => planBinlogRestore([dump('a', 2, 15, 'shop'), dump('b', 2, 15, 'crm')], archive(6), { kind: 'latest' }), EXIT.USAGE, /several databases \(crm, shop\)/);
     assert.equal(planBinlogRestore([dump('a', 2, 15, 'shop'), dump('b', 2, 15, 'crm')], archive(6), { kind: 'latest' }, 'crm').dump.stamp, 'b');

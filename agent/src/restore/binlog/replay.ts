@@ -45,6 +45,8 @@ export interface ReplayRequest {
   /** The GTID state at the dump's position (MariaDB list). */
   readonly gtidStart: string;
   readonly log: Log;
+  /** Plaintext bytes read (for progress). */
+  readonly onBytes?: (bytes: number) => void;
 }
 
 export interface ReplayOutcome extends ReplayProgress {
@@ -83,15 +85,26 @@ export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutco
   const keyring: Promise<GpgHome> | undefined = engine === 'gpg' && steps.length > 0 ? recipientKeyring(request.key) : undefined;
   keyring?.catch(() => undefined);
   let plaintextBytes = 0;
+  let seen = 0;
+  let lastTick = 0;
+  // A progress line on a terminal (a JSON line every so often otherwise) while a file replays.
+  const tick = (bytes: number) => {
+    seen += bytes;
+    const now = Date.now();
+    if (now - lastTick < 500) return;
+    lastTick = now;
+    log.progress({ label: 'replaying binary logs', bytes: seen, elapsedSeconds: (now - started) / 1000, detail: `${stream.progress.transactions} transactions${stream.progress.lastCommitAt ? `, at ${stream.progress.lastCommitAt}` : ''}` });
+  };
+  const replayRequest = { ...request, onBytes: tick };
   try {
     for (let index = 0; index < steps.length; index++) {
       const step = steps[index];
       const path = await request.prefetcher.next(index);
       if (failure()) throw failure();
       stream.startFile(step.record.binlogFile);
-      plaintextBytes += await replayFile(step, path, request, stream, keyring, client, failure);
+      plaintextBytes += await replayFile(step, path, replayRequest, stream, keyring, client, failure);
       await request.prefetcher.done(index, path);
-      log.progress({ label: `replaying binary logs (${index + 1}/${steps.length})`, bytes: plaintextBytes, elapsedSeconds: (Date.now() - started) / 1000, detail: `${stream.progress.transactions} transactions${stream.progress.lastCommitAt ? `, at ${stream.progress.lastCommitAt}` : ''}` });
+      log.endProgress();
       log.info(`replayed ${step.record.binlogFile}: ciphertext and plaintext SHA-256 as signed`, { binlogFile: step.record.binlogFile, transactions: stream.progress.transactions, position: stream.progress.position });
     }
     stream.end();
@@ -158,6 +171,7 @@ async function replayFile(step: ReplayStep, path: string, request: ReplayRequest
   });
   binlog.stdin.on('error', () => undefined);
   const hashing = new HashingStream();
+  hashing.on('data', (chunk: Buffer) => request.onBytes?.(chunk.length));
   // mariadb-binlog stops reading at the target: the rest of the plaintext is still read to its end and hashed.
   const rest = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   decompression.plaintext.pipe(hashing);
