@@ -205,7 +205,7 @@ export function validatePitrOptions(options: RestoreCommandOptions): PitrOptions
   if (other.length) throw new ColdsealError(EXIT.USAGE, `${other.join(', ')} restore a dump; a point-in-time restore lays a whole cluster into --data-dir`, 'Leave them out, or leave out the --to-… options to restore a dump');
   if (options.at !== 'latest') throw new ColdsealError(EXIT.USAGE, '--at picks a dump; a point-in-time restore picks its base backup from the target', 'Leave --at out');
   if (!options.source) throw new ColdsealError(EXIT.USAGE, 'which source? --source is required', 'Add --source NAME (a PostgreSQL source with pitr enabled)');
-  if (!options.dataDir) throw new ColdsealError(EXIT.USAGE, 'a point-in-time restore needs --data-dir: the new data directory (absent or empty)', 'Add --data-dir DIR');
+  if (!options.dataDir) throw new ColdsealError(EXIT.USAGE, 'a point-in-time restore needs --data-dir (PostgreSQL: the new data directory, absent or empty) or --target mysql://…/db (MySQL/MariaDB)', 'Add --data-dir DIR, or --target mysql://user@host/new_name');
   if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
   let port: number | undefined;
   if (options.port !== undefined) {

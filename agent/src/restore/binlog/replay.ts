@@ -12,6 +12,7 @@ import type { GpgHome } from '../../pipeline/encrypt';
 import { toolSink, type Sink } from '../../pipeline/sink';
 import { keepTail, lastLines } from '../../process-output';
 import { BinlogPrefetcher, HashingStream, TAMPERED_HINT } from './fetch';
+import type { BinlogRecord } from '../../../../format/binlog-record';
 import type { ReplayStep } from './plan';
 import { BinlogReplayStream, type ReplayProgress } from './replay-stream';
 
@@ -57,8 +58,19 @@ export interface ReplayOutcome extends ReplayProgress {
   readonly seconds: number;
 }
 
-function binlogTool(conn: MysqlConnection): string {
-  return conn.binDir ? join(conn.binDir, 'mariadb-binlog') : 'mariadb-binlog';
+/**
+ * The tool and its flavour's options. MySQL 8 (not tested here: MariaDB only) has mysqlbinlog,
+ * whose --skip-gtids leaves out the GTID_NEXT lines the MariaDB output's sequence numbers stand for,
+ * and which applies --rewrite-db before --database, so it filters on the new name
+ * (https://dev.mysql.com/doc/refman/8.0/en/mysqlbinlog.html#option_mysqlbinlog_rewrite-db).
+ */
+function binlogTool(conn: MysqlConnection, flavor: BinlogRecord['flavor'], source: string, staging: string): { command: string; args: string[] } {
+  const tool = flavor === 'mysql' ? 'mysqlbinlog' : 'mariadb-binlog';
+  const common = ['--no-defaults', `--rewrite-db=${source}->${staging}`];
+  return {
+    command: conn.binDir ? join(conn.binDir, tool) : tool,
+    args: flavor === 'mysql' ? [...common, `--database=${staging}`, '--skip-gtids'] : [...common, `--database=${source}`],
+  };
 }
 
 export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutcome> {
@@ -153,17 +165,16 @@ async function replayFile(step: ReplayStep, path: string, request: ReplayRequest
   };
   const decryption: Decryption = keyring ? await decryptWithGpg(feed, keyring, { shared: true }) : await decryptWithOpenpgp(feed, request.key);
   const decompression = startDecompression(record.compression, decryption, undefined, undefined);
+  const tool = binlogTool(request.conn, record.flavor, request.sourceDatabase, request.staging);
   const args = [
-    '--no-defaults',
-    `--database=${request.sourceDatabase}`,
-    `--rewrite-db=${request.sourceDatabase}->${request.staging}`,
+    ...tool.args,
     ...(step.startPosition !== undefined ? [`--start-position=${step.startPosition}`] : []),
     ...(step.stopDatetime !== undefined ? [`--stop-datetime=${step.stopDatetime}`] : []),
     ...(step.stopPosition !== undefined ? [`--stop-position=${step.stopPosition}`] : []),
     '-',
   ];
   // TZ=UTC: mariadb-binlog reads --stop-datetime and prints event times in its local zone.
-  const binlog = spawn(binlogTool(request.conn), args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+  const binlog = spawn(tool.command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
   const stderr = keepTail(binlog.stderr, 4096);
   const exited = new Promise<string | null>((resolve) => {
     binlog.once('error', (error) => resolve(`mariadb-binlog could not be started (${error.message}): install the MariaDB client tools`));
