@@ -103,14 +103,20 @@ test('a record changed in the metadata: refused while planning, nothing download
   }
 });
 
-test('a file missing from the middle: a target inside the hole and --to-latest refused naming the lost range, nothing downloaded; before it still restores', async () => {
+test('a file missing from the middle: a target inside the hole and --to-latest refused naming the lost range, one after the archive naming the window, nothing downloaded; before it still restores', async () => {
   const key = keyOf(files[2]);
   const genuine = await s3().send(new GetObjectCommand({ Bucket: bucket(), Key: key }));
   const body = Buffer.from(await genuine.Body!.transformToByteArray());
   await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: key }));
   try {
     proxy.seen.length = 0;
-    const [hole, latest] = await Promise.all([restore(configViaProxy, '--to-time', inHole, '--target', url('shop_h')), restore(configViaProxy, '--to-latest', '--target', url('shop_h'))]);
+    const [hole, latest, late] = await Promise.all([
+      restore(configViaProxy, '--to-time', inHole, '--target', url('shop_h')),
+      restore(configViaProxy, '--to-latest', '--target', url('shop_h')),
+      restore(configViaProxy, '--to-time', new Date(Date.now() + 3_600_000).toISOString(), '--target', url('shop_h')),
+    ]);
+    assert.equal(late.code, EXIT.NOT_FOUND, late.log);
+    assert.match(late.log, /is outside the recovery window of database shop \(reachable: .*\)\. The recovery window of shop is from .* to /);
     assert.equal(hole.code, EXIT.INTEGRITY, hole.log);
     assert.match(hole.log, new RegExp(`cannot be recovered: binary log ${files[2].replace('.', '\\.')} is not in the archive: transactions committed between .* and .* cannot be replayed`));
     assert.equal(latest.code, EXIT.INTEGRITY, latest.log);
