@@ -7,7 +7,7 @@ import { ColdsealError } from '../../agent/src/errors';
 import { EXIT } from '../../format/exit-codes';
 import { drawBinlogTime } from '../../agent/src/restore/binlog/drill';
 import { describePlan, planBinlogRestore, type ArchivedBinlog, type DumpCandidate } from '../../agent/src/restore/binlog/plan';
-import { BinlogReplayStream } from '../../agent/src/restore/binlog/replay-stream';
+import { BinlogReplayStream, ReplayState } from '../../agent/src/restore/binlog/replay-stream';
 import { describeBinlogTarget, parseBinlogTarget, stopDatetimeArgument, type BinlogTarget } from '../../agent/src/restore/binlog/target';
 
 /** Minute m (and second s) of the test day. */
@@ -142,8 +142,8 @@ describe('binary log restore plan', () => {
 describe('replay stream', () => {
   const output = (lines: string[]) => `${lines.join('\n')}\n`;
   const run = async (text: string, chunk = 7, db = 'shop') => {
-    const stream = new BinlogReplayStream(db, '0-1-2');
-    stream.startFile('mariadb-bin.000002');
+    const state = new ReplayState('0-1-2');
+    const stream = new BinlogReplayStream(db, 'mariadb-bin.000002', state);
     const parts: Buffer[] = [];
     stream.on('data', (d: Buffer) => parts.push(d));
     const input = Buffer.from(text);
@@ -151,7 +151,7 @@ describe('replay stream', () => {
     for (let i = 0; i < input.length; i += chunk) chunks.push(input.subarray(i, i + chunk));
     await new Promise<void>((resolve, reject) => Readable.from(chunks).pipe(stream).on('finish', resolve).on('error', reject));
     await new Promise((r) => setImmediate(r));
-    return { out: Buffer.concat(parts).toString(), stream };
+    return { out: Buffer.concat(parts).toString(), state };
   };
   const sample = output([
     '# at 344',
@@ -183,10 +183,10 @@ describe('replay stream', () => {
 
   it('drops the source\'s GTID sequence numbers and server_id, keeps the rest byte for byte, whatever the chunking', async () => {
     for (const chunk of [1, 7, 64, 100_000]) {
-      const { out, stream } = await run(sample, chunk);
+      const { out, state } = await run(sample, chunk);
       assert.equal(out, sample.split('\n').filter((l) => !/SET @@session\.(gtid_seq_no|server_id)=/.test(l)).join('\n'));
-      assert.deepEqual({ ...stream.progress }, { transactions: 2, position: 'mariadb-bin.000002:1002', lastGtid: '0-1-4', lastCommitAt: '2026-12-06T10:55:41.000Z' });
-      assert.equal(stream.gtidPosition(), '0-1-4');
+      assert.deepEqual({ ...state.progress }, { transactions: 2, position: 'mariadb-bin.000002:1002', lastGtid: '0-1-4', lastCommitAt: '2026-12-06T10:55:41.000Z' });
+      assert.equal(state.gtidPosition(), '0-1-4');
     }
   });
 
@@ -195,6 +195,6 @@ describe('replay stream', () => {
     await assert.rejects(run(bad), /names the source database qualified/);
     await assert.rejects(run(sample.replace('ALTER TABLE items ADD COLUMN c int', 'DROP DATABASE shop')), /database-level statement .*DROP DATABASE shop/);
     const literal = sample.replace('ALTER TABLE items ADD COLUMN c int', "ALTER TABLE items COMMENT 'shop.items'");
-    assert.equal((await run(literal)).stream.progress.transactions, 2);
+    assert.equal((await run(literal)).state.progress.transactions, 2);
   });
 });

@@ -35,25 +35,19 @@ export interface ReplayProgress {
 
 const HEADER = /^#(\d{2})(\d{2})(\d{2}) {1,2}(\d{1,2}):(\d{2}):(\d{2}) server id \d+ +end_log_pos (\d+) .*?\t(.*)$/;
 const DROPPED = [Buffer.from('/*M!100001 SET @@session.gtid_seq_no='), Buffer.from('/*M!100001 SET @@session.server_id='), Buffer.from('/*!100001 SET @@session.gtid_seq_no='), Buffer.from('/*!100001 SET @@session.server_id=')];
+/** How a commit's statement line reads (spelled out: a regular expression of it would hold the bundle's comment terminator). */
+const COMMIT_LINES = new Set(['COMMIT', `COMMIT/*!*${'/'};`]);
 const NEWLINE = 10;
 const HASH = 35;
 const SLASH = 47;
 
-export class BinlogReplayStream extends Transform {
-  private carry: Buffer = Buffer.alloc(0);
-  private file = '';
-  private header: { time: string; endPos: number } | null = null;
-  private open: { gtid: string; ddl: boolean } | null = null;
-  private inQuery = false;
-  private readonly qualified: RegExp;
-  private state: MariadbGtid[];
+/** What replay reached, carried from one file's stream to the next. */
+export class ReplayState {
   readonly progress: ReplayProgress = { transactions: 0, position: null, lastGtid: null, lastCommitAt: null };
+  state: MariadbGtid[];
 
-  /** `sourceDatabase`: the name statements must not qualify; `gtidState`: the GTID state replay starts from (MariaDB). */
-  constructor(sourceDatabase: string, gtidState: string) {
-    super();
-    const name = sourceDatabase.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    this.qualified = new RegExp(`(\`${name.replace(/`/g, '``')}\`|(?<![\\w$.\`])${name})\\s*\\.`, 'i');
+  /** `gtidState`: the GTID state replay starts from (MariaDB list; the dump's position). */
+  constructor(gtidState: string) {
     try {
       this.state = parseMariadbGtidList(gtidState);
     } catch {
@@ -61,17 +55,29 @@ export class BinlogReplayStream extends Transform {
     }
   }
 
-  /** The file whose output follows (each mariadb-binlog run is one file). */
-  startFile(file: string): void {
-    this.file = file;
-    this.open = null;
-    this.header = null;
-    this.inQuery = false;
-  }
-
   /** The GTID position reached (newest per domain), MariaDB form. */
   gtidPosition(): string {
     return mariadbPositionOf(this.state).map(formatMariadbGtid).join(',');
+  }
+}
+
+/** One file's output (one mariadb-binlog run): a stream of its own, so that what it reached is counted against the right file. */
+export class BinlogReplayStream extends Transform {
+  private carry: Buffer = Buffer.alloc(0);
+  private header: { time: string; endPos: number } | null = null;
+  private open: { gtid: string; ddl: boolean } | null = null;
+  private inQuery = false;
+  private readonly qualified: RegExp;
+
+  /** `sourceDatabase`: the name statements must not qualify. */
+  constructor(
+    sourceDatabase: string,
+    private readonly file: string,
+    private readonly shared: ReplayState,
+  ) {
+    super();
+    const name = sourceDatabase.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    this.qualified = new RegExp(`(\`${name.replace(/`/g, '``')}\`|(?<![\\w$.\`])${name})\\s*\\.`, 'i');
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -131,7 +137,7 @@ export class BinlogReplayStream extends Transform {
   private onStatementLine(data: Buffer, start: number, end: number): void {
     // A statement's text: COMMIT ends a transaction logged with a Query COMMIT (non-transactional
     // tables, statement format); anything else is checked for the source database's name.
-    if (end - start <= 14 && /^COMMIT(\/\*!\*\/;)?\r?$/.test(data.toString('latin1', start, end))) {
+    if (end - start <= 14 && COMMIT_LINES.has(data.toString('latin1', start, end).replace(/\r$/, ''))) {
       if (this.open) this.commit();
       return;
     }
@@ -149,12 +155,13 @@ export class BinlogReplayStream extends Transform {
 
   private commit(): void {
     if (!this.open || !this.header) return;
-    this.progress.transactions += 1;
-    this.progress.position = `${this.file}:${this.header.endPos}`;
-    this.progress.lastGtid = this.open.gtid;
-    this.progress.lastCommitAt = this.header.time;
+    const progress = this.shared.progress;
+    progress.transactions += 1;
+    progress.position = `${this.file}:${this.header.endPos}`;
+    progress.lastGtid = this.open.gtid;
+    progress.lastCommitAt = this.header.time;
     try {
-      this.state = mariadbStateAfter(this.state, parseMariadbGtid(this.open.gtid));
+      this.shared.state = mariadbStateAfter(this.shared.state, parseMariadbGtid(this.open.gtid));
     } catch {
       // MySQL GTIDs are not followed here; the last one seen is still reported.
     }

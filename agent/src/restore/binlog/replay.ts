@@ -14,7 +14,7 @@ import { keepTail, lastLines } from '../../process-output';
 import { BinlogPrefetcher, HashingStream, TAMPERED_HINT } from './fetch';
 import type { BinlogRecord } from '../../../../format/binlog-record';
 import type { ReplayStep } from './plan';
-import { BinlogReplayStream, type ReplayProgress } from './replay-stream';
+import { BinlogReplayStream, ReplayState, type ReplayProgress } from './replay-stream';
 
 /**
  * Replays archived binary logs into a (staging) database through ONE `mariadb` client session:
@@ -76,7 +76,7 @@ function binlogTool(conn: MysqlConnection, flavor: BinlogRecord['flavor'], sourc
 export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutcome> {
   const { conn, staging, sourceDatabase, steps, log } = request;
   const started = Date.now();
-  const stream = new BinlogReplayStream(sourceDatabase, request.gtidStart);
+  const reached = new ReplayState(request.gtidStart);
   // --binary-mode: statement events may hold any bytes (https://mariadb.com/kb/en/mariadb-command-line-client/).
   const client: Sink = toolSink({ ...mysqlCommand(conn, 'mysql', ['--binary-mode', '--max-allowed-packet=1G']), env: {} }, `replaying the binary logs into ${staging}`);
   let clientFailure: unknown;
@@ -86,12 +86,11 @@ export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutco
     throw error;
   });
   clientDone.catch(() => undefined);
-  // A statement the stream refuses stops the session before it reaches the server.
-  stream.once('error', (error) => {
-    streamFailure = new ColdsealError(EXIT.FAILURE, error.message, 'Restore to another server, or to a target before that statement');
+  // A statement a file's stream refuses stops the session before it reaches the server.
+  const onStreamError = (error: Error) => {
+    streamFailure ??= new ColdsealError(EXIT.FAILURE, error.message, 'Restore to another server, or to a target before that statement');
     client.kill();
-  });
-  stream.pipe(client.input);
+  };
   const failure = () => streamFailure ?? clientFailure;
   const engine = chooseDecryption(undefined);
   const keyring: Promise<GpgHome> | undefined = engine === 'gpg' && steps.length > 0 ? recipientKeyring(request.key) : undefined;
@@ -105,7 +104,7 @@ export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutco
     const now = Date.now();
     if (now - lastTick < 500) return;
     lastTick = now;
-    log.progress({ label: 'replaying binary logs', bytes: seen, elapsedSeconds: (now - started) / 1000, detail: `${stream.progress.transactions} transactions${stream.progress.lastCommitAt ? `, at ${stream.progress.lastCommitAt}` : ''}` });
+    log.progress({ label: 'replaying binary logs', bytes: seen, elapsedSeconds: (now - started) / 1000, detail: `${reached.progress.transactions} transactions${reached.progress.lastCommitAt ? `, at ${reached.progress.lastCommitAt}` : ''}` });
   };
   const replayRequest = { ...request, onBytes: tick };
   try {
@@ -113,26 +112,26 @@ export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutco
       const step = steps[index];
       const path = await request.prefetcher.next(index);
       if (failure()) throw failure();
-      stream.startFile(step.record.binlogFile);
+      const stream = new BinlogReplayStream(sourceDatabase, step.record.binlogFile, reached);
+      stream.once('error', onStreamError);
       plaintextBytes += await replayFile(step, path, replayRequest, stream, keyring, client, failure);
       await request.prefetcher.done(index, path);
       log.endProgress();
-      log.info(`replayed ${step.record.binlogFile}: ciphertext and plaintext SHA-256 as signed`, { binlogFile: step.record.binlogFile, transactions: stream.progress.transactions, position: stream.progress.position });
+      log.info(`replayed ${step.record.binlogFile}: ciphertext and plaintext SHA-256 as signed`, { binlogFile: step.record.binlogFile, transactions: reached.progress.transactions, position: reached.progress.position });
     }
-    stream.end();
+    client.input.end();
     await clientDone.catch((error: unknown) => {
       throw failure() ?? error;
     });
     if (failure()) throw failure();
   } catch (error) {
     client.kill();
-    stream.destroy();
     throw await explained(conn, failure() ?? error);
   } finally {
     log.endProgress();
     await keyring?.then((home) => home.close()).catch(() => undefined);
   }
-  return { ...stream.progress, gtid: stream.gtidPosition(), files: steps.length, plaintextBytes, seconds: (Date.now() - started) / 1000 };
+  return { ...reached.progress, gtid: reached.gtidPosition(), files: steps.length, plaintextBytes, seconds: (Date.now() - started) / 1000 };
 }
 
 /**
@@ -192,8 +191,13 @@ async function replayFile(step: ReplayStep, path: string, request: ReplayRequest
     hashing.pipe(rest);
   });
   const hashed = new Promise<void>((resolve) => hashing.once('end', () => resolve()));
-  binlog.stdout.pipe(stream, { end: false });
-  const outputEnded = new Promise<void>((resolve) => binlog.stdout.once('end', () => resolve()));
+  binlog.stdout.pipe(stream);
+  stream.pipe(client.input, { end: false });
+  // This file's output is in the session (the stream's end) before the next file's starts.
+  const outputEnded = new Promise<void>((resolve) => {
+    stream.once('end', () => resolve());
+    stream.once('close', () => resolve());
+  });
   const stop = () => {
     decryption.kill();
     decompression.kill();
