@@ -37,13 +37,13 @@ export interface WithoutListBucket {
 
 const ACCESS_DENIED = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>';
 
-export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
+export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams, path: string) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
   const upstreamUrl = new URL(target);
   const seen: SeenRequest[] = [];
   let dropped = 0;
   const server = createServer((req, res) => {
     const query = new URL(req.url!, 'http://proxy').searchParams;
-    if (options.drop?.(req.method!, query)) {
+    if (options.drop?.(req.method!, query, decodeURIComponent(new URL(req.url!, 'http://proxy').pathname))) {
       dropped++;
       req.socket.destroy();
       return;

@@ -132,6 +132,20 @@ test('a file missing from the middle: a target inside the hole and --to-latest r
   }
 });
 
+test('S3 failing while the binary logs are fetched: exit 5, the existing target as it was', async () => {
+  const failing = await startS3Proxy(source.sandbox.account.clientConfig.endpoint, { drop: (method, query, path) => method === 'GET' && !query.has('list-type') && path.includes('/binlog/') });
+  try {
+    const result = await restore(source.sandbox.writeConfig({ ...source.config, endpoint: failing.url }), '--to-latest', '--target', url('kept'), '--yes', '--no-encrypt-safety-dump', '--safety-dir', source.sandbox.dir);
+    assert.equal(result.code, EXIT.STORAGE, result.log);
+    assert.match(result.log, /reading s3:\/\/.*\/binlog\/mariadb-bin\.\d{6}\.pgp failed: /);
+    assert.match(result.log, /"kept" is as it was before the restore, and no staging database is left/);
+    assert.ok(failing.dropped() > 0);
+    assert.equal(source.server.sql('SELECT id, v FROM kept.items'), '42\tuntouched');
+  } finally {
+    await failing.close();
+  }
+});
+
 test('drill --pitr: a random second of the window restored into a scratch database, dropped after; binlogPitr in the signed receipt', async () => {
   const drill = await source.cli(['drill', '--pitr', '--key', source.sandbox.recipient.privateFile, '--json']);
   assert.equal(drill.code, EXIT.OK, drill.log);
