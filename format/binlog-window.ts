@@ -152,12 +152,16 @@ export function binlogWindow(input: BinlogWindowInput): BinlogWindow {
   const byBase = new Map<string, WindowBinlog[]>();
   for (const f of input.files) {
     const base = parseBinlogFileName(f.binlogFile).basename;
-    byBase.set(base, [...(byBase.get(base) ?? []), f]);
+    // push, not a spread copy: a month of 5-minute files is 8640, and copying made this quadratic.
+    const list = byBase.get(base) ?? [];
+    list.push(f);
+    byBase.set(base, list);
   }
   for (const base of byBase.keys()) {
     if (!basenames.has(base) && input.dumps.length > 0) notes.push(`archived binary logs named ${base}.* belong to no kept dump's position and are not part of the window`);
   }
-  const allFiles = [...input.files].sort((a, b) => b.closedAt.localeCompare(a.closedAt));
+  // Equal times (a second's resolution, or times estimated from listings): the later file of a basename is the newer.
+  const allFiles = [...input.files].sort((a, b) => b.closedAt.localeCompare(a.closedAt) || (parseBinlogFileName(a.binlogFile).basename === parseBinlogFileName(b.binlogFile).basename ? sequenceOf(b.binlogFile) - sequenceOf(a.binlogFile) : 0));
   const newest = allFiles[0] ?? null;
 
   const reaches: BinlogDumpReach[] = [];
