@@ -47,7 +47,7 @@ before(async () => {
 describe('deployed into moto with a PITR source', () => {
   test("the monitor's deployed settings carry the PITR source, its archive_timeout and the deployment's grace; its 5-minute rule sends the WAL check", () => {
     const settings = loadSettings(deployment.monitor.environment);
-    assert.deepEqual(settings.groups[0].pitrSources, [{ source: 'pg', archiveTimeoutSeconds: 30 }]);
+    assert.deepEqual(settings.groups[0].pitrSources, [{ source: 'pg', engine: 'postgres', archiveTimeoutSeconds: 30 }]);
     assert.equal(settings.walGraceMinutes, 2);
     assert.deepEqual(deployment.walCheckInput(), WAL_CHECK_INPUT);
     assert.notDeepEqual(deployment.scheduledInput(deployment.monitor), WAL_CHECK_INPUT, "the full check's rule is still found apart");
