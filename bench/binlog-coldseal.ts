@@ -1,0 +1,71 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchWork } from './common';
+import { runAsync } from './pitr-cluster';
+import { commandLabel } from './pitr-contender';
+
+/**
+ * coldseal on the binary log bench's source, as a user runs it: `backup` for the dump (which
+ * records its binlog coordinates), `pitr binlog-push` on the timer, `restore --to-latest --target
+ * mysql://…/new` for the dump plus the replay. The configuration is a `mysql` source "shop" read
+ * over the scratch server's socket as root, pitr enabled, the bucket moto's. What this build lacks
+ * is said in the report, never measured with a stand-in.
+ */
+export const PUSH_UNAVAILABLE = 'coldseal pitr binlog-push not available in this build';
+export const RESTORE_UNAVAILABLE = 'coldseal restore of a MySQL/MariaDB source to a point in time (--to-gtid/--to-position/--to-latest on a mysql source) not available in this build';
+
+export interface ColdsealBinlog {
+  readonly pushUnavailable?: string;
+  readonly restoreUnavailable?: string;
+  readonly config: string;
+  label(argv: readonly string[]): string | undefined;
+  backup(): Promise<string>;
+  push(): Promise<string>;
+  /** The newest dump restored into `database`, with the binary logs replayed to the end when `toLatest`. */
+  restore(database: string, toLatest: boolean, tmpDir: string): Promise<string>;
+}
+
+function helpText(bundle: string, args: string[]): string | undefined {
+  const r = spawnSync(process.execPath, [bundle, ...args, '--help'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+export function coldsealBinlog(options: { bundle: string; work: BenchWork; endpoint: string; bucket: string; socket: string; targetPort: number; env: NodeJS.ProcessEnv }): ColdsealBinlog {
+  const { bundle, env } = options;
+  const config = join(options.work.dir, 'coldseal-mysql.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      group: 'bench',
+      host: 'bench',
+      bucket: options.bucket,
+      endpoint: options.endpoint,
+      recipients: { file: options.work.recipientPublicFile },
+      signingKey: { file: options.work.signingPrivateFile },
+      sources: [{ name: 'shop', type: 'mysql', databases: ['shop'], socket: options.socket, user: 'root', inventory: false, pitr: { enabled: true, intervalMinutes: 1 } }],
+    }),
+    { mode: 0o600 },
+  );
+  const agent = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runAsync(process.execPath, [bundle, ...args, '--config', config], { ...env, ...extraEnv });
+  const restoreHelp = helpText(bundle, ['restore']) ?? '';
+  return {
+    config,
+    // `pitr <unknown> --help` prints pitr's own help and exits 0: the command list must name it.
+    pushUnavailable: /^\s+binlog-push\b/m.test(helpText(bundle, ['pitr']) ?? '') ? undefined : PUSH_UNAVAILABLE,
+    // --to-latest exists for PostgreSQL already; the MySQL targets (--to-gtid, --to-position) say the MySQL replay is in.
+    restoreUnavailable: /--to-gtid|--to-position/.test(restoreHelp) ? undefined : RESTORE_UNAVAILABLE,
+    label(argv) {
+      const at = argv.indexOf(bundle);
+      return at >= 0 ? commandLabel('coldseal', argv, at + 1) : undefined;
+    },
+    backup: () => agent(['backup', '--source', 'shop', '--tier', 'daily']),
+    push: () => agent(['pitr', 'binlog-push', '--source', 'shop']),
+    restore: (database, toLatest, tmpDir) =>
+      agent(
+        ['restore', '--source', 'shop', '--host', 'bench', '--key', options.work.recipientPrivateFile, ...(toLatest ? ['--to-latest'] : []), '--target', `mysql://root@127.0.0.1:${options.targetPort}/${database}`, '--yes'],
+        // Where the restore spools (os.tmpdir() follows TMPDIR): the bench samples its size.
+        { TMPDIR: tmpDir },
+      ),
+  };
+}
