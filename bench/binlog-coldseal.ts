@@ -60,7 +60,8 @@ export function coldsealBinlog(options: { bundle: string; work: BenchWork; endpo
       return at >= 0 ? commandLabel('coldseal', argv, at + 1) : undefined;
     },
     backup: () => agent(['backup', '--source', 'shop', '--tier', 'daily']),
-    push: () => agent(['pitr', 'binlog-push', '--source', 'shop']),
+    // Its state, lock and spool in the bench's directory, never the host's /var/lib/coldseal.
+    push: () => agent(['pitr', 'binlog-push', '--source', 'shop', '--state-dir', join(options.work.dir, 'binlog-push-state')]),
     restore: (database, toLatest, tmpDir) =>
       agent(
         ['restore', '--source', 'shop', '--host', 'bench', '--key', options.work.recipientPrivateFile, ...(toLatest ? ['--to-latest'] : []), '--target', `mysql://root@127.0.0.1:${options.targetPort}/${database}`, '--yes'],
