@@ -25,7 +25,12 @@ const name = z.string().regex(NAME_PATTERN);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 const fingerprint = z.string().regex(/^[0-9a-f]{40}$|^[0-9a-f]{64}$/);
 const bytes = z.number().int().nonnegative();
-/** GTID states are bounded so that a record stays within the metadata limit (about 16 domains). */
+/**
+ * A bound against runaway text, not the real limit: with an Ed25519 signature and short names a
+ * record fits S3's 2 KB of user metadata with two states of about 200 characters each (12 MariaDB
+ * domains, or 4 MySQL server UUIDs; test/unit/binlog-record.test.ts), and signBinlogRecord refuses
+ * one that does not fit, naming its size (runtime/wal-record.ts signLogRecord).
+ */
 const gtidState = z.string().max(600);
 
 export const binlogRecordSchema = z

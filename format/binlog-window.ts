@@ -203,6 +203,19 @@ export function binlogWindow(input: BinlogWindowInput): BinlogWindow {
     });
   }
 
+  // Every hole from the oldest dump's start file on, not only those that end some dump's chain:
+  // a hole after an earlier one (or at a dump's own start file) loses transactions too.
+  for (const dump of input.dumps) {
+    const base = parseBinlogFileName(dump.position.file).basename;
+    const startSequence = sequenceOf(dump.position.file);
+    const files = [...(byBase.get(base) ?? [])].sort((a, b) => sequenceOf(a.binlogFile) - sequenceOf(b.binlogFile));
+    for (let i = 1; i < files.length; i++) {
+      if (sequenceOf(files[i].binlogFile) <= startSequence) continue;
+      const gap = gapBetween(files[i - 1], files[i]);
+      if (gap) gapsByKey.set(`${gap.after}>${gap.before}`, gap);
+    }
+  }
+
   const usable = reaches.filter((r): r is BinlogDumpReach & { to: BinlogWindowPoint } => r.to !== null);
   const sorted = [...usable].sort((a, b) => a.from.time.localeCompare(b.from.time));
   const ranges: Array<{ from: BinlogWindowPoint; to: BinlogWindowPoint }> = [];
@@ -237,7 +250,9 @@ export function dumpForTime(window: BinlogWindow, time: string, database?: strin
     .filter((r) => (database === undefined || r.database === database) && r.to !== null && r.from.time <= time && time <= r.to.time)
     .sort((a, b) => b.from.time.localeCompare(a.from.time));
   if (candidates[0]) return { reach: candidates[0] };
-  const hole = window.gaps.find((g) => g.fromTime <= time && time <= g.toTime) ?? window.gaps.find((g) => g.fromTime <= time && !window.ranges.some((r) => r.from.time <= time && time <= r.to.time));
+  // Past the newest archived file nothing is lost yet, only not archived: "outside the window", not an older hole.
+  const archived = window.newest !== null && time <= window.newest.closedAt;
+  const hole = window.gaps.find((g) => g.fromTime <= time && time <= g.toTime) ?? (archived ? window.gaps.filter((g) => g.fromTime <= time).pop() : undefined);
   const span = window.ranges.map((r) => `${r.from.time} – ${r.to.time}`).join(', ') || 'none';
   if (hole) return { refusal: `${time} cannot be recovered: ${hole.description}. Reachable: ${span}` };
   return { refusal: `${time} is outside the recovery window${database ? ` of database ${database}` : ''} (reachable: ${span})` };

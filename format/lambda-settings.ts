@@ -19,6 +19,12 @@ export const groupSettingsSchema = z
     name,
     /** Newest backup of every expected source must be younger than this. */
     rpoHours: z.number().positive().default(DEFAULT_RPO_HOURS),
+    /**
+     * Recovery time objective: the report's estimate of restoring the newest backup (the last
+     * drill's measured throughput scaled to its size, plus any archive retrieval) should stay
+     * within it. Optional: without it the estimate is shown and judged against nothing.
+     */
+    rtoHours: z.number().positive().optional(),
     /** Source names every host of the group backs up (the group's agent config). */
     sources: z.array(name).min(1),
     /** Hosts expected even without an SSM tag (on-prem hosts, or pinned names). */

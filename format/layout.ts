@@ -38,6 +38,10 @@ export const VERIFIED_PREFIX = `${STATE_PREFIX}verified/`;
 export const ALERT_STATE_PREFIX = `${STATE_PREFIX}alerts/`;
 /** The monitor's WAL watermarks: per PITR source and host, the newest archived WAL seen (lambdas/monitor/core/wal-check.ts). */
 export const WAL_WATERMARK_PREFIX = `${STATE_PREFIX}wal-watermarks/`;
+/** The Price List answer the verifier last got, per region, with its date (lambdas/shared/price-list.ts). */
+export const PRICE_CACHE_PREFIX = `${STATE_PREFIX}prices/`;
+/** One snapshot of stored bytes and cost a day, so the report can say what changed in 30 days (lambdas/verifier/core/storage-cost.ts). */
+export const STORAGE_SNAPSHOT_PREFIX = `${STATE_PREFIX}storage/`;
 
 /** Group, host and source names become key segments: keep them to a set that needs no escaping. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;

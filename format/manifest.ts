@@ -235,6 +235,27 @@ export const drillBinlogPitrSchema = z.object({
 });
 export type DrillBinlogPitr = z.infer<typeof drillBinlogPitrSchema>;
 
+/**
+ * Where one drilled artifact's restore spent its time (optional: receipts written before it have
+ * durationMs only). The restore is one stream (ranged GETs → part checks → OpenPGP decrypt →
+ * decompress → load), so download, decrypt and load overlap: each is the time that stage was
+ * busy, and their sum may exceed the wall time. The largest says what limits the restore;
+ * durationMs stays the wall time of the whole, checks included.
+ */
+export const drillTimingsSchema = z.object({
+  /** Ranged GETs and the per-part SHA-256 checks against the signed manifest. */
+  downloadMs: z.number().nonnegative(),
+  /** OpenPGP decryption and decompression. */
+  decryptMs: z.number().nonnegative(),
+  /** The database tool (pg_restore, mysql, tar) taking the plaintext. */
+  loadMs: z.number().nonnegative(),
+  /** The checks after the load (row counts, schema fingerprint, queries). */
+  checksMs: z.number().nonnegative(),
+  /** Ciphertext bytes read: what the throughput is measured on. */
+  ciphertextBytes: bytes,
+});
+export type DrillTimings = z.infer<typeof drillTimingsSchema>;
+
 /** A drill receipt: the result of restoring the latest backup of each source into scratch. */
 export const drillReceiptSchema = z.object({
   formatVersion: z.literal(1),
@@ -251,6 +272,8 @@ export const drillReceiptSchema = z.object({
       artifact: z.string(),
       ok: z.boolean(),
       durationMs: z.number().nonnegative(),
+      /** Set by agents that time each stage of the restore (optional: older receipts have durationMs only). */
+      timings: drillTimingsSchema.optional(),
       checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
       /** Set on a point-in-time restore drill (`drill --pitr`): the random target and what recovery reached. */
       pitr: drillPitrSchema.optional(),

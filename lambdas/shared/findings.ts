@@ -23,6 +23,8 @@ export const CHECKS = {
   'wal-never-archived': 'WAL never archived',
   'empty-dump': 'Empty dump',
   'size-drop': 'Sudden size drop',
+  'rpo-missed': 'Recovery point objective missed',
+  'rto-exceeded': 'Recovery time over objective',
   'retention-count': 'Copies per tier',
   orphan: 'Orphan ciphertext',
   'drill-failed': 'Restore drill failed',

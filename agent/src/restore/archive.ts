@@ -1,5 +1,6 @@
 import { RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ARCHIVED_CLASSES } from '../../../format/backup-listing';
+import { retrievalTime, type RetrievalTier } from '../../../format/retrieval';
 import { headRestoreState, type RestoreState } from '../catalog/glacier';
 import { storageError } from '../catalog/listing';
 import { ColdsealError, EXIT } from '../errors';
@@ -13,8 +14,7 @@ import type { Log } from '../log';
  * The polling talks to a narrow interface so a test can play an archive that takes its time
  * (moto completes restores at once).
  */
-export type RetrievalTier = 'Expedited' | 'Standard' | 'Bulk';
-export const RETRIEVAL_TIERS: readonly RetrievalTier[] = ['Expedited', 'Standard', 'Bulk'];
+export { RETRIEVAL_TIERS, type RetrievalTier } from '../../../format/retrieval';
 
 export interface ArchiveState {
   readonly storageClass: string;
@@ -54,10 +54,8 @@ export function tierChoices(storageClass: string): string[] {
 }
 
 export function typicalWait(storageClass: string, tier: RetrievalTier): string {
-  const deep = storageClass === 'DEEP_ARCHIVE';
-  if (tier === 'Expedited') return '1–5 minutes';
-  if (tier === 'Standard') return deep ? 'up to 12 hours' : '3–5 hours';
-  return deep ? 'up to 48 hours' : '5–12 hours';
+  // The documented times (format/retrieval.ts); Expedited is refused for DEEP_ARCHIVE before any wait is told.
+  return (retrievalTime(storageClass === 'DEEP_ARCHIVE' ? 'DEEP_ARCHIVE' : 'GLACIER', tier) ?? retrievalTime('GLACIER', tier)!).text;
 }
 
 export interface ArchivePolicy {
