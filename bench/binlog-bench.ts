@@ -164,10 +164,17 @@ function usageOf(sampler: ProcSampler): ProcessUsage | undefined {
 const peerLabel = (peer: PeerArchiver) => (argv: readonly string[]) => (argv.includes(peer.script) ? 'peer archiver' : undefined);
 
 async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, target: MariadbServer, cs: ColdsealBinlog, peer: PeerArchiver, notMeasured: string[]): Promise<{ setup: ReplaySetup; rounds: ReplayRound[] }> {
-  const csReady = !cs.pushUnavailable && !cs.restoreUnavailable;
+  let csReady = !cs.pushUnavailable && !cs.restoreUnavailable;
+  if (!csReady) notMeasured.push(`replay through coldseal: ${cs.pushUnavailable ?? cs.restoreUnavailable}`);
+  const csFailed = (what: string, error: string) => {
+    console.log(`${what} failed: ${error}`);
+    notMeasured.push(`replay through coldseal: ${what} failed: ${error}`);
+    csReady = false;
+  };
   if (csReady) {
     console.log('coldseal backup (the dump that records its binlog coordinates)…');
-    await cs.backup();
+    const t = await timedRun(() => cs.backup());
+    if (t.error) csFailed('coldseal backup', t.error);
   }
   const dumpFile = join(work.dir, 'peer-dump.sql');
   execFileSync('sh', ['-c', `mariadb-dump --no-defaults -uroot --socket=${source.socket} --single-transaction --master-data=2 --gtid ${SHOP} > ${dumpFile}`]);
@@ -209,7 +216,7 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
     const t = await timedRun(() => cs.push());
     backlog.coldseal = { ...t, usage: usageOf(sampler) };
     console.log(`backlog: coldseal pitr binlog-push ${fmt(mb(binlogBytes), 0)} MB in ${fmt(t.seconds)} s (${fmt(mb(binlogBytes) / t.seconds)} MB/s), peak RSS ${fmt(backlog.coldseal.usage?.peakRssMb, 0)} MB${t.error ? `; FAILED: ${t.error}` : ''}`);
-    if (t.error) throw new Error(`coldseal pitr binlog-push failed: ${t.error}`);
+    if (t.error) csFailed('coldseal pitr binlog-push', t.error);
   }
   // The peer starts after the file before the dump's (its state file), as if it had run since then.
   const first = parseBinlogFileName(files[0]);
@@ -245,7 +252,7 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
       target.sql(`DROP DATABASE IF EXISTS ${dumpDb}`);
       const sampler = new ProcSampler(cs.label).start();
       const disk = watchDiskUse(tmp);
-      const total = await timedRun(() => cs.restore(db, true, tmp));
+      const total = dump.error ? { seconds: 0 } : await timedRun(() => cs.restore(db, true, tmp));
       const tmpBytes = disk.stop();
       const usage = usageOf(sampler);
       const error = dump.error ?? total.error ?? sameChecksums(reference, checksums(target, db));
@@ -263,14 +270,15 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
         error,
       };
       const c = entry.coldseal;
-      console.log(`round ${round}  coldseal  dump ${fmt(c.dumpSeconds)} s, dump + replay ${fmt(c.totalSeconds)} s, replay ${fmt(c.replaySeconds)} s: ${fmt(mb(binlogBytes) / c.replaySeconds)} MB/s; peak RSS ${fmt(c.peakRssMb, 0)} MB (${c.peakProgram}), tree ${fmt(c.peakTreeRssMb, 0)} MB, temp disk ${fmt(mb(tmpBytes), 0)} MB${error ? `; FAILED: ${error}` : ''}`);
+      if (error) console.log(`round ${round}  coldseal  dump ${fmt(c.dumpSeconds)} s, dump + replay ${fmt(c.totalSeconds)} s; FAILED: ${error}`);
+      else console.log(`round ${round}  coldseal  dump ${fmt(c.dumpSeconds)} s, dump + replay ${fmt(c.totalSeconds)} s, replay ${fmt(c.replaySeconds)} s: ${fmt(mb(binlogBytes) / c.replaySeconds)} MB/s, ${fmt(transactions / c.replaySeconds, 0)} tx/s; peak RSS ${fmt(c.peakRssMb, 0)} MB (${c.peakProgram}), tree ${fmt(c.peakTreeRssMb, 0)} MB, temp disk ${fmt(mb(tmpBytes), 0)} MB`);
     };
     const order = csReady ? (round % 2 ? [runPeer, runColdseal] : [runColdseal, runPeer]) : [runPeer];
     for (const run of order) await run();
     entry.load[1] = loadAverage();
     rounds.push(entry);
   }
-  if (!csReady) notMeasured.push(`replay through coldseal: ${cs.pushUnavailable ?? cs.restoreUnavailable}`);
+  if (csReady && rounds.every((r) => r.coldseal?.error)) notMeasured.push(`replay through coldseal: every round failed (${rounds[0].coldseal?.error})`);
   return { setup: { binlogBytes, transactions, files, startPosition: start.position, workloadSeconds: load.seconds, dumpBytes: Number(execFileSync('stat', ['-c', '%s', dumpFile]).toString()), backlog }, rounds };
 }
 

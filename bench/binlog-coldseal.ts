@@ -47,7 +47,23 @@ export function coldsealBinlog(options: { bundle: string; work: BenchWork; endpo
     }),
     { mode: 0o600 },
   );
-  const agent = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runAsync(process.execPath, [bundle, ...args, '--config', config], { ...env, ...extraEnv });
+  const agent = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    runAsync(process.execPath, [bundle, ...args, '--config', config], { ...env, ...extraEnv }).catch((error: unknown) => {
+      // The report needs the agent's own error line, not its command line and every log line before it.
+      const text = (error as Error).message;
+      const logged = text
+        .split('\n')
+        .map((line) => {
+          try {
+            return JSON.parse(line) as { level?: string; message?: string };
+          } catch {
+            return undefined;
+          }
+        })
+        .filter((l) => l?.level === 'error')
+        .pop();
+      throw new Error(`coldseal ${args.slice(0, 2).join(' ')}: ${logged?.message ?? text.slice(-800)}`, { cause: error });
+    });
   const restoreHelp = helpText(bundle, ['restore']) ?? '';
   return {
     config,
