@@ -6,7 +6,7 @@ import { buildAgent } from '../scripts/build-agent';
 import { startMariadbServer, type MariadbServer } from '../test/harness/mariadb-server';
 import { binlogFileName, parseBinlogFileName } from '../format/binlog';
 import { binlogObjectKey, parseKey } from '../format/layout';
-import { coldsealBinlog, type ColdsealBinlog } from './binlog-coldseal';
+import { coldsealBinlog, type AgentRun, type ColdsealBinlog } from './binlog-coldseal';
 import { archiveBurst, binlogSizes, currentFile, filesBetween, type BurstResult } from './binlog-lag';
 import { createShop, runWorkload, SHOP, SHOP_TABLES } from './binlog-load';
 import { dumpPosition, PEER_ARCHIVER, PEER_REPLAY, peerReplayCommand, writePeerArchiver, type PeerArchiver } from './binlog-peer';
@@ -31,8 +31,8 @@ import { ProcSampler, type ProcessUsage } from './proc-sampler';
  *    `mariadb-binlog … | mariadb` of the local files) and coldseal (`restore` of the dump alone,
  *    then `restore --to-latest`, which downloads, verifies, decrypts, decompresses and replays):
  *    each into a new database on the target, every table's CHECKSUM TABLE compared with the
- *    source's. coldseal's replay time is its --to-latest restore less its dump-only restore of the
- *    same round. Peak RSS of coldseal's processes from /proc (proc-sampler.ts); the restore's
+ *    source's. coldseal's restore is split into dump and replay at its log line "dump … is in
+ *    <staging>; replaying N binary log file(s)" (without it, by a dump-only restore). Peak RSS of coldseal's processes from /proc (proc-sampler.ts); the restore's
  *    temporary disk is the peak size of the TMPDIR it is given, sampled every 0.25 s.
  * 2. Lag: per contender, a burst of `--binlog-burst-seconds` at full speed with the archiver run
  *    every `--binlog-interval` s (binlog-lag.ts): for probe commits every 100 ms, the time until
@@ -135,7 +135,7 @@ interface ReplayRound {
   round: number;
   load: [number, number];
   peer: { dumpSeconds: number; replaySeconds: number; error?: string };
-  coldseal?: { dumpSeconds: number; totalSeconds: number; replaySeconds: number; peakRssMb: number; peakTreeRssMb: number; peakProgram: string; cpuByProgram: Record<string, number>; tmpBytes: number; error?: string };
+  coldseal?: { dumpSeconds: number; totalSeconds: number; replaySeconds: number; split: 'log' | 'dump-only restore'; peakRssMb: number; peakTreeRssMb: number; peakProgram: string; cpuByProgram: Record<string, number>; tmpBytes: number; error?: string };
 }
 
 interface ReplaySetup {
@@ -160,6 +160,9 @@ function usageOf(sampler: ProcSampler): ProcessUsage | undefined {
     cpuByProgram: Object.fromEntries([...new Set([...Object.keys(a.cpuByProgram), ...Object.keys(b.cpuByProgram)])].map((k) => [k, (a.cpuByProgram[k] ?? 0) + (b.cpuByProgram[k] ?? 0)])),
   }));
 }
+
+/** restore's log line between loading the dump and replaying the binary logs (restore/binlog/run.ts). */
+const REPLAY_STARTS = /; replaying \d+ binary log file/;
 
 const peerLabel = (peer: PeerArchiver) => (argv: readonly string[]) => (argv.includes(peer.script) ? 'peer archiver' : undefined);
 
@@ -244,24 +247,39 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
       console.log(`round ${round}  peer      dump ${fmt(dump.seconds)} s, replay ${fmt(replay.seconds)} s: ${fmt(mb(binlogBytes) / replay.seconds)} MB/s, ${fmt(transactions / replay.seconds, 0)} tx/s${error ? `; FAILED: ${error}` : ''}`);
     };
     const runColdseal = async () => {
-      const dumpDb = `cs_dump_r${round}`;
       const db = `cs_r${round}`;
       const tmp = join(work.dir, `cs-tmp-${round}`);
       mkdirSync(tmp, { recursive: true });
-      const dump = await timedRun(() => cs.restore(dumpDb, false, tmp));
-      target.sql(`DROP DATABASE IF EXISTS ${dumpDb}`);
       const sampler = new ProcSampler(cs.label).start();
       const disk = watchDiskUse(tmp);
-      const total = dump.error ? { seconds: 0 } : await timedRun(() => cs.restore(db, true, tmp));
+      const started = Date.now();
+      let run: AgentRun | undefined;
+      const total = await timedRun(async () => (run = await cs.restore(db, true, tmp)));
       const tmpBytes = disk.stop();
       const usage = usageOf(sampler);
-      const error = dump.error ?? total.error ?? sameChecksums(reference, checksums(target, db));
+      let error = total.error ?? sameChecksums(reference, checksums(target, db));
       target.sql(`DROP DATABASE IF EXISTS ${db}`);
+      // Where the dump ends and the replay begins: restore's own log line, or else a dump-only restore of the same dump.
+      const boundary = run?.log.find((l) => REPLAY_STARTS.test(l.message));
+      let dumpSeconds: number;
+      let split: 'log' | 'dump-only restore';
+      if (boundary) {
+        dumpSeconds = (Date.parse(boundary.time) - started) / 1000;
+        split = 'log';
+      } else {
+        const dumpDb = `cs_dump_r${round}`;
+        const dump = await timedRun(() => cs.restore(dumpDb, false, tmp));
+        target.sql(`DROP DATABASE IF EXISTS ${dumpDb}`);
+        error ??= dump.error;
+        dumpSeconds = dump.seconds;
+        split = 'dump-only restore';
+      }
       rmSync(tmp, { recursive: true, force: true });
       entry.coldseal = {
-        dumpSeconds: dump.seconds,
+        dumpSeconds,
         totalSeconds: total.seconds,
-        replaySeconds: total.seconds - dump.seconds,
+        replaySeconds: total.seconds - dumpSeconds,
+        split,
         peakRssMb: usage?.peakRssMb ?? 0,
         peakTreeRssMb: usage?.peakTotalRssMb ?? 0,
         peakProgram: usage?.peakProgram ?? '',
@@ -270,8 +288,8 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
         error,
       };
       const c = entry.coldseal;
-      if (error) console.log(`round ${round}  coldseal  dump ${fmt(c.dumpSeconds)} s, dump + replay ${fmt(c.totalSeconds)} s; FAILED: ${error}`);
-      else console.log(`round ${round}  coldseal  dump ${fmt(c.dumpSeconds)} s, dump + replay ${fmt(c.totalSeconds)} s, replay ${fmt(c.replaySeconds)} s: ${fmt(mb(binlogBytes) / c.replaySeconds)} MB/s, ${fmt(transactions / c.replaySeconds, 0)} tx/s; peak RSS ${fmt(c.peakRssMb, 0)} MB (${c.peakProgram}), tree ${fmt(c.peakTreeRssMb, 0)} MB, temp disk ${fmt(mb(tmpBytes), 0)} MB`);
+      if (error) console.log(`round ${round}  coldseal  dump + replay ${fmt(c.totalSeconds)} s; FAILED: ${error}`);
+      else console.log(`round ${round}  coldseal  dump + replay ${fmt(c.totalSeconds)} s, of which dump ${fmt(c.dumpSeconds)} s (${split}), replay ${fmt(c.replaySeconds)} s: ${fmt(mb(binlogBytes) / c.replaySeconds)} MB/s, ${fmt(transactions / c.replaySeconds, 0)} tx/s; peak RSS ${fmt(c.peakRssMb, 0)} MB (${c.peakProgram}), tree ${fmt(c.peakTreeRssMb, 0)} MB, temp disk ${fmt(mb(tmpBytes), 0)} MB`);
     };
     const order = csReady ? (round % 2 ? [runPeer, runColdseal] : [runColdseal, runPeer]) : [runPeer];
     for (const run of order) await run();
@@ -406,7 +424,7 @@ function report(args: Args, replay: Awaited<ReturnType<typeof replayPhase>> | un
     if (cs.length) {
       const csReplay = median(cs.map((c) => c.replaySeconds));
       const csTotal = median(cs.map((c) => c.totalSeconds));
-      row('coldseal restore --to-latest', `${fmt(binMb / csReplay)} MB/s, ${fmt(setup.transactions / csReplay, 0)} tx/s (dump + replay ${fmt(csTotal)} s, dump alone ${fmt(median(cs.map((c) => c.dumpSeconds)))} s; median of ${cs.length})`);
+      row('coldseal restore --to-latest', `${fmt(binMb / csReplay)} MB/s, ${fmt(setup.transactions / csReplay, 0)} tx/s (dump + replay ${fmt(csTotal)} s, of which dump ${fmt(median(cs.map((c) => c.dumpSeconds)))} s, split by ${cs[0].split}; median of ${cs.length})`);
       row('replay alone, coldseal / peer (goal ≥ 0.9×)', `**${fmt(peerReplay / csReplay, 2)}×**`);
       row('dump + replay, coldseal / peer', `**${fmt((peerReplay + peerDump) / csTotal, 2)}×**`);
       row('coldseal restore: peak RSS one process / tree; temp disk', `${fmt(Math.max(...cs.map((c) => c.peakRssMb)), 0)} MB (${cs[0].peakProgram}) / ${fmt(Math.max(...cs.map((c) => c.peakTreeRssMb)), 0)} MB; ${fmt(mb(Math.max(...cs.map((c) => c.tmpBytes))), 0)} MB`);

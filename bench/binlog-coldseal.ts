@@ -1,8 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchWork } from './common';
-import { runAsync } from './pitr-cluster';
 import { commandLabel } from './pitr-contender';
 
 /**
@@ -20,10 +19,46 @@ export interface ColdsealBinlog {
   readonly restoreUnavailable?: string;
   readonly config: string;
   label(argv: readonly string[]): string | undefined;
-  backup(): Promise<string>;
-  push(): Promise<string>;
+  backup(): Promise<AgentRun>;
+  push(): Promise<AgentRun>;
   /** The newest dump restored into `database`, with the binary logs replayed to the end when `toLatest`. */
-  restore(database: string, toLatest: boolean, tmpDir: string): Promise<string>;
+  restore(database: string, toLatest: boolean, tmpDir: string): Promise<AgentRun>;
+}
+
+export interface LogLine {
+  time: string;
+  level: string;
+  message: string;
+}
+
+export interface AgentRun {
+  /** Its JSON log lines (the agent logs JSON to stderr when that is not a terminal). */
+  log: LogLine[];
+  endedAt: number;
+}
+
+/** Runs the agent; resolves with its log, or rejects with its own error line (not every line before it). */
+function runAgent(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<AgentRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const endedAt = Date.now();
+      const log = stderr.split('\n').flatMap((line) => {
+        try {
+          const l = JSON.parse(line) as LogLine;
+          return typeof l.message === 'string' ? [l] : [];
+        } catch {
+          return [];
+        }
+      });
+      if (code === 0) return resolve({ log, endedAt });
+      const error = log.filter((l) => l.level === 'error').pop()?.message ?? stderr.trim().slice(-800);
+      reject(new Error(`coldseal ${args.slice(1, 3).join(' ')} (exit ${code}): ${error}`));
+    });
+  });
 }
 
 function helpText(bundle: string, args: string[]): string | undefined {
@@ -47,23 +82,7 @@ export function coldsealBinlog(options: { bundle: string; work: BenchWork; endpo
     }),
     { mode: 0o600 },
   );
-  const agent = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-    runAsync(process.execPath, [bundle, ...args, '--config', config], { ...env, ...extraEnv }).catch((error: unknown) => {
-      // The report needs the agent's own error line, not its command line and every log line before it.
-      const text = (error as Error).message;
-      const logged = text
-        .split('\n')
-        .map((line) => {
-          try {
-            return JSON.parse(line) as { level?: string; message?: string };
-          } catch {
-            return undefined;
-          }
-        })
-        .filter((l) => l?.level === 'error')
-        .pop();
-      throw new Error(`coldseal ${args.slice(0, 2).join(' ')}: ${logged?.message ?? text.slice(-800)}`, { cause: error });
-    });
+  const agent = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runAgent(process.execPath, [bundle, ...args, '--config', config], { ...env, ...extraEnv });
   const restoreHelp = helpText(bundle, ['restore']) ?? '';
   return {
     config,
