@@ -6,7 +6,7 @@ import { buildAgent } from '../scripts/build-agent';
 import { startMariadbServer, type MariadbServer } from '../test/harness/mariadb-server';
 import { binlogFileName, parseBinlogFileName } from '../format/binlog';
 import { binlogObjectKey, parseKey } from '../format/layout';
-import { coldsealBinlog, type AgentRun, type ColdsealBinlog } from './binlog-coldseal';
+import { coldsealBinlog, type AgentRun, type ColdsealBinlog, type LogLine } from './binlog-coldseal';
 import { archiveBurst, binlogSizes, currentFile, filesBetween, type BurstResult } from './binlog-lag';
 import { createShop, runWorkload, SHOP, SHOP_TABLES } from './binlog-load';
 import { dumpPosition, PEER_ARCHIVER, PEER_REPLAY, peerReplayCommand, writePeerArchiver, type PeerArchiver } from './binlog-peer';
@@ -135,7 +135,7 @@ interface ReplayRound {
   round: number;
   load: [number, number];
   peer: { dumpSeconds: number; replaySeconds: number; error?: string };
-  coldseal?: { dumpSeconds: number; totalSeconds: number; replaySeconds: number; split: 'log' | 'dump-only restore'; peakRssMb: number; peakTreeRssMb: number; peakProgram: string; cpuByProgram: Record<string, number>; tmpBytes: number; error?: string };
+  coldseal?: { dumpSeconds: number; totalSeconds: number; replaySeconds: number; split: 'log' | 'dump-only restore'; log: LogLine[]; peakRssMb: number; peakTreeRssMb: number; peakProgram: string; cpuByProgram: Record<string, number>; tmpBytes: number; error?: string };
 }
 
 interface ReplaySetup {
@@ -286,6 +286,8 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
         cpuByProgram: usage?.cpuByProgram ?? {},
         tmpBytes,
         error,
+        // Where the time went, file by file, for the raw figures.
+        log: run?.log.filter((l) => l.level !== 'debug') ?? [],
       };
       const c = entry.coldseal;
       if (error) console.log(`round ${round}  coldseal  dump + replay ${fmt(c.totalSeconds)} s; FAILED: ${error}`);
