@@ -96,7 +96,8 @@ function sequenceOf(file: string): number {
   return parseBinlogFileName(file).sequence;
 }
 
-function gapBetween(a: WindowBinlog, b: WindowBinlog): BinlogGap | null {
+/** The hole between two archived files of one basename (b later than a), or null when b continues a. */
+export function gapBetween(a: WindowBinlog, b: WindowBinlog): BinlogGap | null {
   const sa = parseBinlogFileName(a.binlogFile);
   const sb = parseBinlogFileName(b.binlogFile);
   const flavor: BinlogFlavor = b.flavor;

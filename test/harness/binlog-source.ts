@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import type { AgentConfigInput, MysqlPitrConfig } from '../../format/agent-config';
+import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
 import { createAgentSandbox, type AgentSandbox, type CliResult } from './agent';
 import { startMariadbServer, type MariadbServer, type MariadbServerOptions } from './mariadb-server';
 
@@ -23,6 +25,12 @@ export interface BinlogSource {
   flush(): string;
   /** The server's clock, ISO 8601 with milliseconds (for --to-time targets between two writes). */
   serverTime(): string;
+  /** binlog-push's state directory for this source (what --state-dir push() passes). */
+  readonly stateDir: string;
+  /** `coldseal pitr binlog-push --source shop --state-dir <stateDir>` (plus `args`), as the timer runs it. */
+  push(args?: string[], env?: Record<string, string>, signal?: Parameters<AgentSandbox['runCli']>[2]): Promise<CliResult>;
+  /** The SNS topic's inbox when started with `alerts: true` (alertTopicArn is in the configuration). */
+  readonly inbox?: AlertInbox;
   close(): Promise<void>;
 }
 
@@ -31,6 +39,12 @@ export interface BinlogSourceOptions {
   readonly pitr?: Partial<MysqlPitrConfig>;
   /** Databases the source dumps (default ["shop"]). */
   readonly databases?: string[];
+  /** An SNS topic (alertTopicArn) with an SQS inbox to read the alerts from. */
+  readonly alerts?: boolean;
+  /** Other configuration settings (e.g. endpoint through an S3 proxy). */
+  readonly config?: Partial<AgentConfigInput>;
+  /** Other settings of the source (e.g. user and password of a less privileged account). */
+  readonly source?: Record<string, unknown>;
 }
 
 export async function startBinlogSource(options: BinlogSourceOptions = {}): Promise<BinlogSource> {
@@ -38,7 +52,10 @@ export async function startBinlogSource(options: BinlogSourceOptions = {}): Prom
   const server = await startMariadbServer(options.server);
   server.sql('CREATE DATABASE shop');
   const name = 'shop';
+  const inbox = options.alerts ? await createAlertInbox(sandbox.account, { waitSeconds: 3 }) : undefined;
   const config = sandbox.config({
+    ...(inbox ? { alertTopicArn: inbox.topicArn } : {}),
+    ...options.config,
     sources: [
       {
         name,
@@ -47,17 +64,23 @@ export async function startBinlogSource(options: BinlogSourceOptions = {}): Prom
         socket: server.socket,
         user: 'root',
         pitr: { enabled: true, ...options.pitr },
+        ...options.source,
       },
     ],
   });
   const configPath = sandbox.writeConfig(config);
+  const stateDir = join(sandbox.dir, 'binlog-state');
+  const cli = (args: string[], env?: Record<string, string>, signal?: Parameters<AgentSandbox['runCli']>[2]) => sandbox.runCli([...args, '--config', configPath], env, signal);
   return {
     sandbox,
     server,
     config,
     configPath,
     name,
-    cli: (args, env) => sandbox.runCli([...args, '--config', configPath], env),
+    cli: (args, env) => cli(args, env),
+    stateDir,
+    push: (args = [], env, signal) => cli(['pitr', 'binlog-push', '--source', name, '--state-dir', stateDir, ...args], env, signal),
+    inbox,
     sql: (sql) => server.sql(sql, 'shop'),
     flush() {
       const closed = server.sql('SHOW MASTER STATUS').split('\t')[0];

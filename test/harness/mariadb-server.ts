@@ -54,7 +54,11 @@ export async function startMariadbServer(options: MariadbServerOptions = {}): Pr
   const port = await freePort();
   const serverId = options.serverId ?? 1;
   const basename = 'mariadb-bin';
-  execFileSync('mariadb-install-db', ['--no-defaults', `--datadir=${dataDir}`, '--user=mysql', '--auth-root-authentication-method=normal', '--skip-test-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A temporary directory of its own: with the shared /tmp, two servers' bootstrap temporary
+  // tables (#sql-temptable-<pid>-…) collided and one install aborted.
+  const tmp = join(dir, 'tmp');
+  execFileSync('install', ['-d', '-o', 'mysql', '-g', 'mysql', '-m', '0750', tmp]);
+  execFileSync('mariadb-install-db', ['--no-defaults', `--datadir=${dataDir}`, '--user=mysql', '--auth-root-authentication-method=normal', '--skip-test-db', `--tmpdir=${tmp}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   if (options.separateBinlogDir) {
     execFileSync('install', ['-d', '-o', 'mysql', '-g', 'mysql', '-m', '0750', binlogDir]);
   }
@@ -77,6 +81,7 @@ export async function startMariadbServer(options: MariadbServerOptions = {}): Pr
       '--innodb-log-file-size=48M',
       '--innodb-flush-log-at-trx-commit=2',
       '--skip-name-resolve',
+      `--tmpdir=${tmp}`,
       ...Object.entries(current).map(([k, v]) => `--${k}=${v}`),
     ];
     child = spawn(MARIADBD, args, { stdio: 'ignore', detached: true });
@@ -98,7 +103,10 @@ export async function startMariadbServer(options: MariadbServerOptions = {}): Pr
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.kill(signal);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    // The timer is cleared: left pending, it kept every test file's process alive 60 s after stop().
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+    clearTimeout(timer);
   };
   await start();
   const sql = (text: string, database?: string) =>

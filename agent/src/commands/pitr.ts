@@ -4,6 +4,7 @@ import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { runArchivePush } from '../pitr/archive-push';
 import { runPitrSetup } from '../pitr/setup';
+import { defineBinlogPushCommand } from './pitr-binlog-push';
 import { loadAgentConfig, withConfigOptions, withFlags, type ConfigOrigin, type GetLog, type RunAction } from './options';
 
 /**
@@ -32,6 +33,7 @@ export function definePitrCommand(program: Command, run: RunAction, log: GetLog)
     { flags: '--state-dir <dir>', description: 'state directory the wrapper and archive-push share (default /var/lib/coldseal/pitr/<source>)' },
   ).action((options: PitrSetupCommandOptions) => run(async () => runPitrSetupCommand(options, log())));
 
+  defineBinlogPushCommand(pitr, run, log);
   return pitr;
 }
 

@@ -65,7 +65,7 @@ export interface CompanionContext {
 }
 
 /** What a step records in its artifact beyond the common fields. */
-export type ArtifactFacts = Pick<Artifact, 'baseBackup'>;
+export type ArtifactFacts = Pick<Artifact, 'baseBackup' | 'binlogPosition'>;
 
 export interface StepCompanion {
   /** Appended to the tool's arguments (recorded in the manifest: nothing secret). */
