@@ -16,7 +16,8 @@ import { ProcSampler, type ProcessUsage } from './proc-sampler';
 
 /**
  * npm run bench -- --binlog [--binlog-gb 0.25] [--binlog-rounds 2] [--binlog-burst-seconds 60]
- *                           [--binlog-interval 10] [--binlog-connections 4] [--binlog-only replay|lag]
+ *                           [--binlog-lag-rounds 2] [--binlog-interval 10] [--binlog-connections 4]
+ *                           [--binlog-only replay|lag] [--binlog-keep]
  *
  * MySQL/MariaDB point-in-time recovery, coldseal against what people run without it, in one run,
  * on two scratch MariaDB servers (test/harness/mariadb-server.ts): the source (binary log ROW,
@@ -34,7 +35,7 @@ import { ProcSampler, type ProcessUsage } from './proc-sampler';
  *    source's. coldseal's restore is split into dump and replay at its log line "dump … is in
  *    <staging>; replaying N binary log file(s)" (without it, by a dump-only restore). Peak RSS of coldseal's processes from /proc (proc-sampler.ts); the restore's
  *    temporary disk is the peak size of the TMPDIR it is given, sampled every 0.25 s.
- * 2. Lag: per contender, a burst of `--binlog-burst-seconds` at full speed with the archiver run
+ * 2. Lag: per contender and round (alternating), a burst of `--binlog-burst-seconds` at full speed with the archiver run
  *    every `--binlog-interval` s (binlog-lag.ts): for probe commits every 100 ms, the time until
  *    the file holding them is in the bucket (p50/p90/max), the MB/s archived, the peak RSS of one run.
  *
@@ -47,25 +48,27 @@ interface Args {
   burstSeconds: number;
   interval: number;
   connections: number;
+  lagRounds: number;
   only?: 'replay' | 'lag';
   keep: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { gb: 0.25, rounds: 2, burstSeconds: 60, interval: 10, connections: 4, keep: false };
+  const args: Args = { gb: 0.25, rounds: 2, burstSeconds: 60, interval: 10, connections: 4, lagRounds: 2, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--binlog-gb') args.gb = Number(argv[++i]);
     else if (a === '--binlog-rounds') args.rounds = Number(argv[++i]);
     else if (a === '--binlog-burst-seconds') args.burstSeconds = Number(argv[++i]);
+    else if (a === '--binlog-lag-rounds') args.lagRounds = Number(argv[++i]);
     else if (a === '--binlog-interval') args.interval = Number(argv[++i]);
     else if (a === '--binlog-connections') args.connections = Number(argv[++i]);
     else if (a === '--binlog-only' && (argv[i + 1] === 'replay' || argv[i + 1] === 'lag')) args.only = argv[++i] as 'replay' | 'lag';
     else if (a === '--binlog-keep') args.keep = true;
-    else throw new Error(`unknown argument ${a} (use --binlog --binlog-gb N --binlog-rounds N --binlog-burst-seconds N --binlog-interval N --binlog-connections N --binlog-only replay|lag --binlog-keep)`);
+    else throw new Error(`unknown argument ${a} (use --binlog --binlog-gb N --binlog-rounds N --binlog-burst-seconds N --binlog-lag-rounds N --binlog-interval N --binlog-connections N --binlog-only replay|lag --binlog-keep)`);
   }
-  if (!(args.gb > 0) || !(args.rounds >= 1) || !(args.burstSeconds >= 5) || !(args.interval >= 1) || !(args.connections >= 1)) {
-    throw new Error('--binlog-gb must be positive, --binlog-rounds and --binlog-connections at least 1, --binlog-burst-seconds at least 5, --binlog-interval at least 1');
+  if (!(args.gb > 0) || !(args.rounds >= 1) || !(args.burstSeconds >= 5) || !(args.interval >= 1) || !(args.connections >= 1) || !(args.lagRounds >= 1)) {
+    throw new Error('--binlog-gb must be positive, --binlog-rounds, --binlog-lag-rounds and --binlog-connections at least 1, --binlog-burst-seconds at least 5, --binlog-interval at least 1');
   }
   return args;
 }
@@ -134,7 +137,7 @@ async function timedRun(what: () => Promise<unknown>): Promise<Timed> {
 interface ReplayRound {
   round: number;
   load: [number, number];
-  peer: { dumpSeconds: number; replaySeconds: number; error?: string };
+  peer: { dumpSeconds: number; replaySeconds: number; usage?: ProcessUsage; error?: string };
   coldseal?: { dumpSeconds: number; totalSeconds: number; replaySeconds: number; split: 'log' | 'dump-only restore'; log: LogLine[]; peakRssMb: number; peakTreeRssMb: number; peakProgram: string; cpuByProgram: Record<string, number>; tmpBytes: number; error?: string };
 }
 
@@ -240,11 +243,14 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
       const db = `peer_r${round}`;
       target.sql(`CREATE DATABASE ${db}`);
       const dump = await timedRun(() => runAsync('bash', ['-c', `mariadb --no-defaults -uroot -h127.0.0.1 -P${target.port} ${db} < ${dumpFile}`]));
-      const replay = dump.error ? { seconds: 0 } : await timedRun(() => runAsync('bash', ['-o', 'pipefail', '-c', peerReplayCommand({ files: paths, startPosition: start.position, from: SHOP, to: db, port: target.port })]));
+      const command = peerReplayCommand({ files: paths, startPosition: start.position, from: SHOP, to: db, port: target.port });
+      const sampler = new ProcSampler((argv) => (argv.includes(command) ? 'peer replay' : undefined)).start();
+      const replay = dump.error ? { seconds: 0 } : await timedRun(() => runAsync('bash', ['-o', 'pipefail', '-c', command]));
+      const usage = usageOf(sampler);
       const error = dump.error ?? replay.error ?? sameChecksums(reference, checksums(target, db));
       target.sql(`DROP DATABASE ${db}`);
-      entry.peer = { dumpSeconds: dump.seconds, replaySeconds: replay.seconds, error };
-      console.log(`round ${round}  peer      dump ${fmt(dump.seconds)} s, replay ${fmt(replay.seconds)} s: ${fmt(mb(binlogBytes) / replay.seconds)} MB/s, ${fmt(transactions / replay.seconds, 0)} tx/s${error ? `; FAILED: ${error}` : ''}`);
+      entry.peer = { dumpSeconds: dump.seconds, replaySeconds: replay.seconds, usage, error };
+      console.log(`round ${round}  peer      dump ${fmt(dump.seconds)} s, replay ${fmt(replay.seconds)} s: ${fmt(mb(binlogBytes) / replay.seconds)} MB/s, ${fmt(transactions / replay.seconds, 0)} tx/s; peak RSS ${fmt(usage?.peakRssMb, 0)} MB (${usage?.peakProgram ?? '—'})${error ? `; FAILED: ${error}` : ''}`);
     };
     const runColdseal = async () => {
       const db = `cs_r${round}`;
@@ -302,9 +308,11 @@ async function replayPhase(args: Args, work: BenchWork, source: MariadbServer, t
   return { setup: { binlogBytes, transactions, files, startPosition: start.position, workloadSeconds: load.seconds, dumpBytes: Number(execFileSync('stat', ['-c', '%s', dumpFile]).toString()), backlog }, rounds };
 }
 
-async function lagPhase(args: Args, source: MariadbServer, cs: ColdsealBinlog, peer: PeerArchiver, endpoint: string, notMeasured: string[]): Promise<BurstResult[]> {
+type LagRun = BurstResult & { round: number };
+
+async function lagPhase(args: Args, source: MariadbServer, cs: ColdsealBinlog, peer: PeerArchiver, endpoint: string, notMeasured: string[]): Promise<LagRun[]> {
   const s3 = benchS3(endpoint);
-  const results: BurstResult[] = [];
+  const results: LagRun[] = [];
   const common = { server: source, s3, bucket: 'bench', intervalSeconds: args.interval, burstSeconds: args.burstSeconds, connections: args.connections, timeoutSeconds: Math.max(300, args.interval * 10) };
   const contenders: { name: string; prepare: () => Promise<void>; burst: () => Promise<BurstResult> }[] = [];
   if (cs.pushUnavailable) notMeasured.push(`archiving lag of coldseal: ${cs.pushUnavailable}`);
@@ -348,12 +356,12 @@ async function lagPhase(args: Args, source: MariadbServer, cs: ColdsealBinlog, p
         fileOfKey: (key) => (key.startsWith(peer.prefix) && key.endsWith('.gz.gpg') ? key.slice(peer.prefix.length, -'.gz.gpg'.length) : undefined),
       }),
   });
-  for (const c of contenders) {
+  for (let round = 1; round <= args.lagRounds; round++) for (const c of round % 2 ? contenders : [...contenders].reverse()) {
     await c.prepare();
     const loadBefore = loadAverage();
-    console.log(`\nburst of ${args.burstSeconds} s, ${c.name} every ${args.interval} s (load ${loadBefore.toFixed(1)})…`);
+    console.log(`\nround ${round}: burst of ${args.burstSeconds} s, ${c.name} every ${args.interval} s (load ${loadBefore.toFixed(1)})…`);
     try {
-      const r = await c.burst();
+      const r = { ...(await c.burst()), round };
       results.push(r);
       console.log(
         `${r.contender}: ${r.files} files, ${fmt(mb(r.bytes), 0)} MB written at ${fmt(r.writeMBps)} MB/s (${fmt(r.transactions / r.burstSeconds, 0)} tx/s); archived ${fmt(r.archivedMBps)} MB/s, caught up ${fmt(r.catchUpSeconds)} s after the burst; lag p50 ${fmt(r.lagP50)} s, p90 ${fmt(r.lagP90)} s, max ${fmt(r.lagMax)} s (${r.probes} probes); ${r.runs.length} runs (${r.failedRuns} failed), median ${fmt(r.runSecondsMedian)} s, max ${fmt(r.runSecondsMax)} s; peak RSS ${fmt(r.usage?.peakRssMb, 0)} MB (${r.usage?.peakProgram ?? '—'}), tree ${fmt(r.usage?.peakTotalRssMb, 0)} MB; load ${loadBefore.toFixed(1)} → ${loadAverage().toFixed(1)}`,
@@ -368,7 +376,7 @@ async function lagPhase(args: Args, source: MariadbServer, cs: ColdsealBinlog, p
 
 const median = (values: readonly number[]) => {
   const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
+  return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
 };
 
 export async function binlogBench(argv: readonly string[]): Promise<void> {
@@ -384,7 +392,7 @@ export async function binlogBench(argv: readonly string[]): Promise<void> {
   let source: MariadbServer | undefined;
   let target: MariadbServer | undefined;
   let replay: Awaited<ReturnType<typeof replayPhase>> | undefined;
-  let lag: BurstResult[] = [];
+  let lag: LagRun[] = [];
   try {
     await createBenchBucket(moto.endpoint);
     // max_binlog_size 64M: no object over 100 MB in moto. A week of logs kept: nothing purged under the bench.
@@ -408,7 +416,7 @@ export async function binlogBench(argv: readonly string[]): Promise<void> {
   report(args, replay, lag, notMeasured, (Date.now() - started) / 1000);
 }
 
-function report(args: Args, replay: Awaited<ReturnType<typeof replayPhase>> | undefined, lag: BurstResult[], notMeasured: string[], seconds: number): void {
+function report(args: Args, replay: Awaited<ReturnType<typeof replayPhase>> | undefined, lag: LagRun[], notMeasured: string[], seconds: number): void {
   console.log(`\n── summary (${(seconds / 60).toFixed(1)} min) ──`);
   const lines: string[] = [];
   // A | inside a cell (the peers' pipelines) would end it.
@@ -421,14 +429,22 @@ function report(args: Args, replay: Awaited<ReturnType<typeof replayPhase>> | un
     const peerReplay = median(ok.map((r) => r.peer.replaySeconds));
     const peerDump = median(ok.map((r) => r.peer.dumpSeconds));
     row('binary logs replayed', `${fmt(binMb, 0)} MB in ${setup.files.length} files, ${setup.transactions} transactions (workload ${fmt(binMb / setup.workloadSeconds)} MB/s, ${fmt(setup.transactions / setup.workloadSeconds, 0)} tx/s); dump ${fmt(mb(setup.dumpBytes), 0)} MB`);
-    row(`peer: ${PEER_REPLAY}`, `${fmt(binMb / peerReplay)} MB/s, ${fmt(setup.transactions / peerReplay, 0)} tx/s (replay ${fmt(peerReplay)} s, dump load ${fmt(peerDump)} s; median of ${ok.length})`);
+    row(`peer: ${PEER_REPLAY}`, `${fmt(binMb / peerReplay)} MB/s, ${fmt(setup.transactions / peerReplay, 0)} tx/s (replay ${fmt(peerReplay)} s, dump load ${fmt(peerDump)} s; medians of ${ok.length})`);
     const cs = rounds.map((r) => r.coldseal).filter((c): c is NonNullable<ReplayRound['coldseal']> => c !== undefined && !c.error);
     if (cs.length) {
       const csReplay = median(cs.map((c) => c.replaySeconds));
       const csTotal = median(cs.map((c) => c.totalSeconds));
-      row('coldseal restore --to-latest', `${fmt(binMb / csReplay)} MB/s, ${fmt(setup.transactions / csReplay, 0)} tx/s (dump + replay ${fmt(csTotal)} s, of which dump ${fmt(median(cs.map((c) => c.dumpSeconds)))} s, split by ${cs[0].split}; median of ${cs.length})`);
-      row('replay alone, coldseal / peer (goal ≥ 0.9×)', `**${fmt(peerReplay / csReplay, 2)}×**`);
-      row('dump + replay, coldseal / peer', `**${fmt((peerReplay + peerDump) / csTotal, 2)}×**`);
+      row('coldseal restore --to-latest', `${fmt(binMb / csReplay)} MB/s, ${fmt(setup.transactions / csReplay, 0)} tx/s (dump + replay ${fmt(csTotal)} s, of which dump ${fmt(median(cs.map((c) => c.dumpSeconds)))} s, split by ${cs[0].split}; medians of ${cs.length})`);
+      // The ratio of each round (both contenders under the same load), then their median.
+      const both = rounds.filter((r) => !r.peer.error && r.coldseal && !r.coldseal.error);
+      const ratios = (f: (r: ReplayRound) => number) => both.map(f);
+      const replayRatios = ratios((r) => r.peer.replaySeconds / r.coldseal!.replaySeconds);
+      const totalRatios = ratios((r) => (r.peer.dumpSeconds + r.peer.replaySeconds) / r.coldseal!.totalSeconds);
+      const span = (v: number[]) => `**${fmt(median(v), 2)}×** (rounds: ${v.map((x) => `${fmt(x, 2)}×`).join(', ')})`;
+      row('replay alone, coldseal / peer (goal ≥ 0.9×)', span(replayRatios));
+      row('dump + replay, coldseal / peer', span(totalRatios));
+      const peerCpu: Record<string, number> = ok[ok.length - 1]?.peer.usage?.cpuByProgram ?? {};
+      row('peer replay CPU-s by program (last round)', Object.entries(peerCpu).map(([p, v]) => `${p} ${v.toFixed(1)}`).join(', '));
       row('coldseal restore: peak RSS one process / tree; temp disk', `${fmt(Math.max(...cs.map((c) => c.peakRssMb)), 0)} MB (${cs[0].peakProgram}) / ${fmt(Math.max(...cs.map((c) => c.peakTreeRssMb)), 0)} MB; ${fmt(mb(Math.max(...cs.map((c) => c.tmpBytes))), 0)} MB`);
       row('coldseal restore CPU-s by program (last round)', Object.entries(cs[cs.length - 1].cpuByProgram).map(([p, s]) => `${p} ${s.toFixed(1)}`).join(', '));
     }
@@ -441,11 +457,18 @@ function report(args: Args, replay: Awaited<ReturnType<typeof replayPhase>> | un
   }
   for (const r of lag) {
     row(
-      `lag, ${r.contender} every ${r.intervalSeconds} s`,
+      `lag, round ${r.round}, ${r.contender} every ${r.intervalSeconds} s`,
       `p50 ${fmt(r.lagP50)} s, p90 ${fmt(r.lagP90)} s, max ${fmt(r.lagMax)} s; ${fmt(r.archivedMBps)} MB/s archived (written ${fmt(r.writeMBps)}); caught up ${fmt(r.catchUpSeconds)} s after a ${fmt(r.burstSeconds, 0)} s burst; run median ${fmt(r.runSecondsMedian)} s, max ${fmt(r.runSecondsMax)} s; peak RSS ${fmt(r.usage?.peakRssMb, 0)} MB (${r.usage?.peakProgram ?? '—'}), tree ${fmt(r.usage?.peakTotalRssMb, 0)} MB`,
     );
   }
-  if (lag.length) row('archiving peer', PEER_ARCHIVER);
+  const lagOf = (contender: string) => lag.filter((r) => r.contender === contender);
+  const lagSummary = (runs: LagRun[]) =>
+    runs.length ? `p50 ${fmt(median(runs.map((r) => r.lagP50)))} s, max ${fmt(Math.max(...runs.map((r) => r.lagMax)))} s, ${fmt(median(runs.map((r) => r.archivedMBps)))} MB/s archived (written ${fmt(median(runs.map((r) => r.writeMBps)))}), push peak RSS ${fmt(Math.max(...runs.map((r) => r.usage?.peakRssMb ?? 0)), 0)} MB` : '—';
+  if (lag.length) {
+    row(`lag over ${args.lagRounds} round(s), every ${args.interval} s: coldseal`, lagSummary(lagOf('coldseal pitr binlog-push')));
+    row(`lag over ${args.lagRounds} round(s), every ${args.interval} s: peer`, lagSummary(lagOf('peer cron script')));
+    row('archiving peer', PEER_ARCHIVER);
+  }
   for (const n of notMeasured) row('NOT MEASURED', n);
   console.log(['| figure | value |', '| --- | --- |', ...lines].join('\n'));
   const dir = join(__dirname, '..', '.bench');
