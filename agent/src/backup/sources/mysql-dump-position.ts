@@ -60,7 +60,7 @@ export function parseDumpCoordinates(head: string): { file: string; position: nu
 
 /** MySQL's GTID_PURGED statement in a dump's head (plain or commented, over several lines); null when there is none. */
 export function parseMysqlGtidPurged(head: string): string | null {
-  const match = /^SET @@GLOBAL\.GTID_PURGED=(?:\/\*!80000 '\+'\*\/ )?'([^']*)'\s*;/im.exec(uncomment(head));
+  const match = /^SET @@GLOBAL\.GTID_PURGED=(?:\/\*!80000 '\+'\*[/] )?'([^']*)'\s*;/im.exec(uncomment(head));
   return match ? match[1].replace(/\s+/g, '') : null;
 }
 
@@ -82,7 +82,7 @@ export function parseDeferredGtid(tail: string): string | Error {
   const index = lines.findIndex((l) => GTID_SLAVE_POS_LINE.test(l));
   if (index < 0) return new Error('the deferred GTID section at the end of the dump has no SET GLOBAL gtid_slave_pos line');
   const between = lines.slice(0, index).every((l) => l.trim() === '' || l.startsWith('--'));
-  const footer = lines.slice(index + 1).every((l) => l.trim() === '' || /^\/\*!\d+ SET .*\*\/;$/.test(l.trim()) || l.startsWith('-- Dump completed'));
+  const footer = lines.slice(index + 1).every((l) => l.trim() === '' || /^\/\*!\d+ SET .*\*[/];$/.test(l.trim()) || l.startsWith('-- Dump completed'));
   if (!between || !footer) return new Error('the deferred GTID line is surrounded by more than comments and the dump footer: not the one mariadb-dump wrote');
   return GTID_SLAVE_POS_LINE.exec(lines[index])![1];
 }
