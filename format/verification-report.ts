@@ -39,6 +39,8 @@ const walRange = z.object({ from: walPoint.extend({ baseBackup: z.string() }), t
  * the window it breaks.
  */
 const pitrSourceSchema = z.object({
+  /** Absent on rows written before MySQL sources had rows of their own. */
+  engine: z.literal('postgres').optional(),
   group: z.string(),
   host: z.string(),
   source: z.string(),
@@ -73,6 +75,52 @@ const pitrSourceSchema = z.object({
 });
 export type PitrSourceReport = z.infer<typeof pitrSourceSchema>;
 
+const binlogStart = z.object({ time: z.string(), position: z.string(), gtid: z.string(), dump: z.string(), database: z.string() });
+const binlogEnd = z.object({ time: z.string(), file: z.string(), gtid: z.string() });
+const binlogRange = z.object({ from: binlogStart, to: binlogEnd });
+
+/**
+ * One MySQL/MariaDB PITR source on one host, with the window of format/binlog-window.ts: `window`
+ * runs from a kept dump's binary log position to the newest file reachable from it without a hole;
+ * `recoveryPoint` is that file's close (everything committed before it is archived) and its age.
+ * Each gap names the missing files (or the GTID states that do not chain), the lost time, the
+ * dumps whose reach it ends and the first dump after it.
+ */
+const binlogSourceSchema = z.object({
+  engine: z.literal('mysql'),
+  group: z.string(),
+  host: z.string(),
+  source: z.string(),
+  status: z.enum(['OK', 'WARN', 'FAIL']),
+  /** The binlog-push interval. */
+  archiveTimeoutSeconds: z.number(),
+  flavor: z.enum(['mariadb', 'mysql']).nullable(),
+  serverIds: z.array(z.number()),
+  dumps: z.number(),
+  window: binlogRange.nullable(),
+  ranges: z.array(binlogRange),
+  gaps: z.array(
+    z.object({
+      after: z.string(),
+      before: z.string(),
+      missing: z.array(z.string()),
+      fromTime: z.string(),
+      toTime: z.string(),
+      gtidBefore: z.string(),
+      gtidAfter: z.string(),
+      reason: z.enum(['missing-files', 'gtid-discontinuity']),
+      description: z.string(),
+      brokenDumps: z.array(z.string()),
+      nextDump: z.object({ stamp: z.string(), readAt: z.string() }).nullable(),
+    }),
+  ),
+  recoveryPoint: z.object({ file: z.string(), closedAt: z.string(), ageSeconds: z.number() }).nullable(),
+  newest: z.object({ file: z.string(), closedAt: z.string(), archivedAt: z.string().nullable() }).nullable(),
+  notes: z.array(z.string()),
+  objects: z.object({ total: z.number(), checked: z.number(), hashed: z.number(), hashedBytes: z.number(), pending: z.number(), failed: z.number() }),
+});
+export type BinlogSourceReport = z.infer<typeof binlogSourceSchema>;
+
 const historyPoint = z.object({ stamp: z.string(), tier: z.string(), bytes: z.number(), ciphertextBytes: z.number(), durationSeconds: z.number() });
 
 export const reportSchema = z.object({
@@ -96,7 +144,8 @@ export const reportSchema = z.object({
       replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number() }).nullable().optional(),
     }),
   ),
-  pitr: z.array(pitrSourceSchema).optional(),
+  /** PostgreSQL rows (no engine, or "postgres") and MySQL/MariaDB rows (engine "mysql"). */
+  pitr: z.array(z.union([binlogSourceSchema, pitrSourceSchema])).optional(),
   drills: z.array(
     z.object({
       group: z.string(),

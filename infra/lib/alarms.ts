@@ -23,8 +23,8 @@ export interface ColdsealAlarmsProps {
    */
   readonly deadLetterQueue?: sqs.IQueue;
   /**
-   * Minutes a PITR source's newest archived WAL may be older than its archive_timeout (the
-   * monitor's COLDSEAL_WAL_GRACE_MINUTES): the WAL age alarm's threshold adds it.
+   * Minutes a PITR source's newest archived WAL (binary log) may be older than its archive_timeout
+   * (binlog-push interval), the monitor's COLDSEAL_WAL_GRACE_MINUTES: the age alarms' thresholds add it.
    * @default 5
    */
   readonly walGraceMinutes?: number;
@@ -118,7 +118,10 @@ export class ColdsealAlarms extends Construct {
     }
     const grace = props.walGraceMinutes ?? 5;
     for (const group of props.groups) {
-      for (const { source, archiveTimeoutSeconds } of group.pitrSources ?? []) this.walAlarms(group.name, source, archiveTimeoutSeconds, grace, add);
+      for (const { source, archiveTimeoutSeconds, engine } of group.pitrSources ?? []) {
+        if (engine === 'mysql') this.binlogAlarms(group.name, source, archiveTimeoutSeconds, grace, add);
+        else this.walAlarms(group.name, source, archiveTimeoutSeconds, grace, add);
+      }
     }
     for (const group of props.groups) {
       const rpo = group.rpoHours ?? DEFAULT_RPO_HOURS;
@@ -227,4 +230,53 @@ export class ColdsealAlarms extends Construct {
     );
   }
 
+
+  /**
+   * Per MySQL/MariaDB PITR source: the age of its newest archived binary log (the monitor's WAL
+   * check measures both engines under one metric; silence counts as late), and the agent's
+   * BinlogBacklog, the closed binary logs a binlog-push run left behind (published by every run,
+   * so a run that cannot upload shows it; a stopped timer shows as the age instead).
+   */
+  private binlogAlarms(group: string, source: string, intervalSeconds: number, graceMinutes: number, add: (alarm: cloudwatch.Alarm) => cloudwatch.Alarm): void {
+    const id = `${group}-${source}`;
+    const monitorDimensions = [DIMENSION.group, DIMENSION.host, DIMENSION.source, DIMENSION.service];
+    const agentDimensions = [DIMENSION.group, DIMENSION.host, DIMENSION.source];
+    add(
+      new cloudwatch.Alarm(this, `BinlogAge-${id}`, {
+        alarmDescription:
+          `coldseal ${group}/${source}: the newest archived binary log of at least one host is older than the binlog-push interval (${intervalSeconds} s) + ${graceMinutes} min, or the WAL check reported nothing: a restore now would lose the writes since. ` +
+          `Do: read the monitor's alert for which host; on it, systemctl list-timers 'coldseal*' shows whether the binlog-push timer runs, and coldseal pitr binlog-push --source ${source} by hand shows its error; coldseal pitr setup --source ${source} checks the server's settings. The server keeps closed binary logs only for binlog_expire_logs_seconds: act before that runs out.`,
+        metric: new cloudwatch.MathExpression({
+          expression: walSourceQuery(METRICS_NAMESPACE, METRIC.walArchiveAgeSeconds, monitorDimensions, group, source, { [DIMENSION.service]: SERVICE.monitor }),
+          usingMetrics: {},
+          period: Duration.minutes(10),
+          label: `binary log age ${id}`,
+        }),
+        threshold: intervalSeconds + graceMinutes * 60,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+    );
+    // One binlog-push run per interval: three runs in a row that left closed files behind.
+    const period = Duration.minutes(Math.max(5, Math.ceil(intervalSeconds / 60)));
+    add(
+      new cloudwatch.Alarm(this, `BinlogBacklog-${id}`, {
+        alarmDescription:
+          `coldseal ${group}/${source}: three binlog-push runs in a row on a host left closed binary logs not archived: uploads fail or do not keep up with the writes. ` +
+          `Do: on the host, journalctl of the binlog-push timer's unit (systemctl list-timers 'coldseal*') for the agent's error; check its network to S3; raise pitr.concurrency for a write burst. Files the server purges before they are archived are lost (the verifier reports the gap).`,
+        metric: new cloudwatch.MathExpression({
+          expression: walSourceQuery(AGENT_METRICS_NAMESPACE, METRIC.binlogBacklog, agentDimensions, group, source),
+          usingMetrics: {},
+          period,
+          label: `binary log backlog ${id}`,
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+  }
 }

@@ -64,12 +64,15 @@ export class ColdsealDashboard extends Construct {
       );
       if ((group.pitrSources ?? []).length > 0) {
         // The recovery point achieved: one line per host and PITR source, every WAL check (5 minutes).
+        // PostgreSQL WAL and MySQL/MariaDB binary logs share the metric: the title names what the group archives.
         const walPeriod = Duration.minutes(5);
+        const engines = new Set((group.pitrSources ?? []).map((p) => (p.engine === 'mysql' ? 'binary log' : 'WAL')));
+        const what = [...engines].sort().join(' or ');
         this.dashboard.addWidgets(
           new cloudwatch.GraphWidget({
-            title: `${group.name}: age of the newest archived WAL per host and source (seconds)`,
-            left: [new cloudwatch.MathExpression({ expression: perSourceSearch(METRIC.walArchiveAgeSeconds, group.name, 'Maximum', walPeriod), label: 'WAL age', period: walPeriod })],
-            leftAnnotations: (group.pitrSources ?? []).map((p) => ({ value: p.archiveTimeoutSeconds, label: `archive_timeout ${p.source}`, color: '#ff7f0e' })),
+            title: `${group.name}: age of the newest archived ${what} per host and source (seconds)`,
+            left: [new cloudwatch.MathExpression({ expression: perSourceSearch(METRIC.walArchiveAgeSeconds, group.name, 'Maximum', walPeriod), label: `${what} age`, period: walPeriod })],
+            leftAnnotations: (group.pitrSources ?? []).map((p) => ({ value: p.archiveTimeoutSeconds, label: `${p.engine === 'mysql' ? 'binlog-push interval' : 'archive_timeout'} ${p.source}`, color: '#ff7f0e' })),
             leftYAxis: { min: 0, showUnits: false },
             width: 24,
           }),

@@ -43,6 +43,14 @@ export const CHECKS = {
   'wal-timeline': 'WAL timeline history',
   'wal-no-window': 'No recovery window',
   'wal-pending': 'WAL not yet hashed',
+  'binlog-archive-late': 'Binary log archive late',
+  'binlog-never-archived': 'Binary log never archived',
+  'binlog-signature': 'Binary log record signature',
+  'binlog-record': 'Binary log record',
+  'binlog-sha256': 'Binary log object size / SHA-256',
+  'binlog-recipients': 'Binary log recipients',
+  'binlog-gap': 'Binary log archive gap',
+  'binlog-pending': 'Binary log not yet hashed',
 } as const;
 
 export type Check = keyof typeof CHECKS;

@@ -151,6 +151,12 @@ export function questionsFor(call: AwsCall, env: CallEnvironment, now = new Date
     if (headers['x-amz-tagging'] && entry.write && TAGGING_HEADER_NEEDS_PUT_TAGGING) {
       questions.push({ action: 's3:PutObjectTagging', resource, context: { ...base }, because: `${call.operation} carries x-amz-tagging` });
     }
+    // Shortening or removing a GOVERNANCE lock (PutObjectRetention to an earlier date, DeleteObject
+    // of a locked version) takes this header and s3:BypassGovernanceRetention; COMPLIANCE cannot be
+    // shortened at all. https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-bypass
+    if (headers['x-amz-bypass-governance-retention'] === 'true' && (call.operation === 'PutObjectRetention' || call.operation === 'DeleteObject')) {
+      questions.push({ action: 's3:BypassGovernanceRetention', resource, context: { ...base }, because: `${call.operation} with x-amz-bypass-governance-retention overrides a GOVERNANCE lock` });
+    }
     if (call.readsLock) {
       questions.push({ action: LOCK_HEADERS_SHOWN_WITH, resource, context: { ...base }, because: `${call.operation} is read for its Object Lock headers, which S3 shows only with ${LOCK_HEADERS_SHOWN_WITH}` });
     }

@@ -98,7 +98,7 @@ describe('the recovery window (settings.ts pitrProblems)', () => {
     await assert.rejects(resolveContext(context, ROOT), /coldseal\.pitr/);
   });
 
-  test('PITR sources: PostgreSQL sources with pitr.enabled, archive_timeout as the agent sets it', () => {
+  test('PITR sources: PostgreSQL sources with pitr.enabled, archive_timeout as the agent sets it; MySQL ones with the binlog-push interval', () => {
     assert.deepEqual(
       pitrSourcesOf([
         { name: 'a', type: 'postgres', pitr: { enabled: true } },
@@ -106,10 +106,16 @@ describe('the recovery window (settings.ts pitrProblems)', () => {
         { name: 'c', type: 'postgres', pitr: { enabled: false } },
         { name: 'd', type: 'postgres' },
         { name: 'e', type: 'files', paths: ['/srv'] },
+        { name: 'f', type: 'mysql', pitr: { enabled: true } },
+        { name: 'g', type: 'mysql', pitr: { enabled: true, intervalMinutes: 2 } },
+        { name: 'h', type: 'mysql', pitr: { enabled: false } },
+        { name: 'i', type: 'mysql' },
       ]),
       [
-        { source: 'a', archiveTimeoutSeconds: 60 },
-        { source: 'b', archiveTimeoutSeconds: 30 },
+        { source: 'a', engine: 'postgres', archiveTimeoutSeconds: 60 },
+        { source: 'b', engine: 'postgres', archiveTimeoutSeconds: 30 },
+        { source: 'f', engine: 'mysql', archiveTimeoutSeconds: 300 },
+        { source: 'g', engine: 'mysql', archiveTimeoutSeconds: 120 },
       ],
     );
   });
@@ -120,7 +126,7 @@ describe('the Lambdas, the schedule and the alarms', () => {
     for (const [, fn] of resourcesOfType(template, 'AWS::Lambda::Function').filter(([id]) => /Verifier|Monitor/.test(id) && !/LogRetention/.test(id))) {
       const variables = fn.Properties.Environment.Variables;
       const settings = loadSettings({ ...variables, COLDSEAL_BUCKET: 'bucket-name', COLDSEAL_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:t', COLDSEAL_DOCUMENT_NAME: 'coldseal-backup' });
-      assert.deepEqual(settings.groups.find((g) => g.name === 'db')!.pitrSources, [{ source: 'postgres', archiveTimeoutSeconds: 60 }]);
+      assert.deepEqual(settings.groups.find((g) => g.name === 'db')!.pitrSources, [{ source: 'postgres', engine: 'postgres', archiveTimeoutSeconds: 60 }]);
       assert.equal(settings.groups.find((g) => g.name === 'web')!.pitrSources, undefined);
       assert.equal(settings.walGraceMinutes, 5);
     }

@@ -80,6 +80,15 @@ describe('binary log recovery window', () => {
     assert.deepEqual(w.ranges.map((r) => [r.from.time, r.to.time]), [[t(5), t(20)]]);
   });
 
+  it('a missing file whose neighbours share one GTID state (a quiet rotation) is still a gap, said to have lost no GTID transaction', () => {
+    const files = archive(4).map((f) => (f.binlogFile === 'mariadb-bin.000003' ? { ...f, gtidStart: '0-1-4', gtidEnd: '0-1-4' } : f.binlogFile === 'mariadb-bin.000004' ? { ...f, gtidStart: '0-1-4' } : f));
+    const w = binlogWindow({ dumps: [dump('d1', 1, 5)], files: files.filter((f) => f.binlogFile !== 'mariadb-bin.000003') });
+    assert.equal(w.gaps.length, 1);
+    assert.equal(w.gaps[0].reason, 'missing-files');
+    assert.match(w.gaps[0].description, /^binary log mariadb-bin\.000003 is not in the archive: the GTID state is 0-1-4 on both sides, so no GTID transaction is lost, but what was logged between .* cannot be replayed or checked$/);
+    assert.equal(w.to?.position, 'mariadb-bin.000002');
+  });
+
   it('a file missing where a dump starts: that dump reaches nothing, and the hole is a gap', () => {
     const w = binlogWindow({ dumps: [dump('d3', 3, 25)], files: archive(5, [3]) });
     assert.equal(w.from, null);

@@ -1,4 +1,4 @@
-import { hostNameFrom, NAME_PATTERN, parseKey, WAL_PREFIX, WAL_WATERMARK_PREFIX, walPrefix } from '../../../format/layout';
+import { binlogPrefix, hostNameFrom, NAME_PATTERN, parseKey, WAL_PREFIX, WAL_WATERMARK_PREFIX, walPrefix } from '../../../format/layout';
 import type { GroupSettings, Settings } from '../../../format/lambda-settings';
 import { alertMessage, hasNews, publishAlert, reconcileAlerts, type AlertPlan } from '../../shared/alerts';
 import { makeFinding, sortFindings, type Check, type Finding } from '../../shared/findings';
@@ -17,6 +17,14 @@ import type { BucketStore, Clock, InstanceDirectory, KeyListing, Log, MetricsSin
  * file names sort in WAL order (format/wal.ts), so what sorts after the watermark is what was
  * archived since. Ages come from S3's LastModified (when the object was stored): the check needs
  * no read of any WAL object, and the monitor's role has none.
+ *
+ * A MySQL/MariaDB source (engine "mysql") keeps its binary logs in one folder, binlog/, without
+ * timelines: one StartAfter listing of it per run, its watermark on "timeline" 0. Binary log names
+ * of one basename sort in sequence (format/layout.ts binlogObjectKey), and binlog-push rotates
+ * even a quiet server (FLUSH BINARY LOGS) at every run, so its threshold is the push interval
+ * plus the grace. A new basename (log_bin renamed) or the step from 999999 to 1000000 can sort
+ * before the watermark: those files go unseen and the source looks late (never too young) until
+ * the watermark state is deleted.
  */
 
 export interface WalCheckDeps {
@@ -34,7 +42,7 @@ export interface WalWatermark {
   readonly group: string;
   readonly host: string;
   readonly source: string;
-  /** The newest timeline listed, and the last key (in key order) seen in it. */
+  /** The newest timeline listed (0: a binary log archive, which has none), and the last key (in key order) seen in it. */
   readonly timeline: number;
   readonly newestKey: string;
   /** The newest LastModified seen (ISO): when the newest archived WAL reached S3. */
@@ -45,6 +53,7 @@ export interface WalSourceState {
   readonly group: string;
   readonly host: string;
   readonly source: string;
+  readonly engine: 'postgres' | 'mysql';
   readonly thresholdSeconds: number;
   /** Undefined when the host never archived this source. */
   readonly newest: WalWatermark | undefined;
@@ -60,10 +69,15 @@ export interface WalCheckResult {
   readonly published: { subject: string; body: string } | undefined;
 }
 
-export const WAL_CHECKS: ReadonlySet<Check> = new Set<Check>(['wal-archive-late', 'wal-never-archived']);
+export const WAL_CHECKS: ReadonlySet<Check> = new Set<Check>(['wal-archive-late', 'wal-never-archived', 'binlog-archive-late', 'binlog-never-archived']);
 
 export function watermarkKey(group: string, host: string, source: string): string {
   return `${WAL_WATERMARK_PREFIX}${group}/${host}/${source}.json`;
+}
+
+/** Where a watermark's key must lie: the timeline's folder, or the binary log folder (timeline 0). */
+function archivePrefix(group: string, host: string, source: string, timeline: number): string {
+  return timeline === 0 ? binlogPrefix(group, host, source) : walPrefix(group, host, source, timeline);
 }
 
 function isWatermark(value: unknown, group: string, host: string, source: string): value is WalWatermark {
@@ -76,7 +90,7 @@ function isWatermark(value: unknown, group: string, host: string, source: string
     w.source === source &&
     Number.isInteger(w.timeline) &&
     typeof w.newestKey === 'string' &&
-    w.newestKey.startsWith(walPrefix(group, host, source, w.timeline!)) &&
+    w.newestKey.startsWith(archivePrefix(group, host, source, w.timeline!)) &&
     typeof w.newestAt === 'string' &&
     !Number.isNaN(Date.parse(w.newestAt))
   );
@@ -133,6 +147,25 @@ export async function newestArchivedWal(store: KeyListing, group: string, host: 
   return { newest: { group, host, source, timeline, newestKey, newestAt: new Date(newestMs).toISOString() }, listRequests };
 }
 
+/**
+ * The newest archived binary log of one host's source: the binlog/ folder after the watermark, one
+ * request. A watermark of a PostgreSQL archive under the same name (a source that changed engine)
+ * lists the folder from its start, once.
+ */
+export async function newestArchivedBinlog(store: KeyListing, group: string, host: string, source: string, watermark: WalWatermark | undefined): Promise<{ newest: WalWatermark | undefined; listRequests: number }> {
+  const continues = watermark !== undefined && watermark.timeline === 0;
+  const listed = await store.listAfter(binlogPrefix(group, host, source), continues ? watermark.newestKey : undefined);
+  let newestKey = continues ? watermark.newestKey : '';
+  let newestMs = continues ? Date.parse(watermark.newestAt) : Number.NEGATIVE_INFINITY;
+  for (const object of listed) {
+    if (parseKey(object.key)?.kind !== 'binlog') continue;
+    if (object.key > newestKey) newestKey = object.key;
+    newestMs = Math.max(newestMs, object.lastModified.getTime());
+  }
+  if (newestKey === '') return { newest: continues ? watermark : undefined, listRequests: 1 };
+  return { newest: { group, host, source, timeline: 0, newestKey, newestAt: new Date(newestMs).toISOString() }, listRequests: 1 };
+}
+
 const IDLE_NOTE =
   'An idle server looks late too: PostgreSQL switches to a new WAL segment at archive_timeout only when WAL was written since the last switch, so a server without writes archives nothing. Keep a little write activity (a heartbeat row updated every minute) so that this age measures archiving, not idleness.';
 
@@ -153,6 +186,44 @@ function lateFinding(settings: WalCheckDeps['settings'], state: WalSourceState &
       `On ${host}, as the PostgreSQL superuser: SELECT * FROM pg_stat_archiver (failed_count, last_failed_wal, last_failed_time) and the server log show why archive_command fails; ` +
       `coldseal pitr setup --source ${source} shows whether archive_mode, archive_command and archive_timeout are set (archive_mode needs a restart). ` +
       `Check that the host reaches S3 and that its role carries the coldseal instance policy of group ${group}. While archiving fails PostgreSQL keeps every WAL file in pg_wal: watch its disk. ${IDLE_NOTE}`,
+  });
+}
+
+const BINLOG_CHECKS = (host: string, source: string, group: string) =>
+  `On ${host}, as root: systemctl list-timers 'coldseal*' shows whether the binlog-push timer runs (journalctl on its unit shows its last runs); run coldseal pitr binlog-push --source ${source} by hand to see its error; ` +
+  `coldseal pitr setup --source ${source} checks log_bin, binlog_format, server_id, binlog_expire_logs_seconds and the account's privileges. ` +
+  `Check that the host reaches S3 and that its role carries the coldseal instance policy of group ${group}. The server keeps closed binary logs only for binlog_expire_logs_seconds: an outage longer than that loses them (the verifier then reports the gap), so act before it runs out.`;
+
+function lateBinlogFinding(settings: WalCheckDeps['settings'], state: WalSourceState & { newest: WalWatermark; ageSeconds: number }, intervalSeconds: number): Finding {
+  const { group, host, source, newest } = state;
+  const file = parseKey(newest.newestKey);
+  return makeFinding({
+    group,
+    host,
+    source,
+    subject: `${group}/${host}/${source}`,
+    check: 'binlog-archive-late',
+    severity: 'fail',
+    where: `s3://${settings.bucket}/${newest.newestKey}`,
+    since: new Date(Date.parse(newest.newestAt) + state.thresholdSeconds * 1000).toISOString(),
+    summary: `the newest archived binary log of ${source} on ${host}${file?.kind === 'binlog' ? `, ${file.binlogFile},` : ''} reached S3 ${minutes(state.ageSeconds)} ago (at ${newest.newestAt}), more than the binlog-push interval (${intervalSeconds} s) + ${settings.walGraceMinutes} min grace: a restore now would lose everything written since`,
+    action: BINLOG_CHECKS(host, source, group),
+  });
+}
+
+function neverBinlogFinding(settings: WalCheckDeps['settings'], state: WalSourceState, why: string, since: Date): Finding {
+  const { group, host, source } = state;
+  return makeFinding({
+    group,
+    host,
+    source,
+    subject: `${group}/${host}/${source}`,
+    check: 'binlog-never-archived',
+    severity: 'fail',
+    where: `s3://${settings.bucket}/${binlogPrefix(group, host, source)} (${why})`,
+    since: since.toISOString(),
+    summary: `${host} is expected to archive the binary logs of ${source} (point-in-time recovery is enabled for it in group ${group}), but no binary log of it was ever archived`,
+    action: `${BINLOG_CHECKS(host, source, group)} If this host does not run ${source}, remove it from the group (its ${settings.tagKey} tag) or move the source to a group of its own.`,
   });
 }
 
@@ -208,22 +279,23 @@ export async function runWalCheck(deps: WalCheckDeps): Promise<WalCheckResult> {
     if (pitrSources.length === 0) continue;
     const hosts = await expectedHosts(deps, group);
     for (const [host, why] of [...hosts].sort(([a], [b]) => a.localeCompare(b))) {
-      for (const { source, archiveTimeoutSeconds } of pitrSources) {
+      for (const { source, archiveTimeoutSeconds, engine: configured } of pitrSources) {
+        const engine = configured === 'mysql' ? 'mysql' : 'postgres';
         const thresholdSeconds = archiveTimeoutSeconds + settings.walGraceMinutes * 60;
         const previous = await loadWatermark(store, log, group.name, host, source);
-        const { newest, listRequests } = await newestArchivedWal(store, group.name, host, source, previous);
+        const { newest, listRequests } = await (engine === 'mysql' ? newestArchivedBinlog : newestArchivedWal)(store, group.name, host, source, previous);
         if (newest && JSON.stringify(newest) !== JSON.stringify(previous)) {
           await store.put(watermarkKey(group.name, host, source), JSON.stringify(newest), 'application/json');
         }
         const ageSeconds = newest ? Math.max(0, (now.getTime() - Date.parse(newest.newestAt)) / 1000) : undefined;
-        const state: WalSourceState = { group: group.name, host, source, thresholdSeconds, newest, ageSeconds, listRequests };
+        const state: WalSourceState = { group: group.name, host, source, engine, thresholdSeconds, newest, ageSeconds, listRequests };
         sources.push(state);
         evaluated.add(`${group.name}/${host}/${source}`);
         if (newest && ageSeconds !== undefined) {
           deps.metrics.walArchive({ group: group.name, host, source, ageSeconds });
-          if (ageSeconds > thresholdSeconds) findings.push(lateFinding(settings, { ...state, newest, ageSeconds }, archiveTimeoutSeconds));
+          if (ageSeconds > thresholdSeconds) findings.push((engine === 'mysql' ? lateBinlogFinding : lateFinding)(settings, { ...state, newest, ageSeconds }, archiveTimeoutSeconds));
         } else {
-          findings.push(neverFinding(settings, state, why, now));
+          findings.push((engine === 'mysql' ? neverBinlogFinding : neverFinding)(settings, state, why, now));
         }
       }
     }
@@ -232,7 +304,7 @@ export async function runWalCheck(deps: WalCheckDeps): Promise<WalCheckResult> {
   const published = hasNews(plan)
     ? await publishAlert(
         deps.notifier,
-        alertMessage({ origin: 'monitor, WAL check', plan, footer: [`The WAL check runs every few minutes; an open problem is repeated at most every ${settings.repeatHours} h, and its end is announced.`] }),
+        alertMessage({ origin: 'monitor, WAL check', plan, footer: [`The WAL check (PostgreSQL WAL and MySQL/MariaDB binary logs) runs every few minutes; an open problem is repeated at most every ${settings.repeatHours} h, and its end is announced.`] }),
         'alert',
       )
     : undefined;

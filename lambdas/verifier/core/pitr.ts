@@ -9,7 +9,11 @@ import { makeFinding, type Finding } from '../../shared/findings';
 import type { BucketStore, ListedObject, Log } from '../../shared/ports';
 import type { Budget } from './hashing';
 import type { GroupKeys } from './keys';
-import { checkWalObject, loadWalState, objectIdentity, sameKeyIds, walStateKey, WAL_STATE_SCHEMA, type WalObjectState } from './wal-objects';
+import { checkBinlogObject, finishBinlogRun, binlogSummaryLine, type BinlogPitrRow, type KeptDump } from './binlog-pitr';
+import { archiveFindings, formatAge, objectFindings, s3, saveRunState, type ArchiveWords } from './log-archive';
+import { checkWalObject, loadWalState, objectIdentity, walStateKey, type WalObjectState } from './wal-objects';
+
+export { formatAge };
 
 /**
  * The verifier's part of point-in-time recovery, per PITR source (group settings `pitrSources`) and
@@ -17,7 +21,9 @@ import { checkWalObject, loadWalState, objectIdentity, sameKeyIds, walStateKey, 
  * continuity from each kept base backup to the newest archived WAL (format/recovery-window.ts, the
  * same window `coldseal list` shows). A bad object is
  * a FAIL naming its segment and counts as missing for continuity, so the FAIL of the hole it leaves
- * names the recovery window it breaks too.
+ * names the recovery window it breaks too. A MySQL/MariaDB source (engine "mysql") is listed and
+ * its objects checked here too, in the same phases and budget; its continuity and findings are
+ * binlog-pitr.ts's.
  *
  * The sweep calls it in phases so that one hashing budget serves backups and WAL in the order that
  * matters: new backups, new WAL, re-reads of backups, then the daily sample of older WAL.
@@ -25,8 +31,6 @@ import { checkWalObject, loadWalState, objectIdentity, sameKeyIds, walStateKey, 
 
 /** HEAD + ranged GET per object; WAL objects are small, so latency dominates. */
 const WAL_CONCURRENCY = 8;
-/** A WAL object not hashed a day after it was first seen is worth a warning (as for backups). */
-const PENDING_GRACE_MS = 24 * 3_600_000;
 /** A sampled re-read skips what was hashed this recently. */
 const RESAMPLE_MIN_AGE_MS = 24 * 3_600_000;
 /** A base backup's manifest is written once its WAL is archived; an hour covers a slow archiver before "reaches nothing" is a FAIL. */
@@ -57,12 +61,16 @@ export interface PitrRun {
   readonly group: GroupSettings;
   readonly host: string;
   readonly source: string;
+  /** Which archive: WAL under timelines (postgres) or binary logs under binlog/ (mysql). */
+  readonly engine: 'postgres' | 'mysql';
   readonly keys: GroupKeys;
   readonly archiveTimeoutSeconds: number;
-  /** The objects listed now, by WAL file name. */
+  /** The objects listed now, by WAL (or binary log) file name. */
   readonly listed: Map<string, ListedObject>;
   readonly objects: Map<string, WalObjectState>;
   readonly bases: KeptBaseBackup[];
+  /** A MySQL source's kept dumps with a binary log position (empty for PostgreSQL). */
+  readonly dumps: KeptDump[];
   readonly stateKey: string;
   checked: number;
   hashed: number;
@@ -95,27 +103,37 @@ export function keptBaseBackups(manifests: Iterable<{ manifestKey: string; manif
   return out;
 }
 
-/** Lists each PITR group's WAL and loads each source's state: one run per (host, PITR source) seen or expected. */
-export async function preparePitr(deps: PitrDeps, groups: readonly GroupSettings[], keysByGroup: ReadonlyMap<string, GroupKeys>, bases: ReadonlyMap<string, KeptBaseBackup[]>): Promise<PitrRun[]> {
+/** Lists each PITR group's log archive once and loads each source's state: one run per (host, PITR source) seen or expected. */
+export async function preparePitr(
+  deps: PitrDeps,
+  groups: readonly GroupSettings[],
+  keysByGroup: ReadonlyMap<string, GroupKeys>,
+  bases: ReadonlyMap<string, KeptBaseBackup[]>,
+  dumps: ReadonlyMap<string, KeptDump[]> = new Map(),
+): Promise<PitrRun[]> {
   const runs: PitrRun[] = [];
   for (const group of groups) {
     const pitrSources = group.pitrSources ?? [];
     const keys = keysByGroup.get(group.name);
     // Without the group's keys nothing can be checked; the caller reports that once per group.
     if (pitrSources.length === 0 || !keys || keys.problem) continue;
-    const listed = new Map<string, Map<string, ListedObject>>();
+    // By engine, then host/source, then file name: a source's WAL and binary logs never mix.
+    const listed = { postgres: new Map<string, Map<string, ListedObject>>(), mysql: new Map<string, Map<string, ListedObject>>() };
     for (const object of await deps.store.list(`${WAL_PREFIX}${group.name}/`)) {
       const parsed = parseKey(object.key);
-      if (parsed?.kind !== 'wal') continue;
+      if (parsed?.kind !== 'wal' && parsed?.kind !== 'binlog') continue;
       const id = `${parsed.host}/${parsed.source}`;
-      const byName = listed.get(id) ?? new Map<string, ListedObject>();
-      byName.set(parsed.walFile, object);
-      listed.set(id, byName);
+      const byEngine = parsed.kind === 'wal' ? listed.postgres : listed.mysql;
+      const byName = byEngine.get(id) ?? new Map<string, ListedObject>();
+      byName.set(parsed.kind === 'wal' ? parsed.walFile : parsed.binlogFile, object);
+      byEngine.set(id, byName);
     }
-    for (const { source, archiveTimeoutSeconds } of pitrSources) {
+    for (const { source, archiveTimeoutSeconds, engine: configured } of pitrSources) {
+      const engine = configured === 'mysql' ? 'mysql' : 'postgres';
+      const kept = engine === 'mysql' ? dumps : bases;
       const hosts = new Set(group.hosts);
-      for (const id of listed.keys()) if (id.endsWith(`/${source}`)) hosts.add(id.slice(0, id.indexOf('/')));
-      for (const id of bases.keys()) if (id.startsWith(`${group.name}/`) && id.endsWith(`/${source}`)) hosts.add(id.split('/')[1]);
+      for (const id of listed[engine].keys()) if (id.endsWith(`/${source}`)) hosts.add(id.slice(0, id.indexOf('/')));
+      for (const id of kept.keys()) if (id.startsWith(`${group.name}/`) && id.endsWith(`/${source}`)) hosts.add(id.split('/')[1]);
       for (const host of [...hosts].sort()) {
         const stateKey = walStateKey(group.name, host, source);
         const state = await loadWalState(deps.store, stateKey);
@@ -123,11 +141,13 @@ export async function preparePitr(deps: PitrDeps, groups: readonly GroupSettings
           group,
           host,
           source,
+          engine,
           keys,
           archiveTimeoutSeconds,
-          listed: listed.get(`${host}/${source}`) ?? new Map(),
+          listed: listed[engine].get(`${host}/${source}`) ?? new Map(),
           objects: new Map(Object.entries(state.objects)),
-          bases: bases.get(`${group.name}/${host}/${source}`) ?? [],
+          bases: engine === 'postgres' ? (bases.get(`${group.name}/${host}/${source}`) ?? []) : [],
+          dumps: engine === 'mysql' ? (dumps.get(`${group.name}/${host}/${source}`) ?? []) : [],
           stateKey,
           checked: 0,
           hashed: 0,
@@ -168,7 +188,8 @@ export async function checkPitrObjects(deps: PitrDeps, runs: readonly PitrRun[],
   await mapLimit(work, WAL_CONCURRENCY, async ({ run, walFile, object, fresh: isFresh }) => {
     // A new object's record is checked whatever the byte budget (a HEAD and 4 KiB); a pending hash or a re-read needs the budget.
     if (deps.remainingMs() <= 0 || (!isFresh && budget.exhausted)) return;
-    const outcome = await checkWalObject({ store: deps.store, keys: run.keys, budget, now }, object, walFile, run.objects.get(walFile));
+    const check = run.engine === 'mysql' ? checkBinlogObject : checkWalObject;
+    const outcome = await check({ store: deps.store, keys: run.keys, budget, now }, object, walFile, run.objects.get(walFile));
     if (!outcome) {
       run.listed.delete(walFile);
       return;
@@ -179,13 +200,14 @@ export async function checkPitrObjects(deps: PitrDeps, runs: readonly PitrRun[],
       run.hashed++;
       run.hashedBytes += outcome.hashedBytes;
     }
-    deps.log.debug('WAL object checked', { key: object.key, hashed: outcome.hashedBytes, problem: outcome.state.problem?.check });
+    deps.log.debug(run.engine === 'mysql' ? 'binary log object checked' : 'WAL object checked', { key: object.key, hashed: outcome.hashedBytes, problem: outcome.state.problem?.check });
   });
 }
 
 type Point = { readonly lsn: string; readonly time: string; readonly timeline: number };
 
 export interface PitrRow {
+  readonly engine?: 'postgres';
   readonly group: string;
   readonly host: string;
   readonly source: string;
@@ -208,7 +230,6 @@ export interface PitrRow {
   readonly objects: { readonly total: number; readonly checked: number; readonly hashed: number; readonly hashedBytes: number; readonly pending: number; readonly failed: number };
 }
 
-const s3 = (bucket: string, key: string) => `s3://${bucket}/${key}`;
 
 function mostCommon(values: readonly string[]): string | undefined {
   const counts = new Map<string, number>();
@@ -238,17 +259,6 @@ function gapFinding(run: PitrRun, bucket: string, gap: BrokenWindow, now: Date):
     detail: `recovery window broken at LSN ${gap.breaksAt}${gap.brokenBases.length ? ` for base backup${gap.brokenBases.length > 1 ? 's' : ''} ${gap.brokenBases.join(', ')}` : ''}; WAL resumes at ${gap.resumesAt}${gap.nextBase ? `; base backup ${gap.nextBase.stamp} restores again from ${gap.nextBase.stoppedAt}` : ''}`,
     action: `Look for the missing objects' versions (aws s3api list-object-versions --bucket ${bucket} --prefix ${WAL_PREFIX}${group.name}/${host}/${source}/${gap.from.slice(0, 8)}/) and at the archiver on ${host} (pg_stat_archiver, pg_wal/archive_status). Take a new base backup now (coldseal trigger --group ${group.name} --host ${host}) so that points after the gap can be restored.`,
   });
-}
-
-const LOCK_TOLERANCE_MS = 86_400_000;
-
-/** Whether an object's Object Lock does its job: held now, or held for the term (a day's tolerance, as for backups) and the term is over. */
-function lockServes(lockUntil: string | null, lastModified: Date, days: number | undefined, now: Date): boolean {
-  if (lockUntil && Date.parse(lockUntil) > now.getTime()) return true;
-  if (days === undefined) return false;
-  const start = lastModified.getTime();
-  if (now.getTime() - start >= days * 86_400_000) return true;
-  return lockUntil !== null && Date.parse(lockUntil) >= start + days * 86_400_000 - LOCK_TOLERANCE_MS;
 }
 
 /** The window's holes, with what a person needs to judge them: the last point before, and the base backup after. */
@@ -296,32 +306,36 @@ function timelinesWithoutHistory(files: readonly { walFile: string }[], segSize:
     .map(([timeline, segnos]) => ({ timeline, firstSegment: segmentFileName(timeline, segnos.reduce((x, y) => (y < x ? y : x)), segSize), segments: segnos.length }));
 }
 
+function walWords(run: PitrRun): ArchiveWords {
+  const { group, host } = run;
+  return {
+    kind: 'wal',
+    file: 'WAL file',
+    object: 'WAL object',
+    doNotRely: `A restore stops at this segment (restore_command refuses it): do not rely on recovery past it. Look for an older version of the object and for who wrote it (S3 server access logs / CloudTrail data events); take a new base backup (coldseal trigger --group ${group.name} --host ${host}) so that later points do not need it.`,
+    recipientsAction: `The escrow key may not be able to decrypt this WAL. Check the recipients in the agent config of group ${group.name} and restart archiving on ${host} with the right keys.`,
+  };
+}
+
 /** Findings and report rows of every run, and each source's state written back (objects no longer listed dropped). */
-export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: Date): Promise<{ findings: Finding[]; rows: PitrRow[] }> {
+export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: Date): Promise<{ findings: Finding[]; rows: Array<PitrRow | BinlogPitrRow> }> {
   const findings: Finding[] = [];
-  const rows: PitrRow[] = [];
+  const rows: Array<PitrRow | BinlogPitrRow> = [];
   for (const run of runs) {
-    const { group, host, source, keys } = run;
-    const at = { group: group.name, host, source };
-    const doNotRely = `A restore stops at this segment (restore_command refuses it): do not rely on recovery past it. Look for an older version of the object and for who wrote it (S3 server access logs / CloudTrail data events); take a new base backup (coldseal trigger --group ${group.name} --host ${host}) so that later points do not need it.`;
-    const present = new Map<string, WalObjectState | undefined>();
-    let failed = 0;
-    let pendingCount = 0;
-    let oldestPending: string | undefined;
-    for (const [walFile, object] of run.listed) {
-      const state = run.objects.get(walFile);
-      const current = state && state.identity === objectIdentity(object) ? state : undefined;
-      if (current?.problem) {
-        failed++;
-        findings.push(makeFinding({ ...at, where: s3(deps.bucket, object.key), subject: object.key, check: current.problem.check, severity: 'fail', since: current.problem.since, summary: `WAL file ${walFile} of ${host}/${source} ${current.problem.summary}`, detail: current.problem.detail, action: doNotRely }));
-        continue;
-      }
-      if (current && current.hashedAt === null) {
-        pendingCount++;
-        if (!oldestPending || current.firstCheckedAt < oldestPending) oldestPending = current.firstCheckedAt;
-      }
-      present.set(walFile, current);
+    if (run.engine === 'mysql') {
+      const finished = await finishBinlogRun(deps, run, now);
+      findings.push(...finished.findings);
+      rows.push(finished.row);
+      continue;
     }
+    const { group, host, source } = run;
+    const at = { group: group.name, host, source };
+    const words = walWords(run);
+    const { doNotRely } = words;
+    const objectsChecked = objectFindings(deps, run, words);
+    findings.push(...objectsChecked.findings);
+    const { present, pendingCount, oldestPending } = objectsChecked;
+    let failed = objectsChecked.failed;
 
     // One cluster per system identifier: the kept base backups say which; without one, the records' majority.
     const bases = run.bases;
@@ -345,25 +359,7 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
       findings.push(makeFinding({ ...at, where: s3(deps.bucket, object.key), subject: object.key, check: 'wal-record', severity: 'fail', since: object.lastModified.toISOString(), summary: `WAL file ${walFile} of ${host}/${source} ${problem}`, action: `WAL of another cluster never belongs in this archive: find which host wrote it (its record names the signer). ${doNotRely}` }));
     }
 
-    // Object Lock, as for backups (format/backup-judgement.ts): held now, or held for the term WAL
-    // is locked for (the agent locks it like the daily tier) and past it. One finding per source.
-    const lockDays = group.lockDays?.daily ?? group.retentionDays.daily;
-    const unlocked = [...present].filter(([walFile, s]) => s && s.lockUntil !== undefined && !lockServes(s.lockUntil, run.listed.get(walFile)!.lastModified, lockDays, now)).map(([walFile]) => walFile).sort();
-    if (unlocked.length) {
-      const first = run.listed.get(unlocked[0])!;
-      findings.push(makeFinding({ ...at, where: s3(deps.bucket, first.key), subject: `${group.name}/${host}/${source}:wal-lock`, check: 'object-lock', severity: 'fail', since: first.lastModified.toISOString(), summary: `${unlocked.length} WAL object${unlocked.length === 1 ? '' : 's'} of ${host}/${source} ${unlocked.length === 1 ? 'has' : 'have'} no Object Lock retention${lockDays ? ` for the ${lockDays}-day term` : ''} (first: ${unlocked[0]}): ${unlocked.length === 1 ? 'it' : 'they'} can be deleted or overwritten`, detail: unlocked.slice(0, 20).join('\n'), action: `Check the bucket's default retention and the agent's objectLock setting for tier daily (WAL is locked like it); set retention on these objects (put-object-retention).` }));
-    }
-
-    // The newest object must be addressed to the recipients configured today (older ones keep the keys of their time).
-    const newest = [...present].filter(([, s]) => s?.recipientKeyIds && s.archivedAt).sort((a, b) => a[1]!.archivedAt!.localeCompare(b[1]!.archivedAt!)).pop();
-    if (newest && !sameKeyIds(newest[1]!.recipientKeyIds!, keys.recipientKeyIds)) {
-      const key = run.listed.get(newest[0])!.key;
-      findings.push(makeFinding({ ...at, where: s3(deps.bucket, key), subject: `${group.name}/${host}/${source}:newest-wal`, check: 'wal-recipients', severity: 'fail', since: newest[1]!.archivedAt!, summary: `the newest WAL file of ${host}/${source}, ${newest[0]}, is encrypted to key ids ${newest[1]!.recipientKeyIds!.join(', ')}, not to the recipients configured in ${keys.recipientsParameter} (${keys.recipientKeyIds.join(', ')})`, action: `The escrow key may not be able to decrypt this WAL. Check the recipients in the agent config of group ${group.name} and restart archiving on ${host} with the right keys.` }));
-    }
-
-    if (oldestPending && now.getTime() - Date.parse(oldestPending) > PENDING_GRACE_MS) {
-      findings.push(makeFinding({ ...at, where: s3(deps.bucket, `${WAL_PREFIX}${group.name}/${host}/${source}/`), subject: `${group.name}/${host}/${source}:wal-pending`, check: 'wal-pending', severity: 'warn', since: new Date(Date.parse(oldestPending) + PENDING_GRACE_MS).toISOString(), summary: `${pendingCount} WAL object${pendingCount === 1 ? '' : 's'} of ${host}/${source} not yet hashed (signature and recipients checked)`, action: "The verifier hashes them on its next runs; if this stays, raise the verifier's timeout or memory (COLDSEAL_HASH_BUDGET_MB)." }));
-    }
+    findings.push(...archiveFindings(deps, run, present, { count: pendingCount, oldest: oldestPending }, words, now));
 
     // Continuity, as `coldseal list` computes it (format/recovery-window.ts): the cluster of the
     // newest kept base backup. No .history content: the verifier holds no private key, so each
@@ -410,26 +406,16 @@ export async function finishPitr(deps: PitrDeps, runs: readonly PitrRun[], now: 
       objects: { total: run.listed.size, checked: run.checked, hashed: run.hashed, hashedBytes: run.hashedBytes, pending: pendingCount, failed },
     });
 
-    const kept: Record<string, WalObjectState> = {};
-    for (const walFile of [...run.listed.keys()].sort()) {
-      const state = run.objects.get(walFile);
-      if (state) kept[walFile] = state;
-    }
-    await deps.store.put(run.stateKey, JSON.stringify({ schema: WAL_STATE_SCHEMA, objects: kept }), 'application/json');
+    await saveRunState(deps, run);
   }
   return { findings, rows };
 }
 
-export function pitrSummaryLine(row: Pick<PitrRow, 'group' | 'host' | 'source' | 'window' | 'recoveryPoint' | 'gaps' | 'objects'>): string {
+export function pitrSummaryLine(row: PitrRow | BinlogPitrRow): string {
+  if (row.engine === 'mysql') return binlogSummaryLine(row);
   const window = row.window ? `window ${row.window.from.time} to ${row.window.to.time}` : 'no recovery window';
   const point = row.recoveryPoint ? `recovery point ${formatAge(row.recoveryPoint.ageSeconds)} old` : 'no recovery point';
   const gaps = row.gaps.length ? `${row.gaps.length} GAP${row.gaps.length === 1 ? '' : 'S'}` : 'no gaps';
   return `PITR ${row.group}/${row.host}/${row.source}: ${window}, ${point}, ${gaps}; ${row.objects.total} WAL objects, ${row.objects.checked} checked now (${formatBytes(row.objects.hashedBytes)} hashed)${row.objects.failed ? `, ${row.objects.failed} FAILED` : ''}`;
 }
 
-export function formatAge(seconds: number): string {
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86_400).toFixed(1)} days`;
-}

@@ -3,6 +3,7 @@ import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findin
 import { formatBytes } from '../../../runtime/byte-size';
 import type { HistoryEntry } from './fleet';
 import type { DrillSummary } from './drills';
+import type { BinlogPitrRow } from './binlog-pitr';
 import { formatAge, type PitrRow } from './pitr';
 
 /**
@@ -38,7 +39,7 @@ export function buildReport(input: {
   sources: readonly SourceRow[];
   drills: readonly DrillSummary[];
   /** PITR sources (absent in a deployment without any). */
-  pitr?: readonly PitrRow[];
+  pitr?: ReadonlyArray<PitrRow | BinlogPitrRow>;
   backups: number;
   verification: Report['verification'];
 }): Report {
@@ -79,7 +80,7 @@ export function buildReport(input: {
     findings,
     resolved: input.resolved,
     sources,
-    ...(input.pitr?.length ? { pitr: input.pitr.map((row) => ({ ...row, status: statusOf(standing.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source && f.check.startsWith('wal-'))) })) } : {}),
+    ...(input.pitr?.length ? { pitr: input.pitr.map((row) => ({ ...row, status: statusOf(standing.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source && pitrCheckOf(row, f.check))) })) } : {}),
     drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10, ...(d.readFrom ? { readFrom: d.readFrom } : {}) })),
     verification: input.verification,
   });
@@ -122,11 +123,36 @@ export function replicaText(r: ReplicaCounts): string {
   return `${r.replicated} of ${total} replicated${rest ? `, ${rest}` : ''}`;
 }
 
+/** Whether a finding speaks for a PITR row: its engine's checks, and "no recovery window" for both. */
+function pitrCheckOf(row: PitrRow | BinlogPitrRow, check: string): boolean {
+  return row.engine === 'mysql' ? check.startsWith('binlog-') || check === 'wal-no-window' : check.startsWith('wal-');
+}
+
+type BinlogReportRow = Extract<NonNullable<Report['pitr']>[number], { engine: 'mysql' }>;
+
+/** A MySQL/MariaDB source's row: the window from a dump's binary log position, its recovery point, the holes. */
+function binlogTableRow(r: BinlogReportRow): string {
+  const from = (p: BinlogReportRow['ranges'][number]['from']) => `${esc(p.time)}<div class="note">${esc(p.position)}${p.gtid ? `, GTID ${esc(p.gtid)}` : ''}</div><div class="note">dump ${esc(p.dump)} (${esc(p.database)})</div>`;
+  const to = (p: BinlogReportRow['ranges'][number]['to']) => `${esc(p.time)}<div class="note">end of ${esc(p.file)}${p.gtid ? `, GTID ${esc(p.gtid)}` : ''}</div>`;
+  const window = r.window ? from(r.window.from) : 'none';
+  const earlier = r.ranges.length > 1 ? `<div class="note">earlier: ${r.ranges.slice(0, -1).map((x) => `${esc(x.from.time)} to ${esc(x.to.time)}`).join('; ')}</div>` : '';
+  const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))} ago<div class="note">${esc(r.recoveryPoint.file)}, closed ${esc(r.recoveryPoint.closedAt)}</div>` : 'none';
+  const notes = r.notes.length ? `<div class="note">${r.notes.map(esc).join('<br>')}</div>` : '';
+  const gaps = r.gaps.length
+    ? r.gaps.map((g) => `<div><b>${g.missing.length ? esc(g.missing.join(' to ')) : `${esc(g.after)} / ${esc(g.before)}`}</b> (${g.reason === 'missing-files' ? 'missing' : 'GTID states do not chain'}): lost ${esc(g.fromTime)} to ${esc(g.toTime)}; ${g.brokenDumps.length ? `dump${g.brokenDumps.length > 1 ? 's' : ''} ${esc(g.brokenDumps.join(', '))} stop there` : 'no dump reaches it'}; ${g.nextDump ? `restorable again from ${esc(g.nextDump.readAt)}` : 'nothing later restorable until a new dump'}</div>`).join('')
+    : 'none';
+  const o = r.objects;
+  const objects = `${o.total} (${o.checked} checked now, ${esc(formatBytes(o.hashedBytes))} hashed${o.pending ? `, ${o.pending} hash pending` : ''}${o.failed ? `, <b>${o.failed} failed</b>` : ''})`;
+  const server = `${r.flavor ?? '?'} binary logs, server id${r.serverIds.length > 1 ? 's' : ''} ${r.serverIds.join(', ') || '-'}, ${r.dumps} dump${r.dumps === 1 ? '' : 's'}`;
+  return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${esc(server)}</div></td><td>${window}${earlier}</td><td>${r.window ? to(r.window.to) : 'none'}</td><td>${rp}</td><td>${gaps}${notes}</td><td>${objects}</td></tr>`;
+}
+
 /** One row per PITR source: the window a restore can reach, its recovery point, and what breaks it. */
 export function pitrTable(rows: NonNullable<Report['pitr']>): string {
   const point = (p: { time: string; lsn: string; timeline: number }) => `${esc(p.time)}<div class="note">LSN ${esc(p.lsn)}, timeline ${p.timeline}</div>`;
   const body = rows
     .map((r) => {
+      if (r.engine === 'mysql') return binlogTableRow(r);
       const window = r.window ? `${point(r.window.from)}<div class="note">base backup ${esc(r.window.from.baseBackup)}</div>` : 'none';
       const to = r.window ? point(r.window.to) : 'none';
       const rp = r.recoveryPoint ? `${esc(formatAge(r.recoveryPoint.ageSeconds))} ago<div class="note">${esc(r.recoveryPoint.segment)}, archived ${esc(r.recoveryPoint.archivedAt)}</div>` : 'none';
@@ -141,7 +167,7 @@ export function pitrTable(rows: NonNullable<Report['pitr']>): string {
       return `<tr><td>${badge(r.status)}</td><td>${esc(r.host)} / ${esc(r.source)}<div class="note">${esc(r.group)}; ${cluster}</div></td><td>${window}${earlier}</td><td>${to}</td><td>${rp}</td><td>${gaps}${notes}</td><td>${objects}</td></tr>`;
     })
     .join('');
-  return `<table class="list"><tr><th>status</th><th>source</th><th>window from</th><th>window to</th><th>recovery point</th><th>gaps</th><th>WAL objects</th></tr>${body}</table>`;
+  return `<table class="list"><tr><th>status</th><th>source</th><th>window from</th><th>window to</th><th>recovery point</th><th>gaps</th><th>log objects</th></tr>${body}</table>`;
 }
 
 function badge(status: Status): string {

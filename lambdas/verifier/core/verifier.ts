@@ -17,6 +17,7 @@ import { loadGroupKeys, type GroupKeys } from './keys';
 import type { ReplicaState } from './replica';
 import type { Report } from '../../../format/verification-report';
 import { buildReport, renderHtml, type ReplicaCounts } from './report-builder';
+import { keptBinlogDumps } from './binlog-pitr';
 import { checkPitrObjects, finishPitr, keptBaseBackups, pitrSummaryLine, preparePitr, type PitrDeps } from './pitr';
 
 export interface VerifierDeps {
@@ -37,6 +38,7 @@ const VERIFIER_CHECKS: ReadonlySet<Check> = new Set<Check>([
   'recipients', 'dump-exit-status', 'completion-marker', 'object-lock', 'not-read-verified', 'verification-pending', 'retention-count',
   'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS,
   'wal-signature', 'wal-record', 'wal-sha256', 'wal-recipients', 'wal-gap', 'wal-timeline', 'wal-no-window', 'wal-pending',
+  'binlog-signature', 'binlog-record', 'binlog-sha256', 'binlog-recipients', 'binlog-gap', 'binlog-pending',
 ]);
 /** A first read that has not happened a day after the backup is worth a warning. */
 const PENDING_GRACE_MS = 24 * 3_600_000;
@@ -252,9 +254,10 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     return checkBackup({ store, bucket: settings.bucket, keys: keysByGroup.get(group.name)!, records, now, reverifyDays: settings.reverifyDays, retentionDays: group.retentionDays, lockDays: group.lockDays, replica: replicaContext(settings) }, b, { newest: newestManifest.get(sourceId(b.location)) === b.stamp });
   });
   for (const c of checked) findings.push(...c.findings);
-  // One budget, spent where it matters most: new backups, new WAL, re-reads of backups, then the daily sample of older WAL.
+  // One budget, spent where it matters most: new backups, new WAL and binary logs, re-reads of backups, then the daily sample of older logs.
   const pitrDeps: PitrDeps = { store, log, bucket: settings.bucket, reverifyDays: settings.reverifyDays, remainingMs: deps.remainingMs };
-  const pitrRuns = await preparePitr(pitrDeps, settings.groups, keysByGroup, keptBaseBackups(checked.flatMap((c) => (c.manifest && c.backup.manifest ? [{ manifestKey: c.backup.manifest.key, manifest: c.manifest }] : []))));
+  const keptManifests = checked.flatMap((c) => (c.manifest && c.backup.manifest ? [{ manifestKey: c.backup.manifest.key, manifest: c.manifest }] : []));
+  const pitrRuns = await preparePitr(pitrDeps, settings.groups, keysByGroup, keptBaseBackups(keptManifests), keptBinlogDumps(keptManifests));
   const jobs = checked.flatMap((c) => c.jobs);
   const hashingNew = await runHashJobs(deps, jobs.filter((j) => j.firstRead), budget, now);
   await checkPitrObjects(pitrDeps, pitrRuns, budget, now, 'new');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { VERIFIED_PREFIX, WAL_PREFIX } from '../../../format/layout';
 import { assertWalSegmentSize, parseWalFileName, segmentNumberOf } from '../../../format/wal';
+import type { WindowBinlog } from '../../../format/binlog-window';
 import type { WalRecord } from '../../../format/wal-record';
 import { messageRecipientKeyIds } from '../../../runtime/pgp';
 import { openWalRecord, WalRecordError, type WalRecordProblem } from '../../../runtime/wal-record';
@@ -9,13 +10,15 @@ import type { Budget } from './hashing';
 import type { GroupKeys } from './keys';
 
 /**
- * The keyless checks of one archived WAL object, and what the verifier remembers of it between runs.
+ * The keyless checks of one archived log object (a PostgreSQL WAL file, or a MySQL/MariaDB binary
+ * log: same metadata record scheme, same checks, binlog-pitr.ts opens its record), and what the
+ * verifier remembers of it between runs.
  *
  * A WAL object carries its signed record in its own user metadata (format/wal-record.ts): a HEAD
  * reads it. The record names the object's key (a copy under another segment's name fails), the
  * cluster's system identifier, wal_segment_size, the ciphertext's size and SHA-256 and the key ids
  * it is encrypted to. The object's bytes are hashed in one streaming GET (a WAL object is at most
- * one compressed segment, ≤ 64 MiB plus OpenPGP framing, but it is never buffered: only the first
+ * one compressed segment, ≤ 64 MiB plus OpenPGP framing, a binary log up to max_binlog_size; never buffered: only the first
  * 4 KiB are kept, for the recipients in the message head, as for backups).
  *
  * Incremental: the results are kept per source in one state object (state/verified/wal/<g>/<h>/<s>.json,
@@ -28,7 +31,10 @@ export const WAL_STATE_SCHEMA = 'coldseal-wal-verification/1';
 /** PKESK packets are ~90 bytes each for cv25519; 4 KiB covers dozens of recipients. */
 const HEAD_BYTES = 4096;
 
-export type WalObjectCheck = 'wal-signature' | 'wal-record' | 'wal-sha256' | 'wal-recipients';
+/** Which archive an object belongs to: its checks and messages name it (PostgreSQL WAL, MySQL/MariaDB binary logs). */
+export type LogKind = 'wal' | 'binlog';
+type ObjectCheckName = 'signature' | 'record' | 'sha256' | 'recipients';
+export type WalObjectCheck = `${LogKind}-${ObjectCheckName}`;
 
 export interface WalProblem {
   readonly check: WalObjectCheck;
@@ -51,6 +57,8 @@ export interface WalObjectState {
   readonly recipientKeyIds?: readonly string[];
   /** Object Lock retain-until date from the HEAD; null: no retention (absent in states written before it was recorded). */
   readonly lockUntil?: string | null;
+  /** A binary log's record as the window needs it (format/binlog-window.ts), and its server: continuity is judged without a HEAD per run. */
+  readonly binlog?: WindowBinlog & { readonly serverId: number };
   /** A failed check: the object is reported each run, without reading it again, until its bytes change. */
   readonly problem?: WalProblem;
 }
@@ -82,14 +90,19 @@ export async function loadWalState(store: BucketStore, key: string): Promise<Wal
   return { schema: WAL_STATE_SCHEMA, objects: {} };
 }
 
-const RECORD_SUMMARY: Record<WalRecordProblem, string> = {
-  missing: 'has no signed WAL record in its metadata',
-  malformed: "has a WAL record whose signature is not an OpenPGP signature",
-  'unknown-signer': 'is not signed by a trusted signing key of its group',
-  'bad-signature': 'does not match its signature: its record was changed after it was signed',
-  'invalid-payload': 'has a signed WAL record that does not match the schema',
-  'wrong-key': 'carries the signed record of another WAL file: it was copied or swapped under this name',
-};
+const NOUNS: Record<LogKind, { record: string; file: string }> = { wal: { record: 'WAL record', file: 'WAL file' }, binlog: { record: 'binary log record', file: 'binary log' } };
+
+function recordSummary(kind: LogKind, problem: WalRecordProblem): string {
+  const { record, file } = NOUNS[kind];
+  return {
+    missing: `has no signed ${record} in its metadata`,
+    malformed: `has a ${record} whose signature is not an OpenPGP signature`,
+    'unknown-signer': 'is not signed by a trusted signing key of its group',
+    'bad-signature': 'does not match its signature: its record was changed after it was signed',
+    'invalid-payload': `has a signed ${record} that does not match the schema`,
+    'wrong-key': `carries the signed record of another ${file}: it was copied or swapped under this name`,
+  }[problem];
+}
 
 export function sameKeyIds(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join() === [...b].sort().join();
@@ -109,12 +122,44 @@ export interface WalCheckOutcome {
   readonly hashedBytes: number;
 }
 
+/** What the integrity checks need of an object's signed record, whichever archive it belongs to. */
+export interface OpenedLogRecord {
+  readonly ciphertextBytes: number;
+  readonly ciphertextSha256: string;
+  readonly recipientKeyIds: readonly string[];
+  readonly archivedAt: string;
+}
+
 /**
- * Checks one object: record (signature, schema, own key), the size the listing shows, the SHA-256
- * of its bytes when the budget allows (else only the head, and the hash stays pending), and the
- * OpenPGP recipients in the message head against the signed record. Null when the object is gone.
+ * Opens and judges one object's record: the record and the facts to remember, or the problem
+ * (with the facts known so far). Throws WalRecordError for what openLogRecord refuses.
+ */
+export type LogRecordOpener = (metadata: Record<string, string> | undefined, key: string) => Promise<{ record: OpenedLogRecord; facts: Partial<WalObjectState>; problem?: Omit<WalProblem, 'since'> }>;
+
+/**
+ * Checks one WAL object: record (signature, schema, own key, a wal_segment_size that fits its
+ * name), then checkLogObject's size, hash and recipients. Null when the object is gone.
  */
 export async function checkWalObject(ctx: WalCheckContext, object: ListedObject, walFile: string, previous: WalObjectState | undefined): Promise<WalCheckOutcome | null> {
+  return checkLogObject(ctx, object, previous, 'wal', async (metadata, key) => {
+    const record: WalRecord = (await openWalRecord(metadata, ctx.keys.signing, key)).record;
+    const facts = { archivedAt: record.archivedAt, systemIdentifier: record.systemIdentifier, walSegmentSize: record.walSegmentSize, recipientKeyIds: record.recipientKeyIds };
+    try {
+      assertWalSegmentSize(record.walSegmentSize);
+      if (parseWalFileName(walFile).kind !== 'history') segmentNumberOf(walFile, record.walSegmentSize);
+    } catch (error) {
+      return { record, facts, problem: { check: 'wal-record', summary: `has a signed record whose wal_segment_size (${record.walSegmentSize}) does not fit its name`, detail: (error as Error).message } };
+    }
+    return { record, facts };
+  });
+}
+
+/**
+ * Checks one object of a log archive: its record (through `open`), the size the listing shows, the
+ * SHA-256 of its bytes when the budget allows (else only the head, and the hash stays pending),
+ * and the OpenPGP recipients in the message head against the signed record. Null when the object is gone.
+ */
+export async function checkLogObject(ctx: WalCheckContext, object: ListedObject, previous: WalObjectState | undefined, kind: LogKind, open: LogRecordOpener): Promise<WalCheckOutcome | null> {
   const now = ctx.now.toISOString();
   const identity = objectIdentity(object);
   const firstCheckedAt = previous && previous.identity === identity ? previous.firstCheckedAt : now;
@@ -125,23 +170,19 @@ export async function checkWalObject(ctx: WalCheckContext, object: ListedObject,
   const base = { identity, size: head.size, firstCheckedAt, hashedAt: null, lockUntil: head.lockMode && head.lockUntil ? head.lockUntil.toISOString() : null };
   const failed = (problem: Omit<WalProblem, 'since'>, facts: Partial<WalObjectState> = {}): WalCheckOutcome => ({ state: { ...base, ...facts, problem: { ...problem, since } }, hashedBytes: 0 });
 
-  let record: WalRecord;
+  let record: OpenedLogRecord;
+  let facts: Partial<WalObjectState>;
   try {
-    record = (await openWalRecord(head.metadata, ctx.keys.signing, object.key)).record;
+    const opened = await open(head.metadata, object.key);
+    if (opened.problem) return failed(opened.problem, opened.facts);
+    ({ record, facts } = opened);
   } catch (error) {
     if (!(error instanceof WalRecordError)) throw error;
-    const check: WalObjectCheck = error.problem === 'invalid-payload' || error.problem === 'wrong-key' ? 'wal-record' : 'wal-signature';
-    return failed({ check, summary: RECORD_SUMMARY[error.problem], detail: error.message });
-  }
-  const facts = { archivedAt: record.archivedAt, systemIdentifier: record.systemIdentifier, walSegmentSize: record.walSegmentSize, recipientKeyIds: record.recipientKeyIds };
-  try {
-    assertWalSegmentSize(record.walSegmentSize);
-    if (parseWalFileName(walFile).kind !== 'history') segmentNumberOf(walFile, record.walSegmentSize);
-  } catch (error) {
-    return failed({ check: 'wal-record', summary: `has a signed record whose wal_segment_size (${record.walSegmentSize}) does not fit its name`, detail: (error as Error).message }, facts);
+    const check: WalObjectCheck = error.problem === 'invalid-payload' || error.problem === 'wrong-key' ? `${kind}-record` : `${kind}-signature`;
+    return failed({ check, summary: recordSummary(kind, error.problem), detail: error.message });
   }
   if (head.size !== record.ciphertextBytes) {
-    return failed({ check: 'wal-sha256', summary: `is ${head.size} bytes, its signed record says ${record.ciphertextBytes} (${head.size < record.ciphertextBytes ? 'truncated' : 'grown'})` }, facts);
+    return failed({ check: `${kind}-sha256`, summary: `is ${head.size} bytes, its signed record says ${record.ciphertextBytes} (${head.size < record.ciphertextBytes ? 'truncated' : 'grown'})` }, facts);
   }
 
   let headBytes = Buffer.alloc(0);
@@ -163,7 +204,7 @@ export async function checkWalObject(ctx: WalCheckContext, object: ListedObject,
     ctx.budget.hashedObjects += 1;
     const sha256 = hash.digest('hex');
     if (hashedBytes !== record.ciphertextBytes || sha256 !== record.ciphertextSha256) {
-      return { ...failed({ check: 'wal-sha256', summary: 'does not match the SHA-256 in its signed record: its bytes were changed or damaged', detail: `read ${hashedBytes} bytes with SHA-256 ${short(sha256)}, the signed record says ${record.ciphertextBytes} bytes, ${short(record.ciphertextSha256)}` }, facts), hashedBytes };
+      return { ...failed({ check: `${kind}-sha256`, summary: 'does not match the SHA-256 in its signed record: its bytes were changed or damaged', detail: `read ${hashedBytes} bytes with SHA-256 ${short(sha256)}, the signed record says ${record.ciphertextBytes} bytes, ${short(record.ciphertextSha256)}` }, facts), hashedBytes };
     }
     hashed = true;
   } else {
@@ -173,10 +214,10 @@ export async function checkWalObject(ctx: WalCheckContext, object: ListedObject,
   try {
     messageIds = await messageRecipientKeyIds(headBytes);
   } catch (error) {
-    return { ...failed({ check: 'wal-recipients', summary: 'does not start like an OpenPGP message encrypted to public keys', detail: (error as Error).message }, facts), hashedBytes };
+    return { ...failed({ check: `${kind}-recipients`, summary: 'does not start like an OpenPGP message encrypted to public keys', detail: (error as Error).message }, facts), hashedBytes };
   }
   if (!sameKeyIds(messageIds, record.recipientKeyIds)) {
-    return { ...failed({ check: 'wal-recipients', summary: `is encrypted to key ids ${messageIds.join(', ')}, not to those its signed record lists (${record.recipientKeyIds.join(', ')})` }, facts), hashedBytes };
+    return { ...failed({ check: `${kind}-recipients`, summary: `is encrypted to key ids ${messageIds.join(', ')}, not to those its signed record lists (${record.recipientKeyIds.join(', ')})` }, facts), hashedBytes };
   }
   return { state: { ...base, ...facts, hashedAt: hashed ? now : null }, hashedBytes };
 }
