@@ -383,8 +383,9 @@ export async function binlogBench(argv: readonly string[]): Promise<void> {
   const args = parseArgs(argv);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   requireTools(['mariadb', 'mariadb-binlog', 'mariadb-dump', 'gzip', 'gpg', 'aws', 'stat'], 'the binary log benchmark');
-  const work = await benchWork('coldseal-binlogbench-', { gpgSecretKey: false });
+  // The bundle first: a build that fails leaves no work directory or moto behind.
   const bundle = await buildAgent();
+  const work = await benchWork('coldseal-binlogbench-', { gpgSecretKey: false });
   const moto = await startMoto();
   const env = { ...process.env, ...BENCH_AWS_ENV };
   const notMeasured: string[] = [];
