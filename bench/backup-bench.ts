@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { buildAgent } from '../scripts/build-agent';
 import { startMoto } from '../local-system/services';
 import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
+import { binlogBench } from './binlog-bench';
 import { pitrBench } from './pitr-bench';
 import { restoreBench } from './restore-bench';
 
 /**
  * npm run bench [-- --size-gb 1 --rounds 2 --no-moto --segments]   (restore: npm run bench -- --restore, see restore-bench.ts;
- * PITR against pgBackRest: npm run bench -- --pitr, see pitr-bench.ts)
+ * PITR against pgBackRest: npm run bench -- --pitr, see pitr-bench.ts; MySQL/MariaDB binary logs:
+ * npm run bench -- --binlog, see binlog-bench.ts)
  *
  * Side by side, interleaved round by round so drift hits every contender alike, on the same
  * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
@@ -49,6 +51,11 @@ async function main(): Promise<void> {
   if (process.argv.includes('--pitr')) {
     // npm run bench -- --pitr [...]: WAL archiving and PITR restore against pgBackRest (bench/pitr-bench.ts).
     await pitrBench(process.argv.slice(2).filter((a) => a !== '--pitr'));
+    return;
+  }
+  if (process.argv.includes('--binlog')) {
+    // npm run bench -- --binlog [...]: MySQL/MariaDB binary log replay and archiving lag (bench/binlog-bench.ts).
+    await binlogBench(process.argv.slice(2).filter((a) => a !== '--binlog'));
     return;
   }
   const args = parseArgs(process.argv.slice(2));

@@ -106,6 +106,8 @@ export class ProcSampler {
       const s = this.seen.get(p.key);
       if (s) {
         s.cpuTicks = Math.max(s.cpuTicks, p.cpu);
+        // A forked shell that exec()s (aws, gzip) keeps its pid: the peak belongs to the program it became.
+        if (p.hwm > s.hwmKb) s.program = p.argv[0].split('/').pop() ?? p.argv[0];
         s.hwmKb = Math.max(s.hwmKb, p.hwm);
       } else this.seen.set(p.key, { label: l, program: p.argv[0].split('/').pop() ?? p.argv[0], cpuTicks: p.cpu, hwmKb: p.hwm });
     }
