@@ -40,7 +40,7 @@ function retentionCell(s: SourceReport): string {
   const tiers = r.tiers
     .filter((t) => t.exist > 0 || t.promised)
     .map((t) => {
-      const counted = t.promised === null ? `${t.exist} (not kept by the settings)` : t.short ? miss(`${t.inWindow} of ${t.promised}`) : `${t.inWindow} of ${t.promised}`;
+      const counted = t.promised === null ? `${t.exist} (no retention set)` : t.short ? miss(`${t.inWindow} kept, ${t.promised} promised`) : `${t.inWindow} kept, ${t.promised} promised`;
       const replica = t.replica ? (t.replica.holdsSame ? ', replica same' : `, replica ${miss(`${t.replica.replicated} of ${t.exist}`)}`) : '';
       return `<div>${esc(t.tier)} ${counted}${t.oldest ? `<span class="note"> since ${esc(t.oldest.finishedAt.slice(0, 10))}</span>` : ''}${replica}</div>`;
     })
@@ -53,14 +53,18 @@ export function recoverySection(report: Report, group: string): string {
   const rows = report.sources.filter((s) => s.group === group && (s.recoveryPoint || s.recoveryTime || s.retention));
   if (rows.length === 0) return '';
   const body = rows.map((s) => `<tr><td>${esc(s.host)} / ${esc(s.source)}</td><td>${pointCell(s)}</td><td>${timeCell(s)}</td><td>${retentionCell(s)}</td></tr>`).join('');
-  return `<h3>Recovery: what can be restored, how fast, how many copies</h3><table class="list audit"><tr><th>source</th><th>recovery point</th><th>recovery time</th><th>copies per tier (kept of promised)</th></tr>${body}</table><figure>${recoveryWindowChart(group, report)}<figcaption class="note">Recovery window by age (square-root axis): each tick a good copy, coloured by tier; green bands are point-in-time log replay ranges.</figcaption></figure>`;
+  return `<h3>Recovery: what can be restored, how fast, how many copies</h3><table class="list audit"><tr><th>source</th><th>recovery point</th><th>recovery time</th><th>copies per tier</th></tr>${body}</table><figure>${recoveryWindowChart(group, report)}<figcaption class="note">Recovery window by age (square-root axis): each tick a good copy, coloured by tier; green bands are point-in-time log replay ranges.</figcaption></figure>`;
 }
 
 function trendText(s: StorageReport, group: string): string {
   const g = s.trend.groups.find((x) => x.group === group);
   if (!g) return '';
-  return g.change === null ? `${esc(formatBytes(g.bytes))} (no snapshot from 30 days ago to compare)` : `${esc(formatBytes(g.bytes))}, ${pct(g.change)} since ${esc((s.trend.since ?? '').slice(0, 10))} (${esc(formatBytes(g.bytesThen ?? 0))})`;
+  if (g.bytesThen === null) return `${esc(formatBytes(g.bytes))} (no snapshot from 30 days ago to compare)`;
+  return g.change === null ? `${esc(formatBytes(g.bytes))}, new since ${esc((s.trend.since ?? '').slice(0, 10))}` : `${esc(formatBytes(g.bytes))}, ${pct(g.change)} since ${esc((s.trend.since ?? '').slice(0, 10))} (${esc(formatBytes(g.bytesThen ?? 0))})`;
 }
+
+/** An SDK error can run to several lines (a deserialisation hint); the JSON keeps it whole. */
+const firstLine = (text: string) => text.split('\n')[0];
 
 export function storageSection(report: Report): string {
   const s = report.storage;
@@ -78,5 +82,5 @@ export function storageSection(report: Report): string {
       return `<h3>${g === '(deployment)' ? 'Reports and state' : `Group ${esc(g)}`}: ${trendText(s, g)}${groupCost}</h3>${g === '(deployment)' ? '' : storageHistoryChart(g, s.history)}${table}`;
     })
     .join('');
-  return `<h2>Storage and cost</h2>${cost}<p class="note">Prices: ${esc(s.priceNote)}. Requests a month (estimated): ${s.requests.tier1} PUT/LIST, ${s.requests.tier2} GET/HEAD; ${s.requests.assumptions.map(esc).join('; ')}.${s.replicaNote ? ` ${esc(s.replicaNote)}` : ''}</p>${perGroup}`;
+  return `<h2>Storage and cost</h2>${cost}<p class="note">Prices: ${esc(firstLine(s.priceNote))}. Requests a month (estimated): ${s.requests.tier1} PUT/LIST, ${s.requests.tier2} GET/HEAD; ${s.requests.assumptions.map(esc).join('; ')}.${s.replicaNote ? ` ${esc(s.replicaNote)}` : ''}</p>${perGroup}`;
 }
