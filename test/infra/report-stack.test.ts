@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 /**
  * What the report's recovery and cost figures need from the stack: the group settings the
  * verifier reads (rtoHours, calendar, runs per day, transitions, the price override),
