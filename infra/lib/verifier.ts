@@ -91,8 +91,10 @@ export class ColdsealVerifier extends Construct {
       grantReadRetention(role, props.bucket, [WAL_PREFIX]);
     }
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
-    // The report's storage section: today's snapshot (state/storage/) and the Price List answer it caches (state/prices/).
-    grantWrite(role, props.bucket, [STORAGE_SNAPSHOT_PREFIX, PRICE_CACHE_PREFIX], false);
+    // The report's storage section: today's snapshot (state/storage/), and the Price List answer it caches (state/prices/,
+    // a statement of its own: written only when the Price List answers, which moto never does).
+    grantWrite(role, props.bucket, [STORAGE_SNAPSHOT_PREFIX], false);
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'PriceCache', actions: ['s3:PutObject'], resources: [props.bucket.arnForObjects(`${PRICE_CACHE_PREFIX}*`)] }));
     // S3 prices for the report's cost (lambdas/shared/price-list.ts). GetProducts has no resource-level
     // permissions: the Service Authorization Reference lists it with resource "*"
     // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awspricelist.html).
