@@ -152,12 +152,16 @@ export function binlogWindow(input: BinlogWindowInput): BinlogWindow {
   const byBase = new Map<string, WindowBinlog[]>();
   for (const f of input.files) {
     const base = parseBinlogFileName(f.binlogFile).basename;
-    byBase.set(base, [...(byBase.get(base) ?? []), f]);
+    // push, not a spread copy: a month of 5-minute files is 8640, and copying made this quadratic.
+    const list = byBase.get(base) ?? [];
+    list.push(f);
+    byBase.set(base, list);
   }
   for (const base of byBase.keys()) {
     if (!basenames.has(base) && input.dumps.length > 0) notes.push(`archived binary logs named ${base}.* belong to no kept dump's position and are not part of the window`);
   }
-  const allFiles = [...input.files].sort((a, b) => b.closedAt.localeCompare(a.closedAt));
+  // Equal times (a second's resolution, or times estimated from listings): the later file of a basename is the newer.
+  const allFiles = [...input.files].sort((a, b) => b.closedAt.localeCompare(a.closedAt) || (parseBinlogFileName(a.binlogFile).basename === parseBinlogFileName(b.binlogFile).basename ? sequenceOf(b.binlogFile) - sequenceOf(a.binlogFile) : 0));
   const newest = allFiles[0] ?? null;
 
   const reaches: BinlogDumpReach[] = [];
@@ -194,7 +198,9 @@ export function binlogWindow(input: BinlogWindowInput): BinlogWindow {
       chain.push(files[i]);
     }
     const last = chain[chain.length - 1];
-    if (last.closedAt < dump.position.readAt) {
+    // closedAt is a binary log event time, in whole seconds: a file closed in the second the dump
+    // read its position (e.g. 58.000 against 58.400) may have closed after it.
+    if (last.closedAt < `${dump.position.readAt.slice(0, 19)}.000Z`) {
       problems.push(`the archive of ${base} ends at ${last.closedAt}, before dump ${dump.id} (${dump.database}) read its position at ${dump.position.readAt}: no point after the dump is archived yet`);
       reaches.push({ dump: dump.id, database: dump.database, from, to: null, files: [], brokenBy, problems });
       continue;
@@ -263,4 +269,77 @@ export function dumpForTime(window: BinlogWindow, time: string, database?: strin
   const span = window.ranges.map((r) => `${r.from.time} – ${r.to.time}`).join(', ') || 'none';
   if (hole) return { refusal: `${time} cannot be recovered: ${hole.description}. Reachable: ${span}` };
   return { refusal: `${time} is outside the recovery window${database ? ` of database ${database}` : ''} (reachable: ${span})` };
+}
+
+/** The ranges a refusal names ("from – to, …"). */
+function reachableSpan(window: BinlogWindow): string {
+  return window.ranges.map((r) => `${r.from.time} – ${r.to.time}`).join(', ') || 'none';
+}
+
+/**
+ * The dump a restore to a binary log position starts from: the newest whose own position is at or
+ * before the target and whose unbroken chain holds the target's file. `plaintextBytes` says how
+ * long each archived file is (a position past the end of its file is refused).
+ */
+export function dumpForPosition(
+  window: BinlogWindow,
+  target: { readonly file: string; readonly position: number },
+  sizes: ReadonlyMap<string, number>,
+  database?: string,
+): { reach: BinlogDumpReach } | { refusal: string } {
+  const text = formatBinlogPosition(target);
+  const base = parseBinlogFileName(target.file).basename;
+  const candidates = window.reaches
+    .filter((r) => (database === undefined || r.database === database) && r.to !== null && parseBinlogFileName(r.from.position.replace(/:\d+$/, '')).basename === base)
+    .filter((r) => {
+      const [file, offset] = [r.from.position.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(r.from.position)?.[1] ?? 0)];
+      const after = sequenceOf(target.file) > sequenceOf(file) || (target.file === file && target.position >= offset);
+      return after && r.files.includes(target.file);
+    })
+    .sort((a, b) => b.from.time.localeCompare(a.from.time));
+  const size = sizes.get(target.file);
+  if (candidates[0]) {
+    if (size !== undefined && target.position > size) return { refusal: `position ${text} is past the end of ${target.file} (${size} bytes)` };
+    return { reach: candidates[0] };
+  }
+  const hole = window.gaps.find((g) => g.missing.length > 0 && sequenceOf(g.missing[0]) <= sequenceOf(target.file) && sequenceOf(target.file) <= sequenceOf(g.missing[g.missing.length - 1]));
+  if (hole) return { refusal: `${text} cannot be recovered: ${hole.description}. Reachable: ${reachableSpan(window)}` };
+  const broken = window.reaches.find((r) => r.brokenBy && sequenceOf(r.brokenBy.before) <= sequenceOf(target.file));
+  if (broken?.brokenBy) return { refusal: `${text} cannot be recovered: ${broken.brokenBy.description}. Reachable: ${reachableSpan(window)}` };
+  return { refusal: `position ${text} is outside the recovery window${database ? ` of database ${database}` : ''} (before the first dump's position, or not archived; reachable: ${reachableSpan(window)})` };
+}
+
+/**
+ * The dump a restore to a GTID position starts from: the newest whose GTID position the target
+ * covers (it holds no transaction after the target) and whose chain reaches a file that holds the
+ * target. `stopFile` is the first file of the reach whose end state covers the target; null when
+ * the dump is exactly at the target (nothing to replay).
+ */
+export function dumpForGtid(
+  window: BinlogWindow,
+  target: string,
+  files: readonly WindowBinlog[],
+  database?: string,
+): { reach: BinlogDumpReach; stopFile: string | null } | { refusal: string } {
+  const byName = new Map(files.map((f) => [f.binlogFile, f]));
+  let sawBefore = false;
+  const candidates = window.reaches
+    .filter((r) => (database === undefined || r.database === database) && r.to !== null)
+    .sort((a, b) => b.from.time.localeCompare(a.from.time));
+  for (const reach of candidates) {
+    const flavor = byName.get(reach.files[0])?.flavor ?? 'mariadb';
+    if (!gtidStateCovers(target, reach.from.gtid, flavor)) {
+      sawBefore = true;
+      continue;
+    }
+    // Nothing to replay: the dump is exactly at the target.
+    if (gtidStateCovers(reach.from.gtid, target, flavor)) return { reach, stopFile: null };
+    const stop = reach.files.find((f) => gtidStateCovers(byName.get(f)!.gtidEnd, target, flavor));
+    if (stop) return { reach, stopFile: stop };
+  }
+  const hole = window.gaps[0];
+  if (hole && candidates.length > 0) return { refusal: `GTID ${target} cannot be recovered: it is in no file of an unbroken chain from a dump (${window.gaps.map((g) => g.description).join('; ')}). Reachable: ${reachableSpan(window)}` };
+  return {
+    refusal: `GTID ${target} is outside the recovery window${database ? ` of database ${database}` : ''} (${sawBefore ? 'every dump is past it, or ' : ''}no archived file holds it yet; reachable: ${reachableSpan(window)}${window.to ? `, up to GTID ${window.to.gtid}` : ''})`,
+  };
 }

@@ -30,6 +30,7 @@ import { FAKE, type Template } from '../infra/template-tools';
 import { createMysqlFixture, createPgFixture, dropMysqlDatabase, dropPgDatabase, mysqlContentFingerprint, pgContentFingerprint, uniqueDbName, MYSQL, PG } from '../../local-system/databases';
 import { ROOT, sampleContext } from '../infra/fixtures';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
+import { startMariadbServer, type MariadbServer } from '../harness/mariadb-server';
 import { execFileSync, spawn } from 'node:child_process';
 
 /**
@@ -47,6 +48,14 @@ const PITR_SOURCE = 'wal';
 let walCluster: PgCluster;
 let drillActor: MotoAccount;
 const walSql = (sql: string) => walCluster.psql('walapp', sql);
+/** Group db's MariaDB point-in-time-recovery source: a scratch server with binary logging, archived by `pitr binlog-push`. */
+const BINLOG_SOURCE = 'orders';
+let binlogServer: MariadbServer;
+/** The db group's host as the SSM document (and the binlog-push timer) runs the agent there. */
+let dbHostEnv: Record<string, string>;
+/** What the binlog-push timer installed by `pitr setup` runs on the host every pitr.intervalMinutes. */
+const binlogPush = async () => runAgent(['pitr', 'binlog-push', '--source', BINLOG_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--state-dir', join(dir, 'binlog-state')], dbHostEnv);
+const ordersSql = (sql: string) => binlogServer.sql(sql, 'orders');
 
 let deployment: Deployment;
 let recorder: Recorder;
@@ -137,6 +146,10 @@ before(async () => {
   walCluster = await startPgCluster({ settings: { checkpoint_timeout: '1h' } });
   walCluster.psql('postgres', 'create database walapp');
   walSql('create table t (id int primary key, at timestamptz not null default clock_timestamp())');
+  binlogServer = await startMariadbServer();
+  binlogServer.sql('CREATE DATABASE orders');
+  ordersSql('CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(40) NOT NULL)');
+  ordersSql("INSERT INTO t VALUES (1, 'before the dump')");
 
   const context = sampleContext() as any;
   // One recipient for every group (the escrow key); a signing key per group.
@@ -149,6 +162,7 @@ before(async () => {
         { name: 'pg', type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [pgSource] },
         { name: 'blobs', type: 'files', paths: [blobsRoot] },
         { name: PITR_SOURCE, type: 'postgres', host: walCluster.socketDir, port: walCluster.port, user: 'postgres', databases: ['walapp'], pitr: { enabled: true, waitForArchiveMinutes: 2 } },
+        { name: BINLOG_SOURCE, type: 'mysql', socket: binlogServer.socket, user: 'root', databases: ['orders'], pitr: { enabled: true } },
       ],
     },
     [APP_GROUP]: {
@@ -192,9 +206,15 @@ before(async () => {
   // The operator's one-time step on the PITR host (README "Set it up"): pitr setup --apply as root,
   // then the restart archive_mode needs; the server (and so archive_command) runs with the host's credentials.
   const hostEnv = deployment.hostEnv({}, hosts[PG_GROUP]);
+  dbHostEnv = hostEnv;
   const setup = await runAgent(['pitr', 'setup', '--source', PITR_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--install-dir', join(dir, 'pitr-bin'), '--state-dir', join(dir, 'pitr-state'), '--apply'], hostEnv);
   assert.equal(setup.code, EXIT.OK, setup.stderr);
   walCluster.restart(hostEnv);
+  // The same step for the MariaDB source: checks the server, and installs the binlog-push timer's
+  // units (here no systemd runs them, so the test runs what their ExecStart runs: binlogPush()).
+  const binlogSetup = await runAgent(['pitr', 'setup', '--source', BINLOG_SOURCE, '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--state-dir', join(dir, 'binlog-state'), '--unit-dir', join(dir, 'units'), '--apply'], hostEnv);
+  assert.ok(binlogSetup.code === EXIT.OK || binlogSetup.code === EXIT.CONFIG, `exit ${binlogSetup.code}\n${binlogSetup.stdout}\n${binlogSetup.stderr}`);
+  assert.match(readFileSync(join(dir, 'units', `coldseal-binlog-push-${BINLOG_SOURCE}.service`), 'utf8'), /pitr.+binlog-push.+--source.+orders/, binlogSetup.stdout);
   await deployment.subscribeToAlerts();
 });
 
@@ -218,6 +238,7 @@ after(async () => {
     }
   }
   walCluster?.stop();
+  await binlogServer?.stop();
   await recorder?.close();
   await Promise.all([dropPgDatabase(pgSource), ...pgScratch.map(dropPgDatabase), dropMysqlDatabase(mySource), ...myScratch.map(dropMysqlDatabase)]);
   rmSync(dir, { recursive: true, force: true });
@@ -230,7 +251,7 @@ describe('deployed configuration', () => {
       assert.equal(settings.bucket, deployment.bucket);
       assert.equal(settings.topicArn, deployment.topicArn);
       assert.equal(settings.documentName, deployment.stack.output('AgentDocumentName'));
-      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg', 'blobs', PITR_SOURCE]], [APP_GROUP, ['shop', 'site']]]);
+      assert.deepEqual(settings.groups.map((g) => [g.name, g.sources]), [[PG_GROUP, ['pg', 'blobs', PITR_SOURCE, BINLOG_SOURCE]], [APP_GROUP, ['shop', 'site']]]);
     }
     assert.deepEqual(deployment.scheduledInput(deployment.verifier), { action: 'sweep' });
     assert.deepEqual(deployment.scheduledInput(deployment.monitor), { action: 'check' });
@@ -247,7 +268,13 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const run = await deployment.runScheduled(PG_GROUP);
     assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
     manifestKeys = await deployment.manifests(PG_GROUP);
-    assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', 'pg', PITR_SOURCE]);
+    assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', BINLOG_SOURCE, 'pg', PITR_SOURCE]);
+    // The MariaDB PITR source's dump records where in the binary log its snapshot sits.
+    const position = (await openAt(manifestKeys.find((k) => k.includes(`/${BINLOG_SOURCE}/`))!, PG_GROUP)).artifacts[0].binlogPosition;
+    assert.equal(position?.file, binlogServer.sql('SHOW MASTER STATUS').split('\t')[0], JSON.stringify(position));
+    // The host's binlog-push timer fires within its interval: the file holding that position reaches the vault.
+    const pushed = await binlogPush();
+    assert.equal(pushed.code, EXIT.OK, `exit ${pushed.code}\n${pushed.stderr}`);
     // The PITR source's run took a base backup beside its dump, complete only once its WAL was archived.
     const base = (await openAt(manifestKeys.find((k) => k.includes(`/${PITR_SOURCE}/`))!, PG_GROUP)).artifacts.find((a) => a.kind === 'cluster');
     assert.equal(base?.baseBackup?.walArchived, true);
@@ -275,7 +302,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
     assert.equal(receipts.length, 1);
     const receipt = (await openDrillReceipt(await deployment.getText(receipts[0]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
-    assert.deepEqual(receipt.results.map((r) => `${r.source} ${r.ok}`).sort(), ['blobs true', 'pg true', `${PITR_SOURCE} true`, `${PITR_SOURCE} true`], receipts[0]);
+    assert.deepEqual(receipt.results.map((r) => `${r.source} ${r.ok}`).sort(), ['blobs true', `${BINLOG_SOURCE} true`, 'pg true', `${PITR_SOURCE} true`, `${PITR_SOURCE} true`], receipts[0]);
   });
 
   test('the daily sweep writes an OK report (JSON and HTML) and sends its summary', async () => {
@@ -285,7 +312,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.equal(sweep.report.status, 'OK');
     const report = reportSchema.parse(JSON.parse(await deployment.getText(sweep.reportKeys.json)));
     assert.equal(report.status, 'OK');
-    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]).sort(), [[PG_GROUP, 'blobs', 'OK'], [PG_GROUP, 'pg', 'OK'], [PG_GROUP, PITR_SOURCE, 'OK']]);
+    assert.deepEqual(report.sources.map((s) => [s.group, s.source, s.status]).sort(), [[PG_GROUP, 'blobs', 'OK'], [PG_GROUP, BINLOG_SOURCE, 'OK'], [PG_GROUP, 'pg', 'OK'], [PG_GROUP, PITR_SOURCE, 'OK']]);
     const window = report.pitr?.find((p) => p.source === PITR_SOURCE);
     assert.ok(window, `the report has the PITR source's recovery window: ${JSON.stringify(report.pitr)}`);
     assert.deepEqual(window.gaps, []);
@@ -373,6 +400,49 @@ describe('PostgreSQL point-in-time recovery: WAL archived by archive_command, mo
   });
 });
 
+describe('MariaDB point-in-time recovery: binary logs pushed by the host, verified, restored to a second, drilled', () => {
+  test('transactions across log switches (a temporary table living across one), restored with --to-time under another name: all before the time, none after', async () => {
+    ordersSql("INSERT INTO t VALUES (2, 'after the dump')");
+    binlogServer.sql('FLUSH BINARY LOGS');
+    // One client session: the temporary table lives across the next switch, and its rows reach t after it.
+    binlogServer.sql("CREATE TEMPORARY TABLE orders.staged (id INT, note VARCHAR(40)); INSERT INTO orders.staged VALUES (3, 'via a temporary table'); FLUSH BINARY LOGS; INSERT INTO orders.t SELECT * FROM orders.staged;");
+    // Binary log times are whole seconds: the target sits in a second of its own between two commits.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const target = new Date(Date.now() + 1_000 - (Date.now() % 1_000)).toISOString();
+    await new Promise((r) => setTimeout(r, Date.parse(target) - Date.now() + 1_100));
+    ordersSql("INSERT INTO t VALUES (4, 'after the target')");
+    const pushed = await binlogPush();
+    assert.equal(pushed.code, EXIT.OK, `exit ${pushed.code}\n${pushed.stderr}`);
+    assert.ok((await deployment.listKeys(`wal/${PG_GROUP}/`)).some((k) => k.includes(`/${BINLOG_SOURCE}/binlog/`)));
+
+    const restored = await deployment.restore(bundle, PG_GROUP, ['--source', BINLOG_SOURCE, '--key', keys[PG_GROUP].recipient.privateFile, '--to-time', target, '--target', `mysql://root@127.0.0.1:${binlogServer.port}/orders_at_t`]);
+    assert.equal(restored.code, EXIT.OK, `exit ${restored.code}\n${restored.stdout}\n${restored.stderr}`);
+    assert.equal(binlogServer.sql('SELECT id, note FROM t ORDER BY id', 'orders_at_t'), "1\tbefore the dump\n2\tafter the dump\n3\tvia a temporary table");
+  });
+
+  test('the drill host restores the MariaDB source to a random second of its window (drill --pitr) and signs what replay reached', async () => {
+    const drill = await runAgent(
+      ['drill', '--config-parameter', (await deployment.groupConfig(PG_GROUP)).parameter, '--key', keys[PG_GROUP].recipient.privateFile, '--pitr', '--source', BINLOG_SOURCE, '--json'],
+      deployment.hostEnv({}, drillActor),
+    );
+    assert.equal(drill.code, EXIT.OK, `exit ${drill.code}\n${drill.stdout}\n${drill.stderr}`);
+    const receipts = await deployment.listKeys(`drills/${PG_GROUP}/`);
+    const receipt = (await openDrillReceipt(await deployment.getText(receipts[receipts.length - 1]), await readPublicKeys(keys[PG_GROUP].signing.publicKey, 'signing key'))).document;
+    assert.deepEqual(receipt.results.map((r) => [r.source, r.ok, r.binlogPitr?.reached !== null && r.binlogPitr !== undefined]), [[BINLOG_SOURCE, true, true]]);
+  });
+
+  test("the monitor's log check finds the binary log archive fresh, and the sweep shows the source's window without a gap", async () => {
+    const check = await deployment.runWalCheck(inventory());
+    assert.deepEqual(check.findings.map((f) => f.summary), []);
+    const sweep = (await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier))) as SweepResult;
+    const row = sweep.report.pitr?.find((p) => p.source === BINLOG_SOURCE);
+    assert.ok(row, `the report has the binary log window: ${JSON.stringify(sweep.report.pitr)}`);
+    assert.equal((row as any).engine, 'mysql');
+    assert.deepEqual((row as any).gaps, []);
+    await deployment.receiveAlerts();
+  });
+});
+
 describe('MariaDB and files group', () => {
   test('one scheduled run backs up both sources; each manifest verifies clean', async () => {
     const run = await deployment.runScheduled(APP_GROUP);
@@ -409,7 +479,7 @@ describe('MariaDB and files group', () => {
     const result = await deployment.invokeVerifier(deployment.scheduledInput(deployment.verifier));
     const sweep = result as SweepResult;
     assert.equal(sweep.report.status, 'OK', sweep.findings.map((f) => f.summary).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg OK', 'db/wal OK']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/orders OK', 'db/pg OK', 'db/wal OK']);
     await deployment.receiveAlerts();
   });
 });
@@ -503,7 +573,7 @@ describe('a corrupted backup', () => {
     const failing = sweep.findings.filter((f) => f.severity === 'fail');
     const checksum = failing.find((f) => f.check === 'ciphertext-sha256');
     assert.ok(checksum?.where.includes(artifact.key), failing.map((f) => `${f.check} ${f.where}`).join('\n'));
-    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/pg FAIL', 'db/wal OK']);
+    assert.deepEqual(sweep.report.sources.map((s) => `${s.group}/${s.source} ${s.status}`).sort(), ['app/shop OK', 'app/site OK', 'db/blobs OK', 'db/orders OK', 'db/pg FAIL', 'db/wal OK']);
     const alerts = await deployment.receiveAlerts();
     const alert = alerts.find((a) => /FAIL/.test(a.subject) && a.message.includes(artifact.key));
     assert.ok(alert, alertSummary(alerts));
@@ -631,7 +701,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
   test("each recorded write of a host or the drill host is refused without If-None-Match, and so is a delete of its key", async () => {
     const writes = decisions.map((d) => d.call).filter((c) => (c.principal.startsWith('host:') || c.principal === 'drill') && (c.operation === 'PutObject' || c.operation === 'CompleteMultipartUpload') && c.headers?.['if-none-match']);
     const kinds = new Set(writes.map((c) => `${c.principal} ${parseKey(c.key!)?.kind ?? c.key!.split('/')[0]}${/\.seg\d+\.pgp$/.test(c.key!) ? ' segment' : ''}`));
-    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'host:db wal', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
+    for (const kind of ['host:db manifest', 'host:db artifact', 'host:db artifact segment', 'host:app manifest', 'host:app artifact', 'host:db wal', 'host:db binlog', 'drill drill-receipt']) assert.ok(kinds.has(kind), `recorded writes: ${[...kinds].join(', ')}`);
     const hostile: RecordedCall[] = writes.flatMap((c) => {
       const { 'if-none-match': _condition, ...headers } = c.headers!;
       return [

@@ -7,6 +7,8 @@ import { createServer, request, type IncomingMessage } from 'node:http';
  */
 export interface SeenRequest {
   readonly method: string;
+  /** The request's path (/bucket/key with path-style addressing). */
+  readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: IncomingMessage['headers'];
   readonly bodySha256: string;
@@ -35,13 +37,13 @@ export interface WithoutListBucket {
 
 const ACCESS_DENIED = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>';
 
-export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
+export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams, path: string) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
   const upstreamUrl = new URL(target);
   const seen: SeenRequest[] = [];
   let dropped = 0;
   const server = createServer((req, res) => {
     const query = new URL(req.url!, 'http://proxy').searchParams;
-    if (options.drop?.(req.method!, query)) {
+    if (options.drop?.(req.method!, query, decodeURIComponent(new URL(req.url!, 'http://proxy').pathname))) {
       dropped++;
       req.socket.destroy();
       return;
@@ -50,7 +52,7 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      seen.push({ method: req.method!, query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
+      seen.push({ method: req.method!, path: decodeURIComponent(new URL(req.url!, 'http://proxy').pathname), query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
       const denied = (head: boolean) => {
         res.writeHead(403, { 'content-type': 'application/xml' });
         res.end(head ? undefined : ACCESS_DENIED);

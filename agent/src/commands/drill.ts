@@ -37,7 +37,7 @@ export function defineDrillCommand(program: Command, run: RunAction, log: GetLog
     withScratchOptions(command),
     { flags: '--receipt-file <file>', description: 'write the signed receipt to this new local file instead of drills/ in the data bucket (with --replica when the data bucket is gone)' },
     { flags: '--json', description: 'print the receipt as JSON' },
-    { flags: '--pitr', description: 'instead of the latest backups: restore each PostgreSQL PITR source to a random point of its recovery window in a scratch cluster on this host, check recovery reached it, remove it' },
+    { flags: '--pitr', description: 'instead of the latest backups: restore each PITR source to a random point of its recovery window (PostgreSQL: a scratch cluster on this host; MySQL/MariaDB: a scratch database on the scratch server), check recovery reached it, remove it' },
     { flags: '--pitr-timeout <minutes>', description: 'with --pitr: give up on a recovery after this long', default: '60' },
   ).action((options: DrillCommandOptions, command: Command) =>
     run(async () => {
@@ -60,6 +60,12 @@ export function validateDrillOptions(options: DrillCommandOptions): { pitrTimeou
   const minutes = Number(options.pitrTimeout);
   if (!Number.isFinite(minutes) || minutes <= 0) throw new ColdsealError(EXIT.USAGE, `--pitr-timeout "${options.pitrTimeout}" must be a number of minutes above 0`);
   return { pitrTimeoutMs: minutes * 60_000 };
+}
+
+/** Binary logs fetched ahead in a MySQL/MariaDB drill: the first mysql PITR source's setting here. */
+function mysqlPitrConcurrency(config: { sources: ReadonlyArray<{ type: string; pitr?: unknown }> }): number | undefined {
+  for (const s of config.sources) if (s.type === 'mysql' && s.pitr && typeof s.pitr === 'object' && 'concurrency' in s.pitr) return (s.pitr as { concurrency: number }).concurrency;
+  return undefined;
 }
 
 async function drillKeyPath(option: string | undefined): Promise<string> {
@@ -91,6 +97,7 @@ export async function runDrillCommand(options: DrillCommandOptions, log: Log): P
       ? {
           timeoutMs: pitrTimeoutMs,
           sources: walSourcesOf,
+          binlogConcurrency: mysqlPitrConcurrency(config),
           wal: (host: string, source: string) =>
             walArchiveAccess(
               {

@@ -6,8 +6,10 @@ import type { AgentClients } from '../aws';
 import { drillStates } from '../catalog/drills';
 import { listBackups, type BackupEntry, type CatalogFilter } from '../catalog/listing';
 import { describeBackups, formatWindows, summarizeWindow, type BackupRow, type RecoveryWindowSummary } from '../catalog/rows';
+import { formatBinlogWindows, summarizeBinlogWindow, type BinlogWindowSummary } from '../catalog/binlog-window-rows';
 import { ColdsealError, EXIT } from '../errors';
 import { listWalSources, sourceRecoveryWindow } from '../pitr/wal-catalog';
+import { isBinlogSource, sourceBinlogWindow } from '../pitr/mysql/binlog-catalog';
 import { readClients, readLocation, validateReplicaOptions, type ReadLocation, type ReplicaOptions } from '../replica';
 import { loadPrivateKey, loadTrustedKeys } from '../restore/select';
 import { GROUP_FLAG, JSON_FLAG, loadAgentConfig, ONLY_HOST_FLAG, PASSPHRASE_FILE_FLAG, parseTime, SIGNING_PUBLIC_KEY_FLAG, wantsJson, withConfigOptions, withFlags, withReplicaOptions, type ConfigOrigin, type KeyOptions, type RunAction, type SelectionOptions } from './options';
@@ -20,12 +22,13 @@ export interface ListCommandOptions extends ConfigOrigin, ReplicaOptions, Select
   readonly incomplete?: boolean;
 }
 
-/** A backup row; rows of a PITR source carry its recovery window. */
-export type ListedRow = BackupRow & { readonly recoveryWindow?: RecoveryWindowSummary };
+/** A backup row; rows of a PITR source carry its recovery window (PostgreSQL) or binary log window (MySQL/MariaDB). */
+export type ListedRow = BackupRow & { readonly recoveryWindow?: RecoveryWindowSummary; readonly binlogWindow?: BinlogWindowSummary };
 
 export interface ListResult {
   readonly rows: ListedRow[];
   readonly windows: RecoveryWindowSummary[];
+  readonly binlogWindows: BinlogWindowSummary[];
 }
 
 export function defineListCommand(program: Command, run: RunAction): void {
@@ -44,8 +47,8 @@ export function defineListCommand(program: Command, run: RunAction): void {
     JSON_FLAG,
   ).action((options: ListCommandOptions, command: Command) =>
     run(async () => {
-      const { rows, windows } = await runList(options);
-      console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows) + formatWindows(windows));
+      const { rows, windows, binlogWindows } = await runList(options);
+      console.log(wantsJson(command) ? JSON.stringify(rows, null, 2) : formatRows(rows) + formatWindows(windows) + formatBinlogWindows(binlogWindows, windows.length === 0));
       return EXIT.OK;
     }),
   );
@@ -60,12 +63,14 @@ export function validateListOptions(options: ListCommandOptions): { tier?: Tier;
 export async function runList(options: ListCommandOptions): Promise<ListResult> {
   const { tier, since, until } = validateListOptions(options);
   const read = await readBackups(options, { source: options.source, tier, since, until });
-  const windows = await readRecoveryWindows(options, read);
+  const { windows, binlogWindows } = await readRecoveryWindows(options, read);
   const rows: ListedRow[] = (options.incomplete ? read.rows.filter((r) => !r.complete) : read.rows).map((row) => {
-    const window = windows.find((w) => w.group === row.group && w.host === row.host && w.source === row.source);
-    return window ? { ...row, recoveryWindow: window } : row;
+    const same = (w: { group: string; host: string; source: string }) => w.group === row.group && w.host === row.host && w.source === row.source;
+    const window = windows.find(same);
+    const binlog = binlogWindows.find(same);
+    return window ? { ...row, recoveryWindow: window } : binlog ? { ...row, binlogWindow: binlog } : row;
   });
-  return { rows, windows };
+  return { rows, windows, binlogWindows };
 }
 
 /** The group's backups (as list and status show them), with their drill state. */
@@ -97,30 +102,43 @@ async function readBackups(options: ConfigOrigin & ReplicaOptions & SelectionOpt
  * backups count only from their signed manifests, so the group's trusted signing keys are read;
  * a window that cannot be worked out is shown with the reason, and never fails the listing.
  */
-async function readRecoveryWindows(options: ListCommandOptions, read: ReadBackups): Promise<RecoveryWindowSummary[]> {
+async function readRecoveryWindows(options: ListCommandOptions, read: ReadBackups): Promise<{ windows: RecoveryWindowSummary[]; binlogWindows: BinlogWindowSummary[] }> {
   const { s3, bucket } = read.location;
   let sources: { host: string; source: string }[];
   try {
     sources = await listWalSources(s3, bucket, read.group, { host: options.host, source: options.source });
   } catch {
     // Credentials that may not list the WAL archive: the backups are still worth showing.
-    return [];
+    return { windows: [], binlogWindows: [] };
   }
-  if (sources.length === 0) return [];
+  if (sources.length === 0) return { windows: [], binlogWindows: [] };
   const unknown = (host: string, source: string, why: string): RecoveryWindowSummary => ({ group: read.group, host, source, from: null, to: null, ranges: [], gaps: [], newestArchivedWal: null, notes: [why] });
   let trusted;
   try {
     trusted = await loadTrustedKeys(read.config, readClients(read.clients, read.location), options.signingPublicKey);
   } catch (error) {
-    return sources.map(({ host, source }) => unknown(host, source, `recovery window not worked out: ${(error as Error).message}`));
+    return { windows: sources.map(({ host, source }) => unknown(host, source, `recovery window not worked out: ${(error as Error).message}`)), binlogWindows: [] };
   }
   const privateKey = options.key ? await loadPrivateKey(options.key, options.passphraseFile) : undefined;
   const windows: RecoveryWindowSummary[] = [];
+  const binlogWindows: BinlogWindowSummary[] = [];
   for (const { host, source } of sources) {
+    // The listing already holds every tier of the source unless --tier/--since/--until narrowed it.
+    const narrowed = options.tier !== undefined || options.since !== undefined || options.until !== undefined;
+    const entries = narrowed ? undefined : read.entries.filter((e) => e.host === host && e.source === source);
+    const location = { group: read.group, host, source };
     try {
-      // The listing already holds every tier of the source unless --tier/--since/--until narrowed it.
-      const narrowed = options.tier !== undefined || options.since !== undefined || options.until !== undefined;
-      const entries = narrowed ? undefined : read.entries.filter((e) => e.host === host && e.source === source);
+      if (await isBinlogSource(s3, bucket, read.group, host, source)) {
+        const found = await sourceBinlogWindow({ s3, bucket, group: read.group, host, source, trusted, entries });
+        binlogWindows.push(summarizeBinlogWindow(location, found.window, found));
+        continue;
+      }
+    } catch (error) {
+      if (!(error instanceof ColdsealError)) throw error;
+      binlogWindows.push({ ...location, from: null, to: null, ranges: [], gaps: [], newestArchivedBinlog: null, archivedFiles: 0, recordsOpened: 0, notes: [`recovery window not worked out: ${error.message}`] });
+      continue;
+    }
+    try {
       const { window } = await sourceRecoveryWindow({ s3, bucket, group: read.group, host, source, keys: { trusted, privateKey }, entries });
       windows.push(summarizeWindow({ group: read.group, host, source }, window));
     } catch (error) {
@@ -128,7 +146,7 @@ async function readRecoveryWindows(options: ListCommandOptions, read: ReadBackup
       windows.push(unknown(host, source, `recovery window not worked out: ${error.message}`));
     }
   }
-  return windows;
+  return { windows, binlogWindows };
 }
 
 export function formatRows(rows: readonly BackupRow[]): string {

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import type { PostgresSourceConfig } from '../../../format/agent-config';
+import type { MysqlSourceConfig, PostgresSourceConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import type { Log } from '../log';
 import { runArchivePush } from '../pitr/archive-push';
 import { runPitrSetup } from '../pitr/setup';
+import { runMysqlPitrSetup } from '../pitr/mysql/setup';
+import { systemScheduler } from '../pitr/mysql/setup-timer';
 import { defineBinlogPushCommand } from './pitr-binlog-push';
 import { loadAgentConfig, withConfigOptions, withFlags, type ConfigOrigin, type GetLog, type RunAction } from './options';
 
@@ -25,12 +27,19 @@ export function definePitrCommand(program: Command, run: RunAction, log: GetLog)
     .action((path: string, file: string, options: ArchivePushCommandOptions) => run(async () => runArchivePushCommand({ ...options, path, file }, log())));
 
   withFlags(
-    withConfigOptions(pitr.command('setup').description('check, and with --apply set, wal_level, archive_mode, archive_command and archive_timeout (ALTER SYSTEM), and install the archive_command wrapper')),
-    { flags: '--source <name>', description: 'the PostgreSQL source (with "pitr": { "enabled": true })' },
-    { flags: '--apply', description: 'install the wrapper and run the ALTER SYSTEM statements (without it: only say what would be done)' },
+    withConfigOptions(
+      pitr
+        .command('setup')
+        .description(
+          'PostgreSQL: check, and with --apply set, wal_level, archive_mode, archive_command and archive_timeout (ALTER SYSTEM), and install the archive_command wrapper. MySQL/MariaDB: check log_bin, binlog_format, server_id, expiry, GTIDs and privileges, print the configuration lines a restart needs, and with --apply set what can change at run time and install the binlog-push timer',
+        ),
+    ),
+    { flags: '--source <name>', description: 'the PostgreSQL or MySQL/MariaDB source (with "pitr": { "enabled": true })' },
+    { flags: '--apply', description: 'make the changes (without it: only say what would be done)' },
     { flags: '--replace', description: 'replace an archive_command (or wrapper file) that is not coldseal\'s' },
     { flags: '--install-dir <dir>', description: 'where the archive_command wrapper script goes', default: '/usr/local/lib/coldseal' },
-    { flags: '--state-dir <dir>', description: 'state directory the wrapper and archive-push share (default /var/lib/coldseal/pitr/<source>)' },
+    { flags: '--state-dir <dir>', description: 'state directory the wrapper and archive-push (or binlog-push) share (default /var/lib/coldseal/pitr/<source>)' },
+    { flags: '--unit-dir <dir>', description: 'MySQL/MariaDB: where the systemd units of the binlog-push timer go', default: '/etc/systemd/system' },
   ).action((options: PitrSetupCommandOptions) => run(async () => runPitrSetupCommand(options, log())));
 
   defineBinlogPushCommand(pitr, run, log);
@@ -51,6 +60,7 @@ export interface PitrSetupCommandOptions extends ConfigOrigin {
   readonly replace?: boolean;
   readonly installDir: string;
   readonly stateDir?: string;
+  readonly unitDir?: string;
 }
 
 function requireSource(name: string | undefined): string {
@@ -77,6 +87,21 @@ export async function runArchivePushCommand(options: ArchivePushCommandOptions, 
 export async function runPitrSetupCommand(options: PitrSetupCommandOptions, log: Log): Promise<number> {
   const name = requireSource(options.source);
   const { config, clients } = await loadAgentConfig(options);
+  const configured = config.sources.find((s) => s.name === name);
+  if (configured?.type === 'mysql') {
+    const result = await runMysqlPitrSetup({
+      config,
+      clients,
+      log,
+      source: configured as MysqlSourceConfig,
+      apply: Boolean(options.apply),
+      stateDir: options.stateDir,
+      configOrigin: { config: options.config, configParameter: options.configParameter, region: options.region },
+      print: (line) => console.log(line),
+      scheduler: { ...systemScheduler, unitDir: options.unitDir ?? systemScheduler.unitDir },
+    });
+    return result.exitCode;
+  }
   const source = postgresSource(config.sources, name);
   const result = await runPitrSetup({
     config,

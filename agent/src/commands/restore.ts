@@ -20,6 +20,9 @@ import { runPitrRestore, type PitrRestoreResult } from '../restore/pitr/run';
 import { parseRecoveryTarget, wantsPitr, type RecoveryTarget, type TargetTimeline } from '../restore/pitr/target';
 import { walArchiveAccess } from '../restore/pitr/wal-access';
 import { pitrConnection } from '../pitr/source-connection';
+import type { SafetyDump, SafetyDumpPolicy } from '../restore/safety-dump';
+import { runBinlogRestore, type BinlogRestoreResult } from '../restore/binlog/run';
+import { describeBinlogTarget, parseBinlogTarget } from '../restore/binlog/target';
 
 export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, SelectionOptions, KeyOptions {
   readonly source?: string;
@@ -46,6 +49,9 @@ export interface RestoreCommandOptions extends ConfigOrigin, ReplicaOptions, Sel
   readonly toTime?: string;
   readonly toLsn?: string;
   readonly toLatest?: boolean;
+  // Point-in-time recovery of a MySQL/MariaDB source (restore/binlog/).
+  readonly toPosition?: string;
+  readonly toGtid?: string;
   readonly targetTimeline?: string;
   readonly dataDir?: string;
   readonly prepareOnly?: boolean;
@@ -79,15 +85,17 @@ export function defineRestoreCommand(program: Command, run: RunAction, log: GetL
     { flags: '--wait', description: 'wait for the retrieval of an archived backup, polling' },
     { flags: '--wait-timeout <minutes>', description: 'give up waiting after this long (the retrieval goes on)', default: '720' },
     { flags: '--poll-interval <seconds>', description: 'seconds between retrieval status checks', default: '60' },
-    { flags: '--to-time <time>', description: "PostgreSQL point-in-time recovery to this moment, with its zone ('2026-12-06 10:15:00+01'), into --data-dir" },
+    { flags: '--to-time <time>', description: "point-in-time recovery to this moment, with its zone ('2026-12-06 10:15:00+01'): PostgreSQL into --data-dir, MySQL/MariaDB into --target mysql://…/db" },
     { flags: '--to-lsn <lsn>', description: 'PostgreSQL point-in-time recovery to this WAL position (16/B374D848)' },
-    { flags: '--to-latest', description: 'PostgreSQL point-in-time recovery to the end of the WAL archive' },
+    { flags: '--to-position <file:offset>', description: 'MySQL/MariaDB point-in-time recovery to this binary log position (mariadb-bin.000042:1234: every event before it)' },
+    { flags: '--to-gtid <gtid>', description: 'MySQL/MariaDB point-in-time recovery up to and including this GTID (0-1-4711)' },
+    { flags: '--to-latest', description: 'point-in-time recovery to the end of the archive (WAL or binary logs)' },
     { flags: '--target-timeline <id>', description: 'the timeline to recover along: latest (default) or its ID' },
     { flags: '--data-dir <dir>', description: 'point-in-time recovery: the new data directory (absent or empty; never the running cluster\'s)' },
     { flags: '--prepare-only', description: 'point-in-time recovery: lay the base backup and the recovery settings, print the pg_ctl line, do not start' },
     { flags: '--port <port>', description: 'point-in-time recovery: the restored server\'s port on 127.0.0.1 (default: a free one)' },
     { flags: '--keep-archiving', description: 'point-in-time recovery: keep the source\'s archive_command, so the promoted copy archives its new timeline into the source\'s archive (for a copy that becomes the primary)' },
-  ).action((options: RestoreCommandOptions) => run(() => (wantsPitr(options) ? printPitrRestore(options, log()) : printRestore(options, log()))));
+  ).action((options: RestoreCommandOptions) => run(() => (wantsBinlogPitr(options) ? printBinlogRestore(options, log()) : wantsPitr(options) ? printPitrRestore(options, log()) : printRestore(options, log()))));
 }
 
 export function validateRestoreOptions(options: RestoreCommandOptions): { target: RestoreTarget; tier?: RetrievalTier; days: number; waitTimeoutMs: number; pollIntervalMs: number } {
@@ -140,17 +148,28 @@ export async function runRestoreCommand(options: RestoreCommandOptions, log: Log
     target: valid.target,
     yes: Boolean(options.yes),
     confirm: deps.confirm ?? terminalConfirm(),
-    safety: {
-      dir: options.safetyDir ?? join(homedir(), '.coldseal', 'safety-dumps'),
-      // The recipients that backups are encrypted to: the key that restores them decrypts the safety dump too.
-      recipients: options.encryptSafetyDump === false ? undefined : await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients').catch((error: unknown) => {
-        if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, `the safety dump would be encrypted to the recipients, but ${error.message}`, 'Fix the recipients, or pass --no-encrypt-safety-dump to keep it in plaintext');
-        throw error;
-      }),
-    },
+    safety: await safetyPolicy(options, config, clients),
     archive: { tier: valid.tier, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
     archiveClient: deps.archiveClient,
   });
+}
+
+/** Where safety dumps go and whom they are encrypted to. */
+async function safetyPolicy(options: RestoreCommandOptions, config: { recipients: Parameters<typeof resolvePublicKeys>[1] }, clients: { ssm: Parameters<typeof resolvePublicKeys>[0] }): Promise<SafetyDumpPolicy> {
+  return {
+    dir: options.safetyDir ?? join(homedir(), '.coldseal', 'safety-dumps'),
+    // The recipients that backups are encrypted to: the key that restores them decrypts the safety dump too.
+    recipients: options.encryptSafetyDump === false ? undefined : await readPublicKeys(await resolvePublicKeys(clients.ssm, config.recipients, 'recipients'), 'recipients').catch((error: unknown) => {
+      if (error instanceof KeyError) throw new ColdsealError(EXIT.KEYS, `the safety dump would be encrypted to the recipients, but ${error.message}`, 'Fix the recipients, or pass --no-encrypt-safety-dump to keep it in plaintext');
+      throw error;
+    }),
+  };
+}
+
+function printSafetyDump(dump: SafetyDump | undefined): void {
+  if (!dump) return;
+  console.log(`safety dump of the previous content: ${dump.path}`);
+  console.log(`  ${formatBytes(dump.bytes)}, mode 0600, ${dump.encrypted ? `encrypted to the recipients (read it with: gpg --decrypt ${dump.path} > ${dump.path.replace(/\.pgp$/, '')})` : 'PLAINTEXT'}; coldseal never deletes it: remove it once you no longer need it`);
 }
 
 async function printRestore(options: RestoreCommandOptions, log: Log): Promise<number> {
@@ -159,11 +178,7 @@ async function printRestore(options: RestoreCommandOptions, log: Log): Promise<n
     process.stdout.write(result.listing);
     return EXIT.OK;
   }
-  if (result.safetyDump) {
-    const dump = result.safetyDump;
-    console.log(`safety dump of the previous content: ${dump.path}`);
-    console.log(`  ${formatBytes(dump.bytes)}, mode 0600, ${dump.encrypted ? `encrypted to the recipients (read it with: gpg --decrypt ${dump.path} > ${dump.path.replace(/\.pgp$/, '')})` : 'PLAINTEXT'}; coldseal never deletes it: remove it once you no longer need it`);
-  }
+  printSafetyDump(result.safetyDump);
   console.log(`restored ${result.manifest.host}/${result.manifest.source}/${result.artifact.name} from backup ${result.manifest.stamp} (${result.manifest.tier}) into ${result.destination}: ${formatBytes(result.plaintextBytes)}, every check passed`);
   return EXIT.OK;
 }
@@ -190,7 +205,7 @@ export function validatePitrOptions(options: RestoreCommandOptions): PitrOptions
   if (other.length) throw new ColdsealError(EXIT.USAGE, `${other.join(', ')} restore a dump; a point-in-time restore lays a whole cluster into --data-dir`, 'Leave them out, or leave out the --to-… options to restore a dump');
   if (options.at !== 'latest') throw new ColdsealError(EXIT.USAGE, '--at picks a dump; a point-in-time restore picks its base backup from the target', 'Leave --at out');
   if (!options.source) throw new ColdsealError(EXIT.USAGE, 'which source? --source is required', 'Add --source NAME (a PostgreSQL source with pitr enabled)');
-  if (!options.dataDir) throw new ColdsealError(EXIT.USAGE, 'a point-in-time restore needs --data-dir: the new data directory (absent or empty)', 'Add --data-dir DIR');
+  if (!options.dataDir) throw new ColdsealError(EXIT.USAGE, 'a point-in-time restore needs --data-dir (PostgreSQL: the new data directory, absent or empty) or --target mysql://…/db (MySQL/MariaDB)', 'Add --data-dir DIR, or --target mysql://user@host/new_name');
   if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
   let port: number | undefined;
   if (options.port !== undefined) {
@@ -211,7 +226,7 @@ export async function runPitrRestoreCommand(options: RestoreCommandOptions, log:
   const armoredKey = await readKeyText(options.key!);
   const key = await loadPrivateKey('-', options.passphraseFile, Readable.from([armoredKey]));
   const sourceConfig = config.sources.find((s) => s.name === valid.source);
-  if (sourceConfig && sourceConfig.type !== 'postgres') throw new ColdsealError(EXIT.USAGE, `source "${valid.source}" is a ${sourceConfig.type} source: point-in-time recovery is for PostgreSQL`, 'Leave out the --to-… options to restore its dumps');
+  if (sourceConfig && sourceConfig.type !== 'postgres') throw new ColdsealError(EXIT.USAGE, `source "${valid.source}" is a ${sourceConfig.type} source: its point-in-time restore goes into a database, not a data directory`, sourceConfig.type === 'mysql' ? 'Give --target mysql://user@host/new_name instead of --data-dir' : 'Leave out the --to-… options to restore its backups');
   const pg = sourceConfig?.type === 'postgres' ? sourceConfig : undefined;
   if (location.replica) log.info(`reading from the offsite replica s3://${location.bucket} (${location.replica.region})`, { replica: location.replica });
   const group = options.group ?? config.group;
@@ -290,4 +305,62 @@ async function printPitrRestore(options: RestoreCommandOptions, log: Log): Promi
 
 function describeReached(reached: NonNullable<PitrRestoreResult['reached']>): string {
   return `LSN ${reached.lsn}${reached.redoDoneAt ? ` (replay ended at ${reached.redoDoneAt})` : ''}, timeline ${reached.timeline}${reached.lastTransactionTime ? `, last transaction committed at ${reached.lastTransactionTime}` : ''}`;
+}
+
+// ── Point-in-time recovery (MySQL/MariaDB) ──────────────────────────────────────────────────────
+
+/** A MySQL/MariaDB point-in-time restore: a binlog target, or a PITR target with a mysql:// target. */
+export function wantsBinlogPitr(options: RestoreCommandOptions): boolean {
+  if (options.toPosition !== undefined || options.toGtid !== undefined) return true;
+  return (options.toTime !== undefined || Boolean(options.toLatest)) && options.target !== undefined && /^(mysql|mariadb):/.test(options.target);
+}
+
+export async function runBinlogRestoreCommand(options: RestoreCommandOptions, log: Log, deps: { confirm?: (q: string) => Promise<boolean> } = {}): Promise<BinlogRestoreResult> {
+  validateReplicaOptions(options);
+  const other = [options.directory && '--directory', options.output && '--output', options.list && '--list', options.table?.length && '--table', options.schema?.length && '--schema', options.toLsn && '--to-lsn', options.targetTimeline && '--target-timeline', options.dataDir && '--data-dir', options.prepareOnly && '--prepare-only', options.port && '--port', options.keepArchiving && '--keep-archiving'].filter(Boolean);
+  if (other.length) throw new ColdsealError(EXIT.USAGE, `${other.join(', ')} ${other.length === 1 ? 'does' : 'do'} not go with a MySQL/MariaDB point-in-time restore`, 'It restores a dump and replays the binary logs into --target mysql://…/db: leave them out');
+  if (options.at !== 'latest') throw new ColdsealError(EXIT.USAGE, '--at picks a dump; a point-in-time restore picks its dump from the target', 'Leave --at out');
+  if (!options.source) throw new ColdsealError(EXIT.USAGE, 'which source? --source is required', 'Add --source NAME (a MySQL/MariaDB source with pitr enabled)');
+  if (!options.target || !/^(mysql|mariadb):/.test(options.target)) throw new ColdsealError(EXIT.USAGE, 'a MySQL/MariaDB point-in-time restore needs --target mysql://user@host:port/database', 'Add --target; a new database name keeps the current one untouched');
+  if (!options.key) throw new ColdsealError(EXIT.USAGE, 'the recipient private key is required to decrypt', 'Add --key FILE (or --key - to read it from stdin)');
+  const target = parseBinlogTarget(options, options.toGtid !== undefined && /^[0-9a-f]{8}-/i.test(options.toGtid) ? 'mysql' : 'mariadb');
+  const valid = validateRestoreOptions({ ...options, directory: undefined, output: undefined, list: false });
+  if (valid.target.kind !== 'mysql') throw new ColdsealError(EXIT.USAGE, '--target must be a mysql:// URL');
+  const { config, clients: configured } = await loadAgentConfig(options);
+  const location = await readLocation(options, config, configured);
+  const clients = readClients(configured, location);
+  const trusted = await loadTrustedKeys(config, clients, options.signingPublicKey);
+  const key = await loadPrivateKey(options.key, options.passphraseFile);
+  const sourceConfig = config.sources.find((s) => s.name === options.source);
+  if (sourceConfig && sourceConfig.type !== 'mysql') throw new ColdsealError(EXIT.USAGE, `source "${options.source}" is a ${sourceConfig.type} source: --to-position, --to-gtid and --target mysql:// are for MySQL/MariaDB`, sourceConfig.type === 'postgres' ? 'For PostgreSQL use --to-time/--to-lsn/--to-latest with --data-dir' : 'Leave out the --to-… options');
+  if (location.replica) log.info(`reading from the offsite replica s3://${location.bucket} (${location.replica.region})`, { replica: location.replica });
+  log.info(`restoring to ${describeBinlogTarget(target)}`);
+  return runBinlogRestore({
+    clients,
+    bucket: location.bucket,
+    log,
+    group: options.group ?? config.group,
+    host: options.host,
+    source: options.source,
+    key,
+    trusted,
+    target,
+    database: options.artifact,
+    destination: valid.target.target,
+    yes: Boolean(options.yes),
+    confirm: deps.confirm ?? terminalConfirm(),
+    safety: await safetyPolicy(options, config, clients),
+    archive: { tier: valid.tier, days: valid.days, wait: Boolean(options.wait), waitTimeoutMs: valid.waitTimeoutMs, pollIntervalMs: valid.pollIntervalMs, rerun: rerunCommand() },
+    concurrency: sourceConfig?.type === 'mysql' ? (sourceConfig.pitr?.concurrency ?? 4) : 4,
+  });
+}
+
+async function printBinlogRestore(options: RestoreCommandOptions, log: Log): Promise<number> {
+  const result = await runBinlogRestoreCommand(options, log);
+  const { plan, reached } = result;
+  printSafetyDump(result.restore.safetyDump);
+  console.log(`restored ${result.host}/${options.source}/${plan.database} to ${describeBinlogTarget(plan.target)} into ${result.restore.destination}, every check passed`);
+  console.log(`  from dump ${plan.dump.stamp} (position ${plan.dump.position.file}:${plan.dump.position.position}${plan.dump.position.gtid ? `, GTID ${plan.dump.position.gtid}` : ''}), then ${reached.files} binary log file(s), ${reached.transactions} transaction(s) replayed in ${reached.seconds.toFixed(1)} s`);
+  console.log(`  reached: ${reached.position ? `position ${reached.position}` : `position ${plan.dump.position.file}:${plan.dump.position.position} (nothing replayed)`}${reached.gtid ? `, GTID ${reached.gtid}` : ''}${reached.lastCommitAt ? `, last commit at ${reached.lastCommitAt}` : ''}`);
+  return EXIT.OK;
 }

@@ -66,7 +66,8 @@ async function readServerFacts(conn: PgConnection, source: string): Promise<Serv
   return JSON.parse(out.trim()) as ServerFacts;
 }
 
-function configArgs(origin: ConfigOrigin): string[] {
+/** How a command the agent installs (archive_command, the binlog-push timer) finds the configuration: as this call did. */
+export function configArgs(origin: ConfigOrigin): string[] {
   if (origin.config) return ['--config', isAbsolute(origin.config) ? origin.config : resolve(origin.config)];
   if (origin.configParameter) return ['--config-parameter', origin.configParameter, ...(origin.region ? ['--region', origin.region] : [])];
   throw new ColdsealError(EXIT.USAGE, 'no configuration given', 'Use --config FILE or --config-parameter NAME');
@@ -127,7 +128,7 @@ export async function runPitrSetup(options: PitrSetupOptions): Promise<PitrSetup
   return { exitCode: EXIT.OK, plan, wrapper, restartNeeded };
 }
 
-interface AgentCopy {
+export interface AgentCopy {
   readonly path: string;
   readonly bundle: Buffer;
   readonly changes: boolean;
@@ -140,7 +141,7 @@ interface AgentCopy {
  * bundle's loader may keep its code cache for that user (scripts/agent-loader.ts), which takes
  * ~0.1 s off each start. From a source checkout (development, tests): this very command line.
  */
-async function agentToInstall(stateDir: string): Promise<{ words: string[]; copy?: AgentCopy }> {
+export async function agentToInstall(stateDir: string): Promise<{ words: string[]; copy?: AgentCopy }> {
   const words = selfInvocation();
   const script = process.argv[1];
   // Joined here so that the bundle's own text holds the loader's marker only once (build-agent.ts checks).
@@ -170,17 +171,7 @@ async function installWrapper(path: string, script: string, stateDir: string, da
     const owner = dataDirectory && process.getuid?.() === 0 ? await stat(dataDirectory) : undefined;
     if (owner) await chown(stateDir, owner.uid, owner.gid);
     // What the wrapper calls is in place before the wrapper names it.
-    if (agent) {
-      const dir = dirname(agent.path);
-      await mkdirOnce(dir, 0o700);
-      const temporary = `${agent.path}.${process.pid}.tmp`;
-      await writeFile(temporary, agent.bundle, { mode: 0o755 });
-      if (owner) {
-        await chown(dir, owner.uid, owner.gid);
-        await chown(temporary, owner.uid, owner.gid);
-      }
-      await rename(temporary, agent.path);
-    }
+    if (agent) await writeAgentCopy(agent, owner);
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });
     const temporary = `${path}.${process.pid}.tmp`;
     await writeFile(temporary, script, { mode: 0o755 });
@@ -188,4 +179,19 @@ async function installWrapper(path: string, script: string, stateDir: string, da
   } catch (error) {
     throw new ColdsealError(EXIT.FAILURE, `installing ${path} or ${stateDir} failed: ${(error as Error).message}`, 'Run pitr setup as root (or as a user who may write there), or choose --install-dir and --state-dir');
   }
+}
+
+/** Writes the agent's copy by rename (a running command never sees half of it), owned by `owner` when given. */
+export async function writeAgentCopy(agent: AgentCopy, owner?: { uid: number; gid: number }): Promise<void> {
+  const dir = dirname(agent.path);
+  await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
+  const temporary = `${agent.path}.${process.pid}.tmp`;
+  await writeFile(temporary, agent.bundle, { mode: 0o755 });
+  if (owner) {
+    await chown(dir, owner.uid, owner.gid);
+    await chown(temporary, owner.uid, owner.gid);
+  }
+  await rename(temporary, agent.path);
 }

@@ -17,6 +17,7 @@ import { AGENT_VERSION } from '../version';
 import { verifyBackup, type Check, type ScratchServers } from './verify';
 import { pitrDrill } from './pitr/drill';
 import type { WalArchiveAccess } from './pitr/run';
+import { binlogPitrDrill, isBinlogArchive } from './binlog/drill';
 
 /**
  * `coldseal drill`: on the designated drill host, restore the latest backup of every (host, source)
@@ -45,6 +46,8 @@ export interface DrillOptions {
     readonly sources: (s3: AgentClients['s3'], bucket: string, group: string) => Promise<{ host: string; source: string }[]>;
     readonly timeoutMs: number;
     readonly random?: () => number;
+    /** Binary logs fetched ahead by a MySQL/MariaDB source's drill. */
+    readonly binlogConcurrency?: number;
   };
 }
 
@@ -97,7 +100,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
   const pitrSources = options.pitr
     ? (await options.pitr.sources(read.s3, read.bucket, config.group)).filter((p) => (!options.hosts?.length || options.hosts.includes(p.host)) && (!options.sources?.length || options.sources.includes(p.source)))
     : [];
-  if (options.pitr && pitrSources.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `drill --pitr: no WAL archive in group ${config.group}${options.sources?.length ? ` for ${options.sources.join(', ')}` : ''}`, 'Enable pitr on a PostgreSQL source (coldseal pitr setup), or drop --pitr');
+  if (options.pitr && pitrSources.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `drill --pitr: no WAL archive in group ${config.group}${options.sources?.length ? ` for ${options.sources.join(', ')}` : ''}`, 'Enable pitr on a PostgreSQL or MySQL/MariaDB source (coldseal pitr setup), or drop --pitr');
   for (const entry of entries) {
     const key = manifestKey(entry, entry.stamp);
     log.info(`drill: ${entry.host}/${entry.source} backup ${entry.stamp}`, { manifest: key });
@@ -122,6 +125,27 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
   }
 
   for (const { host, source } of pitrSources) {
+    if (await isBinlogArchive(read.s3, read.bucket, config.group, host, source)) {
+      results.push(
+        await binlogPitrDrill(
+          {
+            clients: readingClients,
+            bucket: read.bucket,
+            log,
+            group: config.group,
+            trusted: options.trusted,
+            key: options.key,
+            scratch: options.scratch.mysql,
+            archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 60_000, rerun: 'coldseal drill --pitr' },
+            concurrency: options.pitr!.binlogConcurrency ?? 4,
+            random: options.pitr!.random,
+          },
+          host,
+          source,
+        ),
+      );
+      continue;
+    }
     const postgres = config.sources.find((s) => s.type === 'postgres');
     results.push(
       await pitrDrill(

@@ -58,9 +58,13 @@ export function parseDumpCoordinates(head: string): { file: string; position: nu
   return { file: match[1], position: Number(match[2]) };
 }
 
-/** MySQL's GTID_PURGED statement in a dump's head (plain or commented, over several lines); null when there is none. */
+/**
+ * MySQL's GTID_PURGED statement in a dump's head (plain or commented, over several lines); null
+ * when there is none. ([*] rather than a backslash before a slash: the bundle reserves those two
+ * characters, scripts/build-agent.ts.)
+ */
 export function parseMysqlGtidPurged(head: string): string | null {
-  const match = /^SET @@GLOBAL\.GTID_PURGED=(?:\/\*!80000 '\+'\*\/ )?'([^']*)'\s*;/im.exec(uncomment(head));
+  const match = /^SET @@GLOBAL\.GTID_PURGED=(?:\/\*!80000 '\+'[*]\/ )?'([^']*)'\s*;/im.exec(uncomment(head));
   return match ? match[1].replace(/\s+/g, '') : null;
 }
 
@@ -82,7 +86,7 @@ export function parseDeferredGtid(tail: string): string | Error {
   const index = lines.findIndex((l) => GTID_SLAVE_POS_LINE.test(l));
   if (index < 0) return new Error('the deferred GTID section at the end of the dump has no SET GLOBAL gtid_slave_pos line');
   const between = lines.slice(0, index).every((l) => l.trim() === '' || l.startsWith('--'));
-  const footer = lines.slice(index + 1).every((l) => l.trim() === '' || /^\/\*!\d+ SET .*\*\/;$/.test(l.trim()) || l.startsWith('-- Dump completed'));
+  const footer = lines.slice(index + 1).every((l) => l.trim() === '' || /^\/\*!\d+ SET .*[*]\/;$/.test(l.trim()) || l.startsWith('-- Dump completed'));
   if (!between || !footer) return new Error('the deferred GTID line is surrounded by more than comments and the dump footer: not the one mariadb-dump wrote');
   return GTID_SLAVE_POS_LINE.exec(lines[index])![1];
 }

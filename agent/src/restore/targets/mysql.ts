@@ -10,6 +10,12 @@ import { parseTargetUrl, type Plan, type TargetContext } from './target';
 export interface MysqlRestoreTarget {
   readonly kind: 'mysql';
   readonly target: MysqlTarget;
+  /**
+   * Runs on the checked staging database before it replaces the target (a point-in-time restore
+   * replays the binary logs here, restore/binlog/): a failure drops the staging database, and the
+   * target stays as it was.
+   */
+  readonly beforeSwap?: (staging: string) => Promise<void>;
 }
 
 export interface MysqlTarget {
@@ -53,6 +59,7 @@ export async function planMysql(context: TargetContext, target: MysqlRestoreTarg
     sink: () => mysqlRestoreSink(conn, staging),
     transform: () => new MysqlDumpRenamer(artifact.name, staging),
     finish: async () => {
+      await target.beforeSwap?.(staging);
       await mysqlReplaceWithStaging(conn, staging, database, exists);
       swapped = true;
       await mysqlDropDatabase(conn, staging).catch((error: Error) => {
