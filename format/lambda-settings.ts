@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { bucketNameSchema, DEFAULT_HOST_TAG_KEY, nameSchema, TIERS } from './layout';
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
+import { calendarSchema } from './agent-config';
+import { PRICED_CLASSES, priceOverrideSchema, type PriceOverride } from './prices';
 
 /**
  * The Lambdas' settings, read from environment variables that the stack fills. Validated once at
@@ -54,6 +56,12 @@ export const groupSettingsSchema = z
       .optional(),
     /** Restore drills: the newest receipt must be younger than this; null when the group runs no drills. */
     drillMaxAgeDays: z.number().positive().nullable().default(null),
+    /** The agents' tier calendar (which day's dump is weekly, monthly, yearly, in which time zone): the report counts promised copies with it. */
+    calendar: calendarSchema.optional(),
+    /** Scheduled backup runs per day (from the group's cron): each is one promised copy. */
+    runsPerDay: z.number().int().positive().optional(),
+    /** Days after which the lifecycle moves a tier's objects into each storage class: the report prices the month's transitions with it. */
+    transitionAfterDays: z.partialRecord(z.enum(PRICED_CLASSES), z.number().int().nonnegative()).optional(),
   })
   .strict();
 export type GroupSettings = z.infer<typeof groupSettingsSchema>;
@@ -120,6 +128,33 @@ export const settingsSchema = z
     COLDSEAL_REPLICA_MAX_PENDING_HOURS: z.coerce.number().positive().optional(),
     /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
     COLDSEAL_WAL_GRACE_MINUTES: positiveNumber(5),
+    /** JSON price override (format/prices.ts priceOverrideSchema): a negotiated price, or a region the committed table lacks. */
+    COLDSEAL_PRICE_OVERRIDE: z
+      .string()
+      .optional()
+      .transform((text, ctx) => {
+        if (text === undefined || text === '') return undefined;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: `is not JSON (${(error as Error).message})` });
+          return z.NEVER;
+        }
+        const parsed = priceOverrideSchema.safeParse(value);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: `${issue.path.map(String).join('.')}: ${issue.message}` });
+          return z.NEVER;
+        }
+        return parsed.data;
+      }),
+    /** Ask the AWS Price List API (pricing:GetProducts) for S3 prices; "false" keeps to the committed table and the override. */
+    COLDSEAL_PRICE_LIST: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
+    /** Set by Lambda: the region whose S3 prices apply to the bucket. */
+    AWS_REGION: z.string().optional(),
     /** Send the daily report even when everything is OK (its absence is then itself a signal). */
     COLDSEAL_REPORT_WHEN_OK: z
       .enum(['true', 'false'])
@@ -149,6 +184,12 @@ export interface Settings {
   readonly replicaMaxPendingHours: number | undefined;
   /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
   readonly walGraceMinutes: number;
+  /** Prices the deployment sets over the Price List's or the committed table's. */
+  readonly priceOverride: PriceOverride | undefined;
+  /** Whether the verifier asks the AWS Price List API. */
+  readonly priceList: boolean;
+  /** The bucket's region (Lambda's AWS_REGION); undefined outside Lambda. */
+  readonly region: string | undefined;
 }
 
 export class SettingsError extends Error {
@@ -179,6 +220,9 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     reportWhenOk: s.COLDSEAL_REPORT_WHEN_OK,
     replicaMaxPendingHours: s.COLDSEAL_REPLICA_MAX_PENDING_HOURS,
     walGraceMinutes: s.COLDSEAL_WAL_GRACE_MINUTES,
+    priceOverride: s.COLDSEAL_PRICE_OVERRIDE,
+    priceList: s.COLDSEAL_PRICE_LIST,
+    region: s.AWS_REGION,
   };
 }
 

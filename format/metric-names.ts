@@ -17,6 +17,8 @@ export const METRIC = {
   heartbeat: 'MonitorHeartbeat',
   findings: 'Findings',
   hashedBytes: 'HashedBytes',
+  /** Verifier, per group (dimension Group): bytes the group stores in the data bucket, every tier and class, its PITR archive and drill receipts included. */
+  groupStoredBytes: 'GroupStoredBytes',
   /** Monitor, per PITR source and host: age of the newest archived WAL file (the recovery point achieved). */
   walArchiveAgeSeconds: 'WalArchiveAgeSeconds',
   /** Agent (archive-push), per PITR source and host: WAL files PostgreSQL has marked .ready and not yet handed over. */

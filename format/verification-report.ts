@@ -121,6 +121,111 @@ const binlogSourceSchema = z.object({
 });
 export type BinlogSourceReport = z.infer<typeof binlogSourceSchema>;
 
+/**
+ * What an auditor asks of each source (optional in the report: added in the same schema version).
+ * The figures are computed in lambdas/verifier/core/recovery-point.ts, recovery-time.ts and
+ * retention-count.ts; their meaning is documented there.
+ */
+const gapEnd = z.object({ at: z.string(), what: z.string() });
+const recoveryGap = z.object({ from: gapEnd, to: gapEnd, hours: z.number() });
+const recoveryPointSchema = z.object({
+  rpoHours: z.number(),
+  windowDays: z.number(),
+  newestBackup: z.object({ stamp: z.string(), finishedAt: z.string(), ageHours: z.number() }).nullable(),
+  log: z.object({ kind: z.enum(['wal', 'binlog']), reachableTo: z.string().nullable(), ageHours: z.number().nullable(), newestArchivedAt: z.string().nullable() }).nullable(),
+  current: z.object({ at: z.string(), ageHours: z.number(), by: z.enum(['backup', 'log']) }).nullable(),
+  worstGap: recoveryGap.nullable(),
+  misses: z.array(recoveryGap),
+});
+const dominant = z.enum(['size', 'retrieval', 'load', 'checks', 'restore']);
+const recoveryTimeSchema = z.object({
+  rtoHours: z.number().nullable(),
+  measured: z
+    .object({
+      drill: z.string(),
+      host: z.string(),
+      ageDays: z.number(),
+      from: z.enum(['this source', 'other sources']),
+      bytes: z.number(),
+      seconds: z.number(),
+      bytesPerSecond: z.number(),
+      stages: z.object({ download: z.number(), decrypt: z.number(), load: z.number(), checks: z.number() }).nullable(),
+      readFrom: z.string().optional(),
+    })
+    .nullable(),
+  estimate: z
+    .object({
+      hours: z.number(),
+      parts: z.partialRecord(dominant, z.number()),
+      dominant,
+      retrieval: z.object({ storageClass: z.enum(['GLACIER', 'DEEP_ARCHIVE']), tier: z.enum(['Expedited', 'Standard', 'Bulk']), wait: z.string() }).nullable(),
+    })
+    .nullable(),
+  note: z.string(),
+});
+const stampAt = z.object({ stamp: z.string(), finishedAt: z.string() });
+const retentionSchema = z.object({
+  tiers: z.array(
+    z.object({
+      tier: z.string(),
+      retentionDays: z.number().nullable(),
+      promised: z.number().nullable(),
+      exist: z.number(),
+      inWindow: z.number(),
+      short: z.number(),
+      oldest: stampAt.nullable(),
+      newest: stampAt.nullable(),
+      replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number(), unknown: z.number(), holdsSame: z.boolean() }).nullable(),
+    }),
+  ),
+  oldestRestorable: stampAt.extend({ tier: z.string() }).nullable(),
+  /** Every good copy (its finish time and tier), for the recovery window picture. */
+  copies: z.array(z.object({ at: z.string(), tier: z.string() })),
+});
+export type RecoveryPointReport = z.infer<typeof recoveryPointSchema>;
+export type RecoveryTimeReport = z.infer<typeof recoveryTimeSchema>;
+export type RetentionReport = z.infer<typeof retentionSchema>;
+
+const storageRowSchema = z.object({ group: z.string(), tier: z.string(), storageClass: z.string(), objects: z.number(), bytes: z.number() });
+/**
+ * What the vault holds and costs (optional: added in the same schema version), from the bucket
+ * listing, priced as lambdas/verifier/core/storage-cost.ts says; `history` is the stored daily
+ * snapshots (state/storage/), bytes per group and storage class, oldest first, today last.
+ */
+const storageSchema = z.object({
+  region: z.string(),
+  /** Where the prices come from and from when ("AWS Price List API, fetched …", or the committed table and its date). */
+  priceNote: z.string(),
+  priceOrigin: z.enum(['price-list', 'price-list-cache', 'table', 'none']),
+  rows: z.array(storageRowSchema),
+  cost: z
+    .object({
+      currency: z.literal('USD'),
+      priceSource: z.string(),
+      priceAsOf: z.string(),
+      storage: z.number(),
+      requests: z.number(),
+      transitions: z.number(),
+      monitoring: z.number(),
+      replication: z.number(),
+      total: z.number(),
+      byGroup: z.record(z.string(), z.number()),
+      byClass: z.record(z.string(), z.number()),
+      unpriced: z.array(z.object({ storageClass: z.string(), bytes: z.number() })),
+    })
+    .nullable(),
+  requests: z.object({ tier1: z.number(), tier2: z.number(), assumptions: z.array(z.string()) }),
+  trend: z.object({
+    since: z.string().nullable(),
+    groups: z.array(z.object({ group: z.string(), bytes: z.number(), bytesThen: z.number().nullable(), change: z.number().nullable() })),
+    monthlyCost: z.object({ now: z.number().nullable(), then: z.number().nullable(), change: z.number().nullable() }),
+  }),
+  history: z.array(z.object({ date: z.string(), bytes: z.record(z.string(), z.record(z.string(), z.number())) })),
+  /** The offsite replica is in another bucket the verifier does not list: its storage is not in these figures. */
+  replicaNote: z.string().optional(),
+});
+export type StorageReport = z.infer<typeof storageSchema>;
+
 const historyPoint = z.object({ stamp: z.string(), tier: z.string(), bytes: z.number(), ciphertextBytes: z.number(), durationSeconds: z.number() });
 
 export const reportSchema = z.object({
@@ -142,6 +247,12 @@ export const reportSchema = z.object({
       history: z.array(historyPoint),
       /** Backups by offsite replica state; null when the deployment has no replica (optional: added in the same schema version). */
       replica: z.object({ replicated: z.number(), pending: z.number(), missing: z.number() }).nullable().optional(),
+      /** How old the newest restorable point is, and the worst gap in 30 days, against rpoHours (optional: added in the same schema version). */
+      recoveryPoint: recoveryPointSchema.optional(),
+      /** The restore time estimated from the last drill, against rtoHours (optional: added in the same schema version). */
+      recoveryTime: recoveryTimeSchema.optional(),
+      /** Copies per tier against what the retention settings promise (optional: added in the same schema version). */
+      retention: retentionSchema.optional(),
     }),
   ),
   /** PostgreSQL rows (no engine, or "postgres") and MySQL/MariaDB rows (engine "mysql"). */
@@ -157,6 +268,7 @@ export const reportSchema = z.object({
       readFrom: z.string().optional(),
     }),
   ),
+  storage: storageSchema.optional(),
   verification: z.object({ hashedBytes: z.number(), hashedObjects: z.number(), pendingObjects: z.number(), verifiedArtifacts: z.number(), archivedArtifacts: z.number(), seconds: z.number() }),
 });
 export type Report = z.infer<typeof reportSchema>;

@@ -21,7 +21,8 @@ import { HostAccess } from './host-access';
 import { ColdsealMonitor } from './monitor';
 import { VaultReplication } from './replication';
 import { BackupSchedules } from './schedules';
-import { coldsealSettings, DEFAULT_MAX_PENDING_HOURS, pitrSourcesOf, type ColdsealProps, type ColdsealSettings, type DrillSettings, type RetentionSettings, type TierRetention } from './settings';
+import { coldsealSettings, DEFAULT_MAX_PENDING_HOURS, pitrSourcesOf, runsPerDayOf, type ColdsealProps, type ColdsealSettings, type DrillSettings, type RetentionSettings, type TierRetention } from './settings';
+import { calendarSchema } from '../../format/agent-config';
 import { GroupSigningKey } from './signing-key';
 import { ColdsealVerifier } from './verifier';
 import { DataVault } from './vault';
@@ -37,6 +38,10 @@ export interface GroupHandle {
   /** The group's PostgreSQL sources with point-in-time recovery (their WAL archive is watched). */
   readonly pitrSources: ReturnType<typeof pitrSourcesOf>;
   readonly timeZone: string;
+  /** The group's backup schedule (EventBridge Scheduler cron). */
+  readonly schedule: string;
+  /** The group's recovery time objective, if it has one. */
+  readonly rtoHours?: number;
   /** Managed policy to attach to the group's hosts' roles. */
   readonly instancePolicy: iam.ManagedPolicy;
 }
@@ -192,6 +197,8 @@ export class Coldseal extends Construct {
         sourceNames: group.sources.map((s) => s.name),
         pitrSources,
         timeZone: group.timeZone,
+        schedule: group.schedule,
+        ...(group.rtoHours !== undefined ? { rtoHours: group.rtoHours } : {}),
         instancePolicy: hostAccess.policy,
       });
     }
@@ -200,6 +207,9 @@ export class Coldseal extends Construct {
 
   /** Verification and monitoring: the Lambdas, told what to expect of each group, their alarms and the dashboard. */
   private watch(settings: ColdsealSettings, removalPolicy: RemovalPolicy): { verifier: ColdsealVerifier; monitor: ColdsealMonitor; alarms: ColdsealAlarms; dashboard: ColdsealDashboard } {
+    // The earliest day any tier's lifecycle moves objects into each class (one estimate of the month's transitions).
+    const transitionAfterDays: Record<string, number> = {};
+    for (const r of Object.values(this.retention)) for (const t of r.transitions ?? []) transitionAfterDays[t.storageClass] = Math.min(transitionAfterDays[t.storageClass] ?? t.afterDays, t.afterDays);
     const lambdaGroups = this.groups.map((g) => ({
       name: g.name,
       sources: [...g.sourceNames],
@@ -208,11 +218,17 @@ export class Coldseal extends Construct {
       lockDays: Object.fromEntries(Object.entries(this.retention).map(([tier, r]) => [tier, r.lock.days])),
       drillMaxAgeDays: this.drill?.group === g.name ? DRILL_MAX_AGE_DAYS : null,
       ...(g.pitrSources.length > 0 ? { pitrSources: [...g.pitrSources] } : {}),
+      // What the report's recovery and cost figures need: the objective, the agents' calendar, the runs, the transitions.
+      ...(g.rtoHours !== undefined ? { rtoHours: g.rtoHours } : {}),
+      calendar: calendarSchema.parse({ ...(settings.calendar ?? {}), timeZone: g.timeZone }),
+      runsPerDay: runsPerDayOf(g.schedule),
+      ...(Object.keys(transitionAfterDays).length ? { transitionAfterDays } : {}),
     }));
     const hasPitr = this.groups.some((g) => g.pitrSources.length > 0);
     const extraSettings: Record<string, string> = {
       ...(settings.replica ? { COLDSEAL_REPLICA_MAX_PENDING_HOURS: String(settings.replica.maxPendingHours ?? DEFAULT_MAX_PENDING_HOURS) } : {}),
       ...(hasPitr ? { COLDSEAL_WAL_GRACE_MINUTES: String(this.pitr.graceMinutes) } : {}),
+      ...(settings.prices ? { COLDSEAL_PRICE_OVERRIDE: JSON.stringify(settings.prices) } : {}),
     };
     const lambdaProps = {
       bucket: this.vault.bucket,

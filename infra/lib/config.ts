@@ -84,6 +84,7 @@ export async function resolveContext(raw: unknown, baseDir: string, primary: Pri
       sources: value.sources,
       signingPublicKeys: keys.armored,
       ...(value.maxHosts !== undefined ? { maxHosts: value.maxHosts } : {}),
+      ...(value.rtoHours !== undefined ? { rtoHours: value.rtoHours } : {}),
     });
   }
   // A signing key's private half is in SSM, and nobody holds the example key's: backups encrypted
@@ -103,5 +104,6 @@ export async function resolveContext(raw: unknown, baseDir: string, primary: Pri
     parameterPrefix: context.parameterPrefix,
     replica: context.replica,
     pitr: context.pitr,
+    prices: context.prices,
   }, retention);
 }

@@ -54,6 +54,15 @@ export class ColdsealDashboard extends Construct {
         }),
       );
       this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          // The verifier's daily sweep: every tier and class, the PITR archive and drill receipts of the group.
+          title: `${group.name}: bytes stored in the data bucket`,
+          left: [new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: METRIC.groupStoredBytes, dimensionsMap: { [DIMENSION.group]: group.name, [DIMENSION.service]: SERVICE.verifier }, statistic: 'Maximum', period: Duration.days(1), label: 'stored' })],
+          leftYAxis: { min: 0 },
+          width: 24,
+        }),
+      );
+      this.dashboard.addWidgets(
         new cloudwatch.GraphWidget({ title: `${group.name}: backup duration per source (seconds)`, left: [search(METRIC.backupDurationSeconds, 'duration')], leftYAxis: { min: 0 }, width: 12 }),
         new cloudwatch.GraphWidget({
           title: `${group.name}: verification status per source (0 OK, 1 WARN, 2 FAIL)`,

@@ -6,6 +6,7 @@ import { calendarSchema, DEFAULT_TIME_ZONE, mysqlPitrSchema, objectLockSchema, p
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
 import { DEFAULT_RPO_HOURS, type GroupSettings } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
+import { priceOverrideSchema } from '../../format/prices';
 
 /**
  * The settings of a deployment, the bottom of infra/: the `coldseal` context's schema (which
@@ -225,6 +226,22 @@ const CRON_FIELD = {
   year: /^(\*|(19[7-9]\d|2\d{3}))([-/,](19[7-9]\d|2\d{3}|\d+))*$/,
 } as const;
 
+/**
+ * How many times a day an EventBridge Scheduler cron fires on a day it fires: the minutes field's
+ * values times the hours field's ("cron(0 1,13 * * ? *)" is 2, a step of 6 in the hours field is 4). The
+ * report counts one promised copy per run. https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#cron-based
+ */
+export function runsPerDayOf(expression: string): number {
+  const fields = /^cron\((.*)\)$/.exec(expression.trim())?.[1].trim().split(/\s+/) ?? [];
+  const count = (field: string | undefined, size: number): number =>
+    (field ?? '0').split(',').reduce((n, part) => {
+      const [range, step] = part.split('/');
+      const [from, to] = range === '*' ? [0, size - 1] : range.includes('-') ? range.split('-').map(Number) : [Number(range), step ? size - 1 : Number(range)];
+      return n + Math.max(1, Math.floor((to - from) / Number(step ?? 1)) + 1);
+    }, 0);
+  return count(fields[0], 60) * count(fields[1], 24);
+}
+
 /** Why an EventBridge Scheduler cron expression is not one, or null when it is. */
 export function cronProblem(expression: string): string | null {
   const match = /^cron\((.*)\)$/.exec(expression.trim());
@@ -357,6 +374,13 @@ export const groupSchema = z
      * @default 50
      */
     maxHosts: z.number().int().positive().optional(),
+    /**
+     * Recovery time objective in hours: the daily report estimates restoring each source's newest
+     * backup from the last drill's measured speed (plus any Glacier retrieval) and warns
+     * (rto-exceeded) when the estimate is over it.
+     * @default - none: the estimate is shown and judged against nothing
+     */
+    rtoHours: z.number().positive().max(24 * 366).optional(),
   })
   .strict();
 
@@ -457,6 +481,14 @@ export const contextSchema = z
     replica: replicaSchema.optional(),
     /** The WAL archive of point-in-time recovery (sources with pitr.enabled). */
     pitr: pitrSchema.optional(),
+    /**
+     * S3 prices (USD) the report's cost estimate uses over the AWS Price List's or the committed
+     * table's (format/prices.ts): a negotiated price, or a region the table lacks. Any subset of
+     * storagePerGbMonth (per class), requestsPer1000 (tier1, tier2), transitionsPer1000,
+     * intelligentTieringMonitoringPer1000Objects, interRegionTransferPerGb.
+     * @default - the Price List API's prices, else the committed table
+     */
+    prices: priceOverrideSchema.optional(),
   })
   .strict();
 
@@ -546,7 +578,7 @@ export interface BackupGroupSettings extends Omit<PropsOf<typeof groupSchema>, '
 export type DrillSettings = PropsOf<typeof drillSchema>;
 
 /** The settings a context can give (contextSchema documents them), and what only code can give. */
-export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'hostTagKey' | 'timeZone' | 'rpoHours' | 'alertEmails' | 'parameterPrefix'> {
+export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'hostTagKey' | 'timeZone' | 'rpoHours' | 'alertEmails' | 'parameterPrefix' | 'prices'> {
   readonly groups: readonly BackupGroupSettings[];
   /** Armored public key(s) every dump is encrypted to. Never a private key. */
   readonly recipients: string;

@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, tierPrefix, WAL_PREFIX } from '../../format/layout';
+import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, STORAGE_SNAPSHOT_PREFIX, TIERS, tierPrefix, WAL_PREFIX } from '../../format/layout';
 import { incompleteUploadAbortDays, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
 import { pitrProblems, retentionProblems, walWindowDays, type RetentionSettings } from './settings';
 
@@ -116,6 +116,9 @@ export class DataVault extends Construct {
         // The Lambdas rewrite their state objects on every run; on a versioned bucket each rewrite
         // would keep the old version forever without this.
         { id: 'lambda-state', prefix: STATE_PREFIX, noncurrentVersionExpiration: Duration.days(1) },
+        // The verifier's daily storage snapshots (one small object a day): the report compares with 30 days ago and
+        // draws the last 90; kept as long as the reports that cite them.
+        { id: 'storage-snapshots', prefix: STORAGE_SNAPSHOT_PREFIX, expiration: Duration.days(reportsDays), noncurrentVersionExpiration: Duration.days(1) },
         // Never before the longest run has ended: its segments' uploads are open until then.
         { id: 'cleanup', abortIncompleteMultipartUploadAfter: Duration.days(abortDays), expiredObjectDeleteMarker: true },
       ],

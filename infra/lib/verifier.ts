@@ -4,7 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX, WAL_PREFIX } from '../../format/layout';
+import { ALERT_STATE_PREFIX, BACKUPS_PREFIX, DRILLS_PREFIX, PRICE_CACHE_PREFIX, REPORTS_PREFIX, STATE_PREFIX, STORAGE_SNAPSHOT_PREFIX, VERIFIED_PREFIX, WAL_PREFIX } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters } from '../../format/parameters';
 import { SERVICE } from '../../format/metric-names';
 import { SWEEP_INPUT } from '../../format/scheduled-inputs';
@@ -22,7 +22,7 @@ import {
   parameterArn,
   type ColdsealLambdaCommonProps,
 } from './lambda-function';
-import { acknowledgeObjectPrefixes } from './nag';
+import { acknowledgeObjectPrefixes, acknowledgeOnPolicy } from './nag';
 import * as iam from 'aws-cdk-lib/aws-iam';
 
 export interface ColdsealVerifierProps extends ColdsealLambdaCommonProps {
@@ -91,6 +91,14 @@ export class ColdsealVerifier extends Construct {
       grantReadRetention(role, props.bucket, [WAL_PREFIX]);
     }
     grantWrite(role, props.bucket, [ALERT_STATE_PREFIX], true);
+    // The report's storage section: today's snapshot (state/storage/), and the Price List answer it caches (state/prices/,
+    // a statement of its own: written only when the Price List answers, which moto never does).
+    grantWrite(role, props.bucket, [STORAGE_SNAPSHOT_PREFIX], false);
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'PriceCache', actions: ['s3:PutObject'], resources: [props.bucket.arnForObjects(`${PRICE_CACHE_PREFIX}*`)] }));
+    // S3 prices for the report's cost (lambdas/shared/price-list.ts). GetProducts has no resource-level
+    // permissions: the Service Authorization Reference lists it with resource "*"
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awspricelist.html).
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'PriceList', actions: ['pricing:GetProducts'], resources: ['*'] }));
     grantKey(role, props.dataKey, true);
     grantPublish(role, props.topic, props.topicKey);
     const prefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
@@ -131,8 +139,9 @@ export class ColdsealVerifier extends Construct {
     acknowledgeObjectPrefixes(
       role,
       props.bucket,
-      [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX, REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX, ...(pitr ? [WAL_PREFIX] : [])],
+      [BACKUPS_PREFIX, DRILLS_PREFIX, STATE_PREFIX, REPORTS_PREFIX, VERIFIED_PREFIX, ALERT_STATE_PREFIX, STORAGE_SNAPSHOT_PREFIX, PRICE_CACHE_PREFIX, ...(pitr ? [WAL_PREFIX] : [])],
       'Objects by prefix: the verifier reads every backup, WAL object, drill receipt and its own state (keys carry host, source and time stamp known only at run time), and writes only reports/ and state/.',
     );
+    acknowledgeOnPolicy(role, 'AwsSolutions-IAM5[Resource::*]', 'pricing:GetProducts has no resource-level permissions (Service Authorization Reference, AWS Price List): "*" is the only resource it takes; it reads public prices.');
   }
 }

@@ -5,7 +5,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { plainConfig, s3Config, S3BucketStore, SnsNotifier, SsmParameterStore, type ClientOptions } from '../shared/aws';
 import { systemClock, type BucketStore, type Clock, type Notifier, type ParameterStore } from '../shared/ports';
-import { METRIC, powertools, SERVICE } from '../shared/runtime';
+import { DIMENSION, METRIC, powertools, SERVICE } from '../shared/runtime';
+import { SdkPriceList, type PriceListPort } from '../shared/price-list';
 import { loadSettings, type Settings } from '../../format/lambda-settings';
 import type { SweepInput } from '../../format/scheduled-inputs';
 import { runSweep, verifyNewManifest, type ManifestResult, type SweepResult, type VerifierDeps } from './core/verifier';
@@ -30,6 +31,8 @@ export interface VerifierOverrides {
   store?: BucketStore;
   notifier?: Notifier;
   params?: ParameterStore;
+  /** The Price List port; by default the SDK client (with clientConfig), when the settings allow asking it. */
+  priceList?: PriceListPort;
 }
 
 export function createVerifierHandler(overrides: VerifierOverrides = {}) {
@@ -46,6 +49,8 @@ export function createVerifierHandler(overrides: VerifierOverrides = {}) {
         params: overrides.params ?? new SsmParameterStore(new SSMClient(plainConfig(config))),
         clock: overrides.clock ?? systemClock,
         log: logger,
+        priceList: overrides.priceList ?? (settings.priceList ? SdkPriceList.create(plainConfig(config)) : undefined),
+        region: settings.region ?? (typeof config.region === 'string' ? config.region : undefined),
       };
     }
     return deps;
@@ -71,9 +76,17 @@ export function createVerifierHandler(overrides: VerifierOverrides = {}) {
       const result = await runSweep(d);
       metrics.addMetric(METRIC.findings, MetricUnit.Count, result.findings.length);
       metrics.addMetric(METRIC.hashedBytes, MetricUnit.Bytes, result.report.verification.hashedBytes);
+      metrics.publishStoredMetrics();
+      // One flush per group, so that each carries its own Group dimension (EMF: no PutMetricData call, no permission).
+      for (const g of result.report.storage?.trend.groups ?? []) {
+        if (!base.settings.groups.some((x) => x.name === g.group)) continue;
+        metrics.addDimensions({ [DIMENSION.group]: g.group });
+        metrics.addMetric(METRIC.groupStoredBytes, MetricUnit.Bytes, g.bytes);
+        metrics.publishStoredMetrics();
+      }
       return result;
     } finally {
-      metrics.publishStoredMetrics();
+      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     }
   };
 }

@@ -93,6 +93,8 @@ const OTHER_ACTIONS: Record<string, string> = {
   'ssm:ListCommands': 'ssm:ListCommands',
   'ssm:ListCommandInvocations': 'ssm:ListCommandInvocations',
   'ssm:DescribeInstanceInformation': 'ssm:DescribeInstanceInformation',
+  // The verifier's S3 prices (lambdas/shared/price-list.ts); no resource-level permissions: resource "*".
+  'pricing:GetProducts': 'pricing:GetProducts',
   'sns:Publish': 'sns:Publish',
   'sqs:SendMessage': 'sqs:SendMessage',
   'lambda:Invoke': 'lambda:InvokeFunction',

@@ -148,13 +148,13 @@ describe('least-privilege roles', () => {
   test('the verifier reads backups, drills and public keys only, writes reports/ and state/ only', () => {
     const statements = statementsOf('VerifierRoleDefaultPolicy');
     const actions = statements.flatMap((s) => [s.Action].flat());
-    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:GetObjectRetention', 's3:GetObjectVersion', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
+    assert.deepEqual([...new Set(actions)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 'pricing:GetProducts', 's3:DeleteObject', 's3:GetObject', 's3:GetObjectRetention', 's3:GetObjectVersion', 's3:ListBucket', 's3:PutObject', 'sns:Publish', 'ssm:GetParameter'].sort());
     const retention = statements.find((s) => [s.Action].flat().includes('s3:GetObjectRetention'));
     assert.match(objectArn(retention), /backups\/\*/, 'reads Object Lock headers of backups (HeadObject hides them otherwise)');
     const versions = statements.filter((s) => [s.Action].flat().includes('s3:GetObjectVersion')).map(objectArn);
     assert.deepEqual(versions.map((arn) => /\/backups\/\*"/.test(arn) && !/drills|reports|state/.test(arn)), [true], `version-pinned reads of backups only: ${versions.join(' ')}`);
     const put = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
-    assert.ok(put.every((s) => /\/(reports|state\/verified|state\/alerts)\/\*/.test(objectArn(s))), objectArn(put));
+    assert.ok(put.every((s) => /\/(reports|state\/verified|state\/alerts|state\/storage|state\/prices)\/\*/.test(objectArn(s))), objectArn(put));
     assert.ok(!put.some((s) => /backups/.test(objectArn(s))), 'never writes backups');
     const del = statements.find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     assert.match(objectArn(del), /state\/alerts\/\*/);
@@ -166,7 +166,8 @@ describe('least-privilege roles', () => {
       assert.ok(names.includes(`parameter/coldseal/groups/${g}/recipients`));
     }
     assert.doesNotMatch(names, /signing-key"|\*/, 'never the signing private key, no wildcard');
-    assert.ok(!statements.some((s) => s.Resource === '*'));
+    // "*" only for the Price List, which has no resource-level permissions.
+    assert.deepEqual(statements.filter((s) => s.Resource === '*').map((s) => s.Action), ['pricing:GetProducts']);
     assert.ok(!actions.some((a) => a.includes('*')));
   });
 

@@ -277,8 +277,22 @@ function cloudWatchCalls(r: RecordedRequest, principal: string): RecordedCall[] 
   return [{ principal, operation: 'cloudwatch:PutMetricData', resource: '*', context: { 'cloudwatch:namespace': namespace }, wire }];
 }
 
+/**
+ * The AWS Price List Query API (the verifier's S3 prices, lambdas/shared/price-list.ts): AWS JSON 1.1,
+ * x-amz-target AWSPriceListService.<Operation>; no resource-level permissions, so "*"
+ * (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awspricelist.html).
+ * moto does not serve it (it answers 404): the call is still made as recorded, and must be allowed.
+ */
+function pricingCalls(r: RecordedRequest, principal: string): RecordedCall[] | string {
+  const operation = /^AWSPriceListService\.(\w+)$/.exec(r.headers['x-amz-target'] ?? '')?.[1];
+  const wire = wireOf(r, operation);
+  if (operation !== 'GetProducts') return `Price List operation with no entry in the table: ${wire}`;
+  return [{ principal, operation: 'pricing:GetProducts', resource: '*', wire }];
+}
+
 function queryCalls(r: RecordedRequest, principal: string, names: Renaming): RecordedCall[] | string {
   if (r.service === 'monitoring') return cloudWatchCalls(r, principal);
+  if (r.service === 'pricing') return pricingCalls(r, principal);
   const form = new URLSearchParams(r.body ?? '');
   const action = form.get('Action') ?? undefined;
   const wire = wireOf(r, action);

@@ -49,6 +49,10 @@ export const UNUSED_PERMISSIONS: readonly UnusedPermission[] = [
     reason: "the group's signing public keys are read by a restore or drill on a host of the group (agent restore/verify, trusted keys); group app has no drill host and its restores in the run are the operator's",
   },
   {
+    grant: 'verifier PriceCache s3:PutObject *',
+    reason: 'the verifier caches the AWS Price List answer in state/prices/ only when the Price List answers; moto does not serve the Price List API (it answers 404), so the run prices from the committed table (test/infra/report-stack.test.ts proves the write is allowed)',
+  },
+  {
     grant: 'drill ReadGroupBackups * *',
     reason: 'a drill reads the latest backup of each source, all in one tier per run (today: the calendar\'s); the statement grants every tier prefix because the latest backup can be in any tier',
   },

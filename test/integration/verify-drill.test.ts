@@ -112,6 +112,11 @@ describe('verify and drill', () => {
       const names = r.checks.map((c) => c.name);
       for (const name of ['signature', 'checksum', 'decrypt', 'restore']) assert.ok(names.includes(name), `${r.source}: ${names.join(',')}`);
       if (r.source !== 'docs') assert.ok(r.checks.some((c) => c.name === 'row-counts' && c.ok && /all as recorded/.test(c.detail)));
+      // Stage timings: read and load share the streamed part of the wall time, checks follow; the bytes are the artifact's ciphertext.
+      const t = r.timings;
+      assert.ok(t, `${r.source}: no timings`);
+      assert.ok(t.ciphertextBytes > 0 && t.decryptMs === 0 && t.downloadMs >= 0 && t.loadMs >= 0 && t.checksMs >= 0, JSON.stringify(t));
+      assert.ok(t.downloadMs + t.loadMs + t.checksMs <= r.durationMs + 5, `${r.source}: stages ${JSON.stringify(t)} within the wall time ${r.durationMs} ms`);
     }
     assert.deepEqual(await scratchDatabases(), []);
 

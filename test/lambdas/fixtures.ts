@@ -205,7 +205,7 @@ export async function healthyFleet(
   return byHost;
 }
 
-export async function putDrill(world: World, spec: { host: string; finishedAt: Date; ok: boolean; signingKey?: PrivateKey; readFrom?: DrillReceipt['readFrom'] }): Promise<string> {
+export async function putDrill(world: World, spec: { host: string; finishedAt: Date; ok: boolean; signingKey?: PrivateKey; readFrom?: DrillReceipt['readFrom']; results?: DrillReceipt['results'] }): Promise<string> {
   const stamp = stampOf(spec.finishedAt);
   const signingKey = spec.signingKey ?? world.keys.signingKey;
   const receipt: DrillReceipt = {
@@ -216,7 +216,7 @@ export async function putDrill(world: World, spec: { host: string; finishedAt: D
     startedAt: new Date(spec.finishedAt.getTime() - 60_000).toISOString(),
     finishedAt: spec.finishedAt.toISOString(),
     ok: spec.ok,
-    results: [
+    results: spec.results ?? [
       {
         manifestKey: 'backups/daily/web/web-1/pg/x.manifest.json',
         source: 'pg',

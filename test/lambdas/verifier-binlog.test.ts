@@ -167,6 +167,12 @@ test('a healthy binary log archive: OK, with the window from the oldest dump and
   assert.ok(html.includes('<h2>Point-in-time recovery</h2>'));
   assert.ok(html.includes('end of mariadb-bin.000008'), 'the window end is shown');
   assert.ok(html.includes('mariadb-bin.000002:4242'), 'the window start is shown');
+  // The recovery point counts the binary log: the newest restorable moment is the close of file 8, not the newer dump.
+  const rp = json.sources.find((x) => x.source === 'shop')!.recoveryPoint!;
+  assert.deepEqual(rp.log, { kind: 'binlog', reachableTo: iso(a.start + 80 * MIN), ageHours: 0.1, newestArchivedAt: iso(a.start + 80 * MIN + 30_000) });
+  assert.deepEqual(rp.current, { at: iso(a.start + 80 * MIN), ageHours: 0.1, by: 'log' });
+  assert.deepEqual(rp.misses, []);
+  assert.equal(html.match(/<rect class="pitr"/g)?.length, 1, 'the reachable range is a band on the recovery window picture');
   const [message] = await drainInbox(world);
   assert.ok(message.message.includes(`PITR web/maria-1/shop (binary logs): window ${iso(a.start + 13 * MIN)} to ${iso(a.start + 80 * MIN)}, recovery point 3 min old (mariadb-bin.000008), no gaps; 8 binary log objects, 8 checked now`), message.message);
 

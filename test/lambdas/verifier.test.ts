@@ -117,7 +117,8 @@ test('a truncated ciphertext is a size finding, without reading it', async () =>
 test('a manifest edited after signing is refused', async () => {
   const world = await newWorld({ account });
   const fleet = await healthyFleet(world);
-  const victim = fleet.get('web-1')![4];
+  // The newest: a refused backup between good ones is also a closed RPO gap (rpo-missed, verifier-audit.test.ts).
+  const victim = fleet.get('web-1')![5];
   const envelope = JSON.parse(victim.manifestText) as { payload: string };
   envelope.payload = envelope.payload.replace(/"exitCode": 0/, '"exitCode": 0 ').replace(/"ciphertextSha256": "[0-9a-f]+"/, `"ciphertextSha256": "${'0'.repeat(64)}"`);
   await putObject(world, victim.manifestKey, JSON.stringify(envelope));
@@ -223,7 +224,8 @@ test('a non-zero dump exit status and a missing Object Lock retention are findin
 });
 
 test('archived objects are checked from metadata; one never read before archiving is flagged', async () => {
-  const groups = [{ name: 'web', sources: ['pg'], hosts: ['web-1'], retentionDays: {} }];
+  // An RPO longer than the 35 days between the monthly copy and the dailies: that gap is not what this test is about.
+  const groups = [{ name: 'web', rpoHours: 1000, sources: ['pg'], hosts: ['web-1'], retentionDays: {} }];
   const world = await newWorld({ account, groups });
   await healthyFleet(world, { hosts: ['web-1'], drill: false });
   const monthly = await putBackup(world, { host: 'web-1', tier: 'monthly', finishedAt: new Date(world.clock.ms - 40 * DAY) });

@@ -118,6 +118,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
         artifact: artifact.artifact,
         ok: artifact.ok && verification.checks.every((c) => c.ok),
         durationMs: artifact.durationMs,
+        ...(artifact.timings ? { timings: artifact.timings } : {}),
         checks: [...backupChecks, ...artifact.checks.map((c) => ({ name: c.name, ok: c.ok, detail: detailOf(c) }))],
       });
     }

@@ -10,7 +10,7 @@ import { artifactObjects, objectLabel, type ArtifactObject } from '../../../form
 import { unreadableMessage, whyUnreadable } from '../../../runtime/s3-presence';
 import { judgeBackup, sameKeyIds, type BackupJudgement, type Judged, type JudgementInput, type ObjectFacts } from '../../../format/backup-judgement';
 import type { AgentConfig } from '../../../format/agent-config';
-import type { Artifact, Inventory, Manifest } from '../../../format/manifest';
+import type { Artifact, DrillTimings, Inventory, Manifest } from '../../../format/manifest';
 import { messageRecipientKeyIds, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import type { AgentClients } from '../aws';
 import { ColdsealError, describeError, EXIT } from '../errors';
@@ -31,6 +31,7 @@ import { tarExtractSink } from './targets/directory';
 import { mysqlRestoreSink } from './targets/mysql';
 import { pgRestoreSink } from './targets/postgres';
 import { MysqlDumpRenamer } from './mysql-rename';
+import { StageClock } from './stage-clock';
 
 /**
  * `coldseal verify` and the checks of `coldseal drill`. Without a key: the manifest's signature
@@ -57,6 +58,8 @@ export interface ArtifactVerification {
   readonly ok: boolean;
   readonly durationMs: number;
   readonly checks: Check[];
+  /** Where a test restore (--deep, drills) spent its time; absent without one. */
+  readonly timings?: DrillTimings;
 }
 
 export interface BackupVerification {
@@ -148,8 +151,9 @@ export async function verifyBackup(manifestKey: string, options: VerifyOptions):
   const buffers = new PartBufferPool();
   for (const artifact of manifest.artifacts) {
     const started = Date.now();
-    const artifactChecks = await verifyArtifact(manifest, artifact, judgement, seen.unreadable.get(artifact.key), options, buffers);
-    artifacts.push({ artifact: artifact.name, key: artifact.key, ok: artifactChecks.every((c) => c.ok), durationMs: Date.now() - started, checks: artifactChecks });
+    let timings: DrillTimings | undefined;
+    const artifactChecks = await verifyArtifact(manifest, artifact, judgement, seen.unreadable.get(artifact.key), options, buffers, (t) => (timings = t));
+    artifacts.push({ artifact: artifact.name, key: artifact.key, ok: artifactChecks.every((c) => c.ok), durationMs: Date.now() - started, checks: artifactChecks, ...(timings ? { timings } : {}) });
   }
   return {
     manifestKey,
@@ -222,7 +226,7 @@ async function retentionOf(s3: S3Client, bucket: string, key: string): Promise<O
 }
 
 /** The agent's words for the judgement of one artifact, then its own checks: the checksum read, or --deep's test restore. */
-async function verifyArtifact(manifest: Manifest, artifact: Artifact, judgement: BackupJudgement, unreadable: string | undefined, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
+async function verifyArtifact(manifest: Manifest, artifact: Artifact, judgement: BackupJudgement, unreadable: string | undefined, options: VerifyOptions, buffers: PartBufferPool, onTimings?: (timings: DrillTimings) => void): Promise<Check[]> {
   const { bucket } = options;
   const s3Url = (key: string) => `s3://${bucket}/${key}`;
   const where = s3Url(artifact.key);
@@ -282,7 +286,7 @@ async function verifyArtifact(manifest: Manifest, artifact: Artifact, judgement:
   }
 
   if (options.deep) {
-    checks.push(...(await deepCheck(manifest, artifact, options, buffers)));
+    checks.push(...(await deepCheck(manifest, artifact, options, buffers, onTimings)));
   } else {
     checks.push(await checksumCheck(options.clients.s3, bucket, artifact, options.log, buffers));
   }
@@ -313,7 +317,7 @@ function scratchName(): string {
   return `coldseal_scratch_${randomBytes(5).toString('hex')}`;
 }
 
-async function deepCheck(manifest: Manifest, artifact: Artifact, options: VerifyOptions, buffers: PartBufferPool): Promise<Check[]> {
+async function deepCheck(manifest: Manifest, artifact: Artifact, options: VerifyOptions, buffers: PartBufferPool, onTimings?: (timings: DrillTimings) => void): Promise<Check[]> {
   const { clients, bucket, log } = options;
   const deep = options.deep!;
   const checks: Check[] = [];
@@ -357,6 +361,8 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
 
   try {
     let opened;
+    const clock = new StageClock();
+    const streamStart = Date.now();
     try {
       opened = await openPlaintext({ s3: clients.s3, bucket, manifest, artifact, key: deep.key, onProgress: progress(log, `test-restoring ${artifact.name}`), buffers });
     } catch (error) {
@@ -366,14 +372,21 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
       throw error;
     }
     try {
-      await streamInto(opened, sink, transform ? [transform] : []);
+      await streamInto(opened, sink, [...(transform ? [transform] : []), clock]);
     } finally {
       log.endProgress();
     }
+    const streamEnd = Date.now();
     checks.push(pass('checksum', `SHA-256 ${artifact.ciphertextSha256.slice(0, 16)}… matches`));
     checks.push(pass('decrypt', 'decrypted (OpenPGP integrity code ok) and decompressed'));
     checks.push(pass('restore', tail ? 'read to the end' : `restored into a scratch ${artifact.contentFormat === 'tar' ? 'directory' : 'database'}`));
+    const checksStart = Date.now();
     checks.push(...(await after()));
+    // The read (GETs, part checks, decryption, decompression) is one pipe: the time the loader waited on it is
+    // downloadMs, and decryption is not timed apart from it (that would need clocks inside the pipe); the rest,
+    // the loader holding the stream back and finishing after the last byte (indexes, constraints), is loadMs.
+    const readMs = Math.max(0, (clock.lastChunkAt ?? streamEnd) - streamStart - clock.blockedMs);
+    onTimings?.({ downloadMs: readMs, decryptMs: 0, loadMs: Math.max(0, streamEnd - streamStart - readMs), checksMs: Date.now() - checksStart, ciphertextBytes: artifact.ciphertextBytes });
   } catch (error) {
     const message = describeError(error);
     const failedCheck = error instanceof ColdsealError && error.exitCode === EXIT.INTEGRITY ? /^(\w+) check failed/.exec(error.message)?.[1] : undefined;

@@ -17,6 +17,8 @@ export interface DrillSummary {
   readonly failed: string[];
   /** The offsite replica the drill read from (`s3://bucket (region)`), when it did. */
   readonly readFrom?: string;
+  /** The opened receipt: its per-artifact durations and timings measure the group's restore speed (recovery-time.ts). */
+  readonly receipt: DrillReceipt;
 }
 
 /** The newest drill receipt of a group decides: a drill is proof only as of when it ran. */
@@ -45,7 +47,7 @@ export async function drillFindings(input: {
       continue;
     }
     const failed = receipt.results.filter((r) => !r.ok).map((r) => `${r.source}/${r.artifact}: ${r.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ') || 'failed'}`);
-    latest = { group: group.name, host: drill.host, stamp: receipt.stamp, key: drill.object.key, ok: receipt.ok && failed.length === 0, finishedAt: receipt.finishedAt, ageDays: (now.getTime() - Date.parse(receipt.finishedAt)) / 86_400_000, failed, ...(receipt.readFrom ? { readFrom: `s3://${receipt.readFrom.bucket} (${receipt.readFrom.region})` } : {}) };
+    latest = { group: group.name, host: drill.host, stamp: receipt.stamp, key: drill.object.key, ok: receipt.ok && failed.length === 0, finishedAt: receipt.finishedAt, ageDays: (now.getTime() - Date.parse(receipt.finishedAt)) / 86_400_000, failed, receipt, ...(receipt.readFrom ? { readFrom: `s3://${receipt.readFrom.bucket} (${receipt.readFrom.region})` } : {}) };
     break;
   }
   if (group.drillMaxAgeDays === null) return { findings, latest };

@@ -1,4 +1,5 @@
-import { REPORT_SCHEMA, reportSchema, type Report } from '../../../format/verification-report';
+import { REPORT_SCHEMA, reportSchema, type RecoveryPointReport, type RecoveryTimeReport, type Report, type RetentionReport, type StorageReport } from '../../../format/verification-report';
+import { recoverySection, storageSection } from './report-audit';
 import { CHECKS, statusOf, type Finding, type Status } from '../../shared/findings';
 import { formatBytes } from '../../../runtime/byte-size';
 import type { HistoryEntry } from './fleet';
@@ -25,6 +26,8 @@ export interface SourceRow {
   readonly history: readonly HistoryEntry[];
   /** null (or absent): no replica expected. */
   readonly replica?: ReplicaCounts | null;
+  /** Recovery point, recovery time and retention figures (audit.ts); absent when the group's keys could not be read. */
+  readonly audit?: { readonly recoveryPoint: RecoveryPointReport; readonly recoveryTime: RecoveryTimeReport; readonly retention: RetentionReport };
 }
 
 export function buildReport(input: {
@@ -40,6 +43,8 @@ export function buildReport(input: {
   drills: readonly DrillSummary[];
   /** PITR sources (absent in a deployment without any). */
   pitr?: ReadonlyArray<PitrRow | BinlogPitrRow>;
+  /** What the vault stores and costs (storage-report.ts). */
+  storage?: StorageReport;
   backups: number;
   verification: Report['verification'];
 }): Report {
@@ -61,6 +66,7 @@ export function buildReport(input: {
       copies,
       history: row.history.slice(-30).map((e) => ({ stamp: e.stamp, tier: e.tier, bytes: e.bytes, ciphertextBytes: e.ciphertextBytes, durationSeconds: e.durationSeconds })),
       replica: row.replica ?? null,
+      ...(row.audit ?? {}),
     };
   });
   const findings = input.findings.map((f) => ({ ...f, new: input.newIds.has(f.id), firstSeenAt: input.firstSeen.get(f.id) }));
@@ -82,6 +88,7 @@ export function buildReport(input: {
     sources,
     ...(input.pitr?.length ? { pitr: input.pitr.map((row) => ({ ...row, status: statusOf(standing.filter((f) => f.group === row.group && f.host === row.host && f.source === row.source && pitrCheckOf(row, f.check))) })) } : {}),
     drills: input.drills.map((d) => ({ group: d.group, host: d.host, stamp: d.stamp, ok: d.ok, ageDays: Math.round(d.ageDays * 10) / 10, ...(d.readFrom ? { readFrom: d.readFrom } : {}) })),
+    ...(input.storage ? { storage: input.storage } : {}),
     verification: input.verification,
   });
 }
@@ -184,7 +191,7 @@ export function renderHtml(report: Report): string {
   const sections = groups
     .map((group) => {
       const rows = report.sources.filter((s) => s.group === group);
-      return `<h2>Group ${esc(group)}</h2>${rows
+      return `<h2>Group ${esc(group)}</h2>${recoverySection(report, group)}${rows
         .map((s) => {
           const mine = report.findings.filter((f) => f.group === s.group && f.host === s.host && f.source === s.source);
           const c = COLORS[s.status];
@@ -215,6 +222,8 @@ tr.fail td:first-child{border-left:4px solid ${COLORS.FAIL.fg}}tr.warn td:first-
 pre{white-space:pre-wrap;background:#f8f9fa;padding:4px;margin:4px 0;font-size:12px}.where{color:#5f6368;font-size:12px;word-break:break-all}.note{color:#5f6368;font-size:12px}
 .source{display:flex;gap:16px;align-items:center;padding:8px 12px;margin:8px 0;background:#fafafa;border-radius:4px;flex-wrap:wrap}
 .source table{width:620px;table-layout:fixed}.source th{width:90px}.source caption{text-align:left;font-weight:600;padding-bottom:4px}.source th{text-align:left;color:#5f6368;font-weight:normal;padding-right:12px}
+.miss{color:${COLORS.WARN.fg}}figure{margin:8px 0 16px}svg.picture{display:block;height:auto}
+@media (max-width:700px){body{margin:8px;font-size:13px}.source table{width:100%}table.list{display:block;overflow-x:auto}table.audit td{min-width:140px}svg.chart{max-width:100%;height:auto}}
 </style></head><body>
 <h1>coldseal verification report</h1>
 <div class="sub">${esc(report.generatedAt)} - bucket ${esc(report.bucket)} - ${report.counts.backups} backups of ${report.counts.sources} sources</div>
@@ -225,6 +234,7 @@ ${report.resolved.length ? `<h2>Resolved since the last run</h2><ul>${report.res
 ${sections}
 ${pitr}
 <h2>Restore drills</h2>${drills}
+${storageSection(report)}
 <h2>Verification</h2><p>Hashed ${esc(formatBytes(v.hashedBytes))} in ${v.hashedObjects} objects in ${v.seconds.toFixed(1)} s; ${v.verifiedArtifacts} artifacts proven by a full read, ${v.archivedArtifacts} archived (checked from metadata), ${v.pendingObjects} waiting for the next run.</p>
 </body></html>
 `;

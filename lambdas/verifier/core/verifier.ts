@@ -1,4 +1,4 @@
-import { BACKUPS_PREFIX, DRILLS_PREFIX, VERIFIED_PREFIX, parseKey, reportKeys, TIERS, sourcePrefix } from '../../../format/layout';
+import { BACKUPS_PREFIX, DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, VERIFIED_PREFIX, WAL_PREFIX, parseKey, reportKeys, TIERS, sourcePrefix } from '../../../format/layout';
 import type { Manifest } from '../../../format/manifest';
 import { PartBufferPool } from '../../../runtime/part-reader';
 import { openManifest } from '../../../runtime/signed-document';
@@ -18,7 +18,12 @@ import type { ReplicaState } from './replica';
 import type { Report } from '../../../format/verification-report';
 import { buildReport, renderHtml, type ReplicaCounts } from './report-builder';
 import { keptBinlogDumps } from './binlog-pitr';
-import { checkPitrObjects, finishPitr, keptBaseBackups, pitrSummaryLine, preparePitr, type PitrDeps } from './pitr';
+import { checkPitrObjects, finishPitr, keptBaseBackups, pitrSummaryLine, preparePitr, type PitrDeps, type PitrRow } from './pitr';
+import type { BinlogPitrRow } from './binlog-pitr';
+import { auditSource, groupDrillEvidence } from './audit';
+import { storageReport } from './storage-report';
+import type { SourceAudit } from './audit';
+import type { PriceListPort } from '../../shared/price-list';
 
 export interface VerifierDeps {
   readonly store: BucketStore;
@@ -29,14 +34,20 @@ export interface VerifierDeps {
   readonly settings: Settings;
   /** Milliseconds this invocation may still spend hashing (the handler derives it from the Lambda context). */
   readonly remainingMs: () => number;
+  /** The AWS Price List API, when the settings allow asking it. */
+  readonly priceList?: PriceListPort;
+  /** The bucket's region, whose prices apply. */
+  readonly region?: string;
 }
 
 /** Checks whose absence in a sweep means "resolved" for any subject the sweep saw. */
 const SOURCE_CHECKS: ReadonlySet<Check> = new Set(['rpo', 'never-backed-up', 'empty-dump', 'size-drop']);
+/** Judged by the sweep alone (the per-manifest verification does not compute them): they resolve only for sources the sweep judged. */
+const TARGET_CHECKS: ReadonlySet<Check> = new Set(['rpo-missed', 'rto-exceeded']);
 const VERIFIER_CHECKS: ReadonlySet<Check> = new Set<Check>([
   'manifest-signature', 'manifest-invalid', 'manifest-location', 'ciphertext-missing', 'ciphertext-size', 'ciphertext-sha256', 'not-openpgp',
   'recipients', 'dump-exit-status', 'completion-marker', 'object-lock', 'not-read-verified', 'verification-pending', 'retention-count',
-  'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS,
+  'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS, ...TARGET_CHECKS,
   'wal-signature', 'wal-record', 'wal-sha256', 'wal-recipients', 'wal-gap', 'wal-timeline', 'wal-no-window', 'wal-pending',
   'binlog-signature', 'binlog-record', 'binlog-sha256', 'binlog-recipients', 'binlog-gap', 'binlog-pending',
 ]);
@@ -131,6 +142,7 @@ export interface SweepResult {
 /** What a sweep starts from: the bucket's listings read into backups, and each configured group's keys. */
 interface SweepInputs {
   readonly backupObjects: readonly ListedObject[];
+  readonly drillObjects: readonly ListedObject[];
   readonly inventory: ReturnType<typeof buildInventory>;
   readonly records: Map<string, VerificationRecord>;
   readonly groups: ReadonlyMap<string, GroupSettings>;
@@ -158,7 +170,7 @@ async function readSweepInputs(deps: VerifierDeps, now: Date): Promise<SweepInpu
   const unknown = new Set(inventory.backups.filter((b) => !groups.has(b.location.group)).map((b) => b.location.group));
   if (unknown.size) log.warn('backups of groups this verifier is not configured for are not checked', { groups: [...unknown] });
   const backups = inventory.backups.filter((b) => groups.has(b.location.group));
-  return { backupObjects, inventory, records, groups, keysByGroup, backups, keyFindings };
+  return { backupObjects, drillObjects, inventory, records, groups, keysByGroup, backups, keyFindings };
 }
 
 /** Orphans: a listed manifest (valid or not) claims its neighbours; a valid one only those it names. */
@@ -176,7 +188,7 @@ function referencedKeys(checked: readonly CheckedBackup[]): Set<string> {
  * The report's replica column, and which monitor "replication failed" alerts this sweep settles:
  * those of backups now fully replicated, or no longer in the bucket (expired).
  */
-function replicaTally(settings: Settings, checked: readonly CheckedBackup[], backupObjects: readonly ListedObject[]): { bySource: Map<string, ReplicaCounts>; settled: (f: Finding) => boolean } {
+function replicaTally(settings: Settings, checked: readonly CheckedBackup[], backupObjects: readonly ListedObject[]): { bySource: Map<string, ReplicaCounts>; byManifest: Map<string, ReplicaState | undefined>; settled: (f: Finding) => boolean } {
   const bySource = new Map<string, ReplicaCounts>();
   const byManifest = new Map<string, ReplicaState | undefined>();
   for (const c of checked) {
@@ -194,22 +206,34 @@ function replicaTally(settings: Settings, checked: readonly CheckedBackup[], bac
     if (!key.startsWith(BACKUPS_PREFIX)) return false;
     return !byManifest.has(key) ? !backupObjects.some((o) => o.key === key) : byManifest.get(key) === 'replicated';
   };
-  return { bySource, settled };
+  return { bySource, byManifest, settled };
 }
 
-type SourceRow = { group: string; host: string; source: string; history: HistoryEntry[]; replica: ReplicaCounts | null };
+type SourceRow = { group: string; host: string; source: string; history: HistoryEntry[]; replica: ReplicaCounts | null; audit?: Pick<SourceAudit, 'recoveryPoint' | 'recoveryTime' | 'retention'> };
 
 /**
  * Every source of every group, expected or seen: its report row and its fleet findings (fresh,
  * size, retention), then the group's drills. `evaluated` is what this sweep judged, so that only
  * those sources' open alerts may resolve.
  */
-async function judgeSources(deps: VerifierDeps, inputs: SweepInputs, checked: readonly CheckedBackup[], replicaBySource: ReadonlyMap<string, ReplicaCounts>, now: Date): Promise<{ rows: SourceRow[]; drills: DrillSummary[]; evaluated: Set<string>; findings: Finding[] }> {
+async function judgeSources(
+  deps: VerifierDeps,
+  inputs: SweepInputs,
+  checked: readonly CheckedBackup[],
+  replica: { bySource: ReadonlyMap<string, ReplicaCounts>; byManifest: ReadonlyMap<string, ReplicaState | undefined> },
+  pitrRows: ReadonlyArray<PitrRow | BinlogPitrRow>,
+  now: Date,
+): Promise<{ rows: SourceRow[]; drills: DrillSummary[]; evaluated: Set<string>; findings: Finding[] }> {
   const { store, settings } = deps;
   const { backups, keysByGroup } = inputs;
+  const replicaBySource = replica.bySource;
   const histories = new Map<string, HistoryEntry[]>();
+  const manifests = new Map<string, Manifest>();
+  const listed = new Map<string, ListedBackup>();
   for (const c of checked) {
     if (!c.manifest) continue;
+    manifests.set(c.backup.manifest!.key, c.manifest);
+    listed.set(c.backup.manifest!.key, c.backup);
     const id = sourceId(c.backup.location);
     histories.set(id, [...(histories.get(id) ?? []), historyEntry(c.backup, c.manifest)]);
   }
@@ -234,6 +258,15 @@ async function judgeSources(deps: VerifierDeps, inputs: SweepInputs, checked: re
     const drill = await drillFindings({ store, bucket: settings.bucket, group, keys: keysByGroup.get(group.name)!, drills: inputs.inventory.drills, now });
     findings.push(...drill.findings);
     if (drill.latest) drills.push(drill.latest);
+    // The group's recovery figures need its newest drill, so they come after it.
+    if (keysByGroup.get(group.name)!.problem) continue;
+    const evidence = groupDrillEvidence(drill.latest, manifests);
+    for (const row of rows.filter((r) => r.group === group.name)) {
+      const pitr = pitrRows.find((p) => p.group === row.group && p.host === row.host && p.source === row.source);
+      const audit = auditSource({ group, host: row.host, source: row.source, bucket: settings.bucket, history: row.history, pitr, drill: evidence, listed, replica: settings.replicaMaxPendingHours === undefined ? undefined : replica.byManifest, now });
+      row.audit = audit;
+      findings.push(...audit.findings);
+    }
   }
   return { rows, drills, evaluated, findings };
 }
@@ -269,11 +302,17 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   findings.push(...pitr.findings);
   findings.push(...orphanFindings(backups, now, settings.orphanMinutes, settings.bucket, referencedKeys(checked)));
   const replica = replicaTally(settings, checked, inputs.backupObjects);
-  const judged = await judgeSources(deps, inputs, checked, replica.bySource, now);
+  const judged = await judgeSources(deps, inputs, checked, replica, pitr.rows, now);
   findings.push(...judged.findings);
+  const walObjects = settings.groups.some((g) => g.pitrSources?.length) ? await store.list(WAL_PREFIX) : [];
+  const [reportObjects, stateObjects] = await Promise.all([store.list(REPORTS_PREFIX), store.list(STATE_PREFIX)]);
+  const storage = await storageReport(
+    { store, log, priceList: settings.priceList ? deps.priceList : undefined },
+    { settings, region: deps.region ?? settings.region ?? 'us-east-1', objects: [...inputs.backupObjects, ...inputs.drillObjects, ...walObjects, ...reportObjects, ...stateObjects], now },
+  );
 
   const sorted = sortFindings(findings);
-  const plan = await reconcileAlerts(deps, sorted, (f) => replica.settled(f) || (VERIFIER_CHECKS.has(f.check) && (!SOURCE_CHECKS.has(f.check) || judged.evaluated.has(`${f.group}/${f.host}/${f.source}`))));
+  const plan = await reconcileAlerts(deps, sorted, (f) => replica.settled(f) || (VERIFIER_CHECKS.has(f.check) && ((!SOURCE_CHECKS.has(f.check) && !TARGET_CHECKS.has(f.check)) || judged.evaluated.has(`${f.group}/${f.host}/${f.source}`))));
   const firstSeen = new Map<string, string>();
   for (const r of [...plan.reminded.map((x) => x.record), ...plan.quiet.map((x) => x.record)]) firstSeen.set(r.id, r.firstSeenAt);
   for (const f of plan.opened) firstSeen.set(f.id, now.toISOString());
@@ -288,6 +327,7 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
     sources: judged.rows,
     drills: judged.drills,
     pitr: pitr.rows,
+    storage,
     backups: backups.filter((b) => b.manifest).length,
     verification: {
       hashedBytes: budget.hashedBytes,
@@ -324,10 +364,35 @@ export function summaryMessage(report: Report, plan: AlertPlan, keys: { json: st
   // What is said once stays in the full report, not in every day's message.
   const quiet = plan.quiet.map((q) => q.finding).filter((f) => !f.once);
   if (report.pitr?.length) lines.push(...report.pitr.map(pitrSummaryLine), '');
+  const targets = targetLines(report);
+  if (targets.length) lines.push('Targets missed:', ...targets, '');
+  if (report.storage?.cost) lines.push(`Storage: ${formatBytes(report.storage.rows.reduce((n, r) => n + r.bytes, 0))}, about $${report.storage.cost.total.toFixed(2)} a month (${report.storage.priceOrigin === 'table' ? `price table of ${report.storage.cost.priceAsOf}` : `AWS Price List of ${report.storage.cost.priceAsOf}`}).`, '');
   lines.push(...listBlocks(plan, quiet));
   if (n === 0 && plan.resolved.length === 0) lines.push('Every check passed.');
   lines.push('', `Full report: s3://${bucket}/${keys.html}`, `JSON:        s3://${bucket}/${keys.json}`);
   return { subject, body: `${lines.join('\n')}\n` };
+}
+
+/**
+ * Each source whose recovery point or estimated recovery time misses its group's target, in one
+ * line each: said every day while it lasts (the finding itself is said once), since a missed
+ * objective is what the message's reader is asked to answer for.
+ */
+export function targetLines(report: Report): string[] {
+  const lines: string[] = [];
+  for (const s of report.sources) {
+    const id = `${s.group}/${s.host}/${s.source}`;
+    const rp = s.recoveryPoint;
+    if (rp?.misses.length) {
+      const worst = rp.misses.reduce((w, g) => (g.hours > w.hours ? g : w));
+      lines.push(`- rpo-missed ${id}: ${rp.misses.length} gap${rp.misses.length > 1 ? 's' : ''} over the ${rp.rpoHours} h RPO in ${rp.windowDays} days, worst ${worst.hours.toFixed(1)} h from ${worst.from.at} to ${worst.to.at}`);
+    }
+    const rt = s.recoveryTime;
+    if (rt?.estimate && rt.rtoHours !== null && rt.estimate.hours > rt.rtoHours) {
+      lines.push(`- rto-exceeded ${id}: restore estimated at ${rt.estimate.hours.toFixed(1)} h, over the ${rt.rtoHours} h RTO (${rt.estimate.dominant} dominates${rt.estimate.retrieval ? `; ${rt.estimate.retrieval.tier} retrieval from ${rt.estimate.retrieval.storageClass} ${rt.estimate.retrieval.wait}` : ''})`);
+    }
+  }
+  return lines;
 }
 
 export interface ManifestResult {
