@@ -12,6 +12,7 @@ import { openDrillReceipt, openManifest } from '../../runtime/signed-document';
 import { EXIT } from '../../format/exit-codes';
 import { loadSettings } from '../../format/lambda-settings';
 import { reportSchema } from '../../format/verification-report';
+import { PRICE_TABLE_AS_OF } from '../../format/prices';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { buildAgentSync } from '../../scripts/build-agent';
@@ -316,10 +317,35 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     const window = report.pitr?.find((p) => p.source === PITR_SOURCE);
     assert.ok(window, `the report has the PITR source's recovery window: ${JSON.stringify(report.pitr)}`);
     assert.deepEqual(window.gaps, []);
-    assert.match(await deployment.getText(sweep.reportKeys.html), /<title>coldseal verification \d{4}-\d\d-\d\d: OK<\/title>/);
+    // What an auditor asks, per source: recovery point, recovery time, copies per tier; and storage with its cost.
+    for (const s of report.sources) {
+      assert.ok(s.recoveryPoint && s.recoveryTime && s.retention, `${s.group}/${s.source}: recovery point, time and copies`);
+      assert.deepEqual(s.recoveryPoint.misses, [], s.source);
+      assert.ok(s.recoveryPoint.current && s.recoveryPoint.current.ageHours < s.recoveryPoint.rpoHours, JSON.stringify(s.recoveryPoint));
+      assert.equal(s.recoveryTime.rtoHours, null);
+      assert.equal(s.retention.copies.length, s.history.length);
+    }
+    const pg = report.sources.find((s) => s.source === 'pg')!;
+    assert.equal(pg.recoveryTime!.measured?.from, 'this source', pg.recoveryTime!.note);
+    assert.ok(pg.recoveryTime!.measured!.stages, 'the drill receipt carried stage timings');
+    assert.ok(pg.recoveryTime!.estimate && pg.recoveryTime!.estimate.retrieval === null);
+    const pitrSource = report.sources.find((s) => s.source === PITR_SOURCE)!;
+    assert.equal(pitrSource.recoveryPoint!.log?.kind, 'wal');
+    assert.equal(pitrSource.recoveryPoint!.log?.reachableTo, (window as any).window!.to.time);
+    const storage = report.storage!;
+    assert.equal(storage.priceOrigin, 'table', storage.priceNote); // moto serves no Price List
+    assert.equal(storage.cost?.priceAsOf, PRICE_TABLE_AS_OF);
+    const dbRows = storage.rows.filter((r) => r.group === PG_GROUP);
+    assert.ok(dbRows.some((r) => r.tier === 'pitr' && r.objects > 0) && dbRows.some((r) => r.tier === 'drills' && r.objects > 0), JSON.stringify(dbRows));
+    assert.deepEqual(await deployment.listKeys('state/storage/'), [`state/storage/${report.generatedAt.slice(0, 10)}.json`]);
+    const html = await deployment.getText(sweep.reportKeys.html);
+    assert.match(html, /<title>coldseal verification \d{4}-\d\d-\d\d: OK<\/title>/);
+    for (const re of [/<h3>Recovery: what can be restored, how fast, how many copies<\/h3>/, /<svg class="picture window"/, /<rect class="pitr"/, /<h2>Storage and cost<\/h2>/, /<svg class="picture storage"/]) assert.match(html, re);
     const alerts = await deployment.receiveAlerts();
     assert.deepEqual(alerts.map((a) => a.subject), [sweep.published!.subject]);
     assert.match(alerts[0].subject, /^coldseal report \d{4}-\d\d-\d\d: OK/);
+    assert.match(alerts[0].message, /\nStorage: .+, about \$\d+\.\d\d a month \(price table of \d{4}-\d\d-\d\d\)\.\n/);
+    assert.doesNotMatch(alerts[0].message, /Targets missed/);
   });
 
   test("the monitor, on its schedule, finds the group's tagged host online and its source fresh, and sends nothing", async () => {
@@ -675,6 +701,7 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
       'verifier PutObject reports/',
       'verifier ssm:GetParameter',
       'verifier sns:Publish',
+      'verifier pricing:GetProducts',
       'monitor ListObjectsV2',
       'monitor PutObject',
       'monitor sns:Publish',
