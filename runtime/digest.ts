@@ -85,3 +85,17 @@ export class DigestStream extends Transform {
     return this.result;
   }
 }
+
+/** SHA-256 and length of whatever passes through, for checking a stream against a signed record. */
+export class Sha256Stream extends Transform {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+  digest(): { bytes: number; sha256: string } {
+    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+}

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
-import { Transform, type TransformCallback } from 'node:stream';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { walObjectKey } from '../../../format/layout';
+import { Sha256Stream } from '../../../runtime/digest';
 import type { WalRecord } from '../../../format/wal-record';
 import type { PrivateKey, PublicKey } from '../../../runtime/pgp';
 import { whyUnreadable } from '../../../runtime/s3-presence';
@@ -119,18 +118,6 @@ export async function fetchWalFile(from: WalObjectSource, walFile: string, desti
 
 const BODY_IDLE_MS = 60_000;
 
-class Hashing extends Transform {
-  private readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-  digest(): { bytes: number; sha256: string } {
-    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
-  }
-}
 
 interface DecryptOutcome {
   readonly ciphertext: { bytes: number; sha256: string };
@@ -145,7 +132,7 @@ interface DecryptOutcome {
 
 /** The object's body through decryption and decompression into `path`, hashing both ends; every failure is reported, none thrown. */
 async function decryptToFile(body: Readable, record: WalRecord, from: Pick<WalObjectSource, 'key' | 'gpgKeyring'>, path: string): Promise<DecryptOutcome> {
-  const cipherHash = new Hashing();
+  const cipherHash = new Sha256Stream();
   let readFailure: string | undefined;
   const feed: CiphertextFeed = {
     done: Promise.resolve(null),
@@ -177,7 +164,7 @@ async function decryptToFile(body: Readable, record: WalRecord, from: Pick<WalOb
     return { ciphertext: cipherHash.digest(), plaintext: { bytes: 0, sha256: '' }, readFailure, decryptFailure: (error as Error).message };
   }
   const decompression = startDecompression(record.compression, decryption, undefined, undefined);
-  const plainHash = new Hashing();
+  const plainHash = new Sha256Stream();
   const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
   let fileFailure: string | undefined;
   file.once('error', (error) => {

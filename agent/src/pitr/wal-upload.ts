@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../format/agent-config';
 import { walObjectKey } from '../../../format/layout';
 import { parseWalFileName } from '../../../format/wal';
@@ -20,6 +20,7 @@ import { startEncryption, type Encryptor } from '../pipeline/encrypt';
 import { lastLines } from '../process-output';
 import { AGENT_VERSION } from '../version';
 import { readSegmentHeader, type ClusterIdentity } from './cluster-files';
+import { putLogObject } from './log-object-put';
 
 /**
  * Archives ONE WAL file (segment, .history, .backup or .partial): read → compress → OpenPGP
@@ -136,45 +137,22 @@ export async function archiveWalFile(ctx: WalArchiveContext, file: { readonly pa
   const metadata = await signWalRecord(record, ctx.keys.signingKey);
   const result = { walFile: file.walFile, key, plaintextBytes: encoded.plaintextBytes, ciphertextBytes: encoded.ciphertext.length, plaintextSha256: encoded.plaintextSha256 };
 
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await ctx.clients.s3.send(
-        new PutObjectCommand({
-          Bucket: config.bucket,
-          Key: key,
-          Body: encoded.ciphertext,
-          ContentLength: encoded.ciphertext.length,
-          ContentType: 'application/pgp-encrypted',
-          IfNoneMatch: '*',
-          ChecksumAlgorithm: 'SHA256',
-          ChecksumSHA256: Buffer.from(encoded.ciphertextSha256, 'hex').toString('base64'),
-          Metadata: metadata,
-          StorageClass: config.upload.storageClass,
-          ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
-          ...lockParams(config, ctx.now()),
-        }),
-        { abortSignal: ctx.signal },
-      );
-      return { ...result, outcome: 'archived' };
-    } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      const name = (error as { name?: string }).name;
-      if (status === 412 || name === 'PreconditionFailed') return { ...result, outcome: await compareWithArchived(ctx, key, file.walFile, encoded.plaintextSha256) };
-      // Another writer of the same key is in flight: S3 asks to retry (conditional-writes page above).
-      if ((status === 409 || name === 'ConditionalRequestConflict') && attempt < 3) {
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-        continue;
-      }
-      throw storageError(error as Error, config.bucket, key);
-    }
-  }
-}
-
-function lockParams(config: AgentConfig, now: Date) {
-  // WAL serves the base backups of every tier; it is locked like the daily tier, the shortest.
-  const lock = config.objectLock.daily;
-  if (!lock) return {};
-  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000) };
+  const outcome = await putLogObject({
+    s3: ctx.clients.s3,
+    config,
+    key,
+    body: () => encoded.ciphertext,
+    ciphertextBytes: encoded.ciphertext.length,
+    ciphertextSha256: encoded.ciphertextSha256,
+    metadata,
+    now: ctx.now(),
+    signal: ctx.signal,
+    // Another writer of the same key is in flight: S3 asks to retry (conditional-writes page above).
+    retryAfterMs: ({ status, name, attempt }) => ((status === 409 || name === 'ConditionalRequestConflict') && attempt < 3 ? 200 * attempt : null),
+    onExists: () => compareWithArchived(ctx, key, file.walFile, encoded.plaintextSha256),
+    fail: (error) => storageError(error, config.bucket, key),
+  });
+  return { ...result, outcome };
 }
 
 async function compareWithArchived(ctx: WalArchiveContext, key: string, walFile: string, plaintextSha256: string): Promise<'already-archived'> {

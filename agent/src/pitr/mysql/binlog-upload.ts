@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../../format/agent-config';
 import type { BinlogRecord } from '../../../../format/binlog-record';
 import { binlogObjectKey } from '../../../../format/layout';
@@ -19,6 +19,7 @@ import { startCompressor, type CompressionChoice } from '../../pipeline/compress
 import { startEncryption, type Encryptor } from '../../pipeline/encrypt';
 import { lastLines } from '../../process-output';
 import { AGENT_VERSION } from '../../version';
+import { putLogObject } from '../log-object-put';
 import { BinlogFormatError, BinlogScanStream, type BinlogFacts } from './binlog-events';
 
 /**
@@ -134,51 +135,31 @@ export async function archiveBinlogFile(ctx: BinlogArchiveContext, s3: S3Client,
     };
     const metadata = await signBinlogRecord(record, ctx.keys.signingKey);
     const result = { binlogFile: file.binlogFile, key, facts, ciphertextBytes: encoded.ciphertextBytes };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await s3.send(
-          new PutObjectCommand({
-            Bucket: config.bucket,
-            Key: key,
-            Body: createReadStream(spool),
-            ContentLength: encoded.ciphertextBytes,
-            ContentType: 'application/pgp-encrypted',
-            IfNoneMatch: '*',
-            ChecksumAlgorithm: 'SHA256',
-            ChecksumSHA256: Buffer.from(encoded.ciphertextSha256, 'hex').toString('base64'),
-            Metadata: metadata,
-            StorageClass: config.upload.storageClass,
-            ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
-            ...lockParams(config, ctx.now()),
-          }),
-          { abortSignal: ctx.signal },
-        );
-        return { ...result, outcome: 'archived' };
-      } catch (error) {
-        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        const name = (error as { name?: string }).name;
-        if (status === 412 || name === 'PreconditionFailed') return { ...result, outcome: await compareWithArchived(ctx, key, file.binlogFile, facts.sha256) };
-        // 409: another writer of the same key is in flight; S3 asks to retry
-        // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+    const outcome = await putLogObject({
+      s3,
+      config,
+      key,
+      body: () => createReadStream(spool),
+      ciphertextBytes: encoded.ciphertextBytes,
+      ciphertextSha256: encoded.ciphertextSha256,
+      metadata,
+      now: ctx.now(),
+      signal: ctx.signal,
+      // 409: another writer of the same key is in flight; S3 asks to retry
+      // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+      retryAfterMs: ({ status, name, attempt }) => {
         const retriable = status === 409 || status === undefined || status >= 500 || status === 429;
-        if (retriable && attempt < UPLOAD_ATTEMPTS && name !== 'AbortError' && !ctx.signal?.aborted) {
-          ctx.log.debug(`upload of ${file.binlogFile} failed (${name ?? status}), retrying`, { binlogFile: file.binlogFile, attempt });
-          await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-          continue;
-        }
-        throw storageError(error as Error, config.bucket, key);
-      }
-    }
+        if (!retriable || attempt >= UPLOAD_ATTEMPTS) return null;
+        ctx.log.debug(`upload of ${file.binlogFile} failed (${name ?? status}), retrying`, { binlogFile: file.binlogFile, attempt });
+        return 500 * attempt;
+      },
+      onExists: () => compareWithArchived(ctx, key, file.binlogFile, facts.sha256),
+      fail: (error) => storageError(error, config.bucket, key),
+    });
+    return { ...result, outcome };
   } finally {
     await rm(spool, { force: true });
   }
-}
-
-function lockParams(config: AgentConfig, now: Date) {
-  // Binary logs serve the dumps of every tier, as WAL does: locked like the daily tier, the shortest.
-  const lock = config.objectLock.daily;
-  if (!lock) return {};
-  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000) };
 }
 
 async function compareWithArchived(ctx: BinlogArchiveContext, key: string, binlogFile: string, plaintextSha256: string): Promise<'already-archived'> {

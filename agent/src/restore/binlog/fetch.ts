@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Sha256Stream } from '../../../../runtime/digest';
 import { whyUnreadable } from '../../../../runtime/s3-presence';
 import { ColdsealError, EXIT } from '../../errors';
 import type { ReplayStep } from './plan';
@@ -18,20 +18,7 @@ import type { ReplayStep } from './plan';
  */
 export const TAMPERED_HINT = 'Do not use this object: find out who wrote or changed it (the bucket\'s CloudTrail data events); restore to a target before this file, or from the offsite replica';
 
-class Hashing extends Transform {
-  private readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-  digest(): { bytes: number; sha256: string } {
-    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
-  }
-}
 
-export { Hashing as HashingStream };
 
 export class BinlogPrefetcher {
   private dir: string | undefined;
@@ -104,7 +91,7 @@ export class BinlogPrefetcher {
       if (why === 'missing') throw new ColdsealError(EXIT.INTEGRITY, `binary log ${record.binlogFile} (${where}) is gone from the archive: it was there when the restore was planned`, 'Find out who deleted it (CloudTrail data events); restore it from the offsite replica or a previous object version, or restore to a target before it');
       throw new ColdsealError(EXIT.STORAGE, `reading ${where} failed: ${(error as Error).message}`, 'Check network access to S3 and the credentials, then restore again');
     }
-    const hashing = new Hashing();
+    const hashing = new Sha256Stream();
     const written = await new Promise<string | null>((resolve) => pipeline(body, hashing, createWriteStream(path, { flags: 'wx', mode: 0o600 }), (error) => resolve(error ? error.message : null)));
     if (written !== null) {
       await rm(path, { force: true });

@@ -11,7 +11,8 @@ import { chooseDecryption, decryptWithGpg, decryptWithOpenpgp, recipientKeyring,
 import type { GpgHome } from '../../pipeline/encrypt';
 import { toolSink, type Sink } from '../../pipeline/sink';
 import { keepTail, lastLines } from '../../process-output';
-import { BinlogPrefetcher, HashingStream, TAMPERED_HINT } from './fetch';
+import { Sha256Stream } from '../../../../runtime/digest';
+import { BinlogPrefetcher, TAMPERED_HINT } from './fetch';
 import type { BinlogRecord } from '../../../../format/binlog-record';
 import type { ReplayStep } from './plan';
 import { BinlogReplayStream, ReplayState, type ReplayProgress } from './replay-stream';
@@ -180,7 +181,7 @@ async function replayFile(step: ReplayStep, path: string, request: ReplayRequest
     binlog.once('close', (code, signal) => resolve(code === 0 ? null : `mariadb-binlog failed on ${record.binlogFile} (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`));
   });
   binlog.stdin.on('error', () => undefined);
-  const hashing = new HashingStream();
+  const hashing = new Sha256Stream();
   hashing.on('data', (chunk: Buffer) => request.onBytes?.(chunk.length));
   // mariadb-binlog stops reading at the target: the rest of the plaintext is still read to its end and hashed.
   const rest = new Writable({ write: (_chunk, _encoding, callback) => callback() });

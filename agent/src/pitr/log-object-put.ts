@@ -1,0 +1,70 @@
+import type { Readable } from 'node:stream';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { AgentConfig } from '../../../format/agent-config';
+
+/**
+ * The one write of a log object (a WAL file, a binary log file): a conditional PutObject
+ * (If-None-Match: *) with its signed record as user metadata, the ciphertext's SHA-256 for S3 to
+ * check, SSE-KMS and the daily tier's Object Lock. Shared by archive-push (wal-upload.ts) and
+ * binlog-push (mysql/binlog-upload.ts); each decides which failures it retries and what an
+ * existing object means.
+ */
+
+/** Log objects serve the backups of every tier: they are locked like the daily tier, the shortest. */
+export function logObjectLockParams(config: AgentConfig, now: Date): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+  const lock = config.objectLock.daily;
+  if (!lock) return {};
+  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000) };
+}
+
+export interface LogObjectPut<T> {
+  readonly s3: S3Client;
+  readonly config: AgentConfig;
+  readonly key: string;
+  /** A fresh body for each attempt: the SDK never retries a stream body, so a retry needs a new one. */
+  readonly body: () => Buffer | Readable;
+  readonly ciphertextBytes: number;
+  readonly ciphertextSha256: string;
+  readonly metadata: Record<string, string>;
+  readonly now: Date;
+  readonly signal?: AbortSignal;
+  /** The wait before another attempt after this failure, or null to give up (the error is then `fail`ed). */
+  retryAfterMs(failure: { status: number | undefined; name: string | undefined; attempt: number }): number | null;
+  /** The key exists already (412): what that means is the caller's to judge (the same content, or a conflict). */
+  onExists(): Promise<T>;
+  fail(error: Error): Error;
+}
+
+export async function putLogObject<T>(p: LogObjectPut<T>): Promise<'archived' | T> {
+  const { config } = p;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await p.s3.send(
+        new PutObjectCommand({
+          Bucket: config.bucket,
+          Key: p.key,
+          Body: p.body(),
+          ContentLength: p.ciphertextBytes,
+          ContentType: 'application/pgp-encrypted',
+          // Write-once: https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+          IfNoneMatch: '*',
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumSHA256: Buffer.from(p.ciphertextSha256, 'hex').toString('base64'),
+          Metadata: p.metadata,
+          StorageClass: config.upload.storageClass,
+          ...(config.upload.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: config.upload.kmsKeyId, BucketKeyEnabled: true } : {}),
+          ...logObjectLockParams(config, p.now),
+        }),
+        { abortSignal: p.signal },
+      );
+      return 'archived';
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const name = (error as { name?: string }).name;
+      if (status === 412 || name === 'PreconditionFailed') return p.onExists();
+      const wait = name === 'AbortError' || p.signal?.aborted ? null : p.retryAfterMs({ status, name, attempt });
+      if (wait === null) throw p.fail(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
