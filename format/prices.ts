@@ -23,7 +23,9 @@ import { REGION_PATTERN } from './replica';
  *   May 2026 list"); all six us-east-1 storage prices also https://awsnegotiations.com/s3-storage.html.
  * - transfer out of us-east-1 to another region $0.02/GB: repost.aws, "Cost effective methods for
  *   accessing S3 buckets cross-region" (prices verified January 2026); awsnegotiations.com,
- *   "Cross-Region Transfer Minimization" (updated May 2026).
+ *   "Cross-Region Transfer Minimization" (updated May 2026). Weaker, for the same $0.02/GB out of
+ *   us-west-2: redresscompliance.com, "AWS inter-region transfer costs" (undated); out of
+ *   eu-west-1: two public lab write-ups on GitHub, October 2025 (both also err elsewhere).
  * - eu-central-1 S3 Standard $0.0245, Standard-IA $0.0135, Glacier Instant Retrieval $0.005:
  *   https://blog.pesky.moe/posts/2025-09-14-s3-class (2025-09-14); tier2 $0.00043 is the lowest
  *   request price on https://www.demo.wlid.nl/s3-storage-classes.html (Frankfurt, 2021-12-02).
