@@ -9,10 +9,39 @@ import { REGION_PATTERN } from './replica';
  * price, a region the table lacks).
  *
  * Source of the table: the Amazon S3 pricing page, https://aws.amazon.com/s3/pricing/ (tabs
- * "Storage & requests" and, for lifecycle transitions, "Requests & data retrievals"), and for the
- * replica's transfer the "Data transfer" tab; transcribed by hand, first tier of each price (the
- * first 50 TB a month of S3 Standard), as dated in PRICE_TABLE_AS_OF. Prices change rarely but do
- * change: the report names which source priced it and from when.
+ * "Storage & requests", "Requests & data retrievals" for lifecycle transitions, "Data transfer"
+ * for the replica's transfer), first tier of each price (the first 50 TB a month of S3 Standard).
+ * The figures were first typed in from memory. On 2026-12-06 they were checked against stored
+ * copies of public pages (no live web; the stored copy of the AWS page has its price cells
+ * unrendered, so none is read from AWS's page itself). None was found wrong; these were confirmed:
+ * - us-east-1 S3 Standard $0.023, Standard-IA $0.0125, Glacier Instant Retrieval $0.004,
+ *   Intelligent-Tiering Frequent Access $0.023 and its monitoring $0.0025 per 1,000 objects,
+ *   tier1 $0.005 and tier2 $0.0004 per 1,000 requests: "Amazon S3 Pricing Data (US East -
+ *   N. Virginia)", a public extract of the AWS Price List API retrieved 2025-10-28.
+ * - us-east-1 Glacier Flexible $0.0036, Deep Archive $0.00099, transitions into them $0.03 and
+ *   $0.05 per 1,000: https://awsnegotiations.com/glacier-vs-glacier-deep-archive.html ("US East,
+ *   May 2026 list"); all six us-east-1 storage prices also https://awsnegotiations.com/s3-storage.html.
+ * - transfer out of us-east-1 to another region $0.02/GB: repost.aws, "Cost effective methods for
+ *   accessing S3 buckets cross-region" (prices verified January 2026); awsnegotiations.com,
+ *   "Cross-Region Transfer Minimization" (updated May 2026). Weaker, for the same $0.02/GB out of
+ *   us-west-2: redresscompliance.com, "AWS inter-region transfer costs" (undated); out of
+ *   eu-west-1: two public lab write-ups on GitHub, October 2025 (both also err elsewhere).
+ * - eu-central-1 S3 Standard $0.0245, Standard-IA $0.0135, Glacier Instant Retrieval $0.005:
+ *   https://blog.pesky.moe/posts/2025-09-14-s3-class (2025-09-14); tier2 $0.00043 is the lowest
+ *   request price on https://www.demo.wlid.nl/s3-storage-classes.html (Frankfurt, 2021-12-02).
+ * Not confirmed (no source found; treat as estimates and override them in the settings where they
+ * matter): the transitions into Standard-IA, Intelligent-Tiering and Glacier Instant Retrieval in
+ * every region; every us-west-2 and eu-west-1 figure but their transfer (assumed equal to us-east-1;
+ * two lab write-ups of October 2025 disagree on eu-west-1 S3 Standard, $0.023 and $0.025);
+ * eu-central-1 Intelligent-Tiering, Glacier Flexible, Deep Archive, tier1, transitions and transfer;
+ * every ap-southeast-2 figure. Doubtful: the Frankfurt page of 2021 puts Glacier Flexible at 16% of
+ * Standard (about $0.0039, not $0.0045) and Frankfurt transitions as high as $0.06 per 1,000 (more
+ * than any us-east-1 one, so the eu-central-1 transitions copied from us-east-1 are not all right);
+ * $0.098/GB is also Sydney's Internet egress "next 40 TB" tier (chengqing.dev, 2020), and no source
+ * found states Sydney's inter-region price.
+ * PRICE_TABLE_AS_OF is the Price List extract's date; every confirmed figure is the same in the
+ * sources dated 2025-09 to 2026-05. It dates the whole table, the unconfirmed figures with it.
+ * Prices change rarely but do change: the report names which source priced it and from when.
  *
  * How S3 bills the bytes (same page, and "Amazon S3 storage classes",
  * https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-class-intro.html):
@@ -55,8 +84,8 @@ export const priceTableSchema = z
 export type PriceTable = z.infer<typeof priceTableSchema>;
 
 export const PRICE_TABLE_SOURCE = 'https://aws.amazon.com/s3/pricing/';
-/** When the committed table was transcribed from PRICE_TABLE_SOURCE. */
-export const PRICE_TABLE_AS_OF = '2025-06-01';
+/** The date the sources support for the committed table (see the comment at the top). */
+export const PRICE_TABLE_AS_OF = '2025-10-28';
 
 /** The storage-class and request prices most regions share with US East (N. Virginia). */
 const usEast = {
