@@ -3,6 +3,7 @@ import { bucketNameSchema, DEFAULT_HOST_TAG_KEY, nameSchema, TIERS } from './lay
 import { DEFAULT_PARAMETER_PREFIX, normalizePrefix } from './parameters';
 import { calendarSchema } from './agent-config';
 import { PRICED_CLASSES, priceOverrideSchema, type PriceOverride } from './prices';
+import { REGION_PATTERN } from './replica';
 
 /**
  * The Lambdas' settings, read from environment variables that the stack fills. Validated once at
@@ -126,6 +127,9 @@ export const settingsSchema = z
      * is reported replica-missing (FAIL) instead of replica-pending (WARN).
      */
     COLDSEAL_REPLICA_MAX_PENDING_HOURS: z.coerce.number().positive().optional(),
+    /** The offsite replica's bucket and region (both or neither): the verifier lists it once a sweep for the report's storage and cost. */
+    COLDSEAL_REPLICA_BUCKET: bucketNameSchema.optional(),
+    COLDSEAL_REPLICA_REGION: z.string().regex(REGION_PATTERN, 'must be an AWS region, e.g. eu-west-3').optional(),
     /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
     COLDSEAL_WAL_GRACE_MINUTES: positiveNumber(5),
     /** JSON price override (format/prices.ts priceOverrideSchema): a negotiated price, or a region the committed table lacks. */
@@ -161,7 +165,11 @@ export const settingsSchema = z
       .default('true')
       .transform((v) => v === 'true'),
   })
-  .loose();
+  .loose()
+  .refine((s) => (s.COLDSEAL_REPLICA_BUCKET === undefined) === (s.COLDSEAL_REPLICA_REGION === undefined), {
+    message: 'COLDSEAL_REPLICA_BUCKET and COLDSEAL_REPLICA_REGION go together: set both (the replica is listed in its own region) or neither',
+    path: ['COLDSEAL_REPLICA_BUCKET'],
+  });
 
 export type RawSettings = z.infer<typeof settingsSchema>;
 
@@ -182,6 +190,8 @@ export interface Settings {
   readonly reportWhenOk: boolean;
   /** Present when a replica is expected: hours a replication may stay pending before it is a FAIL. */
   readonly replicaMaxPendingHours: number | undefined;
+  /** The offsite replica to list for the report's storage and cost; undefined without one (or from a stack that does not set it). */
+  readonly replica: { readonly bucket: string; readonly region: string } | undefined;
   /** A PITR source's newest archived WAL may be this much older than its archive_timeout before the monitor alerts. */
   readonly walGraceMinutes: number;
   /** Prices the deployment sets over the Price List's or the committed table's. */
@@ -219,6 +229,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     hashBudgetBytes: s.COLDSEAL_HASH_BUDGET_MB === undefined ? undefined : Math.floor(s.COLDSEAL_HASH_BUDGET_MB * 1024 * 1024),
     reportWhenOk: s.COLDSEAL_REPORT_WHEN_OK,
     replicaMaxPendingHours: s.COLDSEAL_REPLICA_MAX_PENDING_HOURS,
+    replica: s.COLDSEAL_REPLICA_BUCKET && s.COLDSEAL_REPLICA_REGION ? { bucket: s.COLDSEAL_REPLICA_BUCKET, region: s.COLDSEAL_REPLICA_REGION } : undefined,
     walGraceMinutes: s.COLDSEAL_WAL_GRACE_MINUTES,
     priceOverride: s.COLDSEAL_PRICE_OVERRIDE,
     priceList: s.COLDSEAL_PRICE_LIST,

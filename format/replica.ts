@@ -46,6 +46,15 @@ export function replicationRoleName(name: string, primaryRegion: string): string
   return `${name}-replication-${primaryRegion}`;
 }
 
+/**
+ * The verifier's role in the primary account, named for the same reason as the replication role:
+ * the replica's bucket policy lets it list the replica (the report's storage and cost) by
+ * aws:PrincipalArn, before the primary stack creates it.
+ */
+export function replicaListerRoleName(name: string, primaryRegion: string): string {
+  return `${name}-verifier-${primaryRegion}`;
+}
+
 /** Where the replica is: what `coldseal … --replica` needs, and what the deployment parameter records. */
 export const replicaLocationSchema = z
   .object({

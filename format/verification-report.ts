@@ -223,6 +223,30 @@ const storageSchema = z.object({
   history: z.array(z.object({ date: z.string(), bytes: z.record(z.string(), z.record(z.string(), z.number())) })),
   /** The offsite replica is in another bucket the verifier does not list: its storage is not in these figures. */
   replicaNote: z.string().optional(),
+  /**
+   * The offsite replica's bucket, listed once a sweep in its own region (optional: added in the
+   * same schema version): its rows, priced at that region's prices; `problem` (and no rows) when
+   * the listing was refused. Its cost is not in `cost.total` above, which is the data bucket's.
+   */
+  replica: z
+    .object({
+      bucket: z.string(),
+      region: z.string(),
+      listed: z.boolean(),
+      problem: z.string().optional(),
+      priceNote: z.string(),
+      priceOrigin: z.enum(['price-list', 'price-list-cache', 'table', 'none']),
+      rows: z.array(storageRowSchema),
+      cost: z.object({ priceSource: z.string(), priceAsOf: z.string(), storage: z.number(), requests: z.number(), transitions: z.number(), monitoring: z.number(), total: z.number(), byGroup: z.record(z.string(), z.number()), byClass: z.record(z.string(), z.number()), unpriced: z.array(z.object({ storageClass: z.string(), bytes: z.number() })) }).nullable(),
+      trend: z.object({
+        since: z.string().nullable(),
+        groups: z.array(z.object({ group: z.string(), bytes: z.number(), bytesThen: z.number().nullable(), change: z.number().nullable() })),
+        monthlyCost: z.object({ now: z.number().nullable(), then: z.number().nullable(), change: z.number().nullable() }),
+      }),
+      /** Bytes per group and storage class per stored snapshot (the same days as `history`; a day without a replica listing is left out). */
+      history: z.array(z.object({ date: z.string(), bytes: z.record(z.string(), z.record(z.string(), z.number())) })),
+    })
+    .optional(),
 });
 export type StorageReport = z.infer<typeof storageSchema>;
 

@@ -9,7 +9,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { Tier } from '../../format/layout';
 import type { GroupParameters } from '../../format/parameters';
-import { deploymentNameOf } from '../../format/replica';
+import { deploymentNameOf, replicaListerRoleName } from '../../format/replica';
 import { AgentDelivery } from './agent-delivery';
 import { ColdsealAlarms } from './alarms';
 import { Alerts } from './alerts';
@@ -95,7 +95,7 @@ export class Coldseal extends Construct {
       this.replication = new VaultReplication(this, 'Replication', {
         bucket: this.vault.bucket,
         key: this.vault.key,
-        name: settings.deploymentName ?? deploymentNameOf(Stack.of(this).stackName),
+        name: this.deploymentName(settings),
         region: settings.replica.region,
         account: settings.replica.account,
         replicationTimeControl: settings.replica.replicationTimeControl,
@@ -147,6 +147,10 @@ export class Coldseal extends Construct {
     this.monitor = watched.monitor;
     this.alarms = watched.alarms;
     this.dashboard = watched.dashboard;
+  }
+
+  private deploymentName(settings: ColdsealSettings): string {
+    return settings.deploymentName ?? deploymentNameOf(Stack.of(this).stackName);
   }
 
   /** What `coldseal trigger` and the agent read about the deployment (format/parameters.ts). */
@@ -245,7 +249,13 @@ export class Coldseal extends Construct {
       deadLetterQueue: this.deadLetters.queue,
       extraSettings: Object.keys(extraSettings).length > 0 ? extraSettings : undefined,
     };
-    const verifier = new ColdsealVerifier(this, 'Verifier', lambdaProps);
+    const replication = this.replication;
+    const verifier = new ColdsealVerifier(this, 'Verifier', {
+      ...lambdaProps,
+      ...(replication
+        ? { replica: { bucketName: replication.location.bucket, bucketArn: replication.replicaBucketArn, region: replication.location.region, roleName: replicaListerRoleName(this.deploymentName(settings), Stack.of(this).region) } }
+        : {}),
+    });
     const monitor = new ColdsealMonitor(this, 'Monitor', lambdaProps);
     // S3 sends replication failures as event notifications (not to EventBridge): through this topic.
     this.replication?.eventsTopic.addSubscription(new subscriptions.LambdaSubscription(monitor.function.fn));

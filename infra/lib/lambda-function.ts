@@ -94,6 +94,11 @@ export interface BundledFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN (the log group) */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * A fixed name for the role, when another stack's policy must match it by ARN before it exists.
+   * @default - a name CloudFormation generates
+   */
+  readonly roleName?: string;
 }
 
 /** A Lambda bundled locally by esbuild (never Docker), with its log group and an empty role. */
@@ -111,6 +116,7 @@ export class BundledFunction extends Construct {
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `coldseal: ${props.description}`,
+      ...(props.roleName ? { roleName: props.roleName } : {}),
     });
     // Only its own log group: no AWSLambdaBasicExecutionRole (which allows every log group).
     this.role.addToPolicy(

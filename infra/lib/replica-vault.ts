@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { BACKUPS_PREFIX, DRILLS_PREFIX, TIERS, type Tier } from '../../format/layout';
-import { ACCOUNT_PATTERN, REPLICATED_PREFIXES, replicaBucketName, replicaKeyAlias, replicationRoleName, DEPLOYMENT_NAME_PATTERN, DEPLOYMENT_NAME_RULE } from '../../format/replica';
+import { ACCOUNT_PATTERN, REPLICATED_PREFIXES, replicaBucketName, replicaKeyAlias, replicaListerRoleName, replicationRoleName, DEPLOYMENT_NAME_PATTERN, DEPLOYMENT_NAME_RULE } from '../../format/replica';
 import { replicaProblems, replicaRetention, retentionProblems, type RetentionSettings } from './settings';
 import { acknowledgeObjectPrefixes } from './nag';
 import { accessLogBucket, lockedBucketProps, logInto, tierLifecycleRules } from './vault';
@@ -73,6 +73,8 @@ export class ReplicaVault extends Construct {
   readonly logBucket: s3.Bucket;
   /** The primary's replication role, by ARN (it is created by the primary stack). */
   readonly replicationRoleArn: string;
+  /** The primary's verifier role, by ARN: it lists this bucket for the report's storage and cost. */
+  readonly listerRoleArn: string;
   /** What a restore from the replica needs, for the replica account's restore role or user to attach. */
   readonly readerPolicy: iam.ManagedPolicy;
 
@@ -103,6 +105,15 @@ export class ReplicaVault extends Construct {
       account: props.primaryAccount,
       resource: 'role',
       resourceName: replicationRoleName(props.name, props.primaryRegion),
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+
+    this.listerRoleArn = stack.formatArn({
+      service: 'iam',
+      region: '',
+      account: props.primaryAccount,
+      resource: 'role',
+      resourceName: replicaListerRoleName(props.name, props.primaryRegion),
       arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
 
@@ -160,6 +171,19 @@ export class ReplicaVault extends Construct {
         actions: ['s3:GetBucketVersioning', 's3:GetBucketObjectLockConfiguration', 's3:List*'],
         resources: [this.bucket.bucketArn],
         conditions: onlyTheRole,
+      }),
+    );
+    // The primary's verifier lists the replica (each object's size and storage class, for the
+    // report's storage and cost) and reads nothing of it; named like the replication role above,
+    // by aws:PrincipalArn, since it too is created after this stack
+    // (ListObjectsV2 needs s3:ListBucket, https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html).
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'VerifierListsReplica',
+        principals: [primaryAccount],
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { ArnEquals: { 'aws:PrincipalArn': this.listerRoleArn } },
       }),
     );
     // Replicas are written by the replication role alone, whatever another principal's own IAM

@@ -46,6 +46,13 @@ export interface ColdsealVerifierProps extends ColdsealLambdaCommonProps {
    * @default true
    */
   readonly enableBucketEvents?: boolean;
+  /**
+   * The offsite replica, listed once a sweep for the report's storage and cost: its bucket (name
+   * and ARN), its region, and the fixed name of this function's role, which the replica's bucket
+   * policy names (format/replica.ts replicaListerRoleName).
+   * @default - no replica is listed
+   */
+  readonly replica?: { readonly bucketName: string; readonly bucketArn: string; readonly region: string; readonly roleName: string };
 }
 
 export { SWEEP_INPUT };
@@ -67,7 +74,11 @@ export class ColdsealVerifier extends Construct {
     this.function = new BundledFunction(this, 'Verifier', {
       entry: join(LAMBDAS_DIR, 'verifier', 'handler.ts'),
       description: 'verifies backups (signature, size, SHA-256, recipients, freshness) and writes the daily report',
-      environment: functionEnvironment(props, SERVICE.verifier),
+      environment: {
+        ...functionEnvironment(props, SERVICE.verifier),
+        ...(props.replica ? { COLDSEAL_REPLICA_BUCKET: props.replica.bucketName, COLDSEAL_REPLICA_REGION: props.replica.region } : {}),
+      },
+      ...(props.replica ? { roleName: props.replica.roleName } : {}),
       timeout: props.timeout ?? Duration.minutes(15),
       memorySize: props.memorySize ?? 1769,
       logRetention: props.logRetention,
@@ -99,6 +110,9 @@ export class ColdsealVerifier extends Construct {
     // permissions: the Service Authorization Reference lists it with resource "*"
     // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awspricelist.html).
     role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'PriceList', actions: ['pricing:GetProducts'], resources: ['*'] }));
+    // The replica's listing (Size and StorageClass of each object; no object read, so no key):
+    // the replica's bucket policy allows this role by name, in another account too.
+    if (props.replica) role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'VerifierListsReplica', actions: ['s3:ListBucket'], resources: [props.replica.bucketArn] }));
     grantKey(role, props.dataKey, true);
     grantPublish(role, props.topic, props.topicKey);
     const prefix = props.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;

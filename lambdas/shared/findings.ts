@@ -34,6 +34,7 @@ export const CHECKS = {
   'replica-missing': 'Replica missing',
   'replica-pending': 'Replica pending',
   'replication-failed': 'Replication failed',
+  'replica-unlisted': 'Replica not listed',
   'instance-not-reporting': 'Instance stopped reporting to SSM',
   'wal-signature': 'WAL record signature',
   'wal-record': 'WAL record',

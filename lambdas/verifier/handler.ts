@@ -33,6 +33,8 @@ export interface VerifierOverrides {
   params?: ParameterStore;
   /** The Price List port; by default the SDK client (with clientConfig), when the settings allow asking it. */
   priceList?: PriceListPort;
+  /** Lists the offsite replica; by default an S3 client in the replica's region (clientConfig's endpoint and credentials). */
+  replicaStore?: Pick<BucketStore, 'list'>;
 }
 
 export function createVerifierHandler(overrides: VerifierOverrides = {}) {
@@ -51,6 +53,12 @@ export function createVerifierHandler(overrides: VerifierOverrides = {}) {
         log: logger,
         priceList: overrides.priceList ?? (settings.priceList ? SdkPriceList.create(plainConfig(config)) : undefined),
         region: settings.region ?? (typeof config.region === 'string' ? config.region : undefined),
+        // The replica is listed with a client in its own region: S3 answers a bucket's listing only
+        // in the bucket's region (a request elsewhere is a 301 PermanentRedirect,
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html and "Virtual hosting of buckets").
+        ...(settings.replica
+          ? { replica: { bucket: settings.replica.bucket, region: settings.replica.region, store: overrides.replicaStore ?? new S3BucketStore(new S3Client(s3Config({ ...config, region: settings.replica.region })), settings.replica.bucket) } }
+          : {}),
       };
     }
     return deps;

@@ -2,7 +2,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { replicaBucketName, replicationRoleName } from '../../format/replica';
+import { replicaBucketName, replicaListerRoleName, replicationRoleName } from '../../format/replica';
 import { REPLICA_OBJECT_DESTRUCTIVE_ACTIONS } from '../../infra/lib/replica-vault';
 import { PermissionModel } from './permissions';
 import { concreteReplica, PRIMARY, REPLICA, synthWithReplica } from './replica-fixtures';
@@ -245,9 +245,42 @@ for (const sameAccount of [false, true]) {
         for (const action of writes) {
           assert.notEqual(await decide(arn, action, object, v.replicaAccount, { identity, resourcePolicy: v.replicaBucketPolicy }), 'Allowed', `${name}: ${action} into the replica`);
         }
-        for (const check of sameAccount && !ofTheStack ? [] : checks) {
+        // The verifier lists the replica (its own test below): every other check holds for it too.
+        for (const check of (sameAccount && !ofTheStack ? [] : checks).filter((c) => !(name === 'verifier' && c.action === 's3:ListBucket'))) {
           assert.notEqual(await decide(arn, check.action, check.resource, v.replicaAccount, { identity, resourcePolicy: check.policy }, check.context), 'Allowed', `${name}: ${check.action} on ${check.resource}`);
         }
+      }
+    });
+
+    test('the primary\'s verifier may list the replica bucket, by its role\'s name, and nothing more there', async () => {
+      const model = new PermissionModel(v.primary);
+      const verifier = model.identities.get('verifier')!;
+      // The role's fixed name, as S3 sees a session of it (the model names roles by logical id).
+      const arn = `arn:aws:iam::${PRIMARY.account}:role/${replicaListerRoleName('coldseal', PRIMARY.region)}`;
+      const onReplica = { identity: verifier.policies, resourcePolicy: v.replicaBucketPolicy };
+      const bucket = `arn:aws:s3:::${v.replicaBucket}`;
+      // One paged ListObjectsV2 of the whole bucket (lambdas/verifier/core/storage-report.ts).
+      assert.equal(await decide(arn, 's3:ListBucket', bucket, v.replicaAccount, onReplica, { 's3:prefix': '' }), 'Allowed');
+      const object = `${bucket}/backups/daily/db/h/s/20261122T013000Z.app.dump.zst.pgp`;
+      for (const [action, resource] of [
+        ['s3:GetObject', object],
+        ['s3:GetObjectVersion', object],
+        ['s3:PutObject', object],
+        ['s3:DeleteObject', object],
+        ['s3:RestoreObject', object],
+        ['s3:ListBucketVersions', bucket],
+        ['s3:GetBucketPolicy', bucket],
+        ['s3:PutBucketPolicy', bucket],
+        ['s3:GetBucketVersioning', bucket],
+        ['s3:GetObject', `${bucket}/drills/db/h/20261122T060000Z.drill.json`],
+      ] as const) {
+        assert.notEqual(await decide(arn, action, resource, v.replicaAccount, onReplica), 'Allowed', `verifier: ${action} on ${resource}`);
+      }
+      assert.notEqual(await decide(arn, 'kms:Decrypt', v.replicaKeyArn, v.replicaAccount, { identity: verifier.policies, resourcePolicy: v.replicaKeyPolicy }, { 'kms:ViaService': `s3.${REPLICA.region}.amazonaws.com` }), 'Allowed', 'verifier: kms:Decrypt with the replica key');
+      // Another role with the verifier's permissions but not its name: the replica's policy names the role.
+      if (!sameAccount) {
+        assert.notEqual(await decide(`${arn}-copy`, 's3:ListBucket', bucket, v.replicaAccount, onReplica, { 's3:prefix': '' }), 'Allowed', 'a role of another name');
+        assert.notEqual(await decide(`arn:aws:iam::${PRIMARY.account}:user/admin`, 's3:ListBucket', bucket, v.replicaAccount, { identity: ADMIN_EVERYTHING, resourcePolicy: v.replicaBucketPolicy }, { 's3:prefix': '' }), 'Allowed', 'an administrator of the primary account');
       }
     });
 

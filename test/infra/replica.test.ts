@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import { deploymentInfoSchema } from '../../format/parameters';
-import { REPLICATION_FAILED_EVENT, REPLICATION_MISSED_THRESHOLD_EVENT, replicaBucketName } from '../../format/replica';
+import { REPLICATION_FAILED_EVENT, REPLICATION_MISSED_THRESHOLD_EVENT, replicaBucketName, replicaListerRoleName } from '../../format/replica';
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import { ReplicaVault } from '../../infra/lib/replica-vault';
@@ -170,6 +170,32 @@ describe('replication from the primary', () => {
     const [, parameter] = resourcesOfType(primary, 'AWS::SSM::Parameter').find(([, r]) => /deployment/.test(JSON.stringify(r.Properties.Name)))!;
     const info = deploymentInfoSchema.parse(JSON.parse(render(primary, parameter.Properties.Value)));
     assert.deepEqual(info.replica, { bucket: replicaName, region: REPLICA.region, account: REPLICA.account });
+  });
+
+  test('the verifier lists the replica: its bucket and region in the settings, a named role with s3:ListBucket on it, and the replica\'s policy allowing that role by name', () => {
+    const p = CdkTemplate.fromJSON(primary);
+    p.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('verifies backups'),
+      Environment: { Variables: Match.objectLike({ COLDSEAL_REPLICA_BUCKET: replicaName, COLDSEAL_REPLICA_REGION: REPLICA.region }) },
+    });
+    const roleName = replicaListerRoleName('coldseal', PRIMARY.region);
+    p.hasResourceProperties('AWS::IAM::Role', { RoleName: roleName, Description: Match.stringLikeRegexp('^coldseal: verifies backups') });
+    p.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([{ Sid: 'VerifierListsReplica', Effect: 'Allow', Action: 's3:ListBucket', Resource: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([`:s3:::${replicaName}`])] }) }]) },
+    });
+    CdkTemplate.fromJSON(replica).hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'VerifierListsReplica',
+            Effect: 'Allow',
+            Action: 's3:ListBucket',
+            Principal: { AWS: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([`:iam::${PRIMARY.account}:root`])] }) },
+            Condition: { ArnEquals: { 'aws:PrincipalArn': Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([`:iam::${PRIMARY.account}:role/${roleName}`])] }) } },
+          }),
+        ]),
+      },
+    });
   });
 
   test('both templates pass cfn-lint', () => {

@@ -32,6 +32,11 @@ test('settings: the stack writes what the handlers read; mistakes are named', ()
   );
   assert.throws(() => loadSettings({ ...env, COLDSEAL_GROUPS: '[{"name":"db","sources":["pg"]},{"name":"db","sources":["x"]}]' }), /group "db" is listed twice/);
   assert.throws(() => loadSettings({ ...env, COLDSEAL_GROUPS: 'db' }), /COLDSEAL_GROUPS[\s\S]*is not JSON/);
+  // The offsite replica to list: bucket and region together, or not at all.
+  assert.equal(s.replica, undefined);
+  assert.deepEqual(loadSettings({ ...env, COLDSEAL_REPLICA_BUCKET: 'coldseal-replica-222233334444-eu-west-3', COLDSEAL_REPLICA_REGION: 'eu-west-3' }).replica, { bucket: 'coldseal-replica-222233334444-eu-west-3', region: 'eu-west-3' });
+  assert.throws(() => loadSettings({ ...env, COLDSEAL_REPLICA_BUCKET: 'coldseal-replica-222233334444-eu-west-3' }), /COLDSEAL_REPLICA_BUCKET: COLDSEAL_REPLICA_BUCKET and COLDSEAL_REPLICA_REGION go together/);
+  assert.throws(() => loadSettings({ ...env, COLDSEAL_REPLICA_BUCKET: 'b-1', COLDSEAL_REPLICA_REGION: 'Paris' }), /COLDSEAL_REPLICA_REGION: must be an AWS region/);
 });
 
 test('copies per tier: lifecycle not expiring, and too few copies for the history, are findings', () => {

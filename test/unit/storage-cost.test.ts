@@ -7,7 +7,7 @@ import { GB, PRICE_TABLE, PRICE_TABLE_AS_OF, PRICE_TABLE_SOURCE, priceOverrideSc
 import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
 import type { BucketStore, ListedObject, Log, ObjectHead } from '../../lambdas/shared/ports';
 import { priceCacheKey, pricesFromPriceList, PriceListError, resolvePrices, SdkPriceList } from '../../lambdas/shared/price-list';
-import { estimateMonthlyRequests, monthlyCost, placeOf, snapshotToCompare, storageRows, storageSnapshotKey, storageTrend, type StorageSnapshot, type StoredObject } from '../../lambdas/verifier/core/storage-cost';
+import { estimateMonthlyRequests, estimateReplicaRequests, monthlyCost, placeOf, snapshotToCompare, storageRows, storageSnapshotKey, storageTrend, type StorageSnapshot, type StoredObject } from '../../lambdas/verifier/core/storage-cost';
 
 const NOW = new Date('2026-12-06T12:00:00.000Z');
 const KiB = 1024;
@@ -125,6 +125,28 @@ describe('estimateMonthlyRequests', () => {
     assert.equal(r.replicatedBytes, 80 * MiB + KiB);
     assert.equal(r.assumptions.length, 3);
     assert.equal(estimateMonthlyRequests(objects, NOW).replicatedBytes, 0);
+  });
+});
+
+describe('estimateReplicaRequests', () => {
+  test('one replication PUT per object copied this month, one listing a sweep, the transitions; no reads', () => {
+    const objects = [
+      obj(art('daily', 'clinic', '20261201T013000Z'), 80 * MiB, 'STANDARD', 5), // replicated this month: one PUT, whatever its parts
+      obj('backups/daily/clinic/h1/db/20261201T013000Z.manifest.json', KiB, 'STANDARD', 5),
+      obj(art('monthly', 'clinic', '20261101T013000Z'), 8 * MiB, 'GLACIER', 35), // replicated last month, moved 5 days ago
+      obj(art('yearly', 'clinic', '20260101T013000Z'), 8 * MiB, 'DEEP_ARCHIVE', 339),
+    ];
+    const r = estimateReplicaRequests(objects, NOW, { transitionAfterDays: { GLACIER: 30, DEEP_ARCHIVE: 1 } });
+    assert.deepEqual({ tier1: r.tier1, tier2: r.tier2, transitions: r.transitions, replicatedBytes: r.replicatedBytes }, { tier1: 30 + 2, tier2: 0, transitions: { GLACIER: 1 }, replicatedBytes: 0 });
+    // 2,500 objects: three pages a listing.
+    const many = Array.from({ length: 2500 }, (_, i) => obj(`backups/daily/clinic/h1/db/${i}.manifest.json`, KiB, 'STANDARD', 40));
+    assert.equal(estimateReplicaRequests(many, NOW).tier1, 30 * 3);
+    // Priced at the replica region's table: eu-central-1's PUT price, not us-east-1's.
+    const eu = PRICE_TABLE['eu-central-1'];
+    const cost = monthlyCost(storageRows(many), eu, estimateReplicaRequests(many, NOW));
+    assert.equal(cost.region, 'eu-central-1');
+    assert.equal(cost.requests, Math.round(((90 / 1000) * eu.requestsPer1000.tier1) * 100) / 100);
+    assert.equal(cost.replication, 0, 'the transfer is billed to the data bucket\'s side');
   });
 });
 

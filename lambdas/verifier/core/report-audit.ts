@@ -74,13 +74,26 @@ export function storageSection(report: Report): string {
   const cost = c
     ? `<p><b>Estimated ${usd(c.total)} a month</b> in ${esc(s.region)}: storage ${usd(c.storage)}, requests ${usd(c.requests)}, transitions ${usd(c.transitions)}${c.monitoring ? `, monitoring ${usd(c.monitoring)}` : ''}${c.replication ? `, replication transfer ${usd(c.replication)}` : ''}.${s.trend.monthlyCost.change !== null ? ` ${pct(s.trend.monthlyCost.change)} against ${usd(s.trend.monthlyCost.then ?? 0)} on ${esc((s.trend.since ?? '').slice(0, 10))}.` : ''}</p>${c.unpriced.length ? `<p class="note">Not priced: ${c.unpriced.map((u) => `${esc(u.storageClass)} ${esc(formatBytes(u.bytes))}`).join(', ')}.</p>` : ''}`
     : '<p><b>No cost estimate</b>: no prices for this region.</p>';
-  const perGroup = groups
+  const rep = s.replica;
+  const replicaGroups = rep?.rows.map((r) => r.group) ?? [];
+  const perGroup = [...new Set([...groups, ...replicaGroups.filter((g) => !groups.includes(g))])]
     .map((g) => {
       const rows = s.rows.filter((r) => r.group === g);
-      const table = `<table class="list"><tr><th>tier</th><th>storage class</th><th>objects</th><th>bytes</th></tr>${rows.map((r) => `<tr><td>${esc(r.tier)}</td><td>${esc(r.storageClass)}</td><td>${r.objects}</td><td>${esc(formatBytes(r.bytes))}</td></tr>`).join('')}</table>`;
+      const replicaRows = rep?.rows.filter((r) => r.group === g) ?? [];
+      const row = (r: (typeof rows)[number], where: string) => `<tr${where === 'replica' ? ' class="replica"' : ''}><td>${where}</td><td>${esc(r.tier)}</td><td>${esc(r.storageClass)}</td><td>${r.objects}</td><td>${esc(formatBytes(r.bytes))}</td></tr>`;
+      const table = `<table class="list"><tr><th>bucket</th><th>tier</th><th>storage class</th><th>objects</th><th>bytes</th></tr>${rows.map((r) => row(r, 'data')).join('')}${replicaRows.map((r) => row(r, 'replica')).join('')}</table>`;
       const groupCost = c?.byGroup[g] !== undefined ? `; storage ${usd(c.byGroup[g])} a month` : '';
-      return `<h3>${g === '(deployment)' ? 'Reports and state' : `Group ${esc(g)}`}: ${trendText(s, g)}${groupCost}</h3>${g === '(deployment)' ? '' : storageHistoryChart(g, s.history)}${table}`;
+      const replicaBytes = replicaRows.reduce((n, r) => n + r.bytes, 0);
+      const replicaCost = rep?.cost?.byGroup[g] !== undefined ? `, ${usd(rep.cost.byGroup[g])} a month` : '';
+      const replicaText = replicaRows.length ? `; replica ${esc(formatBytes(replicaBytes))}${replicaCost}` : '';
+      return `<h3>${g === '(deployment)' ? 'Reports and state' : `Group ${esc(g)}`}: ${trendText(s, g)}${groupCost}${replicaText}</h3>${g === '(deployment)' ? '' : storageHistoryChart(g, s.history, rep?.history)}${table}`;
     })
     .join('');
-  return `<h2>Storage and cost</h2>${cost}<p class="note">Prices: ${esc(firstLine(s.priceNote))}. Requests a month (estimated): ${s.requests.tier1} PUT/LIST, ${s.requests.tier2} GET/HEAD; ${s.requests.assumptions.map(esc).join('; ')}.${s.replicaNote ? ` ${esc(s.replicaNote)}` : ''}</p>${perGroup}`;
+  const rc = rep?.cost;
+  const replicaPart = !rep
+    ? ''
+    : !rep.listed
+      ? `<p class="replica"><b>Offsite replica</b> s3://${esc(rep.bucket)} in ${esc(rep.region)}: not listed, ${esc(firstLine(rep.problem ?? 'no listing'))}; its storage and cost are not in these figures.</p>`
+      : `<p class="replica"><b>Offsite replica</b> s3://${esc(rep.bucket)} in ${esc(rep.region)}: ${esc(formatBytes(rep.rows.reduce((n, r) => n + r.bytes, 0)))}${rc ? `, <b>estimated ${usd(rc.total)} a month</b>: storage ${usd(rc.storage)}, requests ${usd(rc.requests)}, transitions ${usd(rc.transitions)}${rc.monitoring ? `, monitoring ${usd(rc.monitoring)}` : ''}${c ? `; with the data bucket ${usd(Math.round((c.total + rc.total) * 100) / 100)} a month` : ''}` : ', no prices for its region'}.${rep.trend.monthlyCost.change !== null ? ` ${pct(rep.trend.monthlyCost.change)} against ${usd(rep.trend.monthlyCost.then ?? 0)} on ${esc((rep.trend.since ?? '').slice(0, 10))}.` : ''} <span class="note">Prices: ${esc(firstLine(rep.priceNote))}.</span></p>`;
+  return `<h2>Storage and cost</h2>${cost}${replicaPart}<p class="note">Prices: ${esc(firstLine(s.priceNote))}. Requests a month (estimated): ${s.requests.tier1} PUT/LIST, ${s.requests.tier2} GET/HEAD; ${s.requests.assumptions.map(esc).join('; ')}.${s.replicaNote ? ` ${esc(s.replicaNote)}` : ''}</p>${perGroup}`;
 }

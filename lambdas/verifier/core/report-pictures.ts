@@ -97,13 +97,18 @@ export function recoveryWindowChart(group: string, report: Report): string {
   return `<svg class="picture window" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px" role="img" aria-label="recovery window of each source of group ${esc(group)}: copies by tier and point-in-time ranges by age">${parts.join('')}</svg>`;
 }
 
-/** Bytes by storage class per day (one stacked bar per stored snapshot, today last) for one group. */
-export function storageHistoryChart(group: string, history: StorageReport['history']): string {
-  const days = history.filter((h) => h.bytes[group]);
+/**
+ * Bytes by storage class per day (one stacked bar per stored snapshot, today last) for one group;
+ * with the offsite replica's listing, its bar stands beside the data bucket's, paler and marked
+ * "replica", on the same scale.
+ */
+export function storageHistoryChart(group: string, history: StorageReport['history'], replicaHistory: StorageReport['history'] = []): string {
+  const replicaOn = new Map(replicaHistory.filter((h) => h.bytes[group]).map((h) => [h.date, h.bytes[group]]));
+  const days = history.filter((h) => h.bytes[group] || replicaOn.has(h.date));
   if (days.length === 0) return '';
-  const classes = [...new Set(days.flatMap((d) => Object.keys(d.bytes[group])))].sort((a, b) => Object.keys(CLASS_COLORS).indexOf(a) - Object.keys(CLASS_COLORS).indexOf(b));
-  const totals = days.map((d) => Object.values(d.bytes[group]).reduce((n, b) => n + b, 0));
-  const max = Math.max(1, ...totals);
+  const stacks = days.flatMap((d) => [d.bytes[group] ?? {}, replicaOn.get(d.date) ?? {}]);
+  const classes = [...new Set(stacks.flatMap((b) => Object.keys(b)))].sort((a, b) => Object.keys(CLASS_COLORS).indexOf(a) - Object.keys(CLASS_COLORS).indexOf(b));
+  const max = Math.max(1, ...stacks.map((b) => Object.values(b).reduce((n, x) => n + x, 0)));
   const width = 720;
   const left = 70;
   const right = 12;
@@ -111,26 +116,36 @@ export function storageHistoryChart(group: string, history: StorageReport['histo
   const plotH = 120;
   const plotW = width - left - right;
   const slot = plotW / Math.max(days.length, 7);
-  const bar = Math.max(2, slot * 0.75);
+  const paired = replicaOn.size > 0;
+  const bar = Math.max(2, (slot * 0.75) / (paired ? 2 : 1));
   const parts: string[] = [];
-  days.forEach((d, i) => {
+  const stack = (bytes: Readonly<Record<string, number>>, x: number, date: string, replica: boolean) => {
     let y = top + plotH;
     for (const cls of classes) {
-      const b = d.bytes[group][cls] ?? 0;
+      const b = bytes[cls] ?? 0;
       if (!b) continue;
       const h = Math.max(1, (b / max) * plotH);
       y -= h;
-      parts.push(`<rect class="stored" x="${(left + i * slot).toFixed(1)}" y="${y.toFixed(1)}" width="${bar.toFixed(1)}" height="${h.toFixed(1)}" fill="${CLASS_COLORS[cls] ?? '#9aa0a6'}"><title>${esc(d.date)} ${esc(cls)}: ${esc(formatBytes(b))}</title></rect>`);
+      parts.push(`<rect class="stored${replica ? ' replica' : ''}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${bar.toFixed(1)}" height="${h.toFixed(1)}" fill="${CLASS_COLORS[cls] ?? '#9aa0a6'}"${replica ? ' opacity="0.55" stroke="#5f6368" stroke-width="0.5"' : ''}><title>${esc(date)}${replica ? ' replica' : ''} ${esc(cls)}: ${esc(formatBytes(b))}</title></rect>`);
     }
+  };
+  days.forEach((d, i) => {
+    stack(d.bytes[group] ?? {}, left + i * slot, d.date, false);
+    const r = replicaOn.get(d.date);
+    if (r) stack(r, left + i * slot + bar, d.date, true);
   });
   parts.push(`<line x1="${left}" y1="${top + plotH}" x2="${width - right}" y2="${top + plotH}" stroke="#9aa0a6"/>`);
   parts.push(`<text x="${left - 6}" y="${top + 9}" font-size="10" text-anchor="end" fill="#5f6368">${esc(formatBytes(max))}</text><text x="${left - 6}" y="${top + plotH}" font-size="10" text-anchor="end" fill="#5f6368">0</text>`);
   parts.push(`<text x="${left}" y="${top + plotH + 14}" font-size="10" fill="#5f6368">${esc(days[0].date)}</text>`);
-  if (days.length > 1) parts.push(`<text x="${(left + (days.length - 1) * slot + bar).toFixed(1)}" y="${top + plotH + 14}" font-size="10" text-anchor="end" fill="#5f6368">${esc(days[days.length - 1].date)}</text>`);
+  if (days.length > 1) parts.push(`<text x="${(left + (days.length - 1) * slot + bar * (paired ? 2 : 1)).toFixed(1)}" y="${top + plotH + 14}" font-size="10" text-anchor="end" fill="#5f6368">${esc(days[days.length - 1].date)}</text>`);
   classes.forEach((cls, i) => {
     const lx = left + i * 110;
     parts.push(`<rect x="${lx}" y="${top + plotH + 24}" width="10" height="10" fill="${CLASS_COLORS[cls] ?? '#9aa0a6'}"/><text x="${lx + 14}" y="${top + plotH + 33}" font-size="10" fill="#5f6368">${esc(cls)}</text>`);
   });
+  if (paired) {
+    const lx = left + classes.length * 110;
+    parts.push(`<rect x="${lx}" y="${top + plotH + 24}" width="10" height="10" fill="#9aa0a6" opacity="0.55" stroke="#5f6368" stroke-width="0.5"/><text x="${lx + 14}" y="${top + plotH + 33}" font-size="10" fill="#5f6368">right bar: replica</text>`);
+  }
   const height = top + plotH + 42;
-  return `<svg class="picture storage" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px" role="img" aria-label="bytes stored by group ${esc(group)} per storage class, ${days.length} day(s)">${parts.join('')}</svg>`;
+  return `<svg class="picture storage" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px" role="img" aria-label="bytes stored by group ${esc(group)} per storage class, ${days.length} day(s)${paired ? ', data bucket and offsite replica side by side' : ''}">${parts.join('')}</svg>`;
 }

@@ -140,6 +140,32 @@ export function estimateMonthlyRequests(
   };
 }
 
+/**
+ * The requests the replica bucket is billed for in a month: one replication PUT per object S3
+ * copied there in the last 30 days (replication writes each object with one request, billed at
+ * the destination's PUT price: "S3 Replication pricing", https://aws.amazon.com/s3/pricing/, tab
+ * "Replication"), the verifier's one listing a sweep, and the replica lifecycle's transitions
+ * (estimated with the primary's transition days: the replica may archive sooner, which the
+ * listing's storage classes show but the transition count does not).
+ */
+export function estimateReplicaRequests(
+  objects: readonly StoredObject[],
+  now: Date,
+  options: { readonly sweepsPerDay?: number; readonly transitionAfterDays?: Partial<Record<PricedClass, number>> } = {},
+): MonthlyRequests {
+  const sweeps = (options.sweepsPerDay ?? 1) * MONTH_DAYS;
+  const all = estimateMonthlyRequests(objects, now, { transitionAfterDays: options.transitionAfterDays });
+  const monthAgo = now.getTime() - MONTH_DAYS * DAY_MS;
+  const replicated = objects.filter((o) => o.lastModified.getTime() > monthAgo).length;
+  return {
+    tier1: sweeps * Math.max(1, Math.ceil(objects.length / 1000)) + replicated,
+    tier2: 0,
+    transitions: all.transitions,
+    replicatedBytes: 0,
+    assumptions: [`one replication PUT per object replicated in the last ${MONTH_DAYS} days`, `${sweeps / MONTH_DAYS} verifier listing(s) a day`, 'transitions on the data bucket\'s lifecycle days'],
+  };
+}
+
 export interface StorageCost {
   readonly currency: 'USD';
   readonly region: string;

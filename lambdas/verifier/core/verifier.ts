@@ -21,7 +21,7 @@ import { keptBinlogDumps } from './binlog-pitr';
 import { checkPitrObjects, finishPitr, keptBaseBackups, pitrSummaryLine, preparePitr, type PitrDeps, type PitrRow } from './pitr';
 import type { BinlogPitrRow } from './binlog-pitr';
 import { auditSource, groupDrillEvidence } from './audit';
-import { storageReport } from './storage-report';
+import { storageReport, type ReplicaListing } from './storage-report';
 import type { SourceAudit } from './audit';
 import type { PriceListPort } from '../../shared/price-list';
 
@@ -38,6 +38,8 @@ export interface VerifierDeps {
   readonly priceList?: PriceListPort;
   /** The bucket's region, whose prices apply. */
   readonly region?: string;
+  /** The offsite replica, listed once a sweep for the storage section (settings.replica). */
+  readonly replica?: ReplicaListing;
 }
 
 /** Checks whose absence in a sweep means "resolved" for any subject the sweep saw. */
@@ -49,7 +51,7 @@ const VERIFIER_CHECKS: ReadonlySet<Check> = new Set<Check>([
   'recipients', 'dump-exit-status', 'completion-marker', 'object-lock', 'not-read-verified', 'verification-pending', 'retention-count',
   'orphan', 'drill-failed', 'drill-stale', 'drill-invalid', 'replica-missing', 'replica-pending', ...SOURCE_CHECKS, ...TARGET_CHECKS,
   'wal-signature', 'wal-record', 'wal-sha256', 'wal-recipients', 'wal-gap', 'wal-timeline', 'wal-no-window', 'wal-pending',
-  'binlog-signature', 'binlog-record', 'binlog-sha256', 'binlog-recipients', 'binlog-gap', 'binlog-pending',
+  'binlog-signature', 'binlog-record', 'binlog-sha256', 'binlog-recipients', 'binlog-gap', 'binlog-pending', 'replica-unlisted',
 ]);
 /** A first read that has not happened a day after the backup is worth a warning. */
 const PENDING_GRACE_MS = 24 * 3_600_000;
@@ -306,10 +308,11 @@ export async function runSweep(deps: VerifierDeps): Promise<SweepResult> {
   findings.push(...judged.findings);
   const walObjects = settings.groups.some((g) => g.pitrSources?.length) ? await store.list(WAL_PREFIX) : [];
   const [reportObjects, stateObjects] = await Promise.all([store.list(REPORTS_PREFIX), store.list(STATE_PREFIX)]);
-  const storage = await storageReport(
-    { store, log, priceList: settings.priceList ? deps.priceList : undefined },
+  const { report: storage, findings: storageFindings } = await storageReport(
+    { store, log, priceList: settings.priceList ? deps.priceList : undefined, replica: deps.replica },
     { settings, region: deps.region ?? settings.region ?? 'us-east-1', objects: [...inputs.backupObjects, ...inputs.drillObjects, ...walObjects, ...reportObjects, ...stateObjects], now },
   );
+  findings.push(...storageFindings);
 
   const sorted = sortFindings(findings);
   const plan = await reconcileAlerts(deps, sorted, (f) => replica.settled(f) || (VERIFIER_CHECKS.has(f.check) && ((!SOURCE_CHECKS.has(f.check) && !TARGET_CHECKS.has(f.check)) || judged.evaluated.has(`${f.group}/${f.host}/${f.source}`))));
@@ -366,7 +369,9 @@ export function summaryMessage(report: Report, plan: AlertPlan, keys: { json: st
   if (report.pitr?.length) lines.push(...report.pitr.map(pitrSummaryLine), '');
   const targets = targetLines(report);
   if (targets.length) lines.push('Targets missed:', ...targets, '');
-  if (report.storage?.cost) lines.push(`Storage: ${formatBytes(report.storage.rows.reduce((n, r) => n + r.bytes, 0))}, about $${report.storage.cost.total.toFixed(2)} a month (${report.storage.priceOrigin === 'table' ? `price table of ${report.storage.cost.priceAsOf}` : `AWS Price List of ${report.storage.cost.priceAsOf}`}).`, '');
+  const rep = report.storage?.replica;
+  const replicaText = rep?.listed ? `; offsite replica ${formatBytes(rep.rows.reduce((n, r) => n + r.bytes, 0))}${rep.cost ? `, about $${rep.cost.total.toFixed(2)} a month` : ''} in ${rep.region}` : rep ? `; offsite replica not listed (${rep.problem ?? 'no listing'})` : '';
+  if (report.storage?.cost) lines.push(`Storage: ${formatBytes(report.storage.rows.reduce((n, r) => n + r.bytes, 0))}, about $${report.storage.cost.total.toFixed(2)} a month (${report.storage.priceOrigin === 'table' ? `price table of ${report.storage.cost.priceAsOf}` : `AWS Price List of ${report.storage.cost.priceAsOf}`})${replicaText}.`, '');
   lines.push(...listBlocks(plan, quiet));
   if (n === 0 && plan.resolved.length === 0) lines.push('Every check passed.');
   lines.push('', `Full report: s3://${bucket}/${keys.html}`, `JSON:        s3://${bucket}/${keys.json}`);
