@@ -245,8 +245,12 @@ export type DrillBinlogPitr = z.infer<typeof drillBinlogPitrSchema>;
 export const drillTimingsSchema = z.object({
   /** Ranged GETs and the per-part SHA-256 checks against the signed manifest. */
   downloadMs: z.number().nonnegative(),
-  /** OpenPGP decryption and decompression. */
-  decryptMs: z.number().nonnegative(),
+  /**
+   * OpenPGP decryption and decompression, when the agent timed them apart; null when it did not
+   * (the test restore reads through one pipe of GETs, part checks, gpg and zstd: then they are in
+   * downloadMs).
+   */
+  decryptMs: z.number().nonnegative().nullable(),
   /** The database tool (pg_restore, mysql, tar) taking the plaintext. */
   loadMs: z.number().nonnegative(),
   /** The checks after the load (row counts, schema fingerprint, queries). */

@@ -149,7 +149,8 @@ const recoveryTimeSchema = z.object({
       bytes: z.number(),
       seconds: z.number(),
       bytesPerSecond: z.number(),
-      stages: z.object({ download: z.number(), decrypt: z.number(), load: z.number(), checks: z.number() }).nullable(),
+      /** decrypt is null when the drill did not time it apart from the read (it is then inside download). */
+      stages: z.object({ download: z.number(), decrypt: z.number().nullable(), load: z.number(), checks: z.number() }).nullable(),
       readFrom: z.string().optional(),
     })
     .nullable(),

@@ -386,7 +386,7 @@ async function deepCheck(manifest: Manifest, artifact: Artifact, options: Verify
     // downloadMs, and decryption is not timed apart from it (that would need clocks inside the pipe); the rest,
     // the loader holding the stream back and finishing after the last byte (indexes, constraints), is loadMs.
     const readMs = Math.max(0, (clock.lastChunkAt ?? streamEnd) - streamStart - clock.blockedMs);
-    onTimings?.({ downloadMs: readMs, decryptMs: 0, loadMs: Math.max(0, streamEnd - streamStart - readMs), checksMs: Date.now() - checksStart, ciphertextBytes: artifact.ciphertextBytes });
+    onTimings?.({ downloadMs: readMs, decryptMs: null, loadMs: Math.max(0, streamEnd - streamStart - readMs), checksMs: Date.now() - checksStart, ciphertextBytes: artifact.ciphertextBytes });
   } catch (error) {
     const message = describeError(error);
     const failedCheck = error instanceof ColdsealError && error.exitCode === EXIT.INTEGRITY ? /^(\w+) check failed/.exec(error.message)?.[1] : undefined;

@@ -105,7 +105,7 @@ export interface RecoveryTimeFigures {
     readonly seconds: number;
     readonly bytesPerSecond: number;
     /** Summed stage times of the drilled artifacts (seconds), when every one recorded them. */
-    readonly stages: { readonly download: number; readonly decrypt: number; readonly load: number; readonly checks: number } | null;
+    readonly stages: { readonly download: number; readonly decrypt: number | null; readonly load: number; readonly checks: number } | null;
     readonly readFrom?: string;
   } | null;
   readonly estimate: {
@@ -167,7 +167,8 @@ export function recoveryTime(input: RecoveryTimeInput): RecoveryTimeResult {
   const stages = timed
     ? {
         download: basis.reduce((n, r) => n + r.timings!.downloadMs, 0) / 1000,
-        decrypt: basis.reduce((n, r) => n + r.timings!.decryptMs, 0) / 1000,
+        // null: not timed apart from the read, so it is inside download (format/manifest.ts drillTimingsSchema).
+        decrypt: basis.some((r) => r.timings!.decryptMs === null) ? null : basis.reduce((n, r) => n + (r.timings!.decryptMs ?? 0), 0) / 1000,
         load: basis.reduce((n, r) => n + r.timings!.loadMs, 0) / 1000,
         checks: basis.reduce((n, r) => n + r.timings!.checksMs, 0) / 1000,
       }
@@ -180,7 +181,7 @@ export function recoveryTime(input: RecoveryTimeInput): RecoveryTimeResult {
     bytes,
     seconds: round2(ms / 1000),
     bytesPerSecond: Math.round(bytes / (ms / 1000)),
-    stages: stages && { download: round2(stages.download), decrypt: round2(stages.decrypt), load: round2(stages.load), checks: round2(stages.checks) },
+    stages: stages && { download: round2(stages.download), decrypt: stages.decrypt === null ? null : round2(stages.decrypt), load: round2(stages.load), checks: round2(stages.checks) },
     ...(drill.readFrom ? { readFrom: drill.readFrom } : {}),
   };
 
@@ -191,10 +192,10 @@ export function recoveryTime(input: RecoveryTimeInput): RecoveryTimeResult {
     const wallS = ms / 1000;
     // Checks run after the load, alone; the streamed stages overlap and share the rest by how busy each was.
     const checksShare = Math.min(1, stages.checks / wallS);
-    const streamed = stages.download + stages.decrypt + stages.load;
+    const streamed = stages.download + (stages.decrypt ?? 0) + stages.load;
     const rest = scaledHours * (1 - checksShare);
     parts.checks = round2(scaledHours * checksShare);
-    parts.size = round2(streamed > 0 ? (rest * (stages.download + stages.decrypt)) / streamed : rest);
+    parts.size = round2(streamed > 0 ? (rest * (stages.download + (stages.decrypt ?? 0))) / streamed : rest);
     parts.load = round2(streamed > 0 ? (rest * stages.load) / streamed : 0);
   } else parts.restore = round2(scaledHours);
 

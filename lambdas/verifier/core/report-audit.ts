@@ -30,7 +30,7 @@ function timeCell(s: SourceReport): string {
   if (!rt.estimate) return `not estimated<div class="note">${esc(rt.note)}</div>${rt.rtoHours !== null ? `<div>RTO ${rt.rtoHours} h</div>` : ''}`;
   const e = rt.estimate;
   const target = rt.rtoHours === null ? 'no RTO set' : e.hours > rt.rtoHours ? miss(`over the ${rt.rtoHours} h RTO`) : `within the ${rt.rtoHours} h RTO`;
-  const speed = rt.measured ? `<div class="note">drill ${esc(rt.measured.drill)}: ${esc(formatBytes(rt.measured.bytes))} in ${rt.measured.seconds.toFixed(1)} s (${esc(formatBytes(rt.measured.bytesPerSecond))}/s)${rt.measured.stages ? `; download ${rt.measured.stages.download} s, decrypt ${rt.measured.stages.decrypt} s, load ${rt.measured.stages.load} s, checks ${rt.measured.stages.checks} s` : ''}</div>` : '';
+  const speed = rt.measured ? `<div class="note">drill ${esc(rt.measured.drill)}: ${esc(formatBytes(rt.measured.bytes))} in ${rt.measured.seconds.toFixed(1)} s (${esc(formatBytes(rt.measured.bytesPerSecond))}/s)${rt.measured.stages ? `; ${rt.measured.stages.decrypt === null ? `read (download and decryption) ${rt.measured.stages.download} s` : `download ${rt.measured.stages.download} s, decrypt ${rt.measured.stages.decrypt} s`}, load ${rt.measured.stages.load} s, checks ${rt.measured.stages.checks} s` : ''}</div>` : '';
   return `about ${e.hours < 0.1 ? '<0.1' : h1(e.hours)} h, ${esc(e.dominant)} dominates<div>${target}</div>${speed}<div class="note">${esc(rt.note)}</div>`;
 }
 
