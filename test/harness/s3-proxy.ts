@@ -3,7 +3,9 @@ import { createServer, request, type IncomingMessage } from 'node:http';
 
 /**
  * An HTTP proxy in front of moto that sees every S3 request: it records what was sent (method,
- * query, headers, body SHA-256) and can drop chosen requests' connections, as a flaky network would.
+ * query, headers, body SHA-256) and can drop chosen requests' connections, as a flaky network would,
+ * or hold chosen requests back before forwarding them, as a slow one would (a request whose client
+ * gave up meanwhile is never forwarded).
  */
 export interface SeenRequest {
   readonly method: string;
@@ -37,7 +39,10 @@ export interface WithoutListBucket {
 
 const ACCESS_DENIED = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>';
 
-export async function startS3Proxy(target: string, options: { drop?: (method: string, query: URLSearchParams, path: string) => boolean; withoutListBucket?: WithoutListBucket } = {}): Promise<S3Proxy> {
+export async function startS3Proxy(
+  target: string,
+  options: { drop?: (method: string, query: URLSearchParams, path: string) => boolean; delayMs?: (method: string) => number; withoutListBucket?: WithoutListBucket } = {},
+): Promise<S3Proxy> {
   const upstreamUrl = new URL(target);
   const seen: SeenRequest[] = [];
   let dropped = 0;
@@ -49,8 +54,12 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
       return;
     }
     const chunks: Buffer[] = [];
+    let clientGone = false;
+    res.on('close', () => (clientGone = true));
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => setTimeout(forward, options.delayMs?.(req.method!) ?? 0));
+    const forward = () => {
+      if (clientGone) return;
       const body = Buffer.concat(chunks);
       seen.push({ method: req.method!, path: decodeURIComponent(new URL(req.url!, 'http://proxy').pathname), query, headers: req.headers, bodySha256: createHash('sha256').update(body).digest('hex'), bodyBytes: body.length, connection: String(req.socket.remotePort) });
       const denied = (head: boolean) => {
@@ -73,7 +82,7 @@ export async function startS3Proxy(target: string, options: { drop?: (method: st
       });
       upstream.on('error', () => res.destroy());
       upstream.end(body);
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as { port: number };

@@ -24,10 +24,13 @@ let proxy: S3Proxy;
 let dropping = false;
 /** Set when a conditional PUT reaches the proxy (before its body is read): the push is mid-upload. */
 let putStarted = false;
+/** Milliseconds the proxy holds each PUT: a slow upload, so that a signal sent once one started lands mid-upload. */
+let putDelayMs = 0;
 let signingKeys: PublicKey[];
 
 before(async () => {
   proxy = await startS3Proxy(motoEndpoint(), {
+    delayMs: (method) => (method === 'PUT' ? putDelayMs : 0),
     drop: (method) => {
       if (method === 'PUT') putStarted = true;
       return dropping;
@@ -101,7 +104,8 @@ test('SIGTERM (systemd stopping the unit) mid-upload: INTERRUPTED, lock released
   src.flush();
   write(8, 500_000);
   putStarted = false;
-  const stopped = await src.push([], {}, { name: 'SIGTERM', when: async () => putStarted });
+  putDelayMs = 3_000;
+  const stopped = await src.push([], {}, { name: 'SIGTERM', when: async () => putStarted }).finally(() => (putDelayMs = 0));
   assert.equal(stopped.code, EXIT.INTERRUPTED, stopped.log);
   assert.match(stopped.log, /interrupted by SIGTERM: \d of 2 closed binary log\(s\) archived, \d left for the next run/);
   assert.ok(!existsSync(join(src.stateDir, 'binlog-push.lock')));
