@@ -1,13 +1,14 @@
 import type { Readable } from 'node:stream';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../format/agent-config';
+import { WalRecordError } from '../../../runtime/wal-record';
 
 /**
  * The one write of a log object (a WAL file, a binary log file): a conditional PutObject
  * (If-None-Match: *) with its signed record as user metadata, the ciphertext's SHA-256 for S3 to
  * check, SSE-KMS and the daily tier's Object Lock. Shared by archive-push (wal-upload.ts) and
- * binlog-push (mysql/binlog-upload.ts); each decides which failures it retries and what an
- * existing object means.
+ * binlog-push (mysql/binlog-upload.ts); each decides which failures it retries, and words what an
+ * existing object with other content means (confirmArchivedCopy).
  */
 
 /** Log objects serve the backups of every tier: they are locked like the daily tier, the shortest. */
@@ -67,4 +68,41 @@ export async function putLogObject<T>(p: LogObjectPut<T>): Promise<'archived' | 
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
+}
+
+export interface ArchivedCopyCheck<R extends { readonly plaintextSha256: string }> {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly key: string;
+  readonly plaintextSha256: string;
+  readonly signal?: AbortSignal;
+  /** Opens and checks the object's signed record (throws WalRecordError when it cannot be trusted). */
+  open(metadata: Record<string, string> | undefined): Promise<R>;
+  readFailed(error: Error): Error;
+  untrusted(error: WalRecordError, location: string): Error;
+  differs(archived: R, location: string): Error;
+}
+
+/**
+ * After a 412: the key holds an object already. It counts as this very file only if its signed
+ * record is trusted and names the same plaintext SHA-256 (ciphertext differs on every run);
+ * anything else is thrown as the caller words it, and nothing is overwritten.
+ */
+export async function confirmArchivedCopy<R extends { readonly plaintextSha256: string }>(c: ArchivedCopyCheck<R>): Promise<R> {
+  const location = `s3://${c.bucket}/${c.key}`;
+  let metadata: Record<string, string> | undefined;
+  try {
+    metadata = (await c.s3.send(new HeadObjectCommand({ Bucket: c.bucket, Key: c.key }), { abortSignal: c.signal })).Metadata;
+  } catch (error) {
+    throw c.readFailed(error as Error);
+  }
+  let archived: R;
+  try {
+    archived = await c.open(metadata);
+  } catch (error) {
+    if (!(error instanceof WalRecordError)) throw error;
+    throw c.untrusted(error, location);
+  }
+  if (archived.plaintextSha256 !== c.plaintextSha256) throw c.differs(archived, location);
+  return archived;
 }

@@ -3,14 +3,13 @@ import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../format/agent-config';
 import { walObjectKey } from '../../../format/layout';
 import { parseWalFileName } from '../../../format/wal';
 import type { WalRecord } from '../../../format/wal-record';
 import { DigestStream } from '../../../runtime/digest';
 import { fingerprintOf, type PublicKey } from '../../../runtime/pgp';
-import { openWalRecord, signWalRecord, WalRecordError } from '../../../runtime/wal-record';
+import { openWalRecord, signWalRecord } from '../../../runtime/wal-record';
 import type { AgentClients } from '../aws';
 import type { Keys } from '../backup/run';
 import { ColdsealError, EXIT } from '../errors';
@@ -20,7 +19,7 @@ import { startEncryption, type Encryptor } from '../pipeline/encrypt';
 import { lastLines } from '../process-output';
 import { AGENT_VERSION } from '../version';
 import { readSegmentHeader, type ClusterIdentity } from './cluster-files';
-import { putLogObject } from './log-object-put';
+import { confirmArchivedCopy, putLogObject } from './log-object-put';
 
 /**
  * Archives ONE WAL file (segment, .history, .backup or .partial): read → compress → OpenPGP
@@ -156,33 +155,29 @@ export async function archiveWalFile(ctx: WalArchiveContext, file: { readonly pa
 }
 
 async function compareWithArchived(ctx: WalArchiveContext, key: string, walFile: string, plaintextSha256: string): Promise<'already-archived'> {
-  const location = `s3://${ctx.config.bucket}/${key}`;
-  let metadata: Record<string, string> | undefined;
-  try {
-    metadata = (await ctx.clients.s3.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }), { abortSignal: ctx.signal })).Metadata;
-  } catch (error) {
-    throw storageError(error as Error, ctx.config.bucket, key, `${walFile} exists in the archive, but reading its record failed`);
-  }
-  let archived: WalRecord;
-  try {
-    archived = (await openWalRecord(metadata, ctx.trustedSigningKeys, key)).record;
-  } catch (error) {
-    if (!(error instanceof WalRecordError)) throw error;
-    throw new WalIntegrityError(
-      `${walFile} is already in the archive (${location}) but its record cannot be trusted: ${error.message}`,
-      'Nothing was overwritten. Find out who wrote that object (CloudTrail); until then this WAL file is not archived and PostgreSQL keeps it in pg_wal',
-      walFile,
-      key,
-    );
-  }
-  if (archived.plaintextSha256 !== plaintextSha256) {
-    throw new WalIntegrityError(
-      `${walFile} is already in the archive (${location}, archived ${archived.archivedAt} from system ${archived.systemIdentifier}) with different content (plaintext SHA-256 ${archived.plaintextSha256}, this file ${plaintextSha256})`,
-      'Nothing was overwritten. Two clusters may be archiving to the same source name, or a cluster was restored or re-initialised without a new source: give each cluster its own source name',
-      walFile,
-      key,
-    );
-  }
+  await confirmArchivedCopy<WalRecord>({
+    s3: ctx.clients.s3,
+    bucket: ctx.config.bucket,
+    key,
+    plaintextSha256,
+    signal: ctx.signal,
+    open: async (metadata) => (await openWalRecord(metadata, ctx.trustedSigningKeys, key)).record,
+    readFailed: (error) => storageError(error, ctx.config.bucket, key, `${walFile} exists in the archive, but reading its record failed`),
+    untrusted: (error, location) =>
+      new WalIntegrityError(
+        `${walFile} is already in the archive (${location}) but its record cannot be trusted: ${error.message}`,
+        'Nothing was overwritten. Find out who wrote that object (CloudTrail); until then this WAL file is not archived and PostgreSQL keeps it in pg_wal',
+        walFile,
+        key,
+      ),
+    differs: (archived, location) =>
+      new WalIntegrityError(
+        `${walFile} is already in the archive (${location}, archived ${archived.archivedAt} from system ${archived.systemIdentifier}) with different content (plaintext SHA-256 ${archived.plaintextSha256}, this file ${plaintextSha256})`,
+        'Nothing was overwritten. Two clusters may be archiving to the same source name, or a cluster was restored or re-initialised without a new source: give each cluster its own source name',
+        walFile,
+        key,
+      ),
+  });
   ctx.log.info('already archived', { walFile, key, plaintextSha256 });
   return 'already-archived';
 }

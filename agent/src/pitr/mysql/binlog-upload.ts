@@ -3,14 +3,13 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../../format/agent-config';
 import type { BinlogRecord } from '../../../../format/binlog-record';
 import { binlogObjectKey } from '../../../../format/layout';
 import { openBinlogRecord, signBinlogRecord } from '../../../../runtime/binlog-record';
 import { DigestStream } from '../../../../runtime/digest';
 import { fingerprintOf, type PublicKey } from '../../../../runtime/pgp';
-import { WalRecordError } from '../../../../runtime/wal-record';
 import type { AgentClients } from '../../aws';
 import type { Keys } from '../../backup/run';
 import { ColdsealError, EXIT } from '../../errors';
@@ -19,7 +18,7 @@ import { startCompressor, type CompressionChoice } from '../../pipeline/compress
 import { startEncryption, type Encryptor } from '../../pipeline/encrypt';
 import { lastLines } from '../../process-output';
 import { AGENT_VERSION } from '../../version';
-import { putLogObject } from '../log-object-put';
+import { confirmArchivedCopy, putLogObject } from '../log-object-put';
 import { BinlogFormatError, BinlogScanStream, type BinlogFacts } from './binlog-events';
 
 /**
@@ -163,33 +162,29 @@ export async function archiveBinlogFile(ctx: BinlogArchiveContext, s3: S3Client,
 }
 
 async function compareWithArchived(ctx: BinlogArchiveContext, key: string, binlogFile: string, plaintextSha256: string): Promise<'already-archived'> {
-  const location = `s3://${ctx.config.bucket}/${key}`;
-  let metadata: Record<string, string> | undefined;
-  try {
-    metadata = (await ctx.clients.s3.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }), { abortSignal: ctx.signal })).Metadata;
-  } catch (error) {
-    throw storageError(error as Error, ctx.config.bucket, key, `${binlogFile} exists in the archive, but reading its record failed`);
-  }
-  let archived: BinlogRecord;
-  try {
-    archived = (await openBinlogRecord(metadata, ctx.trustedSigningKeys, key)).record;
-  } catch (error) {
-    if (!(error instanceof WalRecordError)) throw error;
-    throw new BinlogIntegrityError(
-      `${binlogFile} is already in the archive (${location}) but its record cannot be trusted: ${error.message}`,
-      'Nothing was overwritten. Find out who wrote that object (CloudTrail); until then this binary log is not archived: keep it on the server (do not purge it)',
-      binlogFile,
-      key,
-    );
-  }
-  if (archived.plaintextSha256 !== plaintextSha256) {
-    throw new BinlogIntegrityError(
-      `${binlogFile} is already in the archive (${location}, archived ${archived.archivedAt} from server id ${archived.serverId}) with different content (plaintext SHA-256 ${archived.plaintextSha256}, this file ${plaintextSha256})`,
-      'Nothing was overwritten. Two servers may be archiving to the same source name, or the server\'s logs were reset (RESET MASTER) or the server rebuilt without a new source: give each server its own source name',
-      binlogFile,
-      key,
-    );
-  }
+  await confirmArchivedCopy<BinlogRecord>({
+    s3: ctx.clients.s3,
+    bucket: ctx.config.bucket,
+    key,
+    plaintextSha256,
+    signal: ctx.signal,
+    open: async (metadata) => (await openBinlogRecord(metadata, ctx.trustedSigningKeys, key)).record,
+    readFailed: (error) => storageError(error, ctx.config.bucket, key, `${binlogFile} exists in the archive, but reading its record failed`),
+    untrusted: (error, location) =>
+      new BinlogIntegrityError(
+        `${binlogFile} is already in the archive (${location}) but its record cannot be trusted: ${error.message}`,
+        'Nothing was overwritten. Find out who wrote that object (CloudTrail); until then this binary log is not archived: keep it on the server (do not purge it)',
+        binlogFile,
+        key,
+      ),
+    differs: (archived, location) =>
+      new BinlogIntegrityError(
+        `${binlogFile} is already in the archive (${location}, archived ${archived.archivedAt} from server id ${archived.serverId}) with different content (plaintext SHA-256 ${archived.plaintextSha256}, this file ${plaintextSha256})`,
+        'Nothing was overwritten. Two servers may be archiving to the same source name, or the server\'s logs were reset (RESET MASTER) or the server rebuilt without a new source: give each server its own source name',
+        binlogFile,
+        key,
+      ),
+  });
   ctx.log.info('already archived', { binlogFile, key, plaintextSha256 });
   return 'already-archived';
 }
