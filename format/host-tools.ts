@@ -133,12 +133,16 @@ function familyOf(os: OsRelease | undefined): { family: Family; major: number; b
 
 const PGDG_APT_KEY = '/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc';
 
+/**
+ * No double quote and no backslash: under SSM the agent logs JSON lines, where those would be
+ * escaped in the output the alert quotes, and the line must paste as it reads.
+ */
 function pgdgAptLine(codename: string, major: number): string {
-  const suite = codename || '$(. /etc/os-release && echo ${UBUNTU_CODENAME:-$VERSION_CODENAME})';
+  if (!codename) return `add the PGDG apt repository for this release (https://wiki.postgresql.org/wiki/Apt), then sudo apt-get install -y postgresql-client-${major}`;
   return [
     `sudo install -d ${PGDG_APT_KEY.replace(/\/[^/]+$/, '')}`,
     `sudo curl -fsSo ${PGDG_APT_KEY} https://www.postgresql.org/media/keys/ACCC4CF8.asc`,
-    `echo "deb [signed-by=${PGDG_APT_KEY}] https://apt.postgresql.org/pub/repos/apt ${suite}-pgdg main" | sudo tee /etc/apt/sources.list.d/pgdg.list`,
+    `echo 'deb [signed-by=${PGDG_APT_KEY}] https://apt.postgresql.org/pub/repos/apt ${codename}-pgdg main' | sudo tee /etc/apt/sources.list.d/pgdg.list`,
     'sudo apt-get update',
     `sudo apt-get install -y postgresql-client-${major}`,
   ].join(' && ');

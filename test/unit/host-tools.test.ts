@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { MissingToolError, missingUnderRunuser, postgresToolTooOld } from '../../agent/src/host-tools';
 import { installAdvice, installLine, osReleasePath, OS_RELEASE_TEST_HOOK, parseOsRelease, postgresMajor, toolFamily } from '../../format/host-tools';
 
 /** os-release files as the distributions ship them (quoting as they do). */
@@ -54,11 +55,23 @@ describe('the install line for the PostgreSQL client tools', () => {
   test('Debian and Ubuntu: the PGDG apt repository, for the release, when its own packages stop below the major', () => {
     const line = pg('ubuntu2204', 17)!;
     assert.match(line, /^sudo install -d \/usr\/share\/postgresql-common\/pgdg && sudo curl -fsSo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.asc https:\/\/www\.postgresql\.org\/media\/keys\/ACCC4CF8\.asc && /);
-    assert.match(line, /echo "deb \[signed-by=\/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.asc\] https:\/\/apt\.postgresql\.org\/pub\/repos\/apt jammy-pgdg main" \| sudo tee \/etc\/apt\/sources\.list\.d\/pgdg\.list/);
+    assert.match(line, /echo 'deb \[signed-by=\/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.asc\] https:\/\/apt\.postgresql\.org\/pub\/repos\/apt jammy-pgdg main' \| sudo tee \/etc\/apt\/sources\.list\.d\/pgdg\.list/);
     assert.match(line, / && sudo apt-get update && sudo apt-get install -y postgresql-client-17$/);
     assert.match(pg('debian12', 17)!, /apt bookworm-pgdg main.*postgresql-client-17$/);
     assert.match(pg('ubuntu2404', 18)!, /apt noble-pgdg main.*postgresql-client-18$/);
     assert.match(pg('mint', 16)!, /apt noble-pgdg main.*postgresql-client-16$/, 'a derivative: the suite of its Ubuntu base, its own packages not assumed');
+    assert.equal(installLine(parseOsRelease('ID=debian\nVERSION_ID=14\n'), { tool: 'pg_dump', postgresMajor: 17 }), 'add the PGDG apt repository for this release (https://wiki.postgresql.org/wiki/Apt), then sudo apt-get install -y postgresql-client-17', 'no codename to name the suite');
+  });
+
+  test('no line holds a double quote or a backslash (JSON log lines would escape them in the output the alert quotes)', () => {
+    for (const name of Object.keys(OS) as (keyof typeof OS)[]) {
+      for (const tool of ['pg_dump', 'psql', 'mysqldump', 'mariadb-binlog', 'zstd', 'gpg']) {
+        for (const postgresMajor of [undefined, 9.6, 13, 17, 18]) {
+          const line = installLine(os(name), { tool, postgresMajor })!;
+          assert.doesNotMatch(line, /["\\]/, `${name} ${tool} ${postgresMajor}: ${line}`);
+        }
+      }
+    }
   });
 
   test('RHEL, Rocky, AlmaLinux: the PGDG repository RPM for the release, the AppStream module disabled on 8 and 9', () => {
@@ -124,5 +137,28 @@ describe('optional tools and the advice as told', () => {
 
   test('the advice: the line first, then which system it is for', () => {
     assert.equal(installAdvice(os('ubuntu2404'), { tool: 'pg_dump', postgresMajor: 16 }), 'Install: sudo apt-get install -y postgresql-client-16 (Ubuntu 24.04.1 LTS)');
+  });
+});
+
+describe("the agent's errors", () => {
+  test('a missing tool: what was running, the tool, what is needed, then the install line; more known later refines it', () => {
+    const error = new MissingToolError('source pg: pg_dump --version', { tool: 'pg_dump' });
+    assert.match(error.message, /^source pg: pg_dump --version: pg_dump is not on PATH \(needed: pg_dump of the server's PostgreSQL major or newer\)$/);
+    assert.match(error.hint!, /^Install: .*, or set the source's binDir$/);
+    const known = error.with({ postgresMajor: 16 });
+    assert.match(known.message, /needed: pg_dump of PostgreSQL 16 or newer \(the server's major\)/);
+    assert.equal(known.exitCode, error.exitCode);
+    assert.match(new MissingToolError('x', { tool: '/opt/pg/bin/pg_dump' }).message, /\/opt\/pg\/bin\/pg_dump does not exist/);
+    assert.equal(missingUnderRunuser('runuser: failed to execute pg_dump: No such file or directory\n'), 'pg_dump');
+    assert.equal(missingUnderRunuser('pg_dump: error: connection failed'), undefined);
+  });
+
+  test('a PostgreSQL tool older than the server is refused; the same major or newer is not', () => {
+    const refused = postgresToolTooOld('source pg', '/x/pg_dump', 'pg_dump (PostgreSQL) 9.6.24', '15.20 (Debian 15.20-0+deb12u1)');
+    assert.match(refused!.message, /^source pg: pg_dump 9\.6\.24 \(\/x\/pg_dump\) is older than the server, PostgreSQL 15\.20, and cannot dump it \(needed: pg_dump of PostgreSQL 15 or newer/);
+    assert.equal(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 15.4', '15.20'), undefined);
+    assert.equal(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 17.2', '15.20'), undefined);
+    assert.equal(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 9.6.24', '9.6.10'), undefined);
+    assert.ok(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 9.5.1', '9.6.10'));
   });
 });
