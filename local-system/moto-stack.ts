@@ -15,6 +15,7 @@ import {
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
 import { GetDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { AgentExecutable } from '../format/agent-executables';
 import { ADVANCED_PARAMETER_BYTES, STANDARD_PARAMETER_BYTES } from '../format/config-parameter';
 import { buildApp } from '../infra/lib/build-app';
 import { substituteParameters } from '../infra/lib/agent-script';
@@ -57,8 +58,8 @@ export interface DeployOptions {
   readonly context: unknown;
   /** Where relative key paths in the context are resolved from. */
   readonly baseDir: string;
-  /** The agent bundle the stack ships. */
-  readonly agentBundle: string;
+  /** The agent executables the stack ships (scripts/build-agent.ts buildAgentExecutablesSync). */
+  readonly agentExecutables: readonly AgentExecutable[];
   readonly stackName: string;
 }
 
@@ -69,7 +70,7 @@ export async function deployToMoto(options: DeployOptions): Promise<DeployedStac
   const { app, stack: cdkStack } = await buildApp({
     context: options.context,
     baseDir: options.baseDir,
-    agentBundle: options.agentBundle,
+    agentExecutables: options.agentExecutables,
     stackName: options.stackName,
     appProps: { builtinCloudFormationValidation: false },
     // What `cdk bootstrap` makes, minus the bootstrap version check (moto has no such parameter).

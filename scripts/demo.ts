@@ -12,7 +12,7 @@ import type { Finding } from '../lambdas/shared/findings';
 import { deployToMoto, defaultMotoTarget } from '../local-system/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory } from '../local-system/flow';
 import type { Alert } from '../local-system/alerts';
-import { buildAgentSync } from './build-agent';
+import { buildAgentExecutablesSync, buildAgentSync } from './build-agent';
 import { startMoto, type MotoServer } from '../local-system/services';
 import { createPgFixture, dropPgDatabase, pgContentFingerprint, pgSource, pgUrl, PG } from '../local-system/databases';
 
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
       },
     };
     context.drill = { group: GROUP, schedule: 'cron(0 6 ? * SAT *)' };
-    const stack = await deployToMoto({ target, context, baseDir: ROOT, agentBundle: bundle, stackName: 'ColdsealDemo' });
+    const stack = await deployToMoto({ target, context, baseDir: ROOT, agentExecutables: buildAgentExecutablesSync(), stackName: 'ColdsealDemo' });
     const deployment = await Deployment.read(target, stack, join(WORK, 'host'));
     deployment.lambdaOutput = (line) => appendFileSync(logFile, `${line}\n`);
     say(`moto_server on ${moto.endpoint}; stack ${stack.stackName}: ${stack.physical.size} resources created`);
