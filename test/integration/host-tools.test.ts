@@ -8,7 +8,7 @@ import { installLine, OS_RELEASE_TEST_HOOK, parseOsRelease, postgresMajor } from
 import { tail } from '../../lambdas/monitor/core/command-failure';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
-import { createPgFixture, dropPgDatabase, PG, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
+import { createPgFixture, dropPgDatabase, mysqlSource, PG, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
  * A host without the database's client tools, or with ones too old for the server, is told which
@@ -39,7 +39,7 @@ after(async () => {
   await dropPgDatabase(db);
 });
 
-async function backup(source: ReturnType<typeof pgSource>, env: Record<string, string> = {}) {
+async function backup(source: ReturnType<typeof pgSource> | ReturnType<typeof mysqlSource>, env: Record<string, string> = {}) {
   const config = sandbox.config({ sources: [source], alertTopicArn: inbox.topicArn });
   return sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily'], env);
 }
@@ -131,6 +131,22 @@ describe('database client tools missing or too old', () => {
 
     const exists = await pgQuery<{ n: number }>('postgres', `select count(*)::int as n from pg_database where datname = '${target}'`);
     assert.equal(exists[0].n, 0, 'no database was created');
+  });
+
+  test('no mysqldump on PATH, a MariaDB server: the MariaDB client package for the distribution', async () => {
+    const bin = join(sandbox.dir, 'bin-no-mysqldump');
+    mkdirSync(bin);
+    for (const name of readdirSync('/usr/bin')) if (name !== 'mysqldump') symlinkSync(join('/usr/bin', name), join(bin, name));
+    const osRelease = join(sandbox.dir, 'os-release-ubuntu2204-mysql');
+    writeFileSync(osRelease, UBUNTU_2204);
+    const result = await backup(mysqlSource('nomysqldump', ['mysql']), { PATH: bin, [OS_RELEASE_TEST_HOOK]: osRelease });
+    assert.equal(result.code, EXIT.SOURCE, result.log);
+    assert.ok(
+      result.log.includes('source nomysqldump: mysqldump --version: mysqldump is not on PATH (needed: mysqldump (the MariaDB client tools)). Install: sudo apt-get install -y mariadb-client (Ubuntu 22.04.4 LTS), or set the source\'s binDir'),
+      result.log,
+    );
+    await assertNothingStored('nomysqldump');
+    assert.ok(tail(result.stderr).includes('sudo apt-get install -y mariadb-client'));
   });
 });
 
