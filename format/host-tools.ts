@@ -205,6 +205,8 @@ export interface ToolNeed {
   readonly tool: string;
   /** PostgreSQL: the server's major, when known (the tools must be of it or newer). */
   readonly postgresMajor?: number;
+  /** Whose major postgresMajor is, in words; left out: "the server's major". */
+  readonly postgresMajorOf?: string;
   /** MySQL/MariaDB: the server's kind, when known; unknown gives both lines. */
   readonly mysqlFlavor?: MysqlFlavor;
 }
@@ -232,7 +234,7 @@ export function installLine(os: OsRelease | undefined, need: ToolNeed): string |
 /** What the host needs, in words: "pg_dump of PostgreSQL 17 or newer". */
 export function toolRequirement(need: ToolNeed): string {
   const tool = need.tool.split('/').pop() ?? need.tool;
-  if (toolFamily(tool) === 'postgres') return need.postgresMajor !== undefined ? `${tool} of PostgreSQL ${need.postgresMajor} or newer (the server's major)` : `${tool} of the server's PostgreSQL major or newer`;
+  if (toolFamily(tool) === 'postgres') return need.postgresMajor !== undefined ? `${tool} of PostgreSQL ${need.postgresMajor} or newer (${need.postgresMajorOf ?? "the server's major"})` : `${tool} of the server's PostgreSQL major or newer`;
   if (toolFamily(tool) === 'mysql') return `${tool} (the ${need.mysqlFlavor === 'mysql' ? 'MySQL' : need.mysqlFlavor === 'mariadb' ? 'MariaDB' : 'MySQL/MariaDB'} client tools)`;
   return tool;
 }

@@ -8,7 +8,7 @@ import { installLine, OS_RELEASE_TEST_HOOK, parseOsRelease, postgresMajor } from
 import { tail } from '../../lambdas/monitor/core/command-failure';
 import { createAgentSandbox, type AgentSandbox } from '../harness/agent';
 import { createAlertInbox, type AlertInbox } from '../../local-system/alerts';
-import { createPgFixture, dropPgDatabase, PG, pgSource, uniqueDbName } from '../../local-system/databases';
+import { createPgFixture, dropPgDatabase, mysqlSource, PG, pgQuery, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
  * A host without the database's client tools, or with ones too old for the server, is told which
@@ -39,7 +39,7 @@ after(async () => {
   await dropPgDatabase(db);
 });
 
-async function backup(source: ReturnType<typeof pgSource>, env: Record<string, string> = {}) {
+async function backup(source: ReturnType<typeof pgSource> | ReturnType<typeof mysqlSource>, env: Record<string, string> = {}) {
   const config = sandbox.config({ sources: [source], alertTopicArn: inbox.topicArn });
   return sandbox.runCli(['backup', '--config', sandbox.writeConfig(config), '--tier', 'daily'], env);
 }
@@ -100,4 +100,53 @@ describe('database client tools missing or too old', () => {
     assert.ok(alert?.message.includes(line), alert?.message);
     assert.ok(tail(result.stderr).includes(line));
   });
+
+  test('a restore with no pg_restore on PATH, or one older than the pg_dump that made the archive: refused before anything is downloaded or created', async () => {
+    const config = sandbox.writeConfig(sandbox.config({ sources: [pgSource('restorable', [db])] }));
+    const backedUp = await sandbox.runCli(['backup', '--config', config, '--tier', 'daily']);
+    assert.equal(backedUp.code, EXIT.OK, backedUp.log);
+    const target = uniqueDbName('cs_tools_target');
+    const restore = (env: Record<string, string>) => sandbox.runCli(['restore', '--config', config, '--source', 'restorable', '--key', sandbox.recipient.privateFile, '--target', pgUrl(target), '--yes'], env);
+    const line = installLine(parseOsRelease(UBUNTU_2204), { tool: 'pg_restore', postgresMajor: serverMajor })!;
+
+    const bin = join(sandbox.dir, 'bin-no-pg_restore');
+    mkdirSync(bin);
+    for (const name of readdirSync('/usr/bin')) if (name !== 'pg_restore') symlinkSync(join('/usr/bin', name), join(bin, name));
+    const osRelease = join(sandbox.dir, 'os-release-ubuntu2204-restore');
+    writeFileSync(osRelease, UBUNTU_2204);
+    const missing = await restore({ PATH: bin, [OS_RELEASE_TEST_HOOK]: osRelease });
+    assert.equal(missing.code, EXIT.CONFIG, missing.log);
+    assert.ok(missing.log.includes(`restore: pg_restore is not on PATH (needed: pg_restore of PostgreSQL ${serverMajor} or newer (the major of the pg_dump that made the archive)). Install: ${line} (Ubuntu 22.04.4 LTS), or put a newer one first on PATH`), missing.log);
+    assert.ok(tail(missing.stderr).includes(line));
+
+    const oldBin = join(sandbox.dir, 'bin-old-pg_restore');
+    mkdirSync(oldBin);
+    for (const name of readdirSync('/usr/bin')) if (name !== 'pg_restore') symlinkSync(join('/usr/bin', name), join(oldBin, name));
+    writeFileSync(join(oldBin, 'pg_restore'), "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_restore (PostgreSQL) 9.6.24'; exit 0; fi\nexit 1\n");
+    chmodSync(join(oldBin, 'pg_restore'), 0o755);
+    const old = await restore({ PATH: oldBin, [OS_RELEASE_TEST_HOOK]: osRelease });
+    assert.equal(old.code, EXIT.CONFIG, old.log);
+    assert.match(old.log, new RegExp(`restore: pg_restore 9\\.6\\.24 is older than the pg_dump that made the archive \\(PostgreSQL ${serverMajor}\\.\\d+\\), and cannot read it \\(needed: pg_restore of PostgreSQL ${serverMajor} or newer`));
+    assert.ok(old.log.includes(`Install: ${line}`), old.log);
+
+    const exists = await pgQuery<{ n: number }>('postgres', `select count(*)::int as n from pg_database where datname = '${target}'`);
+    assert.equal(exists[0].n, 0, 'no database was created');
+  });
+
+  test('no mysqldump on PATH, a MariaDB server: the MariaDB client package for the distribution', async () => {
+    const bin = join(sandbox.dir, 'bin-no-mysqldump');
+    mkdirSync(bin);
+    for (const name of readdirSync('/usr/bin')) if (name !== 'mysqldump') symlinkSync(join('/usr/bin', name), join(bin, name));
+    const osRelease = join(sandbox.dir, 'os-release-ubuntu2204-mysql');
+    writeFileSync(osRelease, UBUNTU_2204);
+    const result = await backup(mysqlSource('nomysqldump', ['mysql']), { PATH: bin, [OS_RELEASE_TEST_HOOK]: osRelease });
+    assert.equal(result.code, EXIT.SOURCE, result.log);
+    assert.ok(
+      result.log.includes('source nomysqldump: mysqldump --version: mysqldump is not on PATH (needed: mysqldump (the MariaDB client tools)). Install: sudo apt-get install -y mariadb-client (Ubuntu 22.04.4 LTS), or set the source\'s binDir'),
+      result.log,
+    );
+    await assertNothingStored('nomysqldump');
+    assert.ok(tail(result.stderr).includes('sudo apt-get install -y mariadb-client'));
+  });
 });
+

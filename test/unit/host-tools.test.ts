@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EXIT } from '../../format/exit-codes';
 import { MissingToolError, missingUnderRunuser, postgresToolTooOld } from '../../agent/src/host-tools';
 import { installAdvice, installLine, osReleasePath, OS_RELEASE_TEST_HOOK, parseOsRelease, postgresMajor, toolFamily } from '../../format/host-tools';
 
@@ -160,5 +161,16 @@ describe("the agent's errors", () => {
     assert.equal(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 17.2', '15.20'), undefined);
     assert.equal(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 9.6.24', '9.6.10'), undefined);
     assert.ok(postgresToolTooOld('source pg', 'pg_dump', 'pg_dump (PostgreSQL) 9.5.1', '9.6.10'));
+    const restore = postgresToolTooOld('restore', 'pg_restore', 'pg_restore (PostgreSQL) 15.4', 'pg_dump (PostgreSQL) 17.2', {
+      words: (v) => `the pg_dump that made the archive (PostgreSQL ${v})`,
+      cannot: 'cannot read it',
+      exitCode: EXIT.CONFIG,
+      nothing: 'nothing was downloaded or changed',
+      orElse: 'or put a newer one first on PATH',
+      majorOf: 'the major of the pg_dump that made the archive',
+    })!;
+    assert.equal(restore.exitCode, EXIT.CONFIG);
+    assert.equal(restore.message, 'restore: pg_restore 15.4 is older than the pg_dump that made the archive (PostgreSQL 17.2), and cannot read it (needed: pg_restore of PostgreSQL 17 or newer (the major of the pg_dump that made the archive)); nothing was downloaded or changed');
+    assert.match(restore.hint!, /, or put a newer one first on PATH$/);
   });
 });

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
+import { MissingToolError } from '../host-tools';
 import { pgCommand, pgIdent, psqlRun, type PgConnection } from '../db/postgres';
 import { keepTail, lastLines } from '../process-output';
 import { runTool } from '../pipeline/sink';
@@ -34,7 +35,13 @@ export async function readArchiveHead(conn: PgConnection, plaintext: Readable): 
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stdin.on('error', () => undefined);
   const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `pg_restore could not be started (${error.message})`, 'Install the PostgreSQL client tools on this machine')));
+    child.once('error', (error) =>
+      reject(
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? new MissingToolError('reading the archive head', { tool: conn.binDir ? run.command : 'pg_restore' }, EXIT.CONFIG, conn.binDir ? "or set the source's binDir" : 'or put it on PATH')
+          : new ColdsealError(EXIT.FAILURE, `pg_restore could not be started (${error.message})`, 'Install the PostgreSQL client tools on this machine'),
+      ),
+    );
     child.once('close', (code) => resolve(code));
   });
   const iterator = plaintext[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

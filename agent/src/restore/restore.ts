@@ -280,7 +280,7 @@ function planTarget(request: RestoreRequest, manifest: Manifest, artifact: Artif
     case 'file':
       return planFile(context, target);
     case 'list':
-      return planList();
+      return planList(artifact);
   }
 }
 

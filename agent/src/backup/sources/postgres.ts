@@ -4,6 +4,7 @@ import { openPgSnapshotInventory } from '../../inventory/postgres';
 import { asUser } from '../../db/as-user';
 import { postgresMajor } from '../../../../format/host-tools';
 import { MissingToolError, postgresToolTooOld } from '../../host-tools';
+import { EXIT } from '../../errors';
 import { PG_BASEBACKUP_ARGS, planBaseBackup, type BaseBackupPlan } from './pg-base-backup';
 import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
@@ -136,7 +137,18 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
         : undefined,
     });
   }
-  const baseBackup = await baseBackupPlan?.catch(withMajor);
+  let baseBackup = await baseBackupPlan?.catch(withMajor);
+  // pg_basebackup takes servers of its own major or older: an older one is refused like any base backup refusal (the dumps still run).
+  if (baseBackup && 'step' in baseBackup) {
+    const tooOld = postgresToolTooOld(`source ${source.name}: base backup refused`, bin('pg_basebackup'), baseBackup.step.tool.version, serverVersion, {
+      words: (version) => `the server, PostgreSQL ${version}`,
+      cannot: 'cannot copy it',
+      exitCode: EXIT.SOURCE,
+      nothing: 'the dumps are still taken',
+      orElse: "or set the source's binDir to a newer one",
+    });
+    if (tooOld) baseBackup = { refused: tooOld };
+  }
   if (baseBackup && 'step' in baseBackup) steps.push(baseBackup.step);
   return { engine: { kind: 'postgres', version: serverVersion }, steps, ...(baseBackup && 'refused' in baseBackup ? { refused: [baseBackup.refused] } : {}), cleanup: async () => {} };
 }

@@ -14,6 +14,8 @@ import { startEncryption, type Encryptor, type RunningEncryption } from '../../p
 import { MultipartWriter } from './multipart';
 import type { SizePlan } from './size-plan';
 import { ByteCounter, TailWatcher } from '../../pipeline/streams';
+import { hostOsRelease } from '../../host-tools';
+import { installAdvice } from '../../../../format/host-tools';
 
 /**
  * One artifact: dump tool → compressor → OpenPGP → SHA-256 → S3 multipart upload, one stream, no
@@ -257,7 +259,7 @@ function checkOutcome(
   const tool = step.tool.name;
   if (dumpExit.spawnError) {
     const missing = (dumpExit.spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-    return new ColdsealError(EXIT.SOURCE, `${tool} could not be started: ${dumpExit.spawnError.message}`, missing ? 'Install the client tools on the host, or set the source\'s binDir' : undefined);
+    return new ColdsealError(EXIT.SOURCE, `${tool} could not be started: ${dumpExit.spawnError.message}`, missing ? `${installAdvice(hostOsRelease(), { tool })}, or set the source's binDir` : undefined);
   }
   if (dumpExit.signal) {
     return new ColdsealError(EXIT.SOURCE, `${tool} was killed by ${dumpExit.signal} before it finished ${step.name}`, dumpExit.signal === 'SIGKILL' ? 'Check the host for the out-of-memory killer (dmesg) or an operator kill, then run the backup again' : 'Run the backup again');

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mysqlCommand, type MysqlConnection } from '../../db/mysql';
 import { ColdsealError, EXIT } from '../../errors';
+import { MissingToolError } from '../../host-tools';
 import { keepTail, lastLines } from '../../process-output';
 
 /**
@@ -22,7 +23,9 @@ export async function fetchBinlogFromServer(conn: MysqlConnection, tool: string,
   await new Promise<void>((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
     const stderr = keepTail(child.stderr, 4096);
-    child.once('error', (error) => reject(new ColdsealError(EXIT.SOURCE, `${tool} could not start: ${error.message}`, `Install the client tools (${tool}) or set the source's binDir`)));
+    child.once('error', (error) =>
+      reject((error as NodeJS.ErrnoException).code === 'ENOENT' ? new MissingToolError(`copying ${file} from the server`, { tool: command }) : new ColdsealError(EXIT.SOURCE, `${tool} could not start: ${error.message}`, `Install the client tools (${tool}) or set the source's binDir`)),
+    );
     child.once('close', (code, sig) => {
       if (code === 0) resolve();
       else

@@ -6,6 +6,8 @@ import type { PrivateKey } from '../../../../runtime/pgp';
 import { mysqlCommand, runMysql, type MysqlConnection } from '../../db/mysql';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
+import { hostOsRelease } from '../../host-tools';
+import { installAdvice } from '../../../../format/host-tools';
 import { requireDecompressor, startDecompression } from '../../pipeline/decompress';
 import { chooseDecryption, decryptWithGpg, decryptWithOpenpgp, recipientKeyring, type CiphertextFeed, type Decryption } from '../../pipeline/decrypt';
 import type { GpgHome } from '../../pipeline/encrypt';
@@ -179,7 +181,7 @@ async function replayFile(step: ReplayStep, path: string, request: ReplayRequest
   const binlog = spawn(tool.command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
   const stderr = keepTail(binlog.stderr, 4096);
   const exited = new Promise<string | null>((resolve) => {
-    binlog.once('error', (error) => resolve(`mariadb-binlog could not be started (${error.message}): install the MariaDB client tools`));
+    binlog.once('error', (error) => resolve(`${tool.command} could not be started (${error.message}): ${installAdvice(hostOsRelease(), { tool: tool.command, mysqlFlavor: record.flavor })}`));
     binlog.once('close', (code, signal) => resolve(code === 0 ? null : `mariadb-binlog failed on ${record.binlogFile} (${signal ?? `status ${code}`}): ${lastLines(stderr(), 2)}`));
   });
   binlog.stdin.on('error', () => undefined);

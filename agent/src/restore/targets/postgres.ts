@@ -1,4 +1,6 @@
 import { ColdsealError, EXIT } from '../../errors';
+import { checkPgRestore } from '../../host-tools';
+import type { Artifact } from '../../../../format/manifest';
 import { pgCommand, pgCreateSchemas, pgDatabaseExists, pgDbname, pgDropDatabase, pgSafetyDumpRun, type PgConnection } from '../../db/postgres';
 import { fileSink, toolSink, type Sink } from '../../pipeline/sink';
 import { pgCreateDatabaseAs, readArchiveHead, type DatabaseScript } from '../pg-database';
@@ -85,6 +87,7 @@ export async function planPostgres(context: TargetContext, target: PostgresResto
   const { manifest, artifact } = context;
   const database = target.target.database ?? artifact.name;
   const conn = target.target.conn;
+  if (artifact.contentFormat === 'pg-custom') await checkPgRestore(conn.binDir, artifact.tool);
   const exists = await pgDatabaseExists(conn, database);
   const destination = `PostgreSQL database "${database}"`;
   if (artifact.kind === 'globals') {
@@ -131,7 +134,8 @@ export async function planPostgres(context: TargetContext, target: PostgresResto
   };
 }
 
-export async function planList(): Promise<Plan> {
+export async function planList(artifact: Artifact): Promise<Plan> {
+  await checkPgRestore(undefined, artifact.tool);
   let sink: ReturnType<typeof pgListSink> | undefined;
   return {
     destination: 'the table of contents',
