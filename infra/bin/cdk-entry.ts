@@ -1,9 +1,9 @@
-import { buildAgentSync } from '../../scripts/build-agent';
+import { buildAgentExecutablesSync } from '../../scripts/build-agent';
 import { buildApp } from '../lib/build-app';
 import { ColdsealConfigError } from '../lib/settings';
 
-// The app is what puts the pieces together: the agent bundle is built here and handed to the stack.
-buildApp({ agentBundle: buildAgentSync }).then(
+// The app is what puts the pieces together: the agent executables are built here and handed to the stack.
+buildApp({ agentExecutables: buildAgentExecutablesSync }).then(
   ({ app }) => {
     app.synth();
   },

@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { agentConfigSchema, type AgentConfigInput, type CalendarConfig } from '../../format/agent-config';
+import { AGENT_PLATFORMS, compressedExecutableName, type AgentArch, type AgentExecutable } from '../../format/agent-executables';
 import { ADVANCED_PARAMETER_BYTES, MAX_CONFIG_PARTS, MAX_SOURCES_BYTES, SOURCES_REFERENCE_KEY, splitSources, STANDARD_PARAMETER_BYTES } from '../../format/config-parameter';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
 import { DEFAULT_EXECUTION_TIMEOUT_SECONDS, documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
-import { agentScriptLines } from './agent-script';
+import { agentDownloadPath, agentScriptLines, checkedScriptExecutables } from './agent-script';
 import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
 import { armoredPublicKeyProblem, checkNameProp, type BackupGroupSettings, type RetentionSettings } from './settings';
 
@@ -35,8 +37,11 @@ export interface AgentDeliveryProps {
   readonly calendar?: Omit<Partial<CalendarConfig>, 'timeZone'>;
   /** @default '/coldseal' */
   readonly parameterPrefix?: string;
-  /** The agent bundle: one JavaScript file (`npm run build:agent` writes dist/agent/coldseal-agent.js). */
-  readonly agentBundle: string;
+  /**
+   * The self-contained agent, one executable per host architecture, each shipped as its gzip copy
+   * (`npm run build:agent`, or scripts/build-agent.ts buildAgentExecutablesSync(), writes them to dist/agent).
+   */
+  readonly agentExecutables: readonly AgentExecutable[];
   /**
    * Default time a run may take before SSM stops it.
    * @default Duration.hours(4)
@@ -44,16 +49,29 @@ export interface AgentDeliveryProps {
   readonly executionTimeout?: Duration;
 }
 
+/** One architecture's executable as the stack ships it. */
+export interface ShippedExecutable {
+  readonly arch: AgentArch;
+  /** The gzip-compressed executable, as an S3 asset (the document's download step fetches it). */
+  readonly asset: s3assets.Asset;
+  /** SHA-256 of the executable the host runs. */
+  readonly sha256: string;
+  /** SHA-256 of the asset (the .gz), checked by the document before it decompresses. */
+  readonly compressedSha256: string;
+  /** Where the document's download step writes it on a host. */
+  readonly downloadPath: string;
+}
+
 /**
- * Gets the agent onto hosts and tells it what to do: the bundle as an S3 asset, the SSM Command
- * document that fetches, checks and runs it, and each group's configuration and public keys as
- * SSM parameters.
+ * Gets the agent onto hosts and tells it what to do: one self-contained executable per host
+ * architecture as an S3 asset, the SSM Command document that fetches them (the SSM Agent's own
+ * aws:downloadContent, with the instance's role), checks the one for this host and runs it, and
+ * each group's configuration and public keys as SSM parameters.
  */
 export class AgentDelivery extends Construct {
-  readonly asset: s3assets.Asset;
+  /** Per architecture, in AGENT_PLATFORMS order: the asset and its SHA-256s (HostAccess grants reading exactly these objects). */
+  readonly executables: readonly ShippedExecutable[];
   readonly document: ssm.CfnDocument;
-  /** SHA-256 of the bundle the document runs. */
-  readonly agentSha256: string;
   readonly parameterPrefix: string;
   /** The document's default run time limit (its executionTimeout parameter's default). */
   readonly executionTimeoutSeconds: number;
@@ -71,10 +89,13 @@ export class AgentDelivery extends Construct {
     if (executionTimeout < 60 || executionTimeout > MAX_EXECUTION_TIMEOUT_SECONDS) throw new Error(`AgentDelivery props.executionTimeout must be between 1 minute and 48 hours, got ${executionTimeout} s`);
     this.executionTimeoutSeconds = executionTimeout;
 
-    const bundle = props.agentBundle;
-    if (!existsSync(bundle)) throw new Error(`AgentDelivery props.agentBundle: ${bundle} does not exist`);
-    this.agentSha256 = createHash('sha256').update(readFileSync(bundle)).digest('hex');
-    this.asset = new s3assets.Asset(this, 'Bundle', { path: bundle });
+    this.executables = checkedExecutables(props.agentExecutables).map((e) => ({
+      arch: e.arch,
+      asset: new s3assets.Asset(this, `Executable-${e.arch}`, { path: e.compressedPath }),
+      sha256: e.sha256,
+      compressedSha256: e.compressedSha256,
+      downloadPath: agentDownloadPath(e.arch),
+    }));
 
     const region = Stack.of(this).region;
     this.document = new ssm.CfnDocument(this, 'RunAgent', {
@@ -83,16 +104,40 @@ export class AgentDelivery extends Construct {
       updateMethod: 'NewVersion',
       content: {
         schemaVersion: '2.2',
-        description: 'coldseal: fetch the coldseal agent (checked by SHA-256), check Node.js, and run a backup (or a restore drill) for a host group.',
+        description: 'coldseal: fetch the self-contained coldseal agent for this host (checked by SHA-256, cached per version) and run a backup (or a restore drill) for a host group.',
         parameters: documentParameters(executionTimeout),
         mainSteps: [
+          // No step can be skipped on a host-side condition (preconditions test platformType
+          // only), so every run downloads both architectures; the shell step uses its own and
+          // decompresses it only when its cache misses.
+          // https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-downloadContent
+          ...this.executables.map((e) => ({
+            action: 'aws:downloadContent',
+            name: `downloadAgent${e.arch[0].toUpperCase()}${e.arch.slice(1)}`,
+            precondition: { StringEquals: ['platformType', 'Linux'] },
+            inputs: {
+              sourceType: 'S3',
+              // The SSM Agent parses this URL (s3.<region>.<suffix>/<bucket>/<key>, path style),
+              // asks S3 for the bucket's region, then lists the key as a folder (ListObjects with
+              // Prefix "<key>/", which needs s3:ListBucket: host-access.ts) and, finding nothing
+              // under it, GETs the object (aws/amazon-ssm-agent
+              // agent/plugins/downloadcontent/s3resource/s3resource.go, agent/fileutil/artifact/artifact.go).
+              sourceInfo: JSON.stringify({ path: e.asset.httpUrl }),
+              // Absolute and not ending in "/": the file's own full path, whatever the key is
+              // named (s3resource.go; downloadcontent.go takes an absolute path as it is).
+              destinationPath: e.downloadPath,
+              // A failed download ends the command there: the shell step would only report it less clearly.
+              // https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#shared-inputs
+              onFailure: 'exit',
+            },
+          })),
           {
             action: 'aws:runShellScript',
             name: 'runColdsealAgent',
             precondition: { StringEquals: ['platformType', 'Linux'] },
             inputs: {
               timeoutSeconds: '{{ executionTimeout }}',
-              runCommand: agentScriptLines({ agentUrl: this.asset.s3ObjectUrl, agentSha256: this.agentSha256, region, parameterPrefix: prefix }),
+              runCommand: agentScriptLines({ executables: this.executables, region, parameterPrefix: prefix }),
             },
           },
         ],
@@ -228,4 +273,41 @@ function checkConfig(config: AgentConfigInput, what: string): void {
   if (!parsed.success) {
     throw new Error(`${what}: the agent configuration would be invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
+}
+
+const sha256Of = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * The executables, one per host architecture, checked against their files: the SHA-256 the
+ * document checks on a host must be the file's (a stale dist/agent would otherwise ship an agent
+ * no host accepts). Throws naming the prop.
+ */
+function checkedExecutables(executables: readonly AgentExecutable[]): AgentExecutable[] {
+  const what = 'AgentDelivery props.agentExecutables';
+  checkedScriptExecutables(executables, what);
+  return AGENT_PLATFORMS.map((platform) => {
+    const index = executables.findIndex((e) => e.arch === platform.arch);
+    const e = executables[index];
+    const where = `${what}[${index}] (${e.arch})`;
+    let isFile = false;
+    try {
+      isFile = statSync(e.compressedPath).isFile();
+    } catch {
+      // isFile stays false
+    }
+    if (!isFile) throw new Error(`${where}.compressedPath: ${e.compressedPath} does not exist (run \`npm run build:agent\`)`);
+    if (!e.compressedPath.endsWith(compressedExecutableName(e.arch))) throw new Error(`${where}.compressedPath: ${e.compressedPath} is not a ${compressedExecutableName(e.arch)}`);
+    const compressed = readFileSync(e.compressedPath);
+    const actual = sha256Of(compressed);
+    if (actual !== e.compressedSha256) throw new Error(`${where}.compressedSha256: ${e.compressedPath} has SHA-256 ${actual}, not ${e.compressedSha256} (rebuild with \`npm run build:agent\`)`);
+    let executable: Buffer;
+    try {
+      executable = gunzipSync(compressed);
+    } catch (error) {
+      throw new Error(`${where}.compressedPath: ${e.compressedPath} is not gzip data (${(error as Error).message})`, { cause: error });
+    }
+    const actualExecutable = sha256Of(executable);
+    if (actualExecutable !== e.sha256) throw new Error(`${where}.sha256: ${e.compressedPath} decompresses to an executable of SHA-256 ${actualExecutable}, not ${e.sha256} (rebuild with \`npm run build:agent\`)`);
+    return e;
+  });
 }

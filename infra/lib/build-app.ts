@@ -1,9 +1,10 @@
 import { App, Aws, Validations, type AppProps, type IReusableStackSynthesizer } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import type { AgentExecutable } from '../../format/agent-executables';
 import { deploymentNameOf } from '../../format/replica';
 import { resolveContext } from './config';
 import { ColdsealReplicaStack } from './replica-stack';
-import { ColdsealConfigError, CONTEXT_KEY, withAgentBundle } from './settings';
+import { ColdsealConfigError, CONTEXT_KEY, withAgentExecutables } from './settings';
 import { ColdsealStack } from './stack';
 
 export interface BuildAppOptions {
@@ -16,10 +17,10 @@ export interface BuildAppOptions {
   readonly stackName?: string;
   readonly synthesizer?: IReusableStackSynthesizer;
   /**
-   * The agent bundle file, or what builds it (called once the context has been checked, as
-   * bin/cdk-entry.ts passes scripts/build-agent.ts's buildAgentSync).
+   * The agent executables, or what builds them (called once the context has been checked, as
+   * bin/cdk-entry.ts passes scripts/build-agent.ts's buildAgentExecutablesSync).
    */
-  readonly agentBundle: string | (() => string);
+  readonly agentExecutables: readonly AgentExecutable[] | (() => readonly AgentExecutable[]);
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
   readonly nag?: boolean;
   /**
@@ -63,7 +64,7 @@ export async function buildApp(options: BuildAppOptions): Promise<{ app: App; st
   const stack = new ColdsealStack(app, stackName, {
     description: 'coldseal: encrypted, signed, verified backups to S3 and Glacier',
     ...(env ? { env } : {}),
-    coldseal: withAgentBundle(props, typeof options.agentBundle === 'string' ? options.agentBundle : options.agentBundle()),
+    coldseal: withAgentExecutables(props, typeof options.agentExecutables === 'function' ? options.agentExecutables() : options.agentExecutables),
   });
   // The replica must exist before the primary's replication rule points at it.
   if (replicaStack) stack.addStackDependency(replicaStack);

@@ -111,7 +111,7 @@ export class Coldseal extends Construct {
       retention: this.retention,
       calendar: settings.calendar,
       parameterPrefix: this.parameterPrefix,
-      agentBundle: settings.agentBundle,
+      agentExecutables: settings.agentExecutables,
       executionTimeout: settings.executionTimeout,
     });
     this.deadLetters = new DeadLetters(this, 'Undelivered', { removalPolicy });
@@ -190,7 +190,7 @@ export class Coldseal extends Construct {
         objectLock,
         topic: this.alerts.topic,
         topicKey: this.alerts.key,
-        agentBundle: this.delivery.asset,
+        agentExecutables: this.delivery.executables.map((e) => e.asset),
         commandLogGroup: this.schedules.logGroup,
         walArchive: pitrSources.length > 0,
       });

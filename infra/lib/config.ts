@@ -13,7 +13,7 @@ import { ColdsealConfigError, CONTEXT_KEY, contextSchema, crossSettingProblems, 
  */
 
 /** What a context gives the Coldseal construct: its checked settings but the agent bundle. */
-export type ContextProps = Omit<ColdsealSettings, 'agentBundle'>;
+export type ContextProps = Omit<ColdsealSettings, 'agentExecutables'>;
 
 function fieldPath(path: readonly PropertyKey[]): string {
   return [CONTEXT_KEY, ...path.map(String)].join('.');

@@ -27,8 +27,11 @@ export interface HostAccessProps {
   readonly topic: sns.ITopic;
   /** Key the alert topic is encrypted with. */
   readonly topicKey?: kms.IKey;
-  /** The agent bundle hosts download. */
-  readonly agentBundle: s3assets.Asset;
+  /**
+   * The agent executables hosts download (AgentDelivery's assets, one per architecture): the
+   * document's download steps read exactly these objects, with the host's role.
+   */
+  readonly agentExecutables: readonly s3assets.Asset[];
   /** Where SSM Run Command writes the commands' output (hosts write it). */
   readonly commandLogGroup: logs.ILogGroup;
   /**
@@ -51,7 +54,7 @@ export interface HostAccessProps {
  * writes only: no overwrite), never delete, never read them; with a PITR source, write new WAL
  * under its group's wal/ prefix and read that WAL back (restore_command), and publish its
  * archiver's metrics; read its group's parameters; use the data key only through S3; publish
- * alerts; fetch the agent; write its command output.
+ * alerts; fetch the agent (its executables' objects, nothing else of the asset bucket); write its command output.
  */
 export class HostAccess extends Construct {
   /** Attach this to the hosts' existing roles. */
@@ -284,11 +287,26 @@ function alertStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatem
 /** Fetching the agent and writing the command's output, as SSM Run Command does on the host. */
 function runStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
   return [
+    // The document's aws:downloadContent steps (agent-delivery.ts), run by the SSM Agent with
+    // this role: each lists its key as a folder first (ListObjects, Prefix "<key>/", Delimiter
+    // "/"), and fails if that listing is refused; finding nothing under it, it GETs the object
+    // (aws/amazon-ssm-agent agent/plugins/downloadcontent/s3resource/s3resource.go,
+    // agent/fileutil/artifact/artifact.go ListS3Folders and s3Download). So: each asset object,
+    // and a listing of exactly "<key>/" (empty: no key of the asset bucket starts so), nothing else.
     new iam.PolicyStatement({
       sid: 'FetchAgent',
       actions: ['s3:GetObject'],
-      resources: [props.agentBundle.bucket.arnForObjects(props.agentBundle.s3ObjectKey)],
+      resources: props.agentExecutables.map((asset) => asset.bucket.arnForObjects(asset.s3ObjectKey)),
     }),
+    ...props.agentExecutables.map(
+      (asset, index) =>
+        new iam.PolicyStatement({
+          sid: `ListAgentAsFolder${index + 1}`,
+          actions: ['s3:ListBucket'],
+          resources: [asset.bucket.bucketArn],
+          conditions: { StringEquals: { 's3:prefix': `${asset.s3ObjectKey}/` } },
+        }),
+    ),
     new iam.PolicyStatement({
       sid: 'WriteCommandOutput',
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],

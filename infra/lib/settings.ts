@@ -3,6 +3,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { assertName, DEFAULT_DRILL_TAG_KEY, DEFAULT_HOST_TAG_KEY, nameSchema, tagKeySchema, TIERS, type Tier } from '../../format/layout';
 import { calendarSchema, DEFAULT_TIME_ZONE, mysqlPitrSchema, objectLockSchema, postgresPitrSchema, sourceSchema, type CalendarConfig } from '../../format/agent-config';
+import type { AgentExecutable } from '../../format/agent-executables';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../../format/replica';
 import { DEFAULT_RPO_HOURS, type GroupSettings } from '../../format/lambda-settings';
 import { DEFAULT_PARAMETER_PREFIX } from '../../format/parameters';
@@ -614,8 +615,11 @@ export interface ColdsealProps extends Pick<PropsOf<typeof contextSchema>, 'host
    * @default - derived from the stack name
    */
   readonly deploymentName?: string;
-  /** The agent bundle: one JavaScript file (`npm run build:agent` writes dist/agent/coldseal-agent.js). */
-  readonly agentBundle: string;
+  /**
+   * The self-contained agent, one executable per host architecture (`npm run build:agent`, or
+   * scripts/build-agent.ts buildAgentExecutablesSync(), writes them to dist/agent).
+   */
+  readonly agentExecutables: readonly AgentExecutable[];
   /**
    * What happens to the data bucket, the log bucket, the keys and the command logs when the stack is deleted.
    * @default RemovalPolicy.RETAIN
@@ -684,7 +688,7 @@ export function crossSettingProblems(props: Pick<ColdsealProps, 'hostTagKey' | '
 }
 
 /** The props with every default filled in, marked as checked. The caller has checked them. */
-function settled<P extends Omit<ColdsealProps, 'agentBundle'>>(props: P, retention: RetentionSettings): P & Omit<ColdsealSettings, 'agentBundle'> {
+function settled<P extends Omit<ColdsealProps, 'agentExecutables'>>(props: P, retention: RetentionSettings): P & Omit<ColdsealSettings, 'agentExecutables'> {
   const timeZone = props.timeZone ?? DEFAULT_TIME_ZONE;
   const settings = {
     ...props,
@@ -707,14 +711,14 @@ function settled<P extends Omit<ColdsealProps, 'agentBundle'>>(props: P, retenti
  * The context loader's half: the context's schema has checked every field and the cross-setting
  * rules have passed (crossSettingProblems, with the primary's place); only the defaults remain.
  */
-export function settingsFromContext(props: Omit<ColdsealProps, 'agentBundle'>, retention: RetentionSettings): Omit<ColdsealSettings, 'agentBundle'> {
+export function settingsFromContext(props: Omit<ColdsealProps, 'agentExecutables'>, retention: RetentionSettings): Omit<ColdsealSettings, 'agentExecutables'> {
   acceptNames(props.groups.map((g) => g.name));
   return settled(props, retention);
 }
 
 /**
  * The Coldseal construct's props, checked once: props from the context loader (or already
- * checked here) are taken as they are, with the agent bundle added; any other props are checked,
+ * checked here) are taken as they are, with the agent executables added; any other props are checked,
  * refused naming the prop ("Coldseal props.…").
  */
 export function coldsealSettings(props: ColdsealProps, primary: PrimaryPlace): ColdsealSettings {
@@ -732,9 +736,9 @@ export function coldsealSettings(props: ColdsealProps, primary: PrimaryPlace): C
   return settled(props, retention);
 }
 
-/** Settings from the context, with the agent bundle: still checked, so Coldseal takes them as they are. */
-export function withAgentBundle(settings: Omit<ColdsealSettings, 'agentBundle'>, agentBundle: string): ColdsealSettings {
-  const result = { ...settings, agentBundle };
+/** Settings from the context, with the agent executables: still checked, so Coldseal takes them as they are. */
+export function withAgentExecutables(settings: Omit<ColdsealSettings, 'agentExecutables'>, agentExecutables: readonly AgentExecutable[]): ColdsealSettings {
+  const result = { ...settings, agentExecutables };
   if (checkedProps.has(settings)) checkedProps.add(result);
   return result;
 }

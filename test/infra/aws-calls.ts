@@ -67,6 +67,8 @@ const S3_ACTIONS: Record<string, { action: string; bucketLevel?: boolean; write?
   AbortMultipartUpload: { action: 's3:AbortMultipartUpload' },
   ListMultipartUploads: { action: 's3:ListBucketMultipartUploads', bucketLevel: true },
   ListObjectsV2: { action: 's3:ListBucket', bucketLevel: true },
+  // The SSM Agent's aws:downloadContent lists the key as a folder first (V1, its SDK's ListObjects).
+  ListObjects: { action: 's3:ListBucket', bucketLevel: true },
   ListObjectVersions: { action: 's3:ListBucketVersions', bucketLevel: true },
   GetObject: { action: 's3:GetObject', read: true },
   HeadObject: { action: 's3:GetObject', read: true },

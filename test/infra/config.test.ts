@@ -13,7 +13,7 @@ import { loadConfigParameter } from '../../agent/src/config/load';
 import { sourceSchema } from '../../format/agent-config';
 import { deploymentParameter, groupParameters } from '../../format/parameters';
 import { buildApp } from '../../infra/lib/build-app';
-import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, longExcludes, manySources, ROOT, sampleContext, standInBundle, TEST_RECIPIENT_FILE, twoGroupContext } from './fixtures';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, longExcludes, manySources, ROOT, sampleContext, standInExecutables, TEST_RECIPIENT_FILE, twoGroupContext } from './fixtures';
 import { resourcesOfType, type Template } from './template-tools';
 
 async function rejection(mutate: (context: Record<string, any>) => void | Promise<void>): Promise<string> {
@@ -43,7 +43,7 @@ describe('coldseal context validation (what cdk synth reports)', () => {
     (context.groups as Record<string, Record<string, unknown>>).web.maxHosts = 500;
     const props = await resolveContext(context, ROOT);
     assert.equal(props.groups.find((g) => g.name === 'web')?.maxHosts, 500);
-    const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+    const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
     const template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
     const timeoutOf = (group: string) => {
       const [, schedule] = resourcesOfType(template, 'AWS::Scheduler::Schedule').find(([id]) => id.includes(`Backup${group}`))!;
@@ -192,7 +192,7 @@ describe('construct props are checked in the constructor, naming the prop', () =
   const base = (): ColdsealProps => ({
     groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] }],
     recipients: EXAMPLE_RECIPIENT,
-    agentBundle: standInBundle(),
+    agentExecutables: standInExecutables(),
   });
   const build = (props: ColdsealProps) => new Coldseal(new Stack(new App(), 'S'), 'C', props);
 
@@ -250,7 +250,7 @@ const TIER_BYTES: Record<string, number> = { Standard: 4096, Advanced: 8192, 'In
 async function synthGroups(groups: Record<string, Record<string, unknown>[]>): Promise<Template> {
   const context = twoGroupContext() as Record<string, any>;
   for (const [name, sources] of Object.entries(groups)) context.groups[name] = { ...context.groups.web, sources };
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
   return built.app.synth().getStackByName(built.stack.stackName).template as Template;
 }
 
@@ -312,7 +312,7 @@ describe('a group configuration of any size fits the SSM parameters the stack wr
     const props: ColdsealProps = {
       groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [longExcludes('telemetry', 600) as any] }],
       recipients: EXAMPLE_RECIPIENT,
-      agentBundle: standInBundle(),
+      agentExecutables: standInExecutables(),
       parameterPrefix: `/${'p'.repeat(300)}`,
     };
     assert.throws(() => new Coldseal(new Stack(new App(), 'S'), 'C', props), /AgentDelivery props\.groups\[0\] \(group "db"\): its configuration parameter \/p+\/groups\/db\/config could hold \d+ bytes once deployed, over the 4096 of a Standard parameter; shorten props\.parameterPrefix/);

@@ -11,7 +11,7 @@ import { DataVault } from '../../infra/lib/vault';
 import { Coldseal } from '../../infra/lib/coldseal';
 import { ColdsealStack } from '../../infra/lib/stack';
 import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/settings';
-import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInBundle } from './fixtures';
+import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInExecutables } from './fixtures';
 
 /** Each construct on its own, with props other than the defaults: what it builds follows its props. */
 const stack = () => new Stack(new App({ builtinCloudFormationValidation: false }), 'S');
@@ -155,7 +155,7 @@ describe('Coldseal in a user app', () => {
     const coldseal = new Coldseal(s, 'Backups', {
       groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] }],
       recipients: EXAMPLE_RECIPIENT,
-      agentBundle: standInBundle(),
+      agentExecutables: standInExecutables(),
     });
     assert.equal(coldseal.retention.daily.lock.mode, 'GOVERNANCE');
     assert.equal(coldseal.rpo.toHours(), 26);
@@ -174,7 +174,7 @@ describe('Coldseal in a user app', () => {
           coldseal: {
             groups: ['a-b', 'a_b'].map((name) => ({ name, schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg', type: 'postgres' }] })),
             recipients: EXAMPLE_RECIPIENT,
-            agentBundle: standInBundle(),
+            agentExecutables: standInExecutables(),
           },
         }),
       /"a-b" and "a_b" would share output names/,

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { AGENT_PLATFORMS, compressedExecutableName, executableName, type AgentExecutable } from '../../format/agent-executables';
 
 /** Shared inputs of the infra tests: a context like cdk.json's, with two groups. */
 export const ROOT = join(__dirname, '..', '..');
@@ -40,12 +43,25 @@ export function twoGroupContext(): Record<string, unknown> {
   return context;
 }
 
-/** Template tests do not run the agent: a small stand-in keeps them from racing the real build. */
-export function standInBundle(): string {
+/**
+ * Template tests do not run the agent: small stand-ins, one per architecture, with their
+ * SHA-256s, keep them from racing the real build (made once per process).
+ */
+let standIns: AgentExecutable[] | undefined;
+export function standInExecutables(): AgentExecutable[] {
+  if (standIns) return standIns;
   const dir = mkdtempSync(join(tmpdir(), 'coldseal-infra-'));
-  const file = join(dir, 'coldseal-agent.js');
-  writeFileSync(file, '#!/usr/bin/env node\nconsole.error("stand-in bundle for template tests");\nprocess.exit(1);\n');
-  return file;
+  const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  standIns = AGENT_PLATFORMS.map(({ arch }) => {
+    const bytes = Buffer.from(`#!/bin/sh\necho "stand-in ${arch} executable for template tests" >&2\nexit 1\n`);
+    const compressed = gzipSync(bytes);
+    const path = join(dir, executableName(arch));
+    const compressedPath = join(dir, compressedExecutableName(arch));
+    writeFileSync(path, bytes, { mode: 0o755 });
+    writeFileSync(compressedPath, compressed);
+    return { arch, path, sha256: sha256(bytes), bytes: bytes.length, compressedPath, compressedSha256: sha256(compressed), compressedBytes: compressed.length };
+  });
+  return standIns;
 }
 
 /**

@@ -15,7 +15,7 @@ import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { SSM_MANAGED_INSTANCE_CORE } from './aws-behaviour';
 import { allowedCalls, AWS_SSM_KEY, deniedCalls, PermissionModel, unknownActionsAndKeys } from './permissions';
 import { serviceCallsOf, type ServiceCall } from './service-calls';
@@ -28,7 +28,7 @@ let template: Template;
 before(async () => {
   const context = twoGroupContext();
   retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
   template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
   model = new PermissionModel(template);
 });

@@ -21,7 +21,7 @@ import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/settings';
 import type { AwsCall } from './aws-calls';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { allowedCalls, deniedCalls, PermissionModel } from './permissions';
 import { translate } from './recorded-calls';
 import type { RecordedRequest } from '../harness/aws-recorder';
@@ -42,7 +42,7 @@ function binlogContext(): Record<string, unknown> {
 before(async () => {
   const context = binlogContext();
   retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
   template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
   model = new PermissionModel(template);
 });

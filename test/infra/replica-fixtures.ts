@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 import { buildApp } from '../../infra/lib/build-app';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { FAKE, type Template } from './template-tools';
 
 /** The primary is where template-tools' stand-ins say (so its intrinsics render to the right ARNs). */
@@ -11,7 +11,7 @@ export const REPLICA = { account: '222233334444', region: 'eu-west-3' };
 export async function synthWithReplica(replica: Record<string, unknown> = {}, sameAccount = false): Promise<{ primary: Template; replica: Template; dependsOnReplica: boolean }> {
   const context = twoGroupContext();
   context.replica = { region: REPLICA.region, ...(sameAccount ? {} : { account: REPLICA.account }), ...replica };
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false }, env: PRIMARY });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false }, env: PRIMARY });
   const assembly = built.app.synth();
   return {
     primary: assembly.getStackByName(built.stack.stackName).template as Template,

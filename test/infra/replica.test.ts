@@ -13,7 +13,7 @@ import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import { ReplicaVault } from '../../infra/lib/replica-vault';
 import { DEFAULT_RETENTION } from '../../infra/lib/settings';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { PRIMARY, REPLICA, synthWithReplica } from './replica-fixtures';
 import { render, resourcesOfType, type Template } from './template-tools';
 
@@ -62,7 +62,7 @@ describe('replica stack', () => {
   test('deployed in the replica\'s region and account, before the primary', async () => {
     const context = twoGroupContext();
     context.replica = { region: REPLICA.region, account: REPLICA.account };
-    const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false }, env: PRIMARY });
+    const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false }, env: PRIMARY });
     assert.equal(built.replicaStack?.region, REPLICA.region);
     assert.equal(built.replicaStack?.account, REPLICA.account);
     assert.equal(built.stack.region, PRIMARY.region);
@@ -220,15 +220,15 @@ describe('validation names the field', () => {
 
   test('a replica in the primary\'s own region and account is refused', async () => {
     await assert.rejects(
-      buildApp({ context: withReplica({ region: PRIMARY.region }), baseDir: ROOT, agentBundle: standInBundle(), env: PRIMARY }),
+      buildApp({ context: withReplica({ region: PRIMARY.region }), baseDir: ROOT, agentExecutables: standInExecutables(), env: PRIMARY }),
       /coldseal\.replica\.region: the replica would be in the primary's own region \(us-east-1\) and account/,
     );
     await assert.rejects(
-      buildApp({ context: withReplica({ region: PRIMARY.region, account: PRIMARY.account }), baseDir: ROOT, agentBundle: standInBundle(), env: PRIMARY }),
+      buildApp({ context: withReplica({ region: PRIMARY.region, account: PRIMARY.account }), baseDir: ROOT, agentExecutables: standInExecutables(), env: PRIMARY }),
       /coldseal\.replica\.region: the replica would be in the primary's own region/,
     );
     // Same region, another account: allowed (it protects against losing the account).
-    const ok = await buildApp({ context: withReplica({ region: PRIMARY.region, account: REPLICA.account }), baseDir: ROOT, agentBundle: standInBundle(), env: PRIMARY, nag: false });
+    const ok = await buildApp({ context: withReplica({ region: PRIMARY.region, account: REPLICA.account }), baseDir: ROOT, agentExecutables: standInExecutables(), env: PRIMARY, nag: false });
     assert.equal(ok.replicaStack?.account, REPLICA.account);
   });
 
@@ -248,7 +248,7 @@ describe('validation names the field', () => {
 
   test('without the primary\'s region the replica cannot be placed', async () => {
     await assert.rejects(
-      buildApp({ context: withReplica({ region: REPLICA.region }), baseDir: ROOT, agentBundle: standInBundle(), env: {} }),
+      buildApp({ context: withReplica({ region: REPLICA.region }), baseDir: ROOT, agentExecutables: standInExecutables(), env: {} }),
       /coldseal\.replica: the primary's region is not known/,
     );
   });

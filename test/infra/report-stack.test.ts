@@ -15,7 +15,7 @@ import { buildApp } from '../../infra/lib/build-app';
 import { runsPerDayOf } from '../../infra/lib/settings';
 import type { RecordedRequest } from '../harness/aws-recorder';
 import type { AwsCall } from './aws-calls';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { allowedCalls, deniedCalls, PermissionModel } from './permissions';
 import { translate } from './recorded-calls';
 import { resourcesOfType, type Template } from './template-tools';
@@ -28,7 +28,7 @@ before(async () => {
   const context = twoGroupContext();
   (context.groups as Record<string, Record<string, unknown>>).db.rtoHours = 4;
   context.prices = { storagePerGbMonth: { GLACIER: 0.003 } };
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
   template = built.app.synth().getStackByName(built.stack.stackName).template as Template;
   assertions = CdkTemplate.fromJSON(template);
   model = new PermissionModel(template);

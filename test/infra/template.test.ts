@@ -14,7 +14,7 @@ import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
 import type { RetentionSettings } from '../../infra/lib/settings';
-import { ROOT, standInBundle, twoGroupContext } from './fixtures';
+import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { PermissionModel } from './permissions';
 import { allows, bucketNameOf, denies, render, resourcesOfType, type Statement, type Template } from './template-tools';
 
@@ -34,7 +34,7 @@ let logBucket: string;
 before(async () => {
   const context = twoGroupContext();
   retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
-  const built = await buildApp({ context, baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
   app = built.app;
   const stack = built.stack;
   const assembly = app.synth();
@@ -68,7 +68,7 @@ describe('cdk-nag', () => {
   });
 
   test('the checks do run: an unprotected bucket added to the stack fails synth', async () => {
-    const built = await buildApp({ context: twoGroupContext(), baseDir: ROOT, agentBundle: standInBundle(), appProps: { builtinCloudFormationValidation: false } });
+    const built = await buildApp({ context: twoGroupContext(), baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
     new s3.Bucket(built.stack, 'Careless');
     let message = '';
     assert.throws(() => {
