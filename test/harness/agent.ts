@@ -53,6 +53,35 @@ export function readableLog(stderr: string): string {
 
 const ROOT = join(__dirname, '..', '..');
 
+/**
+ * Runs an agent program (`program` is its command line before the agent's own arguments: node and
+ * cli.ts through tsx, node and the bundle, the self-contained executable, or qemu and an aarch64
+ * one) with exactly `env`; with `signal`, sends it once `when()` turns true (polled).
+ */
+export function runAgentProgram(
+  program: readonly string[],
+  args: readonly string[],
+  options: { readonly env: NodeJS.ProcessEnv; readonly cwd?: string; readonly signal?: { name: NodeJS.Signals; when: () => Promise<boolean> } },
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program[0]!, [...program.slice(1), ...args], { cwd: options.cwd ?? tmpdir(), env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const signal = options.signal;
+    if (signal) {
+      const poll = async () => {
+        while (child.exitCode === null && !(await signal.when())) await new Promise((r) => setTimeout(r, 100));
+        child.kill(signal.name);
+      };
+      void poll();
+    }
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, log: readableLog(stderr) }));
+  });
+}
+
 export async function createAgentSandbox(options: { objectLock?: boolean } = {}): Promise<AgentSandbox> {
   const account = await newMotoAccount();
   const s3 = new S3Client(account.clientConfig);
@@ -92,25 +121,7 @@ export async function createAgentSandbox(options: { objectLock?: boolean } = {})
       return path;
     },
     runCli: (args, env = {}, signal) =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts'), ...args], {
-          cwd: ROOT,
-          env: { ...process.env, ...account.env, NODE_NO_WARNINGS: '1', ...env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        if (signal) {
-          const poll = async () => {
-            while (child.exitCode === null && !(await signal.when())) await new Promise((r) => setTimeout(r, 100));
-            child.kill(signal.name);
-          };
-          void poll();
-        }
-        child.on('close', (code) => resolve({ code, stdout, stderr, log: readableLog(stderr) }));
-      }),
+      runAgentProgram([process.execPath, '--import', 'tsx', join(ROOT, 'agent', 'src', 'cli.ts')], args, { cwd: ROOT, env: { ...process.env, ...account.env, NODE_NO_WARNINGS: '1', ...env }, signal }),
     async listKeys(prefix = '') {
       const keys: string[] = [];
       let token: string | undefined;
