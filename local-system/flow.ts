@@ -14,7 +14,7 @@ import { generateKeyPair, type GeneratedKey } from '../runtime/pgp';
 import { groupParameters } from '../format/parameters';
 import { parseKey } from '../format/layout';
 import { SERVICE } from '../format/metric-names';
-import type { InstanceDirectory, ManagedInstance } from '../lambdas/shared/ports';
+import type { CommandHistory, CommandInvocation, InstanceDirectory, ManagedInstance } from '../lambdas/shared/ports';
 import type { MonitorEvent } from '../lambdas/monitor/handler';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { WalCheckResult } from '../lambdas/monitor/core/wal-check';
@@ -22,7 +22,7 @@ import { isWalCheck, type WalCheckInput } from '../format/scheduled-inputs';
 import { COMMAND_STATUS_DETAIL_TYPE_NAME, type CommandStatusDetail } from '../format/command-status';
 import type { VerifierEvent } from '../lambdas/verifier/handler';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
-import { hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack, type MotoTarget, type ProcessResult } from './moto-stack';
+import { downloadDirectory, hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack, type DocumentRun, type MotoTarget, type ProcessResult } from './moto-stack';
 import { subscribeAlertInbox, type Alert, type AlertInbox } from './alerts';
 
 /**
@@ -217,8 +217,8 @@ export class Deployment {
     return run;
   }
 
-  /** Runs the document's script on this machine as SSM Run Command would on a host of the group. */
-  async runScheduled(group: string, action: 'backup' | 'drill' = 'backup', env: Record<string, string> = {}): Promise<ProcessResult> {
+  /** Runs the document on this machine as the SSM Agent would on a host of the group (moto-stack.ts runDocument). */
+  async runScheduled(group: string, action: 'backup' | 'drill' = 'backup', env: Record<string, string> = {}): Promise<DocumentRun> {
     return this.runCommand(this.scheduledRun(group, action).parameters, env);
   }
 
@@ -227,9 +227,22 @@ export class Deployment {
    * `coldseal trigger` sent: see sentParameters), on a host of the command's group, or on the
    * drill host for a drill.
    */
-  async runCommand(parameters: Readonly<Record<string, string>>, env: Record<string, string> = {}): Promise<ProcessResult> {
+  async runCommand(parameters: Readonly<Record<string, string>>, env: Record<string, string> = {}): Promise<DocumentRun> {
     const actor = parameters.action === 'drill' ? this.actors.drill : this.actors.host(parameters.group);
-    return runDocument(actor, this.document, parameters, this.home, env);
+    return runDocument(actor, this.document, parameters, this.home, { ...this.downloadsEnv(), ...env }, { hostRoot: this.hostRoot });
+  }
+
+  /**
+   * The host's file system root for the document's absolute download paths: its download steps
+   * write there (RunDocumentOptions.hostRoot), not into this machine's /var/lib.
+   */
+  get hostRoot(): string {
+    return join(this.home, 'host-root');
+  }
+
+  /** Tells the document's script where the download steps wrote under hostRoot (its COLDSEAL_DOWNLOADS). */
+  downloadsEnv(): Record<string, string> {
+    return { COLDSEAL_DOWNLOADS: join(this.hostRoot, downloadDirectory(this.document)) };
   }
 
   /** The document parameters of a command SSM holds (moto records the command and runs nothing). */
@@ -381,8 +394,12 @@ export class Deployment {
    *   answers DescribeInstanceInformation with a tag filter with HTTP 500); everything else the
    *   monitor reads is moto.
    */
-  async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory): Promise<MonitorResult | WalCheckResult | undefined> {
-    return this.invoke(this.monitor, this.actors.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances }), event);
+  /**
+   * @param instances the managed instances SSM would list (moto has none);
+   * @param commands what SSM would answer about commands (moto's invocations ran nothing: see DocumentRunHistory).
+   */
+  async invokeMonitor(event: MonitorEvent, instances?: InstanceDirectory, commands?: CommandHistory): Promise<MonitorResult | WalCheckResult | undefined> {
+    return this.invoke(this.monitor, this.actors.monitor, async () => (await import('../lambdas/monitor/handler.js')).createMonitorHandler({ instances, commands }), event);
   }
 
   /**
@@ -482,6 +499,38 @@ export class Deployment {
     const broken = Buffer.from(original);
     broken[Math.floor(broken.length / 2)] ^= 0xff;
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: ciphertextKey, Body: broken, ChecksumAlgorithm: 'CRC32' }));
+  }
+}
+
+/**
+ * What SSM would answer about commands this machine ran as a host: moto records a SendCommand
+ * but runs nothing, so its invocation has no status, exit code or output. Each document run done
+ * here is recorded under its command and instance with the outcome the agent would report (the
+ * code and output of the step that decided it); the parameters are the command's own, from SSM.
+ */
+export class DocumentRunHistory implements CommandHistory {
+  private readonly runs = new Map<string, CommandInvocation>();
+
+  constructor(private readonly ssm: SSMClient) {}
+
+  record(commandId: string, instanceId: string, run: DocumentRun, started: Date, ended = new Date()): void {
+    this.runs.set(`${commandId} ${instanceId}`, {
+      status: run.status,
+      statusDetails: run.status,
+      responseCode: run.code ?? -1,
+      standardOutput: run.stdout,
+      standardError: run.stderr,
+      executionStartedAt: started,
+      executionEndedAt: ended,
+    });
+  }
+
+  async invocation(commandId: string, instanceId: string): Promise<CommandInvocation | null> {
+    return this.runs.get(`${commandId} ${instanceId}`) ?? null;
+  }
+
+  async parameters(commandId: string): Promise<Record<string, string[]> | null> {
+    return (await this.ssm.send(new ListCommandsCommand({ CommandId: commandId }))).Commands?.[0]?.Parameters ?? null;
   }
 }
 

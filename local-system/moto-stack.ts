@@ -1,12 +1,17 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { CloudFormationClient, CreateStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand, type Stack as CfnStack } from '@aws-sdk/client-cloudformation';
 import {
   CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketVersioningCommand,
   PutObjectCommand,
@@ -26,7 +31,8 @@ export { defaultMotoTarget, motoTarget, type MotoTarget } from './moto-target';
 /**
  * The synthesized stack deployed into moto_server, the way `cdk deploy` would deploy it into an
  * account: assets published, template created through CloudFormation, and the stack's own SSM
- * document script run on this machine as SSM Run Command would run it on a host.
+ * document run on this machine as the SSM Agent would run it on a host (runDocument: its
+ * download steps fetch from the deployed assets with the host's credentials, then its script).
  *
  * Used by the infra deploy test, the end-to-end test and `npm run demo`: one implementation of
  * "what moto can and cannot deploy".
@@ -58,7 +64,7 @@ export interface DeployOptions {
   readonly context: unknown;
   /** Where relative key paths in the context are resolved from. */
   readonly baseDir: string;
-  /** The agent executables the stack ships (scripts/build-agent.ts buildAgentExecutablesSync). */
+  /** The agent executables the stack ships (see copiedExecutables). */
   readonly agentExecutables: readonly AgentExecutable[];
   readonly stackName: string;
 }
@@ -121,6 +127,19 @@ export async function deployToMoto(options: DeployOptions): Promise<DeployedStac
   await checkParameterSizes(new SSMClient(target.clientConfig), template, physical);
   await completeBucketSettings(s3, template, physical, bucket);
   return { stackName: cdkStack.stackName, template, stack, physical, pruned: deployable.pruned, bucket, output };
+}
+
+/**
+ * The build's executables with their gzip copies (what the stack uploads) copied into `dir`, so
+ * that a build elsewhere cannot change them under a deploy; the stack checks each copy against
+ * its SHA-256s when it is synthesized.
+ */
+export function copiedExecutables(executables: readonly AgentExecutable[], dir: string): AgentExecutable[] {
+  return executables.map((e) => {
+    const compressedPath = join(dir, basename(e.compressedPath));
+    copyFileSync(e.compressedPath, compressedPath);
+    return { ...e, compressedPath };
+  });
 }
 
 /**
@@ -223,11 +242,22 @@ async function completeBucketSettings(s3: S3Client, template: any, physical: Rea
   await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: rules } }));
 }
 
+/** A step of the document's mainSteps, as the SSM Agent receives it. */
+export interface DocumentStep {
+  readonly action: string;
+  readonly name: string;
+  readonly precondition?: Record<string, string[]>;
+  /** The plugin's inputs, placeholders not yet substituted, and the shared ones (onFailure, onSuccess, finallyStep). */
+  readonly inputs: Record<string, unknown>;
+}
+
 export interface CommandDocument {
   readonly schemaVersion: string;
   readonly documentType: string;
   readonly parameters: Record<string, { default?: string; allowedPattern?: string; allowedValues?: string[] }>;
-  /** The aws:runShellScript lines of the first step, placeholders not yet substituted. */
+  /** Every step, in the order the agent runs them. */
+  readonly mainSteps: readonly DocumentStep[];
+  /** The lines of the document's one aws:runShellScript step, placeholders not yet substituted. */
   readonly runCommand: string[];
 }
 
@@ -238,15 +268,17 @@ export async function readCommandDocument(ssm: SSMClient, name: string): Promise
   // AWS returns the content as JSON text; moto's CloudFormation keeps the template's object and returns it as is.
   const raw = document.Content as unknown;
   const content = typeof raw === 'string' ? JSON.parse(raw) : (raw as any);
-  return { schemaVersion: content.schemaVersion, documentType: document.DocumentType, parameters: content.parameters, runCommand: content.mainSteps[0].inputs.runCommand };
+  const mainSteps = content.mainSteps as DocumentStep[];
+  const shell = mainSteps.filter((s) => s.action === 'aws:runShellScript');
+  if (shell.length !== 1) throw new Error(`document ${name} has ${shell.length} aws:runShellScript steps (steps: ${mainSteps.map((s) => `${s.name} ${s.action}`).join(', ')}); the emulation expects one`);
+  return { schemaVersion: content.schemaVersion, documentType: document.DocumentType, parameters: content.parameters, mainSteps, runCommand: shell[0].inputs.runCommand as string[] };
 }
 
 /**
- * The script with the parameters substituted as SSM does: each value checked against the
- * parameter's allowedPattern / allowedValues first (SSM refuses the command otherwise), defaults
- * filled in.
+ * The parameter values SSM substitutes: each value checked against the parameter's
+ * allowedPattern / allowedValues first (SSM refuses the command otherwise), defaults filled in.
  */
-export function documentScript(document: CommandDocument, values: Readonly<Record<string, string>>): string {
+function commandValues(document: CommandDocument, values: Readonly<Record<string, string>>): Record<string, string> {
   const defaults = Object.fromEntries(Object.entries(document.parameters).filter(([, p]) => p.default !== undefined).map(([k, p]) => [k, p.default!]));
   for (const [key, value] of Object.entries(values)) {
     const spec = document.parameters[key];
@@ -254,7 +286,53 @@ export function documentScript(document: CommandDocument, values: Readonly<Recor
     if (spec.allowedPattern && !new RegExp(spec.allowedPattern).test(value)) throw new Error(`SSM would refuse ${key}="${value}": it does not match ${spec.allowedPattern}`);
     if (spec.allowedValues && !spec.allowedValues.includes(value)) throw new Error(`SSM would refuse ${key}="${value}": allowed values are ${spec.allowedValues.join(', ')}`);
   }
-  return substituteParameters(document.runCommand.join('\n'), { ...defaults, ...values });
+  return { ...defaults, ...values };
+}
+
+/** The shell step's script with the parameters substituted as SSM does (see commandValues). */
+export function documentScript(document: CommandDocument, values: Readonly<Record<string, string>>): string {
+  return substituteParameters(document.runCommand.join('\n'), commandValues(document, values));
+}
+
+/** A step's inputs with the parameters substituted: SSM substitutes {{ name }} in every step's inputs, not only in scripts. */
+function substitutedInputs(step: DocumentStep, values: Readonly<Record<string, string>>): Record<string, unknown> {
+  const substitute = (value: unknown): unknown =>
+    typeof value === 'string' ? substituteParameters(value, values) : Array.isArray(value) ? value.map(substitute) : value;
+  return Object.fromEntries(Object.entries(step.inputs).map(([k, v]) => [k, substitute(v)]));
+}
+
+/** The S3 object an aws:downloadContent step of sourceType S3 fetches, from its sourceInfo. */
+export interface DownloadSource {
+  /** The path as the step gives it. */
+  readonly url: string;
+  readonly bucket: string;
+  readonly key: string;
+}
+
+/**
+ * sourceInfo's path as the agent reads it (s3resource.go NewS3Resource / DownloadRemoteResource,
+ * then s3util.ParseAmazonS3URL): trimmed, '+' taken as a space, path-style
+ * https://s3.<region>.<suffix>/<bucket>/<key>. The stack writes only path-style URLs; any other
+ * form is refused here rather than parsed half-way.
+ */
+export function downloadSource(sourceInfo: string): DownloadSource {
+  const url = (JSON.parse(sourceInfo) as { path?: string }).path?.trim();
+  if (!url) throw new Error(`aws:downloadContent sourceInfo ${sourceInfo} has no path ("S3 source path in SourceInfo must be specified", s3resource.go ValidateLocationInfo)`);
+  const parsed = new URL(url.replace(/\+/g, '%20'));
+  if (parsed.protocol !== 'https:' || !/^s3([.-][a-z0-9-]+)?\.amazonaws\.com(\.cn)?$/.test(parsed.hostname)) {
+    throw new Error(`aws:downloadContent path ${url} is not a path-style S3 URL (https://s3.<region>.amazonaws.com/<bucket>/<key>); the emulation reads no other form`);
+  }
+  const [, bucket, ...rest] = parsed.pathname.split('/');
+  const key = decodeURIComponent(rest.join('/'));
+  if (!bucket || !key) throw new Error(`aws:downloadContent path ${url} names no bucket and key`);
+  return { url, bucket, key };
+}
+
+/** The one directory every aws:downloadContent step of the document writes into (the shell step reads its downloads there). */
+export function downloadDirectory(document: CommandDocument): string {
+  const dirs = new Set(document.mainSteps.filter((s) => s.action === 'aws:downloadContent').map((s) => dirname(String(s.inputs.destinationPath))));
+  if (dirs.size !== 1) throw new Error(`the document's aws:downloadContent steps write into ${dirs.size === 0 ? 'no directory' : [...dirs].join(', ')}; expected one directory`);
+  return [...dirs][0];
 }
 
 export interface ProcessResult {
@@ -288,9 +366,187 @@ export function hostEnv(target: MotoTarget, home: string, extra: Record<string, 
   };
 }
 
-/** Runs the document's script with /bin/sh, as aws:runShellScript does, in `home`. */
-export async function runDocument(target: MotoTarget, document: CommandDocument, values: Readonly<Record<string, string>>, home: string, env: Record<string, string> = {}): Promise<ProcessResult> {
-  const script = join(home, `run-${Math.random().toString(36).slice(2)}.sh`);
-  writeFileSync(script, documentScript(document, values));
-  return runProcess('/bin/sh', [script], { env: hostEnv(target, home, env), cwd: home });
+export interface RunDocumentOptions {
+  /**
+   * Where the host's file system is, for the absolute destinationPath of an aws:downloadContent
+   * step: the agent writes to the path as given (downloadcontent.go runCopyContent), e.g.
+   * /var/lib/coldseal/download/..., which a test on a shared machine must not; with hostRoot
+   * the download lands at <hostRoot><destinationPath> instead. This is the one place the
+   * emulation departs from the agent, and only when asked: the caller must then tell the shell
+   * step the same directory through its own environment (COLDSEAL_DOWNLOADS, see
+   * downloadDirectory). Without it, absolute paths are used as they are.
+   */
+  readonly hostRoot?: string;
+}
+
+/** How one step ended, as SSM reports a plugin (GetCommandInvocation with its PluginName). */
+export interface StepOutcome {
+  readonly name: string;
+  readonly action: string;
+  readonly status: 'Success' | 'Failed' | 'Skipped';
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** How long the step took here. */
+  readonly durationMs: number;
+}
+
+/**
+ * A command run: code, stdout and stderr of the step that decided it (the failed step that
+ * stopped it, else the last step run: the shell step), and every step's outcome.
+ */
+export interface DocumentRun extends ProcessResult {
+  readonly status: 'Success' | 'Failed';
+  readonly steps: readonly StepOutcome[];
+  /** The command's orchestration directory (relative download paths go under its downloads/). */
+  readonly orchestrationDir: string;
+}
+
+/**
+ * Runs the document on this machine as the SSM Agent runs a Run Command document on a Linux host,
+ * its mainSteps in order:
+ * - precondition: only StringEquals on platformType, against "linux" (this host); a step whose
+ *   platform differs is skipped, any other precondition fails the step
+ *   (agent/framework/runpluginutil/runplugins.go getStepExecutionOperation, evaluatePreconditions);
+ * - aws:downloadContent with sourceType S3: see downloadS3;
+ * - aws:runShellScript: the lines, parameters substituted, run with /bin/sh in `home`;
+ * - the shared inputs (SSM Agent >= 3.0.502): a failed step with onFailure "exit" stops the
+ *   command (Failed), with "successAndExit" stops it as a success; without onFailure the next
+ *   step runs and the command still ends Failed; a successful step with onSuccess "exit" stops
+ *   it; a finallyStep runs even then
+ *   (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#shared-inputs).
+ * The S3 calls are the host's: `target`'s credentials, through its endpoint (the recording proxy
+ * in the end-to-end test), so the permission proof sees them.
+ */
+export async function runDocument(
+  target: MotoTarget,
+  document: CommandDocument,
+  values: Readonly<Record<string, string>>,
+  home: string,
+  env: Record<string, string> = {},
+  options: RunDocumentOptions = {},
+): Promise<DocumentRun> {
+  const substitutions = commandValues(document, values);
+  // The agent's per-command directory (orchestration directory) under its data root.
+  const orchestrationDir = join(home, 'ssm-orchestration', randomUUID());
+  mkdirSync(orchestrationDir, { recursive: true });
+  const steps: StepOutcome[] = [];
+  let stopped: 'exit' | 'successAndExit' | undefined;
+  for (const step of document.mainSteps) {
+    const inputs = substitutedInputs(step, substitutions);
+    if (stopped && inputs.finallyStep !== true) continue;
+    const outcome = await runStep(step, inputs, { target, home, env, orchestrationDir, hostRoot: options.hostRoot, values: substitutions });
+    steps.push(outcome);
+    if (outcome.status === 'Failed' && (inputs.onFailure === 'exit' || inputs.onFailure === 'successAndExit')) stopped ??= inputs.onFailure;
+    if (outcome.status === 'Success' && inputs.onSuccess === 'exit') stopped ??= 'exit';
+  }
+  const failed = steps.find((s) => s.status === 'Failed');
+  const deciding = failed ?? steps.filter((s) => s.status !== 'Skipped').pop();
+  if (!deciding) throw new Error('no step of the document ran on a Linux host');
+  const status = failed && stopped !== 'successAndExit' ? 'Failed' : 'Success';
+  return { code: deciding.code, stdout: deciding.stdout, stderr: deciding.stderr, status, steps, orchestrationDir };
+}
+
+interface StepContext {
+  readonly target: MotoTarget;
+  readonly home: string;
+  readonly env: Record<string, string>;
+  readonly orchestrationDir: string;
+  readonly hostRoot: string | undefined;
+  readonly values: Readonly<Record<string, string>>;
+}
+
+async function runStep(step: DocumentStep, inputs: Record<string, unknown>, context: StepContext): Promise<StepOutcome> {
+  const started = performance.now();
+  const outcome = (status: StepOutcome['status'], code: number | null, stdout: string, stderr: string): StepOutcome => ({ name: step.name, action: step.action, status, code, stdout, stderr, durationMs: Math.round(performance.now() - started) });
+  const preconditions = Object.entries(step.precondition ?? {});
+  const unrecognized = preconditions.filter(([operator, operands]) => operator !== 'StringEquals' || operands.length !== 2 || operands.filter((o) => o === 'platformType').length !== 1);
+  const platformMatches = preconditions.filter((p) => !unrecognized.includes(p)).every(([, operands]) => operands.find((o) => o !== 'platformType')!.toLowerCase() === 'linux');
+  if (!platformMatches) return outcome('Skipped', 0, `Step execution skipped due to incompatible platform. Step name: ${step.name}`, '');
+  if (unrecognized.length > 0) return outcome('Failed', 1, '', `Unrecognized precondition(s): '${unrecognized.map(([k, v]) => `"${k}": ${JSON.stringify(v)}`).join(', ')}', please update agent to latest version. Step name: ${step.name}`);
+  switch (step.action) {
+    case 'aws:downloadContent': {
+      if (inputs.sourceType !== 'S3') throw new Error(`step ${step.name}: the emulation downloads from S3 only, not sourceType ${String(inputs.sourceType)}`);
+      try {
+        const written = await downloadS3(context.target, downloadSource(String(inputs.sourceInfo)), destinationOf(String(inputs.destinationPath ?? ''), context));
+        return outcome('Success', 0, `Content downloaded to ${written}`, '');
+      } catch (error) {
+        // downloadcontent.go: output.MarkAsFailed(err), exit code FailExitCode (1).
+        return outcome('Failed', 1, '', `${(error as Error).name}: ${(error as Error).message}`);
+      }
+    }
+    case 'aws:runShellScript': {
+      const dir = join(context.orchestrationDir, step.name);
+      mkdirSync(dir, { recursive: true });
+      const script = join(dir, '_script.sh');
+      writeFileSync(script, (inputs.runCommand as string[]).join('\n'));
+      const result = await runProcess('/bin/sh', [script], { env: hostEnv(context.target, context.home, context.env), cwd: context.home });
+      return outcome(result.code === 0 ? 'Success' : 'Failed', result.code, result.stdout, result.stderr);
+    }
+    default:
+      throw new Error(`step ${step.name}: the emulation does not run ${step.action}`);
+  }
+}
+
+/**
+ * downloadcontent.go runCopyContent: an absolute destinationPath is used as is (here under
+ * hostRoot when the caller asked, see RunDocumentOptions); a relative one goes under the
+ * command's orchestration directory's "downloads/"; none at all means the agent's download root.
+ */
+function destinationOf(destinationPath: string, context: StepContext): string {
+  if (destinationPath === '') throw new Error('aws:downloadContent without a destinationPath: the agent would use its own download root, which the emulation has no place for');
+  if (isAbsolute(destinationPath)) return context.hostRoot ? join(context.hostRoot, destinationPath) : destinationPath;
+  return `${join(context.orchestrationDir, 'downloads')}/${destinationPath}`;
+}
+
+/**
+ * What the SSM Agent does for an S3 source (agent/plugins/downloadcontent/s3resource/s3resource.go
+ * DownloadRemoteResource, agent/fileutil/artifact/artifact.go ListS3Directory, Download, s3Download),
+ * with the host's credentials:
+ * 1. the bucket's region: an unsigned HTTP request (s3util.GetBucketRegion), no IAM; not sent
+ *    here (moto has one region, and an unsigned request is no call of the host's role);
+ * 2. ListObjects (V1, as the agent's SDK sends it, all pages) with Prefix "<key>/": is the key a
+ *    folder? If that call fails and the key does not end in "/", the step fails with its error;
+ * 3. no keys under it: a file. GetObject into <destination dir>/<sha1 of the URL>, the ETag
+ *    beside it in "<that>.etag", then the file renamed to its destination (system.RenameFile), so
+ *    the .etag stays and is never matched again. If destinationPath is an existing directory or
+ *    ends in "/", the file keeps the key's base name in it; otherwise destinationPath is the file.
+ *    When GetObject fails, the agent tries a plain unsigned HTTPS GET, which a private bucket
+ *    refuses: the step fails with the GetObject error here.
+ * A key with objects under it (a folder) is not downloaded: the stack ships single files.
+ */
+async function downloadS3(target: MotoTarget, source: DownloadSource, destinationPath: string): Promise<string> {
+  const s3 = new S3Client(target.clientConfig);
+  const prefix = source.key.endsWith('/') ? source.key : `${source.key}/`;
+  const listed: string[] = [];
+  try {
+    let marker: string | undefined;
+    for (;;) {
+      const page = await s3.send(new ListObjectsCommand({ Bucket: source.bucket, Prefix: prefix, Marker: marker }));
+      for (const object of page.Contents ?? []) listed.push(object.Key!);
+      if (!page.IsTruncated || !page.Contents?.length) break;
+      marker = page.NextMarker ?? page.Contents[page.Contents.length - 1].Key;
+    }
+  } catch (error) {
+    if (!source.key.endsWith('/')) throw error;
+  }
+  if (listed.length > 0) throw new Error(`s3://${source.bucket}/${source.key} is a folder (${listed.length} objects under it); the emulation downloads single files only`);
+  const isDirectory = destinationPath.endsWith('/') || (existsSync(destinationPath) && statSync(destinationPath).isDirectory());
+  const directory = isDirectory ? destinationPath : dirname(destinationPath);
+  const fileName = isDirectory ? basename(source.key) : basename(destinationPath);
+  mkdirSync(directory, { recursive: true });
+  // The agent names the temporary file by the SHA-1 of the object's URL (artifact.go Download).
+  const temporary = join(directory, createHash('sha1').update(`https://s3.${target.clientConfig.region}.amazonaws.com/${source.bucket}/${source.key}`).digest('hex'));
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key }));
+    if (object.ETag) writeFileSync(`${temporary}.etag`, object.ETag);
+    await pipeline(object.Body as Readable, createWriteStream(temporary));
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    rmSync(`${temporary}.etag`, { force: true });
+    throw error;
+  }
+  const destination = join(directory, fileName);
+  renameSync(temporary, destination);
+  return destination;
 }

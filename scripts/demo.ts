@@ -9,7 +9,7 @@ import { EXIT } from '../format/exit-codes';
 import type { ManifestResult, SweepResult } from '../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../lambdas/monitor/core/monitor';
 import type { Finding } from '../lambdas/shared/findings';
-import { deployToMoto, defaultMotoTarget } from '../local-system/moto-stack';
+import { copiedExecutables, deployToMoto, defaultMotoTarget } from '../local-system/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory } from '../local-system/flow';
 import type { Alert } from '../local-system/alerts';
 import { buildAgentExecutablesSync, buildAgentSync } from './build-agent';
@@ -80,7 +80,6 @@ async function main(): Promise<number> {
   const named = option('--database');
   need('psql', 'to reach PostgreSQL');
   need('pg_dump', 'by the agent to dump PostgreSQL');
-  need('aws', "by the SSM document's script to fetch the agent bundle (AWS CLI v2)");
   need('zip', 'to package the Lambda code assets as cdk deploy does');
   try {
     execFileSync('psql', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', 'postgres', '-Atqc', 'select 1'], { stdio: 'ignore' });
@@ -114,8 +113,11 @@ async function main(): Promise<number> {
     step(3, 'Synthesize the stack and deploy it into a local moto_server');
     moto = await startMoto();
     const target = defaultMotoTarget(moto.endpoint);
+    // The bundle runs the operator's steps (a laptop's `npm run coldseal`); the executables are what
+    // the stack ships to hosts, built (or reused) by `npm run build:agent`'s code.
     const bundle = join(WORK, 'coldseal-agent.js');
     copyFileSync(buildAgentSync(), bundle);
+    const executables = copiedExecutables(buildAgentExecutablesSync(), WORK);
     const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context.coldseal;
     context.recipients = keys.recipient.publicKey;
     context.groups = {
@@ -126,7 +128,7 @@ async function main(): Promise<number> {
       },
     };
     context.drill = { group: GROUP, schedule: 'cron(0 6 ? * SAT *)' };
-    const stack = await deployToMoto({ target, context, baseDir: ROOT, agentExecutables: buildAgentExecutablesSync(), stackName: 'ColdsealDemo' });
+    const stack = await deployToMoto({ target, context, baseDir: ROOT, agentExecutables: executables, stackName: 'ColdsealDemo' });
     const deployment = await Deployment.read(target, stack, join(WORK, 'host'));
     deployment.lambdaOutput = (line) => appendFileSync(logFile, `${line}\n`);
     say(`moto_server on ${moto.endpoint}; stack ${stack.stackName}: ${stack.physical.size} resources created`);
@@ -139,10 +141,11 @@ async function main(): Promise<number> {
     await deployment.subscribeToAlerts();
     say('an SQS queue subscribed to the alert topic stands in for the email subscription');
 
-    step(4, "The scheduled backup: the SSM document's script, run here as Run Command would on a host");
+    step(4, 'The scheduled backup: the SSM document, run here as the SSM Agent would on a host (downloads, then its script)');
     const run = await deployment.runScheduled(GROUP);
     appendFileSync(hostLog, `# scheduled backup, exit ${run.code}\n${run.stderr}${run.stdout}\n`);
     if (run.code !== EXIT.OK) throw new Error(`the scheduled backup failed (exit ${run.code}); its log is in ${relative(ROOT, hostLog)}:\n${run.stderr.split('\n').slice(-5).join('\n')}`);
+    say(`document steps: ${run.steps.map((s) => `${s.name} ${s.status}`).join(', ')} (the x86_64 executable, checked by SHA-256)`);
     const [manifestKey] = await deployment.manifests(GROUP);
     const { document: manifest } = await openManifest(await deployment.getText(manifestKey), await readPublicKeys(keys.signing.publicKey, 'signing key'));
     const artifact = manifest.artifacts[0];

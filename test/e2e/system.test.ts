@@ -15,8 +15,9 @@ import { reportSchema } from '../../format/verification-report';
 import { PRICE_TABLE_AS_OF } from '../../format/prices';
 import type { ManifestResult, SweepResult } from '../../lambdas/verifier/core/verifier';
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
-import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto } from '../../local-system/moto-stack';
+import { buildAgentExecutablesSync, buildAgentSync } from '../../scripts/build-agent';
+import { cachedExecutableName, type AgentExecutable } from '../../format/agent-executables';
+import { copiedExecutables, deployToMoto, downloadSource } from '../../local-system/moto-stack';
 import { Deployment, generateKeyFiles, HostInventory, type Actors, type KeyFiles } from '../../local-system/flow';
 import type { Alert } from '../../local-system/alerts';
 import { motoEndpoint, newMotoAccount, newMotoActor, uniqueName, type MotoAccount } from '../harness/aws';
@@ -35,8 +36,9 @@ import { startMariadbServer, type MariadbServer } from '../harness/mariadb-serve
 import { execFileSync, spawn } from 'node:child_process';
 
 /**
- * The whole system on one machine: the synthesized stack deployed into moto, the SSM document's
- * script run as its schedule would run it, the real agent backing up real PostgreSQL, MariaDB and
+ * The whole system on one machine: the synthesized stack deployed into moto, the SSM document run
+ * as the SSM Agent runs it when its schedule sends it (its download steps fetch the executables
+ * with the host's role, its script runs the x86_64 one), the real agent backing up real PostgreSQL, MariaDB and
  * files into the deployed bucket, the verifier and monitor handlers invoked in-process with the
  * environment moto holds for the deployed functions, alerts read from an SQS subscription of the
  * deployed topic, and restores through the real `coldseal restore` compared with the sources.
@@ -63,6 +65,8 @@ let recorder: Recorder;
 /** Access key id → the principal that would send the request on AWS (see test/infra/recorded-calls.ts). */
 const principals = new Map<string, string>();
 let bundle: string;
+/** The executables the stack ships (their gzip copies copied into dir). */
+let executables: AgentExecutable[];
 let dir: string;
 let keys: Record<string, KeyFiles>;
 const pgSource = uniqueDbName('cs_e2e_pg');
@@ -128,6 +132,7 @@ before(async () => {
   // The real agent, copied away from dist/ so a concurrent build elsewhere cannot change it under us.
   bundle = join(dir, 'coldseal-agent.js');
   copyFileSync(buildAgentSync(), bundle);
+  executables = copiedExecutables(buildAgentExecutablesSync(), dir);
   keys = { [PG_GROUP]: await generateKeyFiles(join(dir, 'keys', PG_GROUP), PG_GROUP), [APP_GROUP]: await generateKeyFiles(join(dir, 'keys', APP_GROUP), APP_GROUP) };
 
   filesRoot = join(dir, 'site files');
@@ -179,7 +184,7 @@ before(async () => {
   const account = await newMotoAccount();
   // Setup goes straight to moto (CloudFormation answers only on "localhost"); from here on every
   // actor, the test itself included, talks to moto through the recorder with a key of its own.
-  const stack = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: bundle, stackName: uniqueName('ColdsealE2e') });
+  const stack = await deployToMoto({ target: account, context, baseDir: ROOT, agentExecutables: executables, stackName: uniqueName('ColdsealE2e') });
   recorder = await startRecorder(motoEndpoint());
   const actor = async (principal: string): Promise<MotoAccount> => {
     const target = await newMotoActor(account, principal, recorder.url);
@@ -268,6 +273,10 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.match(await deployment.sendScheduled(PG_GROUP), /^[0-9a-f-]{36}$/, 'SendCommand answered with a command id');
     const run = await deployment.runScheduled(PG_GROUP);
     assert.equal(run.code, EXIT.OK, `exit ${run.code}\n${run.stderr}`);
+    assert.deepEqual(run.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Success', 'runColdsealAgent Success']);
+    // The host runs the x86_64 executable the stack shipped, cached under its SHA-256.
+    const x64 = executables.find((e) => e.arch === 'x64')!;
+    assert.deepEqual(readdirSync(join(deployment.home, 'coldseal-home', 'agent')).filter((f) => !f.endsWith('.v8cache')), [cachedExecutableName(x64.sha256)]);
     manifestKeys = await deployment.manifests(PG_GROUP);
     assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', BINLOG_SOURCE, 'pg', PITR_SOURCE]);
     // The MariaDB PITR source's dump records where in the binary log its snapshot sits.
@@ -674,6 +683,17 @@ describe('every AWS call recorded during the run is allowed on AWS', () => {
   test('each call of the hosts, the drill host, the verifier, the monitor, the scheduler and the operator is allowed', () => {
     const denied = decisions.filter((d) => !d.decision.allowed).map((d) => `${describeCall(d.call, d.decision)}\n    sent as ${d.call.wire}`);
     assert.deepEqual(denied, [], `${denied.length} of ${decisions.length} recorded calls would be refused on AWS`);
+  });
+
+  test("the document's download steps, the SSM Agent's calls with a host's role, are recorded and allowed: ListObjects of \"<key>/\", then GetObject, for each executable", () => {
+    const hostCalls = decisions.filter(({ call }) => call.principal === `host:${PG_GROUP}`);
+    for (const step of deployment.document.mainSteps.filter((s) => s.action === 'aws:downloadContent')) {
+      const { key } = downloadSource(String(step.inputs.sourceInfo));
+      const lists = hostCalls.filter(({ call }) => call.operation === 'ListObjects' && call.query?.prefix === `${key}/`);
+      const gets = hostCalls.filter(({ call }) => call.operation === 'GetObject' && call.key === key);
+      assert.ok(lists.length > 0 && gets.length > 0, `${step.name}: ${lists.length} ListObjects with prefix ${key}/, ${gets.length} GetObject of ${key}`);
+      for (const { call, decision } of [...lists, ...gets]) assert.ok(decision.allowed, `${describeCall(call, decision)}\n    sent as ${call.wire}`);
+    }
   });
 
   test('the recording covers every principal and the calls that matter', () => {

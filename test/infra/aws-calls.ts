@@ -67,7 +67,7 @@ const S3_ACTIONS: Record<string, { action: string; bucketLevel?: boolean; write?
   AbortMultipartUpload: { action: 's3:AbortMultipartUpload' },
   ListMultipartUploads: { action: 's3:ListBucketMultipartUploads', bucketLevel: true },
   ListObjectsV2: { action: 's3:ListBucket', bucketLevel: true },
-  // Version 1: the SSM Agent's (aws:downloadContent lists an S3 path as a folder first).
+  // The SSM Agent's aws:downloadContent lists the key as a folder first (V1, its SDK's ListObjects).
   ListObjects: { action: 's3:ListBucket', bucketLevel: true },
   ListObjectVersions: { action: 's3:ListBucketVersions', bucketLevel: true },
   GetObject: { action: 's3:GetObject', read: true },

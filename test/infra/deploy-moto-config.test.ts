@@ -13,8 +13,8 @@ import { openManifest } from '../../runtime/signed-document';
 import { parseKey } from '../../format/layout';
 import { groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
-import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto, hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack } from '../../local-system/moto-stack';
+import { buildAgentExecutablesSync, buildAgentSync } from '../../scripts/build-agent';
+import { copiedExecutables, deployToMoto, downloadDirectory, hostEnv, readCommandDocument, runDocument, runProcess, type CommandDocument, type DeployedStack } from '../../local-system/moto-stack';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
 import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../local-system/databases';
 import { longExcludes, manySources, ROOT, sampleContext } from './fixtures';
@@ -23,7 +23,7 @@ import { longExcludes, manySources, ROOT, sampleContext } from './fixtures';
  * Groups whose configuration is larger than any SSM parameter (40 sources; a source with a long
  * exclude list), deployed into moto (which, unlike PutParameter, takes any size: local-system/moto-stack.ts
  * checks each parameter against its tier as AWS would), then read by the real agent: its config
- * loader, the bundle run by the SSM document's script, and `coldseal trigger` on an operator's laptop.
+ * loader, the executable run by the SSM document (as the SSM Agent runs it), and `coldseal trigger` on an operator's laptop.
  */
 const MANY = 'many';
 const EXCLUDES = 'excludes';
@@ -45,6 +45,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'coldseal-deploy-config-'));
   const bundle = join(dir, 'coldseal-agent.js');
   copyFileSync(buildAgentSync(), bundle);
+  const executables = copiedExecutables(buildAgentExecutablesSync(), dir);
 
   const recipient = await generateKeyPair({ name: 'config size recipient' });
   const signing = await generateKeyPair({ name: 'config size signing' }, undefined, { signOnly: true });
@@ -64,7 +65,7 @@ before(async () => {
   context.recipients = recipient.publicKey;
   delete context.drill;
   context.groups = Object.fromEntries(Object.entries(sources).map(([group, list]) => [group, { schedule: 'cron(30 1 * * ? *)', signingPublicKeys: signing.publicKey, sources: list }]));
-  deployed = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: bundle, stackName: uniqueName('ColdsealConfigSize') });
+  deployed = await deployToMoto({ target: account, context, baseDir: ROOT, agentExecutables: executables, stackName: uniqueName('ColdsealConfigSize') });
   document = await readCommandDocument(ssm, deployed.output('AgentDocumentName'));
   for (const group of Object.keys(sources)) {
     const publish = await runProcess(process.execPath, [bundle, 'keys', 'publish', '--group', group, '--signing-key', join(dir, 'signing.key.asc')], { env: hostEnv(account, dir), cwd: dir });
@@ -93,7 +94,9 @@ describe('a group configuration larger than an SSM parameter, deployed into moto
 
   test("the document's script runs the real agent, which reads the configuration and backs up one of the 40 sources", async () => {
     for (const group of [MANY, EXCLUDES]) {
-      const result = await runDocument(account, document, { group, sources: 'pg' }, dir);
+      // As the SSM Agent runs it; its absolute download paths under dir/host-root, and the script told so.
+      const hostRoot = join(dir, 'host-root');
+      const result = await runDocument(account, document, { group, sources: 'pg' }, dir, { COLDSEAL_DOWNLOADS: join(hostRoot, downloadDirectory(document)) }, { hostRoot });
       assert.equal(result.code, EXIT.OK, `${group}: exit ${result.code}\n${result.stderr}`);
       const keys = ((await s3.send(new ListObjectsV2Command({ Bucket: deployed.bucket, Prefix: 'backups/' }))).Contents ?? []).map((o) => o.Key!);
       const manifestKey = keys.find((k) => { const p = parseKey(k); return p?.kind === 'manifest' && p.group === group; });

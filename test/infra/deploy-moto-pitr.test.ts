@@ -18,7 +18,7 @@ import { generateKeyPair } from '../../runtime/pgp';
 import { Deployment, HostInventory } from '../../local-system/flow';
 import { deployToMoto } from '../../local-system/moto-stack';
 import { newMotoAccount, uniqueName } from '../harness/aws';
-import { ROOT, sampleContext, standInBundle } from './fixtures';
+import { ROOT, sampleContext, standInExecutables } from './fixtures';
 
 let deployment: Deployment;
 
@@ -39,7 +39,7 @@ before(async () => {
     },
   };
   const account = await newMotoAccount();
-  const stack = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: standInBundle(), stackName: uniqueName('ColdsealPitr') });
+  const stack = await deployToMoto({ target: account, context, baseDir: ROOT, agentExecutables: standInExecutables(), stackName: uniqueName('ColdsealPitr') });
   deployment = await Deployment.read(account, stack, mkdtempSync(join(tmpdir(), 'coldseal-pitr-deploy-')));
   await deployment.subscribeToAlerts();
 });

@@ -1,29 +1,49 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetParameterCommand, GetParametersByPathCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfigParameter } from '../../agent/src/config/load';
 import { parseKey, type Tier } from '../../format/layout';
 import { readPublicKeys, generateKeyPair } from '../../runtime/pgp';
 import { openManifest } from '../../runtime/signed-document';
 import { configPartsPath, deploymentParameter, groupParameters } from '../../format/parameters';
 import { EXIT } from '../../format/exit-codes';
-import { buildAgentSync } from '../../scripts/build-agent';
-import { deployToMoto, documentScript, hostEnv, logicalIdOfType, MOTO_GAPS, readCommandDocument, runDocument as runDocumentIn, runProcess, type CommandDocument, type DeployedStack } from '../../local-system/moto-stack';
+import { cachedExecutableName, type AgentArch, type AgentExecutable } from '../../format/agent-executables';
+import { hostNameFrom } from '../../format/layout';
+import { buildAgentExecutablesSync, buildAgentSync } from '../../scripts/build-agent';
+import {
+  copiedExecutables,
+  deployToMoto,
+  downloadDirectory,
+  downloadSource,
+  hostEnv,
+  logicalIdOfType,
+  MOTO_GAPS,
+  readCommandDocument,
+  runDocument as runDocumentIn,
+  runProcess,
+  type CommandDocument,
+  type DeployedStack,
+} from '../../local-system/moto-stack';
+import { Deployment, DocumentRunHistory, HostInventory } from '../../local-system/flow';
+import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
 import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../local-system/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { ROOT, sampleContext } from './fixtures';
 
 /**
- * The synthesized template deployed into moto_server's CloudFormation, then the SSM document's
- * own script (taken from the deployed document, parameters substituted as SSM does) run on this
- * machine with sh: it fetches the agent bundle from the deployed asset, and the agent backs up
- * the local PostgreSQL into the deployed bucket using the deployed parameters.
+ * The synthesized template deployed into moto_server's CloudFormation, then the deployed SSM
+ * document run on this machine as the SSM Agent would run it (local-system/moto-stack.ts
+ * runDocument): its download steps fetch both architectures' executables from the deployed
+ * assets with the host's credentials, its script (parameters substituted as SSM does) picks this
+ * host's, checks it and runs it, and the agent backs up the local PostgreSQL into the deployed
+ * bucket using the deployed parameters. The host's PATH has no node and no aws.
  *
  * moto's CloudFormation does not create every resource type nor apply every bucket property; what
  * it skips is listed (and asserted, so a change in moto is noticed) and the bucket settings the
@@ -45,6 +65,9 @@ let bucket: string;
 let recipientKeyFile: string;
 let signingPublicKey: string;
 let document: CommandDocument;
+let executables: AgentExecutable[];
+/** This machine's /usr/bin and /usr/sbin without node and the AWS CLI: what a database server has. */
+let hostBin: string;
 
 function run(command: string, args: string[], env: Record<string, string>) {
   return runProcess(command, args, { env, cwd: dir });
@@ -56,9 +79,19 @@ before(async () => {
   ssm = new SSMClient(account.clientConfig);
   dir = mkdtempSync(join(tmpdir(), 'coldseal-deploy-'));
 
-  // The real agent, copied away from dist/ so a concurrent build elsewhere cannot change it under us.
+  // The real agent, copied away from dist/ so a concurrent build elsewhere cannot change it under
+  // us: the bundle (the operator's laptop) and the executables' gzip copies (what the stack ships).
   const bundle = join(dir, 'coldseal-agent.js');
   copyFileSync(buildAgentSync(), bundle);
+  executables = copiedExecutables(buildAgentExecutablesSync(), dir);
+  hostBin = join(dir, 'host-bin');
+  mkdirSync(hostBin);
+  for (const from of ['/usr/bin', '/usr/sbin']) {
+    for (const name of readdirSync(from)) {
+      if (/^(node|nodejs|npm|npx|corepack|aws|aws_completer)$/.test(name) || existsSync(join(hostBin, name))) continue;
+      symlinkSync(join(from, name), join(hostBin, name));
+    }
+  }
 
   // Fresh keys, as `coldseal keys generate` would make them: public halves go into the context.
   const recipient = await generateKeyPair({ name: 'deploy test recipient' });
@@ -80,7 +113,7 @@ before(async () => {
       sources: [{ name: SOURCE, type: 'postgres', host: PG.host, port: PG.port, user: PG.user, databases: [database] }],
     },
   };
-  deployed = await deployToMoto({ target: account, context, baseDir: ROOT, agentBundle: bundle, stackName: uniqueName('ColdsealDeploy') });
+  deployed = await deployToMoto({ target: account, context, baseDir: ROOT, agentExecutables: executables, stackName: uniqueName('ColdsealDeploy') });
   ({ template, physical, bucket } = deployed);
   document = await readCommandDocument(ssm, deployed.output('AgentDocumentName'));
 
@@ -93,9 +126,36 @@ after(async () => {
   if (database) await dropPgDatabase(database);
 });
 
+/** This host's file system root for the document's absolute download paths (runDocument's hostRoot). */
+const hostRoot = () => join(dir, 'host-root');
+const downloads = () => join(hostRoot(), downloadDirectory(document));
+
+/** The deployed document run as the SSM Agent runs it, with a host's PATH; the script told where the downloads are. */
 async function runDocument(values: Record<string, string>, env: Record<string, string> = {}) {
-  return runDocumentIn(account, document, values, dir, env);
+  return runDocumentIn(account, document, values, dir, { PATH: hostBin, COLDSEAL_DOWNLOADS: downloads(), ...env }, { hostRoot: hostRoot() });
 }
+
+/** A bin directory whose `name` prints `output` (a host that says something else), put first on the host's PATH. */
+function fakeTool(name: string, script: string): string {
+  const bin = join(dir, `fake-${name}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(bin);
+  writeFileSync(join(bin, name), `#!/bin/sh\n${script}\n`);
+  chmodSync(join(bin, name), 0o755);
+  return `${bin}:${hostBin}`;
+}
+
+function executableOf(arch: AgentArch): AgentExecutable {
+  return executables.find((e) => e.arch === arch)!;
+}
+
+/** The asset object a download step of the document fetches. */
+function assetOf(arch: AgentArch) {
+  const step = document.mainSteps.find((s) => s.action === 'aws:downloadContent' && String(s.inputs.destinationPath).endsWith(`-${arch}.gz`));
+  assert.ok(step, `no download step for ${arch}`);
+  return downloadSource(String(step.inputs.sourceInfo));
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 async function listBackups(prefix = 'backups/'): Promise<string[]> {
   const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
@@ -144,9 +204,20 @@ describe('deployed into moto', () => {
     assert.deepEqual(all.filter((p) => p.Type === 'SecureString').map((p) => p.Name), [names.signingKey]);
   });
 
-  test("the document's script, run here with the deployed parameters, backs up the local PostgreSQL into the deployed bucket", async () => {
+  test('the document, run here as the SSM Agent runs it, downloads both executables, runs the x86_64 one, and it backs up the local PostgreSQL into the deployed bucket', async () => {
+    assert.deepEqual(
+      document.mainSteps.map((s) => `${s.action} ${s.name}`),
+      ['aws:downloadContent downloadAgentX64', 'aws:downloadContent downloadAgentArm64', 'aws:runShellScript runColdsealAgent'],
+    );
     const result = await runDocument({ group: GROUP });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
+    assert.deepEqual(result.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Success', 'runColdsealAgent Success']);
+    // The script removes what the download steps wrote (and the agent's ETag files beside them).
+    assert.deepEqual(readdirSync(downloads()), []);
+    // This host's executable, from the x64 asset: its SHA-256 is the build's.
+    const cached = join(dir, 'coldseal-home', 'agent', cachedExecutableName(executableOf('x64').sha256));
+    assert.equal(sha256(readFileSync(cached)), executableOf('x64').sha256);
+    assert.equal(statSync(cached).mode & 0o777, 0o700);
     const keys = await listBackups();
     const manifests = keys.map(parseKey).filter((k) => k?.kind === 'manifest');
     assert.equal(manifests.length, 1, keys.join('\n'));
@@ -178,33 +249,32 @@ describe('deployed into moto', () => {
     assert.ok(days > lock.days - 1 && days <= lock.days + 1, `retained ${days} days, expected ${lock.days}`);
   });
 
-  test('document parameters reach the agent: a forced tier and a source list, with the cached agent', async () => {
+  test('document parameters reach the agent: a forced tier and a source list, with the cached agent (not decompressed again)', async () => {
     const agentDir = join(dir, 'coldseal-home', 'agent');
-    const cached = readdirSync(agentDir).filter((f) => f.endsWith('.js'));
-    assert.equal(cached.length, 1);
-    const before = statSync(join(agentDir, cached[0])).mtimeMs;
+    const name = cachedExecutableName(executableOf('x64').sha256);
+    const before = statSync(join(agentDir, name)).mtimeMs;
     const result = await runDocument({ group: GROUP, tier: 'monthly', sources: SOURCE });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
-    assert.equal(statSync(join(agentDir, cached[0])).mtimeMs, before, 'the checked agent is reused, not fetched again');
+    assert.equal(statSync(join(agentDir, name)).mtimeMs, before, 'the checked agent is reused, not installed again');
     // Beside the agent, its V8 code cache (the directory is private to root, as the script makes it).
-    assert.deepEqual(readdirSync(agentDir).sort(), [cached[0], `${cached[0]}.v8cache`], 'no partial download left behind, and the code cache beside the agent');
+    assert.deepEqual(readdirSync(agentDir).sort(), [name, `${name}.v8cache`], 'no partial download left behind, and the code cache beside the agent');
+    assert.equal(statSync(agentDir).mode & 0o777, 0o700);
     const monthly = (await listBackups('backups/monthly/')).filter((k) => parseKey(k)?.kind === 'manifest');
     assert.equal(monthly.length, 1);
   });
 
-  test('a new agent replaces the earlier one and its code cache; nothing else in the directory is touched', async () => {
+  test('a new agent replaces the earlier ones and their code caches; nothing else in the directory is touched', async () => {
     const home = join(dir, 'updated-home');
     const agentDir = join(home, 'agent');
     mkdirSync(agentDir, { recursive: true, mode: 0o700 });
-    const earlier = ['coldseal-agent-0123456789abcdef.js', 'coldseal-agent-0123456789abcdef.js.v8cache', 'coldseal-agent-fedcba9876543210.js'];
+    // An earlier executable and its cache, and a bundle-era agent (Node.js script) and its cache.
+    const earlier = ['coldseal-agent-0123456789abcdef', 'coldseal-agent-0123456789abcdef.v8cache', 'coldseal-agent-fedcba9876543210.js', 'coldseal-agent-fedcba9876543210.js.v8cache'];
     for (const name of earlier) writeFileSync(join(agentDir, name), 'an earlier agent');
     writeFileSync(join(agentDir, 'operator-notes.txt'), 'not ours');
     const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: home });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
-    const current = readdirSync(agentDir).filter((f) => f.endsWith('.js'));
-    assert.equal(current.length, 1, `one agent left: ${current.join(', ')}`);
-    assert.ok(!earlier.includes(current[0]), 'the one left is the agent just fetched');
-    assert.deepEqual(readdirSync(agentDir).sort(), [current[0], `${current[0]}.v8cache`, 'operator-notes.txt'].sort(), 'earlier agents and caches removed, other files kept');
+    const current = cachedExecutableName(executableOf('x64').sha256);
+    assert.deepEqual(readdirSync(agentDir).sort(), [current, `${current}.v8cache`, 'operator-notes.txt'].sort(), 'earlier agents and caches removed, other files kept');
   });
 
   test('the output send-command line and each schedule input are valid SendCommand requests for the AWS CLI', async () => {
@@ -248,50 +318,90 @@ describe('deployed into moto', () => {
     assert.ok(result.stderr.includes(`output: CloudWatch log group ${deployed.output('CommandLogGroupName')}`), result.stderr);
   });
 
-  test('a host with a Node older than the minimum (v18), or none, is refused with the install line for its distribution', async () => {
-    const bin = join(dir, 'old-node-bin');
-    mkdirSync(bin, { recursive: true });
-    // A Node 18 as the script sees it: its --version (anything else it is asked would be a Node 18 running the agent).
-    writeFileSync(join(bin, 'node'), '#!/bin/sh\nif [ "$1" = "--version" ]; then echo v18.20.4; exit 0; fi\nexit 1\n');
-    chmodSync(join(bin, 'node'), 0o755);
-    const osRelease = (name: string, text: string) => {
-      const file = join(dir, `os-release-${name}`);
-      writeFileSync(file, text);
-      return file;
-    };
-    const distributions: [string, string, RegExp][] = [
-      ['al2023', 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n', /dnf install -y nodejs24 && sudo alternatives --set node \/usr\/bin\/node-24/],
-      ['al2', 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n', /Amazon Linux 2 cannot run Node\.js 20/],
-      ['rocky9', 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n', /dnf module reset -y nodejs && sudo dnf module install -y nodejs:22/],
-      ['rhel8', 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nID_LIKE="fedora"\nVERSION_ID="8.10"\n', /dnf module reset -y nodejs && sudo dnf module install -y nodejs:22/],
-      ['ubuntu', 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n', /deb\.nodesource\.com\/setup_24\.x/],
-    ];
-    for (const [name, text, line] of distributions) {
-      const result = await runDocument({ group: GROUP }, { PATH: `${bin}:${process.env.PATH}`, COLDSEAL_OS_RELEASE: osRelease(name, text) });
-      assert.equal(result.code, EXIT.CONFIG, `${name}: ${result.stderr}`);
-      assert.match(result.stderr, /Node\.js 20 or later is required; this host has v18\.20\.4/, name);
-      assert.match(result.stderr, line, name);
-      assert.doesNotMatch(result.stderr, /dnf install -y nodejs[ ;)]/, `${name}: plain "nodejs" is Node 18 on Amazon Linux 2023`);
-    }
-    const empty = join(dir, 'empty-bin');
-    mkdirSync(empty, { recursive: true });
-    const none = await runDocument({ group: GROUP }, { PATH: empty, COLDSEAL_OS_RELEASE: osRelease('al2023', distributions[0][1]) });
-    assert.equal(none.code, EXIT.CONFIG);
-    assert.match(none.stderr, /Node\.js 20 or later is required on this host and there is no 'node' on PATH/);
-    assert.match(none.stderr, distributions[0][2]);
+  test('an aarch64 host gets the arm64 executable, checked by its SHA-256; here it cannot start (no binfmt for aarch64), and the script says so', async () => {
+    const home = join(dir, 'aarch64-home');
+    const arm64 = executableOf('arm64');
+    const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: home, PATH: fakeTool('uname', 'echo aarch64') });
+    assert.equal(result.code, EXIT.CONFIG, `exit ${result.code}\n${result.stderr}`);
+    // Named by the arm64 executable's SHA-256: the script took the arm64 download, whose
+    // compressed and decompressed SHA-256s it checked, and ran that file's --version.
+    assert.match(result.stderr, new RegExp(`the agent for aarch64 \\(SHA-256 ${arm64.sha256}\\) does not start on this host: .*(Exec format error|cannot execute)`));
+    assert.deepEqual(readdirSync(join(home, 'agent')), [], 'the executable that cannot start is not kept');
+    assert.deepEqual(readdirSync(downloads()), []);
   });
 
-  test('a tampered agent in the asset bucket is refused by its SHA-256', async () => {
-    const script = documentScript(document, { group: GROUP });
-    const url = /aws s3 cp --only-show-errors 's3:\/\/([^/]+)\/([^']+)'/.exec(script)!;
-    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: url[1], Key: url[2] }))).Body!.transformToByteArray());
-    await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: 'console.log("not the agent")' }));
+  test('a tampered executable in the asset bucket is refused by its SHA-256; a host with the checked copy cached does not read the download', async () => {
+    const asset = assetOf('x64');
+    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: asset.bucket, Key: asset.key }))).Body!.transformToByteArray());
+    assert.equal(sha256(original), executableOf('x64').compressedSha256, 'the deployed asset is the build');
+    const tampered = Buffer.from(original);
+    tampered[tampered.length >> 1] ^= 0xff;
+    await s3.send(new PutObjectCommand({ Bucket: asset.bucket, Key: asset.key, Body: tampered }));
     try {
-      const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 'fresh-home') });
-      assert.equal(result.code, EXIT.INTEGRITY);
-      assert.match(result.stderr, /does not have the SHA-256 this document expects; refusing to run it/);
+      const fresh = join(dir, 'fresh-home');
+      const refused = await runDocument({ group: GROUP }, { COLDSEAL_HOME: fresh });
+      assert.equal(refused.code, EXIT.INTEGRITY, `exit ${refused.code}\n${refused.stderr}`);
+      assert.match(refused.stderr, /does not have the SHA-256 this document expects; refusing to run it/);
+      assert.deepEqual(readdirSync(join(fresh, 'agent')), [], 'nothing installed');
+      assert.deepEqual(readdirSync(downloads()), [], 'the tampered download removed');
+      const cached = await runDocument({ group: GROUP, tier: 'daily' });
+      assert.equal(cached.code, EXIT.OK, `exit ${cached.code}\n${cached.stderr}`);
     } finally {
-      await s3.send(new PutObjectCommand({ Bucket: url[1], Key: url[2], Body: original }));
+      await s3.send(new PutObjectCommand({ Bucket: asset.bucket, Key: asset.key, Body: original }));
     }
+  });
+
+  test('a download step that fails (the asset object gone) fails the command there (onFailure exit): the script does not run', async () => {
+    const asset = assetOf('arm64');
+    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: asset.bucket, Key: asset.key }))).Body!.transformToByteArray());
+    await s3.send(new DeleteObjectCommand({ Bucket: asset.bucket, Key: asset.key }));
+    try {
+      const result = await runDocument({ group: GROUP });
+      assert.equal(result.status, 'Failed');
+      assert.deepEqual(result.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Failed']);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /NoSuchKey|does not exist/);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: asset.bucket, Key: asset.key, Body: original }));
+    }
+  });
+
+  test('a host of another architecture, or without glibc, fails with what it is and what the agent needs; the monitor alerts with that output', async () => {
+    const s390x = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 's390x-home'), PATH: fakeTool('uname', 'echo s390x') });
+    assert.equal(s390x.code, EXIT.CONFIG, s390x.stderr);
+    assert.match(s390x.stderr, /coldseal: this host is s390x; the agent runs on x86_64 and aarch64 Linux/);
+    const musl = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 'musl-home'), PATH: fakeTool('getconf', 'exit 1') });
+    assert.equal(musl.code, EXIT.CONFIG, musl.stderr);
+    assert.match(musl.stderr, /not glibc.*musl \(Alpine Linux\)/);
+    const oldGlibc = await runDocument({ group: GROUP }, { COLDSEAL_HOME: join(dir, 'old-glibc-home'), PATH: fakeTool('getconf', 'echo glibc 2.17') });
+    assert.equal(oldGlibc.code, EXIT.CONFIG, oldGlibc.stderr);
+    assert.match(oldGlibc.stderr, /this host has glibc 2\.17; the agent needs glibc 2\.28 or later/);
+
+    // The failed run reaches the monitor as SSM reports it: the command-status event through the
+    // deployed rule, and the invocation (exit code and output) SSM would hold for the run.
+    const deployment = await Deployment.read(account, deployed, join(dir, 'monitor-home'));
+    await deployment.subscribeToAlerts();
+    const started = new Date();
+    const sent = await ssm.send(new SendCommandCommand({ DocumentName: deployed.output('AgentDocumentName'), Targets: [{ Key: 'tag:coldseal-group', Values: [GROUP] }], Parameters: { group: [GROUP] } }));
+    const commandId = sent.Command!.CommandId!;
+    const instanceId = 'i-0s390x0s390x0s390';
+    const history = new DocumentRunHistory(ssm);
+    history.record(commandId, instanceId, s390x, started);
+    const event = await deployment.commandStatusEvent({
+      'command-id': commandId,
+      'document-name': deployed.output('AgentDocumentName'),
+      'instance-id': instanceId,
+      'requested-date-time': started.toISOString(),
+      status: 'Failed',
+    });
+    const inventory = new HostInventory([{ instanceId, computerName: hostname(), pingStatus: 'Online', lastPingAt: new Date(), group: GROUP }]);
+    const result = (await deployment.invokeMonitor(event, inventory, history)) as MonitorResult;
+    assert.deepEqual(result.findings.map((f) => `${f.check} ${f.group}/${f.host}`), [`command-failed ${GROUP}/${hostNameFrom(hostname())}`]);
+    const alerts = await deployment.receiveAlerts();
+    assert.equal(alerts.length, 1, alerts.map((a) => a.subject).join('\n'));
+    assert.match(alerts[0].subject, /FAIL/);
+    assert.match(alerts[0].message, new RegExp(`exit code ${EXIT.CONFIG}`));
+    assert.match(alerts[0].message, /this host is s390x; the agent runs on x86_64 and aarch64 Linux/);
+    assert.match(alerts[0].message, new RegExp(`coldseal trigger --group ${GROUP}`));
   });
 });
