@@ -78,6 +78,9 @@ function architectureCase(e: AgentScriptExecutable): string {
 }
 
 /** The script, one line per runCommand entry. */
+/** The link to the current version, in the agent directory. */
+export const STABLE_LINK = 'coldseal-agent';
+
 export function agentScriptLines(options: AgentScriptOptions): string[] {
   const executables = checkedScriptExecutables(options.executables);
   const prefix = options.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
@@ -166,6 +169,9 @@ export function agentScriptLines(options: AgentScriptOptions): string[] {
     `    fail ${EXIT.STORAGE} "the agent's download $DOWNLOAD is missing: the document's download step writes it just before this step"`,
     '  fi',
     'fi',
+    // A stable name for people (`sudo /var/lib/coldseal/agent/coldseal-agent list ...`); the
+    // cleanup above matches only the versioned names, so it never removes this link.
+    `[ "$(readlink "$AGENT_DIR/${STABLE_LINK}" 2>/dev/null || true)" = "$AGENT_FILE" ] || ln -sfn "$AGENT_FILE" "$AGENT_DIR/${STABLE_LINK}"`,
     'drop_downloads',
     `export AWS_REGION='${options.region}' AWS_DEFAULT_REGION='${options.region}'`,
     `set -- "$ACTION" --config-parameter "${configParameterTemplate(prefix, '$GROUP')}"`,

@@ -2,12 +2,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cachedExecutableName, compressedExecutableName, type AgentExecutable } from '../../format/agent-executables';
 import { EXIT } from '../../format/exit-codes';
-import { agentScriptLines, substituteParameters, type AgentScriptExecutable } from '../../infra/lib/agent-script';
+import { agentScriptLines, STABLE_LINK, substituteParameters, type AgentScriptExecutable } from '../../infra/lib/agent-script';
 import { buildAgentExecutablesSync } from '../../scripts/build-agent';
 
 /**
@@ -125,8 +125,10 @@ for (const shell of SHELLS) {
       assert.equal(result.code, EXIT.STORAGE, result.stderr);
       assert.match(result.stderr, AGENT_RAN);
       const name = cachedExecutableName(x64.sha256);
-      // The smoke test ran the executable (--version), which wrote its code cache next to it.
-      assert.deepEqual(cached(h), [name, `${name}.v8cache`]);
+      // The smoke test ran the executable (--version), which wrote its code cache next to it; the
+      // stable name people use links to it.
+      assert.deepEqual(cached(h), [STABLE_LINK, name, `${name}.v8cache`]);
+      assert.equal(readlinkSync(join(h.agentDir, STABLE_LINK)), name);
       assert.equal(sha256(join(h.agentDir, name)), x64.sha256);
       assert.equal(statSync(join(h.agentDir, name)).mode & 0o777, 0o700);
       assert.equal(statSync(h.agentDir).mode & 0o777, 0o700);
