@@ -20,7 +20,7 @@ import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { archiveWal, fakeSegment, SYSTEM_IDENTIFIER } from '../harness/wal-archive';
-import { pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
+import { mysqlContentFingerprint, mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
  * A host without the zstd binary (issue 26): the bundle, run by the self-contained agent's Node 24
@@ -36,21 +36,22 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 let rt: RoundTrip;
 let sandbox: AgentSandbox;
 let bundle: string;
-/** A directory of symlinks to exactly the tools a PostgreSQL backup and restore use: no zstd, no node. */
+/** A directory of symlinks to exactly the tools a PostgreSQL or MariaDB backup and restore use: no zstd, no node. */
 let bin: string;
 const pgDb = uniqueDbName('cs_zin');
+const myDb = uniqueDbName('cs_zmy');
 
 before(async () => {
   rt = await createRoundTrip();
   sandbox = rt.sandbox;
-  await rt.pgFixture(pgDb, 20_000);
+  await Promise.all([rt.pgFixture(pgDb, 20_000), rt.mysqlFixture(myDb, 3000)]);
   const dir = rt.tempDir('coldseal-zstd-');
   bundle = join(dir, 'coldseal-agent.js');
   copyFileSync(await buildAgent(), bundle);
   bin = join(dir, 'bin');
   mkdirSync(bin);
   for (const tool of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) symlinkSync(join(PG_BIN, tool), join(bin, tool));
-  for (const tool of ['/usr/bin/gpg', '/usr/bin/gpg-agent', '/usr/bin/gpgconf', '/bin/sh']) symlinkSync(tool, join(bin, basename(tool)));
+  for (const tool of ['/usr/bin/gpg', '/usr/bin/gpg-agent', '/usr/bin/gpgconf', '/bin/sh', '/usr/bin/mariadb', '/usr/bin/mariadb-dump', '/usr/bin/mysql', '/usr/bin/mysqldump']) symlinkSync(tool, join(bin, basename(tool)));
 });
 
 after(() => rt?.cleanup());
@@ -118,6 +119,19 @@ describe('zstd in-process (no zstd binary on the host)', () => {
     const toFile = await runBundle(['restore', '--config', config, '--source', 'pgin', '--key', sandbox.recipient.privateFile, '--output', output], { env: { COLDSEAL_DECRYPT: 'openpgp.js' } });
     assert.equal(toFile.code, EXIT.OK, toFile.stderr);
     assert.equal(sha256(readFileSync(output)), sha256(dump));
+  });
+
+  test('MariaDB backup and restore round trip: the dump read by Node (rewritten for the staging database) from Node\'s zstd', async () => {
+    const config = sandbox.writeConfig(sandbox.config({ sources: [mysqlSource('myin', [myDb])] }));
+    const backup = await runBundle(['backup', '--config', config, '--tier', 'daily']);
+    assert.equal(backup.code, EXIT.OK, backup.stderr);
+    const manifest = await newestManifest('myin');
+    assert.match(manifest.compression.implementation, /^node-zlib-zstd /);
+    assert.match((await plaintextByCli(manifest, myDb)).toString('utf8'), /-- Dump completed/);
+    const target = rt.newMysqlDatabase('cs_zmyr');
+    const restored = await runBundle(['restore', '--config', config, '--source', 'myin', '--key', sandbox.recipient.privateFile, '--safety-dir', rt.tempDir('coldseal-safety-'), '--target', mysqlUrl(target)]);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
+    assert.deepEqual(await mysqlContentFingerprint(target), await mysqlContentFingerprint(myDb));
   });
 
   test('a backup by the zstd child is restored in-process; COLDSEAL_ZSTD=in-process forces Node\'s zstd where the binary is', async () => {
