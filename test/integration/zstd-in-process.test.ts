@@ -20,6 +20,7 @@ import { decompress, gpgDecrypt } from '../harness/gpg';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
 import { createRoundTrip, type RoundTrip } from '../harness/round-trip';
 import { archiveWal, fakeSegment, SYSTEM_IDENTIFIER } from '../harness/wal-archive';
+import { startBinlogSource, type BinlogSource } from '../harness/binlog-source';
 import { mysqlContentFingerprint, mysqlSource, mysqlUrl, pgContentFingerprint, pgSource, pgUrl, uniqueDbName } from '../../local-system/databases';
 
 /**
@@ -51,17 +52,17 @@ before(async () => {
   bin = join(dir, 'bin');
   mkdirSync(bin);
   for (const tool of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) symlinkSync(join(PG_BIN, tool), join(bin, tool));
-  for (const tool of ['/usr/bin/gpg', '/usr/bin/gpg-agent', '/usr/bin/gpgconf', '/bin/sh', '/usr/bin/mariadb', '/usr/bin/mariadb-dump', '/usr/bin/mysql', '/usr/bin/mysqldump']) symlinkSync(tool, join(bin, basename(tool)));
+  for (const tool of ['/usr/bin/gpg', '/usr/bin/gpg-agent', '/usr/bin/gpgconf', '/bin/sh', '/usr/bin/mariadb', '/usr/bin/mariadb-dump', '/usr/bin/mysql', '/usr/bin/mysqldump', '/usr/bin/mariadb-binlog']) symlinkSync(tool, join(bin, basename(tool)));
 });
 
 after(() => rt?.cleanup());
 
 /** The bundle from an empty directory, by `node` (Node 24 by default), with PATH = `bin` unless `path` says otherwise. */
-function runBundle(args: string[], options: { node?: string; path?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+function runBundle(args: string[], options: { node?: string; path?: string; env?: Record<string, string>; sandbox?: AgentSandbox } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(options.node ?? NODE24, [bundle, ...args], {
       cwd: tmpdir(),
-      env: { ...process.env, ...sandbox.account.env, NODE_PATH: '', NODE_NO_WARNINGS: '1', PATH: options.path ?? bin, ...options.env },
+      env: { ...process.env, ...(options.sandbox ?? sandbox).account.env, NODE_PATH: '', NODE_NO_WARNINGS: '1', PATH: options.path ?? bin, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -229,6 +230,38 @@ describe('WAL with no zstd on PATH', () => {
       assert.equal(fetched.code, WAL_FETCH_EXIT.OK, fetched.stderr);
       assert.ok(readFileSync(destination).equals(expected), `${source}/${walFile} fetched byte for byte`);
     }
+  });
+});
+
+describe('binary logs with no zstd on PATH', () => {
+  let source: BinlogSource;
+  before(async () => {
+    source = await startBinlogSource();
+  });
+  after(() => source?.close());
+
+  test('a dump and binlog-push compress in-process; restore --to-latest replays them through Node\'s zstd', async () => {
+    const bundled = (args: string[]) => runBundle([...args, '--config', source.configPath], { sandbox: source.sandbox });
+    source.sql("CREATE TABLE items (id int primary key, v varchar(40)) ENGINE=InnoDB; INSERT INTO items VALUES (1, 'dumped');");
+    const backup = await bundled(['backup', '--tier', 'daily']);
+    assert.equal(backup.code, EXIT.OK, backup.stderr);
+    source.sql("INSERT INTO items VALUES (2, 'after the dump'); UPDATE items SET v = 'changed' WHERE id = 1;");
+    source.flush();
+    source.sql("INSERT INTO items VALUES (3, 'in the next file');");
+    source.flush();
+    const push = await bundled(['pitr', 'binlog-push', '--source', source.name, '--state-dir', source.stateDir]);
+    assert.equal(push.code, EXIT.OK, push.stderr);
+    assert.match(push.log, /archived/);
+    const objects = (await source.sandbox.listKeys('wal/')).filter((k) => k.includes('/binlog/') && k.endsWith('.pgp'));
+    assert.ok(objects.length >= 2, objects.join(', '));
+    // Zstd frames the CLI reads: a binary log's magic number.
+    const first = decompress(gpgDecrypt(await source.sandbox.getObject(objects[0]!), source.sandbox.recipient.privateFile), 'zstd');
+    assert.equal(first.subarray(0, 4).toString('hex'), 'fe62696e');
+
+    const url = `mysql://root@localhost/shop_latest?socket=${encodeURIComponent(source.server.socket)}`;
+    const restored = await bundled(['restore', '--source', source.name, '--key', source.sandbox.recipient.privateFile, '--to-latest', '--target', url]);
+    assert.equal(restored.code, EXIT.OK, restored.stderr);
+    assert.equal(source.server.sql('SELECT id, v FROM shop_latest.items ORDER BY id'), ['1\tchanged', '2\tafter the dump', '3\tin the next file'].join('\n'));
   });
 });
 
