@@ -185,13 +185,20 @@ describe('zstd in-process (no zstd binary on the host)', () => {
     assert.match(wrong.log, /COLDSEAL_ZSTD must be "child", "in-process" or "auto"/);
   });
 
-  test('Node 20 without zstd: "auto" falls back to gzip, "zstd" and a zstd object name what to install', async () => {
+  test('Node 20 without zstd: "auto" falls back to gzip (restored to a file), "zstd" and a zstd object name what to install', async () => {
     const node20 = process.execPath;
     assert.equal(typeof (await import('node:zlib') as { createZstdCompress?: unknown }).createZstdCompress, 'undefined', 'the test runner\'s Node has no zstd');
     const config = sandbox.writeConfig(sandbox.config({ sources: [pgSource('pg20', [pgDb])] }));
     const auto = await runBundle(['backup', '--config', config, '--tier', 'daily'], { node: node20 });
     assert.equal(auto.code, EXIT.OK, auto.stderr);
-    assert.equal((await newestManifest('pg20')).compression.algorithm, 'gzip');
+    const gzipped = await newestManifest('pg20');
+    assert.equal(gzipped.compression.algorithm, 'gzip');
+    // And back, gunzipped by Node into the --output file's descriptor.
+    const output = join(rt.tempDir('coldseal-out-'), 'gzip.pgdump');
+    const fromGzip = await runBundle(['restore', '--config', config, '--source', 'pg20', '--key', sandbox.recipient.privateFile, '--output', output], { node: node20 });
+    assert.equal(fromGzip.code, EXIT.OK, fromGzip.stderr);
+    const artifact = gzipped.artifacts[0]!;
+    assert.equal(sha256(readFileSync(output)), sha256(decompress(gpgDecrypt(await sandbox.getObject(artifact.key), sandbox.recipient.privateFile), 'gzip')));
 
     const zstdConfig = sandbox.writeConfig(sandbox.config({ sources: [pgSource('pg20', [pgDb])], compression: { algorithm: 'zstd' } }));
     const refused = await runBundle(['backup', '--config', zstdConfig, '--tier', 'daily'], { node: node20 });
