@@ -90,7 +90,9 @@ export function noZstdEngine(available: ZstdAvailability): { message: string; hi
 /**
  * Node's zstd compressor, single-threaded: Node 24.22.3's zlib stream ends early with
  * ZSTD_c_nbWorkers > 0 ("stream.push() after EOF", the output a truncated frame) in about every run
- * on a 270 MB input, so workers are never asked for here (compression.threads does not apply).
+ * on a 270 MB input (https://github.com/nodejs/node/issues/59899, open), so workers are never asked
+ * for here (compression.threads does not apply). Node may end the stream with an extra empty frame
+ * (https://github.com/nodejs/node/issues/66078): still one valid zstd stream, for Node and the CLI.
  */
 export function createInProcessZstdCompress(level: number): Transform & { bytesWritten: number } {
   const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zstdZlib.constants;
