@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { PassThrough, pipeline, Readable, type Writable } from 'node:stream';
+import { write } from 'node:fs';
+import { PassThrough, pipeline, Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Manifest } from '../../../format/manifest';
 import { ColdsealError, EXIT } from '../errors';
@@ -89,7 +89,7 @@ export function startDecompression(algorithm: CompressionAlgorithm, decryption: 
   } else {
     const out = algorithm === 'gzip' ? createGunzip() : new PassThrough();
     // A sink's own failure is the sink's to report; a failed write to our file descriptor is ours.
-    const file = !to && fd !== undefined ? createWriteStream('', { fd, autoClose: false }) : undefined;
+    const file = !to && fd !== undefined ? fdSink(fd) : undefined;
     const sink = to ?? file;
     decompressed = new Promise((resolve) => {
       const done = (error: NodeJS.ErrnoException | null) =>
@@ -113,22 +113,33 @@ function decompressInProcess(decryption: Decryption, fd: number | undefined, to:
   const zstd = createInProcessZstdDecompress();
   const counter = new ByteCounter();
   // A sink's own failure is the sink's to report; a failed write to our file descriptor is ours.
-  const file = !to && fd !== undefined ? createWriteStream('', { fd, autoClose: false }) : undefined;
+  const file = !to && fd !== undefined ? fdSink(fd) : undefined;
   const sink = to ?? file;
   const out = sink ? undefined : new PassThrough();
   const zstdClosed = new Promise<void>((resolve) => zstd.once('close', () => resolve()));
+  // Whose failure it is: the first stream to emit 'error' (pipeline() then destroys the others with
+  // the same error, so comparing errors cannot tell a damaged frame from a sink that went away).
+  let first: { from: 'zstd' | 'file' | 'other'; error: Error } | undefined;
+  const note = (from: 'zstd' | 'file' | 'other') => (error: Error) => {
+    first ??= { from, error };
+  };
+  zstd.once('error', note('zstd'));
+  decryption.output.once('error', note('other'));
+  sink?.once('error', note(file ? 'file' : 'other'));
   const decompressed = new Promise<string | null>((resolve) => {
     const streams = [decryption.output, zstd, counter, ...(sink ? [sink] : [])] as const;
     pipeline(streams, (error) => {
       // Like a child's stdout, the plaintext ends however decompression ended.
       if (error) out?.end();
       void zstdClosed.then(() => {
-        const failure = zstd.errored ?? error;
-        if (!failure) return resolve(null);
-        if (file && failure === file.errored) return resolve(`writing the plaintext failed: ${failure.message}`);
-        // The sink's failure, or the decryption's (each reported by its owner), is not zstd's.
-        if (failure === to?.errored || failure === decryption.output.errored) return resolve(null);
-        resolve(`zstd decompression (${zstdLabel()}) failed: ${failure.message}`);
+        if (!first && !error && !zstd.errored) return resolve(null);
+        // The sink's failure, or the decryption's, is reported by its owner.
+        if (first?.from === 'other') return resolve(null);
+        if (first?.from === 'file') return resolve(`writing the plaintext failed: ${first.error.message}`);
+        const failure = first?.error ?? zstd.errored ?? error!;
+        // Node's zstd stops at bytes after the last frame with this code, not a zstd error.
+        const detail = (failure as NodeJS.ErrnoException).code === 'ERR_STREAM_DESTROYED' ? `unexpected bytes after a frame (${failure.message})` : failure.message;
+        resolve(`zstd decompression (${zstdLabel()}) failed: ${detail}`);
       });
     });
   });
@@ -146,4 +157,20 @@ function decompressInProcess(decryption: Decryption, fd: number | undefined, to:
 
 function zstdLabel(): string {
   return `node-zlib-zstd ${(process.versions as Record<string, string | undefined>).zstd ?? ''}`.trim();
+}
+
+/**
+ * Writes to the caller's descriptor and never closes it (the caller does, after `decompressed`):
+ * fs.createWriteStream(…, { fd, autoClose: false }) still closes it when pipeline() destroys the
+ * stream on an error, and the caller's own close could then hit a descriptor number reused since.
+ */
+function fdSink(fd: number): Writable {
+  const writeAll = (chunk: Buffer, callback: (error?: Error | null) => void): void => {
+    write(fd, chunk, 0, chunk.length, null, (error, written) => {
+      if (error) return callback(error);
+      if (written < chunk.length) return writeAll(chunk.subarray(written), callback);
+      callback();
+    });
+  };
+  return new Writable({ highWaterMark: 1024 * 1024, write: (chunk: Buffer, _encoding, callback) => writeAll(chunk, callback) });
 }

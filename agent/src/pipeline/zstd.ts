@@ -28,7 +28,7 @@ export interface ZstdAvailability {
 interface ZlibWithZstd {
   createZstdCompress?(options: { chunkSize?: number; params?: Record<number, number> }): Transform & { bytesWritten: number };
   createZstdDecompress?(options: { chunkSize?: number }): Transform & { bytesWritten: number };
-  constants: { ZSTD_c_compressionLevel?: number; ZSTD_c_nbWorkers?: number };
+  constants: { ZSTD_c_compressionLevel?: number; ZSTD_c_checksumFlag?: number };
 }
 
 const zstdZlib = zlib as unknown as ZlibWithZstd;
@@ -90,12 +90,16 @@ export function noZstdEngine(available: ZstdAvailability): { message: string; hi
 /**
  * Node's zstd compressor, single-threaded: Node 24.22.3's zlib stream ends early with
  * ZSTD_c_nbWorkers > 0 ("stream.push() after EOF", the output a truncated frame) in about every run
- * on a 270 MB input, so workers are never asked for here.
+ * on a 270 MB input (https://github.com/nodejs/node/issues/59899, open), so workers are never asked
+ * for here (compression.threads does not apply). Node may end the stream with an extra empty frame
+ * (https://github.com/nodejs/node/issues/66078): still one valid zstd stream, for Node and the CLI.
  */
 export function createInProcessZstdCompress(level: number): Transform & { bytesWritten: number } {
-  const { ZSTD_c_compressionLevel } = zstdZlib.constants;
-  if (!zstdZlib.createZstdCompress || ZSTD_c_compressionLevel === undefined) throw new Error(`this Node (${process.version}) has no zstd in its zlib`);
-  return zstdZlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_c_compressionLevel]: level } });
+  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zstdZlib.constants;
+  if (!zstdZlib.createZstdCompress || ZSTD_c_compressionLevel === undefined || ZSTD_c_checksumFlag === undefined) throw new Error(`this Node (${process.version}) has no zstd in its zlib`);
+  // The content checksum the zstd CLI writes by default (libzstd's default is none): a damaged frame
+  // then fails decompression wherever it is read, as the CLI's frames do.
+  return zstdZlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_c_compressionLevel]: level, [ZSTD_c_checksumFlag]: 1 } });
 }
 
 export function createInProcessZstdDecompress(): Transform & { bytesWritten: number } {
