@@ -15,6 +15,7 @@ import { configPartsPath, deploymentParameter, groupParameters } from '../../for
 import { EXIT } from '../../format/exit-codes';
 import { cachedExecutableName, type AgentArch, type AgentExecutable } from '../../format/agent-executables';
 import { hostNameFrom } from '../../format/layout';
+import { RUN_DOCUMENT_STEPS } from '../../format/run-document';
 import { buildAgentExecutablesSync, buildAgentSync } from '../../scripts/build-agent';
 import {
   copiedExecutables,
@@ -209,6 +210,8 @@ describe('deployed into moto', () => {
       document.mainSteps.map((s) => `${s.action} ${s.name}`),
       ['aws:downloadContent downloadAgentX64', 'aws:downloadContent downloadAgentArm64', 'aws:runShellScript runColdsealAgent'],
     );
+    // The names the monitor asks SSM for, step by step (lambdas/shared/aws.ts SsmCommandHistory).
+    assert.deepEqual(document.mainSteps.map((s) => s.name), RUN_DOCUMENT_STEPS);
     const result = await runDocument({ group: GROUP });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
     assert.deepEqual(result.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Success', 'runColdsealAgent Success']);
