@@ -1,10 +1,11 @@
 /**
- * Which Node.js versions coldseal runs on, and how a host gets one. The agent runs on the hosts'
- * Node; the Lambdas run on nodejs24.x. The minimum is the bundled AWS SDK's (its releases need
- * Node >= 20); package.json's engines, the SSM document's check (infra/lib/agent-script.ts), the
- * agent's notice, `npm run setup` and the README all take it from here. AWS SDK releases published
+ * Which Node.js versions coldseal's CLI runs on (`npm run coldseal`, the bundle in dist/agent), and
+ * how a machine gets one. Hosts need none: the SSM document runs the self-contained executable,
+ * which carries its own Node (format/agent-executables.ts). The Lambdas run on nodejs24.x. The
+ * minimum is the bundled AWS SDK's (its releases need Node >= 20); package.json's engines, the
+ * CLI's notice, `npm run setup` and the README all take it from here. AWS SDK releases published
  * after the first week of January 2027 require Node >= 22 (its own NodeVersionSupportWarning says
- * so), so an agent on Node 20 keeps working with the SDK it was built with, but gets no SDK update
+ * so), so a CLI on Node 20 keeps working with the SDK it was built with, but gets no SDK update
  * after that.
  */
 export const NODE_SUPPORT = {
@@ -71,11 +72,3 @@ export const NODE_INSTALL_LINES: readonly NodeInstallLine[] = [
     note: "NodeSource's packages; on Debian 13 or later the distribution's own `apt-get install -y nodejs` will do",
   },
 ];
-
-/** The line as a host is told it: the command and its note. */
-export function nodeInstallAdvice(entry: NodeInstallLine): string {
-  return entry.note ? `${entry.line} (${entry.note})` : entry.line;
-}
-
-/** For any other system. */
-export const NODE_INSTALL_FALLBACK = `install Node.js ${recommendedMajor} from https://nodejs.org/en/download or your distribution's packages (at least ${minimumMajor})`;

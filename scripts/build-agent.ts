@@ -73,10 +73,12 @@ export function buildAgentSync(): string {
 
 /** Where the official Node binaries are installed (the root package's postinstall runs `npm ci` there). */
 export const AGENT_RUNTIME_DIR = join(__dirname, '..', 'agent', 'runtime');
-export const AGENT_EXECUTABLES_MANIFEST = join(AGENT_BUNDLE_DIR, 'executables.json');
 
 /** Bumped when the way an executable is made changes, so that a cached build is not reused. */
 const EXECUTABLE_RECIPE = 'sea-1';
+
+/** zlib's level for the shipped copies: 9 saves 0.2 MB of 45 and costs 5 s more per architecture. */
+const GZIP_LEVEL = 6;
 
 /** Node's documented sentinel for postject (https://nodejs.org/api/single-executable-applications.html). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -109,9 +111,9 @@ function seaLoaderOptions(agentSha256: string): BuildOptions {
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-function readManifest(key: string): AgentExecutable[] | undefined {
+function readManifest(file: string, key: string): AgentExecutable[] | undefined {
   try {
-    const manifest = JSON.parse(readFileSync(AGENT_EXECUTABLES_MANIFEST, 'utf8')) as { key: string; executables: AgentExecutable[] };
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as { key: string; executables: AgentExecutable[] };
     if (manifest.key !== key) return undefined;
     const intact = manifest.executables.every((e) => statSync(e.path).size === e.bytes && statSync(e.compressedPath).size === e.compressedBytes);
     return intact && manifest.executables.length === AGENT_PLATFORMS.length ? manifest.executables : undefined;
@@ -120,22 +122,35 @@ function readManifest(key: string): AgentExecutable[] | undefined {
   }
 }
 
+export interface ExecutableBuildOptions {
+  /** @default dist/agent */
+  readonly outputDir?: string;
+  /**
+   * Reuse the executables already in outputDir when they were built from the same inputs.
+   * @default true
+   */
+  readonly reuse?: boolean;
+}
+
 /**
  * One executable per host architecture: the official Node binary with the agent injected as a
  * single executable application (blob made by that Node, injected by postject), and a gzip copy
  * for the stack to ship. The same sources give the same bytes (no code cache, no time stamps), so
  * a build is reused while its inputs are unchanged: synth calls this often.
  */
-export function buildAgentExecutablesSync(): AgentExecutable[] {
+export function buildAgentExecutablesSync(options: ExecutableBuildOptions = {}): AgentExecutable[] {
+  const outputDir = options.outputDir ?? AGENT_BUNDLE_DIR;
+  const manifestFile = join(outputDir, 'executables.json');
   const agent = buildSync(agentOptions()).outputFiles![0].text;
   const agentSha256 = sha256(agent);
   const loader = buildSync(seaLoaderOptions(agentSha256)).outputFiles![0].text;
   const runtimes = AGENT_PLATFORMS.map((p) => ({ platform: p, binary: runtimeBinary(p) }));
-  const key = sha256([EXECUTABLE_RECIPE, AGENT_RUNTIME_NODE_VERSION, agentSha256, sha256(loader), ...runtimes.map((r) => `${r.platform.arch}:${statSync(r.binary).size}`)].join('\n'));
-  const cached = readManifest(key);
+  const postjectVersion = (JSON.parse(readFileSync(require.resolve('postject/package.json'), 'utf8')) as { version: string }).version;
+  const key = sha256([EXECUTABLE_RECIPE, `gzip-${GZIP_LEVEL}`, `postject-${postjectVersion}`, AGENT_RUNTIME_NODE_VERSION, agentSha256, sha256(loader), ...runtimes.map((r) => `${r.platform.arch}:${statSync(r.binary).size}`)].join('\n'));
+  const cached = options.reuse === false ? undefined : readManifest(manifestFile, key);
   if (cached) return cached;
 
-  mkdirSync(AGENT_BUNDLE_DIR, { recursive: true });
+  mkdirSync(outputDir, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'coldseal-sea-'));
   try {
     writeFileSync(join(work, 'agent.js'), agent);
@@ -150,15 +165,15 @@ export function buildAgentExecutablesSync(): AgentExecutable[] {
       chmodSync(staged, 0o755);
       execFileSync(process.execPath, [postject, staged, 'NODE_SEA_BLOB', join(work, 'agent.blob'), '--sentinel-fuse', SEA_FUSE], { stdio: ['ignore', 'ignore', 'pipe'] });
       const bytes = readFileSync(staged);
-      const compressed = gzipSync(bytes, { level: 6 });
-      const path = join(AGENT_BUNDLE_DIR, executableName(platform.arch));
-      const compressedPath = join(AGENT_BUNDLE_DIR, compressedExecutableName(platform.arch));
+      const compressed = gzipSync(bytes, { level: GZIP_LEVEL });
+      const path = join(outputDir, executableName(platform.arch));
+      const compressedPath = join(outputDir, compressedExecutableName(platform.arch));
       writeFileSync(`${compressedPath}.partial`, compressed);
       renameSync(`${compressedPath}.partial`, compressedPath);
       renameSync(staged, path);
       return { arch: platform.arch, path, sha256: sha256(bytes), bytes: bytes.length, compressedPath, compressedSha256: sha256(compressed), compressedBytes: compressed.length };
     });
-    writeFileSync(AGENT_EXECUTABLES_MANIFEST, `${JSON.stringify({ key, nodeVersion: AGENT_RUNTIME_NODE_VERSION, agentSha256, executables }, null, 2)}\n`);
+    writeFileSync(manifestFile, `${JSON.stringify({ key, nodeVersion: AGENT_RUNTIME_NODE_VERSION, agentSha256, executables }, null, 2)}\n`);
     return executables;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -13,11 +13,25 @@ import { describeError, EXIT, EXIT_CODE_HELP, exitCodeOf } from './errors';
 import { createLog, type Log } from './log';
 import { nodeVersionNotice } from './node-notice';
 import { AGENT_VERSION } from './version';
+import { runtimeDescription } from './agent-runtime';
+
+/**
+ * A reader that went away (`coldseal --help | head -3`, a closed terminal) is no failure of the
+ * agent: what it would still print is dropped, and the command runs on to its own exit code (a
+ * backup is not abandoned because its output has no reader). Without this, the write's EPIPE is
+ * an unhandled 'error' event that kills the process with a stack trace.
+ */
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+    throw error;
+  });
+}
 
 /** The bin: parses, dispatches, and maps every outcome to an exit code. No logic lives here. */
 const program = new Command('coldseal')
   .description('coldseal agent: encrypted, signed, verified database and file backups to S3')
-  .version(AGENT_VERSION)
+  .version(`${AGENT_VERSION} (${runtimeDescription()})`)
   .option('--json', 'log JSON lines even on a terminal (the default when stdout is not a TTY, e.g. under SSM)')
   .option('--verbose', 'also log debug lines')
   .showHelpAfterError()

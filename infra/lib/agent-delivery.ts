@@ -126,7 +126,8 @@ export class AgentDelivery extends Construct {
               // Absolute and not ending in "/": the file's own full path, whatever the key is
               // named (s3resource.go; downloadcontent.go takes an absolute path as it is).
               destinationPath: e.downloadPath,
-              // A failed download ends the command there: the shell step would only report it less clearly.
+              // A failed download ends the command there: the shell step would only report it less
+              // clearly. A shared input of every step, SSM Agent 3.0.502 or later:
               // https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#shared-inputs
               onFailure: 'exit',
             },

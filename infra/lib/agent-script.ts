@@ -155,9 +155,11 @@ export function agentScriptLines(options: AgentScriptOptions): string[] {
     '      case "$OLD" in "$AGENT" | "$AGENT.v8cache") ;; *) rm -f "$OLD" ;; esac',
     '    done',
     // It starts here, or the host lacks something it needs (a library the loader names).
+    // Removed again, so that the next run says the same instead of failing in exec.
     '    if ! SMOKE=$("$AGENT" --version 2>&1); then',
+    '      INSTALLED=$(sha256_of "$AGENT")',
     '      rm -f "$AGENT" "$AGENT.v8cache"',
-    `      fail ${EXIT.CONFIG} "the agent for $MACHINE (SHA-256 $SHA256) does not start on this host: $SMOKE"`,
+    `      fail ${EXIT.CONFIG} "the agent for $MACHINE (SHA-256 $INSTALLED) does not start on this host: $SMOKE"`,
     '    fi',
     // A run beside this one installed the agent, then removed the downloads.
     '  elif [ "$(sha256_of "$AGENT")" != "$SHA256" ]; then',

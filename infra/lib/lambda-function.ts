@@ -21,6 +21,9 @@ import { DEFAULT_HOST_TAG_KEY } from '../../format/layout';
 
 export const LAMBDAS_DIR = join(__dirname, '..', '..', 'lambdas');
 
+/** The functions' runtime: the same Node major as the agent's executables (format/agent-executables.ts). */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
 /** What the Lambdas need to know about one group (the stack fills it from its own group settings). */
 export type LambdaGroup = Pick<GroupSettings, 'name' | 'sources'> & Partial<Omit<GroupSettings, 'name' | 'sources'>>;
 
@@ -126,7 +129,7 @@ export class BundledFunction extends Construct {
       entry: props.entry,
       handler: 'handler',
       description: `coldseal: ${props.description}`,
-      runtime: lambda.Runtime.NODEJS_24_X,
+      runtime: LAMBDA_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,

@@ -1,6 +1,11 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates are untyped JSON */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -12,6 +17,7 @@ import { Coldseal } from '../../infra/lib/coldseal';
 import { ColdsealStack } from '../../infra/lib/stack';
 import { retentionWithDefaults, type RetentionSettings } from '../../infra/lib/settings';
 import { EXAMPLE_RECIPIENT, EXAMPLE_SIGNING, standInExecutables } from './fixtures';
+import type { AgentExecutable } from '../../format/agent-executables';
 
 /** Each construct on its own, with props other than the defaults: what it builds follows its props. */
 const stack = () => new Stack(new App({ builtinCloudFormationValidation: false }), 'S');
@@ -179,5 +185,48 @@ describe('Coldseal in a user app', () => {
         }),
       /"a-b" and "a_b" would share output names/,
     );
+  });
+});
+
+describe('AgentDelivery', () => {
+  const props = (agentExecutables: readonly AgentExecutable[]) => ({
+    groups: [{ name: 'db', schedule: 'cron(30 1 * * ? *)', signingPublicKeys: EXAMPLE_SIGNING, sources: [{ name: 'pg' as const, type: 'postgres' as const }] }],
+    recipients: EXAMPLE_RECIPIENT,
+    agentExecutables,
+  });
+  const build = (agentExecutables: readonly AgentExecutable[]) => new Coldseal(stack(), 'C', props(agentExecutables));
+  const [x64, arm64] = standInExecutables();
+  /** A copy of the x64 stand-in's files somewhere else, with `data` as its .gz. */
+  const otherX64 = (data: Buffer): AgentExecutable => {
+    const dir = mkdtempSync(join(tmpdir(), 'coldseal-infra-'));
+    const compressedPath = join(dir, 'coldseal-agent-linux-x64.gz');
+    writeFileSync(compressedPath, data);
+    return { ...x64, compressedPath, compressedSha256: createHash('sha256').update(data).digest('hex'), compressedBytes: data.length };
+  };
+
+  test('exposes each architecture\'s asset and SHA-256s, in AGENT_PLATFORMS order whatever the order given', () => {
+    const coldseal = build([arm64, x64]);
+    assert.deepEqual(
+      coldseal.delivery.executables.map((e) => [e.arch, e.sha256, e.compressedSha256, e.downloadPath]),
+      [
+        ['x64', x64.sha256, x64.compressedSha256, '/var/lib/coldseal/download/coldseal-agent-linux-x64.gz'],
+        ['arm64', arm64.sha256, arm64.compressedSha256, '/var/lib/coldseal/download/coldseal-agent-linux-arm64.gz'],
+      ],
+    );
+    for (const e of coldseal.delivery.executables) assert.match(e.asset.s3ObjectKey, /\.gz$/);
+  });
+
+  test('bad executables throw, naming the prop', () => {
+    assert.throws(() => build([x64]), /AgentDelivery props\.agentExecutables: there is no executable for arm64 \(Linux aarch64 \(Graviton\)\); every host architecture needs one/);
+    assert.throws(() => build([x64, arm64, x64]), /AgentDelivery props\.agentExecutables: x64 is given 2 times/);
+    assert.throws(() => build([x64, { ...arm64, arch: 'riscv64' as never }]), /AgentDelivery props\.agentExecutables\[1\]\.arch "riscv64" is not one of x64, arm64/);
+    assert.throws(() => build([{ ...x64, sha256: 'abc' }, arm64]), /AgentDelivery props\.agentExecutables\[0\]\.sha256 "abc" is not a SHA-256 hex digest/);
+    assert.throws(() => build([x64, { ...arm64, compressedPath: '/nonexistent/coldseal-agent-linux-arm64.gz' }]), /AgentDelivery props\.agentExecutables\[1\] \(arm64\)\.compressedPath: \/nonexistent\/coldseal-agent-linux-arm64\.gz does not exist \(run `npm run build:agent`\)/);
+    assert.throws(() => build([{ ...x64, compressedPath: arm64.compressedPath, compressedSha256: arm64.compressedSha256 }, arm64]), /AgentDelivery props\.agentExecutables\[0\] \(x64\)\.compressedPath: .*coldseal-agent-linux-arm64\.gz is not a coldseal-agent-linux-x64\.gz/);
+    assert.throws(() => build([{ ...x64, compressedSha256: arm64.compressedSha256 }, arm64]), new RegExp(`AgentDelivery props\\.agentExecutables\\[0\\] \\(x64\\)\\.compressedSha256: .* has SHA-256 ${x64.compressedSha256}, not ${arm64.compressedSha256}`));
+    assert.throws(() => build([{ ...x64, sha256: arm64.sha256 }, arm64]), new RegExp(`AgentDelivery props\\.agentExecutables\\[0\\] \\(x64\\)\\.sha256: .* decompresses to an executable of SHA-256 ${x64.sha256}, not ${arm64.sha256}`));
+    assert.throws(() => build([otherX64(Buffer.from('not gzip')), arm64]), /AgentDelivery props\.agentExecutables\[0\] \(x64\)\.compressedPath: .* is not gzip data/);
+    assert.throws(() => build([otherX64(gzipSync('another executable')), arm64]), /AgentDelivery props\.agentExecutables\[0\] \(x64\)\.sha256: .* decompresses to an executable of SHA-256/);
+    assert.ok(build([otherX64(gzipSync(readFileSync(x64.path))), arm64]), 'the same executable from another file is fine');
   });
 });

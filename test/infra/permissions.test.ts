@@ -153,6 +153,21 @@ function monitorCalls(): AwsCall[] {
   ];
 }
 
+/**
+ * The SSM document's aws:downloadContent steps, run by the SSM Agent with the host's role
+ * (aws/amazon-ssm-agent agent/plugins/downloadcontent/s3resource/s3resource.go): the bucket's
+ * region by an unauthenticated request (no IAM), ListObjects with Prefix "<key>/" and Delimiter
+ * "/" (agent/fileutil/artifact/artifact.go ListS3Folders), then GetObject of the key (s3Download).
+ */
+function agentDownloadCalls(principals = ['host:db', 'host:web', 'drill']): AwsCall[] {
+  return principals.flatMap((principal) =>
+    model.agentDownloads.flatMap(({ bucket, key }): AwsCall[] => [
+      { principal, operation: 'ListObjects', bucket, query: { prefix: `${key}/`, delimiter: '/' } },
+      { principal, operation: 'GetObject', bucket, key },
+    ]),
+  );
+}
+
 /** Services acting on the stack's behalf: what service-calls.ts derives from the schedules, rules, alarms and logging, and Run Command's output. */
 function serviceCalls(): AwsCall[] {
   const calls: AwsCall[] = [...serviceCallsOf(template, (arn) => model.nameOfRole(arn))];
@@ -183,6 +198,13 @@ const allowedOnes = (calls: AwsCall[]) => allowedCalls(model, calls);
 describe('every call the system makes is allowed', () => {
   test('hosts: a multipart and a single-part backup with SSE-KMS, Object Lock and tags, cleanup, parameters, alerts (both groups)', async () => {
     assert.deepEqual(await denied([...hostBackupCalls('db'), ...hostBackupCalls('web')]), []);
+  });
+  test("the document's downloads, as the SSM Agent makes them with the host's role: each executable's key listed as a folder, then read (both groups and the drill host)", async () => {
+    assert.deepEqual(
+      model.agentDownloads.map((d) => d.step),
+      ['downloadAgentX64', 'downloadAgentArm64'],
+    );
+    assert.deepEqual(await denied(agentDownloadCalls()), []);
   });
   test('the drill host: list, read its group (version-pinned after the first read), write its receipt', async () => {
     assert.deepEqual(await denied(drillCalls()), []);
@@ -289,6 +311,35 @@ describe('every hostile call is denied', () => {
     const own = calls.filter((c) => c.operation === 'PutObject' && c.principal === 'host:db' && c.key?.startsWith('backups/') && c.key.includes('/db/'));
     assert.ok(own.length >= 16);
     assert.deepEqual(await denied(own.map((c) => ({ ...c, headers: { ...c.headers, 'if-none-match': '*' } }))), []);
+  });
+
+  test('a host lists the asset bucket other than as the SSM Agent does, reads any other object there, or writes there', async () => {
+    const [x64, arm64] = model.agentDownloads;
+    assert.equal(x64.bucket, arm64.bucket, 'both executables are in the bootstrap asset bucket');
+    const assets = x64.bucket;
+    const calls: AwsCall[] = [];
+    for (const principal of ['host:db', 'host:web', 'drill']) {
+      calls.push(
+        { principal, operation: 'ListObjectsV2', bucket: assets },
+        { principal, operation: 'ListObjects', bucket: assets, query: { prefix: '' } },
+        { principal, operation: 'ListObjects', bucket: assets, query: { prefix: x64.key } },
+        { principal, operation: 'ListObjects', bucket: assets, query: { prefix: x64.key.slice(0, 8) } },
+        { principal, operation: 'ListObjects', bucket: assets, query: { prefix: `${x64.key}/x` } },
+        { principal, operation: 'ListObjectsV2', bucket: assets, query: { prefix: 'assets/' } },
+        // Another asset of the account (a Lambda's code, another stack's file), and near misses of the executables' keys.
+        { principal, operation: 'GetObject', bucket: assets, key: `${'0'.repeat(64)}.zip` },
+        { principal, operation: 'GetObject', bucket: assets, key: `${x64.key}.old` },
+        { principal, operation: 'GetObject', bucket: assets, key: `${x64.key}/` },
+        { principal, operation: 'GetObject', bucket: assets, key: x64.key, query: { versionId: 'v1' } },
+        { principal, operation: 'PutObject', bucket: assets, key: x64.key },
+        { principal, operation: 'PutObject', bucket: assets, key: `${'0'.repeat(64)}.gz` },
+        { principal, operation: 'DeleteObject', bucket: assets, key: arm64.key },
+        { principal, operation: 'ListObjectVersions', bucket: assets, query: { prefix: `${x64.key}/` } },
+        // The executables' listings are for the asset bucket only.
+        { principal, operation: 'ListObjects', bucket: model.dataBucket, query: { prefix: `${x64.key}/` } },
+      );
+    }
+    assert.deepEqual(await allowedOnes(calls), []);
   });
 
   test("a host reads another group's signing key: SSM hands out the parameter (AmazonSSMManagedInstanceCore), KMS refuses the group key", async () => {

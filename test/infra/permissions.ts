@@ -64,6 +64,8 @@ export class PermissionModel {
   readonly topicKeyArn: string;
   /** The dead-letter queue of the schedules and rules, when the template has one. */
   readonly deadLetterQueueArn?: string;
+  /** What the SSM document's aws:downloadContent steps fetch (the agent executables): bucket and key, from each step's sourceInfo URL. */
+  readonly agentDownloads: readonly { readonly step: string; readonly bucket: string; readonly key: string }[];
 
   constructor(readonly template: Template) {
     const policyOf = (statements: any): Policy => ({ Version: '2012-10-17', Statement: render(template, statements) });
@@ -75,6 +77,15 @@ export class PermissionModel {
     const [topicId, topic] = resourcesOfType(template, 'AWS::SNS::Topic')[0];
     this.topicArn = render(template, { Ref: topicId });
     this.topicKeyArn = render(template, topic.Properties.KmsMasterKeyId);
+    const documentSteps = resourcesOfType(template, 'AWS::SSM::Document').flatMap(([, d]) => render(template, d.Properties.Content.mainSteps) as any[]);
+    this.agentDownloads = documentSteps
+      .filter((step) => step.action === 'aws:downloadContent')
+      .map((step) => {
+        // https://s3.<region>.amazonaws.com/<bucket>/<key>: path style, as the SSM Agent parses it.
+        const url = new URL((JSON.parse(step.inputs.sourceInfo) as { path: string }).path);
+        const [bucket, ...key] = url.pathname.slice(1).split('/');
+        return { step: step.name as string, bucket, key: key.join('/') };
+      });
 
     const resourcePolicy = (arn: string, label: string, policy: Policy) => {
       this.resourcePolicies.set(arn, policy);

@@ -1,18 +1,21 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized templates and contexts are untyped JSON */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validations, type App } from 'aws-cdk-lib';
 import { Match, Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { agentConfigSchema } from '../../format/agent-config';
+import { cachedExecutableName, type AgentExecutable } from '../../format/agent-executables';
 import { joinConfig, sourcesReferenceOf } from '../../format/config-parameter';
 import { DRILLS_PREFIX, REPORTS_PREFIX, STATE_PREFIX, TIERS, groupPrefix, tierPrefix } from '../../format/layout';
 import { deploymentInfoSchema, deploymentParameter, groupParameters } from '../../format/parameters';
 import { DEFAULT_MAX_HOSTS, MAX_EXECUTION_TIMEOUT_SECONDS, runSpread } from '../../format/run-document';
 import { buildApp } from '../../infra/lib/build-app';
 import { resolveContext } from '../../infra/lib/config';
+import { buildAgentExecutablesSync } from '../../scripts/build-agent';
 import type { RetentionSettings } from '../../infra/lib/settings';
 import { ROOT, standInExecutables, twoGroupContext } from './fixtures';
 import { PermissionModel } from './permissions';
@@ -30,13 +33,20 @@ let app: App;
 let dataBucket: string;
 let dataKey: string;
 let logBucket: string;
+let executables: AgentExecutable[];
+let stackArtifactId: string;
+
+const sha256OfFile = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 before(async () => {
   const context = twoGroupContext();
   retention = (await resolveContext(context, ROOT)).retention as RetentionSettings;
-  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: standInExecutables(), appProps: { builtinCloudFormationValidation: false } });
+  // The real executables: the document must carry their SHA-256s (built once, reused after).
+  executables = buildAgentExecutablesSync();
+  const built = await buildApp({ context, baseDir: ROOT, agentExecutables: executables, appProps: { builtinCloudFormationValidation: false } });
   app = built.app;
   const stack = built.stack;
+  stackArtifactId = stack.artifactId;
   const assembly = app.synth();
   assemblyDir = assembly.directory;
   template = assembly.getStackByName(stack.stackName).template as Template;
@@ -202,15 +212,54 @@ describe('agent delivery', () => {
     assert.equal(content.parameters.sources.default, 'all');
     assert.equal(content.parameters.action.default, 'backup');
     assert.equal(content.parameters.group.default, undefined, 'a run must name its group');
-    const step = content.mainSteps[0];
-    assert.equal(step.action, 'aws:runShellScript');
-    assert.equal(step.inputs.timeoutSeconds, '{{ executionTimeout }}');
-    const script = (render(template, step.inputs.runCommand) as string[]).join('\n');
-    assert.match(script, /command -v node/);
-    assert.match(script, /Node\.js 20 or later is required/);
-    assert.match(script, /aws s3 cp --only-show-errors 's3:\/\/cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js'/);
+  });
+
+  test('the document downloads both executables with the SSM Agent (aws:downloadContent from the assets), then runs the shell step', () => {
+    const content = resourcesOfType(template, 'AWS::SSM::Document')[0][1].Properties.Content;
+    const steps = render(template, content.mainSteps) as { action: string; name: string; precondition: unknown; inputs: Record<string, string> }[];
+    assert.deepEqual(
+      steps.map((s) => [s.action, s.name]),
+      [
+        ['aws:downloadContent', 'downloadAgentX64'],
+        ['aws:downloadContent', 'downloadAgentArm64'],
+        ['aws:runShellScript', 'runColdsealAgent'],
+      ],
+    );
+    for (const step of steps) assert.deepEqual(step.precondition, { StringEquals: ['platformType', 'Linux'] });
+    // Each download is the asset of that architecture's .gz: the staged file (what `cdk deploy`
+    // uploads to that key) is the real one, byte for byte.
+    const manifest = JSON.parse(readFileSync(join(assemblyDir, `${stackArtifactId}.assets.json`), 'utf8')) as { files: Record<string, { source: { path: string }; destinations: Record<string, { bucketName: string; objectKey: string }> }> };
+    for (const [index, e] of executables.entries()) {
+      const inputs = steps[index].inputs;
+      assert.deepEqual(Object.keys(inputs).sort(), ['destinationPath', 'onFailure', 'sourceInfo', 'sourceType']);
+      assert.equal(inputs.sourceType, 'S3');
+      assert.equal(inputs.onFailure, 'exit');
+      assert.equal(inputs.destinationPath, `/var/lib/coldseal/download/coldseal-agent-linux-${e.arch}.gz`);
+      const { path } = JSON.parse(inputs.sourceInfo) as { path: string };
+      const url = /^https:\/\/s3\.us-east-1\.amazonaws\.com\/(cdk-[a-z0-9]+-assets-123456789012-us-east-1)\/([0-9a-f]{64}\.gz)$/.exec(path);
+      assert.ok(url, path);
+      const file = Object.values(manifest.files).find((f) => Object.values(f.destinations).some((d) => d.objectKey === url[2]));
+      assert.ok(file, `the assets manifest publishes ${url[2]}`);
+      assert.equal(sha256OfFile(join(assemblyDir, file.source.path)), e.compressedSha256, `${url[2]} is dist/agent's ${e.arch} .gz`);
+    }
+    assert.equal(steps[2].inputs.timeoutSeconds, '{{ executionTimeout }}');
+  });
+
+  test("the shell step checks the real files' SHA-256s, needs no Node and no AWS CLI, and runs the executable", () => {
+    const content = resourcesOfType(template, 'AWS::SSM::Document')[0][1].Properties.Content;
+    const script = (render(template, content.mainSteps[2].inputs.runCommand) as string[]).join('\n');
+    const x64 = executables.find((e) => e.arch === 'x64')!;
+    const arm64 = executables.find((e) => e.arch === 'arm64')!;
+    for (const [machines, e] of [['x86_64', x64], ['aarch64 | arm64', arm64]] as const) {
+      assert.ok(script.includes(`  ${machines}) ARCH=${e.arch}; SHA256=${e.sha256}; COMPRESSED_SHA256=${e.compressedSha256}; AGENT_FILE=${cachedExecutableName(e.sha256)} ;;`), `${e.arch}: ${machines}`);
+      assert.equal(sha256OfFile(e.path), e.sha256);
+      assert.equal(sha256OfFile(e.compressedPath), e.compressedSha256);
+    }
+    assert.match(script, /DOWNLOADS="\$\{COLDSEAL_DOWNLOADS:-\/var\/lib\/coldseal\/download\}"/);
+    assert.doesNotMatch(script, /\bnode\b|\baws\s|s3:\/\//, 'no Node.js, no AWS CLI');
+    assert.match(script, /export AWS_REGION='us-east-1' AWS_DEFAULT_REGION='us-east-1'/);
     assert.match(script, /--config-parameter "\/coldseal\/groups\/\$GROUP\/config"/);
-    assert.match(script, /exec node "\$AGENT" "\$@"/);
+    assert.match(script, /\nexec "\$AGENT" "\$@"$/);
   });
 
   test('each group gets its configuration (valid for the agent), recipients and signing public keys, and nothing else', () => {
@@ -440,15 +489,21 @@ describe('instance policy', () => {
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created), "denies(db, 's3:PutObject', bucketObject(`${REPORTS_PREFIX}2026-11-22/verification.json`), created)");
     assert.ok(await denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created), "denies(db, 's3:PutObject', bucketObject(`${DRILLS_PREFIX}db/host1/x.drill.json`), created)");
     const s3Actions = db.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('s3:'));
-    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
+    assert.deepEqual([...new Set(s3Actions)].sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject', 's3:PutObjectRetention', 's3:PutObjectTagging']);
     const reads = db.filter((s) => [s.Action].flat().includes('s3:GetObject')).flatMap((s) => [s.Resource].flat());
-    assert.equal(reads.length, 2);
-    assert.ok(reads.some((r) => /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.js$/.test(r)), 'the agent bundle');
+    assert.equal(reads.length, 3);
+    assert.equal(reads.filter((r) => /^arn:aws:s3:::cdk-[a-z0-9]+-assets-123456789012-us-east-1\/[0-9a-f]{64}\.gz$/.test(r)).length, 2, 'the two agent executables');
+    // The only listing: each executable's key as a folder (the SSM Agent's ListObjects before its GET), on the asset bucket.
+    const lists = db.filter((s) => [s.Action].flat().includes('s3:ListBucket'));
+    assert.deepEqual(
+      lists.map((s) => [s.Resource, s.Condition]),
+      reads.filter((r) => r.endsWith('.gz')).map((r) => [r.slice(0, r.lastIndexOf('/')), { StringEquals: { 's3:prefix': `${r.slice(r.lastIndexOf('/') + 1)}/` } }]),
+    );
     assert.ok(reads.includes(`arn:aws:s3:::${bucketNameOf(dataBucket)}/wal/db/*`), "and its own group's WAL (restore_command), nothing else");
     // Group web has no PITR source: its hosts read nothing of the bucket and list nothing.
     const [, webPolicy] = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').find(([, r]) => /group web:/.test(r.Properties.Description))!;
     const web = render(template, webPolicy.Properties.PolicyDocument.Statement) as Statement[];
-    assert.deepEqual(web.filter((st) => [st.Action].flat().some((a) => ['s3:GetObject', 's3:ListBucket', 'cloudwatch:PutMetricData'].includes(a))).map((st) => st.Sid), ['FetchAgent']);
+    assert.deepEqual(web.filter((st) => [st.Action].flat().some((a) => ['s3:GetObject', 's3:ListBucket', 'cloudwatch:PutMetricData'].includes(a))).map((st) => st.Sid), ['FetchAgent', 'ListAgentAsFolder1', 'ListAgentAsFolder2']);
   });
 
   test('uses the data key only through S3, reads only its group parameters, publishes to the topic', async () => {

@@ -1,17 +1,20 @@
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { currentRuntime, type AgentRuntime } from '../agent-runtime';
 
 /**
  * The command line that runs this same agent again, for the commands PostgreSQL runs for us
- * (archive_command, restore_command): the same Node binary, the same Node options (tsx's
- * `--import tsx` when run from source, nothing for the bundle), the same script. Quoted for
- * /bin/sh, which PostgreSQL runs these commands with.
+ * (archive_command, restore_command) and the prefetcher: the self-contained executable alone
+ * (its argv[1] is only how it was invoked, perhaps a relative name); else the same Node binary,
+ * the same Node options (tsx's `--import tsx` when run from source, nothing for the bundle), the
+ * same script. Quoted for /bin/sh by shellCommand, which PostgreSQL runs these commands with.
  */
-export function selfInvocation(): string[] {
-  const script = process.argv[1];
+export function selfInvocation(runtime: AgentRuntime = currentRuntime()): string[] {
+  if (runtime.executable) return [runtime.execPath];
+  const script = runtime.script;
   if (!script) throw new Error('cannot tell which script is running this agent (process.argv[1] is empty)');
-  return [process.execPath, ...absoluteExecArgv(process.execArgv), resolve(script)];
+  return [runtime.execPath, ...absoluteExecArgv(runtime.execArgv), resolve(script)];
 }
 
 /**

@@ -1,6 +1,10 @@
-import { chown, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { AgentConfig, PostgresSourceConfig } from '../../../format/agent-config';
+import { currentRuntime, type AgentRuntime } from '../agent-runtime';
 import type { AgentClients } from '../aws';
 import { psqlRun, type PgConnection } from '../db/postgres';
 import { ColdsealError, EXIT, type ExitCode } from '../errors';
@@ -129,29 +133,52 @@ export async function runPitrSetup(options: PitrSetupOptions): Promise<PitrSetup
 }
 
 export interface AgentCopy {
+  /** Where the copy goes, in the state directory. */
   readonly path: string;
-  readonly bundle: Buffer;
+  /** What is copied: the bundle, or the self-contained executable. */
+  readonly from: string;
+  /** False when `path` already holds the same bytes. */
   readonly changes: boolean;
 }
 
+/** The copies' names in <state dir>/agent/ (the bundle and the executable may both have been installed there, one after the other). */
+export const AGENT_COPY_NAMES = { bundle: 'coldseal-agent.js', executable: 'coldseal-agent' } as const;
+
 /**
- * What the wrapper runs. From the bundle (what hosts run), a copy of it in the state directory:
- * the SSM document keeps only the newest bundle and deletes the others at each stack update,
- * which would break archive_command in between; and there, owned by the server's user, the
- * bundle's loader may keep its code cache for that user (scripts/agent-loader.ts), which takes
- * ~0.1 s off each start. From a source checkout (development, tests): this very command line.
+ * What the wrapper runs. From the self-contained executable (what hosts run) or the bundle (what
+ * laptops run), a copy of it in the state directory: the SSM document keeps only the newest
+ * version and deletes the others at each stack update, which would break archive_command in
+ * between; and there, owned by the server's user, the loader may keep its code cache for that
+ * user (scripts/code-cache.ts), which takes ~0.1 s off each start. From a source checkout
+ * (development, tests): this very command line.
  */
-export async function agentToInstall(stateDir: string): Promise<{ words: string[]; copy?: AgentCopy }> {
-  const words = selfInvocation();
-  const script = process.argv[1];
+export async function agentToInstall(stateDir: string, runtime: AgentRuntime = currentRuntime()): Promise<{ words: string[]; copy?: AgentCopy }> {
+  const words = selfInvocation(runtime);
+  if (runtime.executable) {
+    const path = join(stateDir, 'agent', AGENT_COPY_NAMES.executable);
+    return { words: [path], copy: { path, from: runtime.execPath, changes: !(await sameBytes(runtime.execPath, path)) } };
+  }
+  const script = runtime.script;
   // Joined here so that the bundle's own text holds the loader's marker only once (build-agent.ts checks).
   const marker = ['/*', 'coldseal', 'agent', 'follows'].join(' ');
-  if (process.execArgv.length > 0 || !script) return { words };
+  if (runtime.execArgv.length > 0 || !script) return { words };
   const bundle = await readFile(script).catch(() => undefined);
   if (!bundle?.includes(marker)) return { words };
-  const path = join(stateDir, 'agent', 'coldseal-agent.js');
-  const installed = await readFile(path).catch(() => undefined);
-  return { words: [process.execPath, path], copy: { path, bundle, changes: !installed?.equals(bundle) } };
+  const path = join(stateDir, 'agent', AGENT_COPY_NAMES.bundle);
+  return { words: [runtime.execPath, path], copy: { path, from: resolve(script), changes: !(await sameBytes(script, path)) } };
+}
+
+/** Whether `copy` holds the bytes of `original`: by size, then by SHA-256, read as streams (the executable is ~130 MB). */
+async function sameBytes(original: string, copy: string): Promise<boolean> {
+  const [a, b] = await Promise.all([stat(original), stat(copy).catch(() => undefined)]);
+  if (!b || a.size !== b.size) return false;
+  const digest = async (path: string) => {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(path), hash);
+    return hash.digest('hex');
+  };
+  const [x, y] = await Promise.all([digest(original), digest(copy)]);
+  return x === y;
 }
 
 /**
@@ -181,17 +208,25 @@ async function installWrapper(path: string, script: string, stateDir: string, da
   }
 }
 
-/** Writes the agent's copy by rename (a running command never sees half of it), owned by `owner` when given. */
+/**
+ * Writes the agent's copy, streamed into a temporary file then renamed over the copy (a running
+ * command never sees half of it), owned by `owner` when given.
+ */
 export async function writeAgentCopy(agent: AgentCopy, owner?: { uid: number; gid: number }): Promise<void> {
   const dir = dirname(agent.path);
   await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EEXIST') throw error;
   });
   const temporary = `${agent.path}.${process.pid}.tmp`;
-  await writeFile(temporary, agent.bundle, { mode: 0o755 });
-  if (owner) {
-    await chown(dir, owner.uid, owner.gid);
-    await chown(temporary, owner.uid, owner.gid);
+  try {
+    await pipeline(createReadStream(agent.from), createWriteStream(temporary, { mode: 0o755 }));
+    if (owner) {
+      await chown(dir, owner.uid, owner.gid);
+      await chown(temporary, owner.uid, owner.gid);
+    }
+    await rename(temporary, agent.path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
   }
-  await rename(temporary, agent.path);
 }

@@ -69,9 +69,9 @@ export async function prepareMysql(source: MysqlSourceConfig, password: string |
       databases = source.databases;
     }
     const sizes = parseSizes(await mysql('select table_schema, sum(data_length + index_length) from information_schema.tables group by table_schema', 'reading database sizes'), '\t');
-    const dumpVersion = toolVersion(await runCapture(bin('mysqldump'), ['--version'], {}, `source ${source.name}: mysqldump --version`));
-    const pitr = source.pitr?.enabled === true;
     const flavor: BinlogFlavor = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql';
+    const dumpVersion = toolVersion(await runCapture(bin('mysqldump'), ['--version'], {}, `source ${source.name}: mysqldump --version`, undefined, { mysqlFlavor: flavor }));
+    const pitr = source.pitr?.enabled === true;
     if (pitr) {
       const logBin = (await mysql('select @@global.log_bin', 'checking that the binary log is on')).trim();
       if (logBin !== '1') {

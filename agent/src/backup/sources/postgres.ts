@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import type { PostgresSourceConfig } from '../../../../format/agent-config';
 import { openPgSnapshotInventory } from '../../inventory/postgres';
 import { asUser } from '../../db/as-user';
+import { postgresMajor } from '../../../../format/host-tools';
+import { MissingToolError, postgresToolTooOld } from '../../host-tools';
 import { PG_BASEBACKUP_ARGS, planBaseBackup, type BaseBackupPlan } from './pg-base-backup';
 import { parseSizes, runCapture, toolVersion, type DumpStep, type PreparedSource } from './source';
 
@@ -72,9 +74,20 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
   for (const later of [listQuery, sizeQuery, pgDumpVersionRun, pgDumpallVersionRun, baseBackupPlan]) later?.catch(() => undefined);
 
   const serverVersion = (await versionQuery).trim();
+  // A tool found missing before the server's version was read is reported with it: the install line names the major.
+  const serverMajor = postgresMajor(serverVersion);
+  const withMajor = (error: unknown) => {
+    throw error instanceof MissingToolError && serverMajor !== undefined ? error.with({ postgresMajor: Math.ceil(serverMajor) }) : error;
+  };
   const databases = source.databases === 'all' ? (await listQuery!).split('\n').filter(Boolean).filter((d) => !source.excludeDatabases.includes(d)) : source.databases;
   const sizes = parseSizes(await sizeQuery, '|');
-  const pgDumpVersion = toolVersion(await pgDumpVersionRun);
+  const pgDumpVersion = toolVersion(await pgDumpVersionRun.catch(withMajor));
+  const pgDumpallVersion = pgDumpallVersionRun && toolVersion(await pgDumpallVersionRun.catch(withMajor));
+  // Refused before anything is dumped: pg_dump itself would refuse a newer server only after the dump began.
+  for (const [tool, version] of [[bin('pg_dump'), pgDumpVersion], [bin('pg_dumpall'), pgDumpallVersion]] as const) {
+    const tooOld = version ? postgresToolTooOld(`source ${source.name}`, tool, version, serverVersion) : undefined;
+    if (tooOld) throw tooOld;
+  }
 
   const steps: DumpStep[] = [];
   if (withGlobals) {
@@ -88,7 +101,7 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
       command: run.command,
       args: run.args,
       env,
-      tool: { name: 'pg_dumpall', version: toolVersion(await pgDumpallVersionRun!) },
+      tool: { name: 'pg_dumpall', version: pgDumpallVersion! },
       completion: { method: 'marker', marker: '-- PostgreSQL database cluster dump complete' },
       diagnose: diagnosePostgres,
     });
@@ -123,7 +136,7 @@ export async function preparePostgres(source: PostgresSourceConfig, password: st
         : undefined,
     });
   }
-  const baseBackup = await baseBackupPlan;
+  const baseBackup = await baseBackupPlan?.catch(withMajor);
   if (baseBackup && 'step' in baseBackup) steps.push(baseBackup.step);
   return { engine: { kind: 'postgres', version: serverVersion }, steps, ...(baseBackup && 'refused' in baseBackup ? { refused: [baseBackup.refused] } : {}), cleanup: async () => {} };
 }

@@ -4,6 +4,8 @@ import type { SourceLocation } from '../../../../format/layout';
 import type { Artifact, Engine, Inventory } from '../../../../format/manifest';
 import type { Log } from '../../log';
 import { ColdsealError, EXIT } from '../../errors';
+import type { ToolNeed } from '../../../../format/host-tools';
+import { MissingToolError, missingUnderRunuser } from '../../host-tools';
 
 /**
  * What a source engine hands the pipeline: one dump step per artifact (database, globals,
@@ -99,21 +101,26 @@ export interface PreparedSource {
   cleanup(): Promise<void>;
 }
 
-/** Runs a short query-like command and returns stdout; failures become a SOURCE error with a hint. */
+/**
+ * Runs a short query-like command and returns stdout; failures become a SOURCE error with a hint.
+ * A tool that does not exist (not on PATH, not in binDir; under runAs, runuser's status 127) is a
+ * MissingToolError with the install line for this host; `need` says what more is known of it.
+ */
 export function runCapture(
   command: string,
   args: readonly string[],
   env: Readonly<Record<string, string>>,
   what: string,
   diagnose?: DumpStep['diagnose'],
+  need?: Omit<ToolNeed, 'tool'>,
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(command, [...args], { env: { ...process.env, ...env }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (!error) return resolve(stdout);
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        return reject(new ColdsealError(EXIT.SOURCE, `${what}: ${command} is not installed or not on PATH`, 'Install the client tools of this database engine on the host (or set binDir in the source)'));
-      }
+      if (code === 'ENOENT') return reject(new MissingToolError(what, { ...need, tool: command }));
+      const underRunuser = command === 'runuser' && (error as { code?: unknown }).code === 127 ? missingUnderRunuser(stderr) : undefined;
+      if (underRunuser) return reject(new MissingToolError(what, { ...need, tool: underRunuser }));
       const known = diagnose?.(stderr);
       if (known) return reject(new ColdsealError(EXIT.SOURCE, `${what}: ${known.message}`, known.hint));
       reject(new ColdsealError(EXIT.SOURCE, `${what}: ${firstLines(stderr) || error.message}`));

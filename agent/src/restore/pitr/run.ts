@@ -165,14 +165,15 @@ function serverRunAs(owner: OsUser): string | undefined {
  */
 async function checkAgentRunsAs(owner: OsUser, runAs: string | undefined): Promise<void> {
   if (!runAs) return;
-  const [node, ...args] = selfInvocation();
-  const { command, args: full } = asUser(runAs, node, [...args, '--version']);
+  const words = selfInvocation();
+  const [first, ...args] = words;
+  const { command, args: full } = asUser(runAs, first!, [...args, '--version']);
   try {
     await runTool({ command, args: full }, `running the agent as ${owner.name}`);
   } catch (error) {
     throw new ColdsealError(
       EXIT.CONFIG,
-      `restore_command would run this agent (${args.at(-1)}) as ${owner.name}, who cannot run it: ${(error as Error).message}`,
+      `restore_command would run this agent (${words.at(-1)}) as ${owner.name}, who cannot run it: ${(error as Error).message}`,
       `Put the agent where ${owner.name} can read it (e.g. /opt/coldseal, mode 755/644), and run the restore from there. Nothing was written`,
     );
   }
