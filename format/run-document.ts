@@ -1,3 +1,4 @@
+import { AGENT_PLATFORMS, type AgentArch } from './agent-executables';
 import { NAME_PATTERN, TIERS } from './layout';
 import { AGENT_DOCUMENT_VERSION } from './parameters';
 
@@ -208,3 +209,20 @@ export function runRequest(input: RunRequestInput): RunRequest {
     ...(input.logGroup ? { CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: input.logGroup } } : {}),
   };
 }
+
+/** The document's aws:downloadContent step that fetches an architecture's executable. */
+export function downloadStepName(arch: AgentArch): string {
+  return `downloadAgent${arch.charAt(0).toUpperCase()}${arch.slice(1)}`;
+}
+
+/** The document's aws:runShellScript step: picks, checks and runs the executable. */
+export const RUN_STEP_NAME = 'runColdsealAgent';
+
+/**
+ * The document's steps, in the order the SSM Agent runs them (infra/lib/agent-delivery.ts writes
+ * them; a deploy test checks the deployed document against this). SSM reports each step apart:
+ * GetCommandInvocation takes the step's name as PluginName, and must be given one when the
+ * document has more than one step.
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
+ */
+export const RUN_DOCUMENT_STEPS: readonly string[] = [...AGENT_PLATFORMS.map((p) => downloadStepName(p.arch)), RUN_STEP_NAME];

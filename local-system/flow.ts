@@ -229,8 +229,13 @@ export class Deployment {
    */
   async runCommand(parameters: Readonly<Record<string, string>>, env: Record<string, string> = {}): Promise<DocumentRun> {
     const actor = parameters.action === 'drill' ? this.actors.drill : this.actors.host(parameters.group);
-    return runDocument(actor, this.document, parameters, this.home, { ...this.downloadsEnv(), ...env }, { hostRoot: this.hostRoot });
+    const run = await runDocument(actor, this.document, parameters, this.home, { ...this.downloadsEnv(), ...env }, { hostRoot: this.hostRoot });
+    this.runs.push(run);
+    return run;
   }
+
+  /** Every document run so far (their steps and how long each took). */
+  readonly runs: DocumentRun[] = [];
 
   /**
    * The host's file system root for the document's absolute download paths: its download steps

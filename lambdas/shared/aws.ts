@@ -13,7 +13,9 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandsCommand, SSMClient, type InstanceInformation } from '@aws-sdk/client-ssm';
 import type { RangeRequest, RangeResponse } from '../../runtime/part-reader';
 import { s3PartFetcher } from '../../runtime/s3-part-fetcher';
-import type { BucketStore, CommandHistory, InstanceDirectory, KeyListing, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
+import { isFailedStatus } from '../../format/command-status';
+import { RUN_DOCUMENT_STEPS } from '../../format/run-document';
+import type { BucketStore, CommandHistory, CommandInvocation, InstanceDirectory, KeyListing, ListedObject, ManagedInstance, Notifier, ObjectHead, ParameterStore } from './ports';
 
 /** SDK adapters for the narrow interfaces. No logic beyond mapping "not found" to null. */
 
@@ -212,11 +214,34 @@ export class SsmInstanceDirectory implements InstanceDirectory {
 }
 
 export class SsmCommandHistory implements CommandHistory {
-  constructor(private readonly client: SSMClient) {}
+  /** @param steps the document's step names, in order (RUN_DOCUMENT_STEPS for the agent's document). */
+  constructor(
+    private readonly client: SSMClient,
+    private readonly steps: readonly string[] = RUN_DOCUMENT_STEPS,
+  ) {}
 
-  async invocation(commandId: string, instanceId: string) {
+  /**
+   * The run on one instance, as the step that decided it: SSM answers GetCommandInvocation per
+   * step, and refuses a request without the step's name when the document has more than one. A
+   * failed download ends the command there (onFailure exit) and the script never runs, so the
+   * first step that failed, in document order, is what went wrong; with none failed, the last
+   * step (the script) is the run. A step SSM holds no invocation of is passed over.
+   * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
+   */
+  async invocation(commandId: string, instanceId: string): Promise<CommandInvocation | null> {
+    let last: CommandInvocation | null = null;
+    for (const step of this.steps) {
+      const found = await this.step(commandId, instanceId, step);
+      if (!found) continue;
+      if (isFailedStatus(found.status)) return found;
+      last = found;
+    }
+    return last;
+  }
+
+  private async step(commandId: string, instanceId: string, pluginName: string): Promise<CommandInvocation | null> {
     try {
-      const r = await this.client.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }));
+      const r = await this.client.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId, PluginName: pluginName }));
       return {
         status: r.Status ?? 'Unknown',
         statusDetails: r.StatusDetails ?? '',
@@ -227,7 +252,8 @@ export class SsmCommandHistory implements CommandHistory {
         executionEndedAt: r.ExecutionEndDateTime ? new Date(r.ExecutionEndDateTime) : undefined,
       };
     } catch (error) {
-      if (['InvocationDoesNotExist', 'InvalidCommandId'].includes((error as Error).name)) return null;
+      // InvalidPluginName: a command of another version of the document, without this step.
+      if (['InvocationDoesNotExist', 'InvalidCommandId', 'InvalidPluginName'].includes((error as Error).name)) return null;
       throw error;
     }
   }

@@ -236,6 +236,12 @@ function runAgent(args: string[], env: Record<string, string>): Promise<{ code: 
 }
 
 after(async () => {
+  // What the document's download steps (both executables, every run) cost this run.
+  const downloads = deployment?.runs.flatMap((r) => r.steps.filter((s) => s.action === 'aws:downloadContent')) ?? [];
+  if (downloads.length > 0) {
+    const ms = downloads.reduce((sum, s) => sum + s.durationMs, 0);
+    console.error(`[e2e] ${deployment.runs.length} document runs, ${downloads.length} download steps: ${(ms / 1000).toFixed(1)} s in all (${Math.round(ms / downloads.length)} ms each)`);
+  }
   for (const stop of restoredServers) {
     try {
       execFileSync('/bin/sh', ['-c', stop], { stdio: 'ignore' });

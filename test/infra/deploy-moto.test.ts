@@ -15,6 +15,7 @@ import { configPartsPath, deploymentParameter, groupParameters } from '../../for
 import { EXIT } from '../../format/exit-codes';
 import { cachedExecutableName, type AgentArch, type AgentExecutable } from '../../format/agent-executables';
 import { hostNameFrom } from '../../format/layout';
+import { RUN_DOCUMENT_STEPS } from '../../format/run-document';
 import { buildAgentExecutablesSync, buildAgentSync } from '../../scripts/build-agent';
 import {
   copiedExecutables,
@@ -43,7 +44,7 @@ import { ROOT, sampleContext } from './fixtures';
  * runDocument): its download steps fetch both architectures' executables from the deployed
  * assets with the host's credentials, its script (parameters substituted as SSM does) picks this
  * host's, checks it and runs it, and the agent backs up the local PostgreSQL into the deployed
- * bucket using the deployed parameters. The host's PATH has no node and no aws.
+ * bucket using the deployed parameters. The host's PATH has no node, no aws and no zstd.
  *
  * moto's CloudFormation does not create every resource type nor apply every bucket property; what
  * it skips is listed (and asserted, so a change in moto is noticed) and the bucket settings the
@@ -66,7 +67,7 @@ let recipientKeyFile: string;
 let signingPublicKey: string;
 let document: CommandDocument;
 let executables: AgentExecutable[];
-/** This machine's /usr/bin and /usr/sbin without node and the AWS CLI: what a database server has. */
+/** This machine's /usr/bin and /usr/sbin without node, the AWS CLI and zstd: what a database server has. */
 let hostBin: string;
 
 function run(command: string, args: string[], env: Record<string, string>) {
@@ -88,7 +89,7 @@ before(async () => {
   mkdirSync(hostBin);
   for (const from of ['/usr/bin', '/usr/sbin']) {
     for (const name of readdirSync(from)) {
-      if (/^(node|nodejs|npm|npx|corepack|aws|aws_completer)$/.test(name) || existsSync(join(hostBin, name))) continue;
+      if (/^(node|nodejs|npm|npx|corepack|aws|aws_completer|zstd|zstdmt|unzstd|zstdcat)$/.test(name) || existsSync(join(hostBin, name))) continue;
       symlinkSync(join(from, name), join(hostBin, name));
     }
   }
@@ -209,6 +210,8 @@ describe('deployed into moto', () => {
       document.mainSteps.map((s) => `${s.action} ${s.name}`),
       ['aws:downloadContent downloadAgentX64', 'aws:downloadContent downloadAgentArm64', 'aws:runShellScript runColdsealAgent'],
     );
+    // The names the monitor asks SSM for, step by step (lambdas/shared/aws.ts SsmCommandHistory).
+    assert.deepEqual(document.mainSteps.map((s) => s.name), RUN_DOCUMENT_STEPS);
     const result = await runDocument({ group: GROUP });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}\n${result.stdout}`);
     assert.deepEqual(result.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Success', 'runColdsealAgent Success']);
@@ -229,6 +232,9 @@ describe('deployed into moto', () => {
     const manifestText = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }))).Body!.transformToString();
     const { document: manifest } = await openManifest(manifestText, await readPublicKeys(signingPublicKey, 'signing key'));
     assert.equal(manifest.group, GROUP);
+    // No zstd on the host's PATH: the executable's own Node compressed it, in zstd still.
+    assert.equal(manifest.compression.algorithm, 'zstd');
+    assert.doesNotMatch(manifest.compression.implementation, /zstd-cli/);
     const artifact = manifest.artifacts.find((a) => a.name === database);
     assert.ok(artifact, `no artifact for ${database}`);
 

@@ -41,10 +41,6 @@ export const UNUSED_PERMISSIONS: readonly UnusedPermission[] = [
   { grant: 'host:app PublishAlerts sns:Publish *', reason: "a host alerts only on its own failure; the failed upload is group db's (same construct)" },
   { grant: 'host:app AlertKeyThroughSns * *', reason: "a host alerts only on its own failure; the failed upload is group db's (same construct)" },
   {
-    grant: 'host:app FetchAgent s3:GetObject *',
-    reason: "the run's two groups share one agent directory on this machine, so group db's first run fetched the agent and group app's runs find it cached (agent-script.ts checks its SHA-256 and skips the download)",
-  },
-  {
     grant: 'host:app ReadGroupParameters ssm:GetParameter ssm:parameter/coldseal/groups/app/signing-public-keys',
     reason: "the group's signing public keys are read by a restore or drill on a host of the group (agent restore/verify, trusted keys); group app has no drill host and its restores in the run are the operator's",
   },

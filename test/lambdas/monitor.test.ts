@@ -1,6 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { SendCommandCommand } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { RUN_DOCUMENT_STEPS } from '../../format/run-document';
 import { createMonitorHandler, COMMAND_STATUS_DETAIL_TYPE } from '../../lambdas/monitor/handler';
 import type { MonitorResult } from '../../lambdas/monitor/core/monitor';
 import { SsmCommandHistory } from '../../lambdas/shared/aws';
@@ -264,8 +265,45 @@ test('a delivery time-out is named as such: the host never received the command,
 test('the SSM command adapter reads invocations and parameters (moto: every command succeeds)', async () => {
   const world = await newWorld({ account });
   const sent = await world.ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: ['i-0123456789abcdef0'], Parameters: { commands: ['echo hi --tier monthly'] } }));
-  const history = new SsmCommandHistory(world.ssm);
+  // AWS-RunShellScript's one step is named aws:runShellScript (moto names every invocation so).
+  const history = new SsmCommandHistory(world.ssm, ['aws:runShellScript']);
   const invocation = await history.invocation(sent.Command!.CommandId!, 'i-0123456789abcdef0');
   assert.equal(invocation?.status, 'Success');
   assert.deepEqual(await history.parameters(sent.Command!.CommandId!), { commands: ['echo hi --tier monthly'] });
+});
+
+/**
+ * SSM as it answers GetCommandInvocation for the agent's document (two download steps, then the
+ * script): per step, by the step's name, and never without one (a document of several steps).
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
+ */
+function stepwiseSsm(steps: Record<string, { Status: string; ResponseCode: number; StandardErrorContent: string } | undefined>): { client: SSMClient; asked: string[] } {
+  const asked: string[] = [];
+  const client = {
+    send: async (command: GetCommandInvocationCommand) => {
+      const name = command.input.PluginName;
+      if (!name) throw Object.assign(new Error('the document has more than one step: give PluginName'), { name: 'InvalidPluginName' });
+      asked.push(name);
+      const step = steps[name];
+      if (!step) throw Object.assign(new Error(`no step ${name}`), { name: 'InvalidPluginName' });
+      return { ...step, StatusDetails: step.Status, StandardOutputContent: '' };
+    },
+  } as unknown as SSMClient;
+  return { client, asked };
+}
+
+test("the SSM command adapter asks for each of the document's steps by name: a failed download is the run's failure, else the script's outcome", async () => {
+  const ok = { Status: 'Success', ResponseCode: 0, StandardErrorContent: '' };
+  const script = stepwiseSsm({ downloadAgentX64: ok, downloadAgentArm64: ok, runColdsealAgent: { Status: 'Failed', ResponseCode: 3, StandardErrorContent: 'coldseal: this host is s390x; the agent runs on x86_64 and aarch64 Linux' } });
+  const failed = await new SsmCommandHistory(script.client).invocation('c', 'i');
+  assert.deepEqual([failed?.status, failed?.responseCode, failed?.standardError], ['Failed', 3, 'coldseal: this host is s390x; the agent runs on x86_64 and aarch64 Linux']);
+  assert.deepEqual(script.asked, RUN_DOCUMENT_STEPS);
+
+  const download = stepwiseSsm({ downloadAgentX64: { Status: 'Failed', ResponseCode: 1, StandardErrorContent: 'AccessDenied: Access Denied' }, downloadAgentArm64: undefined, runColdsealAgent: undefined });
+  const denied = await new SsmCommandHistory(download.client).invocation('c', 'i');
+  assert.deepEqual([denied?.status, denied?.responseCode, denied?.standardError], ['Failed', 1, 'AccessDenied: Access Denied']);
+  assert.deepEqual(download.asked, ['downloadAgentX64'], 'the first failed step decides');
+
+  const success = await new SsmCommandHistory(stepwiseSsm({ downloadAgentX64: ok, downloadAgentArm64: ok, runColdsealAgent: ok }).client).invocation('c', 'i');
+  assert.equal(success?.status, 'Success');
 });
