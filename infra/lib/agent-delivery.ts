@@ -10,7 +10,7 @@ import { AGENT_PLATFORMS, compressedExecutableName, type AgentArch, type AgentEx
 import { ADVANCED_PARAMETER_BYTES, MAX_CONFIG_PARTS, MAX_SOURCES_BYTES, SOURCES_REFERENCE_KEY, splitSources, STANDARD_PARAMETER_BYTES } from '../../format/config-parameter';
 import { TIERS } from '../../format/layout';
 import { DEFAULT_PARAMETER_PREFIX, groupParameters, normalizePrefix, type GroupParameters } from '../../format/parameters';
-import { DEFAULT_EXECUTION_TIMEOUT_SECONDS, documentParameters, MAX_EXECUTION_TIMEOUT_SECONDS } from '../../format/run-document';
+import { DEFAULT_EXECUTION_TIMEOUT_SECONDS, documentParameters, downloadStepName, MAX_EXECUTION_TIMEOUT_SECONDS, RUN_STEP_NAME } from '../../format/run-document';
 import { agentDownloadPath, agentScriptLines, checkedScriptExecutables } from './agent-script';
 import { LONGEST, regionLongest, resolvedJsonBytesAtMost } from './parameter-size';
 import { armoredPublicKeyProblem, checkNameProp, type BackupGroupSettings, type RetentionSettings } from './settings';
@@ -113,7 +113,7 @@ export class AgentDelivery extends Construct {
           // https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-downloadContent
           ...this.executables.map((e) => ({
             action: 'aws:downloadContent',
-            name: `downloadAgent${e.arch[0].toUpperCase()}${e.arch.slice(1)}`,
+            name: downloadStepName(e.arch),
             precondition: { StringEquals: ['platformType', 'Linux'] },
             inputs: {
               sourceType: 'S3',
@@ -134,7 +134,7 @@ export class AgentDelivery extends Construct {
           })),
           {
             action: 'aws:runShellScript',
-            name: 'runColdsealAgent',
+            name: RUN_STEP_NAME,
             precondition: { StringEquals: ['platformType', 'Linux'] },
             inputs: {
               timeoutSeconds: '{{ executionTimeout }}',

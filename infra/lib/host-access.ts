@@ -288,10 +288,10 @@ function alertStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatem
 function runStatements(props: HostAccessProps, stack: Stack): iam.PolicyStatement[] {
   return [
     // The document's aws:downloadContent steps (agent-delivery.ts), run by the SSM Agent with
-    // this role: each lists its key as a folder first (ListObjects, Prefix "<key>/", Delimiter
-    // "/"), and fails if that listing is refused; finding nothing under it, it GETs the object
+    // this role: each lists its key as a folder first (ListObjects, Prefix "<key>/"), and fails if
+    // that listing is refused; finding nothing under it, it GETs the object
     // (aws/amazon-ssm-agent agent/plugins/downloadcontent/s3resource/s3resource.go,
-    // agent/fileutil/artifact/artifact.go ListS3Folders and s3Download). So: each asset object,
+    // agent/fileutil/artifact/artifact.go ListS3Directory and s3Download). So: each asset object,
     // and a listing of exactly "<key>/" (empty: no key of the asset bucket starts so), nothing else.
     new iam.PolicyStatement({
       sid: 'FetchAgent',

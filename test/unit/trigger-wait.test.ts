@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { EXIT } from '../../agent/src/errors';
-import type { CommandState, Invocation, ManagedHost, TriggerSsm } from '../../agent/src/trigger/ssm';
+import { responseCode, type CommandState, type Invocation, type ManagedHost, type TriggerSsm } from '../../agent/src/trigger/ssm';
 import { hostLabel, outputTail, waitExitCode, waitForCommand, type WaitProgress } from '../../agent/src/trigger/wait';
 
 const run = (instanceId: string, status: string, responseCode?: number): Invocation => ({ instanceId, instanceName: `${instanceId}.example.internal`, status, statusDetails: status, responseCode, output: '' });
@@ -100,4 +100,14 @@ test('waitForCommand: the time limit ends the wait (the last sleep is cut to it)
   assert.equal(outcome.elapsedSeconds, 25);
   assert.deepEqual(progress, [0, 20]);
   assert.equal(waitExitCode(outcome), EXIT.FAILURE);
+});
+
+test("a host's code is the failed step's, else the last step's: the downloads' 0 never hides the agent's exit code", () => {
+  const step = (ResponseCode: number) => ({ ResponseCode });
+  assert.equal(responseCode([step(0), step(0), step(3)]), 3);
+  assert.equal(responseCode([step(0), step(0), step(0)]), 0);
+  // A failed download stops the document there: the later steps never ran (SSM reports -1).
+  assert.equal(responseCode([step(1), step(-1), step(-1)]), 1);
+  assert.equal(responseCode([step(-1), step(-1), step(-1)]), -1);
+  assert.equal(responseCode([]), undefined);
 });

@@ -104,7 +104,7 @@ export class SdkTriggerSsm implements TriggerSsm {
           instanceName: i.InstanceName ?? '',
           status: i.Status ?? 'Pending',
           statusDetails: i.StatusDetails ?? '',
-          responseCode: plugins.find((p) => p.ResponseCode !== undefined && p.ResponseCode !== -1)?.ResponseCode ?? plugins[0]?.ResponseCode,
+          responseCode: responseCode(plugins),
           output: plugins.map((p) => p.Output ?? '').filter(Boolean).join('\n'),
         });
       }
@@ -124,4 +124,14 @@ export async function callSsm<T>(what: string, call: () => Promise<T>): Promise<
     if (/region is missing/i.test(message)) throw new ColdsealError(EXIT.CONFIG, `no AWS region to ${what} in`, 'Pass --region (the stack\'s region) or set AWS_REGION', { cause: error });
     throw new ColdsealError(EXIT.STORAGE, `cannot ${what}: ${(error as Error).name}: ${message}`, 'Check your AWS credentials (profile), their permissions and the region', { cause: error });
   }
+}
+
+/**
+ * The command's code on a host: the document's steps run in order (the downloads, then the agent)
+ * and stop at the first failure (onFailure: exit), so the first step that failed decides, else the
+ * last step that ran, which is the agent's own exit code.
+ */
+export function responseCode(plugins: readonly { ResponseCode?: number; Status?: string }[]): number | undefined {
+  const ran = plugins.filter((p) => p.ResponseCode !== undefined && p.ResponseCode !== -1);
+  return (ran.find((p) => p.ResponseCode !== 0) ?? ran.at(-1) ?? plugins[0])?.ResponseCode;
 }
