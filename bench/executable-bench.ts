@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -193,10 +193,12 @@ export async function executableBench(argv: string[]): Promise<void> {
     report.sizes = sizes;
 
     // 3 and 4 through the agent: backup and restore.
-    const dumpBytes = Number(execFileSync('sh', ['-c', `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database} | wc -c`]).toString().trim());
-    // To the sink: the store keeps only the backup every restore reads (made with the zstd child).
-    const probe = execFileSync(inProcess.command, ['backup', '--config', sinkConfig, '--tier', 'daily', '--json'], { env: inProcess.env, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
-    const inProcessCompression = /"compression":"([^"]+)"/.exec(probe)?.[1] ?? 'unknown';
+    // The plain dump in a file: its size is the MB/s's yardstick, and the compressors alone read it.
+    const plain = join(work.dir, 'plain.pgdump');
+    execFileSync('sh', ['-c', `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database} > ${plain}`]);
+    const dumpBytes = statSync(plain).size;
+    // Which compression the executable picks without zstd on PATH: its first log line says, then it is stopped.
+    const inProcessCompression = await compressionChoice(inProcess, sinkConfig);
     say(`\nwithout zstd on PATH the executable compresses with: ${inProcessCompression}`);
     report.inProcessCompression = inProcessCompression;
     const inProcessZstd = inProcessCompression.includes('zstd');
@@ -276,8 +278,6 @@ export async function executableBench(argv: string[]): Promise<void> {
 
     // 4b. The compressors alone.
     console.log(`[${elapsed()}] the compressors alone on the plain dump…`);
-    const plain = join(work.dir, 'plain.pgdump');
-    execFileSync('sh', ['-c', `pg_dump -h 127.0.0.1 -U postgres -Fc -Z0 ${database} > ${plain}`]);
     const script = join(work.dir, 'node-zstd.js');
     writeFileSync(script, NODE_ZSTD_SCRIPT);
     const cliZst = join(work.dir, 'plain.cli.zst');
@@ -291,8 +291,8 @@ export async function executableBench(argv: string[]): Promise<void> {
       { name: `node ${AGENT_RUNTIME_NODE_VERSION} zlib zstd decompress`, run: (r) => timed(`node ${AGENT_RUNTIME_NODE_VERSION} zlib zstd decompress`, r, node24, [script, 'decompress', cliZst, '/dev/null']) },
       { name: 'zstd -d', run: (r) => timed('zstd -d', r, 'zstd', ['-d', '-q', '-c', cliZst], env) },
     ];
-    const raw = await interleavedRounds(compressors, args.rounds, statSync(plain).size, 48);
-    const plainBytes = statSync(plain).size;
+    const plainBytes = dumpBytes;
+    const raw = await interleavedRounds(compressors, args.rounds, plainBytes, 48);
     say(`\ncompressors alone, ${(plainBytes / 1e9).toFixed(2)} GB plain dump (file in the page cache, output discarded), ${args.rounds} rounds: MB/s of plaintext, median (range), median CPU-s`);
     say(`  compressed: zstd -3 ${(statSync(cliZst).size / 1e6).toFixed(0)} MB, Node zlib zstd level 3 ${(statSync(nodeZst).size / 1e6).toFixed(0)} MB`);
     for (const c of compressors) {
@@ -313,6 +313,26 @@ export async function executableBench(argv: string[]): Promise<void> {
   const file = join(dir, `executable-${args.sizeGb}gb-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
   writeFileSync(file, JSON.stringify({ ...report, summary: lines }, null, 2));
   console.log(`\n[${elapsed()}] raw figures: ${file}`);
+}
+
+/** The compression an agent's backup picks, from its "backup starting" line (the backup is then stopped). */
+function compressionChoice(agent: Agent, config: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(agent.command, [...agent.prefix, 'backup', '--config', config, '--tier', 'daily', '--json'], { env: agent.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const look = (d: Buffer) => {
+      output += d.toString();
+      const match = /"compression":"([^"]+)"/.exec(output);
+      if (match) {
+        child.kill('SIGKILL');
+        resolve(match[1]);
+      }
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
+    child.once('error', reject);
+    child.once('close', () => resolve(`unknown (the backup said: ${output.slice(-500)})`));
+  });
 }
 
 /** Every asset's size: the executables and their .gz (what the stack ships), the bundle and its gzip size (for comparison). */
