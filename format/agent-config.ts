@@ -215,10 +215,10 @@ export const agentConfigSchema = z
     alertTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN').optional(),
     compression: z
       .object({
-        /** auto: zstd when the zstd binary is on PATH, else gzip (Node's zlib). */
+        /** auto: the zstd binary when on PATH, else Node's own zstd when this Node's zlib has it (the self-contained agent's does), else gzip (Node's zlib). zstd: either zstd engine. */
         algorithm: z.enum(['auto', 'zstd', 'gzip']).default('auto'),
         level: z.number().int().min(1).max(19).optional(),
-        /** zstd worker threads; 0 = one per core. */
+        /** zstd worker threads of the zstd binary; 0 = one per core (Node's zstd runs one). */
         threads: z.number().int().min(0).max(64).default(0),
       })
       .strict()

@@ -152,7 +152,7 @@ export const manifestSchema = z.object({
   compression: z.object({
     algorithm: z.enum(['zstd', 'gzip', 'none']),
     level: z.number().int(),
-    /** "zstd-cli 1.5.4", "node-zlib" … so a restore knows which tool to reach for. */
+    /** "zstd-cli 1.5.4", "node-zlib-zstd 1.5.7" (Node's own zstd: the same frames), "node-zlib 1.3.1" (gzip) … so a restore knows which tool to reach for. */
     implementation: z.string(),
   }),
   encryption: z.object({

@@ -8,6 +8,7 @@ import { parseWalFileName } from '../../../format/wal';
 import { mapLimit } from '../../../runtime/concurrency';
 import { readPrivateKey, readPublicKeys, type PrivateKey, type PublicKey } from '../../../runtime/pgp';
 import { createClients } from '../aws';
+import { ColdsealError } from '../errors';
 import { chooseDecryption, recipientKeyring } from '../pipeline/decrypt';
 import type { GpgHome } from '../pipeline/encrypt';
 import type { Log } from '../log';
@@ -123,7 +124,8 @@ function failed(error: unknown, plan: FetchPlan, { walFile, spool, log }: WalFet
   log.error(`restore_command failed on ${walFile}: ${(error as Error).message}; recovery stops here (exit 126)`, {
     ...fields,
     exitCode: WAL_FETCH_EXIT.ABORT_RECOVERY,
-    hint: 'Check the keys named in the fetch plan, the spool directory and the disk, then start PostgreSQL again',
+    // A ColdsealError knows its remedy (no zstd engine on this host: what to install).
+    hint: error instanceof ColdsealError && error.hint ? error.hint : 'Check the keys named in the fetch plan, the spool directory and the disk, then start PostgreSQL again',
   });
   return WAL_FETCH_EXIT.ABORT_RECOVERY;
 }

@@ -11,7 +11,7 @@ import { openWalRecord, WalRecordError } from '../../../runtime/wal-record';
 import { ColdsealError, EXIT } from '../errors';
 import { decryptWithGpg, decryptWithOpenpgp, type CiphertextFeed, type Decryption } from '../pipeline/decrypt';
 import type { GpgHome } from '../pipeline/encrypt';
-import { startDecompression } from '../pipeline/decompress';
+import { requireDecompressor, startDecompression } from '../pipeline/decompress';
 
 /**
  * Reads one archived WAL object (format/wal-record.ts) into a local file, proving it on the way:
@@ -89,6 +89,13 @@ export async function fetchWalFile(from: WalObjectSource, walFile: string, desti
     throw new WalReadFailure('integrity', walFile, `WAL ${walFile} at ${where} belongs to database system ${record.systemIdentifier}, not ${from.systemIdentifier} (the base backup's)`, 'The archive under this source holds WAL of another cluster (re-initialized server?): restore from a base backup of that cluster, or to a point before it');
   }
   if (!body) throw new WalReadFailure('storage', walFile, `reading ${where} returned no body`, 'Start the recovery again');
+  try {
+    // No zstd engine on this host is neither a damaged object nor a missing one: its own error (what to install).
+    requireDecompressor(record.compression);
+  } catch (error) {
+    discard();
+    throw error;
+  }
 
   const temp = `${destination}.coldseal-${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`;
   try {

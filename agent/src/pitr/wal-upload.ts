@@ -233,13 +233,13 @@ async function hashFile(handle: FileHandle): Promise<{ bytes: number; sha256: st
 
 /**
  * The same compress → encrypt pipeline as dumps (pipeline/compression.ts, pipeline/encrypt.ts),
- * ending in a bounded buffer. With zstd the plaintext never passes through Node's streams: zstd
+ * ending in a bounded buffer. With the zstd child the plaintext never passes through Node's streams: zstd
  * reads the file from its descriptor while Node hashes it by position with one reused buffer (a
  * segment marked .ready never changes, and the length is checked), which keeps a push-ahead of
  * many segments light on memory and CPU.
  */
 async function encodeWalFile(ctx: WalArchiveContext, path: string, size: number): Promise<EncodedWal> {
-  const handle = ctx.compression.algorithm === 'zstd' ? await open(path, 'r') : undefined;
+  const handle = ctx.compression.runsIn === 'child' ? await open(path, 'r') : undefined;
   try {
     const compressor = startCompressor(ctx.compression, handle?.fd);
     const compressorExit = exitOf(compressor.child);

@@ -8,7 +8,7 @@ import { fingerprintOf, messageRecipientKeyIds, type PrivateKey } from '../../..
 import { s3PartFetcher } from '../../../runtime/s3-part-fetcher';
 import { unreadableMessage } from '../../../runtime/s3-presence';
 import { ColdsealError, EXIT } from '../errors';
-import { startDecompression } from '../pipeline/decompress';
+import { requireDecompressor, startDecompression } from '../pipeline/decompress';
 import { chooseDecryption, decryptWithGpg, decryptWithOpenpgp, feedCiphertext, OPENPGP_JS_WINDOW, recipientKeyring, type CiphertextFeed, type Decryption, type DecryptionPreference } from '../pipeline/decrypt';
 
 export type { ObjectPin } from '../../../runtime/part-reader';
@@ -17,7 +17,7 @@ export type { ObjectPin } from '../../../runtime/part-reader';
  * The backup pipeline in reverse, as one stream, in one pass: parallel ranged GETs (PartReader)
  * → each part's SHA-256 checked against the signed manifest BEFORE its bytes go on → OpenPGP
  * decryption (the host's gpg when it has one, as backup does; openpgp.js otherwise) →
- * decompression (zstd as a child process) → plaintext. A changed byte is refused before any byte
+ * decompression (zstd as a child process, or Node's own zstd without one) → plaintext. A changed byte is refused before any byte
  * of its part reaches decryption, let alone a target; the whole SHA-256, the OpenPGP integrity
  * code (MDC), the decompressor's own checks and (for the caller) the completion trailer are still
  * checked at the end, and `finished` reports the first that failed. Memory: the reader's window
@@ -112,6 +112,8 @@ export function partReadFailure(error: unknown, bucket: string, artifact: Artifa
 export async function openPlaintext(options: PlaintextOptions): Promise<OpenedPlaintext> {
   const { s3, bucket, manifest, artifact, key } = options;
   const where = `s3://${bucket}/${artifact.key}`;
+  // A host that cannot decompress the object is told so before any read starts.
+  requireDecompressor(manifest.compression.algorithm);
   const engine = chooseDecryption(options.decryption);
   let reader: PartReader;
   try {

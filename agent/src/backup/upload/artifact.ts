@@ -121,7 +121,7 @@ export function startArtifact(options: {
 }): RunningArtifact {
   const { step, compression, target, log, companion } = options;
   const startedAt = new Date();
-  const needsPlaintextInNode = step.completion.method === 'marker' || compression.algorithm === 'gzip' || companion !== undefined;
+  const needsPlaintextInNode = step.completion.method === 'marker' || compression.runsIn === 'node' || companion !== undefined;
 
   const dump = spawnDumpTool(step, options.label);
   const dumpStderr = keepTail(dump.stderr!, 8192);
@@ -152,6 +152,14 @@ export function startArtifact(options: {
     terminate(compressor.child);
     terminate(encryption?.child);
   };
+  // In Node the compressor has no exit status: its stream's error is the failure (pipe() would not
+  // pass it on, and the encryption would wait for an end that never comes).
+  if (!compressor.child) {
+    compressor.output.once('error', (error) => {
+      fail(new ColdsealError(EXIT.FAILURE, `the compressor failed (${compression.implementation}) for ${step.name}: ${error.message}`, 'Check free memory, or set compression.algorithm to "gzip"'));
+      compressedCounter?.destroy(error);
+    });
+  }
   const stopListening = onInterrupt((signal) =>
     fail(new ColdsealError(EXIT.INTERRUPTED, `backup interrupted by ${signal} while dumping ${step.name}`, 'Nothing of this run was committed; if an SSM timeout sent it, raise the document\'s executionTimeout')),
   );

@@ -6,7 +6,7 @@ import type { PrivateKey } from '../../../../runtime/pgp';
 import { mysqlCommand, runMysql, type MysqlConnection } from '../../db/mysql';
 import { ColdsealError, EXIT } from '../../errors';
 import type { Log } from '../../log';
-import { startDecompression } from '../../pipeline/decompress';
+import { requireDecompressor, startDecompression } from '../../pipeline/decompress';
 import { chooseDecryption, decryptWithGpg, decryptWithOpenpgp, recipientKeyring, type CiphertextFeed, type Decryption } from '../../pipeline/decrypt';
 import type { GpgHome } from '../../pipeline/encrypt';
 import { toolSink, type Sink } from '../../pipeline/sink';
@@ -76,6 +76,8 @@ function binlogTool(conn: MysqlConnection, flavor: BinlogRecord['flavor'], sourc
 
 export async function replayBinlogs(request: ReplayRequest): Promise<ReplayOutcome> {
   const { conn, staging, sourceDatabase, steps, log } = request;
+  // A host that cannot decompress the files is told so before the session starts.
+  for (const compression of new Set(steps.map((step) => step.record.compression))) requireDecompressor(compression);
   const started = Date.now();
   const reached = new ReplayState(request.gtidStart);
   // --binary-mode: statement events may hold any bytes (https://mariadb.com/kb/en/mariadb-command-line-client/).
