@@ -23,7 +23,8 @@ import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, i
  *    the bench database by the same contenders and the shell pipeline the README compares against,
  *    interleaved by round: each round's ratio executable / bundle and agent / shell.
  * 4. zstd in Node (Node 24's zlib) against the zstd child: the executable run with a PATH without
- *    zstd (every PATH entry but zstd's files, linked into one directory), backup and restore; and
+ *    zstd (every PATH entry but zstd's files, linked into one directory) and COLDSEAL_ZSTD=in-process,
+ *    backup and restore (of the object the zstd child made); and
  *    the compressors alone on the same plaintext (the plain dump in a file): Node's zlib zstd at
  *    level 3 against `zstd -3 -T0` and `zstd -3 -T1`, and the decompressors.
  *
@@ -85,14 +86,18 @@ function pathWithout(dir: string, names: readonly string[]): string {
 
 const ZSTD_FILES = ['zstd', 'unzstd', 'zstdcat', 'zstdmt', 'pzstd', 'zstdgrep', 'zstdless'];
 
-/** Node 24's zlib zstd over a file, for the compressors-alone comparison (the agent's own in-process path is measured through the agent). */
+/**
+ * Node 24's zlib zstd over a file, for the compressors-alone comparison (the agent's own in-process
+ * path is measured through the agent): single-threaded with the content checksum, as the agent's
+ * (agent/src/pipeline/zstd.ts) and as the CLI writes by default.
+ */
 const NODE_ZSTD_SCRIPT = `
 const { createReadStream, createWriteStream } = require('node:fs');
 const { pipeline } = require('node:stream/promises');
 const zlib = require('node:zlib');
 const [mode, input, output, level] = process.argv.slice(2);
 const transform = mode === 'compress'
-  ? zlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [zlib.constants.ZSTD_c_compressionLevel]: Number(level) } })
+  ? zlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [zlib.constants.ZSTD_c_compressionLevel]: Number(level), [zlib.constants.ZSTD_c_checksumFlag]: 1 } })
   : zlib.createZstdDecompress({ chunkSize: 256 * 1024 });
 pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), transform, createWriteStream(output)).catch((error) => { console.error(error); process.exit(1); });
 `;
@@ -135,7 +140,8 @@ export async function executableBench(argv: string[]): Promise<void> {
     { name: 'executable', command: exeWarm, prefix: [] },
   ];
   const coldExe: Agent = { name: 'executable, no code cache', command: exeCold, prefix: [], before: () => rmSync(`${exeCold}.v8cache`, { force: true }) };
-  const inProcess: Agent = { name: 'executable, PATH without zstd', command: exeWarm, prefix: [], env: { ...env, PATH: noZstdPath } };
+  // A host without the zstd binary: COLDSEAL_ZSTD=in-process makes sure, should a zstd hide elsewhere.
+  const inProcess: Agent = { name: 'executable, in-process zstd (no zstd on PATH)', command: exeWarm, prefix: [], env: { ...env, PATH: noZstdPath, COLDSEAL_ZSTD: 'in-process' } };
   const bundleName = agents[0].name;
 
   const store = await startBenchServer('s3-files.ts', [join(work.dir, 's3')]);
