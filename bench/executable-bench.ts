@@ -8,7 +8,7 @@ import { AGENT_RUNTIME_NODE_VERSION, executableName, type AgentExecutable } from
 import { BENCH_AWS_ENV, benchS3, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 
 /**
- * npm run bench -- --executable [--size-gb 1 --rounds 3 --startup-runs 15 --no-node24-bundle]
+ * npm run bench -- --executable [--size-gb 1 --rounds 3 --startup-runs 11 --no-node24-bundle]
  *
  * The self-contained agent (issue 26) against the bundle, side by side in one run:
  *
@@ -38,7 +38,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizeGb: 1, rounds: 3, startupRuns: 15, node24Bundle: true };
+  const args: Args = { sizeGb: 1, rounds: 3, startupRuns: 11, node24Bundle: true };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--size-gb') args.sizeGb = Number(argv[++i]);
     else if (argv[i] === '--rounds') args.rounds = Number(argv[++i]);
