@@ -5,13 +5,15 @@ import { buildAgent } from '../scripts/build-agent';
 import { startMoto } from '../local-system/services';
 import { BENCH_AWS_ENV, benchWork, createBenchBucket, ensureDatabase, interleavedRounds, medianWallSeconds, requireTools, startBenchServer, timed, writeAgentConfig, type Contender, type Measurement } from './common';
 import { binlogBench } from './binlog-bench';
+import { executableBench } from './executable-bench';
 import { pitrBench } from './pitr-bench';
 import { restoreBench } from './restore-bench';
 
 /**
  * npm run bench [-- --size-gb 1 --rounds 2 --no-moto --segments]   (restore: npm run bench -- --restore, see restore-bench.ts;
  * PITR against pgBackRest: npm run bench -- --pitr, see pitr-bench.ts; MySQL/MariaDB binary logs:
- * npm run bench -- --binlog, see binlog-bench.ts)
+ * npm run bench -- --binlog, see binlog-bench.ts; the self-contained executable against the bundle:
+ * npm run bench -- --executable, see executable-bench.ts)
  *
  * Side by side, interleaved round by round so drift hits every contender alike, on the same
  * PostgreSQL database (created once, reused): the agent bundle (to a discard-everything S3 sink and
@@ -56,6 +58,11 @@ async function main(): Promise<void> {
   if (process.argv.includes('--binlog')) {
     // npm run bench -- --binlog [...]: MySQL/MariaDB binary log replay and archiving lag (bench/binlog-bench.ts).
     await binlogBench(process.argv.slice(2).filter((a) => a !== '--binlog'));
+    return;
+  }
+  if (process.argv.includes('--executable')) {
+    // npm run bench -- --executable [...]: start-up, sizes, backup/restore and zstd of the self-contained agent (bench/executable-bench.ts).
+    await executableBench(process.argv.slice(2).filter((a) => a !== '--executable'));
     return;
   }
   const args = parseArgs(process.argv.slice(2));
