@@ -74,6 +74,9 @@ export function buildAgentSync(): string {
 /** Where the official Node binaries are installed (the root package's postinstall runs `npm ci` there). */
 export const AGENT_RUNTIME_DIR = join(__dirname, '..', 'agent', 'runtime');
 
+/** What the default build writes about its executables (read by the bench and by people). */
+export const AGENT_EXECUTABLES_MANIFEST = join(AGENT_BUNDLE_DIR, 'executables.json');
+
 /** Bumped when the way an executable is made changes, so that a cached build is not reused. */
 const EXECUTABLE_RECIPE = 'sea-1';
 
@@ -140,7 +143,7 @@ export interface ExecutableBuildOptions {
  */
 export function buildAgentExecutablesSync(options: ExecutableBuildOptions = {}): AgentExecutable[] {
   const outputDir = options.outputDir ?? AGENT_BUNDLE_DIR;
-  const manifestFile = join(outputDir, 'executables.json');
+  const manifestFile = options.outputDir ? join(outputDir, 'executables.json') : AGENT_EXECUTABLES_MANIFEST;
   const agent = buildSync(agentOptions()).outputFiles![0].text;
   const agentSha256 = sha256(agent);
   const loader = buildSync(seaLoaderOptions(agentSha256)).outputFiles![0].text;

@@ -27,6 +27,6 @@ export function nodeVersionNotice(version: string = process.versions.node, home:
   }
   return (
     `Node ${version}: coldseal supports Node ${NODE_SUPPORT.minimumMajor} and later, but AWS SDK releases after ${NODE_SUPPORT.sdkMinimumFrom} need Node ${NODE_SUPPORT.sdkMinimumMajor}+, ` +
-    `so coldseal releases after then will too: upgrade this host to Node ${NODE_SUPPORT.recommendedMajor} (what the Lambdas run) before then. This notice is shown once.`
+    `so coldseal releases after then will too: upgrade this machine to Node ${NODE_SUPPORT.recommendedMajor} (what the Lambdas and the self-contained agent run) before then. This notice is shown once.`
   );
 }

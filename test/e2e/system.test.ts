@@ -34,6 +34,7 @@ import { ROOT, sampleContext } from '../infra/fixtures';
 import { startPgCluster, type PgCluster } from '../harness/pg-cluster';
 import { startMariadbServer, type MariadbServer } from '../harness/mariadb-server';
 import { execFileSync, spawn } from 'node:child_process';
+import { STABLE_LINK } from '../../infra/lib/agent-script';
 
 /**
  * The whole system on one machine: the synthesized stack deployed into moto, the SSM document run
@@ -282,7 +283,7 @@ describe('PostgreSQL group: scheduled backup, verification, report, monitor, res
     assert.deepEqual(run.steps.map((s) => `${s.name} ${s.status}`), ['downloadAgentX64 Success', 'downloadAgentArm64 Success', 'runColdsealAgent Success']);
     // The host runs the x86_64 executable the stack shipped, cached under its SHA-256.
     const x64 = executables.find((e) => e.arch === 'x64')!;
-    assert.deepEqual(readdirSync(join(deployment.home, 'coldseal-home', 'agent')).filter((f) => !f.endsWith('.v8cache')), [cachedExecutableName(x64.sha256)]);
+    assert.deepEqual(readdirSync(join(deployment.home, 'coldseal-home', 'agent')).filter((f) => !f.endsWith('.v8cache')).sort(), [STABLE_LINK, cachedExecutableName(x64.sha256)].sort());
     manifestKeys = await deployment.manifests(PG_GROUP);
     assert.deepEqual(manifestKeys.map((k) => k.split('/')[4]).sort(), ['blobs', BINLOG_SOURCE, 'pg', PITR_SOURCE]);
     // The MariaDB PITR source's dump records where in the binary log its snapshot sits.

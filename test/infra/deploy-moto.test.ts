@@ -37,6 +37,7 @@ import { newMotoAccount, uniqueName, type MotoAccount } from '../harness/aws';
 import { createPgFixture, dropPgDatabase, uniqueDbName, PG } from '../../local-system/databases';
 import { decompress, gpgDecrypt } from '../harness/gpg';
 import { ROOT, sampleContext } from './fixtures';
+import { STABLE_LINK } from '../../infra/lib/agent-script';
 
 /**
  * The synthesized template deployed into moto_server's CloudFormation, then the deployed SSM
@@ -263,7 +264,7 @@ describe('deployed into moto', () => {
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
     assert.equal(statSync(join(agentDir, name)).mtimeMs, before, 'the checked agent is reused, not installed again');
     // Beside the agent, its V8 code cache (the directory is private to root, as the script makes it).
-    assert.deepEqual(readdirSync(agentDir).sort(), [name, `${name}.v8cache`], 'no partial download left behind, and the code cache beside the agent');
+    assert.deepEqual(readdirSync(agentDir).sort(), [STABLE_LINK, name, `${name}.v8cache`].sort(), 'no partial download left behind, the code cache beside the agent, the stable link to it');
     assert.equal(statSync(agentDir).mode & 0o777, 0o700);
     const monthly = (await listBackups('backups/monthly/')).filter((k) => parseKey(k)?.kind === 'manifest');
     assert.equal(monthly.length, 1);
@@ -280,7 +281,7 @@ describe('deployed into moto', () => {
     const result = await runDocument({ group: GROUP }, { COLDSEAL_HOME: home });
     assert.equal(result.code, EXIT.OK, `exit ${result.code}\n${result.stderr}`);
     const current = cachedExecutableName(executableOf('x64').sha256);
-    assert.deepEqual(readdirSync(agentDir).sort(), [current, `${current}.v8cache`, 'operator-notes.txt'].sort(), 'earlier agents and caches removed, other files kept');
+    assert.deepEqual(readdirSync(agentDir).sort(), [STABLE_LINK, current, `${current}.v8cache`, 'operator-notes.txt'].sort(), 'earlier agents and caches removed, other files kept');
   });
 
   test('the output send-command line and each schedule input are valid SendCommand requests for the AWS CLI', async () => {
