@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Artifact } from '../format/manifest';
 import { ciphertextParts, type CiphertextPart } from '../format/ranges';
+import { youngGarbage } from './young-garbage';
 
 /**
  * The one way every reader (restore, verify, drill, the verifier Lambda) reads an artifact's
@@ -345,6 +346,8 @@ export class PartReader {
       hash.update(chunk);
       buffer.set(chunk, received);
       received += chunk.length;
+      // The chunk is garbage now: scavenges free such chunks young (young-garbage.ts).
+      youngGarbage(chunk.length);
     }
     if (received !== part.length) {
       // A short body is a broken connection (retryable); a long one is the object's fault.
