@@ -16,6 +16,8 @@ import { youngGarbage } from './young-garbage';
  * 64 KiB chunks are copied in as they arrive and die young. Holding the chunks themselves until
  * a part's turn came kept them alive past two scavenges, so every byte read became old-generation
  * garbage that only a full mark-compact frees (the measurements are in docs/benchmarks.md).
+ * Node 24's V8 no longer scavenges for such chunks by itself: the reader asks for a scavenge every
+ * few MiB of them (young-garbage.ts).
  *
  * Every object is pinned to the version the first read of it saw (IfMatch on its ETag, and its
  * VersionId when the bucket is versioned): an object replaced while it is being read fails loudly
