@@ -33,6 +33,9 @@ let collector: Collector | null | undefined;
 function minorCollector(): Collector | null {
   if (collector === undefined) {
     collector = null;
+    // Started with --expose-gc (a debugging session): the flag is left as it was.
+    const exposed = (globalThis as { gc?: unknown }).gc;
+    if (typeof exposed === 'function') return (collector = exposed as Collector);
     try {
       setFlagsFromString('--expose-gc');
       const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
