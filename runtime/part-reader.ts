@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Artifact } from '../format/manifest';
 import { ciphertextParts, type CiphertextPart } from '../format/ranges';
+import { youngGarbage } from './young-garbage';
 
 /**
  * The one way every reader (restore, verify, drill, the verifier Lambda) reads an artifact's
@@ -15,6 +16,8 @@ import { ciphertextParts, type CiphertextPart } from '../format/ranges';
  * 64 KiB chunks are copied in as they arrive and die young. Holding the chunks themselves until
  * a part's turn came kept them alive past two scavenges, so every byte read became old-generation
  * garbage that only a full mark-compact frees (the measurements are in docs/benchmarks.md).
+ * Node 24's V8 no longer scavenges for such chunks by itself: the reader asks for a scavenge every
+ * few MiB of them (young-garbage.ts).
  *
  * Every object is pinned to the version the first read of it saw (IfMatch on its ETag, and its
  * VersionId when the bucket is versioned): an object replaced while it is being read fails loudly
@@ -345,6 +348,8 @@ export class PartReader {
       hash.update(chunk);
       buffer.set(chunk, received);
       received += chunk.length;
+      // The chunk is garbage now: scavenges free such chunks young (young-garbage.ts).
+      youngGarbage(chunk.length);
     }
     if (received !== part.length) {
       // A short body is a broken connection (retryable); a long one is the object's fault.
