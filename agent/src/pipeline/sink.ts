@@ -3,6 +3,8 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
+import { installAdvice } from '../../../format/host-tools';
+import { hostOsRelease } from '../host-tools';
 import { keepTail } from '../process-output';
 
 /**
@@ -33,10 +35,10 @@ export function toolSink(run: ToolRun, what: string, options: { keepStdout?: boo
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stdin!.on('error', () => undefined);
   const done = new Promise<void>((resolve, reject) => {
-    child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (${error.message})`, (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Install ${run.command} (the database client tools) on this machine` : undefined)));
+    child.once('error', (error) => reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (${error.message})`, (error as NodeJS.ErrnoException).code === 'ENOENT' ? installAdvice(hostOsRelease(), { tool: run.command }) : undefined)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
-      if (options.drain && code === 127) return reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (not found)`, `Install ${run.command} (the database client tools) on this machine`));
+      if (options.drain && code === 127) return reject(new ColdsealError(EXIT.FAILURE, `${what}: ${run.command} could not be started (not found)`, installAdvice(hostOsRelease(), { tool: run.command })));
       const lines = stderr().trim().split('\n').filter((l) => !/^\s*$/.test(l));
       const firstError = lines.find((l) => /error|ERROR|fatal|FATAL|Cannot|cannot/.test(l)) ?? lines[0] ?? '';
       // No hint: what the failure left behind is for the caller to say (a restore undoes it and says so).

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { ColdsealError, EXIT } from '../errors';
-import { MissingToolError } from '../host-tools';
+import { hostOsRelease, MissingToolError } from '../host-tools';
+import { installAdvice } from '../../../format/host-tools';
 import { pgCommand, pgIdent, psqlRun, type PgConnection } from '../db/postgres';
 import { keepTail, lastLines } from '../process-output';
 import { runTool } from '../pipeline/sink';
@@ -39,7 +40,7 @@ export async function readArchiveHead(conn: PgConnection, plaintext: Readable): 
       reject(
         (error as NodeJS.ErrnoException).code === 'ENOENT'
           ? new MissingToolError('reading the archive head', { tool: conn.binDir ? run.command : 'pg_restore' }, EXIT.CONFIG, conn.binDir ? "or set the source's binDir" : 'or put it on PATH')
-          : new ColdsealError(EXIT.FAILURE, `pg_restore could not be started (${error.message})`, 'Install the PostgreSQL client tools on this machine'),
+          : new ColdsealError(EXIT.FAILURE, `pg_restore could not be started (${error.message})`, installAdvice(hostOsRelease(), { tool: 'pg_restore' })),
       ),
     );
     child.once('close', (code) => resolve(code));
