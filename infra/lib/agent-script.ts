@@ -77,10 +77,10 @@ function architectureCase(e: AgentScriptExecutable): string {
   return `  ${names}) ARCH=${e.arch}; SHA256=${e.sha256}; COMPRESSED_SHA256=${e.compressedSha256}; AGENT_FILE=${cachedExecutableName(e.sha256)} ;;`;
 }
 
-/** The script, one line per runCommand entry. */
 /** The link to the current version, in the agent directory. */
 export const STABLE_LINK = 'coldseal-agent';
 
+/** The script, one line per runCommand entry. */
 export function agentScriptLines(options: AgentScriptOptions): string[] {
   const executables = checkedScriptExecutables(options.executables);
   const prefix = options.parameterPrefix ?? DEFAULT_PARAMETER_PREFIX;
