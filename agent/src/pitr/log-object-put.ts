@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { AgentConfig } from '../../../format/agent-config';
 import { WalRecordError } from '../../../runtime/wal-record';
+import { ColdsealError, EXIT } from '../errors';
 
 /**
  * The one write of a log object (a WAL file, a binary log file): a conditional PutObject
@@ -105,4 +106,28 @@ export async function confirmArchivedCopy<R extends { readonly plaintextSha256: 
   }
   if (archived.plaintextSha256 !== c.plaintextSha256) throw c.differs(archived, location);
   return archived;
+}
+
+/** What a host is told to do about a failed write of a log object, in the words of its archiver. */
+export interface LogStorageAdvice {
+  /** The write did not finish in time. */
+  readonly timedOut: string;
+  /** The SDK found no credentials. */
+  readonly noCredentials: string;
+  /** Any other failure (network, 5xx). */
+  readonly failed: string;
+}
+
+/**
+ * An S3 failure while writing (or reading back) a log object, as EXIT.STORAGE: one classification
+ * for WAL and binary logs (the archivers differ only in what they tell the host); a refusal by
+ * S3 always means the instance policy.
+ */
+export function logStorageError(error: Error, bucket: string, key: string, what: string, advice: LogStorageAdvice): ColdsealError {
+  const name = (error as { name?: string }).name ?? '';
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (name === 'AbortError') return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} did not finish in time`, advice.timedOut, { cause: error });
+  if (name === 'CredentialsProviderError') return new ColdsealError(EXIT.STORAGE, `no AWS credentials for s3://${bucket}/${key}`, advice.noCredentials, { cause: error });
+  if (status === 403 || name === 'AccessDenied') return new ColdsealError(EXIT.STORAGE, `S3 refused ${what} to s3://${bucket}/${key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role', { cause: error });
+  return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} failed: ${error.message}`, advice.failed, { cause: error });
 }

@@ -19,7 +19,7 @@ import { startEncryption, type Encryptor } from '../pipeline/encrypt';
 import { lastLines } from '../process-output';
 import { AGENT_VERSION } from '../version';
 import { readSegmentHeader, type ClusterIdentity } from './cluster-files';
-import { confirmArchivedCopy, putLogObject } from './log-object-put';
+import { confirmArchivedCopy, logStorageError, putLogObject, type LogStorageAdvice } from './log-object-put';
 
 /**
  * Archives ONE WAL file (segment, .history, .backup or .partial): read → compress → OpenPGP
@@ -182,13 +182,14 @@ async function compareWithArchived(ctx: WalArchiveContext, key: string, walFile:
   return 'already-archived';
 }
 
+const WAL_STORAGE_ADVICE: LogStorageAdvice = {
+  timedOut: 'Check network access to S3; PostgreSQL retries the WAL file',
+  noCredentials: 'archive_command runs as the PostgreSQL server\'s user with its environment: give the host an instance profile, or AWS_* settings in the server\'s environment',
+  failed: 'Check network access to S3; PostgreSQL keeps the WAL file and retries',
+};
+
 function storageError(error: Error, bucket: string, key: string, what = 'upload'): ColdsealError {
-  const name = (error as { name?: string }).name ?? '';
-  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  if (name === 'AbortError') return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} did not finish in time`, 'Check network access to S3; PostgreSQL retries the WAL file', { cause: error });
-  if (name === 'CredentialsProviderError') return new ColdsealError(EXIT.STORAGE, `no AWS credentials for s3://${bucket}/${key}`, 'archive_command runs as the PostgreSQL server\'s user with its environment: give the host an instance profile, or AWS_* settings in the server\'s environment', { cause: error });
-  if (status === 403 || name === 'AccessDenied') return new ColdsealError(EXIT.STORAGE, `S3 refused ${what} to s3://${bucket}/${key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role', { cause: error });
-  return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} failed: ${error.message}`, 'Check network access to S3; PostgreSQL keeps the WAL file and retries', { cause: error });
+  return logStorageError(error, bucket, key, what, WAL_STORAGE_ADVICE);
 }
 
 interface EncodedWal {

@@ -18,7 +18,7 @@ import { startCompressor, type CompressionChoice } from '../../pipeline/compress
 import { startEncryption, type Encryptor } from '../../pipeline/encrypt';
 import { lastLines } from '../../process-output';
 import { AGENT_VERSION } from '../../version';
-import { confirmArchivedCopy, putLogObject } from '../log-object-put';
+import { confirmArchivedCopy, logStorageError, putLogObject, type LogStorageAdvice } from '../log-object-put';
 import { BinlogFormatError, BinlogScanStream, type BinlogFacts } from './binlog-events';
 
 /**
@@ -189,13 +189,14 @@ async function compareWithArchived(ctx: BinlogArchiveContext, key: string, binlo
   return 'already-archived';
 }
 
-export function storageError(error: Error, bucket: string, key: string, what = 'upload'): ColdsealError {
-  const name = (error as { name?: string }).name ?? '';
-  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  if (name === 'AbortError') return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} did not finish in time`, 'Check network access to S3; the next binlog-push archives the file', { cause: error });
-  if (name === 'CredentialsProviderError') return new ColdsealError(EXIT.STORAGE, `no AWS credentials for s3://${bucket}/${key}`, 'Give the host an instance profile (or AWS_* settings in the timer\'s environment)', { cause: error });
-  if (status === 403 || name === 'AccessDenied') return new ColdsealError(EXIT.STORAGE, `S3 refused ${what} to s3://${bucket}/${key}: ${error.message}`, 'Attach the coldseal instance policy of this group to the host\'s role', { cause: error });
-  return new ColdsealError(EXIT.STORAGE, `${what} to s3://${bucket}/${key} failed: ${error.message}`, 'Check network access to S3; the server keeps the binary log and the next binlog-push archives it', { cause: error });
+const BINLOG_STORAGE_ADVICE: LogStorageAdvice = {
+  timedOut: 'Check network access to S3; the next binlog-push archives the file',
+  noCredentials: 'Give the host an instance profile (or AWS_* settings in the timer\'s environment)',
+  failed: 'Check network access to S3; the server keeps the binary log and the next binlog-push archives it',
+};
+
+function storageError(error: Error, bucket: string, key: string, what = 'upload'): ColdsealError {
+  return logStorageError(error, bucket, key, what, BINLOG_STORAGE_ADVICE);
 }
 
 function exitOf(child: ChildProcess | undefined): Promise<string | undefined> {
