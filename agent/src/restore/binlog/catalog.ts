@@ -4,10 +4,11 @@ import type { Manifest } from '../../../../format/manifest';
 import { openBinlogRecord } from '../../../../runtime/binlog-record';
 import { mapLimit } from '../../../../runtime/concurrency';
 import type { PublicKey } from '../../../../runtime/pgp';
-import { isComplete, listAll, listBackups, storageError } from '../../catalog/listing';
+import { listAll, storageError } from '../../catalog/listing';
 import { ColdsealError, EXIT } from '../../errors';
 import { loadVerifiedManifest } from '../select';
 import { binlogSequence, type ArchivedBinlog, type DumpCandidate } from './plan';
+import { oneHostsBackups } from '../log-restore';
 
 /**
  * What a MySQL/MariaDB point-in-time restore plans from, read without downloading any dump or
@@ -22,10 +23,7 @@ export interface SourceDumps {
 }
 
 export async function readDumps(s3: S3Client, bucket: string, trusted: readonly PublicKey[], where: { group: string; host?: string; source: string }): Promise<SourceDumps> {
-  const entries = (await listBackups(s3, bucket, where)).filter(isComplete);
-  const hosts = [...new Set(entries.map((e) => e.host))].sort();
-  if (hosts.length > 1) throw new ColdsealError(EXIT.USAGE, `source "${where.source}" of group ${where.group} is backed up by several hosts (${hosts.join(', ')})`, 'Say which one with --host');
-  if (hosts.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of source "${where.source}"${where.host ? ` on host ${where.host}` : ''} in group ${where.group}`, 'List what exists with: coldseal list');
+  const { host, entries } = await oneHostsBackups(s3, bucket, where);
   const manifests = new Map<string, Manifest>();
   const dumps: DumpCandidate[] = [];
   await mapLimit(entries, 8, async (entry) => {
@@ -37,7 +35,7 @@ export async function readDumps(s3: S3Client, bucket: string, trusted: readonly 
       if (artifact.binlogPosition) dumps.push({ manifestKey: key, stamp: manifest.stamp, database: artifact.name, position: artifact.binlogPosition });
     }
   });
-  return { host: hosts[0], dumps: dumps.sort((a, b) => a.position.readAt.localeCompare(b.position.readAt)), manifests };
+  return { host, dumps: dumps.sort((a, b) => a.position.readAt.localeCompare(b.position.readAt)), manifests };
 }
 
 export interface RecordFailure {

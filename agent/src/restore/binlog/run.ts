@@ -1,7 +1,4 @@
-import type { PrivateKey, PublicKey } from '../../../../runtime/pgp';
-import type { AgentClients } from '../../aws';
 import { ColdsealError, EXIT } from '../../errors';
-import type { Log } from '../../log';
 import type { ArchivePolicy, ArchiveClient } from '../archive';
 import { runRestore, type RestoreResult } from '../restore';
 import type { SafetyDumpPolicy } from '../safety-dump';
@@ -11,6 +8,7 @@ import { BinlogPrefetcher } from './fetch';
 import { binlogSequence, describeBinlogWindow, describePlan, planBinlogRestore, type BinlogPlan } from './plan';
 import { replayBinlogs, type ReplayOutcome } from './replay';
 import { describeBinlogTarget, type BinlogTarget } from './target';
+import type { LogRestoreSource } from '../log-restore';
 
 /**
  * `coldseal restore --source S --to-time T | --to-position | --to-gtid | --to-latest --target
@@ -20,15 +18,7 @@ import { describeBinlogTarget, type BinlogTarget } from './target';
  * it replace the target, new or existing (with the safety dump and the question `restore` always
  * has). A failure anywhere drops the staging database: the target stays as it was.
  */
-export interface BinlogRestoreRequest {
-  readonly clients: AgentClients;
-  readonly bucket: string;
-  readonly log: Log;
-  readonly group: string;
-  readonly host?: string;
-  readonly source: string;
-  readonly key: PrivateKey;
-  readonly trusted: readonly PublicKey[];
+export interface BinlogRestoreRequest extends LogRestoreSource {
   readonly target: BinlogTarget;
   /** The database (artifact) of the dumps; needed when they hold several. */
   readonly database?: string;

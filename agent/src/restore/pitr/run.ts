@@ -6,9 +6,7 @@ import type { PostgresSourceConfig } from '../../../../format/agent-config';
 import { manifestKey } from '../../../../format/layout';
 import { artifactObjects, objectLabel } from '../../../../format/ranges';
 import { formatLsn } from '../../../../format/wal';
-import type { PrivateKey, PublicKey } from '../../../../runtime/pgp';
-import type { AgentClients } from '../../aws';
-import { isComplete, listBackups, type BackupEntry } from '../../catalog/listing';
+import type { BackupEntry } from '../../catalog/listing';
 import { asUser } from '../../db/as-user';
 import { psqlRun, type PgConnection } from '../../db/postgres';
 import { ColdsealError, EXIT } from '../../errors';
@@ -24,6 +22,7 @@ import { canOwnAs, checkDataDir, createDataDirs, osUser, removeDataDirs, writeOw
 import { planRecovery, type ArchiveView, type BaseCandidate, type RecoveryPlan } from './plan';
 import { startServer, stopServer, waitForRecovery, type RecoveryReached, type RestoredServer } from './server';
 import { describeTarget, type RecoveryTarget, type TargetTimeline } from './target';
+import { oneHostsBackups, type LogRestoreSource } from '../log-restore';
 
 /**
  * `coldseal restore --source pg --to-time … | --to-lsn … | --to-latest --data-dir DIR`: a new
@@ -40,15 +39,7 @@ export interface WalArchiveAccess {
   afterRecovery?(spoolDir: string): Promise<void>;
 }
 
-export interface PitrRestoreRequest {
-  readonly clients: AgentClients;
-  readonly bucket: string;
-  readonly log: Log;
-  readonly group: string;
-  readonly host?: string;
-  readonly source: string;
-  readonly key: PrivateKey;
-  readonly trusted: readonly PublicKey[];
+export interface PitrRestoreRequest extends LogRestoreSource {
   readonly target: RecoveryTarget;
   readonly timeline: TargetTimeline;
   readonly dataDir: string;
@@ -86,10 +77,7 @@ export interface PitrRestoreResult {
 
 /** The base backups of the source (manifests checked); the host they came from. */
 export async function baseCandidates(request: Pick<PitrRestoreRequest, 'clients' | 'bucket' | 'group' | 'host' | 'source' | 'trusted'>): Promise<{ host: string; bases: BaseCandidate[]; manifests: Map<string, Manifest> }> {
-  const entries = (await listBackups(request.clients.s3, request.bucket, { group: request.group, host: request.host, source: request.source })).filter(isComplete);
-  const hosts = [...new Set(entries.map((e) => e.host))].sort();
-  if (hosts.length > 1) throw new ColdsealError(EXIT.USAGE, `source "${request.source}" of group ${request.group} is backed up by several hosts (${hosts.join(', ')})`, 'Say which one with --host');
-  if (hosts.length === 0) throw new ColdsealError(EXIT.NOT_FOUND, `no complete backup of source "${request.source}"${request.host ? ` on host ${request.host}` : ''} in group ${request.group}`, 'List what exists with: coldseal list');
+  const { host, entries } = await oneHostsBackups(request.clients.s3, request.bucket, { group: request.group, host: request.host, source: request.source });
   // Base backups by their listing (an artifact named "cluster"); each is proven by its signed manifest.
   const listed = entries.filter((e: BackupEntry) => e.artifacts.some((a) => a.artifact === 'cluster'));
   const bases: BaseCandidate[] = [];
@@ -102,7 +90,7 @@ export async function baseCandidates(request: Pick<PitrRestoreRequest, 'clients'
     manifests.set(key, manifest);
     bases.push({ manifestKey: key, stamp: manifest.stamp, artifact: artifact.name, baseBackup: artifact.baseBackup });
   }
-  return { host: hosts[0], bases, manifests };
+  return { host, bases, manifests };
 }
 
 /** The running server's data directory, when it answers: a restore never goes there. */
