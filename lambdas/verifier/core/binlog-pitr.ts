@@ -83,16 +83,7 @@ interface WindowStart {
 }
 
 /** One hole in a binary log archive, the dumps whose reach it ends and the first dump after it. */
-export interface BinlogGapRow {
-  readonly after: string;
-  readonly before: string;
-  readonly missing: readonly string[];
-  readonly fromTime: string;
-  readonly toTime: string;
-  readonly gtidBefore: string;
-  readonly gtidAfter: string;
-  readonly reason: BinlogGap['reason'];
-  readonly description: string;
+export interface BinlogGapRow extends BinlogGap {
   readonly brokenDumps: readonly string[];
   readonly nextDump: { readonly stamp: string; readonly readAt: string } | null;
 }
