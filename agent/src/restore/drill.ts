@@ -124,21 +124,25 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     }
   }
 
+  // What a drill of either kind of log archive reads with, and how it treats archived objects.
+  const pitrDrillBase = {
+    clients: readingClients,
+    bucket: read.bucket,
+    log,
+    group: config.group,
+    trusted: options.trusted,
+    key: options.key,
+    archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 60_000, rerun: 'coldseal drill --pitr' },
+    random: options.pitr?.random,
+  };
   for (const { host, source } of pitrSources) {
     if (await isBinlogArchive(read.s3, read.bucket, config.group, host, source)) {
       results.push(
         await binlogPitrDrill(
           {
-            clients: readingClients,
-            bucket: read.bucket,
-            log,
-            group: config.group,
-            trusted: options.trusted,
-            key: options.key,
+            ...pitrDrillBase,
             scratch: options.scratch.mysql,
-            archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 60_000, rerun: 'coldseal drill --pitr' },
             concurrency: options.pitr!.binlogConcurrency ?? 4,
-            random: options.pitr!.random,
           },
           host,
           source,
@@ -150,17 +154,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     results.push(
       await pitrDrill(
         {
-          clients: readingClients,
-          bucket: read.bucket,
-          log,
-          group: config.group,
-          trusted: options.trusted,
-          key: options.key,
+          ...pitrDrillBase,
           server: postgres?.type === 'postgres' ? postgres : undefined,
-          archive: { days: 1, wait: false, waitTimeoutMs: 0, pollIntervalMs: 60_000, rerun: 'coldseal drill --pitr' },
           wal: options.pitr!.wal,
           timeoutMs: options.pitr!.timeoutMs,
-          random: options.pitr!.random,
         },
         host,
         source,
