@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { AgentConfig } from '../../../format/agent-config';
 import { ColdsealError, EXIT } from '../errors';
 import { keepTail } from '../process-output';
-import { createInProcessZstdCompress, noZstdEngine, pickZstdEngine, zstdAvailability, type ZstdAvailability } from './zstd';
+import { createInProcessZstdCompress, inProcessZstdLabel, noZstdEngine, pickZstdEngine, zstdAvailability, type ZstdAvailability } from './zstd';
 
 /**
  * Compression runs in a zstd child when the host has the binary (multi-threaded, 3–4× gzip's speed
@@ -29,7 +29,7 @@ export function chooseCompression(config: AgentConfig['compression'], available:
     const zstd = available();
     const engine = pickZstdEngine(zstd);
     if (engine === 'child') return { algorithm: 'zstd', level: config.level ?? 3, threads: config.threads, implementation: `zstd-cli ${zstd.cli}`, extension: 'zst', runsIn: 'child' };
-    if (engine === 'in-process') return { algorithm: 'zstd', level: config.level ?? 3, threads: 1, implementation: `node-zlib-zstd ${zstd.inProcess}`, extension: 'zst', runsIn: 'node' };
+    if (engine === 'in-process') return { algorithm: 'zstd', level: config.level ?? 3, threads: 1, implementation: inProcessZstdLabel(zstd.inProcess), extension: 'zst', runsIn: 'node' };
     if (config.algorithm === 'zstd' || zstd.forced) {
       const { message, hint } = noZstdEngine(zstd);
       throw new ColdsealError(EXIT.CONFIG, `compression.algorithm is "${config.algorithm}" but ${message}`, `${hint}; or set compression.algorithm to "gzip"`);

@@ -7,7 +7,7 @@ import { ColdsealError, EXIT } from '../errors';
 import { keepTail, lastLines } from '../process-output';
 import type { Decryption } from './decrypt';
 import { ByteCounter } from './streams';
-import { createInProcessZstdDecompress, noZstdEngine, pickZstdEngine, zstdAvailability, type ZstdEngine } from './zstd';
+import { createInProcessZstdDecompress, inProcessZstdLabel, noZstdEngine, pickZstdEngine, zstdAvailability, type ZstdEngine } from './zstd';
 
 type CompressionAlgorithm = Manifest['compression']['algorithm'];
 
@@ -139,7 +139,7 @@ function decompressInProcess(decryption: Decryption, fd: number | undefined, to:
         const failure = first?.error ?? zstd.errored ?? error!;
         // Node's zstd stops at bytes after the last frame with this code, not a zstd error.
         const detail = (failure as NodeJS.ErrnoException).code === 'ERR_STREAM_DESTROYED' ? `unexpected bytes after a frame (${failure.message})` : failure.message;
-        resolve(`zstd decompression (${zstdLabel()}) failed: ${detail}`);
+        resolve(`zstd decompression (${inProcessZstdLabel()}) failed: ${detail}`);
       });
     });
   });
@@ -153,10 +153,6 @@ function decompressInProcess(decryption: Decryption, fd: number | undefined, to:
       out?.destroy();
     },
   };
-}
-
-function zstdLabel(): string {
-  return `node-zlib-zstd ${(process.versions as Record<string, string | undefined>).zstd ?? ''}`.trim();
 }
 
 /**

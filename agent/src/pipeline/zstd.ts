@@ -54,6 +54,11 @@ export function inProcessZstdVersion(): string | undefined {
   return (process.versions as Record<string, string | undefined>).zstd ?? 'unknown';
 }
 
+/** How the manifest and messages name Node's zstd: "node-zlib-zstd 1.5.7". */
+export function inProcessZstdLabel(version = inProcessZstdVersion()): string {
+  return `node-zlib-zstd ${version ?? ''}`.trim();
+}
+
 function forcedEngine(): ZstdEngine | undefined {
   const value = process.env.COLDSEAL_ZSTD;
   if (value === undefined || value === '' || value === 'auto') return undefined;
